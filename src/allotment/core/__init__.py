@@ -1,0 +1,1 @@
+"""Pure scheduling and policy decisions. Imports nothing from db, api or backends."""
