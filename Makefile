@@ -1,0 +1,35 @@
+# allotment: `make run` starts the server, `make test` runs the whole suite. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install test-unit migration lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/allot server
+
+# The suite needs a PostgreSQL server; scripts/postgres.sh installs (Debian) and starts a throwaway one when absent.
+test: $(STAMP)
+	bash scripts/test.sh
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+# Regenerate the schema migration from the models (development only; see CONTRIBUTING in README).
+migration: $(STAMP)
+	$(BIN)/python scripts/make_migration.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

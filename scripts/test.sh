@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole suite: unit tests, API tests on SQLite and on a real PostgreSQL, end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+pgdir=$(mktemp -d /tmp/allot-pg.XXXXXX)
+chmod 755 "$pgdir"
+trap 'bash scripts/postgres.sh stop "$pgdir"' EXIT
+if [ -z "${ALLOT_TEST_POSTGRES_URL:-}" ]; then
+  ALLOT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$pgdir")
+  export ALLOT_TEST_POSTGRES_URL
+fi
+# Suites that need PostgreSQL fail (not skip) when it is missing.
+export ALLOT_TEST_REQUIRE_POSTGRES=1
+"$BIN/pytest" -p no:cacheprovider -n 2 "$@" tests

@@ -1,0 +1,124 @@
+"""create_app(settings): the API, the console and the background services of one allotment server."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from allotment import __version__, migrate
+from allotment.api import problems
+from allotment.api.deps import State, require
+from allotment.api.state import AppState
+from allotment.bootstrap import bootstrap
+from allotment.core.permissions import PUBLIC
+from allotment.db import make_engine, make_session_factory, transaction
+from allotment.settings import Settings
+
+log = logging.getLogger("allotment")
+
+# Domains whose `routes` module (when present) exposes `router`, mounted under /api/v1.
+DOMAINS = ["identity", "audit", "inventory", "quotas", "workloads", "accounting"]
+
+
+def prepare_database(state: AppState) -> None:
+    """SQLite migrates itself; PostgreSQL must be migrated with `allot db upgrade` first."""
+    if state.settings.is_sqlite:
+        state.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with state.engine.begin() as conn:
+            cfg = migrate.alembic_config(state.settings.effective_database_url)
+            cfg.attributes["connection"] = conn
+            from alembic import command
+
+            command.upgrade(cfg, "head")
+    else:
+        migrate.check_schema(state.engine)
+    with transaction(state.sessions) as session:
+        bootstrap(session, state.settings)
+
+
+def build_state(settings: Settings) -> AppState:
+    engine = make_engine(settings.effective_database_url)
+    return AppState(settings=settings, engine=engine, sessions=make_session_factory(engine),
+                    secret_key=settings.ensure_secret_key())
+
+
+def _system_router(registry: CollectorRegistry) -> APIRouter:
+    router = APIRouter(tags=["system"])
+
+    @router.get("/healthz", dependencies=[require(PUBLIC)])
+    def healthz() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    @router.get("/readyz", dependencies=[require(PUBLIC)])
+    def readyz(state: State) -> Response:
+        try:
+            with state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            log.warning("readiness check: database unreachable", exc_info=True)
+            return problems.problem(503, "Service unavailable", "the database is unreachable", "not_ready")
+        return Response('{"status":"ready"}', media_type="application/json")
+
+    @router.get("/metrics", dependencies=[require(PUBLIC)])
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(settings: Settings | None = None, *, start_background: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    state = build_state(settings)
+    registry = CollectorRegistry()
+    requests_total = Counter("allot_http_requests_total", "HTTP requests", ["method", "status"], registry=registry)
+    latency = Histogram("allot_http_request_seconds", "HTTP request latency", registry=registry)
+    state.extras["metrics_registry"] = registry
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        prepare_database(state)
+        services = []
+        if start_background:
+            from allotment.services import start_services
+
+            services = start_services(state)
+        try:
+            yield
+        finally:
+            for service in reversed(services):
+                service.stop()
+            state.engine.dispose()
+
+    app = FastAPI(title="allotment", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json",
+                  docs_url="/api/docs", redoc_url=None)
+    app.state.allot = state
+    problems.install(app)
+
+    @app.middleware("http")
+    async def _metrics(request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        latency.observe(time.perf_counter() - start)
+        requests_total.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    system = _system_router(registry)
+    app.include_router(system)
+    for domain in DOMAINS:
+        name = f"allotment.{domain}.routes"
+        if importlib.util.find_spec(name) is None:
+            continue
+        router = importlib.import_module(name).router
+        app.include_router(router, prefix="/api/v1")
+    if importlib.util.find_spec("allotment.web.routes") is not None:
+        web = importlib.import_module("allotment.web.routes")
+        web.mount(app)
+    return app

@@ -1,0 +1,59 @@
+"""First start: built-in groups, the first platform admin, and the default cluster `local` with its default pool."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import sys
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from allotment.identity.models import ClusterRoleGrant, User
+from allotment.identity.service import create_user, ensure_builtin_groups
+from allotment.inventory.models import Cluster
+from allotment.inventory.service import create_cluster
+from allotment.settings import Settings
+
+log = logging.getLogger("allotment.bootstrap")
+
+
+def generated_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return secrets.choice(string.ascii_letters) + "".join(secrets.choice(alphabet) for _ in range(14)) + "7!"
+
+
+def bootstrap(session: Session, settings: Settings) -> User | None:
+    """Idempotent. Returns the admin it created, if it created one."""
+    ensure_builtin_groups(session)
+    admin = None
+    if session.scalar(select(func.count()).select_from(User)) == 0:
+        password = settings.bootstrap_admin_password
+        generated = password is None
+        if generated:
+            password = generated_password()
+        admin = create_user(
+            session,
+            email=settings.bootstrap_admin_email or "admin@example.com",
+            username=settings.bootstrap_admin_username or "admin",
+            password=password,
+            full_name="Platform administrator",
+            platform_admin=True,
+        )
+        if generated:
+            # Shown once, on the console of the first start; never logged.
+            sys.stderr.write(
+                f"\n  allotment: created the first platform admin\n    username: {admin.username}\n"
+                f"    password: {password}\n  Keep it now: it is not shown again.\n\n"
+            )
+            sys.stderr.flush()
+        else:
+            log.info("created the first platform admin %s from ALLOT_BOOTSTRAP_ADMIN_*", admin.username)
+    if session.scalar(select(Cluster).where(Cluster.name == "local")) is None:
+        first_admin = admin or session.scalar(select(User).order_by(User.id))
+        cluster = create_cluster(session, "local", "local", first_admin.id if first_admin else None)
+        if first_admin is not None:
+            session.add(ClusterRoleGrant(cluster_id=cluster.id, user_id=first_admin.id, role="admin"))
+    session.flush()
+    return admin

@@ -1,0 +1,40 @@
+"""Rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str | tuple[str, str]], title: str | None = None) -> None:
+    t = Table(title=title)
+    cols = [(c, c) if isinstance(c, str) else c for c in columns]
+    for key, header in cols:
+        t.add_column(header.replace("_", " ").upper() if header == key else header)
+    for row in rows:
+        t.add_row(*["" if row.get(k) is None else str(row.get(k)) for k, _ in cols])
+    console.print(t)
+
+
+def show(data: Any, as_json: bool, columns: Sequence[str | tuple[str, str]] | None = None, title: str | None = None):
+    if as_json:
+        emit_json(data)
+    elif columns is not None and isinstance(data, list):
+        table(data, columns, title)
+    elif isinstance(data, dict):
+        width = max((len(k) for k in data), default=0)
+        for k, v in data.items():
+            console.print(f"[bold]{k.ljust(width)}[/bold]  {v}")
+    else:
+        console.print(data)

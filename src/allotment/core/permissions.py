@@ -1,0 +1,87 @@
+"""Authorisation: one pure policy function answers every permission question. Deny by default.
+
+A Permission names what a route needs:
+- PUBLIC: anyone, signed in or not.
+- AUTHENTICATED: any active principal (what it may then see is narrowed by the service).
+- SELF_OR_ADMIN: the principal acting on its own account (the route passes the target user id), or a platform admin.
+- PLATFORM_ADMIN: platform admins only.
+- cluster(role): a principal holding at least `role` on the cluster named by the route (platform admins always may).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ROLE_ORDER = {"user": 1, "manager": 2, "admin": 3}
+# DKube's roles are aliases of the cluster roles.
+ROLE_ALIASES = {"operator": "admin", "data-scientist": "user", "data_scientist": "user", "datascientist": "user"}
+
+
+def normalise_role(role: str) -> str | None:
+    key = role.strip().lower()
+    key = ROLE_ALIASES.get(key, key)
+    return key if key in ROLE_ORDER else None
+
+
+@dataclass(frozen=True)
+class Permission:
+    name: str
+    kind: str  # public | authenticated | self_or_admin | platform_admin | cluster
+    min_role: str | None = None
+
+
+PUBLIC = Permission("public", "public")
+AUTHENTICATED = Permission("authenticated", "authenticated")
+SELF_OR_ADMIN = Permission("self_or_admin", "self_or_admin")
+PLATFORM_ADMIN = Permission("platform_admin", "platform_admin")
+
+
+def cluster(role: str) -> Permission:
+    assert role in ROLE_ORDER, role
+    return Permission(f"cluster_{role}", "cluster", role)
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: int
+    kind: str  # user | service_account
+    username: str
+    is_platform_admin: bool = False
+    cluster_roles: Mapping[int, str] = field(default_factory=dict)
+    group_ids: frozenset[int] = frozenset()
+    credential_id: int | None = None
+    session_id: int | None = None
+    # Set when a service account acts on behalf of this principal.
+    actor_id: int | None = None
+    actor_username: str | None = None
+
+    def role_on(self, cluster_id: int) -> str | None:
+        return self.cluster_roles.get(cluster_id)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the route is about: a cluster id and/or a target user id, when it has one."""
+
+    cluster_id: int | None = None
+    user_id: int | None = None
+
+
+def allowed(principal: Principal | None, permission: Permission, scope: Scope = Scope()) -> bool:
+    if permission.kind == "public":
+        return True
+    if principal is None:
+        return False
+    if permission.kind == "authenticated":
+        return True
+    if principal.is_platform_admin:
+        return True
+    if permission.kind == "self_or_admin":
+        return scope.user_id is not None and scope.user_id == principal.id
+    if permission.kind == "cluster":
+        if scope.cluster_id is None or permission.min_role is None:
+            return False
+        role = principal.role_on(scope.cluster_id)
+        return role is not None and ROLE_ORDER[role] >= ROLE_ORDER[permission.min_role]
+    return False  # platform_admin and anything unknown: deny

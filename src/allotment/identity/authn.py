@@ -1,0 +1,146 @@
+"""Turn a bearer token (login session or access key + secret) into a Principal, cheaply.
+
+Tokens: `st_...` is a login session; `AK...:SECRET` is a credential. Resolved principals are cached by token digest
+(see AuthCache); the cache is cleared by every committed identity change, so revocation and deactivation take effect
+on the next request.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import false, select, update
+
+from allotment.api.state import AppState
+from allotment.core.permissions import Principal
+from allotment.db import utcnow
+from allotment.errors import Forbidden, Unauthenticated
+from allotment.identity.models import (
+    ADMINS_GROUP,
+    SERVICE_ACCOUNT,
+    ClusterRoleGrant,
+    Credential,
+    Group,
+    GroupMember,
+    LoginSession,
+    User,
+)
+from allotment.identity.secrets import SESSION_PREFIX, digests_equal, token_digest
+from allotment.core.permissions import ROLE_ORDER
+
+LAST_USED_WRITE_INTERVAL_S = 60.0
+
+
+def load_principal(session, user: User, credential_id: int | None = None, session_id: int | None = None) -> Principal:
+    group_rows = session.execute(
+        select(Group.id, Group.name).join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == user.id)
+    ).all()
+    group_ids = frozenset(r.id for r in group_rows)
+    is_admin = any(r.name == ADMINS_GROUP for r in group_rows)
+    roles: dict[int, str] = {}
+    grants = session.execute(
+        select(ClusterRoleGrant.cluster_id, ClusterRoleGrant.role).where(
+            (ClusterRoleGrant.user_id == user.id)
+            | (ClusterRoleGrant.group_id.in_(group_ids) if group_ids else false())
+        )
+    ).all()
+    for cluster_id, role in grants:
+        if role in ROLE_ORDER and ROLE_ORDER[role] > ROLE_ORDER.get(roles.get(cluster_id, ""), 0):
+            roles[cluster_id] = role
+    return Principal(id=user.id, kind=user.kind, username=user.username, is_platform_admin=is_admin,
+                     cluster_roles=roles, group_ids=group_ids, credential_id=credential_id, session_id=session_id)
+
+
+class _Entry:
+    __slots__ = ("principal", "expires_at", "credential_id", "last_write", "last_source")
+
+    def __init__(self, principal: Principal, expires_at: datetime | None, credential_id: int | None):
+        self.principal = principal
+        self.expires_at = expires_at
+        self.credential_id = credential_id
+        self.last_write = 0.0
+        self.last_source: str | None = None
+
+
+def _resolve(state: AppState, token: str) -> _Entry:
+    digest = token_digest(state.secret_key, token)
+    entry = state.auth_cache.get(digest)
+    if entry is not None:
+        return entry
+    now = utcnow()
+    with state.sessions() as session:
+        if token.startswith(SESSION_PREFIX):
+            row = session.execute(
+                select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+                .where(LoginSession.token_hash == digest)
+            ).first()
+            if row is None or row[0].revoked_at is not None or row[0].expires_at <= now or not row[1].is_active:
+                raise Unauthenticated("the session has expired or was ended; log in again")
+            entry = _Entry(load_principal(session, row[1], session_id=row[0].id), row[0].expires_at, None)
+        else:
+            access_key, sep, secret = token.partition(":")
+            if not sep:
+                raise Unauthenticated("unrecognised token: use a session token or ACCESS_KEY:SECRET")
+            row = session.execute(
+                select(Credential, User).join(User, User.id == Credential.user_id)
+                .where(Credential.access_key == access_key)
+            ).first()
+            expected = row[0].secret_hash if row else token_digest(state.secret_key, "absent")
+            if not digests_equal(expected, token_digest(state.secret_key, secret)) or row is None:
+                raise Unauthenticated("invalid access key or secret")
+            credential, user = row
+            if credential.revoked_at is not None:
+                raise Unauthenticated(f"credential {access_key} has been revoked")
+            if credential.expires_at is not None and credential.expires_at <= now:
+                raise Unauthenticated(f"credential {access_key} expired at {credential.expires_at.isoformat()}")
+            if not user.is_active:
+                raise Unauthenticated("the account is inactive")
+            entry = _Entry(load_principal(session, user, credential_id=credential.id), credential.expires_at,
+                           credential.id)
+    state.auth_cache.put(digest, entry)
+    return entry
+
+
+def _touch_credential(state: AppState, entry: _Entry, source: str | None) -> None:
+    """Record last use without a write per request: at most once a minute, or when the source changes."""
+    mono = time.monotonic()
+    if entry.credential_id is None or (mono - entry.last_write < LAST_USED_WRITE_INTERVAL_S
+                                       and source == entry.last_source):
+        return
+    entry.last_write, entry.last_source = mono, source
+    with state.sessions() as session:
+        session.execute(update(Credential).where(Credential.id == entry.credential_id)
+                        .values(last_used_at=utcnow(), last_used_from=source))
+        session.commit()
+
+
+def authenticate(state: AppState, token: str, source: str | None, on_behalf_of: str | None = None) -> Principal:
+    entry = _resolve(state, token)
+    if entry.expires_at is not None and entry.expires_at <= utcnow():
+        state.auth_cache.clear()
+        raise Unauthenticated("the session or credential has expired")
+    _touch_credential(state, entry, source)
+    principal = entry.principal
+    if on_behalf_of:
+        principal = _impersonate(state, principal, on_behalf_of)
+    return principal
+
+
+def _impersonate(state: AppState, actor: Principal, target: str) -> Principal:
+    with state.sessions() as session:
+        me = session.get(User, actor.id)
+        if actor.kind != SERVICE_ACCOUNT or me is None or not me.allow_impersonation:
+            raise Forbidden(f"{actor.username} may not act on behalf of other users (impersonation is off)")
+        key = target.strip().lower()
+        user = session.scalar(select(User).where((User.username_key == key) | (User.email_key == key)))
+        if user is None or not user.is_active:
+            raise Forbidden(f"cannot act on behalf of {target}: no such active user")
+        principal = load_principal(session, user)
+    return replace(principal, actor_id=actor.id, actor_username=actor.username, credential_id=actor.credential_id)
+
+
+def session_expiry(hours: int) -> datetime:
+    return utcnow() + timedelta(hours=hours)

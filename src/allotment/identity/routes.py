@@ -1,0 +1,59 @@
+"""Identity API: login, logout, whoami. (Users, groups, credentials and service accounts are added here too.)"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from allotment.api.deps import DB, SESSION_COOKIE, State, client_address, require
+from allotment.core.permissions import AUTHENTICATED, PUBLIC, Principal
+from allotment.db import utcnow
+from allotment.errors import DomainError
+from allotment.identity import service
+from allotment.identity.models import Group, LoginSession
+from allotment.identity.schemas import LoginRequest, LoginResponse, WhoAmI
+from allotment.inventory.models import Cluster
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/login", response_model=LoginResponse, dependencies=[require(PUBLIC)])
+def login(body: LoginRequest, request: Request, response: Response, db: DB, state: State) -> LoginResponse:
+    s = state.settings
+    try:
+        user, token = service.login(db, body.username, body.password, client_address(request), state.secret_key,
+                                    s.login_max_failures, s.login_lock_minutes, s.session_hours)
+    except DomainError:
+        db.commit()  # keep the failed-login count even though the request fails
+        raise
+    row = db.scalar(select(LoginSession).order_by(LoginSession.id.desc()).where(LoginSession.user_id == user.id))
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=s.session_hours * 3600)
+    return LoginResponse(token=token, expires_at=row.expires_at, username=user.username)
+
+
+@router.post("/auth/logout", status_code=204, dependencies=[])
+def logout(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, response: Response) -> Response:
+    if principal.session_id is not None:
+        db.get(LoginSession, principal.session_id).revoked_at = utcnow()
+        from allotment.api.state import mark_identity_changed
+
+        mark_identity_changed(db)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/auth/whoami", response_model=WhoAmI)
+def whoami(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> WhoAmI:
+    names = dict(db.execute(select(Cluster.id, Cluster.name)).all())
+    groups = sorted(db.scalars(select(Group.name).where(Group.id.in_(principal.group_ids))).all())
+    return WhoAmI(
+        id=principal.id, kind=principal.kind, username=principal.username,
+        is_platform_admin=principal.is_platform_admin,
+        cluster_roles={names.get(cid, str(cid)): role for cid, role in principal.cluster_roles.items()},
+        groups=groups, acting_as=principal.username if principal.actor_id else None, actor=principal.actor_username,
+    )
+
+

@@ -1,0 +1,81 @@
+"""Settings from environment variables (ALLOT_*) and an optional allot.toml."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALLOT_", toml_file="allot.toml", extra="ignore")
+
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under data_dir when unset")
+    bind: str = "127.0.0.1:8080"
+    data_dir: Path = Path("var")
+    secret_key: str | None = None
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_username: str | None = None
+    bootstrap_admin_password: str | None = None
+    # Scheduler loop: it reacts to events and also wakes up on this tick.
+    scheduler_enabled: bool = True
+    scheduler_tick_s: float = 1.0
+    # Login protection (Backend.AI style).
+    login_max_failures: int = 5
+    login_lock_minutes: int = 20
+    session_hours: int = 12
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("bind")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("bind must be HOST:PORT, for example 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.bind.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rpartition(":")[2])
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'allotment.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def ensure_secret_key(self) -> str:
+        """Return the secret key, generating and persisting one under data_dir on first start."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            self.secret_key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.secret_key = secrets.token_urlsafe(48)
+            path.write_text(self.secret_key)
+            path.chmod(0o600)
+        return self.secret_key
