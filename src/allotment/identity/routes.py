@@ -18,6 +18,10 @@ from allotment.inventory.models import Cluster
 
 router = APIRouter(tags=["auth"])
 
+# The identity API is split by subject; each module below (when present) exposes `router`.
+SUBMODULES = ["routes_users", "routes_groups", "routes_credentials", "routes_service_accounts",
+              "routes_cluster_roles", "routes_exports"]
+
 
 @router.post("/auth/login", response_model=LoginResponse, dependencies=[require(PUBLIC)])
 def login(body: LoginRequest, request: Request, response: Response, db: DB, state: State) -> LoginResponse:
@@ -57,3 +61,16 @@ def whoami(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> W
     )
 
 
+
+
+def _include_submodules() -> None:
+    import importlib
+    import importlib.util
+
+    for name in SUBMODULES:
+        module = f"allotment.identity.{name}"
+        if importlib.util.find_spec(module) is not None:
+            router.include_router(importlib.import_module(module).router)
+
+
+_include_submodules()

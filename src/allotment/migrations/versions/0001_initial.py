@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:13:17.183221
+Create Date: 2026-11-22 22:16:09.072685
 """
 
 from alembic import op
@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('resource_policy', sa.String(length=64), nullable=True),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deleted_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
