@@ -494,7 +494,9 @@ def _register_failure(session: Session, user: User, now: datetime, max_failures:
                      changes={"before": {"failed_logins": count - 1}, "after": {"failed_logins": count}},
                      source=source)
         return
-    user.locked_until = now + timedelta(minutes=lock_minutes)
+    until = now + timedelta(minutes=lock_minutes)
+    # Whole seconds, rounded up, so the time the message states is exactly when the lock lifts.
+    user.locked_until = until.replace(microsecond=0) + timedelta(seconds=1 if until.microsecond else 0)
     user.failed_logins = 0
     session.flush()
     audit.record(session, as_principal(user), "auth.locked", "user", user.username, user.id,
