@@ -205,3 +205,11 @@ def test_reactivation_lifts_a_lock(client, admin_headers):
     r = client.post(f"{API}/users/alice/activate", headers=admin_headers)
     assert r.json()["locked_until"] is None
     login(client, "alice", PASSWORD)
+
+
+def test_logout_ends_the_session_and_is_audited(client, admin_headers, app):
+    make_user(client, admin_headers, "alice")
+    alice = login(client, "alice", PASSWORD)
+    assert client.post(f"{API}/auth/logout", headers=alice).status_code == 204
+    assert client.get(f"{API}/auth/whoami", headers=alice).status_code == 401
+    assert audit_events(app, "auth.logout", "alice")[-1].actor == "alice"

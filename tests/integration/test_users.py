@@ -412,3 +412,20 @@ def test_user_lifecycle_is_audited_without_secrets(client, admin_headers, app):
     for event in audit_events(app):
         assert PASSWORD not in str(event.changes)
         assert "password_hash" not in str(event.changes)
+
+
+def test_a_service_account_acting_for_a_user_cannot_change_their_password(client, app):
+    """Impersonation may act as the user, but not take over the account."""
+    from allotment.core.permissions import Principal
+    from allotment.errors import Forbidden
+    from allotment.identity import service
+
+    with app.state.allot.sessions() as session:
+        session.add(User(email="al@example.com", email_key="al@example.com", username="al", username_key="al"))
+        session.flush()
+        al = session.scalar(select(User).where(User.username_key == "al"))
+        acting = Principal(id=al.id, kind="user", username="al", actor_id=999, actor_username="ci-bot")
+        with pytest.raises(Forbidden):
+            service.update_user(session, acting, al, {"password": "N3w-password", "current_password": "x"}, None)
+        with pytest.raises(Forbidden):
+            service.change_own_password(session, acting, "x", "N3w-password", None, 5, 20)
