@@ -52,8 +52,7 @@ def list_credentials(
         if owner_id is not None and owner_id != principal.id and not principal.is_platform_admin:
             raise Forbidden("only platform admins may list other users' credentials")
     views, total = credentials.list_credentials(db, owner_id, status, limit, offset)
-    now = utcnow()
-    return CredentialList(items=[CredentialOut(**v.as_dict(now)) for v in views], total=total)
+    return CredentialList(items=[CredentialOut(**v.as_dict()) for v in views], total=total)
 
 
 @router.post("/credentials", status_code=201, response_model=CredentialCreated)

@@ -72,8 +72,7 @@ def delete_service_account(name: str, principal: Admin, db: DB, request: Request
 def list_service_account_credentials(name: str, _: Admin, db: DB) -> CredentialList:
     account = service_accounts.find_service_account(db, name)
     views, total = credentials.list_credentials(db, account.id, limit=1000)
-    now = utcnow()
-    return CredentialList(items=[CredentialOut(**v.as_dict(now)) for v in views], total=total)
+    return CredentialList(items=[CredentialOut(**v.as_dict()) for v in views], total=total)
 
 
 @router.post("/service-accounts/{name}/credentials", status_code=201, response_model=CredentialCreated)
