@@ -133,3 +133,10 @@ def login_config(server: Server, config_dir: Path, username: str, password: str)
     ok(allot("login", server.url, "--username", username, "--password-stdin", input=password + "\n",
              config_dir=config_dir))
     return config_dir
+
+
+def printed_credential(stdout: str) -> tuple[str, str]:
+    """(access key, secret key) from the human output of `credentials create` / `create-credential`."""
+    fields = {line[:10].strip(): line[10:].strip() for line in stdout.splitlines()
+              if line.startswith(("Access key", "Secret key"))}
+    return fields["Access key"], fields["Secret key"]
