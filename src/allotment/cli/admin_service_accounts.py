@@ -41,18 +41,26 @@ def register(admin: typer.Typer) -> None:
         description: str = typer.Option(None, "--description"),
         allow_impersonation: bool = typer.Option(False, "--allow-impersonation",
                                                  help="may act on behalf of users (X-Allot-On-Behalf-Of)"),
+        no_credential: bool = typer.Option(False, "--no-credential",
+                                           help="do not create a first credential (add one later with "
+                                                "`create-credential`)"),
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Create a service account; give it a credential with `create-credential`."""
+        """Create a service account, with a first credential whose secret is printed once (unless --no-credential)."""
         body: dict[str, Any] = {"name": name, "allow_impersonation": allow_impersonation}
         if description is not None:
             body["description"] = description
+        if no_credential:
+            body["with_credential"] = False
         created = Client().post("service-accounts", json=body)
         if json_:
             emit_json(created)
-        else:
-            extra = " (may act on behalf of users)" if allow_impersonation else ""
-            console.print(f"Created service account {name}{extra}", highlight=False)
+            return
+        extra = " (may act on behalf of users)" if allow_impersonation else ""
+        console.print(f"Created service account {name}{extra}", highlight=False)
+        if isinstance(created, dict) and created.get("credential"):
+            print()
+            print_new_credential(created["credential"], as_json=False)
 
     @accounts.command("update")
     def update_account(

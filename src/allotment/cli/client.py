@@ -88,7 +88,12 @@ class Client:
                 body = response.json()
             except ValueError:
                 body = None
-            raise ApiError(problem_message(response), response.status_code, body)
+            message = problem_message(response)
+            if response.status_code in (404, 405) and isinstance(body, dict) and body.get("code", "").startswith("http_"):
+                # No such route at all (not a missing user or group): the server is older than this CLI.
+                message = f"{self.url} does not offer {method} {response.request.url.path} ({message}); " \
+                          f"the server may be older than this CLI"
+            raise ApiError(message, response.status_code, body)
         return response
 
     def request(self, method: str, path: str, **kwargs) -> Any:

@@ -36,6 +36,10 @@ def print_new_credential(cred: dict[str, Any], as_json: bool) -> None:
     snippet = cred.get("cli_snippet") or f"allot login URL --access-key {cred['access_key']} --secret-stdin"
     print(f"  {snippet}")
     print("and type (or pipe in) the secret key.")
+    if cred.get("env_snippet"):
+        print("Or, for scripts and other tools, set:")
+        for line in str(cred["env_snippet"]).splitlines():
+            print(f"  {line}")
 
 
 def credential_body(label: str | None, expires: str | None, user: str | None = None) -> dict[str, Any]:
