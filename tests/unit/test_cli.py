@@ -168,3 +168,19 @@ def test_when(value, shown):
                                                ("a/b", "a%2Fb"), ("x?y", "x%3Fy")])
 def test_path_segments_cannot_change_the_route(value, quoted):
     assert segment(value) == quoted
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        (None, ""),
+        ({"before": {"role": "user"}, "after": {"role": "admin"}}, "role: user -> admin"),
+        ({"before": None, "after": {"name": "ml", "description": None}}, "name=ml"),
+        ({"before": {"member": "bob"}, "after": None}, "member=bob"),
+        ({"reason": "x"}, '{"reason": "x"}'),
+    ],
+)
+def test_audit_changes_text(changes, shown):
+    from allotment.cli.admin_audit import changes_text
+
+    assert changes_text(changes) == shown

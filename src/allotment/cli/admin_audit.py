@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from enum import Enum
@@ -12,6 +14,9 @@ import typer
 
 from allotment.cli.client import Client, CliError
 from allotment.cli.output import console, emit_json, table, when
+
+AUDIT_COLUMNS = [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"), ("target", "TARGET"), ("source", "FROM"),
+                 ("changes", "CHANGES")]
 
 
 class Export(str, Enum):
@@ -27,13 +32,17 @@ def audit_params(actor: str | None, target: str | None, action: str | None, sinc
 
 
 def changes_text(changes: Any) -> str:
-    """`field: before -> after` for each changed field, or the raw value when it is not a before/after pair."""
+    """`field: before -> after` per changed field; `field=value` for what was created; else the raw JSON."""
     if not changes:
         return ""
-    if isinstance(changes, dict) and isinstance(changes.get("before"), dict) and isinstance(changes.get("after"), dict):
-        before, after = changes["before"], changes["after"]
-        return "; ".join(f"{k}: {before.get(k)} -> {after.get(k)}" for k in after)
-    return json.dumps(changes, default=str)
+    if not (isinstance(changes, dict) and set(changes) <= {"before", "after"}):
+        return json.dumps(changes, default=str)
+    before, after = changes.get("before") or {}, changes.get("after") or {}
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return json.dumps(changes, default=str)
+    if not before or not after:  # created (only after) or removed (only before)
+        return ", ".join(f"{k}={v}" for k, v in (after or before).items() if v is not None)
+    return "; ".join(f"{k}: {before.get(k)} -> {after.get(k)}" for k in dict.fromkeys([*before, *after]))
 
 
 def event_row(event: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +70,7 @@ def register(admin: typer.Typer) -> None:
         if json_:
             emit_json(events)
         else:
-            table([event_row(e) for e in events], [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"),
-                                                   ("target", "TARGET"), ("source", "FROM"), ("changes", "CHANGES")])
+            table([event_row(e) for e in events], AUDIT_COLUMNS, empty="no audit events match")
 
     @admin.command("export")
     def export(
@@ -87,5 +95,5 @@ def register(admin: typer.Typer) -> None:
             output.write_bytes(data)
         except OSError as exc:
             raise CliError(f"cannot write {output}: {exc.strerror}") from exc
-        rows = max(data.count(b"\n") - 1, 0)
+        rows = max(len(list(csv.reader(io.StringIO(data.decode("utf-8", "replace"))))) - 1, 0)
         console.print(f"Wrote {what.value} to {output} ({rows} rows)", highlight=False)

@@ -76,7 +76,7 @@ def register(admin: typer.Typer) -> None:
         if json_:
             emit_json(users)
         else:
-            table(users, [("username", "USER"), ("role", "ROLE"), ("via", "VIA")])
+            table(users, [("username", "USER"), ("role", "ROLE"), ("via", "VIA")], empty=f"nobody has access to {cluster}")
 
     @admin.command("add-cluster-user")
     def add_cluster_user(cluster: str = typer.Argument(...), user: str = typer.Argument(...),

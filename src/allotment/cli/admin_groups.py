@@ -43,6 +43,8 @@ def register(admin: typer.Typer) -> None:
         data = Client().get(f"groups/{segment(group)}")
         if not json_:
             data = {**data, "members": ", ".join(member_name(m) for m in data.get("members") or [])}
+            if isinstance(data.get("cluster_roles"), dict):
+                data["cluster_roles"] = ", ".join(f"{c}={r}" for c, r in data["cluster_roles"].items())
         show(data, json_)
 
     @groups.command("create")

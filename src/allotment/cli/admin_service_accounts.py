@@ -33,7 +33,7 @@ def register(admin: typer.Typer) -> None:
         else:
             table([account_row(a) for a in items],
                   [("name", "NAME"), ("description", "DESCRIPTION"), ("impersonation", "MAY IMPERSONATE"),
-                   ("credentials", "CREDENTIALS"), ("created", "CREATED")])
+                   ("credentials", "CREDENTIALS"), ("created", "CREATED")], empty="no service accounts")
 
     @accounts.command("create")
     def create_account(

@@ -56,7 +56,7 @@ def register(admin: typer.Typer) -> None:
         if json_:
             emit_json(users)
         else:
-            table([user_row(u) for u in users], USER_COLUMNS)
+            table([user_row(u) for u in users], USER_COLUMNS, empty="no users match")
 
     @admin.command("show-user")
     def show_user(user: str = typer.Argument(..., help="username, e-mail or id"),

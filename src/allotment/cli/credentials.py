@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         if json_:
             emit_json(items)
         else:
-            table([credential_row(c) for c in items], CREDENTIAL_COLUMNS)
+            table([credential_row(c) for c in items], CREDENTIAL_COLUMNS, empty="no credentials")
 
     @creds.command("revoke")
     def revoke(access_key: str = typer.Argument(..., help="the access key to revoke")) -> None:

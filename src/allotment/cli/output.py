@@ -17,7 +17,12 @@ def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str | tuple[str, str]], title: str | None = None) -> None:
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str | tuple[str, str]], title: str | None = None,
+          empty: str | None = None) -> None:
+    """A Rich table; with `empty`, that line instead of a table without rows."""
+    if empty is not None and not rows:
+        console.print(empty, highlight=False)
+        return
     t = Table(title=title)
     cols = [(c, c) if isinstance(c, str) else c for c in columns]
     for key, header in cols:
