@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from allotment.cli.client import Client, segment
-from allotment.cli.output import console, emit_json, human_bytes, table
+from allotment.cli.output import console, emit_json, human_bytes, table, yes_no
 
 ROLE_HELP = "user, manager or admin (DKube aliases: data-scientist = user, operator = admin)"
 
@@ -22,13 +22,26 @@ def count(value: Any) -> str:
 
 
 def pool_table(pools: list[dict[str, Any]]) -> Table:
-    t = Table(title=None, show_edge=False, pad_edge=False)
-    for header in ("Pool", "Device model", "Devices", "GPUs", "Memory"):
+    """Devices first (model, count, usable GPUs, GPU memory); host CPU and memory when the pools report them."""
+    columns = [("Pool", "name"), ("Device model", "device_model"), ("Devices", "devices"), ("GPUs", "gpus"),
+               ("GPU memory", "memory")]
+    columns += [(h, k) for h, k in (("CPU", "cpu"), ("Host memory", "host_memory")) if any(p.get(k) for p in pools)]
+    t = Table(show_edge=False, pad_edge=False)
+    for header, _ in columns:
         t.add_column(header)
     for pool in pools:
-        name = pool.get("name", "") + (" (default)" if pool.get("is_default") else "")
-        t.add_row(escape(name), escape(pool.get("device_model") or "-"), count(pool.get("devices")),
-                  count(pool.get("gpus")), human_bytes(pool.get("memory")))
+        cells = []
+        for _, key in columns:
+            value = pool.get(key)
+            if key == "name":
+                cells.append(str(value or "") + (" (default)" if pool.get("is_default") else ""))
+            elif key in ("devices", "gpus"):
+                cells.append(count(value))
+            elif key in ("memory", "host_memory"):
+                cells.append(human_bytes(value))
+            else:
+                cells.append("-" if value in (None, "") else str(value))
+        t.add_row(*(escape(c) for c in cells))
     return t
 
 
@@ -36,8 +49,9 @@ def print_cluster(cluster: dict[str, Any]) -> None:
     """In the spirit of `neuro admin get-clusters`: the name, its facts, then its pools as a table."""
     console.print(f"[bold]{escape(cluster.get('name', ''))}[/bold]")
     facts = [("Status", cluster.get("status")), ("Backend", cluster.get("backend"))]
-    facts += [(k.replace("_", " ").capitalize(), v) for k, v in cluster.items()
-              if k not in {"name", "status", "backend", "pools", "id"} and not isinstance(v, (dict, list))]
+    facts += [(k.replace("_", " ").capitalize(), yes_no(v) if isinstance(v, bool) else v) for k, v in cluster.items()
+              if k not in {"name", "status", "backend", "pools", "id"} and v is not None
+              and not isinstance(v, (dict, list))]
     width = max(len(k) for k, _ in facts)
     for key, value in facts:
         console.print(f"{key.ljust(width)}  {escape('' if value is None else str(value))}", highlight=False)
