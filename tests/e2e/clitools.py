@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -140,3 +141,12 @@ def printed_credential(stdout: str) -> tuple[str, str]:
     fields = {line[:10].strip(): line[10:].strip() for line in stdout.splitlines()
               if line.startswith(("Access key", "Secret key"))}
     return fields["Access key"], fields["Secret key"]
+
+
+def api(config_dir: Path, method: str, path: str, **kwargs) -> httpx.Response:
+    """Call the API directly with the login saved in `config_dir` (to set up what no CLI command covers)."""
+    saved = json.loads((Path(config_dir) / "config.json").read_text())
+    response = httpx.request(method, f"{saved['url']}/api/v1/{path}", timeout=30,
+                             headers={"Authorization": f"Bearer {saved['token']}"}, **kwargs)
+    assert response.status_code < 400, response.text
+    return response

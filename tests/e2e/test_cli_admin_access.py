@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from clitools import allot, ok, printed_credential, unique
+from clitools import allot, api, ok, printed_credential, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -20,18 +20,27 @@ def whoami(cfg) -> dict:
 
 
 def test_get_clusters_shows_status_backend_and_pools(admin_config):
-    out = ok(allot("admin", "get-clusters", config_dir=admin_config)).stdout
-    lines = out.splitlines()
-    assert lines[0].strip() == "local"
-    assert any(line.split() == ["Backend", "local"] for line in lines)
-    assert any(line.startswith("Status") for line in lines)
-    assert "Device model" in out and "Memory" in out
-    assert any("default" in line for line in lines[lines.index("Pools"):])
+    # A cluster of its own, so that nodes other tests register cannot change what this one shows.
+    name = unique("gpu-farm")
+    api(admin_config, "POST", "clusters", json={"name": name, "backend": "local"})
+    devices = [{"index": i, "model": "A100-80G", "memory": "80Gi"} for i in range(2)]
+    api(admin_config, "POST", f"clusters/{name}/nodes", json={"name": "node-1", "cpu": 32, "memory": "256Gi",
+                                                               "devices": devices})
+
+    out = "\n" + ok(allot("admin", "get-clusters", config_dir=admin_config)).stdout
+    block = out[out.index(f"\n{name}\n") + 1:].split("\n\n")[0].splitlines()  # clusters are blank-line separated
+    assert any(line.split() == ["Status", "ready"] for line in block)
+    assert any(line.split() == ["Backend", "local"] for line in block)
+    header = next(line for line in block if "Device model" in line)
+    assert header.split()[0] == "Pool" and "GPU memory" in header
+    [row] = [line.replace("│", " ").split() for line in block if "A100-80G" in line]
+    assert row[:4] == ["default", "A100-80G", "2", "2"]  # pool, model, devices, usable GPUs
 
     clusters = json.loads(ok(allot("admin", "get-clusters", "--json", config_dir=admin_config)).stdout)
-    local = next(c for c in clusters if c["name"] == "local")
-    assert local["backend"] == "local"
-    assert any(p["name"] == "default" for p in local["pools"])
+    mine = next(c for c in clusters if c["name"] == name)
+    assert mine["backend"] == "local"
+    assert [(p["name"], p["device_model"], p["devices"]) for p in mine["pools"]] == [("default", "A100-80G", 2)]
+    assert "local" in {c["name"] for c in clusters}
 
 
 def test_cluster_user_add_change_remove(admin_config, new_user):
