@@ -32,14 +32,18 @@ def test_get_clusters_shows_status_backend_and_pools(admin_config):
     assert any(line.split() == ["Status", "ready"] for line in block)
     assert any(line.split() == ["Backend", "local"] for line in block)
     header = next(line for line in block if "Device model" in line)
-    assert header.split()[0] == "Pool" and "GPU memory" in header
-    [row] = [line.replace("│", " ").split() for line in block if "A100-80G" in line]
-    assert row[:4] == ["default", "A100-80G", "2", "2"]  # pool, model, devices, usable GPUs
+    columns = [c.strip() for c in header.split("┃")]
+    assert columns[:5] == ["Pool", "Device model", "Devices", "GPUs", "GPU memory"]
+    [row] = [dict(zip(columns, (c.strip() for c in line.split("│")), strict=True)) for line in block
+             if line.startswith("default ")]
+    assert (row["Devices"], row["GPUs"], row["GPU memory"]) == ("2", "2", "160Gi")
+    assert row["Device model"] in ("A100-80G", "-")  # the pool's model, when the pool names one
+    assert (row["CPU"], row["Host memory"]) == ("32", "256Gi")
 
     clusters = json.loads(ok(allot("admin", "get-clusters", "--json", config_dir=admin_config)).stdout)
     mine = next(c for c in clusters if c["name"] == name)
     assert mine["backend"] == "local"
-    assert [(p["name"], p["device_model"], p["devices"]) for p in mine["pools"]] == [("default", "A100-80G", 2)]
+    assert [(p["name"], p["devices"], p["gpus"]) for p in mine["pools"]] == [("default", 2, 2)]
     assert "local" in {c["name"] for c in clusters}
 
 
