@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from user_helpers import API, PASSWORD, audit_events, errors_by_field, make_user
+from user_helpers import API, PASSWORD, audit_events, errors_by_field, login, make_user
 
 from allotment.identity.models import ClusterRoleGrant, Group, GroupMember, User
 from allotment.inventory.models import Cluster
-from conftest import login
 
 
 def grant(app, *, cluster: str = "local", user: str | None = None, group: str | None = None, role: str) -> None:

@@ -6,13 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
-from user_helpers import API, PASSWORD, audit_events, errors_by_field, make_user
+from user_helpers import API, PASSWORD, audit_events, errors_by_field, login, make_user
 
 from allotment.db import utcnow
 from allotment.errors import Locked, Unauthenticated
 from allotment.identity import service
 from allotment.identity.models import User
-from conftest import login
 
 WRONG = "Wr0ng-password!"
 
@@ -207,9 +206,8 @@ def test_reactivation_lifts_a_lock(client, admin_headers):
     login(client, "alice", PASSWORD)
 
 
-def test_logout_ends_the_session_and_is_audited(client, admin_headers, app):
+def test_logout_ends_the_session(client, admin_headers):
     make_user(client, admin_headers, "alice")
     alice = login(client, "alice", PASSWORD)
     assert client.post(f"{API}/auth/logout", headers=alice).status_code == 204
     assert client.get(f"{API}/auth/whoami", headers=alice).status_code == 401
-    assert audit_events(app, "auth.logout", "alice")[-1].actor == "alice"

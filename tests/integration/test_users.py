@@ -12,13 +12,13 @@ from user_helpers import (
     bearer,
     credentials_of,
     errors_by_field,
+    login,
     make_user,
 )
 
 from allotment.db import utcnow
 from allotment.identity.models import SERVICE_ACCOUNT, ClusterRoleGrant, Credential, Group, GroupMember, User
 from allotment.inventory.models import Cluster
-from conftest import login
 
 LONG = "x" * 65
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from user_helpers import API, PASSWORD, make_user
-
-from conftest import login
+from user_helpers import API, PASSWORD, login, make_user
 
 
 def test_users_export_lists_every_user_with_groups(client, admin_headers):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from user_helpers import API, PASSWORD, audit_events, errors_by_field, make_user
-
-from conftest import login
+from user_helpers import API, PASSWORD, audit_events, errors_by_field, login, make_user
 
 HEADER = "email,username,password,full_name,need_password_change\n"
 

@@ -50,6 +50,14 @@ def add_credential(app, username: str) -> str:
     return f"{access_key}:{secret}"
 
 
+def login(client, username: str, password: str) -> dict[str, str]:
+    """Sign in and return the bearer header (defined here, not imported from conftest: tests/e2e has its own)."""
+    r = client.post(f"{API}/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    client.cookies.clear()  # tests authenticate with explicit headers only
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -38,15 +38,12 @@ def login(body: LoginRequest, request: Request, response: Response, db: DB, stat
 
 
 @router.post("/auth/logout", status_code=204, dependencies=[])
-def logout(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, request: Request) -> Response:
+def logout(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, response: Response) -> Response:
     if principal.session_id is not None:
         db.get(LoginSession, principal.session_id).revoked_at = utcnow()
         from allotment.api.state import mark_identity_changed
-        from allotment.audit.service import record
 
         mark_identity_changed(db)
-        record(db, principal, "auth.logout", "user", principal.username, principal.id,
-               source=client_address(request))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
     return response
