@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 import pytest
 from access_helpers import API, PASSWORD, add_user, key_headers, new_credential, user_with_key, whoami
-from conftest import login
 from sqlalchemy import select, text
 
 from allotment.audit.models import AuditEvent
@@ -15,6 +14,7 @@ from allotment.db import utcnow
 from allotment.identity import authn, credentials
 from allotment.identity.models import Credential
 from allotment.identity.secrets import token_digest
+from conftest import login
 
 
 def test_secret_is_shown_once_with_a_snippet_and_stored_only_as_an_hmac(client, admin_headers):
@@ -146,9 +146,9 @@ def test_creating_and_relabelling_is_audited_without_secrets(client, admin_heade
 
 def test_inactive_user_gets_no_new_credentials_and_old_ones_stop(client, admin_headers):
     alice = user_with_key(client, "alice")
+    from allotment.api.state import mark_identity_changed
     from allotment.db import transaction
     from allotment.identity.models import User
-    from allotment.api.state import mark_identity_changed
 
     with transaction(client.app.state.allot.sessions) as s:
         s.scalar(select(User).where(User.username == "alice")).is_active = False

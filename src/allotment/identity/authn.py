@@ -61,7 +61,7 @@ def load_principal(session, user: User, credential_id: int | None = None, sessio
 
 
 class _Entry:
-    __slots__ = ("principal", "expires_at", "credential_id", "last_write", "last_source")
+    __slots__ = ("credential_id", "expires_at", "last_source", "last_write", "principal")
 
     def __init__(self, principal: Principal, expires_at: datetime | None, credential_id: int | None):
         self.principal = principal
