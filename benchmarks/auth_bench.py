@@ -85,7 +85,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(url: str, token: str | None, duration: float, connections: int) -> float:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "30s", url]
     if token:
         command[1:1] = ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout

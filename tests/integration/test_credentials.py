@@ -88,6 +88,10 @@ def test_last_use_is_recorded_with_its_source(client, admin_headers):
     item = client.get(f"{API}/credentials", headers=admin_headers).json()["items"][0]
     assert datetime.fromisoformat(item["last_used_at"]) >= before - timedelta(seconds=1)
     assert item["last_used_from"] == "testclient"
+    client.app.state.allot.auth_cache.clear()  # even when the principal is resolved again ...
+    whoami(client, key_headers(created))
+    again = client.get(f"{API}/credentials", headers=admin_headers).json()["items"][0]
+    assert again["last_used_at"] == item["last_used_at"]  # ... the same source within a minute writes nothing
 
 
 def test_revocation_takes_effect_on_the_next_request(client, admin_headers):

@@ -54,7 +54,7 @@ def _system_router(registry: CollectorRegistry) -> APIRouter:
     router = APIRouter(tags=["system"])
 
     @router.get("/healthz", dependencies=[require(PUBLIC)])
-    def healthz() -> dict:
+    async def healthz() -> dict:
         return {"status": "ok", "version": __version__}
 
     @router.get("/readyz", dependencies=[require(PUBLIC)])

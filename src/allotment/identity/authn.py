@@ -65,14 +65,18 @@ def load_principal(session, user: User, credential_id: int | None = None, sessio
 
 
 class _Entry:
-    __slots__ = ("credential_id", "expires_at", "last_source", "last_write", "principal")
+    __slots__ = ("credential_id", "expires_at", "principal")
 
     def __init__(self, principal: Principal, expires_at: datetime | None, credential_id: int | None):
         self.principal = principal
         self.expires_at = expires_at
         self.credential_id = credential_id
-        self.last_write = 0.0
-        self.last_source: str | None = None
+
+
+def _last_writes(state: AppState) -> dict[int, tuple[float, str | None]]:
+    """credential id -> (monotonic time, source) of the last last-use write; kept apart from the auth cache so that
+    cache expiry and clearing do not bring extra writes."""
+    return state.extras.setdefault("credential_last_writes", {})
 
 
 def _resolve(state: AppState, token: str) -> _Entry:
@@ -114,16 +118,18 @@ def _resolve(state: AppState, token: str) -> _Entry:
     return entry
 
 
-def _touch_due(entry: _Entry, source: str | None) -> bool:
-    return entry.credential_id is not None and (
-        time.monotonic() - entry.last_write >= LAST_USED_WRITE_INTERVAL_S or source != entry.last_source)
+def _touch_due(state: AppState, entry: _Entry, source: str | None) -> bool:
+    if entry.credential_id is None:
+        return False
+    last = _last_writes(state).get(entry.credential_id)
+    return last is None or time.monotonic() - last[0] >= LAST_USED_WRITE_INTERVAL_S or source != last[1]
 
 
 def _touch_credential(state: AppState, entry: _Entry, source: str | None) -> None:
     """Record last use without a write per request: at most once a minute, or when the source changes."""
-    if not _touch_due(entry, source):
+    if not _touch_due(state, entry, source):
         return
-    entry.last_write, entry.last_source = time.monotonic(), source
+    _last_writes(state)[entry.credential_id] = (time.monotonic(), source)
     with state.sessions() as session:
         session.execute(update(Credential).where(Credential.id == entry.credential_id)
                         .values(last_used_at=utcnow(), last_used_from=source))
@@ -140,7 +146,9 @@ def cached_principal(state: AppState, token: str, source: str | None, on_behalf_
     """The principal when answering needs no database access (the common case: a warm cache and no last-use write
     due), so the caller can skip a thread hop; None means "call authenticate()"."""
     entry = state.auth_cache.get(token_digest(state.secret_key, token))
-    if entry is None or (entry.expires_at is not None and entry.expires_at <= utcnow()) or _touch_due(entry, source):
+    if entry is None or (entry.expires_at is not None and entry.expires_at <= utcnow()):
+        return None
+    if _touch_due(state, entry, source):
         return None
     if on_behalf_of:
         cached = state.auth_cache.get(_impersonation_key(entry, on_behalf_of))
