@@ -45,7 +45,7 @@ def new_credential(client: TestClient, headers: dict, **body) -> dict:
 
 def user_with_key(client: TestClient, username: str, **kwargs) -> dict[str, str]:
     """A new user and headers carrying a credential of theirs."""
-    from conftest import login  # noqa: PLC0415 - tests/ is on the path only while pytest runs
+    from conftest import login
 
     add_user(client, username, **kwargs)
     return key_headers(new_credential(client, login(client, username, PASSWORD)))

@@ -12,9 +12,8 @@ from allotment.core.permissions import AUTHENTICATED, PUBLIC, Principal
 from allotment.db import utcnow
 from allotment.errors import DomainError
 from allotment.identity import service
-from allotment.identity.models import Group, LoginSession
+from allotment.identity.models import LoginSession
 from allotment.identity.schemas import LoginRequest, LoginResponse, WhoAmI
-from allotment.inventory.models import Cluster
 
 router = APIRouter(tags=["auth"])
 
@@ -50,14 +49,15 @@ def logout(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, resp
 
 
 @router.get("/auth/whoami", response_model=WhoAmI)
-def whoami(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> WhoAmI:
-    names = dict(db.execute(select(Cluster.id, Cluster.name)).all())
-    groups = sorted(db.scalars(select(Group.name).where(Group.id.in_(principal.group_ids))).all())
+async def whoami(principal: Annotated[Principal, require(AUTHENTICATED)]) -> WhoAmI:
+    # Async and without a database session: everything shown comes with the (cached) principal.
+    names = principal.cluster_names
     return WhoAmI(
         id=principal.id, kind=principal.kind, username=principal.username,
         is_platform_admin=principal.is_platform_admin,
         cluster_roles={names.get(cid, str(cid)): role for cid, role in principal.cluster_roles.items()},
-        groups=groups, acting_as=principal.username if principal.actor_id else None, actor=principal.actor_username,
+        groups=sorted(principal.group_names), acting_as=principal.username if principal.actor_id else None,
+        actor=principal.actor_username,
     )
 
 
