@@ -71,6 +71,10 @@ class Job(Base):
     admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when an admitted or running job is cancelled: the scheduler stops it in the backend, then marks it
+    # `cancelled` (its resources stay held until then, so a device is never oversubscribed). Queued jobs are
+    # cancelled at once.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # Placement, set at admission: the pool and the devices with the share of each (milli-GPU), e.g.
     # [{"device_id": 7, "node": "gpu-01", "index": 0, "milli": 500}].
