@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:20:12.241875
+Create Date: 2026-11-22 22:22:08.876737
 """
 
 from alembic import op
@@ -263,6 +263,7 @@ def upgrade() -> None:
     sa.Column('admitted_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('started_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancel_requested_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('placed_pool_id', sa.Integer(), nullable=True),
     sa.Column('devices', sa.JSON(), nullable=True),
     sa.Column('backend_handle', sa.String(length=255), nullable=True),
