@@ -63,7 +63,17 @@ from heapq import heappop, heappush, heapreplace
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
 from allotment.core.model import (
-    Admit, Decision, Pool, Preempt, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, Wait, WaitCode,
+    Admit,
+    Decision,
+    Pool,
+    Preempt,
+    Profile,
+    QueuedJob,
+    RunningJob,
+    SchedulerConfig,
+    Snapshot,
+    Wait,
+    WaitCode,
 )
 from allotment.core.preemption import can_preempt, plan_preemption
 from allotment.core.quantity import RESOURCES, Quantity, format_quantity

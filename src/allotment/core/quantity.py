@@ -68,12 +68,12 @@ class Quantity:
 
     # -- constructors -------------------------------------------------------------------------------------------
     @classmethod
-    def of(cls, amount: int | float | str | Decimal, resource: str) -> Quantity:
+    def of(cls, amount: float | str | Decimal, resource: str) -> Quantity:
         """Quantity from a human amount: ``Quantity.of(0.5, "gpu")``, ``Quantity.of("16Gi", "memory")``."""
         return parse_quantity(amount, resource)
 
     @classmethod
-    def parse(cls, text: str | int | float, resource: str) -> Quantity:
+    def parse(cls, text: str | float, resource: str) -> Quantity:
         return parse_quantity(text, resource)
 
     # -- properties ---------------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def _check_resource(resource: str) -> None:
         raise ValueError(f"unknown resource {resource!r}: expected one of {', '.join(RESOURCES)}")
 
 
-def parse_quantity(text: str | int | float | Decimal | Quantity, resource: str) -> Quantity:
+def parse_quantity(text: str | float | Decimal | Quantity, resource: str) -> Quantity:
     """Parse "4", "0.5", "16Gi", "512Mi", "500m" (cpu) or "unlimited" into a Quantity of ``resource``.
 
     Raises ValueError naming the problem: unknown resource, empty text, negative value, unknown suffix, or an amount

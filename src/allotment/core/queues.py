@@ -16,7 +16,7 @@ from allotment.core.usage import Request
 
 
 class QueuedRec:
-    __slots__ = ("id", "priority", "seq", "submitted_at", "priority_class", "group", "alive", "token")
+    __slots__ = ("alive", "group", "id", "priority", "priority_class", "seq", "submitted_at", "token")
 
     def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None) -> None:
         self.id = job_id
@@ -30,7 +30,7 @@ class QueuedRec:
 
 
 class RunningRec:
-    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests")
+    __slots__ = ("id", "pool", "priority", "quota", "req", "requests", "shares", "started_at")
 
     def __init__(
         self,
@@ -56,7 +56,7 @@ class RunningRec:
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("pool", "req", "gpu", "keys")
+    __slots__ = ("gpu", "keys", "pool", "req")
 
     def __init__(self, pool: str, req: Request, gpu: int) -> None:
         self.pool = pool
@@ -67,8 +67,21 @@ class Option:
 
 class Group:
     __slots__ = (
-        "quota", "options", "profile", "requests", "pool_rank", "policy_rank", "heap", "size", "parked",
-        "park_keys", "holds", "last_wait", "qtoken", "deadline_token", "shape",
+        "deadline_token",
+        "heap",
+        "holds",
+        "last_wait",
+        "options",
+        "park_keys",
+        "parked",
+        "policy_rank",
+        "pool_rank",
+        "profile",
+        "qtoken",
+        "quota",
+        "requests",
+        "shape",
+        "size",
     )
 
     def __init__(self, shape: tuple, quota: int, options: list[Option], profile: str | None, requests: dict,
@@ -109,7 +122,7 @@ class Hold:
 
     GUARANTEE = 1
     STARVATION = 2
-    __slots__ = ("node", "key", "kind", "group", "job_id", "priority", "submitted_at", "seq", "cls", "quota")
+    __slots__ = ("cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int) -> None:
         self.node = node

@@ -50,9 +50,9 @@ class QuotaLimits:
     def parse(
         cls,
         resource: str,
-        guarantee: str | int | float = 0,
-        limit: str | int | float = "unlimited",
-        lending_limit: str | int | float | None = None,
+        guarantee: str | float = 0,
+        limit: str | float = "unlimited",
+        lending_limit: str | float | None = None,
     ) -> QuotaLimits:
         """``QuotaLimits.parse("gpu", 8, 16)`` reads human amounts of ``resource``."""
         return cls(

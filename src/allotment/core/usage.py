@@ -158,7 +158,7 @@ class UsageTree:
             occ_i, eu_p = self.floor[i], self.eu[p]
             ei = self.eu[i]
             for ki in range(nkeys):
-                occ = ei[ki] if ei[ki] > occ_i[ki] else occ_i[ki]
+                occ = max(occ_i[ki], ei[ki])
                 eu_p[ki] += occ
 
     # -- structure ----------------------------------------------------------------------------------------------
@@ -232,10 +232,10 @@ class UsageTree:
             nxt = []
             for k, d in delta:
                 e, f = ea[k], fa[k]
-                old = e if e > f else f
+                old = max(f, e)
                 e += d
                 ea[k] = e
-                new = e if e > f else f
+                new = max(f, e)
                 if new != old:
                     nxt.append((k, new - old))
             if not nxt:
@@ -258,8 +258,7 @@ class UsageTree:
                 if over > 0:
                     c = cap[k]
                     s = over / c if 0 < c < UNLIMITED_RAW else 0.0
-                    if s > share:
-                        share = s
+                    share = max(share, s)
         if share < 0:
             return 0, 0.0
         w = self.weight[q]
