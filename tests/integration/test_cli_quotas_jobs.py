@@ -70,7 +70,10 @@ def test_jobs_submit_list_show_cancel_from_the_cli(allot, client, admin_headers)
     assert job["command"] == ["python", "train.py", "--epochs", "3"]
     assert (job["gpu"], job["memory"], job["time_limit_s"], job["state"]) == ("0.5", "16Gi", 7200, "queued")
     code, out = allot("jobs", "list")
-    assert code == 0 and "waiting for the scheduler" in out and "research" in out
+    assert code == 0 and "1 job(s)" in out
+    code, out = allot("jobs", "list", "--state", "queued", "--json")
+    assert [(j["id"], j["quota"], j["reason"]) for j in json.loads(out)["items"]] == \
+        [(job["id"], "research", "waiting for the scheduler")]
     code, out = allot("jobs", "show", str(job["id"]))
     assert code == 0 and "pending: waiting for the scheduler" in out
     code, out = allot("jobs", "cancel", str(job["id"]))
