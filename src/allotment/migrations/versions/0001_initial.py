@@ -2,13 +2,13 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:28:33.334817
+Create Date: 2026-11-22 23:06:16.828298
 """
 
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import allotment.db
+
 
 revision = '0001'
 down_revision = None
