@@ -31,6 +31,7 @@ def quota_scope(param: str = "quota"):
     def resolve(request: Request, session: Session) -> Scope:
         return Scope(cluster_id=service.find_quota(session, request.path_params[param]).cluster_id)
 
+    resolve.kind, resolve.param = "quota", param  # type: ignore[attr-defined] - like api.deps' resolvers
     return resolve
 
 
