@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from access_helpers import API, PASSWORD, add_user, key_headers, new_credential, user_with_key, whoami
-from conftest import login
+from access_helpers import API, PASSWORD, add_user, key_headers, login, new_credential, user_with_key, whoami
 from sqlalchemy import select, text
 
 from allotment.audit.models import AuditEvent
