@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
-from clitools import ok, unique
+import pytest
+
+from e2e.clitools import ok, unique
+
+pytestmark = pytest.mark.e2e
 
 
 def test_quota_binding_and_job_lifecycle(server, allot, admin_config, new_user):
