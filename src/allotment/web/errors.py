@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allotment.api.deps import SESSION_COOKIE, optional_principal
-from allotment.errors import DomainError, Unauthenticated
+from allotment.errors import DomainError, Forbidden, Unauthenticated
 from allotment.web.console import is_console_request, is_htmx, redirect, render
 
 log = logging.getLogger("allotment.web")
@@ -28,6 +28,12 @@ def _principal_or_none(request: Request):
         return optional_principal(request)
     except DomainError:
         return None
+
+
+def _sentence(text: str) -> str:
+    """Service messages are lower-case clauses (they also end up in CLI output); pages show sentences."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")) if text else text
 
 
 def to_login(request: Request, exc: Unauthenticated) -> Response:
@@ -67,7 +73,9 @@ def install(app: FastAPI) -> None:
             return await api_domain(request, exc)
         if isinstance(exc, Unauthenticated):
             return to_login(request, exc)
-        return error_page(request, exc.status, exc.title, exc.detail)
+        if isinstance(exc, Forbidden):
+            return error_page(request, 403, "Access denied", f"You cannot open this: {exc.detail}.")
+        return error_page(request, exc.status, exc.title, _sentence(exc.detail))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
