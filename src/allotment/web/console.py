@@ -22,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 from allotment import __version__
 from allotment.api.deps import SESSION_COOKIE, app_state
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Permission, Principal, allowed
-from allotment.errors import Forbidden
+from allotment.errors import FieldError, Forbidden
 
 log = logging.getLogger("allotment.web")
 
@@ -46,6 +46,7 @@ class NavItem:
 NAV = [
     NavItem("Dashboard", "/ui/", AUTHENTICATED, "Overview"),
     NavItem("Clusters & pools", "/ui/clusters", AUTHENTICATED, "Overview"),
+    NavItem("Profile & password", "/ui/account", AUTHENTICATED, "Account"),
     NavItem("Credentials", "/ui/credentials", AUTHENTICATED, "Account"),
     NavItem("Users", "/ui/users", PLATFORM_ADMIN, "Administration"),
     NavItem("Groups", "/ui/groups", PLATFORM_ADMIN, "Administration"),
@@ -100,6 +101,14 @@ async def _compare(request: Request, expected: str | None) -> None:
         provided = (await request.form()).get(CSRF_FIELD)
     if not expected or not isinstance(provided, str) or not hmac.compare_digest(expected, provided):
         raise Forbidden("this form has expired or did not come from this console; reload the page and try again")
+
+
+def field_errors(errors: list[FieldError]) -> dict[str, list[str]]:
+    """A service's FieldErrors by field, for the messages under each input."""
+    by_field: dict[str, list[str]] = {}
+    for error in errors:
+        by_field.setdefault(error.field, []).append(error.message)
+    return by_field
 
 
 def set_notice(response: Response, message: str) -> None:

@@ -17,7 +17,7 @@ from allotment.db import utcnow
 from allotment.errors import ValidationFailed
 from allotment.identity import credentials
 from allotment.identity import service as identity
-from allotment.web.console import redirect, render
+from allotment.web.console import field_errors, redirect, render
 
 router = APIRouter()
 Me = Annotated[Principal, require(AUTHENTICATED)]
@@ -49,8 +49,7 @@ def create_credential(request: Request, principal: Me, db: DB, state: State,
             db, state.secret_key, identity.find_user(db, principal.id), principal, label=label or None,
             expires_at=expires_at, source=client_address(request))
     except ValidationFailed as exc:
-        errors = {e.field: [e.message] for e in exc.errors}
-        return _page(request, principal, db, status=422, errors=errors,
+        return _page(request, principal, db, status=422, errors=field_errors(exc.errors),
                      values={"label": label, "expires_in": expires_in})
     base_url = str(request.base_url).rstrip("/")
     created = {"access_key": credential.access_key, "secret_key": secret, "label": credential.label,

@@ -13,7 +13,7 @@ from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.errors import DomainError
 from allotment.identity import groups
 from allotment.identity import service as identity
-from allotment.web.console import redirect, render
+from allotment.web.console import field_errors, redirect, render
 
 router = APIRouter()
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
@@ -38,10 +38,7 @@ def create_group(request: Request, principal: Admin, db: DB, name: Annotated[str
     except DomainError as exc:
         if not exc.errors:
             raise
-        errors: dict[str, list[str]] = {}
-        for e in exc.errors:
-            errors.setdefault(e.field, []).append(e.message)
-        return _list(request, db, status=exc.status, errors=errors,
+        return _list(request, db, status=exc.status, errors=field_errors(exc.errors),
                      values={"name": name, "description": description})
     return redirect(f"/ui/groups/{group.id}", notice=f"Group {group.name} created.")
 

@@ -10,25 +10,26 @@ from fastapi.responses import Response
 
 from allotment.api.deps import DB, client_address, require
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
-from allotment.errors import DomainError, FieldError
+from allotment.errors import DomainError
 from allotment.identity import service as identity
-from allotment.web.console import is_htmx, redirect, render
+from allotment.web.console import field_errors, is_htmx, redirect, render
 from allotment.web.paging import Page
 
 router = APIRouter()
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
 STATUS_FILTERS = {"active": True, "inactive": False, "all": None}
-NEW_USER_FIELDS = ("email", "username", "full_name", "password", "password_confirm")
+SORTABLE = ("username", "email", "created_at")
 
 
 @router.get("/ui/users")
 def users_list(request: Request, principal: Admin, db: DB, status: str = "active", search: str = "",
-               page: int = 1) -> Response:
+               sort: str = "username", page: int = 1) -> Response:
     status = status if status in STATUS_FILTERS else "active"
+    sort = sort if sort.removeprefix("-") in SORTABLE else "username"
     paging = Page.at(page)
-    users, total = identity.list_users(db, active=STATUS_FILTERS[status], search=search or None, sort="username",
+    users, total = identity.list_users(db, active=STATUS_FILTERS[status], search=search or None, sort=sort,
                                        limit=paging.size, offset=paging.offset)
-    context = {"users": users, "status": status, "search": search, "page": paging.with_total(total)}
+    context = {"users": users, "status": status, "search": search, "sort": sort, "page": paging.with_total(total)}
     if is_htmx(request) and request.headers.get("hx-target") == "user-table":
         return render(request, "users/_table.html", context)  # search-as-you-type swaps only the table
     return render(request, "users/list.html", context)
@@ -37,13 +38,6 @@ def users_list(request: Request, principal: Admin, db: DB, status: str = "active
 @router.get("/ui/users/new")
 def new_user_form(request: Request, principal: Admin) -> Response:
     return render(request, "users/new.html", {"values": {}, "errors": {}})
-
-
-def _field_errors(errors: list[FieldError]) -> dict[str, list[str]]:
-    by_field: dict[str, list[str]] = {}
-    for error in errors:
-        by_field.setdefault(error.field, []).append(error.message)
-    return by_field
 
 
 @router.post("/ui/users")
@@ -71,7 +65,7 @@ def create_user(
         if not exc.errors:
             raise
         # The service's own field errors (ValidationFailed, or Conflict naming the duplicate field) under each input.
-        context = {"values": values, "errors": _field_errors(exc.errors), "summary": exc.detail}
+        context = {"values": values, "errors": field_errors(exc.errors), "summary": exc.detail}
         return render(request, "users/new.html", context, status=exc.status)
     return redirect(f"/ui/users/{user.id}", notice=f"User {user.username} created.")
 
@@ -105,3 +99,40 @@ def deactivate(request: Request, principal: Admin, db: DB, user: str) -> Respons
 @router.post("/ui/users/{user}/activate")
 def activate(request: Request, principal: Admin, db: DB, user: str) -> Response:
     return _set_active(request, principal, db, user, active=True)
+
+
+@router.get("/ui/users/{user}/edit")
+def edit_user_form(request: Request, principal: Admin, db: DB, user: str) -> Response:
+    target = identity.find_person(db, user)
+    values = {"username": target.username, "full_name": target.full_name or "",
+              "need_password_change": target.need_password_change}
+    return render(request, "users/edit.html", {"user": target, "values": values, "errors": {}})
+
+
+@router.post("/ui/users/{user}/edit")
+def edit_user(
+    request: Request,
+    principal: Admin,
+    db: DB,
+    user: str,
+    username: Annotated[str, Form()] = "",
+    full_name: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    need_password_change: Annotated[bool, Form()] = False,
+) -> Response:
+    """Backend.AI's update dialog: the e-mail stays (it is the identity); a blank password keeps the current one."""
+    target = identity.find_person(db, user)
+    changes: dict = {"full_name": full_name.strip() or None, "need_password_change": need_password_change}
+    if username.strip() != target.username:
+        changes["username"] = username
+    if password:
+        changes["password"] = password
+    values = {"username": username, "full_name": full_name, "need_password_change": need_password_change}
+    try:
+        identity.update_user(db, principal, target, changes, client_address(request))
+    except DomainError as exc:
+        if not exc.errors:
+            raise
+        return render(request, "users/edit.html", {"user": target, "values": values,
+                                                   "errors": field_errors(exc.errors)}, status=exc.status)
+    return redirect(f"/ui/users/{target.id}", notice=f"User {target.username} updated.")
