@@ -45,28 +45,27 @@ def server(tmp_path_factory) -> Iterator[str]:
                ALLOT_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD, ALLOT_LOG_LEVEL="warning")
     env.pop("ALLOT_DATABASE_URL", None)
     allot = Path(sys.executable).with_name("allot")
-    log = open(data / "server.log", "w")
-    proc = subprocess.Popen([str(allot), "server"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{(data / 'server.log').read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
+    with open(data / "server.log", "w") as log:
+        proc = subprocess.Popen([str(allot), "server"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not start:\n{(data / 'server.log').read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture(scope="module")

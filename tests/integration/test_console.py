@@ -175,3 +175,53 @@ def test_vendor_assets_are_served_from_node_modules(client):
     assert '/static/vendor/htmx.org/dist/htmx.min.js' in r.text
     assert client.get("/static/vendor/htmx.org/dist/htmx.min.js").status_code == 200
     assert client.get("/static/vendor/@picocss/pico/css/pico.min.css").status_code == 200
+
+
+def test_change_own_password_needs_the_current_one(client, admin_headers):
+    make_user(client, admin_headers, "dave")
+    sign_in(client, "dave", "Passw0rd!x")
+    token = csrf(client, "/ui/account")
+    r = client.post("/ui/account/password", data={"csrf_token": token, "current_password": "nope-Passw0rd!",
+                                                  "new_password": "N3w-password!", "new_password_confirm":
+                                                  "N3w-password!"})
+    assert r.status_code == 422 and "current_password" in r.text
+    r = client.post("/ui/account/password", data={"csrf_token": token, "current_password": "Passw0rd!x",
+                                                  "new_password": "short", "new_password_confirm": "short"})
+    assert r.status_code == 422 and "must be at least 8 characters long" in r.text
+    r = client.post("/ui/account/password", data={"csrf_token": token, "current_password": "Passw0rd!x",
+                                                  "new_password": "N3w-password!", "new_password_confirm":
+                                                  "N3w-password!"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.post("/api/v1/auth/login", json={"username": "dave", "password": "N3w-password!"}).status_code == 200
+
+
+def test_admin_edits_a_user_but_never_the_email(client, admin_headers):
+    make_user(client, admin_headers, "frank")
+    frank = client.get("/api/v1/users/frank", headers=admin_headers).json()
+    sign_in(client, "admin", ADMIN_PASSWORD)
+    page = client.get(f"/ui/users/{frank['id']}/edit")
+    assert page.status_code == 200 and 'name="email"' not in page.text
+    token = TOKEN.search(page.text).group(1)
+    r = client.post(f"/ui/users/{frank['id']}/edit", data={"csrf_token": token, "username": "frank",
+                                                            "full_name": "x" * 65})
+    assert r.status_code == 422 and "must be at most 64 characters long" in r.text
+    r = client.post(f"/ui/users/{frank['id']}/edit", data={"csrf_token": token, "username": "franklin",
+                                                            "full_name": "Frank Lin", "need_password_change": "true"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    after = client.get("/api/v1/users/franklin", headers=admin_headers).json()
+    assert after["full_name"] == "Frank Lin" and after["need_password_change"] is True
+    assert after["email"] == "frank@example.com"
+
+
+def test_user_list_filters_and_pages(client, admin_headers):
+    for i in range(27):
+        make_user(client, admin_headers, f"u{i:02d}")
+    sign_in(client, "admin", ADMIN_PASSWORD)
+    first = client.get("/ui/users?search=u&sort=username")
+    assert "1–25 of 27" in first.text and "u00@example.com" in first.text and "u26@" not in first.text
+    second = client.get("/ui/users?search=u&sort=username&page=2")
+    assert "26–27 of 27" in second.text and "u26@example.com" in second.text
+    fragment = client.get("/ui/users?search=u07", headers={"HX-Request": "true", "HX-Target": "user-table"})
+    assert "<html" not in fragment.text and "u07@example.com" in fragment.text and "u08@" not in fragment.text
+    assert "No inactive users" in client.get("/ui/users?status=inactive").text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -28,7 +28,7 @@ def _parse_time(text: str, field: str, errors: dict[str, list[str]]) -> datetime
     except ValueError:
         errors[field] = ["is not a date and time (use YYYY-MM-DD HH:MM)"]
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @router.get("/ui/audit")
