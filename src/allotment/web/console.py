@@ -50,6 +50,7 @@ NAV = [
     NavItem("Credentials", "/ui/credentials", AUTHENTICATED, "Account"),
     NavItem("Users", "/ui/users", PLATFORM_ADMIN, "Administration"),
     NavItem("Groups", "/ui/groups", PLATFORM_ADMIN, "Administration"),
+    NavItem("Service accounts", "/ui/service-accounts", PLATFORM_ADMIN, "Administration"),
     NavItem("Audit log", "/ui/audit", PLATFORM_ADMIN, "Administration"),
 ]
 
@@ -153,6 +154,11 @@ def render(request: Request, template: str, context: dict | None = None, status:
     for key, value in holder.raw_headers:
         if key == b"set-cookie":
             response.raw_headers.append((key, value))
+    # Console pages are never framed (clickjacking) and never leak their URLs to other sites.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     new_token = getattr(request.state, "new_pre_session_csrf", None)
     if new_token:
         response.set_cookie(PRE_SESSION_COOKIE, new_token, httponly=True, samesite="lax", path="/")

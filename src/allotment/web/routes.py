@@ -25,7 +25,7 @@ REQUIRED_VENDOR_FILES = ["htmx.org/dist/htmx.min.js", "@picocss/pico/css/pico.mi
 
 # One module per subject; each exposes `router`.
 PAGES = ["pages_auth", "pages_dashboard", "pages_users", "pages_groups", "pages_clusters", "pages_credentials",
-         "pages_account", "pages_audit"]
+         "pages_account", "pages_service_accounts", "pages_audit"]
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 for _name in PAGES:

@@ -32,7 +32,8 @@ def platform_counts(session: Session, now: datetime) -> list[dict]:
     return [
         {"label": "Users", "value": users.get(True, 0), "note": f"{users.get(False, 0)} inactive",
          "href": "/ui/users"},
-        {"label": "Service accounts", "value": service_accounts, "note": "API-only principals", "href": None},
+        {"label": "Service accounts", "value": service_accounts, "note": "API-only principals",
+         "href": "/ui/service-accounts"},
         {"label": "Groups", "value": _count(session, select(func.count()).select_from(Group)), "note": "",
          "href": "/ui/groups"},
         {"label": "Clusters", "value": _count(session, select(func.count()).select_from(Cluster)),

@@ -225,3 +225,24 @@ def test_user_list_filters_and_pages(client, admin_headers):
     fragment = client.get("/ui/users?search=u07", headers={"HX-Request": "true", "HX-Target": "user-table"})
     assert "<html" not in fragment.text and "u07@example.com" in fragment.text and "u08@" not in fragment.text
     assert "No inactive users" in client.get("/ui/users?status=inactive").text
+
+
+def test_service_accounts_are_created_and_deleted_from_the_console(client, admin_headers):
+    sign_in(client, "admin", ADMIN_PASSWORD)
+    token = csrf(client, "/ui/service-accounts")
+    r = client.post("/ui/service-accounts", data={"csrf_token": token, "name": "has space"})
+    assert r.status_code == 422 and "must not contain spaces" in r.text
+    r = client.post("/ui/service-accounts", data={"csrf_token": token, "name": "ci-bot", "description": "CI"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert "ci-bot" in client.get("/ui/service-accounts").text
+    r = client.post("/ui/service-accounts/ci-bot/delete", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    names = [a["name"] for a in client.get("/api/v1/service-accounts", headers=admin_headers).json()["items"]]
+    assert "ci-bot" not in names
+
+
+def test_console_pages_cannot_be_framed(client):
+    r = client.get("/login")
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
