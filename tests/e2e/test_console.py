@@ -155,6 +155,7 @@ def test_create_user_shows_field_errors_then_creates_and_deactivates(page, serve
     page.once("dialog", lambda dialog: dialog.accept())  # the "are you sure" confirmation
     row.get_by_test_id("deactivate-ada").click()
     page.locator("tr[data-username=ada] .badge.off").wait_for()  # htmx swapped the row in place
+    assert "ada is deactivated" in page.get_by_test_id("row-notice").inner_text()
     assert row.get_by_test_id("activate-ada").is_visible()
     page.screenshot(path="/tmp/allot-console-users.png", full_page=True)
 

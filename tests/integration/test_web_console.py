@@ -246,3 +246,24 @@ def test_console_pages_cannot_be_framed(client):
     r = client.get("/login")
     assert r.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_htmx_errors_land_in_the_notice_area(client):
+    sign_in(client, "admin", ADMIN_PASSWORD)
+    admin = client.get("/ui/users?search=admin")
+    token = TOKEN.search(admin.text).group(1)
+    me = re.search(r'id="user-row-(\d+)" data-username="admin"', admin.text).group(1)
+    r = client.post(f"/ui/users/{me}/deactivate", headers={"X-CSRF-Token": token, "HX-Request": "true",
+                                                           "HX-Target": f"user-row-{me}"})
+    assert r.status_code == 409  # the last platform admin stays
+    assert r.headers["hx-retarget"] == "#notice-area" and "<html" not in r.text
+    assert "admin" in r.text
+
+
+def test_a_password_change_request_leads_to_the_account_page(client, admin_headers):
+    r = client.post("/api/v1/users", headers=admin_headers, json={
+        "email": "gina@example.com", "username": "gina", "password": "Passw0rd!x", "need_password_change": True})
+    assert r.status_code == 201
+    r = sign_in(client, "gina", "Passw0rd!x")
+    assert r.headers["location"] == "/ui/account"
+    assert "asks you to choose a new password" in client.get("/ui/account").text

@@ -53,13 +53,12 @@ def login_submit(
         # Returning (not raising) lets the request's transaction commit the failed-login count and any lock.
         return render(request, "login.html", {"next": safe_next(next), "username": username, "error": exc.detail},
                       status=exc.status, principal=None)
-    response = redirect(safe_next(next))
+    if user.need_password_change:  # Backend.AI's flag is descriptive: a reminder on the account page, not a block
+        response = redirect("/ui/account", notice="Your administrator asks you to choose a new password.")
+    else:
+        response = redirect(safe_next(next))
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=s.session_hours * 3600,
                         path="/")
-    if user.need_password_change:
-        from allotment.web.console import set_notice
-
-        set_notice(response, "Your administrator asks you to change your password.")
     return response
 
 

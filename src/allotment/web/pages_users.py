@@ -85,9 +85,7 @@ def _set_active(request: Request, principal: Principal, db, user_ref: str, activ
         identity.deactivate_user(db, principal, user, client_address(request))
         message = f"{user.username} is deactivated: signed out everywhere and every credential revoked."
     if is_htmx(request) and request.headers.get("hx-target", "").startswith("user-row-"):
-        response = render(request, "users/_row.html", {"user": user, "notice": None})
-        response.headers["HX-Trigger"] = "userChanged"
-        return response
+        return render(request, "users/_row_swap.html", {"user": user, "message": message})
     return redirect(f"/ui/users/{user.id}", notice=message, request=request)
 
 
