@@ -267,3 +267,29 @@ def test_a_password_change_request_leads_to_the_account_page(client, admin_heade
     r = sign_in(client, "gina", "Passw0rd!x")
     assert r.headers["location"] == "/ui/account"
     assert "asks you to choose a new password" in client.get("/ui/account").text
+
+
+def test_cluster_managers_manage_members_and_users_cannot(client, admin_headers):
+    make_user(client, admin_headers, "mona")
+    make_user(client, admin_headers, "ivan")
+    assert client.put("/api/v1/clusters/local/users/mona", headers=admin_headers,
+                      json={"role": "manager"}).status_code == 200
+    sign_in(client, "ivan", "Passw0rd!x")
+    assert client.get("/ui/clusters/local/members").status_code == 403  # no role on the cluster at all
+
+    client.cookies.clear()
+    sign_in(client, "mona", "Passw0rd!x")
+    page = client.get("/ui/clusters/local/members")
+    assert page.status_code == 200 and 'data-member="mona"' in page.text
+    token = TOKEN.search(page.text).group(1)
+    r = client.post("/ui/clusters/local/members", data={"csrf_token": token, "username": "ivan",
+                                                        "role": "data-scientist"}, follow_redirects=False)
+    assert r.status_code == 303  # DKube's alias for the user role
+    assert "ivan added as user on local" in client.get("/ui/clusters/local/members").text
+    r = client.post("/ui/clusters/local/members", data={"csrf_token": token, "username": "ivan", "role": "admin"})
+    assert r.status_code == 403  # only cluster admins grant admin
+    r = client.post("/ui/clusters/local/members/ivan/remove", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    roles = {m["username"]: m["role"] for m in
+             client.get("/api/v1/clusters/local/users", headers=admin_headers).json()["items"]}
+    assert "ivan" not in roles and roles["mona"] == "manager"
