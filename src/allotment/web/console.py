@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -117,14 +117,9 @@ def set_notice(response: Response, message: str) -> None:
     response.set_cookie(NOTICE_COOKIE, quote(message), max_age=60, httponly=True, samesite="lax", path="/")
 
 
-def _take_notice(request: Request, response: Response) -> str | None:
-    from urllib.parse import unquote
-
+def _notice(request: Request) -> str | None:
     raw = request.cookies.get(NOTICE_COOKIE)
-    if raw is None:
-        return None
-    response.delete_cookie(NOTICE_COOKIE, path="/")
-    return unquote(raw)[:300]
+    return unquote(raw)[:300] if raw else None
 
 
 def nav_for(principal: Principal | None, current: str) -> list[tuple[str, list[dict]]]:
@@ -147,13 +142,10 @@ def render(request: Request, template: str, context: dict | None = None, status:
         "vendor": request.app.state.allot.extras.get("console_vendor", False),
     }
     ctx.update(context or {})
-    # The notice is read before rendering and its cookie cleared on this response.
-    holder = Response()
-    ctx.setdefault("notice", _take_notice(request, holder))
+    ctx.setdefault("notice", _notice(request))
     response = TEMPLATES.TemplateResponse(request, template, ctx, status_code=status)
-    for key, value in holder.raw_headers:
-        if key == b"set-cookie":
-            response.raw_headers.append((key, value))
+    if NOTICE_COOKIE in request.cookies:  # shown once
+        response.delete_cookie(NOTICE_COOKIE, path="/")
     # Console pages are never framed (clickjacking) and never leak their URLs to other sites.
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
