@@ -15,4 +15,5 @@ fi
 bash scripts/ensure-chromium.sh
 # Suites that need PostgreSQL fail (not skip) when it is missing.
 export ALLOT_TEST_REQUIRE_POSTGRES=1
-"$BIN/pytest" -p no:cacheprovider -n 2 "$@" tests
+if [ $# -eq 0 ]; then set -- tests; fi
+"$BIN/pytest" -p no:cacheprovider -n 2 "$@"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:16:09.072685
+Create Date: 2026-11-22 22:30:58.172246
 """
 
 from alembic import op
