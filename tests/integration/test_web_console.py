@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from allotment.api.app import create_app
-from conftest import ADMIN_PASSWORD, login, make_settings
 
+ADMIN_PASSWORD = "Adm1n-password!"  # the bootstrap admin of tests/conftest.py's settings
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -143,24 +143,23 @@ def test_errors_are_pages_on_the_console_and_problems_on_the_api(client):
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
 
 
-def test_an_unexpected_failure_shows_a_friendly_page_without_a_trace(tmp_path, monkeypatch):
+def test_an_unexpected_failure_shows_a_friendly_page_without_a_trace(settings, monkeypatch):
     from allotment.web import service
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("database exploded at secret location")
 
     monkeypatch.setattr(service, "clusters_with_pools", broken)
-    app = create_app(make_settings(tmp_path), start_background=False)
+    app = create_app(settings, start_background=False)
     with TestClient(app, raise_server_exceptions=False) as c:
-        login(c, "admin", ADMIN_PASSWORD)
         sign_in(c, "admin", ADMIN_PASSWORD)
         r = c.get("/ui/clusters")
     assert r.status_code == 500 and "Something went wrong" in r.text
     assert "exploded" not in r.text and "Traceback" not in r.text
 
 
-def test_console_starts_without_npm_assets_and_says_so(tmp_path, caplog):
-    settings = make_settings(tmp_path, vendor_dir=tmp_path / "no-node-modules")
+def test_console_starts_without_npm_assets_and_says_so(settings, tmp_path, caplog):
+    settings = settings.model_copy(update={"vendor_dir": tmp_path / "no-node-modules"})
     with caplog.at_level(logging.WARNING, logger="allotment.web"):
         app = create_app(settings, start_background=False)
     assert "console assets missing" in caplog.text and "npm ci" in caplog.text
