@@ -1,7 +1,8 @@
 """End-to-end fixtures: a real `allot server` process on SQLite and the real `allot` executable.
 
-Reuse them from any test under tests/e2e/:
-    from clitools import ok, unique
+Reuse them from any test under tests/e2e/ (a package, so that this conftest never shadows tests/conftest.py, which
+other tests import as `conftest`):
+    from e2e.clitools import ok, unique
 
     def test_x(server, allot, admin_config):
         ok(allot("whoami", "--json", config_dir=admin_config))
@@ -15,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clitools import Server, allot, login_config, ok, start_server, stop_server, unique
+
+from e2e.clitools import Server, allot, login_config, ok, start_server, stop_server, unique
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from clitools import allot, api, ok, printed_credential, unique
+
+from e2e.clitools import allot, api, ok, printed_credential, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -19,6 +20,8 @@ def whoami(cfg) -> dict:
     return json.loads(ok(allot("whoami", "--json", config_dir=cfg)).stdout)
 
 
+@pytest.mark.xfail(strict=False, reason="needs GET/POST /api/v1/clusters and POST /clusters/{c}/nodes (inventory branch, "
+                                       "not yet on main)")
 def test_get_clusters_shows_status_backend_and_pools(admin_config):
     # A cluster of its own, so that nodes other tests register cannot change what this one shows.
     name = unique("gpu-farm")

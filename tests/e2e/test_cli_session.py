@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from clitools import ok
+
+from e2e.clitools import ok
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +53,7 @@ def test_wrong_password_is_one_line_and_exit_1(server, allot, tmp_path):
 
 
 def test_unreachable_server_is_exit_1_naming_the_address(allot, tmp_path):
-    from clitools import free_port
+    from e2e.clitools import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     r = allot("login", url, "-u", "admin", "--password-stdin", input="x\n", config_dir=tmp_path)
