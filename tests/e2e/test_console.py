@@ -11,7 +11,8 @@ import re
 
 import httpx
 import pytest
-from clitools import unique
+
+from e2e.clitools import unique
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
