@@ -68,7 +68,7 @@ class Option:
 class Group:
     __slots__ = (
         "quota", "options", "profile", "requests", "pool_rank", "policy_rank", "heap", "size", "parked",
-        "park_keys", "holds", "last_wait", "qtoken", "deadline_token", "shape",
+        "park_keys", "holds", "last_wait", "last_sig", "qtoken", "deadline_token", "shape", "tried", "ever",
     )
 
     def __init__(self, shape: tuple, quota: int, options: list[Option], profile: str | None, requests: dict,
@@ -86,6 +86,9 @@ class Group:
         self.park_keys: list[tuple] = []
         self.holds: list[Hold] = []
         self.last_wait: Wait | None = None
+        self.last_sig: tuple | None = None  # numbers behind last_wait: the sentence is rebuilt only when they change
+        self.tried = -1  # number of the cycle that last examined this group
+        self.ever: list[bool] | None = None  # per option: could it fit an idle cluster? (cached; config-dependent)
         self.qtoken = 0  # token of this group's valid entry in its quota heap (0: none)
         self.deadline_token = 0
 
@@ -134,34 +137,49 @@ class Hold:
 
 
 class ParkIndex:
-    """Parked groups by the event that can unblock them. Keys:
-    ("cap", pool)            capacity freed in a pool (pool may be "*": any pool);
-    ("limit", quota, pool)   usage dropped under quota's limit in pool (or "*").
+    """Parked groups by the event that can unblock them.
+
+    Limit parking, key ("limit", quota, pool): usage dropped under that quota's limit in pool (pool may be "*").
+    Every group parked there is woken by such an event (they all belong to that quota's subtree: few).
+
+    Capacity parking, per pool (or "*"): the group waits for ``needed`` raw units of key ``key`` at the cluster level.
+    These are NOT all woken when capacity frees (that would re-examine every waiting group of a busy pool for each
+    finished job); the state wakes them by need, best order key first, until the freed capacity is spoken for.
     """
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple, dict[Group, None]] = {}
+        self._limit: dict[tuple, dict[Group, None]] = {}
+        self._cap: dict[str, dict[Group, tuple[tuple, int, int]]] = {}
 
-    def park(self, group: Group, keys: list[tuple]) -> None:
+    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: tuple) -> None:
         group.parked = True
+        keys: list[tuple] = []
+        for k in limit_keys:
+            self._limit.setdefault(k, {})[group] = None
+            keys.append(k)
+        for pool, key, needed in cap_entries:
+            self._cap.setdefault(pool, {})[group] = (order, key, needed)
+            keys.append(("cap", pool))
         group.park_keys = keys
-        for k in keys:
-            self._by_key.setdefault(k, {})[group] = None
 
     def unpark(self, group: Group) -> None:
         for k in group.park_keys:
-            s = self._by_key.get(k)
-            if s is not None:
-                s.pop(group, None)
-                if not s:
-                    del self._by_key[k]
+            if k[0] == "cap":
+                s = self._cap.get(k[1])
+                if s is not None:
+                    s.pop(group, None)
+            else:
+                s2 = self._limit.get(k)
+                if s2 is not None:
+                    s2.pop(group, None)
+                    if not s2:
+                        del self._limit[k]
         group.park_keys = []
         group.parked = False
 
-    def take(self, key: tuple) -> list[Group]:
-        """Groups parked under ``key`` (they stay parked until the caller unparks them)."""
-        s = self._by_key.get(key)
+    def limit_groups(self, key: tuple) -> list[Group]:
+        s = self._limit.get(key)
         return list(s) if s else []
 
-    def __len__(self) -> int:
-        return len(self._by_key)
+    def cap_groups(self, pool: str) -> dict[Group, tuple[tuple, int, int]]:
+        return self._cap.get(pool) or {}
