@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:06:16.828298
+Create Date: 2026-11-22 23:57:33.461308
 """
 
 from alembic import op
