@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import false, select, update
 
 from allotment.api.state import AppState
-from allotment.core.permissions import Principal
+from allotment.core.permissions import ROLE_ORDER, Principal
 from allotment.db import utcnow
 from allotment.errors import Forbidden, Unauthenticated
 from allotment.identity.models import (
@@ -28,7 +28,6 @@ from allotment.identity.models import (
     User,
 )
 from allotment.identity.secrets import SESSION_PREFIX, digests_equal, token_digest
-from allotment.core.permissions import ROLE_ORDER
 
 LAST_USED_WRITE_INTERVAL_S = 60.0
 
@@ -55,7 +54,7 @@ def load_principal(session, user: User, credential_id: int | None = None, sessio
 
 
 class _Entry:
-    __slots__ = ("principal", "expires_at", "credential_id", "last_write", "last_source")
+    __slots__ = ("credential_id", "expires_at", "last_source", "last_write", "principal")
 
     def __init__(self, principal: Principal, expires_at: datetime | None, credential_id: int | None):
         self.principal = principal
