@@ -120,8 +120,10 @@ def plan_preemption(
     fitted = False
     for _, run, reason in candidates:
         if reason == PreemptReason.RECLAIM:
+            # Only the contested keys matter: the reclaimer takes nothing else from the victim's quota.
+            contested = tuple((k, x) for k, x in run.req if k in keys)
             stop = tree.lca_below(q, run.quota)
-            if not tree.removable_without_dropping_below_guarantee(run.quota, run.req, stop):
+            if not tree.removable_without_dropping_below_guarantee(run.quota, contested, stop):
                 continue
         remove(run)
         chosen.append((run, reason))
