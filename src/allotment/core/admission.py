@@ -29,7 +29,8 @@ Outputs (decisions are values, in the order they were taken):
                                                 are running, victims are gone (the loop may re-queue them with add_job).
                                                 If the loop fails to persist a cycle, drop the state and rebuild it.
     ``explain(job_id) -> Wait | None``          the current reason of any queued job (also jobs behind a blocked head).
-    ``quota_usage(quota_id) -> ResourceVector``, ``running_ids()``, ``queued_count``.
+    ``quota_usage(quota_id) -> ResourceVector``, ``running_ids()``, ``queued_ids()``, ``queued_count``,
+    ``device_free(pool) -> dict[device id, Quantity]``.
 Quota-tree changes (specs, pools added or removed, profiles) are applied by building a new state.
 
 Rules, in the order the cycle applies them
@@ -151,6 +152,9 @@ class SchedulerState:
 
     def running_ids(self) -> list[str]:
         return list(self._running)
+
+    def queued_ids(self) -> list[str]:
+        return list(self._queued) + list(self._invalid)
 
     def quota_usage(self, quota_id: str) -> ResourceVector:
         q = self._tree.index[quota_id]
@@ -558,16 +562,20 @@ class SchedulerState:
     def _block(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool,
                retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
         tree = self._tree
+        first, opt = blockers[0], group.options[0]
+        # A job that cannot run even on an idle cluster must not hold capacity: it would block others forever.
+        ever = [tree.fits_when_idle(q, o.req) and self._devices[o.pool].could_ever_fit(o.gpu) for o in group.options]
+        if not any(ever):
+            note = (note + "; " if note else "") + "it can never run with the current quotas and pools"
         code, message = combine(tree, blockers, now, note)
         wait = Wait(rec.id, code, message)
         if wait != group.last_wait:
             decisions.append(wait)
             group.last_wait = wait
         self._drop_holds(group)
-        first, opt = blockers[0], group.options[0]
-        if first.kind in (CAPACITY, DEVICE) and tree.within_guarantee(q, opt.req):
+        if ever[0] and first.kind in (CAPACITY, DEVICE) and tree.within_guarantee(q, opt.req):
             self._add_hold(Hold(ROOT, first.key, Hold.GUARANTEE, group, rec, 0))
-        if aged and first.kind in (LIMIT, CAPACITY, DEVICE):
+        if ever[0] and aged and first.kind in (LIMIT, CAPACITY, DEVICE):
             cls = tree.borrow_class_and_share(q, opt.req)[0]
             self._add_hold(Hold(first.node, first.key, Hold.STARVATION, group, rec, cls))
         keys = list(dict.fromkeys(self._park_key(b, o) for b, o in zip(blockers, group.options)))

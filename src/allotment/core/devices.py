@@ -112,6 +112,14 @@ class DevicePool:
                     break
         return tuple((d, WHOLE) for d in picked)
 
+    def could_ever_fit(self, amount: int) -> bool:
+        """Would ``amount`` fit in this pool if every device were free?"""
+        if amount <= 0:
+            return True
+        if amount < WHOLE:
+            return any(c >= amount for c in self.cap.values())
+        return sum(1 for c in self.cap.values() if c == WHOLE) >= amount // WHOLE
+
     def take(self, shares: Sequence[tuple[str, int]]) -> None:
         for dev, amt in shares:
             free = self.free.get(dev)

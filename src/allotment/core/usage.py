@@ -161,6 +161,9 @@ class UsageTree:
                 occ = max(occ_i[ki], ei[ki])
                 eu_p[ki] += occ
 
+        # Occupancy of an idle cluster (only unlendable guarantees): what "could this ever fit?" is measured against.
+        self.idle_eu: list[list[int]] = [row[:] for row in self.eu]
+
     # -- structure ----------------------------------------------------------------------------------------------
     def descendants(self, node: int) -> tuple[int, ...]:
         """Strict descendants of ``node`` (cached)."""
@@ -214,6 +217,25 @@ class UsageTree:
             if er[k] + d > cap[k]:
                 return Block(CAPACITY, ROOT, k, d)
         return None
+
+    def fits_when_idle(self, q: int, req: Request) -> bool:
+        """Would ``req`` fit if nothing at all were running? False means it can never run with this configuration
+        (a limit or the capacity is smaller than the request, or other quotas' unlendable guarantees are in the way)."""
+        lim, eu, floor = self.lim, self.idle_eu, self.floor
+        path = self.path[q]
+        for a in path:
+            la = lim[a]
+            for k, r in req:
+                if r > la[k]:
+                    return False
+        delta: Request | list[tuple[int, int]] = req
+        for a in path:
+            ea, fa = eu[a], floor[a]
+            delta = [(k, d if ea[k] >= fa[k] else ea[k] + d - fa[k]) for k, d in delta if ea[k] + d > fa[k]]
+            if not delta:
+                return True
+        er, cap = eu[ROOT], self.cap
+        return all(er[k] + d <= cap[k] for k, d in delta)
 
     def apply(self, q: int, req: Request, sign: int) -> None:
         """Add (sign=+1) or remove (sign=-1) a job's usage along its path, keeping u and eu consistent."""
