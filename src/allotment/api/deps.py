@@ -77,6 +77,8 @@ def require(permission: Permission, scope: ScopeResolver | None = None):
 
     def dependency(request: Request) -> Principal | None:
         principal = optional_principal(request)
+        if principal is None and permission.kind != "public":
+            raise Unauthenticated()  # before resolving the scope: anonymous callers learn nothing about objects
         resolved = Scope()
         if scope is not None:
             with app_state(request).sessions() as session:
@@ -88,6 +90,7 @@ def require(permission: Permission, scope: ScopeResolver | None = None):
         raise Forbidden(f"{permission.name.replace('_', ' ')} permission is required")
 
     dependency.permission = permission  # type: ignore[attr-defined]
+    dependency.scope = scope  # type: ignore[attr-defined]
     dependency.__name__ = f"require_{permission.name}"
     return Depends(dependency)
 
@@ -100,6 +103,7 @@ def self_scope(param: str = "user") -> ScopeResolver:
 
         return Scope(user_id=find_user_id(session, request.path_params[param]))
 
+    resolve.kind, resolve.param = "self", param  # type: ignore[attr-defined] - read by the authorisation matrix test
     return resolve
 
 
@@ -109,4 +113,5 @@ def cluster_scope(param: str = "cluster") -> ScopeResolver:
 
         return Scope(cluster_id=find_cluster_id(session, request.path_params[param]))
 
+    resolve.kind, resolve.param = "cluster", param  # type: ignore[attr-defined]
     return resolve

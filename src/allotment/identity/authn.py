@@ -20,6 +20,8 @@ from allotment.errors import Forbidden, Unauthenticated
 from allotment.identity.models import (
     ADMINS_GROUP,
     SERVICE_ACCOUNT,
+    USER,
+    USERS_GROUP,
     ClusterRoleGrant,
     Credential,
     Group,
@@ -33,9 +35,14 @@ LAST_USED_WRITE_INTERVAL_S = 60.0
 
 
 def load_principal(session, user: User, credential_id: int | None = None, session_id: int | None = None) -> Principal:
+    """Groups, platform-admin status and effective cluster roles (the highest of direct and group grants).
+
+    Every principal is implicitly in the built-in `users` group, so a role granted to `users` reaches everyone.
+    """
     group_rows = session.execute(
-        select(Group.id, Group.name).join(GroupMember, GroupMember.group_id == Group.id)
-        .where(GroupMember.user_id == user.id)
+        select(Group.id, Group.name).where(
+            Group.id.in_(select(GroupMember.group_id).where(GroupMember.user_id == user.id))
+            | (Group.name == USERS_GROUP))
     ).all()
     group_ids = frozenset(r.id for r in group_rows)
     is_admin = any(r.name == ADMINS_GROUP for r in group_rows)
@@ -124,21 +131,34 @@ def authenticate(state: AppState, token: str, source: str | None, on_behalf_of: 
     _touch_credential(state, entry, source)
     principal = entry.principal
     if on_behalf_of:
-        principal = _impersonate(state, principal, on_behalf_of)
+        principal = _impersonate(state, principal, on_behalf_of, entry)
     return principal
 
 
-def _impersonate(state: AppState, actor: Principal, target: str) -> Principal:
+def _impersonate(state: AppState, actor: Principal, target: str, entry: _Entry | None = None) -> Principal:
+    """A service account with allow_impersonation acting as an active user (ClearML's "use owner token").
+
+    The result carries the user's groups and cluster roles but never platform-admin rights: impersonating an admin
+    does not make the service account one. The actor stays recorded (actor_id), so the audit log names both.
+    """
+    key = target.strip().lower()
+    cache_key = f"{id(entry)}>{key}" if entry is not None else None
+    cached = state.auth_cache.get(cache_key) if cache_key else None
+    if cached is not None and cached[0] is entry:
+        return cached[1]
     with state.sessions() as session:
         me = session.get(User, actor.id)
         if actor.kind != SERVICE_ACCOUNT or me is None or not me.allow_impersonation:
             raise Forbidden(f"{actor.username} may not act on behalf of other users (impersonation is off)")
-        key = target.strip().lower()
         user = session.scalar(select(User).where((User.username_key == key) | (User.email_key == key)))
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or user.kind != USER:
             raise Forbidden(f"cannot act on behalf of {target}: no such active user")
         principal = load_principal(session, user)
-    return replace(principal, actor_id=actor.id, actor_username=actor.username, credential_id=actor.credential_id)
+    result = replace(principal, is_platform_admin=False, actor_id=actor.id, actor_username=actor.username,
+                     credential_id=actor.credential_id)
+    if cache_key:
+        state.auth_cache.put(cache_key, (entry, result))
+    return result
 
 
 def session_expiry(hours: int) -> datetime:

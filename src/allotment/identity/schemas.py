@@ -43,3 +43,105 @@ class UserOut(BaseModel):
     locked_until: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class UserDetail(UserOut):
+    groups: list[str] = Field(description="explicit groups plus the built-in 'users' every user is in")
+    cluster_roles: dict[str, str] = Field(description="effective role per cluster name (direct or through a group)")
+    credential_count: int = Field(description="credentials that can authenticate now (not revoked, not expired)")
+    is_platform_admin: bool
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+    total: int
+
+
+class UserCreate(BaseModel):
+    """Lengths and the password policy are checked by the service, which reports every failing rule per field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+    username: str
+    password: str
+    full_name: str | None = None
+    need_password_change: bool = False
+    is_active: bool = True
+    resource_policy: str | None = None
+
+
+class UserUpdate(BaseModel):
+    """Only the fields sent are changed. `email` is accepted only to be refused with a clear message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = None
+    username: str | None = None
+    full_name: str | None = None
+    password: str | None = None
+    current_password: str | None = Field(default=None, description="required when changing your own password")
+    is_active: bool | None = None
+    need_password_change: bool | None = None
+    resource_policy: str | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str
+
+
+class ImportRowReport(BaseModel):
+    row: int = Field(description="the row in the file as a spreadsheet numbers it: the header is row 1")
+    username: str
+    status: str = Field(description="created | failed | skipped (valid, but not imported because another row failed)")
+    errors: list[dict[str, str]] = Field(default_factory=list)
+
+
+class ImportReport(BaseModel):
+    created: int
+    failed: int
+    rows: list[ImportRowReport]
+
+
+class GroupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str | None = None
+
+
+class GroupUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    description: str | None = None
+
+
+class GroupOut(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    builtin: bool
+    member_count: int
+    created_at: datetime
+
+
+class GroupMemberOut(BaseModel):
+    id: int
+    username: str
+    full_name: str | None
+    kind: str
+    is_active: bool
+
+
+class GroupDetail(GroupOut):
+    members: list[GroupMemberOut]
+    cluster_roles: dict[str, str] = Field(description="roles granted to the group, by cluster name")
+
+
+class GroupList(BaseModel):
+    items: list[GroupOut]
+    total: int

@@ -1,22 +1,61 @@
-"""Users: validation, creation, lookup, login. Functions take a session and never commit."""
+"""Users: validation, creation, lookup, listing, updates, (de)activation, passwords and login.
+
+Functions take a session and never commit. Every state change is written to the audit log here (so no route can
+forget it) and marks the session with `mark_identity_changed`, which clears the auth cache on commit.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
+from allotment.audit import service as audit
 from allotment.core.passwords import password_problems
+from allotment.core.permissions import Principal
 from allotment.db import utcnow
-from allotment.errors import Conflict, FieldError, Locked, NotFound, Unauthenticated, ValidationFailed
-from allotment.identity.models import ADMINS_GROUP, USER, USERS_GROUP, Group, GroupMember, LoginSession, User
+from allotment.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    Locked,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+    invalid,
+)
+from allotment.identity.models import (
+    ADMINS_GROUP,
+    USER,
+    USERS_GROUP,
+    Credential,
+    Group,
+    GroupMember,
+    LoginSession,
+    User,
+)
 from allotment.identity.secrets import hash_password, new_session_token, token_digest, verify_password
 
 MAX_FIELD = 64
+EMAIL_IMMUTABLE = "cannot be changed: the e-mail is the account's identity"
+# The fields the audit log shows for a user (never the password hash).
+AUDITED_FIELDS = ("username", "email", "full_name", "is_active", "need_password_change", "resource_policy")
+SORTS = {"username": User.username_key, "email": User.email_key, "created_at": User.created_at}
 
+
+class WrongPassword(ValidationFailed):
+    """The current password given to confirm a change is wrong. Counted like a failed login (see the routes)."""
+
+    def __init__(self, field: str = "current_password"):
+        super().__init__(f"{field}: is not your current password", [FieldError(field, "is not your current password")])
+
+
+# --- validation ---------------------------------------------------------------------------------------------------
 
 def check_email(email: str) -> list[str]:
     problems = []
@@ -37,6 +76,11 @@ def check_username(username: str) -> list[str]:
         problems.append(f"must be at most {MAX_FIELD} characters long")
     if any(c.isspace() for c in username) or ":" in username:
         problems.append("must not contain spaces or ':'")
+    # Users are addressed by id, username or e-mail: a username that looks like either would be ambiguous.
+    if "@" in username:
+        problems.append("must not contain '@' (it would be mistaken for an e-mail address)")
+    if username.isdigit():
+        problems.append("must not be only digits (it would be mistaken for a user id)")
     return problems
 
 
@@ -44,11 +88,29 @@ def check_full_name(full_name: str | None) -> list[str]:
     return [f"must be at most {MAX_FIELD} characters long"] if full_name and len(full_name) > MAX_FIELD else []
 
 
+def check_resource_policy(policy: str | None) -> list[str]:
+    return [f"must be at most {MAX_FIELD} characters long"] if policy and len(policy) > MAX_FIELD else []
+
+
 def raise_field_problems(problems: dict[str, list[str]]) -> None:
     errors = [FieldError(f, msg) for f, msgs in problems.items() for msg in msgs]
     if errors:
         raise ValidationFailed("; ".join(f"{e.field} {e.message}" for e in errors), errors)
 
+
+def new_user_problems(email: str, username: str, password: str, full_name: str | None,
+                      resource_policy: str | None = None) -> dict[str, list[str]]:
+    """Every rule a new user's fields break, per field (empty lists when fine)."""
+    return {
+        "email": check_email(email),
+        "username": check_username(username),
+        "full_name": check_full_name(full_name),
+        "password": password_problems(password),
+        "resource_policy": check_resource_policy(resource_policy),
+    }
+
+
+# --- lookup -------------------------------------------------------------------------------------------------------
 
 def find_user(session: Session, ref: str | int) -> User:
     """A user or service account by id, username or e-mail (case-insensitive)."""
@@ -68,17 +130,32 @@ def find_user_id(session: Session, ref: str | int) -> int:
     return find_user(session, ref).id
 
 
+def find_person(session: Session, ref: str | int) -> User:
+    """A human user (not a service account) by id, username or e-mail."""
+    user = find_user(session, ref)
+    if user.kind != USER:
+        raise NotFound(f"no user '{str(ref).strip()}' ({user.username} is a service account)")
+    return user
+
+
 def ensure_unique(session: Session, email: str | None, username: str, exclude_id: int | None = None) -> None:
+    errors = uniqueness_problems(session, email, username, exclude_id)
+    if errors:
+        raise Conflict("; ".join(e.message for e in errors), errors)
+
+
+def uniqueness_problems(session: Session, email: str | None, username: str | None,
+                        exclude_id: int | None = None) -> list[FieldError]:
     errors = []
     if email:
         other = session.scalar(select(User.id).where(User.email_key == email.lower()))
         if other is not None and other != exclude_id:
             errors.append(FieldError("email", f"e-mail {email} is already registered"))
-    other = session.scalar(select(User.id).where(User.username_key == username.lower()))
-    if other is not None and other != exclude_id:
-        errors.append(FieldError("username", f"username {username} is already taken"))
-    if errors:
-        raise Conflict("; ".join(e.message for e in errors), errors)
+    if username:
+        other = session.scalar(select(User.id).where(User.username_key == username.lower()))
+        if other is not None and other != exclude_id:
+            errors.append(FieldError("username", f"username {username} is already taken"))
+    return errors
 
 
 def builtin_group(session: Session, name: str) -> Group:
@@ -89,6 +166,43 @@ def builtin_group(session: Session, name: str) -> Group:
         session.flush()
     return group
 
+
+def ensure_builtin_groups(session: Session) -> None:
+    builtin_group(session, USERS_GROUP)
+    builtin_group(session, ADMINS_GROUP)
+
+
+def snapshot(user: User) -> dict[str, Any]:
+    return {name: getattr(user, name) for name in AUDITED_FIELDS}
+
+
+def as_principal(user: User) -> Principal:
+    """A minimal principal naming the user, for audit events the user causes themselves (logins)."""
+    return Principal(id=user.id, kind=user.kind, username=user.username)
+
+
+# --- platform admins ----------------------------------------------------------------------------------------------
+
+def active_admin_ids(session: Session, lock: bool = False) -> set[int]:
+    """Ids of the active human members of `admins`. lock=True serialises concurrent removals on PostgreSQL."""
+    admins = builtin_group(session, ADMINS_GROUP)
+    if lock:
+        session.execute(select(Group.id).where(Group.id == admins.id).with_for_update())
+    rows = session.scalars(
+        select(User.id).join(GroupMember, GroupMember.user_id == User.id)
+        .where(GroupMember.group_id == admins.id, User.kind == USER, User.is_active.is_(True))
+    )
+    return set(rows)
+
+
+def ensure_admin_remains(session: Session, leaving_user_id: int, what: str) -> None:
+    """Refuse a change that would leave the platform without an active platform admin."""
+    admins = active_admin_ids(session, lock=True)
+    if leaving_user_id in admins and len(admins) == 1:
+        raise Conflict(f"cannot {what}: they are the last active platform admin; make someone else an admin first")
+
+
+# --- create -------------------------------------------------------------------------------------------------------
 
 def create_user(
     session: Session,
@@ -101,18 +215,18 @@ def create_user(
     platform_admin: bool = False,
     resource_policy: str | None = None,
 ) -> User:
-    raise_field_problems({
-        "email": check_email(email),
-        "username": check_username(username),
-        "full_name": check_full_name(full_name),
-        "password": password_problems(password),
-    })
+    """Create a user after checking every rule. Not audited: see `register_user` for the audited form."""
+    email, username = email.strip(), username.strip()
+    raise_field_problems(new_user_problems(email, username, password, full_name, resource_policy))
     ensure_unique(session, email, username)
     user = User(kind=USER, email=email, email_key=email.lower(), username=username, username_key=username.lower(),
                 full_name=full_name, password_hash=hash_password(password), is_active=is_active,
                 need_password_change=need_password_change, resource_policy=resource_policy)
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent request registered the same name between check and insert
+        raise Conflict(f"e-mail {email} or username {username} was registered at the same moment; retry") from exc
     if platform_admin:
         session.add(GroupMember(group_id=builtin_group(session, ADMINS_GROUP).id, user_id=user.id))
         session.flush()
@@ -120,25 +234,290 @@ def create_user(
     return user
 
 
-def login(session: Session, username: str, password: str, source: str | None, secret_key: str,
-          max_failures: int, lock_minutes: int, session_hours: int) -> tuple[User, str]:
-    """Check a password login; return the user and a new session token. Locks after repeated failures."""
+def register_user(session: Session, actor: Principal | None, source: str | None, **fields: Any) -> User:
+    """Create a user (see create_user) and record it in the audit log."""
+    user = create_user(session, **fields)
+    audit.record(session, actor, "user.create", "user", user.username, user.id,
+                 changes=audit.diff({}, snapshot(user)), source=source)
+    return user
+
+
+# --- read ---------------------------------------------------------------------------------------------------------
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_users(session: Session, active: bool | None = None, search: str | None = None, sort: str = "username",
+               limit: int = 50, offset: int = 0) -> tuple[list[User], int]:
+    """Human users, filtered by active flag and a substring of e-mail or username; (page, total)."""
+    key = sort.removeprefix("-")
+    if key not in SORTS:
+        allowed = ", ".join(f"{k}, -{k}" for k in SORTS)
+        raise invalid("sort", f"unknown sort '{sort}'; use one of {allowed}")
+    query = select(User).where(User.kind == USER)
+    if active is not None:
+        query = query.where(User.is_active.is_(active))
+    if search and search.strip():
+        pattern = _like(search.strip())
+        query = query.where(or_(User.username_key.like(pattern, escape="\\"),
+                                User.email_key.like(pattern, escape="\\")))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    column = SORTS[key]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    rows = session.scalars(query.order_by(order, User.id).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def group_names(session: Session, user: User) -> list[str]:
+    """Explicit groups plus the built-in `users` group every human user is implicitly in."""
+    names = set(session.scalars(
+        select(Group.name).join(GroupMember, GroupMember.group_id == Group.id).where(GroupMember.user_id == user.id)
+    ))
+    if user.kind == USER:
+        names.add(USERS_GROUP)
+    return sorted(names)
+
+
+def usable_credential_count(session: Session, user_id: int, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    return session.scalar(
+        select(func.count()).select_from(Credential).where(
+            Credential.user_id == user_id, Credential.revoked_at.is_(None),
+            or_(Credential.expires_at.is_(None), Credential.expires_at > now))
+    )
+
+
+def user_detail(session: Session, user: User) -> dict[str, Any]:
+    """The user's fields plus groups, effective cluster roles (by cluster name) and usable credential count."""
+    from allotment.identity.authn import load_principal  # authn imports the api layer's state; keep it late
+    from allotment.inventory.models import Cluster
+
+    principal = load_principal(session, user)
+    names = dict(session.execute(select(Cluster.id, Cluster.name)).all())
+    roles = {names[cid]: role for cid, role in principal.cluster_roles.items() if cid in names}
+    return {
+        "user": user,
+        "groups": group_names(session, user),
+        "cluster_roles": dict(sorted(roles.items())),
+        "credential_count": usable_credential_count(session, user.id),
+        "is_platform_admin": principal.is_platform_admin,
+    }
+
+
+def export_rows(session: Session) -> list[dict[str, Any]]:
+    """Every human user, with groups, for the CSV export."""
+    users = session.scalars(select(User).where(User.kind == USER).order_by(User.username_key)).all()
+    memberships: dict[int, list[str]] = {}
+    for user_id, name in session.execute(
+        select(GroupMember.user_id, Group.name).join(Group, Group.id == GroupMember.group_id)
+    ):
+        memberships.setdefault(user_id, []).append(name)
+    return [
+        {
+            "username": u.username, "email": u.email, "full_name": u.full_name or "",
+            "is_active": u.is_active, "need_password_change": u.need_password_change,
+            "resource_policy": u.resource_policy or "",
+            "groups": ";".join(sorted({USERS_GROUP, *memberships.get(u.id, [])})),
+            "created_at": u.created_at.isoformat(timespec="seconds"),
+        }
+        for u in users
+    ]
+
+
+# --- update -------------------------------------------------------------------------------------------------------
+
+SELF_EDITABLE = {"full_name", "password", "current_password"}
+NOT_NULL = ("username", "password", "is_active", "need_password_change")
+
+
+def update_user(session: Session, actor: Principal, user: User, changes: dict[str, Any], source: str | None,
+                max_failures: int = 5, lock_minutes: int = 20) -> User:
+    """Apply a PATCH. `changes` holds only the fields the client sent. A non-admin may change only their own
+    full name and password; changing one's own password needs `current_password`."""
+    if "email" in changes:
+        raise invalid("email", EMAIL_IMMUTABLE)
+    is_self = actor.id == user.id and actor.actor_id is None
+    if not actor.is_platform_admin:
+        if not is_self:
+            raise Forbidden("only platform admins may change other users")
+        refused = sorted(set(changes) - SELF_EDITABLE)
+        if refused:
+            raise Forbidden(f"you may change only your own full_name and password, not {', '.join(refused)}")
+    problems: dict[str, list[str]] = {f: ["must not be null"] for f in NOT_NULL if f in changes and changes[f] is None}
+    if changes.get("username") is not None:
+        problems.setdefault("username", []).extend(check_username(changes["username"].strip()))
+    if "full_name" in changes:
+        problems.setdefault("full_name", []).extend(check_full_name(changes["full_name"]))
+    if changes.get("password") is not None:
+        problems.setdefault("password", []).extend(password_problems(changes["password"]))
+    if "resource_policy" in changes:
+        problems.setdefault("resource_policy", []).extend(check_resource_policy(changes["resource_policy"]))
+    if changes.get("password") is not None and is_self and not changes.get("current_password"):
+        problems.setdefault("current_password", []).append("is required to change your own password")
+    raise_field_problems(problems)
+    if changes.get("password") is not None and is_self:
+        confirm_password(session, user, changes["current_password"], source, max_failures, lock_minutes)
+    if changes.get("username") is not None:
+        ensure_unique(session, None, changes["username"].strip(), exclude_id=user.id)
+
+    before = snapshot(user)
+    if changes.get("username") is not None:
+        user.username = changes["username"].strip()
+        user.username_key = user.username.lower()
+    for name in ("full_name", "need_password_change", "resource_policy"):
+        if name in changes:
+            setattr(user, name, changes[name])
+    password_changed = changes.get("password") is not None
+    if password_changed:
+        _set_password(session, user, changes["password"], keep_session_id=actor.session_id if is_self else None)
+    session.flush()
+    after = snapshot(user)
+    diff = audit.diff(before, after)
+    if password_changed:
+        diff["after"]["password_changed"] = True
+    if diff["after"]:
+        audit.record(session, actor, "user.update", "user", user.username, user.id, changes=diff, source=source)
+    if "is_active" in changes and changes["is_active"] != user.is_active:
+        (activate_user if changes["is_active"] else deactivate_user)(session, actor, user, source)
+    mark_identity_changed(session)
+    return user
+
+
+def _set_password(session: Session, user: User, password: str, keep_session_id: int | None) -> None:
+    """Set a new password and end the user's other login sessions (a leaked session must not outlive it)."""
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    query = update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+    if keep_session_id is not None:
+        query = query.where(LoginSession.id != keep_session_id)
+    session.execute(query.values(revoked_at=utcnow()))
+
+
+def confirm_password(session: Session, user: User, password: str, source: str | None, max_failures: int,
+                     lock_minutes: int, now: datetime | None = None) -> None:
+    """Check the current password before a sensitive change; wrong guesses count towards the lockout."""
+    now = now or utcnow()
+    _check_not_locked(user, now, max_failures)
+    if not verify_password(user.password_hash, password):
+        _register_failure(session, user, now, max_failures, lock_minutes, source)
+        raise WrongPassword()
+
+
+def change_own_password(session: Session, actor: Principal, current_password: str, new_password: str,
+                        source: str | None, max_failures: int, lock_minutes: int) -> None:
+    """POST /auth/password: the principal's own password, confirmed by the current one."""
+    if actor.actor_id is not None:
+        raise Forbidden("a service account acting on behalf of a user cannot change that user's password")
+    user = session.get(User, actor.id)
+    if user is None or user.kind != USER:
+        raise Forbidden("service accounts have no password; they authenticate with access keys")
+    problems = {"new_password": password_problems(new_password)}
+    if new_password == current_password:
+        problems["new_password"].append("must differ from the current password")
+    raise_field_problems(problems)
+    confirm_password(session, user, current_password, source, max_failures, lock_minutes)
+    _set_password(session, user, new_password, keep_session_id=actor.session_id)
+    # The descriptive "must change password" flag is satisfied once the user picks their own password.
+    before_flag = user.need_password_change
+    user.need_password_change = False
+    session.flush()
+    audit.record(session, actor, "user.password_change", "user", user.username, user.id,
+                 changes={"before": {"need_password_change": before_flag},
+                          "after": {"need_password_change": False, "password_changed": True}}, source=source)
+    mark_identity_changed(session)
+
+
+# --- deactivate / activate ----------------------------------------------------------------------------------------
+
+def deactivate_user(session: Session, actor: Principal, user: User, source: str | None) -> User:
+    """Deactivate: the user cannot log in, every credential is revoked and every login session ended."""
+    if user.is_active:
+        ensure_admin_remains(session, user.id, f"deactivate {user.username}")
     now = utcnow()
+    was_active = user.is_active
+    user.is_active = False
+    credentials = session.execute(
+        update(Credential).where(Credential.user_id == user.id, Credential.revoked_at.is_(None))
+        .values(revoked_at=now)
+    ).rowcount
+    sessions = session.execute(
+        update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    ).rowcount
+    session.flush()
+    if was_active or credentials or sessions:
+        audit.record(session, actor, "user.deactivate", "user", user.username, user.id,
+                     changes={"before": {"is_active": was_active},
+                              "after": {"is_active": False, "credentials_revoked": credentials,
+                                        "sessions_ended": sessions}}, source=source)
+    mark_identity_changed(session)
+    return user
+
+
+def activate_user(session: Session, actor: Principal, user: User, source: str | None) -> User:
+    """Reactivate. Revoked credentials stay revoked: the user (or an admin) creates new ones."""
+    if user.is_active:
+        return user
+    before = {"is_active": False, "locked_until": user.locked_until}
+    user.is_active = True
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    audit.record(session, actor, "user.activate", "user", user.username, user.id,
+                 changes=audit.diff(before, {"is_active": True, "locked_until": None}), source=source)
+    mark_identity_changed(session)
+    return user
+
+
+# --- login --------------------------------------------------------------------------------------------------------
+
+def _check_not_locked(user: User, now: datetime, max_failures: int) -> None:
+    if user.locked_until is not None and user.locked_until > now:
+        until = user.locked_until.isoformat(timespec="seconds")
+        raise Locked(f"account locked until {until} after {max_failures} failed logins; "
+                     f"try again after that time or ask a platform admin")
+
+
+def _register_failure(session: Session, user: User, now: datetime, max_failures: int, lock_minutes: int,
+                      source: str | None) -> None:
+    """Count a wrong password atomically (parallel guesses cannot slip past the limit); lock at the limit."""
+    count = session.execute(
+        update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
+        .returning(User.failed_logins).execution_options(synchronize_session=False)
+    ).scalar_one()
+    session.refresh(user, ["failed_logins"])
+    if count < max_failures:
+        audit.record(session, as_principal(user), "auth.login_failed", "user", user.username, user.id,
+                     changes={"before": {"failed_logins": count - 1}, "after": {"failed_logins": count}},
+                     source=source)
+        return
+    user.locked_until = now + timedelta(minutes=lock_minutes)
+    user.failed_logins = 0
+    session.flush()
+    audit.record(session, as_principal(user), "auth.locked", "user", user.username, user.id,
+                 changes={"before": {"locked_until": None},
+                          "after": {"locked_until": user.locked_until.isoformat()}}, source=source)
+    mark_identity_changed(session)
+    _check_not_locked(user, now, max_failures)
+
+
+def login(session: Session, username: str, password: str, source: str | None, secret_key: str,
+          max_failures: int, lock_minutes: int, session_hours: int, now: datetime | None = None) -> tuple[User, str]:
+    """Check a password login; return the user and a new session token. Locks after repeated failures.
+
+    `now` is injectable so tests can step past a lock without waiting."""
+    now = now or utcnow()
     key = username.strip().lower()
     user = session.scalar(select(User).where((User.username_key == key) | (User.email_key == key)))
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        raise Locked(f"account locked after {max_failures} failed logins until {user.locked_until.isoformat()}")
+    if user is not None and user.kind == USER:
+        _check_not_locked(user, now, max_failures)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or user.kind != USER:
         if user is not None and user.kind == USER:
-            user.failed_logins += 1
-            if user.failed_logins >= max_failures:
-                user.locked_until = now + timedelta(minutes=lock_minutes)
-                user.failed_logins = 0
-                session.flush()
-                raise Locked(f"account locked after {max_failures} failed logins until "
-                             f"{user.locked_until.isoformat()}")
-            session.flush()
+            _register_failure(session, user, now, max_failures, lock_minutes, source)
         raise Unauthenticated("wrong username or password")
     if not user.is_active:
         raise Unauthenticated("the account is inactive")
@@ -148,9 +527,7 @@ def login(session: Session, username: str, password: str, source: str | None, se
     session.add(LoginSession(token_hash=token_digest(secret_key, token), user_id=user.id, source=source,
                              expires_at=now + timedelta(hours=session_hours)))
     session.flush()
+    audit.record(session, as_principal(user), "auth.login", "user", user.username, user.id, source=source)
+    mark_identity_changed(session)
     return user, token
 
-
-def ensure_builtin_groups(session: Session) -> None:
-    builtin_group(session, USERS_GROUP)
-    builtin_group(session, ADMINS_GROUP)

@@ -1,0 +1,122 @@
+"""Request and response shapes for credentials, service accounts and cluster roles.
+
+Kept apart from schemas.py (users, groups, login) so the two halves of the identity API change independently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class CredentialCreate(BaseModel):
+    label: str | None = Field(default=None, max_length=64)
+    expires_in: str | None = Field(default=None, max_length=32, description="lifetime such as 30d, 12h or 90m")
+    expires_at: datetime | None = Field(default=None, description="absolute expiry; naive times are taken as UTC")
+    user: str | None = Field(default=None, description="owner (platform admins only, for someone else)")
+
+
+class CredentialUpdate(BaseModel):
+    label: str | None = Field(default=None, max_length=64)
+
+
+class CredentialOut(BaseModel):
+    access_key: str
+    label: str | None
+    owner: str
+    owner_kind: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    last_used_from: str | None
+    revoked_at: datetime | None
+    status: str
+
+
+class CredentialCreated(BaseModel):
+    """The only response that ever carries the secret."""
+
+    access_key: str
+    secret_key: str
+    label: str | None
+    owner: str
+    created_at: datetime
+    expires_at: datetime | None
+    cli_snippet: str
+    env_snippet: str
+
+
+class CredentialList(BaseModel):
+    items: list[CredentialOut]
+    total: int
+
+
+class ServiceAccountCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=255)
+    allow_impersonation: bool = False
+    with_credential: bool = Field(default=True, description="create a first credential and return its secret once")
+
+
+class ServiceAccountUpdate(BaseModel):
+    description: str | None = Field(default=None, max_length=255)
+    allow_impersonation: bool | None = None
+
+
+class ServiceAccountOut(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    allow_impersonation: bool
+    is_active: bool
+    created_at: datetime
+    deleted_at: datetime | None
+    credential_count: int
+    last_active_at: datetime | None
+    cluster_roles: dict[str, str]
+
+
+class ServiceAccountCreated(ServiceAccountOut):
+    credential: CredentialCreated | None = None
+
+
+class ServiceAccountList(BaseModel):
+    items: list[ServiceAccountOut]
+    total: int
+
+
+class RoleBody(BaseModel):
+    role: str = Field(min_length=1, max_length=32,
+                      description="user, manager or admin; DKube's operator (= admin) and data-scientist (= user)")
+
+
+class ClusterMember(BaseModel):
+    username: str
+    kind: str
+    role: str
+    via: str
+    is_active: bool
+
+
+class ClusterMemberList(BaseModel):
+    items: list[ClusterMember]
+    total: int
+
+
+class ClusterGroupGrant(BaseModel):
+    group: str
+    role: str
+
+
+class ClusterGroupList(BaseModel):
+    items: list[ClusterGroupGrant]
+    total: int
+
+
+class RoleChange(BaseModel):
+    cluster: str
+    role: str | None
+    previous_role: str | None
+    username: str | None = None
+    group: str | None = None

@@ -1,0 +1,206 @@
+"""Groups: create, rename, delete, membership. Functions take a session and never commit.
+
+Built-in groups: `users` holds every human user implicitly (no membership rows; it cannot be changed) and `admins`,
+whose members are platform admins (it cannot be renamed or deleted, and its last active member cannot leave).
+Deleting a group removes only what it granted: its memberships and its cluster role grants.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from allotment.api.state import mark_identity_changed
+from allotment.audit import service as audit
+from allotment.core.permissions import Principal
+from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
+from allotment.identity.models import ADMINS_GROUP, USER, USERS_GROUP, ClusterRoleGrant, Group, GroupMember, User
+from allotment.identity.service import ensure_admin_remains
+from allotment.inventory.models import Cluster
+
+MAX_NAME = 64
+MAX_DESCRIPTION = 255
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def name_problems(name: str) -> list[str]:
+    problems = []
+    if not name:
+        return ["must not be empty"]
+    if len(name) > MAX_NAME:
+        problems.append(f"must be at most {MAX_NAME} characters long")
+    if not NAME_PATTERN.fullmatch(name):
+        problems.append("must start with a letter or digit and contain only letters, digits, '.', '_' and '-'")
+    if name.isdigit():
+        problems.append("must not be only digits (it would be mistaken for a group id)")
+    return problems
+
+
+def description_problems(description: str | None) -> list[str]:
+    if description and len(description) > MAX_DESCRIPTION:
+        return [f"must be at most {MAX_DESCRIPTION} characters long"]
+    return []
+
+
+def _raise(problems: dict[str, list[str]]) -> None:
+    errors = [FieldError(f, m) for f, msgs in problems.items() for m in msgs]
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field} {e.message}" for e in errors), errors)
+
+
+def find_group(session: Session, ref: str | int) -> Group:
+    text = str(ref).strip()
+    group = session.get(Group, int(text)) if text.isdigit() else None
+    group = group or session.scalar(select(Group).where(func.lower(Group.name) == text.lower()))
+    if group is None:
+        raise NotFound(f"no group '{text}'")
+    return group
+
+
+def _ensure_name_free(session: Session, name: str, exclude_id: int | None = None) -> None:
+    other = session.scalar(select(Group.id).where(func.lower(Group.name) == name.lower()))
+    if other is not None and other != exclude_id:
+        raise Conflict(f"a group named {name} already exists", [FieldError("name", f"group {name} already exists")])
+
+
+def member_counts(session: Session) -> dict[int, int]:
+    counts = dict(session.execute(select(GroupMember.group_id, func.count()).group_by(GroupMember.group_id)).all())
+    everyone = session.scalar(select(func.count()).select_from(User).where(User.kind == USER))
+    users_group = session.scalar(select(Group.id).where(Group.name == USERS_GROUP))
+    if users_group is not None:
+        counts[users_group] = everyone
+    return counts
+
+
+def group_out(group: Group, member_count: int) -> dict[str, Any]:
+    return {"id": group.id, "name": group.name, "description": group.description, "builtin": group.builtin,
+            "member_count": member_count, "created_at": group.created_at}
+
+
+def list_groups(session: Session) -> list[dict[str, Any]]:
+    counts = member_counts(session)
+    groups = session.scalars(select(Group).order_by(Group.builtin.desc(), func.lower(Group.name))).all()
+    return [group_out(g, counts.get(g.id, 0)) for g in groups]
+
+
+def members(session: Session, group: Group) -> list[User]:
+    if group.name == USERS_GROUP:
+        query = select(User).where(User.kind == USER)
+    else:
+        query = select(User).join(GroupMember, GroupMember.user_id == User.id).where(GroupMember.group_id == group.id)
+    return list(session.scalars(query.order_by(User.username_key)))
+
+
+def granted_roles(session: Session, group: Group) -> dict[str, str]:
+    rows = session.execute(
+        select(Cluster.name, ClusterRoleGrant.role).join(Cluster, Cluster.id == ClusterRoleGrant.cluster_id)
+        .where(ClusterRoleGrant.group_id == group.id).order_by(Cluster.name)
+    ).all()
+    return dict(rows)
+
+
+def group_detail(session: Session, group: Group) -> dict[str, Any]:
+    people = members(session, group)
+    out = group_out(group, len(people))
+    out["members"] = [{"id": u.id, "username": u.username, "full_name": u.full_name, "kind": u.kind,
+                       "is_active": u.is_active} for u in people]
+    out["cluster_roles"] = granted_roles(session, group)
+    return out
+
+
+def create_group(session: Session, actor: Principal, name: str, description: str | None,
+                 source: str | None) -> Group:
+    name = name.strip()
+    _raise({"name": name_problems(name), "description": description_problems(description)})
+    _ensure_name_free(session, name)
+    group = Group(name=name, description=description, builtin=False)
+    session.add(group)
+    session.flush()
+    audit.record(session, actor, "group.create", "group", group.name, group.id,
+                 changes=audit.diff({}, {"name": name, "description": description}), source=source)
+    mark_identity_changed(session)
+    return group
+
+
+def _refuse_if_users(group: Group, what: str) -> None:
+    if group.name == USERS_GROUP:
+        raise Conflict(f"cannot {what} the built-in group '{USERS_GROUP}': it always holds every user")
+
+
+def update_group(session: Session, actor: Principal, group: Group, changes: dict[str, Any],
+                 source: str | None) -> Group:
+    """Rename and/or describe a group. `users` cannot be modified; `admins` cannot be renamed."""
+    _refuse_if_users(group, "modify")
+    problems: dict[str, list[str]] = {}
+    new_name = changes.get("name")
+    if "name" in changes:
+        new_name = (new_name or "").strip()
+        problems["name"] = name_problems(new_name)
+    if "description" in changes:
+        problems["description"] = description_problems(changes["description"])
+    _raise(problems)
+    if new_name is not None and new_name != group.name:
+        if group.builtin:
+            raise Conflict(f"cannot rename the built-in group '{group.name}'")
+        _ensure_name_free(session, new_name, exclude_id=group.id)
+    before = {"name": group.name, "description": group.description}
+    if new_name is not None:
+        group.name = new_name
+    if "description" in changes:
+        group.description = changes["description"]
+    session.flush()
+    diff = audit.diff(before, {"name": group.name, "description": group.description})
+    if diff["after"]:
+        audit.record(session, actor, "group.update", "group", group.name, group.id, changes=diff, source=source)
+        mark_identity_changed(session)
+    return group
+
+
+def delete_group(session: Session, actor: Principal, group: Group, source: str | None) -> None:
+    """Delete a group with its memberships and the cluster roles granted through it; nothing else."""
+    _refuse_if_users(group, "delete")
+    if group.builtin:
+        raise Conflict(f"cannot delete the built-in group '{group.name}'")
+    before = {"name": group.name, "description": group.description,
+              "members": [u.username for u in members(session, group)],
+              "cluster_roles": granted_roles(session, group)}
+    session.execute(delete(ClusterRoleGrant).where(ClusterRoleGrant.group_id == group.id))
+    session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
+    session.expire(group, ["members"])
+    session.delete(group)
+    session.flush()
+    audit.record(session, actor, "group.delete", "group", before["name"], group.id,
+                 changes={"before": before, "after": None}, source=source)
+    mark_identity_changed(session)
+
+
+def add_member(session: Session, actor: Principal, group: Group, user: User, source: str | None) -> bool:
+    """Add a user (or service account) to a group; False when already a member."""
+    _refuse_if_users(group, "change the members of")
+    if user.deleted_at is not None:
+        raise Conflict(f"{user.username} was deleted and cannot join groups")
+    if session.get(GroupMember, (group.id, user.id)) is not None:
+        return False
+    session.add(GroupMember(group_id=group.id, user_id=user.id))
+    session.flush()
+    audit.record(session, actor, "group.add_member", "group", group.name, group.id,
+                 changes={"before": {"member": None}, "after": {"member": user.username}}, source=source)
+    mark_identity_changed(session)
+    return True
+
+
+def remove_member(session: Session, actor: Principal, group: Group, user: User, source: str | None) -> None:
+    _refuse_if_users(group, "change the members of")
+    membership = session.get(GroupMember, (group.id, user.id))
+    if membership is None:
+        raise NotFound(f"{user.username} is not a member of {group.name}")
+    if group.name == ADMINS_GROUP:
+        ensure_admin_remains(session, user.id, f"remove {user.username} from {ADMINS_GROUP}")
+    session.delete(membership)
+    session.flush()
+    audit.record(session, actor, "group.remove_member", "group", group.name, group.id,
+                 changes={"before": {"member": user.username}, "after": {"member": None}}, source=source)
+    mark_identity_changed(session)

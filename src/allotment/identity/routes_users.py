@@ -1,0 +1,141 @@
+"""Users API: list, create, detail, update, deactivate / activate, CSV import, and changing one's own password.
+
+There is no DELETE: accounts are deactivated, never removed (their jobs and usage stay attributable).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from allotment.api import problems
+from allotment.api.deps import DB, State, client_address, require
+from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal, Scope
+from allotment.errors import Locked, NotFound
+from allotment.identity import service, user_import
+from allotment.identity.models import User
+from allotment.identity.schemas import (
+    ImportReport,
+    PasswordChange,
+    UserCreate,
+    UserDetail,
+    UserList,
+    UserOut,
+    UserUpdate,
+)
+
+router = APIRouter(tags=["users"])
+
+
+def target_user_scope(request: Request, session: Session) -> Scope:
+    """The user named in the path. An unknown user gives an empty scope, so that only admins get as far as the
+    404 and other callers cannot probe which accounts exist."""
+    try:
+        return Scope(user_id=service.find_person(session, request.path_params["user"]).id)
+    except NotFound:
+        return Scope()
+
+
+Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
+SelfOrAdmin = Annotated[Principal, require(SELF_OR_ADMIN, scope=target_user_scope)]
+
+
+def detail(db: Session, user: User) -> UserDetail:
+    info = service.user_detail(db, user)
+    base = UserOut.model_validate(info.pop("user")).model_dump()
+    return UserDetail(**base, **info)
+
+
+async def csv_body(request: Request) -> bytes:
+    return await request.body()
+
+
+@router.get("/users", response_model=UserList)
+def list_users(
+    principal: Admin,
+    db: DB,
+    active: bool | None = None,
+    search: Annotated[str | None, Query(max_length=64, description="substring of e-mail or username")] = None,
+    sort: Annotated[str, Query(description="username, -username, email, -email, created_at, -created_at")] = "username",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> UserList:
+    users, total = service.list_users(db, active, search, sort, limit, offset)
+    return UserList(items=[UserOut.model_validate(u) for u in users], total=total)
+
+
+@router.post("/users", status_code=201, response_model=UserOut)
+def create_user(body: UserCreate, principal: Admin, db: DB, request: Request) -> UserOut:
+    user = service.register_user(db, principal, client_address(request), **body.model_dump())
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/users/import",
+    response_model=ImportReport,
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={422: {"description": "a row failed and continue_on_error is off: nothing imported; the problem "
+                                    "carries the same per-row `rows` report"}},
+)
+def import_users(
+    principal: Admin,
+    db: DB,
+    request: Request,
+    body: Annotated[bytes, Depends(csv_body)],
+    continue_on_error: bool = False,
+) -> ImportReport | Response:
+    text = user_import.decode(body)
+    try:
+        report = user_import.import_users(db, principal, text, continue_on_error, client_address(request))
+    except user_import.ImportRejected as exc:
+        return problems.problem(422, exc.title, exc.detail, exc.code, [e.as_dict() for e in exc.errors],
+                                **exc.report)
+    return ImportReport(**report)
+
+
+@router.get("/users/{user}", response_model=UserDetail)
+def get_user(user: str, principal: SelfOrAdmin, db: DB) -> UserDetail:
+    return detail(db, service.find_person(db, user))
+
+
+@router.patch("/users/{user}", response_model=UserDetail)
+def update_user(user: str, body: UserUpdate, principal: SelfOrAdmin, db: DB, state: State,
+                request: Request) -> UserDetail:
+    target = service.find_person(db, user)
+    changes = body.model_dump(exclude_unset=True)
+    try:
+        service.update_user(db, principal, target, changes, client_address(request),
+                            state.settings.login_max_failures, state.settings.login_lock_minutes)
+    except (service.WrongPassword, Locked):
+        db.commit()  # keep the failed-attempt count (it drives the lockout) although the request fails
+        raise
+    return detail(db, target)
+
+
+@router.post("/users/{user}/deactivate", response_model=UserDetail)
+def deactivate_user(user: str, principal: Admin, db: DB, request: Request) -> UserDetail:
+    target = service.find_person(db, user)
+    service.deactivate_user(db, principal, target, client_address(request))
+    return detail(db, target)
+
+
+@router.post("/users/{user}/activate", response_model=UserDetail)
+def activate_user(user: str, principal: Admin, db: DB, request: Request) -> UserDetail:
+    target = service.find_person(db, user)
+    service.activate_user(db, principal, target, client_address(request))
+    return detail(db, target)
+
+
+@router.post("/auth/password", status_code=204, tags=["auth"])
+def change_password(body: PasswordChange, principal: Annotated[Principal, require(AUTHENTICATED)], db: DB,
+                    state: State, request: Request) -> Response:
+    try:
+        service.change_own_password(db, principal, body.current_password, body.new_password,
+                                    client_address(request), state.settings.login_max_failures,
+                                    state.settings.login_lock_minutes)
+    except (service.WrongPassword, Locked):
+        db.commit()  # keep the failed-attempt count although the request fails
+        raise
+    return Response(status_code=204)
