@@ -83,6 +83,16 @@ class Inventory:
     profile_names: dict[int, str]
     profile_amounts: dict[int, tuple[int, int, int]]
     devices: dict[str, tuple[str, int]] = field(default_factory=dict)  # core device id -> (node name, index)
+    # Pools that can run something: with devices (for GPU jobs) or with nodes (their cpu and memory).
+    gpu_pools: frozenset[str] = frozenset()
+    node_pools: frozenset[str] = frozenset()
+
+    def eligible_pools(self, gpu: int) -> tuple[str, ...]:
+        """The pools a job without a pinned pool or profile may try, in pool order: an empty pool, or one without
+        devices for a GPU job, could never run it and would only clutter its reason. All pools when none fits."""
+        wanted = self.gpu_pools if gpu else self.node_pools | self.gpu_pools
+        names = tuple(p.name for p in self.pools if p.name in wanted)
+        return names or tuple(p.name for p in self.pools)
 
     @property
     def pool_ids(self) -> dict[str, int]:
@@ -155,7 +165,9 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
                                 tuple(n for _, _, n in sorted(policies.get(p.id, [])))))
     quota_names = dict(session.execute(select(Quota.id, Quota.name).where(Quota.cluster_id == cluster_id)).all())
     return Inventory(quota_specs(session, cluster_id), pools, profiles, quota_names, pool_names, profile_names,
-                     {p.id: (p.gpu_milli, p.cpu_milli, p.memory_bytes) for p in profile_rows}, devices)
+                     {p.id: (p.gpu_milli, p.cpu_milli, p.memory_bytes) for p in profile_rows}, devices,
+                     frozenset(pool_names[d.pool_id] for d in device_rows if d.pool_id in pool_names),
+                     frozenset(pool_names[n.pool_id] for n in nodes if n.pool_id in pool_names))
 
 
 def active_jobs(session: Session, cluster_id: int) -> list[Any]:
@@ -180,6 +192,8 @@ def queued_job(row: Any, inv: Inventory) -> QueuedJob:
         # The profile was resized after submission: the job keeps the amounts it was given, in the profile's pools.
         pools = next((tuple(p.pools) for p in inv.profiles if p.name == profile), ())
         profile = None
+    elif profile is None:
+        pools = inv.eligible_pools(row.gpu_milli or 0)
     return QueuedJob(str(row.id), inv.quota_names.get(row.quota_id, ""), row.priority or 0, row.seq or row.id,
                      ts(row.submitted_at) or 0.0, requests if profile is None else {}, pools, profile,
                      row.priority_class)

@@ -62,6 +62,7 @@ class ClusterRuntime:
         self.cancel_requested: list[int] = []
         self.fresh: list[int] = []  # added since the last cycle: their reason is set after it
         self.group_marks: dict[tuple, tuple[str, float]] = {}
+        self.preempted_by: dict[int, str] = {}  # requeued job -> " (requeued after ...)" kept on its reasons
         self.blocked_reason: tuple[str, str] | None = None  # the whole cluster waits (switch off, no engine, bad tree)
         self._blocked_marked = False
         self.core: SchedulerState | None = None
@@ -120,6 +121,7 @@ class ClusterRuntime:
         """The API cancelled the job (queued, or a race lost against an admission): forget it, stop it if started."""
         info = self.jobs.pop(job_id, None)
         self.queued_of.pop(job_id, None)
+        self.preempted_by.pop(job_id, None)
         if info is None:
             return
         if self.core is not None:
@@ -164,6 +166,7 @@ class ClusterRuntime:
     def _end(self, info: JobInfo, at: float, state: str, exit_code: int | None, code: str | None,
              reason: str | None, writes: Writes, usage: list[Usage]) -> None:
         del self.jobs[info.id]
+        self.preempted_by.pop(info.id, None)
         self.queued_of.pop(info.id, None)
         if self.core is not None:
             self.core.job_finished(str(info.id))
@@ -181,6 +184,7 @@ class ClusterRuntime:
                 continue
             message = reason if "requeued" in reason else f"{reason}; requeued in its original submission order"
             writes.requeue(job_id, now, message)
+            self.preempted_by[job_id] = f" ({message.split(':', 1)[0]}; requeued)"
             info.state, info.reason_code, info.reason = QUEUED, "preempted", message
             info.started_at = info.placed_pool = info.handle = None
             if self.core is not None:
@@ -234,6 +238,7 @@ class ClusterRuntime:
         if d.preempted:
             placed += f" after preempting job(s) {', '.join(d.preempted)}"
         writes.admit(job_id, now, pool_id, devices, placed)
+        self.preempted_by.pop(job_id, None)
         info.state, info.reason_code, info.reason = ADMITTED, None, placed
         info.placed_pool, info.started_at = pool_id, now
         info.devices = devices
@@ -242,6 +247,9 @@ class ClusterRuntime:
     def _set_reason(self, info: JobInfo | None, code: str, message: str, now: float, writes: Writes) -> None:
         if info is None or info.state != QUEUED:
             return
+        suffix = self.preempted_by.get(info.id)
+        if suffix is not None:
+            message += suffix
         if info.reason_code != code or info.reason != message:
             info.reason_code, info.reason = code, message
             writes.reason(info.id, now, code, message)
