@@ -37,7 +37,7 @@ from allotment.inventory.models import Cluster
 from allotment.scheduler import load
 from allotment.scheduler.engines import make_backend, register_inventory
 from allotment.scheduler.metering import Meter, Usage
-from allotment.scheduler.persist import Writes, dt
+from allotment.scheduler.persist import Conflict, Writes, dt
 from allotment.scheduler.runtime import Actions, ClusterRuntime
 from allotment.workloads.models import CANCELLED, HOLDING_STATES, Job
 
@@ -55,6 +55,7 @@ class CycleReport:
     finished: int = 0
     writes: int = 0
     seconds: float = 0.0
+    conflict: bool = False  # the database changed under the cycle: nothing was written, the state is rebuilt
 
 
 class Scheduler:
@@ -119,6 +120,12 @@ class Scheduler:
             if len(writes):
                 writes.apply(session.connection())
             session.commit()
+        except Conflict as exc:
+            session.rollback()
+            self.runtimes.clear()
+            log.info("scheduler: %s; the cycle was rolled back and the state is rebuilt from the database", exc)
+            report.conflict = True
+            return report
         except BaseException:
             session.rollback()
             self.runtimes.clear()  # rebuilt from the database next cycle; polled events stay in the backlog
