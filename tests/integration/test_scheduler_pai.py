@@ -21,9 +21,9 @@ def gpus(n: int, guarantee: int | None = None, limit: int | None = None) -> list
 def pai(client, admin_headers) -> Harness:
     """Quota1 of 128 GPUs with child-level preemption; Quota1.1 (48) and Quota1.2 (80) full of 8-GPU training jobs."""
     h = Harness(client, admin_headers)
-    for i in range(16):
-        h.node(f"n{i:02d}", gpus=8, model="A100")
-    h.pool("a100", [f"n{i:02d}" for i in range(16)])
+    for i in range(4):
+        h.node(f"n{i}", gpus=32, model="A100")
+    h.pool("a100", [f"n{i}" for i in range(4)])
     h.quota("Quota1", gpus(128), child_preemption=True)
     h.quota("Quota1.1", gpus(48), parent="Quota1")
     h.quota("Quota1.2", gpus(80), parent="Quota1")
