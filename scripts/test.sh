@@ -12,4 +12,5 @@ if [ -z "${ALLOT_TEST_POSTGRES_URL:-}" ]; then
 fi
 # Suites that need PostgreSQL fail (not skip) when it is missing.
 export ALLOT_TEST_REQUIRE_POSTGRES=1
-"$BIN/pytest" -p no:cacheprovider -n 2 "$@" tests
+if [ $# -eq 0 ]; then set -- tests; fi
+"$BIN/pytest" -p no:cacheprovider -n 2 "$@"

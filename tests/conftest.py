@@ -15,6 +15,11 @@ from allotment.api.app import create_app
 from allotment.settings import Settings
 
 ADMIN_PASSWORD = "Adm1n-password!"
+
+# Real argon2, at its cheapest cost: hashing dominates otherwise (production uses argon2-cffi's defaults).
+from allotment.identity.secrets import configure_password_hashing  # noqa: E402
+
+configure_password_hashing(time_cost=1, memory_cost_kib=1024)
 PG_URL = os.environ.get("ALLOT_TEST_POSTGRES_URL")
 
 
@@ -25,17 +30,51 @@ def _backends() -> list:
     return params
 
 
+def _pg_url(name: str) -> str:
+    base, _, query = PG_URL.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+_templates: dict[str, str] = {}
+
+
+def _postgres_template() -> str:
+    """A migrated database, made once per test process, that each test's database is copied from."""
+    if "postgres" not in _templates:
+        name = f"tmpl_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        from allotment.migrate import upgrade
+
+        upgrade(_pg_url(name))
+        _templates["postgres"] = name
+    return _templates["postgres"]
+
+
 def _fresh_postgres_url() -> str:
-    """A new, empty database per test on the shared test server, so tests never see each other's rows."""
+    """A new migrated database per test on the shared test server, so tests never see each other's rows."""
     if not PG_URL:
         pytest.fail("ALLOT_TEST_POSTGRES_URL is not set: run the suite with `make test`")
+    template = _postgres_template()
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     admin.dispose()
-    base, _, query = PG_URL.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+    return _pg_url(name)
+
+
+def _sqlite_template(tmp_root: Path) -> Path:
+    """A migrated SQLite file, made once per test process, copied into each test's data directory."""
+    if "sqlite" not in _templates:
+        path = tmp_root / f"template-{uuid.uuid4().hex[:8]}.db"
+        from allotment.migrate import upgrade
+
+        upgrade(f"sqlite:///{path}")
+        _templates["sqlite"] = str(path)
+    return Path(_templates["sqlite"])
 
 
 def make_settings(tmp_path: Path, backend: str = "sqlite", **overrides) -> Settings:
@@ -49,11 +88,12 @@ def make_settings(tmp_path: Path, backend: str = "sqlite", **overrides) -> Setti
         scheduler_tick_s=0.05,
     )
     if backend == "postgres":
-        url = _fresh_postgres_url()
-        from allotment.migrate import upgrade
+        values["database_url"] = _fresh_postgres_url()
+    else:
+        import shutil
 
-        upgrade(url)
-        values["database_url"] = url
+        data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(_sqlite_template(tmp_path.parent), data_dir / "allotment.db")
     values.update(overrides)
     return Settings(**values)
 

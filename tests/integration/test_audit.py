@@ -12,24 +12,32 @@ from access_helpers import API, new_credential, user_with_key
 from allotment.db import utcnow
 
 
-def make_history(client, admin_headers) -> dict:
-    """alice makes a credential; the admin adds alice to local, then makes alice a manager."""
+def make_history(client, admin_headers) -> tuple[dict, str]:
+    """alice exists and logs in (set-up noise); then alice makes a credential, the admin adds alice to local and
+    makes alice a manager. Returns alice's headers and the moment the history of interest starts."""
     alice = user_with_key(client, "alice")
+    mark = utcnow().isoformat()
+    new_credential(client, alice)
     client.put(f"{API}/clusters/local/users/alice", json={"role": "user"}, headers=admin_headers)
     client.put(f"{API}/clusters/local/users/alice", json={"role": "manager"}, headers=admin_headers)
-    return alice
+    return alice, mark
 
 
-def audit(client, headers, query=""):
-    r = client.get(f"{API}/audit{query}", headers=headers)
+def audit(client, headers, query="", since=None):
+    from urllib.parse import parse_qsl
+
+    params = dict(parse_qsl(query.lstrip("?")))
+    if since:
+        params["since"] = since
+    r = client.get(f"{API}/audit", headers=headers, params=params)
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def test_filters_and_pagination(client, admin_headers):
     start = utcnow() - timedelta(seconds=1)
-    make_history(client, admin_headers)
-    everything = audit(client, admin_headers)
+    _, mark = make_history(client, admin_headers)
+    everything = audit(client, admin_headers, since=mark)
     assert [e["action"] for e in everything["items"]] == ["cluster_role.change", "cluster_role.grant",
                                                           "credential.create"]
     newest = everything["items"][0]
@@ -37,17 +45,20 @@ def test_filters_and_pagination(client, admin_headers):
     assert newest["source"] == "testclient" and newest["changes"] == {"before": {"role": "user"},
                                                                       "after": {"role": "manager"}}
     assert datetime.fromisoformat(newest["at"]) >= start
+    # Set-up noise is there too without the since filter: the logins.
+    actions = [e["action"] for e in audit(client, admin_headers)["items"]]
+    assert "auth.login" in actions
 
-    assert [e["action"] for e in audit(client, admin_headers, "?actor=alice")["items"]] == ["credential.create"]
-    assert audit(client, admin_headers, "?actor=ADMIN")["total"] == 2
-    assert audit(client, admin_headers, "?action=cluster_role.grant")["total"] == 1
-    assert audit(client, admin_headers, "?action=cluster_role.*")["total"] == 2
-    assert audit(client, admin_headers, "?action=cluster_role")["total"] == 0  # exact unless it ends in *
-    assert audit(client, admin_headers, "?target=ALICE")["total"] == 2
-    assert audit(client, admin_headers, "?target=%25")["total"] == 0  # LIKE wildcards are literal
-    assert audit(client, admin_headers, "?target_type=credential")["total"] == 1
+    assert [e["action"] for e in audit(client, admin_headers, "?actor=alice", mark)["items"]] == ["credential.create"]
+    assert audit(client, admin_headers, "?actor=ADMIN", mark)["total"] == 2
+    assert audit(client, admin_headers, "?action=cluster_role.grant", mark)["total"] == 1
+    assert audit(client, admin_headers, "?action=cluster_role.*", mark)["total"] == 2
+    assert audit(client, admin_headers, "?action=cluster_role", mark)["total"] == 0  # exact unless it ends in *
+    assert audit(client, admin_headers, "?target=ALICE", mark)["total"] == 2
+    assert audit(client, admin_headers, "?target=%25", mark)["total"] == 0  # LIKE wildcards are literal
+    assert audit(client, admin_headers, "?target_type=credential", mark)["total"] == 1
 
-    page = audit(client, admin_headers, "?limit=2&offset=1")
+    page = audit(client, admin_headers, "?limit=2&offset=1", mark)
     assert page["total"] == 3 and [e["action"] for e in page["items"]] == ["cluster_role.grant", "credential.create"]
 
     newest_at = datetime.fromisoformat(newest["at"])
@@ -57,9 +68,11 @@ def test_filters_and_pagination(client, admin_headers):
     assert newest["id"] not in [e["id"] for e in until["items"]]  # until is exclusive
     future = (utcnow() + timedelta(hours=1)).isoformat()
     assert client.get(f"{API}/audit", params={"since": future}, headers=admin_headers).json()["total"] == 0
-    assert client.get(f"{API}/audit", params={"until": start.isoformat()}, headers=admin_headers).json()["total"] == 0
+    before_all = (start - timedelta(minutes=5)).isoformat()
+    assert client.get(f"{API}/audit", params={"until": before_all}, headers=admin_headers).json()["total"] == 0
     naive = (utcnow() - timedelta(hours=1)).replace(tzinfo=None).isoformat()  # taken as UTC
-    assert client.get(f"{API}/audit", params={"since": naive}, headers=admin_headers).json()["total"] == 3
+    assert client.get(f"{API}/audit", params={"since": naive}, headers=admin_headers).json()["total"] == \
+        audit(client, admin_headers)["total"]
 
 
 def test_bad_filters_are_field_errors(client, admin_headers):
@@ -72,7 +85,7 @@ def test_bad_filters_are_field_errors(client, admin_headers):
 
 
 def test_only_platform_admins_read_the_log_and_exports(client, admin_headers):
-    alice = make_history(client, admin_headers)
+    alice, _ = make_history(client, admin_headers)
     for path in ("/audit", "/exports/audit.csv", "/exports/credentials.csv"):
         assert client.get(f"{API}{path}", headers=alice).status_code == 403
         assert client.get(f"{API}{path}").status_code == 401
@@ -92,12 +105,12 @@ def test_audit_csv_export_applies_the_filters(client, admin_headers):
 
 
 def test_credentials_csv_export_has_no_secrets_and_defuses_formulas(client, admin_headers):
-    alice = make_history(client, admin_headers)
+    alice, _ = make_history(client, admin_headers)
     created = new_credential(client, alice, label="=HYPERLINK(\"http://evil\")")
     r = client.get(f"{API}/exports/credentials.csv", headers=admin_headers)
     assert r.status_code == 200
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert [row["owner"] for row in rows] == ["alice", "alice"]
+    assert [row["owner"] for row in rows] == ["alice", "alice", "alice"]
     assert {row["status"] for row in rows} == {"active"}
     labelled = next(row for row in rows if row["access_key"] == created["access_key"])
     assert labelled["label"] == "'=HYPERLINK(\"http://evil\")"

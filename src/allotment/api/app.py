@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -32,12 +33,8 @@ def prepare_database(state: AppState) -> None:
     """SQLite migrates itself; PostgreSQL must be migrated with `allot db upgrade` first."""
     if state.settings.is_sqlite:
         state.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        with state.engine.begin() as conn:
-            cfg = migrate.alembic_config(state.settings.effective_database_url)
-            cfg.attributes["connection"] = conn
-            from alembic import command
-
-            command.upgrade(cfg, "head")
+        if migrate.current_revision(state.engine) != migrate.head_revision():
+            migrate.upgrade(state.settings.effective_database_url)
     else:
         migrate.check_schema(state.engine)
     with transaction(state.sessions) as session:
@@ -110,15 +107,26 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         requests_total.labels(request.method, str(response.status_code)).inc()
         return response
 
-    system = _system_router(registry)
-    app.include_router(system)
-    for domain in DOMAINS:
-        name = f"allotment.{domain}.routes"
-        if importlib.util.find_spec(name) is None:
-            continue
-        router = importlib.import_module(name).router
-        app.include_router(router, prefix="/api/v1")
-    if importlib.util.find_spec("allotment.web.routes") is not None:
-        web = importlib.import_module("allotment.web.routes")
+    app.include_router(_system_router(registry))
+    # The domain routes are built once per process and shared by every app (building a FastAPI route is costly).
+    app.router.routes.extend(_domain_routes())
+    web = _web_module()
+    if web is not None:
         web.mount(app)
     return app
+
+
+@functools.cache
+def _domain_routes() -> tuple:
+    combined = APIRouter()
+    for domain in DOMAINS:
+        name = f"allotment.{domain}.routes"
+        if importlib.util.find_spec(name) is not None:
+            combined.include_router(importlib.import_module(name).router, prefix="/api/v1")
+    return tuple(combined.routes)
+
+
+def _web_module():
+    if importlib.util.find_spec("allotment.web.routes") is None:
+        return None
+    return importlib.import_module("allotment.web.routes")

@@ -6,12 +6,22 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 
 class CliError(Exception):
     """One-line message, exit code 1."""
+
+
+class ApiError(CliError):
+    """The server refused a request; keeps the status and the problem+json body (e.g. an import's row report)."""
+
+    def __init__(self, message: str, status: int, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 def config_dir() -> Path:
@@ -67,13 +77,27 @@ class Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
-    def request(self, method: str, path: str, **kwargs) -> Any:
+    def raw(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """The response of a successful request, unparsed (downloads); failures raise ApiError."""
         try:
             response = self._http.request(method, path if path.startswith("/") else f"/api/v1/{path}", **kwargs)
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            raise CliError(problem_message(response))
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            message = problem_message(response)
+            if response.status_code in (404, 405) and isinstance(body, dict) and body.get("code", "").startswith("http_"):
+                # No such route at all (not a missing user or group): the server is older than this CLI.
+                message = f"{self.url} does not offer {method} {response.request.url.path} ({message}); " \
+                          f"the server may be older than this CLI"
+            raise ApiError(message, response.status_code, body)
+        return response
+
+    def request(self, method: str, path: str, **kwargs) -> Any:
+        response = self.raw(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         if "json" in response.headers.get("content-type", ""):
@@ -94,3 +118,22 @@ class Client:
 
     def delete(self, path: str, **kw) -> Any:
         return self.request("DELETE", path, **kw)
+
+    def get_all(self, path: str, params: dict[str, Any] | None = None, page: int = 50,
+                limit: int | None = None) -> list[dict[str, Any]]:
+        """Every item of a paginated list ({"items", "total"}), page by page; at most `limit` when given."""
+        items: list[dict[str, Any]] = []
+        while limit is None or len(items) < limit:
+            size = page if limit is None else min(page, limit - len(items))
+            body = self.get(path, params={**(params or {}), "limit": size, "offset": len(items)})
+            batch = body.get("items", []) if isinstance(body, dict) else list(body or [])
+            items.extend(batch)
+            total = body.get("total") if isinstance(body, dict) else None
+            if not batch or len(batch) != size or (total is not None and len(items) >= total):
+                break
+        return items
+
+
+def segment(value: str) -> str:
+    """One path segment: a username, e-mail, group or key, quoted so that '/' or '?' cannot change the route."""
+    return quote(str(value), safe="@")

@@ -7,6 +7,7 @@ import importlib.util
 import sys
 
 import typer
+from rich.markup import escape
 
 from allotment.cli.client import CliError
 from allotment.cli.output import err_console
@@ -28,27 +29,14 @@ def _load() -> None:
 _load()
 
 
-def main() -> None:
-    """Exit codes: 0 success, 1 error (one line naming the problem), 2 usage error."""
-    try:
-        app(standalone_mode=False)
-    except CliError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
-    except (typer.BadParameter, typer.Exit) as exc:
-        if isinstance(exc, typer.Exit):
-            sys.exit(exc.exit_code)
-        raise
-    except Exception as exc:  # click usage errors
-        import click
+def main(argv: list[str] | None = None) -> None:
+    """Exit codes: 0 success, 1 error (one line naming the problem), 2 usage error.
 
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(1)
-        raise
+    Typer's standalone mode already maps usage errors (unknown command or option, missing argument, BadParameter)
+    to 2, Abort to 1 and typer.Exit to its code; what it lets through is ours: CliError becomes one line and 1.
+    """
+    try:
+        app(args=argv, prog_name="allot")
+    except CliError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)

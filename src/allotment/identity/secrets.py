@@ -18,6 +18,15 @@ _hasher = PasswordHasher()
 # A fixed hash to verify against when the user does not exist, so timing does not reveal which usernames exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-1!")
 
+
+def configure_password_hashing(time_cost: int, memory_cost_kib: int, parallelism: int = 1) -> None:
+    """Change argon2's cost (the test suite lowers it to stay fast; production keeps argon2-cffi's defaults).
+
+    Existing hashes keep verifying: argon2 hashes carry their own parameters."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism)
+    _DUMMY_HASH = _hasher.hash("not-a-real-password-1!")
+
 ACCESS_KEY_PREFIX = "AK"
 SESSION_PREFIX = "st_"
 
