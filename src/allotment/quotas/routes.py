@@ -11,23 +11,12 @@ from sqlalchemy.orm import Session
 from allotment.api.deps import DB, State, client_address, cluster_scope, require
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, Principal, Scope, cluster
-from allotment.core.quantity import format_raw
-from allotment.core.resources import ANY_POOL
 from allotment.identity.service import find_user
-from allotment.inventory.models import Cluster
 from allotment.inventory.service import find_cluster, find_cluster_id
 from allotment.quotas import bindings, service
 from allotment.quotas.models import Quota
-from allotment.quotas.schemas import (
-    BindingOut,
-    QuotaCreate,
-    QuotaList,
-    QuotaOut,
-    QuotaUpdate,
-    ResourceOut,
-    ScaleIn,
-)
-from allotment.quotas.tree import pool_names
+from allotment.quotas.schemas import BindingOut, QuotaCreate, QuotaList, QuotaOut, QuotaUpdate, ScaleIn
+from allotment.quotas.views import QuotaViews, quota_out
 
 router = APIRouter(tags=["quotas"])
 ADMIN = cluster("admin")
@@ -42,34 +31,8 @@ def quota_scope(param: str = "quota"):
     def resolve(request: Request, session: Session) -> Scope:
         return Scope(cluster_id=service.find_quota(session, request.path_params[param]).cluster_id)
 
+    resolve.kind, resolve.param = "quota", param  # type: ignore[attr-defined] - like api.deps' resolvers
     return resolve
-
-
-def quota_out(db: Session, quota: Quota, detailed: bool = False, principal: Principal | None = None) -> QuotaOut:
-    pools = pool_names(db, quota.cluster_id)
-    rows = service.quota_resources(db, [quota.id])[quota.id]
-    use = service.usage(db, quota)
-    resources = [ResourceOut(
-        resource=r.resource, pool=ANY_POOL if r.pool_id is None else pools.get(r.pool_id, str(r.pool_id)),
-        guarantee=format_raw(r.guarantee, r.resource),
-        limit="unlimited" if r.limit is None else format_raw(r.limit, r.resource),
-        lending_limit=None if r.lending_limit is None else format_raw(r.lending_limit, r.resource),
-        in_use=format_raw(use.get((r.pool_id, r.resource), 0), r.resource),
-    ) for r in rows]
-    parent = db.get(Quota, quota.parent_id) if quota.parent_id else None
-    out = QuotaOut(
-        id=quota.id, name=quota.name, cluster=db.get(Cluster, quota.cluster_id).name,
-        parent=parent.name if parent else None, children=[c.name for c in service.children(db, quota.id)],
-        description=quota.description, weight=quota.weight, child_preemption=quota.child_preemption,
-        reclaim=quota.reclaim, within_quota_preemption=quota.within_quota_preemption,
-        min_runtime_s=quota.min_runtime_s, allowed_priority_classes=quota.allowed_priority_classes,
-        gpu_hours_budget=quota.gpu_hours_budget, resources=resources,
-    )
-    if detailed:
-        out.bindings = [BindingOut(**b) for b in bindings.list_bindings(db, quota.id)]
-    if principal is not None:
-        out.can_submit = bindings.may_submit(db, principal, quota)
-    return out
 
 
 def _snapshot(db: Session, quota: Quota) -> dict:
@@ -97,7 +60,8 @@ def list_quotas(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB,
                 submittable: bool = Query(False, description="only quotas I may submit to")) -> QuotaList:
     cluster_id = find_cluster_id(db, cluster_name) if cluster_name else None
     quotas = service.list_quotas(db, cluster_id)
-    items = [quota_out(db, q, principal=principal) for q in quotas]
+    views = QuotaViews(db, quotas, principal)
+    items = [views.out(q) for q in quotas]
     if submittable:
         items = [i for i in items if i.can_submit]
     return QuotaList(items=items, total=len(items))
@@ -122,7 +86,8 @@ def scale_quotas(cluster: str, body: ScaleIn, principal: Annotated[Principal, re
     names = {c.quota for c in body.changes}
     before = {q.name: _snapshot(db, q)["resources"] for q in service.list_quotas(db, cluster_id) if q.name in names}
     changed = service.scale_quotas(db, cluster_id, [service.ScaleChange(**c.model_dump()) for c in body.changes])
-    items = [quota_out(db, q) for q in changed]
+    views = QuotaViews(db, changed)
+    items = [views.out(q) for q in changed]
     audit.record(db, principal, "quota.scale", "quota", ", ".join(q.name for q in changed), None,
                  changes={"before": before, "after": {i.name: [r.model_dump() for r in i.resources] for i in items}},
                  source=client_address(request))

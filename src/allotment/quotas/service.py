@@ -319,35 +319,3 @@ def scale_quotas(session: Session, cluster_id: int, changes: Sequence[ScaleChang
     session.flush()
     bump_config_version(session, cluster_id)
     return list(quotas.values())
-
-
-def subtree_ids(session: Session, quota: Quota) -> list[int]:
-    """The quota and all its descendants."""
-    rows = session.execute(select(Quota.id, Quota.parent_id).where(Quota.cluster_id == quota.cluster_id)).all()
-    kids: dict[int | None, list[int]] = {}
-    for qid, parent in rows:
-        kids.setdefault(parent, []).append(qid)
-    out, todo = [], [quota.id]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo.extend(kids.get(current, []))
-    return out
-
-
-def usage(session: Session, quota: Quota) -> dict[tuple[int | None, str], int]:
-    """What the quota's subtree holds now (admitted and running jobs): (pool id, resource) -> raw amount."""
-    from allotment.workloads.models import HOLDING_STATES
-
-    rows = session.execute(
-        select(Job.placed_pool_id, func.sum(Job.gpu_milli), func.sum(Job.cpu_milli), func.sum(Job.memory_bytes))
-        .where(Job.quota_id.in_(subtree_ids(session, quota)), Job.state.in_(HOLDING_STATES))
-        .group_by(Job.placed_pool_id)
-    ).all()
-    out: dict[tuple[int | None, str], int] = {}
-    for pool_id, gpu, cpu, memory in rows:
-        for resource, amount in (("gpu", gpu), ("cpu", cpu), ("memory", memory)):
-            if amount:
-                out[(pool_id, resource)] = out.get((pool_id, resource), 0) + int(amount)
-                out[(None, resource)] = out.get((None, resource), 0) + int(amount)
-    return out

@@ -12,8 +12,9 @@ from allotment.workloads.models import Job
 
 
 class JobIn(BaseModel):
-    quota: str = Field(min_length=1, max_length=64)
-    command: list[str] | str = Field(description="argv list, or one string split on spaces")
+    # Required, but checked by the service so that a batch reports every problem of every job at once.
+    quota: str | None = Field(None, max_length=64)
+    command: list[str] | str = Field(default_factory=list, description="argv list, or one string split on spaces")
     gpu: str | float | int | None = Field(None, description="GPUs: 4, or a fraction of one in steps of 0.1 (0.5)")
     cpu: str | float | int | None = Field(None, description="cores: 8, 0.5 or 500m")
     memory: str | int | None = Field(None, description="bytes or with a unit: 16Gi")

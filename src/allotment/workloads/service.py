@@ -41,7 +41,7 @@ MAX_COMMAND_ARGS = 4096
 
 @dataclass
 class JobRequest:
-    quota: str
+    quota: str | None = None
     command: list[str] = field(default_factory=list)
     gpu: str | int | float | None = None
     cpu: str | int | float | None = None

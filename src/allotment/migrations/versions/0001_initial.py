@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:14:19.702083
+Create Date: 2026-11-22 23:14:27.185084
 """
 
 from alembic import op
