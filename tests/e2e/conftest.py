@@ -11,11 +11,16 @@ give everything you create a unique name (`unique("bob")`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clitools import Server, allot, login_config, ok, start_server, stop_server, unique
+
+# tests/e2e is a package (its conftest would otherwise shadow tests/conftest.py as the module `conftest`, which
+# integration tests import from); its tests import their helpers as `clitools`.
+sys.path.insert(0, str(Path(__file__).parent))
+from clitools import Server, allot, login_config, ok, start_server, stop_server, unique  # noqa: E402
 
 
 @pytest.fixture(scope="session")

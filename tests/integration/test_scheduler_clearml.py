@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_settings
 from sched_helpers import Harness
-
-
-@pytest.fixture
-def settings(tmp_path, backend):
-    return make_settings(tmp_path, backend, scheduler_enabled=False)
 
 
 @pytest.fixture

@@ -4,15 +4,10 @@ pool, no deletion under a running job) and Backend.AI's per-user caps and concur
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN_PASSWORD, login, make_settings
+from conftest import ADMIN_PASSWORD, login
 from sched_helpers import Harness
 
 PASSWORD = "Str0ng-password!"
-
-
-@pytest.fixture
-def settings(tmp_path, backend):
-    return make_settings(tmp_path, backend, scheduler_enabled=False)
 
 
 def user(h: Harness, name: str, policy: str | None = None) -> dict[str, str]:

@@ -5,13 +5,7 @@ another quota."""
 from __future__ import annotations
 
 import pytest
-from conftest import make_settings
 from sched_helpers import Harness
-
-
-@pytest.fixture
-def settings(tmp_path, backend):
-    return make_settings(tmp_path, backend, scheduler_enabled=False)
 
 
 def cpu(guarantee: int, limit: int | str = "unlimited", lending: int | None = None) -> list[dict]:

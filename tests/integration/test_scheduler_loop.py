@@ -20,11 +20,6 @@ from allotment.workloads.models import Job
 
 
 @pytest.fixture
-def settings(tmp_path, backend):
-    return make_settings(tmp_path, backend, scheduler_enabled=False)
-
-
-@pytest.fixture
 def h(client, admin_headers) -> Harness:
     h = Harness(client, admin_headers)
     h.node("gpu-01", gpus=4, model="H100")
@@ -159,7 +154,7 @@ def test_the_local_engine_runs_commands_on_this_host(client, admin_headers, sett
 
 
 def test_the_server_runs_the_loop_in_a_thread(tmp_path, backend):
-    app = create_app(make_settings(tmp_path, backend, scheduler_tick_s=0.05))
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=0.05))
     with TestClient(app) as client:
         from conftest import ADMIN_PASSWORD, login
 

@@ -180,6 +180,8 @@ class Scheduler:
             if backend is None:
                 continue
             self._fresh_engines.add(row.id)
+            if row.backend == "local" and row.name != self.state.settings.local_cluster:
+                continue
             try:
                 registered = register_inventory(session, row.id, backend) > 0 or registered
             except Exception:  # a bad report must not stop scheduling: the cluster runs with what it has
