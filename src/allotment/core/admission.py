@@ -29,6 +29,8 @@ Outputs (decisions are values, in the order they were taken):
                                                 are running, victims are gone (the loop may re-queue them with add_job).
                                                 If the loop fails to persist a cycle, drop the state and rebuild it.
     ``explain(job_id) -> Wait | None``          the current reason of any queued job (also jobs behind a blocked head).
+    ``queue_group(job_id)``, ``group_members(key)``  a queued job's group and its current Wait (O(1)), the group's
+                                                job ids: the loop shows a blocked head's reason on every member.
     ``quota_usage(quota_id) -> ResourceVector``, ``running_ids()``, ``queued_ids()``, ``queued_count``,
     ``device_free(pool) -> dict[device id, Quantity]``.
 Quota-tree changes (specs, pools added or removed, profiles) are applied by building a new state.
@@ -326,6 +328,21 @@ class SchedulerState(StateBase):
             heappush(self._deadlines, (retry_at, group.deadline_token, group))
 
     # ------------------------------------------------------------------------------------------------------------
+    def queue_group(self, job_id: str) -> tuple[tuple, Wait | None] | None:
+        """(key of a queued job's group, the group's current Wait or None while it is not blocked); O(1).
+        Jobs of one group (same quota and shape) wait for the same reason, so the loop can show the head's reason on
+        every member without explaining each one."""
+        rec = self._queued.get(job_id)
+        if rec is None or rec.group is None:
+            return None
+        group = rec.group
+        return group.shape, (group.last_wait if group.parked else None)
+
+    def group_members(self, key: tuple) -> list[str]:
+        """Ids of the queued jobs of the group ``key`` (from queue_group); O(group size)."""
+        group = self._groups.get(key)
+        return [e[3].id for e in group.heap if e[3].alive] if group is not None else []
+
     def explain(self, job_id: str) -> Wait | None:
         """Why a queued job waits (None when it is not queued)."""
         if job_id in self._invalid:
