@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import AppState
 from allotment.core.permissions import Permission, Principal, Scope, allowed
-from allotment.errors import Forbidden, Unauthenticated
+from allotment.errors import Forbidden, NotFound, Unauthenticated
 
 SESSION_COOKIE = "allot_session"
 ON_BEHALF_HEADER = "x-allot-on-behalf-of"
@@ -94,8 +94,13 @@ async def principal_of(request: Request) -> Principal | None:
 
 
 def _resolve_scope(request: Request, scope: ScopeResolver) -> Scope:
+    """The route's scope. An object that does not exist has no scope: only callers allowed without one (platform
+    admins) get past the check and then see the route's 404, so a refusal never reveals whether a thing exists."""
     with app_state(request).sessions() as session:
-        return scope(request, session)
+        try:
+            return scope(request, session)
+        except NotFound:
+            return Scope()
 
 
 def require(permission: Permission, scope: ScopeResolver | None = None):
