@@ -1,4 +1,5 @@
-"""First start: built-in groups, the first platform admin, and the default cluster `local` with its default pool."""
+"""First start: built-in groups, priority classes and the default resource policy, the first platform admin, and the
+default cluster `local` with its default pool."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from allotment.identity.models import ClusterRoleGrant, User
 from allotment.identity.service import create_user, ensure_builtin_groups
 from allotment.inventory.models import Cluster
 from allotment.inventory.service import create_cluster
+from allotment.quotas.priorities import ensure_defaults as ensure_quota_defaults
 from allotment.settings import Settings
 
 log = logging.getLogger("allotment.bootstrap")
@@ -27,6 +29,7 @@ def generated_password() -> str:
 def bootstrap(session: Session, settings: Settings) -> User | None:
     """Idempotent. Returns the admin it created, if it created one."""
     ensure_builtin_groups(session)
+    ensure_quota_defaults(session)  # priority classes inference/training/interactive, the 'default' resource policy
     admin = None
     if session.scalar(select(func.count()).select_from(User)) == 0:
         password = settings.bootstrap_admin_password

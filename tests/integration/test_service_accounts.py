@@ -3,11 +3,10 @@ such), deletion that revokes credentials but keeps the row."""
 
 from __future__ import annotations
 
-from access_helpers import API, PASSWORD, add_user, key_headers, new_credential, user_with_key, whoami
+from access_helpers import API, PASSWORD, add_user, key_headers, login, new_credential, user_with_key, whoami
 from sqlalchemy import select
 
 from allotment.identity.models import User
-from conftest import login
 
 ON_BEHALF = "X-Allot-On-Behalf-Of"
 

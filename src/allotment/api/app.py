@@ -59,7 +59,7 @@ def _system_router(registry: CollectorRegistry) -> APIRouter:
         try:
             with state.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means not ready
+        except Exception:
             log.warning("readiness check: database unreachable", exc_info=True)
             return problems.problem(503, "Service unavailable", "the database is unreachable", "not_ready")
         return Response('{"status":"ready"}', media_type="application/json")

@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from allotment.api.deps import DB, SESSION_COOKIE, State, client_address, require
 from allotment.core.permissions import AUTHENTICATED, PUBLIC, Principal
-from allotment.db import utcnow
 from allotment.errors import DomainError
 from allotment.identity import service
 from allotment.identity.models import LoginSession
 from allotment.identity.schemas import LoginRequest, LoginResponse, WhoAmI
+from allotment.identity.service_sessions import end_session
 
 router = APIRouter(tags=["auth"])
 
@@ -39,10 +39,7 @@ def login(body: LoginRequest, request: Request, response: Response, db: DB, stat
 @router.post("/auth/logout", status_code=204, dependencies=[])
 def logout(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, response: Response) -> Response:
     if principal.session_id is not None:
-        db.get(LoginSession, principal.session_id).revoked_at = utcnow()
-        from allotment.api.state import mark_identity_changed
-
-        mark_identity_changed(db)
+        end_session(db, principal.session_id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
     return response

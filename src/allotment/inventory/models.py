@@ -1,13 +1,33 @@
-"""Clusters (one execution backend each), their pools, nodes and devices."""
+"""Clusters (one execution backend each), their pools, nodes and devices.
+
+Capacity a pool offers the scheduler:
+- gpu: the devices whose `pool_id` is the pool (each device is one whole GPU = 1000 milli-GPU; fractions of one
+  device are shared by fractional jobs);
+- cpu and memory: the nodes whose `pool_id` is the pool (a node's cpu and memory belong to one pool; when a pool
+  has no nodes its cpu and memory are not tracked). Assigning a whole node to a pool moves the node and all its
+  devices; assigning single devices moves only those devices.
+Every device and every node is in exactly one pool; new ones land in the cluster's default pool (DKube).
+Quantities are integers in core/quantity.py's raw units: milli-GPU, millicores, bytes.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allotment.db import Base, UTCDateTime, utcnow
+
+# Node.status / Device.health values.
+NODE_READY = "ready"
+NODE_DRAINING = "draining"  # keeps running jobs, receives no new ones
+NODE_DOWN = "down"
+NODE_STATUSES = (NODE_READY, NODE_DRAINING, NODE_DOWN)
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+UNKNOWN = "unknown"
+HEALTH_VALUES = (HEALTHY, UNHEALTHY, UNKNOWN)
 
 
 class Cluster(Base):
@@ -17,16 +37,60 @@ class Cluster(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     backend: Mapped[str] = mapped_column(String(32), default="local")
     status: Mapped[str] = mapped_column(String(32), default="ready")
+    description: Mapped[str | None] = mapped_column(String(255))
+    # ClearML's switch: while off the scheduler admits nothing in this cluster (queued jobs stay queued, running
+    # ones keep running). The provisioned resource configuration is what it serves when on.
+    resource_management_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by every provision and every change of quotas, profiles or pools: the scheduler's cue to reload.
+    config_version: Mapped[int] = mapped_column(Integer, default=1)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Pool(Base):
     __tablename__ = "pools"
+    __table_args__ = (UniqueConstraint("cluster_id", "name", name="uq_pools_cluster_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The one GPU model a (non-default) pool holds; set by its first device, None while it has none. The default
+    # pool holds whatever is unassigned, so it may mix models and keeps None here.
     device_model: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (UniqueConstraint("cluster_id", "name", name="uq_nodes_cluster_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"), index=True)  # where its cpu and memory count
+    status: Mapped[str] = mapped_column(String(16), default=NODE_READY)
+    health: Mapped[str] = mapped_column(String(16), default=HEALTHY)
+    cpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Device(Base):
+    """One GPU. Its capacity is one whole GPU (1000 milli-GPU); fractional jobs share it, never beyond 1000."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("node_id", "index", name="uq_devices_node_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)  # position on the node (CUDA index)
+    model: Mapped[str] = mapped_column(String(64))
+    uuid: Mapped[str | None] = mapped_column(String(64))
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"), index=True)
+    health: Mapped[str] = mapped_column(String(16), default=HEALTHY)
+    utilisation: Mapped[float] = mapped_column(Float, default=0.0)  # percent, 0..100, as reported by the backend
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

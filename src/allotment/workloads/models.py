@@ -1,3 +1,92 @@
-"""Database models of the workloads domain."""
+"""Jobs: what a principal submits, and where the scheduler put it.
 
-from allotment.db import Base  # noqa: F401
+Lifecycle: queued -> admitted (resources reserved, placement chosen) -> running -> succeeded | failed; a queued,
+admitted or running job may end cancelled; an admitted or running job may be preempted: it goes `preempted` while the
+backend stops it, then the scheduler requeues it (`queued` again, same `seq`, `preemptions` + 1, the reason names the
+job that preempted it).
+A queued job always carries `reason_code` (machine-readable, core.model.WaitCode) and `reason` (a sentence with the
+numbers). Quantities are integers in core/quantity.py's raw units (milli-GPU, millicores, bytes).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from allotment.db import Base, UTCDateTime, utcnow
+
+QUEUED = "queued"
+ADMITTED = "admitted"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+PREEMPTED = "preempted"
+CANCELLED = "cancelled"
+STATES = (QUEUED, ADMITTED, RUNNING, SUCCEEDED, FAILED, PREEMPTED, CANCELLED)
+ACTIVE_STATES = (QUEUED, ADMITTED, RUNNING)  # count against concurrency caps
+HOLDING_STATES = (ADMITTED, RUNNING)  # hold resources (the scheduler's "running" set)
+FINAL_STATES = (SUCCEEDED, FAILED, PREEMPTED, CANCELLED)
+
+PENDING_REASON = "pending"
+PENDING_MESSAGE = "waiting for the scheduler"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # The scheduler loads queued and holding jobs per cluster, in submission order.
+        Index("ix_jobs_cluster_state_seq", "cluster_id", "state", "seq"),
+        Index("ix_jobs_quota_state", "quota_id", "state"),
+        Index("ix_jobs_owner_state", "owner_id", "state"),
+        # The scheduler picks up recent cancellations without scanning the queue (see scheduler/load.py).
+        Index("ix_jobs_state_finished_at", "state", "finished_at"),
+        Index("ix_jobs_cancel_requested_at", "cancel_requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))  # the user the job belongs to
+    # The service account that submitted it on the owner's behalf, if any.
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    # NULL only for finished jobs of a quota deleted since (a quota with active jobs cannot be deleted).
+    quota_id: Mapped[int | None] = mapped_column(ForeignKey("quotas.id", ondelete="SET NULL"))
+    # What each job asks for (copied from the profile when one is given, so later profile edits do not change it).
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
+    gpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    cpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Pinned pool (the user's preference); NULL = the profile's pools in order, or any pool of the cluster.
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="SET NULL"))
+    priority_class: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # the class's value at submission
+    command: Mapped[list[str]] = mapped_column(JSON)  # argv
+    time_limit_s: Mapped[int | None] = mapped_column(Integer)
+    # Free-form labels for backends and benchmarks (e.g. {"runtime_ms": 200, "class": "small"}).
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    state: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    seq: Mapped[int | None] = mapped_column(BigInteger, index=True)  # submission order (unique, increasing)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when an admitted or running job is cancelled: the scheduler stops it in the backend, then marks it
+    # `cancelled` (its resources stay held until then, so a device is never oversubscribed). Queued jobs are
+    # cancelled at once.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Placement, set at admission: the pool and the devices with the share of each (milli-GPU), e.g.
+    # [{"device_id": 7, "node": "gpu-01", "index": 0, "milli": 500}].
+    placed_pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="SET NULL"))
+    devices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    backend_handle: Mapped[str | None] = mapped_column(String(255))  # the execution engine's id (pid, Slurm job id)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    # How often the job was preempted; each time it went back to `queued` keeping its `seq` (Kueue-style requeue).
+    preemptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

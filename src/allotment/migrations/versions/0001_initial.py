@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:30:58.172246
+Create Date: 2026-11-22 23:58:15.802148
 """
 
 from alembic import op
@@ -48,6 +48,30 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_groups')),
     sa.UniqueConstraint('name', name=op.f('uq_groups_name'))
     )
+    op.create_table('priority_classes',
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('value', sa.Integer(), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('is_default', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_priority_classes'))
+    )
+    op.create_table('resource_policies',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('max_cpu_milli', sa.BigInteger(), nullable=True),
+    sa.Column('max_memory_bytes', sa.BigInteger(), nullable=True),
+    sa.Column('max_gpu', sa.Integer(), nullable=True),
+    sa.Column('max_fgpu_milli', sa.BigInteger(), nullable=True),
+    sa.Column('max_containers_per_job', sa.Integer(), nullable=True),
+    sa.Column('idle_timeout_s', sa.BigInteger(), nullable=True),
+    sa.Column('max_concurrent_jobs', sa.Integer(), nullable=True),
+    sa.Column('max_folders', sa.Integer(), nullable=True),
+    sa.Column('max_folder_bytes', sa.BigInteger(), nullable=True),
+    sa.Column('allowed_storage_hosts', sa.JSON(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_resource_policies'))
+    )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
@@ -76,6 +100,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('backend', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('resource_management_enabled', sa.Boolean(), nullable=False),
+    sa.Column('config_version', sa.Integer(), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_clusters_created_by_id_users'), ondelete='SET NULL'),
@@ -147,18 +174,284 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('is_default', sa.Boolean(), nullable=False),
     sa.Column('device_model', sa.String(length=64), nullable=True),
+    sa.Column('description', sa.String(length=255), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_pools_cluster_id_clusters'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_pools'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pools')),
+    sa.UniqueConstraint('cluster_id', 'name', name='uq_pools_cluster_name')
     )
     with op.batch_alter_table('pools', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pools_cluster_id'), ['cluster_id'], unique=False)
+
+    op.create_table('profiles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_profiles_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_profiles')),
+    sa.UniqueConstraint('cluster_id', 'name', name='uq_profiles_cluster_name')
+    )
+    with op.batch_alter_table('profiles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_profiles_cluster_id'), ['cluster_id'], unique=False)
+
+    op.create_table('quotas',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('parent_id', sa.Integer(), nullable=True),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('weight', sa.Float(), nullable=False),
+    sa.Column('child_preemption', sa.Boolean(), nullable=False),
+    sa.Column('reclaim', sa.String(length=16), nullable=False),
+    sa.Column('within_quota_preemption', sa.String(length=16), nullable=False),
+    sa.Column('min_runtime_s', sa.Integer(), nullable=False),
+    sa.Column('allowed_priority_classes', sa.JSON(), nullable=True),
+    sa.Column('gpu_hours_budget', sa.Float(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_quotas_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['parent_id'], ['quotas.id'], name=op.f('fk_quotas_parent_id_quotas')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quotas')),
+    sa.UniqueConstraint('name', name=op.f('uq_quotas_name'))
+    )
+    with op.batch_alter_table('quotas', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quotas_cluster_id'), ['cluster_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quotas_parent_id'), ['parent_id'], unique=False)
+
+    op.create_table('resource_configs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('document', sa.JSON(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('updated_by', sa.String(length=64), nullable=True),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_resource_configs_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_configs')),
+    sa.UniqueConstraint('cluster_id', 'kind', name='uq_resource_configs_kind')
+    )
+    with op.batch_alter_table('resource_configs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resource_configs_cluster_id'), ['cluster_id'], unique=False)
+
+    op.create_table('jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=128), nullable=True),
+    sa.Column('owner_id', sa.Integer(), nullable=False),
+    sa.Column('submitted_by_id', sa.Integer(), nullable=True),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=True),
+    sa.Column('profile_id', sa.Integer(), nullable=True),
+    sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=True),
+    sa.Column('priority_class', sa.String(length=32), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('command', sa.JSON(), nullable=False),
+    sa.Column('time_limit_s', sa.Integer(), nullable=True),
+    sa.Column('labels', sa.JSON(), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('reason_code', sa.String(length=64), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('seq', sa.BigInteger(), nullable=True),
+    sa.Column('submitted_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('admitted_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancel_requested_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('placed_pool_id', sa.Integer(), nullable=True),
+    sa.Column('devices', sa.JSON(), nullable=True),
+    sa.Column('backend_handle', sa.String(length=255), nullable=True),
+    sa.Column('exit_code', sa.Integer(), nullable=True),
+    sa.Column('preemptions', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_jobs_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users')),
+    sa.ForeignKeyConstraint(['placed_pool_id'], ['pools.id'], name=op.f('fk_jobs_placed_pool_id_pools'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_jobs_pool_id_pools'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_jobs_profile_id_profiles'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_jobs_quota_id_quotas'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_jobs_submitted_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    )
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False)
+        batch_op.create_index('ix_jobs_cluster_state_seq', ['cluster_id', 'state', 'seq'], unique=False)
+        batch_op.create_index('ix_jobs_owner_state', ['owner_id', 'state'], unique=False)
+        batch_op.create_index('ix_jobs_quota_state', ['quota_id', 'state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jobs_seq'), ['seq'], unique=False)
+        batch_op.create_index('ix_jobs_state_finished_at', ['state', 'finished_at'], unique=False)
+
+    op.create_table('nodes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=128), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('health', sa.String(length=16), nullable=False),
+    sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('last_seen_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_nodes_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_nodes_pool_id_pools')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_nodes')),
+    sa.UniqueConstraint('cluster_id', 'name', name='uq_nodes_cluster_name')
+    )
+    with op.batch_alter_table('nodes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_nodes_cluster_id'), ['cluster_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_nodes_pool_id'), ['pool_id'], unique=False)
+
+    op.create_table('profile_policies',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('profile_id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_profile_policies_profile_id_profiles'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_profile_policies_quota_id_quotas'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_profile_policies')),
+    sa.UniqueConstraint('profile_id', 'quota_id', name='uq_profile_policies_link')
+    )
+    with op.batch_alter_table('profile_policies', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_profile_policies_profile_id'), ['profile_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_profile_policies_quota_id'), ['quota_id'], unique=False)
+
+    op.create_table('profile_pools',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('profile_id', sa.Integer(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=True),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('pool_position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_profile_pools_pool_id_pools'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_profile_pools_profile_id_profiles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_profile_pools')),
+    sa.UniqueConstraint('profile_id', 'pool_id', name='uq_profile_pools_link')
+    )
+    with op.batch_alter_table('profile_pools', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_profile_pools_pool_id'), ['pool_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_profile_pools_profile_id'), ['profile_id'], unique=False)
+
+    op.create_table('quota_bindings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=False),
+    sa.Column('group_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('(group_id IS NULL) <> (user_id IS NULL)', name=op.f('ck_quota_bindings_one_principal')),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_quota_bindings_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_quota_bindings_quota_id_quotas'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_quota_bindings_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_bindings')),
+    sa.UniqueConstraint('quota_id', 'group_id', name='uq_quota_bindings_group'),
+    sa.UniqueConstraint('quota_id', 'user_id', name='uq_quota_bindings_user')
+    )
+    with op.batch_alter_table('quota_bindings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quota_bindings_group_id'), ['group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quota_bindings_quota_id'), ['quota_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quota_bindings_user_id'), ['user_id'], unique=False)
+
+    op.create_table('quota_resources',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=True),
+    sa.Column('resource', sa.String(length=16), nullable=False),
+    sa.Column('guarantee', sa.BigInteger(), nullable=False),
+    sa.Column('limit', sa.BigInteger(), nullable=True),
+    sa.Column('lending_limit', sa.BigInteger(), nullable=True),
+    sa.CheckConstraint('guarantee >= 0', name=op.f('ck_quota_resources_guarantee_not_negative')),
+    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_quota_resources_pool_id_pools'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_quota_resources_quota_id_quotas'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_resources')),
+    sa.UniqueConstraint('quota_id', 'pool_id', 'resource', name='uq_quota_resources_key')
+    )
+    with op.batch_alter_table('quota_resources', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quota_resources_pool_id'), ['pool_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quota_resources_quota_id'), ['quota_id'], unique=False)
+
+    op.create_table('devices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('node_id', sa.Integer(), nullable=False),
+    sa.Column('index', sa.Integer(), nullable=False),
+    sa.Column('model', sa.String(length=64), nullable=False),
+    sa.Column('uuid', sa.String(length=64), nullable=True),
+    sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=False),
+    sa.Column('health', sa.String(length=16), nullable=False),
+    sa.Column('utilisation', sa.Float(), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['node_id'], ['nodes.id'], name=op.f('fk_devices_node_id_nodes'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_devices_pool_id_pools')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_devices')),
+    sa.UniqueConstraint('node_id', 'index', name='uq_devices_node_index')
+    )
+    with op.batch_alter_table('devices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_devices_node_id'), ['node_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_devices_pool_id'), ['pool_id'], unique=False)
 
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('devices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_devices_pool_id'))
+        batch_op.drop_index(batch_op.f('ix_devices_node_id'))
+
+    op.drop_table('devices')
+    with op.batch_alter_table('quota_resources', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quota_resources_quota_id'))
+        batch_op.drop_index(batch_op.f('ix_quota_resources_pool_id'))
+
+    op.drop_table('quota_resources')
+    with op.batch_alter_table('quota_bindings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quota_bindings_user_id'))
+        batch_op.drop_index(batch_op.f('ix_quota_bindings_quota_id'))
+        batch_op.drop_index(batch_op.f('ix_quota_bindings_group_id'))
+
+    op.drop_table('quota_bindings')
+    with op.batch_alter_table('profile_pools', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_profile_pools_profile_id'))
+        batch_op.drop_index(batch_op.f('ix_profile_pools_pool_id'))
+
+    op.drop_table('profile_pools')
+    with op.batch_alter_table('profile_policies', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_profile_policies_quota_id'))
+        batch_op.drop_index(batch_op.f('ix_profile_policies_profile_id'))
+
+    op.drop_table('profile_policies')
+    with op.batch_alter_table('nodes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_nodes_pool_id'))
+        batch_op.drop_index(batch_op.f('ix_nodes_cluster_id'))
+
+    op.drop_table('nodes')
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index('ix_jobs_state_finished_at')
+        batch_op.drop_index(batch_op.f('ix_jobs_seq'))
+        batch_op.drop_index('ix_jobs_quota_state')
+        batch_op.drop_index('ix_jobs_owner_state')
+        batch_op.drop_index('ix_jobs_cluster_state_seq')
+        batch_op.drop_index('ix_jobs_cancel_requested_at')
+
+    op.drop_table('jobs')
+    with op.batch_alter_table('resource_configs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resource_configs_cluster_id'))
+
+    op.drop_table('resource_configs')
+    with op.batch_alter_table('quotas', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quotas_parent_id'))
+        batch_op.drop_index(batch_op.f('ix_quotas_cluster_id'))
+
+    op.drop_table('quotas')
+    with op.batch_alter_table('profiles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_profiles_cluster_id'))
+
+    op.drop_table('profiles')
     with op.batch_alter_table('pools', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pools_cluster_id'))
 
@@ -180,6 +473,8 @@ def downgrade() -> None:
     op.drop_table('credentials')
     op.drop_table('clusters')
     op.drop_table('users')
+    op.drop_table('resource_policies')
+    op.drop_table('priority_classes')
     op.drop_table('groups')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_target'))

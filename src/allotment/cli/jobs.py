@@ -1,0 +1,101 @@
+"""`allot jobs submit|list|show|cancel`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from allotment.cli.client import Client, CliError
+from allotment.cli.output import console, emit_json, show
+
+COLUMNS = [("id", "ID"), ("name", "NAME"), ("owner", "OWNER"), ("quota", "QUOTA"), ("gpu", "GPU"),
+           ("priority_class", "CLASS"), ("state", "STATE"), ("reason", "REASON")]
+
+
+def _describe(job: dict) -> dict:
+    """Flat view of one job for people."""
+    placement = job.get("placement") or {}
+    devices = ", ".join(f"{d.get('node')}:{d.get('index')}" + (f" ({d['milli'] / 1000:g})" if d.get("milli", 1000)
+                                                               != 1000 else "")
+                        for d in placement.get("devices") or [])
+    return {
+        "id": job["id"], "name": job.get("name") or "", "owner": job["owner"], "quota": job["quota"],
+        "state": job["state"], "reason": f"{job.get('reason_code') or ''}: {job.get('reason') or ''}".strip(": "),
+        "resources": f"gpu {job['gpu']}, cpu {job['cpu']}, memory {job['memory']}",
+        "profile": job.get("profile") or "", "pool": job.get("pool") or "",
+        "priority": f"{job['priority_class']} ({job['priority']})",
+        "command": " ".join(job["command"]), "time_limit_s": job.get("time_limit_s") or "",
+        "submitted_at": job["submitted_at"], "started_at": job.get("started_at") or "",
+        "finished_at": job.get("finished_at") or "", "placement": (placement.get("pool") or "") +
+        (f" [{devices}]" if devices else ""), "exit_code": "" if job.get("exit_code") is None else job["exit_code"],
+    }
+
+
+def register(app: typer.Typer) -> None:
+    jobs = typer.Typer(no_args_is_help=True, help="Submit, list, show and cancel jobs.")
+    app.add_typer(jobs, name="jobs")
+
+    @jobs.command("submit")
+    def submit(
+        command: Annotated[list[str], typer.Argument(help="the command, after --")],
+        quota: str = typer.Option(..., "--quota", "-q", help="quota to submit to"),
+        gpu: str = typer.Option(None, "--gpu", help="GPUs: 4, or a fraction of one (0.5)"),
+        profile: str = typer.Option(None, "--profile", help="a resource profile instead of --gpu"),
+        cpu: str = typer.Option(None, "--cpu", help="cores: 8, 0.5 or 500m"),
+        memory: str = typer.Option(None, "--memory", help="for example 16Gi"),
+        pool: str = typer.Option(None, "--pool", help="pin the job to a pool"),
+        priority_class: str = typer.Option(None, "--priority-class", help="inference, training or interactive"),
+        time_limit: str = typer.Option(None, "--time-limit", help="for example 90m or 2h"),
+        name: str = typer.Option(None, "--name"),
+        json_: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Submit a job: allot jobs submit --quota Q (--gpu N | --profile P) [options] -- COMMAND..."""
+        if gpu is not None and profile is not None:
+            raise typer.BadParameter("give --gpu or --profile, not both")
+        if gpu is None and profile is None and cpu is None and memory is None:
+            raise typer.BadParameter("give --gpu N or --profile P (or --cpu / --memory for a CPU job)")
+        body = {"quota": quota, "command": command, "gpu": gpu, "profile": profile, "cpu": cpu, "memory": memory,
+                "pool": pool, "priority_class": priority_class, "time_limit": time_limit, "name": name}
+        job = Client().post("jobs", json={k: v for k, v in body.items() if v is not None})
+        if json_:
+            emit_json(job)
+        else:
+            console.print(f"job {job['id']} {job['state']} in quota {job['quota']}: {job['reason']}")
+
+    @jobs.command("list")
+    def list_jobs(
+        state: str = typer.Option(None, "--state", help="one or more states, comma-separated"),
+        quota: str = typer.Option(None, "--quota"),
+        owner: str = typer.Option(None, "--owner"),
+        limit: int = typer.Option(50, "--limit"),
+        json_: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Your jobs (cluster managers and admins: every job of their clusters), newest first."""
+        params = {k: v for k, v in {"state": state, "quota": quota, "owner": owner, "limit": limit}.items() if v}
+        body = Client().get("jobs", params=params)
+        if json_:
+            emit_json(body)
+            return
+        rows = [{**j, "reason": j.get("reason") if j["state"] == "queued" else (j.get("reason") or "")}
+                for j in body["items"]]
+        show(rows, False, COLUMNS, title=f"{body['total']} job(s)")
+
+    @jobs.command("show")
+    def show_job(job_id: int = typer.Argument(...), json_: bool = typer.Option(False, "--json")) -> None:
+        """One job with the reason it waits (or how it ended)."""
+        job = Client().get(f"jobs/{job_id}")
+        show(job if json_ else _describe(job), json_)
+
+    @jobs.command("cancel")
+    def cancel(job_id: int = typer.Argument(...), json_: bool = typer.Option(False, "--json")) -> None:
+        """Cancel a job: a queued one ends at once, a running one is stopped by the scheduler."""
+        job = Client().post(f"jobs/{job_id}/cancel")
+        if json_:
+            emit_json(job)
+        elif job["state"] == "cancelled":
+            console.print(f"job {job['id']} cancelled")
+        elif job.get("cancel_requested_at"):
+            console.print(f"job {job['id']} is {job['state']}: cancellation requested, it is being stopped")
+        else:  # pragma: no cover - the server answers one of the above
+            raise CliError(f"job {job['id']} is {job['state']}")

@@ -1,0 +1,236 @@
+"""`allot quotas list|show|create|set|scale|bind|delete|config ...`; also registers `allot pools`, `allot profiles`
+and `allot policies` (cli/pools.py, cli/profiles.py, cli/policies.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from allotment.cli.client import Client, CliError
+from allotment.cli.output import console, emit_json, show
+
+RESOURCE_OPTIONS = ("gpu", "cpu", "memory")
+
+
+def _flat(quota: dict) -> dict:
+    resources = "; ".join(
+        f"{r['resource']}@{r['pool']}: {r['guarantee']}" + (f"..{r['limit']}" if r["limit"] != r["guarantee"] else "")
+        + f" (in use {r['in_use']})" for r in quota["resources"])
+    return {"name": quota["name"], "cluster": quota["cluster"], "parent": quota.get("parent") or "",
+            "children": ", ".join(quota.get("children") or []), "resources": resources or "-",
+            "weight": quota["weight"], "child_preemption": quota["child_preemption"], "reclaim": quota["reclaim"],
+            "within_quota_preemption": quota["within_quota_preemption"], "min_runtime_s": quota["min_runtime_s"],
+            "priority_classes": ", ".join(quota["allowed_priority_classes"] or ["all"]),
+            "bindings": ", ".join(f"{b['kind']}:{b['name']}" for b in quota.get("bindings") or [])}
+
+
+def _resources(pool: str | None, amounts: dict[str, tuple[str | None, str | None]]) -> list[dict]:
+    """Resource entries from --gpu/--gpu-limit style options (only those given)."""
+    out = []
+    for resource, (guarantee, limit) in amounts.items():
+        if guarantee is None and limit is None:
+            continue
+        out.append({"resource": resource, "pool": pool, "guarantee": guarantee or 0, "limit": limit})
+    return out
+
+
+def _merge(current: list[dict], changes: list[dict]) -> list[dict]:
+    """Replace the entries for the same (pool, resource); keep the others."""
+    def key(r):
+        return (r.get("pool") or "*", r["resource"])
+
+    keep = {key(r): {k: r[k] for k in ("resource", "pool", "guarantee", "limit", "lending_limit")} for r in current}
+    for change in changes:
+        keep[key(change)] = change
+    return list(keep.values())
+
+
+def register(app: typer.Typer) -> None:
+    from allotment.cli import policies, pools, profiles
+
+    quotas = typer.Typer(no_args_is_help=True, help="Quota trees: guarantees, limits, preemption, bindings.")
+    app.add_typer(quotas, name="quotas")
+    pools.register(app)
+    profiles.register(app)
+    policies.register(app)
+
+    @quotas.command("list")
+    def list_quotas(cluster: str = typer.Option(None, "--cluster"), json_: bool = typer.Option(False, "--json"),
+                    mine: bool = typer.Option(False, "--mine", help="only quotas I may submit to")) -> None:
+        """Quotas with their guarantees, limits and current use."""
+        params = {"cluster": cluster} if cluster else {}
+        if mine:
+            params["submittable"] = "true"
+        body = Client().get("quotas", params=params)
+        if json_:
+            emit_json(body)
+            return
+        show([_flat(q) for q in body["items"]], False, ["name", "parent", "resources", "weight", "reclaim"],
+             title=f"{body['total']} quota(s)")
+
+    @quotas.command("show")
+    def show_quota(name: str, json_: bool = typer.Option(False, "--json")) -> None:
+        quota = Client().get(f"quotas/{name}")
+        show(quota if json_ else _flat(quota), json_)
+
+    def quota_options(body: dict, parent, weight, child_preemption, reclaim, within, min_runtime, classes) -> dict:
+        for key, value in (("parent", parent), ("weight", weight), ("child_preemption", child_preemption),
+                           ("reclaim", reclaim), ("within_quota_preemption", within), ("min_runtime_s", min_runtime)):
+            if value is not None:
+                body[key] = value
+        if classes is not None:
+            body["allowed_priority_classes"] = [c.strip() for c in classes.split(",") if c.strip()]
+        return body
+
+    @quotas.command("create")
+    def create(
+        name: str,
+        cluster: str = typer.Option("local", "--cluster"),
+        parent: str = typer.Option(None, "--parent"),
+        pool: str = typer.Option(None, "--pool", help="pool the amounts apply to (default: all pools)"),
+        gpu: str = typer.Option(None, "--gpu", help="guaranteed GPUs"),
+        gpu_limit: str = typer.Option(None, "--gpu-limit", help="GPU limit (default unlimited)"),
+        cpu: str = typer.Option(None, "--cpu"),
+        cpu_limit: str = typer.Option(None, "--cpu-limit"),
+        memory: str = typer.Option(None, "--memory"),
+        memory_limit: str = typer.Option(None, "--memory-limit"),
+        weight: float = typer.Option(None, "--weight"),
+        child_preemption: bool = typer.Option(None, "--child-preemption/--no-child-preemption"),
+        reclaim: str = typer.Option(None, "--reclaim", help="never, lower_priority or any"),
+        within: str = typer.Option(None, "--within-quota-preemption", help="never or lower_priority"),
+        min_runtime: int = typer.Option(None, "--min-runtime", help="seconds before a job may be preempted"),
+        classes: str = typer.Option(None, "--priority-classes", help="allowed classes, comma-separated"),
+        json_: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Create a quota, e.g. allot quotas create Quota1.1 --parent Quota1 --pool a100 --gpu 48 --gpu-limit 48."""
+        body = quota_options({"name": name}, parent, weight, child_preemption, reclaim, within, min_runtime, classes)
+        body["resources"] = _resources(pool, {"gpu": (gpu, gpu_limit), "cpu": (cpu, cpu_limit),
+                                              "memory": (memory, memory_limit)})
+        quota = Client().post(f"clusters/{cluster}/quotas", json=body)
+        show(quota if json_ else _flat(quota), json_)
+
+    @quotas.command("set")
+    def set_quota(
+        name: str,
+        pool: str = typer.Option(None, "--pool"),
+        gpu: str = typer.Option(None, "--gpu"),
+        gpu_limit: str = typer.Option(None, "--gpu-limit"),
+        cpu: str = typer.Option(None, "--cpu"),
+        cpu_limit: str = typer.Option(None, "--cpu-limit"),
+        memory: str = typer.Option(None, "--memory"),
+        memory_limit: str = typer.Option(None, "--memory-limit"),
+        parent: str = typer.Option(None, "--parent"),
+        weight: float = typer.Option(None, "--weight"),
+        child_preemption: bool = typer.Option(None, "--child-preemption/--no-child-preemption"),
+        reclaim: str = typer.Option(None, "--reclaim"),
+        within: str = typer.Option(None, "--within-quota-preemption"),
+        min_runtime: int = typer.Option(None, "--min-runtime"),
+        classes: str = typer.Option(None, "--priority-classes"),
+        json_: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Change a quota; amounts given replace those of the same pool and resource, others are kept."""
+        client = Client()
+        body = quota_options({}, parent, weight, child_preemption, reclaim, within, min_runtime, classes)
+        changes = _resources(pool, {"gpu": (gpu, gpu_limit), "cpu": (cpu, cpu_limit),
+                                    "memory": (memory, memory_limit)})
+        if changes:
+            current = client.get(f"quotas/{name}")["resources"]
+            body["resources"] = _merge(current, changes)
+        if not body:
+            raise typer.BadParameter("nothing to change")
+        quota = client.patch(f"quotas/{name}", json=body)
+        show(quota if json_ else _flat(quota), json_)
+
+    @quotas.command("scale")
+    def scale(
+        sizes: Annotated[list[str], typer.Argument(help="QUOTA=AMOUNT pairs, e.g. Quota1.1=56 Quota1.2=72")],
+        cluster: str = typer.Option("local", "--cluster"),
+        pool: str = typer.Option(None, "--pool"),
+        resource: str = typer.Option("gpu", "--resource"),
+        json_: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Resize several quotas at once, validated as a whole (PAI scale)."""
+        changes = []
+        for item in sizes:
+            quota, sep, amount = item.partition("=")
+            if not sep or not quota or not amount:
+                raise typer.BadParameter(f"{item!r}: use QUOTA=AMOUNT")
+            changes.append({"quota": quota, "guarantee": amount, "pool": pool, "resource": resource})
+        body = Client().post(f"clusters/{cluster}/quotas/scale", json={"changes": changes})
+        if json_:
+            emit_json(body)
+        else:
+            show([_flat(q) for q in body["items"]], False, ["name", "resources"], title="scaled")
+
+    @quotas.command("bind")
+    def bind(
+        name: str,
+        user: str = typer.Option(None, "--user"),
+        group: str = typer.Option(None, "--group"),
+        remove: bool = typer.Option(False, "--remove", help="remove the binding instead"),
+    ) -> None:
+        """Let a user or a group submit to a quota (or stop them with --remove)."""
+        if (user is None) == (group is None):
+            raise typer.BadParameter("give exactly one of --user or --group")
+        kind, ref = ("users", user) if user else ("groups", group)
+        client = Client()
+        if remove:
+            client.delete(f"quotas/{name}/bindings/{kind}/{ref}")
+            console.print(f"{kind[:-1]} {ref} unbound from quota {name}")
+        else:
+            client.put(f"quotas/{name}/bindings/{kind}/{ref}")
+            console.print(f"{kind[:-1]} {ref} may submit to quota {name}")
+
+    @quotas.command("delete")
+    def delete(name: str) -> None:
+        Client().delete(f"quotas/{name}")
+        console.print(f"quota {name} deleted")
+
+    config = typer.Typer(no_args_is_help=True, help="Draft and provisioned resource configuration (ClearML).")
+    quotas.add_typer(config, name="config")
+
+    @config.command("show")
+    def config_show(cluster: str = typer.Option("local", "--cluster")) -> None:
+        """Provisioned configuration, draft and switch (JSON)."""
+        emit_json(Client().get(f"clusters/{cluster}/resource-config"))
+
+    @config.command("draft")
+    def config_draft(cluster: str = typer.Option("local", "--cluster"),
+                     file: Annotated[Path | None, typer.Option("--file", help="save this JSON document as the draft")] = None) -> None:
+        """Print the draft (or the provisioned configuration to start from), or save one with --file."""
+        client = Client()
+        if file is None:
+            emit_json(client.get(f"clusters/{cluster}/resource-config/draft"))
+            return
+        try:
+            document = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CliError(f"cannot read {file}: {exc}") from exc
+        client.put(f"clusters/{cluster}/resource-config/draft", json=document)
+        console.print("draft saved; run `allot quotas config provision` to apply it")
+
+    @config.command("provision")
+    def config_provision(cluster: str = typer.Option("local", "--cluster")) -> None:
+        """Validate the draft as a whole and apply it."""
+        body = Client().post(f"clusters/{cluster}/resource-config/provision")
+        console.print(f"provisioned (configuration version {body['version']})")
+
+    @config.command("reset")
+    def config_reset(cluster: str = typer.Option("local", "--cluster")) -> None:
+        """Drop the draft."""
+        Client().post(f"clusters/{cluster}/resource-config/reset")
+        console.print("draft dropped")
+
+    @config.command("enable")
+    def config_enable(cluster: str = typer.Option("local", "--cluster")) -> None:
+        Client().put(f"clusters/{cluster}/resource-config/enabled", json={"enabled": True})
+        console.print("resource management enabled")
+
+    @config.command("disable")
+    def config_disable(cluster: str = typer.Option("local", "--cluster")) -> None:
+        """Stop admitting: queued jobs stay queued, running ones keep running."""
+        Client().put(f"clusters/{cluster}/resource-config/enabled", json={"enabled": False})
+        console.print("resource management disabled")

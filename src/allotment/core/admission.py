@@ -1,0 +1,381 @@
+"""The scheduler cycle: which queued jobs start, where, and whom they preempt. Pure: no I/O, no clock, no globals.
+
+Public API (import from ``allotment.core.admission``)
+======================================================
+
+Inputs (``allotment.core.model``; amounts are ``Quantity``, times float seconds on the caller's clock):
+  ``QuotaSpec`` / ``QuotaLimits`` (quota_tree.py), ``Pool(name, devices, cpu, memory, profile_order)``,
+  ``Device(id, free, capacity, node)``, ``Profile(name, requests, pools, policy_order)``,
+  ``QueuedJob(id, quota, priority, seq, submitted_at, requests, pools, profile, priority_class)``,
+  ``RunningJob(id, quota, priority, started_at, pool, requests, devices)``,
+  ``Snapshot(quotas, pools, profiles, running, queued)``, ``SchedulerConfig(starvation_age_s, max_admissions_per_cycle)``.
+Outputs (decisions are values, in the order they were taken):
+  ``Admit(job_id, quota, pool, requests, devices, preempted)``: start the job on ``devices`` after stopping
+  ``preempted``; ``Preempt(victim_id, for_job_id, reason, message)``; ``Wait(job_id, code, message)`` with code from
+  ``WaitCode`` and a sentence with the numbers.
+
+``schedule(snapshot, now, config=None) -> list[Decision]``
+    One cycle from scratch (tests, tools). Equivalent to ``SchedulerState.from_snapshot(...).cycle(now)``.
+
+``SchedulerState(quotas, pools, profiles=(), config=None)``: incremental state kept by the scheduler loop.
+    ``from_snapshot(snapshot, config=None)``   build from a snapshot (running jobs first, then queued ones).
+    ``add_job(job: QueuedJob)``                 a submission (invalid jobs yield a Wait in the next cycle).
+    ``remove_job(job_id) -> bool``              cancel a queued job, or forget a running one (same as job_finished).
+    ``add_running(job: RunningJob, take_devices=False)``  a job already holding resources (snapshot Device.free
+                                                already excludes it unless take_devices=True).
+    ``job_finished(job_id) -> bool``            a running job ended (succeeded, failed, cancelled, stopped): frees it.
+    ``update_pool(pool: Pool)``                 devices or capacity of a known pool changed.
+    ``cycle(now) -> list[Decision]``            run one cycle. Decisions are already applied to the state: admitted jobs
+                                                are running, victims are gone (the loop may re-queue them with add_job).
+                                                If the loop fails to persist a cycle, drop the state and rebuild it.
+    ``explain(job_id) -> Wait | None``          the current reason of any queued job (also jobs behind a blocked head).
+    ``queue_group(job_id)``, ``group_members(key)``  a queued job's group and its current Wait (O(1)), the group's
+                                                job ids: the loop shows a blocked head's reason on every member.
+    ``quota_usage(quota_id) -> ResourceVector``, ``running_ids()``, ``queued_ids()``, ``queued_count``,
+    ``device_free(pool) -> dict[device id, Quantity]``.
+Quota-tree changes (specs, pools added or removed, profiles) are applied by building a new state.
+
+Rules, in the order the cycle applies them
+==========================================
+1. Limits: a job is admitted only if no limit on its quota's path to the root is exceeded in any pool, and what it
+   borrows is physically free and not held back by other quotas' lending limits (usage.py).
+2. Ordering of candidates across quotas: (a) jobs that keep their quota within its guarantee before jobs that would
+   borrow ("guarantee first"); (b) aged jobs (waiting >= starvation_age_s) first; (c) the pool's execution order of
+   profiles, (d) the profile's order of policies (quotas); (e) dominant-resource share of what the quota would borrow
+   divided by its weight (fair share of idle capacity); (f) priority; (g) submission order. Within one quota: higher
+   priority first, then submission order; a blocked job does not stop smaller jobs behind it (best effort) unless it
+   is aged, in which case it reserves what it waits for.
+3. Profiles try their pools in order: first every pool without preemption, then every pool with preemption.
+4. Preemption (preemption.py): within quota (lower priority), child level (parent quota with child_preemption),
+   reclaim (quota below its guarantee takes back lent capacity); one victim ordering (borrowers, lowest priority,
+   most recently started); never more victims than needed; never a job younger than its quota's min_runtime_s;
+   never pushes another quota below its guarantee.
+5. A blocked job whose quota is below its guarantee holds the pool's capacity against borrowers (GUARANTEE_PENDING);
+   an aged blocked job holds it against less urgent jobs (RESERVED_FOR_STARVING_JOB).
+6. GPUs: fractional requests (steps of 0.1) share one device, best fit; whole requests take whole free devices.
+
+Cost: each candidate examined walks one quota path over the job's few keys plus O(log) heap operations. Jobs of one
+quota with the same shape form a group of which only the head is examined; a blocked group is parked until an event
+can unblock it, and groups waiting for pool capacity are woken by need (best first, as much as came back), not all at
+once. Nothing in a cycle scans the queued jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from heapq import heappop, heappush, heapreplace
+
+from allotment.core.devices import DevicePool
+from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
+from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode
+from allotment.core.preemption import can_preempt, plan_preemption
+from allotment.core.quantity import Quantity
+from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
+from allotment.core.state import StateBase
+from allotment.core.usage import CAPACITY, LIMIT, ROOT
+
+__all__ = ["SchedulerState", "schedule"]
+
+_ONE_GPU = Quantity(1000)  # immutable; shared by every whole-device share in Admit decisions
+
+
+class SchedulerState(StateBase):
+    """Incremental scheduler state with the cycle. See the module docstring for the API."""
+
+    def cycle(self, now: float) -> list[Decision]:
+        self._now = now
+        self._cycle_no += 1
+        self._cycle_token0 = self._token
+        decisions: list[Decision] = []
+        if self._invalid_pending:
+            decisions.extend(self._invalid_pending)
+            self._invalid_pending = []
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, token, group = heappop(deadlines)
+            if token == group.deadline_token:
+                self._wake(group)
+        limit = self.config.max_admissions_per_cycle
+        admitted = 0
+        while True:
+            self._wake_by_need()
+            admitted, stopped = self._drain(now, limit, admitted, decisions)
+            if stopped or not self._dirty:
+                break
+        return decisions
+
+    def _drain(self, now: float, limit: int | None, admitted: int, decisions: list[Decision]) -> tuple[int, bool]:
+        """Examine candidates in order until none is left (or the admission limit is reached: returns stopped)."""
+        gheap, gtoken = self._gheap, self._gtoken
+        while gheap:
+            key, token, q = gheap[0]
+            if token != gtoken[q]:
+                heappop(gheap)
+                continue
+            top = self._quota_top(q)
+            if top is None:
+                heappop(gheap)
+                gtoken[q] = 0
+                continue
+            group, rec = top
+            # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
+            # pushed during this cycle is exact. Other entries are re-checked (usage below may have grown).
+            current = key if token > self._cycle_token0 and self._leaf[q] else self._key(q, group, rec, now)
+            if current > key:  # the quota's standing got worse since it was queued: re-rank it
+                gtoken[q] = self._next_token()
+                heapreplace(gheap, (current, gtoken[q], q))
+                continue
+            if limit is not None and admitted >= limit:
+                return admitted, True
+            heappop(gheap)
+            gtoken[q] = 0
+            if self._try(q, group, rec, current, now, decisions):
+                admitted += 1
+            self._push_quota(q)
+        return admitted, False
+
+    def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool):
+        """(None, device shares) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
+        (a usage.Block or a Blocker, None) and nothing changed; _blocker() turns a Block into a Blocker (only needed
+        when every option failed, so the common "first pool full, second fits" path builds nothing)."""
+        tree = self._tree
+        if self._holds:
+            b = tree.first_block(q, opt.req)
+            if b is not None:
+                return b, None
+            hold = self._hold_blocking(q, group, rec, opt, cls, aged)
+            if hold is not None:
+                return Blocker(HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold), None
+        b = tree.admit(q, opt.req)
+        if b is not None:
+            return b, None
+        if opt.gpu:
+            dp = self._devices[opt.pool]
+            shares = dp.place(opt.gpu)
+            if shares is None:
+                tree.apply(q, opt.req, -1)
+                gk = self._pool_keys[opt.pool]["gpu"]
+                return Blocker(DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp), None
+            return None, shares
+        return None, ()
+
+    @staticmethod
+    def _blocker(b, opt: Option) -> Blocker:
+        if isinstance(b, Blocker):
+            return b
+        return Blocker(b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key))
+
+    def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool) -> Hold | None:
+        holds = self._holds
+        for a in self._tree.path[q] + (ROOT,):
+            for k, _ in opt.req:
+                lst = holds.get((a, k))
+                if lst:
+                    for h in lst:
+                        if h.blocks(group, rec, cls, aged):
+                            return h
+        return None
+
+    def _ever(self, group: Group) -> list[bool]:
+        """Per option: could the group's jobs run on an idle cluster? Cached (it depends on configuration only)."""
+        if group.ever is None:
+            tree, q = self._tree, group.quota
+            group.ever = [
+                tree.fits_when_idle(q, o.req) and self._devices[o.pool].could_ever_fit(o.gpu) for o in group.options
+            ]
+        return group.ever
+
+    def _try(self, q: int, group: Group, rec: QueuedRec, key: tuple, now: float, decisions: list[Decision]) -> bool:
+        tree = self._tree
+        group.tried = self._cycle_no
+        aged = key[1] == 0
+        blockers: list[Blocker] = []
+        classes: list[int] = []
+        holds = self._holds
+        for i, opt in enumerate(group.options):
+            # the borrowing class of other pools only matters to holds (and preemption's hold check below)
+            cls = key[0] if i == 0 or not holds else tree.borrow_class_and_share(q, opt.req)[0]
+            blocker, shares = self._option_fit(q, group, rec, opt, cls, aged)
+            if blocker is None:
+                self._admit(q, group, rec, opt, shares, (), now, decisions)
+                return True
+            blockers.append(blocker)
+            classes.append(cls)
+        blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
+        retry_at: float | None = None
+        note = ""
+        if can_preempt(tree, q):
+            ever = self._ever(group)
+            pools = self._pool_order if self._any_keys else None
+            for i, (opt, blocker, possible) in enumerate(zip(group.options, blockers, ever)):
+                if blocker.kind == HOLD or not possible:
+                    continue
+                cls = classes[i] if i == 0 or holds else tree.borrow_class_and_share(q, opt.req)[0]
+                dp = self._devices[opt.pool]
+
+                def fits(opt: Option = opt, dp: DevicePool = dp, cls: int = cls) -> bool:
+                    return (
+                        tree.first_block(q, opt.req) is None
+                        and (not opt.gpu or dp.choose(opt.gpu) is not None)
+                        and (not self._holds or self._hold_blocking(q, group, rec, opt, cls, aged) is None)
+                    )
+
+                plan = plan_preemption(
+                    tree, self._devices, self._run_by_qp, self._quotas_in_pool, q, rec.priority, opt,
+                    pools or (opt.pool,), fits, now, self._shortfall(blocker),
+                )
+                if plan.victims:
+                    for run, reason in plan.victims:
+                        message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
+                        decisions.append(Preempt(run.id, rec.id, reason, message))
+                        self._release(run)
+                    shares = dp.place(opt.gpu) if opt.gpu else ()
+                    assert shares is not None
+                    tree.apply(q, opt.req, 1)
+                    self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
+                    return True
+                if plan.retry_at is not None:
+                    retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
+                note = note or plan.note
+        self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        return False
+
+    def _shortfall(self, b: Blocker) -> tuple[int, int, int] | None:
+        """How much must be freed where, for the first thing blocking an option (None: no simple bound)."""
+        tree = self._tree
+        if b.kind == LIMIT:
+            return b.node, b.key, tree.u[b.node][b.key] + b.requested - tree.lim[b.node][b.key]
+        if b.kind == CAPACITY:
+            return ROOT, b.key, tree.eu[ROOT][b.key] + b.needed - tree.cap[b.key]
+        return None
+
+    def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, victims: tuple[str, ...],
+               now: float, decisions: list[Decision]) -> None:
+        """Record an admission whose usage and devices were already taken."""
+        self._index_running(RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests))
+        del self._queued[rec.id]
+        rec.alive = False
+        group.size -= 1
+        group.last_wait = None
+        group.last_sig = None
+        decisions.append(
+            Admit(rec.id, self._tree.ids[q], opt.pool, group.requests,
+                  tuple([(d, _ONE_GPU if a == 1000 else Quantity(a)) for d, a in shares]) if shares else (), victims)
+        )
+        if group.holds:
+            self._drop_holds(group)
+        if group.size == 0:
+            self._drop_group(group)
+        else:
+            self._push_group(group)
+
+    def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:
+        """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
+        tree = self._tree
+        parts: list[tuple] = [(rec.id, note)]
+        for b in blockers:
+            if b.kind == LIMIT:
+                parts.append((LIMIT, b.node, b.key, b.requested, tree.lim[b.node][b.key], tree.u[b.node][b.key]))
+            elif b.kind == CAPACITY:
+                parts.append((CAPACITY, b.key, b.requested, b.needed, tree.cap[b.key], tree.u[ROOT][b.key],
+                              tree.eu[ROOT][b.key]))
+            elif b.kind == DEVICE:
+                dp = b.detail
+                assert isinstance(dp, DevicePool)
+                parts.append((DEVICE, dp.name, b.requested, dp.total_free, dp.whole_count))
+            else:
+                hold = b.detail
+                assert isinstance(hold, Hold)
+                parts.append((HOLD, hold.kind, hold.job_id, hold.node, hold.key))
+        return tuple(parts)
+
+    def _block(self, q: int, group: Group, rec: QueuedRec, key: tuple, blockers: list[Blocker], aged: bool,
+               retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
+        tree = self._tree
+        first, opt = blockers[0], group.options[0]
+        # A job that cannot run even on an idle cluster must not hold capacity: it would block others forever.
+        ever = self._ever(group)
+        if not any(ever):
+            note = (note + "; " if note else "") + "it can never run with the current quotas and pools"
+        sig = self._signature(rec, blockers, note)
+        if sig != group.last_sig:
+            code, message = combine(tree, blockers, now, note)
+            group.last_wait = Wait(rec.id, code, message)
+            group.last_sig = sig
+            decisions.append(group.last_wait)
+        if group.holds:
+            self._drop_holds(group)
+        if ever[0] and first.kind in (CAPACITY, DEVICE) and tree.within_guarantee(q, opt.req):
+            self._add_hold(Hold(ROOT, first.key, Hold.GUARANTEE, group, rec, 0))
+        if ever[0] and aged and first.kind in (LIMIT, CAPACITY, DEVICE):
+            cls = tree.borrow_class_and_share(q, opt.req)[0]
+            self._add_hold(Hold(first.node, first.key, Hold.STARVATION, group, rec, cls))
+        limit_keys: list[tuple] = []
+        cap_entries: list[tuple[str, int, int]] = []
+        for b, o in zip(blockers, group.options):
+            pool = o.pool if b.kind == DEVICE else tree.keys.keys[b.key].pool
+            if b.node == ROOT:  # capacity, device fit, or a hold on the pool itself
+                cap_entries.append((pool, b.key, b.requested if b.kind == HOLD else b.needed))
+            else:
+                limit_keys.append(("limit", b.node, pool))
+        self._park.park(group, limit_keys, cap_entries, key)
+        group.qtoken = 0
+        if self._age is not None and not aged:
+            ages_at = rec.submitted_at + self._age
+            retry_at = ages_at if retry_at is None else min(retry_at, ages_at)
+        if retry_at is not None:
+            group.deadline_token = self._next_token()
+            heappush(self._deadlines, (retry_at, group.deadline_token, group))
+
+    # ------------------------------------------------------------------------------------------------------------
+    def queue_group(self, job_id: str) -> tuple[tuple, Wait | None] | None:
+        """(key of a queued job's group, the group's current Wait or None while it is not blocked); O(1).
+        Jobs of one group (same quota and shape) wait for the same reason, so the loop can show the head's reason on
+        every member without explaining each one."""
+        rec = self._queued.get(job_id)
+        if rec is None or rec.group is None:
+            return None
+        group = rec.group
+        return group.shape, (group.last_wait if group.parked else None)
+
+    def group_members(self, key: tuple) -> list[str]:
+        """Ids of the queued jobs of the group ``key`` (from queue_group); O(group size)."""
+        group = self._groups.get(key)
+        return [e[3].id for e in group.heap if e[3].alive] if group is not None else []
+
+    def explain(self, job_id: str) -> Wait | None:
+        """Why a queued job waits (None when it is not queued)."""
+        if job_id in self._invalid:
+            return self._invalid[job_id]
+        rec = self._queued.get(job_id)
+        if rec is None:
+            return None
+        group = rec.group
+        assert group is not None
+        head = group.head()
+        quota = self._tree.ids[group.quota]
+        if head is rec:
+            if group.last_wait is not None and group.parked:
+                return group.last_wait
+            return Wait(job_id, "pending", f"quota {quota}: next in line, waiting for the next scheduling cycle")
+        mine = (-rec.priority, rec.seq, rec.token)
+        ahead = sum(1 for e in group.heap if e[3].alive and e[:3] < mine)
+        assert head is not None
+        why = group.last_wait.message if group.last_wait is not None and group.parked else "it is next in line"
+        return Wait(
+            job_id, WaitCode.QUEUED_BEHIND,
+            f"quota {quota}: queued behind {ahead} identical job(s) with higher priority or earlier submission; "
+            f"the first, job {head.id}, waits: {why}",
+        )
+
+
+def _amount(req: Iterable[tuple[int, int]], key: int) -> int:
+    for k, a in req:
+        if k == key:
+            return a
+    return 0
+
+
+def schedule(snapshot: Snapshot, now: float, config: SchedulerConfig | None = None) -> list[Decision]:
+    """Run one scheduling cycle on a snapshot and return its decisions (see the module docstring)."""
+    return SchedulerState.from_snapshot(snapshot, config).cycle(now)

@@ -1,0 +1,106 @@
+"""Sentences for Wait decisions: every reason names the rule and the numbers that block the job."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from allotment.core.model import PreemptReason, WaitCode
+from allotment.core.quantity import format_raw
+from allotment.core.queues import Hold
+from allotment.core.resources import ANY_POOL, ResourceKey
+from allotment.core.usage import CAPACITY, LIMIT, ROOT, UsageTree
+
+DEVICE = 3
+HOLD = 4
+
+
+class Blocker(NamedTuple):
+    """Why one option (pool) of a job did not fit: a tree Block (LIMIT / CAPACITY), a DEVICE shortfall or a HOLD."""
+
+    kind: int
+    node: int
+    key: int
+    needed: int
+    requested: int
+    detail: object = None  # DEVICE: the DevicePool; HOLD: the Hold
+
+
+def _where(k: ResourceKey) -> str:
+    return "all pools" if k.pool == ANY_POOL else f"pool {k.pool}"
+
+
+def code_of(b: Blocker) -> str:
+    if b.kind == LIMIT:
+        return WaitCode.LIMIT_REACHED
+    if b.kind == CAPACITY:
+        return WaitCode.NO_CAPACITY
+    if b.kind == DEVICE:
+        return WaitCode.NO_DEVICE_FIT
+    hold = b.detail
+    assert isinstance(hold, Hold)
+    return WaitCode.GUARANTEE_PENDING if hold.kind == Hold.GUARANTEE else WaitCode.RESERVED_FOR_STARVING_JOB
+
+
+def sentence(tree: UsageTree, b: Blocker, now: float) -> str:
+    if b.kind == DEVICE:
+        return b.detail.shortfall(b.needed)  # type: ignore[union-attr]
+    k = tree.keys.keys[b.key]
+    res = k.resource
+    if b.kind == LIMIT:
+        return (
+            f"quota {tree.ids[b.node]}: limit of {format_raw(tree.lim[b.node][b.key], res)} {k.describe()} reached "
+            f"({format_raw(tree.u[b.node][b.key], res)} in use, {format_raw(b.requested, res)} requested)"
+        )
+    if b.kind == CAPACITY:
+        cap = tree.cap[b.key]
+        used = tree.u[ROOT][b.key]
+        occupied = tree.eu[ROOT][b.key]
+        available = (b.requested - b.needed) + max(cap - occupied, 0)
+        held = max(occupied - used, 0)
+        text = (
+            f"{_where(k)}: {format_raw(b.requested, res)} {res} requested but only {format_raw(available, res)} "
+            f"available ({format_raw(used, res)} of {format_raw(cap, res)} in use"
+        )
+        if held:
+            text += f", {format_raw(held, res)} held back by other quotas' unlendable guarantees"
+        return text + ")"
+    hold = b.detail
+    assert isinstance(hold, Hold)
+    scope = _where(k) if hold.node == ROOT else f"quota {tree.ids[hold.node]} ({k.describe()})"
+    if hold.kind == Hold.GUARANTEE:
+        return (
+            f"{scope}: {res} is held for quota {tree.ids[hold.quota]}, which is below its guarantee "
+            f"(its job {hold.job_id} waits first; this job would borrow)"
+        )
+    return (
+        f"{scope}: {res} is reserved for job {hold.job_id} of quota {tree.ids[hold.quota]}, "
+        f"queued for {max(now - hold.submitted_at, 0):.0f} s (past the starvation age)"
+    )
+
+
+def combine(tree: UsageTree, blockers: list[Blocker], now: float, extra: str = "") -> tuple[str, str]:
+    """(code, message) for a job whose every option is blocked; the first pool's code wins."""
+    parts = [sentence(tree, b, now) for b in blockers]
+    message = "; ".join(parts)
+    if extra:
+        message = f"{message}; {extra}"
+    return code_of(blockers[0]), message
+
+
+def preempt_message(tree: UsageTree, victim_id: str, victim_quota: int, victim_priority: int, reason: str,
+                    job_id: str, quota: int, priority: int) -> str:
+    vq, q = tree.ids[victim_quota], tree.ids[quota]
+    if reason == PreemptReason.CHILD_PREEMPTION:
+        return (
+            f"job {victim_id} (quota {vq}, priority {victim_priority}) preempted by job {job_id} (priority {priority}) "
+            f"submitted to parent quota {q}, which has child-level preemption"
+        )
+    if reason == PreemptReason.WITHIN_QUOTA:
+        return (
+            f"job {victim_id} (priority {victim_priority}) preempted by higher-priority job {job_id} "
+            f"(priority {priority}) of the same quota {q}"
+        )
+    return (
+        f"job {victim_id} (quota {vq}, priority {victim_priority}) preempted: quota {q} is below its guarantee and "
+        f"reclaims capacity that quota {vq} borrows, for job {job_id}"
+    )

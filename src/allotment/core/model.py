@@ -1,0 +1,170 @@
+"""Input and output values of the scheduler core (see admission.py for the API overview).
+
+Inputs describe the world at one instant (``Snapshot``); outputs are decisions (``Admit``, ``Preempt``, ``Wait``) that
+the scheduler loop persists. All amounts are ``Quantity``; all times are float seconds on the caller's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from allotment.core.quantity import UNLIMITED, Quantity
+from allotment.core.quota_tree import QuotaSpec
+
+FULL_DEVICE = Quantity(1000)  # one whole GPU in milli-GPU
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inventory
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One GPU. ``free`` is what is free *after* the running jobs listed in the snapshot (and anything outside the
+    scheduler's control); ``capacity`` is its full size (one GPU unless a device is exposed as a partial one)."""
+
+    id: str
+    free: Quantity = FULL_DEVICE
+    capacity: Quantity = FULL_DEVICE
+    node: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A set of devices of one kind. GPU capacity is the sum of the devices' capacities; cpu and memory are pool-level
+    totals (UNLIMITED = not tracked). ``profile_order`` is the pool's execution priority over the profiles linked to
+    it (ClearML): earlier profiles are served first when they compete for this pool."""
+
+    name: str
+    devices: Sequence[Device] = ()
+    cpu: Quantity = UNLIMITED
+    memory: Quantity = UNLIMITED
+    profile_order: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A job shape with ordered pools to try (ClearML resource profile). ``policy_order`` is the queuing priority of
+    the quotas (resource policies) using it: earlier quotas are served first."""
+
+    name: str
+    requests: Mapping[str, Quantity]
+    pools: Sequence[str]
+    policy_order: Sequence[str] = ()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Jobs
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """A job waiting for admission. Either ``requests`` (resource -> amount, e.g. {"gpu": Quantity(4000)}) with
+    ``pools`` (tried in order; one pool when the user pinned it), or ``profile`` naming a Profile (its requests and
+    pools are used). ``seq`` is the submission order (unique, increasing); ``submitted_at`` feeds starvation aging."""
+
+    id: str
+    quota: str
+    priority: int = 0
+    seq: int = 0
+    submitted_at: float = 0.0
+    requests: Mapping[str, Quantity] = field(default_factory=dict)
+    pools: Sequence[str] = ()
+    profile: str | None = None
+    priority_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job holding resources (admitted or running). ``devices`` lists (device id, amount) it occupies."""
+
+    id: str
+    quota: str
+    priority: int
+    started_at: float
+    pool: str
+    requests: Mapping[str, Quantity]
+    devices: Sequence[tuple[str, Quantity]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    quotas: Sequence[QuotaSpec]
+    pools: Sequence[Pool]
+    profiles: Sequence[Profile] = ()
+    running: Sequence[RunningJob] = ()
+    queued: Sequence[QueuedJob] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """``starvation_age_s``: a job queued at least this long is "aged": it is tried before younger jobs of its class
+    and, when blocked, reserves the capacity it waits for so that smaller jobs stop overtaking it (None disables).
+    ``max_admissions_per_cycle``: bound on Admit decisions per cycle (keeps the loop's transaction small); the rest
+    waits for the next cycle."""
+
+    starvation_age_s: float | None = 3600.0
+    max_admissions_per_cycle: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """Start ``job_id`` in ``pool`` on ``devices`` ((device id, amount) pairs; empty for jobs without GPUs).
+    ``preempted`` lists the victims of this admission: the loop must stop them before starting the job."""
+
+    job_id: str
+    quota: str
+    pool: str
+    requests: Mapping[str, Quantity]
+    devices: tuple[tuple[str, Quantity], ...] = ()
+    preempted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop running job ``victim_id`` to make room for ``for_job_id``. ``reason`` is one of PreemptReason."""
+
+    victim_id: str
+    for_job_id: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """``job_id`` stays queued. ``code`` is one of WaitCode; ``message`` a sentence with the numbers."""
+
+    job_id: str
+    code: str
+    message: str
+
+
+Decision = Admit | Preempt | Wait
+
+
+class WaitCode:
+    """Machine-readable reasons a job waits."""
+
+    LIMIT_REACHED = "limit_reached"  # a limit on the path from the job's quota to the root
+    NO_CAPACITY = "no_capacity"  # the pool is full (or the rest is held by other quotas' unlendable guarantees)
+    NO_DEVICE_FIT = "no_device_fit"  # enough GPU in total, but no device (set) fits the job's shape
+    GUARANTEE_PENDING = "guarantee_pending"  # would borrow capacity that a quota below its guarantee waits for
+    RESERVED_FOR_STARVING_JOB = "reserved_for_starving_job"  # held for a job that has waited past the age limit
+    QUEUED_BEHIND = "queued_behind"  # not at the head of its quota queue (explain() only)
+    ADMISSION_LIMIT = "admission_limit"  # max_admissions_per_cycle reached; tried next cycle (explain() only)
+    PRIORITY_CLASS_NOT_ALLOWED = "priority_class_not_allowed"
+    UNKNOWN_QUOTA = "unknown_quota"
+    UNKNOWN_POOL = "unknown_pool"
+    UNKNOWN_PROFILE = "unknown_profile"
+    INVALID_REQUEST = "invalid_request"
+
+
+class PreemptReason:
+    RECLAIM = "reclaim"  # a quota below its guarantee takes back capacity lent to a borrower
+    CHILD_PREEMPTION = "child_preemption"  # a job of a parent quota with child-level preemption
+    WITHIN_QUOTA = "within_quota"  # a higher-priority job of the same quota

@@ -1,0 +1,209 @@
+"""Pools (DKube): every device in exactly one pool, the default pool holds what is unassigned, a pool holds one GPU
+model, a pool whose devices run a job cannot be deleted, and a deleted pool's devices return to the default pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
+from allotment.inventory.models import Device, Node, Pool
+from allotment.inventory.service import bump_config_version, check_name, default_pool
+from allotment.workloads.models import HOLDING_STATES, Job
+
+
+def find_pool(session: Session, cluster_id: int, ref: str | int) -> Pool:
+    text = str(ref).strip()
+    pool = session.scalar(select(Pool).where(Pool.cluster_id == cluster_id, Pool.name == text))
+    if pool is None and text.isdigit():
+        pool = session.scalar(select(Pool).where(Pool.cluster_id == cluster_id, Pool.id == int(text)))
+    if pool is None:
+        raise NotFound(f"no pool '{text}' in this cluster")
+    return pool
+
+
+def list_pools(session: Session, cluster_id: int) -> list[Pool]:
+    return list(session.scalars(select(Pool).where(Pool.cluster_id == cluster_id)
+                                .order_by(Pool.is_default.desc(), Pool.name)).all())
+
+
+def pool_devices(session: Session, pool_id: int) -> list[tuple[Device, Node]]:
+    return list(session.execute(select(Device, Node).join(Node, Node.id == Device.node_id)
+                                .where(Device.pool_id == pool_id).order_by(Node.name, Device.index)).all())
+
+
+def find_device(session: Session, cluster_id: int, ref: str | int) -> Device:
+    """A device by id or as NODE:INDEX (for example gpu-01:3)."""
+    text = str(ref).strip()
+    device = None
+    if ":" in text:
+        node_name, _, index = text.rpartition(":")
+        if index.isdigit():
+            device = session.scalar(select(Device).join(Node, Node.id == Device.node_id)
+                                    .where(Node.cluster_id == cluster_id, Node.name == node_name,
+                                           Device.index == int(index)))
+    elif text.isdigit():
+        device = session.scalar(select(Device).join(Node, Node.id == Device.node_id)
+                                .where(Node.cluster_id == cluster_id, Device.id == int(text)))
+    if device is None:
+        raise NotFound(f"no device '{text}' in this cluster (give its id or NODE:INDEX)")
+    return device
+
+
+def busy_devices(session: Session, cluster_id: int) -> dict[int, int]:
+    """device id -> id of a job holding it (admitted or running)."""
+    rows = session.execute(select(Job.id, Job.devices).where(Job.cluster_id == cluster_id,
+                                                             Job.state.in_(HOLDING_STATES))).all()
+    busy: dict[int, int] = {}
+    for job_id, devices in rows:
+        for share in devices or []:
+            if share.get("device_id") is not None:
+                busy[int(share["device_id"])] = job_id
+    return busy
+
+
+def _check_name_free(session: Session, cluster_id: int, name: str, exclude_id: int | None = None) -> None:
+    other = session.scalar(select(Pool.id).where(Pool.cluster_id == cluster_id, Pool.name == name))
+    if other is not None and other != exclude_id:
+        raise Conflict(f"a pool named {name} already exists in this cluster",
+                       [FieldError("name", f"pool {name} already exists")])
+
+
+def create_pool(session: Session, cluster_id: int, name: str, description: str | None = None,
+                devices: Iterable[str | int] = (), nodes: Iterable[str] = ()) -> Pool:
+    name = check_name("name", name)
+    _check_name_free(session, cluster_id, name)
+    pool = Pool(cluster_id=cluster_id, name=name, description=description)
+    session.add(pool)
+    session.flush()
+    assign(session, pool, devices, nodes)
+    bump_config_version(session, cluster_id)
+    return pool
+
+
+def rename_pool(session: Session, pool: Pool, name: str | None, description: str | None) -> Pool:
+    if name is not None:
+        name = check_name("name", name)
+        _check_name_free(session, pool.cluster_id, name, pool.id)
+        pool.name = name
+    if description is not None:
+        pool.description = description
+    session.flush()
+    bump_config_version(session, pool.cluster_id)
+    return pool
+
+
+def delete_pool(session: Session, pool: Pool) -> int:
+    """Delete a pool; its devices and nodes return to the default pool. Returns how many devices moved."""
+    if pool.is_default:
+        raise Conflict("the default pool cannot be deleted: it holds every unassigned device")
+    running = session.scalars(select(Job.id).where(Job.placed_pool_id == pool.id, Job.state.in_(HOLDING_STATES))
+                              .order_by(Job.id)).all()
+    busy = busy_devices(session, pool.cluster_id)
+    in_pool = set(session.scalars(select(Device.id).where(Device.pool_id == pool.id)).all())
+    jobs = sorted(set(running) | {busy[d] for d in in_pool if d in busy})
+    if jobs:
+        listed = ", ".join(str(j) for j in jobs[:10])
+        raise Conflict(f"pool {pool.name} cannot be deleted: its devices run {len(jobs)} job(s) ({listed}); "
+                       f"wait for them to finish or cancel them")
+    fallback = default_pool(session, pool.cluster_id)
+    moved = 0
+    for device in session.scalars(select(Device).where(Device.pool_id == pool.id)).all():
+        device.pool_id = fallback.id
+        moved += 1
+    for node in session.scalars(select(Node).where(Node.pool_id == pool.id)).all():
+        node.pool_id = fallback.id
+    session.flush()
+    session.delete(pool)
+    session.flush()
+    bump_config_version(session, pool.cluster_id)
+    return moved
+
+
+def _check_model(pool: Pool, device: Device, node: Node, pool_models: set[str]) -> str | None:
+    """The problem with putting `device` into `pool`, if any: a (non-default) pool holds a single GPU model."""
+    if pool.is_default:
+        return None
+    models = pool_models | {device.model}
+    if len(models) > 1:
+        held = pool.device_model or ", ".join(sorted(pool_models))
+        return (f"device {node.name}:{device.index} is a {device.model} but pool {pool.name} holds {held} devices: "
+                f"a pool holds a single GPU model")
+    return None
+
+
+def assign(session: Session, pool: Pool, devices: Iterable[str | int] = (), nodes: Iterable[str] = ()) -> list[Device]:
+    """Move devices (by id or NODE:INDEX) and whole nodes (with all their devices) into `pool`, all or nothing.
+
+    Refused when a device runs a job (moving it would break its placement) or when the pool would mix models.
+    """
+    errors: list[FieldError] = []
+    chosen: dict[int, tuple[Device, Node]] = {}
+    moved_nodes: list[Node] = []
+    for i, ref in enumerate(devices):
+        try:
+            device = find_device(session, pool.cluster_id, ref)
+        except NotFound as exc:
+            errors.append(FieldError(f"devices.{i}", exc.detail))
+            continue
+        chosen[device.id] = (device, session.get(Node, device.node_id))
+    for i, name in enumerate(nodes):
+        node = session.scalar(select(Node).where(Node.cluster_id == pool.cluster_id, Node.name == str(name)))
+        if node is None:
+            errors.append(FieldError(f"nodes.{i}", f"no node '{name}' in this cluster"))
+            continue
+        moved_nodes.append(node)
+        for device in session.scalars(select(Device).where(Device.node_id == node.id)).all():
+            chosen[device.id] = (device, node)
+    if errors:
+        raise ValidationFailed("; ".join(e.message for e in errors), errors)
+    busy = busy_devices(session, pool.cluster_id)
+    pool_models = set(session.scalars(select(Device.model).where(Device.pool_id == pool.id).distinct()).all())
+    for device, node in chosen.values():
+        if device.pool_id == pool.id:
+            continue
+        if device.id in busy:
+            errors.append(FieldError("devices", f"device {node.name}:{device.index} runs job {busy[device.id]}: "
+                                                f"it can move once the job ends"))
+            continue
+        problem = _check_model(pool, device, node, pool_models)
+        if problem:
+            errors.append(FieldError("devices", problem))
+            continue
+        pool_models.add(device.model)
+    if errors:
+        mixing = any("single GPU model" in e.message for e in errors)
+        cls = ValidationFailed if mixing else Conflict
+        raise cls("; ".join(e.message for e in errors), errors)
+    for device, _ in chosen.values():
+        device.pool_id = pool.id
+    for node in moved_nodes:
+        node.pool_id = pool.id
+    session.flush()
+    refresh_models(session, pool.cluster_id)
+    bump_config_version(session, pool.cluster_id)
+    return [d for d, _ in chosen.values()]
+
+
+def unassign(session: Session, pool: Pool, device: Device) -> None:
+    """Return one device to the default pool."""
+    if pool.is_default:
+        raise Conflict("devices of the default pool are unassigned already; assign them to another pool instead")
+    if device.pool_id != pool.id:
+        raise NotFound(f"device {device.id} is not in pool {pool.name}")
+    busy = busy_devices(session, pool.cluster_id)
+    if device.id in busy:
+        raise Conflict(f"device {device.id} runs job {busy[device.id]}: it can move once the job ends")
+    assign(session, default_pool(session, pool.cluster_id), [device.id])
+
+
+def refresh_models(session: Session, cluster_id: int) -> None:
+    """Keep Pool.device_model equal to the model its devices share (None when empty; the default pool: None)."""
+    rows = session.execute(select(Device.pool_id, func.min(Device.model)).join(Node, Node.id == Device.node_id)
+                           .where(Node.cluster_id == cluster_id).group_by(Device.pool_id)).all()
+    models = dict(rows)
+    for pool in session.scalars(select(Pool).where(Pool.cluster_id == cluster_id)).all():
+        pool.device_model = None if pool.is_default else models.get(pool.id)
+    session.flush()

@@ -1,0 +1,220 @@
+"""Backend.AI per-user resource policies: per-job caps, concurrency, idle timeout, folders; checked at submission.
+
+Every cap may be unlimited (NULL). Bounds come from Backend.AI: cpu 512 cores, RAM 1,024 GiB, GPU 64, fractional GPU
+256, containers per job 100, idle timeout 15,552,000 s (180 days), concurrent jobs 100, folders 50, folder capacity
+1,024 GiB. GPU caps: `gpu` bounds the devices a job touches (a 0.5-GPU job touches one), `fgpu` the GPU amount.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from allotment.core.quantity import format_raw, parse_quantity
+from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from allotment.identity.models import User
+from allotment.quotas.models import ResourcePolicy
+from allotment.quotas.priorities import DEFAULT_POLICY
+from allotment.workloads.models import ACTIVE_STATES, Job
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Cap:
+    field: str  # API field
+    column: str  # ResourcePolicy attribute
+    resource: str | None  # quantity resource for text amounts, None for plain counts
+    bound: int  # maximum raw value
+    label: str
+
+
+CAPS = (
+    Cap("cpu", "max_cpu_milli", "cpu", 512 * 1000, "CPU cores per job"),
+    Cap("memory", "max_memory_bytes", "memory", 1024 * GIB, "RAM per job"),
+    Cap("gpu", "max_gpu", None, 64, "GPUs (devices) per job"),
+    Cap("fgpu", "max_fgpu_milli", "gpu", 256 * 1000, "fractional GPU per job"),
+    Cap("containers_per_job", "max_containers_per_job", None, 100, "containers per job"),
+    Cap("idle_timeout_s", "idle_timeout_s", None, 15_552_000, "idle timeout (seconds)"),
+    Cap("concurrent_jobs", "max_concurrent_jobs", None, 100, "concurrent jobs"),
+    Cap("folders", "max_folders", None, 50, "storage folders"),
+    Cap("folder_capacity", "max_folder_bytes", "memory", 1024 * GIB, "capacity per folder"),
+)
+CAP_BY_FIELD = {c.field: c for c in CAPS}
+
+
+def _raw(cap: Cap, value: Any) -> int | None:
+    """Raw stored value of one cap; None = unlimited. Raises ValidationFailed naming the field."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("unlimited", "inf", "∞")):
+        return None
+    if cap.resource is None:
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+            raise invalid(cap.field, "must be a whole number of zero or more, or unlimited")
+        raw = int(value)
+    else:
+        try:
+            raw = parse_quantity(value, cap.resource).raw
+        except ValueError as exc:
+            raise invalid(cap.field, str(exc)) from None
+    if raw > cap.bound:
+        raise invalid(cap.field, f"must be at most {show(cap, cap.bound)} (or unlimited)")
+    return raw
+
+
+def show(cap: Cap, raw: int | None) -> str | int | None:
+    """API form of a stored cap: quantities as text ('unlimited' when unlimited), counts as int (None)."""
+    if cap.resource is None:
+        return raw
+    return "unlimited" if raw is None else format_raw(raw, cap.resource)
+
+
+def policy_out(policy: ResourcePolicy) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": policy.name, "description": policy.description}
+    for cap in CAPS:
+        out[cap.field] = show(cap, getattr(policy, cap.column))
+    out["allowed_storage_hosts"] = policy.allowed_storage_hosts
+    out["created_at"], out["updated_at"] = policy.created_at, policy.updated_at
+    return out
+
+
+def find_policy(session: Session, name: str) -> ResourcePolicy:
+    found = session.get(ResourcePolicy, name)
+    if found is None:
+        raise NotFound(f"no resource policy '{name}'")
+    return found
+
+
+def list_policies(session: Session) -> list[ResourcePolicy]:
+    return list(session.scalars(select(ResourcePolicy).order_by(ResourcePolicy.name)).all())
+
+
+def _set_fields(policy: ResourcePolicy, values: dict[str, Any]) -> None:
+    errors: list[FieldError] = []
+    for field_name, value in values.items():
+        if field_name == "description":
+            policy.description = value
+        elif field_name == "allowed_storage_hosts":
+            if value is not None and any(not isinstance(h, str) or not h.strip() for h in value):
+                errors.append(FieldError(field_name, "must be a list of host names, or null for any"))
+            else:
+                policy.allowed_storage_hosts = None if value is None else sorted({h.strip() for h in value})
+        elif field_name in CAP_BY_FIELD:
+            cap = CAP_BY_FIELD[field_name]
+            try:
+                setattr(policy, cap.column, _raw(cap, value))
+            except ValidationFailed as exc:
+                errors.extend(exc.errors)
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+
+
+def create_policy(session: Session, name: str, values: dict[str, Any]) -> ResourcePolicy:
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise invalid("name", "must be 1 to 64 characters long")
+    if session.get(ResourcePolicy, name) is not None:
+        raise Conflict(f"a resource policy named {name} already exists")
+    policy = ResourcePolicy(name=name)
+    _set_fields(policy, values)
+    session.add(policy)
+    session.flush()
+    return policy
+
+
+def update_policy(session: Session, policy: ResourcePolicy, values: dict[str, Any]) -> ResourcePolicy:
+    if "name" in values and values["name"] != policy.name:
+        raise invalid("name", "cannot be changed: the name is the policy's key")
+    values.pop("name", None)
+    _set_fields(policy, values)
+    session.flush()
+    return policy
+
+
+def users_of(session: Session, name: str) -> list[str]:
+    """Usernames following the policy, inactive users and service accounts included."""
+    condition = User.resource_policy == name
+    if name == DEFAULT_POLICY:
+        condition = or_(condition, User.resource_policy.is_(None))
+    return list(session.scalars(select(User.username).where(condition).order_by(User.username_key)).all())
+
+
+def delete_policy(session: Session, policy: ResourcePolicy) -> None:
+    users = users_of(session, policy.name)
+    if users:
+        shown = ", ".join(users[:20]) + (f" and {len(users) - 20} more" if len(users) > 20 else "")
+        raise Conflict(f"resource policy {policy.name} is used by {len(users)} user(s), inactive ones included: "
+                       f"{shown}; move them to another policy first",
+                       [FieldError("users", u) for u in users])
+    session.delete(policy)
+    session.flush()
+
+
+def policy_of(session: Session, user: User) -> ResourcePolicy:
+    name = user.resource_policy or DEFAULT_POLICY
+    policy = session.get(ResourcePolicy, name)
+    if policy is None:
+        raise Conflict(f"{user.username}'s resource policy '{name}' does not exist: an admin must fix the account")
+    return policy
+
+
+def _refusal(policy: ResourcePolicy, cap: Cap, requested: str | int, limit: str | int | None) -> str:
+    return f"exceeds the cap {cap.field} ({cap.label}) of {limit} in resource policy {policy.name}: " \
+           f"requested {requested}"
+
+
+def check_job(policy: ResourcePolicy, gpu_milli: int, cpu_milli: int, memory_bytes: int,
+              prefix: str = "") -> list[FieldError]:
+    """Per-job caps; each refusal names the cap and the numbers."""
+    errors = []
+    devices = math.ceil(gpu_milli / 1000) if gpu_milli else 0
+    checks = (("cpu", cpu_milli, cpu_milli), ("memory", memory_bytes, memory_bytes),
+              ("gpu", devices, devices), ("fgpu", gpu_milli, gpu_milli))
+    for field_name, raw, shown_raw in checks:
+        cap = CAP_BY_FIELD[field_name]
+        limit = getattr(policy, cap.column)
+        if limit is not None and raw > limit:
+            target = "gpu" if field_name == "fgpu" else field_name
+            errors.append(FieldError(prefix + target, _refusal(policy, cap, show(cap, shown_raw), show(cap, limit))))
+    cap = CAP_BY_FIELD["containers_per_job"]
+    if policy.max_containers_per_job is not None and policy.max_containers_per_job < 1:
+        errors.append(FieldError(prefix + "containers_per_job", _refusal(policy, cap, 1, 0)))
+    return errors
+
+
+def active_jobs(session: Session, user_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Job)
+                          .where(Job.owner_id == user_id, Job.state.in_(ACTIVE_STATES))) or 0
+
+
+def check_concurrency(session: Session, policy: ResourcePolicy, user: User, adding: int = 1) -> None:
+    limit = policy.max_concurrent_jobs
+    if limit is None:
+        return
+    running = active_jobs(session, user.id)
+    if running + adding > limit:
+        raise Conflict(f"{user.username} has {running} queued or running jobs; the cap concurrent_jobs of resource "
+                       f"policy {policy.name} allows {limit} (submitting {adding} more)",
+                       [FieldError("concurrent_jobs", f"cap {limit} reached ({running} active, {adding} requested)")])
+
+
+def allowance(session: Session, user: User) -> dict[str, Any]:
+    """What the user may still use, cap by cap (per-job caps: the largest job allowed)."""
+    policy = policy_of(session, user)
+    in_use = active_jobs(session, user.id)
+    caps: dict[str, Any] = {}
+    for cap in CAPS:
+        limit = getattr(policy, cap.column)
+        shown = "unlimited" if limit is None else show(cap, limit)
+        entry: dict[str, Any] = {"limit": shown, "description": cap.label}
+        if cap.field == "concurrent_jobs":
+            entry["in_use"] = in_use
+            entry["remaining"] = "unlimited" if limit is None else max(limit - in_use, 0)
+        else:  # a per-job cap: the next job may ask for up to this much
+            entry["remaining"] = shown
+        caps[cap.field] = entry
+    return {"user": user.username, "policy": policy.name, "caps": caps,
+            "allowed_storage_hosts": policy.allowed_storage_hosts}

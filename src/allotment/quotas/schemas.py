@@ -1,0 +1,277 @@
+"""Request and response shapes of the quotas API: quotas, scale, bindings, profiles, resource policies, priority
+classes and the draft configuration. Quantities are text or numbers ("48", "0.5", "16Gi", "unlimited")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Amount = str | int | float
+
+
+class ResourceIn(BaseModel):
+    resource: str = Field(description="gpu, cpu or memory")
+    pool: str | None = Field(None, description="a pool of the quota's cluster; omitted or '*' = all pools")
+    guarantee: Amount = 0
+    limit: Amount | None = Field(None, description="at least the guarantee; omitted or 'unlimited' = no limit")
+    lending_limit: Amount | None = Field(None, description="how much unused guarantee siblings may borrow")
+
+
+class ResourceOut(BaseModel):
+    resource: str
+    pool: str
+    guarantee: str
+    limit: str
+    lending_limit: str | None
+    in_use: str = Field(description="held by admitted and running jobs of the quota and its descendants")
+
+
+class QuotaCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    parent: str | None = None
+    description: str | None = Field(None, max_length=255)
+    weight: float = 1.0
+    child_preemption: bool = False
+    reclaim: str = "never"
+    within_quota_preemption: str = "never"
+    min_runtime_s: int = 0
+    allowed_priority_classes: list[str] | None = None
+    gpu_hours_budget: float | None = None
+    resources: list[ResourceIn] = Field(default_factory=list)
+
+
+class QuotaUpdate(BaseModel):
+    """Send only what changes. `parent: null` makes the quota a root; `resources` replaces the whole list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=64)
+    parent: str | None = None
+    description: str | None = Field(None, max_length=255)
+    weight: float | None = None
+    child_preemption: bool | None = None
+    reclaim: str | None = None
+    within_quota_preemption: str | None = None
+    min_runtime_s: int | None = None
+    allowed_priority_classes: list[str] | None = None
+    gpu_hours_budget: float | None = None
+    resources: list[ResourceIn] | None = None
+
+
+class BindingOut(BaseModel):
+    kind: str
+    name: str | None
+    created_at: datetime
+
+
+class QuotaOut(BaseModel):
+    id: int
+    name: str
+    cluster: str
+    parent: str | None
+    children: list[str]
+    description: str | None
+    weight: float
+    child_preemption: bool
+    reclaim: str
+    within_quota_preemption: str
+    min_runtime_s: int
+    allowed_priority_classes: list[str] | None
+    gpu_hours_budget: float | None
+    resources: list[ResourceOut]
+    bindings: list[BindingOut] | None = None
+    can_submit: bool | None = None
+
+
+class QuotaList(BaseModel):
+    items: list[QuotaOut]
+    total: int
+
+
+class ScaleChangeIn(BaseModel):
+    quota: str
+    resource: str = "gpu"
+    pool: str | None = None
+    guarantee: Amount
+    limit: Amount | None = Field(None, description="omitted: follows the guarantee if they were equal, else kept")
+
+
+class ScaleIn(BaseModel):
+    changes: list[ScaleChangeIn]
+
+
+class PoolLinkIn(BaseModel):
+    pool: str
+    name: str | None = Field(None, max_length=64, description="the connection's name")
+
+
+class PoolLinkOut(BaseModel):
+    pool: str
+    name: str | None
+    position: int
+
+
+class ProfileCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=255)
+    gpu: Amount | None = None
+    cpu: Amount | None = None
+    memory: Amount | None = None
+    pools: list[PoolLinkIn] = Field(default_factory=list, description="pools to try, in order")
+
+
+class ProfileUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=255)
+    gpu: Amount | None = None
+    cpu: Amount | None = None
+    memory: Amount | None = None
+
+
+class ProfileOut(BaseModel):
+    id: int
+    name: str
+    cluster: str
+    description: str | None
+    gpu: str
+    cpu: str
+    memory: str
+    pools: list[PoolLinkOut]
+    policies: list[str] = Field(description="quotas using the profile, in queuing priority order")
+    queued_jobs: int
+    running_jobs: int
+
+
+class ProfileList(BaseModel):
+    items: list[ProfileOut]
+    total: int
+
+
+class NameOrder(BaseModel):
+    names: list[str]
+
+
+class PolicyBody(BaseModel):
+    """Caps; null or "unlimited" = unlimited. Quantities as text: cpu "8", memory "64Gi", fgpu "2.5"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=64)
+    description: str | None = Field(None, max_length=255)
+    cpu: Amount | None = None
+    memory: Amount | None = None
+    gpu: int | str | None = None
+    fgpu: Amount | None = None
+    containers_per_job: int | str | None = None
+    idle_timeout_s: int | str | None = None
+    concurrent_jobs: int | str | None = None
+    folders: int | str | None = None
+    folder_capacity: Amount | None = None
+    allowed_storage_hosts: list[str] | None = None
+
+
+class PolicyOut(BaseModel):
+    name: str
+    description: str | None
+    cpu: str
+    memory: str
+    gpu: int | None
+    fgpu: str
+    containers_per_job: int | None
+    idle_timeout_s: int | None
+    concurrent_jobs: int | None
+    folders: int | None
+    folder_capacity: str
+    allowed_storage_hosts: list[str] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PolicyList(BaseModel):
+    items: list[PolicyOut]
+    total: int
+
+
+class Allowance(BaseModel):
+    user: str
+    policy: str
+    caps: dict[str, dict[str, Any]]
+    allowed_storage_hosts: list[str] | None
+
+
+class PriorityClassIn(BaseModel):
+    name: str = Field(min_length=1, max_length=32)
+    value: int
+    description: str | None = Field(None, max_length=255)
+    is_default: bool = False
+
+
+class PriorityClassUpdate(BaseModel):
+    value: int | None = None
+    description: str | None = Field(None, max_length=255)
+    is_default: bool | None = None
+
+
+class PriorityClassOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    value: int
+    description: str | None
+    is_default: bool
+
+
+class PriorityClassList(BaseModel):
+    items: list[PriorityClassOut]
+    total: int
+
+
+class QuotaDoc(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    parent: str | None = None
+    description: str | None = None
+    weight: float = 1.0
+    child_preemption: bool = False
+    reclaim: str = "never"
+    within_quota_preemption: str = "never"
+    min_runtime_s: int = 0
+    allowed_priority_classes: list[str] | None = None
+    gpu_hours_budget: float | None = None
+    resources: list[ResourceIn] = Field(default_factory=list)
+
+
+class ProfileDoc(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    gpu: Amount | None = None
+    cpu: Amount | None = None
+    memory: Amount | None = None
+    pools: list[PoolLinkIn] = Field(default_factory=list)
+    policies: list[str] = Field(default_factory=list)
+
+
+class ConfigDocument(BaseModel):
+    quotas: list[QuotaDoc] = Field(default_factory=list)
+    profiles: list[ProfileDoc] = Field(default_factory=list)
+    pool_profile_order: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class ConfigStatus(BaseModel):
+    cluster: str
+    resource_management_enabled: bool
+    version: int
+    provisioned: dict[str, Any]
+    provisioned_at: datetime | None
+    provisioned_by: str | None
+    has_draft: bool
+    draft: dict[str, Any] | None
+    draft_updated_at: datetime | None
+    draft_updated_by: str | None
+
+
+class SwitchIn(BaseModel):
+    enabled: bool

@@ -1,0 +1,70 @@
+"""Jobs API: submit (single and batch), list, show, cancel. Any signed-in principal; the service narrows who may
+submit to which quota and who sees which jobs. Submitting and cancelling wake the scheduler."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from allotment.api.deps import DB, State, client_address, require
+from allotment.audit import service as audit
+from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.workloads import service
+from allotment.workloads.schemas import JobBatchIn, JobBatchOut, JobIn, JobList, JobOut
+
+router = APIRouter(tags=["jobs"])
+Signed = Annotated[Principal, require(AUTHENTICATED)]
+
+
+def _request(body: JobIn) -> service.JobRequest:
+    return service.JobRequest(**body.model_dump())
+
+
+@router.post("/jobs", response_model=JobOut, status_code=201)
+def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Request) -> JobOut:
+    job = service.submit(db, principal, _request(body))
+    audit.record(db, principal, "job.submit", "job", body.name or f"job {job.id}", job.id,
+                 changes={"after": {"quota": body.quota, "gpu": str(body.gpu or ""), "profile": body.profile}},
+                 source=client_address(request))
+    state.scheduler_wakeup.set()
+    return JobOut.of(job, service.names_for(db, [job]))
+
+
+@router.post("/jobs/batch", response_model=JobBatchOut, status_code=201)
+def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, request: Request) -> JobBatchOut:
+    """All or nothing: every job is validated first (errors name jobs.N.field); returns the new ids in order."""
+    jobs = service.submit_many(db, principal, [_request(j) for j in body.jobs], batch=True)
+    ids = [j.id for j in jobs]
+    audit.record(db, principal, "job.submit_batch", "job", f"{len(ids)} jobs", ids[0],
+                 changes={"after": {"count": len(ids), "first_id": ids[0], "last_id": ids[-1]}},
+                 source=client_address(request))
+    state.scheduler_wakeup.set()
+    return JobBatchOut(ids=ids, total=len(ids))
+
+
+@router.get("/jobs", response_model=JobList)
+def list_jobs(principal: Signed, db: DB, state: str | None = Query(None, description="one or more, comma-separated"),
+              quota: str | None = None, owner: str | None = None, limit: int = Query(50, ge=1, le=1000),
+              offset: int = Query(0, ge=0)) -> JobList:
+    """Users see their own jobs; cluster managers and admins every job of their clusters."""
+    jobs, total = service.list_jobs(db, principal, state, quota, owner, limit, offset)
+    names = service.names_for(db, jobs)
+    return JobList(items=[JobOut.of(j, names) for j in jobs], total=total)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: int, principal: Signed, db: DB) -> JobOut:
+    job = service.find_job(db, principal, job_id)
+    return JobOut.of(job, service.names_for(db, [job]))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel(job_id: int, principal: Signed, db: DB, state: State, request: Request) -> JobOut:
+    job = service.find_job(db, principal, job_id)
+    before = job.state
+    service.cancel(db, principal, job)
+    audit.record(db, principal, "job.cancel", "job", job.name or f"job {job.id}", job.id,
+                 changes=audit.diff({"state": before}, {"state": job.state}), source=client_address(request))
+    state.scheduler_wakeup.set()
+    return JobOut.of(job, service.names_for(db, [job]))

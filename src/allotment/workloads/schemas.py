@@ -1,0 +1,99 @@
+"""Request and response shapes of the jobs API. Quantities are text or numbers: "4", "0.5", "16Gi"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from allotment.core.quantity import format_raw
+from allotment.workloads.models import Job
+
+
+class JobIn(BaseModel):
+    # Required, but checked by the service so that a batch reports every problem of every job at once.
+    quota: str | None = Field(None, max_length=64)
+    command: list[str] | str = Field(default_factory=list, description="argv list, or one string split on spaces")
+    gpu: str | float | int | None = Field(None, description="GPUs: 4, or a fraction of one in steps of 0.1 (0.5)")
+    cpu: str | float | int | None = Field(None, description="cores: 8, 0.5 or 500m")
+    memory: str | int | None = Field(None, description="bytes or with a unit: 16Gi")
+    profile: str | None = Field(None, description="a profile of the quota's cluster instead of gpu/cpu/memory")
+    pool: str | None = Field(None, description="pin the job to this pool")
+    priority_class: str | None = None
+    time_limit: str | int | None = Field(None, description="seconds or 90m, 2h, 1h30m, 1d")
+    name: str | None = Field(None, max_length=128)
+    labels: dict[str, Any] | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _split(cls, value: list[str] | str) -> list[str]:
+        return value.split() if isinstance(value, str) else value
+
+
+class JobBatchIn(BaseModel):
+    jobs: list[JobIn]
+
+
+class JobBatchOut(BaseModel):
+    ids: list[int]
+    total: int
+
+
+class Placement(BaseModel):
+    pool: str | None
+    devices: list[dict[str, Any]]
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str | None
+    owner: str | None
+    cluster: str | None
+    quota: str | None
+    gpu: str
+    cpu: str
+    memory: str
+    profile: str | None
+    pool: str | None = Field(description="the pool the job was pinned to, if any")
+    priority_class: str
+    priority: int
+    command: list[str]
+    time_limit_s: int | None
+    labels: dict[str, Any] | None
+    state: str
+    reason_code: str | None
+    reason: str | None
+    seq: int | None
+    submitted_at: datetime
+    admitted_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+    placement: Placement | None
+    backend_handle: str | None
+    exit_code: int | None
+    preemptions: int = Field(0, description="how often the job was preempted and requeued")
+
+    @classmethod
+    def of(cls, job: Job, names: dict[str, dict[int, str]]) -> JobOut:
+        placement = None
+        if job.placed_pool_id is not None or job.devices:
+            placement = Placement(pool=names["pools"].get(job.placed_pool_id), devices=job.devices or [])
+        return cls(
+            id=job.id, name=job.name, owner=names["users"].get(job.owner_id),
+            cluster=names["clusters"].get(job.cluster_id), quota=names["quotas"].get(job.quota_id),
+            gpu=format_raw(job.gpu_milli, "gpu"), cpu=format_raw(job.cpu_milli, "cpu"),
+            memory=format_raw(job.memory_bytes, "memory"), profile=names["profiles"].get(job.profile_id),
+            pool=names["pools"].get(job.pool_id), priority_class=job.priority_class, priority=job.priority,
+            command=job.command, time_limit_s=job.time_limit_s, labels=job.labels, state=job.state,
+            reason_code=job.reason_code, reason=job.reason, seq=job.seq, submitted_at=job.submitted_at,
+            admitted_at=job.admitted_at, started_at=job.started_at, finished_at=job.finished_at,
+            cancel_requested_at=job.cancel_requested_at, placement=placement, backend_handle=job.backend_handle,
+            exit_code=job.exit_code, preemptions=job.preemptions or 0,
+        )
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    total: int

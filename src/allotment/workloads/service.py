@@ -1,0 +1,305 @@
+"""Jobs: submission (single and batch, all or nothing), listing, showing and cancelling.
+
+Submission checks, each refusal naming the field and the numbers: quantities ("4", "0.5", "16Gi"; fractional GPUs
+in steps of 0.1), the quota exists and the principal may submit to it (binding to the user or one of their groups,
+or an admin), the priority class exists and the quota allows it, the profile and pool belong to the quota's cluster
+(a pinned pool must be one of the profile's pools), and the owner's resource policy (per-job caps, concurrency).
+A new job is `queued` with reason "pending"; the caller wakes the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from allotment.core.permissions import ROLE_ORDER, Principal
+from allotment.db import utcnow
+from allotment.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
+from allotment.identity.models import User
+from allotment.inventory.models import Pool
+from allotment.quotas import bindings, policies
+from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota, ResourcePolicy
+from allotment.quotas.priorities import default_class
+from allotment.workloads.models import (
+    CANCELLED,
+    FINAL_STATES,
+    PENDING_MESSAGE,
+    PENDING_REASON,
+    QUEUED,
+    STATES,
+    Job,
+)
+from allotment.workloads.requests import parse_duration, parse_request
+
+MAX_BATCH = 10_000
+MAX_COMMAND_ARGS = 4096
+
+
+@dataclass
+class JobRequest:
+    quota: str | None = None
+    command: list[str] = field(default_factory=list)
+    gpu: str | int | float | None = None
+    cpu: str | int | float | None = None
+    memory: str | int | None = None
+    profile: str | None = None
+    pool: str | None = None
+    priority_class: str | None = None
+    time_limit: str | int | None = None
+    name: str | None = None
+    labels: dict[str, Any] | None = None
+
+
+class _Lookups:
+    """Per-call caches so a batch of thousands of jobs costs a few queries per distinct quota, not per job."""
+
+    def __init__(self, session: Session, principal: Principal):
+        self.session = session
+        self.principal = principal
+        self.quotas: dict[str, Quota | None] = {}
+        self.may_submit: dict[int, bool] = {}
+        self.classes = {c.name: c for c in session.scalars(select(PriorityClass)).all()}
+        fallback = default_class(session)
+        self.default_class = fallback.name if fallback else None
+        self.profiles: dict[tuple[int, str], Profile | None] = {}
+        self.profile_pools: dict[int, list[int]] = {}
+        self.pools: dict[tuple[int, str], Pool | None] = {}
+
+    def quota(self, name: str) -> Quota | None:
+        if name not in self.quotas:
+            found = self.session.scalar(select(Quota).where(Quota.name == name))
+            if found is None and name.isdigit():
+                found = self.session.get(Quota, int(name))
+            self.quotas[name] = found
+        return self.quotas[name]
+
+    def allowed(self, quota: Quota) -> bool:
+        if quota.id not in self.may_submit:
+            self.may_submit[quota.id] = bindings.may_submit(self.session, self.principal, quota)
+        return self.may_submit[quota.id]
+
+    def profile(self, cluster_id: int, name: str) -> Profile | None:
+        k = (cluster_id, name)
+        if k not in self.profiles:
+            self.profiles[k] = self.session.scalar(select(Profile).where(Profile.cluster_id == cluster_id,
+                                                                         Profile.name == name))
+        return self.profiles[k]
+
+    def linked_pools(self, profile_id: int) -> list[int]:
+        if profile_id not in self.profile_pools:
+            self.profile_pools[profile_id] = list(self.session.scalars(
+                select(ProfilePool.pool_id).where(ProfilePool.profile_id == profile_id)).all())
+        return self.profile_pools[profile_id]
+
+    def pool(self, cluster_id: int, name: str) -> Pool | None:
+        k = (cluster_id, name)
+        if k not in self.pools:
+            self.pools[k] = self.session.scalar(select(Pool).where(Pool.cluster_id == cluster_id, Pool.name == name))
+        return self.pools[k]
+
+
+def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, prefix: str,
+           errors: list[FieldError], forbidden: list[FieldError]) -> Job | None:
+    """One job row (unsaved) or None, appending every problem found to `errors` / `forbidden`."""
+    start = len(errors)
+
+    def err(name: str, message: str) -> None:
+        errors.append(FieldError(prefix + name, message))
+
+    quota = look.quota(req.quota.strip()) if req.quota and req.quota.strip() else None
+    if not req.quota or not req.quota.strip():
+        err("quota", "is required")
+    elif quota is None:
+        err("quota", f"no quota '{req.quota}'")
+    elif not look.allowed(quota):
+        forbidden.append(FieldError(f"{prefix}quota", f"you may not submit to quota {quota.name}: it is not bound "
+                                                      f"to you or your groups"))
+    if not req.command or not all(isinstance(a, str) for a in req.command):
+        err("command", "give the command to run, e.g. ['python', 'train.py']")
+    elif len(req.command) > MAX_COMMAND_ARGS or not req.command[0].strip():
+        err("command", f"must be 1 to {MAX_COMMAND_ARGS} arguments, the first not empty")
+    if req.name is not None and len(req.name) > 128:
+        err("name", "must be at most 128 characters long")
+
+    amounts = {}
+    for resource in ("gpu", "cpu", "memory"):
+        raw, problem = parse_request(prefix + resource, getattr(req, resource), resource)
+        if problem:
+            err(resource, problem)
+        amounts[resource] = raw
+    profile = None
+    if req.profile:
+        for resource in ("gpu", "cpu", "memory"):
+            if getattr(req, resource) not in (None, "", 0):
+                err(resource, "give either a profile or resources, not both: the profile sets the job's allotment")
+        if quota is not None:
+            profile = look.profile(quota.cluster_id, req.profile)
+            if profile is None:
+                err("profile", f"no profile '{req.profile}' in the cluster of quota {quota.name}")
+            else:
+                amounts = {"gpu": profile.gpu_milli, "cpu": profile.cpu_milli, "memory": profile.memory_bytes}
+    elif not any(amounts.values()) and len(errors) == start:
+        err("gpu", "request some gpu, cpu or memory, or give a profile")
+
+    pool = None
+    if req.pool and quota is not None:
+        pool = look.pool(quota.cluster_id, req.pool)
+        if pool is None:
+            err("pool", f"no pool '{req.pool}' in the cluster of quota {quota.name}")
+        elif profile is not None and pool.id not in look.linked_pools(profile.id):
+            err("pool", f"profile {profile.name} is not linked to pool {pool.name}")
+
+    class_name = req.priority_class or look.default_class
+    priority = look.classes.get(class_name) if class_name else None
+    if priority is None:
+        err("priority_class", f"no priority class '{class_name}' (known: {', '.join(sorted(look.classes))})")
+    elif quota is not None and quota.allowed_priority_classes is not None \
+            and priority.name not in quota.allowed_priority_classes:
+        err("priority_class", f"quota {quota.name} allows only {', '.join(quota.allowed_priority_classes)}")
+
+    time_limit, problem = parse_duration(req.time_limit)
+    if problem:
+        err("time_limit", problem)
+    if len(errors) == start:  # caps only make sense for a well-formed request
+        errors.extend(policies.check_job(policy, amounts["gpu"], amounts["cpu"], amounts["memory"], prefix))
+    if len(errors) > start or quota is None or priority is None:
+        return None
+    return Job(
+        name=req.name, owner_id=owner.id, submitted_by_id=look.principal.actor_id, cluster_id=quota.cluster_id,
+        quota_id=quota.id, profile_id=profile.id if profile else None, gpu_milli=amounts["gpu"],
+        cpu_milli=amounts["cpu"], memory_bytes=amounts["memory"], pool_id=pool.id if pool else None,
+        priority_class=priority.name, priority=priority.value, command=list(req.command), time_limit_s=time_limit,
+        labels=req.labels, state=QUEUED, reason_code=PENDING_REASON, reason=PENDING_MESSAGE,
+    )
+
+
+def submit_many(session: Session, principal: Principal, requests: Sequence[JobRequest], batch: bool) -> list[Job]:
+    """Validate every request, then create all jobs or none."""
+    if batch and not requests:
+        raise ValidationFailed("jobs: give at least one job", [FieldError("jobs", "give at least one job")])
+    if len(requests) > MAX_BATCH:
+        raise ValidationFailed(f"jobs: at most {MAX_BATCH} jobs per batch",
+                               [FieldError("jobs", f"at most {MAX_BATCH} jobs per batch")])
+    owner = session.get(User, principal.id)
+    policy = policies.policy_of(session, owner)
+    look = _Lookups(session, principal)
+    errors: list[FieldError] = []
+    forbidden: list[FieldError] = []
+    jobs = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden)
+            for i, req in enumerate(requests)]
+    if forbidden:
+        raise DomainError("; ".join(f"{e.field}: {e.message}" for e in forbidden[:20]), forbidden, 403, "Forbidden",
+                          "forbidden")
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:20]), errors)
+    policies.check_concurrency(session, policy, owner, len(jobs))
+    session.add_all(jobs)
+    session.flush()
+    for job in jobs:  # submission order: the id sequence (unique, increasing)
+        job.seq = job.id
+    session.flush()
+    return jobs
+
+
+def submit(session: Session, principal: Principal, request: JobRequest) -> Job:
+    return submit_many(session, principal, [request], batch=False)[0]
+
+
+def manager_clusters(principal: Principal) -> set[int]:
+    return {c for c, role in principal.cluster_roles.items() if ROLE_ORDER.get(role, 0) >= ROLE_ORDER["manager"]}
+
+
+def _visible(principal: Principal):
+    """SQL condition: the jobs a principal may see (own; all of clusters it manages; everything for admins)."""
+    if principal.is_platform_admin:
+        return None
+    managed = manager_clusters(principal)
+    condition = Job.owner_id == principal.id
+    if managed:
+        condition = condition | Job.cluster_id.in_(managed)
+    return condition
+
+
+def list_jobs(session: Session, principal: Principal, state: str | None = None, quota: str | None = None,
+              owner: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+    errors = []
+    query = select(Job)
+    condition = _visible(principal)
+    if condition is not None:
+        query = query.where(condition)
+    if state:
+        wanted = [s.strip() for s in state.split(",") if s.strip()]
+        bad = [s for s in wanted if s not in STATES]
+        if bad:
+            errors.append(FieldError("state", f"unknown state(s) {', '.join(bad)}; known: {', '.join(STATES)}"))
+        query = query.where(Job.state.in_(wanted))
+    if quota:
+        found = session.scalar(select(Quota.id).where(Quota.name == quota))
+        if found is None:
+            errors.append(FieldError("quota", f"no quota '{quota}'"))
+        query = query.where(Job.quota_id == found)
+    if owner:
+        key = owner.strip().lower()
+        found = session.scalar(select(User.id).where((User.username_key == key) | (User.email_key == key)))
+        if found is None:
+            errors.append(FieldError("owner", f"no user '{owner}'"))
+        query = query.where(Job.owner_id == found)
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def find_job(session: Session, principal: Principal, job_id: int) -> Job:
+    """A job the principal may see; others read as absent (no probing of other users' jobs)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if principal.is_platform_admin or job.owner_id == principal.id or job.cluster_id in manager_clusters(principal):
+        return job
+    raise NotFound(f"no job {job_id}")
+
+
+def cancel(session: Session, principal: Principal, job: Job) -> Job:
+    """Queued jobs end at once; admitted or running ones are marked for the scheduler to stop (and then end
+    `cancelled`); finished jobs cannot be cancelled."""
+    who = principal.actor_username or principal.username
+    if job.state in FINAL_STATES:
+        raise Conflict(f"job {job.id} has already ended ({job.state})")
+    now = utcnow()
+    if job.state == QUEUED:
+        job.state = CANCELLED
+        job.finished_at = now
+        job.reason_code = "cancelled"
+        job.reason = f"cancelled by {who} while queued"
+    elif job.cancel_requested_at is None:
+        job.cancel_requested_at = now
+        job.reason_code = "cancel_requested"
+        job.reason = f"cancellation requested by {who}; the job is being stopped"
+    session.flush()
+    return job
+
+
+def names_for(session: Session, jobs: Sequence[Job]) -> dict[str, dict[int, str]]:
+    """Display names of the users, quotas, pools and profiles the jobs refer to (one query each)."""
+    def load(model, column, ids):
+        ids = {i for i in ids if i is not None}
+        if not ids:
+            return {}
+        return dict(session.execute(select(model.id, column).where(model.id.in_(ids))).all())
+
+    from allotment.inventory.models import Cluster
+
+    return {
+        "users": load(User, User.username, [j.owner_id for j in jobs]),
+        "quotas": load(Quota, Quota.name, [j.quota_id for j in jobs]),
+        "pools": load(Pool, Pool.name, [j.pool_id for j in jobs] + [j.placed_pool_id for j in jobs]),
+        "profiles": load(Profile, Profile.name, [j.profile_id for j in jobs]),
+        "clusters": load(Cluster, Cluster.name, [j.cluster_id for j in jobs]),
+    }
+

@@ -1,0 +1,112 @@
+"""The `allot jobs|quotas|pools|profiles|policies` commands against the app in-process (the CLI's HTTP client is
+pointed at the test client, so every command goes through the real API)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from inventory_helpers import register_node
+from typer.testing import CliRunner
+
+from allotment.cli import client as cli_client
+from allotment.cli.main import app as cli_app
+
+
+@pytest.fixture
+def allot(client, admin_headers, monkeypatch, tmp_path):
+    """Run `allot ARGS...` as the admin; returns (exit code, output)."""
+
+    def fake_http_client(base_url, headers, timeout):
+        client.headers.update(headers)
+        return client
+
+    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
+    token = admin_headers["Authorization"].removeprefix("Bearer ")
+    env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": token, "ALLOT_CONFIG_DIR": str(tmp_path),
+           "COLUMNS": "200"}
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(cli_app, list(args), env=env)
+        return result.exit_code, result.output + (str(result.exception) if result.exception and
+                                                  not isinstance(result.exception, SystemExit) else "")
+
+    return run
+
+
+def test_pools_quotas_and_scale_from_the_cli(allot, client, admin_headers):
+    register_node(client, admin_headers, "gpu-01", "A100", 4)
+    code, out = allot("pools", "create", "a100", "--node", "gpu-01")
+    assert code == 0 and "pool a100 created with 4 device(s)" in out
+    code, out = allot("pools", "list", "--json")
+    assert {p["name"]: p["devices"] for p in json.loads(out)["items"]} == {"default": 0, "a100": 4}
+    assert allot("quotas", "create", "Quota1", "--pool", "a100", "--gpu", "128", "--gpu-limit", "128",
+                 "--child-preemption")[0] == 0
+    for name, size in (("Quota1.1", "48"), ("Quota1.2", "80")):
+        code, out = allot("quotas", "create", name, "--parent", "Quota1", "--pool", "a100", "--gpu", size,
+                          "--gpu-limit", size)
+        assert code == 0, out
+    code, out = allot("quotas", "scale", "Quota1.1=56", "Quota1.2=72", "--pool", "a100", "--json")
+    assert code == 0, out
+    sizes = {q["name"]: q["resources"][0]["guarantee"] for q in json.loads(out)["items"]}
+    assert sizes == {"Quota1.1": "56", "Quota1.2": "72"}
+    code, out = allot("quotas", "scale", "Quota1.1=64", "--pool", "a100")
+    assert code == 1 and "but Quota1 guarantees 128" in out
+    code, out = allot("quotas", "set", "Quota1.2", "--pool", "a100", "--gpu", "70", "--reclaim", "any", "--json")
+    assert code == 0 and json.loads(out)["reclaim"] == "any"
+    assert json.loads(out)["resources"][0]["guarantee"] == "70"
+    code, out = allot("quotas", "show", "Quota1")
+    assert code == 0 and "Quota1.1, Quota1.2" in out
+
+
+def test_jobs_submit_list_show_cancel_from_the_cli(allot, client, admin_headers):
+    allot("quotas", "create", "research")
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "0.5", "--memory", "16Gi",
+                      "--priority-class", "interactive", "--time-limit", "2h", "--name", "nb", "--json",
+                      "--", "python", "train.py", "--epochs", "3")
+    assert code == 0, out
+    job = json.loads(out)
+    assert job["command"] == ["python", "train.py", "--epochs", "3"]
+    assert (job["gpu"], job["memory"], job["time_limit_s"], job["state"]) == ("0.5", "16Gi", 7200, "queued")
+    code, out = allot("jobs", "list")
+    assert code == 0 and "1 job(s)" in out
+    code, out = allot("jobs", "list", "--state", "queued", "--json")
+    assert [(j["id"], j["quota"], j["reason"]) for j in json.loads(out)["items"]] == \
+        [(job["id"], "research", "waiting for the scheduler")]
+    code, out = allot("jobs", "show", str(job["id"]))
+    assert code == 0 and "pending: waiting for the scheduler" in out
+    code, out = allot("jobs", "cancel", str(job["id"]))
+    assert code == 0 and f"job {job['id']} cancelled" in out
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "0.25", "--", "x")
+    assert code == 1 and "fractional GPUs go in steps of 0.1" in out
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "1", "--profile", "p", "--", "x")
+    assert code != 0
+
+
+def test_profiles_policies_and_config_from_the_cli(allot, client, admin_headers, tmp_path):
+    register_node(client, admin_headers, "gpu-01", "H100", 2)
+    allot("pools", "create", "H100", "--node", "gpu-01")
+    code, out = allot("profiles", "create", "4xGPU", "--gpu", "4", "--pool", "H100=4 GPU H100 link")
+    assert code == 0, out
+    code, out = allot("profiles", "list", "--json")
+    assert json.loads(out)["items"][0]["pools"][0]["name"] == "4 GPU H100 link"
+    code, out = allot("policies", "create", "student", "--cpu", "2", "--concurrent-jobs", "3")
+    assert code == 0, out
+    code, out = allot("policies", "allowance", "--json")
+    assert json.loads(out)["policy"] == "default"
+    code, out = allot("policies", "classes")
+    assert code == 0 and "inference" in out
+    draft = tmp_path / "draft.json"
+    draft.write_text(json.dumps({"quotas": [{"name": "Dev", "resources": [{"resource": "gpu", "guarantee": 8,
+                                                                           "limit": 16}]}],
+                                 "profiles": [{"name": "4xGPU", "gpu": 4, "pools": [{"pool": "H100"}],
+                                               "policies": ["Dev"]}]}))
+    assert allot("quotas", "config", "draft", "--file", str(draft))[0] == 0
+    code, out = allot("quotas", "config", "provision")
+    assert code == 0 and "provisioned" in out
+    code, out = allot("quotas", "list", "--json")
+    assert [q["name"] for q in json.loads(out)["items"]] == ["Dev"]
+    assert allot("quotas", "config", "disable")[0] == 0
+    code, out = allot("quotas", "config", "show")
+    assert json.loads(out)["resource_management_enabled"] is False
