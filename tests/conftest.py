@@ -86,6 +86,8 @@ def make_settings(tmp_path: Path, backend: str = "sqlite", **overrides) -> Setti
         bootstrap_admin_username="admin",
         bootstrap_admin_password=ADMIN_PASSWORD,
         scheduler_tick_s=0.05,
+        # Tests drive the scheduler loop themselves (allotment.scheduler.loop.Scheduler.run_cycle) when they need it.
+        scheduler_enabled=False,
     )
     if backend == "postgres":
         values["database_url"] = _fresh_postgres_url()

@@ -23,11 +23,23 @@ class Settings(BaseSettings):
     # Scheduler loop: it reacts to events and also wakes up on this tick.
     scheduler_enabled: bool = True
     scheduler_tick_s: float = 1.0
+    # A job queued this long reserves what it waits for so that smaller jobs stop overtaking it (None: never).
+    scheduler_starvation_age_s: float | None = 3600.0
+    # Bound on admissions per cycle (keeps one cycle's transaction small); None: no bound.
+    scheduler_max_admissions_per_cycle: int | None = 5000
+    # Simulated clusters: virtual nodes from this YAML file (see backends/simulated.py); nodes may also be
+    # registered through the API (POST /clusters/{cluster}/nodes).
+    simulated_nodes: Path | None = None
+    # The cluster whose nodes are this host as the local engine reports it (GPUs from nvidia-smi, cores, memory);
+    # other clusters with the local engine run their jobs here too but get their nodes through the API.
+    local_cluster: str = "local"
     # Login protection (Backend.AI style).
     login_max_failures: int = 5
     login_lock_minutes: int = 20
     session_hours: int = 12
     log_level: str = "info"
+    # The console's third-party JS and CSS (npm packages); default: node_modules of the source checkout.
+    vendor_dir: Path | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -11,8 +11,13 @@ from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.db import utcnow
 from allotment.errors import Forbidden
 from allotment.identity import credentials
-from allotment.identity.access_schemas import CredentialCreate, CredentialCreated, CredentialList, CredentialOut, \
-    CredentialUpdate
+from allotment.identity.access_schemas import (
+    CredentialCreate,
+    CredentialCreated,
+    CredentialList,
+    CredentialOut,
+    CredentialUpdate,
+)
 from allotment.identity.models import User
 from allotment.identity.service import find_user
 
@@ -39,7 +44,7 @@ def created_response(request: Request, credential, owner: User, secret: str) -> 
 def list_credentials(
     principal: Authenticated, db: DB,
     user: Annotated[str | None, Query(description="whose (platform admins: anyone's)")] = None,
-    all: Annotated[bool, Query(description="everyone's (platform admins only)")] = False,  # noqa: A002 - API name
+    all: Annotated[bool, Query(description="everyone's (platform admins only)")] = False,
     status: Annotated[str | None, Query(description="active, revoked or expired")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,

@@ -1,7 +1,9 @@
 """Jobs: what a principal submits, and where the scheduler put it.
 
 Lifecycle: queued -> admitted (resources reserved, placement chosen) -> running -> succeeded | failed; a queued,
-admitted or running job may end cancelled; an admitted or running job may be preempted (it then ends `preempted`).
+admitted or running job may end cancelled; an admitted or running job may be preempted: it goes `preempted` while the
+backend stops it, then the scheduler requeues it (`queued` again, same `seq`, `preemptions` + 1, the reason names the
+job that preempted it).
 A queued job always carries `reason_code` (machine-readable, core.model.WaitCode) and `reason` (a sentence with the
 numbers). Quantities are integers in core/quantity.py's raw units (milli-GPU, millicores, bytes).
 """
@@ -39,6 +41,9 @@ class Job(Base):
         Index("ix_jobs_cluster_state_seq", "cluster_id", "state", "seq"),
         Index("ix_jobs_quota_state", "quota_id", "state"),
         Index("ix_jobs_owner_state", "owner_id", "state"),
+        # The scheduler picks up recent cancellations without scanning the queue (see scheduler/load.py).
+        Index("ix_jobs_state_finished_at", "state", "finished_at"),
+        Index("ix_jobs_cancel_requested_at", "cancel_requested_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -82,4 +87,6 @@ class Job(Base):
     devices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     backend_handle: Mapped[str | None] = mapped_column(String(255))  # the execution engine's id (pid, Slurm job id)
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    # How often the job was preempted; each time it went back to `queued` keeping its `seq` (Kueue-style requeue).
+    preemptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -73,6 +73,7 @@ class JobOut(BaseModel):
     placement: Placement | None
     backend_handle: str | None
     exit_code: int | None
+    preemptions: int = Field(0, description="how often the job was preempted and requeued")
 
     @classmethod
     def of(cls, job: Job, names: dict[str, dict[int, str]]) -> JobOut:
@@ -89,7 +90,7 @@ class JobOut(BaseModel):
             reason_code=job.reason_code, reason=job.reason, seq=job.seq, submitted_at=job.submitted_at,
             admitted_at=job.admitted_at, started_at=job.started_at, finished_at=job.finished_at,
             cancel_requested_at=job.cancel_requested_at, placement=placement, backend_handle=job.backend_handle,
-            exit_code=job.exit_code,
+            exit_code=job.exit_code, preemptions=job.preemptions or 0,
         )
 
 

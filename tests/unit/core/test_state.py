@@ -122,3 +122,28 @@ def test_invalid_jobs_are_reported_once_and_can_be_removed():
     assert state.explain("bad").code == WaitCode.UNKNOWN_QUOTA
     assert state.queued_count == 1
     assert state.remove_job("bad") and state.queued_count == 0
+
+
+@pytest.mark.parametrize(
+    "cycle, expected_queued, expected_code",
+    [
+        (True, ["j0", "j1", "j2"], WaitCode.NO_CAPACITY),  # blocked: every member shares the head's reason
+        (False, ["j0", "j1", "j2"], None),  # not examined yet: no reason to share
+    ],
+)
+def test_queue_group_shares_the_heads_reason_with_its_members(cycle, expected_queued, expected_code):
+    state = state_of([quota("q")], [gpu_pool("p", 4)])
+    start(state, "r", "q", "p", gpus=4)
+    for i in range(3):
+        state.add_job(job(f"j{i}", "q", gpus=2, seq=i))
+    if cycle:
+        state.cycle(1.0)
+    queued = sorted(state.queued_ids())
+    assert queued == expected_queued
+    key, wait = state.queue_group("j2")
+    assert sorted(state.group_members(key)) == queued
+    assert (wait.code if wait else None) == expected_code
+    if expected_code:
+        assert wait.message == state.explain("j0").message  # the head's sentence, with the numbers
+    assert state.queue_group("r") is None  # running, not queued
+    assert state.group_members(("no", "such", "group")) == []

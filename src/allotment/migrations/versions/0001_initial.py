@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:06:16.828298
+Create Date: 2026-11-22 23:58:15.802148
 """
 
 from alembic import op
@@ -268,6 +268,7 @@ def upgrade() -> None:
     sa.Column('devices', sa.JSON(), nullable=True),
     sa.Column('backend_handle', sa.String(length=255), nullable=True),
     sa.Column('exit_code', sa.Integer(), nullable=True),
+    sa.Column('preemptions', sa.Integer(), server_default='0', nullable=False),
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_jobs_cluster_id_clusters'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users')),
@@ -279,10 +280,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False)
         batch_op.create_index('ix_jobs_cluster_state_seq', ['cluster_id', 'state', 'seq'], unique=False)
         batch_op.create_index('ix_jobs_owner_state', ['owner_id', 'state'], unique=False)
         batch_op.create_index('ix_jobs_quota_state', ['quota_id', 'state'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_seq'), ['seq'], unique=False)
+        batch_op.create_index('ix_jobs_state_finished_at', ['state', 'finished_at'], unique=False)
 
     op.create_table('nodes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -428,10 +431,12 @@ def downgrade() -> None:
 
     op.drop_table('nodes')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index('ix_jobs_state_finished_at')
         batch_op.drop_index(batch_op.f('ix_jobs_seq'))
         batch_op.drop_index('ix_jobs_quota_state')
         batch_op.drop_index('ix_jobs_owner_state')
         batch_op.drop_index('ix_jobs_cluster_state_seq')
+        batch_op.drop_index('ix_jobs_cancel_requested_at')
 
     op.drop_table('jobs')
     with op.batch_alter_table('resource_configs', schema=None) as batch_op:

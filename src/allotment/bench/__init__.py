@@ -1,0 +1,1 @@
+"""Benchmark scenarios replayed through the real path (HTTP, database, scheduler, simulated execution)."""

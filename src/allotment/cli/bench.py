@@ -1,0 +1,93 @@
+"""`allot bench scenario FILE`: run a scheduler benchmark through the real path and print its figures.
+
+Without --url it starts a throwaway server (temporary SQLite database, simulated engine, short scheduler tick) and
+stops it afterwards; with --url it uses a running server with the saved login (`allot login`) or ALLOT_TOKEN, and
+creates its cluster, quotas and priority classes under a unique prefix.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from allotment.cli.client import CliError
+from allotment.cli.output import console, emit_json, err_console, table
+
+
+def register(app: typer.Typer) -> None:
+    bench = typer.Typer(help="Benchmarks of the scheduler.", no_args_is_help=True)
+    app.add_typer(bench, name="bench")
+
+    @bench.command("scenario")
+    def scenario(
+        file: Path = typer.Argument(..., exists=True, dir_okay=False, help="scenario file (Kueue generator format)"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+        url: str = typer.Option(None, "--url", help="use this running server instead of a throwaway one"),
+        tick: float = typer.Option(0.05, "--tick", help="scheduler tick of the throwaway server, seconds"),
+        timeout: float = typer.Option(1800, "--timeout", help="give up when jobs are still active after this"),
+        keep: bool = typer.Option(False, "--keep", help="keep the throwaway server's directory (database, log)"),
+    ) -> None:
+        """Submit the scenario's jobs at their creation times, wait for all to finish, report wall time,
+        utilisation, time to admission per job class (mean, p50, p99) and per quota."""
+        from allotment.bench import report, runner
+        from allotment.bench.scenario import ScenarioError, load
+
+        try:
+            plan = load(file)
+        except ScenarioError as exc:
+            raise CliError(str(exc)) from exc
+        progress = None if as_json else (lambda msg: err_console.print(f"[dim]{msg}[/dim]"))
+        try:
+            if url:
+                result = _run(runner, report, plan, _client_for(url), f"b{int(time.time())}-", timeout, progress)
+                result["server"] = url
+            else:
+                with runner.ThrowawayServer(tick_s=tick, keep=keep) as server:
+                    if progress:
+                        progress(f"throwaway server on {server.url} ({server.dir})")
+                    api = runner.Api(server.url)
+                    api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
+                    result = _run(runner, report, plan, api, "", timeout, progress)
+                    result["server"] = "throwaway (SQLite, simulated engine)"
+        except runner.BenchError as exc:
+            raise CliError(str(exc)) from exc
+        if as_json:
+            emit_json(result)
+        else:
+            _print(result)
+
+
+def _client_for(url: str):
+    from allotment.bench.runner import Api
+    from allotment.cli.client import Client
+
+    saved = Client(url=url)  # the saved login, or ALLOT_TOKEN
+    return Api(url, saved.token)
+
+
+def _run(runner, report, plan, api, prefix: str, timeout: float, progress) -> dict:
+    done = runner.setup(api, plan, prefix)
+    if progress:
+        progress(f"cluster {done.cluster}: {len(plan.quotas)} quotas, capacity {plan.capacity:g} {plan.resource}; "
+                 f"submitting {len(plan.jobs)} jobs")
+    started_at, ids = runner.submit(api, plan, done, progress)
+    runner.wait_finished(api, len(ids), timeout, progress)
+    jobs = runner.fetch_jobs(api, ids)
+    return report.compute(plan, jobs, started_at, plan.resource, plan.capacity, done.quota_names)
+
+
+def _print(result: dict) -> None:
+    console.print(f"[bold]{result['scenario']}[/bold]: {result['jobs']} jobs, {result['finished']} finished")
+    console.print(f"wall time      {result['wall_ms'] / 1000:.1f} s  (lower bound {result['lower_bound_ms'] / 1000:.1f} s)")
+    console.print(f"utilisation    {result['utilisation'] * 100:.1f} % of {result['capacity']:g} {result['resource']}")
+    console.print(f"preemptions    {result['preemptions']}")
+    lag = result["submission_lag_ms"]
+    console.print(f"submission lag mean {lag['mean']:.0f} ms, max {lag['max']:.0f} ms")
+    rows = [{"class": name, **stats} for name, stats in result["classes"].items()]
+    table(rows, ["class", "count", "mean_admission_ms", "p50_admission_ms", "p99_admission_ms"],
+          title="Time to admission per job class")
+    rows = [{"quota": name, **q} for name, q in result["quotas"].items()]
+    table(rows, ["quota", "jobs", "mean_admission_ms", "p99_admission_ms", "resource_seconds", "preemptions"],
+          title="Per quota")

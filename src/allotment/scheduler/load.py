@@ -1,0 +1,222 @@
+"""Reading the database into the scheduler core's inputs: a cluster's pools, devices, profiles and quota tree, and the
+jobs it holds. Plain column queries (no ORM objects), because a full load happens at start and after every
+configuration change and touches every active job.
+
+Names inside core: a quota is its name, a pool its name within the cluster, a device its row id as text, a job its id
+as text (see quotas/tree.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from allotment.core.model import FULL_DEVICE, Device, Pool, Profile, QueuedJob, RunningJob
+from allotment.core.quantity import UNLIMITED, Quantity
+from allotment.core.quota_tree import QuotaSpec
+from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Node
+from allotment.inventory.models import Device as DeviceRow
+from allotment.inventory.models import Pool as PoolRow
+from allotment.quotas.models import Profile as ProfileRow
+from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota
+from allotment.quotas.tree import quota_specs
+from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
+
+# The job columns the loop needs: what core decides on, what a backend launch needs, and the persisted reason.
+JOB_COLUMNS = (
+    Job.id, Job.cluster_id, Job.quota_id, Job.profile_id, Job.pool_id, Job.gpu_milli, Job.cpu_milli,
+    Job.memory_bytes, Job.priority_class, Job.priority, Job.seq, Job.submitted_at, Job.state, Job.command,
+    Job.time_limit_s, Job.labels, Job.reason_code, Job.reason, Job.admitted_at, Job.started_at,
+    Job.placed_pool_id, Job.devices, Job.backend_handle, Job.cancel_requested_at, Job.finished_at,
+)
+
+
+def ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+class JobInfo:
+    """What the loop remembers about one active job between cycles (queued, admitted, running)."""
+
+    __slots__ = ("command", "cpu", "devices", "gpu", "handle", "id", "labels", "memory", "placed_pool", "pool_id",
+                 "quota_id", "reason", "reason_code", "started_at", "state", "time_limit_s")
+
+    def __init__(self, row: Any) -> None:
+        self.id: int = row.id
+        self.quota_id: int | None = row.quota_id
+        self.pool_id: int | None = row.pool_id
+        self.gpu: int = row.gpu_milli or 0
+        self.cpu: int = row.cpu_milli or 0
+        self.memory: int = row.memory_bytes or 0
+        self.command: list[str] = list(row.command or [])
+        self.time_limit_s: int | None = row.time_limit_s
+        self.labels: dict = dict(row.labels or {})
+        self.state: str = row.state
+        self.reason_code: str | None = row.reason_code
+        self.reason: str | None = row.reason
+        self.started_at: float | None = ts(row.started_at) or ts(row.admitted_at)
+        self.placed_pool: int | None = row.placed_pool_id
+        self.devices: list[dict] = list(row.devices or [])
+        self.handle: str | None = row.backend_handle
+
+    def requests(self) -> dict[str, Quantity]:
+        out = {}
+        for resource, raw in (("gpu", self.gpu), ("cpu", self.cpu), ("memory", self.memory)):
+            if raw:
+                out[resource] = Quantity(raw)
+        return out
+
+
+@dataclass
+class Inventory:
+    """One cluster's configuration as core sees it, plus the id <-> name maps the loop needs to write back."""
+
+    quotas: list[QuotaSpec]
+    pools: list[Pool]
+    profiles: list[Profile]
+    quota_names: dict[int, str]
+    pool_names: dict[int, str]
+    profile_names: dict[int, str]
+    profile_amounts: dict[int, tuple[int, int, int]]
+    devices: dict[str, tuple[str, int]] = field(default_factory=dict)  # core device id -> (node name, index)
+    # Pools that can run something: with devices (for GPU jobs) or with nodes (their cpu and memory).
+    gpu_pools: frozenset[str] = frozenset()
+    node_pools: frozenset[str] = frozenset()
+
+    def eligible_pools(self, gpu: int) -> tuple[str, ...]:
+        """The pools a job without a pinned pool or profile may try, in pool order: an empty pool, or one without
+        devices for a GPU job, could never run it and would only clutter its reason. All pools when none fits."""
+        wanted = self.gpu_pools if gpu else self.node_pools | self.gpu_pools
+        names = tuple(p.name for p in self.pools if p.name in wanted)
+        return names or tuple(p.name for p in self.pools)
+
+    @property
+    def pool_ids(self) -> dict[str, int]:
+        return {name: pid for pid, name in self.pool_names.items()}
+
+
+def clusters(session: Session) -> list[Any]:
+    """Every cluster with what tells the loop to rebuild (config_version) or pause (the switch)."""
+    return list(session.execute(select(Cluster.id, Cluster.name, Cluster.backend, Cluster.config_version,
+                                       Cluster.resource_management_enabled).order_by(Cluster.id)).all())
+
+
+def inventory(session: Session, cluster_id: int) -> Inventory:
+    pool_rows = session.execute(select(PoolRow.id, PoolRow.name).where(PoolRow.cluster_id == cluster_id)
+                                .order_by(PoolRow.id)).all()
+    pool_names = {r.id: r.name for r in pool_rows}
+    nodes = session.execute(select(Node.id, Node.name, Node.pool_id, Node.status, Node.cpu_milli,
+                                   Node.memory_bytes).where(Node.cluster_id == cluster_id)).all()
+    node_by_id = {n.id: n for n in nodes}
+    cpu: dict[int, int] = {}
+    memory: dict[int, int] = {}
+    for n in nodes:  # a pool with nodes offers their cpu and memory; a pool without nodes does not track them
+        ready = n.status == NODE_READY
+        cpu[n.pool_id] = cpu.get(n.pool_id, 0) + ((n.cpu_milli or 0) if ready else 0)
+        memory[n.pool_id] = memory.get(n.pool_id, 0) + ((n.memory_bytes or 0) if ready else 0)
+    device_rows = session.execute(
+        select(DeviceRow.id, DeviceRow.node_id, DeviceRow.index, DeviceRow.pool_id, DeviceRow.health)
+        .join(Node, Node.id == DeviceRow.node_id).where(Node.cluster_id == cluster_id)
+        .order_by(DeviceRow.node_id, DeviceRow.index)).all()
+    devices: dict[str, tuple[str, int]] = {}
+    usable: dict[int, list[tuple[str, str]]] = {}
+    for d in device_rows:
+        node = node_by_id[d.node_id]
+        devices[str(d.id)] = (node.name, d.index)
+        # Unhealthy devices and devices of draining or down nodes take no new work (their running jobs keep them).
+        if d.health == HEALTHY and node.status == NODE_READY:
+            usable.setdefault(d.pool_id, []).append((str(d.id), node.name))
+
+    links = session.execute(select(ProfilePool.profile_id, ProfilePool.pool_id, ProfilePool.position,
+                                   ProfilePool.pool_position, ProfilePool.id)
+                            .join(ProfileRow, ProfileRow.id == ProfilePool.profile_id)
+                            .where(ProfileRow.cluster_id == cluster_id)).all()
+    profile_rows = session.execute(select(ProfileRow.id, ProfileRow.name, ProfileRow.gpu_milli, ProfileRow.cpu_milli,
+                                          ProfileRow.memory_bytes).where(ProfileRow.cluster_id == cluster_id)).all()
+    profile_names = {p.id: p.name for p in profile_rows}
+    policy_rows = session.execute(select(ProfilePolicy.profile_id, Quota.name, ProfilePolicy.position, ProfilePolicy.id)
+                                  .join(Quota, Quota.id == ProfilePolicy.quota_id)
+                                  .where(Quota.cluster_id == cluster_id)).all()
+    order_in_pool: dict[int, list[tuple[int, int, str]]] = {}
+    pools_of_profile: dict[int, list[tuple[int, int, str]]] = {}
+    for link in links:
+        name = profile_names[link.profile_id]
+        order_in_pool.setdefault(link.pool_id, []).append((link.pool_position, link.id, name))
+        pools_of_profile.setdefault(link.profile_id, []).append((link.position, link.id, pool_names[link.pool_id]))
+    policies: dict[int, list[tuple[int, int, str]]] = {}
+    for row in policy_rows:
+        policies.setdefault(row.profile_id, []).append((row.position, row.id, row.name))
+
+    pools = []
+    for pid, name in pool_names.items():
+        devs = tuple(Device(dev_id, FULL_DEVICE, FULL_DEVICE, node) for dev_id, node in usable.get(pid, []))
+        pools.append(Pool(name, devs, Quantity(cpu[pid]) if pid in cpu else UNLIMITED,
+                          Quantity(memory[pid]) if pid in memory else UNLIMITED,
+                          tuple(n for _, _, n in sorted(order_in_pool.get(pid, [])))))
+    profiles = []
+    for p in profile_rows:
+        requests = {r: Quantity(v) for r, v in (("gpu", p.gpu_milli), ("cpu", p.cpu_milli),
+                                                 ("memory", p.memory_bytes)) if v}
+        profiles.append(Profile(p.name, requests, tuple(n for _, _, n in sorted(pools_of_profile.get(p.id, []))),
+                                tuple(n for _, _, n in sorted(policies.get(p.id, [])))))
+    quota_names = dict(session.execute(select(Quota.id, Quota.name).where(Quota.cluster_id == cluster_id)).all())
+    return Inventory(quota_specs(session, cluster_id), pools, profiles, quota_names, pool_names, profile_names,
+                     {p.id: (p.gpu_milli, p.cpu_milli, p.memory_bytes) for p in profile_rows}, devices,
+                     frozenset(pool_names[d.pool_id] for d in device_rows if d.pool_id in pool_names),
+                     frozenset(pool_names[n.pool_id] for n in nodes if n.pool_id in pool_names))
+
+
+def active_jobs(session: Session, cluster_id: int) -> list[Any]:
+    """Queued and holding jobs in submission order, and preempted jobs still waiting to be requeued."""
+    return list(session.execute(
+        select(*JOB_COLUMNS).where(Job.cluster_id == cluster_id,
+                                   Job.state.in_((QUEUED, ADMITTED, RUNNING, PREEMPTED)))
+        .order_by(Job.seq, Job.id)).all())
+
+
+def queued_job(row: Any, inv: Inventory) -> QueuedJob:
+    """A queued job as core sees it: a profile job tries the profile's pools (unless pinned to one pool)."""
+    requests = {r: Quantity(v) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
+                                             ("memory", row.memory_bytes)) if v}
+    profile = inv.profile_names.get(row.profile_id) if row.profile_id is not None else None
+    pools: tuple[str, ...] = ()
+    if row.pool_id is not None:
+        pools = (inv.pool_names.get(row.pool_id, f"#{row.pool_id}"),)
+        profile = None
+    elif profile is not None and inv.profile_amounts.get(row.profile_id) != (row.gpu_milli, row.cpu_milli,
+                                                                             row.memory_bytes):
+        # The profile was resized after submission: the job keeps the amounts it was given, in the profile's pools.
+        pools = next((tuple(p.pools) for p in inv.profiles if p.name == profile), ())
+        profile = None
+    elif profile is None:
+        pools = inv.eligible_pools(row.gpu_milli or 0)
+    return QueuedJob(str(row.id), inv.quota_names.get(row.quota_id, ""), row.priority or 0, row.seq or row.id,
+                     ts(row.submitted_at) or 0.0, requests if profile is None else {}, pools, profile,
+                     row.priority_class)
+
+
+def running_job(row: Any, inv: Inventory, started_at: float) -> RunningJob:
+    requests = {r: Quantity(v) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
+                                             ("memory", row.memory_bytes)) if v}
+    shares = tuple((str(d["device_id"]), Quantity(int(d.get("milli", 1000))))
+                   for d in (row.devices or []) if d.get("device_id") is not None)
+    return RunningJob(str(row.id), inv.quota_names.get(row.quota_id, ""), row.priority or 0, started_at,
+                      inv.pool_names.get(row.placed_pool_id, ""), requests, shares)
+
+
+def free_devices(pools: list[Pool], running: list[RunningJob]) -> list[Pool]:
+    """Pools whose devices' free amounts exclude what the running jobs hold (core expects it that way)."""
+    held: dict[str, int] = {}
+    for run in running:
+        for dev, amount in run.devices:
+            held[dev] = held.get(dev, 0) + amount.raw
+    out = []
+    for pool in pools:
+        devs = tuple(Device(d.id, Quantity(max(d.capacity.raw - held.get(d.id, 0), 0)), d.capacity, d.node)
+                     for d in pool.devices)
+        out.append(Pool(pool.name, devs, pool.cpu, pool.memory, pool.profile_order))
+    return out

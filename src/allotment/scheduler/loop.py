@@ -1,0 +1,365 @@
+"""The scheduler loop: a thread of the server process that admits, places and preempts jobs.
+
+One cycle:
+ 1. clusters: build a cluster's state from the database the first time and whenever its configuration version or
+    its resource-management switch changes (runtime.py); otherwise keep it;
+ 2. pull what changed since the last cycle: new submissions (jobs above the id watermark), cancellations (an indexed
+    look at the last minute), and the backends' events (started, succeeded, failed);
+ 3. requeue the jobs preempted in the previous cycle, then let core decide (admit, place, preempt, wait with reason);
+ 4. persist every change of the cycle in ONE transaction (bulk UPDATEs, guarded by the state each job must be in);
+ 5. only then tell the engines: stop the preempted and cancelled jobs, launch the admitted ones.
+A crash before 4 loses nothing (the database still says what it said; events not yet written are polled again or
+replayed); a crash between 4 and 5 leaves jobs `admitted`, and a new loop launches them again (launch is idempotent),
+so nothing is admitted twice. If the guarded writes find that a job changed under the cycle, the cycle is rolled back
+and every cluster's state is rebuilt.
+
+It reacts to events (state.scheduler_wakeup, set by submissions, cancellations and configuration changes, and once
+more after their transaction commits) and to the engines' next due event, with settings.scheduler_tick_s as the
+longest sleep. Tests drive it deterministically with `Scheduler(state).run_cycle(now)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from itertools import chain
+
+from sqlalchemy import event, func, or_, select
+from sqlalchemy.orm import Session
+
+from allotment.api.state import AppState
+from allotment.backends.base import Backend, JobEvent
+from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
+from allotment.inventory.models import Cluster
+from allotment.scheduler import load
+from allotment.scheduler.engines import make_backend, register_inventory
+from allotment.scheduler.metering import Meter, Usage
+from allotment.scheduler.persist import Conflict, Writes, dt
+from allotment.scheduler.runtime import Actions, ClusterRuntime
+from allotment.workloads.models import CANCELLED, HOLDING_STATES, Job
+
+log = logging.getLogger("allotment.scheduler")
+
+CANCEL_WINDOW_S = 60.0  # cancellations are looked up this far back (commit delays, clock skew between writers)
+GAP_TTL_S = 30.0  # how long an id below the watermark may still appear (PostgreSQL commits out of id order)
+
+
+@dataclass
+class CycleReport:
+    admitted: int = 0
+    preempted: int = 0
+    waiting: int = 0
+    finished: int = 0
+    writes: int = 0
+    seconds: float = 0.0
+    conflict: bool = False  # the database changed under the cycle: nothing was written, the state is rebuilt
+
+
+class Scheduler:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        settings = state.settings
+        self.config = SchedulerConfig(starvation_age_s=settings.scheduler_starvation_age_s,
+                                      max_admissions_per_cycle=settings.scheduler_max_admissions_per_cycle)
+        self.tick = max(float(settings.scheduler_tick_s), 0.001)
+        self.runtimes: dict[int, ClusterRuntime] = {}
+        self.backends: dict[int, Backend | None] = {}
+        self._fresh_engines: set[int] = set()  # engines created by this loop whose jobs may need relaunching
+        self.backlog: dict[int, list[JobEvent]] = {}  # polled, not yet committed
+        self.watermark: int | None = None
+        self._gaps: list[tuple[int, int, float]] = []
+        self._last_scan = 0.0
+        self._more = False
+        meter = state.extras.get("scheduler_meter")
+        if meter is None:
+            meter = state.extras["scheduler_meter"] = Meter(state.extras.get("metrics_registry"))
+        self.meter: Meter = meter
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._hooks: list[tuple[str, object]] = []
+
+    # -- the cycle ---------------------------------------------------------------------------------------------------
+    def run_cycle(self, now: float | None = None, scan: bool = True) -> CycleReport:
+        """One cycle at time `now` (epoch seconds; default: the clock). `scan` looks for new and cancelled jobs."""
+        began = time.perf_counter()
+        now = time.time() if now is None else now
+        report = CycleReport()
+        writes, actions, usage = Writes(), Actions(), []
+        session = self.state.sessions()
+        try:
+            self._clusters(session, now, writes, actions, usage)
+            if scan or not self._last_scan:
+                self._scan(session, now, writes, actions, usage)
+            for rt in self.runtimes.values():
+                rt.requeue_preempted(now, writes)
+                for job_id in rt.cancel_requested:
+                    rt.stop_requested(job_id, now, writes, actions, usage)
+                rt.cancel_requested.clear()
+            for cid, backend in self.backends.items():
+                if backend is not None and cid in self.runtimes:
+                    polled = backend.poll(now)
+                    if polled:
+                        self.backlog.setdefault(cid, []).extend(polled)
+            for cid, events in self.backlog.items():
+                rt = self.runtimes.get(cid)
+                if rt is not None:
+                    rt.apply(events, now, writes, usage)
+            report.finished = len(usage)
+            for rt in self.runtimes.values():
+                for d in rt.decide(now, writes, actions, usage):
+                    if isinstance(d, Admit):
+                        report.admitted += 1
+                    elif isinstance(d, Preempt):
+                        report.preempted += 1
+                    elif isinstance(d, Wait):
+                        report.waiting += 1
+            report.writes = len(writes)
+            if len(writes):
+                writes.apply(session.connection())
+            session.commit()
+        except Conflict as exc:
+            session.rollback()
+            self.runtimes.clear()
+            log.info("scheduler: %s; the cycle was rolled back and the state is rebuilt from the database", exc)
+            report.conflict = True
+            return report
+        except BaseException:
+            session.rollback()
+            self.runtimes.clear()  # rebuilt from the database next cycle; polled events stay in the backlog
+            raise
+        finally:
+            session.close()
+        self.backlog.clear()
+        self._dispatch(actions, now)
+        for u in usage:
+            self.meter.record(u)
+        limit = self.config.max_admissions_per_cycle
+        self._more = limit is not None and report.admitted >= limit
+        report.seconds = time.perf_counter() - began
+        return report
+
+    def _clusters(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        rows = load.clusters(session)
+        if self._ensure_backends(session, rows):
+            session.commit()  # the inventory the engines reported; the cycle's own writes follow
+            rows = load.clusters(session)
+        present = {r.id for r in rows}
+        for cid in [c for c in self.runtimes if c not in present]:
+            del self.runtimes[cid]
+        for cid in [c for c in self.backends if c not in present]:
+            backend = self.backends.pop(cid)
+            if backend is not None:
+                backend.close()
+        for row in rows:
+            rt = self.runtimes.get(row.id)
+            if rt is not None and rt.version == row.config_version \
+                    and rt.enabled == bool(row.resource_management_enabled):
+                continue
+            if self.watermark is None:  # read before loading, so nothing submitted meanwhile is missed
+                self.watermark = session.scalar(select(func.max(Job.id))) or 0
+            inv = load.inventory(session, row.id)
+            rows_ = load.active_jobs(session, row.id)
+            rt = ClusterRuntime(row, inv, rows_, self.config, now, self.backends.get(row.id) is not None)
+            self.runtimes[row.id] = rt
+            if row.id in self._fresh_engines:
+                self._fresh_engines.discard(row.id)
+                self._recover(rt, now, writes, actions, usage)
+            log.info("scheduler: loaded cluster %s (config version %s, %d active jobs)", row.name,
+                     row.config_version, len(rt.jobs))
+
+    def _ensure_backends(self, session: Session, rows: list) -> bool:
+        registered = False
+        for row in rows:
+            if row.id in self.backends:
+                continue
+            backend = make_backend(self.state.settings, row.backend)
+            self.backends[row.id] = backend
+            if backend is None:
+                continue
+            self._fresh_engines.add(row.id)
+            if row.backend == "local" and row.name != self.state.settings.local_cluster:
+                continue
+            try:
+                registered = register_inventory(session, row.id, backend) > 0 or registered
+            except Exception:  # a bad report must not stop scheduling: the cluster runs with what it has
+                log.exception("scheduler: cluster %s: could not register the engine's inventory", row.name)
+                session.rollback()
+        return registered
+
+    def _recover(self, rt: ClusterRuntime, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        """A new engine for jobs a previous loop admitted: launch the admitted ones again; a simulated engine resumes
+        running ones for what is left of their duration; a lost local process is reported failed."""
+        from allotment.scheduler.engines import duration_of, launch_of
+
+        for job_id in rt.recover_admitted:
+            info = rt.jobs.get(job_id)
+            if info is not None and info.state == "admitted":
+                actions.launches.append((rt.cluster_id, launch_of(info, info.devices)))
+        for job_id in rt.recover_running:
+            info = rt.jobs.get(job_id)
+            if info is None or info.state != "running":
+                continue
+            if rt.kind == "simulated":
+                duration = duration_of(info)
+                remaining = None if duration is None else (info.started_at or now) + duration - now
+                actions.launches.append((rt.cluster_id, launch_of(info, info.devices, remaining)))
+            else:
+                rt._end(info, now, "failed", None, "lost", "the server restarted while the job ran; its process "
+                        "is no longer tracked", writes, usage)
+        for job_id in rt.requeue:
+            actions.cancels.append((rt.cluster_id, job_id))  # the stop may not have happened before the restart
+        rt.recover_admitted.clear()
+        rt.recover_running.clear()
+
+    def _scan(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        """New submissions and cancellations since the last scan; cost follows what changed, not the queue."""
+        wall = time.time()
+        wm = self.watermark or 0
+        conditions = [Job.id > wm] + [Job.id.between(lo, hi) for lo, hi, _ in self._gaps]
+        rows = session.execute(select(*load.JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
+        for row in rows:
+            rt = self.runtimes.get(row.cluster_id)
+            if rt is not None:
+                rt.add_new(row)
+        self._track_gaps([r.id for r in rows], wm, wall)
+        since = dt(min(self._last_scan or wall, wall) - CANCEL_WINDOW_S)
+        cancelled = session.execute(select(Job.id, Job.cluster_id)
+                                    .where(Job.state == CANCELLED, Job.finished_at >= since)).all()
+        for job_id, cluster_id in cancelled:
+            rt = self.runtimes.get(cluster_id)
+            if rt is not None:
+                rt.cancelled(job_id, actions)
+        requested = session.execute(select(Job.id, Job.cluster_id)
+                                    .where(Job.cancel_requested_at >= since, Job.state.in_(HOLDING_STATES))).all()
+        for job_id, cluster_id in requested:
+            rt = self.runtimes.get(cluster_id)
+            if rt is not None:
+                rt.stop_requested(job_id, now, writes, actions, usage)
+        self._last_scan = wall
+
+    def _track_gaps(self, ids: list[int], wm: int, wall: float) -> None:
+        """On PostgreSQL a job with a lower id can commit after a higher one was read: keep looking at missing ids
+        for a while. SQLite has one writer at a time and assigns ids in commit order, so it needs none of this."""
+        above = [i for i in ids if i > wm]
+        if above:
+            self.watermark = above[-1]
+        if self.state.settings.is_sqlite:
+            return
+        found = sorted(ids)
+        gaps = []
+        for lo, hi, expires in self._gaps:
+            if expires < wall:
+                continue
+            start = lo
+            for i in found[bisect_left(found, lo):bisect_right(found, hi)]:
+                if start < i:
+                    gaps.append((start, i - 1, expires))
+                start = i + 1
+            if start <= hi:
+                gaps.append((start, hi, expires))
+        prev = wm
+        for i in above:
+            if i > prev + 1:
+                gaps.append((prev + 1, i - 1, wall + GAP_TTL_S))
+            prev = i
+        self._gaps = gaps[-1000:]
+
+    def _dispatch(self, actions: Actions, now: float) -> None:
+        for cid, job_id in actions.cancels:
+            backend = self.backends.get(cid)
+            if backend is not None:
+                try:
+                    backend.cancel(job_id, now)
+                except Exception:
+                    log.exception("scheduler: could not stop job %s", job_id)
+        for cid, launch in actions.launches:
+            backend = self.backends.get(cid)
+            rt = self.runtimes.get(cid)
+            if backend is None:
+                continue
+            try:
+                handle = backend.launch(launch, now)
+            except Exception as exc:
+                log.exception("scheduler: could not launch job %s", launch.job_id)
+                self.backlog.setdefault(cid, []).append(
+                    JobEvent(launch.job_id, "failed", now, None, f"the engine could not start it: {exc}"))
+                continue
+            info = rt.jobs.get(launch.job_id) if rt is not None else None
+            if info is not None:
+                info.handle = handle
+
+    # -- the thread --------------------------------------------------------------------------------------------------
+    def _timeout(self) -> float:
+        if self._more:
+            return 0.0
+        now = time.time()
+        timeout = max(self.tick - (now - self._last_scan), 0.0)
+        for backend in self.backends.values():
+            due = backend.next_event_at() if backend is not None else None
+            if due is not None:
+                timeout = min(timeout, max(due - now, 0.0))
+        return timeout
+
+    def _run(self) -> None:
+        wakeup = self.state.scheduler_wakeup
+        while not self._stop.is_set():
+            woke = wakeup.wait(self._timeout())
+            if self._stop.is_set():
+                break
+            if woke:
+                wakeup.clear()
+            scan = woke or time.time() - self._last_scan >= self.tick
+            try:
+                report = self.run_cycle(scan=scan)
+                if report.admitted or report.preempted or report.finished:
+                    log.debug("scheduler cycle: %s", report)
+            except Exception:
+                log.exception("scheduler: cycle failed; rebuilding its state from the database")
+                self._stop.wait(min(self.tick, 1.0))
+
+    def start(self) -> Scheduler:
+        self._install_commit_hook()
+        self._thread = threading.Thread(target=self._run, name="allot-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.state.scheduler_wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for target, fn in self._hooks:
+            event.remove(self.state.sessions, target, fn)
+        self._hooks.clear()
+        for backend in self.backends.values():
+            if backend is not None:
+                backend.close()
+
+    def _install_commit_hook(self) -> None:
+        """Wake the loop when a transaction that touched jobs or clusters commits: routes set the wake-up before
+        their transaction commits, so the first look may not see the rows yet."""
+        wakeup = self.state.scheduler_wakeup
+
+        def after_flush(session: Session, _context) -> None:
+            if any(isinstance(o, Job | Cluster) for o in chain(session.new, session.dirty)):
+                session.info["allot_wake_scheduler"] = True
+
+        def after_commit(session: Session) -> None:
+            if session.info.pop("allot_wake_scheduler", False):
+                wakeup.set()
+
+        def after_rollback(session: Session) -> None:
+            session.info.pop("allot_wake_scheduler", None)
+
+        for target, fn in (("after_flush", after_flush), ("after_commit", after_commit),
+                           ("after_rollback", after_rollback)):
+            event.listen(self.state.sessions, target, fn)
+            self._hooks.append((target, fn))
+
+
+def start_scheduler(state: AppState) -> Scheduler:
+    """Start the loop thread (services.py calls this when settings.scheduler_enabled)."""
+    return Scheduler(state).start()

@@ -1,0 +1,106 @@
+"""Writing one cycle: every state change the cycle decided, as a few bulk UPDATEs (executemany) in one transaction.
+
+Each statement is guarded by the state the job must still be in (a queued job cancelled meanwhile is not admitted).
+Admissions and preemptions must all apply: when one does not (someone changed the job since the loop read it), the
+whole cycle is rolled back and the loop rebuilds its state from the database; nothing is admitted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String, Text, bindparam, func, or_, update
+from sqlalchemy.engine import Connection
+
+from allotment.db import UTCDateTime
+from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
+
+T = Job.__table__
+C = T.c
+
+
+def dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _p(name: str, type_: Any) -> Any:
+    return bindparam(name, type_=type_)
+
+
+AT = _p("b_at", UTCDateTime())
+_BY_ID = C.id == bindparam("b_id", type_=Integer())
+# executemany cannot expand IN lists
+_HOLDING = or_(C.state == ADMITTED, C.state == RUNNING)
+
+ADMIT = update(T).where(_BY_ID, C.state == QUEUED).values(
+    state=ADMITTED, admitted_at=AT, placed_pool_id=_p("b_pool", Integer()), devices=_p("b_devices", JSON()),
+    reason_code=None, reason=_p("b_reason", Text()), updated_at=AT)
+PREEMPT = update(T).where(_BY_ID, _HOLDING).values(
+    state=PREEMPTED, reason_code="preempted", reason=_p("b_reason", Text()), preemptions=C.preemptions + 1,
+    updated_at=AT)
+REQUEUE = update(T).where(_BY_ID, C.state == PREEMPTED).values(
+    state=QUEUED, admitted_at=None, started_at=None, finished_at=None, placed_pool_id=None, devices=None,
+    backend_handle=None, exit_code=None, reason_code="preempted", reason=_p("b_reason", Text()), updated_at=AT)
+REASON = update(T).where(_BY_ID, C.state == QUEUED).values(
+    reason_code=_p("b_code", String()), reason=_p("b_reason", Text()), updated_at=AT)
+START = update(T).where(_BY_ID, C.state == ADMITTED).values(
+    state=RUNNING, started_at=AT, backend_handle=func.coalesce(_p("b_handle", String()), C.backend_handle),
+    updated_at=AT)
+FINISH = update(T).where(_BY_ID, _HOLDING).values(
+    state=_p("b_state", String()), finished_at=AT, started_at=func.coalesce(C.started_at, _p("b_started", UTCDateTime())),
+    exit_code=_p("b_exit", Integer()), reason_code=_p("b_code", String()), reason=_p("b_reason", Text()),
+    backend_handle=func.coalesce(C.backend_handle, _p("b_handle", String())), updated_at=AT)
+
+
+class Conflict(Exception):
+    """The database changed under the cycle (a guarded admission or preemption did not apply)."""
+
+
+@dataclass
+class Writes:
+    admits: list[dict] = field(default_factory=list)
+    preempts: list[dict] = field(default_factory=list)
+    requeues: list[dict] = field(default_factory=list)
+    reasons: list[dict] = field(default_factory=list)
+    starts: list[dict] = field(default_factory=list)
+    finishes: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (len(self.admits) + len(self.preempts) + len(self.requeues) + len(self.reasons) + len(self.starts)
+                + len(self.finishes))
+
+    def admit(self, job_id: int, at: float, pool_id: int | None, devices: list[dict], reason: str) -> None:
+        self.admits.append({"b_id": job_id, "b_at": dt(at), "b_pool": pool_id, "b_devices": devices,
+                            "b_reason": reason})
+
+    def preempt(self, job_id: int, at: float, reason: str) -> None:
+        self.preempts.append({"b_id": job_id, "b_at": dt(at), "b_reason": reason})
+
+    def requeue(self, job_id: int, at: float, reason: str) -> None:
+        self.requeues.append({"b_id": job_id, "b_at": dt(at), "b_reason": reason})
+
+    def reason(self, job_id: int, at: float, code: str, message: str) -> None:
+        self.reasons.append({"b_id": job_id, "b_at": dt(at), "b_code": code, "b_reason": message})
+
+    def start(self, job_id: int, at: float, handle: str | None) -> None:
+        self.starts.append({"b_id": job_id, "b_at": dt(at), "b_handle": handle})
+
+    def finish(self, job_id: int, at: float, state: str, started: float | None, exit_code: int | None,
+               code: str | None, reason: str | None, handle: str | None) -> None:
+        self.finishes.append({"b_id": job_id, "b_at": dt(at), "b_state": state,
+                              "b_started": dt(started) if started is not None else None, "b_exit": exit_code,
+                              "b_code": code, "b_reason": reason, "b_handle": handle})
+
+    def apply(self, conn: Connection) -> None:
+        """Run every statement (the caller commits). Raises Conflict when an admission or preemption missed."""
+        exact = conn.dialect.supports_sane_multi_rowcount
+        for stmt, rows, must_match in ((REQUEUE, self.requeues, False), (START, self.starts, False),
+                                       (FINISH, self.finishes, False), (PREEMPT, self.preempts, True),
+                                       (ADMIT, self.admits, True), (REASON, self.reasons, False)):
+            if not rows:
+                continue
+            result = conn.execute(stmt, rows)
+            if must_match and (exact or len(rows) == 1) and result.rowcount != len(rows):
+                raise Conflict(f"{result.rowcount} of {len(rows)} guarded updates applied")

@@ -1,0 +1,287 @@
+"""One cluster's scheduler state kept between cycles: core's incremental SchedulerState plus what the loop needs to
+write decisions back and to launch jobs (JobInfo per active job).
+
+Built from the database at start and after every configuration change (clusters.config_version), then kept up to
+date by events only: new submissions, cancellations, backend events and the cycle's own decisions. So the cost of a
+cycle follows what happened, not how many jobs are queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from allotment.backends.base import JobEvent, Launch
+from allotment.core.admission import SchedulerState
+from allotment.core.model import Admit, Decision, Preempt, QueuedJob, SchedulerConfig, Wait
+from allotment.core.quantity import format_raw
+from allotment.core.quota_tree import InvalidQuotaTree
+from allotment.scheduler.engines import launch_of
+from allotment.scheduler.load import Inventory, JobInfo, free_devices, queued_job, running_job
+from allotment.scheduler.metering import Usage
+from allotment.scheduler.persist import Writes
+from allotment.workloads.models import ADMITTED, CANCELLED, FAILED, PREEMPTED, QUEUED, RUNNING, SUCCEEDED
+
+log = logging.getLogger("allotment.scheduler")
+
+HOLDING = (ADMITTED, RUNNING)
+# A blocked group's members get its head's reason when the reason's code changes, and with fresh numbers at most this
+# often: rewriting every member on every change would make a cycle cost grow with the queue.
+REASON_REFRESH_S = 10.0
+
+DISABLED = "resource_management_disabled"
+NO_BACKEND = "no_backend"
+INVALID_CONFIG = "invalid_configuration"
+
+
+@dataclass
+class Actions:
+    """What to tell the engines once the cycle is committed: stops first, then launches."""
+
+    cancels: list[tuple[int, int]] = field(default_factory=list)  # (cluster id, job id)
+    launches: list[tuple[int, Launch]] = field(default_factory=list)  # (cluster id, launch)
+
+
+class ClusterRuntime:
+    def __init__(self, row: Any, inv: Inventory, rows: list[Any], config: SchedulerConfig, now: float,
+                 has_backend: bool) -> None:
+        self.cluster_id: int = row.id
+        self.name: str = row.name
+        self.kind: str = row.backend
+        self.version: int = row.config_version
+        self.enabled: bool = bool(row.resource_management_enabled)
+        self.has_backend = has_backend
+        self.inv = inv
+        self.pool_ids = inv.pool_ids
+        self.jobs: dict[int, JobInfo] = {}
+        self.queued_of: dict[int, QueuedJob] = {}  # what core knows of each active job, to requeue it after preemption
+        self.requeue: dict[int, str] = {}  # preempted job -> reason; requeued at the start of the next cycle
+        self.recover_admitted: list[int] = []  # admitted, maybe never launched (used when the engine is new)
+        self.recover_running: list[int] = []
+        self.cancel_requested: list[int] = []
+        self.fresh: list[int] = []  # added since the last cycle: their reason is set after it
+        self.group_marks: dict[tuple, tuple[str, float]] = {}
+        self.preempted_by: dict[int, str] = {}  # requeued job -> " (requeued after ...)" kept on its reasons
+        self.blocked_reason: tuple[str, str] | None = None  # the whole cluster waits (switch off, no engine, bad tree)
+        self._blocked_marked = False
+        self.core: SchedulerState | None = None
+
+        running, queued = [], []
+        for r in rows:
+            info = JobInfo(r)
+            self.queued_of[r.id] = queued_job(r, inv)
+            if r.state == PREEMPTED:
+                if r.finished_at is None:  # committed as preempted, not requeued yet (the loop stopped in between)
+                    self.requeue[r.id] = r.reason or "preempted"
+                    self.jobs[r.id] = info
+                continue
+            self.jobs[r.id] = info
+            if r.state in HOLDING:
+                running.append(running_job(r, inv, info.started_at or now))
+                if r.cancel_requested_at is not None:
+                    self.cancel_requested.append(r.id)
+                (self.recover_admitted if r.state == ADMITTED else self.recover_running).append(r.id)
+            else:
+                queued.append(self.queued_of[r.id])
+                self.fresh.append(r.id)
+        try:
+            self.core = SchedulerState(inv.quotas, free_devices(inv.pools, running), inv.profiles, config)
+        except (InvalidQuotaTree, ValueError) as exc:
+            self.blocked_reason = (INVALID_CONFIG, (f"cluster {self.name}: the quota configuration cannot be used "
+                                                   f"({exc}); queued jobs wait until it is fixed"))
+            return
+        for run in running:
+            try:
+                self.core.add_running(run)
+            except ValueError as exc:  # e.g. its pool or quota is gone: it still runs, core cannot count it
+                log.warning("cluster %s: running job %s not counted: %s", self.name, run.id, exc)
+        for job in queued:
+            self.core.add_job(job)
+        if not self.enabled:
+            self.blocked_reason = (DISABLED, (f"resource management is disabled for cluster {self.name}: queued jobs "
+                                             f"wait until an administrator enables it"))
+        elif not has_backend:
+            self.blocked_reason = (NO_BACKEND, (f"cluster {self.name}: its {self.kind} engine is not available in "
+                                               f"this server, so nothing can start there"))
+
+    # -- events ----------------------------------------------------------------------------------------------------
+    def add_new(self, row: Any) -> None:
+        """A job submitted since the last cycle (rows of other states are ignored; known ones too)."""
+        if row.id in self.jobs or row.state != QUEUED:
+            return
+        info = JobInfo(row)
+        self.jobs[row.id] = info
+        job = self.queued_of[row.id] = queued_job(row, self.inv)
+        if self.core is not None:
+            self.core.add_job(job)
+        self.fresh.append(row.id)
+
+    def cancelled(self, job_id: int, actions: Actions) -> None:
+        """The API cancelled the job (queued, or a race lost against an admission): forget it, stop it if started."""
+        info = self.jobs.pop(job_id, None)
+        self.queued_of.pop(job_id, None)
+        self.preempted_by.pop(job_id, None)
+        if info is None:
+            return
+        if self.core is not None:
+            self.core.remove_job(str(job_id))
+        if info.state in HOLDING:
+            actions.cancels.append((self.cluster_id, job_id))
+
+    def stop_requested(self, job_id: int, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        """Cancellation of an admitted or running job: free it, mark it cancelled, stop it after the commit."""
+        info = self.jobs.get(job_id)
+        if info is None or info.state not in HOLDING:
+            return
+        self._end(info, now, CANCELLED, None, "cancelled", "cancelled at the owner's or an administrator's request "
+                  "while it held resources; it was stopped", writes, usage)
+        actions.cancels.append((self.cluster_id, job_id))
+
+    def apply(self, events: list[JobEvent], now: float, writes: Writes, usage: list[Usage]) -> None:
+        """Backend events: 'started' marks the job running; 'succeeded'/'failed' end it and free its resources."""
+        started: dict[int, float] = {}
+        for ev in events:
+            info = self.jobs.get(ev.job_id)
+            if info is None or info.state not in HOLDING:
+                continue  # cancelled or preempted meanwhile
+            if ev.kind == "started":
+                started[ev.job_id] = ev.at
+                continue
+            if ev.kind not in (SUCCEEDED, FAILED):
+                continue
+            if ev.job_id in started and info.state == ADMITTED:
+                info.started_at = started.pop(ev.job_id)
+            state = SUCCEEDED if ev.kind == SUCCEEDED else FAILED
+            message = ev.message if state == FAILED else None
+            self._end(info, ev.at, state, ev.exit_code, None if state == SUCCEEDED else "failed",
+                      message or (None if state == SUCCEEDED else "the job failed"), writes, usage)
+        for job_id, at in started.items():
+            info = self.jobs[job_id]
+            if info.state == ADMITTED:
+                info.state = RUNNING
+                info.started_at = at
+                writes.start(job_id, at, info.handle)
+
+    def _end(self, info: JobInfo, at: float, state: str, exit_code: int | None, code: str | None,
+             reason: str | None, writes: Writes, usage: list[Usage]) -> None:
+        del self.jobs[info.id]
+        self.preempted_by.pop(info.id, None)
+        self.queued_of.pop(info.id, None)
+        if self.core is not None:
+            self.core.job_finished(str(info.id))
+        started = info.started_at if info.started_at is not None else at
+        writes.finish(info.id, at, state, started, exit_code, code, reason, info.handle)
+        usage.append(Usage(info.id, self.name, info.quota_id, info.placed_pool, state, started, at, info.gpu,
+                           info.cpu))
+
+    def requeue_preempted(self, now: float, writes: Writes) -> None:
+        """Preempted jobs go back to the queue (Kueue-style), in their original submission order."""
+        for job_id, reason in self.requeue.items():
+            info = self.jobs.get(job_id)
+            job = self.queued_of.get(job_id)
+            if info is None or job is None:
+                continue
+            message = reason if "requeued" in reason else f"{reason}; requeued in its original submission order"
+            writes.requeue(job_id, now, message)
+            self.preempted_by[job_id] = f" ({message.split(':', 1)[0]}; requeued)"
+            info.state, info.reason_code, info.reason = QUEUED, "preempted", message
+            info.started_at = info.placed_pool = info.handle = None
+            if self.core is not None:
+                self.core.add_job(job)
+            self.fresh.append(job_id)
+        self.requeue.clear()
+
+    # -- the cycle -------------------------------------------------------------------------------------------------
+    def decide(self, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> list[Decision]:
+        if self.blocked_reason is not None or self.core is None:
+            self._mark_blocked(now, writes)
+            return []
+        decisions = self.core.cycle(now)
+        waits: list[Wait] = []
+        for d in decisions:
+            if isinstance(d, Preempt):
+                self._preempted(d, now, writes, actions, usage)
+            elif isinstance(d, Admit):
+                self._admitted(d, now, writes, actions)
+            else:
+                waits.append(d)
+        self._reasons(waits, now, writes)
+        return decisions
+
+    def _preempted(self, d: Preempt, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        job_id = int(d.victim_id)
+        info = self.jobs.get(job_id)
+        if info is None:
+            return
+        message = f"preempted by job {d.for_job_id}: {d.message}"
+        started = info.started_at if info.started_at is not None else now
+        usage.append(Usage(job_id, self.name, info.quota_id, info.placed_pool, PREEMPTED, started, now, info.gpu,
+                           info.cpu))
+        writes.preempt(job_id, now, message)
+        info.state = PREEMPTED
+        self.requeue[job_id] = message
+        actions.cancels.append((self.cluster_id, job_id))
+
+    def _admitted(self, d: Admit, now: float, writes: Writes, actions: Actions) -> None:
+        job_id = int(d.job_id)
+        info = self.jobs[job_id]
+        devices = []
+        for dev, amount in d.devices:
+            node, index = self.inv.devices.get(dev, ("", -1))
+            devices.append({"device_id": int(dev), "node": node, "index": index, "milli": amount.raw})
+        pool_id = self.pool_ids.get(d.pool)
+        placed = f"admitted to pool {d.pool}"
+        if devices:
+            gpus = format_raw(sum(x["milli"] for x in devices), "gpu")
+            placed += f" on {gpus} gpu of {len({x['node'] for x in devices})} node(s)"
+        if d.preempted:
+            placed += f" after preempting job(s) {', '.join(d.preempted)}"
+        writes.admit(job_id, now, pool_id, devices, placed)
+        self.preempted_by.pop(job_id, None)
+        info.state, info.reason_code, info.reason = ADMITTED, None, placed
+        info.placed_pool, info.started_at = pool_id, now
+        info.devices = devices
+        actions.launches.append((self.cluster_id, launch_of(info, devices)))
+
+    def _set_reason(self, info: JobInfo | None, code: str, message: str, now: float, writes: Writes) -> None:
+        if info is None or info.state != QUEUED:
+            return
+        suffix = self.preempted_by.get(info.id)
+        if suffix is not None:
+            message += suffix
+        if info.reason_code != code or info.reason != message:
+            info.reason_code, info.reason = code, message
+            writes.reason(info.id, now, code, message)
+
+    def _reasons(self, waits: list[Wait], now: float, writes: Writes) -> None:
+        core = self.core
+        assert core is not None
+        jobs = self.jobs
+        for w in waits:
+            self._set_reason(jobs.get(int(w.job_id)), w.code, w.message, now, writes)
+            group = core.queue_group(w.job_id)
+            if group is None:
+                continue
+            key = group[0]
+            mark = self.group_marks.get(key)
+            if mark is None or mark[0] != w.code or now - mark[1] >= REASON_REFRESH_S:
+                self.group_marks[key] = (w.code, now)
+                for member in core.group_members(key):
+                    self._set_reason(jobs.get(int(member)), w.code, w.message, now, writes)
+        for job_id in self.fresh:
+            group = core.queue_group(str(job_id))
+            if group is not None and group[1] is not None:
+                self._set_reason(jobs.get(job_id), group[1].code, group[1].message, now, writes)
+        self.fresh.clear()
+        if len(self.group_marks) > 50_000:  # groups come and go; forget old marks rather than track them
+            self.group_marks.clear()
+
+    def _mark_blocked(self, now: float, writes: Writes) -> None:
+        assert self.blocked_reason is not None
+        code, message = self.blocked_reason
+        ids = list(self.jobs) if not self._blocked_marked else self.fresh
+        for job_id in ids:
+            self._set_reason(self.jobs.get(job_id), code, message, now, writes)
+        self._blocked_marked = True
+        self.fresh.clear()

@@ -1,0 +1,47 @@
+"""`allot bench scenario`: the real CLI runs a small scenario through HTTP, the database, the scheduler loop and the
+simulated engine, on its own throwaway server and on a running one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from e2e.clitools import ADMIN_PASSWORD, ADMIN_USERNAME, allot, login_config, ok, start_server, stop_server
+
+SMOKE = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios" / "smoke.yaml"
+CLASSES = {"small": 32, "medium": 12, "large": 4}
+
+pytestmark = pytest.mark.e2e
+
+
+def check(result: dict) -> None:
+    assert result["scenario"] == "smoke"
+    assert result["jobs"] == 48 and result["finished"] == 48  # every job ran to completion
+    assert 0 < result["utilisation"] <= 1
+    assert result["wall_ms"] >= result["lower_bound_ms"] > 0
+    assert {name: c["count"] for name, c in result["classes"].items()} == CLASSES
+    for stats in result["classes"].values():
+        assert set(stats) == {"mean_admission_ms", "p50_admission_ms", "p99_admission_ms", "count"}
+        assert 0 <= stats["p50_admission_ms"] <= stats["p99_admission_ms"]
+    assert len(result["quotas"]) == 4 and sum(q["jobs"] for q in result["quotas"].values()) == 48
+
+
+def test_bench_scenario_on_a_throwaway_server(tmp_path):
+    result = ok(allot("bench", "scenario", str(SMOKE), "--json", config_dir=tmp_path, timeout=600))
+    check(json.loads(result.stdout))
+
+
+def test_bench_scenario_on_a_running_server(tmp_path):
+    # A server of its own: the benchmark's cluster and quotas would show in other tests' listings.
+    (tmp_path / "server").mkdir()
+    proc, server = start_server(tmp_path / "server")
+    try:
+        config = login_config(server, tmp_path / "cli", ADMIN_USERNAME, ADMIN_PASSWORD)
+        result = ok(allot("bench", "scenario", str(SMOKE), "--json", "--url", server.url, config_dir=config,
+                          timeout=600))
+    finally:
+        stop_server(proc)
+    data = json.loads(result.stdout)
+    check(data)
+    assert data["server"] == server.url

@@ -1,0 +1,81 @@
+"""A simulated cluster driven through the API, with the scheduler loop run one cycle at a time (no sleeping)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from allotment.scheduler.loop import CycleReport, Scheduler
+
+API = "/api/v1"
+
+
+class Harness:
+    """`h.cycle()` runs one scheduler cycle at a clock the test controls (`h.now`, advanced by `h.advance`)."""
+
+    def __init__(self, client: TestClient, headers: dict[str, str], cluster: str = "sim") -> None:
+        self.client = client
+        self.headers = headers
+        self.cluster = cluster
+        self.scheduler = Scheduler(client.app.state.allot)
+        self.now = time.time()
+        self.ok(self.client.post(f"{API}/clusters", json={"name": cluster, "backend": "simulated"},
+                                 headers=headers), 201)
+
+    # -- HTTP --------------------------------------------------------------------------------------------------------
+    def ok(self, response, status: int = 200) -> Any:
+        assert response.status_code == status, response.text
+        return response.json() if response.content else None
+
+    def get(self, path: str, **kw) -> Any:
+        return self.ok(self.client.get(API + path, headers=kw.pop("headers", self.headers), **kw))
+
+    def post(self, path: str, body: Any = None, status: int = 200, **kw) -> Any:
+        return self.ok(self.client.post(API + path, json=body, headers=kw.pop("headers", self.headers), **kw), status)
+
+    def put(self, path: str, body: Any = None, status: int = 200) -> Any:
+        return self.ok(self.client.put(API + path, json=body, headers=self.headers), status)
+
+    # -- inventory and configuration ------------------------------------------------------------------------------------
+    def node(self, name: str, gpus: int = 0, model: str = "H100", cpu: int = 64, memory: str = "512Gi") -> None:
+        devices = [{"index": i, "model": model, "memory": "80Gi"} for i in range(gpus)]
+        self.post(f"/clusters/{self.cluster}/nodes", {"name": name, "cpu": cpu, "memory": memory,
+                                                       "devices": devices})
+
+    def pool(self, name: str, nodes: list[str]) -> None:
+        self.post(f"/clusters/{self.cluster}/pools", {"name": name, "nodes": nodes}, 201)
+
+    def quota(self, name: str, resources: list[dict], parent: str | None = None, **fields) -> None:
+        self.post(f"/clusters/{self.cluster}/quotas", {"name": name, "parent": parent, "resources": resources,
+                                                        **fields}, 201)
+
+    # -- jobs ----------------------------------------------------------------------------------------------------------
+    def submit(self, quota: str, runtime_s: float = 100.0, headers: dict | None = None, status: int = 201,
+               **fields) -> Any:
+        body = {"quota": quota, "command": ["train"], "labels": {"runtime_ms": runtime_s * 1000}, **fields}
+        out = self.post("/jobs", body, status, headers=headers or self.headers)
+        return out["id"] if status == 201 else out
+
+    def batch(self, jobs: list[dict]) -> list[int]:
+        return self.post("/jobs/batch", {"jobs": jobs}, 201)["ids"]
+
+    def job(self, job_id: int) -> dict:
+        return self.get(f"/jobs/{job_id}")
+
+    def states(self, ids: list[int]) -> list[str]:
+        return [self.job(i)["state"] for i in ids]
+
+    def cancel(self, job_id: int) -> dict:
+        return self.post(f"/jobs/{job_id}/cancel")
+
+    # -- the loop ------------------------------------------------------------------------------------------------------
+    def cycle(self, advance: float = 0.0) -> CycleReport:
+        self.now += advance
+        return self.scheduler.run_cycle(self.now)
+
+    def settle(self, cycles: int = 3, advance: float = 0.0) -> None:
+        """A few cycles: admissions, then the engine's 'started' events, then requeues."""
+        for _ in range(cycles):
+            self.cycle(advance)

@@ -1,0 +1,171 @@
+"""The loop itself: one transaction per cycle, dispatch after commit, crash and race safety, cancellation, restart
+recovery, reasons on every queued job, metering, the local engine, and the thread started with the server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import make_settings
+from fastapi.testclient import TestClient
+from sched_helpers import API, Harness
+from sqlalchemy import update
+
+from allotment.api.app import create_app
+from allotment.db import transaction, utcnow
+from allotment.scheduler.loop import Scheduler
+from allotment.scheduler.persist import ADMIT, Writes
+from allotment.scheduler.runtime import ClusterRuntime
+from allotment.workloads.models import Job
+
+
+@pytest.fixture
+def h(client, admin_headers) -> Harness:
+    h = Harness(client, admin_headers)
+    h.node("gpu-01", gpus=4, model="H100")
+    h.quota("team", [{"resource": "gpu", "guarantee": 4, "limit": 4}])
+    return h
+
+
+def test_a_crash_before_commit_writes_nothing_and_the_next_cycle_admits_once(h, monkeypatch):
+    ids = [h.submit("team", gpu=1) for _ in range(6)]
+
+    def crash(self, conn):
+        conn.execute(ADMIT, self.admits)  # half of the cycle's writes happen, then the process "dies"
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr(Writes, "apply", crash)
+        with pytest.raises(RuntimeError):
+            h.cycle()
+    assert h.states(ids) == ["queued"] * 6  # rolled back: nothing admitted
+    h.cycle()
+    states = h.states(ids)
+    assert states.count("admitted") == 4 and states.count("queued") == 2
+
+
+def test_a_crash_between_commit_and_launch_is_recovered_by_the_next_loop(h, client, monkeypatch):
+    ids = [h.submit("team", gpu=2, runtime_s=5) for _ in range(3)]
+    with monkeypatch.context() as m:
+        m.setattr(Scheduler, "_dispatch", lambda self, actions, now: None)  # committed, never launched
+        h.cycle()
+    assert h.states(ids) == ["admitted", "admitted", "queued"]
+
+    h.scheduler = Scheduler(client.app.state.allot)  # the server restarts
+    h.cycle()
+    h.cycle(0.1)
+    assert h.states(ids) == ["running", "running", "queued"]  # launched again, nothing admitted twice
+    h.cycle(5.0)
+    assert h.states(ids) == ["succeeded", "succeeded", "admitted"]
+
+
+def test_a_restarted_loop_resumes_simulated_jobs_and_requeues_the_preempted(h, client):
+    job = h.submit("team", gpu=4, runtime_s=50)
+    h.settle(2)
+    with transaction(client.app.state.allot.sessions) as s:  # preempted, not yet requeued when the server stopped
+        victim = h.submit("team", gpu=1)
+        s.execute(update(Job).where(Job.id == victim).values(state="preempted", reason="preempted by job 99: x"))
+    h.scheduler = Scheduler(client.app.state.allot)
+    h.cycle(10.0)
+    assert h.job(victim)["state"] == "queued" and "preempted by job 99" in h.job(victim)["reason"]
+    h.cycle(39.0)
+    assert h.job(job)["state"] == "running"
+    h.cycle(2.0)  # 50 s after it started
+    assert h.job(job)["state"] == "succeeded"
+
+
+def test_a_job_cancelled_under_the_cycle_is_not_admitted(h, client, monkeypatch):
+    ids = [h.submit("team", gpu=2) for _ in range(3)]
+    original = ClusterRuntime.decide
+
+    def decide_then_cancel(self, now, writes, actions, usage):
+        decisions = original(self, now, writes, actions, usage)
+        if decisions:  # the owner cancels the first job after the loop read it, before the loop writes
+            with transaction(client.app.state.allot.sessions) as s:
+                s.execute(update(Job).where(Job.id == ids[0]).values(state="cancelled", finished_at=utcnow()))
+        return decisions
+
+    with monkeypatch.context() as m:
+        m.setattr(ClusterRuntime, "decide", decide_then_cancel)
+        report = h.cycle()
+    assert report.conflict and report.writes
+    assert h.states(ids) == ["cancelled", "queued", "queued"]
+    h.cycle()
+    assert h.states(ids) == ["cancelled", "admitted", "admitted"]
+
+
+def test_cancelling_a_running_job_stops_it_and_frees_its_devices(h):
+    first = h.submit("team", gpu=4)
+    second = h.submit("team", gpu=4)
+    h.settle(2)
+    assert h.states([first, second]) == ["running", "queued"]
+    out = h.cancel(first)
+    assert out["state"] == "running" and out["reason_code"] == "cancel_requested"
+    h.cycle(1.0)
+    job = h.job(first)
+    assert job["state"] == "cancelled" and job["finished_at"] is not None
+    assert h.job(second)["state"] == "admitted"
+    backend = h.scheduler.backends[h.scheduler.runtimes[next(iter(h.scheduler.runtimes))].cluster_id]
+    assert first not in getattr(backend, "_running", {})
+
+
+def test_every_queued_job_carries_the_reason_of_its_group(h):
+    long = {"runtime_ms": 3_600_000}
+    ids = h.batch([{"quota": "team", "command": ["x"], "gpu": 4, "labels": long} for _ in range(5)])
+    h.cycle()
+    later = h.batch([{"quota": "team", "command": ["x"], "gpu": 4, "labels": long} for _ in range(2)])
+    h.cycle(1.0)
+    for j in ids[1:] + later:
+        job = h.job(j)
+        assert job["reason_code"] == "limit_reached"
+        assert job["reason"] == "quota team: limit of 4 gpu in all pools reached (4 in use, 4 requested)"
+
+
+def test_metering_hook_gets_device_seconds(h):
+    seen = []
+    h.scheduler.meter.hooks.append(seen.append)
+    job = h.submit("team", gpu=2, runtime_s=10)
+    h.settle(2)
+    h.cycle(10.0)
+    (usage,) = seen
+    assert (usage.job_id, usage.outcome) == (job, "succeeded")
+    assert usage.device_seconds == pytest.approx(20.0, abs=0.5)
+    metrics = h.client.get("/metrics").text
+    assert 'allot_gpu_seconds_total{cluster="sim"}' in metrics
+
+
+def test_the_local_engine_runs_commands_on_this_host(client, admin_headers, settings):
+    h = Harness(client, admin_headers)
+    h.post("/clusters/local/quotas", {"name": "local-team", "resources": [
+        {"resource": "cpu", "guarantee": 1, "limit": 1}]}, 201)
+    ok = h.post("/jobs", {"quota": "local-team", "command": ["sh", "-c", "echo hello"], "cpu": 1}, 201)["id"]
+    bad = h.post("/jobs", {"quota": "local-team", "command": ["sh", "-c", "exit 3"], "cpu": 1}, 201)["id"]
+    deadline = time.time() + 20
+    while time.time() < deadline and h.job(bad)["state"] not in ("succeeded", "failed"):
+        h.scheduler.run_cycle()
+        time.sleep(0.05)
+    assert h.job(ok)["state"] == "succeeded" and h.job(ok)["exit_code"] == 0
+    failed = h.job(bad)
+    assert (failed["state"], failed["exit_code"], failed["reason_code"]) == ("failed", 3, "failed")
+    assert "exited with code 3" in failed["reason"]
+    assert (settings.data_dir / "jobs" / f"job-{ok}.log").read_text() == "hello\n"
+    nodes = h.get("/clusters/local/nodes")["items"]
+    assert len(nodes) == 1 and nodes[0]["pool"] == "default"  # the engine's inventory, in the default pool
+
+
+def test_the_server_runs_the_loop_in_a_thread(tmp_path, backend):
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=0.05))
+    with TestClient(app) as client:
+        from conftest import ADMIN_PASSWORD, login
+
+        headers = login(client, "admin", ADMIN_PASSWORD)
+        h = Harness(client, headers)
+        h.node("n1", gpus=2)
+        h.quota("q", [{"resource": "gpu", "guarantee": 2, "limit": 2}])
+        ids = h.batch([{"quota": "q", "command": ["x"], "gpu": 1, "labels": {"runtime_ms": 50}} for _ in range(6)])
+        deadline = time.time() + 20
+        while time.time() < deadline and any(s != "succeeded" for s in h.states(ids)):
+            time.sleep(0.05)
+        assert h.states(ids) == ["succeeded"] * 6
+        jobs = client.get(f"{API}/jobs?limit=10", headers=headers).json()["items"]
+        assert all(j["admitted_at"] >= j["submitted_at"] for j in jobs)
