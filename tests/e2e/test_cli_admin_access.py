@@ -20,8 +20,6 @@ def whoami(cfg) -> dict:
     return json.loads(ok(allot("whoami", "--json", config_dir=cfg)).stdout)
 
 
-@pytest.mark.xfail(strict=False, reason="needs GET/POST /api/v1/clusters and POST /clusters/{c}/nodes (inventory branch, "
-                                       "not yet on main)")
 def test_get_clusters_shows_status_backend_and_pools(admin_config):
     # A cluster of its own, so that nodes other tests register cannot change what this one shows.
     name = unique("gpu-farm")
