@@ -172,3 +172,27 @@ def test_non_admin_gets_403_on_admin_pages(page, base_url):
     assert "Access denied" in page.get_by_test_id("error-page").inner_text()
     assert "Traceback" not in page.content()
     page.screenshot(path="/tmp/allot-console-403.png", full_page=True)
+
+
+def test_a_queued_job_says_why_it_waits_and_can_be_cancelled(page, base_url):
+    admin = api_token(base_url, "admin", ADMIN_PASSWORD)
+    quota, name = unique("q"), unique("train")
+    r = httpx.post(f"{base_url}/api/v1/clusters/local/quotas", headers=admin,
+                   json={"name": quota, "resources": [{"resource": "gpu", "guarantee": 0, "limit": 0}]})
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{base_url}/api/v1/jobs", headers=admin,
+                   json={"quota": quota, "gpu": 1, "command": "sleep 600", "name": name})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    page.goto("/ui/jobs?state=queued")
+    page.click(f"text=#{job_id}")
+    page.wait_for_url(f"**/ui/jobs/{job_id}")
+    assert page.get_by_test_id("job-reason").inner_text().startswith("Waiting:")
+    page.screenshot(path="/tmp/allot-console-job.png", full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("cancel-job").click()
+    page.wait_for_selector("text=cancelled")
+    state = httpx.get(f"{base_url}/api/v1/jobs/{job_id}", headers=admin).json()
+    assert state["state"] == "cancelled"

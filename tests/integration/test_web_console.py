@@ -144,12 +144,12 @@ def test_errors_are_pages_on_the_console_and_problems_on_the_api(client):
 
 
 def test_an_unexpected_failure_shows_a_friendly_page_without_a_trace(settings, monkeypatch):
-    from allotment.web import service
+    from allotment.web import pages_clusters
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("database exploded at secret location")
 
-    monkeypatch.setattr(service, "clusters_with_pools", broken)
+    monkeypatch.setattr(pages_clusters, "clusters_for", broken)
     app = create_app(settings, start_background=False)
     with TestClient(app, raise_server_exceptions=False) as c:
         sign_in(c, "admin", ADMIN_PASSWORD)
@@ -292,3 +292,57 @@ def test_cluster_managers_manage_members_and_users_cannot(client, admin_headers)
     roles = {m["username"]: m["role"] for m in
              client.get("/api/v1/clusters/local/users", headers=admin_headers).json()["items"]}
     assert "ivan" not in roles and roles["mona"] == "manager"
+
+
+def _inventory(client, admin_headers) -> None:
+    r = client.post("/api/v1/clusters/local/nodes", headers=admin_headers, json={
+        "name": "gpu-01", "cpu": 32, "memory": "256Gi",
+        "devices": [{"index": 0, "model": "A100", "memory": "80Gi", "utilisation": 42.0},
+                    {"index": 1, "model": "A100", "memory": "80Gi", "health": "unhealthy"}]})
+    assert r.status_code in (200, 201), r.text
+    r = client.post("/api/v1/clusters/local/quotas", headers=admin_headers, json={
+        "name": "research", "description": "ML research",
+        "resources": [{"resource": "gpu", "guarantee": 1, "limit": 2}]})
+    assert r.status_code == 201, r.text
+    r = client.post("/api/v1/clusters/local/quotas", headers=admin_headers, json={"name": "vision", "parent": "research"})
+    assert r.status_code == 201, r.text
+
+
+def test_cluster_quota_and_job_pages(client, admin_headers, app):
+    _inventory(client, admin_headers)
+    r = client.post("/api/v1/jobs", headers=admin_headers, json={"quota": "research", "gpu": 1, "command": "sleep 1",
+                                                                 "name": "train-resnet"})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    sign_in(client, "admin", ADMIN_PASSWORD)
+
+    cluster = client.get("/ui/clusters/local")
+    assert cluster.status_code == 200
+    assert "gpu-01" in cluster.text and "A100" in cluster.text and "unhealthy" in cluster.text and "42%" in cluster.text
+    quotas = client.get("/ui/quotas")
+    assert quotas.status_code == 200 and "research" in quotas.text and "vision" in quotas.text
+    jobs = client.get("/ui/jobs")
+    assert jobs.status_code == 200 and "train-resnet" in jobs.text
+    assert client.get("/ui/jobs?state=bogus").status_code == 422
+    dashboard = client.get("/ui/")
+    assert 'data-testid="tile-devices">2<' in dashboard.text and 'data-testid="tile-quotas">2<' in dashboard.text
+
+    page = client.get(f"/ui/jobs/{job_id}")
+    assert page.status_code == 200 and "train-resnet" in page.text
+    token = TOKEN.search(page.text).group(1)
+    r = client.post(f"/ui/jobs/{job_id}/cancel", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    state = client.get(f"/api/v1/jobs/{job_id}", headers=admin_headers).json()
+    assert state["state"] == "cancelled" or state["cancel_requested_at"] is not None
+    events = client.get("/api/v1/audit?action=job.cancel", headers=admin_headers).json()
+    assert events["total"] == 1 and events["items"][0]["actor"] == "admin"
+
+
+def test_cluster_detail_needs_a_role_on_that_cluster(client, admin_headers):
+    make_user(client, admin_headers, "hank")
+    sign_in(client, "hank", "Passw0rd!x")
+    assert client.get("/ui/clusters/local").status_code == 403
+    assert "You hold no role on any cluster" in client.get("/ui/clusters").text
+    r = client.put("/api/v1/clusters/local/users/hank", headers=admin_headers, json={"role": "user"})
+    assert r.status_code == 200, r.text
+    assert client.get("/ui/clusters/local").status_code == 200

@@ -45,6 +45,8 @@ class NavItem:
 # The sidebar; an item shows only when the policy allows its permission, the same one its page declares.
 NAV = [
     NavItem("Dashboard", "/ui/", AUTHENTICATED, "Overview"),
+    NavItem("Jobs", "/ui/jobs", AUTHENTICATED, "Overview"),
+    NavItem("Quotas", "/ui/quotas", AUTHENTICATED, "Overview"),
     NavItem("Clusters & pools", "/ui/clusters", AUTHENTICATED, "Overview"),
     NavItem("Profile & password", "/ui/account", AUTHENTICATED, "Account"),
     NavItem("Credentials", "/ui/credentials", AUTHENTICATED, "Account"),

@@ -12,6 +12,7 @@ from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.db import utcnow
 from allotment.web import service
 from allotment.web.console import render
+from allotment.web.pages_clusters import clusters_for
 
 router = APIRouter()
 
@@ -25,5 +26,5 @@ def dashboard(request: Request, principal: Annotated[Principal, require(AUTHENTI
         events = service.recent_events(db)
     else:
         tiles, events = service.own_counts(db, principal, now), []
-    clusters = service.clusters_with_pools(db, principal)
-    return render(request, "dashboard.html", {"tiles": tiles, "events": events, "clusters": clusters})
+    return render(request, "dashboard.html", {"tiles": tiles, "events": events, "clusters": clusters_for(db, principal),
+                                              "jobs": service.jobs_by_state(db, principal)})

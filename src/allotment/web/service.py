@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from allotment.audit.models import AuditEvent
 from allotment.core.permissions import Principal
 from allotment.identity.models import SERVICE_ACCOUNT, USER, Credential, Group, User
-from allotment.inventory.models import Cluster, Pool
+from allotment.inventory.models import Cluster, Device, Pool
+from allotment.quotas.models import Quota
+from allotment.workloads.models import STATES, Job
 
 
 def _count(session: Session, stmt) -> int:
@@ -38,6 +40,10 @@ def platform_counts(session: Session, now: datetime) -> list[dict]:
          "href": "/ui/groups"},
         {"label": "Clusters", "value": _count(session, select(func.count()).select_from(Cluster)),
          "note": f"{_count(session, select(func.count()).select_from(Pool))} pools", "href": "/ui/clusters"},
+        {"label": "Devices", "value": _count(session, select(func.count()).select_from(Device)),
+         "note": "GPUs reported by nodes", "href": "/ui/clusters"},
+        {"label": "Quotas", "value": _count(session, select(func.count()).select_from(Quota)), "note": "",
+         "href": "/ui/quotas"},
         {"label": "Active credentials", "value": active_credentials, "note": "access keys", "href": None},
         {"label": "Audit events", "value": _count(session, select(func.count()).select_from(AuditEvent).where(
             AuditEvent.at > now - timedelta(hours=24))), "note": "last 24 hours", "href": "/ui/audit"},
@@ -60,16 +66,11 @@ def recent_events(session: Session, limit: int = 8) -> list[AuditEvent]:
     return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
 
 
-def clusters_with_pools(session: Session, principal: Principal) -> list[dict]:
-    """Clusters the principal may use (all of them for a platform admin), each with its pools and the role held."""
-    query = select(Cluster).order_by(Cluster.name)
+
+def jobs_by_state(session: Session, principal: Principal) -> dict[str, int]:
+    """Job counts per state: every job for a platform admin, one's own otherwise (the dashboard's summary)."""
+    query = select(Job.state, func.count()).group_by(Job.state)
     if not principal.is_platform_admin:
-        query = query.where(Cluster.id.in_(list(principal.cluster_roles)))
-    clusters = list(session.scalars(query))
-    pools: dict[int, list[Pool]] = {}
-    for pool in session.scalars(select(Pool).where(Pool.cluster_id.in_([c.id for c in clusters]))
-                                .order_by(Pool.is_default.desc(), Pool.name)):
-        pools.setdefault(pool.cluster_id, []).append(pool)
-    return [{"cluster": c, "pools": pools.get(c.id, []),
-             "role": "platform admin" if principal.is_platform_admin and c.id not in principal.cluster_roles
-             else principal.cluster_roles.get(c.id)} for c in clusters]
+        query = query.where(Job.owner_id == principal.id)
+    counts = dict(session.execute(query).all())
+    return {state: int(counts.get(state, 0)) for state in STATES}
