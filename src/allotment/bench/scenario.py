@@ -156,6 +156,7 @@ def parse(data: dict[str, Any], name: str = "scenario") -> Scenario:
             plan = QuotaPlan(name=cohort, parent=None, guarantee=0.0, limit=None)
             quotas.append(plan)
             plan.guarantee = _queues(cset.get("queuesSets") or [], cohort, quotas, jobs, f"cohorts[{ci}]")
+            plan.limit = plan.guarantee  # Kueue's cohorts do not borrow from each other
             capacity += plan.guarantee
     jobs.sort()
     return Scenario(name=name, resource=str(data.get("resource", "cpu")), pool=str(data.get("pool", "default")),

@@ -90,8 +90,9 @@ class Scheduler:
         writes, actions, usage = Writes(), Actions(), []
         session = self.state.sessions()
         try:
-            self._clusters(session, now, writes, actions, usage)
-            if scan or not self._last_scan:
+            scan = scan or not self._last_scan or not self.runtimes
+            if scan:  # configuration changes always wake the loop (commit hook), so clusters are read on scans only
+                self._clusters(session, now, writes, actions, usage)
                 self._scan(session, now, writes, actions, usage)
             for rt in self.runtimes.values():
                 rt.requeue_preempted(now, writes)
@@ -219,20 +220,21 @@ class Scheduler:
         wall = time.time()
         wm = self.watermark or 0
         conditions = [Job.id > wm] + [Job.id.between(lo, hi) for lo, hi, _ in self._gaps]
-        rows = session.execute(select(*load.JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
+        conn = session.connection()  # plain Core: these run on every wake-up, the ORM layer costs more than the query
+        rows = conn.execute(select(*load.JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
         for row in rows:
             rt = self.runtimes.get(row.cluster_id)
             if rt is not None:
                 rt.add_new(row)
         self._track_gaps([r.id for r in rows], wm, wall)
         since = dt(min(self._last_scan or wall, wall) - CANCEL_WINDOW_S)
-        cancelled = session.execute(select(Job.id, Job.cluster_id)
+        cancelled = conn.execute(select(Job.id, Job.cluster_id)
                                     .where(Job.state == CANCELLED, Job.finished_at >= since)).all()
         for job_id, cluster_id in cancelled:
             rt = self.runtimes.get(cluster_id)
             if rt is not None:
                 rt.cancelled(job_id, actions)
-        requested = session.execute(select(Job.id, Job.cluster_id)
+        requested = conn.execute(select(Job.id, Job.cluster_id)
                                     .where(Job.cancel_requested_at >= since, Job.state.in_(HOLDING_STATES))).all()
         for job_id, cluster_id in requested:
             rt = self.runtimes.get(cluster_id)

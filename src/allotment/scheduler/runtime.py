@@ -26,9 +26,11 @@ from allotment.workloads.models import ADMITTED, CANCELLED, FAILED, PREEMPTED, Q
 log = logging.getLogger("allotment.scheduler")
 
 HOLDING = (ADMITTED, RUNNING)
-# A blocked group's members get its head's reason when the reason's code changes, and with fresh numbers at most this
-# often: rewriting every member on every change would make a cycle cost grow with the queue.
-REASON_REFRESH_S = 10.0
+# A blocked group's members get its head's reason (with the numbers of that moment) when the reason's code changes,
+# and again at most this often: the head's reason is rewritten whenever its numbers change, but rewriting every member
+# each time would make the loop's cost grow with the queue (a queue of 30,000 jobs would mean thousands of writes a
+# second for nothing new).
+REASON_REFRESH_S = 300.0
 
 DISABLED = "resource_management_disabled"
 NO_BACKEND = "no_backend"

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from allotment.core.permissions import ROLE_ORDER, Principal
 from allotment.db import utcnow
@@ -68,6 +69,13 @@ class _Lookups:
         self.profiles: dict[tuple[int, str], Profile | None] = {}
         self.profile_pools: dict[int, list[int]] = {}
         self.pools: dict[tuple[int, str], Pool | None] = {}
+
+    def prefetch_quotas(self, names: set[str]) -> None:
+        """One query for every quota a batch names (a batch of thousands names a few dozen quotas)."""
+        wanted = [n for n in names if n and n not in self.quotas]
+        for i in range(0, len(wanted), 500):
+            for quota in self.session.scalars(select(Quota).where(Quota.name.in_(wanted[i:i + 500]))).all():
+                self.quotas[quota.name] = quota
 
     def quota(self, name: str) -> Quota | None:
         if name not in self.quotas:
@@ -187,6 +195,7 @@ def submit_many(session: Session, principal: Principal, requests: Sequence[JobRe
     owner = session.get(User, principal.id)
     policy = policies.policy_of(session, owner)
     look = _Lookups(session, principal)
+    look.prefetch_quotas({r.quota.strip() for r in requests if r.quota})
     errors: list[FieldError] = []
     forbidden: list[FieldError] = []
     jobs = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden)
@@ -199,9 +208,13 @@ def submit_many(session: Session, principal: Principal, requests: Sequence[JobRe
     policies.check_concurrency(session, policy, owner, len(jobs))
     session.add_all(jobs)
     session.flush()
-    for job in jobs:  # submission order: the id sequence (unique, increasing)
-        job.seq = job.id
-    session.flush()
+    # Submission order: the id sequence (unique, increasing). One statement for the whole batch instead of one
+    # UPDATE per job; the objects learn the value without being marked changed.
+    ids = [job.id for job in jobs]
+    session.execute(update(Job).where(Job.id.between(min(ids), max(ids)), Job.seq.is_(None))
+                    .values(seq=Job.id).execution_options(synchronize_session=False))
+    for job in jobs:
+        set_committed_value(job, "seq", job.id)
     return jobs
 
 
