@@ -168,4 +168,7 @@ def test_the_server_runs_the_loop_in_a_thread(tmp_path, backend):
             time.sleep(0.05)
         assert h.states(ids) == ["succeeded"] * 6
         jobs = client.get(f"{API}/jobs?limit=10", headers=headers).json()["items"]
-        assert all(j["admitted_at"] >= j["submitted_at"] for j in jobs)
+        from datetime import datetime
+
+        assert all(datetime.fromisoformat(j["admitted_at"]) >= datetime.fromisoformat(j["submitted_at"])
+                   for j in jobs), [(j["submitted_at"], j["admitted_at"]) for j in jobs]
