@@ -85,7 +85,8 @@ class Scheduler:
     def run_cycle(self, now: float | None = None, scan: bool = True) -> CycleReport:
         """One cycle at time `now` (epoch seconds; default: the clock). `scan` looks for new and cancelled jobs."""
         began = time.perf_counter()
-        now = time.time() if now is None else now
+        clock = now is None
+        now = time.time() if clock else now
         report = CycleReport()
         writes, actions, usage = Writes(), Actions(), []
         session = self.state.sessions()
@@ -94,6 +95,8 @@ class Scheduler:
             if scan:  # configuration changes always wake the loop (commit hook), so clusters are read on scans only
                 self._clusters(session, now, writes, actions, usage)
                 self._scan(session, now, writes, actions, usage)
+                if clock:  # decisions are stamped after the scan, so no job is admitted before it was submitted
+                    now = time.time()
             for rt in self.runtimes.values():
                 rt.requeue_preempted(now, writes)
                 for job_id in rt.cancel_requested:
