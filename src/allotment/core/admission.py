@@ -335,6 +335,9 @@ class SchedulerState(StateBase):
                 cap_entries.append((pool, b.key, b.requested if b.kind == HOLD else b.needed))
             else:
                 limit_keys.append(("limit", b.node, pool))
+        for b in blockers:
+            if b.kind == HOLD:
+                b.detail.blocked[group] = None  # type: ignore[union-attr]
         self._park.park(group, limit_keys, cap_entries, key)
         group.qtoken = 0
         if self._age is not None and not aged:

@@ -113,7 +113,7 @@ class Hold:
 
     GUARANTEE = 1
     STARVATION = 2
-    __slots__ = ("node", "key", "kind", "group", "job_id", "priority", "submitted_at", "seq", "cls", "quota")
+    __slots__ = ("node", "key", "kind", "group", "job_id", "priority", "submitted_at", "seq", "cls", "quota", "blocked")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int) -> None:
         self.node = node
@@ -126,6 +126,7 @@ class Hold:
         self.seq = rec.seq
         self.cls = cls
         self.quota = group.quota
+        self.blocked: dict[Group, None] = {}  # groups parked because of this hold: re-examined when it goes
 
     def blocks(self, group: Group, rec: QueuedRec, cls: int, aged: bool) -> bool:
         if group is self.group:

@@ -424,11 +424,8 @@ class StateBase:
                 hs.remove(h)
                 if not hs:
                     del self._holds[(h.node, h.key)]
-            pool = self._tree.keys.keys[h.key].pool
-            if h.node == ROOT:
-                self._mark_dirty(pool)
-            else:
-                self._wake_limit(("limit", h.node, pool))
+            for blocked in h.blocked:  # they waited for this hold: look again (their reason changes at least)
+                self._wake(blocked)
 
     def _add_hold(self, hold: Hold) -> None:
         hold.group.holds.append(hold)
