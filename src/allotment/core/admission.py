@@ -72,7 +72,7 @@ from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snap
 from allotment.core.preemption import can_preempt, plan_preemption
 from allotment.core.quantity import Quantity
 from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
-from allotment.core.state import StateBase
+from allotment.core.state import StateBase, key_aged, key_class
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["SchedulerState", "schedule"]
@@ -189,10 +189,10 @@ class SchedulerState(StateBase):
             ]
         return group.ever
 
-    def _try(self, q: int, group: Group, rec: QueuedRec, key: tuple, now: float, decisions: list[Decision]) -> bool:
+    def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
         tree = self._tree
         group.tried = self._cycle_no
-        aged = key[1] == 0
+        aged = key_aged(key)
         blockers: list = []
         if not self._holds:  # the common case, kept lean: try each pool in order
             for opt in group.options:
@@ -212,7 +212,7 @@ class SchedulerState(StateBase):
         else:
             for i, opt in enumerate(group.options):
                 # the borrowing class of other pools only matters to holds
-                cls = key[0] if i == 0 else tree.borrow_class_and_share(q, opt.req)[0]
+                cls = key_class(key) if i == 0 else tree.borrow_class_and_share(q, opt.req)[0]
                 blocker, shares = self._option_fit(q, group, rec, opt, cls, aged)
                 if blocker is None:
                     self._admit(q, group, rec, opt, shares, (), now, decisions)
@@ -306,7 +306,7 @@ class SchedulerState(StateBase):
                 parts.append((HOLD, hold.kind, hold.job_id, hold.node, hold.key))
         return tuple(parts)
 
-    def _block(self, q: int, group: Group, rec: QueuedRec, key: tuple, blockers: list[Blocker], aged: bool,
+    def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
                retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
         tree = self._tree
         first, opt = blockers[0], group.options[0]

@@ -191,7 +191,7 @@ class ParkIndex:
         # (they end with a job's submission seq), so entries sort and bisect without ever comparing groups.
         self._cap: dict[str, dict[int, dict[int, list[tuple]]]] = {}
 
-    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: tuple) -> None:
+    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: int) -> None:
         group.parked = True
         keys: list[tuple] = []
         for k in limit_keys:
