@@ -28,6 +28,8 @@ Outputs (decisions are values, in the order they were taken):
     ``cycle(now) -> list[Decision]``            run one cycle. Decisions are already applied to the state: admitted jobs
                                                 are running, victims are gone (the loop may re-queue them with add_job).
                                                 If the loop fails to persist a cycle, drop the state and rebuild it.
+                                                Waits are emitted for the jobs a cycle examines (the head of each
+                                                blocked group of identical jobs) when their reason changed.
     ``explain(job_id) -> Wait | None``          the current reason of any queued job (also jobs behind a blocked head).
     ``queue_group(job_id)``, ``group_members(key)``  a queued job's group and its current Wait (O(1)), the group's
                                                 job ids: the loop shows a blocked head's reason on every member.
@@ -56,8 +58,9 @@ Rules, in the order the cycle applies them
 
 Cost: each candidate examined walks one quota path over the job's few keys plus O(log) heap operations. Jobs of one
 quota with the same shape form a group of which only the head is examined; a blocked group is parked until an event
-can unblock it, and groups waiting for pool capacity are woken by need (best first, as much as came back), not all at
-once. Nothing in a cycle scans the queued jobs.
+can unblock it (capacity returning to a pool, usage dropping under a limit on its path, a deadline, a new head).
+Groups waiting for pool capacity are not all re-examined when a job finishes: they join the candidates one at a time,
+best first, when they would be next and what they need is free. Nothing in a cycle scans the queued jobs.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snap
 from allotment.core.preemption import can_preempt, plan_preemption
 from allotment.core.quantity import Quantity
 from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
-from allotment.core.state import StateBase
+from allotment.core.state import StateBase, key_aged, key_class
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["SchedulerState", "schedule"]
@@ -95,44 +98,44 @@ class SchedulerState(StateBase):
             _, token, group = heappop(deadlines)
             if token == group.deadline_token:
                 self._wake(group)
-        limit = self.config.max_admissions_per_cycle
-        admitted = 0
-        while True:
-            self._wake_by_need()
-            admitted, stopped = self._drain(now, limit, admitted, decisions)
-            if stopped or not self._dirty:
-                break
+        stopped = self._drain(now, self.config.max_admissions_per_cycle, decisions)
+        self._end_wakes(complete=not stopped)
         return decisions
 
-    def _drain(self, now: float, limit: int | None, admitted: int, decisions: list[Decision]) -> tuple[int, bool]:
-        """Examine candidates in order until none is left (or the admission limit is reached: returns stopped)."""
+    def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
+        """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
+        Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
         gheap, gtoken = self._gheap, self._gtoken
-        while gheap:
-            key, token, q = gheap[0]
-            if token != gtoken[q]:
-                heappop(gheap)
+        admitted = 0
+        while True:
+            while gheap and gheap[0][1] != gtoken[gheap[0][2]]:
+                heappop(gheap)  # stale entries
+            if (self._frontier or self._unlisted) and self._wake_next(gheap[0][0] if gheap else None):
                 continue
-            top = self._quota_top(q)
-            if top is None:
-                heappop(gheap)
-                gtoken[q] = 0
-                continue
-            group, rec = top
+            if not gheap:
+                return False
+            key, token, q, group, rec = gheap[0]
+            if not rec.alive or group.parked:
+                top = self._quota_top(q)
+                if top is None:
+                    heappop(gheap)
+                    gtoken[q] = 0
+                    continue
+                group, rec = top
             # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
             # pushed during this cycle is exact. Other entries are re-checked (usage below may have grown).
             current = key if token > self._cycle_token0 and self._leaf[q] else self._key(q, group, rec, now)
             if current > key:  # the quota's standing got worse since it was queued: re-rank it
                 gtoken[q] = self._next_token()
-                heapreplace(gheap, (current, gtoken[q], q))
+                heapreplace(gheap, (current, gtoken[q], q, group, rec))
                 continue
             if limit is not None and admitted >= limit:
-                return admitted, True
+                return True
             heappop(gheap)
             gtoken[q] = 0
             if self._try(q, group, rec, current, now, decisions):
                 admitted += 1
             self._push_quota(q)
-        return admitted, False
 
     def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool):
         """(None, device shares) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
@@ -140,9 +143,6 @@ class SchedulerState(StateBase):
         when every option failed, so the common "first pool full, second fits" path builds nothing)."""
         tree = self._tree
         if self._holds:
-            b = tree.first_block(q, opt.req)
-            if b is not None:
-                return b, None
             hold = self._hold_blocking(q, group, rec, opt, cls, aged)
             if hold is not None:
                 return Blocker(HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold), None
@@ -166,14 +166,20 @@ class SchedulerState(StateBase):
         return Blocker(b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key))
 
     def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool) -> Hold | None:
+        held = self._held_keys
+        for k, _ in opt.req:
+            if k in held:
+                break
+        else:
+            return None
         holds = self._holds
         for a in self._tree.path[q] + (ROOT,):
             for k, _ in opt.req:
-                lst = holds.get((a, k))
-                if lst:
-                    for h in lst:
-                        if h.blocks(group, rec, cls, aged):
-                            return h
+                hs = holds.get((a, k))
+                if hs is not None:
+                    hold = hs.blocking(group, rec, cls, aged)
+                    if hold is not None:
+                        return hold
         return None
 
     def _ever(self, group: Group) -> list[bool]:
@@ -185,43 +191,56 @@ class SchedulerState(StateBase):
             ]
         return group.ever
 
-    def _try(self, q: int, group: Group, rec: QueuedRec, key: tuple, now: float, decisions: list[Decision]) -> bool:
+    def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
         tree = self._tree
         group.tried = self._cycle_no
-        aged = key[1] == 0
-        blockers: list[Blocker] = []
-        classes: list[int] = []
-        holds = self._holds
-        for i, opt in enumerate(group.options):
-            # the borrowing class of other pools only matters to holds (and preemption's hold check below)
-            cls = key[0] if i == 0 or not holds else tree.borrow_class_and_share(q, opt.req)[0]
-            blocker, shares = self._option_fit(q, group, rec, opt, cls, aged)
-            if blocker is None:
-                self._admit(q, group, rec, opt, shares, (), now, decisions)
-                return True
-            blockers.append(blocker)
-            classes.append(cls)
+        aged = key_aged(key)
+        blockers: list = []
+        if not self._holds:  # the common case, kept lean: try each pool in order
+            for opt in group.options:
+                b = tree.admit(q, opt.req)
+                if b is None:
+                    shares = ()
+                    if opt.gpu:
+                        shares = self._devices[opt.pool].place(opt.gpu)
+                        if shares is None:
+                            tree.apply(q, opt.req, -1)
+                            dp = self._devices[opt.pool]
+                            blockers.append(Blocker(DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp))
+                            continue
+                    self._admit(q, group, rec, opt, shares, (), now, decisions)
+                    return True
+                blockers.append(b)
+        else:
+            for i, opt in enumerate(group.options):
+                # the borrowing class of other pools only matters to holds
+                cls = key_class(key) if i == 0 else tree.borrow_class_and_share(q, opt.req)[0]
+                blocker, shares = self._option_fit(q, group, rec, opt, cls, aged)
+                if blocker is None:
+                    self._admit(q, group, rec, opt, shares, (), now, decisions)
+                    return True
+                blockers.append(blocker)
         blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
         if can_preempt(tree, q):
             ever = self._ever(group)
             pools = self._pool_order if self._any_keys else None
-            for i, (opt, blocker, possible) in enumerate(zip(group.options, blockers, ever)):
+            for opt, blocker, possible in zip(group.options, blockers, ever):
                 if blocker.kind == HOLD or not possible:
                     continue
-                cls = classes[i] if i == 0 or holds else tree.borrow_class_and_share(q, opt.req)[0]
                 dp = self._devices[opt.pool]
 
-                def fits(opt: Option = opt, dp: DevicePool = dp, cls: int = cls) -> bool:
+                def fits(opt: Option = opt, dp: DevicePool = dp) -> bool:
                     return (
                         tree.first_block(q, opt.req) is None
                         and (not opt.gpu or dp.choose(opt.gpu) is not None)
-                        and (not self._holds or self._hold_blocking(q, group, rec, opt, cls, aged) is None)
+                        and (not self._holds or self._hold_blocking(
+                            q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
                     )
 
                 plan = plan_preemption(
-                    tree, self._devices, self._run_by_qp, self._quotas_in_pool, q, rec.priority, opt,
+                    tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
                     pools or (opt.pool,), fits, now, self._shortfall(blocker),
                 )
                 if plan.victims:
@@ -289,7 +308,7 @@ class SchedulerState(StateBase):
                 parts.append((HOLD, hold.kind, hold.job_id, hold.node, hold.key))
         return tuple(parts)
 
-    def _block(self, q: int, group: Group, rec: QueuedRec, key: tuple, blockers: list[Blocker], aged: bool,
+    def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
                retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
         tree = self._tree
         first, opt = blockers[0], group.options[0]
@@ -318,6 +337,9 @@ class SchedulerState(StateBase):
                 cap_entries.append((pool, b.key, b.requested if b.kind == HOLD else b.needed))
             else:
                 limit_keys.append(("limit", b.node, pool))
+        for b in blockers:
+            if b.kind == HOLD:
+                b.detail.blocked[group] = None  # type: ignore[union-attr]
         self._park.park(group, limit_keys, cap_entries, key)
         group.qtoken = 0
         if self._age is not None and not aged:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 from allotment.core.quantity import format_raw
 
@@ -104,7 +105,10 @@ class DevicePool:
     def _move_node(self, node: str, before: int, after: int) -> None:
         if before:
             bucket = self._nodes_by_count[before]
-            del bucket[node]
+            if next(reversed(bucket)) == node:  # see _set_free: keep the end of the dict free of tombstones
+                bucket.popitem()
+            else:
+                del bucket[node]
             if not bucket:
                 del self._nodes_by_count[before]
         if after:
@@ -130,7 +134,7 @@ class DevicePool:
                 for count in range(1, self._max_per_node + 1):
                     nodes = by_count.get(count)
                     if nodes:
-                        return ((next(iter(self._whole[next(iter(nodes))])), amount),)
+                        return ((next(iter(self._whole[next(reversed(nodes))])), amount),)
             # The last device of the bucket: buckets are stacks (see _set_free), so this stays O(1).
             return ((next(reversed(self._by_free[value])), amount),)
         n = amount // WHOLE
@@ -140,18 +144,16 @@ class DevicePool:
         for count in range(n, self._max_per_node + 1):  # best fit: the node with the fewest free devices that suffice
             bucket = by_count.get(count)
             if bucket:
-                devs = self._whole[next(iter(bucket))]
-                picked = [d for d, _ in zip(devs, range(n))]
-                break
-        else:  # no single node has enough: take the emptiest nodes first (fewest nodes used)
-            picked = []
-            for count in range(min(self._max_per_node, n), 0, -1):
-                for node in by_count.get(count, ()):
-                    for d in self._whole[node]:
-                        picked.append(d)
-                        if len(picked) == n:
-                            return tuple((d, WHOLE) for d in picked)
-        return tuple((d, WHOLE) for d in picked)
+                return tuple([(d, WHOLE) for d in islice(self._whole[next(reversed(bucket))], n)])
+        # No single node has enough: take the emptiest nodes first (fewest nodes used).
+        picked: list[str] = []
+        for count in range(min(self._max_per_node, n), 0, -1):
+            for node in by_count.get(count, ()):
+                for d in self._whole[node]:
+                    picked.append(d)
+                    if len(picked) == n:
+                        return tuple((d, WHOLE) for d in picked)
+        return None  # unreachable: whole_count >= n
 
     def could_ever_fit(self, amount: int) -> bool:
         """Would ``amount`` fit in this pool if every device were free?"""
@@ -191,6 +193,13 @@ class DevicePool:
         self.whole_count -= len(shares)
         self.total_free -= amount
         return shares
+
+    def could_fit_after(self, amount: int, freed: dict[str, int]) -> bool:
+        """Would a fractional ``amount`` fit one device if ``freed`` (device -> amount) were given back?"""
+        if self._free_values and self._free_values[-1] >= amount:
+            return True
+        free = self.free
+        return any(free[dev] + x >= amount for dev, x in freed.items())
 
     def take(self, shares: Sequence[tuple[str, int]]) -> None:
         for dev, amt in shares:

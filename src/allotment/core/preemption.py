@@ -38,6 +38,25 @@ class PreemptionPlan:
 
 
 _NOTHING = PreemptionPlan(None, None, "")
+_NOT_ENOUGH = "preempting every eligible job would not free enough"
+
+
+def _first(candidate: tuple) -> tuple:
+    return candidate[0]
+
+
+def _devices_could_fit(dp: DevicePool, amount: int, candidates: list, pool: str) -> bool:
+    """Would the GPU shape fit if every candidate in this pool were gone? (whole jobs need completely free devices)"""
+    freed: dict[str, int] = {}
+    for _, run, _ in candidates:
+        if run.pool == pool:
+            for dev, x in run.shares:
+                freed[dev] = freed.get(dev, 0) + x
+    free, cap = dp.free, dp.cap
+    if amount < 1000:
+        return dp.could_fit_after(amount, freed)
+    whole = dp.whole_count + sum(1 for dev, x in freed.items() if free[dev] < cap[dev] == 1000 and free[dev] + x >= 1000)
+    return whole >= amount // 1000
 
 
 def can_preempt(tree: UsageTree, q: int) -> bool:
@@ -55,6 +74,7 @@ def plan_preemption(
     devices: Mapping[str, DevicePool],
     running_by_quota_pool: Mapping[tuple[int, str], Mapping[str, RunningRec]],
     quotas_in_pool: Mapping[str, Mapping[int, int]],
+    priorities_by_quota_pool: Mapping[tuple[int, str], Mapping[int, int]],
     q: int,
     priority: int,
     option: Option,
@@ -68,18 +88,17 @@ def plan_preemption(
     spec = tree.specs[q]
     assert spec is not None
     within = spec.within_quota_preemption == WithinQuota.LOWER_PRIORITY
-    if within and not spec.child_preemption and spec.reclaim == Reclaim.NEVER:
-        # Fast exit for the common case: only the quota's own lower-priority jobs could make room.
+    if within:  # only worth it if the quota runs lower-priority jobs where this job could go
         for pool in pools:
-            own = running_by_quota_pool.get((q, pool))
-            if own and any(run.priority < priority for run in own.values()):
+            own = priorities_by_quota_pool.get((q, pool))
+            if own and min(own) < priority:
                 break
         else:
-            return _NOTHING
+            within = False
     keys = option.keys
     reclaim = spec.reclaim != Reclaim.NEVER and tree.within_guarantee(q, option.req)
     if not within and not reclaim and not spec.child_preemption:
-        return _NOTHING
+        return _NOTHING  # the common case in a busy cluster: decided without listing anything
     reclaim_lower_only = spec.reclaim == Reclaim.LOWER_PRIORITY
     ancestors_q = tree.ancestors[q]
     # Which quotas' jobs may be victims, decided per quota first (cheap) so that jobs are only listed where useful.
@@ -144,8 +163,17 @@ def plan_preemption(
                     if k == key:
                         freeable += x
         if freeable < amount:
-            return PreemptionPlan(None, retry_at, note or "preempting every eligible job would not free enough")
-    candidates.sort(key=lambda c: c[0])
+            return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
+    if not tree.floored_path[q]:
+        # Without lending limits on the way up, the job needs its full request free at the cluster level.
+        occupied, cap = tree.eu[ROOT], tree.cap
+        for key, amount in option.req:
+            free = cap[key] - occupied[key]
+            if amount > free and amount > free + sum(x for _, run, _ in candidates for k, x in run.req if k == key):
+                return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
+    if option.gpu and not _devices_could_fit(devices[option.pool], option.gpu, candidates, option.pool):
+        return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
+    candidates.sort(key=_first)
 
     def remove(run: RunningRec) -> None:
         tree.apply(run.quota, run.req, -1)

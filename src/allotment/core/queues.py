@@ -9,6 +9,7 @@ O(groups touched), never O(queued jobs). A blocked group is *parked* under the e
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from heapq import heappop
 
 from allotment.core.model import Wait
@@ -112,7 +113,7 @@ class Hold:
 
     GUARANTEE = 1
     STARVATION = 2
-    __slots__ = ("node", "key", "kind", "group", "job_id", "priority", "submitted_at", "seq", "cls", "quota")
+    __slots__ = ("node", "key", "kind", "group", "job_id", "priority", "submitted_at", "seq", "cls", "quota", "blocked")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int) -> None:
         self.node = node
@@ -125,6 +126,7 @@ class Hold:
         self.seq = rec.seq
         self.cls = cls
         self.quota = group.quota
+        self.blocked: dict[Group, None] = {}  # groups parked because of this hold: re-examined when it goes
 
     def blocks(self, group: Group, rec: QueuedRec, cls: int, aged: bool) -> bool:
         if group is self.group:
@@ -134,6 +136,42 @@ class Hold:
         if cls < self.cls or rec.priority > self.priority:
             return False
         return not (aged and (rec.submitted_at, rec.seq) < (self.submitted_at, self.seq))
+
+
+class HoldSet:
+    """The holds on one (quota or ROOT, key). Guarantee holds all block the same candidates (any that would
+    borrow), so they are checked in O(1); starvation holds are few and checked one by one."""
+
+    __slots__ = ("guarantee", "starvation")
+
+    def __init__(self) -> None:
+        self.guarantee: dict[Group, Hold] = {}
+        self.starvation: list[Hold] = []
+
+    def add(self, hold: Hold) -> None:
+        if hold.kind == Hold.GUARANTEE:
+            self.guarantee[hold.group] = hold
+        else:
+            self.starvation.append(hold)
+
+    def remove(self, hold: Hold) -> None:
+        if hold.kind == Hold.GUARANTEE:
+            self.guarantee.pop(hold.group, None)
+        else:
+            self.starvation.remove(hold)
+
+    def __bool__(self) -> bool:
+        return bool(self.guarantee) or bool(self.starvation)
+
+    def blocking(self, group: Group, rec: QueuedRec, cls: int, aged: bool) -> Hold | None:
+        if cls > 0:
+            for holder, hold in self.guarantee.items():
+                if holder is not group:
+                    return hold
+        for hold in self.starvation:
+            if hold.blocks(group, rec, cls, aged):
+                return hold
+        return None
 
 
 class ParkIndex:
@@ -149,25 +187,31 @@ class ParkIndex:
 
     def __init__(self) -> None:
         self._limit: dict[tuple, dict[Group, None]] = {}
-        self._cap: dict[str, dict[Group, tuple[tuple, int, int]]] = {}
+        # pool -> key -> needed amount -> entries (order, key, needed, group) sorted by order. Order keys are unique
+        # (they end with a job's submission seq), so entries sort and bisect without ever comparing groups.
+        self._cap: dict[str, dict[int, dict[int, list[tuple]]]] = {}
 
-    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: tuple) -> None:
+    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: int) -> None:
         group.parked = True
         keys: list[tuple] = []
         for k in limit_keys:
             self._limit.setdefault(k, {})[group] = None
             keys.append(k)
         for pool, key, needed in cap_entries:
-            self._cap.setdefault(pool, {})[group] = (order, key, needed)
-            keys.append(("cap", pool))
+            entry = (order, key, needed, group)
+            insort(self._cap.setdefault(pool, {}).setdefault(key, {}).setdefault(needed, []), entry)
+            keys.append(("cap", pool, entry))
         group.park_keys = keys
 
     def unpark(self, group: Group) -> None:
         for k in group.park_keys:
             if k[0] == "cap":
-                s = self._cap.get(k[1])
-                if s is not None:
-                    s.pop(group, None)
+                _, pool, entry = k
+                per_key = self._cap[pool][entry[1]]
+                lst = per_key[entry[2]]
+                del lst[bisect_left(lst, entry)]
+                if not lst:
+                    del per_key[entry[2]]
             else:
                 s2 = self._limit.get(k)
                 if s2 is not None:
@@ -181,5 +225,6 @@ class ParkIndex:
         s = self._limit.get(key)
         return list(s) if s else []
 
-    def cap_groups(self, pool: str) -> dict[Group, tuple[tuple, int, int]]:
+    def cap_buckets(self, pool: str) -> dict[int, dict[int, list[tuple]]]:
+        """key -> needed -> parked entries in order, for one pool (live lists: copy before iterating)."""
         return self._cap.get(pool) or {}

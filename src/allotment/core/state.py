@@ -12,14 +12,40 @@ from heapq import heappop, heappush
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.model import Pool, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, Wait, WaitCode
 from allotment.core.quantity import RESOURCES, Quantity, format_quantity
-from allotment.core.queues import Group, Hold, Option, ParkIndex, QueuedRec, RunningRec
+from allotment.core.queues import Group, Hold, HoldSet, Option, ParkIndex, QueuedRec, RunningRec
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import ROOT, UsageTree
 
 
-def _by_order(item: tuple[Group, tuple[tuple, int, int]]) -> tuple:
-    return item[1][0]
+# Order keys are packed into one integer, fields from most to least significant (widths in bits):
+#   borrowing class (1) | not aged (1) | pool's profile rank (16) | profile's policy rank (16) |
+#   weighted dominant share, fixed point 2**-32 (52) | 2**31 - priority (33) | submission seq (64)
+# Same order as the tuple of those fields, but one C-level comparison instead of seven in every heap operation.
+_SEQ_BITS, _PRIO_BITS, _SHARE_BITS, _RANK_BITS = 64, 33, 52, 16
+_AGED_SHIFT = _SEQ_BITS + _PRIO_BITS + _SHARE_BITS + 2 * _RANK_BITS
+_SHARE_MAX = (1 << _SHARE_BITS) - 1
+_RANK_MAX = (1 << _RANK_BITS) - 1
+
+
+def order_key(cls: int, aged: bool, pool_rank: int, policy_rank: int, share: float, priority: int, seq: int) -> int:
+    shareq = _SHARE_MAX if share >= 2.0**20 else int(share * 4294967296.0)  # inf (weight 0) sorts last
+    prio = min(max((1 << 31) - priority, 0), (1 << _PRIO_BITS) - 1)
+    key = (cls << 1) | (0 if aged else 1)
+    key = (key << _RANK_BITS) | min(pool_rank, _RANK_MAX)
+    key = (key << _RANK_BITS) | min(policy_rank, _RANK_MAX)
+    key = (key << _SHARE_BITS) | shareq
+    key = (key << _PRIO_BITS) | prio
+    return (key << _SEQ_BITS) | (seq & ((1 << _SEQ_BITS) - 1))
+
+
+def key_class(key: int) -> int:
+    """Borrowing class of an order key: 0 = within guarantee, 1 = would borrow."""
+    return key >> (_AGED_SHIFT + 1)
+
+
+def key_aged(key: int) -> bool:
+    return not (key >> _AGED_SHIFT) & 1
 
 
 class StateBase:
@@ -58,13 +84,15 @@ class StateBase:
         n = len(tree.ids)
         self._qheap: list[list] = [[] for _ in range(n)]  # per quota: (-priority, seq, token, group) of group heads
         self._gtoken = [0] * n  # token of each quota's valid entry in the global heap
-        self._gheap: list = []  # (order key, token, quota)
+        self._gheap: list = []  # (order key, token, quota, top group, its head job)
         self._token = 0
         self._park = ParkIndex()
-        self._holds: dict[tuple[int, int], list[Hold]] = {}
+        self._holds: dict[tuple[int, int], HoldSet] = {}
+        self._held_keys: dict[int, int] = {}  # key -> number of holds on it (quick "nothing held here" test)
         self._deadlines: list = []  # (time, token, group)
         self._dirty: dict[str, None] = {}  # pools (or "*") where capacity came back since the groups there were tried
-        self._wake_plans: dict[str, list] = {}  # pool -> [cycle number, parked groups in order, cursor]
+        self._unlisted: dict[str, None] = {}  # dirty pools whose parked groups are not in the frontier yet
+        self._frontier: list = []  # (order key, token, cursor): best parked group per (pool, key, need) bucket
         self._cycle_no = 0
         self._cycle_token0 = 0  # token counter at the start of the current cycle
         self._leaf = [not c for c in tree.children]
@@ -72,6 +100,7 @@ class StateBase:
         self._running: dict[str, RunningRec] = {}
         self._run_by_qp: dict[tuple[int, str], dict[str, RunningRec]] = {}
         self._quotas_in_pool: dict[str, dict[int, int]] = {}
+        self._prio_by_qp: dict[tuple[int, str], dict[int, int]] = {}  # (quota, pool) -> priority -> running jobs
         self._now = 0.0
 
     @classmethod
@@ -274,10 +303,11 @@ class StateBase:
             heappop(qh)
         return None
 
-    def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> tuple:
+    def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int:
+        """The candidate's order key (smaller first), see order_key()."""
         cls, share = self._tree.borrow_class_and_share(q, group.options[0].req)
-        aged = 0 if self._age is not None and now - rec.submitted_at >= self._age else 1
-        return (cls, aged, group.pool_rank, group.policy_rank, share, -rec.priority, rec.seq)
+        aged = self._age is not None and now - rec.submitted_at >= self._age
+        return order_key(cls, aged, group.pool_rank, group.policy_rank, share, rec.priority, rec.seq)
 
     def _push_quota(self, q: int) -> None:
         top = self._quota_top(q)
@@ -285,7 +315,9 @@ class StateBase:
             self._gtoken[q] = 0
             return
         token = self._gtoken[q] = self._next_token()
-        heappush(self._gheap, (self._key(q, top[0], top[1], self._now), token, q))
+        # The entry carries the quota's top (group, head job): every change to that queue pushes a new entry, so a
+        # valid token means the top is still current (the cycle re-checks the job is alive as a safety net).
+        heappush(self._gheap, (self._key(q, top[0], top[1], self._now), token, q, top[0], top[1]))
 
     def _drop_group(self, group: Group) -> None:
         self._groups.pop(group.shape, None)
@@ -309,79 +341,130 @@ class StateBase:
             self._wake(group)
 
     def _mark_dirty(self, pool: str) -> None:
-        """Capacity came back in ``pool``: its parked groups are worth another look (re-sorted at the next pass)."""
+        """Capacity came back in ``pool``: its capacity-parked groups are candidates again (see _wake_next)."""
         self._dirty[pool] = None
-        self._wake_plans.pop(pool, None)
+        self._unlisted[pool] = None
         if self._any_keys:
             self._dirty[ANY_POOL] = None
-            self._wake_plans.pop(ANY_POOL, None)
+            self._unlisted[ANY_POOL] = None
 
-    def _wake_by_need(self) -> bool:
-        """Wake capacity-parked groups of dirty pools, best order key first, until the free capacity of the key each
-        waits on is spoken for; the next call continues where this one stopped. Groups that need more than is free,
-        or were already tried in this cycle, are passed over. Returns True if it woke any; a pool where nothing
-        could be woken is clean again, so a full pool costs nothing until capacity returns.
+    def _list_dirty(self) -> None:
+        """Put the parked groups of newly dirty pools on the frontier: one cursor per (pool, key, needed amount)
+        bucket over a snapshot of its entries (sorted by order key; the copy is a C-level list copy)."""
+        for pool in self._unlisted:
+            for key, by_need in self._park.cap_buckets(pool).items():
+                for needed, entries in by_need.items():
+                    self._advance([entries.copy(), 0, needed, key])
+        self._unlisted = {}
 
-        Each dirty pool's parked groups are sorted once per cycle (or again when more capacity came back), so a cycle
-        costs O(g log g) per pool with g parked groups there, however many passes it takes."""
-        if not self._dirty:
-            return False
+    def _advance(self, cursor: list) -> None:
+        """Skip entries that are no longer parked or were tried in this cycle; re-queue the cursor at its next one."""
+        entries, i = cursor[0], cursor[1]
+        cycle_no = self._cycle_no
+        while i < len(entries):
+            group = entries[i][3]
+            if group.parked and group.tried != cycle_no:
+                cursor[1] = i
+                self._token += 1
+                heappush(self._frontier, (entries[i][0], self._token, cursor))
+                return
+            i += 1
+
+    def _wake_next(self, best_active: int | None) -> bool:
+        """Wake the best capacity-parked group if it would come before ``best_active`` (the best key among the
+        candidates already queued; None: there are none) and what it needs is free right now. Returns True if it
+        woke one. Waking exactly when a group would be next, with the capacity measured then, means parked groups
+        are neither re-examined en masse when a job finishes nor woken for capacity that others take first."""
+        if self._unlisted:
+            self._list_dirty()
+        frontier = self._frontier
         tree = self._tree
         cap, occupied = tree.cap, tree.eu[ROOT]
         cycle_no = self._cycle_no
-        woke = False
-        for pool in list(self._dirty):
-            plan = self._wake_plans.get(pool)
-            if plan is None or plan[0] != cycle_no:
-                parked = self._park.cap_groups(pool)
-                plan = [cycle_no, sorted(parked.items(), key=_by_order), 0]
-                self._wake_plans[pool] = plan
-            entries, i = plan[1], plan[2]
-            spoken: dict[int, int] = {}
-            woken: list[Group] = []
-            while i < len(entries):
-                group, (_, key, needed) = entries[i]
-                if group.tried == cycle_no or not group.parked:
-                    i += 1
-                    continue
-                free = cap[key] - occupied[key]
-                if needed > free:
-                    i += 1  # cannot fit now; capacity only shrinks during a cycle unless something is released
-                    continue
-                if needed > free - spoken.get(key, 0):
-                    break  # the rest of this capacity is spoken for by groups woken in this pass
-                spoken[key] = spoken.get(key, 0) + needed
-                woken.append(group)
-                i += 1
-            plan[2] = i
-            for group in woken:
-                self._wake(group)
-            if woken:
-                woke = True
-            else:
-                del self._dirty[pool]
-                del self._wake_plans[pool]
-        return woke
+        while frontier:
+            order, _, cursor = frontier[0]
+            entries, i, needed, key = cursor
+            group = entries[i][3]
+            if not group.parked or group.tried == cycle_no:
+                heappop(frontier)
+                cursor[1] = i + 1
+                self._advance(cursor)
+                continue
+            if needed > cap[key] - occupied[key]:
+                heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
+                continue
+            head = group.head()
+            assert head is not None
+            if key in self._held_keys and self._held_against(group, head, key, order):
+                heappop(frontier)  # this capacity is held for someone else (hold removal marks the pool dirty)
+                cursor[1] = i + 1
+                self._advance(cursor)
+                continue
+            fresh = self._key(group.quota, group, head, self._now)
+            if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
+                heappop(frontier)
+                cursor[1] = i + 1
+                self._advance(cursor)
+                self._token += 1
+                heappush(frontier, (fresh, self._token, [[(fresh, key, needed, group)], 0, needed, key]))
+                continue
+            if best_active is not None and order >= best_active:
+                return False
+            heappop(frontier)
+            cursor[1] = i + 1
+            self._advance(cursor)
+            self._wake(group)
+            return True
+        return False
+
+    def _held_against(self, group: Group, head: QueuedRec, key: int, order: int) -> bool:
+        """Is the pool-level capacity on ``key`` held against this group (so waking it would be pointless)?
+        ``order`` is the group's order key (it carries its borrowing class for its first pool)."""
+        holds = self._holds.get((ROOT, key))
+        if holds is None:
+            return False
+        cls = key_class(order)
+        first = group.options[0]
+        if len(group.options) > 1 and first.pool != self._tree.keys.keys[key].pool:
+            for opt in group.options:
+                if opt.keys.__contains__(key):
+                    cls = self._tree.borrow_class_and_share(group.quota, opt.req)[0]
+                    break
+        return holds.blocking(group, head, cls, key_aged(order)) is not None
+
+    def _end_wakes(self, complete: bool) -> None:
+        """After a cycle: if it ran to completion, every parked group that could use the free capacity was tried, so
+        all pools are clean until capacity comes back; otherwise they stay dirty for the next cycle."""
+        self._frontier = []
+        if complete:
+            self._dirty = {}
+            self._unlisted = {}
+        else:
+            self._unlisted = dict(self._dirty)
 
     def _drop_holds(self, group: Group) -> None:
         if not group.holds:
             return
         holds, group.holds = group.holds, []
         for h in holds:
-            lst = self._holds.get((h.node, h.key))
-            if lst is not None:
-                lst.remove(h)
-                if not lst:
+            self._held_keys[h.key] -= 1
+            if not self._held_keys[h.key]:
+                del self._held_keys[h.key]
+            hs = self._holds.get((h.node, h.key))
+            if hs is not None:
+                hs.remove(h)
+                if not hs:
                     del self._holds[(h.node, h.key)]
-            pool = self._tree.keys.keys[h.key].pool
-            if h.node == ROOT:
-                self._mark_dirty(pool)
-            else:
-                self._wake_limit(("limit", h.node, pool))
+            for blocked in h.blocked:  # they waited for this hold: look again (their reason changes at least)
+                self._wake(blocked)
 
     def _add_hold(self, hold: Hold) -> None:
         hold.group.holds.append(hold)
-        self._holds.setdefault((hold.node, hold.key), []).append(hold)
+        hs = self._holds.get((hold.node, hold.key))
+        if hs is None:
+            hs = self._holds[(hold.node, hold.key)] = HoldSet()
+        hs.add(hold)
+        self._held_keys[hold.key] = self._held_keys.get(hold.key, 0) + 1
 
     # -- running jobs -------------------------------------------------------------------------------------------
     def _index_running(self, run: RunningRec) -> None:
@@ -389,6 +472,8 @@ class StateBase:
         self._run_by_qp.setdefault((run.quota, run.pool), {})[run.id] = run
         per_pool = self._quotas_in_pool.setdefault(run.pool, {})
         per_pool[run.quota] = per_pool.get(run.quota, 0) + 1
+        prios = self._prio_by_qp.setdefault((run.quota, run.pool), {})
+        prios[run.priority] = prios.get(run.priority, 0) + 1
 
     def _release(self, run: RunningRec) -> None:
         del self._running[run.id]
@@ -400,6 +485,12 @@ class StateBase:
         per_pool[run.quota] -= 1
         if not per_pool[run.quota]:
             del per_pool[run.quota]
+        prios = self._prio_by_qp[(run.quota, run.pool)]
+        prios[run.priority] -= 1
+        if not prios[run.priority]:
+            del prios[run.priority]
+            if not prios:
+                del self._prio_by_qp[(run.quota, run.pool)]
         self._tree.apply(run.quota, run.req, -1)
         if run.shares:
             self._devices[run.pool].release(run.shares)

@@ -16,7 +16,9 @@ A job fits (``first_block`` returns None) when, adding its request:
      that is physically free and not held back by another quota's lending limit.
 
 Every operation walks one path (depth of the tree) over the job's few keys: the cost does not depend on how many jobs
-are queued or running.
+are queued or running. Two shortcuts keep the walk short: only quotas with a finite limit are checked for limits, and
+``eu`` is only maintained where it matters (quotas with a lending limit, and ROOT): a quota without lending limits
+passes every change to its parent unchanged.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ LIMIT = 1
 CAPACITY = 2
 
 Request = tuple[tuple[int, int], ...]  # ((key index, raw amount), ...)
+
+
+_WITHIN = (0, 0.0)
 
 
 class Block(NamedTuple):
@@ -163,6 +168,18 @@ class UsageTree:
 
         # Occupancy of an idle cluster (only unlendable guarantees): what "could this ever fit?" is measured against.
         self.idle_eu: list[list[int]] = [row[:] for row in self.eu]
+        # Shortcuts for the hot path. A quota without any finite limit cannot block; a quota without any lending
+        # limit (floor 0 everywhere) passes every change to its parent unchanged, so its eu is never needed and is
+        # not maintained (eu stays exact at floored quotas and at ROOT, the only places it is read).
+        self.inv_weight = [1.0 / w if w > 0 else float("inf") for w in self.weight]
+        self._refresh_inv_cap()
+        # Per quota, references to the rows the hot path touches (the row lists are never replaced, only mutated).
+        self.u_rows = [tuple(self.u[a] for a in p) + (self.u[ROOT],) for p in self.path]
+        has_limit = [any(x < UNLIMITED_RAW for x in row) for row in self.lim]
+        has_floor = [any(x > 0 for x in row) for row in self.floor]
+        self.limited_path = [tuple(a for a in p if has_limit[a]) for p in self.path]
+        self.limit_rows = [tuple((self.u[a], self.lim[a]) for a in p) for p in self.limited_path]
+        self.floored_path = [tuple(a for a in p if has_floor[a]) for p in self.path]
 
     # -- structure ----------------------------------------------------------------------------------------------
     def descendants(self, node: int) -> tuple[int, ...]:
@@ -189,20 +206,24 @@ class UsageTree:
 
     def set_capacity(self, ki: int, raw: int) -> None:
         self.cap[ki] = min(raw, UNLIMITED_RAW)
+        self._refresh_inv_cap()
+
+    def _refresh_inv_cap(self) -> None:
+        """1/capacity per key for dominant shares (0 where capacity is unlimited or zero: no share there)."""
+        self.inv_cap = [1.0 / c if 0 < c < UNLIMITED_RAW else 0.0 for c in self.cap]
 
     # -- the hot path ---------------------------------------------------------------------------------------------
     def first_block(self, q: int, req: Request) -> Block | None:
         """None when ``req`` fits at quota ``q``; otherwise the first limit or capacity that blocks it."""
-        path = self.path[q]
         u, lim = self.u, self.lim
-        for a in path:
+        for a in self.limited_path[q]:
             ua, la = u[a], lim[a]
             for k, r in req:
                 if ua[k] + r > la[k]:
                     return Block(LIMIT, a, k, r)
         eu, floor = self.eu, self.floor
         delta: Request | list[tuple[int, int]] = req
-        for a in path:
+        for a in self.floored_path[q]:
             ea, fa = eu[a], floor[a]
             nxt = []
             for k, d in delta:
@@ -221,42 +242,39 @@ class UsageTree:
     def admit(self, q: int, req: Request) -> Block | None:
         """first_block and apply(+1) in one pass: when the request fits, add it and return None; otherwise change
         nothing and return the Block. (The admission hot path: the deltas computed by the check are reused.)"""
-        path = self.path[q]
-        u, lim = self.u, self.lim
-        for a in path:
-            ua, la = u[a], lim[a]
+        for ua, la in self.limit_rows[q]:
             for k, r in req:
                 if ua[k] + r > la[k]:
-                    return Block(LIMIT, a, k, r)
-        eu, floor = self.eu, self.floor
-        levels = []
+                    return self.first_block(q, req)  # rare: let the plain check say which quota blocks
+        eu = self.eu
         delta: Request | list[tuple[int, int]] = req
-        for a in path:
-            ea, fa = eu[a], floor[a]
-            levels.append((ea, delta))
-            nxt = []
-            for k, d in delta:
-                e, f = ea[k], fa[k]
-                if e + d > f:
-                    nxt.append((k, d if e >= f else e + d - f))
-            delta = nxt
-            if not nxt:
-                break
+        levels = []
+        floored = self.floored_path[q]
+        if floored:
+            floor = self.floor
+            for a in floored:
+                ea, fa = eu[a], floor[a]
+                levels.append((ea, delta))
+                nxt = []
+                for k, d in delta:
+                    e, f = ea[k], fa[k]
+                    if e + d > f:
+                        nxt.append((k, d if e >= f else e + d - f))
+                delta = nxt
+                if not nxt:
+                    break
         er = eu[ROOT]
         if delta:
             cap = self.cap
             for k, d in delta:
                 if er[k] + d > cap[k]:
                     return Block(CAPACITY, ROOT, k, d)
-            levels.append((er, delta))
+            for k, d in delta:
+                er[k] += d
         for ea, dl in levels:
             for k, d in dl:
                 ea[k] += d
-        ur = u[ROOT]
-        for k, r in req:
-            ur[k] += r
-        for a in path:
-            ua = u[a]
+        for ua in self.u_rows[q]:
             for k, r in req:
                 ua[k] += r
         return None
@@ -265,14 +283,13 @@ class UsageTree:
         """Would ``req`` fit if nothing at all were running? False means it can never run with this configuration
         (a limit or the capacity is smaller than the request, or other quotas' unlendable guarantees are in the way)."""
         lim, eu, floor = self.lim, self.idle_eu, self.floor
-        path = self.path[q]
-        for a in path:
+        for a in self.limited_path[q]:
             la = lim[a]
             for k, r in req:
                 if r > la[k]:
                     return False
         delta: Request | list[tuple[int, int]] = req
-        for a in path:
+        for a in self.floored_path[q]:
             ea, fa = eu[a], floor[a]
             delta = [(k, d if ea[k] >= fa[k] else ea[k] + d - fa[k]) for k, d in delta if ea[k] + d > fa[k]]
             if not delta:
@@ -283,8 +300,7 @@ class UsageTree:
     def apply(self, q: int, req: Request, sign: int) -> None:
         """Add (sign=+1) or remove (sign=-1) a job's usage along its path, keeping u and eu consistent."""
         u, eu, floor = self.u, self.eu, self.floor
-        path = self.path[q]
-        for a in path:
+        for a in self.path[q]:
             ua = u[a]
             for k, r in req:
                 ua[k] += sign * r
@@ -292,7 +308,7 @@ class UsageTree:
         for k, r in req:
             ur[k] += sign * r
         delta = [(k, sign * r) for k, r in req]
-        for a in path:
+        for a in self.floored_path[q]:
             ea, fa = eu[a], floor[a]
             nxt = []
             for k, d in delta:
@@ -315,19 +331,19 @@ class UsageTree:
         """(0, 0.0) when admitting ``req`` keeps quota ``q`` within its guarantee on every key it specifies;
         otherwise (1, weighted dominant share of what it would borrow): max over keys of borrowed / capacity,
         divided by the quota's weight (Kueue fair sharing; a weight of 0 always sorts last)."""
-        spec, uq, gq, cap = self.spec_keys[q], self.u[q], self.g[q], self.cap
+        spec = self.spec_keys[q]
+        if not spec:
+            return _WITHIN
+        uq, gq, inv = self.u[q], self.g[q], self.inv_cap
         share = -1.0
         for k, r in req:
-            if k in spec:
-                over = uq[k] + r - gq[k]
-                if over > 0:
-                    c = cap[k]
-                    s = over / c if 0 < c < UNLIMITED_RAW else 0.0
-                    share = max(share, s)
+            if k in spec and uq[k] + r > gq[k]:
+                s = (uq[k] + r - gq[k]) * inv[k]
+                if s > share:
+                    share = s
         if share < 0:
-            return 0, 0.0
-        w = self.weight[q]
-        return 1, (share / w if w > 0 else float("inf"))
+            return _WITHIN
+        return 1, (share * self.inv_weight[q] if share > 0 else 0.0)  # (0 * inf would be NaN for weight 0)
 
     def within_guarantee(self, q: int, req: Request) -> bool:
         """True when ``req`` fits inside ``q``'s own guarantee on every key it specifies, and at least one requested

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allotment.core.admission import SchedulerState
-from allotment.core.model import Admit, Preempt, QueuedJob, SchedulerConfig
+from allotment.core.model import Admit, Preempt, PreemptReason, QueuedJob, SchedulerConfig
 from allotment.core.quantity import Quantity
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec, validate_tree
 
@@ -95,6 +95,24 @@ def check_invariants(state, specs, pools, running):
     assert sorted(state.running_ids()) == sorted(running)
 
 
+def check_reclaim_respects_guarantees(specs, state, before, decisions, running):
+    """Preemption never pushes a quota below its guarantee: a quota that lost jobs to reclaim (and to nothing else)
+    and was at or above its guarantee before the cycle is still at or above it after."""
+    by_id = {s.id: s for s in specs}
+    reclaimed, other = set(), set()
+    for d in decisions:
+        if isinstance(d, Preempt):
+            victim = running[d.victim_id]
+            (reclaimed if d.reason == PreemptReason.RECLAIM else other).add((victim["quota"], victim["pool"]))
+    for quota, pool in reclaimed - other:
+        lim = by_id[quota].resources.get((pool, "gpu"))
+        if lim is None:
+            continue
+        g = lim.guarantee.raw
+        if before[(quota, pool)] >= g:
+            assert state.quota_usage(quota)[(pool, "gpu")].raw >= g, f"reclaim pushed {quota} below its guarantee"
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_random_event_sequences_keep_every_invariant(data):
@@ -115,7 +133,10 @@ def test_random_event_sequences_keep_every_invariant(data):
             queued.append(jid)
         elif event[0] == "cycle":
             now += event[1]
-            for d in state.cycle(now):
+            before = {(q.id, p): state.quota_usage(q.id)[(p, "gpu")].raw for q in specs for p in POOLS}
+            decisions = state.cycle(now)
+            check_reclaim_respects_guarantees(specs, state, before, decisions, running)
+            for d in decisions:
                 if isinstance(d, Preempt):
                     assert d.victim_id in running
                     del running[d.victim_id]

@@ -147,3 +147,42 @@ def test_queue_group_shares_the_heads_reason_with_its_members(cycle, expected_qu
         assert wait.message == state.explain("j0").message  # the head's sentence, with the numbers
     assert state.queue_group("r") is None  # running, not queued
     assert state.group_members(("no", "such", "group")) == []
+
+
+def test_guarantee_hold_is_released_once_the_quota_is_served():
+    quotas = [quota("a", gpu_in={"p": 4}), quota("b", gpu_in={"p": 0}), quota("other")]
+    state = state_of(quotas, [gpu_pool("p", 4)])
+    start(state, "x", "other", "p", gpus=2)
+    state.add_job(job("a1", "a", gpus=4, seq=1))
+    state.add_job(job("b1", "b", gpus=1, seq=2))
+    decisions = state.cycle(0.0)
+    assert waits(decisions)["b1"].code == WaitCode.GUARANTEE_PENDING
+    state.job_finished("x")
+    assert admitted(state.cycle(1.0)) == {"a1": "p"}
+    assert state.explain("b1").code == WaitCode.NO_CAPACITY
+    state.job_finished("a1")
+    assert admitted(state.cycle(2.0)) == {"b1": "p"}
+
+
+def test_cancelling_a_starving_job_releases_its_reservation():
+    state = state_of([quota("q"), quota("q2")], [gpu_pool("p", 4)], age=100.0)
+    for i in range(3):
+        start(state, f"r{i}", "q", "p", gpus=1)
+    state.add_job(job("big", "q", gpus=4, seq=1, at=0.0))
+    state.add_job(job("small", "q2", gpus=1, seq=2, at=150.0))
+    assert waits(state.cycle(200.0))["small"].code == WaitCode.RESERVED_FOR_STARVING_JOB
+    state.remove_job("big")
+    assert admitted(state.cycle(201.0)) == {"small": "p"}
+
+
+def test_a_job_that_can_never_run_says_so_and_holds_nothing():
+    quotas = [quota("a", gpu_in={"p": 8}), quota("b", gpu_in={"p": 0})]
+    state = state_of(quotas, [gpu_pool("p", 2)], age=10.0)
+    state.add_job(job("huge", "a", gpus=4, seq=1, at=0.0))  # within a's guarantee, but the pool has 2 GPUs
+    state.add_job(job("b1", "b", gpus=1, seq=2, at=0.0))
+    decisions = state.cycle(100.0)
+    assert "it can never run with the current quotas and pools" in waits(decisions)["huge"].message
+    assert admitted(decisions) == {"b1": "p"}  # no guarantee hold, no starvation hold
+    # more devices (the snapshot's free amounts exclude running jobs: b1 holds p-d0): now it can
+    state.update_pool(Pool("p", (Device("p-d0", free=gpu(0)),) + tuple(Device(f"p-d{i}") for i in range(1, 6))))
+    assert admitted(state.cycle(101.0)) == {"huge": "p"}
