@@ -318,6 +318,7 @@ def cancel(session: Session, principal: Principal, job: Job) -> Job:
     if job.state == QUEUED:
         job.state = CANCELLED
         job.finished_at = now
+        job.cancel_requested_at = now  # the scheduler finds recent cancellations by this (indexed) column
         job.reason_code = "cancelled"
         job.reason = f"cancelled by {who} while queued"
     elif job.cancel_requested_at is None:
