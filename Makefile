@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install test-unit migration lint bench clean
 
-$(STAMP): pyproject.toml
+# The console's third-party JS and CSS come from the npm registry (package-lock.json pins them); node_modules is
+# served at /static/vendor/ and never committed.
+$(STAMP): pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,4 +35,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info node_modules

@@ -10,6 +10,9 @@ if [ -z "${ALLOT_TEST_POSTGRES_URL:-}" ]; then
   ALLOT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$pgdir")
   export ALLOT_TEST_POSTGRES_URL
 fi
+# The browser tests need the console's assets (npm) and a real Chromium.
+[ -d node_modules/htmx.org ] || npm ci --no-audit --no-fund
+bash scripts/ensure-chromium.sh
 # Suites that need PostgreSQL fail (not skip) when it is missing.
 export ALLOT_TEST_REQUIRE_POSTGRES=1
 if [ $# -eq 0 ]; then set -- tests; fi

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     login_lock_minutes: int = 20
     session_hours: int = 12
     log_level: str = "info"
+    # The console's third-party JS and CSS (npm packages); default: node_modules of the source checkout.
+    vendor_dir: Path | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -1,7 +1,8 @@
 """End-to-end fixtures: a real `allot server` process on SQLite and the real `allot` executable.
 
-Reuse them from any test under tests/e2e/:
-    from clitools import ok, unique
+Reuse them from any test under tests/e2e/ (a package, so that this conftest never shadows tests/conftest.py, which
+other tests import as `conftest`):
+    from e2e.clitools import ok, unique
 
     def test_x(server, allot, admin_config):
         ok(allot("whoami", "--json", config_dir=admin_config))
@@ -11,16 +12,12 @@ give everything you create a unique name (`unique("bob")`).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# tests/e2e is a package (its conftest would otherwise shadow tests/conftest.py as the module `conftest`, which
-# integration tests import from); its tests import their helpers as `clitools`.
-sys.path.insert(0, str(Path(__file__).parent))
-from clitools import Server, allot, login_config, ok, start_server, stop_server, unique  # noqa: E402
+from e2e.clitools import Server, allot, login_config, ok, start_server, stop_server, unique
 
 
 @pytest.fixture(scope="session")

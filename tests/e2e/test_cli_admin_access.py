@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from clitools import allot, api, ok, printed_credential, unique
+
+from e2e.clitools import allot, api, ok, printed_credential, unique
 
 pytestmark = pytest.mark.e2e
 

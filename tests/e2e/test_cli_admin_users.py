@@ -6,7 +6,8 @@ import csv
 import json
 
 import pytest
-from clitools import allot, login_config, ok, unique
+
+from e2e.clitools import allot, login_config, ok, unique
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from clitools import allot, ok, printed_credential
+
+from e2e.clitools import allot, ok, printed_credential
 
 pytestmark = pytest.mark.e2e
 

@@ -33,6 +33,15 @@ def add_group(client: TestClient, name: str, members: list[str]) -> None:
         mark_identity_changed(session)
 
 
+def login(client: TestClient, username: str, password: str) -> dict[str, str]:
+    """Like conftest.login. Not imported from there: `conftest` names whichever conftest.py (tests/e2e,
+    tests/unit/core) pytest imported last, so `from conftest import ...` breaks depending on collection order."""
+    r = client.post(f"{API}/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    client.cookies.clear()
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 def key_headers(created: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {created['access_key']}:{created['secret_key']}"}
 
@@ -45,8 +54,6 @@ def new_credential(client: TestClient, headers: dict, **body) -> dict:
 
 def user_with_key(client: TestClient, username: str, **kwargs) -> dict[str, str]:
     """A new user and headers carrying a credential of theirs."""
-    from conftest import login  # noqa: PLC0415 - tests/ is on the path only while pytest runs
-
     add_user(client, username, **kwargs)
     return key_headers(new_credential(client, login(client, username, PASSWORD)))
 

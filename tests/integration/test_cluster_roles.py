@@ -95,6 +95,7 @@ def test_plain_users_and_strangers_cannot_manage(client, admin_headers):
     assert put_role(client, alice, "bob", "user").status_code == 403
     assert client.get(f"{LOCAL}/users", headers=alice).status_code == 403
     assert client.get(f"{API}/clusters/nowhere/users", headers=admin_headers).status_code == 404
+    assert client.get(f"{API}/clusters/nowhere/users").status_code == 401  # anonymous: told nothing about clusters
     assert put_role(client, admin_headers, "nobody", "user").status_code == 404
 
 

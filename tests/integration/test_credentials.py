@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from access_helpers import API, PASSWORD, add_user, key_headers, new_credential, user_with_key, whoami
-from conftest import login
+from access_helpers import API, PASSWORD, add_user, key_headers, login, new_credential, user_with_key, whoami
 from sqlalchemy import select, text
 
 from allotment.audit.models import AuditEvent
@@ -112,6 +111,8 @@ def test_users_manage_their_own_and_admins_anyones(client, admin_headers):
     mine = client.get(f"{API}/credentials", headers=alice).json()
     assert [c["owner"] for c in mine["items"]] == ["alice"]
     assert client.get(f"{API}/credentials?user=bob", headers=alice).status_code == 403
+    assert client.get(f"{API}/credentials?user=nobody", headers=alice).status_code == 403  # same as for bob
+    assert client.get(f"{API}/credentials?user=nobody", headers=admin_headers).status_code == 404
     assert client.get(f"{API}/credentials?all=true", headers=alice).status_code == 403
     assert client.get(f"{API}/credentials?user=alice", headers=alice).status_code == 200
     # Someone else's key reads as absent: it can be neither seen, relabelled nor revoked.

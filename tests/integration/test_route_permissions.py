@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi.routing import APIRoute
+from app_routes import api_routes
 
 from allotment.api.app import create_app
 
 
-def declared_permissions(route: APIRoute) -> list:
+def declared_permissions(dependant) -> list:
     found = []
 
-    def walk(dependant):
-        for dep in dependant.dependencies:
+    def walk(d):
+        for dep in d.dependencies:
             perm = getattr(dep.call, "permission", None)
             if perm is not None:
                 found.append(perm)
             walk(dep)
 
-    walk(route.dependant)
+    walk(dependant)
     return found
 
 
 def test_every_route_declares_exactly_one_permission(settings):
     app = create_app(settings, start_background=False)
     missing, doubled = [], []
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        perms = declared_permissions(route)
+    for route in api_routes(app):
+        perms = declared_permissions(route.dependant)
         if not perms:
             missing.append(f"{sorted(route.methods)} {route.path}")
         elif len(perms) > 1:

@@ -3,8 +3,7 @@ such), deletion that revokes credentials but keeps the row."""
 
 from __future__ import annotations
 
-from access_helpers import API, PASSWORD, add_user, key_headers, new_credential, user_with_key, whoami
-from conftest import login
+from access_helpers import API, PASSWORD, add_user, key_headers, login, new_credential, user_with_key, whoami
 from sqlalchemy import select
 
 from allotment.identity.models import User

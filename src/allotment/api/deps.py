@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from allotment.api.state import AppState
 from allotment.core.permissions import Permission, Principal, Scope, allowed
-from allotment.errors import Forbidden, Unauthenticated
+from allotment.errors import Forbidden, NotFound, Unauthenticated
 
 SESSION_COOKIE = "allot_session"
 ON_BEHALF_HEADER = "x-allot-on-behalf-of"
@@ -37,6 +38,9 @@ DB = Annotated[Session, Depends(_db, scope="function")]
 State = Annotated[AppState, Depends(app_state)]
 
 
+ScopeResolver = Callable[[Request, Session], Scope]
+
+
 def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -52,6 +56,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 def optional_principal(request: Request) -> Principal | None:
+    """The caller, or None when no token was sent (a bad token raises 401). For synchronous code."""
     cached = getattr(request.state, "principal", False)
     if cached is not False:
         return cached
@@ -66,7 +71,36 @@ def optional_principal(request: Request) -> Principal | None:
     return principal
 
 
-ScopeResolver = Callable[[Request, Session], Scope]
+async def principal_of(request: Request) -> Principal | None:
+    """optional_principal for the event loop: a warm cache answers inline; only database work goes to a thread.
+
+    The thread hop costs more than the rest of authentication together, and most requests need none.
+    """
+    cached = getattr(request.state, "principal", False)
+    if cached is not False:
+        return cached
+    from allotment.identity.authn import cached_principal
+
+    token = bearer_token(request)
+    if not token:
+        request.state.principal = None
+        return None
+    principal = cached_principal(app_state(request), token, client_address(request),
+                                 request.headers.get(ON_BEHALF_HEADER))
+    if principal is None:
+        return await run_in_threadpool(optional_principal, request)
+    request.state.principal = principal
+    return principal
+
+
+def _resolve_scope(request: Request, scope: ScopeResolver) -> Scope:
+    """The route's scope. An object that does not exist has no scope: only callers allowed without one (platform
+    admins) get past the check and then see the route's 404, so a refusal never reveals whether a thing exists."""
+    with app_state(request).sessions() as session:
+        try:
+            return scope(request, session)
+        except NotFound:
+            return Scope()
 
 
 def require(permission: Permission, scope: ScopeResolver | None = None):
@@ -75,14 +109,13 @@ def require(permission: Permission, scope: ScopeResolver | None = None):
     Use it as `dependencies=[require(P)]` or `principal: Annotated[Principal, require(P)]`.
     """
 
-    def dependency(request: Request) -> Principal | None:
-        principal = optional_principal(request)
+    async def dependency(request: Request) -> Principal | None:
+        principal = await principal_of(request)
         if principal is None and permission.kind != "public":
             raise Unauthenticated()  # before resolving the scope: anonymous callers learn nothing about objects
         resolved = Scope()
         if scope is not None:
-            with app_state(request).sessions() as session:
-                resolved = scope(request, session)
+            resolved = await run_in_threadpool(_resolve_scope, request, scope)
         if allowed(principal, permission, resolved):
             return principal
         if principal is None:

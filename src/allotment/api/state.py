@@ -39,6 +39,10 @@ class AuthCache:
                 self._data.clear()
             self._data[key] = (time.monotonic() + self.ttl, value)
 
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()

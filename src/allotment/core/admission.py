@@ -54,378 +54,38 @@ Rules, in the order the cycle applies them
    an aged blocked job holds it against less urgent jobs (RESERVED_FOR_STARVING_JOB).
 6. GPUs: fractional requests (steps of 0.1) share one device, best fit; whole requests take whole free devices.
 
-Cost: each candidate examined walks one quota path over the job's few keys plus O(log) heap operations; blocked
-groups of identical jobs are parked until an event can unblock them. Nothing in a cycle scans the queued jobs.
+Cost: each candidate examined walks one quota path over the job's few keys plus O(log) heap operations. Jobs of one
+quota with the same shape form a group of which only the head is examined; a blocked group is parked until an event
+can unblock it, and groups waiting for pool capacity are woken by need (best first, as much as came back), not all at
+once. Nothing in a cycle scans the queued jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
-from allotment.core.devices import WHOLE, DevicePool
+from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
-from allotment.core.model import (
-    Admit,
-    Decision,
-    Pool,
-    Preempt,
-    Profile,
-    QueuedJob,
-    RunningJob,
-    SchedulerConfig,
-    Snapshot,
-    Wait,
-    WaitCode,
-)
+from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode
 from allotment.core.preemption import can_preempt, plan_preemption
-from allotment.core.quantity import RESOURCES, Quantity, format_quantity
-from allotment.core.queues import Group, Hold, Option, ParkIndex, QueuedRec, RunningRec
-from allotment.core.quota_tree import QuotaSpec
-from allotment.core.resources import ANY_POOL, ResourceVector
-from allotment.core.usage import CAPACITY, LIMIT, ROOT, UsageTree
+from allotment.core.quantity import Quantity
+from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
+from allotment.core.state import StateBase
+from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["SchedulerState", "schedule"]
 
+_ONE_GPU = Quantity(1000)  # immutable; shared by every whole-device share in Admit decisions
 
-class SchedulerState:
-    def __init__(
-        self,
-        quotas: Sequence[QuotaSpec],
-        pools: Sequence[Pool],
-        profiles: Sequence[Profile] = (),
-        config: SchedulerConfig | None = None,
-    ) -> None:
-        self.config = config or SchedulerConfig()
-        self._age = self.config.starvation_age_s
-        self._devices: dict[str, DevicePool] = {}
-        capacity: dict[tuple[str, str], int] = {}
-        for pool in pools:
-            if pool.name in self._devices or pool.name == ANY_POOL:
-                raise ValueError(f"pool name {pool.name!r} is used twice or reserved")
-            dp = self._device_pool(pool)
-            self._devices[pool.name] = dp
-            capacity[(pool.name, "gpu")] = dp.total_capacity
-            capacity[(pool.name, "cpu")] = pool.cpu.raw
-            capacity[(pool.name, "memory")] = pool.memory.raw
-        self._tree = tree = UsageTree(quotas, capacity)
-        self._pool_order = tuple(p.name for p in pools)
-        self._pool_keys = {p: {r: tree.keys.get((p, r)) for r in RESOURCES} for p in self._pool_order}
-        self._any_keys = {r: tree.keys.get((ANY_POOL, r)) for r in RESOURCES} if tree.uses_any_pool else {}
-        self._profiles = {p.name: p for p in profiles}
-        self._profile_rank = {p.name: {name: i for i, name in enumerate(p.profile_order)} for p in pools}
-        # queued side
-        self._queued: dict[str, QueuedRec] = {}
-        self._invalid: dict[str, Wait] = {}
-        self._invalid_pending: list[Wait] = []
-        self._groups: dict[tuple, Group] = {}
-        n = len(tree.ids)
-        self._qheap: list[list] = [[] for _ in range(n)]  # per quota: (-priority, seq, token, group) of group heads
-        self._gtoken = [0] * n  # token of each quota's valid entry in the global heap
-        self._gheap: list = []  # (order key, token, quota)
-        self._token = 0
-        self._park = ParkIndex()
-        self._holds: dict[tuple[int, int], list[Hold]] = {}
-        self._deadlines: list = []  # (time, token, group)
-        # running side
-        self._running: dict[str, RunningRec] = {}
-        self._run_by_qp: dict[tuple[int, str], dict[str, RunningRec]] = {}
-        self._quotas_in_pool: dict[str, dict[int, int]] = {}
-        self._now = 0.0
 
-    @classmethod
-    def from_snapshot(cls, snapshot: Snapshot, config: SchedulerConfig | None = None) -> SchedulerState:
-        state = cls(snapshot.quotas, snapshot.pools, snapshot.profiles, config)
-        for run in snapshot.running:
-            state.add_running(run)
-        for job in sorted(snapshot.queued, key=lambda j: j.seq):
-            state.add_job(job)
-        return state
+class SchedulerState(StateBase):
+    """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
-    @staticmethod
-    def _device_pool(pool: Pool) -> DevicePool:
-        return DevicePool(pool.name, ((d.id, d.free.raw, d.capacity.raw, d.node) for d in pool.devices))
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Inspection
-    @property
-    def queued_count(self) -> int:
-        return len(self._queued) + len(self._invalid)
-
-    def running_ids(self) -> list[str]:
-        return list(self._running)
-
-    def queued_ids(self) -> list[str]:
-        return list(self._queued) + list(self._invalid)
-
-    def quota_usage(self, quota_id: str) -> ResourceVector:
-        q = self._tree.index[quota_id]
-        return ResourceVector(
-            {k: Quantity(v) for k, v in zip(self._tree.keys.keys, self._tree.u[q]) if v and k.pool != ANY_POOL}
-        )
-
-    def device_free(self, pool: str) -> dict[str, Quantity]:
-        return {d: Quantity(f) for d, f in self._devices[pool].free.items()}
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Events
-    def _compile(self, pool: str, raw: dict[str, int]) -> tuple[tuple[int, int], ...]:
-        keys = self._pool_keys[pool]
-        req = [(keys[r], a) for r, a in raw.items() if a > 0]
-        if self._any_keys:
-            req += [(self._any_keys[r], a) for r, a in raw.items() if a > 0]
-        return tuple(req)
-
-    def _invalid_job(self, job: QueuedJob, code: str, message: str) -> None:
-        wait = Wait(job.id, code, message)
-        self._invalid[job.id] = wait
-        self._invalid_pending.append(wait)
-
-    def add_job(self, job: QueuedJob) -> None:
-        if job.id in self._queued or job.id in self._running or job.id in self._invalid:
-            raise ValueError(f"job {job.id} is already known to the scheduler")
-        tree = self._tree
-        q = tree.index.get(job.quota)
-        if q is None:
-            return self._invalid_job(job, WaitCode.UNKNOWN_QUOTA, f"quota {job.quota} does not exist")
-        spec = tree.specs[q]
-        assert spec is not None
-        allowed = spec.allowed_priority_classes
-        if allowed is not None and job.priority_class not in allowed:
-            return self._invalid_job(
-                job, WaitCode.PRIORITY_CLASS_NOT_ALLOWED,
-                f"quota {job.quota} does not allow priority class {job.priority_class} "
-                f"(allowed: {', '.join(sorted(allowed)) or 'none'})",
-            )
-        profile = None
-        if job.profile is not None:
-            profile = self._profiles.get(job.profile)
-            if profile is None:
-                return self._invalid_job(job, WaitCode.UNKNOWN_PROFILE, f"profile {job.profile} does not exist")
-            requests, pools = dict(profile.requests), tuple(profile.pools)
-        else:
-            requests, pools = dict(job.requests), tuple(job.pools) or self._pool_order
-        unknown = [p for p in pools if p not in self._devices]
-        if unknown or not pools:
-            return self._invalid_job(
-                job, WaitCode.UNKNOWN_POOL, f"pool {', '.join(unknown)} does not exist" if unknown else "no pool to run in"
-            )
-        raw = {r: q_.raw for r, q_ in requests.items() if q_.raw}
-        bad = [r for r in raw if r not in RESOURCES]
-        gpu = raw.get("gpu", 0)
-        if bad:
-            return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"unknown resource {bad[0]}")
-        if (gpu < WHOLE and gpu % 100) or (gpu > WHOLE and gpu % WHOLE):
-            return self._invalid_job(
-                job, WaitCode.INVALID_REQUEST,
-                f"{format_quantity(Quantity(gpu), 'gpu')} gpu is not a valid request: fractions go in steps of 0.1 "
-                f"below one GPU, above that only whole GPUs",
-            )
-        shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None)
-        group = self._groups.get(shape)
-        if group is None:
-            options = [Option(p, self._compile(p, raw), gpu) for p in pools]
-            pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
-            policy_rank = 0
-            if profile is not None and profile.policy_order:
-                order = list(profile.policy_order)
-                policy_rank = order.index(job.quota) if job.quota in order else len(order)
-            group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank)
-            self._groups[shape] = group
-        rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class)
-        rec.group = group
-        self._token += 1
-        rec.token = self._token
-        heappush(group.heap, (-job.priority, job.seq, rec.token, rec))
-        group.size += 1
-        self._queued[job.id] = rec
-        if group.head() is rec:
-            self._head_changed(group)
-
-    def remove_job(self, job_id: str) -> bool:
-        if job_id in self._invalid:
-            del self._invalid[job_id]
-            return True
-        if job_id in self._running:
-            return self.job_finished(job_id)
-        rec = self._queued.pop(job_id, None)
-        if rec is None:
-            return False
-        group = rec.group
-        assert group is not None
-        was_head = group.head() is rec
-        rec.alive = False
-        group.size -= 1
-        if group.size == 0:
-            self._drop_group(group)
-        elif was_head:
-            self._head_changed(group)
-        return True
-
-    def add_running(self, job: RunningJob, take_devices: bool = False) -> None:
-        if job.id in self._running or job.id in self._queued:
-            raise ValueError(f"job {job.id} is already known to the scheduler")
-        q = self._tree.index.get(job.quota)
-        if q is None:
-            raise ValueError(f"running job {job.id}: quota {job.quota} does not exist")
-        if job.pool not in self._devices:
-            raise ValueError(f"running job {job.id}: pool {job.pool} does not exist")
-        raw = {r: a.raw for r, a in job.requests.items() if a.raw}
-        shares = tuple((d, a.raw) for d, a in job.devices)
-        if take_devices and shares:
-            self._devices[job.pool].take(shares)
-        run = RunningRec(job.id, q, job.priority, job.started_at, job.pool, self._compile(job.pool, raw), shares,
-                         dict(job.requests))
-        self._tree.apply(q, run.req, 1)
-        self._index_running(run)
-
-    def job_finished(self, job_id: str) -> bool:
-        run = self._running.get(job_id)
-        if run is None:
-            return False
-        self._release(run)
-        return True
-
-    def update_pool(self, pool: Pool) -> None:
-        if pool.name not in self._devices:
-            raise ValueError(f"pool {pool.name} is not known to this state; build a new state to add pools")
-        dp = self._device_pool(pool)
-        self._devices[pool.name] = dp
-        tree, keys = self._tree, self._pool_keys[pool.name]
-        tree.set_capacity(keys["gpu"], dp.total_capacity)
-        tree.set_capacity(keys["cpu"], pool.cpu.raw)
-        tree.set_capacity(keys["memory"], pool.memory.raw)
-        for r, ki in self._any_keys.items():
-            tree.set_capacity(ki, sum(tree.cap[self._pool_keys[p][r]] for p in self._pool_order))
-        self._wake_key(("cap", pool.name))
-        self._wake_key(("cap", ANY_POOL))
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Queue plumbing
-    def _next_token(self) -> int:
-        self._token += 1
-        return self._token
-
-    def _head_changed(self, group: Group) -> None:
-        if group.parked:
-            self._wake(group)  # a new head may be more urgent (priority, age): let it be examined
-        else:
-            self._push_group(group)
-            self._push_quota(group.quota)
-
-    def _push_group(self, group: Group) -> None:
-        head = group.head()
-        if head is None or group.parked:
-            group.qtoken = 0
-            return
-        group.qtoken = self._next_token()
-        heappush(self._qheap[group.quota], (-head.priority, head.seq, group.qtoken, group))
-
-    def _quota_top(self, q: int) -> tuple[Group, QueuedRec] | None:
-        qh = self._qheap[q]
-        while qh:
-            group = qh[0][3]
-            if qh[0][2] == group.qtoken and not group.parked:
-                head = group.head()
-                if head is not None:
-                    return group, head
-            heappop(qh)
-        return None
-
-    def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> tuple:
-        cls, share = self._tree.borrow_class_and_share(q, group.options[0].req)
-        aged = 0 if self._age is not None and now - rec.submitted_at >= self._age else 1
-        return (cls, aged, group.pool_rank, group.policy_rank, share, -rec.priority, rec.seq)
-
-    def _push_quota(self, q: int) -> None:
-        top = self._quota_top(q)
-        if top is None:
-            self._gtoken[q] = 0
-            return
-        token = self._gtoken[q] = self._next_token()
-        heappush(self._gheap, (self._key(q, top[0], top[1], self._now), token, q))
-
-    def _drop_group(self, group: Group) -> None:
-        self._groups.pop(group.shape, None)
-        if group.parked:
-            self._park.unpark(group)
-        self._drop_holds(group)
-        group.qtoken = 0
-        group.deadline_token = 0
-
-    def _wake(self, group: Group) -> None:
-        if not group.parked:
-            return
-        self._park.unpark(group)
-        group.deadline_token = 0
-        self._drop_holds(group)
-        self._push_group(group)
-        self._push_quota(group.quota)
-
-    def _wake_key(self, key: tuple) -> None:
-        for group in self._park.take(key):
-            self._wake(group)
-
-    def _park_key(self, b: Blocker, opt: Option) -> tuple:
-        if b.kind == DEVICE:
-            return ("cap", opt.pool)
-        pool = self._tree.keys.keys[b.key].pool
-        return ("cap", pool) if b.node == ROOT else ("limit", b.node, pool)
-
-    def _drop_holds(self, group: Group) -> None:
-        if not group.holds:
-            return
-        holds, group.holds = group.holds, []
-        for h in holds:
-            lst = self._holds.get((h.node, h.key))
-            if lst is not None:
-                lst.remove(h)
-                if not lst:
-                    del self._holds[(h.node, h.key)]
-            pool = self._tree.keys.keys[h.key].pool
-            self._wake_key(("cap", pool) if h.node == ROOT else ("limit", h.node, pool))
-
-    def _add_hold(self, hold: Hold) -> None:
-        hold.group.holds.append(hold)
-        self._holds.setdefault((hold.node, hold.key), []).append(hold)
-
-    # -- running jobs -------------------------------------------------------------------------------------------
-    def _index_running(self, run: RunningRec) -> None:
-        self._running[run.id] = run
-        self._run_by_qp.setdefault((run.quota, run.pool), {})[run.id] = run
-        per_pool = self._quotas_in_pool.setdefault(run.pool, {})
-        per_pool[run.quota] = per_pool.get(run.quota, 0) + 1
-
-    def _release(self, run: RunningRec) -> None:
-        del self._running[run.id]
-        by_qp = self._run_by_qp[(run.quota, run.pool)]
-        del by_qp[run.id]
-        if not by_qp:
-            del self._run_by_qp[(run.quota, run.pool)]
-        per_pool = self._quotas_in_pool[run.pool]
-        per_pool[run.quota] -= 1
-        if not per_pool[run.quota]:
-            del per_pool[run.quota]
-        self._tree.apply(run.quota, run.req, -1)
-        if run.shares:
-            self._devices[run.pool].release(run.shares)
-        # Capacity came back: wake what waits for it, and re-rank quotas whose usage dropped (their keys improved).
-        self._wake_key(("cap", run.pool))
-        path = self._tree.path[run.quota]
-        for a in path:
-            self._wake_key(("limit", a, run.pool))
-        if self._any_keys:
-            self._wake_key(("cap", ANY_POOL))
-            for a in path:
-                self._wake_key(("limit", a, ANY_POOL))
-        for a in path:
-            if self._qheap[a]:
-                self._push_quota(a)
-
-    # ------------------------------------------------------------------------------------------------------------
-    # The cycle
     def cycle(self, now: float) -> list[Decision]:
         self._now = now
+        self._cycle_no += 1
+        self._cycle_token0 = self._token
         decisions: list[Decision] = []
         if self._invalid_pending:
             decisions.extend(self._invalid_pending)
@@ -437,6 +97,15 @@ class SchedulerState:
                 self._wake(group)
         limit = self.config.max_admissions_per_cycle
         admitted = 0
+        while True:
+            self._wake_by_need()
+            admitted, stopped = self._drain(now, limit, admitted, decisions)
+            if stopped or not self._dirty:
+                break
+        return decisions
+
+    def _drain(self, now: float, limit: int | None, admitted: int, decisions: list[Decision]) -> tuple[int, bool]:
+        """Examine candidates in order until none is left (or the admission limit is reached: returns stopped)."""
         gheap, gtoken = self._gheap, self._gtoken
         while gheap:
             key, token, q = gheap[0]
@@ -449,38 +118,52 @@ class SchedulerState:
                 gtoken[q] = 0
                 continue
             group, rec = top
-            current = self._key(q, group, rec, now)
+            # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
+            # pushed during this cycle is exact. Other entries are re-checked (usage below may have grown).
+            current = key if token > self._cycle_token0 and self._leaf[q] else self._key(q, group, rec, now)
             if current > key:  # the quota's standing got worse since it was queued: re-rank it
                 gtoken[q] = self._next_token()
                 heapreplace(gheap, (current, gtoken[q], q))
                 continue
             if limit is not None and admitted >= limit:
-                break
+                return admitted, True
             heappop(gheap)
             gtoken[q] = 0
             if self._try(q, group, rec, current, now, decisions):
                 admitted += 1
             self._push_quota(q)
-        return decisions
+        return admitted, False
 
     def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool):
-        """(None, device shares) when the option fits now, else (Blocker, None)."""
+        """(None, device shares) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
+        (a usage.Block or a Blocker, None) and nothing changed; _blocker() turns a Block into a Blocker (only needed
+        when every option failed, so the common "first pool full, second fits" path builds nothing)."""
         tree = self._tree
-        b = tree.first_block(q, opt.req)
-        if b is not None:
-            return Blocker(b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key)), None
         if self._holds:
+            b = tree.first_block(q, opt.req)
+            if b is not None:
+                return b, None
             hold = self._hold_blocking(q, group, rec, opt, cls, aged)
             if hold is not None:
                 return Blocker(HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold), None
+        b = tree.admit(q, opt.req)
+        if b is not None:
+            return b, None
         if opt.gpu:
             dp = self._devices[opt.pool]
-            shares = dp.choose(opt.gpu)
+            shares = dp.place(opt.gpu)
             if shares is None:
+                tree.apply(q, opt.req, -1)
                 gk = self._pool_keys[opt.pool]["gpu"]
-                return Blocker(DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp.shortfall(opt.gpu)), None
+                return Blocker(DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp), None
             return None, shares
         return None, ()
+
+    @staticmethod
+    def _blocker(b, opt: Option) -> Blocker:
+        if isinstance(b, Blocker):
+            return b
+        return Blocker(b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key))
 
     def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool) -> Hold | None:
         holds = self._holds
@@ -493,26 +176,41 @@ class SchedulerState:
                             return h
         return None
 
+    def _ever(self, group: Group) -> list[bool]:
+        """Per option: could the group's jobs run on an idle cluster? Cached (it depends on configuration only)."""
+        if group.ever is None:
+            tree, q = self._tree, group.quota
+            group.ever = [
+                tree.fits_when_idle(q, o.req) and self._devices[o.pool].could_ever_fit(o.gpu) for o in group.options
+            ]
+        return group.ever
+
     def _try(self, q: int, group: Group, rec: QueuedRec, key: tuple, now: float, decisions: list[Decision]) -> bool:
         tree = self._tree
+        group.tried = self._cycle_no
         aged = key[1] == 0
         blockers: list[Blocker] = []
         classes: list[int] = []
+        holds = self._holds
         for i, opt in enumerate(group.options):
-            cls = key[0] if i == 0 else tree.borrow_class_and_share(q, opt.req)[0]
+            # the borrowing class of other pools only matters to holds (and preemption's hold check below)
+            cls = key[0] if i == 0 or not holds else tree.borrow_class_and_share(q, opt.req)[0]
             blocker, shares = self._option_fit(q, group, rec, opt, cls, aged)
             if blocker is None:
                 self._admit(q, group, rec, opt, shares, (), now, decisions)
                 return True
             blockers.append(blocker)
             classes.append(cls)
+        blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
         if can_preempt(tree, q):
+            ever = self._ever(group)
             pools = self._pool_order if self._any_keys else None
-            for opt, blocker, cls in zip(group.options, blockers, classes):
-                if blocker.kind == HOLD:
+            for i, (opt, blocker, possible) in enumerate(zip(group.options, blockers, ever)):
+                if blocker.kind == HOLD or not possible:
                     continue
+                cls = classes[i] if i == 0 or holds else tree.borrow_class_and_share(q, opt.req)[0]
                 dp = self._devices[opt.pool]
 
                 def fits(opt: Option = opt, dp: DevicePool = dp, cls: int = cls) -> bool:
@@ -524,64 +222,103 @@ class SchedulerState:
 
                 plan = plan_preemption(
                     tree, self._devices, self._run_by_qp, self._quotas_in_pool, q, rec.priority, opt,
-                    pools or (opt.pool,), fits, now,
+                    pools or (opt.pool,), fits, now, self._shortfall(blocker),
                 )
                 if plan.victims:
                     for run, reason in plan.victims:
                         message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
                         decisions.append(Preempt(run.id, rec.id, reason, message))
                         self._release(run)
-                    shares = dp.choose(opt.gpu) if opt.gpu else ()
+                    shares = dp.place(opt.gpu) if opt.gpu else ()
                     assert shares is not None
+                    tree.apply(q, opt.req, 1)
                     self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
                     return True
                 if plan.retry_at is not None:
                     retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
                 note = note or plan.note
-        self._block(q, group, rec, blockers, aged, retry_at, note, now, decisions)
+        self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
+
+    def _shortfall(self, b: Blocker) -> tuple[int, int, int] | None:
+        """How much must be freed where, for the first thing blocking an option (None: no simple bound)."""
+        tree = self._tree
+        if b.kind == LIMIT:
+            return b.node, b.key, tree.u[b.node][b.key] + b.requested - tree.lim[b.node][b.key]
+        if b.kind == CAPACITY:
+            return ROOT, b.key, tree.eu[ROOT][b.key] + b.needed - tree.cap[b.key]
+        return None
 
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
-        if shares:
-            self._devices[opt.pool].take(shares)
-        self._tree.apply(q, opt.req, 1)
+        """Record an admission whose usage and devices were already taken."""
         self._index_running(RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests))
         del self._queued[rec.id]
         rec.alive = False
         group.size -= 1
         group.last_wait = None
+        group.last_sig = None
         decisions.append(
             Admit(rec.id, self._tree.ids[q], opt.pool, group.requests,
-                  tuple((d, Quantity(a)) for d, a in shares), victims)
+                  tuple([(d, _ONE_GPU if a == 1000 else Quantity(a)) for d, a in shares]) if shares else (), victims)
         )
-        self._drop_holds(group)
+        if group.holds:
+            self._drop_holds(group)
         if group.size == 0:
             self._drop_group(group)
         else:
             self._push_group(group)
 
-    def _block(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool,
+    def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:
+        """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
+        tree = self._tree
+        parts: list[tuple] = [(rec.id, note)]
+        for b in blockers:
+            if b.kind == LIMIT:
+                parts.append((LIMIT, b.node, b.key, b.requested, tree.lim[b.node][b.key], tree.u[b.node][b.key]))
+            elif b.kind == CAPACITY:
+                parts.append((CAPACITY, b.key, b.requested, b.needed, tree.cap[b.key], tree.u[ROOT][b.key],
+                              tree.eu[ROOT][b.key]))
+            elif b.kind == DEVICE:
+                dp = b.detail
+                assert isinstance(dp, DevicePool)
+                parts.append((DEVICE, dp.name, b.requested, dp.total_free, dp.whole_count))
+            else:
+                hold = b.detail
+                assert isinstance(hold, Hold)
+                parts.append((HOLD, hold.kind, hold.job_id, hold.node, hold.key))
+        return tuple(parts)
+
+    def _block(self, q: int, group: Group, rec: QueuedRec, key: tuple, blockers: list[Blocker], aged: bool,
                retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
         tree = self._tree
         first, opt = blockers[0], group.options[0]
         # A job that cannot run even on an idle cluster must not hold capacity: it would block others forever.
-        ever = [tree.fits_when_idle(q, o.req) and self._devices[o.pool].could_ever_fit(o.gpu) for o in group.options]
+        ever = self._ever(group)
         if not any(ever):
             note = (note + "; " if note else "") + "it can never run with the current quotas and pools"
-        code, message = combine(tree, blockers, now, note)
-        wait = Wait(rec.id, code, message)
-        if wait != group.last_wait:
-            decisions.append(wait)
-            group.last_wait = wait
-        self._drop_holds(group)
+        sig = self._signature(rec, blockers, note)
+        if sig != group.last_sig:
+            code, message = combine(tree, blockers, now, note)
+            group.last_wait = Wait(rec.id, code, message)
+            group.last_sig = sig
+            decisions.append(group.last_wait)
+        if group.holds:
+            self._drop_holds(group)
         if ever[0] and first.kind in (CAPACITY, DEVICE) and tree.within_guarantee(q, opt.req):
             self._add_hold(Hold(ROOT, first.key, Hold.GUARANTEE, group, rec, 0))
         if ever[0] and aged and first.kind in (LIMIT, CAPACITY, DEVICE):
             cls = tree.borrow_class_and_share(q, opt.req)[0]
             self._add_hold(Hold(first.node, first.key, Hold.STARVATION, group, rec, cls))
-        keys = list(dict.fromkeys(self._park_key(b, o) for b, o in zip(blockers, group.options)))
-        self._park.park(group, keys)
+        limit_keys: list[tuple] = []
+        cap_entries: list[tuple[str, int, int]] = []
+        for b, o in zip(blockers, group.options):
+            pool = o.pool if b.kind == DEVICE else tree.keys.keys[b.key].pool
+            if b.node == ROOT:  # capacity, device fit, or a hold on the pool itself
+                cap_entries.append((pool, b.key, b.requested if b.kind == HOLD else b.needed))
+            else:
+                limit_keys.append(("limit", b.node, pool))
+        self._park.park(group, limit_keys, cap_entries, key)
         group.qtoken = 0
         if self._age is not None and not aged:
             ages_at = rec.submitted_at + self._age

@@ -33,9 +33,13 @@ class DevicePool:
         self._by_free: dict[int, dict[str, None]] = {}  # free amount (> 0) -> devices, insertion-ordered
         self._free_values: list[int] = []  # sorted distinct keys of _by_free
         self._whole: dict[str, dict[str, None]] = {}  # node -> completely free whole devices
+        self._nodes_by_count: dict[int, dict[str, None]] = {}  # n -> nodes with exactly n completely free devices
+        self._max_per_node = 0
         self.whole_count = 0
         self.total_free = 0
         self.total_capacity = 0
+        self.largest_capacity = 0
+        self.whole_devices = 0  # devices of exactly one GPU (the only ones whole-GPU jobs use)
         for dev, free, cap, node in devices:
             if dev in self.free:
                 raise ValueError(f"pool {name}: device {dev} listed twice")
@@ -47,35 +51,66 @@ class DevicePool:
             self.node[dev] = node
             self.free[dev] = 0
             self.total_capacity += cap
+            self.largest_capacity = max(self.largest_capacity, cap)
+            self.whole_devices += cap == WHOLE
             self._set_free(dev, free)
 
     # -- index maintenance ----------------------------------------------------------------------------------------
     def _set_free(self, dev: str, new: int) -> None:
-        old = self.free[dev]
-        cap = self.cap[dev]
+        free = self.free
+        old = free[dev]
+        if old == new:
+            return
+        by_free = self._by_free
+        whole_device = self.cap[dev] == WHOLE
         if old > 0:
-            bucket = self._by_free[old]
-            del bucket[dev]
+            bucket = by_free[old]
+            # popitem() when it is the last entry: deleting from the end with `del` would leave a tombstone there
+            # and make reversed() iteration (used by choose) slower and slower.
+            if next(reversed(bucket)) == dev:
+                bucket.popitem()
+            else:
+                del bucket[dev]
             if not bucket:
-                del self._by_free[old]
-                del self._free_values[bisect_left(self._free_values, old)]
-            if old == cap == WHOLE:
-                node_set = self._whole[self.node[dev]]
+                del by_free[old]
+                values = self._free_values
+                del values[bisect_left(values, old)]
+            if old == WHOLE and whole_device:
+                node = self.node[dev]
+                node_set = self._whole[node]
                 del node_set[dev]
-                self.whole_count -= 1
+                self._move_node(node, len(node_set) + 1, len(node_set))
                 if not node_set:
-                    del self._whole[self.node[dev]]
-        self.free[dev] = new
+                    del self._whole[node]
+                self.whole_count -= 1
+        free[dev] = new
         self.total_free += new - old
         if new > 0:
-            bucket = self._by_free.get(new)
+            bucket = by_free.get(new)
             if bucket is None:
-                bucket = self._by_free[new] = {}
+                by_free[new] = {dev: None}
                 insort(self._free_values, new)
-            bucket[dev] = None
-            if new == cap == WHOLE:
-                self._whole.setdefault(self.node[dev], {})[dev] = None
+            else:
+                bucket[dev] = None
+            if new == WHOLE and whole_device:
+                node = self.node[dev]
+                node_set = self._whole.get(node)
+                if node_set is None:
+                    node_set = self._whole[node] = {}
+                node_set[dev] = None
+                self._move_node(node, len(node_set) - 1, len(node_set))
                 self.whole_count += 1
+
+    def _move_node(self, node: str, before: int, after: int) -> None:
+        if before:
+            bucket = self._nodes_by_count[before]
+            del bucket[node]
+            if not bucket:
+                del self._nodes_by_count[before]
+        if after:
+            self._nodes_by_count.setdefault(after, {})[node] = None
+            if after > self._max_per_node:
+                self._max_per_node = after
 
     # -- placement --------------------------------------------------------------------------------------------------
     def choose(self, amount: int) -> Shares | None:
@@ -83,33 +118,39 @@ class DevicePool:
         if amount <= 0:
             return ()
         if amount < WHOLE:
-            i = bisect_left(self._free_values, amount)
-            if i == len(self._free_values):
+            values = self._free_values
+            i = bisect_left(values, amount)
+            if i == len(values):
                 return None
-            bucket = self._by_free[self._free_values[i]]
-            return ((next(iter(bucket)), amount),)
+            value = values[i]
+            if value == WHOLE and self._nodes_by_count:
+                # A completely free device must be broken into: take it from the node with the fewest free
+                # devices, keeping fuller nodes intact for whole-GPU jobs.
+                by_count = self._nodes_by_count
+                for count in range(1, self._max_per_node + 1):
+                    nodes = by_count.get(count)
+                    if nodes:
+                        return ((next(iter(self._whole[next(iter(nodes))])), amount),)
+            # The last device of the bucket: buckets are stacks (see _set_free), so this stays O(1).
+            return ((next(reversed(self._by_free[value])), amount),)
         n = amount // WHOLE
         if n > self.whole_count:
             return None
-        best_node, best_count = None, 0
-        for node, devs in self._whole.items():
-            c = len(devs)
-            if c >= n and (best_node is None or c < best_count):
-                best_node, best_count = node, c
-                if c == n:
-                    break
-        if best_node is not None:
-            devs = self._whole[best_node]
-            picked = [d for d, _ in zip(devs, range(n))]
-        else:
+        by_count = self._nodes_by_count
+        for count in range(n, self._max_per_node + 1):  # best fit: the node with the fewest free devices that suffice
+            bucket = by_count.get(count)
+            if bucket:
+                devs = self._whole[next(iter(bucket))]
+                picked = [d for d, _ in zip(devs, range(n))]
+                break
+        else:  # no single node has enough: take the emptiest nodes first (fewest nodes used)
             picked = []
-            for node in sorted(self._whole, key=lambda nd: -len(self._whole[nd])):
-                for d in self._whole[node]:
-                    picked.append(d)
-                    if len(picked) == n:
-                        break
-                if len(picked) == n:
-                    break
+            for count in range(min(self._max_per_node, n), 0, -1):
+                for node in by_count.get(count, ()):
+                    for d in self._whole[node]:
+                        picked.append(d)
+                        if len(picked) == n:
+                            return tuple((d, WHOLE) for d in picked)
         return tuple((d, WHOLE) for d in picked)
 
     def could_ever_fit(self, amount: int) -> bool:
@@ -117,8 +158,39 @@ class DevicePool:
         if amount <= 0:
             return True
         if amount < WHOLE:
-            return any(c >= amount for c in self.cap.values())
-        return sum(1 for c in self.cap.values() if c == WHOLE) >= amount // WHOLE
+            return self.largest_capacity >= amount
+        return self.whole_devices >= amount // WHOLE
+
+    def place(self, amount: int) -> Shares | None:
+        """choose() and take() in one step (the admission hot path)."""
+        shares = self.choose(amount)
+        if not shares:
+            return shares
+        if amount < WHOLE:
+            dev = shares[0][0]
+            self._set_free(dev, self.free[dev] - amount)
+            return shares
+        # Whole devices: all come from the completely free bucket; update the indexes in one go per node.
+        free, node_of, whole = self.free, self.node, self._whole
+        bucket = self._by_free[WHOLE]
+        per_node: dict[str, int] = {}
+        for dev, _ in shares:
+            del bucket[dev]
+            free[dev] = 0
+            node = node_of[dev]
+            del whole[node][dev]
+            per_node[node] = per_node.get(node, 0) + 1
+        for node, n in per_node.items():
+            left = len(whole[node])
+            self._move_node(node, left + n, left)
+            if not left:
+                del whole[node]
+        if not bucket:
+            del self._by_free[WHOLE]
+            del self._free_values[bisect_left(self._free_values, WHOLE)]
+        self.whole_count -= len(shares)
+        self.total_free -= amount
+        return shares
 
     def take(self, shares: Sequence[tuple[str, int]]) -> None:
         for dev, amt in shares:

@@ -22,7 +22,7 @@ class Blocker(NamedTuple):
     key: int
     needed: int
     requested: int
-    detail: object = None  # DEVICE: sentence; HOLD: the Hold
+    detail: object = None  # DEVICE: the DevicePool; HOLD: the Hold
 
 
 def _where(k: ResourceKey) -> str:
@@ -43,7 +43,7 @@ def code_of(b: Blocker) -> str:
 
 def sentence(tree: UsageTree, b: Blocker, now: float) -> str:
     if b.kind == DEVICE:
-        return str(b.detail)
+        return b.detail.shortfall(b.needed)  # type: ignore[union-attr]
     k = tree.keys.keys[b.key]
     res = k.resource
     if b.kind == LIMIT:

@@ -55,6 +55,9 @@ class Principal:
     # Set when a service account acts on behalf of this principal.
     actor_id: int | None = None
     actor_username: str | None = None
+    # Names for display (whoami), resolved together with the ids so showing them needs no query.
+    group_names: frozenset[str] = frozenset()
+    cluster_names: Mapping[int, str] = field(default_factory=dict)
 
     def role_on(self, cluster_id: int) -> str | None:
         return self.cluster_roles.get(cluster_id)

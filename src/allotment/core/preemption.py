@@ -23,18 +23,21 @@ from collections.abc import Callable, Iterable, Mapping
 
 from allotment.core.devices import DevicePool
 from allotment.core.model import PreemptReason
-from allotment.core.queues import Option, RunningRec
 from allotment.core.quota_tree import Reclaim, WithinQuota
-from allotment.core.usage import UsageTree
+from allotment.core.queues import Option, RunningRec
+from allotment.core.usage import ROOT, UsageTree
 
 
 class PreemptionPlan:
-    __slots__ = ("note", "retry_at", "victims")
+    __slots__ = ("victims", "retry_at", "note")
 
     def __init__(self, victims: list[tuple[RunningRec, str]] | None, retry_at: float | None, note: str) -> None:
         self.victims = victims  # None: J cannot be made to fit
         self.retry_at = retry_at  # earliest time a young candidate passes its minimum runtime
         self.note = note  # why preemption did not help (for the Wait message)
+
+
+_NOTHING = PreemptionPlan(None, None, "")
 
 
 def can_preempt(tree: UsageTree, q: int) -> bool:
@@ -58,52 +61,90 @@ def plan_preemption(
     pools: Iterable[str],
     fits: Callable[[], bool],
     now: float,
+    shortfall: tuple[int, int, int] | None = None,
 ) -> PreemptionPlan:
+    """``shortfall`` = (quota or ROOT, key, amount): what blocks the job. If all candidates together cannot free that
+    much there, the plan fails before simulating anything (the common case in a saturated cluster)."""
     spec = tree.specs[q]
     assert spec is not None
-    keys = option.keys
     within = spec.within_quota_preemption == WithinQuota.LOWER_PRIORITY
+    if within and not spec.child_preemption and spec.reclaim == Reclaim.NEVER:
+        # Fast exit for the common case: only the quota's own lower-priority jobs could make room.
+        for pool in pools:
+            own = running_by_quota_pool.get((q, pool))
+            if own and any(run.priority < priority for run in own.values()):
+                break
+        else:
+            return _NOTHING
+    keys = option.keys
     reclaim = spec.reclaim != Reclaim.NEVER and tree.within_guarantee(q, option.req)
+    if not within and not reclaim and not spec.child_preemption:
+        return _NOTHING
     reclaim_lower_only = spec.reclaim == Reclaim.LOWER_PRIORITY
     ancestors_q = tree.ancestors[q]
+    # Which quotas' jobs may be victims, decided per quota first (cheap) so that jobs are only listed where useful.
+    sources: list[tuple[int, str, str]] = []
+    for pool in pools:
+        in_pool = quotas_in_pool.get(pool)
+        if not in_pool:
+            continue
+        if within and q in in_pool:
+            sources.append((q, pool, PreemptReason.WITHIN_QUOTA))
+        if spec.child_preemption:
+            below = tree.descendants(q)
+            if len(below) < len(in_pool):
+                sources.extend((v, pool, PreemptReason.CHILD_PREEMPTION) for v in below if v in in_pool)
+            else:
+                sources.extend((v, pool, PreemptReason.CHILD_PREEMPTION) for v in in_pool if q in tree.ancestors[v] and v != q)
+        if reclaim:
+            u, g = tree.u, tree.g
+            for v in in_pool:
+                uv, gv = u[v], g[v]
+                for k in keys:  # cheap first filter: v itself must use more than its guarantee on a contested key
+                    if uv[k] > gv[k]:
+                        break
+                else:
+                    continue
+                if v == q or v in ancestors_q or q in tree.ancestors[v]:
+                    continue
+                if tree.borrows_up_to(v, keys, tree.lca_below(q, v)):
+                    sources.append((v, pool, PreemptReason.RECLAIM))
     candidates: list[tuple[tuple, RunningRec, str]] = []
     retry_at: float | None = None
     young = 0
-    for pool in pools:
-        for v in quotas_in_pool.get(pool, {}):
-            if v == q:
-                if not within:
-                    continue
-                reason = PreemptReason.WITHIN_QUOTA
-            elif q in tree.ancestors[v]:
-                if not spec.child_preemption:
-                    continue
-                reason = PreemptReason.CHILD_PREEMPTION
-            elif v in ancestors_q or not reclaim:
+    key_tuple = tuple(keys)
+    for v, pool, reason in sources:
+        v_spec = tree.specs[v]
+        assert v_spec is not None
+        min_runtime = v_spec.min_runtime_s
+        borrowing = tree.is_borrowing(v, key_tuple)
+        for run in running_by_quota_pool.get((v, pool), {}).values():
+            if reason == PreemptReason.WITHIN_QUOTA and run.priority >= priority:
                 continue
-            else:
-                reason = PreemptReason.RECLAIM
-            v_spec = tree.specs[v]
-            assert v_spec is not None
-            min_runtime = v_spec.min_runtime_s
-            borrowing = tree.is_borrowing(v, tuple(keys))
-            for run in running_by_quota_pool.get((v, pool), {}).values():
-                if reason == PreemptReason.WITHIN_QUOTA and run.priority >= priority:
-                    continue
-                if reason == PreemptReason.RECLAIM and reclaim_lower_only and run.priority >= priority:
-                    continue
-                if not any(k in keys for k, _ in run.req):
-                    continue  # frees nothing this job needs
-                if now - run.started_at < min_runtime:
-                    young += 1
-                    ready = run.started_at + min_runtime
-                    retry_at = ready if retry_at is None else min(retry_at, ready)
-                    continue
-                order = (0 if borrowing else 1, run.priority, -run.started_at, run.id)
-                candidates.append((order, run, reason))
+            if reason == PreemptReason.RECLAIM and reclaim_lower_only and run.priority >= priority:
+                continue
+            if not any(k in keys for k, _ in run.req):
+                continue  # frees nothing this job needs
+            if now - run.started_at < min_runtime:
+                young += 1
+                ready = run.started_at + min_runtime
+                retry_at = ready if retry_at is None else min(retry_at, ready)
+                continue
+            order = (0 if borrowing else 1, run.priority, -run.started_at, run.id)
+            candidates.append((order, run, reason))
     note = f"{young} running jobs could be preempted once they reach their minimum runtime" if young else ""
     if not candidates:
         return PreemptionPlan(None, retry_at, note)
+    if shortfall is not None:
+        node, key, amount = shortfall
+        freeable = 0
+        for _, run, _ in candidates:
+            if node == ROOT or node in tree.ancestors[run.quota]:
+                for k, x in run.req:
+                    if k == key:
+                        freeable += x
+        if freeable < amount:
+            return PreemptionPlan(None, retry_at, note or "preempting every eligible job would not free enough")
     candidates.sort(key=lambda c: c[0])
 
     def remove(run: RunningRec) -> None:

@@ -224,20 +224,21 @@ def parse_quantity(text: str | float | Decimal | Quantity, resource: str) -> Qua
 def format_quantity(quantity: Quantity, resource: str) -> str:
     """Text form that parse_quantity reads back: "4", "0.5", "16Gi", "1536Mi", "unlimited"."""
     _check_resource(resource)
-    if quantity.is_unlimited:
+    return format_raw(quantity.raw, resource)
+
+
+def format_raw(raw: int, resource: str) -> str:
+    """format_quantity for a raw integer (the scheduler's messages are built from its integer state: no objects)."""
+    if raw >= UNLIMITED_RAW:
         return "unlimited"
-    raw = quantity.raw
+    if raw <= 0:
+        return "0"
     if resource == "memory":
         for suffix, size in _BINARY_FORMAT:
             if raw >= size and raw % size == 0:
                 return f"{raw // size}{suffix}"
         return str(raw)
-    whole, frac = divmod(raw, UNIT_SCALE[resource])
+    whole, frac = divmod(raw, 1000)  # gpu and cpu are both milli-units
     if frac == 0:
         return str(whole)
     return f"{whole}.{frac:03d}".rstrip("0")
-
-
-def format_raw(raw: int, resource: str) -> str:
-    """format_quantity for a raw integer (used in messages built from the scheduler's integer state)."""
-    return format_quantity(Quantity(max(raw, 0)), resource)

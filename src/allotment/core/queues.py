@@ -16,7 +16,7 @@ from allotment.core.usage import Request
 
 
 class QueuedRec:
-    __slots__ = ("alive", "group", "id", "priority", "priority_class", "seq", "submitted_at", "token")
+    __slots__ = ("id", "priority", "seq", "submitted_at", "priority_class", "group", "alive", "token")
 
     def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None) -> None:
         self.id = job_id
@@ -30,7 +30,7 @@ class QueuedRec:
 
 
 class RunningRec:
-    __slots__ = ("id", "pool", "priority", "quota", "req", "requests", "shares", "started_at")
+    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests")
 
     def __init__(
         self,
@@ -56,7 +56,7 @@ class RunningRec:
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("gpu", "keys", "pool", "req")
+    __slots__ = ("pool", "req", "gpu", "keys")
 
     def __init__(self, pool: str, req: Request, gpu: int) -> None:
         self.pool = pool
@@ -67,21 +67,8 @@ class Option:
 
 class Group:
     __slots__ = (
-        "deadline_token",
-        "heap",
-        "holds",
-        "last_wait",
-        "options",
-        "park_keys",
-        "parked",
-        "policy_rank",
-        "pool_rank",
-        "profile",
-        "qtoken",
-        "quota",
-        "requests",
-        "shape",
-        "size",
+        "quota", "options", "profile", "requests", "pool_rank", "policy_rank", "heap", "size", "parked",
+        "park_keys", "holds", "last_wait", "last_sig", "qtoken", "deadline_token", "shape", "tried", "ever",
     )
 
     def __init__(self, shape: tuple, quota: int, options: list[Option], profile: str | None, requests: dict,
@@ -99,6 +86,9 @@ class Group:
         self.park_keys: list[tuple] = []
         self.holds: list[Hold] = []
         self.last_wait: Wait | None = None
+        self.last_sig: tuple | None = None  # numbers behind last_wait: the sentence is rebuilt only when they change
+        self.tried = -1  # number of the cycle that last examined this group
+        self.ever: list[bool] | None = None  # per option: could it fit an idle cluster? (cached; config-dependent)
         self.qtoken = 0  # token of this group's valid entry in its quota heap (0: none)
         self.deadline_token = 0
 
@@ -122,7 +112,7 @@ class Hold:
 
     GUARANTEE = 1
     STARVATION = 2
-    __slots__ = ("cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at")
+    __slots__ = ("node", "key", "kind", "group", "job_id", "priority", "submitted_at", "seq", "cls", "quota")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int) -> None:
         self.node = node
@@ -147,34 +137,49 @@ class Hold:
 
 
 class ParkIndex:
-    """Parked groups by the event that can unblock them. Keys:
-    ("cap", pool)            capacity freed in a pool (pool may be "*": any pool);
-    ("limit", quota, pool)   usage dropped under quota's limit in pool (or "*").
+    """Parked groups by the event that can unblock them.
+
+    Limit parking, key ("limit", quota, pool): usage dropped under that quota's limit in pool (pool may be "*").
+    Every group parked there is woken by such an event (they all belong to that quota's subtree: few).
+
+    Capacity parking, per pool (or "*"): the group waits for ``needed`` raw units of key ``key`` at the cluster level.
+    These are NOT all woken when capacity frees (that would re-examine every waiting group of a busy pool for each
+    finished job); the state wakes them by need, best order key first, until the freed capacity is spoken for.
     """
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple, dict[Group, None]] = {}
+        self._limit: dict[tuple, dict[Group, None]] = {}
+        self._cap: dict[str, dict[Group, tuple[tuple, int, int]]] = {}
 
-    def park(self, group: Group, keys: list[tuple]) -> None:
+    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: tuple) -> None:
         group.parked = True
+        keys: list[tuple] = []
+        for k in limit_keys:
+            self._limit.setdefault(k, {})[group] = None
+            keys.append(k)
+        for pool, key, needed in cap_entries:
+            self._cap.setdefault(pool, {})[group] = (order, key, needed)
+            keys.append(("cap", pool))
         group.park_keys = keys
-        for k in keys:
-            self._by_key.setdefault(k, {})[group] = None
 
     def unpark(self, group: Group) -> None:
         for k in group.park_keys:
-            s = self._by_key.get(k)
-            if s is not None:
-                s.pop(group, None)
-                if not s:
-                    del self._by_key[k]
+            if k[0] == "cap":
+                s = self._cap.get(k[1])
+                if s is not None:
+                    s.pop(group, None)
+            else:
+                s2 = self._limit.get(k)
+                if s2 is not None:
+                    s2.pop(group, None)
+                    if not s2:
+                        del self._limit[k]
         group.park_keys = []
         group.parked = False
 
-    def take(self, key: tuple) -> list[Group]:
-        """Groups parked under ``key`` (they stay parked until the caller unparks them)."""
-        s = self._by_key.get(key)
+    def limit_groups(self, key: tuple) -> list[Group]:
+        s = self._limit.get(key)
         return list(s) if s else []
 
-    def __len__(self) -> int:
-        return len(self._by_key)
+    def cap_groups(self, pool: str) -> dict[Group, tuple[tuple, int, int]]:
+        return self._cap.get(pool) or {}

@@ -21,7 +21,7 @@ are queued or running.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from allotment.core.quantity import UNLIMITED_RAW
@@ -218,6 +218,49 @@ class UsageTree:
                 return Block(CAPACITY, ROOT, k, d)
         return None
 
+    def admit(self, q: int, req: Request) -> Block | None:
+        """first_block and apply(+1) in one pass: when the request fits, add it and return None; otherwise change
+        nothing and return the Block. (The admission hot path: the deltas computed by the check are reused.)"""
+        path = self.path[q]
+        u, lim = self.u, self.lim
+        for a in path:
+            ua, la = u[a], lim[a]
+            for k, r in req:
+                if ua[k] + r > la[k]:
+                    return Block(LIMIT, a, k, r)
+        eu, floor = self.eu, self.floor
+        levels = []
+        delta: Request | list[tuple[int, int]] = req
+        for a in path:
+            ea, fa = eu[a], floor[a]
+            levels.append((ea, delta))
+            nxt = []
+            for k, d in delta:
+                e, f = ea[k], fa[k]
+                if e + d > f:
+                    nxt.append((k, d if e >= f else e + d - f))
+            delta = nxt
+            if not nxt:
+                break
+        er = eu[ROOT]
+        if delta:
+            cap = self.cap
+            for k, d in delta:
+                if er[k] + d > cap[k]:
+                    return Block(CAPACITY, ROOT, k, d)
+            levels.append((er, delta))
+        for ea, dl in levels:
+            for k, d in dl:
+                ea[k] += d
+        ur = u[ROOT]
+        for k, r in req:
+            ur[k] += r
+        for a in path:
+            ua = u[a]
+            for k, r in req:
+                ua[k] += r
+        return None
+
     def fits_when_idle(self, q: int, req: Request) -> bool:
         """Would ``req`` fit if nothing at all were running? False means it can never run with this configuration
         (a limit or the capacity is smaller than the request, or other quotas' unlendable guarantees are in the way)."""
@@ -302,6 +345,18 @@ class UsageTree:
     def is_borrowing(self, q: int, keys: Sequence[int]) -> bool:
         spec, uq, gq = self.spec_keys[q], self.u[q], self.g[q]
         return any(k in spec and uq[k] > gq[k] for k in keys)
+
+    def borrows_up_to(self, v: int, keys: Iterable[int], stop: int) -> bool:
+        """Does every quota from ``v`` up to (excluding) ``stop`` use more than its guarantee on one of ``keys``?
+        (Necessary for any job of ``v`` to be reclaimable: otherwise removing it would push one below.)"""
+        u, g = self.u, self.g
+        for a in self.path[v]:
+            if a == stop:
+                return True
+            ua, ga = u[a], g[a]
+            if not any(ua[k] > ga[k] for k in keys):
+                return False
+        return True
 
     def removable_without_dropping_below_guarantee(self, v: int, req: Request, stop: int) -> bool:
         """Would removing ``req`` from quota ``v`` keep every quota from ``v`` up to (excluding) ``stop`` at or above

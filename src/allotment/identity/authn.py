@@ -30,6 +30,7 @@ from allotment.identity.models import (
     User,
 )
 from allotment.identity.secrets import SESSION_PREFIX, digests_equal, token_digest
+from allotment.inventory.models import Cluster
 
 LAST_USED_WRITE_INTERVAL_S = 60.0
 
@@ -56,19 +57,26 @@ def load_principal(session, user: User, credential_id: int | None = None, sessio
     for cluster_id, role in grants:
         if role in ROLE_ORDER and ROLE_ORDER[role] > ROLE_ORDER.get(roles.get(cluster_id, ""), 0):
             roles[cluster_id] = role
+    cluster_names = dict(session.execute(select(Cluster.id, Cluster.name).where(Cluster.id.in_(list(roles))))
+                         .all()) if roles else {}
     return Principal(id=user.id, kind=user.kind, username=user.username, is_platform_admin=is_admin,
-                     cluster_roles=roles, group_ids=group_ids, credential_id=credential_id, session_id=session_id)
+                     cluster_roles=roles, group_ids=group_ids, credential_id=credential_id, session_id=session_id,
+                     group_names=frozenset(r.name for r in group_rows), cluster_names=cluster_names)
 
 
 class _Entry:
-    __slots__ = ("credential_id", "expires_at", "last_source", "last_write", "principal")
+    __slots__ = ("credential_id", "expires_at", "principal")
 
     def __init__(self, principal: Principal, expires_at: datetime | None, credential_id: int | None):
         self.principal = principal
         self.expires_at = expires_at
         self.credential_id = credential_id
-        self.last_write = 0.0
-        self.last_source: str | None = None
+
+
+def _last_writes(state: AppState) -> dict[int, tuple[float, str | None]]:
+    """credential id -> (monotonic time, source) of the last last-use write; kept apart from the auth cache so that
+    cache expiry and clearing do not bring extra writes."""
+    return state.extras.setdefault("credential_last_writes", {})
 
 
 def _resolve(state: AppState, token: str) -> _Entry:
@@ -110,23 +118,49 @@ def _resolve(state: AppState, token: str) -> _Entry:
     return entry
 
 
+def _touch_due(state: AppState, entry: _Entry, source: str | None) -> bool:
+    if entry.credential_id is None:
+        return False
+    last = _last_writes(state).get(entry.credential_id)
+    return last is None or time.monotonic() - last[0] >= LAST_USED_WRITE_INTERVAL_S or source != last[1]
+
+
 def _touch_credential(state: AppState, entry: _Entry, source: str | None) -> None:
     """Record last use without a write per request: at most once a minute, or when the source changes."""
-    mono = time.monotonic()
-    if entry.credential_id is None or (mono - entry.last_write < LAST_USED_WRITE_INTERVAL_S
-                                       and source == entry.last_source):
+    if not _touch_due(state, entry, source):
         return
-    entry.last_write, entry.last_source = mono, source
+    _last_writes(state)[entry.credential_id] = (time.monotonic(), source)
     with state.sessions() as session:
         session.execute(update(Credential).where(Credential.id == entry.credential_id)
                         .values(last_used_at=utcnow(), last_used_from=source))
         session.commit()
 
 
+def _impersonation_key(entry: _Entry, target: str) -> str:
+    # id() is safe here: the cached value holds the entry itself, so the id cannot be reused while it is cached.
+    return f"{id(entry)}>{target.strip().lower()}"
+
+
+def cached_principal(state: AppState, token: str, source: str | None, on_behalf_of: str | None = None
+                     ) -> Principal | None:
+    """The principal when answering needs no database access (the common case: a warm cache and no last-use write
+    due), so the caller can skip a thread hop; None means "call authenticate()"."""
+    entry = state.auth_cache.get(token_digest(state.secret_key, token))
+    if entry is None or (entry.expires_at is not None and entry.expires_at <= utcnow()):
+        return None
+    if _touch_due(state, entry, source):
+        return None
+    if on_behalf_of:
+        cached = state.auth_cache.get(_impersonation_key(entry, on_behalf_of))
+        return cached[1] if cached is not None and cached[0] is entry else None
+    return entry.principal
+
+
 def authenticate(state: AppState, token: str, source: str | None, on_behalf_of: str | None = None) -> Principal:
+    """Resolve the token (from the cache, or the database), record last use, apply impersonation. May do I/O."""
     entry = _resolve(state, token)
     if entry.expires_at is not None and entry.expires_at <= utcnow():
-        state.auth_cache.clear()
+        state.auth_cache.discard(token_digest(state.secret_key, token))
         raise Unauthenticated("the session or credential has expired")
     _touch_credential(state, entry, source)
     principal = entry.principal
@@ -142,7 +176,7 @@ def _impersonate(state: AppState, actor: Principal, target: str, entry: _Entry |
     does not make the service account one. The actor stays recorded (actor_id), so the audit log names both.
     """
     key = target.strip().lower()
-    cache_key = f"{id(entry)}>{key}" if entry is not None else None
+    cache_key = _impersonation_key(entry, target) if entry is not None else None
     cached = state.auth_cache.get(cache_key) if cache_key else None
     if cached is not None and cached[0] is entry:
         return cached[1]

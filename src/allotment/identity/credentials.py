@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -56,7 +56,7 @@ def resolve_expiry(expires_in: str | None, expires_at: datetime | None, now: dat
             raise invalid("expires_in", str(exc)) from None
     if expires_at is not None:
         if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
+            expires_at = expires_at.replace(tzinfo=UTC)
         if expires_at <= now:
             raise invalid("expires_at", "must be in the future")
         return expires_at

@@ -9,12 +9,11 @@ from sqlalchemy import select
 
 from allotment.api.deps import DB, SESSION_COOKIE, State, client_address, require
 from allotment.core.permissions import AUTHENTICATED, PUBLIC, Principal
-from allotment.db import utcnow
 from allotment.errors import DomainError
 from allotment.identity import service
-from allotment.identity.models import Group, LoginSession
+from allotment.identity.models import LoginSession
 from allotment.identity.schemas import LoginRequest, LoginResponse, WhoAmI
-from allotment.inventory.models import Cluster
+from allotment.identity.service_sessions import end_session
 
 router = APIRouter(tags=["auth"])
 
@@ -40,24 +39,22 @@ def login(body: LoginRequest, request: Request, response: Response, db: DB, stat
 @router.post("/auth/logout", status_code=204, dependencies=[])
 def logout(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, response: Response) -> Response:
     if principal.session_id is not None:
-        db.get(LoginSession, principal.session_id).revoked_at = utcnow()
-        from allotment.api.state import mark_identity_changed
-
-        mark_identity_changed(db)
+        end_session(db, principal.session_id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
     return response
 
 
 @router.get("/auth/whoami", response_model=WhoAmI)
-def whoami(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> WhoAmI:
-    names = dict(db.execute(select(Cluster.id, Cluster.name)).all())
-    groups = sorted(db.scalars(select(Group.name).where(Group.id.in_(principal.group_ids))).all())
+async def whoami(principal: Annotated[Principal, require(AUTHENTICATED)]) -> WhoAmI:
+    # Async and without a database session: everything shown comes with the (cached) principal.
+    names = principal.cluster_names
     return WhoAmI(
         id=principal.id, kind=principal.kind, username=principal.username,
         is_platform_admin=principal.is_platform_admin,
         cluster_roles={names.get(cid, str(cid)): role for cid, role in principal.cluster_roles.items()},
-        groups=groups, acting_as=principal.username if principal.actor_id else None, actor=principal.actor_username,
+        groups=sorted(principal.group_names), acting_as=principal.username if principal.actor_id else None,
+        actor=principal.actor_username,
     )
 
 

@@ -9,8 +9,14 @@ from fastapi import APIRouter, Request, Response
 from allotment.api.deps import DB, client_address, cluster_scope, require
 from allotment.core.permissions import Principal, cluster
 from allotment.identity import cluster_roles
-from allotment.identity.access_schemas import ClusterGroupGrant, ClusterGroupList, ClusterMember, ClusterMemberList, \
-    RoleBody, RoleChange
+from allotment.identity.access_schemas import (
+    ClusterGroupGrant,
+    ClusterGroupList,
+    ClusterMember,
+    ClusterMemberList,
+    RoleBody,
+    RoleChange,
+)
 from allotment.identity.service import find_user
 from allotment.inventory.service import find_cluster
 

@@ -9,10 +9,15 @@ from fastapi import APIRouter, Query, Request, Response
 from allotment.api.deps import DB, State, client_address, require
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.db import utcnow
-from allotment.errors import Forbidden
+from allotment.errors import Forbidden, NotFound
 from allotment.identity import credentials
-from allotment.identity.access_schemas import CredentialCreate, CredentialCreated, CredentialList, CredentialOut, \
-    CredentialUpdate
+from allotment.identity.access_schemas import (
+    CredentialCreate,
+    CredentialCreated,
+    CredentialList,
+    CredentialOut,
+    CredentialUpdate,
+)
 from allotment.identity.models import User
 from allotment.identity.service import find_user
 
@@ -39,17 +44,24 @@ def created_response(request: Request, credential, owner: User, secret: str) -> 
 def list_credentials(
     principal: Authenticated, db: DB,
     user: Annotated[str | None, Query(description="whose (platform admins: anyone's)")] = None,
-    all: Annotated[bool, Query(description="everyone's (platform admins only)")] = False,  # noqa: A002 - API name
+    all: Annotated[bool, Query(description="everyone's (platform admins only)")] = False,
     status: Annotated[str | None, Query(description="active, revoked or expired")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CredentialList:
     owner_id: int | None = principal.id
-    if all or user is not None:
-        if all and not principal.is_platform_admin:
-            raise Forbidden("only platform admins may list everyone's credentials")
-        owner_id = None if all else find_user(db, user).id
-        if owner_id is not None and owner_id != principal.id and not principal.is_platform_admin:
+    if all and not principal.is_platform_admin:
+        raise Forbidden("only platform admins may list everyone's credentials")
+    if all:
+        owner_id = None
+    elif user is not None:
+        try:
+            owner_id = find_user(db, user).id
+        except NotFound:
+            if not principal.is_platform_admin:  # the same answer as for someone else's: no probing for accounts
+                raise Forbidden("only platform admins may list other users' credentials") from None
+            raise
+        if owner_id != principal.id and not principal.is_platform_admin:
             raise Forbidden("only platform admins may list other users' credentials")
     views, total = credentials.list_credentials(db, owner_id, status, limit, offset)
     return CredentialList(items=[CredentialOut(**v.as_dict()) for v in views], total=total)

@@ -10,8 +10,17 @@ from allotment.api.deps import DB, State, client_address, require
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.db import utcnow
 from allotment.identity import credentials, service_accounts
-from allotment.identity.access_schemas import CredentialCreate, CredentialCreated, CredentialList, CredentialOut, \
-    ServiceAccountCreate, ServiceAccountCreated, ServiceAccountList, ServiceAccountOut, ServiceAccountUpdate
+from allotment.identity.access_schemas import (
+    CredentialCreate,
+    CredentialCreated,
+    CredentialList,
+    CredentialOut,
+    ServiceAccountCreate,
+    ServiceAccountCreated,
+    ServiceAccountList,
+    ServiceAccountOut,
+    ServiceAccountUpdate,
+)
 from allotment.identity.routes_credentials import created_response
 
 router = APIRouter(tags=["service accounts"])

@@ -30,12 +30,15 @@ router = APIRouter(tags=["users"])
 
 
 def target_user_scope(request: Request, session: Session) -> Scope:
-    """The user named in the path. An unknown user gives an empty scope, so that only admins get as far as the
+    """The account named in the path. An unknown one gives an empty scope, so that only admins get as far as the
     404 and other callers cannot probe which accounts exist."""
     try:
-        return Scope(user_id=service.find_person(session, request.path_params["user"]).id)
+        return Scope(user_id=service.find_user(session, request.path_params["user"]).id)
     except NotFound:
         return Scope()
+
+
+target_user_scope.kind, target_user_scope.param = "self", "user"  # type: ignore[attr-defined] - read by the matrix
 
 
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]

@@ -7,7 +7,6 @@ for passwords, which people choose and which are therefore guessable.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 
@@ -43,7 +42,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 def token_digest(secret_key: str, token: str) -> str:
-    return hmac.new(secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest is the one-shot C implementation: same value as hmac.new(...).hexdigest(), several times cheaper,
+    # and this runs on every authenticated request.
+    return hmac.digest(secret_key.encode(), token.encode(), "sha256").hex()
 
 
 def digests_equal(a: str, b: str) -> bool:

@@ -338,13 +338,15 @@ def update_user(session: Session, actor: Principal, user: User, changes: dict[st
     full name and password; changing one's own password needs `current_password`."""
     if "email" in changes:
         raise invalid("email", EMAIL_IMMUTABLE)
-    is_self = actor.id == user.id and actor.actor_id is None
+    is_self = actor.id == user.id
     if not actor.is_platform_admin:
         if not is_self:
             raise Forbidden("only platform admins may change other users")
         refused = sorted(set(changes) - SELF_EDITABLE)
         if refused:
             raise Forbidden(f"you may change only your own full_name and password, not {', '.join(refused)}")
+    if is_self and actor.actor_id is not None and changes.get("password") is not None:
+        raise Forbidden("a service account acting on behalf of a user cannot change that user's password")
     problems: dict[str, list[str]] = {f: ["must not be null"] for f in NOT_NULL if f in changes and changes[f] is None}
     if changes.get("username") is not None:
         problems.setdefault("username", []).extend(check_username(changes["username"].strip()))
@@ -494,7 +496,9 @@ def _register_failure(session: Session, user: User, now: datetime, max_failures:
                      changes={"before": {"failed_logins": count - 1}, "after": {"failed_logins": count}},
                      source=source)
         return
-    user.locked_until = now + timedelta(minutes=lock_minutes)
+    until = now + timedelta(minutes=lock_minutes)
+    # Whole seconds, rounded up, so the time the message states is exactly when the lock lifts.
+    user.locked_until = until.replace(microsecond=0) + timedelta(seconds=1 if until.microsecond else 0)
     user.failed_logins = 0
     session.flush()
     audit.record(session, as_principal(user), "auth.locked", "user", user.username, user.id,

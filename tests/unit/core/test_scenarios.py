@@ -7,7 +7,7 @@ from allotment.core.model import (
     Admit, Device, Pool, PreemptReason, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, WaitCode,
 )
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec, ScaleError, scale
-from core_testkit import admitted, cpu, cpu_pool, gpu, job, preempted, preemptions, waits
+from core_testkit import admitted, cpu, cpu_pool, gpu, preempted, preemptions, waits
 
 INFERENCE, TRAINING, INTERACTIVE = 300, 200, 100
 

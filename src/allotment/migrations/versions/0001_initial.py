@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 00:36:18.397940
+Create Date: 2026-11-23 00:44:34.470190
 """
 
 from alembic import op

@@ -1,0 +1,45 @@
+"""The signed-in user's own account: profile, groups and roles, and changing the password (needs the current one)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from allotment.api.deps import DB, State, client_address, require
+from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.errors import DomainError
+from allotment.identity import service as identity
+from allotment.web.console import field_errors, redirect, render
+
+router = APIRouter()
+Me = Annotated[Principal, require(AUTHENTICATED)]
+
+
+def _page(request: Request, principal: Principal, db, status: int = 200, errors: dict | None = None) -> Response:
+    detail = identity.user_detail(db, identity.find_user(db, principal.id))
+    return render(request, "account.html", {**detail, "errors": errors or {}, "values": {}}, status=status)
+
+
+@router.get("/ui/account")
+def account_page(request: Request, principal: Me, db: DB) -> Response:
+    return _page(request, principal, db)
+
+
+@router.post("/ui/account/password")
+def change_password(request: Request, principal: Me, db: DB, state: State,
+                    current_password: Annotated[str, Form()] = "", new_password: Annotated[str, Form()] = "",
+                    new_password_confirm: Annotated[str, Form()] = "") -> Response:
+    if new_password != new_password_confirm:
+        return _page(request, principal, db, 422, {"new_password_confirm": ["does not match the new password"]})
+    s = state.settings
+    try:
+        identity.change_own_password(db, principal, current_password, new_password, client_address(request),
+                                     s.login_max_failures, s.login_lock_minutes)
+    except DomainError as exc:
+        if not exc.errors:
+            raise
+        # Returned, not raised: a wrong current password counts towards the lockout, so this request must commit.
+        return _page(request, principal, db, exc.status, field_errors(exc.errors))
+    return redirect("/ui/account", notice="Password changed. Your other sessions were signed out.")

@@ -1,0 +1,30 @@
+"""The dashboard: a snapshot of the platform for admins (DKube's operator dashboard), of one's own use otherwise."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from allotment.api.deps import DB, require
+from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.db import utcnow
+from allotment.web import service
+from allotment.web.console import render
+from allotment.web.pages_clusters import clusters_for
+
+router = APIRouter()
+
+
+@router.get("/ui/")
+@router.get("/ui")
+def dashboard(request: Request, principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> Response:
+    now = utcnow()
+    if principal.is_platform_admin:
+        tiles = service.platform_counts(db, now)
+        events = service.recent_events(db)
+    else:
+        tiles, events = service.own_counts(db, principal, now), []
+    return render(request, "dashboard.html", {"tiles": tiles, "events": events, "clusters": clusters_for(db, principal),
+                                              "jobs": service.jobs_by_state(db, principal)})

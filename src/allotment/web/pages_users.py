@@ -1,0 +1,136 @@
+"""Users (Backend.AI's admin Users tab): list with Active/Inactive tabs, search and pages; detail; create;
+deactivate and activate. Platform admins only; every change goes through identity.service (which audits it)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from allotment.api.deps import DB, client_address, require
+from allotment.core.permissions import PLATFORM_ADMIN, Principal
+from allotment.errors import DomainError
+from allotment.identity import service as identity
+from allotment.web.console import field_errors, is_htmx, redirect, render
+from allotment.web.paging import Page
+
+router = APIRouter()
+Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
+STATUS_FILTERS = {"active": True, "inactive": False, "all": None}
+SORTABLE = ("username", "email", "created_at")
+
+
+@router.get("/ui/users")
+def users_list(request: Request, principal: Admin, db: DB, status: str = "active", search: str = "",
+               sort: str = "username", page: int = 1) -> Response:
+    status = status if status in STATUS_FILTERS else "active"
+    sort = sort if sort.removeprefix("-") in SORTABLE else "username"
+    paging = Page.at(page)
+    users, total = identity.list_users(db, active=STATUS_FILTERS[status], search=search or None, sort=sort,
+                                       limit=paging.size, offset=paging.offset)
+    context = {"users": users, "status": status, "search": search, "sort": sort, "page": paging.with_total(total)}
+    if is_htmx(request) and request.headers.get("hx-target") == "user-table":
+        return render(request, "users/_table.html", context)  # search-as-you-type swaps only the table
+    return render(request, "users/list.html", context)
+
+
+@router.get("/ui/users/new")
+def new_user_form(request: Request, principal: Admin) -> Response:
+    return render(request, "users/new.html", {"values": {}, "errors": {}})
+
+
+@router.post("/ui/users")
+def create_user(
+    request: Request,
+    principal: Admin,
+    db: DB,
+    email: Annotated[str, Form()] = "",
+    username: Annotated[str, Form()] = "",
+    full_name: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    password_confirm: Annotated[str, Form()] = "",
+    need_password_change: Annotated[bool, Form()] = False,
+) -> Response:
+    values = {"email": email, "username": username, "full_name": full_name,
+              "need_password_change": need_password_change}
+    if password != password_confirm:
+        errors = {"password_confirm": ["does not match the password"]}
+        return render(request, "users/new.html", {"values": values, "errors": errors}, status=422)
+    try:
+        user = identity.register_user(db, principal, client_address(request), email=email.strip(),
+                                      username=username.strip(), password=password,
+                                      full_name=full_name.strip() or None, need_password_change=need_password_change)
+    except DomainError as exc:
+        if not exc.errors:
+            raise
+        # The service's own field errors (ValidationFailed, or Conflict naming the duplicate field) under each input.
+        context = {"values": values, "errors": field_errors(exc.errors), "summary": exc.detail}
+        return render(request, "users/new.html", context, status=exc.status)
+    return redirect(f"/ui/users/{user.id}", notice=f"User {user.username} created.")
+
+
+@router.get("/ui/users/{user}")
+def user_detail(request: Request, principal: Admin, db: DB, user: str) -> Response:
+    detail = identity.user_detail(db, identity.find_person(db, user))
+    return render(request, "users/detail.html", detail)
+
+
+def _set_active(request: Request, principal: Principal, db, user_ref: str, active: bool) -> Response:
+    user = identity.find_person(db, user_ref)
+    if active:
+        identity.activate_user(db, principal, user, client_address(request))
+        message = f"{user.username} is active again. Their old credentials stay revoked."
+    else:
+        identity.deactivate_user(db, principal, user, client_address(request))
+        message = f"{user.username} is deactivated: signed out everywhere and every credential revoked."
+    if is_htmx(request) and request.headers.get("hx-target", "").startswith("user-row-"):
+        return render(request, "users/_row_swap.html", {"user": user, "message": message})
+    return redirect(f"/ui/users/{user.id}", notice=message, request=request)
+
+
+@router.post("/ui/users/{user}/deactivate")
+def deactivate(request: Request, principal: Admin, db: DB, user: str) -> Response:
+    return _set_active(request, principal, db, user, active=False)
+
+
+@router.post("/ui/users/{user}/activate")
+def activate(request: Request, principal: Admin, db: DB, user: str) -> Response:
+    return _set_active(request, principal, db, user, active=True)
+
+
+@router.get("/ui/users/{user}/edit")
+def edit_user_form(request: Request, principal: Admin, db: DB, user: str) -> Response:
+    target = identity.find_person(db, user)
+    values = {"username": target.username, "full_name": target.full_name or "",
+              "need_password_change": target.need_password_change}
+    return render(request, "users/edit.html", {"user": target, "values": values, "errors": {}})
+
+
+@router.post("/ui/users/{user}/edit")
+def edit_user(
+    request: Request,
+    principal: Admin,
+    db: DB,
+    user: str,
+    username: Annotated[str, Form()] = "",
+    full_name: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    need_password_change: Annotated[bool, Form()] = False,
+) -> Response:
+    """Backend.AI's update dialog: the e-mail stays (it is the identity); a blank password keeps the current one."""
+    target = identity.find_person(db, user)
+    changes: dict = {"full_name": full_name.strip() or None, "need_password_change": need_password_change}
+    if username.strip() != target.username:
+        changes["username"] = username
+    if password:
+        changes["password"] = password
+    values = {"username": username, "full_name": full_name, "need_password_change": need_password_change}
+    try:
+        identity.update_user(db, principal, target, changes, client_address(request))
+    except DomainError as exc:
+        if not exc.errors:
+            raise
+        return render(request, "users/edit.html", {"user": target, "values": values,
+                                                   "errors": field_errors(exc.errors)}, status=exc.status)
+    return redirect(f"/ui/users/{target.id}", notice=f"User {target.username} updated.")

@@ -1,0 +1,228 @@
+"""The authorisation matrix: every route of the app, called by six principals, is refused exactly when the permission
+the route declares says it must be.
+
+Routes are enumerated from the app itself, so a route added later is checked without touching this file. Each route's
+declared permission is read from its `require(...)` dependency (`.permission`, and `.scope` for the path parameter
+that names the cluster or user the permission is about). Path parameters get real names where the permission depends
+on them (`local` for the cluster, the caller or a bystander for self-or-admin) and an unknown value otherwise, so an
+authorised caller typically gets 404 or 422; that counts as allowed, and only 401/403 count as refused. No request
+body is sent. Every transaction is rolled back (the app's session factory is swapped for one whose commit rolls back),
+so allowed calls change nothing and the matrix can run in any order.
+
+SQLite only: this tests the policy, not the database.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from app_routes import ApiRoute, api_routes
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from allotment.api import deps
+from allotment.api.app import create_app
+from allotment.api.deps import cluster_scope, self_scope
+from allotment.core import permissions as perms
+from allotment.db import transaction
+from allotment.identity import cluster_roles, credentials, service_accounts
+from allotment.identity.models import Credential
+from allotment.identity.service import create_user
+from allotment.inventory.service import find_cluster
+
+PASSWORD = "Matr1x-password!"
+UNKNOWN = "999999"  # matches int and str path parameters alike, and names nothing
+ANONYMOUS, USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN, SERVICE_ACCOUNT = (
+    "anonymous", "user", "manager", "cluster_admin", "platform_admin", "service_account")
+PRINCIPALS = [ANONYMOUS, USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN, SERVICE_ACCOUNT]
+SIGNED_IN = set(PRINCIPALS) - {ANONYMOUS}
+# The user has role `user` on `local`, the manager `manager`, the cluster admin `admin`; the platform admin and the
+# service account hold no cluster role. Written out rather than computed with core.permissions.allowed, so that the
+# policy function is checked too.
+ALLOWED = {
+    "public": set(PRINCIPALS),
+    "authenticated": SIGNED_IN,
+    "platform_admin": {PLATFORM_ADMIN},
+    "cluster_user": {USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN},
+    "cluster_manager": {MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN},
+    "cluster_admin": {CLUSTER_ADMIN, PLATFORM_ADMIN},
+    # self_or_admin about someone else; about oneself every signed-in principal is allowed.
+    "self_or_admin": {PLATFORM_ADMIN},
+}
+PROBE_PREFIX = "/api/v1/_matrix_probe"
+PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
+def declared_requirement(route: ApiRoute):
+    """The `require(...)` dependency the route declares (test_route_permissions checks there is exactly one)."""
+
+    def walk(dependant):
+        for dep in dependant.dependencies:
+            if getattr(dep.call, "permission", None) is not None:
+                return dep.call
+            found = walk(dep)
+            if found is not None:
+                return found
+        return None
+
+    return walk(route.dependant)
+
+
+def probe_router() -> APIRouter:
+    """One trivial route per kind of permission, so every branch of the matrix runs even before the app has a route
+    of that kind (the matrix treats them like any other route)."""
+    router = APIRouter()
+    for name, permission, scope in [
+        ("public", perms.PUBLIC, None), ("authenticated", perms.AUTHENTICATED, None),
+        ("platform-admin", perms.PLATFORM_ADMIN, None),
+        *[(f"clusters/{{cluster}}/{role}", perms.cluster(role), cluster_scope()) for role in ("user", "manager", "admin")],
+        ("users/{user}", perms.SELF_OR_ADMIN, self_scope()),
+    ]:
+        router.add_api_route(f"/{name}", lambda: {"ok": True}, methods=["POST"],
+                             dependencies=[deps.require(permission, scope=scope)])
+    return router
+
+
+class _NeverCommits(Session):
+    """A session whose commit rolls back: every unit of work of the matrix is thrown away, including explicit
+    commits in handlers and writes made outside the request's session (last-use bookkeeping, for example)."""
+
+    def commit(self) -> None:
+        self.rollback()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from conftest import make_settings
+
+    app = create_app(make_settings(tmp_path_factory.mktemp("matrix"), "sqlite"), start_background=False)
+    app.include_router(probe_router(), prefix=PROBE_PREFIX)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        state = app.state.allot
+        names = {USER: "m-user", MANAGER: "m-manager", CLUSTER_ADMIN: "m-cadmin", PLATFORM_ADMIN: "m-padmin",
+                 SERVICE_ACCOUNT: "m-robot"}
+        headers: dict[str, dict[str, str]] = {ANONYMOUS: {}}
+        with transaction(state.sessions) as session:
+            local = find_cluster(session, "local")
+            accounts = {}
+            for who in (USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN):
+                accounts[who] = create_user(session, email=f"{names[who]}@example.com", username=names[who],
+                                            password=PASSWORD, platform_admin=who == PLATFORM_ADMIN)
+            create_user(session, email="m-bystander@example.com", username="m-bystander", password=PASSWORD)
+            accounts[SERVICE_ACCOUNT] = service_accounts.create_service_account(session, names[SERVICE_ACCOUNT],
+                                                                                None)
+            for who, role in ((USER, "user"), (MANAGER, "manager"), (CLUSTER_ADMIN, "admin")):
+                cluster_roles.set_user_role(session, local, accounts[who], role, None)
+            for who, account in accounts.items():
+                credential, secret = credentials.create_credential(session, state.secret_key, account, None)
+                headers[who] = {"Authorization": f"Bearer {credential.access_key}:{secret}"}
+        committing = state.sessions
+        state.sessions = sessionmaker(bind=state.engine, class_=_NeverCommits, expire_on_commit=False)
+        yield client, headers, names, app
+        state.sessions = committing
+
+
+def test_the_principals_are_what_the_matrix_assumes(world):
+    client, headers, *_ = world
+    expected = {USER: ({"local": "user"}, False), MANAGER: ({"local": "manager"}, False),
+                CLUSTER_ADMIN: ({"local": "admin"}, False), PLATFORM_ADMIN: ({}, True), SERVICE_ACCOUNT: ({}, False)}
+    for who, (roles, platform_admin) in expected.items():
+        r = client.get("/api/v1/auth/whoami", headers=headers[who])
+        assert r.status_code == 200, (who, r.text)
+        me = r.json()
+        assert (me["cluster_roles"], me["is_platform_admin"]) == (roles, platform_admin), who
+    assert client.get("/api/v1/auth/whoami").status_code == 401
+
+
+def cases(app) -> list[tuple[str, str, str, set[str], dict[str, str]]]:
+    """(method, path template, permission name, allowed principals, path values) for every route and method."""
+    out = []
+    for route in api_routes(app):
+        requirement = declared_requirement(route)
+        assert requirement is not None, f"{route.path} declares no permission"
+        permission = requirement.permission
+        assert permission.name in ALLOWED, (
+            f"{route.path} declares permission {permission.name!r}, which this matrix does not know: add it to ALLOWED")
+        resolver = getattr(requirement, "scope", None)
+        scope_kind = getattr(resolver, "kind", None) or {"cluster": "cluster", "self_or_admin": "self"}.get(
+            permission.kind)
+        scope_param = getattr(resolver, "param", None) or {"cluster": "cluster", "self": "user"}.get(scope_kind)
+        params = [m.group(1) for m in PATH_PARAM.finditer(route.path)]
+        for method in sorted(route.methods):
+            values = {p: UNKNOWN for p in params}
+            if scope_kind == "cluster" and scope_param in values:
+                values[scope_param] = "local"
+            if scope_kind == "self" and scope_param in values:
+                values[scope_param] = "m-bystander"
+                out.append((method, route.path, permission.name, ALLOWED[permission.name], values))
+                # deps.self_scope resolves service accounts too; a route's own resolver may cover people only
+                # (the /users API), so there whether a service account is "itself" is left to the route.
+                oneself = SIGNED_IN if getattr(resolver, "kind", None) == "self" else SIGNED_IN - {SERVICE_ACCOUNT}
+                out.append((method, route.path, permission.name + " (self)", oneself, {**values, scope_param: None}))
+                continue
+            allowed = ALLOWED[permission.name]
+            if permission.kind == "cluster" and values.get(scope_param) == UNKNOWN:
+                # The cluster is found through an object that does not exist: without a cluster only platform
+                # admins pass (and get the 404); everyone else is refused, which reveals nothing.
+                allowed = allowed & {PLATFORM_ADMIN}
+            out.append((method, route.path, permission.name, allowed, values))
+    return out
+
+
+def _url(template: str, values: dict[str, str | None], own_name: str) -> str:
+    return PATH_PARAM.sub(lambda m: values[m.group(1)] or own_name, template)
+
+
+CSRF_REFUSAL = "did not come from this console"
+
+
+def _refused(status: int, location: str, body: str = "") -> bool:
+    """Refused by the permission check. The console's CSRF check (a form without its token) comes after it."""
+    if status == 403 and CSRF_REFUSAL in body:
+        return False
+    return status in (401, 403) or (status in (302, 303, 307) and "login" in location)
+
+
+def test_every_route_against_every_principal(world):
+    client, headers, names, app = world
+    checked = cases(app)
+    mine = {("GET", "/api/v1/credentials"), ("DELETE", "/api/v1/clusters/{cluster}/users/{user}"),
+            ("POST", "/api/v1/service-accounts"), ("GET", "/api/v1/audit"), ("GET", "/api/v1/exports/audit.csv"),
+            ("GET", "/healthz"), ("POST", f"{PROBE_PREFIX}/users/{{user}}")}
+    assert mine <= {(m, p) for m, p, *_ in checked}, "route enumeration missed known routes"
+
+    wrong = []
+    for method, template, permission, allowed, values in checked:
+        for who in PRINCIPALS:
+            if None in values.values() and (who == ANONYMOUS or who not in allowed):
+                continue  # "oneself" means nothing for an anonymous caller, or for an account the route excludes
+            url = _url(template, values, names.get(who, ""))
+            r = client.request(method, url, headers=headers[who], follow_redirects=False)
+            refused = _refused(r.status_code, r.headers.get("location", ""), r.text)
+            if (method, template) == ("POST", "/logout") and r.status_code == 303 and who != ANONYMOUS:
+                refused = False  # logging out sends everyone to the login page
+            if (method, template, who) == ("POST", "/ui/account/password", SERVICE_ACCOUNT) and \
+                    r.status_code == 403 and "password" in r.text:
+                refused = False  # the service refuses it: a service account has no password to change
+            if r.status_code >= 500:
+                wrong.append(f"{method} {url} as {who}: server error {r.status_code}: {r.text[:200]}")
+            elif who in allowed and refused:
+                wrong.append(f"{method} {url} ({permission}) as {who}: refused with {r.status_code}, should be allowed")
+            elif who not in allowed:
+                want = 401 if who == ANONYMOUS else 403
+                if not refused or (r.status_code in (401, 403) and r.status_code != want and not
+                                   (template == "/logout" and who == ANONYMOUS)):
+                    wrong.append(f"{method} {url} ({permission}) as {who}: got {r.status_code}, want {want}")
+    assert wrong == [], "authorisation matrix violations:\n" + "\n".join(wrong)
+
+
+def test_allowed_calls_changed_nothing(world):
+    """The rollback-only unit of work really was in force (the matrix made credentials with POST /credentials)."""
+    client, headers, names, app = world
+    r = client.post("/api/v1/credentials", headers=headers[USER])
+    assert r.status_code == 201
+    with app.state.allot.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Credential)) == len(names)

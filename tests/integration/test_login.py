@@ -1,0 +1,213 @@
+"""Login, lockout after repeated failures, and changing one's own password."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+from user_helpers import API, PASSWORD, audit_events, errors_by_field, login, make_user
+
+from allotment.db import utcnow
+from allotment.errors import Locked, Unauthenticated
+from allotment.identity import service
+from allotment.identity.models import User
+
+WRONG = "Wr0ng-password!"
+
+
+def attempt(client, username: str, password: str):
+    return client.post(f"{API}/auth/login", json={"username": username, "password": password})
+
+
+def locked_until_in(detail: str) -> datetime:
+    """The lock's end as the message states it: 'account locked until <ISO time> after ...'."""
+    return datetime.fromisoformat(detail.split("until ", 1)[1].split(" ", 1)[0])
+
+
+def stored_user(app, username: str) -> User:
+    with app.state.allot.sessions() as session:
+        return session.scalar(select(User).where(User.username_key == username))
+
+
+def test_five_failures_lock_the_account_for_twenty_minutes(client, admin_headers, app):
+    make_user(client, admin_headers, "alice")
+    for _ in range(4):
+        r = attempt(client, "alice", WRONG)
+        assert r.status_code == 401 and r.json()["detail"] == "wrong username or password"
+    before = utcnow()
+    r = attempt(client, "alice", WRONG)
+    assert r.status_code == 423, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    until = locked_until_in(r.json()["detail"])
+    assert before + timedelta(minutes=19, seconds=58) <= until <= utcnow() + timedelta(minutes=20, seconds=1)
+    # While locked, even the right password is refused, and the message keeps saying until when.
+    r = attempt(client, "alice", PASSWORD)
+    assert r.status_code == 423 and locked_until_in(r.json()["detail"]) == until
+    # The lock covers the account however it is named.
+    assert attempt(client, "ALICE@example.com", PASSWORD).status_code == 423
+    assert client.get(f"{API}/users/alice", headers=admin_headers).json()["locked_until"] is not None
+    assert [e.action for e in audit_events(app, target="alice") if e.action.startswith("auth.")] == [
+        "auth.login_failed"] * 4 + ["auth.locked"]
+
+
+def test_the_lock_lifts_when_its_time_has_passed(client, admin_headers, app):
+    make_user(client, admin_headers, "alice")
+    for _ in range(5):
+        attempt(client, "alice", WRONG)
+    assert attempt(client, "alice", PASSWORD).status_code == 423
+    with app.state.allot.sessions() as session:  # step past the lock instead of waiting 20 minutes
+        session.execute(update(User).where(User.username_key == "alice")
+                        .values(locked_until=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    r = attempt(client, "alice", PASSWORD)
+    assert r.status_code == 200, r.text
+    user = stored_user(app, "alice")
+    assert user.locked_until is None and user.failed_logins == 0
+
+
+def test_after_a_lock_expires_the_count_starts_again(client, admin_headers, app):
+    make_user(client, admin_headers, "alice")
+    for _ in range(5):
+        attempt(client, "alice", WRONG)
+    with app.state.allot.sessions() as session:
+        session.execute(update(User).where(User.username_key == "alice")
+                        .values(locked_until=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    for _ in range(4):
+        assert attempt(client, "alice", WRONG).status_code == 401
+    assert attempt(client, "alice", WRONG).status_code == 423
+
+
+def test_a_successful_login_resets_the_failure_count(client, admin_headers):
+    make_user(client, admin_headers, "alice")
+    for _ in range(4):
+        attempt(client, "alice", WRONG)
+    login(client, "alice", PASSWORD)
+    for _ in range(4):
+        assert attempt(client, "alice", WRONG).status_code == 401
+    login(client, "alice", PASSWORD)
+
+
+def test_lockout_with_an_injected_clock(client, admin_headers, app):
+    """The service takes `now`, so the 20-minute boundary itself is tested without waiting."""
+    make_user(client, admin_headers, "alice")
+    state = app.state.allot
+    t0 = utcnow().replace(microsecond=0)
+
+    def try_login(password: str, at: datetime):
+        with state.sessions() as session:
+            try:
+                return service.login(session, "alice", password, "test", state.secret_key, 5, 20, 1, now=at)
+            finally:
+                session.commit()
+
+    for i in range(4):
+        with pytest.raises(Unauthenticated):
+            try_login(WRONG, t0 + timedelta(seconds=i))
+    with pytest.raises(Locked) as locked:
+        try_login(WRONG, t0 + timedelta(seconds=4))
+    assert locked_until_in(locked.value.detail) == t0 + timedelta(seconds=4, minutes=20)
+    with pytest.raises(Locked):
+        try_login(PASSWORD, t0 + timedelta(minutes=20, seconds=3))
+    user, token = try_login(PASSWORD, t0 + timedelta(minutes=20, seconds=5))
+    assert user.username == "alice" and token.startswith("st_")
+
+
+def test_unknown_users_and_inactive_users_cannot_log_in(client, admin_headers):
+    assert attempt(client, "nobody", WRONG).status_code == 401
+    make_user(client, admin_headers, "alice")
+    client.post(f"{API}/users/alice/deactivate", headers=admin_headers).raise_for_status()
+    r = attempt(client, "alice", PASSWORD)
+    assert r.status_code == 401 and r.json()["detail"] == "the account is inactive"
+    # A wrong password gives the generic message, so inactivity is only revealed to whoever knows the password.
+    assert attempt(client, "alice", WRONG).json()["detail"] == "wrong username or password"
+
+
+def test_successful_logins_are_audited(client, admin_headers, app):
+    make_user(client, admin_headers, "alice")
+    login(client, "alice", PASSWORD)
+    event = audit_events(app, "auth.login", "alice")[-1]
+    assert event.actor == "alice" and event.source is not None
+
+
+# --- POST /auth/password ------------------------------------------------------------------------------------------
+
+def change(client, headers, current: str, new: str):
+    return client.post(f"{API}/auth/password", headers=headers,
+                       json={"current_password": current, "new_password": new})
+
+
+def test_change_own_password(client, admin_headers, app):
+    make_user(client, admin_headers, "alice", need_password_change=True)
+    alice = login(client, "alice", PASSWORD)
+    laptop = login(client, "alice", PASSWORD)
+    r = change(client, alice, PASSWORD, "Br4nd-new-pw")
+    assert r.status_code == 204, r.text
+    assert client.get(f"{API}/auth/whoami", headers=alice).status_code == 200
+    assert client.get(f"{API}/auth/whoami", headers=laptop).status_code == 401  # other sessions end
+    assert attempt(client, "alice", PASSWORD).status_code == 401
+    login(client, "alice", "Br4nd-new-pw")
+    assert client.get(f"{API}/users/alice", headers=admin_headers).json()["need_password_change"] is False
+    event = audit_events(app, "user.password_change")[-1]
+    assert event.actor == "alice"
+    assert "Br4nd" not in str(event.changes) and PASSWORD not in str(event.changes)
+
+
+def test_change_needs_the_right_current_password(client, admin_headers):
+    make_user(client, admin_headers, "alice")
+    alice = login(client, "alice", PASSWORD)
+    r = change(client, alice, WRONG, "Br4nd-new-pw")
+    assert r.status_code == 422
+    assert errors_by_field(r) == {"current_password": ["is not your current password"]}
+    login(client, "alice", PASSWORD)
+
+
+def test_new_password_must_follow_the_policy(client, admin_headers):
+    make_user(client, admin_headers, "alice")
+    alice = login(client, "alice", PASSWORD)
+    r = change(client, alice, PASSWORD, "abc")
+    assert r.status_code == 422
+    assert errors_by_field(r) == {"new_password": ["must be at least 8 characters long",
+                                                   "must contain at least one digit",
+                                                   "must contain at least one special character"]}
+    r = change(client, alice, PASSWORD, PASSWORD)
+    assert errors_by_field(r) == {"new_password": ["must differ from the current password"]}
+    assert change(client, {}, PASSWORD, "Br4nd-new-pw").status_code == 401
+
+
+def test_wrong_current_passwords_count_towards_the_lockout(client, admin_headers):
+    """A stolen session must not become an unlimited password-guessing oracle."""
+    make_user(client, admin_headers, "alice")
+    alice = login(client, "alice", PASSWORD)
+    for _ in range(4):
+        assert change(client, alice, WRONG, "Br4nd-new-pw").status_code == 422
+    assert change(client, alice, WRONG, "Br4nd-new-pw").status_code == 423
+    assert change(client, alice, PASSWORD, "Br4nd-new-pw").status_code == 423
+    assert attempt(client, "alice", PASSWORD).status_code == 423
+
+
+def test_an_admin_password_reset_lifts_a_lock(client, admin_headers):
+    make_user(client, admin_headers, "alice")
+    for _ in range(5):
+        attempt(client, "alice", WRONG)
+    r = client.patch(f"{API}/users/alice", headers=admin_headers, json={"password": "Res3t-by-admin"})
+    assert r.status_code == 200 and r.json()["locked_until"] is None
+    login(client, "alice", "Res3t-by-admin")
+
+
+def test_reactivation_lifts_a_lock(client, admin_headers):
+    make_user(client, admin_headers, "alice")
+    for _ in range(5):
+        attempt(client, "alice", WRONG)
+    client.post(f"{API}/users/alice/deactivate", headers=admin_headers).raise_for_status()
+    r = client.post(f"{API}/users/alice/activate", headers=admin_headers)
+    assert r.json()["locked_until"] is None
+    login(client, "alice", PASSWORD)
+
+
+def test_logout_ends_the_session(client, admin_headers):
+    make_user(client, admin_headers, "alice")
+    alice = login(client, "alice", PASSWORD)
+    assert client.post(f"{API}/auth/logout", headers=alice).status_code == 204
+    assert client.get(f"{API}/auth/whoami", headers=alice).status_code == 401
