@@ -82,7 +82,8 @@ def test_a_job_cancelled_under_the_cycle_is_not_admitted(h, client, monkeypatch)
         decisions = original(self, now, writes, actions, usage)
         if decisions:  # the owner cancels the first job after the loop read it, before the loop writes
             with transaction(client.app.state.allot.sessions) as s:
-                s.execute(update(Job).where(Job.id == ids[0]).values(state="cancelled", finished_at=utcnow()))
+                s.execute(update(Job).where(Job.id == ids[0]).values(state="cancelled", finished_at=utcnow(),
+                                                                           cancel_requested_at=utcnow()))
         return decisions
 
     with monkeypatch.context() as m:

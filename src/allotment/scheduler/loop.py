@@ -231,17 +231,15 @@ class Scheduler:
                 rt.add_new(row)
         self._track_gaps([r.id for r in rows], wm, wall)
         since = dt(min(self._last_scan or wall, wall) - CANCEL_WINDOW_S)
-        cancelled = conn.execute(select(Job.id, Job.cluster_id)
-                                    .where(Job.state == CANCELLED, Job.finished_at >= since)).all()
-        for job_id, cluster_id in cancelled:
+        cancelled = conn.execute(select(Job.id, Job.cluster_id, Job.state)
+                                 .where(Job.cancel_requested_at >= since)).all()
+        for job_id, cluster_id, state in cancelled:
             rt = self.runtimes.get(cluster_id)
-            if rt is not None:
+            if rt is None:
+                continue
+            if state == CANCELLED:
                 rt.cancelled(job_id, actions)
-        requested = conn.execute(select(Job.id, Job.cluster_id)
-                                    .where(Job.cancel_requested_at >= since, Job.state.in_(HOLDING_STATES))).all()
-        for job_id, cluster_id in requested:
-            rt = self.runtimes.get(cluster_id)
-            if rt is not None:
+            elif state in HOLDING_STATES:
                 rt.stop_requested(job_id, now, writes, actions, usage)
         self._last_scan = wall
 

@@ -41,8 +41,8 @@ class Job(Base):
         Index("ix_jobs_cluster_state_seq", "cluster_id", "state", "seq"),
         Index("ix_jobs_quota_state", "quota_id", "state"),
         Index("ix_jobs_owner_state", "owner_id", "state"),
-        # The scheduler picks up recent cancellations without scanning the queue (see scheduler/load.py).
-        Index("ix_jobs_state_finished_at", "state", "finished_at"),
+        # The scheduler picks up recent cancellations without scanning the queue (scheduler/loop.py). An index that
+        # only cancellations change: one on the state would be rewritten at every step of every job.
         Index("ix_jobs_cancel_requested_at", "cancel_requested_at"),
     )
 
@@ -76,9 +76,9 @@ class Job(Base):
     admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Set when an admitted or running job is cancelled: the scheduler stops it in the backend, then marks it
+    # Set when a job is cancelled. An admitted or running job: the scheduler stops it in the backend, then marks it
     # `cancelled` (its resources stay held until then, so a device is never oversubscribed). Queued jobs are
-    # cancelled at once.
+    # cancelled at once (and the scheduler forgets them).
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # Placement, set at admission: the pool and the devices with the share of each (milli-GPU), e.g.

@@ -34,8 +34,7 @@ def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Reques
 @router.post("/jobs/batch", response_model=JobBatchOut, status_code=201)
 def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, request: Request) -> JobBatchOut:
     """All or nothing: every job is validated first (errors name jobs.N.field); returns the new ids in order."""
-    jobs = service.submit_many(db, principal, [_request(j) for j in body.jobs], batch=True)
-    ids = [j.id for j in jobs]
+    ids = service.submit_batch(db, principal, [_request(j) for j in body.jobs])
     audit.record(db, principal, "job.submit_batch", "job", f"{len(ids)} jobs", ids[0],
                  changes={"after": {"count": len(ids), "first_id": ids[0], "last_id": ids[-1]}},
                  source=client_address(request))

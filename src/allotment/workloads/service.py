@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -111,8 +111,8 @@ class _Lookups:
 
 
 def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, prefix: str,
-           errors: list[FieldError], forbidden: list[FieldError]) -> Job | None:
-    """One job row (unsaved) or None, appending every problem found to `errors` / `forbidden`."""
+           errors: list[FieldError], forbidden: list[FieldError]) -> dict[str, Any] | None:
+    """One job's column values, or None, appending every problem found to `errors` / `forbidden`."""
     start = len(errors)
 
     def err(name: str, message: str) -> None:
@@ -176,7 +176,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         errors.extend(policies.check_job(policy, amounts["gpu"], amounts["cpu"], amounts["memory"], prefix))
     if len(errors) > start or quota is None or priority is None:
         return None
-    return Job(
+    return dict(
         name=req.name, owner_id=owner.id, submitted_by_id=look.principal.actor_id, cluster_id=quota.cluster_id,
         quota_id=quota.id, profile_id=profile.id if profile else None, gpu_milli=amounts["gpu"],
         cpu_milli=amounts["cpu"], memory_bytes=amounts["memory"], pool_id=pool.id if pool else None,
@@ -185,8 +185,9 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
     )
 
 
-def submit_many(session: Session, principal: Principal, requests: Sequence[JobRequest], batch: bool) -> list[Job]:
-    """Validate every request, then create all jobs or none."""
+def _validated(session: Session, principal: Principal, requests: Sequence[JobRequest],
+               batch: bool) -> list[dict[str, Any]]:
+    """Every request checked (all problems reported at once); the column values of the jobs to create."""
     if batch and not requests:
         raise ValidationFailed("jobs: give at least one job", [FieldError("jobs", "give at least one job")])
     if len(requests) > MAX_BATCH:
@@ -198,24 +199,53 @@ def submit_many(session: Session, principal: Principal, requests: Sequence[JobRe
     look.prefetch_quotas({r.quota.strip() for r in requests if r.quota})
     errors: list[FieldError] = []
     forbidden: list[FieldError] = []
-    jobs = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden)
+    rows = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden)
             for i, req in enumerate(requests)]
     if forbidden:
         raise DomainError("; ".join(f"{e.field}: {e.message}" for e in forbidden[:20]), forbidden, 403, "Forbidden",
                           "forbidden")
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:20]), errors)
-    policies.check_concurrency(session, policy, owner, len(jobs))
-    session.add_all(jobs)
-    session.flush()
-    # Submission order: the id sequence (unique, increasing). One statement for the whole batch instead of one
-    # UPDATE per job; the objects learn the value without being marked changed.
-    ids = [job.id for job in jobs]
+    policies.check_concurrency(session, policy, owner, len(rows))
+    return [r for r in rows if r is not None]
+
+
+def _number(session: Session, ids: list[int]) -> None:
+    """Submission order is the id sequence (unique, increasing): one statement for the whole batch."""
     session.execute(update(Job).where(Job.id.between(min(ids), max(ids)), Job.seq.is_(None))
                     .values(seq=Job.id).execution_options(synchronize_session=False))
-    for job in jobs:
+
+
+def submit_many(session: Session, principal: Principal, requests: Sequence[JobRequest], batch: bool) -> list[Job]:
+    """Validate every request, then create all jobs or none (as ORM objects, for callers that show them)."""
+    jobs = [Job(**row) for row in _validated(session, principal, requests, batch)]
+    session.add_all(jobs)
+    session.flush()
+    _number(session, [job.id for job in jobs])
+    for job in jobs:  # the objects learn the value without being marked changed
         set_committed_value(job, "seq", job.id)
     return jobs
+
+
+def submit_batch(session: Session, principal: Principal, requests: Sequence[JobRequest]) -> list[int]:
+    """Like submit_many for scripts: all or nothing, but one multi-row INSERT instead of ORM objects, and only the
+    new ids (in request order) come back. Ten thousand jobs cost a few hundred milliseconds, not seconds."""
+    rows = _validated(session, principal, requests, batch=True)
+    now = utcnow()
+    for row in rows:
+        row.update(submitted_at=now, updated_at=now, preemptions=0, seq=None)
+    table = Job.__table__
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has one writer at a time and gives rowids in order: the batch's ids are the last ones inserted.
+        session.execute(insert(table), rows)
+        ids = sorted(session.scalars(select(Job.id).order_by(Job.id.desc()).limit(len(rows))).all())
+        if ids[-1] - ids[0] != len(rows) - 1:  # pragma: no cover - would mean another writer interleaved
+            raise Conflict("the batch's jobs were not numbered consecutively; submit it again")
+    else:
+        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        ids = [r[0] for r in result.all()]
+    _number(session, ids)
+    return ids
 
 
 def submit(session: Session, principal: Principal, request: JobRequest) -> Job:
@@ -288,6 +318,7 @@ def cancel(session: Session, principal: Principal, job: Job) -> Job:
     if job.state == QUEUED:
         job.state = CANCELLED
         job.finished_at = now
+        job.cancel_requested_at = now  # the scheduler finds recent cancellations by this (indexed) column
         job.reason_code = "cancelled"
         job.reason = f"cancelled by {who} while queued"
     elif job.cancel_requested_at is None:

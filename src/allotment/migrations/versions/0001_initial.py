@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:58:15.802148
+Create Date: 2026-11-23 00:44:34.470190
 """
 
 from alembic import op
@@ -285,7 +285,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_jobs_owner_state', ['owner_id', 'state'], unique=False)
         batch_op.create_index('ix_jobs_quota_state', ['quota_id', 'state'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_seq'), ['seq'], unique=False)
-        batch_op.create_index('ix_jobs_state_finished_at', ['state', 'finished_at'], unique=False)
 
     op.create_table('nodes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -431,7 +430,6 @@ def downgrade() -> None:
 
     op.drop_table('nodes')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.drop_index('ix_jobs_state_finished_at')
         batch_op.drop_index(batch_op.f('ix_jobs_seq'))
         batch_op.drop_index('ix_jobs_quota_state')
         batch_op.drop_index('ix_jobs_owner_state')
