@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     scheduler_tick_s: float = 1.0
     # A job queued this long reserves what it waits for so that smaller jobs stop overtaking it (None: never).
     scheduler_starvation_age_s: float | None = 3600.0
+    # A job may preempt others only after it has been queued this long: capacity that frees by itself within the delay
+    # is not bought with killed work (YuniKorn's preemption delay; 0: preempt at once, as Kueue does).
+    scheduler_preemption_delay_s: float = Field(default=1.0, ge=0)
     # Bound on admissions per cycle (keeps one cycle's transaction small); None: no bound.
     scheduler_max_admissions_per_cycle: int | None = 5000
     # Simulated clusters: virtual nodes from this YAML file (see backends/simulated.py); nodes may also be

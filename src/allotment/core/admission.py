@@ -223,7 +223,12 @@ class SchedulerState(StateBase):
         blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
-        if can_preempt(tree, q):
+        preempts = can_preempt(tree, q)
+        if preempts and now < rec.submitted_at + self._preemption_delay:
+            # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
+            # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
+            retry_at = rec.submitted_at + self._preemption_delay
+        elif preempts:
             ever = self._ever(group)
             pools = self._pool_order if self._any_keys else None
             for opt, blocker, possible in zip(group.options, blockers, ever):

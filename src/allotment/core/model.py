@@ -102,10 +102,14 @@ class SchedulerConfig:
     """``starvation_age_s``: a job queued at least this long is "aged": it is tried before younger jobs of its class
     and, when blocked, reserves the capacity it waits for so that smaller jobs stop overtaking it (None disables).
     ``max_admissions_per_cycle``: bound on Admit decisions per cycle (keeps the loop's transaction small); the rest
-    waits for the next cycle."""
+    waits for the next cycle.
+    ``preemption_delay_s``: a job may preempt only once it has been queued this long (YuniKorn's preemption delay):
+    capacity that frees by itself within the delay is not bought with killed work. Until then it waits like a job
+    without preemption rights and is re-examined when the delay ends."""
 
     starvation_age_s: float | None = 3600.0
     max_admissions_per_cycle: int | None = None
+    preemption_delay_s: float = 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class StateBase:
     ) -> None:
         self.config = config or SchedulerConfig()
         self._age = self.config.starvation_age_s
+        self._preemption_delay = self.config.preemption_delay_s
         self._devices: dict[str, DevicePool] = {}
         capacity: dict[tuple[str, str], int] = {}
         for pool in pools:

@@ -63,7 +63,8 @@ class Scheduler:
         self.state = state
         settings = state.settings
         self.config = SchedulerConfig(starvation_age_s=settings.scheduler_starvation_age_s,
-                                      max_admissions_per_cycle=settings.scheduler_max_admissions_per_cycle)
+                                      max_admissions_per_cycle=settings.scheduler_max_admissions_per_cycle,
+                                      preemption_delay_s=settings.scheduler_preemption_delay_s)
         self.tick = max(float(settings.scheduler_tick_s), 0.001)
         self.runtimes: dict[int, ClusterRuntime] = {}
         self.backends: dict[int, Backend | None] = {}

@@ -187,3 +187,35 @@ def test_preempted_victims_free_their_devices_for_the_preemptor():
     freed = {dev for victim in ("q-r3", "q-r2") for dev in [f"p-d{victim[-1]}"]}
     assert {d for d, _ in admit.devices} == freed
     assert sorted(state.running_ids()) == ["hi", "q-r0", "q-r1"]
+
+
+# -- preemption delay -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("delay", "now", "frees_at", "expected_victims"),
+    [
+        (0.0, 100.0, None, ["b-r7", "b-r6"]),  # no delay: reclaims at once
+        (10.0, 105.0, None, None),  # waited 5 s of 10: still waits
+        (10.0, 110.0, None, ["b-r7", "b-r6"]),  # the delay has passed: reclaims
+        (10.0, 110.0, 104.0, []),  # capacity freed by itself within the delay: admitted, nothing killed
+    ],
+)
+def test_preemption_delay(delay, now, frees_at, expected_victims):
+    state = state_of(cohort("any"), [gpu_pool("p", 8)], preemption_delay_s=delay)
+    for r in runs("b", [1] * 8):
+        start(state, **r)
+    state.add_job(job("a1", "a", gpus=2, at=100.0))
+    decisions = state.cycle(100.0)
+    if delay:
+        assert preempted(decisions) == [] and admitted(decisions) == {}
+        assert waits(decisions)["a1"].code == WaitCode.NO_CAPACITY
+        if frees_at is not None:
+            state.job_finished("b-r0")
+            state.job_finished("b-r1")
+            decisions = state.cycle(frees_at)
+        else:
+            decisions = state.cycle(now)
+    if expected_victims is None:
+        assert preempted(decisions) == [] and admitted(decisions) == {}
+    else:
+        assert preempted(decisions) == expected_victims
+        assert admitted(decisions) == {"a1": "p"}
