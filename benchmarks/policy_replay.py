@@ -29,10 +29,7 @@ from allotment.core.quantity import UNLIMITED, parse_quantity  # noqa: E402
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec  # noqa: E402
 
 
-DELAY = 0.0
-
-
-def build_state(plan) -> SchedulerState:
+def build_state(plan, preemption_delay_s: float) -> SchedulerState:
     res, pool = plan.resource, plan.pool
 
     def q(value):
@@ -46,11 +43,11 @@ def build_state(plan) -> SchedulerState:
     if res != "cpu":
         raise SystemExit("policy_replay sizes CPU scenarios only")
     pools = [Pool(pool, cpu=parse_quantity(plan.capacity, res))]
-    return SchedulerState(specs, pools, config=SchedulerConfig(starvation_age_s=None, preemption_delay_s=DELAY))
+    return SchedulerState(specs, pools, config=SchedulerConfig(starvation_age_s=None, preemption_delay_s=preemption_delay_s))
 
 
-def replay(plan, cycle_ms: float) -> dict:
-    state = build_state(plan)
+def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0) -> dict:
+    state = build_state(plan, preemption_delay_s)
     res, pool = plan.resource, plan.pool
     jobs = plan.jobs
     info = {}
@@ -91,8 +88,7 @@ def replay(plan, cycle_ms: float) -> dict:
         for d in out:
             if isinstance(d, Preempt):
                 rec = info[d.victim_id]
-                started, _ = running_until.pop(d.victim_id)
-                busy -= 0  # wasted work is counted by the utilisation below (only finished runs count)
+                running_until.pop(d.victim_id)  # its work is lost: utilisation counts finished runs only
                 rec["preempted"] += 1
                 rec["epoch"] += 1
                 p = rec["plan"]
@@ -132,9 +128,7 @@ def main() -> None:
     ap.add_argument("--preemption-delay", type=float, default=1.0,
                     help="seconds a job waits before it may preempt (the server's default: 1)")
     args = ap.parse_args()
-    global DELAY
-    DELAY = args.preemption_delay
-    print(json.dumps(replay(load(args.scenario), args.cycle_ms), indent=2))
+    print(json.dumps(replay(load(args.scenario), args.cycle_ms, args.preemption_delay), indent=2))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ Rules, in the order the cycle applies them
 4. Preemption (preemption.py): within quota (lower priority), child level (parent quota with child_preemption),
    reclaim (quota below its guarantee takes back lent capacity); one victim ordering (borrowers, lowest priority,
    most recently started); never more victims than needed; never a job younger than its quota's min_runtime_s;
-   never pushes another quota below its guarantee.
+   never pushes another quota below its guarantee. A job may preempt only once it has been queued
+   config.preemption_delay_s (until then it waits and is re-examined when the delay ends).
 5. A blocked job whose quota is below its guarantee holds the pool's capacity against borrowers (GUARANTEE_PENDING);
    an aged blocked job holds it against less urgent jobs (RESERVED_FOR_STARVING_JOB).
 6. GPUs: fractional requests (steps of 0.1) share one device, best fit; whole requests take whole free devices.
