@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import AppState
 from allotment.core.permissions import Permission, Principal, Scope, allowed
+from allotment.db import transaction
 from allotment.errors import Forbidden, NotFound, Unauthenticated
 
 SESSION_COOKIE = "allot_session"
@@ -23,15 +24,8 @@ def app_state(request: Request) -> AppState:
 
 def _db(request: Request) -> Iterator[Session]:
     """The request owns the transaction: commit when the handler returns, roll back when it raises."""
-    session = app_state(request).sessions()
-    try:
+    with transaction(app_state(request).sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DB = Annotated[Session, Depends(_db, scope="function")]
