@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -64,8 +65,10 @@ def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0) -> dict
     busy = 0.0
     while events:
         now = events[0][0]
+        if cycle_ms > 0:  # the next tick at or after the first pending event
+            now = math.ceil(round(now * 1000 / cycle_ms, 9)) * cycle_ms / 1000.0
         while events and events[0][0] <= now + 1e-12:
-            _, _, kind, jid = heapq.heappop(events)
+            at, _, kind, jid = heapq.heappop(events)
             rec = info[jid]
             if kind == "submit":
                 seq += 1
@@ -78,11 +81,7 @@ def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0) -> dict
                 if epoch == rec["epoch"] and jid in running_until:
                     del running_until[jid]
                     state.job_finished(jid)
-                    rec["finished"] = now
-        if cycle_ms > 0:
-            tick = (int(now * 1000 / cycle_ms) + 1) * cycle_ms / 1000.0
-            if events and events[0][0] < tick:
-                continue  # more events before the next tick: collect them
+                    rec["finished"] = at
         out = state.cycle(now)
         decisions += len(out)
         for d in out:
@@ -124,7 +123,7 @@ def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenario")
-    ap.add_argument("--cycle-ms", type=float, default=0.0, help="cycle every N ms of virtual time (0: every event)")
+    ap.add_argument("--cycle-ms", type=float, default=0.0, help="cycle on a grid of N ms of virtual time (0: at every event)")
     ap.add_argument("--preemption-delay", type=float, default=1.0,
                     help="seconds a job waits before it may preempt (the server's default: 1)")
     args = ap.parse_args()
