@@ -186,3 +186,20 @@ def test_a_job_that_can_never_run_says_so_and_holds_nothing():
     # more devices (the snapshot's free amounts exclude running jobs: b1 holds p-d0): now it can
     state.update_pool(Pool("p", (Device("p-d0", free=gpu(0)),) + tuple(Device(f"p-d{i}") for i in range(1, 6))))
     assert admitted(state.cycle(101.0)) == {"huge": "p"}
+
+
+def test_a_job_waiting_on_its_own_unlendable_guarantee_runs_once_its_quota_frees_it():
+    # q1 guarantees the pool's only GPU and lends none of it. Its 1-GPU job waits while q1's 0.1-GPU job runs; when
+    # that ends nothing changes at the cluster level (the guarantee still occupies the GPU), yet the job now fits
+    # inside q1's own guarantee: it must be woken.
+    quotas = [quota("cohort", gpu_in={"p": 1}),
+              quota("q1", "cohort", gpu_in={"p": (1, "unlimited", 0)}),
+              quota("q2", "cohort", gpu_in={"p": 0})]
+    state = state_of(quotas, [gpu_pool("p", 1)])
+    state.add_job(job("small", "q1", gpus=0.1, seq=1))
+    state.add_job(job("whole", "q1", gpus=1, seq=2))
+    decisions = state.cycle(1.0)
+    assert admitted(decisions) == {"small": "p"}
+    assert waits(decisions)["whole"].code == WaitCode.NO_CAPACITY
+    state.job_finished("small")
+    assert admitted(state.cycle(2.0)) == {"whole": "p"}
