@@ -122,6 +122,22 @@ def test_every_queued_job_carries_the_reason_of_its_group(h):
         assert job["reason"] == "quota team: limit of 4 gpu in all pools reached (4 in use, 4 requested)"
 
 
+def test_a_queued_jobs_page_shows_its_reason_with_the_numbers_of_now(h):
+    long, short = {"runtime_ms": 3_600_000}, {"runtime_ms": 1_000}
+    h.batch([{"quota": "team", "command": ["x"], "gpu": 2, "labels": long},
+             {"quota": "team", "command": ["x"], "gpu": 1, "labels": short}])
+    h.settle()
+    first, second, third = h.batch([{"quota": "team", "command": ["x"], "gpu": 2, "labels": long} for _ in range(3)])
+    h.cycle(0.1)
+    assert h.job(third)["reason"] == "quota team: limit of 4 gpu in all pools reached (3 in use, 2 requested)"
+    h.settle(advance=2.0)  # the 1-GPU job ends; the first queued job takes its place and the limit again
+    assert h.job(first)["state"] in ("admitted", "running")
+    for job_id in (second, third):  # the head's stored reason and the member's live one agree on the numbers
+        job = h.job(job_id)
+        assert job["reason_code"] == "limit_reached"
+        assert job["reason"] == "quota team: limit of 4 gpu in all pools reached (4 in use, 2 requested)"
+
+
 def test_metering_hook_gets_device_seconds(h):
     seen = []
     h.scheduler.meter.hooks.append(seen.append)

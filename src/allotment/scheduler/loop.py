@@ -80,11 +80,30 @@ class Scheduler:
         self.meter: Meter = meter
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # a cycle changes the runtimes; explain() reads them between cycles
+        state.extras["scheduler"] = self
         self._hooks: list[tuple[str, object]] = []
 
     # -- the cycle ---------------------------------------------------------------------------------------------------
     def run_cycle(self, now: float | None = None, scan: bool = True) -> CycleReport:
         """One cycle at time `now` (epoch seconds; default: the clock). `scan` looks for new and cancelled jobs."""
+        with self._lock:
+            return self._cycle(now, scan)
+
+    def explain(self, cluster_id: int, job_id: int, wait_s: float = 0.5) -> tuple[str, str] | None:
+        """(reason code, sentence) of a queued job with the numbers of now, from the loop's own state; None when the
+        loop does not know the job or is busy with a cycle for longer than `wait_s` (the stored reason then stands).
+        Stored reasons of jobs queued behind a blocked group's head are refreshed only when the code changes (see
+        runtime.REASON_REFRESH_S), so a job's page asks here."""
+        if not self._lock.acquire(timeout=wait_s):
+            return None
+        try:
+            rt = self.runtimes.get(cluster_id)
+            return rt.explain(job_id) if rt is not None else None
+        finally:
+            self._lock.release()
+
+    def _cycle(self, now: float | None, scan: bool) -> CycleReport:
         began = time.perf_counter()
         clock = now is None
         now = time.time() if clock else now

@@ -279,6 +279,19 @@ class ClusterRuntime:
         if len(self.group_marks) > 50_000:  # groups come and go; forget old marks rather than track them
             self.group_marks.clear()
 
+    def explain(self, job_id: int) -> tuple[str, str] | None:
+        """The current reason of a queued job (None: not queued here, or not examined yet)."""
+        info = self.jobs.get(job_id)
+        if info is None or info.state != QUEUED:
+            return None
+        if self.blocked_reason is not None:
+            return self.blocked_reason
+        group = self.core.queue_group(str(job_id)) if self.core is not None else None
+        if group is None or group[1] is None:
+            return None  # not examined yet, or about to be: the stored reason stands
+        wait = group[1]  # the group's head's reason, with the numbers of its last examination (rebuilt when they change)
+        return wait.code, wait.message + self.preempted_by.get(job_id, "")
+
     def _mark_blocked(self, now: float, writes: Writes) -> None:
         assert self.blocked_reason is not None
         code, message = self.blocked_reason

@@ -53,9 +53,17 @@ def list_jobs(principal: Signed, db: DB, state: str | None = Query(None, descrip
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, principal: Signed, db: DB) -> JobOut:
+def get_job(job_id: int, principal: Signed, db: DB, state: State) -> JobOut:
+    """A queued job's reason comes from the scheduler's state of now when the loop runs in this process (stored
+    reasons of jobs queued behind their group's head are refreshed only when the reason's code changes)."""
     job = service.find_job(db, principal, job_id)
-    return JobOut.of(job, service.names_for(db, [job]))
+    out = JobOut.of(job, service.names_for(db, [job]))
+    scheduler = state.extras.get("scheduler")
+    if job.state == "queued" and scheduler is not None:
+        live = scheduler.explain(job.cluster_id, job.id)
+        if live is not None:
+            out.reason_code, out.reason = live
+    return out
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
