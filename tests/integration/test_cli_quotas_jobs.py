@@ -84,6 +84,47 @@ def test_jobs_submit_list_show_cancel_from_the_cli(allot, client, admin_headers)
     assert code != 0
 
 
+def test_jobs_submit_with_a_profile_cpu_and_a_pinned_pool_from_the_cli(allot, client, admin_headers):
+    register_node(client, admin_headers, "gpu-01", "H100", 4)
+    register_node(client, admin_headers, "gpu-02", "H100", 4)
+    assert allot("pools", "create", "h100-a", "--node", "gpu-01")[0] == 0
+    assert allot("pools", "create", "h100-b", "--node", "gpu-02")[0] == 0
+    assert allot("profiles", "create", "2xGPU", "--gpu", "2", "--cpu", "8", "--memory", "64Gi",
+                 "--pool", "h100-a", "--pool", "h100-b")[0] == 0
+    assert allot("quotas", "create", "research")[0] == 0
+
+    # --profile: the job takes the profile's allotment (copied at submission)
+    code, out = allot("jobs", "submit", "--quota", "research", "--profile", "2xGPU", "--json", "--", "train")
+    assert code == 0, out
+    job = json.loads(out)
+    assert (job["profile"], job["gpu"], job["cpu"], job["memory"], job["pool"]) == ("2xGPU", "2", "8", "64Gi", None)
+    code, out = allot("jobs", "submit", "--quota", "research", "--profile", "2xGPU", "--", "train")
+    assert code == 0 and "queued in quota research: waiting for the scheduler" in out
+
+    # --profile with --pool pins the job to one of the profile's pools
+    code, out = allot("jobs", "submit", "--quota", "research", "--profile", "2xGPU", "--pool", "h100-b", "--json",
+                      "--", "train")
+    assert code == 0, out
+    assert (json.loads(out)["profile"], json.loads(out)["pool"]) == ("2xGPU", "h100-b")
+    code, out = allot("jobs", "submit", "--quota", "research", "--profile", "2xGPU", "--pool", "default", "--",
+                      "train")
+    assert code == 1 and "profile 2xGPU is not linked to pool default" in out
+
+    # --cpu alone is a CPU job; --gpu with --cpu and --pool pins a GPU job
+    code, out = allot("jobs", "submit", "--quota", "research", "--cpu", "4", "--json", "--", "etl")
+    assert code == 0, out
+    assert (json.loads(out)["cpu"], json.loads(out)["gpu"]) == ("4", "0")
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "1", "--cpu", "500m", "--pool", "h100-a",
+                      "--json", "--", "train")
+    assert code == 0, out
+    assert (json.loads(out)["gpu"], json.loads(out)["cpu"], json.loads(out)["pool"]) == ("1", "0.5", "h100-a")
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "1", "--pool", "nowhere", "--", "x")
+    assert code == 1 and "nowhere" in out
+
+    code, out = allot("jobs", "list", "--json")
+    assert sorted(j["profile"] or "-" for j in json.loads(out)["items"]) == ["-", "-", "2xGPU", "2xGPU", "2xGPU"]
+
+
 def test_profiles_policies_and_config_from_the_cli(allot, client, admin_headers, tmp_path):
     register_node(client, admin_headers, "gpu-01", "H100", 2)
     allot("pools", "create", "H100", "--node", "gpu-01")

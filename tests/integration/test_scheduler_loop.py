@@ -189,3 +189,42 @@ def test_the_server_runs_the_loop_in_a_thread(tmp_path, backend):
 
         assert all(datetime.fromisoformat(j["admitted_at"]) >= datetime.fromisoformat(j["submitted_at"])
                    for j in jobs), [(j["submitted_at"], j["admitted_at"]) for j in jobs]
+
+
+def test_the_thread_wakes_on_events_not_the_tick(tmp_path, backend):
+    """With a 30 s tick, a submission is admitted at once (the route and the commit hook wake the loop), and a
+    simulated job's end (the engine's next due event) admits the job waiting behind it at once."""
+    from datetime import datetime
+
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=30))
+    with TestClient(app) as client:
+        from conftest import ADMIN_PASSWORD, login
+
+        headers = login(client, "admin", ADMIN_PASSWORD)
+        h = Harness(client, headers)
+        h.node("n1", gpus=1)
+        h.quota("q", [{"resource": "gpu", "guarantee": 1, "limit": 1}])
+        time.sleep(0.2)  # the loop's first cycle (at start) is behind us: from now on only events wake it
+
+        def wait_for(job_id: int, states: tuple[str, ...], within: float) -> dict:
+            deadline = time.time() + within
+            while True:
+                job = h.job(job_id)
+                if job["state"] in states or time.time() > deadline:
+                    return job
+                time.sleep(0.02)
+
+        began = time.time()
+        first = h.submit("q", gpu=1, runtime_s=1.0)
+        assert wait_for(first, ("admitted", "running"), 2.0)["state"] in ("admitted", "running")
+        assert time.time() - began < 2.0
+        second = h.submit("q", gpu=1, runtime_s=60.0)
+        assert wait_for(second, ("admitted",), 0.3)["state"] == "queued"  # waits for the GPU
+
+        done = wait_for(first, ("succeeded",), 5.0)
+        assert done["state"] == "succeeded"
+        nxt = wait_for(second, ("admitted", "running"), 2.0)
+        assert nxt["state"] in ("admitted", "running"), nxt
+        waited = datetime.fromisoformat(nxt["admitted_at"]) - datetime.fromisoformat(done["finished_at"])
+        assert waited.total_seconds() < 1.0  # the end freed the GPU and the same wake-up admitted the next job
+        assert time.time() - began < 10.0  # nowhere near the 30 s tick

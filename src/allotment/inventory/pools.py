@@ -1,17 +1,22 @@
 """Pools (DKube): every device in exactly one pool, the default pool holds what is unassigned, a pool holds one GPU
-model, a pool whose devices run a job cannot be deleted, and a deleted pool's devices return to the default pool."""
+model, a pool whose devices run a job cannot be deleted, and a deleted pool's devices return to the default pool.
+Deleting a pool never changes what a waiting job or a profile means: it is refused while queued (or preempted) jobs
+are pinned to it, and while a profile is linked to no other pool."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
 from allotment.inventory.models import Device, Node, Pool
 from allotment.inventory.service import bump_config_version, check_name, default_pool
-from allotment.workloads.models import HOLDING_STATES, Job
+from allotment.quotas.models import Profile, ProfilePool
+from allotment.workloads.models import HOLDING_STATES, PREEMPTED, QUEUED, Job
+
+LISTED = 10  # how many job ids or profile names a refusal names
 
 
 def find_pool(session: Session, cluster_id: int, ref: str | int) -> Pool:
@@ -105,9 +110,29 @@ def delete_pool(session: Session, pool: Pool) -> int:
     in_pool = set(session.scalars(select(Device.id).where(Device.pool_id == pool.id)).all())
     jobs = sorted(set(running) | {busy[d] for d in in_pool if d in busy})
     if jobs:
-        listed = ", ".join(str(j) for j in jobs[:10])
+        listed = ", ".join(str(j) for j in jobs[:LISTED])
         raise Conflict(f"pool {pool.name} cannot be deleted: its devices run {len(jobs)} job(s) ({listed}); "
                        f"wait for them to finish or cancel them")
+    problems = []
+    # The pin would vanish (pool_id SET NULL) and the job could then run in any pool.
+    pinned = session.scalars(select(Job.id).where(Job.pool_id == pool.id, Job.state.in_((QUEUED, PREEMPTED)))
+                             .order_by(Job.id)).all()
+    if pinned:
+        listed = ", ".join(str(j) for j in pinned[:LISTED]) + (", ..." if len(pinned) > LISTED else "")
+        problems.append(f"{len(pinned)} waiting job(s) are pinned to it ({listed}); cancel them or let them run "
+                        f"first, since without the pool they could run anywhere")
+    # The link would vanish (ON DELETE CASCADE); a profile with no pool left makes its jobs unplaceable.
+    other = aliased(ProfilePool)
+    others = (select(func.count()).select_from(other)
+              .where(other.profile_id == Profile.id, other.pool_id != pool.id).correlate(Profile).scalar_subquery())
+    stranded = session.scalars(select(Profile.name).join(ProfilePool, ProfilePool.profile_id == Profile.id)
+                               .where(ProfilePool.pool_id == pool.id, others == 0).order_by(Profile.name)).all()
+    if stranded:
+        listed = ", ".join(stranded[:LISTED]) + (", ..." if len(stranded) > LISTED else "")
+        problems.append(f"{len(stranded)} profile(s) would be left with no pool ({listed}); link them to another "
+                        f"pool or delete them first")
+    if problems:
+        raise Conflict(f"pool {pool.name} cannot be deleted: " + "; ".join(problems))
     fallback = default_pool(session, pool.cluster_id)
     moved = 0
     for device in session.scalars(select(Device).where(Device.pool_id == pool.id)).all():

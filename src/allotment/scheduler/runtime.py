@@ -120,10 +120,12 @@ class ClusterRuntime:
         self.fresh.append(row.id)
 
     def cancelled(self, job_id: int, actions: Actions) -> None:
-        """The API cancelled the job (queued, or a race lost against an admission): forget it, stop it if started."""
+        """The API cancelled the job (queued or preempted, or a race lost against an admission): forget it (a
+        preempted one is not requeued), stop it if started."""
         info = self.jobs.pop(job_id, None)
         self.queued_of.pop(job_id, None)
         self.preempted_by.pop(job_id, None)
+        self.requeue.pop(job_id, None)
         if info is None:
             return
         if self.core is not None:

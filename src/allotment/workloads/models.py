@@ -1,9 +1,9 @@
 """Jobs: what a principal submits, and where the scheduler put it.
 
 Lifecycle: queued -> admitted (resources reserved, placement chosen) -> running -> succeeded | failed; a queued,
-admitted or running job may end cancelled; an admitted or running job may be preempted: it goes `preempted` while the
-backend stops it, then the scheduler requeues it (`queued` again, same `seq`, `preemptions` + 1, the reason names the
-job that preempted it).
+admitted, running or preempted job may end cancelled; an admitted or running job may be preempted: it goes `preempted`
+while the backend stops it, then the scheduler requeues it (`queued` again, same `seq`, `preemptions` + 1, the reason
+names the job that preempted it). `preempted` is an active state, not a final one: the job comes back.
 A queued job always carries `reason_code` (machine-readable, core.model.WaitCode) and `reason` (a sentence with the
 numbers). Quantities are integers in core/quantity.py's raw units (milli-GPU, millicores, bytes).
 """
@@ -26,9 +26,11 @@ FAILED = "failed"
 PREEMPTED = "preempted"
 CANCELLED = "cancelled"
 STATES = (QUEUED, ADMITTED, RUNNING, SUCCEEDED, FAILED, PREEMPTED, CANCELLED)
-ACTIVE_STATES = (QUEUED, ADMITTED, RUNNING)  # count against concurrency caps
+# A preempted job is not over: it waits for the scheduler's next cycle to requeue it. So it counts against
+# concurrency caps, keeps its quota, profile and pool from being deleted, and can still be cancelled.
+ACTIVE_STATES = (QUEUED, ADMITTED, RUNNING, PREEMPTED)
 HOLDING_STATES = (ADMITTED, RUNNING)  # hold resources (the scheduler's "running" set)
-FINAL_STATES = (SUCCEEDED, FAILED, PREEMPTED, CANCELLED)
+FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 
 PENDING_REASON = "pending"
 PENDING_MESSAGE = "waiting for the scheduler"

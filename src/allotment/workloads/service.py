@@ -30,6 +30,7 @@ from allotment.workloads.models import (
     FINAL_STATES,
     PENDING_MESSAGE,
     PENDING_REASON,
+    PREEMPTED,
     QUEUED,
     STATES,
     Job,
@@ -309,18 +310,21 @@ def find_job(session: Session, principal: Principal, job_id: int) -> Job:
 
 
 def cancel(session: Session, principal: Principal, job: Job) -> Job:
-    """Queued jobs end at once; admitted or running ones are marked for the scheduler to stop (and then end
-    `cancelled`); finished jobs cannot be cancelled."""
+    """Queued and preempted jobs end at once; admitted or running ones are marked for the scheduler to stop (and then
+    end `cancelled`); finished jobs cannot be cancelled. A preempted job holds nothing (the preemption freed its
+    resources and stopped it): ending it here keeps the scheduler from requeueing it, since the requeue is guarded by
+    the state `preempted`, and the loop's scan drops it from its own state (by `cancel_requested_at`)."""
     who = principal.actor_username or principal.username
     if job.state in FINAL_STATES:
         raise Conflict(f"job {job.id} has already ended ({job.state})")
     now = utcnow()
-    if job.state == QUEUED:
+    if job.state in (QUEUED, PREEMPTED):
+        was = "queued" if job.state == QUEUED else "preempted, before it was requeued"
         job.state = CANCELLED
         job.finished_at = now
         job.cancel_requested_at = now  # the scheduler finds recent cancellations by this (indexed) column
         job.reason_code = "cancelled"
-        job.reason = f"cancelled by {who} while queued"
+        job.reason = f"cancelled by {who} while {was}"
     elif job.cancel_requested_at is None:
         job.cancel_requested_at = now
         job.reason_code = "cancel_requested"
