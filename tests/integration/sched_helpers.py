@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -20,6 +21,10 @@ class Harness:
         self.headers = headers
         self.cluster = cluster
         self.scheduler = Scheduler(client.app.state.allot)
+        # No preemption delay here: it is measured from a job's submission time, stamped by the wall clock, to the
+        # cycle's time, which is this test-controlled clock; under load the two drift apart by seconds and a test
+        # preempting "1 s later" would depend on the machine's speed. The delay is tested in core (preemption rules).
+        self.scheduler.config = replace(self.scheduler.config, preemption_delay_s=0.0)
         self.now = time.time()
         self.ok(self.client.post(f"{API}/clusters", json={"name": cluster, "backend": "simulated"},
                                  headers=headers), 201)

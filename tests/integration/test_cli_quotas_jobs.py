@@ -151,3 +151,23 @@ def test_profiles_policies_and_config_from_the_cli(allot, client, admin_headers,
     assert allot("quotas", "config", "disable")[0] == 0
     code, out = allot("quotas", "config", "show")
     assert json.loads(out)["resource_management_enabled"] is False
+
+
+def test_config_provision_shows_why_a_stale_draft_is_refused(allot, tmp_path):
+    assert allot("quotas", "create", "Dev")[0] == 0
+    code, out = allot("quotas", "config", "draft")
+    draft = tmp_path / "draft.json"
+    draft.write_text(out)
+    assert allot("quotas", "config", "draft", "--file", str(draft))[0] == 0
+    assert allot("quotas", "create", "Ops")[0] == 0  # a live edit after the draft was saved
+    code, out = allot("quotas", "config", "provision")
+    assert code == 1
+    assert "the live configuration of cluster local has changed since" in out
+    assert "allot quotas config reset --cluster local" in out
+    code, out = allot("quotas", "list", "--json")
+    assert [q["name"] for q in json.loads(out)["items"]] == ["Dev", "Ops"]
+    assert allot("quotas", "config", "draft", "--file", str(draft))[0] == 0  # re-saved: the admin means it
+    code, out = allot("quotas", "config", "provision")
+    assert code == 0 and "provisioned" in out
+    code, out = allot("quotas", "list", "--json")
+    assert [q["name"] for q in json.loads(out)["items"]] == ["Dev"]

@@ -153,3 +153,82 @@ def test_the_switch_enables_and_disables_resource_management(client, admin_heade
     manager = make_user(client, "mgr", cluster_role="manager")
     assert client.put(f"{BASE}/enabled", headers=manager, json={"enabled": False}).status_code == 403
     assert client.get(BASE, headers=manager).status_code == 403
+
+
+def provisioned(client, admin_headers):
+    client.put(f"{BASE}/draft", headers=admin_headers, json=clearml_document())
+    r = client.post(f"{BASE}/provision", headers=admin_headers)
+    assert r.status_code == 200, r.text
+
+
+def test_a_live_edit_after_the_draft_was_saved_makes_provision_refuse_it(client, admin_headers, pools):
+    provisioned(client, admin_headers)
+    doc = client.get(f"{BASE}/draft", headers=admin_headers).json()
+    assert doc["stale"] is False and doc["based_on_version"] == client.get(BASE, headers=admin_headers).json()["version"]
+    doc["quotas"][0]["weight"] = 5  # the draft's own edit
+    r = client.put(f"{BASE}/draft", headers=admin_headers, json=doc)
+    assert r.status_code == 200 and r.json()["draft_stale"] is False
+    saved_at = r.json()["draft_based_on_version"]
+    # direct live edits, the API's normal path: a new quota and a changed one
+    assert client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": "Ops"}).status_code == 201
+    assert client.patch(f"{API}/quotas/Research", headers=admin_headers, json={"weight": 2}).status_code == 200
+    live_version = client.get(BASE, headers=admin_headers).json()["version"]
+    assert live_version > saved_at
+
+    draft = client.get(f"{BASE}/draft", headers=admin_headers).json()
+    assert (draft["based_on_version"], draft["stale"]) == (saved_at, True)
+    status = client.get(BASE, headers=admin_headers).json()
+    assert (status["draft_based_on_version"], status["draft_stale"]) == (saved_at, True)
+
+    r = client.post(f"{BASE}/provision", headers=admin_headers)
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
+    problem = r.json()
+    assert problem["code"] == "draft_stale"
+    assert f"version {saved_at}" in problem["detail"] and f"now version {live_version}" in problem["detail"]
+    assert "reset the draft" in problem["detail"].lower() and "re-save" in problem["detail"]
+    # nothing changed: the live quota survives, the live edit stands, the draft's edit is not applied, draft kept
+    assert client.get(f"{API}/quotas/Ops", headers=admin_headers).status_code == 200
+    assert client.get(f"{API}/quotas/Research", headers=admin_headers).json()["weight"] == 2.0
+    assert client.get(f"{API}/quotas/Dev", headers=admin_headers).json()["weight"] == 1.0
+    status = client.get(BASE, headers=admin_headers).json()
+    assert status["has_draft"] is True and status["version"] == live_version
+
+
+def test_reset_then_resave_provisions_over_the_live_configuration(client, admin_headers, pools):
+    provisioned(client, admin_headers)
+    client.put(f"{BASE}/draft", headers=admin_headers, json=client.get(f"{BASE}/draft", headers=admin_headers).json())
+    client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": "Ops"})
+    assert client.post(f"{BASE}/provision", headers=admin_headers).status_code == 409
+
+    # reset: the editor starts again from the live configuration, which now has Ops
+    assert client.post(f"{BASE}/reset", headers=admin_headers).json()["has_draft"] is False
+    doc = client.get(f"{BASE}/draft", headers=admin_headers).json()
+    assert doc["stale"] is False and "Ops" in [q["name"] for q in doc["quotas"]]
+    next(q for q in doc["quotas"] if q["name"] == "Ops")["weight"] = 4
+    assert client.put(f"{BASE}/draft", headers=admin_headers, json=doc).json()["draft_stale"] is False
+    r = client.post(f"{BASE}/provision", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert client.get(f"{API}/quotas/Ops", headers=admin_headers).json()["weight"] == 4.0
+
+    # re-saving a stale draft as it is: the admin's word that it should win, so it provisions (and drops Ops)
+    client.put(f"{BASE}/draft", headers=admin_headers, json=clearml_document())
+    client.patch(f"{API}/quotas/Ops", headers=admin_headers, json={"weight": 6})
+    stale = client.get(f"{BASE}/draft", headers=admin_headers).json()
+    assert stale["stale"] is True
+    assert client.put(f"{BASE}/draft", headers=admin_headers, json=stale).json()["draft_stale"] is False
+    r = client.post(f"{BASE}/provision", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert client.get(f"{API}/quotas/Ops", headers=admin_headers).status_code == 404
+
+
+def test_an_unchanged_live_configuration_provisions_the_draft(client, admin_headers, pools):
+    provisioned(client, admin_headers)
+    doc = client.get(f"{BASE}/draft", headers=admin_headers).json()
+    doc["quotas"].append({"name": "Ops", "resources": [{"resource": "gpu", "guarantee": 0, "limit": 4}]})
+    client.put(f"{BASE}/draft", headers=admin_headers, json=doc)
+    client.post(f"{API}/jobs", headers=admin_headers, json={"quota": "Dev", "profile": "4xGPU", "command": ["x"]})
+    assert client.get(f"{BASE}/draft", headers=admin_headers).json()["stale"] is False
+    r = client.post(f"{BASE}/provision", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["has_draft"] is False and r.json()["draft_stale"] is False
+    assert client.get(f"{API}/quotas/Ops", headers=admin_headers).status_code == 200

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from allotment.cli.client import Client, CliError
+from allotment.cli.client import ApiError, Client, CliError
 from allotment.cli.output import console, emit_json, show
 
 RESOURCE_OPTIONS = ("gpu", "cpu", "memory")
@@ -214,8 +214,15 @@ def register(app: typer.Typer) -> None:
 
     @config.command("provision")
     def config_provision(cluster: str = typer.Option("local", "--cluster")) -> None:
-        """Validate the draft as a whole and apply it."""
-        body = Client().post(f"clusters/{cluster}/resource-config/provision")
+        """Validate the draft as a whole and apply it. A draft saved before the live configuration last changed is
+        refused (it would undo that change): reset it, or re-save it to apply it as it is."""
+        try:
+            body = Client().post(f"clusters/{cluster}/resource-config/provision")
+        except ApiError as exc:
+            if isinstance(exc.body, dict) and exc.body.get("code") == "draft_stale":
+                raise CliError(f"{exc} (with the CLI: `allot quotas config reset --cluster {cluster}`, or "
+                               f"`allot quotas config draft --cluster {cluster} --file FILE` to re-save)") from exc
+            raise
         console.print(f"provisioned (configuration version {body['version']})")
 
     @config.command("reset")

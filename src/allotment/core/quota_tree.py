@@ -11,8 +11,29 @@ A key the quota does not mention has guarantee 0, no limit and is never counted 
 opinion there (its ancestors and the pool's capacity still bound it). Set ``limit=0`` to forbid a pool.
 
 Validation rules (``validate_tree``): ids unique, parents exist, no cycles, limit >= guarantee, lending limit <=
-guarantee, guarantee finite, weight >= 0, min runtime >= 0, and per key the children's guarantees summed may not exceed
-the parent's guarantee. ``scale`` applies several guarantee changes at once and validates the result as a whole.
+guarantee, guarantee finite, weight >= 0, min runtime >= 0, and the children's guarantees fit in the parent's (below).
+``scale`` applies several guarantee changes at once and validates the result as a whole.
+
+Children's guarantees fit in the parent's, per resource ``r``. The pool ``*`` (ANY_POOL) means all pools together,
+and a job placed in pool ``P`` counts on both ``(P, r)`` and ``(*, r)``, so a quota is within its guarantee in ``P``
+only while it is within both of those it sets. What a child can claim as guaranteed is therefore:
+
+- in pool ``P``: the smaller of its guarantees on ``(P, r)`` and ``(*, r)``, among those it sets (0 if neither):
+  a guarantee on ``*`` may be claimed entirely in any one pool;
+- in all pools together: its guarantee on ``(*, r)`` if it sets one, else the sum of its per-pool guarantees.
+
+Against the parent:
+
+1. per pool ``P`` named by the parent or by a child: the children's claims in ``P`` may not exceed the parent's
+   guarantee on ``(P, r)`` if it sets one; otherwise its guarantee on ``(*, r)`` (then this is implied by rule 2,
+   which reports it); otherwise 0;
+2. if the parent sets ``(*, r)``: the children's claims in all pools together may not exceed that guarantee;
+3. if the parent sets nothing for ``r`` at all, children may not claim any guarantee on ``(*, r)`` either.
+
+So a child with 8 GPUs in ``a100`` fits under a parent guaranteeing 16 GPUs in ``*``; a child guaranteeing 8 in
+``*`` fits under a parent guaranteeing 16 in ``a100`` (the child may take all 8 there), but not under one guaranteeing
+4 in ``a100`` and 4 in ``h100`` (it might claim all 8 in either pool). Pools nobody names are not checked. This is
+only validation: admission still treats every key on its own (core/usage.py).
 """
 
 from __future__ import annotations
@@ -22,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from allotment.core.quantity import RESOURCES, UNLIMITED, ZERO, Quantity, format_quantity, parse_quantity
-from allotment.core.resources import ResourceKey
+from allotment.core.resources import ANY_POOL, ResourceKey
 
 
 class Reclaim(StrEnum):
@@ -184,43 +205,112 @@ def validate_tree(
         _check_one(spec, errors)
     errors.extend(_find_cycles(by_id))
 
-    # Children's guarantees must fit in the parent's guarantee, key by key (a PAI parent is split into its children).
-    sums: dict[str | None, dict[ResourceKey, int]] = {}
+    children: dict[str | None, list[QuotaSpec]] = {}
     for spec in by_id.values():
-        if spec.parent_id is not None and spec.parent_id not in by_id:
-            continue
-        per_key = sums.setdefault(spec.parent_id, {})
+        if spec.parent_id is None or spec.parent_id in by_id:
+            children.setdefault(spec.parent_id, []).append(spec)
+    for parent_id, kids in children.items():
+        if parent_id is None:
+            if capacity is not None:
+                errors.extend(_top_level_exceed_capacity(kids, capacity))
+        else:
+            errors.extend(_children_exceed_parent(by_id[parent_id], kids))
+    return errors
+
+
+def _top_level_exceed_capacity(tops: list[QuotaSpec], capacity: Mapping[tuple[str, str], Quantity]) -> list[TreeError]:
+    """Top-level guarantees against the physical capacity of each pool (keys ``capacity`` names)."""
+    per_key: dict[ResourceKey, int] = {}
+    for spec in tops:
         for k, lim in spec.resources.items():
             if lim.guarantee and not lim.guarantee.is_unlimited:
                 per_key[k] = per_key.get(k, 0) + lim.guarantee.raw
-    for parent_id, per_key in sums.items():
-        for k, total in sorted(per_key.items()):
-            if parent_id is None:
-                if capacity is None or k not in capacity:
-                    continue
-                cap = capacity[k]
-                if total > cap.raw:
-                    errors.append(
-                        TreeError(
-                            "guarantees_exceed_capacity",
-                            "",
-                            f"top-level quotas guarantee {_fmt(Quantity(total), k)} but the pool has only "
-                            f"{format_quantity(cap, k.resource)}",
-                        )
-                    )
+    errors = []
+    for k, total in sorted(per_key.items()):
+        cap = capacity.get(k)
+        if cap is not None and total > cap.raw:
+            errors.append(TreeError("guarantees_exceed_capacity", "",
+                                    f"top-level quotas guarantee {_fmt(Quantity(total), k)} but the pool has only "
+                                    f"{format_quantity(cap, k.resource)}"))
+    return errors
+
+
+ANY_POOL_KEYS = {r: ResourceKey(ANY_POOL, r) for r in RESOURCES}
+
+
+def _guarantee(spec: QuotaSpec, k: ResourceKey) -> int | None:
+    """The finite guarantee ``spec`` sets on ``k`` in raw units; None when it does not set ``k``."""
+    lim = spec.resources.get(k)
+    if lim is None:
+        return None
+    return 0 if lim.guarantee.is_unlimited else lim.guarantee.raw  # unlimited is reported by _check_one
+
+
+def _children_exceed_parent(parent: QuotaSpec, kids: list[QuotaSpec]) -> list[TreeError]:
+    """Rules 1-3 of the module docstring for one parent, in one pass over the children's keys."""
+    pid = parent.id
+    # Per resource: the children's all-pools guarantees summed (shared), and per pool what children setting that pool
+    # claim from their per-pool guarantee (own) and how much of `shared` that replaces (a child setting both claims
+    # the smaller one there); per_pool_total: per pool, guarantees of children without an all-pools guarantee.
+    shared: dict[str, int] = {}
+    own: dict[ResourceKey, int] = {}
+    replaced: dict[ResourceKey, int] = {}
+    per_pool_total: dict[ResourceKey, int] = {}
+    for kid in kids:
+        for k, lim in kid.resources.items():
+            g = 0 if lim.guarantee.is_unlimited else lim.guarantee.raw  # unlimited is reported by _check_one
+            if k.pool == ANY_POOL:
+                shared[k.resource] = shared.get(k.resource, 0) + g
                 continue
-            parent = by_id[parent_id]
-            lim = parent.resources.get(k)
-            parent_g = lim.guarantee if lim is not None else ZERO
-            if total > parent_g.raw:
-                errors.append(
-                    TreeError(
-                        "children_exceed_guarantee",
-                        parent_id,
-                        f"children of quota {parent_id} guarantee {_fmt(Quantity(total), k)} but {parent_id} "
-                        f"guarantees {format_quantity(parent_g, k.resource)}",
-                    )
-                )
+            g_star = _guarantee(kid, ResourceKey(ANY_POOL, k.resource))
+            if g_star is None:
+                own[k] = own.get(k, 0) + g
+                per_pool_total[k] = per_pool_total.get(k, 0) + g
+            elif g <= g_star:
+                own[k] = own.get(k, 0) + g
+                replaced[k] = replaced.get(k, 0) + g_star
+            else:
+                own.setdefault(k, 0)
+    named = set(own)
+    named.update(k for k in parent.resources if k.pool != ANY_POOL and shared.get(k.resource))
+    errors: list[TreeError] = []
+    for k in sorted(named):
+        if k.resource not in RESOURCES:
+            continue  # reported by _check_one
+        r = k.resource
+        parent_g = _guarantee(parent, k)
+        if parent_g is None and ANY_POOL_KEYS[r] in parent.resources:
+            continue  # bounded by the parent's all-pools guarantee: rule 2 reports it with the whole sum
+        mine, theirs = own.get(k, 0), shared.get(r, 0) - replaced.get(k, 0)
+        bound = parent_g or 0
+        if mine + theirs > bound:
+            detail = "" if not theirs else (
+                f" ({format_quantity(Quantity(mine), r)} in that pool and {format_quantity(Quantity(theirs), r)} "
+                f"in all pools, which may all be used there)")
+            errors.append(TreeError(
+                "children_exceed_guarantee", pid,
+                f"children of quota {pid} guarantee {_fmt(Quantity(mine + theirs), k)}{detail} but {pid} "
+                f"guarantees {format_quantity(Quantity(bound), r)}"
+                + ("" if parent_g is not None else f" (it sets no guarantee on {r} in pool {k.pool} or in all pools)")))
+    for r in sorted(set(shared) | {k.resource for k in per_pool_total}):
+        if r not in RESOURCES:
+            continue
+        star = ANY_POOL_KEYS[r]
+        parent_star = _guarantee(parent, star)
+        pools = sorted((k.pool, v) for k, v in per_pool_total.items() if k.resource == r and v)
+        total = shared.get(r, 0) + sum(v for _, v in pools)
+        if parent_star is not None and total > parent_star:
+            parts = [f"{format_quantity(Quantity(shared[r]), r)} in all pools"] if shared.get(r) else []
+            parts += [f"{format_quantity(Quantity(v), r)} in pool {pool}" for pool, v in pools]
+            detail = "" if not pools else f" together ({', '.join(parts)})"
+            errors.append(TreeError(
+                "children_exceed_guarantee", pid,
+                f"children of quota {pid} guarantee {_fmt(Quantity(total), star)}{detail} but {pid} guarantees "
+                f"{format_quantity(Quantity(parent_star), r)}"))
+        elif parent_star is None and shared.get(r) and not any(k.resource == r for k in parent.resources):
+            errors.append(TreeError(
+                "children_exceed_guarantee", pid,
+                f"children of quota {pid} guarantee {_fmt(Quantity(shared[r]), star)} but {pid} guarantees 0"))
     return errors
 
 

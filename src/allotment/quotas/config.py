@@ -14,6 +14,15 @@ while its children do in the same draft); `reset` drops the draft. Quotas and pr
 and bindings of kept ones stay attached; ones missing from the draft are deleted (refused while they have active
 jobs). The live tables are always the provisioned configuration; direct API edits of quotas and profiles apply at
 once. The switch `resource_management_enabled` (per cluster) pauses admission without touching anything else.
+
+A draft is a whole copy of the configuration, so provisioning it after the live configuration changed (a direct edit
+of a quota, profile, pool order or pool, or another draft provisioned) would silently undo that change: a quota
+created live would be deleted, a live edit reverted. So the draft records the cluster's `config_version` when it is
+saved (`based_on_version`, bumped by every configuration change); the draft reports itself `stale` once the live
+version moved on, and `provision` refuses a stale draft (409) until it is reset (and edited again from the live
+configuration) or re-saved (the admin has looked at it and means to apply it as it is). Inventory changes that bump
+the version (nodes registered with new devices, drained or deleted) make a draft stale too: being asked to re-save
+once is cheaper than losing a change.
 """
 
 from __future__ import annotations
@@ -80,6 +89,19 @@ def _row(session: Session, cluster_id: int, kind: str) -> ResourceConfig | None:
                                                        ResourceConfig.kind == kind))
 
 
+class StaleDraft(Conflict):
+    """The live configuration changed after the draft was saved."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.code = "draft_stale"
+
+
+def is_stale(draft: ResourceConfig, cluster: Cluster) -> bool:
+    """Whether the live configuration changed since the draft was saved (a draft of unknown origin counts as stale)."""
+    return draft.based_on_version is None or draft.based_on_version != cluster.config_version
+
+
 def status(session: Session, cluster: Cluster) -> dict[str, Any]:
     draft = _row(session, cluster.id, DRAFT)
     provisioned = _row(session, cluster.id, PROVISIONED)
@@ -94,24 +116,32 @@ def status(session: Session, cluster: Cluster) -> dict[str, Any]:
         "draft": draft.document if draft else None,
         "draft_updated_at": draft.updated_at if draft else None,
         "draft_updated_by": draft.updated_by if draft else None,
+        "draft_based_on_version": draft.based_on_version if draft else None,
+        "draft_stale": is_stale(draft, cluster) if draft else False,
     }
 
 
-def get_draft(session: Session, cluster_id: int) -> dict[str, Any]:
-    """The draft, or a copy of the provisioned configuration to start editing from."""
-    draft = _row(session, cluster_id, DRAFT)
-    return draft.document if draft else export_config(session, cluster_id)
-
-
-def save_draft(session: Session, cluster_id: int, document: dict[str, Any], who: str) -> ResourceConfig:
-    draft = _row(session, cluster_id, DRAFT)
+def get_draft(session: Session, cluster: Cluster) -> dict[str, Any]:
+    """The draft, or a copy of the provisioned configuration to start editing from, with the configuration version
+    it was taken from and whether the live configuration changed since."""
+    draft = _row(session, cluster.id, DRAFT)
     if draft is None:
-        draft = ResourceConfig(cluster_id=cluster_id, kind=DRAFT, document=document, version=1, updated_by=who)
+        return {**export_config(session, cluster.id), "based_on_version": cluster.config_version, "stale": False}
+    return {**draft.document, "based_on_version": draft.based_on_version, "stale": is_stale(draft, cluster)}
+
+
+def save_draft(session: Session, cluster: Cluster, document: dict[str, Any], who: str) -> ResourceConfig:
+    """Save the draft as based on the live configuration as it is now: saving is the admin's word that the
+    document is what the configuration should become, so it also clears a draft's staleness."""
+    draft = _row(session, cluster.id, DRAFT)
+    if draft is None:
+        draft = ResourceConfig(cluster_id=cluster.id, kind=DRAFT, document=document, version=1, updated_by=who)
         session.add(draft)
     else:
         draft.document = document
         draft.version += 1
         draft.updated_by = who
+    draft.based_on_version = cluster.config_version
     session.flush()
     return draft
 
@@ -262,6 +292,13 @@ def provision(session: Session, cluster: Cluster, who: str) -> dict[str, Any]:
     draft = _row(session, cluster.id, DRAFT)
     if draft is None:
         raise Conflict("there is no draft to provision: save one first (PUT .../resource-config/draft)")
+    if is_stale(draft, cluster):
+        based_on = "an unknown version" if draft.based_on_version is None else f"version {draft.based_on_version}"
+        raise StaleDraft(f"the draft was saved from configuration {based_on}, but the live configuration of cluster "
+                         f"{cluster.name} has changed since (now version {cluster.config_version}): provisioning "
+                         f"the draft would undo those changes. Reset the draft (POST .../resource-config/reset) and "
+                         f"edit again from the live configuration, or re-save it (PUT .../resource-config/draft) "
+                         f"to provision it as it is")
     document = draft.document or {}
     errors: list[FieldError] = []
     _apply_quotas(session, cluster.id, list(document.get("quotas") or []), errors)

@@ -177,5 +177,8 @@ class ResourceConfig(Base):
     kind: Mapped[str] = mapped_column(String(16))  # draft | provisioned
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The cluster's config_version when the draft was saved: a draft is a copy of the live configuration, so if the
+    # live configuration changed since, provisioning it would silently undo those changes (it is refused instead).
+    based_on_version: Mapped[int | None] = mapped_column(Integer)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -12,7 +12,7 @@ from allotment.audit import service as audit
 from allotment.core.permissions import Principal, cluster
 from allotment.inventory.service import find_cluster
 from allotment.quotas import config
-from allotment.quotas.schemas import ConfigDocument, ConfigStatus, SwitchIn
+from allotment.quotas.schemas import ConfigDocument, ConfigStatus, DraftOut, SwitchIn
 
 router = APIRouter(tags=["resource configuration"])
 Admin = Annotated[Principal, require(cluster("admin"), scope=cluster_scope())]
@@ -29,25 +29,28 @@ def get_config(cluster: str, principal: Admin, db: DB) -> ConfigStatus:
     return ConfigStatus(**config.status(db, find_cluster(db, cluster)))
 
 
-@router.get(BASE + "/draft", response_model=ConfigDocument)
-def get_draft(cluster: str, principal: Admin, db: DB) -> ConfigDocument:
-    """The draft, or the provisioned configuration to start a draft from."""
-    return ConfigDocument.model_validate(config.get_draft(db, find_cluster(db, cluster).id))
+@router.get(BASE + "/draft", response_model=DraftOut)
+def get_draft(cluster: str, principal: Admin, db: DB) -> DraftOut:
+    """The draft, or the provisioned configuration to start a draft from, with the configuration version it is based
+    on and whether the live configuration changed since (`stale`: provision refuses it until reset or re-saved)."""
+    return DraftOut.model_validate(config.get_draft(db, find_cluster(db, cluster)))
 
 
 @router.put(BASE + "/draft", response_model=ConfigStatus)
 def save_draft(cluster: str, body: ConfigDocument, principal: Admin, db: DB, request: Request) -> ConfigStatus:
     """Save edits; nothing changes for the scheduler until `provision`."""
     found = find_cluster(db, cluster)
-    draft = config.save_draft(db, found.id, body.model_dump(mode="json"), _who(principal))
+    draft = config.save_draft(db, found, body.model_dump(mode="json"), _who(principal))
     audit.record(db, principal, "resource_config.save_draft", "cluster", found.name, found.id,
-                 changes={"after": {"draft_version": draft.version}}, source=client_address(request))
+                 changes={"after": {"draft_version": draft.version, "based_on_version": draft.based_on_version}},
+                 source=client_address(request))
     return ConfigStatus(**config.status(db, found))
 
 
 @router.post(BASE + "/provision", response_model=ConfigStatus)
 def provision(cluster: str, principal: Admin, db: DB, state: State, request: Request) -> ConfigStatus:
-    """Validate the draft as a whole and apply it atomically; the draft is then dropped."""
+    """Validate the draft as a whole and apply it atomically; the draft is then dropped. A draft saved before the
+    live configuration last changed is refused (409, code draft_stale): it would undo that change."""
     found = find_cluster(db, cluster)
     before = config.export_config(db, found.id)
     applied = config.provision(db, found, _who(principal))

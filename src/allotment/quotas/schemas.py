@@ -260,6 +260,13 @@ class ConfigDocument(BaseModel):
     pool_profile_order: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class DraftOut(ConfigDocument):
+    """The draft as GET returns it; a saved draft may send these two fields back, they are ignored."""
+
+    based_on_version: int | None = Field(description="the cluster's configuration version the draft was taken from")
+    stale: bool = Field(description="the live configuration changed since: provision refuses until reset or re-saved")
+
+
 class ConfigStatus(BaseModel):
     cluster: str
     resource_management_enabled: bool
@@ -271,6 +278,8 @@ class ConfigStatus(BaseModel):
     draft: dict[str, Any] | None
     draft_updated_at: datetime | None
     draft_updated_by: str | None
+    draft_based_on_version: int | None = None
+    draft_stale: bool = False
 
 
 class SwitchIn(BaseModel):

@@ -74,6 +74,63 @@ def test_validate_tree(specs, expected_codes, message):
         assert any(message in str(e) for e in errors), [str(e) for e in errors]
 
 
+@pytest.mark.parametrize(
+    ("parent", "children", "messages"),
+    [
+        # per-pool children under an all-pools ("*") parent: the sum over all pools is what counts
+        ({"*": 16}, [{"a100": 8}], []),
+        ({"*": 16}, [{"a100": 8}, {"h100": 8}], []),
+        ({"*": 16}, [{"a100": 20}], [("children of quota p guarantee 20 gpu in all pools together (20 in pool a100) "
+                                     "but p guarantees 16")]),
+        ({"*": 16}, [{"a100": 10}, {"h100": 10}],
+         [("children of quota p guarantee 20 gpu in all pools together (10 in pool a100, 10 in pool h100) "
+          "but p guarantees 16")]),
+        # a parent's own per-pool guarantee bounds that pool, its "*" guarantee the total
+        ({"*": 16, "a100": 8}, [{"a100": 8}, {"h100": 8}], []),
+        ({"*": 16, "a100": 8}, [{"a100": 12}], ["children of quota p guarantee 12 gpu in pool a100 but p guarantees 8"]),
+        # "*" children under a per-pool parent: an all-pools guarantee may be claimed entirely in any one pool
+        ({"a100": 16}, [{"*": 8}], []),
+        ({"a100": 16}, [{"*": 8}, {"*": 8}], []),
+        ({"a100": 16}, [{"*": 20}], [("children of quota p guarantee 20 gpu in pool a100 (0 in that pool and 20 in all "
+                                     "pools, which may all be used there) but p guarantees 16")]),
+        ({"a100": 4, "h100": 4}, [{"*": 8}],
+         [("children of quota p guarantee 8 gpu in pool a100 (0 in that pool and 8 in all pools, which may all be "
+          "used there) but p guarantees 4"),
+          ("children of quota p guarantee 8 gpu in pool h100 (0 in that pool and 8 in all pools, which may all be "
+          "used there) but p guarantees 4")]),
+        # mixed siblings: per-pool and all-pools guarantees add up in each pool ...
+        ({"a100": 16}, [{"a100": 8}, {"*": 8}], []),
+        ({"a100": 16}, [{"a100": 12}, {"*": 8}], [("children of quota p guarantee 20 gpu in pool a100 (12 in that pool "
+                                                  "and 8 in all pools, which may all be used there) but p guarantees 16")]),
+        # ... and over all pools under a "*" parent
+        ({"*": 16}, [{"a100": 8}, {"*": 8}], []),
+        ({"*": 16}, [{"a100": 8}, {"*": 12}], [("children of quota p guarantee 20 gpu in all pools together (12 in "
+                                               "all pools, 8 in pool a100) but p guarantees 16")]),
+        ({"*": 16}, [{"*": 10}, {"*": 10}], ["children of quota p guarantee 20 gpu in all pools but p guarantees 16"]),
+        # a child setting both can only claim the smaller of the two in that pool (a job counts on both keys)
+        ({"a100": 8}, [{"a100": 8, "*": 8}], []),
+        ({"*": 8}, [{"a100": 4, "*": 8}], []),
+        # a sibling in a pool the parent does not guarantee at all is still refused, and counts the "*" children too
+        ({"*": 16}, [{"a100": 8}, {"h100": 8}, {"*": 1}],
+         [("children of quota p guarantee 17 gpu in all pools together (1 in all pools, 8 in pool a100, 8 "
+          "in pool h100) but p guarantees 16")]),
+        ({"a100": 16}, [{"h100": 2}, {"*": 4}],
+         [("children of quota p guarantee 6 gpu in pool h100 (2 in that pool and 4 in all pools, "
+          "which may all be used there) but p guarantees 0 (it sets no guarantee on gpu in pool h100 or in all "
+          "pools)")]),
+        ({}, [{"*": 4}], ["children of quota p guarantee 4 gpu in all pools but p guarantees 0"]),
+    ],
+)
+def test_children_guarantees_across_all_pools_and_per_pool(parent, children, messages):
+    specs = [quota("p", gpu_in=parent)] + [quota(f"c{i}", "p", gpu_in=c) for i, c in enumerate(children)]
+    errors = validate_tree(specs)
+    assert [str(e) for e in errors if e.code != "children_exceed_guarantee"] == []
+    found = [str(e) for e in errors]
+    assert len(found) == len(messages), found
+    for message in messages:
+        assert any(message in f for f in found), found
+
+
 def test_top_level_guarantees_checked_against_capacity_when_given():
     specs = [quota("a", gpu_in={"h100": 6}), quota("b", gpu_in={"h100": 6})]
     assert validate_tree(specs) == []

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 00:44:34.470190
+Create Date: 2026-11-23 01:30:43.342772
 """
 
 from alembic import op
@@ -229,6 +229,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('document', sa.JSON(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('based_on_version', sa.Integer(), nullable=True),
     sa.Column('updated_by', sa.String(length=64), nullable=True),
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_resource_configs_cluster_id_clusters'), ondelete='CASCADE'),
