@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import ADMIN_PASSWORD, login, make_settings
 from fastapi.testclient import TestClient
 from inventory_helpers import API, make_user
 
 from allotment.api.app import create_app
+from conftest import ADMIN_PASSWORD, login, make_settings
 
 TIMEOUT_S = 2
 
