@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from allotment.core.quantity import format_raw, parse_quantity
@@ -201,10 +201,22 @@ def active_jobs(session: Session, user_id: int) -> int:
                           .where(Job.owner_id == user_id, Job.state.in_(ACTIVE_STATES))) or 0
 
 
+def lock_submitter(session: Session, user_id: int) -> None:
+    """Serialise one user's submissions until the transaction ends, so that counting their active jobs and inserting
+    new ones cannot interleave with another submission of theirs. PostgreSQL: a row lock on the user. SQLite ignores
+    FOR UPDATE and only starts a transaction at the first write, so a no-op write takes its (database-wide) write lock
+    before the count instead."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(User).where(User.id == user_id).values(updated_at=User.updated_at))  # no-op
+    else:
+        session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def check_concurrency(session: Session, policy: ResourcePolicy, user: User, adding: int = 1) -> None:
     limit = policy.max_concurrent_jobs
     if limit is None:
         return
+    lock_submitter(session, user.id)
     running = active_jobs(session, user.id)
     if running + adding > limit:
         raise Conflict(f"{user.username} has {running} queued or running jobs; the cap concurrent_jobs of resource "
