@@ -380,7 +380,10 @@ class StateBase:
             self._list_dirty()
         frontier = self._frontier
         tree = self._tree
-        cap, occupied = tree.cap, tree.eu[ROOT]
+        # Measured against what jobs physically use, not the effective usage: unlendable guarantees count in the latter,
+        # and a job inside its own quota's guarantee may use capacity they occupy (with guarantees that exceed the
+        # pool, the effective free amount is even negative). The examination itself applies the exact rule.
+        cap, occupied = tree.cap, tree.u[ROOT]
         cycle_no = self._cycle_no
         while frontier:
             order, _, cursor = frontier[0]

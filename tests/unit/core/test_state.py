@@ -203,3 +203,20 @@ def test_a_job_waiting_on_its_own_unlendable_guarantee_runs_once_its_quota_frees
     assert waits(decisions)["whole"].code == WaitCode.NO_CAPACITY
     state.job_finished("small")
     assert admitted(state.cycle(2.0)) == {"whole": "p"}
+
+
+def test_a_fraction_waiting_for_a_device_runs_when_it_frees_even_where_guarantees_exceed_the_pool():
+    # q1 and q2 each keep 1 GPU unlendable in a pool of 1 GPU (guarantees exceed the pool). q2's 0.1-GPU job waits
+    # for the device q1's job holds; when that ends the pool's effective free amount is still negative (both
+    # guarantees count), but the device is free and the job is inside q2's own guarantee: it must be woken.
+    quotas = [quota("cohort", gpu_in={"p": 2}),
+              quota("q1", "cohort", gpu_in={"p": (1, "unlimited", 0)}),
+              quota("q2", "cohort", gpu_in={"p": (1, "unlimited", 0)})]
+    state = state_of(quotas, [gpu_pool("p", 1)])
+    state.add_job(job("whole", "q1", gpus=1, seq=1))
+    state.add_job(job("tenth", "q2", gpus=0.1, seq=2))
+    decisions = state.cycle(1.0)
+    assert admitted(decisions) == {"whole": "p"}
+    assert waits(decisions)["tenth"].code == WaitCode.NO_DEVICE_FIT
+    state.job_finished("whole")
+    assert admitted(state.cycle(2.0)) == {"tenth": "p"}
