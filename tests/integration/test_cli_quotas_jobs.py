@@ -171,3 +171,16 @@ def test_config_provision_shows_why_a_stale_draft_is_refused(allot, tmp_path):
     assert code == 0 and "provisioned" in out
     code, out = allot("quotas", "list", "--json")
     assert [q["name"] for q in json.loads(out)["items"]] == ["Dev"]
+
+
+def test_quota_pools_from_the_cli(allot, client, admin_headers):
+    register_node(client, admin_headers, "gpu-01", "A100", 4)
+    assert allot("pools", "create", "a100", "--node", "gpu-01")[0] == 0
+    code, out = allot("quotas", "create", "vision", "--pools", "a100", "--json")
+    assert code == 0 and json.loads(out)["pools"] == ["a100"]
+    code, out = allot("quotas", "show", "vision")
+    assert code == 0 and "a100" in out.split("pools", 1)[1].splitlines()[0]
+    code, out = allot("quotas", "set", "vision", "--pools", "a100,nope")
+    assert code == 1 and "no pool 'nope' in cluster local" in out
+    code, out = allot("quotas", "set", "vision", "--pools", "all", "--json")
+    assert code == 0 and json.loads(out)["pools"] == [] and json.loads(out)["usable_pools"] is None

@@ -36,7 +36,7 @@ def quota_scope(param: str = "quota"):
 
 
 def _snapshot(db: Session, quota: Quota) -> dict:
-    return quota_out(db, quota).model_dump(exclude={"id", "children", "bindings", "can_submit"})
+    return quota_out(db, quota).model_dump(exclude={"id", "children", "bindings", "can_submit", "usable_pools"})
 
 
 def _input(body: QuotaCreate | QuotaUpdate) -> service.QuotaInput:
@@ -50,7 +50,7 @@ def _input(body: QuotaCreate | QuotaUpdate) -> service.QuotaInput:
         reclaim=body.reclaim, within_quota_preemption=body.within_quota_preemption,
         min_runtime_s=body.min_runtime_s, allowed_priority_classes=body.allowed_priority_classes,
         clear_allowed_priority_classes="allowed_priority_classes" in sent and body.allowed_priority_classes is None,
-        gpu_hours_budget=body.gpu_hours_budget, resources=resources, provided=set(sent),
+        gpu_hours_budget=body.gpu_hours_budget, resources=resources, pools=body.pools, provided=set(sent),
     )
 
 
