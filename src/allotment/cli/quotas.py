@@ -180,12 +180,14 @@ def register(app: typer.Typer) -> None:
         name: str,
         user: str = typer.Option(None, "--user"),
         group: str = typer.Option(None, "--group"),
+        workspace: str = typer.Option(None, "--workspace", help="a workspace of the quota's cluster: its members"),
         remove: bool = typer.Option(False, "--remove", help="remove the binding instead"),
     ) -> None:
-        """Let a user or a group submit to a quota (or stop them with --remove)."""
-        if (user is None) == (group is None):
-            raise typer.BadParameter("give exactly one of --user or --group")
-        kind, ref = ("users", user) if user else ("groups", group)
+        """Let a user, a group or a workspace's members submit to a quota (or stop them with --remove)."""
+        given = [(k, v) for k, v in (("users", user), ("groups", group), ("workspaces", workspace)) if v is not None]
+        if len(given) != 1:
+            raise typer.BadParameter("give exactly one of --user, --group or --workspace")
+        kind, ref = given[0]
         client = Client()
         if remove:
             client.delete(f"quotas/{name}/bindings/{kind}/{ref}")

@@ -292,3 +292,39 @@ class ConfigStatus(BaseModel):
 
 class SwitchIn(BaseModel):
     enabled: bool
+
+
+class WorkspaceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=255)
+    users: list[str] = Field(default_factory=list, description="members: users (id, username or e-mail)")
+    groups: list[str] = Field(default_factory=list, description="members: groups (all their members)")
+
+
+class WorkspaceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=255)
+
+
+class MemberOut(BaseModel):
+    kind: str = Field(description="user or group")
+    name: str | None
+
+
+class WorkspaceOut(BaseModel):
+    id: int
+    name: str
+    cluster: str
+    description: str | None
+    members: list[MemberOut]
+    quotas: list[str] = Field(description="quotas bound to the workspace: its members may submit to them")
+    created_at: datetime
+
+
+class WorkspaceList(BaseModel):
+    items: list[WorkspaceOut]
+    total: int

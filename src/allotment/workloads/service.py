@@ -143,7 +143,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         err("quota", f"no quota '{req.quota}'")
     elif not look.allowed(quota):
         forbidden.append(FieldError(f"{prefix}quota", f"you may not submit to quota {quota.name}: it is not bound "
-                                                      f"to you or your groups"))
+                                                      f"to you, your groups or your workspaces"))
     if not req.command or not all(isinstance(a, str) for a in req.command):
         err("command", "give the command to run, e.g. ['python', 'train.py']")
     elif len(req.command) > MAX_COMMAND_ARGS or not req.command[0].strip():
