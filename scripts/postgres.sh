@@ -45,5 +45,6 @@ case "$action" in
   stop)
     bindir=$(find_bindir) || exit 0
     [ -d "$dir/data" ] && as_pg "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$dir"  # a throwaway server: nothing of it is kept
     ;;
 esac

@@ -129,3 +129,16 @@ def test_priority_classes_are_seeded_and_manageable(client, admin_headers):
     r = client.delete(f"{API}/priority-classes/batch", headers=admin_headers)
     assert r.status_code == 409
     assert client.delete(f"{API}/priority-classes/interactive", headers=admin_headers).status_code == 204
+
+
+def test_parallel_submissions_never_exceed_the_concurrency_cap(client, admin_headers):
+    """The count and the insert must not interleave between two submissions of one user."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stu = setup_student(client, admin_headers)
+    job = {"quota": "class", "gpu": "0.5", "command": ["train"]}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(pool.map(lambda _: client.post(f"{API}/jobs", headers=stu, json=job).status_code, range(6)))
+    assert sorted(codes) == [201, 201, 409, 409, 409, 409], codes
+    active = client.get(f"{API}/jobs", headers=stu, params={"state": "queued,admitted,running"}).json()["total"]
+    assert active == 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,24 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Stop everything it started."""
+
+
+@runtime_checkable
+class ReportsIdleness(Protocol):
+    """Optional part of an engine: how long a job has been idle, for the idle timeout of resource policies.
+
+    A running job is idle when its processes have used no CPU time (and, where the engine can tell, its GPUs showed
+    no utilisation) for the whole period. Engines without this method are never asked (their jobs count as busy);
+    `reports_idleness = False` says the same for an engine that has the method but cannot tell.
+    """
+
+    reports_idleness: bool
+
+    def idle_since(self, job_id: int, now: float) -> float | None:
+        """Since when (epoch seconds) the job has been idle without a break (`now` - it = its idle seconds); None
+        when it is busy or the engine does not know the job. It may sample the job's processes now."""
+
+
+def reports_idleness(backend: Any) -> bool:
+    """Whether the loop should ask the engine about idle jobs (engines written before the method are not asked)."""
+    return isinstance(backend, ReportsIdleness) and bool(getattr(backend, "reports_idleness", False))

@@ -41,6 +41,7 @@ def nodes_from_spec(spec: dict) -> list[NodeInfo]:
 
 class SimulatedBackend:
     name = "simulated"
+    reports_idleness = False  # a simulated job is busy for its whole duration: the idle timeout never ends one
 
     def __init__(self, nodes: list[NodeInfo] | None = None):
         self._nodes = nodes or []
@@ -68,6 +69,9 @@ class SimulatedBackend:
 
     def cancel(self, job_id: int, now: float) -> None:
         self._running.pop(job_id, None)  # its heap entry is skipped when it surfaces
+
+    def idle_since(self, job_id: int, now: float) -> float | None:
+        return None
 
     def poll(self, now: float) -> list[JobEvent]:
         events, self._pending = self._pending, []

@@ -3,6 +3,17 @@
 Every cap may be unlimited (NULL). Bounds come from Backend.AI: cpu 512 cores, RAM 1,024 GiB, GPU 64, fractional GPU
 256, containers per job 100, idle timeout 15,552,000 s (180 days), concurrent jobs 100, folders 50, folder capacity
 1,024 GiB. GPU caps: `gpu` bounds the devices a job touches (a 0.5-GPU job touches one), `fgpu` the GPU amount.
+
+Idle timeout (enforced by the scheduler loop, not at submission): a running job is idle when its processes have used
+no CPU time and, where the engine can tell, its GPUs showed no utilisation, for the whole period. When a job has been
+idle for its owner's policy's `idle_timeout_s`, the loop stops it through its engine and marks it `failed` with reason
+code `idle_timeout` and a sentence with the numbers ("idle for 600 s ..., the idle timeout of resource policy P is
+600 s"); it is metered like any other end. `failed`, like a job stopped at its time limit: the system ended it before
+it finished (Backend.AI terminates idle sessions). Unlimited (NULL) or 0 (as in Backend.AI) never ends a job.
+The loop looks at most once per scheduler tick and reads policies afresh each time, so a changed timeout, or a user
+moved to another policy, applies from the next tick. Only engines that report idleness are asked
+(backends/base.py ReportsIdleness): the local engine measures each job's process group (backends/local.py: its
+CPU time, sampled when the loop looks, so idleness is known to within one tick); simulated jobs are always busy.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from allotment.core.quantity import format_raw, parse_quantity
@@ -190,10 +201,22 @@ def active_jobs(session: Session, user_id: int) -> int:
                           .where(Job.owner_id == user_id, Job.state.in_(ACTIVE_STATES))) or 0
 
 
+def lock_submitter(session: Session, user_id: int) -> None:
+    """Serialise one user's submissions until the transaction ends, so that counting their active jobs and inserting
+    new ones cannot interleave with another submission of theirs. PostgreSQL: a row lock on the user. SQLite ignores
+    FOR UPDATE and only starts a transaction at the first write, so a no-op write takes its (database-wide) write lock
+    before the count instead."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(User).where(User.id == user_id).values(updated_at=User.updated_at))  # no-op
+    else:
+        session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def check_concurrency(session: Session, policy: ResourcePolicy, user: User, adding: int = 1) -> None:
     limit = policy.max_concurrent_jobs
     if limit is None:
         return
+    lock_submitter(session, user.id)
     running = active_jobs(session, user.id)
     if running + adding > limit:
         raise Conflict(f"{user.username} has {running} queued or running jobs; the cap concurrent_jobs of resource "

@@ -19,17 +19,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.core.model import FULL_DEVICE, Device, Pool, Profile, QueuedJob, RunningJob
 from allotment.core.quantity import UNLIMITED, Quantity
 from allotment.core.quota_tree import QuotaSpec
+from allotment.identity.models import User
 from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Node
 from allotment.inventory.models import Device as DeviceRow
 from allotment.inventory.models import Pool as PoolRow
 from allotment.quotas.models import Profile as ProfileRow
-from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota
+from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota, ResourcePolicy
+from allotment.quotas.priorities import DEFAULT_POLICY
 from allotment.quotas.quota_pools import usable_pools
 from allotment.quotas.tree import quota_specs
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
@@ -283,3 +285,27 @@ def free_devices(pools: list[Pool], running: list[RunningJob]) -> list[Pool]:
                      for d in pool.devices)
         out.append(Pool(pool.name, devs, pool.cpu, pool.memory, pool.profile_order))
     return out
+
+
+@dataclass(frozen=True)
+class IdleLimit:
+    job_id: int
+    cluster_id: int
+    policy: str
+    timeout_s: int
+
+
+def idle_limits(session: Session, cluster_ids: list[int]) -> list[IdleLimit]:
+    """The running jobs of these clusters whose owner's resource policy has an idle timeout, with it. Read afresh at
+    every check, so a changed policy or a user moved to another one counts from the next check on. A policy with no
+    timeout (NULL) or a zero one (as in Backend.AI: no timeout) ends nothing. Costs one look at the (small) policy
+    table when no policy has a timeout, else one indexed query over the clusters' running jobs."""
+    timeouts = dict(session.execute(select(ResourcePolicy.name, ResourcePolicy.idle_timeout_s)
+                                    .where(ResourcePolicy.idle_timeout_s > 0)).all())
+    if not timeouts or not cluster_ids:
+        return []
+    policy = func.coalesce(User.resource_policy, DEFAULT_POLICY)
+    rows = session.execute(select(Job.id, Job.cluster_id, policy).join(User, User.id == Job.owner_id)
+                           .where(Job.cluster_id.in_(cluster_ids), Job.state == RUNNING,
+                                  policy.in_(list(timeouts)))).all()
+    return [IdleLimit(job_id, cluster_id, name, int(timeouts[name])) for job_id, cluster_id, name in rows]

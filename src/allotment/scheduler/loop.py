@@ -5,7 +5,9 @@ One cycle:
     its resource-management switch changes (runtime.py); otherwise keep it;
  2. pull what changed since the last cycle: new submissions (jobs above the id watermark), cancellations (an indexed
     look at the last minute), and the backends' events (started, succeeded, failed);
- 3. requeue the jobs preempted in the previous cycle, then let core decide (admit, place, preempt, wait with reason);
+ 3. requeue the jobs preempted in the previous cycle; at most once per tick, end the running jobs their engine found
+    idle for their owner's resource policy's idle timeout; then let core decide (admit, place, preempt, wait with
+    reason);
  4. persist every change of the cycle in ONE transaction (bulk UPDATEs, guarded by the state each job must be in);
  5. only then tell the engines: stop the preempted and cancelled jobs, launch the admitted ones.
 A crash before 4 loses nothing (the database still says what it said; events not yet written are polled again or
@@ -31,7 +33,7 @@ from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
 from allotment.api.state import AppState
-from allotment.backends.base import Backend, JobEvent
+from allotment.backends.base import Backend, JobEvent, reports_idleness
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
 from allotment.inventory.models import Cluster
 from allotment.scheduler import load
@@ -39,7 +41,7 @@ from allotment.scheduler.engines import make_backend, register_inventory
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes, dt
 from allotment.scheduler.runtime import Actions, ClusterRuntime
-from allotment.workloads.models import CANCELLED, HOLDING_STATES, Job
+from allotment.workloads.models import CANCELLED, HOLDING_STATES, RUNNING, Job
 
 log = logging.getLogger("allotment.scheduler")
 
@@ -73,6 +75,7 @@ class Scheduler:
         self.watermark: int | None = None
         self._gaps: list[tuple[int, int, float]] = []
         self._last_scan = 0.0
+        self._idle_checked: float | None = None
         self._more = False
         meter = state.extras.get("scheduler_meter")
         if meter is None:
@@ -131,6 +134,7 @@ class Scheduler:
                 rt = self.runtimes.get(cid)
                 if rt is not None:
                     rt.apply(events, now, writes, usage)
+            self._end_idle(session, now, writes, actions, usage)
             report.finished = len(usage)
             for rt in self.runtimes.values():
                 for d in rt.decide(now, writes, actions, usage):
@@ -193,6 +197,32 @@ class Scheduler:
                 self._recover(rt, now, writes, actions, usage)
             log.info("scheduler: loaded cluster %s (config version %s, %d active jobs)", row.name,
                      row.config_version, len(rt.jobs))
+
+    def _end_idle(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        """The idle timeout of resource policies (Backend.AI): a running job whose processes have used no CPU time
+        (and, where the engine can tell, whose GPUs showed no utilisation) for its owner's policy's idle timeout is
+        ended like any other end of this cycle (runtime.idle_timeout). At most once per tick; only clusters whose
+        engine reports idleness, only jobs whose owner's policy has a timeout (read afresh each time)."""
+        if self._idle_checked is not None and 0 <= now - self._idle_checked < self.tick:
+            return
+        self._idle_checked = now
+        engines = {cid: b for cid, b in self.backends.items() if cid in self.runtimes and reports_idleness(b)}
+        if not engines:
+            return
+        for limit in load.idle_limits(session, sorted(engines)):
+            rt = self.runtimes[limit.cluster_id]
+            info = rt.jobs.get(limit.job_id)
+            if info is None or info.state != RUNNING:
+                continue
+            try:
+                since = engines[limit.cluster_id].idle_since(limit.job_id, now)  # type: ignore[union-attr]
+            except Exception:  # a failed measurement must not stop scheduling: the job counts as busy
+                log.exception("scheduler: could not tell whether job %s is idle", limit.job_id)
+                continue
+            if since is not None and rt.idle_timeout(limit.job_id, now, now - since, limit.policy, limit.timeout_s,
+                                                     writes, actions, usage):
+                log.info("scheduler: job %s ended: idle for %d s, the idle timeout of resource policy %s is %d s",
+                         limit.job_id, now - since, limit.policy, limit.timeout_s)
 
     def _ensure_backends(self, session: Session, rows: list) -> bool:
         registered = False

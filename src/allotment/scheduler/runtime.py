@@ -36,6 +36,7 @@ DISABLED = "resource_management_disabled"
 NO_BACKEND = "no_backend"
 INVALID_CONFIG = "invalid_configuration"
 POOL_NOT_ALLOWED = "pool_not_allowed"  # its quota may not use the job's pinned pool or its profile's pools
+IDLE_TIMEOUT = "idle_timeout"
 
 
 @dataclass
@@ -142,6 +143,19 @@ class ClusterRuntime:
         self._end(info, now, CANCELLED, None, "cancelled", "cancelled at the owner's or an administrator's request "
                   "while it held resources; it was stopped", writes, usage)
         actions.cancels.append((self.cluster_id, job_id))
+
+    def idle_timeout(self, job_id: int, now: float, idle_s: float, policy: str, timeout_s: int, writes: Writes,
+                     actions: Actions, usage: list[Usage]) -> bool:
+        """End a running job its engine found idle for at least its owner's policy's idle timeout: `failed` with
+        reason code idle_timeout (a limit the system enforces, like the time limit), stopped after the commit."""
+        info = self.jobs.get(job_id)
+        if info is None or info.state != RUNNING or idle_s < timeout_s:
+            return False
+        self._end(info, now, FAILED, None, IDLE_TIMEOUT,
+                  f"ended by the scheduler: idle for {int(idle_s)} s (its processes used no CPU time and its GPUs no "
+                  f"utilisation), the idle timeout of resource policy {policy} is {timeout_s} s", writes, usage)
+        actions.cancels.append((self.cluster_id, job_id))
+        return True
 
     def apply(self, events: list[JobEvent], now: float, writes: Writes, usage: list[Usage]) -> None:
         """Backend events: 'started' marks the job running; 'succeeded'/'failed' end it and free its resources."""
