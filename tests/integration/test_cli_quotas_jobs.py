@@ -171,3 +171,43 @@ def test_config_provision_shows_why_a_stale_draft_is_refused(allot, tmp_path):
     assert code == 0 and "provisioned" in out
     code, out = allot("quotas", "list", "--json")
     assert [q["name"] for q in json.loads(out)["items"]] == ["Dev"]
+
+
+def test_quota_pools_from_the_cli(allot, client, admin_headers):
+    register_node(client, admin_headers, "gpu-01", "A100", 4)
+    assert allot("pools", "create", "a100", "--node", "gpu-01")[0] == 0
+    code, out = allot("quotas", "create", "vision", "--pools", "a100", "--json")
+    assert code == 0 and json.loads(out)["pools"] == ["a100"]
+    code, out = allot("quotas", "show", "vision")
+    assert code == 0 and "a100" in out.split("pools", 1)[1].splitlines()[0]
+    code, out = allot("quotas", "set", "vision", "--pools", "a100,nope")
+    assert code == 1 and "no pool 'nope' in cluster local" in out
+    code, out = allot("quotas", "set", "vision", "--pools", "all", "--json")
+    assert code == 0 and json.loads(out)["pools"] == [] and json.loads(out)["usable_pools"] is None
+
+
+def test_workspaces_from_the_cli(allot, client, admin_headers):
+    assert allot("quotas", "create", "Quota1.1", "--gpu", "4")[0] == 0
+    r = client.post("/api/v1/users", headers=admin_headers,
+                    json={"email": "bob@example.com", "username": "bob", "password": "Str0ng-password!"})
+    assert r.status_code == 201
+    code, out = allot("admin", "workspaces", "create", "workspace-b", "--description", "Team B", "--user", "bob",
+                      "--quota", "Quota1.1")
+    assert code == 0 and "workspace workspace-b created, bound to Quota1.1" in out
+    code, out = allot("admin", "workspaces", "list", "--json")
+    assert code == 0
+    [ws] = json.loads(out)["items"]
+    assert (ws["members"], ws["quotas"]) == ([{"kind": "user", "name": "bob"}], ["Quota1.1"])
+    code, out = allot("admin", "workspaces", "show", "workspace-b")
+    assert code == 0 and "user:bob" in out and "Quota1.1" in out
+    code, out = allot("admin", "workspaces", "remove-member", "workspace-b", "--user", "bob")
+    assert code == 0 and "user bob removed from workspace workspace-b" in out
+    code, out = allot("admin", "workspaces", "remove-member", "workspace-b", "--user", "bob")
+    assert code == 1 and "user bob is not a member of workspace workspace-b" in out
+    assert allot("quotas", "bind", "Quota1.1", "--workspace", "workspace-b", "--remove")[0] == 0
+    code, out = allot("quotas", "show", "Quota1.1", "--json")
+    assert code == 0 and json.loads(out)["bindings"] == []
+    code, out = allot("quotas", "bind", "Quota1.1", "--workspace", "workspace-b")
+    assert code == 0 and "workspace workspace-b may submit to quota Quota1.1" in out
+    code, out = allot("admin", "workspaces", "delete", "workspace-b", "--yes")
+    assert code == 0 and "workspace workspace-b deleted" in out

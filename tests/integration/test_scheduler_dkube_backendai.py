@@ -50,7 +50,7 @@ def test_group_bound_to_one_pool_runs_there_only_and_the_pool_cannot_go_while_it
     h.ok(h.client.put("/api/v1/quotas/vision/bindings/groups/vision-team", headers=h.headers), 204)
 
     refused = h.client.post("/api/v1/jobs", headers=carol, json={"quota": "vision", "command": ["x"], "gpu": 1})
-    assert refused.status_code == 403 and "not bound to you or your groups" in refused.text
+    assert refused.status_code == 403 and "not bound to you, your groups or your workspaces" in refused.text
 
     jobs = [h.submit("vision", gpu=2, headers=bob) for _ in range(3)]
     h.settle(2)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from allotment.cli import admin_audit, admin_clusters, admin_groups, admin_service_accounts, admin_users
+from allotment.cli import (
+    admin_audit,
+    admin_clusters,
+    admin_groups,
+    admin_service_accounts,
+    admin_users,
+    admin_workspaces,
+)
 
 
 def register(app: typer.Typer) -> None:
-    admin = typer.Typer(help="Administration: users, clusters and roles, groups, service accounts, audit.",
+    admin = typer.Typer(help="Administration: users, clusters and roles, groups, workspaces, service accounts, audit.",
                         no_args_is_help=True)
     app.add_typer(admin, name="admin")
-    for module in (admin_users, admin_clusters, admin_groups, admin_service_accounts, admin_audit):
+    for module in (admin_users, admin_clusters, admin_groups, admin_workspaces, admin_service_accounts, admin_audit):
         module.register(admin)

@@ -13,6 +13,8 @@ from allotment.cli.client import ApiError, Client, CliError
 from allotment.cli.output import console, emit_json, show
 
 RESOURCE_OPTIONS = ("gpu", "cpu", "memory")
+POOLS_HELP = ("the only pools its jobs (and its sub-quotas' jobs) may use, comma-separated (DKube: a group's pool); "
+              "'all' = every pool")
 
 
 def _flat(quota: dict) -> dict:
@@ -24,6 +26,7 @@ def _flat(quota: dict) -> dict:
             "weight": quota["weight"], "child_preemption": quota["child_preemption"], "reclaim": quota["reclaim"],
             "within_quota_preemption": quota["within_quota_preemption"], "min_runtime_s": quota["min_runtime_s"],
             "priority_classes": ", ".join(quota["allowed_priority_classes"] or ["all"]),
+            "pools": ", ".join(quota.get("pools") or ["all"]),
             "bindings": ", ".join(f"{b['kind']}:{b['name']}" for b in quota.get("bindings") or [])}
 
 
@@ -76,7 +79,11 @@ def register(app: typer.Typer) -> None:
         quota = Client().get(f"quotas/{name}")
         show(quota if json_ else _flat(quota), json_)
 
-    def quota_options(body: dict, parent, weight, child_preemption, reclaim, within, min_runtime, classes) -> dict:
+    def quota_options(body: dict, parent, weight, child_preemption, reclaim, within, min_runtime, classes,
+                      pools=None) -> dict:
+        if pools is not None:  # "" or "all": every pool again
+            names = [p.strip() for p in pools.split(",") if p.strip()]
+            body["pools"] = [] if names == ["all"] else names
         for key, value in (("parent", parent), ("weight", weight), ("child_preemption", child_preemption),
                            ("reclaim", reclaim), ("within_quota_preemption", within), ("min_runtime_s", min_runtime)):
             if value is not None:
@@ -103,10 +110,12 @@ def register(app: typer.Typer) -> None:
         within: str = typer.Option(None, "--within-quota-preemption", help="never or lower_priority"),
         min_runtime: int = typer.Option(None, "--min-runtime", help="seconds before a job may be preempted"),
         classes: str = typer.Option(None, "--priority-classes", help="allowed classes, comma-separated"),
+        pools: str = typer.Option(None, "--pools", help=POOLS_HELP),
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
         """Create a quota, e.g. allot quotas create Quota1.1 --parent Quota1 --pool a100 --gpu 48 --gpu-limit 48."""
-        body = quota_options({"name": name}, parent, weight, child_preemption, reclaim, within, min_runtime, classes)
+        body = quota_options({"name": name}, parent, weight, child_preemption, reclaim, within, min_runtime, classes,
+                             pools)
         body["resources"] = _resources(pool, {"gpu": (gpu, gpu_limit), "cpu": (cpu, cpu_limit),
                                               "memory": (memory, memory_limit)})
         quota = Client().post(f"clusters/{cluster}/quotas", json=body)
@@ -129,11 +138,12 @@ def register(app: typer.Typer) -> None:
         within: str = typer.Option(None, "--within-quota-preemption"),
         min_runtime: int = typer.Option(None, "--min-runtime"),
         classes: str = typer.Option(None, "--priority-classes"),
+        pools: str = typer.Option(None, "--pools", help=POOLS_HELP),
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
         """Change a quota; amounts given replace those of the same pool and resource, others are kept."""
         client = Client()
-        body = quota_options({}, parent, weight, child_preemption, reclaim, within, min_runtime, classes)
+        body = quota_options({}, parent, weight, child_preemption, reclaim, within, min_runtime, classes, pools)
         changes = _resources(pool, {"gpu": (gpu, gpu_limit), "cpu": (cpu, cpu_limit),
                                     "memory": (memory, memory_limit)})
         if changes:
@@ -170,12 +180,14 @@ def register(app: typer.Typer) -> None:
         name: str,
         user: str = typer.Option(None, "--user"),
         group: str = typer.Option(None, "--group"),
+        workspace: str = typer.Option(None, "--workspace", help="a workspace of the quota's cluster: its members"),
         remove: bool = typer.Option(False, "--remove", help="remove the binding instead"),
     ) -> None:
-        """Let a user or a group submit to a quota (or stop them with --remove)."""
-        if (user is None) == (group is None):
-            raise typer.BadParameter("give exactly one of --user or --group")
-        kind, ref = ("users", user) if user else ("groups", group)
+        """Let a user, a group or a workspace's members submit to a quota (or stop them with --remove)."""
+        given = [(k, v) for k, v in (("users", user), ("groups", group), ("workspaces", workspace)) if v is not None]
+        if len(given) != 1:
+            raise typer.BadParameter("give exactly one of --user, --group or --workspace")
+        kind, ref = given[0]
         client = Client()
         if remove:
             client.delete(f"quotas/{name}/bindings/{kind}/{ref}")

@@ -14,6 +14,7 @@ from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
 from allotment.inventory.models import Device, Node, Pool
 from allotment.inventory.service import bump_config_version, check_name, default_pool
 from allotment.quotas.models import Profile, ProfilePool
+from allotment.quotas.quota_pools import quotas_only_in
 from allotment.workloads.models import HOLDING_STATES, PREEMPTED, QUEUED, Job
 
 LISTED = 10  # how many job ids or profile names a refusal names
@@ -131,6 +132,12 @@ def delete_pool(session: Session, pool: Pool) -> int:
         listed = ", ".join(stranded[:LISTED]) + (", ..." if len(stranded) > LISTED else "")
         problems.append(f"{len(stranded)} profile(s) would be left with no pool ({listed}); link them to another "
                         f"pool or delete them first")
+    # A quota's pool list losing its only pool would become empty, and an empty list means every pool.
+    confined = quotas_only_in(session, pool)
+    if confined:
+        listed = ", ".join(confined[:LISTED]) + (", ..." if len(confined) > LISTED else "")
+        problems.append(f"{len(confined)} quota(s) may use only this pool ({listed}); give them another pool "
+                        f"first, since without it they could use every pool")
     if problems:
         raise Conflict(f"pool {pool.name} cannot be deleted: " + "; ".join(problems))
     fallback = default_pool(session, pool.cluster_id)

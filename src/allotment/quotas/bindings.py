@@ -1,5 +1,7 @@
-"""Who may submit to a quota: users and groups bound to it (PAI workspace -> quota, DKube group -> pool, ClearML
-user group -> policy), plus platform admins and the admins of the quota's cluster ("an admin anywhere")."""
+"""Who may submit to a quota: users, groups and workspaces bound to it (PAI workspace -> quota: the workspace's
+members, DKube group -> pool, ClearML user group -> policy), plus platform admins and the admins of the quota's
+cluster ("an admin anywhere"). Membership is read at each submission, so removing a member revokes at once (jobs
+already submitted stay, as with an unbound user or group)."""
 
 from __future__ import annotations
 
@@ -9,34 +11,47 @@ from sqlalchemy.orm import Session
 from allotment.core.permissions import Principal
 from allotment.errors import NotFound
 from allotment.identity.models import USERS_GROUP, Group, User
-from allotment.quotas.models import Quota, QuotaBinding
+from allotment.quotas.models import Quota, QuotaBinding, Workspace, WorkspaceMember
 
 
 def list_bindings(session: Session, quota_id: int) -> list[dict]:
     rows = session.execute(
-        select(QuotaBinding, User.username, Group.name)
+        select(QuotaBinding, User.username, Group.name, Workspace.name)
         .outerjoin(User, User.id == QuotaBinding.user_id).outerjoin(Group, Group.id == QuotaBinding.group_id)
+        .outerjoin(Workspace, Workspace.id == QuotaBinding.workspace_id)
         .where(QuotaBinding.quota_id == quota_id).order_by(QuotaBinding.id)
     ).all()
-    return [{"kind": "user" if b.user_id else "group", "name": user or group, "created_at": b.created_at}
-            for b, user, group in rows]
+    return [{"kind": "user" if b.user_id else "group" if b.group_id else "workspace",
+             "name": user or group or workspace, "created_at": b.created_at}
+            for b, user, group, workspace in rows]
 
 
-def bind(session: Session, quota: Quota, user: User | None = None, group: Group | None = None) -> bool:
-    """Bind a user or a group; returns False when the binding existed already (idempotent)."""
-    column, value = (QuotaBinding.user_id, user.id) if user is not None else (QuotaBinding.group_id, group.id)
+def _target(user: User | None, group: Group | None, workspace: Workspace | None):
+    """(column, id, label) of the one principal a binding is about."""
+    if user is not None:
+        return QuotaBinding.user_id, user.id, f"user {user.username}"
+    if group is not None:
+        return QuotaBinding.group_id, group.id, f"group {group.name}"
+    assert workspace is not None
+    return QuotaBinding.workspace_id, workspace.id, f"workspace {workspace.name}"
+
+
+def bind(session: Session, quota: Quota, user: User | None = None, group: Group | None = None,
+         workspace: Workspace | None = None) -> bool:
+    """Bind a user, a group or a workspace; returns False when the binding existed already (idempotent)."""
+    column, value, _ = _target(user, group, workspace)
     exists = session.scalar(select(QuotaBinding.id).where(QuotaBinding.quota_id == quota.id, column == value))
     if exists is not None:
         return False
     session.add(QuotaBinding(quota_id=quota.id, user_id=user.id if user else None,
-                             group_id=group.id if group else None))
+                             group_id=group.id if group else None, workspace_id=workspace.id if workspace else None))
     session.flush()
     return True
 
 
-def unbind(session: Session, quota: Quota, user: User | None = None, group: Group | None = None) -> None:
-    column, value, label = ((QuotaBinding.user_id, user.id, f"user {user.username}") if user is not None
-                            else (QuotaBinding.group_id, group.id, f"group {group.name}"))
+def unbind(session: Session, quota: Quota, user: User | None = None, group: Group | None = None,
+           workspace: Workspace | None = None) -> None:
+    column, value, label = _target(user, group, workspace)
     binding = session.scalar(select(QuotaBinding).where(QuotaBinding.quota_id == quota.id, column == value))
     if binding is None:
         raise NotFound(f"{label} is not bound to quota {quota.name}")
@@ -58,27 +73,43 @@ def is_quota_admin(principal: Principal, quota: Quota) -> bool:
     return principal.is_platform_admin or principal.role_on(quota.cluster_id) == "admin"
 
 
+def _groups_of(session: Session, principal: Principal) -> set[int]:
+    """The principal's groups, with the built-in `users` group everyone is implicitly in."""
+    everyone = session.scalar(select(Group.id).where(Group.name == USERS_GROUP))
+    return set(principal.group_ids) | ({everyone} if everyone is not None else set())
+
+
+def workspace_ids(session: Session, principal: Principal, groups: set[int] | None = None) -> set[int]:
+    """The workspaces the principal is a member of: directly, or through one of its groups."""
+    groups = _groups_of(session, principal) if groups is None else groups
+    return set(session.scalars(select(WorkspaceMember.workspace_id).where(
+        (WorkspaceMember.user_id == principal.id) | (WorkspaceMember.group_id.in_(groups)))).all())
+
+
 def may_submit(session: Session, principal: Principal, quota: Quota) -> bool:
     if is_quota_admin(principal, quota):
         return True
-    rows = session.execute(select(QuotaBinding.user_id, QuotaBinding.group_id)
+    rows = session.execute(select(QuotaBinding.user_id, QuotaBinding.group_id, QuotaBinding.workspace_id)
                            .where(QuotaBinding.quota_id == quota.id)).all()
     if not rows:
         return False
-    everyone = session.scalar(select(Group.id).where(Group.name == USERS_GROUP))
-    return any(user_id == principal.id or (group_id is not None and
-                                          (group_id in principal.group_ids or group_id == everyone))
-               for user_id, group_id in rows)
+    groups = _groups_of(session, principal)
+    if any(user_id == principal.id or (group_id is not None and group_id in groups)
+           for user_id, group_id, _ in rows):
+        return True
+    bound_workspaces = {w for _, _, w in rows if w is not None}
+    return bool(bound_workspaces and bound_workspaces & workspace_ids(session, principal, groups))
 
 
 def submittable_quota_ids(session: Session, principal: Principal) -> set[int] | None:
     """Quota ids the principal may submit to through bindings; None when it is a platform admin (all)."""
     if principal.is_platform_admin:
         return None
-    everyone = session.scalar(select(Group.id).where(Group.name == USERS_GROUP))
-    groups = set(principal.group_ids) | ({everyone} if everyone is not None else set())
+    groups = _groups_of(session, principal)
+    workspaces = workspace_ids(session, principal, groups)
     rows = session.execute(select(QuotaBinding.quota_id).where(
-        (QuotaBinding.user_id == principal.id) | (QuotaBinding.group_id.in_(groups)))).all()
+        (QuotaBinding.user_id == principal.id) | (QuotaBinding.group_id.in_(groups))
+        | (QuotaBinding.workspace_id.in_(workspaces)))).all()
     ids = {r[0] for r in rows}
     admin_clusters = [c for c, role in principal.cluster_roles.items() if role == "admin"]
     if admin_clusters:

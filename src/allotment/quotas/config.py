@@ -4,7 +4,7 @@ The configuration is one document: the quota tree (ClearML resource policies are
 ordered pool links and policy order, and each pool's execution order of profiles:
 
     {"quotas": [{"name", "parent", "weight", ..., "resources": [{"pool", "resource", "guarantee", "limit",
-                 "lending_limit"}]}],
+                 "lending_limit"}], "pools": [pool, ...] (DKube: the only pools it may use; [] = all)}],
      "profiles": [{"name", "gpu", "cpu", "memory", "description", "pools": [{"pool", "name"}], "policies": [quota]}],
      "pool_profile_order": {"pool": ["profile", ...]}}
 
@@ -41,6 +41,7 @@ from allotment.inventory.service import bump_config_version
 from allotment.quotas import profiles as profile_service
 from allotment.quotas import service as quota_service
 from allotment.quotas.models import Quota, QuotaResource, ResourceConfig
+from allotment.quotas.quota_pools import own_pools, set_pools
 from allotment.quotas.tree import pool_names, quota_specs
 
 DRAFT = "draft"
@@ -55,6 +56,7 @@ def export_config(session: Session, cluster_id: int) -> dict[str, Any]:
     names = {q.id: q.name for q in quotas}
     pools = pool_names(session, cluster_id)
     rows = quota_service.quota_resources(session, names)
+    allowed = own_pools(session, names)
     quota_docs = []
     for q in quotas:
         doc = {"name": q.name, "parent": names.get(q.parent_id)}
@@ -66,6 +68,7 @@ def export_config(session: Session, cluster_id: int) -> dict[str, Any]:
             "limit": "unlimited" if r.limit is None else format_raw(r.limit, r.resource),
             "lending_limit": None if r.lending_limit is None else format_raw(r.lending_limit, r.resource),
         } for r in rows[q.id]]
+        doc["pools"] = allowed.get(q.id, [])
         quota_docs.append(doc)
     profile_docs = []
     for p in profile_service.list_profiles(session, cluster_id):
@@ -231,6 +234,11 @@ def _apply_quotas(session: Session, cluster_id: int, docs: list[dict[str, Any]],
         for row in rows:
             row.quota_id = quota.id
             session.add(row)
+        try:
+            set_pools(session, quota, list(doc.get("pools") or []))
+        except ValidationFailed as exc:
+            errors.extend(_prefixed(exc, prefix))
+            continue
         quotas[name] = quota
     for i, doc in enumerate(docs):
         parent = doc.get("parent")

@@ -72,20 +72,70 @@ class QuotaResource(Base):
     lending_limit: Mapped[int | None] = mapped_column(BigInteger)  # NULL = all unused guarantee may be lent
 
 
+class QuotaPool(Base):
+    """DKube: the pools a quota (and so the group bound to it) may use. A quota without rows may use every pool of
+    its cluster, pools created later included; with rows, only those (its descendants too: see scheduler/load.py)."""
+
+    __tablename__ = "quota_pools"
+    __table_args__ = (UniqueConstraint("quota_id", "pool_id", name="uq_quota_pools_link"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quota_id: Mapped[int] = mapped_column(ForeignKey("quotas.id", ondelete="CASCADE"), index=True)
+    # CASCADE only for a cluster's deletion: deleting a quota's last allowed pool is refused (inventory/pools.py),
+    # since a quota left without rows would be open to every pool.
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"), index=True)
+
+
+class Workspace(Base):
+    """PAI workspace: a named team space of one cluster whose members (users and groups) may submit to the quotas
+    bound to it."""
+
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("cluster_id", "name", name="uq_workspaces_cluster_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class WorkspaceMember(Base):
+    """A member of a workspace: a user or a group (every member of the group is then a member)."""
+
+    __tablename__ = "workspace_members"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "group_id", name="uq_workspace_members_group"),
+        UniqueConstraint("workspace_id", "user_id", name="uq_workspace_members_user"),
+        CheckConstraint("(group_id IS NULL) <> (user_id IS NULL)", name="one_member"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class QuotaBinding(Base):
-    """Who may submit to a quota: a group (DKube group, ClearML user group, PAI workspace team) or a user."""
+    """Who may submit to a quota: a group (DKube group, ClearML user group), a user, or a workspace (PAI: its
+    members)."""
 
     __tablename__ = "quota_bindings"
     __table_args__ = (
         UniqueConstraint("quota_id", "group_id", name="uq_quota_bindings_group"),
         UniqueConstraint("quota_id", "user_id", name="uq_quota_bindings_user"),
-        CheckConstraint("(group_id IS NULL) <> (user_id IS NULL)", name="one_principal"),
+        UniqueConstraint("quota_id", "workspace_id", name="uq_quota_bindings_workspace"),
+        CheckConstraint("(CASE WHEN group_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN user_id IS NULL THEN 0 ELSE 1 END)"
+                        " + (CASE WHEN workspace_id IS NULL THEN 0 ELSE 1 END) = 1", name="one_principal"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     quota_id: Mapped[int] = mapped_column(ForeignKey("quotas.id", ondelete="CASCADE"), index=True)
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

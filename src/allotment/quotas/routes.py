@@ -13,7 +13,7 @@ from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, Principal, Scope, cluster
 from allotment.identity.service import find_user
 from allotment.inventory.service import find_cluster, find_cluster_id
-from allotment.quotas import bindings, service
+from allotment.quotas import bindings, service, workspaces
 from allotment.quotas.models import Quota
 from allotment.quotas.schemas import BindingOut, QuotaCreate, QuotaList, QuotaOut, QuotaUpdate, ScaleIn
 from allotment.quotas.views import QuotaViews, quota_out
@@ -22,7 +22,7 @@ router = APIRouter(tags=["quotas"])
 ADMIN = cluster("admin")
 
 # The quotas API is split by subject; each module exposes `router`.
-SUBMODULES = ["routes_profiles", "routes_policies", "routes_config"]
+SUBMODULES = ["routes_profiles", "routes_policies", "routes_config", "routes_workspaces"]
 
 
 def quota_scope(param: str = "quota"):
@@ -36,7 +36,7 @@ def quota_scope(param: str = "quota"):
 
 
 def _snapshot(db: Session, quota: Quota) -> dict:
-    return quota_out(db, quota).model_dump(exclude={"id", "children", "bindings", "can_submit"})
+    return quota_out(db, quota).model_dump(exclude={"id", "children", "bindings", "can_submit", "usable_pools"})
 
 
 def _input(body: QuotaCreate | QuotaUpdate) -> service.QuotaInput:
@@ -50,7 +50,7 @@ def _input(body: QuotaCreate | QuotaUpdate) -> service.QuotaInput:
         reclaim=body.reclaim, within_quota_preemption=body.within_quota_preemption,
         min_runtime_s=body.min_runtime_s, allowed_priority_classes=body.allowed_priority_classes,
         clear_allowed_priority_classes="allowed_priority_classes" in sent and body.allowed_priority_classes is None,
-        gpu_hours_budget=body.gpu_hours_budget, resources=resources, provided=set(sent),
+        gpu_hours_budget=body.gpu_hours_budget, resources=resources, pools=body.pools, provided=set(sent),
     )
 
 
@@ -133,11 +133,13 @@ def _bind(db: Session, principal: Principal, request: Request, quota: str, kind:
     found = service.find_quota(db, quota)
     user = find_user(db, ref) if kind == "user" else None
     group = bindings.find_group(db, ref) if kind == "group" else None
+    # A workspace is found in the quota's cluster: one of another cluster cannot be bound.
+    workspace = workspaces.find_workspace(db, found.cluster_id, ref) if kind == "workspace" else None
     if add:
-        bindings.bind(db, found, user=user, group=group)
+        bindings.bind(db, found, user=user, group=group, workspace=workspace)
     else:
-        bindings.unbind(db, found, user=user, group=group)
-    name = user.username if user else group.name
+        bindings.unbind(db, found, user=user, group=group, workspace=workspace)
+    name = user.username if user else group.name if group else workspace.name
     audit.record(db, principal, "quota.bind" if add else "quota.unbind", "quota", found.name, found.id,
                  changes={"after" if add else "before": {kind: name}}, source=client_address(request))
 
@@ -167,6 +169,22 @@ def bind_group(quota: str, group: str, principal: Annotated[Principal, require(A
 def unbind_group(quota: str, group: str, principal: Annotated[Principal, require(ADMIN, scope=quota_scope())],
                  db: DB, request: Request) -> Response:
     _bind(db, principal, request, quota, "group", group, False)
+    return Response(status_code=204)
+
+
+@router.put("/quotas/{quota}/bindings/workspaces/{workspace}", status_code=204)
+def bind_workspace(quota: str, workspace: str, principal: Annotated[Principal, require(ADMIN, scope=quota_scope())],
+                   db: DB, request: Request) -> Response:
+    """PAI: the workspace's members may submit to the quota."""
+    _bind(db, principal, request, quota, "workspace", workspace, True)
+    return Response(status_code=204)
+
+
+@router.delete("/quotas/{quota}/bindings/workspaces/{workspace}", status_code=204)
+def unbind_workspace(quota: str, workspace: str,
+                     principal: Annotated[Principal, require(ADMIN, scope=quota_scope())], db: DB,
+                     request: Request) -> Response:
+    _bind(db, principal, request, quota, "workspace", workspace, False)
     return Response(status_code=204)
 
 

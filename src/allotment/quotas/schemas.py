@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 Amount = str | int | float
+POOLS_HELP = ("DKube: the only pools jobs of this quota and its descendants may be placed in; empty or null = every "
+              "pool of the cluster, pools created later included")
 
 
 class ResourceIn(BaseModel):
@@ -42,6 +44,7 @@ class QuotaCreate(BaseModel):
     allowed_priority_classes: list[str] | None = None
     gpu_hours_budget: float | None = None
     resources: list[ResourceIn] = Field(default_factory=list)
+    pools: list[str] | None = Field(None, description=POOLS_HELP)
 
 
 class QuotaUpdate(BaseModel):
@@ -60,6 +63,7 @@ class QuotaUpdate(BaseModel):
     allowed_priority_classes: list[str] | None = None
     gpu_hours_budget: float | None = None
     resources: list[ResourceIn] | None = None
+    pools: list[str] | None = Field(None, description=POOLS_HELP + " (send [] or null to allow every pool again)")
 
 
 class BindingOut(BaseModel):
@@ -83,6 +87,9 @@ class QuotaOut(BaseModel):
     allowed_priority_classes: list[str] | None
     gpu_hours_budget: float | None
     resources: list[ResourceOut]
+    pools: list[str] = Field(default_factory=list, description="the quota's own pool list ([] = every pool)")
+    usable_pools: list[str] | None = Field(None, description="where its jobs may run, with its ancestors' lists "
+                                                              "applied; null = every pool")
     bindings: list[BindingOut] | None = None
     can_submit: bool | None = None
 
@@ -242,6 +249,7 @@ class QuotaDoc(BaseModel):
     allowed_priority_classes: list[str] | None = None
     gpu_hours_budget: float | None = None
     resources: list[ResourceIn] = Field(default_factory=list)
+    pools: list[str] = Field(default_factory=list, description=POOLS_HELP)
 
 
 class ProfileDoc(BaseModel):
@@ -284,3 +292,39 @@ class ConfigStatus(BaseModel):
 
 class SwitchIn(BaseModel):
     enabled: bool
+
+
+class WorkspaceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=255)
+    users: list[str] = Field(default_factory=list, description="members: users (id, username or e-mail)")
+    groups: list[str] = Field(default_factory=list, description="members: groups (all their members)")
+
+
+class WorkspaceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=255)
+
+
+class MemberOut(BaseModel):
+    kind: str = Field(description="user or group")
+    name: str | None
+
+
+class WorkspaceOut(BaseModel):
+    id: int
+    name: str
+    cluster: str
+    description: str | None
+    members: list[MemberOut]
+    quotas: list[str] = Field(description="quotas bound to the workspace: its members may submit to them")
+    created_at: datetime
+
+
+class WorkspaceList(BaseModel):
+    items: list[WorkspaceOut]
+    total: int

@@ -26,6 +26,7 @@ from allotment.quotas.models import (
     Quota,
     QuotaResource,
 )
+from allotment.quotas.quota_pools import set_pools
 from allotment.quotas.tree import pool_names, quota_specs, raise_tree_errors
 from allotment.workloads.models import ACTIVE_STATES, Job
 
@@ -56,6 +57,7 @@ class QuotaInput:
     clear_allowed_priority_classes: bool = False
     gpu_hours_budget: float | None = None
     resources: list[ResourceInput] | None = None
+    pools: list[str] | None = None  # the pools its jobs may use ([] = all); applied only when "pools" is provided
     provided: set[str] = field(default_factory=set)  # fields explicitly sent (for nullable ones)
 
 
@@ -208,6 +210,8 @@ def create_quota(session: Session, cluster_id: int, data: QuotaInput) -> Quota:
     for row in rows:
         row.quota_id = quota.id
         session.add(row)
+    if data.pools:
+        set_pools(session, quota, data.pools)
     _validate_cluster_tree(session, cluster_id)
     bump_config_version(session, cluster_id)
     return quota
@@ -224,6 +228,8 @@ def update_quota(session: Session, quota: Quota, data: QuotaInput) -> Quota:
         for row in rows:
             row.quota_id = quota.id
             session.add(row)
+    if "pools" in data.provided:
+        set_pools(session, quota, data.pools)
     _validate_cluster_tree(session, quota.cluster_id)
     bump_config_version(session, quota.cluster_id)
     return quota

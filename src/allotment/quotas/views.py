@@ -13,6 +13,7 @@ from allotment.core.quantity import format_raw
 from allotment.core.resources import ANY_POOL
 from allotment.inventory.models import Cluster, Pool
 from allotment.quotas import bindings
+from allotment.quotas.quota_pools import own_pools, usable_pools
 from allotment.quotas.models import Quota
 from allotment.quotas.schemas import BindingOut, QuotaOut, ResourceOut
 from allotment.quotas.service import quota_resources
@@ -36,6 +37,8 @@ class QuotaViews:
             if parent is not None:
                 self.children.setdefault(parent, []).append(name)
         self.resources = quota_resources(db, [q.id for q in quotas])
+        self.own_pools = own_pools(db, [q.id for q in quotas])
+        self.usable_pools = usable_pools(db, cluster_ids)
         self.usage = self._subtree_usage()
         self.submittable = bindings.submittable_quota_ids(db, principal) if principal is not None else None
         self.principal = principal
@@ -84,7 +87,8 @@ class QuotaViews:
             child_preemption=quota.child_preemption, reclaim=quota.reclaim,
             within_quota_preemption=quota.within_quota_preemption, min_runtime_s=quota.min_runtime_s,
             allowed_priority_classes=quota.allowed_priority_classes, gpu_hours_budget=quota.gpu_hours_budget,
-            resources=resources, can_submit=self.can_submit(quota),
+            resources=resources, can_submit=self.can_submit(quota), pools=self.own_pools.get(quota.id, []),
+            usable_pools=None if (usable := self.usable_pools.get(quota.id)) is None else sorted(usable),
         )
         if detailed:
             out.bindings = [BindingOut(**b) for b in bindings.list_bindings(self.db, quota.id)]

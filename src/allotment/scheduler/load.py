@@ -4,6 +4,13 @@ configuration change and touches every active job.
 
 Names inside core: a quota is its name, a pool its name within the cluster, a device its row id as text, a job its id
 as text (see quotas/tree.py).
+
+Quotas that may use only some pools (DKube, quotas/quota_pools.py) are enforced here, where each job's pools are
+computed, so core needs no notion of it: a job of such a quota tries only the allowed pools. A profile whose pools
+are partly allowed is given to core as a derived profile with just those pools (named `PROFILE/POOL+POOL`, a name no
+real profile can have since names cannot hold '/'), ranked in each pool right after the profile it derives from.
+A job with no allowed pool at all (its pin or profile disallowed after submission) gets a pool that cannot exist
+(`POOL/not-allowed`), so core never places it; the loop words its reason (`refusals`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from allotment.inventory.models import Pool as PoolRow
 from allotment.quotas.models import Profile as ProfileRow
 from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota, ResourcePolicy
 from allotment.quotas.priorities import DEFAULT_POLICY
+from allotment.quotas.quota_pools import usable_pools
 from allotment.quotas.tree import quota_specs
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
 
@@ -88,13 +96,30 @@ class Inventory:
     # Pools that can run something: with devices (for GPU jobs) or with nodes (their cpu and memory).
     gpu_pools: frozenset[str] = frozenset()
     node_pools: frozenset[str] = frozenset()
+    # Quota id -> the pools its jobs may use (None: every pool); quota_pools.py.
+    allowed: dict[int, frozenset[str] | None] = field(default_factory=dict)
+    # (profile, allowed pools) -> name of the derived profile with only those of its pools.
+    derived: dict[tuple[str, frozenset[str]], str] = field(default_factory=dict)
+    # Pool name that cannot exist -> the reason of a job that has no allowed pool.
+    refusals: dict[str, str] = field(default_factory=dict)
 
-    def eligible_pools(self, gpu: int) -> tuple[str, ...]:
+    def eligible_pools(self, gpu: int, allowed: frozenset[str] | None = None) -> tuple[str, ...]:
         """The pools a job without a pinned pool or profile may try, in pool order: an empty pool, or one without
-        devices for a GPU job, could never run it and would only clutter its reason. All pools when none fits."""
+        devices for a GPU job, could never run it and would only clutter its reason. All pools (that the job's
+        quota may use) when none fits."""
         wanted = self.gpu_pools if gpu else self.node_pools | self.gpu_pools
-        names = tuple(p.name for p in self.pools if p.name in wanted)
-        return names or tuple(p.name for p in self.pools)
+        usable = [p.name for p in self.pools if allowed is None or p.name in allowed]
+        names = tuple(n for n in usable if n in wanted)
+        return names or tuple(usable)
+
+    def refused(self, quota_id: int | None, pools: tuple[str, ...] | list[str], what: str) -> tuple[str, ...]:
+        """The impossible pool of a job whose pools (`what`: its pin or profile) are all outside its quota's."""
+        allowed = self.allowed.get(quota_id) if quota_id is not None else None
+        quota = self.quota_names.get(quota_id, "") if quota_id is not None else ""
+        marker = f"{'+'.join(pools) or '-'}/not-allowed/{quota}"
+        self.refusals[marker] = (f"quota {quota} may use only pools {', '.join(sorted(allowed or ())) or '(none)'}, "
+                                 f"and {what} is not among them: the job cannot run until the quota allows it")
+        return (marker,)
 
     @property
     def pool_ids(self) -> dict[str, int]:
@@ -153,23 +178,46 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
     for row in policy_rows:
         policies.setdefault(row.profile_id, []).append((row.position, row.id, row.name))
 
-    pools = []
-    for pid, name in pool_names.items():
-        devs = tuple(Device(dev_id, FULL_DEVICE, FULL_DEVICE, node) for dev_id, node in usable.get(pid, []))
-        pools.append(Pool(name, devs, Quantity(cpu[pid]) if pid in cpu else UNLIMITED,
-                          Quantity(memory[pid]) if pid in memory else UNLIMITED,
-                          tuple(n for _, _, n in sorted(order_in_pool.get(pid, [])))))
     profiles = []
     for p in profile_rows:
         requests = {r: Quantity(v) for r, v in (("gpu", p.gpu_milli), ("cpu", p.cpu_milli),
                                                  ("memory", p.memory_bytes)) if v}
         profiles.append(Profile(p.name, requests, tuple(n for _, _, n in sorted(pools_of_profile.get(p.id, []))),
                                 tuple(n for _, _, n in sorted(policies.get(p.id, [])))))
+    allowed = usable_pools(session, [cluster_id])
+    derived = _derived_profiles(profiles, {a for a in allowed.values() if a is not None})
+    after: dict[str, list[str]] = {}  # profile -> its derived profiles, ranked right after it in each pool
+    for (name, _), derived_name in sorted(derived.items(), key=lambda item: item[1]):
+        after.setdefault(name, []).append(derived_name)
+    by_name = {p.name: p for p in profiles}
+    for (name, kept), derived_name in derived.items():
+        base = by_name[name]
+        profiles.append(Profile(derived_name, base.requests, tuple(x for x in base.pools if x in kept),
+                                base.policy_order))
+    pools = []
+    for pid, name in pool_names.items():
+        devs = tuple(Device(dev_id, FULL_DEVICE, FULL_DEVICE, node) for dev_id, node in usable.get(pid, []))
+        order = tuple(x for _, _, n in sorted(order_in_pool.get(pid, [])) for x in (n, *after.get(n, ())))
+        pools.append(Pool(name, devs, Quantity(cpu[pid]) if pid in cpu else UNLIMITED,
+                          Quantity(memory[pid]) if pid in memory else UNLIMITED, order))
     quota_names = dict(session.execute(select(Quota.id, Quota.name).where(Quota.cluster_id == cluster_id)).all())
     return Inventory(quota_specs(session, cluster_id), pools, profiles, quota_names, pool_names, profile_names,
                      {p.id: (p.gpu_milli, p.cpu_milli, p.memory_bytes) for p in profile_rows}, devices,
                      frozenset(pool_names[d.pool_id] for d in device_rows if d.pool_id in pool_names),
-                     frozenset(pool_names[n.pool_id] for n in nodes if n.pool_id in pool_names))
+                     frozenset(pool_names[n.pool_id] for n in nodes if n.pool_id in pool_names),
+                     allowed, derived)
+
+
+def _derived_profiles(profiles: list[Profile], allowed_sets: set[frozenset[str]]) -> dict[tuple[str, frozenset[str]],
+                                                                                        str]:
+    """A derived profile for each profile whose pools are partly inside some quota's allowed pools."""
+    out = {}
+    for profile in profiles:
+        for allowed in allowed_sets:
+            kept = tuple(x for x in profile.pools if x in allowed)
+            if kept and len(kept) < len(profile.pools):
+                out[(profile.name, allowed)] = f"{profile.name}/{'+'.join(kept)}"
+    return out
 
 
 def active_jobs(session: Session, cluster_id: int) -> list[Any]:
@@ -185,17 +233,32 @@ def queued_job(row: Any, inv: Inventory) -> QueuedJob:
     requests = {r: Quantity(v) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
                                              ("memory", row.memory_bytes)) if v}
     profile = inv.profile_names.get(row.profile_id) if row.profile_id is not None else None
+    allowed = inv.allowed.get(row.quota_id)
     pools: tuple[str, ...] = ()
     if row.pool_id is not None:
         pools = (inv.pool_names.get(row.pool_id, f"#{row.pool_id}"),)
+        if allowed is not None and pools[0] not in allowed:
+            pools = inv.refused(row.quota_id, pools, f"pool {pools[0]}, which the job is pinned to,")
         profile = None
     elif profile is not None and inv.profile_amounts.get(row.profile_id) != (row.gpu_milli, row.cpu_milli,
                                                                              row.memory_bytes):
         # The profile was resized after submission: the job keeps the amounts it was given, in the profile's pools.
-        pools = next((tuple(p.pools) for p in inv.profiles if p.name == profile), ())
+        linked = next((tuple(p.pools) for p in inv.profiles if p.name == profile), ())
+        pools = linked if allowed is None else tuple(x for x in linked if x in allowed)
+        if not pools and linked:
+            pools = inv.refused(row.quota_id, linked, f"none of profile {profile}'s pools ({', '.join(linked)})")
         profile = None
     elif profile is None:
-        pools = inv.eligible_pools(row.gpu_milli or 0)
+        pools = inv.eligible_pools(row.gpu_milli or 0, allowed)
+        if not pools:
+            pools = inv.refused(row.quota_id, (), "no pool of the cluster")
+    elif allowed is not None:
+        linked = next((tuple(p.pools) for p in inv.profiles if p.name == profile), ())
+        if not any(x in allowed for x in linked):
+            pools = inv.refused(row.quota_id, linked, f"none of profile {profile}'s pools ({', '.join(linked)})")
+            profile = None
+        elif (profile, allowed) in inv.derived:
+            profile = inv.derived[(profile, allowed)]
     return QueuedJob(str(row.id), inv.quota_names.get(row.quota_id, ""), row.priority or 0, row.seq or row.id,
                      ts(row.submitted_at) or 0.0, requests if profile is None else {}, pools, profile,
                      row.priority_class)

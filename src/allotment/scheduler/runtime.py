@@ -14,7 +14,7 @@ from typing import Any
 
 from allotment.backends.base import JobEvent, Launch
 from allotment.core.admission import SchedulerState
-from allotment.core.model import Admit, Decision, Preempt, QueuedJob, SchedulerConfig, Wait
+from allotment.core.model import Admit, Decision, Preempt, QueuedJob, SchedulerConfig, Wait, WaitCode
 from allotment.core.quantity import format_raw
 from allotment.core.quota_tree import InvalidQuotaTree
 from allotment.scheduler.engines import launch_of
@@ -35,6 +35,7 @@ REASON_REFRESH_S = 300.0
 DISABLED = "resource_management_disabled"
 NO_BACKEND = "no_backend"
 INVALID_CONFIG = "invalid_configuration"
+POOL_NOT_ALLOWED = "pool_not_allowed"  # its quota may not use the job's pinned pool or its profile's pools
 IDLE_TIMEOUT = "idle_timeout"
 
 
@@ -223,9 +224,17 @@ class ClusterRuntime:
             elif isinstance(d, Admit):
                 self._admitted(d, now, writes, actions)
             else:
-                waits.append(d)
+                waits.append(self._worded(d))
         self._reasons(waits, now, writes)
         return decisions
+
+    def _worded(self, wait: Wait) -> Wait:
+        """A job with no pool its quota may use was given an impossible pool (load.py): say why instead."""
+        if wait.code != WaitCode.UNKNOWN_POOL or not self.inv.refusals:
+            return wait
+        job = self.queued_of.get(int(wait.job_id))
+        reason = self.inv.refusals.get(job.pools[0]) if job is not None and job.pools else None
+        return wait if reason is None else Wait(wait.job_id, POOL_NOT_ALLOWED, reason)
 
     def _preempted(self, d: Preempt, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
         job_id = int(d.victim_id)

@@ -3,7 +3,8 @@
 Submission checks, each refusal naming the field and the numbers: quantities ("4", "0.5", "16Gi"; fractional GPUs
 in steps of 0.1), the quota exists and the principal may submit to it (binding to the user or one of their groups,
 or an admin), the priority class exists and the quota allows it, the profile and pool belong to the quota's cluster
-(a pinned pool must be one of the profile's pools), and the owner's resource policy (per-job caps, concurrency).
+(a pinned pool must be one of the profile's pools, and the pinned pool or one of the profile's pools must be among
+the pools the quota may use: quotas/quota_pools.py), and the owner's resource policy (per-job caps, concurrency).
 A new job is `queued` with reason "pending"; the caller wakes the scheduler.
 """
 
@@ -25,6 +26,7 @@ from allotment.inventory.models import Pool
 from allotment.quotas import bindings, policies
 from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota, ResourcePolicy
 from allotment.quotas.priorities import default_class
+from allotment.quotas.quota_pools import usable_pools
 from allotment.workloads.models import (
     CANCELLED,
     FINAL_STATES,
@@ -70,6 +72,21 @@ class _Lookups:
         self.profiles: dict[tuple[int, str], Profile | None] = {}
         self.profile_pools: dict[int, list[int]] = {}
         self.pools: dict[tuple[int, str], Pool | None] = {}
+        self.usable: dict[int, dict[int, frozenset[str] | None]] = {}  # cluster -> quota -> usable pools
+        self.pool_names: dict[int, str] = {}
+
+    def usable_pools(self, quota: Quota) -> frozenset[str] | None:
+        """The pools jobs of the quota may use (None: every pool), one query set per cluster."""
+        if quota.cluster_id not in self.usable:
+            self.usable[quota.cluster_id] = usable_pools(self.session, [quota.cluster_id])
+        return self.usable[quota.cluster_id].get(quota.id)
+
+    def linked_pool_names(self, profile_id: int) -> list[str]:
+        ids = self.linked_pools(profile_id)
+        missing = [i for i in ids if i not in self.pool_names]
+        if missing:
+            self.pool_names.update(self.session.execute(select(Pool.id, Pool.name).where(Pool.id.in_(missing))).all())
+        return [self.pool_names[i] for i in ids]
 
     def prefetch_quotas(self, names: set[str]) -> None:
         """One query for every quota a batch names (a batch of thousands names a few dozen quotas)."""
@@ -126,7 +143,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         err("quota", f"no quota '{req.quota}'")
     elif not look.allowed(quota):
         forbidden.append(FieldError(f"{prefix}quota", f"you may not submit to quota {quota.name}: it is not bound "
-                                                      f"to you or your groups"))
+                                                      f"to you, your groups or your workspaces"))
     if not req.command or not all(isinstance(a, str) for a in req.command):
         err("command", "give the command to run, e.g. ['python', 'train.py']")
     elif len(req.command) > MAX_COMMAND_ARGS or not req.command[0].strip():
@@ -161,6 +178,17 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
             err("pool", f"no pool '{req.pool}' in the cluster of quota {quota.name}")
         elif profile is not None and pool.id not in look.linked_pools(profile.id):
             err("pool", f"profile {profile.name} is not linked to pool {pool.name}")
+    usable = look.usable_pools(quota) if quota is not None else None
+    if usable is not None:
+        allowed = f"quota {quota.name} may use only pools {', '.join(sorted(usable)) or '(none)'}"
+        if pool is not None and pool.name not in usable:
+            err("pool", f"{allowed}, not pool {pool.name}")
+        elif pool is None and profile is not None and not req.pool:
+            linked = look.linked_pool_names(profile.id)
+            if not set(linked) & usable:
+                err("profile", f"{allowed}, and profile {profile.name} runs only in {', '.join(linked) or 'no pool'}")
+        elif not usable and not req.pool:
+            err("quota", f"{allowed}: its pools and its parents' have none in common")
 
     class_name = req.priority_class or look.default_class
     priority = look.classes.get(class_name) if class_name else None

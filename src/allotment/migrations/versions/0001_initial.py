@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 01:30:43.342772
+Create Date: 2026-11-23 02:04:58.461602
 """
 
 from alembic import op
@@ -239,6 +239,20 @@ def upgrade() -> None:
     with op.batch_alter_table('resource_configs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resource_configs_cluster_id'), ['cluster_id'], unique=False)
 
+    op.create_table('workspaces',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_workspaces_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_workspaces')),
+    sa.UniqueConstraint('cluster_id', 'name', name='uq_workspaces_cluster_name')
+    )
+    with op.batch_alter_table('workspaces', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_workspaces_cluster_id'), ['cluster_id'], unique=False)
+
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=True),
@@ -342,19 +356,36 @@ def upgrade() -> None:
     sa.Column('quota_id', sa.Integer(), nullable=False),
     sa.Column('group_id', sa.Integer(), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('workspace_id', sa.Integer(), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
-    sa.CheckConstraint('(group_id IS NULL) <> (user_id IS NULL)', name=op.f('ck_quota_bindings_one_principal')),
+    sa.CheckConstraint('(CASE WHEN group_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN user_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN workspace_id IS NULL THEN 0 ELSE 1 END) = 1', name=op.f('ck_quota_bindings_one_principal')),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_quota_bindings_group_id_groups'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_quota_bindings_quota_id_quotas'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_quota_bindings_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_quota_bindings_workspace_id_workspaces'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_bindings')),
     sa.UniqueConstraint('quota_id', 'group_id', name='uq_quota_bindings_group'),
-    sa.UniqueConstraint('quota_id', 'user_id', name='uq_quota_bindings_user')
+    sa.UniqueConstraint('quota_id', 'user_id', name='uq_quota_bindings_user'),
+    sa.UniqueConstraint('quota_id', 'workspace_id', name='uq_quota_bindings_workspace')
     )
     with op.batch_alter_table('quota_bindings', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quota_bindings_group_id'), ['group_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quota_bindings_quota_id'), ['quota_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quota_bindings_user_id'), ['user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quota_bindings_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('quota_pools',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_quota_pools_pool_id_pools'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_quota_pools_quota_id_quotas'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_pools')),
+    sa.UniqueConstraint('quota_id', 'pool_id', name='uq_quota_pools_link')
+    )
+    with op.batch_alter_table('quota_pools', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quota_pools_pool_id'), ['pool_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quota_pools_quota_id'), ['quota_id'], unique=False)
 
     op.create_table('quota_resources',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -373,6 +404,25 @@ def upgrade() -> None:
     with op.batch_alter_table('quota_resources', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quota_resources_pool_id'), ['pool_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quota_resources_quota_id'), ['quota_id'], unique=False)
+
+    op.create_table('workspace_members',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('group_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('(group_id IS NULL) <> (user_id IS NULL)', name=op.f('ck_workspace_members_one_member')),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_workspace_members_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_workspace_members_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_workspace_members_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_workspace_members')),
+    sa.UniqueConstraint('workspace_id', 'group_id', name='uq_workspace_members_group'),
+    sa.UniqueConstraint('workspace_id', 'user_id', name='uq_workspace_members_user')
+    )
+    with op.batch_alter_table('workspace_members', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_workspace_members_group_id'), ['group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_workspace_members_user_id'), ['user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_workspace_members_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('devices',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -404,12 +454,24 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_devices_node_id'))
 
     op.drop_table('devices')
+    with op.batch_alter_table('workspace_members', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_workspace_members_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_workspace_members_user_id'))
+        batch_op.drop_index(batch_op.f('ix_workspace_members_group_id'))
+
+    op.drop_table('workspace_members')
     with op.batch_alter_table('quota_resources', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quota_resources_quota_id'))
         batch_op.drop_index(batch_op.f('ix_quota_resources_pool_id'))
 
     op.drop_table('quota_resources')
+    with op.batch_alter_table('quota_pools', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quota_pools_quota_id'))
+        batch_op.drop_index(batch_op.f('ix_quota_pools_pool_id'))
+
+    op.drop_table('quota_pools')
     with op.batch_alter_table('quota_bindings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quota_bindings_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_quota_bindings_user_id'))
         batch_op.drop_index(batch_op.f('ix_quota_bindings_quota_id'))
         batch_op.drop_index(batch_op.f('ix_quota_bindings_group_id'))
@@ -438,6 +500,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_jobs_cancel_requested_at')
 
     op.drop_table('jobs')
+    with op.batch_alter_table('workspaces', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_workspaces_cluster_id'))
+
+    op.drop_table('workspaces')
     with op.batch_alter_table('resource_configs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_resource_configs_cluster_id'))
 
