@@ -70,16 +70,18 @@ from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
-from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode
-from allotment.core.preemption import can_preempt, plan_preemption
+from allotment.core.model import Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_admit, new_wait
+from allotment.core.preemption import plan_preemption
 from allotment.core.quantity import Quantity
 from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
-from allotment.core.state import StateBase, key_aged, key_class
+from allotment.core.queues import TOKEN_MASK
+from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["SchedulerState", "schedule"]
 
-_ONE_GPU = Quantity(1000)  # immutable; shared by every whole-device share in Admit decisions
+_new_tuple = tuple.__new__  # builds a NamedTuple (Blocker) in C, without its Python-level __new__
+
 
 
 class SchedulerState(StateBase):
@@ -105,16 +107,19 @@ class SchedulerState(StateBase):
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
         """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
-        gheap, gtoken = self._gheap, self._gtoken
+        gheap, gtoken, gtop, leaf = self._gheap, self._gtoken, self._gtop, self._leaf
         admitted = 0
         while True:
-            while gheap and gheap[0][1] != gtoken[gheap[0][2]]:
+            while gheap and (gheap[0] >> 32) & TOKEN_MASK != gtoken[gheap[0] & QUOTA_MASK]:
                 heappop(gheap)  # stale entries
-            if (self._frontier or self._unlisted) and self._wake_next(gheap[0][0] if gheap else None):
+            if (self._frontier or self._unlisted) and self._wake_next(gheap[0] >> 96 if gheap else None):
                 continue
             if not gheap:
                 return False
-            key, token, q, group, rec = gheap[0]
+            entry = gheap[0]
+            q = entry & QUOTA_MASK
+            key = entry >> 96
+            group, rec = gtop[q]  # type: ignore[misc]
             if not rec.alive or group.parked:
                 top = self._quota_top(q)
                 if top is None:
@@ -124,10 +129,15 @@ class SchedulerState(StateBase):
                 group, rec = top
             # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
             # pushed during this cycle is exact. Other entries are re-checked (usage below may have grown).
-            current = key if token > self._cycle_token0 and self._leaf[q] else self._key(q, group, rec, now)
+            if leaf[q] and (entry >> 32) & TOKEN_MASK > self._cycle_token0:
+                current = key
+            else:
+                current = self._key(q, group, rec, now)
             if current > key:  # the quota's standing got worse since it was queued: re-rank it
-                gtoken[q] = self._next_token()
-                heapreplace(gheap, (current, gtoken[q], q, group, rec))
+                self._token += 1
+                gtoken[q] = token = self._token
+                gtop[q] = (group, rec)
+                heapreplace(gheap, (current << 96) | (token << 32) | q)
                 continue
             if limit is not None and admitted >= limit:
                 return True
@@ -146,14 +156,14 @@ class SchedulerState(StateBase):
             hold = self._hold_blocking(q, group, rec, opt, cls, aged)
             if hold is not None:
                 return Blocker(HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold), None
-        b = tree.admit(q, opt.req)
+        b = tree.admit_plan(q, opt.plan)
         if b is not None:
             return b, None
         if opt.gpu:
             dp = self._devices[opt.pool]
             shares = dp.place(opt.gpu)
             if shares is None:
-                tree.apply(q, opt.req, -1)
+                tree.release_plan(q, opt.plan)
                 gk = self._pool_keys[opt.pool]["gpu"]
                 return Blocker(DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp), None
             return None, shares
@@ -198,15 +208,16 @@ class SchedulerState(StateBase):
         blockers: list = []
         if not self._holds:  # the common case, kept lean: try each pool in order
             for opt in group.options:
-                b = tree.admit(q, opt.req)
+                b = tree.admit_plan(q, opt.plan)
                 if b is None:
                     shares = ()
                     if opt.gpu:
                         shares = self._devices[opt.pool].place(opt.gpu)
                         if shares is None:
-                            tree.apply(q, opt.req, -1)
+                            tree.release_plan(q, opt.plan)
                             dp = self._devices[opt.pool]
-                            blockers.append(Blocker(DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp))
+                            blockers.append(
+                                _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp)))
                             continue
                     self._admit(q, group, rec, opt, shares, (), now, decisions)
                     return True
@@ -223,7 +234,7 @@ class SchedulerState(StateBase):
         blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
-        preempts = can_preempt(tree, q)
+        preempts = self._can_preempt[q]
         if preempts and now < rec.submitted_at + self._preemption_delay:
             # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
             # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
@@ -255,7 +266,7 @@ class SchedulerState(StateBase):
                         self._release(run)
                     shares = dp.place(opt.gpu) if opt.gpu else ()
                     assert shares is not None
-                    tree.apply(q, opt.req, 1)
+                    tree.take_plan(q, opt.plan)
                     self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
                     return True
                 if plan.retry_at is not None:
@@ -276,22 +287,36 @@ class SchedulerState(StateBase):
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
         """Record an admission whose usage and devices were already taken."""
-        self._index_running(RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests))
+        self._index_running(RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests,
+                                       opt.plan, opt.qp))
         del self._queued[rec.id]
         rec.alive = False
         group.size -= 1
         group.last_wait = None
         group.last_sig = None
-        decisions.append(
-            Admit(rec.id, self._tree.ids[q], opt.pool, group.requests,
-                  tuple([(d, _ONE_GPU if a == 1000 else Quantity(a)) for d, a in shares]) if shares else (), victims)
-        )
+        if shares:
+            amounts = self._quantities
+            if len(shares) == 1:
+                d, a = shares[0]
+                devices = ((d, amounts.get(a) or self._quantity(a)),)
+            else:
+                devices = tuple([(d, amounts.get(a) or self._quantity(a)) for d, a in shares])
+        else:
+            devices = ()
+        decisions.append(new_admit(rec.id, self._tree.ids[q], opt.pool, group.requests, devices, victims))
         if group.holds:
             self._drop_holds(group)
         if group.size == 0:
             self._drop_group(group)
         else:
+            group.pop_head(rec)
             self._push_group(group)
+
+    def _quantity(self, raw: int) -> Quantity:
+        """Quantity of a device share for Admit decisions, built once per amount (Quantity is immutable; shares are
+        whole devices or tenths of one, so there are few amounts)."""
+        out = self._quantities[raw] = Quantity(raw)
+        return out
 
     def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:
         """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
@@ -324,7 +349,7 @@ class SchedulerState(StateBase):
         sig = self._signature(rec, blockers, note)
         if sig != group.last_sig:
             code, message = combine(tree, blockers, now, note)
-            group.last_wait = Wait(rec.id, code, message)
+            group.last_wait = new_wait(rec.id, code, message)
             group.last_sig = sig
             decisions.append(group.last_wait)
         if group.holds:
@@ -368,7 +393,7 @@ class SchedulerState(StateBase):
     def group_members(self, key: tuple) -> list[str]:
         """Ids of the queued jobs of the group ``key`` (from queue_group); O(group size)."""
         group = self._groups.get(key)
-        return [e[3].id for e in group.heap if e[3].alive] if group is not None else []
+        return [r.id for r in group.members()] if group is not None else []
 
     def explain(self, job_id: str) -> Wait | None:
         """Why a queued job waits (None when it is not queued)."""
@@ -385,8 +410,8 @@ class SchedulerState(StateBase):
             if group.last_wait is not None and group.parked:
                 return group.last_wait
             return Wait(job_id, "pending", f"quota {quota}: next in line, waiting for the next scheduling cycle")
-        mine = (-rec.priority, rec.seq, rec.token)
-        ahead = sum(1 for e in group.heap if e[3].alive and e[:3] < mine)
+        mine, recs = (rec.gkey << 64) | rec.token, group.recs
+        ahead = sum(1 for e in group.heap if e < mine and recs[e & TOKEN_MASK].alive)
         assert head is not None
         why = group.last_wait.message if group.last_wait is not None and group.parked else "it is next in line"
         return Wait(

@@ -41,6 +41,7 @@ class DevicePool:
         self.total_capacity = 0
         self.largest_capacity = 0
         self.whole_devices = 0  # devices of exactly one GPU (the only ones whole-GPU jobs use)
+        self._unit: dict[str, tuple[str, int]] = {}  # device -> (device, WHOLE): shared by every whole placement
         for dev, free, cap, node in devices:
             if dev in self.free:
                 raise ValueError(f"pool {name}: device {dev} listed twice")
@@ -54,6 +55,7 @@ class DevicePool:
             self.total_capacity += cap
             self.largest_capacity = max(self.largest_capacity, cap)
             self.whole_devices += cap == WHOLE
+            self._unit[dev] = (dev, WHOLE)
             self._set_free(dev, free)
 
     # -- index maintenance ----------------------------------------------------------------------------------------
@@ -165,13 +167,46 @@ class DevicePool:
 
     def place(self, amount: int) -> Shares | None:
         """choose() and take() in one step (the admission hot path)."""
-        shares = self.choose(amount)
-        if not shares:
-            return shares
         if amount < WHOLE:
-            dev = shares[0][0]
-            self._set_free(dev, self.free[dev] - amount)
+            shares = self.choose(amount)
+            if shares:
+                dev = shares[0][0]
+                self._set_free(dev, self.free[dev] - amount)
             return shares
+        n = amount // WHOLE
+        if n > self.whole_count:
+            return None
+        by_count = self._nodes_by_count
+        for count in range(n, self._max_per_node + 1):  # as choose(): the best-fitting node, taken directly
+            bucket = by_count.get(count)
+            if bucket:
+                node = next(reversed(bucket))
+                node_set = self._whole[node]
+                free, whole_bucket, unit = self.free, self._by_free[WHOLE], self._unit
+                if n == 1:
+                    dev = next(iter(node_set))
+                    shares: Shares = (unit[dev],)
+                    del whole_bucket[dev]
+                    free[dev] = 0
+                    del node_set[dev]
+                else:
+                    devs = list(islice(node_set, n))
+                    shares = tuple([unit[d] for d in devs])
+                    for dev in devs:
+                        del whole_bucket[dev]
+                        free[dev] = 0
+                        del node_set[dev]
+                self._move_node(node, count, count - n)
+                if count == n:
+                    del self._whole[node]
+                if not whole_bucket:
+                    del self._by_free[WHOLE]
+                    del self._free_values[bisect_left(self._free_values, WHOLE)]
+                self.whole_count -= n
+                self.total_free -= amount
+                return shares
+        shares = self.choose(amount)  # spread over several nodes
+        assert shares
         # Whole devices: all come from the completely free bucket; update the indexes in one go per node.
         free, node_of, whole = self.free, self.node, self._whole
         bucket = self._by_free[WHOLE]
@@ -182,9 +217,9 @@ class DevicePool:
             node = node_of[dev]
             del whole[node][dev]
             per_node[node] = per_node.get(node, 0) + 1
-        for node, n in per_node.items():
+        for node, k in per_node.items():
             left = len(whole[node])
-            self._move_node(node, left + n, left)
+            self._move_node(node, left + k, left)
             if not left:
                 del whole[node]
         if not bucket:

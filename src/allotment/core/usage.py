@@ -52,6 +52,20 @@ class Block(NamedTuple):
     needed: int
 
 
+# Block(...) runs a Python-level __new__; tuple.__new__(Block, fields) builds the same value in C (a blocked option is
+# common on the admission path: the first pool is often full).
+_new_block = tuple.__new__
+
+
+class AdmitPlan(NamedTuple):
+    """See UsageTree.plan()."""
+
+    lchk: tuple[tuple[list[int], list[int], int, int], ...]  # (usage row, limit row, key, amount) on limited quotas
+    floored: bool  # a lending limit on the path: use the general admit()/apply() (occupancy must be propagated)
+    req: Request
+    adds: tuple[tuple[list[int], int, int], ...]  # (usage row, key, amount) for the path and ROOT
+
+
 class KeyIndex:
     """Dense integer indexes for resource keys, so per-quota state is a list indexed by key."""
 
@@ -220,7 +234,7 @@ class UsageTree:
             ua, la = u[a], lim[a]
             for k, r in req:
                 if ua[k] + r > la[k]:
-                    return Block(LIMIT, a, k, r)
+                    return _new_block(Block, (LIMIT, a, k, r))
         eu, floor = self.eu, self.floor
         delta: Request | list[tuple[int, int]] = req
         for a in self.floored_path[q]:
@@ -236,7 +250,7 @@ class UsageTree:
         er, cap = eu[ROOT], self.cap
         for k, d in delta:
             if er[k] + d > cap[k]:
-                return Block(CAPACITY, ROOT, k, d)
+                return _new_block(Block, (CAPACITY, ROOT, k, d))
         return None
 
     def admit(self, q: int, req: Request) -> Block | None:
@@ -268,7 +282,7 @@ class UsageTree:
             cap = self.cap
             for k, d in delta:
                 if er[k] + d > cap[k]:
-                    return Block(CAPACITY, ROOT, k, d)
+                    return _new_block(Block, (CAPACITY, ROOT, k, d))
             for k, d in delta:
                 er[k] += d
         for ea, dl in levels:
@@ -278,6 +292,54 @@ class UsageTree:
             for k, r in req:
                 ua[k] += r
         return None
+
+    def plan(self, q: int, req: Request) -> AdmitPlan:
+        """Precompiled rows for admitting and releasing ``req`` at quota ``q`` (a group's option or a running job):
+        the limit checks and usage updates as flat (row, key, amount) lists, so the hot path runs one short loop
+        each instead of nested loops over the path. Valid for the tree's lifetime (rows are mutated, never replaced)."""
+        lchk = tuple((ua, la, k, r) for ua, la in self.limit_rows[q] for k, r in req)
+        adds = tuple((ua, k, r) for ua in self.u_rows[q] for k, r in req)
+        return AdmitPlan(lchk, bool(self.floored_path[q]), req, adds)
+
+    def admit_plan(self, q: int, p: AdmitPlan) -> Block | None:
+        """admit() with a precompiled plan (same result, same changes)."""
+        for ua, la, k, r in p.lchk:
+            if ua[k] + r > la[k]:
+                return self.first_block(q, p.req)
+        if p.floored:
+            return self.admit(q, p.req)
+        er, cap = self.eu[ROOT], self.cap
+        req = p.req
+        for k, r in req:
+            if er[k] + r > cap[k]:
+                return _new_block(Block, (CAPACITY, ROOT, k, r))
+        for k, r in req:
+            er[k] += r
+        for ua, k, r in p.adds:
+            ua[k] += r
+        return None
+
+    def release_plan(self, q: int, p: AdmitPlan) -> None:
+        """apply(q, req, -1) with a precompiled plan."""
+        if p.floored:
+            self.apply(q, p.req, -1)
+            return
+        for ua, k, r in p.adds:
+            ua[k] -= r
+        er = self.eu[ROOT]
+        for k, r in p.req:
+            er[k] -= r
+
+    def take_plan(self, q: int, p: AdmitPlan) -> None:
+        """apply(q, req, +1) with a precompiled plan (no checks)."""
+        if p.floored:
+            self.apply(q, p.req, 1)
+            return
+        for ua, k, r in p.adds:
+            ua[k] += r
+        er = self.eu[ROOT]
+        for k, r in p.req:
+            er[k] += r
 
     def fits_when_idle(self, q: int, req: Request) -> bool:
         """Would ``req`` fit if nothing at all were running? False means it can never run with this configuration
