@@ -107,7 +107,8 @@ class SchedulerState(StateBase):
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
         """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
-        gheap, gtoken, gtop, leaf = self._gheap, self._gtoken, self._gtop, self._leaf
+        gheap, gtoken, leaf = self._gheap, self._gtoken, self._leaf
+        gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
         admitted = 0
         while True:
             while gheap and (gheap[0] >> 32) & TOKEN_MASK != gtoken[gheap[0] & QUOTA_MASK]:
@@ -119,8 +120,8 @@ class SchedulerState(StateBase):
             entry = gheap[0]
             q = entry & QUOTA_MASK
             key = entry >> 96
-            group, rec = gtop[q]  # type: ignore[misc]
-            if not rec.alive or group.parked:
+            group, rec = gtop_group[q], gtop_rec[q]
+            if not rec.alive or group.parked:  # type: ignore[union-attr]
                 top = self._quota_top(q)
                 if top is None:
                     heappop(gheap)
@@ -136,7 +137,7 @@ class SchedulerState(StateBase):
             if current > key:  # the quota's standing got worse since it was queued: re-rank it
                 self._token += 1
                 gtoken[q] = token = self._token
-                gtop[q] = (group, rec)
+                gtop_group[q], gtop_rec[q] = group, rec
                 heapreplace(gheap, (current << 96) | (token << 32) | q)
                 continue
             if limit is not None and admitted >= limit:
@@ -183,13 +184,12 @@ class SchedulerState(StateBase):
         else:
             return None
         holds = self._holds
-        for a in self._tree.path[q] + (ROOT,):
-            for k, _ in opt.req:
-                hs = holds.get((a, k))
-                if hs is not None:
-                    hold = hs.blocking(group, rec, cls, aged)
-                    if hold is not None:
-                        return hold
+        for pair in opt.hold_pairs:  # (quota or ROOT, key): the job's path, then its keys
+            hs = holds.get(pair)
+            if hs is not None:
+                hold = hs.blocking(group, rec, cls, aged)
+                if hold is not None:
+                    return hold
         return None
 
     def _ever(self, group: Group) -> list[bool]:
@@ -234,46 +234,58 @@ class SchedulerState(StateBase):
         blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
-        preempts = self._can_preempt[q]
-        if preempts and now < rec.submitted_at + self._preemption_delay:
-            # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
-            # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
-            retry_at = rec.submitted_at + self._preemption_delay
-        elif preempts:
-            ever = self._ever(group)
-            pools = self._pool_order if self._any_keys else None
-            for opt, blocker, possible in zip(group.options, blockers, ever):
-                if blocker.kind == HOLD or not possible:
-                    continue
-                dp = self._devices[opt.pool]
-
-                def fits(opt: Option = opt, dp: DevicePool = dp) -> bool:
-                    return (
-                        tree.first_block(q, opt.req) is None
-                        and (not opt.gpu or dp.choose(opt.gpu) is not None)
-                        and (not self._holds or self._hold_blocking(
-                            q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
-                    )
-
-                plan = plan_preemption(
-                    tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
-                    pools or (opt.pool,), fits, now, self._shortfall(blocker),
-                )
-                if plan.victims:
-                    for run, reason in plan.victims:
-                        message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
-                        decisions.append(Preempt(run.id, rec.id, reason, message))
-                        self._release(run)
-                    shares = dp.place(opt.gpu) if opt.gpu else ()
-                    assert shares is not None
-                    tree.take_plan(q, opt.plan)
-                    self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
+        if self._can_preempt[q]:
+            if now < rec.submitted_at + self._preemption_delay:
+                # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
+                # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
+                retry_at = rec.submitted_at + self._preemption_delay
+            else:
+                done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
+                if done:
                     return True
-                if plan.retry_at is not None:
-                    retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
-                note = note or plan.note
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
+
+    def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
+                        decisions: list[Decision]) -> tuple[bool, float | None, str]:
+        """Admit the job by preempting others in one of its pools if the rules allow it: (admitted, retry_at, note).
+        (Separate from _try so that the closure below does not cost _try's hot path its cell variables.)"""
+        tree = self._tree
+        retry_at: float | None = None
+        note = ""
+        ever = self._ever(group)
+        pools = self._pool_order if self._any_keys else None
+        for opt, blocker, possible in zip(group.options, blockers, ever):
+            if blocker.kind == HOLD or not possible:
+                continue
+            dp = self._devices[opt.pool]
+
+            def fits(opt: Option = opt, dp: DevicePool = dp) -> bool:
+                return (
+                    tree.first_block(q, opt.req) is None
+                    and (not opt.gpu or dp.choose(opt.gpu) is not None)
+                    and (not self._holds or self._hold_blocking(
+                        q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
+                )
+
+            plan = plan_preemption(
+                tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
+                pools or (opt.pool,), fits, now, self._shortfall(blocker),
+            )
+            if plan.victims:
+                for run, reason in plan.victims:
+                    message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
+                    decisions.append(Preempt(run.id, rec.id, reason, message))
+                    self._release(run)
+                shares = dp.place(opt.gpu) if opt.gpu else ()
+                assert shares is not None
+                tree.take_plan(q, opt.plan)
+                self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
+                return True, retry_at, note
+            if plan.retry_at is not None:
+                retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
+            note = note or plan.note
+        return False, retry_at, note
 
     def _shortfall(self, b: Blocker) -> tuple[int, int, int] | None:
         """How much must be freed where, for the first thing blocking an option (None: no simple bound)."""
@@ -288,7 +300,7 @@ class SchedulerState(StateBase):
                now: float, decisions: list[Decision]) -> None:
         """Record an admission whose usage and devices were already taken."""
         self._index_running(RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests,
-                                       opt.plan, opt.qp))
+                                       opt.plan, opt.qp, opt.keys))
         del self._queued[rec.id]
         rec.alive = False
         group.size -= 1
@@ -309,8 +321,27 @@ class SchedulerState(StateBase):
         if group.size == 0:
             self._drop_group(group)
         else:
-            group.pop_head(rec)
-            self._push_group(group)
+            self._next_head(group, rec)
+
+    def _next_head(self, group: Group, rec: QueuedRec) -> None:
+        """After admitting ``rec``, the head of ``group``: _push_group, with the group's previous entry in its quota's
+        heap replaced in place when it is on top (where the admitted head's entry is; the result is the same as
+        pushing a new entry and dropping the stale one later)."""
+        group.pop_head(rec)
+        head = group.head()
+        if head is None or group.parked:
+            group.qtoken = 0
+            return
+        qh, qgroups = self._qheap[group.quota], self._qgroups
+        old = group.qtoken
+        self._token += 1
+        token = group.qtoken = self._token
+        qgroups[token] = group
+        if qh and qh[0] & TOKEN_MASK == old:
+            heapreplace(qh, (head.gkey << 64) | token)
+            del qgroups[old]
+        else:
+            heappush(qh, (head.gkey << 64) | token)
 
     def _quantity(self, raw: int) -> Quantity:
         """Quantity of a device share for Admit decisions, built once per amount (Quantity is immutable; shares are

@@ -234,7 +234,10 @@ class DevicePool:
         if self._free_values and self._free_values[-1] >= amount:
             return True
         free = self.free
-        return any(free[dev] + x >= amount for dev, x in freed.items())
+        for dev, x in freed.items():
+            if free[dev] + x >= amount:
+                return True
+        return False
 
     def take(self, shares: Sequence[tuple[str, int]]) -> None:
         for dev, amt in shares:

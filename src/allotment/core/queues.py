@@ -39,7 +39,7 @@ class QueuedRec:
 
 
 class RunningRec:
-    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests", "plan", "qp")
+    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests", "plan", "qp", "keys")
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class RunningRec:
         requests: dict,
         plan: AdmitPlan,
         qp: tuple[int, str],
+        keys: frozenset[int],
     ) -> None:
         self.id = job_id
         self.quota = quota
@@ -64,20 +65,23 @@ class RunningRec:
         self.requests = requests
         self.plan = plan  # usage rows to release (UsageTree.plan)
         self.qp = qp  # (quota, pool): key of the running-job indexes, built once
+        self.keys = keys  # the keys of req, as a set (shared with the option it was admitted from)
 
 
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("pool", "req", "gpu", "keys", "plan", "qp")
+    __slots__ = ("pool", "req", "gpu", "keys", "plan", "qp", "hold_pairs")
 
-    def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str]) -> None:
+    def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
+                 hold_pairs: tuple[tuple[int, int], ...]) -> None:
         self.pool = pool
         self.req = req
         self.gpu = gpu
         self.keys = frozenset(k for k, _ in req)
         self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
         self.qp = qp
+        self.hold_pairs = hold_pairs  # (node, key) where a hold could block this option, in the order they are checked
 
 
 class Group:

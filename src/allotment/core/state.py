@@ -106,7 +106,8 @@ class StateBase:
         self._qheap: list[list[int]] = [[] for _ in range(n)]  # per quota: group heads (head.gkey << 64 | token)
         self._qgroups: dict[int, Group] = {}  # token of a quota-heap entry -> its group (until the entry is popped)
         self._gtoken = [0] * n  # token of each quota's valid entry in the global heap
-        self._gtop: list[tuple[Group, QueuedRec] | None] = [None] * n  # (top group, its head) of that entry
+        self._gtop_group: list[Group | None] = [None] * n  # the top group of that entry
+        self._gtop_rec: list[QueuedRec | None] = [None] * n  # and its head job
         self._gheap: list[int] = []  # order key << 96 | token << 32 | quota
         self._token = 0
         self._park = ParkIndex()
@@ -223,7 +224,8 @@ class StateBase:
             options = []
             for p in pools:
                 req = self._compile(p, raw)
-                options.append(Option(p, req, gpu, tree.plan(q, req), (q, p)))
+                options.append(Option(p, req, gpu, tree.plan(q, req), (q, p),
+                                      tuple((a, k) for a in tree.path_root[q] for k, _ in req)))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
@@ -277,7 +279,7 @@ class StateBase:
             self._devices[job.pool].take(shares)
         req = self._compile(job.pool, raw)
         run = RunningRec(job.id, q, job.priority, job.started_at, job.pool, req, shares, dict(job.requests),
-                         self._tree.plan(q, req), (q, job.pool))
+                         self._tree.plan(q, req), (q, job.pool), frozenset(k for k, _ in req))
         self._tree.apply(q, run.req, 1)
         self._index_running(run)
 
@@ -382,7 +384,8 @@ class StateBase:
         token = self._gtoken[q] = self._token
         # The entry stands for the quota's top (group, head job): every change to that queue pushes a new entry, so a
         # valid token means the top is still current (the cycle re-checks the job is alive as a safety net).
-        self._gtop[q] = (group, head)
+        self._gtop_group[q] = group
+        self._gtop_rec[q] = head
         heappush(self._gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
 
     def _drop_group(self, group: Group) -> None:
