@@ -68,7 +68,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
-from allotment.core.devices import DevicePool
+from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
 from allotment.core.model import Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_admit, new_wait
 from allotment.core.preemption import plan_preemption
@@ -76,7 +76,7 @@ from allotment.core.quantity import Quantity
 from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
 from allotment.core.queues import TOKEN_MASK
 from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
-from allotment.core.usage import CAPACITY, LIMIT, ROOT
+from allotment.core.usage import CAPACITY, LIMIT, ROOT, Block
 
 __all__ = ["SchedulerState", "schedule"]
 
@@ -156,7 +156,7 @@ class SchedulerState(StateBase):
         if self._holds:
             hold = self._hold_blocking(q, group, rec, opt, cls, aged)
             if hold is not None:
-                return Blocker(HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold), None
+                return _new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold)), None
         b = tree.admit_plan(q, opt.plan)
         if b is not None:
             return b, None
@@ -166,7 +166,7 @@ class SchedulerState(StateBase):
             if shares is None:
                 tree.release_plan(q, opt.plan)
                 gk = self._pool_keys[opt.pool]["gpu"]
-                return Blocker(DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp), None
+                return _new_tuple(Blocker, (DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp)), None
             return None, shares
         return None, ()
 
@@ -174,7 +174,7 @@ class SchedulerState(StateBase):
     def _blocker(b, opt: Option) -> Blocker:
         if isinstance(b, Blocker):
             return b
-        return Blocker(b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key))
+        return _new_tuple(Blocker, (b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key), None))
 
     def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool) -> Hold | None:
         held = self._held_keys
@@ -207,8 +207,28 @@ class SchedulerState(StateBase):
         aged = key_aged(key)
         blockers: list = []
         if not self._holds:  # the common case, kept lean: try each pool in order
+            er, cap = tree.eu[ROOT], tree.cap
             for opt in group.options:
-                b = tree.admit_plan(q, opt.plan)
+                # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
+                p = opt.plan
+                for ua, la, k, r, a in p.lchk:
+                    if ua[k] + r > la[k]:
+                        b = _new_tuple(Block, (LIMIT, a, k, r))
+                        break
+                else:
+                    if p.floored:
+                        b = tree.admit(q, p.req)
+                    else:
+                        for k, r in p.req:
+                            if er[k] + r > cap[k]:
+                                b = _new_tuple(Block, (CAPACITY, ROOT, k, r))
+                                break
+                        else:
+                            for k, r in p.req:
+                                er[k] += r
+                            for ua, k, r in p.adds:
+                                ua[k] += r
+                            b = None
                 if b is None:
                     shares = ()
                     if opt.gpu:
@@ -299,19 +319,34 @@ class SchedulerState(StateBase):
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
         """Record an admission whose usage and devices were already taken."""
-        self._index_running(RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests,
-                                       opt.plan, opt.qp, opt.keys))
+        run = RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
+                         opt.keys)
+        # _index_running, inlined (hot path)
+        self._running[rec.id] = run
+        qp = opt.qp
+        by_qp = self._run_by_qp.get(qp)
+        if by_qp is None:
+            by_qp = self._run_by_qp[qp] = {}
+        by_qp[rec.id] = run
+        per_pool = self._quotas_in_pool.get(opt.pool)
+        if per_pool is None:
+            per_pool = self._quotas_in_pool[opt.pool] = {}
+        per_pool[q] = per_pool.get(q, 0) + 1
+        prios = self._prio_by_qp.get(qp)
+        if prios is None:
+            prios = self._prio_by_qp[qp] = {}
+        prios[rec.priority] = prios.get(rec.priority, 0) + 1
         del self._queued[rec.id]
         rec.alive = False
         group.size -= 1
         group.last_wait = None
         group.last_sig = None
         if shares:
-            amounts = self._quantities
-            if len(shares) == 1:
-                d, a = shares[0]
-                devices = ((d, amounts.get(a) or self._quantity(a)),)
+            if shares[0][1] == WHOLE:  # whole devices (all of them then): their Admit pairs exist already
+                public = self._devices[opt.pool].public
+                devices = (public[shares[0][0]],) if len(shares) == 1 else tuple([public[d] for d, _ in shares])
             else:
+                amounts = self._quantities
                 devices = tuple([(d, amounts.get(a) or self._quantity(a)) for d, a in shares])
         else:
             devices = ()

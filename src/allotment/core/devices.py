@@ -17,9 +17,10 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from itertools import islice
 
-from allotment.core.quantity import format_raw
+from allotment.core.quantity import Quantity, format_raw
 
 WHOLE = 1000  # milli-GPU in one GPU
+_ONE_GPU = Quantity(WHOLE)  # immutable, shared
 
 Shares = tuple[tuple[str, int], ...]  # ((device id, raw amount), ...)
 
@@ -42,6 +43,8 @@ class DevicePool:
         self.largest_capacity = 0
         self.whole_devices = 0  # devices of exactly one GPU (the only ones whole-GPU jobs use)
         self._unit: dict[str, tuple[str, int]] = {}  # device -> (device, WHOLE): shared by every whole placement
+        # device -> (device, one GPU) as Admit decisions list it: built once, not once per admission
+        self.public: dict[str, tuple[str, Quantity]] = {}
         for dev, free, cap, node in devices:
             if dev in self.free:
                 raise ValueError(f"pool {name}: device {dev} listed twice")
@@ -56,6 +59,7 @@ class DevicePool:
             self.largest_capacity = max(self.largest_capacity, cap)
             self.whole_devices += cap == WHOLE
             self._unit[dev] = (dev, WHOLE)
+            self.public[dev] = (dev, _ONE_GPU)
             self._set_free(dev, free)
 
     # -- index maintenance ----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ rolled back before returning, so the caller applies the result or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 
 from allotment.core.devices import DevicePool
 from allotment.core.model import PreemptReason
@@ -42,11 +43,10 @@ _WITHIN, _RECLAIM = PreemptReason.WITHIN_QUOTA, PreemptReason.RECLAIM
 _NOT_ENOUGH = "preempting every eligible job would not free enough"
 
 
-def _first(candidate: tuple) -> tuple:
-    return candidate[0]
+_victim_order = attrgetter("vorder")
 
 
-def _devices_could_fit(dp: DevicePool, amount: int, candidates: list, pool: str) -> bool:
+def _devices_could_fit(dp: DevicePool, amount: int, candidates: list[RunningRec], pool: str) -> bool:
     """Would the GPU shape fit if every candidate in this pool were gone? (whole jobs need completely free devices)"""
     if amount < 1000:
         if dp.could_fit_after(amount, {}):
@@ -54,7 +54,7 @@ def _devices_could_fit(dp: DevicePool, amount: int, candidates: list, pool: str)
     elif dp.whole_count >= amount // 1000:
         return True
     freed: dict[str, int] = {}
-    for _, run, _, _ in candidates:
+    for run in candidates:
         if run.pool == pool:
             for dev, x in run.shares:
                 freed[dev] = freed.get(dev, 0) + x
@@ -138,7 +138,11 @@ def plan_preemption(
                 stop = tree.lca_below(q, v)
                 if tree.borrows_up_to(v, keys, stop):
                     sources.append((v, pool, PreemptReason.RECLAIM, stop))
-    candidates: list[tuple[tuple, RunningRec, str, int]] = []
+    # Victim order: jobs of quotas that borrow on the contested keys first, then (priority, -started_at, id). The two
+    # classes are listed apart and each is sorted on a per-job key built once, so listing allocates nothing per job.
+    borrowers: list[RunningRec] = []
+    others: list[RunningRec] = []
+    why: dict[int, tuple[str, int]] = {}  # victim quota -> (reason, lowest common ancestor with q)
     retry_at: float | None = None
     young = 0
     key_tuple = tuple(keys)
@@ -149,7 +153,8 @@ def plan_preemption(
         if not runs:
             continue
         min_runtime = min_runtimes[v]
-        borrowing = 0 if tree.is_borrowing(v, key_tuple) else 1
+        out = borrowers if tree.is_borrowing(v, key_tuple) else others
+        why[v] = (reason, stop)
         # Within quota, and reclaim limited to lower priority, only take jobs below the preemptor's priority.
         lower_only = reason == _WITHIN or (reason == _RECLAIM and reclaim_lower_only)
         for run in runs.values():
@@ -162,7 +167,10 @@ def plan_preemption(
                 ready = run.started_at + min_runtime
                 retry_at = ready if retry_at is None else min(retry_at, ready)
                 continue
-            candidates.append(((borrowing, run.priority, -run.started_at, run.id), run, reason, stop))
+            if run.vorder is None:
+                run.vorder = (run.priority, -run.started_at, run.id)
+            out.append(run)
+    candidates = borrowers + others
     note = f"{young} running jobs could be preempted once they reach their minimum runtime" if young else ""
     if not candidates:
         return PreemptionPlan(None, retry_at, note)
@@ -170,7 +178,7 @@ def plan_preemption(
         node, key, amount = shortfall
         freeable = 0
         ancestors = tree.ancestors
-        for _, run, _, _ in candidates:
+        for run in candidates:
             if node == ROOT or node in ancestors[run.quota]:
                 for k, x in run.req:
                     if k == key:
@@ -183,7 +191,7 @@ def plan_preemption(
         for key, amount in option.req:
             free = cap[key] - occupied[key]
             if amount > free:
-                for _, run, _, _ in candidates:
+                for run in candidates:
                     for k, x in run.req:
                         if k == key:
                             free += x
@@ -191,7 +199,8 @@ def plan_preemption(
                     return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
     if option.gpu and not _devices_could_fit(devices[option.pool], option.gpu, candidates, option.pool):
         return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
-    candidates.sort(key=_first)
+    borrowers.sort(key=_victim_order)
+    others.sort(key=_victim_order)
 
     def remove(run: RunningRec) -> None:
         tree.release_plan(run.quota, run.plan)
@@ -205,7 +214,8 @@ def plan_preemption(
 
     chosen: list[tuple[RunningRec, str]] = []
     fitted = False
-    for _, run, reason, stop in candidates:
+    for run in borrowers + others:
+        reason, stop = why[run.quota]
         if reason == _RECLAIM:
             # Only the contested keys matter: the reclaimer takes nothing else from the victim's quota.
             contested = run.req if run.keys <= keys else [(k, x) for k, x in run.req if k in keys]

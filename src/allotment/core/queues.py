@@ -39,7 +39,8 @@ class QueuedRec:
 
 
 class RunningRec:
-    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests", "plan", "qp", "keys")
+    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests", "plan", "qp", "keys",
+                 "vorder")
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class RunningRec:
         self.plan = plan  # usage rows to release (UsageTree.plan)
         self.qp = qp  # (quota, pool): key of the running-job indexes, built once
         self.keys = keys  # the keys of req, as a set (shared with the option it was admitted from)
+        self.vorder: tuple | None = None  # (priority, -started_at, id): victim order within a class, built when needed
 
 
 class Option:
