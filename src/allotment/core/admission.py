@@ -73,15 +73,13 @@ from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_messa
 from allotment.core.model import Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_admit, new_wait
 from allotment.core.preemption import plan_preemption
 from allotment.core.quantity import Quantity
-from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
-from allotment.core.queues import TOKEN_MASK
+from allotment.core.queues import TOKEN_MASK, Group, Hold, Option, QueuedRec, RunningRec
 from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
 from allotment.core.usage import CAPACITY, LIMIT, ROOT, Block
 
 __all__ = ["SchedulerState", "schedule"]
 
-_new_tuple = tuple.__new__  # builds a NamedTuple (Blocker) in C, without its Python-level __new__
-
+_new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
 
 
 class SchedulerState(StateBase):
@@ -343,11 +341,16 @@ class SchedulerState(StateBase):
         group.last_sig = None
         if shares:
             if shares[0][1] == WHOLE:  # whole devices (all of them then): their Admit pairs exist already
-                public = self._devices[opt.pool].public
-                devices = (public[shares[0][0]],) if len(shares) == 1 else tuple([public[d] for d, _ in shares])
-            else:
-                amounts = self._quantities
-                devices = tuple([(d, amounts.get(a) or self._quantity(a)) for d, a in shares])
+                dp = self._devices[opt.pool]
+                if len(shares) == 1:
+                    devices = dp.public_single[shares[0][0]]
+                else:
+                    public = dp.public
+                    devices = tuple([public[d] for d, _ in shares])
+            else:  # a fraction of one device: its Admit form is built once per (device, amount) too
+                devices = self._public_fractions.get(shares)
+                if devices is None:
+                    devices = self._public_fraction(shares)
         else:
             devices = ()
         decisions.append(new_admit(rec.id, self._tree.ids[q], opt.pool, group.requests, devices, victims))
@@ -378,10 +381,14 @@ class SchedulerState(StateBase):
         else:
             heappush(qh, (head.gkey << 64) | token)
 
-    def _quantity(self, raw: int) -> Quantity:
-        """Quantity of a device share for Admit decisions, built once per amount (Quantity is immutable; shares are
-        whole devices or tenths of one, so there are few amounts)."""
-        out = self._quantities[raw] = Quantity(raw)
+    def _public_fraction(self, shares: tuple[tuple[str, int]]) -> tuple[tuple[str, Quantity]]:
+        """Admit form of a fractional placement, kept per placement (DevicePool._fraction shares them, so the cache
+        holds at most one entry per device and tenth, whatever the number of admissions)."""
+        (dev, raw), = shares
+        amount = self._quantities.get(raw)
+        if amount is None:
+            amount = self._quantities[raw] = Quantity(raw)
+        out = self._public_fractions[shares] = ((dev, amount),)
         return out
 
     def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:

@@ -42,9 +42,13 @@ class DevicePool:
         self.total_capacity = 0
         self.largest_capacity = 0
         self.whole_devices = 0  # devices of exactly one GPU (the only ones whole-GPU jobs use)
-        self._unit: dict[str, tuple[str, int]] = {}  # device -> (device, WHOLE): shared by every whole placement
-        # device -> (device, one GPU) as Admit decisions list it: built once, not once per admission
+        # Per device, built once and shared by every placement (no allocation per admission): (device, WHOLE),
+        # the one-device placement ((device, WHOLE),), and the same as Admit decisions list it (Quantity amounts).
+        self._unit: dict[str, tuple[str, int]] = {}
+        self._single: dict[str, Shares] = {}
         self.public: dict[str, tuple[str, Quantity]] = {}
+        self.public_single: dict[str, tuple[tuple[str, Quantity]]] = {}
+        self._fractions: dict[str, dict[int, Shares]] = {}  # see _fraction
         for dev, free, cap, node in devices:
             if dev in self.free:
                 raise ValueError(f"pool {name}: device {dev} listed twice")
@@ -58,8 +62,10 @@ class DevicePool:
             self.total_capacity += cap
             self.largest_capacity = max(self.largest_capacity, cap)
             self.whole_devices += cap == WHOLE
-            self._unit[dev] = (dev, WHOLE)
-            self.public[dev] = (dev, _ONE_GPU)
+            self._unit[dev] = unit = (dev, WHOLE)
+            self._single[dev] = (unit,)
+            self.public[dev] = pub = (dev, _ONE_GPU)
+            self.public_single[dev] = (pub,)
             self._set_free(dev, free)
 
     # -- index maintenance ----------------------------------------------------------------------------------------
@@ -140,9 +146,9 @@ class DevicePool:
                 for count in range(1, self._max_per_node + 1):
                     nodes = by_count.get(count)
                     if nodes:
-                        return ((next(iter(self._whole[next(reversed(nodes))])), amount),)
+                        return self._fraction(next(iter(self._whole[next(reversed(nodes))])), amount)
             # The last device of the bucket: buckets are stacks (see _set_free), so this stays O(1).
-            return ((next(reversed(self._by_free[value])), amount),)
+            return self._fraction(next(reversed(self._by_free[value])), amount)
         n = amount // WHOLE
         if n > self.whole_count:
             return None
@@ -160,6 +166,16 @@ class DevicePool:
                     if len(picked) == n:
                         return tuple((d, WHOLE) for d in picked)
         return None  # unreachable: whole_count >= n
+
+    def _fraction(self, dev: str, amount: int) -> Shares:
+        """((dev, amount),), built once per device and amount (fractions come in tenths: few per device)."""
+        per_device = self._fractions.get(dev)
+        if per_device is None:
+            per_device = self._fractions[dev] = {}
+        shares = per_device.get(amount)
+        if shares is None:
+            shares = per_device[amount] = ((dev, amount),)
+        return shares
 
     def could_ever_fit(self, amount: int) -> bool:
         """Would ``amount`` fit in this pool if every device were free?"""
@@ -189,7 +205,7 @@ class DevicePool:
                 free, whole_bucket, unit = self.free, self._by_free[WHOLE], self._unit
                 if n == 1:
                     dev = next(iter(node_set))
-                    shares: Shares = (unit[dev],)
+                    shares: Shares = self._single[dev]
                     del whole_bucket[dev]
                     free[dev] = 0
                     del node_set[dev]
