@@ -32,7 +32,7 @@ class QueuedRec:
         self.group: Group | None = None
         self.alive = True
         self.token = token  # unique and increasing: breaks ties between jobs of equal priority and seq
-        self.low = low  # the job's own bits of its order key (priority, seq): computed once (state.order_key)
+        self.low = low  # the fixed fields of its order key (ranks, priority, seq, "not aged"): computed once
         # (-priority, seq) packed into one integer (seq offset so that any 64-bit seq sorts right): queue heaps hold
         # integers, compared in one step, instead of tuples compared field by field.
         self.gkey = (-priority << 64) + seq + (1 << 63)
@@ -117,7 +117,8 @@ class Group:
         self.qtoken = 0  # token of this group's valid entry in its quota heap (0: none)
         self.deadline_token = 0
         # Order key parts that never change (state.StateBase._key): the rank fields already shifted into place, and
-        # the (key, amount) pairs of the first option on keys the quota specifies (its borrowing is measured there).
+        # the (key, amount - guarantee) pairs of the first option on keys the quota specifies (its borrowing is
+        # measured there; guarantees never change within a state).
         self.rank_bits = rank_bits
         self.terms = terms
 

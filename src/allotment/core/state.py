@@ -233,13 +233,14 @@ class StateBase:
                 order = list(profile.policy_order)
                 policy_rank = order.index(job.quota) if job.quota in order else len(order)
             spec_keys = tree.spec_keys[q]
-            terms = tuple((k, r) for k, r in options[0].req if k in spec_keys)
+            guarantee = tree.g[q]
+            terms = tuple((k, r - guarantee[k]) for k, r in options[0].req if k in spec_keys)
             group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank,
                           rank_bits(pool_rank, policy_rank), terms)
             self._groups[shape] = group
         self._token += 1
         rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
-                        job_bits(job.priority, job.seq), self._token)
+                        group.rank_bits | job_bits(job.priority, job.seq) | _NOT_AGED, self._token)
         rec.group = group
         group.add(rec)
         self._queued[job.id] = rec
@@ -348,18 +349,18 @@ class StateBase:
         priority, seq) with cls and share from UsageTree.borrow_class_and_share on the group's first option, but
         with the constant fields precomputed (it runs for every candidate). tests/unit/core compare the two."""
         tree = self._tree
-        uq, gq, inv = tree.u[q], tree.g[q], tree.inv_cap
+        uq, inv = tree.u[q], tree.inv_cap
         share = -1.0
-        for k, r in group.terms:
-            x = uq[k] + r - gq[k]
+        for k, d in group.terms:  # d: requested - guarantee
+            x = uq[k] + d
             if x > 0:
                 s = x * inv[k]
                 if s > share:
                     share = s
         age = self._age
-        key = group.rank_bits | rec.low
-        if age is None or now - rec.submitted_at < age:
-            key |= _NOT_AGED
+        key = rec.low  # rank and job fields, "not aged" set
+        if age is not None and not now - rec.submitted_at < age:
+            key ^= _NOT_AGED
         if share < 0:
             return key  # within guarantee: class 0, share 0
         if share > 0:
