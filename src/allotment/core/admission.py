@@ -69,18 +69,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
-from allotment.core.devices import DevicePool
+from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
-from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode
-from allotment.core.preemption import can_preempt, plan_preemption
+from allotment.core.model import Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_admit, new_wait
+from allotment.core.preemption import plan_preemption
 from allotment.core.quantity import Quantity
-from allotment.core.queues import Group, Hold, Option, QueuedRec, RunningRec
-from allotment.core.state import StateBase, key_aged, key_class
-from allotment.core.usage import CAPACITY, LIMIT, ROOT
+from allotment.core.queues import TOKEN_MASK, Group, Hold, Option, QueuedRec, RunningRec
+from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
+from allotment.core.usage import CAPACITY, LIMIT, ROOT, Block
 
 __all__ = ["SchedulerState", "schedule"]
 
-_ONE_GPU = Quantity(1000)  # immutable; shared by every whole-device share in Admit decisions
+_new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
 
 
 class SchedulerState(StateBase):
@@ -106,17 +106,21 @@ class SchedulerState(StateBase):
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
         """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
-        gheap, gtoken = self._gheap, self._gtoken
+        gheap, gtoken, leaf = self._gheap, self._gtoken, self._leaf
+        gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
         admitted = 0
         while True:
-            while gheap and gheap[0][1] != gtoken[gheap[0][2]]:
+            while gheap and (gheap[0] >> 32) & TOKEN_MASK != gtoken[gheap[0] & QUOTA_MASK]:
                 heappop(gheap)  # stale entries
-            if (self._frontier or self._unlisted) and self._wake_next(gheap[0][0] if gheap else None):
+            if (self._frontier or self._unlisted) and self._wake_next(gheap[0] >> 96 if gheap else None):
                 continue
             if not gheap:
                 return False
-            key, token, q, group, rec = gheap[0]
-            if not rec.alive or group.parked:
+            entry = gheap[0]
+            q = entry & QUOTA_MASK
+            key = entry >> 96
+            group, rec = gtop_group[q], gtop_rec[q]
+            if not rec.alive or group.parked:  # type: ignore[union-attr]
                 top = self._quota_top(q)
                 if top is None:
                     heappop(gheap)
@@ -125,10 +129,15 @@ class SchedulerState(StateBase):
                 group, rec = top
             # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
             # pushed during this cycle is exact. Other entries are re-checked (usage below may have grown).
-            current = key if token > self._cycle_token0 and self._leaf[q] else self._key(q, group, rec, now)
+            if leaf[q] and (entry >> 32) & TOKEN_MASK > self._cycle_token0:
+                current = key
+            else:
+                current = self._key(q, group, rec, now)
             if current > key:  # the quota's standing got worse since it was queued: re-rank it
-                gtoken[q] = self._next_token()
-                heapreplace(gheap, (current, gtoken[q], q, group, rec))
+                self._token += 1
+                gtoken[q] = token = self._token
+                gtop_group[q], gtop_rec[q] = group, rec
+                heapreplace(gheap, (current << 96) | (token << 32) | q)
                 continue
             if limit is not None and admitted >= limit:
                 return True
@@ -146,17 +155,17 @@ class SchedulerState(StateBase):
         if self._holds:
             hold = self._hold_blocking(q, group, rec, opt, cls, aged)
             if hold is not None:
-                return Blocker(HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold), None
-        b = tree.admit(q, opt.req)
+                return _new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold)), None
+        b = tree.admit_plan(q, opt.plan)
         if b is not None:
             return b, None
         if opt.gpu:
             dp = self._devices[opt.pool]
             shares = dp.place(opt.gpu)
             if shares is None:
-                tree.apply(q, opt.req, -1)
+                tree.release_plan(q, opt.plan)
                 gk = self._pool_keys[opt.pool]["gpu"]
-                return Blocker(DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp), None
+                return _new_tuple(Blocker, (DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp)), None
             return None, shares
         return None, ()
 
@@ -164,7 +173,7 @@ class SchedulerState(StateBase):
     def _blocker(b, opt: Option) -> Blocker:
         if isinstance(b, Blocker):
             return b
-        return Blocker(b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key))
+        return _new_tuple(Blocker, (b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key), None))
 
     def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool) -> Hold | None:
         held = self._held_keys
@@ -174,13 +183,12 @@ class SchedulerState(StateBase):
         else:
             return None
         holds = self._holds
-        for a in self._tree.path[q] + (ROOT,):
-            for k, _ in opt.req:
-                hs = holds.get((a, k))
-                if hs is not None:
-                    hold = hs.blocking(group, rec, cls, aged)
-                    if hold is not None:
-                        return hold
+        for pair in opt.hold_pairs:  # (quota or ROOT, key): the job's path, then its keys
+            hs = holds.get(pair)
+            if hs is not None:
+                hold = hs.blocking(group, rec, cls, aged)
+                if hold is not None:
+                    return hold
         return None
 
     def _ever(self, group: Group) -> list[bool]:
@@ -198,16 +206,37 @@ class SchedulerState(StateBase):
         aged = key_aged(key)
         blockers: list = []
         if not self._holds:  # the common case, kept lean: try each pool in order
+            er, cap = tree.eu[ROOT], tree.cap
             for opt in group.options:
-                b = tree.admit(q, opt.req)
+                # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
+                p = opt.plan
+                for ua, la, k, r, a in p.lchk:
+                    if ua[k] + r > la[k]:
+                        b = _new_tuple(Block, (LIMIT, a, k, r))
+                        break
+                else:
+                    if p.floored:
+                        b = tree.admit(q, p.req)
+                    else:
+                        for k, r in p.req:
+                            if er[k] + r > cap[k]:
+                                b = _new_tuple(Block, (CAPACITY, ROOT, k, r))
+                                break
+                        else:
+                            for k, r in p.req:
+                                er[k] += r
+                            for ua, k, r in p.adds:
+                                ua[k] += r
+                            b = None
                 if b is None:
                     shares = ()
                     if opt.gpu:
                         shares = self._devices[opt.pool].place(opt.gpu)
                         if shares is None:
-                            tree.apply(q, opt.req, -1)
+                            tree.release_plan(q, opt.plan)
                             dp = self._devices[opt.pool]
-                            blockers.append(Blocker(DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp))
+                            blockers.append(
+                                _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp)))
                             continue
                     self._admit(q, group, rec, opt, shares, (), now, decisions)
                     return True
@@ -224,46 +253,58 @@ class SchedulerState(StateBase):
         blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
-        preempts = can_preempt(tree, q)
-        if preempts and now < rec.submitted_at + self._preemption_delay:
-            # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
-            # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
-            retry_at = rec.submitted_at + self._preemption_delay
-        elif preempts:
-            ever = self._ever(group)
-            pools = self._pool_order if self._any_keys else None
-            for opt, blocker, possible in zip(group.options, blockers, ever):
-                if blocker.kind == HOLD or not possible:
-                    continue
-                dp = self._devices[opt.pool]
-
-                def fits(opt: Option = opt, dp: DevicePool = dp) -> bool:
-                    return (
-                        tree.first_block(q, opt.req) is None
-                        and (not opt.gpu or dp.choose(opt.gpu) is not None)
-                        and (not self._holds or self._hold_blocking(
-                            q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
-                    )
-
-                plan = plan_preemption(
-                    tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
-                    pools or (opt.pool,), fits, now, self._shortfall(blocker),
-                )
-                if plan.victims:
-                    for run, reason in plan.victims:
-                        message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
-                        decisions.append(Preempt(run.id, rec.id, reason, message))
-                        self._release(run)
-                    shares = dp.place(opt.gpu) if opt.gpu else ()
-                    assert shares is not None
-                    tree.apply(q, opt.req, 1)
-                    self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
+        if self._can_preempt[q]:
+            if now < rec.submitted_at + self._preemption_delay:
+                # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
+                # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
+                retry_at = rec.submitted_at + self._preemption_delay
+            else:
+                done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
+                if done:
                     return True
-                if plan.retry_at is not None:
-                    retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
-                note = note or plan.note
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
+
+    def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
+                        decisions: list[Decision]) -> tuple[bool, float | None, str]:
+        """Admit the job by preempting others in one of its pools if the rules allow it: (admitted, retry_at, note).
+        (Separate from _try so that the closure below does not cost _try's hot path its cell variables.)"""
+        tree = self._tree
+        retry_at: float | None = None
+        note = ""
+        ever = self._ever(group)
+        pools = self._pool_order if self._any_keys else None
+        for opt, blocker, possible in zip(group.options, blockers, ever):
+            if blocker.kind == HOLD or not possible:
+                continue
+            dp = self._devices[opt.pool]
+
+            def fits(opt: Option = opt, dp: DevicePool = dp) -> bool:
+                return (
+                    tree.first_block(q, opt.req) is None
+                    and (not opt.gpu or dp.choose(opt.gpu) is not None)
+                    and (not self._holds or self._hold_blocking(
+                        q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
+                )
+
+            plan = plan_preemption(
+                tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
+                pools or (opt.pool,), fits, now, self._shortfall(blocker),
+            )
+            if plan.victims:
+                for run, reason in plan.victims:
+                    message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
+                    decisions.append(Preempt(run.id, rec.id, reason, message))
+                    self._release(run)
+                shares = dp.place(opt.gpu) if opt.gpu else ()
+                assert shares is not None
+                tree.take_plan(q, opt.plan)
+                self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
+                return True, retry_at, note
+            if plan.retry_at is not None:
+                retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
+            note = note or plan.note
+        return False, retry_at, note
 
     def _shortfall(self, b: Blocker) -> tuple[int, int, int] | None:
         """How much must be freed where, for the first thing blocking an option (None: no simple bound)."""
@@ -277,22 +318,79 @@ class SchedulerState(StateBase):
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
         """Record an admission whose usage and devices were already taken."""
-        self._index_running(RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests))
+        run = RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
+                         opt.keys)
+        # _index_running, inlined (hot path)
+        self._running[rec.id] = run
+        qp = opt.qp
+        by_qp = self._run_by_qp.get(qp)
+        if by_qp is None:
+            by_qp = self._run_by_qp[qp] = {}
+        by_qp[rec.id] = run
+        per_pool = self._quotas_in_pool.get(opt.pool)
+        if per_pool is None:
+            per_pool = self._quotas_in_pool[opt.pool] = {}
+        per_pool[q] = per_pool.get(q, 0) + 1
+        prios = self._prio_by_qp.get(qp)
+        if prios is None:
+            prios = self._prio_by_qp[qp] = {}
+        prios[rec.priority] = prios.get(rec.priority, 0) + 1
         del self._queued[rec.id]
         rec.alive = False
         group.size -= 1
         group.last_wait = None
         group.last_sig = None
-        decisions.append(
-            Admit(rec.id, self._tree.ids[q], opt.pool, group.requests,
-                  tuple([(d, _ONE_GPU if a == 1000 else Quantity(a)) for d, a in shares]) if shares else (), victims)
-        )
+        if shares:
+            if shares[0][1] == WHOLE:  # whole devices (all of them then): their Admit pairs exist already
+                dp = self._devices[opt.pool]
+                if len(shares) == 1:
+                    devices = dp.public_single[shares[0][0]]
+                else:
+                    public = dp.public
+                    devices = tuple([public[d] for d, _ in shares])
+            else:  # a fraction of one device: its Admit form is built once per (device, amount) too
+                devices = self._public_fractions.get(shares)
+                if devices is None:
+                    devices = self._public_fraction(shares)
+        else:
+            devices = ()
+        decisions.append(new_admit(rec.id, self._tree.ids[q], opt.pool, group.requests, devices, victims))
         if group.holds:
             self._drop_holds(group)
         if group.size == 0:
             self._drop_group(group)
         else:
-            self._push_group(group)
+            self._next_head(group, rec)
+
+    def _next_head(self, group: Group, rec: QueuedRec) -> None:
+        """After admitting ``rec``, the head of ``group``: _push_group, with the group's previous entry in its quota's
+        heap replaced in place when it is on top (where the admitted head's entry is; the result is the same as
+        pushing a new entry and dropping the stale one later)."""
+        group.pop_head(rec)
+        head = group.head()
+        if head is None or group.parked:
+            group.qtoken = 0
+            return
+        qh, qgroups = self._qheap[group.quota], self._qgroups
+        old = group.qtoken
+        self._token += 1
+        token = group.qtoken = self._token
+        qgroups[token] = group
+        if qh and qh[0] & TOKEN_MASK == old:
+            heapreplace(qh, (head.gkey << 64) | token)
+            del qgroups[old]
+        else:
+            heappush(qh, (head.gkey << 64) | token)
+
+    def _public_fraction(self, shares: tuple[tuple[str, int]]) -> tuple[tuple[str, Quantity]]:
+        """Admit form of a fractional placement, kept per placement (DevicePool._fraction shares them, so the cache
+        holds at most one entry per device and tenth, whatever the number of admissions)."""
+        (dev, raw), = shares
+        amount = self._quantities.get(raw)
+        if amount is None:
+            amount = self._quantities[raw] = Quantity(raw)
+        out = self._public_fractions[shares] = ((dev, amount),)
+        return out
 
     def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:
         """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
@@ -325,7 +423,7 @@ class SchedulerState(StateBase):
         sig = self._signature(rec, blockers, note)
         if sig != group.last_sig:
             code, message = combine(tree, blockers, now, note)
-            group.last_wait = Wait(rec.id, code, message)
+            group.last_wait = new_wait(rec.id, code, message)
             group.last_sig = sig
             decisions.append(group.last_wait)
         if group.holds:
@@ -374,7 +472,7 @@ class SchedulerState(StateBase):
     def group_members(self, key: tuple) -> list[str]:
         """Ids of the queued jobs of the group ``key`` (from queue_group); O(group size)."""
         group = self._groups.get(key)
-        return [e[3].id for e in group.heap if e[3].alive] if group is not None else []
+        return [r.id for r in group.members()] if group is not None else []
 
     def explain(self, job_id: str) -> Wait | None:
         """Why a queued job waits (None when it is not queued)."""
@@ -391,8 +489,8 @@ class SchedulerState(StateBase):
             if group.last_wait is not None and group.parked:
                 return group.last_wait
             return Wait(job_id, "pending", f"quota {quota}: next in line, waiting for the next scheduling cycle")
-        mine = (-rec.priority, rec.seq, rec.token)
-        ahead = sum(1 for e in group.heap if e[3].alive and e[:3] < mine)
+        mine, recs = (rec.gkey << 64) | rec.token, group.recs
+        ahead = sum(1 for e in group.heap if e < mine and recs[e & TOKEN_MASK].alive)
         assert head is not None
         why = group.last_wait.message if group.last_wait is not None and group.parked else "it is next in line"
         return Wait(

@@ -17,9 +17,10 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from itertools import islice
 
-from allotment.core.quantity import format_raw
+from allotment.core.quantity import Quantity, format_raw
 
 WHOLE = 1000  # milli-GPU in one GPU
+_ONE_GPU = Quantity(WHOLE)  # immutable, shared
 
 Shares = tuple[tuple[str, int], ...]  # ((device id, raw amount), ...)
 
@@ -41,6 +42,13 @@ class DevicePool:
         self.total_capacity = 0
         self.largest_capacity = 0
         self.whole_devices = 0  # devices of exactly one GPU (the only ones whole-GPU jobs use)
+        # Per device, built once and shared by every placement (no allocation per admission): (device, WHOLE),
+        # the one-device placement ((device, WHOLE),), and the same as Admit decisions list it (Quantity amounts).
+        self._unit: dict[str, tuple[str, int]] = {}
+        self._single: dict[str, Shares] = {}
+        self.public: dict[str, tuple[str, Quantity]] = {}
+        self.public_single: dict[str, tuple[tuple[str, Quantity]]] = {}
+        self._fractions: dict[str, dict[int, Shares]] = {}  # see _fraction
         for dev, free, cap, node in devices:
             if dev in self.free:
                 raise ValueError(f"pool {name}: device {dev} listed twice")
@@ -54,6 +62,10 @@ class DevicePool:
             self.total_capacity += cap
             self.largest_capacity = max(self.largest_capacity, cap)
             self.whole_devices += cap == WHOLE
+            self._unit[dev] = unit = (dev, WHOLE)
+            self._single[dev] = (unit,)
+            self.public[dev] = pub = (dev, _ONE_GPU)
+            self.public_single[dev] = (pub,)
             self._set_free(dev, free)
 
     # -- index maintenance ----------------------------------------------------------------------------------------
@@ -134,9 +146,9 @@ class DevicePool:
                 for count in range(1, self._max_per_node + 1):
                     nodes = by_count.get(count)
                     if nodes:
-                        return ((next(iter(self._whole[next(reversed(nodes))])), amount),)
+                        return self._fraction(next(iter(self._whole[next(reversed(nodes))])), amount)
             # The last device of the bucket: buckets are stacks (see _set_free), so this stays O(1).
-            return ((next(reversed(self._by_free[value])), amount),)
+            return self._fraction(next(reversed(self._by_free[value])), amount)
         n = amount // WHOLE
         if n > self.whole_count:
             return None
@@ -155,6 +167,16 @@ class DevicePool:
                         return tuple((d, WHOLE) for d in picked)
         return None  # unreachable: whole_count >= n
 
+    def _fraction(self, dev: str, amount: int) -> Shares:
+        """((dev, amount),), built once per device and amount (fractions come in tenths: few per device)."""
+        per_device = self._fractions.get(dev)
+        if per_device is None:
+            per_device = self._fractions[dev] = {}
+        shares = per_device.get(amount)
+        if shares is None:
+            shares = per_device[amount] = ((dev, amount),)
+        return shares
+
     def could_ever_fit(self, amount: int) -> bool:
         """Would ``amount`` fit in this pool if every device were free?"""
         if amount <= 0:
@@ -165,13 +187,46 @@ class DevicePool:
 
     def place(self, amount: int) -> Shares | None:
         """choose() and take() in one step (the admission hot path)."""
-        shares = self.choose(amount)
-        if not shares:
-            return shares
         if amount < WHOLE:
-            dev = shares[0][0]
-            self._set_free(dev, self.free[dev] - amount)
+            shares = self.choose(amount)
+            if shares:
+                dev = shares[0][0]
+                self._set_free(dev, self.free[dev] - amount)
             return shares
+        n = amount // WHOLE
+        if n > self.whole_count:
+            return None
+        by_count = self._nodes_by_count
+        for count in range(n, self._max_per_node + 1):  # as choose(): the best-fitting node, taken directly
+            bucket = by_count.get(count)
+            if bucket:
+                node = next(reversed(bucket))
+                node_set = self._whole[node]
+                free, whole_bucket, unit = self.free, self._by_free[WHOLE], self._unit
+                if n == 1:
+                    dev = next(iter(node_set))
+                    shares: Shares = self._single[dev]
+                    del whole_bucket[dev]
+                    free[dev] = 0
+                    del node_set[dev]
+                else:
+                    devs = list(islice(node_set, n))
+                    shares = tuple([unit[d] for d in devs])
+                    for dev in devs:
+                        del whole_bucket[dev]
+                        free[dev] = 0
+                        del node_set[dev]
+                self._move_node(node, count, count - n)
+                if count == n:
+                    del self._whole[node]
+                if not whole_bucket:
+                    del self._by_free[WHOLE]
+                    del self._free_values[bisect_left(self._free_values, WHOLE)]
+                self.whole_count -= n
+                self.total_free -= amount
+                return shares
+        shares = self.choose(amount)  # spread over several nodes
+        assert shares
         # Whole devices: all come from the completely free bucket; update the indexes in one go per node.
         free, node_of, whole = self.free, self.node, self._whole
         bucket = self._by_free[WHOLE]
@@ -182,9 +237,9 @@ class DevicePool:
             node = node_of[dev]
             del whole[node][dev]
             per_node[node] = per_node.get(node, 0) + 1
-        for node, n in per_node.items():
+        for node, k in per_node.items():
             left = len(whole[node])
-            self._move_node(node, left + n, left)
+            self._move_node(node, left + k, left)
             if not left:
                 del whole[node]
         if not bucket:
@@ -199,7 +254,10 @@ class DevicePool:
         if self._free_values and self._free_values[-1] >= amount:
             return True
         free = self.free
-        return any(free[dev] + x >= amount for dev, x in freed.items())
+        for dev, x in freed.items():
+            if free[dev] + x >= amount:
+                return True
+        return False
 
     def take(self, shares: Sequence[tuple[str, int]]) -> None:
         for dev, amt in shares:

@@ -20,6 +20,7 @@ rolled back before returning, so the caller applies the result or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 
 from allotment.core.devices import DevicePool
 from allotment.core.model import PreemptReason
@@ -38,24 +39,32 @@ class PreemptionPlan:
 
 
 _NOTHING = PreemptionPlan(None, None, "")
+_WITHIN, _RECLAIM = PreemptReason.WITHIN_QUOTA, PreemptReason.RECLAIM
 _NOT_ENOUGH = "preempting every eligible job would not free enough"
 
 
-def _first(candidate: tuple) -> tuple:
-    return candidate[0]
+_victim_order = attrgetter("vorder")
 
 
-def _devices_could_fit(dp: DevicePool, amount: int, candidates: list, pool: str) -> bool:
+def _devices_could_fit(dp: DevicePool, amount: int, candidates: list[RunningRec], pool: str) -> bool:
     """Would the GPU shape fit if every candidate in this pool were gone? (whole jobs need completely free devices)"""
+    if amount < 1000:
+        if dp.could_fit_after(amount, {}):
+            return True  # fits already: nothing to add up
+    elif dp.whole_count >= amount // 1000:
+        return True
     freed: dict[str, int] = {}
-    for _, run, _ in candidates:
+    for run in candidates:
         if run.pool == pool:
             for dev, x in run.shares:
                 freed[dev] = freed.get(dev, 0) + x
     free, cap = dp.free, dp.cap
     if amount < 1000:
         return dp.could_fit_after(amount, freed)
-    whole = dp.whole_count + sum(1 for dev, x in freed.items() if free[dev] < cap[dev] == 1000 and free[dev] + x >= 1000)
+    whole = dp.whole_count
+    for dev, x in freed.items():
+        if free[dev] < cap[dev] == 1000 and free[dev] + x >= 1000:
+            whole += 1
     return whole >= amount // 1000
 
 
@@ -85,9 +94,9 @@ def plan_preemption(
 ) -> PreemptionPlan:
     """``shortfall`` = (quota or ROOT, key, amount): what blocks the job. If all candidates together cannot free that
     much there, the plan fails before simulating anything (the common case in a saturated cluster)."""
-    spec = tree.specs[q]
-    assert spec is not None
-    within = spec.within_quota_preemption == WithinQuota.LOWER_PRIORITY
+    # The quota's policies, read from the tree's per-quota flags (enum comparisons on the spec cost more than the
+    # rest of this check, and it runs for every blocked job of a quota that may preempt).
+    within, reclaims, reclaim_lower_only, child_preemption = tree.preempt_policy[q]
     if within:  # only worth it if the quota runs lower-priority jobs where this job could go
         for pool in pools:
             own = priorities_by_quota_pool.get((q, pool))
@@ -96,25 +105,25 @@ def plan_preemption(
         else:
             within = False
     keys = option.keys
-    reclaim = spec.reclaim != Reclaim.NEVER and tree.within_guarantee(q, option.req)
-    if not within and not reclaim and not spec.child_preemption:
+    reclaim = reclaims and tree.within_guarantee(q, option.req)
+    if not within and not reclaim and not child_preemption:
         return _NOTHING  # the common case in a busy cluster: decided without listing anything
-    reclaim_lower_only = spec.reclaim == Reclaim.LOWER_PRIORITY
     ancestors_q = tree.ancestors[q]
     # Which quotas' jobs may be victims, decided per quota first (cheap) so that jobs are only listed where useful.
-    sources: list[tuple[int, str, str]] = []
+    sources: list[tuple[int, str, str, int]] = []  # (quota, pool, reason, lowest common ancestor with q)
     for pool in pools:
         in_pool = quotas_in_pool.get(pool)
         if not in_pool:
             continue
         if within and q in in_pool:
-            sources.append((q, pool, PreemptReason.WITHIN_QUOTA))
-        if spec.child_preemption:
+            sources.append((q, pool, PreemptReason.WITHIN_QUOTA, q))
+        if child_preemption:
             below = tree.descendants(q)
             if len(below) < len(in_pool):
-                sources.extend((v, pool, PreemptReason.CHILD_PREEMPTION) for v in below if v in in_pool)
+                sources.extend((v, pool, PreemptReason.CHILD_PREEMPTION, q) for v in below if v in in_pool)
             else:
-                sources.extend((v, pool, PreemptReason.CHILD_PREEMPTION) for v in in_pool if q in tree.ancestors[v] and v != q)
+                sources.extend((v, pool, PreemptReason.CHILD_PREEMPTION, q)
+                               for v in in_pool if q in tree.ancestors[v] and v != q)
         if reclaim:
             u, g = tree.u, tree.g
             for v in in_pool:
@@ -126,39 +135,51 @@ def plan_preemption(
                     continue
                 if v == q or v in ancestors_q or q in tree.ancestors[v]:
                     continue
-                if tree.borrows_up_to(v, keys, tree.lca_below(q, v)):
-                    sources.append((v, pool, PreemptReason.RECLAIM))
-    candidates: list[tuple[tuple, RunningRec, str]] = []
+                stop = tree.lca_below(q, v)
+                if tree.borrows_up_to(v, keys, stop):
+                    sources.append((v, pool, PreemptReason.RECLAIM, stop))
+    # Victim order: jobs of quotas that borrow on the contested keys first, then (priority, -started_at, id). The two
+    # classes are listed apart and each is sorted on a per-job key built once, so listing allocates nothing per job.
+    borrowers: list[RunningRec] = []
+    others: list[RunningRec] = []
+    why: dict[int, tuple[str, int]] = {}  # victim quota -> (reason, lowest common ancestor with q)
     retry_at: float | None = None
     young = 0
     key_tuple = tuple(keys)
-    for v, pool, reason in sources:
-        v_spec = tree.specs[v]
-        assert v_spec is not None
-        min_runtime = v_spec.min_runtime_s
-        borrowing = tree.is_borrowing(v, key_tuple)
-        for run in running_by_quota_pool.get((v, pool), {}).values():
-            if reason == PreemptReason.WITHIN_QUOTA and run.priority >= priority:
+    disjoint = keys.isdisjoint
+    min_runtimes = tree.min_runtime
+    for v, pool, reason, stop in sources:
+        runs = running_by_quota_pool.get((v, pool))
+        if not runs:
+            continue
+        min_runtime = min_runtimes[v]
+        out = borrowers if tree.is_borrowing(v, key_tuple) else others
+        why[v] = (reason, stop)
+        # Within quota, and reclaim limited to lower priority, only take jobs below the preemptor's priority.
+        lower_only = reason == _WITHIN or (reason == _RECLAIM and reclaim_lower_only)
+        for run in runs.values():
+            if lower_only and run.priority >= priority:
                 continue
-            if reason == PreemptReason.RECLAIM and reclaim_lower_only and run.priority >= priority:
-                continue
-            if not any(k in keys for k, _ in run.req):
+            if disjoint(run.keys):
                 continue  # frees nothing this job needs
             if now - run.started_at < min_runtime:
                 young += 1
                 ready = run.started_at + min_runtime
                 retry_at = ready if retry_at is None else min(retry_at, ready)
                 continue
-            order = (0 if borrowing else 1, run.priority, -run.started_at, run.id)
-            candidates.append((order, run, reason))
+            if run.vorder is None:
+                run.vorder = (run.priority, -run.started_at, run.id)
+            out.append(run)
+    candidates = borrowers + others
     note = f"{young} running jobs could be preempted once they reach their minimum runtime" if young else ""
     if not candidates:
         return PreemptionPlan(None, retry_at, note)
     if shortfall is not None:
         node, key, amount = shortfall
         freeable = 0
-        for _, run, _ in candidates:
-            if node == ROOT or node in tree.ancestors[run.quota]:
+        ancestors = tree.ancestors
+        for run in candidates:
+            if node == ROOT or node in ancestors[run.quota]:
                 for k, x in run.req:
                     if k == key:
                         freeable += x
@@ -169,29 +190,35 @@ def plan_preemption(
         occupied, cap = tree.eu[ROOT], tree.cap
         for key, amount in option.req:
             free = cap[key] - occupied[key]
-            if amount > free and amount > free + sum(x for _, run, _ in candidates for k, x in run.req if k == key):
-                return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
+            if amount > free:
+                for run in candidates:
+                    for k, x in run.req:
+                        if k == key:
+                            free += x
+                if amount > free:
+                    return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
     if option.gpu and not _devices_could_fit(devices[option.pool], option.gpu, candidates, option.pool):
         return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
-    candidates.sort(key=_first)
+    borrowers.sort(key=_victim_order)
+    others.sort(key=_victim_order)
 
     def remove(run: RunningRec) -> None:
-        tree.apply(run.quota, run.req, -1)
+        tree.release_plan(run.quota, run.plan)
         if run.shares:
             devices[run.pool].release(run.shares)
 
     def restore(run: RunningRec) -> None:
-        tree.apply(run.quota, run.req, 1)
+        tree.take_plan(run.quota, run.plan)
         if run.shares:
             devices[run.pool].take(run.shares)
 
     chosen: list[tuple[RunningRec, str]] = []
     fitted = False
-    for _, run, reason in candidates:
-        if reason == PreemptReason.RECLAIM:
+    for run in borrowers + others:
+        reason, stop = why[run.quota]
+        if reason == _RECLAIM:
             # Only the contested keys matter: the reclaimer takes nothing else from the victim's quota.
-            contested = tuple((k, x) for k, x in run.req if k in keys)
-            stop = tree.lca_below(q, run.quota)
+            contested = run.req if run.keys <= keys else [(k, x) for k, x in run.req if k in keys]
             if not tree.removable_without_dropping_below_guarantee(run.quota, contested, stop):
                 continue
         remove(run)

@@ -10,16 +10,20 @@ O(groups touched), never O(queued jobs). A blocked group is *parked* under the e
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from heapq import heappop
+from heapq import heappop, heappush
 
 from allotment.core.model import Wait
-from allotment.core.usage import Request
+from allotment.core.usage import AdmitPlan, Request
+
+
+TOKEN_MASK = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
 
 
 class QueuedRec:
-    __slots__ = ("id", "priority", "seq", "submitted_at", "priority_class", "group", "alive", "token")
+    __slots__ = ("id", "priority", "seq", "submitted_at", "priority_class", "group", "alive", "token", "low", "gkey")
 
-    def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None) -> None:
+    def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None,
+                 low: int, token: int) -> None:
         self.id = job_id
         self.priority = priority
         self.seq = seq
@@ -27,11 +31,16 @@ class QueuedRec:
         self.priority_class = priority_class
         self.group: Group | None = None
         self.alive = True
-        self.token = 0
+        self.token = token  # unique and increasing: breaks ties between jobs of equal priority and seq
+        self.low = low  # the fixed fields of its order key (ranks, priority, seq, "not aged"): computed once
+        # (-priority, seq) packed into one integer (seq offset so that any 64-bit seq sorts right): queue heaps hold
+        # integers, compared in one step, instead of tuples compared field by field.
+        self.gkey = (-priority << 64) + seq + (1 << 63)
 
 
 class RunningRec:
-    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests")
+    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests", "plan", "qp", "keys",
+                 "vorder")
 
     def __init__(
         self,
@@ -43,6 +52,9 @@ class RunningRec:
         req: Request,
         shares: tuple[tuple[str, int], ...],
         requests: dict,
+        plan: AdmitPlan,
+        qp: tuple[int, str],
+        keys: frozenset[int],
     ) -> None:
         self.id = job_id
         self.quota = quota
@@ -52,28 +64,37 @@ class RunningRec:
         self.req = req
         self.shares = shares
         self.requests = requests
+        self.plan = plan  # usage rows to release (UsageTree.plan)
+        self.qp = qp  # (quota, pool): key of the running-job indexes, built once
+        self.keys = keys  # the keys of req, as a set (shared with the option it was admitted from)
+        self.vorder: tuple | None = None  # (priority, -started_at, id): victim order within a class, built when needed
 
 
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("pool", "req", "gpu", "keys")
+    __slots__ = ("pool", "req", "gpu", "keys", "plan", "qp", "hold_pairs")
 
-    def __init__(self, pool: str, req: Request, gpu: int) -> None:
+    def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
+                 hold_pairs: tuple[tuple[int, int], ...]) -> None:
         self.pool = pool
         self.req = req
         self.gpu = gpu
         self.keys = frozenset(k for k, _ in req)
+        self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
+        self.qp = qp
+        self.hold_pairs = hold_pairs  # (node, key) where a hold could block this option, in the order they are checked
 
 
 class Group:
     __slots__ = (
         "quota", "options", "profile", "requests", "pool_rank", "policy_rank", "heap", "size", "parked",
         "park_keys", "holds", "last_wait", "last_sig", "qtoken", "deadline_token", "shape", "tried", "ever",
+        "rank_bits", "terms", "recs",
     )
 
     def __init__(self, shape: tuple, quota: int, options: list[Option], profile: str | None, requests: dict,
-                 pool_rank: int, policy_rank: int) -> None:
+                 pool_rank: int, policy_rank: int, rank_bits: int, terms: Request) -> None:
         self.shape = shape
         self.quota = quota
         self.options = options
@@ -81,7 +102,10 @@ class Group:
         self.requests = requests  # resource -> Quantity, for Admit decisions
         self.pool_rank = pool_rank
         self.policy_rank = policy_rank
-        self.heap: list[tuple[int, int, int, QueuedRec]] = []  # (-priority, seq, token, rec)
+        # Jobs in order (-priority, seq, token), as integers (gkey << 64 | token; see QueuedRec), with the jobs by
+        # token: integer comparisons are what makes a heap step cheap.
+        self.heap: list[int] = []
+        self.recs: dict[int, QueuedRec] = {}
         self.size = 0  # live jobs
         self.parked = False
         self.park_keys: list[tuple] = []
@@ -92,15 +116,36 @@ class Group:
         self.ever: list[bool] | None = None  # per option: could it fit an idle cluster? (cached; config-dependent)
         self.qtoken = 0  # token of this group's valid entry in its quota heap (0: none)
         self.deadline_token = 0
+        # Order key parts that never change (state.StateBase._key): the rank fields already shifted into place, and
+        # the (key, amount - guarantee) pairs of the first option on keys the quota specifies (its borrowing is
+        # measured there; guarantees never change within a state).
+        self.rank_bits = rank_bits
+        self.terms = terms
+
+    def add(self, rec: QueuedRec) -> None:
+        self.recs[rec.token] = rec
+        heappush(self.heap, (rec.gkey << 64) | rec.token)
+        self.size += 1
 
     def head(self) -> QueuedRec | None:
-        heap = self.heap
+        heap, recs = self.heap, self.recs
         while heap:
-            rec = heap[0][3]
+            rec = recs[heap[0] & TOKEN_MASK]
             if rec.alive:
                 return rec
             heappop(heap)
+            del recs[rec.token]
         return None
+
+    def pop_head(self, rec: QueuedRec) -> None:
+        """Drop ``rec``, the head just admitted, from the heap (head() would do it on its next call)."""
+        heap = self.heap
+        if heap and heap[0] & TOKEN_MASK == rec.token:
+            heappop(heap)
+            del self.recs[rec.token]
+
+    def members(self) -> list[QueuedRec]:
+        return [r for r in self.recs.values() if r.alive]
 
 
 class Hold:

@@ -12,7 +12,8 @@ from heapq import heappop, heappush
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.model import Pool, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, Wait, WaitCode
 from allotment.core.quantity import RESOURCES, Quantity, format_quantity
-from allotment.core.queues import Group, Hold, HoldSet, Option, ParkIndex, QueuedRec, RunningRec
+from allotment.core.preemption import can_preempt
+from allotment.core.queues import TOKEN_MASK, Group, Hold, HoldSet, Option, ParkIndex, QueuedRec, RunningRec
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import ROOT, UsageTree
@@ -26,6 +27,9 @@ _SEQ_BITS, _PRIO_BITS, _SHARE_BITS, _RANK_BITS = 64, 33, 52, 16
 _AGED_SHIFT = _SEQ_BITS + _PRIO_BITS + _SHARE_BITS + 2 * _RANK_BITS
 _SHARE_MAX = (1 << _SHARE_BITS) - 1
 _RANK_MAX = (1 << _RANK_BITS) - 1
+_SHARE_SHIFT = _SEQ_BITS + _PRIO_BITS
+_NOT_AGED = 1 << _AGED_SHIFT
+_BORROWS = 1 << (_AGED_SHIFT + 1)
 
 
 def order_key(cls: int, aged: bool, pool_rank: int, policy_rank: int, share: float, priority: int, seq: int) -> int:
@@ -37,6 +41,22 @@ def order_key(cls: int, aged: bool, pool_rank: int, policy_rank: int, share: flo
     key = (key << _SHARE_BITS) | shareq
     key = (key << _PRIO_BITS) | prio
     return (key << _SEQ_BITS) | (seq & ((1 << _SEQ_BITS) - 1))
+
+
+def job_bits(priority: int, seq: int) -> int:
+    """The (priority, seq) fields of order_key(), computed once per job."""
+    prio = min(max((1 << 31) - priority, 0), (1 << _PRIO_BITS) - 1)
+    return (prio << _SEQ_BITS) | (seq & ((1 << _SEQ_BITS) - 1))
+
+
+def rank_bits(pool_rank: int, policy_rank: int) -> int:
+    """The rank fields of order_key(), computed once per group."""
+    return ((min(pool_rank, _RANK_MAX) << _RANK_BITS) | min(policy_rank, _RANK_MAX)) << (_SHARE_BITS + _SHARE_SHIFT)
+
+
+# Heap entries are integers, compared in one step: the global heap holds key << 96 | token << 32 | quota (the order
+# of the tuple (key, token, quota)); a quota's heap holds head.gkey << 64 | token (see QueuedRec.gkey).
+QUOTA_MASK = (1 << 32) - 1
 
 
 def key_class(key: int) -> int:
@@ -83,9 +103,12 @@ class StateBase:
         self._invalid_pending: list[Wait] = []
         self._groups: dict[tuple, Group] = {}
         n = len(tree.ids)
-        self._qheap: list[list] = [[] for _ in range(n)]  # per quota: (-priority, seq, token, group) of group heads
+        self._qheap: list[list[int]] = [[] for _ in range(n)]  # per quota: group heads (head.gkey << 64 | token)
+        self._qgroups: dict[int, Group] = {}  # token of a quota-heap entry -> its group (until the entry is popped)
         self._gtoken = [0] * n  # token of each quota's valid entry in the global heap
-        self._gheap: list = []  # (order key, token, quota, top group, its head job)
+        self._gtop_group: list[Group | None] = [None] * n  # the top group of that entry
+        self._gtop_rec: list[QueuedRec | None] = [None] * n  # and its head job
+        self._gheap: list[int] = []  # order key << 96 | token << 32 | quota
         self._token = 0
         self._park = ParkIndex()
         self._holds: dict[tuple[int, int], HoldSet] = {}
@@ -103,6 +126,10 @@ class StateBase:
         self._quotas_in_pool: dict[str, dict[int, int]] = {}
         self._prio_by_qp: dict[tuple[int, str], dict[int, int]] = {}  # (quota, pool) -> priority -> running jobs
         self._now = 0.0
+        self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
+        self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
+        # Whether a quota may preempt at all (its spec never changes within a state): asked for every blocked job.
+        self._can_preempt = [False] + [can_preempt(tree, q) for q in range(1, n)]
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, config: SchedulerConfig | None = None) -> StateBase:
@@ -195,20 +222,27 @@ class StateBase:
         shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None)
         group = self._groups.get(shape)
         if group is None:
-            options = [Option(p, self._compile(p, raw), gpu) for p in pools]
+            options = []
+            for p in pools:
+                req = self._compile(p, raw)
+                options.append(Option(p, req, gpu, tree.plan(q, req), (q, p),
+                                      tuple((a, k) for a in tree.path_root[q] for k, _ in req)))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
                 order = list(profile.policy_order)
                 policy_rank = order.index(job.quota) if job.quota in order else len(order)
-            group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank)
+            spec_keys = tree.spec_keys[q]
+            guarantee = tree.g[q]
+            terms = tuple((k, r - guarantee[k]) for k, r in options[0].req if k in spec_keys)
+            group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank,
+                          rank_bits(pool_rank, policy_rank), terms)
             self._groups[shape] = group
-        rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class)
-        rec.group = group
         self._token += 1
-        rec.token = self._token
-        heappush(group.heap, (-job.priority, job.seq, rec.token, rec))
-        group.size += 1
+        rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
+                        group.rank_bits | job_bits(job.priority, job.seq) | _NOT_AGED, self._token)
+        rec.group = group
+        group.add(rec)
         self._queued[job.id] = rec
         if group.head() is rec:
             self._head_changed(group)
@@ -245,8 +279,9 @@ class StateBase:
         shares = tuple((d, a.raw) for d, a in job.devices)
         if take_devices and shares:
             self._devices[job.pool].take(shares)
-        run = RunningRec(job.id, q, job.priority, job.started_at, job.pool, self._compile(job.pool, raw), shares,
-                         dict(job.requests))
+        req = self._compile(job.pool, raw)
+        run = RunningRec(job.id, q, job.priority, job.started_at, job.pool, req, shares, dict(job.requests),
+                         self._tree.plan(q, req), (q, job.pool), frozenset(k for k, _ in req))
         self._tree.apply(q, run.req, 1)
         self._index_running(run)
 
@@ -290,35 +325,70 @@ class StateBase:
         if head is None or group.parked:
             group.qtoken = 0
             return
-        group.qtoken = self._next_token()
-        heappush(self._qheap[group.quota], (-head.priority, head.seq, group.qtoken, group))
+        self._token += 1
+        token = group.qtoken = self._token
+        self._qgroups[token] = group
+        heappush(self._qheap[group.quota], (head.gkey << 64) | token)
 
     def _quota_top(self, q: int) -> tuple[Group, QueuedRec] | None:
-        qh = self._qheap[q]
+        """The best (group, head job) of quota q's queue; drops stale entries (see _push_quota, which inlines it)."""
+        qh, qgroups = self._qheap[q], self._qgroups
         while qh:
-            group = qh[0][3]
-            if qh[0][2] == group.qtoken and not group.parked:
+            token = qh[0] & TOKEN_MASK
+            group = qgroups[token]
+            if token == group.qtoken and not group.parked:
                 head = group.head()
                 if head is not None:
                     return group, head
             heappop(qh)
+            del qgroups[token]
         return None
 
     def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int:
-        """The candidate's order key (smaller first), see order_key()."""
-        cls, share = self._tree.borrow_class_and_share(q, group.options[0].req)
-        aged = self._age is not None and now - rec.submitted_at >= self._age
-        return order_key(cls, aged, group.pool_rank, group.policy_rank, share, rec.priority, rec.seq)
+        """The candidate's order key (smaller first): exactly order_key(cls, aged, pool rank, policy rank, share,
+        priority, seq) with cls and share from UsageTree.borrow_class_and_share on the group's first option, but
+        with the constant fields precomputed (it runs for every candidate). tests/unit/core compare the two."""
+        tree = self._tree
+        uq, inv = tree.u[q], tree.inv_cap
+        share = -1.0
+        for k, d in group.terms:  # d: requested - guarantee
+            x = uq[k] + d
+            if x > 0:
+                s = x * inv[k]
+                if s > share:
+                    share = s
+        age = self._age
+        key = rec.low  # rank and job fields, "not aged" set
+        if age is not None and not now - rec.submitted_at < age:
+            key ^= _NOT_AGED
+        if share < 0:
+            return key  # within guarantee: class 0, share 0
+        if share > 0:
+            share *= tree.inv_weight[q]
+            key |= (_SHARE_MAX if share >= 1048576.0 else int(share * 4294967296.0)) << _SHARE_SHIFT
+        return key | _BORROWS
 
     def _push_quota(self, q: int) -> None:
-        top = self._quota_top(q)
-        if top is None:
+        qh, qgroups = self._qheap[q], self._qgroups
+        while qh:
+            token = qh[0] & TOKEN_MASK
+            group = qgroups[token]
+            if token == group.qtoken and not group.parked:
+                head = group.head()
+                if head is not None:
+                    break
+            heappop(qh)
+            del qgroups[token]
+        else:
             self._gtoken[q] = 0
             return
-        token = self._gtoken[q] = self._next_token()
-        # The entry carries the quota's top (group, head job): every change to that queue pushes a new entry, so a
+        self._token += 1
+        token = self._gtoken[q] = self._token
+        # The entry stands for the quota's top (group, head job): every change to that queue pushes a new entry, so a
         # valid token means the top is still current (the cycle re-checks the job is alive as a safety net).
-        heappush(self._gheap, (self._key(q, top[0], top[1], self._now), token, q, top[0], top[1]))
+        self._gtop_group[q] = group
+        self._gtop_rec[q] = head
+        heappush(self._gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
 
     def _drop_group(self, group: Group) -> None:
         self._groups.pop(group.shape, None)
@@ -473,29 +543,38 @@ class StateBase:
     # -- running jobs -------------------------------------------------------------------------------------------
     def _index_running(self, run: RunningRec) -> None:
         self._running[run.id] = run
-        self._run_by_qp.setdefault((run.quota, run.pool), {})[run.id] = run
-        per_pool = self._quotas_in_pool.setdefault(run.pool, {})
+        qp = run.qp
+        by_qp = self._run_by_qp.get(qp)
+        if by_qp is None:
+            by_qp = self._run_by_qp[qp] = {}
+        by_qp[run.id] = run
+        per_pool = self._quotas_in_pool.get(run.pool)
+        if per_pool is None:
+            per_pool = self._quotas_in_pool[run.pool] = {}
         per_pool[run.quota] = per_pool.get(run.quota, 0) + 1
-        prios = self._prio_by_qp.setdefault((run.quota, run.pool), {})
+        prios = self._prio_by_qp.get(qp)
+        if prios is None:
+            prios = self._prio_by_qp[qp] = {}
         prios[run.priority] = prios.get(run.priority, 0) + 1
 
     def _release(self, run: RunningRec) -> None:
         del self._running[run.id]
-        by_qp = self._run_by_qp[(run.quota, run.pool)]
+        qp = run.qp
+        by_qp = self._run_by_qp[qp]
         del by_qp[run.id]
         if not by_qp:
-            del self._run_by_qp[(run.quota, run.pool)]
+            del self._run_by_qp[qp]
         per_pool = self._quotas_in_pool[run.pool]
         per_pool[run.quota] -= 1
         if not per_pool[run.quota]:
             del per_pool[run.quota]
-        prios = self._prio_by_qp[(run.quota, run.pool)]
+        prios = self._prio_by_qp[qp]
         prios[run.priority] -= 1
         if not prios[run.priority]:
             del prios[run.priority]
             if not prios:
-                del self._prio_by_qp[(run.quota, run.pool)]
-        self._tree.apply(run.quota, run.req, -1)
+                del self._prio_by_qp[qp]
+        self._tree.release_plan(run.quota, run.plan)
         if run.shares:
             self._devices[run.pool].release(run.shares)
         # Capacity came back: groups waiting for it are woken by need at the next cycle; groups held by a limit on

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from allotment.core.quantity import UNLIMITED_RAW
-from allotment.core.quota_tree import InvalidQuotaTree, QuotaSpec, validate_tree
+from allotment.core.quota_tree import InvalidQuotaTree, QuotaSpec, Reclaim, WithinQuota, validate_tree
 from allotment.core.resources import ANY_POOL, ResourceKey
 
 ROOT = 0
@@ -50,6 +50,20 @@ class Block(NamedTuple):
     node: int
     key: int
     needed: int
+
+
+# Block(...) runs a Python-level __new__; tuple.__new__(Block, fields) builds the same value in C (a blocked option is
+# common on the admission path: the first pool is often full).
+_new_block = tuple.__new__
+
+
+class AdmitPlan(NamedTuple):
+    """See UsageTree.plan()."""
+
+    lchk: tuple[tuple[list[int], list[int], int, int, int], ...]  # (usage, limit row, key, amount, quota): limited
+    floored: bool  # a lending limit on the path: use the general admit()/apply() (occupancy must be propagated)
+    req: Request
+    adds: tuple[tuple[list[int], int, int], ...]  # (usage row, key, amount) for the path and ROOT
 
 
 class KeyIndex:
@@ -124,6 +138,7 @@ class UsageTree:
         self.parent: list[int] = [-1] * n
         self.path: list[tuple[int, ...]] = [()] * n  # quota, parent, ..., top-level quota (ROOT excluded)
         self.ancestors: list[frozenset[int]] = [frozenset()] * n  # path as a set (includes the node itself)
+        self.path_root: list[tuple[int, ...]] = [(ROOT,)] * n  # path + (ROOT,)
         self.children: list[list[int]] = [[] for _ in range(n)]
         for i, spec in enumerate(order, start=1):
             p = ROOT if spec.parent_id is None else self.index[spec.parent_id]
@@ -131,6 +146,7 @@ class UsageTree:
             self.children[p].append(i)
             self.path[i] = (i,) + self.path[p]
             self.ancestors[i] = frozenset(self.path[i])
+            self.path_root[i] = self.path[i] + (ROOT,)
         self._descendants: dict[int, tuple[int, ...]] = {}
 
         self.weight: list[float] = [1.0] + [s.weight for s in order]
@@ -138,6 +154,13 @@ class UsageTree:
         self.lim: list[list[int]] = [[UNLIMITED_RAW] * nkeys for _ in range(n)]
         self.floor: list[list[int]] = [[0] * nkeys for _ in range(n)]
         self.spec_keys: list[frozenset[int]] = [frozenset()] * n
+        # Per quota, for preemption planning: (within-quota lower priority, reclaims at all, reclaims lower priority
+        # only, child preemption), and its minimum runtime.
+        self.preempt_policy: list[tuple[bool, bool, bool, bool]] = [(False, False, False, False)] + [
+            (s.within_quota_preemption == WithinQuota.LOWER_PRIORITY, s.reclaim != Reclaim.NEVER,
+             s.reclaim == Reclaim.LOWER_PRIORITY, s.child_preemption) for s in order
+        ]
+        self.min_runtime: list[float] = [0.0] + [s.min_runtime_s for s in order]
         for i, spec in enumerate(order, start=1):
             ks = []
             for k, lim in spec.resources.items():
@@ -220,7 +243,7 @@ class UsageTree:
             ua, la = u[a], lim[a]
             for k, r in req:
                 if ua[k] + r > la[k]:
-                    return Block(LIMIT, a, k, r)
+                    return _new_block(Block, (LIMIT, a, k, r))
         eu, floor = self.eu, self.floor
         delta: Request | list[tuple[int, int]] = req
         for a in self.floored_path[q]:
@@ -236,7 +259,7 @@ class UsageTree:
         er, cap = eu[ROOT], self.cap
         for k, d in delta:
             if er[k] + d > cap[k]:
-                return Block(CAPACITY, ROOT, k, d)
+                return _new_block(Block, (CAPACITY, ROOT, k, d))
         return None
 
     def admit(self, q: int, req: Request) -> Block | None:
@@ -268,7 +291,7 @@ class UsageTree:
             cap = self.cap
             for k, d in delta:
                 if er[k] + d > cap[k]:
-                    return Block(CAPACITY, ROOT, k, d)
+                    return _new_block(Block, (CAPACITY, ROOT, k, d))
             for k, d in delta:
                 er[k] += d
         for ea, dl in levels:
@@ -278,6 +301,55 @@ class UsageTree:
             for k, r in req:
                 ua[k] += r
         return None
+
+    def plan(self, q: int, req: Request) -> AdmitPlan:
+        """Precompiled rows for admitting and releasing ``req`` at quota ``q`` (a group's option or a running job):
+        the limit checks and usage updates as flat (row, key, amount) lists, so the hot path runs one short loop
+        each instead of nested loops over the path. Valid for the tree's lifetime (rows are mutated, never replaced)."""
+        lchk = tuple((ua, la, k, r, a) for a, (ua, la) in zip(self.limited_path[q], self.limit_rows[q]) for k, r in req)
+        adds = tuple((ua, k, r) for ua in self.u_rows[q] for k, r in req)
+        return AdmitPlan(lchk, bool(self.floored_path[q]), req, adds)
+
+    def admit_plan(self, q: int, p: AdmitPlan) -> Block | None:
+        """admit() with a precompiled plan (same result, same changes)."""
+        for ua, la, k, r, a in p.lchk:
+            if ua[k] + r > la[k]:
+                # the first limit in first_block()'s order (lchk follows the path, then the request)
+                return _new_block(Block, (LIMIT, a, k, r))
+        if p.floored:
+            return self.admit(q, p.req)
+        er, cap = self.eu[ROOT], self.cap
+        req = p.req
+        for k, r in req:
+            if er[k] + r > cap[k]:
+                return _new_block(Block, (CAPACITY, ROOT, k, r))
+        for k, r in req:
+            er[k] += r
+        for ua, k, r in p.adds:
+            ua[k] += r
+        return None
+
+    def release_plan(self, q: int, p: AdmitPlan) -> None:
+        """apply(q, req, -1) with a precompiled plan."""
+        if p.floored:
+            self.apply(q, p.req, -1)
+            return
+        for ua, k, r in p.adds:
+            ua[k] -= r
+        er = self.eu[ROOT]
+        for k, r in p.req:
+            er[k] -= r
+
+    def take_plan(self, q: int, p: AdmitPlan) -> None:
+        """apply(q, req, +1) with a precompiled plan (no checks)."""
+        if p.floored:
+            self.apply(q, p.req, 1)
+            return
+        for ua, k, r in p.adds:
+            ua[k] += r
+        er = self.eu[ROOT]
+        for k, r in p.req:
+            er[k] += r
 
     def fits_when_idle(self, q: int, req: Request) -> bool:
         """Would ``req`` fit if nothing at all were running? False means it can never run with this configuration
@@ -360,7 +432,10 @@ class UsageTree:
 
     def is_borrowing(self, q: int, keys: Sequence[int]) -> bool:
         spec, uq, gq = self.spec_keys[q], self.u[q], self.g[q]
-        return any(k in spec and uq[k] > gq[k] for k in keys)
+        for k in keys:
+            if k in spec and uq[k] > gq[k]:
+                return True
+        return False
 
     def borrows_up_to(self, v: int, keys: Iterable[int], stop: int) -> bool:
         """Does every quota from ``v`` up to (excluding) ``stop`` use more than its guarantee on one of ``keys``?
@@ -370,7 +445,10 @@ class UsageTree:
             if a == stop:
                 return True
             ua, ga = u[a], g[a]
-            if not any(ua[k] > ga[k] for k in keys):
+            for k in keys:
+                if ua[k] > ga[k]:
+                    break
+            else:
                 return False
         return True
 

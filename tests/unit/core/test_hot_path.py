@@ -1,0 +1,69 @@
+"""The admission hot path computes some values in shortcut form; each shortcut must equal the plain definition."""
+
+import random
+
+import pytest
+
+from allotment.core.admission import SchedulerState
+from allotment.core.model import Admit, Wait, new_admit, new_wait
+from allotment.core.quantity import Quantity
+from allotment.core.queues import TOKEN_MASK, QueuedRec
+from allotment.core.state import job_bits, order_key, rank_bits
+from core_testkit import gpu_pool, job, quota
+
+
+@pytest.mark.parametrize("fields", [
+    ("j1", "q", "p", {"gpu": Quantity(1000)}, (("d0", Quantity(1000)),), ()),
+    ("j2", "q/child", "p2", {}, (), ("v1", "v2")),
+])
+def test_fast_admit_equals_the_dataclass(fields):
+    fast, plain = new_admit(*fields), Admit(*fields)
+    assert type(fast) is Admit and fast == plain and repr(fast) == repr(plain)
+    with pytest.raises(AttributeError):
+        fast.job_id = "x"  # still frozen
+
+
+@pytest.mark.parametrize("fields", [("j1", "no_capacity", "pool p: 1 gpu requested"), ("j2", "pending", "")])
+def test_fast_wait_equals_the_dataclass(fields):
+    fast, plain = new_wait(*fields), Wait(*fields)
+    assert type(fast) is Wait and fast == plain and repr(fast) == repr(plain) and hash(fast) == hash(plain)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_queue_heap_integers_sort_like_priority_seq_token(seed):
+    rng = random.Random(seed)
+    recs = []
+    for token in range(1, 200):
+        priority = rng.choice([-(2**40), -5, 0, 0, 100, 200, 2**31, 2**40])
+        seq = rng.choice([-(2**62), -1, 0, 0, 7, 2**62]) + rng.randrange(3)
+        recs.append(QueuedRec(f"j{token}", priority, seq, 0.0, None, job_bits(priority, seq), token))
+    by_int = sorted(recs, key=lambda r: (r.gkey << 64) | r.token)
+    by_tuple = sorted(recs, key=lambda r: (-r.priority, r.seq, r.token))
+    assert by_int == by_tuple
+    assert all(((r.gkey << 64) | r.token) & TOKEN_MASK == r.token for r in recs)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_order_key_shortcut_equals_order_key(seed):
+    """StateBase._key (precomputed fields) == order_key(...) from borrow_class_and_share, as usage and time move."""
+    rng = random.Random(seed)
+    quotas = [quota("cohort", gpu_in={"a": 8, "b": 2}, cpu_in={"a": 32})]
+    for i in range(4):
+        quotas.append(quota(f"q{i}", "cohort", gpu_in={"a": (rng.randint(0, 2), 6)}, cpu_in={"a": rng.randint(0, 8)},
+                            weight=rng.choice([0.0, 0.5, 1.0, 3.0])))
+    state = SchedulerState(quotas, [gpu_pool("a", 8, nodes=2, cpu_total=32), gpu_pool("b", 4)])
+    for n in range(60):
+        state.add_job(job(f"j{n}", rng.choice(["cohort", "q0", "q1", "q2", "q3"]), gpus=rng.choice([0.5, 1, 2]),
+                          cores=rng.choice([0, 1, 4]), pools=rng.choice([("a",), ("a", "b"), ("b", "a")]),
+                          priority=rng.choice([0, 100, -3]), at=float(rng.randint(0, 50))))
+    tree = state._tree
+    for now in (0.0, 40.0, 4000.0):
+        for group in list(state._groups.values()):
+            rec = group.head()
+            q = group.quota
+            cls, share = tree.borrow_class_and_share(q, group.options[0].req)
+            aged = state._age is not None and now - rec.submitted_at >= state._age
+            expected = order_key(cls, aged, group.pool_rank, group.policy_rank, share, rec.priority, rec.seq)
+            assert state._key(q, group, rec, now) == expected
+            assert group.rank_bits == rank_bits(group.pool_rank, group.policy_rank)
+        state.cycle(now)
