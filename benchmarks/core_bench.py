@@ -15,7 +15,7 @@ Two scenarios, each at every queue size:
          were admitted so that the queue keeps its size.
 A "decision" is every value a cycle returns (Admit, Preempt, Wait); admissions are also reported on their own. Times
 cover cycle() calls only (submission and finish costs are reported separately). Wall-clock and process CPU time are
-both reported, with a calibration loop, because shared machines are noisy: see benchmarks/README-core.md.
+both reported, with a calibration loop, because shared machines are noisy: see benchmarks/README.md (scheduler core).
 """
 
 from __future__ import annotations
