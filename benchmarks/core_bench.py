@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from allotment.core.admission import SchedulerState  # noqa: E402
-from allotment.core.model import Admit, Device, Pool, Preempt, QueuedJob, SchedulerConfig, Wait  # noqa: E402
-from allotment.core.quantity import Quantity  # noqa: E402
-from allotment.core.quota_tree import QuotaLimits, QuotaSpec  # noqa: E402
+from allotment.core.admission import SchedulerState
+from allotment.core.model import Admit, Device, Pool, Preempt, QueuedJob, SchedulerConfig, Wait
+from allotment.core.quantity import Quantity
+from allotment.core.quota_tree import QuotaLimits, QuotaSpec
 
 COHORTS, PER_COHORT, POOLS = 10, 100, 50
 GPU_SIZES = (500, 1000, 2000, 4000)

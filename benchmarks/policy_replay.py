@@ -22,12 +22,12 @@ from statistics import fmean
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from allotment.bench.report import percentile  # noqa: E402
-from allotment.bench.scenario import load  # noqa: E402
-from allotment.core.admission import SchedulerState  # noqa: E402
-from allotment.core.model import Admit, Pool, Preempt, QueuedJob, SchedulerConfig  # noqa: E402
-from allotment.core.quantity import UNLIMITED, parse_quantity  # noqa: E402
-from allotment.core.quota_tree import QuotaLimits, QuotaSpec  # noqa: E402
+from allotment.bench.report import percentile
+from allotment.bench.scenario import load
+from allotment.core.admission import SchedulerState
+from allotment.core.model import Admit, Pool, Preempt, QueuedJob, SchedulerConfig
+from allotment.core.quantity import UNLIMITED, parse_quantity
+from allotment.core.quota_tree import QuotaLimits, QuotaSpec
 
 
 def build_state(plan, preemption_delay_s: float) -> SchedulerState:

@@ -17,7 +17,7 @@ from allotment.settings import Settings
 ADMIN_PASSWORD = "Adm1n-password!"
 
 # Real argon2, at its cheapest cost: hashing dominates otherwise (production uses argon2-cffi's defaults).
-from allotment.identity.secrets import configure_password_hashing  # noqa: E402
+from allotment.identity.secrets import configure_password_hashing
 
 configure_password_hashing(time_cost=1, memory_cost_kib=1024)
 PG_URL = os.environ.get("ALLOT_TEST_POSTGRES_URL")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from e2e.clitools import ADMIN_PASSWORD, ADMIN_USERNAME, allot, login_config, ok, start_server, stop_server
 
 SMOKE = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios" / "smoke.yaml"

@@ -147,9 +147,9 @@ def test_creating_and_relabelling_is_audited_without_secrets(client, admin_heade
 
 def test_inactive_user_gets_no_new_credentials_and_old_ones_stop(client, admin_headers):
     alice = user_with_key(client, "alice")
+    from allotment.api.state import mark_identity_changed
     from allotment.db import transaction
     from allotment.identity.models import User
-    from allotment.api.state import mark_identity_changed
 
     with transaction(client.app.state.allot.sessions) as s:
         s.scalar(select(User).where(User.username == "alice")).is_active = False

@@ -5,8 +5,9 @@ left those open), nor do the quota's descendants; pins and profiles onto other p
 from __future__ import annotations
 
 import pytest
-from conftest import login
 from sched_helpers import API, Harness
+
+from conftest import login
 
 PASSWORD = "Str0ng-password!"
 

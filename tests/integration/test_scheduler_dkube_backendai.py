@@ -4,8 +4,9 @@ pool, no deletion under a running job) and Backend.AI's per-user caps and concur
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN_PASSWORD, login
 from sched_helpers import Harness
+
+from conftest import ADMIN_PASSWORD, login
 
 PASSWORD = "Str0ng-password!"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import make_settings
 from fastapi.testclient import TestClient
 from sched_helpers import API, Harness
 from sqlalchemy import update
@@ -17,6 +16,7 @@ from allotment.scheduler.loop import Scheduler
 from allotment.scheduler.persist import ADMIT, Writes
 from allotment.scheduler.runtime import ClusterRuntime
 from allotment.workloads.models import Job
+from conftest import make_settings
 
 
 @pytest.fixture

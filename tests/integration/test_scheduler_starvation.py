@@ -4,11 +4,11 @@ has waited longer than scheduler_starvation_age_s reserves the GPUs it waits for
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN_PASSWORD, login, make_settings
 from fastapi.testclient import TestClient
 from sched_helpers import Harness
 
 from allotment.api.app import create_app
+from conftest import ADMIN_PASSWORD, login, make_settings
 
 AGE_S = 60.0
 

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import login
 from inventory_helpers import register_node
+
+from conftest import login
 
 API = "/api/v1"
 PASSWORD = "Str0ng-password!"

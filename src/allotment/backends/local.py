@@ -106,7 +106,7 @@ class LocalBackend:
         env = {**os.environ, **launch.env, "ALLOT_JOB_ID": str(launch.job_id)}
         if launch.devices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d, _ in launch.devices)
-        log = open(self.log_dir / f"job-{launch.job_id}.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.log_dir / f"job-{launch.job_id}.log", "ab")
         try:
             proc = subprocess.Popen(["/bin/sh", "-c", launch.command], stdout=log, stderr=subprocess.STDOUT,
                                     env=env, start_new_session=True)

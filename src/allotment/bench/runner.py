@@ -72,7 +72,7 @@ class ThrowawayServer:
             "ALLOT_LOG_LEVEL": "warning",
             **self.extra_env,
         })
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it until it exits
+        log = open(self.log_path, "wb")
         try:
             # cwd: the temporary directory, so an allot.toml where the benchmark is started is not picked up
             self.proc = subprocess.Popen([sys.executable, "-c", "from allotment.cli.main import main; main()",

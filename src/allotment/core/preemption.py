@@ -24,13 +24,13 @@ from operator import attrgetter
 
 from allotment.core.devices import DevicePool
 from allotment.core.model import PreemptReason
-from allotment.core.quota_tree import Reclaim, WithinQuota
 from allotment.core.queues import Option, RunningRec
+from allotment.core.quota_tree import Reclaim, WithinQuota
 from allotment.core.usage import ROOT, UsageTree
 
 
 class PreemptionPlan:
-    __slots__ = ("victims", "retry_at", "note")
+    __slots__ = ("note", "retry_at", "victims")
 
     def __init__(self, victims: list[tuple[RunningRec, str]] | None, retry_at: float | None, note: str) -> None:
         self.victims = victims  # None: J cannot be made to fit

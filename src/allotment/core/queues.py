@@ -15,12 +15,11 @@ from heapq import heappop, heappush
 from allotment.core.model import Wait
 from allotment.core.usage import AdmitPlan, Request
 
-
 TOKEN_MASK = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
 
 
 class QueuedRec:
-    __slots__ = ("id", "priority", "seq", "submitted_at", "priority_class", "group", "alive", "token", "low", "gkey")
+    __slots__ = ("alive", "gkey", "group", "id", "low", "priority", "priority_class", "seq", "submitted_at", "token")
 
     def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None,
                  low: int, token: int) -> None:
@@ -39,8 +38,20 @@ class QueuedRec:
 
 
 class RunningRec:
-    __slots__ = ("id", "quota", "priority", "started_at", "pool", "req", "shares", "requests", "plan", "qp", "keys",
-                 "vorder")
+    __slots__ = (
+        "id",
+        "keys",
+        "plan",
+        "pool",
+        "priority",
+        "qp",
+        "quota",
+        "req",
+        "requests",
+        "shares",
+        "started_at",
+        "vorder",
+    )
 
     def __init__(
         self,
@@ -73,7 +84,7 @@ class RunningRec:
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("pool", "req", "gpu", "keys", "plan", "qp", "hold_pairs")
+    __slots__ = ("gpu", "hold_pairs", "keys", "plan", "pool", "qp", "req")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...]) -> None:
@@ -88,9 +99,27 @@ class Option:
 
 class Group:
     __slots__ = (
-        "quota", "options", "profile", "requests", "pool_rank", "policy_rank", "heap", "size", "parked",
-        "park_keys", "holds", "last_wait", "last_sig", "qtoken", "deadline_token", "shape", "tried", "ever",
-        "rank_bits", "terms", "recs",
+        "deadline_token",
+        "ever",
+        "heap",
+        "holds",
+        "last_sig",
+        "last_wait",
+        "options",
+        "park_keys",
+        "parked",
+        "policy_rank",
+        "pool_rank",
+        "profile",
+        "qtoken",
+        "quota",
+        "rank_bits",
+        "recs",
+        "requests",
+        "shape",
+        "size",
+        "terms",
+        "tried",
     )
 
     def __init__(self, shape: tuple, quota: int, options: list[Option], profile: str | None, requests: dict,
@@ -158,7 +187,7 @@ class Hold:
 
     GUARANTEE = 1
     STARVATION = 2
-    __slots__ = ("node", "key", "kind", "group", "job_id", "priority", "submitted_at", "seq", "cls", "quota", "blocked")
+    __slots__ = ("blocked", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int) -> None:
         self.node = node

@@ -11,13 +11,12 @@ from heapq import heappop, heappush
 
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.model import Pool, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, Wait, WaitCode
-from allotment.core.quantity import RESOURCES, Quantity, format_quantity
 from allotment.core.preemption import can_preempt
+from allotment.core.quantity import RESOURCES, Quantity, format_quantity
 from allotment.core.queues import TOKEN_MASK, Group, Hold, HoldSet, Option, ParkIndex, QueuedRec, RunningRec
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import ROOT, UsageTree
-
 
 # Order keys are packed into one integer, fields from most to least significant (widths in bits):
 #   borrowing class (1) | not aged (1) | pool's profile rank (16) | profile's policy rank (16) |

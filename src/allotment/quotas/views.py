@@ -13,8 +13,8 @@ from allotment.core.quantity import format_raw
 from allotment.core.resources import ANY_POOL
 from allotment.inventory.models import Cluster, Pool
 from allotment.quotas import bindings
-from allotment.quotas.quota_pools import own_pools, usable_pools
 from allotment.quotas.models import Quota
+from allotment.quotas.quota_pools import own_pools, usable_pools
 from allotment.quotas.schemas import BindingOut, QuotaOut, ResourceOut
 from allotment.quotas.service import quota_resources
 from allotment.workloads.models import HOLDING_STATES, Job

@@ -7,7 +7,16 @@ from itertools import count
 
 from allotment.core.admission import SchedulerState
 from allotment.core.model import (
-    Admit, Decision, Device, Pool, Preempt, Profile, QueuedJob, RunningJob, SchedulerConfig, Wait,
+    Admit,
+    Decision,
+    Device,
+    Pool,
+    Preempt,
+    Profile,
+    QueuedJob,
+    RunningJob,
+    SchedulerConfig,
+    Wait,
 )
 from allotment.core.quantity import Quantity, parse_quantity
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec

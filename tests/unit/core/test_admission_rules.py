@@ -1,10 +1,10 @@
 """Table tests for the admission rules of the scheduler contract (preemption rules: test_preemption_rules.py)."""
 
 import pytest
+from core_testkit import admitted, cpu_pool, gpu, gpu_pool, job, quota, start, state_of, waits
 
 from allotment.core.admission import schedule
 from allotment.core.model import Profile, QueuedJob, Snapshot, WaitCode
-from core_testkit import admitted, cpu_pool, gpu, gpu_pool, job, quota, start, state_of, waits
 
 
 def run(quotas, pools, jobs, *, running=(), profiles=(), now=0.0, age=None):

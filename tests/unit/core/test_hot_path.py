@@ -3,13 +3,13 @@
 import random
 
 import pytest
+from core_testkit import gpu_pool, job, quota
 
 from allotment.core.admission import SchedulerState
 from allotment.core.model import Admit, Wait, new_admit, new_wait
 from allotment.core.quantity import Quantity
 from allotment.core.queues import TOKEN_MASK, QueuedRec
 from allotment.core.state import job_bits, order_key, rank_bits
-from core_testkit import gpu_pool, job, quota
 
 
 @pytest.mark.parametrize("fields", [

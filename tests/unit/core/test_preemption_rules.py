@@ -1,9 +1,9 @@
 """Table tests for preemption: reclaim, child level, within quota, minimum runtime, victim ordering, minimality."""
 
 import pytest
+from core_testkit import admitted, gpu_pool, job, preempted, preemptions, quota, start, state_of, waits
 
 from allotment.core.model import PreemptReason, WaitCode
-from core_testkit import admitted, gpu_pool, job, preempted, preemptions, quota, start, state_of, waits
 
 
 def cycle(quotas, pool_gpus, running, jobs, now=1000.0):

@@ -3,7 +3,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from allotment.core.quantity import (
-    UNLIMITED, UNLIMITED_RAW, ZERO, Quantity, format_quantity, parse_quantity,
+    UNLIMITED,
+    UNLIMITED_RAW,
+    ZERO,
+    Quantity,
+    format_quantity,
+    parse_quantity,
 )
 from allotment.core.resources import ResourceKey, ResourceVector, parse_requests
 

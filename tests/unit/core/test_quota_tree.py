@@ -1,9 +1,14 @@
 import pytest
+from core_testkit import gpu, lim, quota
 
 from allotment.core.quota_tree import (
-    QuotaLimits, QuotaSpec, Reclaim, ScaleError, scale, validate_tree,
+    QuotaLimits,
+    QuotaSpec,
+    Reclaim,
+    ScaleError,
+    scale,
+    validate_tree,
 )
-from core_testkit import gpu, lim, quota
 
 
 def codes(errors):

@@ -1,13 +1,22 @@
 """Acceptance scenarios at the core level: ClearML's worked example, Alibaba PAI's quota tree, Kueue cohorts."""
 
 import pytest
+from core_testkit import admitted, cpu, cpu_pool, gpu, preempted, preemptions, waits
 
 from allotment.core.admission import SchedulerState
 from allotment.core.model import (
-    Admit, Device, Pool, PreemptReason, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, WaitCode,
+    Admit,
+    Device,
+    Pool,
+    PreemptReason,
+    Profile,
+    QueuedJob,
+    RunningJob,
+    SchedulerConfig,
+    Snapshot,
+    WaitCode,
 )
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec, ScaleError, scale
-from core_testkit import admitted, cpu, cpu_pool, gpu, preempted, preemptions, waits
 
 INFERENCE, TRAINING, INTERACTIVE = 300, 200, 100
 

@@ -1,9 +1,9 @@
 """The incremental SchedulerState the loop keeps between cycles: events wake exactly what they can unblock."""
 
 import pytest
-
-from allotment.core.model import Admit, Pool, Device, QueuedJob, RunningJob, WaitCode
 from core_testkit import admitted, gpu, gpu_pool, job, quota, start, state_of, waits
+
+from allotment.core.model import Admit, Device, Pool, QueuedJob, RunningJob, WaitCode
 
 
 def test_finished_job_wakes_the_waiting_one_and_unchanged_waits_are_not_repeated():

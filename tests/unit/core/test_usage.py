@@ -1,10 +1,10 @@
 """Admission rule 1 at the tree level: limits along the path, borrowing only from what is really available."""
 
 import pytest
+from core_testkit import quota
 
 from allotment.core.quantity import UNLIMITED_RAW
 from allotment.core.usage import CAPACITY, LIMIT, ROOT, UsageTree
-from core_testkit import quota
 
 G = 1000  # one GPU in raw units
 

@@ -5,10 +5,10 @@ Revises:
 Create Date: 2026-11-23 02:04:58.461602
 """
 
-from alembic import op
 import sqlalchemy as sa
-import allotment.db
+from alembic import op
 
+import allotment.db
 
 revision = '0001'
 down_revision = None
