@@ -170,6 +170,14 @@ class UsageTree:
                 self.lim[i][ki] = lim.limit.raw
                 if lim.lending_limit is not None:
                     self.floor[i][ki] = lim.guarantee.raw - lim.lending_limit.raw
+            # A quota that sets a resource per pool has no guarantee in the pools it does not name: what it uses there
+            # is borrowed, for the order of candidates (guarantee first) as for reclaim. A resource it sets only on
+            # "*" is judged on "*"; one it does not set at all is not its concern.
+            per_pool = {k.resource for k in spec.resources if k.pool != ANY_POOL}
+            per_pool -= {k.resource for k in spec.resources if k.pool == ANY_POOL}
+            if per_pool:
+                ks.extend(ki for ki, key in enumerate(self.keys.keys)
+                          if key.pool != ANY_POOL and key.resource in per_pool)
             self.spec_keys[i] = frozenset(ks)
         self.cap: list[int] = [0] * nkeys
         for ki, k in enumerate(self.keys.keys):

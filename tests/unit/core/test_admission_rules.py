@@ -26,6 +26,12 @@ def run(quotas, pools, jobs, *, running=(), profiles=(), now=0.0, age=None):
         ([quota("a", gpu_in={"p": 0}), quota("b", gpu_in={"p": 0})], ["b1"], {"a1": WaitCode.NO_CAPACITY}),
         # both within their guarantees: submission order decides
         ([quota("a", gpu_in={"p": 4}), quota("b", gpu_in={"p": 4})], ["b1"], {"a1": WaitCode.NO_CAPACITY}),
+        # b sets gpu only in another pool: it has no guarantee in p, so there it borrows and a goes first
+        ([quota("a", gpu_in={"p": 4}), quota("b", gpu_in={"x": 8})], ["a1"], {"b1": WaitCode.NO_CAPACITY}),
+        # b sets gpu on all pools ("*"): judged on that guarantee, it is within it; submission order decides
+        ([quota("a", gpu_in={"p": 4}), quota("b", gpu_in={"*": 8})], ["b1"], {"a1": WaitCode.NO_CAPACITY}),
+        # b sets no gpu at all: not its concern, so not borrowing either; submission order decides
+        ([quota("a", gpu_in={"p": 4}), quota("b")], ["b1"], {"a1": WaitCode.NO_CAPACITY}),
     ],
 )
 def test_guarantee_first(quotas, expected_admitted, expected_wait):

@@ -100,9 +100,10 @@ def check_reclaim_respects_guarantees(specs, state, before, decisions, running):
     and was at or above its guarantee before the cycle is still at or above it after."""
     by_id = {s.id: s for s in specs}
     reclaimed, other = set(), set()
+    started = {d.job_id: {"quota": d.quota, "pool": d.pool} for d in decisions if isinstance(d, Admit)}
     for d in decisions:
         if isinstance(d, Preempt):
-            victim = running[d.victim_id]
+            victim = running[d.victim_id] if d.victim_id in running else started[d.victim_id]  # (same cycle)
             (reclaimed if d.reason == PreemptReason.RECLAIM else other).add((victim["quota"], victim["pool"]))
     for quota, pool in reclaimed - other:
         lim = by_id[quota].resources.get((pool, "gpu"))
