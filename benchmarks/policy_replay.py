@@ -18,11 +18,10 @@ import math
 import sys
 import time
 from pathlib import Path
-from statistics import fmean
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from allotment.bench.report import percentile
+from allotment.bench.report import admission_stats
 from allotment.bench.scenario import load
 from allotment.core.admission import SchedulerState
 from allotment.core.model import Admit, Pool, Preempt, QueuedJob, SchedulerConfig
@@ -112,11 +111,8 @@ def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0) -> dict
     wall = max(r["finished"] for r in info.values())
     out = {"scenario": plan.name, "wall_ms": round(wall * 1000, 1), "jobs": len(jobs),
            "utilisation": round(busy / (plan.capacity * wall), 4), "decisions": decisions,
-           "core_cpu_s": round(cpu, 2), "preemptions": preemptions, "classes": {}}
-    for c, v in sorted(classes.items()):
-        v.sort()
-        out["classes"][c] = {"mean_admission_ms": round(fmean(v), 1), "p50_admission_ms": round(percentile(v, 50), 1),
-                             "p99_admission_ms": round(percentile(v, 99), 1), "count": len(v)}
+           "core_cpu_s": round(cpu, 2), "preemptions": preemptions,
+           "classes": {c: admission_stats(v) for c, v in sorted(classes.items())}}
     return out
 
 

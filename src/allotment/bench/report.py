@@ -27,7 +27,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def _stats(values: list[float]) -> dict[str, float | int]:
+def admission_stats(values: list[float]) -> dict[str, float | int]:
+    """Mean, p50 and p99 time to admission (ms) and the count; the same figures for every report."""
     values = sorted(values)
     return {
         "mean_admission_ms": round(fmean(values), 1) if values else 0.0,
@@ -87,8 +88,8 @@ def compute(scenario: Scenario, jobs: list[dict], started_at: float, resource: s
         "utilisation": round(busy / (capacity * wall_s), 4) if capacity and wall_s else 0.0,
         "resource": resource,
         "capacity": capacity,
-        "classes": {name: _stats(v) for name, v in sorted(classes.items())},
-        "quotas": {name: {"jobs": e["jobs"], **_stats(e["waits"]), "resource_seconds": round(e["resource_seconds"], 1),
+        "classes": {name: admission_stats(v) for name, v in sorted(classes.items())},
+        "quotas": {name: {"jobs": e["jobs"], **admission_stats(e["waits"]), "resource_seconds": round(e["resource_seconds"], 1),
                           "preemptions": e["preemptions"]} for name, e in sorted(quotas.items())},
         "preemptions": preemptions,
         "submission_lag_ms": {"mean": round(fmean(lags), 1) if lags else 0.0,

@@ -439,11 +439,6 @@ class SchedulerState(StateBase):
             pool = o.pool if b.kind == DEVICE else tree.keys.keys[b.key].pool
             if b.node == ROOT:  # capacity, device fit, or a hold on the pool itself
                 cap_entries.append((pool, b.key, b.requested if b.kind == HOLD else b.needed))
-                if b.kind == CAPACITY:
-                    # What reaches the cluster level is the request minus what unlendable guarantees on the path
-                    # absorb; a job of that subtree ending makes the need smaller without freeing anything at the
-                    # cluster level, so the group also waits for usage to drop under those guarantees.
-                    limit_keys.extend(("limit", a, pool) for a in tree.floored_path[q])
             else:
                 limit_keys.append(("limit", b.node, pool))
         for b in blockers:
