@@ -35,6 +35,7 @@ from allotment.core.admission import SchedulerState
 from allotment.core.model import Admit, Device, Pool, Preempt, QueuedJob, SchedulerConfig, Wait
 from allotment.core.quantity import Quantity
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec
+from allotment.scheduler.gcpause import gc_paused
 
 COHORTS, PER_COHORT, POOLS = 10, 100, 50
 GPU_SIZES = (500, 1000, 2000, 4000)
@@ -120,7 +121,17 @@ def build(queued: int, gpus_per_pool: int, cores_per_pool: int, seed: int) -> tu
     return state, jobs, submit_us
 
 
+COLLECTOR = {"paused": True}  # set from --collector
+
+
 def timed_cycle(state: SchedulerState, now: float) -> tuple[list, float, float]:
+    """One cycle as the scheduler loop runs it: with the cyclic collector paused (scheduler/gcpause.py), unless
+    --collector on."""
+    if COLLECTOR["paused"]:
+        with gc_paused():
+            t, c = time.perf_counter(), time.process_time()
+            out = state.cycle(now)
+            return out, time.perf_counter() - t, time.process_time() - c
     t, c = time.perf_counter(), time.process_time()
     out = state.cycle(now)
     return out, time.perf_counter() - t, time.process_time() - c
@@ -196,7 +207,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--finish", type=int, default=500, help="running jobs finished before each churn cycle")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--collector", choices=("paused", "on"), default="paused",
+                        help="the cyclic garbage collector during cycles: paused as the scheduler loop does, or on")
     args = parser.parse_args()
+    COLLECTOR["paused"] = args.collector == "paused"
     sizes = [10_000, 100_000] + ([] if args.quick else [1_000_000])
     calibration_before = calibrate()
     runs = []
@@ -214,6 +228,7 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "calibration_ns_per_loop_iteration": [calibration_before, calibration_after],
+        "collector": args.collector,
         "runs": runs,
         "at_100k": {
             kind: {k: by[(kind, 100_000)][k] for k in ("decisions_per_s", "decisions_per_cpu_s", "admissions_per_cpu_s")}

@@ -71,16 +71,17 @@ from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
-from allotment.core.model import Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_admit, new_wait
+from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
 from allotment.core.preemption import plan_preemption
 from allotment.core.quantity import Quantity
 from allotment.core.queues import TOKEN_MASK, Group, Hold, Option, QueuedRec, RunningRec
 from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
-from allotment.core.usage import CAPACITY, LIMIT, ROOT, Block
+from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["SchedulerState", "schedule"]
 
 _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
+_new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
 
 class SchedulerState(StateBase):
@@ -141,11 +142,12 @@ class SchedulerState(StateBase):
                 continue
             if limit is not None and admitted >= limit:
                 return True
-            heappop(gheap)
+            # The entry stays in the heap, stale (token 0), until the quota's next entry replaces it in one step
+            # (_push_quota) or, if something else went on top meanwhile, until the stale-entry loop above drops it.
             gtoken[q] = 0
             if self._try(q, group, rec, current, now, decisions):
                 admitted += 1
-            self._push_quota(q)
+            self._push_quota(q, entry)
 
     def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool):
         """(None, device shares) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
@@ -201,47 +203,55 @@ class SchedulerState(StateBase):
         return group.ever
 
     def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
-        tree = self._tree
         group.tried = self._cycle_no
-        aged = key_aged(key)
-        blockers: list = []
-        if not self._holds:  # the common case, kept lean: try each pool in order
+        if not self._holds:  # the common case, kept lean: try each pool in order, building nothing until one fits
+            tree = self._tree
             er, cap = tree.eu[ROOT], tree.cap
             for opt in group.options:
                 # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
                 p = opt.plan
-                for ua, la, k, r, a in p.lchk:
+                for ua, la, k, r, _ in p.lchk:
                     if ua[k] + r > la[k]:
-                        b = _new_tuple(Block, (LIMIT, a, k, r))
                         break
                 else:
                     if p.floored:
-                        b = tree.admit(q, p.req)
+                        if tree.admit(q, p.req) is not None:
+                            continue
                     else:
                         for k, r in p.req:
                             if er[k] + r > cap[k]:
-                                b = _new_tuple(Block, (CAPACITY, ROOT, k, r))
                                 break
                         else:
                             for k, r in p.req:
                                 er[k] += r
                             for ua, k, r in p.adds:
                                 ua[k] += r
-                            b = None
-                if b is None:
-                    shares = ()
-                    if opt.gpu:
+                            if opt.gpu:
+                                shares = self._devices[opt.pool].place(opt.gpu)
+                                if shares is None:
+                                    tree.release_plan(q, p)
+                                    continue
+                                self._admit(q, group, rec, opt, shares, (), now, decisions)
+                            else:
+                                self._admit(q, group, rec, opt, (), (), now, decisions)
+                            return True
+                        continue
+                    if opt.gpu:  # floored path: the usage is taken; now the devices
                         shares = self._devices[opt.pool].place(opt.gpu)
                         if shares is None:
-                            tree.release_plan(q, opt.plan)
-                            dp = self._devices[opt.pool]
-                            blockers.append(
-                                _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp)))
+                            tree.release_plan(q, p)
                             continue
-                    self._admit(q, group, rec, opt, shares, (), now, decisions)
+                        self._admit(q, group, rec, opt, shares, (), now, decisions)
+                    else:
+                        self._admit(q, group, rec, opt, (), (), now, decisions)
                     return True
-                blockers.append(b)
+            # No option fits. What blocks each is only worked out now (nothing changed since the checks above).
+            blockers = [self._blocker_of(q, opt) for opt in group.options]
+            aged = key_aged(key)
         else:
+            aged = key_aged(key)
+            blockers = []
+            tree = self._tree
             for i, opt in enumerate(group.options):
                 # the borrowing class of other pools only matters to holds
                 cls = key_class(key) if i == 0 else tree.borrow_class_and_share(q, opt.req)[0]
@@ -250,7 +260,7 @@ class SchedulerState(StateBase):
                     self._admit(q, group, rec, opt, shares, (), now, decisions)
                     return True
                 blockers.append(blocker)
-        blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
+            blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
         if self._can_preempt[q]:
@@ -264,6 +274,15 @@ class SchedulerState(StateBase):
                     return True
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
+
+    def _blocker_of(self, q: int, opt: Option) -> Blocker:
+        """Why ``opt`` does not fit now, when it was just found not to (without holds): the first limit or capacity
+        in UsageTree.first_block's order (the order _try checks them in), else the pool's devices."""
+        b = self._tree.first_block(q, opt.req)
+        if b is not None:
+            return _new_tuple(Blocker, (b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key), None))
+        dp = self._devices[opt.pool]
+        return _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp))
 
     def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
                         decisions: list[Decision]) -> tuple[bool, float | None, str]:
@@ -318,24 +337,36 @@ class SchedulerState(StateBase):
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
         """Record an admission whose usage and devices were already taken."""
-        run = RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
-                         opt.keys)
+        # RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
+        # opt.keys), built with plain slot stores (a call to __init__ costs as much again; tests/unit/core/test_hot_path)
+        run = _new_object(RunningRec)
+        run.id = job_id = rec.id
+        run.quota = q
+        run.priority = priority = rec.priority
+        run.started_at = now
+        run.pool = pool = opt.pool
+        run.req = opt.req
+        run.shares = shares
+        run.requests = requests = group.requests
+        run.plan = opt.plan
+        run.qp = qp = opt.qp
+        run.keys = opt.keys
+        run.vorder = None
         # _index_running, inlined (hot path)
-        self._running[rec.id] = run
-        qp = opt.qp
+        self._running[job_id] = run
         by_qp = self._run_by_qp.get(qp)
         if by_qp is None:
             by_qp = self._run_by_qp[qp] = {}
-        by_qp[rec.id] = run
-        per_pool = self._quotas_in_pool.get(opt.pool)
+        by_qp[job_id] = run
+        per_pool = self._quotas_in_pool.get(pool)
         if per_pool is None:
-            per_pool = self._quotas_in_pool[opt.pool] = {}
+            per_pool = self._quotas_in_pool[pool] = {}
         per_pool[q] = per_pool.get(q, 0) + 1
         prios = self._prio_by_qp.get(qp)
         if prios is None:
             prios = self._prio_by_qp[qp] = {}
-        prios[rec.priority] = prios.get(rec.priority, 0) + 1
-        del self._queued[rec.id]
+        prios[priority] = prios.get(priority, 0) + 1
+        del self._queued[job_id]
         rec.alive = False
         group.size -= 1
         group.last_wait = None
@@ -354,7 +385,15 @@ class SchedulerState(StateBase):
                     devices = self._public_fraction(shares)
         else:
             devices = ()
-        decisions.append(new_admit(rec.id, self._tree.ids[q], opt.pool, group.requests, devices, victims))
+        # new_admit(job_id, self._tree.ids[q], pool, requests, devices, victims), inlined
+        a = _new_object(Admit)
+        a.job_id = job_id
+        a.quota = self._tree.ids[q]
+        a.pool = pool
+        a.requests = requests
+        a.devices = devices
+        a.preempted = victims
+        decisions.append(a)
         if group.holds:
             self._drop_holds(group)
         if group.size == 0:

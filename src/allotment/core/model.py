@@ -116,7 +116,7 @@ class SchedulerConfig:
 # Decisions
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Admit:
     """Start ``job_id`` in ``pool`` on ``devices`` ((device id, amount) pairs; empty for jobs without GPUs).
     ``preempted`` lists the victims of this admission: the loop must stop them before starting the job."""
@@ -129,7 +129,7 @@ class Admit:
     preempted: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Preempt:
     """Stop running job ``victim_id`` to make room for ``for_job_id``. ``reason`` is one of PreemptReason."""
 
@@ -139,7 +139,7 @@ class Preempt:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Wait:
     """``job_id`` stays queued. ``code`` is one of WaitCode; ``message`` a sentence with the numbers."""
 
@@ -151,34 +151,31 @@ class Wait:
 Decision = Admit | Preempt | Wait
 
 
-# Fast constructors for the scheduler's hot path. A frozen dataclass's generated __init__ sets each field through
-# object.__setattr__, which costs about as much as the rest of an admission decision in CPython 3.11; these set the
-# slots directly through their member descriptors and build exactly the same values (equal, same repr, same type).
-# Only for callers that pass every field (no defaults, no validation: these classes have no __post_init__).
+# Decisions are values: compared by value, hashable, and never changed once made (nothing in allotment assigns to
+# their fields). They are deliberately not frozen dataclasses: a frozen dataclass sets each field through
+# object.__setattr__, and building one Admit that way cost about 6,000 CPU instructions, 7 % of a whole admission
+# decision (benchmarks/README.md, scheduler core). The fast constructors below build exactly the same values as the
+# classes' own __init__ (equal, same repr, same type) with plain slot stores. Only for callers that pass every field.
 _new_object = object.__new__
-_admit_set = tuple(Admit.__dict__[f].__set__ for f in ("job_id", "quota", "pool", "requests", "devices", "preempted"))
-_wait_set = tuple(Wait.__dict__[f].__set__ for f in ("job_id", "code", "message"))
 
 
 def new_admit(job_id: str, quota: str, pool: str, requests: Mapping[str, Quantity],
               devices: tuple[tuple[str, Quantity], ...], preempted: tuple[str, ...]) -> Admit:
     a = _new_object(Admit)
-    s0, s1, s2, s3, s4, s5 = _admit_set
-    s0(a, job_id)
-    s1(a, quota)
-    s2(a, pool)
-    s3(a, requests)
-    s4(a, devices)
-    s5(a, preempted)
+    a.job_id = job_id
+    a.quota = quota
+    a.pool = pool
+    a.requests = requests
+    a.devices = devices
+    a.preempted = preempted
     return a
 
 
 def new_wait(job_id: str, code: str, message: str) -> Wait:
     w = _new_object(Wait)
-    s0, s1, s2 = _wait_set
-    s0(w, job_id)
-    s1(w, code)
-    s2(w, message)
+    w.job_id = job_id
+    w.code = code
+    w.message = message
     return w
 
 

@@ -7,7 +7,7 @@ public API except through SchedulerState (see admission.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from heapq import heappop, heappush
+from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.model import Pool, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, Wait, WaitCode
@@ -367,7 +367,9 @@ class StateBase:
             key |= (_SHARE_MAX if share >= 1048576.0 else int(share * 4294967296.0)) << _SHARE_SHIFT
         return key | _BORROWS
 
-    def _push_quota(self, q: int) -> None:
+    def _push_quota(self, q: int, replaces: int | None = None) -> None:
+        """(Re-)queue quota q's best group head in the global heap. ``replaces``: the quota's entry the cycle just
+        took, still on top of the heap if nothing was pushed since: it is then replaced in one heap step."""
         qh, qgroups = self._qheap[q], self._qgroups
         while qh:
             token = qh[0] & TOKEN_MASK
@@ -387,7 +389,11 @@ class StateBase:
         # valid token means the top is still current (the cycle re-checks the job is alive as a safety net).
         self._gtop_group[q] = group
         self._gtop_rec[q] = head
-        heappush(self._gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
+        gheap = self._gheap
+        if replaces is not None and gheap and gheap[0] == replaces:
+            heapreplace(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
+        else:
+            heappush(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
 
     def _drop_group(self, group: Group) -> None:
         self._groups.pop(group.shape, None)

@@ -18,6 +18,7 @@ from allotment.core.model import Admit, Decision, Preempt, QueuedJob, SchedulerC
 from allotment.core.quantity import format_raw
 from allotment.core.quota_tree import InvalidQuotaTree
 from allotment.scheduler.engines import launch_of
+from allotment.scheduler.gcpause import gc_paused
 from allotment.scheduler.load import Inventory, JobInfo, free_devices, queued_job, running_job
 from allotment.scheduler.metering import Usage
 from allotment.scheduler.persist import Writes
@@ -216,7 +217,8 @@ class ClusterRuntime:
         if self.blocked_reason is not None or self.core is None:
             self._mark_blocked(now, writes)
             return []
-        decisions = self.core.cycle(now)
+        with gc_paused():
+            decisions = self.core.cycle(now)
         waits: list[Wait] = []
         for d in decisions:
             if isinstance(d, Preempt):

@@ -8,7 +8,7 @@ from core_testkit import gpu_pool, job, quota
 from allotment.core.admission import SchedulerState
 from allotment.core.model import Admit, Wait, new_admit, new_wait
 from allotment.core.quantity import Quantity
-from allotment.core.queues import TOKEN_MASK, QueuedRec
+from allotment.core.queues import TOKEN_MASK, QueuedRec, RunningRec
 from allotment.core.state import job_bits, order_key, rank_bits
 
 
@@ -19,8 +19,23 @@ from allotment.core.state import job_bits, order_key, rank_bits
 def test_fast_admit_equals_the_dataclass(fields):
     fast, plain = new_admit(*fields), Admit(*fields)
     assert type(fast) is Admit and fast == plain and repr(fast) == repr(plain)
-    with pytest.raises(AttributeError):
-        fast.job_id = "x"  # still frozen
+
+
+def test_cycle_builds_admits_and_running_records_like_their_constructors():
+    """_admit builds Admit and RunningRec with slot stores, not their __init__: every field is set, the values equal
+    the plain constructor's, and a running record has every slot (an unset slot raises AttributeError)."""
+    state = SchedulerState([quota("q", gpu_in={"a": 8})], [gpu_pool("a", 4)])
+    state.add_job(job("j1", "q", gpus=2, pools=("a",)))
+    state.add_job(job("j2", "q", gpus=0.5, pools=("a",)))
+    admits = state.cycle(0.0)
+    assert [type(d) for d in admits] == [Admit, Admit]
+    for d in admits:
+        assert d == Admit(d.job_id, d.quota, d.pool, d.requests, d.devices, d.preempted) and d.quota == "q"
+    for run in state._running.values():
+        values = {name: getattr(run, name) for name in RunningRec.__slots__}
+        plain = RunningRec(run.id, run.quota, run.priority, run.started_at, run.pool, run.req, run.shares,
+                           run.requests, run.plan, run.qp, run.keys)
+        assert values == {name: getattr(plain, name) for name in RunningRec.__slots__}
 
 
 @pytest.mark.parametrize("fields", [("j1", "no_capacity", "pool p: 1 gpu requested"), ("j2", "pending", "")])
