@@ -70,9 +70,9 @@ from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
-from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
+from allotment.core.explain import DEVICE, HOLD, Blocker, combine_memo, preempt_message
 from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
-from allotment.core.preemption import plan_preemption
+from allotment.core.preemption import plan_preemption, preemption_kinds
 from allotment.core.quantity import Quantity
 from allotment.core.queues import TOKEN_MASK, Group, Hold, Option, QueuedRec, RunningRec
 from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
@@ -296,6 +296,9 @@ class SchedulerState(StateBase):
         for opt, blocker, possible in zip(group.options, blockers, ever):
             if blocker.kind == HOLD or not possible:
                 continue
+            kinds = preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, pools or (opt.pool,))
+            if kinds is None:
+                continue  # no job could be preempted for it here: nothing to plan
             dp = self._devices[opt.pool]
 
             def fits(opt: Option = opt, dp: DevicePool = dp) -> bool:
@@ -308,7 +311,7 @@ class SchedulerState(StateBase):
 
             plan = plan_preemption(
                 tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
-                pools or (opt.pool,), fits, now, self._shortfall(blocker),
+                pools or (opt.pool,), fits, now, self._shortfall(blocker), kinds,
             )
             if plan.victims:
                 for run, reason in plan.victims:
@@ -405,8 +408,19 @@ class SchedulerState(StateBase):
         """After admitting ``rec``, the head of ``group``: _push_group, with the group's previous entry in its quota's
         heap replaced in place when it is on top (where the admitted head's entry is; the result is the same as
         pushing a new entry and dropping the stale one later)."""
-        group.pop_head(rec)
-        head = group.head()
+        # group.pop_head(rec), then group.head(), inlined (once per admission)
+        heap, recs = group.heap, group.recs
+        if heap and heap[0] & TOKEN_MASK == rec.token:
+            heappop(heap)
+            del recs[rec.token]
+        head = None
+        while heap:
+            head = recs[heap[0] & TOKEN_MASK]
+            if head.alive:
+                break
+            heappop(heap)
+            del recs[head.token]
+            head = None
         if head is None or group.parked:
             group.qtoken = 0
             return
@@ -434,7 +448,7 @@ class SchedulerState(StateBase):
     def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:
         """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
         tree = self._tree
-        parts: list[tuple] = [(rec.id, note)]
+        parts: list[tuple] = []
         for b in blockers:
             if b.kind == LIMIT:
                 parts.append((LIMIT, b.node, b.key, b.requested, tree.lim[b.node][b.key], tree.u[b.node][b.key]))
@@ -449,6 +463,7 @@ class SchedulerState(StateBase):
                 hold = b.detail
                 assert isinstance(hold, Hold)
                 parts.append((HOLD, hold.kind, hold.job_id, hold.node, hold.key))
+        parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (combine_memo)
         return tuple(parts)
 
     def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
@@ -461,7 +476,7 @@ class SchedulerState(StateBase):
             note = (note + "; " if note else "") + "it can never run with the current quotas and pools"
         sig = self._signature(rec, blockers, note)
         if sig != group.last_sig:
-            code, message = combine(tree, blockers, now, note)
+            code, message = combine_memo(tree, blockers, sig, now, note, self._sentences)
             group.last_wait = new_wait(rec.id, code, message)
             group.last_sig = sig
             decisions.append(group.last_wait)

@@ -87,6 +87,31 @@ def combine(tree: UsageTree, blockers: list[Blocker], now: float, extra: str = "
     return code_of(blockers[0]), message
 
 
+SENTENCE_MEMO_MAX = 65_536  # entries of a state's sentence memo before it starts again (a few MB at most)
+
+
+def combine_memo(tree: UsageTree, blockers: list[Blocker], parts: tuple, now: float, extra: str,
+                 memo: dict[tuple, str]) -> tuple[str, str]:
+    """combine(), with the sentences of LIMIT and CAPACITY blockers kept in ``memo`` by their signature parts
+    (``parts[i]`` for ``blockers[i]``: the numbers of admission._signature). Those sentences depend on nothing else,
+    and a full pool gives every job of the same size waiting there the same one."""
+    texts = []
+    for b, part in zip(blockers, parts):
+        if b.kind == LIMIT or b.kind == CAPACITY:
+            text = memo.get(part)
+            if text is None:
+                if len(memo) >= SENTENCE_MEMO_MAX:
+                    memo.clear()
+                text = memo[part] = sentence(tree, b, now)
+        else:
+            text = sentence(tree, b, now)
+        texts.append(text)
+    message = "; ".join(texts)
+    if extra:
+        message = f"{message}; {extra}"
+    return code_of(blockers[0]), message
+
+
 def preempt_message(tree: UsageTree, victim_id: str, victim_quota: int, victim_priority: int, reason: str,
                     job_id: str, quota: int, priority: int) -> str:
     vq, q = tree.ids[victim_quota], tree.ids[quota]

@@ -78,6 +78,26 @@ def can_preempt(tree: UsageTree, q: int) -> bool:
     )
 
 
+def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[int, str], Mapping[int, int]], q: int,
+                     priority: int, option: Option, pools: Iterable[str]) -> tuple[bool, bool, bool] | None:
+    """Which kinds of preemption could help a job of quota ``q`` here: (within quota, reclaim, child level), or None
+    when none can (the common case in a busy cluster, decided without listing any job)."""
+    # The quota's policies, read from the tree's per-quota flags (enum comparisons on the spec cost more than the
+    # rest of this check, and it runs for every blocked job of a quota that may preempt).
+    within, reclaims, _, child_preemption = tree.preempt_policy[q]
+    if within:  # only worth it if the quota runs lower-priority jobs where this job could go
+        for pool in pools:
+            own = priorities_by_quota_pool.get((q, pool))
+            if own and min(own) < priority:
+                break
+        else:
+            within = False
+    reclaim = reclaims and tree.within_guarantee(q, option.req)
+    if not within and not reclaim and not child_preemption:
+        return None
+    return within, reclaim, child_preemption
+
+
 def plan_preemption(
     tree: UsageTree,
     devices: Mapping[str, DevicePool],
@@ -91,23 +111,18 @@ def plan_preemption(
     fits: Callable[[], bool],
     now: float,
     shortfall: tuple[int, int, int] | None = None,
+    kinds: tuple[bool, bool, bool] | None = None,
 ) -> PreemptionPlan:
     """``shortfall`` = (quota or ROOT, key, amount): what blocks the job. If all candidates together cannot free that
-    much there, the plan fails before simulating anything (the common case in a saturated cluster)."""
-    # The quota's policies, read from the tree's per-quota flags (enum comparisons on the spec cost more than the
-    # rest of this check, and it runs for every blocked job of a quota that may preempt).
-    within, reclaims, reclaim_lower_only, child_preemption = tree.preempt_policy[q]
-    if within:  # only worth it if the quota runs lower-priority jobs where this job could go
-        for pool in pools:
-            own = priorities_by_quota_pool.get((q, pool))
-            if own and min(own) < priority:
-                break
-        else:
-            within = False
+    much there, the plan fails before simulating anything (the common case in a saturated cluster). ``kinds``:
+    preemption_kinds() for these arguments when the caller has it already."""
+    if kinds is None:
+        kinds = preemption_kinds(tree, priorities_by_quota_pool, q, priority, option, pools)
+        if kinds is None:
+            return _NOTHING
+    within, reclaim, child_preemption = kinds
+    reclaim_lower_only = tree.preempt_policy[q][2]
     keys = option.keys
-    reclaim = reclaims and tree.within_guarantee(q, option.req)
-    if not within and not reclaim and not child_preemption:
-        return _NOTHING  # the common case in a busy cluster: decided without listing anything
     ancestors_q = tree.ancestors[q]
     # Which quotas' jobs may be victims, decided per quota first (cheap) so that jobs are only listed where useful.
     sources: list[tuple[int, str, str, int]] = []  # (quota, pool, reason, lowest common ancestor with q)

@@ -126,6 +126,7 @@ class StateBase:
         self._prio_by_qp: dict[tuple[int, str], dict[int, int]] = {}  # (quota, pool) -> priority -> running jobs
         self._now = 0.0
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
+        self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine_memo)
         self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
         # Whether a quota may preempt at all (its spec never changes within a state): asked for every blocked job.
         self._can_preempt = [False] + [can_preempt(tree, q) for q in range(1, n)]
@@ -375,7 +376,10 @@ class StateBase:
             token = qh[0] & TOKEN_MASK
             group = qgroups[token]
             if token == group.qtoken and not group.parked:
-                head = group.head()
+                heap = group.heap  # group.head(), with its common case (the first entry is alive) inlined
+                head = group.recs[heap[0] & TOKEN_MASK] if heap else None
+                if head is not None and not head.alive:
+                    head = group.head()
                 if head is not None:
                     break
             heappop(qh)
