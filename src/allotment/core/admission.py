@@ -195,12 +195,13 @@ class SchedulerState(StateBase):
 
     def _ever(self, group: Group) -> list[bool]:
         """Per option: could the group's jobs run on an idle cluster? Cached (it depends on configuration only)."""
-        if group.ever is None:
-            tree, q = self._tree, group.quota
-            group.ever = [
-                tree.fits_when_idle(q, o.req) and self._devices[o.pool].could_ever_fit(o.gpu) for o in group.options
-            ]
-        return group.ever
+        ever = group.ever
+        if ever is None:
+            tree, q, devices = self._tree, group.quota, self._devices
+            ever = group.ever = []
+            for o in group.options:
+                ever.append(tree.fits_when_idle(q, o.req) and devices[o.pool].could_ever_fit(o.gpu))
+        return ever
 
     def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
         group.tried = self._cycle_no
@@ -246,7 +247,9 @@ class SchedulerState(StateBase):
                         self._admit(q, group, rec, opt, (), (), now, decisions)
                     return True
             # No option fits. What blocks each is only worked out now (nothing changed since the checks above).
-            blockers = [self._blocker_of(q, opt) for opt in group.options]
+            blockers = []
+            for opt in group.options:
+                blockers.append(self._blocker_of(q, opt))
             aged = key_aged(key)
         else:
             aged = key_aged(key)

@@ -188,6 +188,37 @@ class DevicePool:
     def place(self, amount: int) -> Shares | None:
         """choose() and take() in one step (the admission hot path)."""
         if amount < WHOLE:
+            values = self._free_values
+            i = bisect_left(values, amount)
+            if i == len(values):
+                return None
+            value = values[i]
+            if value < WHOLE:
+                # A device already shared (the common case for fractions): choose(), _fraction() and _set_free()
+                # for it, inlined: the last device of the bucket, moved to the bucket of what it has left.
+                by_free = self._by_free
+                bucket = by_free[value]
+                dev = bucket.popitem()[0]
+                if not bucket:
+                    del by_free[value]
+                    del values[i]
+                per_device = self._fractions.get(dev)
+                if per_device is None:
+                    per_device = self._fractions[dev] = {}
+                shares = per_device.get(amount)
+                if shares is None:
+                    shares = per_device[amount] = ((dev, amount),)
+                left = value - amount
+                self.free[dev] = left
+                self.total_free -= amount
+                if left:
+                    bucket = by_free.get(left)
+                    if bucket is None:
+                        by_free[left] = {dev: None}
+                        insort(values, left)
+                    else:
+                        bucket[dev] = None
+                return shares
             shares = self.choose(amount)
             if shares:
                 dev = shares[0][0]
@@ -216,9 +247,14 @@ class DevicePool:
                         del whole_bucket[dev]
                         free[dev] = 0
                         del node_set[dev]
-                self._move_node(node, count, count - n)
+                # self._move_node(node, count, count - n), inlined (node is the bucket's last entry)
+                bucket.popitem()
+                if not bucket:
+                    del by_count[count]
                 if count == n:
                     del self._whole[node]
+                else:
+                    by_count.setdefault(count - n, {})[node] = None
                 if not whole_bucket:
                     del self._by_free[WHOLE]
                     del self._free_values[bisect_left(self._free_values, WHOLE)]

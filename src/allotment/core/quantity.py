@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 RESOURCES: tuple[str, ...] = ("gpu", "cpu", "memory")
 
@@ -227,6 +228,7 @@ def format_quantity(quantity: Quantity, resource: str) -> str:
     return format_raw(quantity.raw, resource)
 
 
+@lru_cache(maxsize=8192)  # the scheduler's sentences repeat the same few numbers (capacities, limits, sizes)
 def format_raw(raw: int, resource: str) -> str:
     """format_quantity for a raw integer (the scheduler's messages are built from its integer state: no objects)."""
     if raw >= UNLIMITED_RAW:

@@ -375,7 +375,10 @@ class UsageTree:
             if not delta:
                 return True
         er, cap = eu[ROOT], self.cap
-        return all(er[k] + d <= cap[k] for k, d in delta)
+        for k, d in delta:
+            if er[k] + d > cap[k]:
+                return False
+        return True
 
     def apply(self, q: int, req: Request, sign: int) -> None:
         """Add (sign=+1) or remove (sign=-1) a job's usage along its path, keeping u and eu consistent."""
