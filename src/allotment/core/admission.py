@@ -111,14 +111,17 @@ class SchedulerState(StateBase):
         gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
         admitted = 0
         while True:
-            while gheap and (gheap[0] >> 32) & TOKEN_MASK != gtoken[gheap[0] & QUOTA_MASK]:
+            while gheap:
+                entry = gheap[0]
+                q = entry & QUOTA_MASK
+                token = (entry >> 32) & TOKEN_MASK
+                if token == gtoken[q]:
+                    break
                 heappop(gheap)  # stale entries
             if (self._frontier or self._unlisted) and self._wake_next(gheap[0] >> 96 if gheap else None):
                 continue
             if not gheap:
                 return False
-            entry = gheap[0]
-            q = entry & QUOTA_MASK
             key = entry >> 96
             group, rec = gtop_group[q], gtop_rec[q]
             if not rec.alive or group.parked:  # type: ignore[union-attr]
@@ -130,7 +133,7 @@ class SchedulerState(StateBase):
                 group, rec = top
             # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
             # pushed during this cycle is exact. Other entries are re-checked (usage below may have grown).
-            if leaf[q] and (entry >> 32) & TOKEN_MASK > self._cycle_token0:
+            if leaf[q] and token > self._cycle_token0:
                 current = key
             else:
                 current = self._key(q, group, rec, now)
@@ -413,16 +416,16 @@ class SchedulerState(StateBase):
         pushing a new entry and dropping the stale one later)."""
         # group.pop_head(rec), then group.head(), inlined (once per admission)
         heap, recs = group.heap, group.recs
-        if heap and heap[0] & TOKEN_MASK == rec.token:
+        if heap and heap[0] == rec.entry:
             heappop(heap)
-            del recs[rec.token]
+            del recs[rec.entry]
         head = None
         while heap:
-            head = recs[heap[0] & TOKEN_MASK]
+            head = recs[heap[0]]
             if head.alive:
                 break
             heappop(heap)
-            del recs[head.token]
+            del recs[head.entry]
             head = None
         if head is None or group.parked:
             group.qtoken = 0
@@ -541,8 +544,8 @@ class SchedulerState(StateBase):
             if group.last_wait is not None and group.parked:
                 return group.last_wait
             return Wait(job_id, "pending", f"quota {quota}: next in line, waiting for the next scheduling cycle")
-        mine, recs = (rec.gkey << 64) | rec.token, group.recs
-        ahead = sum(1 for e in group.heap if e < mine and recs[e & TOKEN_MASK].alive)
+        mine, recs = rec.entry, group.recs
+        ahead = sum(1 for e in group.heap if e < mine and recs[e].alive)
         assert head is not None
         why = group.last_wait.message if group.last_wait is not None and group.parked else "it is next in line"
         return Wait(

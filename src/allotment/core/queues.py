@@ -19,7 +19,8 @@ TOKEN_MASK = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
 
 
 class QueuedRec:
-    __slots__ = ("alive", "gkey", "group", "id", "low", "priority", "priority_class", "seq", "submitted_at", "token")
+    __slots__ = ("alive", "entry", "gkey", "group", "id", "low", "priority", "priority_class", "seq", "submitted_at",
+                 "token")
 
     def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None,
                  low: int, token: int) -> None:
@@ -35,6 +36,8 @@ class QueuedRec:
         # (-priority, seq) packed into one integer (seq offset so that any 64-bit seq sorts right): queue heaps hold
         # integers, compared in one step, instead of tuples compared field by field.
         self.gkey = (-priority << 64) + seq + (1 << 63)
+        # Its entry in its group's heap, (gkey << 64) | token, built once: the group finds it by this integer.
+        self.entry = (self.gkey << 64) | token
 
 
 class RunningRec:
@@ -134,7 +137,7 @@ class Group:
         # Jobs in order (-priority, seq, token), as integers (gkey << 64 | token; see QueuedRec), with the jobs by
         # token: integer comparisons are what makes a heap step cheap.
         self.heap: list[int] = []
-        self.recs: dict[int, QueuedRec] = {}
+        self.recs: dict[int, QueuedRec] = {}  # by their heap entry (QueuedRec.entry)
         self.size = 0  # live jobs
         self.parked = False
         self.park_keys: list[tuple] = []
@@ -152,26 +155,26 @@ class Group:
         self.terms = terms
 
     def add(self, rec: QueuedRec) -> None:
-        self.recs[rec.token] = rec
-        heappush(self.heap, (rec.gkey << 64) | rec.token)
+        self.recs[rec.entry] = rec
+        heappush(self.heap, rec.entry)
         self.size += 1
 
     def head(self) -> QueuedRec | None:
         heap, recs = self.heap, self.recs
         while heap:
-            rec = recs[heap[0] & TOKEN_MASK]
+            rec = recs[heap[0]]
             if rec.alive:
                 return rec
             heappop(heap)
-            del recs[rec.token]
+            del recs[rec.entry]
         return None
 
     def pop_head(self, rec: QueuedRec) -> None:
         """Drop ``rec``, the head just admitted, from the heap (head() would do it on its next call)."""
         heap = self.heap
-        if heap and heap[0] & TOKEN_MASK == rec.token:
+        if heap and heap[0] == rec.entry:
             heappop(heap)
-            del self.recs[rec.token]
+            del self.recs[rec.entry]
 
     def members(self) -> list[QueuedRec]:
         return [r for r in self.recs.values() if r.alive]

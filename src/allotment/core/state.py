@@ -377,7 +377,7 @@ class StateBase:
             group = qgroups[token]
             if token == group.qtoken and not group.parked:
                 heap = group.heap  # group.head(), with its common case (the first entry is alive) inlined
-                head = group.recs[heap[0] & TOKEN_MASK] if heap else None
+                head = group.recs[heap[0]] if heap else None
                 if head is not None and not head.alive:
                     head = group.head()
                 if head is not None:
