@@ -219,6 +219,50 @@ class DevicePool:
                     else:
                         bucket[dev] = None
                 return shares
+            by_count = self._nodes_by_count
+            if value == WHOLE and by_count:
+                # Break into a completely free device of the node with the fewest (as choose()): choose(),
+                # _fraction() and _set_free() for it, inlined.
+                for count in range(1, self._max_per_node + 1):
+                    nodes = by_count.get(count)
+                    if nodes:
+                        break
+                node = nodes.popitem()[0]  # the bucket's last node, as choose() takes; it moves to count - 1
+                if not nodes:
+                    del by_count[count]
+                node_set = self._whole[node]
+                dev = next(iter(node_set))
+                del node_set[dev]
+                if node_set:
+                    by_count.setdefault(count - 1, {})[node] = None
+                else:
+                    del self._whole[node]
+                self.whole_count -= 1
+                by_free = self._by_free
+                bucket = by_free[WHOLE]
+                if next(reversed(bucket)) == dev:  # as _set_free: no tombstone at the end of the bucket
+                    bucket.popitem()
+                else:
+                    del bucket[dev]
+                if not bucket:
+                    del by_free[WHOLE]
+                    del values[i]
+                per_device = self._fractions.get(dev)
+                if per_device is None:
+                    per_device = self._fractions[dev] = {}
+                shares = per_device.get(amount)
+                if shares is None:
+                    shares = per_device[amount] = ((dev, amount),)
+                left = WHOLE - amount
+                self.free[dev] = left
+                self.total_free -= amount
+                bucket = by_free.get(left)
+                if bucket is None:
+                    by_free[left] = {dev: None}
+                    insort(values, left)
+                else:
+                    bucket[dev] = None
+                return shares
             shares = self.choose(amount)
             if shares:
                 dev = shares[0][0]
@@ -242,7 +286,7 @@ class DevicePool:
                     del node_set[dev]
                 else:
                     devs = list(islice(node_set, n))
-                    shares = tuple([unit[d] for d in devs])
+                    shares = tuple(map(unit.__getitem__, devs))
                     for dev in devs:
                         del whole_bucket[dev]
                         free[dev] = 0

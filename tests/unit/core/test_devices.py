@@ -76,3 +76,38 @@ def test_placement_never_oversubscribes(requests, ndev):
     for d, u in used.items():
         assert u <= W
         assert dp.free[d] == W - u
+
+
+def _index_state(dp: DevicePool) -> tuple:
+    """Every index of a pool, in iteration order (which device or node is taken next depends on it)."""
+    return (
+        dict(dp.free), dp.total_free, dp.whole_count, list(dp._free_values),
+        {v: list(b) for v, b in dp._by_free.items()},
+        {c: list(b) for c, b in dp._nodes_by_count.items()},
+        {n: list(s) for n, s in dp._whole.items()},
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([100, 300, 500, 700, 1000, 2000, 3000, 4000]),
+                          st.integers(0, 1_000)), max_size=80),
+       st.integers(1, 24), st.sampled_from([1, 2, 4, 8]))
+def test_place_is_choose_then_take(ops, ndev, per_node):
+    """place() inlines choose() + take() for its common cases: same shares, same indexes, in the same order, over
+    random placements and releases on pools of several nodes."""
+    fast = pool([W] * ndev, lambda i: f"n{i // per_node}")
+    plain = pool([W] * ndev, lambda i: f"n{i // per_node}")
+    held: list = []
+    for release, amount, pick in ops:
+        if release and held:
+            shares = held.pop(pick % len(held))
+            fast.release(shares)
+            plain.release(shares)
+        else:
+            got = fast.place(amount)
+            expected = plain.choose(amount)
+            if expected is not None:
+                plain.take(expected)
+                held.append(expected)
+            assert got == expected
+        assert _index_state(fast) == _index_state(plain)
