@@ -358,22 +358,15 @@ class SchedulerState(StateBase):
         run.shares = shares
         run.requests = requests = group.requests
         run.plan = opt.plan
-        run.qp = qp = opt.qp
+        run.qp = opt.qp
         run.keys = opt.keys
         run.vorder = None
         # _index_running, inlined (hot path)
         self._running[job_id] = run
-        by_qp = self._run_by_qp.get(qp)
-        if by_qp is None:
-            by_qp = self._run_by_qp[qp] = {}
-        by_qp[job_id] = run
-        per_pool = self._quotas_in_pool.get(pool)
-        if per_pool is None:
-            per_pool = self._quotas_in_pool[pool] = {}
-        per_pool[q] = per_pool.get(q, 0) + 1
-        prios = self._prio_by_qp.get(qp)
-        if prios is None:
-            prios = self._prio_by_qp[qp] = {}
+        opt.runs[job_id] = run  # the option holds its (quota, pool)'s running-job indexes (Option.runs)
+        in_pool = opt.in_pool
+        in_pool[q] = in_pool.get(q, 0) + 1
+        prios = opt.prios
         prios[priority] = prios.get(priority, 0) + 1
         del self._queued[job_id]
         rec.alive = False

@@ -87,10 +87,11 @@ class RunningRec:
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("gpu", "hold_pairs", "keys", "plan", "pool", "qp", "req")
+    __slots__ = ("gpu", "hold_pairs", "in_pool", "keys", "plan", "pool", "prios", "qp", "req", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
-                 hold_pairs: tuple[tuple[int, int], ...]) -> None:
+                 hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
+                 in_pool: dict[int, int]) -> None:
         self.pool = pool
         self.req = req
         self.gpu = gpu
@@ -98,6 +99,11 @@ class Option:
         self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
         self.qp = qp
         self.hold_pairs = hold_pairs  # (node, key) where a hold could block this option, in the order they are checked
+        # The running-job indexes an admission from this option updates (StateBase._run_by_qp[qp], _prio_by_qp[qp],
+        # _quotas_in_pool[pool]): the same dicts, held here so that an admission does not look them up.
+        self.runs = runs
+        self.prios = prios
+        self.in_pool = in_pool
 
 
 class Group:

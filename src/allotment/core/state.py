@@ -226,7 +226,9 @@ class StateBase:
             for p in pools:
                 req = self._compile(p, raw)
                 options.append(Option(p, req, gpu, tree.plan(q, req), (q, p),
-                                      tuple((a, k) for a in tree.path_root[q] for k, _ in req)))
+                                      tuple((a, k) for a in tree.path_root[q] for k, _ in req),
+                                      self._run_by_qp.setdefault((q, p), {}), self._prio_by_qp.setdefault((q, p), {}),
+                                      self._quotas_in_pool.setdefault(p, {})))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
@@ -569,10 +571,7 @@ class StateBase:
     def _release(self, run: RunningRec) -> None:
         del self._running[run.id]
         qp = run.qp
-        by_qp = self._run_by_qp[qp]
-        del by_qp[run.id]
-        if not by_qp:
-            del self._run_by_qp[qp]
+        del self._run_by_qp[qp][run.id]  # the per-(quota, pool) dicts stay, empty: options hold them (Option.runs)
         per_pool = self._quotas_in_pool[run.pool]
         per_pool[run.quota] -= 1
         if not per_pool[run.quota]:
@@ -581,8 +580,6 @@ class StateBase:
         prios[run.priority] -= 1
         if not prios[run.priority]:
             del prios[run.priority]
-            if not prios:
-                del self._prio_by_qp[qp]
         self._tree.release_plan(run.quota, run.plan)
         if run.shares:
             self._devices[run.pool].release(run.shares)
