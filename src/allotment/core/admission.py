@@ -448,20 +448,17 @@ class SchedulerState(StateBase):
         """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
         tree = self._tree
         parts: list[tuple] = []
-        for b in blockers:
-            if b.kind == LIMIT:
-                parts.append((LIMIT, b.node, b.key, b.requested, tree.lim[b.node][b.key], tree.u[b.node][b.key]))
-            elif b.kind == CAPACITY:
-                parts.append((CAPACITY, b.key, b.requested, b.needed, tree.cap[b.key], tree.u[ROOT][b.key],
-                              tree.eu[ROOT][b.key]))
-            elif b.kind == DEVICE:
-                dp = b.detail
-                assert isinstance(dp, DevicePool)
-                parts.append((DEVICE, dp.name, b.requested, dp.total_free, dp.whole_count))
+        for kind, node, k, needed, requested, detail in blockers:  # unpacked: a field by name costs twice as much
+            if kind == LIMIT:
+                parts.append((LIMIT, node, k, requested, tree.lim[node][k], tree.u[node][k]))
+            elif kind == CAPACITY:
+                parts.append((CAPACITY, k, requested, needed, tree.cap[k], tree.u[ROOT][k], tree.eu[ROOT][k]))
+            elif kind == DEVICE:
+                assert isinstance(detail, DevicePool)
+                parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
             else:
-                hold = b.detail
-                assert isinstance(hold, Hold)
-                parts.append((HOLD, hold.kind, hold.job_id, hold.node, hold.key))
+                assert isinstance(detail, Hold)
+                parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key))
         parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (combine_memo)
         return tuple(parts)
 
@@ -488,15 +485,15 @@ class SchedulerState(StateBase):
             self._add_hold(Hold(first.node, first.key, Hold.STARVATION, group, rec, cls))
         limit_keys: list[tuple] = []
         cap_entries: list[tuple[str, int, int]] = []
-        for b, o in zip(blockers, group.options):
-            pool = o.pool if b.kind == DEVICE else tree.keys.keys[b.key].pool
-            if b.node == ROOT:  # capacity, device fit, or a hold on the pool itself
-                cap_entries.append((pool, b.key, b.requested if b.kind == HOLD else b.needed))
+        key_of = tree.keys.keys
+        for (kind, node, k, needed, requested, detail), o in zip(blockers, group.options):
+            pool = o.pool if kind == DEVICE else key_of[k][0]  # ResourceKey.pool
+            if node == ROOT:  # capacity, device fit, or a hold on the pool itself
+                cap_entries.append((pool, k, requested if kind == HOLD else needed))
             else:
-                limit_keys.append(("limit", b.node, pool))
-        for b in blockers:
-            if b.kind == HOLD:
-                b.detail.blocked[group] = None  # type: ignore[union-attr]
+                limit_keys.append(("limit", node, pool))
+            if kind == HOLD:
+                detail.blocked[group] = None  # type: ignore[union-attr]
         self._park.park(group, limit_keys, cap_entries, key)
         group.qtoken = 0
         if self._age is not None and not aged:
