@@ -228,3 +228,40 @@ def test_the_thread_wakes_on_events_not_the_tick(tmp_path, backend):
         waited = datetime.fromisoformat(nxt["admitted_at"]) - datetime.fromisoformat(done["finished_at"])
         assert waited.total_seconds() < 1.0  # the end freed the GPU and the same wake-up admitted the next job
         assert time.time() - began < 10.0  # nowhere near the 30 s tick
+
+
+def test_the_thread_wakes_when_a_preemption_delay_ends(tmp_path, backend):
+    """With a 30 s tick and nothing else happening, a job that may preempt once queued 1 s does so about 1 s after
+    its submission: the loop sleeps until core's next due time, not until the tick."""
+    from datetime import datetime
+
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=30,
+                                   scheduler_preemption_delay_s=1.0))
+    with TestClient(app) as client:
+        from conftest import ADMIN_PASSWORD, login
+
+        headers = login(client, "admin", ADMIN_PASSWORD)
+        h = Harness(client, headers)
+        h.node("n1", gpus=1)
+        h.quota("q", [{"resource": "gpu", "guarantee": 1, "limit": 1}], within_quota_preemption="lower_priority")
+        time.sleep(0.2)
+
+        def wait_for(job_id: int, states: tuple[str, ...], within: float) -> dict:
+            deadline = time.time() + within
+            while True:
+                job = h.job(job_id)
+                if job["state"] in states or time.time() > deadline:
+                    return job
+                time.sleep(0.02)
+
+        began = time.time()
+        low = h.submit("q", gpu=1, runtime_s=600.0, priority_class="training")
+        assert wait_for(low, ("running",), 3.0)["state"] == "running"
+        high = h.submit("q", gpu=1, runtime_s=600.0, priority_class="inference")
+        assert wait_for(high, ("admitted", "running"), 0.5)["state"] == "queued"  # within its preemption delay
+        started = wait_for(high, ("admitted", "running"), 5.0)
+        assert started["state"] in ("admitted", "running"), started
+        waited = datetime.fromisoformat(started["admitted_at"]) - datetime.fromisoformat(started["submitted_at"])
+        assert 1.0 <= waited.total_seconds() < 2.5, waited
+        assert h.job(low)["state"] in ("preempted", "queued")
+        assert time.time() - began < 10.0  # nowhere near the 30 s tick

@@ -30,6 +30,9 @@ Outputs (decisions are values, in the order they were taken):
                                                 If the loop fails to persist a cycle, drop the state and rebuild it.
                                                 Waits are emitted for the jobs a cycle examines (the head of each
                                                 blocked group of identical jobs) when their reason changed.
+    ``next_due``                                after a cycle: the earliest time a waiting job is due to be examined
+                                                again without any event (its preemption delay ends, it ages), or None.
+                                                The loop runs a cycle then (cycle(now) with now >= next_due).
     ``explain(job_id) -> Wait | None``          the current reason of any queued job (also jobs behind a blocked head).
     ``queue_group(job_id)``, ``group_members(key)``  a queued job's group and its current Wait (O(1)), the group's
                                                 job ids: the loop shows a blocked head's reason on every member.
@@ -87,6 +90,8 @@ _new_object = object.__new__  # with slot stores: a record without a call to its
 class SchedulerState(StateBase):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
+    next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
+
     def cycle(self, now: float) -> list[Decision]:
         self._now = now
         self._cycle_no += 1
@@ -102,6 +107,9 @@ class SchedulerState(StateBase):
                 self._wake(group)
         stopped = self._drain(now, self.config.max_admissions_per_cycle, decisions)
         self._end_wakes(complete=not stopped)
+        while deadlines and deadlines[0][1] != deadlines[0][2].deadline_token:
+            heappop(deadlines)  # dropped or woken since
+        self.next_due = deadlines[0][0] if deadlines else None
         return decisions
 
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:

@@ -16,8 +16,9 @@ so nothing is admitted twice. If the guarded writes find that a job changed unde
 and every cluster's state is rebuilt.
 
 It reacts to events (state.scheduler_wakeup, set by submissions, cancellations and configuration changes, and once
-more after their transaction commits) and to the engines' next due event, with settings.scheduler_tick_s as the
-longest sleep. Tests drive it deterministically with `Scheduler(state).run_cycle(now)`.
+more after their transaction commits), to the engines' next due event and to core's (a waiting job's preemption
+delay ending, a job ageing), with settings.scheduler_tick_s as the longest sleep. Tests drive it deterministically
+with `Scheduler(state).run_cycle(now)`.
 """
 
 from __future__ import annotations
@@ -352,6 +353,10 @@ class Scheduler:
         timeout = max(self.tick - (now - self._last_scan), 0.0)
         for backend in self.backends.values():
             due = backend.next_event_at() if backend is not None else None
+            if due is not None:
+                timeout = min(timeout, max(due - now, 0.0))
+        for rt in list(self.runtimes.values()):  # waiting jobs due again: a preemption delay ends, a job ages
+            due = rt.next_due()
             if due is not None:
                 timeout = min(timeout, max(due - now, 0.0))
         return timeout

@@ -213,6 +213,12 @@ class ClusterRuntime:
         self.requeue.clear()
 
     # -- the cycle -------------------------------------------------------------------------------------------------
+    def next_due(self) -> float | None:
+        """When core wants a cycle without any event (a waiting job's preemption delay ends, a job ages)."""
+        if self.blocked_reason is not None or self.core is None:
+            return None
+        return self.core.next_due
+
     def decide(self, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> list[Decision]:
         if self.blocked_reason is not None or self.core is None:
             self._mark_blocked(now, writes)

@@ -208,6 +208,7 @@ def test_preemption_delay(delay, now, frees_at, expected_victims):
     if delay:
         assert preempted(decisions) == [] and admitted(decisions) == {}
         assert waits(decisions)["a1"].code == WaitCode.NO_CAPACITY
+        assert state.next_due == 100.0 + delay  # the loop comes back then, whatever else happens
         if frees_at is not None:
             state.job_finished("b-r0")
             state.job_finished("b-r1")
