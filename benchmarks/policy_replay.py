@@ -15,6 +15,7 @@ import argparse
 import heapq
 import json
 import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -46,16 +47,21 @@ def build_state(plan, preemption_delay_s: float) -> SchedulerState:
     return SchedulerState(specs, pools, config=SchedulerConfig(starvation_age_s=None, preemption_delay_s=preemption_delay_s))
 
 
-def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0) -> dict:
+def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0, jitter_ms: float = 0.0,
+           seed: int = 1) -> dict:
+    """``jitter_ms``: each submission and each end comes up to that much later than planned (uniformly, from
+    ``seed``), as HTTP, the database and the engine's polling make them in the real path."""
     state = build_state(plan, preemption_delay_s)
+    rng = random.Random(seed)
     res, pool = plan.resource, plan.pool
     jobs = plan.jobs
     info = {}
     events: list[tuple[float, int, str, str]] = []  # (time, order, kind, job id)
     for i, j in enumerate(jobs):
         jid = f"j{i}"
-        info[jid] = {"plan": j, "submitted": j.at_ms / 1000.0, "admitted": None, "preempted": 0, "epoch": 0}
-        heapq.heappush(events, (j.at_ms / 1000.0, 1, "submit", jid))
+        at = (j.at_ms + rng.uniform(0.0, jitter_ms)) / 1000.0
+        info[jid] = {"plan": j, "submitted": at, "admitted": None, "preempted": 0, "epoch": 0}
+        heapq.heappush(events, (at, 1, "submit", jid))
     seq = 0
     running_until: dict[str, tuple[float, int]] = {}
     now = 0.0
@@ -97,7 +103,7 @@ def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0) -> dict
             elif isinstance(d, Admit):
                 rec = info[d.job_id]
                 rec["admitted"] = now
-                end = now + rec["plan"].runtime_ms / 1000.0
+                end = now + (rec["plan"].runtime_ms + rng.uniform(0.0, jitter_ms)) / 1000.0
                 running_until[d.job_id] = (now, rec["epoch"])
                 heapq.heappush(events, (end, 0, f"finish:{rec['epoch']}", d.job_id))
     cpu = time.process_time() - cpu0
@@ -122,8 +128,12 @@ def main() -> None:
     ap.add_argument("--cycle-ms", type=float, default=0.0, help="cycle on a grid of N ms of virtual time (0: at every event)")
     ap.add_argument("--preemption-delay", type=float, default=1.0,
                     help="seconds a job waits before it may preempt (the server's default: 1)")
+    ap.add_argument("--jitter-ms", type=float, default=0.0,
+                    help="submissions and ends come up to N ms late, at random (the real path's timing noise)")
+    ap.add_argument("--seed", type=int, default=1, help="of the jitter")
     args = ap.parse_args()
-    print(json.dumps(replay(load(args.scenario), args.cycle_ms, args.preemption_delay), indent=2))
+    print(json.dumps(replay(load(args.scenario), args.cycle_ms, args.preemption_delay, args.jitter_ms, args.seed),
+                     indent=2))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ Who (for a job J of quota Q that does not fit, in pool P):
 - within quota: Q.within_quota_preemption == lower_priority -> Q's own running jobs with lower priority than J;
 - child level: Q.child_preemption -> running jobs of Q's descendants (any priority; PAI semantics);
 - reclaim: Q.reclaim != never and J fits inside Q's own guarantee -> jobs of quotas outside Q's subtree and path that
-  borrow (lower priority only with reclaim == lower_priority). A victim is only taken if removing it keeps every quota
+  borrow (lower priority only with reclaim == lower_priority). If J fits the guarantee only once Q's own lower-priority
+  jobs are gone (and Q preempts within itself), Q reclaims too, on condition that the plan leaves Q within its
+  guarantee: it then preempts its own lower-priority jobs as well (Kueue: reclaimWithinCohort together with
+  withinClusterQueue LowerPriority). Without that, a quota running one small job could never get its guarantee back
+  for a job as large as the guarantee. A victim is only taken if removing it keeps every quota
   from its own up to (not including) the common ancestor with Q at or above its guarantee: preemption never pushes a
   quota below its guarantee.
 - never a job that has run less than its quota's min_runtime_s.
@@ -79,9 +83,10 @@ def can_preempt(tree: UsageTree, q: int) -> bool:
 
 
 def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[int, str], Mapping[int, int]], q: int,
-                     priority: int, option: Option, pools: Iterable[str]) -> tuple[bool, bool, bool] | None:
-    """Which kinds of preemption could help a job of quota ``q`` here: (within quota, reclaim, child level), or None
-    when none can (the common case in a busy cluster, decided without listing any job)."""
+                     priority: int, option: Option, pools: Iterable[str]) -> tuple[bool, bool, bool, bool] | None:
+    """Which kinds of preemption could help a job of quota ``q`` here: (within quota, reclaim, child level, reclaim
+    only with q's own lower-priority jobs preempted too), or None when none can (the common case in a busy cluster,
+    decided without listing any job)."""
     # The quota's policies, read from the tree's per-quota flags (enum comparisons on the spec cost more than the
     # rest of this check, and it runs for every blocked job of a quota that may preempt).
     within, reclaims, _, child_preemption = tree.preempt_policy[q]
@@ -92,10 +97,16 @@ def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[in
                 break
         else:
             within = False
-    reclaim = reclaims and tree.within_guarantee(q, option.req)
+    reclaim = after_own = False
+    if reclaims:
+        reclaim = tree.within_guarantee(q, option.req)
+        if not reclaim and within and tree.fits_guarantee_alone(q, option.req):
+            # The job fits q's guarantee once q's own lower-priority jobs are gone (Kueue: reclaimWithinCohort with
+            # withinClusterQueue LowerPriority): reclaim, on condition that q ends up within its guarantee.
+            reclaim = after_own = True
     if not within and not reclaim and not child_preemption:
         return None
-    return within, reclaim, child_preemption
+    return within, reclaim, child_preemption, after_own
 
 
 def plan_preemption(
@@ -111,7 +122,7 @@ def plan_preemption(
     fits: Callable[[], bool],
     now: float,
     shortfall: tuple[int, int, int] | None = None,
-    kinds: tuple[bool, bool, bool] | None = None,
+    kinds: tuple[bool, bool, bool, bool] | None = None,
 ) -> PreemptionPlan:
     """``shortfall`` = (quota or ROOT, key, amount): what blocks the job. If all candidates together cannot free that
     much there, the plan fails before simulating anything (the common case in a saturated cluster). ``kinds``:
@@ -120,7 +131,12 @@ def plan_preemption(
         kinds = preemption_kinds(tree, priorities_by_quota_pool, q, priority, option, pools)
         if kinds is None:
             return _NOTHING
-    within, reclaim, child_preemption = kinds
+    within, reclaim, child_preemption, after_own = kinds
+    if after_own:  # reclaiming is only justified with q back within its guarantee: own victims make the difference
+        plain_fits = fits
+
+        def fits() -> bool:
+            return plain_fits() and tree.within_guarantee(q, option.req)
     reclaim_lower_only = tree.preempt_policy[q][2]
     keys = option.keys
     ancestors_q = tree.ancestors[q]

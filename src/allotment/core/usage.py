@@ -441,6 +441,19 @@ class UsageTree:
                     guaranteed = True
         return guaranteed
 
+    def fits_guarantee_alone(self, q: int, req: Request) -> bool:
+        """within_guarantee() if ``q`` used nothing: the request alone fits q's guarantee on every key q specifies,
+        and one of them carries a guarantee."""
+        spec, gq = self.spec_keys[q], self.g[q]
+        guaranteed = False
+        for k, r in req:
+            if k in spec:
+                if r > gq[k]:
+                    return False
+                if gq[k] > 0:
+                    guaranteed = True
+        return guaranteed
+
     def is_borrowing(self, q: int, keys: Sequence[int]) -> bool:
         spec, uq, gq = self.spec_keys[q], self.u[q], self.g[q]
         for k in keys:

@@ -59,6 +59,38 @@ def test_reclaim(reclaim, a_priority, b_sizes, size, expected_victims):
         assert waits(decisions)["a1"].code in (WaitCode.NO_CAPACITY, WaitCode.LIMIT_REACHED)
 
 
+@pytest.mark.parametrize(
+    ("within", "a_running", "expected"),
+    [
+        # a runs one 1-GPU job (priority 0) and wants its whole guarantee (4) for a job of priority 200: b borrows 4.
+        # Reclaiming is justified once a's own job goes too: a ends up at its guarantee, not above it.
+        # (b's most recently started borrowers first, then a's own job: one victim ordering for every kind)
+        ("lower_priority", [1], [("b-r6", PreemptReason.RECLAIM), ("b-r5", PreemptReason.RECLAIM),
+                                 ("b-r4", PreemptReason.RECLAIM), ("a-r0", PreemptReason.WITHIN_QUOTA)]),
+        # a may not preempt its own jobs: the job would borrow, so a may not reclaim either
+        ("never", [1], []),
+        # a's own job has the same priority as the newcomer: not lower, so it stays, and so does b's borrowing
+        ("lower_priority_same", [1], []),
+    ],
+)
+def test_reclaim_together_with_own_lower_priority_jobs(within, a_running, expected):
+    newcomer_priority = 0 if within == "lower_priority_same" else 200
+    within = "lower_priority" if within == "lower_priority_same" else within
+    quotas = [
+        quota("c", gpu_in={"p": 8}),
+        quota("a", "c", gpu_in={"p": (4, 8)}, reclaim="any", within_quota_preemption=within),
+        quota("b", "c", gpu_in={"p": (4, 8)}),
+    ]
+    running = runs("a", a_running, priority=0) + runs("b", [1] * 7, priority=100, first_start=10.0)
+    state, decisions = cycle(quotas, 8, running, [job("a1", "a", gpus=4, priority=newcomer_priority)])
+    assert [(p.victim_id, p.reason) for p in preemptions(decisions)] == expected
+    if expected:
+        assert admitted(decisions) == {"a1": "p"}
+        assert state.quota_usage("a")[("p", "gpu")].raw == 4000  # within its guarantee, not borrowing
+    else:
+        assert waits(decisions)["a1"].code in (WaitCode.NO_CAPACITY, WaitCode.LIMIT_REACHED)
+
+
 @pytest.mark.parametrize(("within", "expected_victims"), [("lower_priority", ["b-r3"]), ("never", [])])
 def test_guarantee_is_never_preempted_to_serve_another_quota(within, expected_victims):
     # a sits exactly at its guarantee. b's urgent job would make b borrow, so b cannot reclaim from a:
