@@ -52,7 +52,8 @@ Rules, in the order the cycle applies them
    is aged, in which case it reserves what it waits for.
 3. Profiles try their pools in order: first every pool without preemption, then every pool with preemption.
 4. Preemption (preemption.py): within quota (lower priority), child level (parent quota with child_preemption),
-   reclaim (quota below its guarantee takes back lent capacity); one victim ordering (borrowers, lowest priority,
+   reclaim (quota below its guarantee takes back lent capacity; also when the job fits the guarantee only once the
+   quota's own lower-priority jobs are preempted with the borrowers); one victim ordering (borrowers, lowest priority,
    most recently started); never more victims than needed; never a job younger than its quota's min_runtime_s;
    never pushes another quota below its guarantee. A job may preempt only once it has been queued
    config.preemption_delay_s (until then it waits and is re-examined when the delay ends).
