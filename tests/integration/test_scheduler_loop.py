@@ -4,6 +4,7 @@ recovery, reasons on every queued job, metering, the local engine, and the threa
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
@@ -191,6 +192,16 @@ def test_the_server_runs_the_loop_in_a_thread(tmp_path, backend):
                    for j in jobs), [(j["submitted_at"], j["admitted_at"]) for j in jobs]
 
 
+def _wait_for(h: Harness, job_id: int, states: tuple[str, ...], within: float) -> dict:
+    """The job once it is in one of ``states``, or as it is after ``within`` seconds."""
+    deadline = time.time() + within
+    while True:
+        job = h.job(job_id)
+        if job["state"] in states or time.time() > deadline:
+            return job
+        time.sleep(0.02)
+
+
 def test_the_thread_wakes_on_events_not_the_tick(tmp_path, backend):
     """With a 30 s tick, a submission is admitted at once (the route and the commit hook wake the loop), and a
     simulated job's end (the engine's next due event) admits the job waiting behind it at once."""
@@ -206,13 +217,7 @@ def test_the_thread_wakes_on_events_not_the_tick(tmp_path, backend):
         h.quota("q", [{"resource": "gpu", "guarantee": 1, "limit": 1}])
         time.sleep(0.2)  # the loop's first cycle (at start) is behind us: from now on only events wake it
 
-        def wait_for(job_id: int, states: tuple[str, ...], within: float) -> dict:
-            deadline = time.time() + within
-            while True:
-                job = h.job(job_id)
-                if job["state"] in states or time.time() > deadline:
-                    return job
-                time.sleep(0.02)
+        wait_for = partial(_wait_for, h)
 
         began = time.time()
         first = h.submit("q", gpu=1, runtime_s=1.0)
@@ -246,13 +251,7 @@ def test_the_thread_wakes_when_a_preemption_delay_ends(tmp_path, backend):
         h.quota("q", [{"resource": "gpu", "guarantee": 1, "limit": 1}], within_quota_preemption="lower_priority")
         time.sleep(0.2)
 
-        def wait_for(job_id: int, states: tuple[str, ...], within: float) -> dict:
-            deadline = time.time() + within
-            while True:
-                job = h.job(job_id)
-                if job["state"] in states or time.time() > deadline:
-                    return job
-                time.sleep(0.02)
+        wait_for = partial(_wait_for, h)
 
         began = time.time()
         low = h.submit("q", gpu=1, runtime_s=600.0, priority_class="training")

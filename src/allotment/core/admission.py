@@ -223,41 +223,37 @@ class SchedulerState(StateBase):
             for opt in group.options:
                 # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
                 p = opt.plan
+                fits = True
                 for ua, la, k, r, _ in p.lchk:
                     if ua[k] + r > la[k]:
+                        fits = False
                         break
-                else:
-                    if p.floored:
-                        if tree.admit(q, p.req) is not None:
-                            continue
-                    else:
-                        for k, r in p.req:
-                            if er[k] + r > cap[k]:
-                                break
-                        else:
-                            for k, r in p.req:
-                                er[k] += r
-                            for ua, k, r in p.adds:
-                                ua[k] += r
-                            if opt.gpu:
-                                shares = self._devices[opt.pool].place(opt.gpu)
-                                if shares is None:
-                                    tree.release_plan(q, p)
-                                    continue
-                                self._admit(q, group, rec, opt, shares, (), now, decisions)
-                            else:
-                                self._admit(q, group, rec, opt, (), (), now, decisions)
-                            return True
+                if not fits:
+                    continue
+                if p.floored:
+                    if tree.admit(q, p.req) is not None:
                         continue
-                    if opt.gpu:  # floored path: the usage is taken; now the devices
-                        shares = self._devices[opt.pool].place(opt.gpu)
-                        if shares is None:
-                            tree.release_plan(q, p)
-                            continue
-                        self._admit(q, group, rec, opt, shares, (), now, decisions)
-                    else:
-                        self._admit(q, group, rec, opt, (), (), now, decisions)
-                    return True
+                else:
+                    for k, r in p.req:
+                        if er[k] + r > cap[k]:
+                            fits = False
+                            break
+                    if not fits:
+                        continue
+                    for k, r in p.req:
+                        er[k] += r
+                    for ua, k, r in p.adds:
+                        ua[k] += r
+                # The usage is taken; now the devices.
+                if opt.gpu:
+                    shares = self._devices[opt.pool].place(opt.gpu)
+                    if shares is None:
+                        tree.release_plan(q, p)
+                        continue
+                    self._admit(q, group, rec, opt, shares, (), now, decisions)
+                else:
+                    self._admit(q, group, rec, opt, (), (), now, decisions)
+                return True
             # No option fits. What blocks each is only worked out now (nothing changed since the checks above).
             blockers = []
             for opt in group.options:

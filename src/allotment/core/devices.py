@@ -193,36 +193,17 @@ class DevicePool:
             if i == len(values):
                 return None
             value = values[i]
-            if value < WHOLE:
-                # A device already shared (the common case for fractions): choose(), _fraction() and _set_free()
-                # for it, inlined: the last device of the bucket, moved to the bucket of what it has left.
-                by_free = self._by_free
+            by_free, by_count = self._by_free, self._nodes_by_count
+            # choose(), _fraction() and _set_free() inlined for the two common cases; the device found is moved from
+            # the bucket of its free amount to the bucket of what it has left.
+            if value < WHOLE:  # a device already shared: the last device of the bucket
                 bucket = by_free[value]
                 dev = bucket.popitem()[0]
                 if not bucket:
                     del by_free[value]
                     del values[i]
-                per_device = self._fractions.get(dev)
-                if per_device is None:
-                    per_device = self._fractions[dev] = {}
-                shares = per_device.get(amount)
-                if shares is None:
-                    shares = per_device[amount] = ((dev, amount),)
-                left = value - amount
-                self.free[dev] = left
-                self.total_free -= amount
-                if left:
-                    bucket = by_free.get(left)
-                    if bucket is None:
-                        by_free[left] = {dev: None}
-                        insort(values, left)
-                    else:
-                        bucket[dev] = None
-                return shares
-            by_count = self._nodes_by_count
-            if value == WHOLE and by_count:
-                # Break into a completely free device of the node with the fewest (as choose()): choose(),
-                # _fraction() and _set_free() for it, inlined.
+            elif value == WHOLE and by_count:
+                # Break into a completely free device of the node with the fewest (as choose()).
                 for count in range(1, self._max_per_node + 1):
                     nodes = by_count.get(count)
                     if nodes:
@@ -238,7 +219,6 @@ class DevicePool:
                 else:
                     del self._whole[node]
                 self.whole_count -= 1
-                by_free = self._by_free
                 bucket = by_free[WHOLE]
                 if next(reversed(bucket)) == dev:  # as _set_free: no tombstone at the end of the bucket
                     bucket.popitem()
@@ -247,26 +227,23 @@ class DevicePool:
                 if not bucket:
                     del by_free[WHOLE]
                     del values[i]
-                per_device = self._fractions.get(dev)
-                if per_device is None:
-                    per_device = self._fractions[dev] = {}
-                shares = per_device.get(amount)
-                if shares is None:
-                    shares = per_device[amount] = ((dev, amount),)
-                left = WHOLE - amount
-                self.free[dev] = left
-                self.total_free -= amount
+            else:
+                shares = self.choose(amount)
+                if shares:
+                    dev = shares[0][0]
+                    self._set_free(dev, self.free[dev] - amount)
+                return shares
+            shares = self._fraction(dev, amount)
+            left = value - amount
+            self.free[dev] = left
+            self.total_free -= amount
+            if left:
                 bucket = by_free.get(left)
                 if bucket is None:
                     by_free[left] = {dev: None}
                     insort(values, left)
                 else:
                     bucket[dev] = None
-                return shares
-            shares = self.choose(amount)
-            if shares:
-                dev = shares[0][0]
-                self._set_free(dev, self.free[dev] - amount)
             return shares
         n = amount // WHOLE
         if n > self.whole_count:
