@@ -74,7 +74,7 @@ from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
-from allotment.core.explain import DEVICE, HOLD, Blocker, combine_memo, preempt_message
+from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
 from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
 from allotment.core.preemption import plan_preemption, preemption_kinds
 from allotment.core.quantity import Quantity
@@ -174,12 +174,10 @@ class SchedulerState(StateBase):
         if b is not None:
             return b, None
         if opt.gpu:
-            dp = self._devices[opt.pool]
-            shares = dp.place(opt.gpu)
+            shares = self._devices[opt.pool].place(opt.gpu)
             if shares is None:
                 tree.release_plan(q, opt.plan)
-                gk = self._pool_keys[opt.pool]["gpu"]
-                return _new_tuple(Blocker, (DEVICE, ROOT, gk, opt.gpu, opt.gpu, dp)), None
+                return self._device_blocker(opt), None
             return None, shares
         return None, ()
 
@@ -290,10 +288,12 @@ class SchedulerState(StateBase):
         """Why ``opt`` does not fit now, when it was just found not to (without holds): the first limit or capacity
         in UsageTree.first_block's order (the order _try checks them in), else the pool's devices."""
         b = self._tree.first_block(q, opt.req)
-        if b is not None:
-            return _new_tuple(Blocker, (b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key), None))
-        dp = self._devices[opt.pool]
-        return _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp))
+        return self._device_blocker(opt) if b is None else self._blocker(b, opt)
+
+    def _device_blocker(self, opt: Option) -> Blocker:
+        """The option's usage fits but no device (set) of its pool takes its GPUs."""
+        return _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu,
+                                    self._devices[opt.pool]))
 
     def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
                         decisions: list[Decision]) -> tuple[bool, float | None, str]:
@@ -392,7 +392,7 @@ class SchedulerState(StateBase):
                     devices = self._public_fraction(shares)
         else:
             devices = ()
-        # new_admit(job_id, self._tree.ids[q], pool, requests, devices, victims), inlined
+        # Admit(job_id, self._tree.ids[q], pool, requests, devices, victims), with slot stores (see model.py)
         a = _new_object(Admit)
         a.job_id = job_id
         a.quota = self._tree.ids[q]
@@ -412,19 +412,11 @@ class SchedulerState(StateBase):
         """After admitting ``rec``, the head of ``group``: _push_group, with the group's previous entry in its quota's
         heap replaced in place when it is on top (where the admitted head's entry is; the result is the same as
         pushing a new entry and dropping the stale one later)."""
-        # group.pop_head(rec), then group.head(), inlined (once per admission)
-        heap, recs = group.heap, group.recs
-        if heap and heap[0] == rec.entry:
+        heap = group.heap
+        if heap and heap[0] == rec.entry:  # the admitted job's entry (group.head() would drop it on its next call)
             heappop(heap)
-            del recs[rec.entry]
-        head = None
-        while heap:
-            head = recs[heap[0]]
-            if head.alive:
-                break
-            heappop(heap)
-            del recs[head.entry]
-            head = None
+            del group.recs[rec.entry]
+        head = group.head()
         if head is None or group.parked:
             group.qtoken = 0
             return
@@ -464,7 +456,7 @@ class SchedulerState(StateBase):
             else:
                 assert isinstance(detail, Hold)
                 parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key))
-        parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (combine_memo)
+        parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (explain.combine)
         return tuple(parts)
 
     def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
@@ -477,7 +469,7 @@ class SchedulerState(StateBase):
             note = (note + "; " if note else "") + "it can never run with the current quotas and pools"
         sig = self._signature(rec, blockers, note)
         if sig != group.last_sig:
-            code, message = combine_memo(tree, blockers, sig, now, note, self._sentences)
+            code, message = combine(tree, blockers, now, note, sig, self._sentences)
             group.last_wait = new_wait(rec.id, code, message)
             group.last_sig = sig
             decisions.append(group.last_wait)

@@ -78,26 +78,19 @@ def sentence(tree: UsageTree, b: Blocker, now: float) -> str:
     )
 
 
-def combine(tree: UsageTree, blockers: list[Blocker], now: float, extra: str = "") -> tuple[str, str]:
-    """(code, message) for a job whose every option is blocked; the first pool's code wins."""
-    parts = [sentence(tree, b, now) for b in blockers]
-    message = "; ".join(parts)
-    if extra:
-        message = f"{message}; {extra}"
-    return code_of(blockers[0]), message
-
-
 SENTENCE_MEMO_MAX = 65_536  # entries of a state's sentence memo before it starts again (a few MB at most)
 
 
-def combine_memo(tree: UsageTree, blockers: list[Blocker], parts: tuple, now: float, extra: str,
-                 memo: dict[tuple, str]) -> tuple[str, str]:
-    """combine(), with the sentences of LIMIT and CAPACITY blockers kept in ``memo`` by their signature parts
-    (``parts[i]`` for ``blockers[i]``: the numbers of admission._signature). Those sentences depend on nothing else,
-    and a full pool gives every job of the same size waiting there the same one."""
+def combine(tree: UsageTree, blockers: list[Blocker], now: float, extra: str = "", parts: tuple = (),
+            memo: dict[tuple, str] | None = None) -> tuple[str, str]:
+    """(code, message) for a job whose every option is blocked; the first pool's code wins. With ``memo``, the
+    sentences of LIMIT and CAPACITY blockers are kept there by their signature parts (``parts[i]`` for
+    ``blockers[i]``: the numbers of admission._signature): those sentences depend on nothing else, and a full pool
+    gives every job of the same size waiting there the same one."""
     texts = []
-    for b, part in zip(blockers, parts):
-        if b.kind == LIMIT or b.kind == CAPACITY:
+    for i, b in enumerate(blockers):
+        if memo is not None and (b.kind == LIMIT or b.kind == CAPACITY):
+            part = parts[i]
             text = memo.get(part)
             if text is None:
                 if len(memo) >= SENTENCE_MEMO_MAX:

@@ -154,21 +154,9 @@ Decision = Admit | Preempt | Wait
 # Decisions are values: compared by value, hashable, and never changed once made (nothing in allotment assigns to
 # their fields). They are deliberately not frozen dataclasses: a frozen dataclass sets each field through
 # object.__setattr__, and building one Admit that way cost about 6,000 CPU instructions, 7 % of a whole admission
-# decision (benchmarks/README.md, scheduler core). The fast constructors below build exactly the same values as the
-# classes' own __init__ (equal, same repr, same type) with plain slot stores. Only for callers that pass every field.
+# decision (benchmarks/README.md, scheduler core). The scheduler builds them with plain slot stores (new_wait below,
+# and Admit inline in admission._admit): the same values as the classes' own __init__ (equal, same repr, same type).
 _new_object = object.__new__
-
-
-def new_admit(job_id: str, quota: str, pool: str, requests: Mapping[str, Quantity],
-              devices: tuple[tuple[str, Quantity], ...], preempted: tuple[str, ...]) -> Admit:
-    a = _new_object(Admit)
-    a.job_id = job_id
-    a.quota = quota
-    a.pool = pool
-    a.requests = requests
-    a.devices = devices
-    a.preempted = preempted
-    return a
 
 
 def new_wait(job_id: str, code: str, message: str) -> Wait:

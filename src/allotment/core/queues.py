@@ -175,13 +175,6 @@ class Group:
             del recs[rec.entry]
         return None
 
-    def pop_head(self, rec: QueuedRec) -> None:
-        """Drop ``rec``, the head just admitted, from the heap (head() would do it on its next call)."""
-        heap = self.heap
-        if heap and heap[0] == rec.entry:
-            heappop(heap)
-            del self.recs[rec.entry]
-
     def members(self) -> list[QueuedRec]:
         return [r for r in self.recs.values() if r.alive]
 

@@ -126,7 +126,7 @@ class StateBase:
         self._prio_by_qp: dict[tuple[int, str], dict[int, int]] = {}  # (quota, pool) -> priority -> running jobs
         self._now = 0.0
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
-        self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine_memo)
+        self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine)
         self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
         # Whether a quota may preempt at all (its spec never changes within a state): asked for every blocked job.
         self._can_preempt = [False] + [can_preempt(tree, q) for q in range(1, n)]

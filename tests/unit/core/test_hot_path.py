@@ -6,19 +6,9 @@ import pytest
 from core_testkit import gpu_pool, job, quota
 
 from allotment.core.admission import SchedulerState
-from allotment.core.model import Admit, Wait, new_admit, new_wait
-from allotment.core.quantity import Quantity
+from allotment.core.model import Admit, Wait, new_wait
 from allotment.core.queues import TOKEN_MASK, QueuedRec, RunningRec
 from allotment.core.state import job_bits, order_key, rank_bits
-
-
-@pytest.mark.parametrize("fields", [
-    ("j1", "q", "p", {"gpu": Quantity(1000)}, (("d0", Quantity(1000)),), ()),
-    ("j2", "q/child", "p2", {}, (), ("v1", "v2")),
-])
-def test_fast_admit_equals_the_dataclass(fields):
-    fast, plain = new_admit(*fields), Admit(*fields)
-    assert type(fast) is Admit and fast == plain and repr(fast) == repr(plain)
 
 
 def test_cycle_builds_admits_and_running_records_like_their_constructors():
