@@ -416,7 +416,9 @@ class SchedulerState(StateBase):
         if heap and heap[0] == rec.entry:  # the admitted job's entry (group.head() would drop it on its next call)
             heappop(heap)
             del group.recs[rec.entry]
-        head = group.head()
+        head = group.recs[heap[0]] if heap else None  # group.head(), with its common case inlined (as _push_quota)
+        if head is not None and not head.alive:
+            head = group.head()
         if head is None or group.parked:
             group.qtoken = 0
             return
