@@ -39,6 +39,9 @@ class Launch:
     # Simulated execution only: how long the job "runs".
     duration_s: float | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # Which admission of the job this is (a job requeued after preemption is admitted again under a new one): with
+    # job_id it names one run, so an engine can tell "this run already exists" (adopt it) from "run it again".
+    admission: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class Backend(Protocol):
         """The nodes and devices the engine offers now."""
 
     def launch(self, launch: Launch, now: float) -> str:
-        """Start the job; return the engine's handle for it. Must be idempotent per job_id."""
+        """Start the job; return the engine's handle for it. Must be idempotent per (job_id, admission), across
+        restarts of the server too where the engine runs real work (the local engine keeps durable records)."""
 
     def cancel(self, job_id: int, now: float) -> None:
         """Stop the job if it runs (preemption or cancellation). Unknown ids are ignored."""
@@ -72,6 +76,46 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Stop everything it started."""
+
+
+# What an engine knows of a run after a restart of the server (Reattached.state).
+RUNS = "running"  # it runs and the engine tracks it again (time limit, cancel, idleness, its end)
+ENDED = "finished"  # it ended (exit_code and ended_at as recorded; message when the engine knows why)
+LOST = "lost"  # it started but is gone, and how it ended is not known
+UNKNOWN = "unknown"  # the engine has no record of it: it never started, so launching it is safe
+
+
+@dataclass(frozen=True)
+class Reattached:
+    state: str
+    exit_code: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    message: str | None = None
+
+
+@runtime_checkable
+class Recovers(Protocol):
+    """Optional part of an engine: finding its runs again after the server restarted (it may have crashed anywhere,
+    including between saving an admission and launching it, or while jobs ended).
+
+    `reattach` is asked about every job the database says is admitted or running, with the launch the loop would
+    make now (for a simulated job, its remaining duration), and must never start a second copy of a run. A job it
+    reports RUNS is tracked from then on like a job it launched (no new 'started' event); ENDED and LOST are
+    recorded by the loop; UNKNOWN means it never started: the loop launches an admitted job and marks a running one
+    lost. `stop_orphans` then stops the runs no holding job owns (jobs cancelled, preempted or ended while their
+    stop was not delivered), given every holding job's id and admission; it returns what it stopped, for the log.
+    """
+
+    def reattach(self, launch: Launch, now: float) -> Reattached:
+        """What became of this run; adopt it when it still runs."""
+
+    def stop_orphans(self, holding: dict[int, str], now: float) -> list[str]:
+        """Stop the runs of this engine that are not in `holding` (job id -> admission)."""
+
+
+def recovers(backend: Any) -> bool:
+    return isinstance(backend, Recovers)
 
 
 @runtime_checkable

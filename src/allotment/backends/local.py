@@ -3,8 +3,15 @@
 GPU jobs see only their devices through CUDA_VISIBLE_DEVICES (fractions share a device). Inventory comes from
 `nvidia-smi` when present; a host without GPUs offers its CPUs and memory only.
 
-Idleness (for the idle timeout of resource policies): a job is its process group (`/bin/sh -c COMMAND` in a session of
-its own). When asked, the engine samples the CPU time of every job's group (psutil; one scan of the host's processes
+Each run (a job id and its admission) has a durable record under the jobs directory and runs under a small wrapper
+process (jobrun.py) that holds the run's lock, starts the command at most once, enforces the time limit and writes the
+exit code. So the engine survives a crash of the server: launching again what the database says is admitted never
+starts a second copy, and a new engine adopts the runs it finds alive (`reattach`), learns the exit code of those
+that ended meanwhile, and stops those no holding job owns (`stop_orphans`). Logs stay at `<jobs dir>/job-<id>.log`.
+Stopping the engine (`close`, the server shutting down) stops its runs.
+
+Idleness (for the idle timeout of resource policies): a job is its command's process group (`/bin/sh -c COMMAND` in a
+session of its own, the wrapper outside it). When asked, the engine samples the CPU time of every job's group (psutil; one scan of the host's processes
 per sample, and one `nvidia-smi` query when a job holds GPUs) and keeps, per job, the last time that CPU time changed
 or one of its GPUs showed utilisation. A job is idle since then (since its start when never seen busy). Time used
 between two samples is dated at the later one, so a job is never found idle for longer than it was.
@@ -12,19 +19,26 @@ between two samples is dated at the later one, so a job is never found idle for 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from allotment.backends.base import DeviceInfo, JobEvent, Launch, NodeInfo
+from allotment.backends import jobrun
+from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
 
-GRACE_S = 5.0
+log = logging.getLogger("allotment.backends.local")
+
+GRACE_S = jobrun.GRACE_S
+STOP_WAIT_S = GRACE_S + 3.0  # the wrapper escalates to SIGKILL after GRACE_S; past this the engine does it itself
+WRAPPER = Path(jobrun.__file__)
 
 
 def detect_gpus(timeout_s: float = 10) -> tuple[DeviceInfo, ...]:
@@ -81,82 +95,282 @@ def host_memory_mib() -> int:
         return 0
 
 
+SAFE_NAME = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._-")
+
+
+@dataclass
+class Run:
+    """A run the engine tracks: started by it (`wrapper` is its child) or adopted after a restart."""
+
+    job_id: int
+    dir: Path
+    deadline: float | None
+    devices: tuple[int, ...] = ()
+    wrapper: subprocess.Popen | None = None
+    wrapper_pid: int | None = None
+    pgid: int | None = None  # the command's process group, read from pid.json once the wrapper wrote it
+
+    def group(self) -> int | None:
+        if self.pgid is None:
+            record = jobrun.read_json(self.dir / "pid.json")
+            if record and "pid" in record:
+                self.pgid = int(record["pid"])
+        return self.pgid
+
+    def wrapper_alive(self) -> bool:
+        if self.wrapper is not None and self.wrapper.poll() is None:
+            return True
+        return jobrun.lock_held(self.dir)
+
+    def alive(self) -> bool:
+        return self.wrapper_alive() or jobrun.group_alive(jobrun.read_json(self.dir / "pid.json"))
+
+    @property
+    def handle(self) -> str:
+        if self.wrapper_pid is None:
+            started = jobrun.read_json(self.dir / "started.json") or {}
+            self.wrapper_pid = started.get("wrapper_pid")
+        return str(self.wrapper_pid) if self.wrapper_pid else ""
+
+
+def ending(record: dict, stop: dict | None) -> tuple[str, int | None, str | None]:
+    """(event kind, exit code, message) of a run from its exit.json (and stop.json: why the engine stopped it)."""
+    code, reason = record.get("code"), record.get("reason")
+    if reason == jobrun.TIME_LIMIT:
+        return "failed", code, "time limit reached"
+    if reason is not None:
+        why = (stop or {}).get("reason") or "stopped by the engine"
+        return "failed", code, why if code is not None else f"{why} before its command started"
+    if code == 0:
+        return "succeeded", 0, None
+    return "failed", code, f"exited with code {code}"
+
+
 class LocalBackend:
     name = "local"
     reports_idleness = True
     GPU_QUERY_TIMEOUT_S = 5.0  # the sample runs inside a scheduler cycle: a hung nvidia-smi must not hold it long
 
     def __init__(self, log_dir: Path, node_name: str | None = None):
-        self.log_dir = Path(log_dir)
+        self.log_dir = Path(log_dir)  # the jobs directory: logs and run records
         self.node_name = node_name or os.uname().nodename
-        self._procs: dict[int, tuple[subprocess.Popen, float | None]] = {}
+        self._runs: dict[int, Run] = {}
         self._pending: list[JobEvent] = []
-        self._cancelled: set[int] = set()
         self._activity: dict[int, Activity] = {}
+        self._reap: list[subprocess.Popen] = []  # wrappers still to be waited for (no zombies)
         self._sampled_at: float | None = None
 
     def inventory(self) -> list[NodeInfo]:
         return [NodeInfo(name=self.node_name, cpu=float(os.cpu_count() or 1), memory_mib=host_memory_mib(),
                          devices=detect_gpus())]
 
+    def run_dir(self, job_id: int, admission: str) -> Path:
+        admission = admission or "0"
+        if not set(admission) <= SAFE_NAME or admission.startswith("."):
+            raise ValueError(f"job {job_id}: admission {admission!r} cannot name a directory")
+        return self.log_dir / str(int(job_id)) / admission
+
+    # -- launching and adopting ------------------------------------------------------------------------------------
     def launch(self, launch: Launch, now: float) -> str:
-        if launch.job_id in self._procs:
-            return str(self._procs[launch.job_id][0].pid)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        run = self._runs.get(launch.job_id)
+        if run is not None:
+            return run.handle
+        run_dir = self.run_dir(launch.job_id, launch.admission)
+        if (run_dir / "started.json").exists():  # launched again after a restart: this run exists, never start it twice
+            found = self.reattach(launch, now)
+            self._pending.append(JobEvent(launch.job_id, "started", found.started_at or now))
+            if found.state in (ENDED, LOST):
+                ok = found.exit_code == 0 and found.message is None and found.state == ENDED
+                self._pending.append(JobEvent(launch.job_id, "succeeded" if ok else "failed",
+                                              found.ended_at or now, found.exit_code, found.message))
+            run = self._runs.get(launch.job_id)
+            return run.handle if run is not None else ""
+        run = self._start(launch, run_dir, now)
+        self._pending.append(JobEvent(launch.job_id, "started", now))
+        return run.handle
+
+    def _start(self, launch: Launch, run_dir: Path, now: float) -> Run:
+        """Start a wrapper for the run (writing its launch record first, unless an earlier launch did)."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = jobrun.read_json(run_dir / "launch.json")
+        if spec is None:
+            spec = {"job_id": launch.job_id, "admission": launch.admission, "command": launch.command,
+                    "deadline": now + launch.time_limit_s if launch.time_limit_s else None,
+                    "devices": [d for d, _ in launch.devices], "launched_at": now}
+            jobrun.write_json(run_dir / "launch.json", spec)
         env = {**os.environ, **launch.env, "ALLOT_JOB_ID": str(launch.job_id)}
         if launch.devices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d, _ in launch.devices)
-        log = open(self.log_dir / f"job-{launch.job_id}.log", "ab")
-        try:
-            proc = subprocess.Popen(["/bin/sh", "-c", launch.command], stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, start_new_session=True)
-        finally:
-            log.close()
-        deadline = now + launch.time_limit_s if launch.time_limit_s else None
-        self._procs[launch.job_id] = (proc, deadline)
-        self._activity[launch.job_id] = Activity(0.0, now, tuple(d for d, _ in launch.devices))
-        self._pending.append(JobEvent(launch.job_id, "started", now))
-        return str(proc.pid)
+        with open(self.log_dir / f"job-{launch.job_id}.log", "ab") as log_file:
+            wrapper = subprocess.Popen([sys.executable, "-I", "-S", str(WRAPPER), str(run_dir)], stdin=subprocess.DEVNULL,
+                                       stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        devices = tuple(int(d) for d in spec.get("devices") or ())
+        run = Run(launch.job_id, run_dir, spec.get("deadline"), devices, wrapper, wrapper.pid)
+        self._track(run, now)
+        return run
 
-    def _kill(self, proc: subprocess.Popen) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
+    def _track(self, run: Run, now: float) -> None:
+        self._runs[run.job_id] = run
+        self._activity[run.job_id] = Activity(0.0, now, run.devices)
+
+    def reattach(self, launch: Launch, now: float) -> Reattached:
+        """After a restart: adopt the run when it still runs, else say how it ended (see jobrun.py)."""
+        run = self._runs.get(launch.job_id)
+        run_dir = self.run_dir(launch.job_id, launch.admission)
+        if run is not None and run.dir == run_dir:
+            return Reattached(RUNS, started_at=self._started_at(run_dir))
+        spec = jobrun.read_json(run_dir / "launch.json")
+        if spec is None:
+            return Reattached(UNKNOWN)
+        started_at = self._started_at(run_dir)
+        ended = self._ended(run_dir, started_at)
+        if ended is not None:
+            return ended
+        run = Run(launch.job_id, run_dir, spec.get("deadline"), tuple(int(d) for d in spec.get("devices") or ()))
+        if run.alive():
+            self._track(run, now)
+            log.info("job %s: adopted its run (wrapper %s, process group %s)", launch.job_id, run.handle or "gone",
+                     run.group())
+            return Reattached(RUNS, started_at=started_at or spec.get("launched_at"))
+        ended = self._ended(run_dir, started_at)  # it may have ended while we looked
+        if ended is not None:
+            return ended
+        if started_at is None:
+            # Launched but never started (the server stopped right after writing the record): start it now. A wrapper
+            # of the old server that is only now starting and this one agree through the lock: one runs it.
+            self._start(launch, run_dir, now)
+            return Reattached(RUNS, started_at=now)
+        return Reattached(LOST, started_at=started_at, ended_at=now,
+                          message="its processes are gone and its exit status is unknown (it ended while the "
+                                  "server was down, without a recorded exit code)")
+
+    @staticmethod
+    def _started_at(run_dir: Path) -> float | None:
+        started = jobrun.read_json(run_dir / "started.json")
+        return started.get("at") if started else None
+
+    @staticmethod
+    def _ended(run_dir: Path, started_at: float | None) -> Reattached | None:
+        record = jobrun.read_json(run_dir / "exit.json")
+        if record is None:
+            return None
+        kind, code, message = ending(record, jobrun.read_json(run_dir / "stop.json"))
+        return Reattached(ENDED, exit_code=code, started_at=started_at, ended_at=record.get("at"),
+                          message=message if kind == "failed" else None)
+
+    def stop_orphans(self, holding: dict[int, str], now: float) -> list[str]:
+        """Stop every live run under the jobs directory that no holding job owns (job id -> admission)."""
+        stopped = []
+        for spec_path in sorted(self.log_dir.glob("*/*/launch.json")):
+            run_dir = spec_path.parent
             try:
-                proc.wait(GRACE_S)
+                job_id = int(run_dir.parent.name)
+            except ValueError:
+                continue
+            if job_id in holding and (holding[job_id] or "0") == run_dir.name:
+                continue
+            tracked = self._runs.get(job_id)
+            if (tracked is not None and tracked.dir == run_dir) or (run_dir / "exit.json").exists():
+                continue
+            run = Run(job_id, run_dir, None)
+            if run.alive():
+                self._stop(run, "stopped as an orphan: no holding job owns this run any more")
+                stopped.append(f"job {job_id} (admission {run_dir.name}, process group {run.group()})")
+            elif not (run_dir / "started.json").exists():
+                jobrun.claim_unstarted(run_dir)  # a wrapper starting only now must not run it
+        return stopped
+
+    # -- stopping --------------------------------------------------------------------------------------------------
+    def _stop(self, run: Run, reason: str | None = None) -> None:
+        """Ask the wrapper to stop the command (SIGTERM, then SIGKILL after the grace period); if it does not end in
+        time, or the wrapper is gone, kill the command's group and the wrapper here."""
+        if reason is not None:
+            jobrun.write_json(run.dir / "stop.json", {"reason": reason})
+        pid = int(run.handle) if run.handle else None
+        if run.wrapper_alive() and pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + STOP_WAIT_S
+            while run.wrapper_alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        elif jobrun.group_alive(jobrun.read_json(run.dir / "pid.json")):
+            self._kill_group(run.group(), signal.SIGTERM)
+            deadline = time.monotonic() + GRACE_S
+            while jobrun.group_alive(jobrun.read_json(run.dir / "pid.json")) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if run.alive():
+            self._kill_group(run.group(), signal.SIGKILL)
+            if pid is not None and run.wrapper_alive():
+                self._kill_pid(pid)
+        if run.wrapper is not None:
+            try:
+                run.wrapper.wait(1.0)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        except ProcessLookupError:
+                self._reap.append(run.wrapper)
+
+    @staticmethod
+    def _kill_group(pgid: int | None, sig: int) -> None:
+        if pgid is not None:
+            try:
+                os.killpg(pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    @staticmethod
+    def _kill_pid(pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
 
     def cancel(self, job_id: int, now: float) -> None:
-        entry = self._procs.pop(job_id, None)
+        run = self._runs.pop(job_id, None)
         self._activity.pop(job_id, None)
-        if entry is not None:
-            self._kill(entry[0])
+        if run is not None:
+            self._stop(run)
+            return
+        # Not tracked (an engine new since a restart): stop whatever run of the job its records show alive.
+        for spec_path in (self.log_dir / str(int(job_id))).glob("*/launch.json"):
+            orphan = Run(job_id, spec_path.parent, None)
+            if not (orphan.dir / "exit.json").exists() and orphan.alive():
+                self._stop(orphan)
 
+    # -- observing -------------------------------------------------------------------------------------------------
     def poll(self, now: float) -> list[JobEvent]:
         events, self._pending = self._pending, []
-        for job_id, (proc, deadline) in list(self._procs.items()):
-            code = proc.poll()
-            if code is None and deadline is not None and now >= deadline:
-                self._kill(proc)
-                del self._procs[job_id]
+        self._reap = [w for w in self._reap if w.poll() is None]
+        for job_id, run in list(self._runs.items()):
+            event = self._check(run, now)
+            if event is None and run.deadline is not None and now >= run.deadline + STOP_WAIT_S + 1.0:
+                self._stop(run)  # the wrapper should have enforced it: this is the backstop
+                event = JobEvent(job_id, "failed", now, None, "time limit reached")
+            if event is not None:
+                del self._runs[job_id]
                 self._activity.pop(job_id, None)
-                events.append(JobEvent(job_id, "failed", now, exit_code=proc.returncode,
-                                       message="time limit reached"))
-                continue
-            if code is not None:
-                del self._procs[job_id]
-                self._activity.pop(job_id, None)
-                kind = "succeeded" if code == 0 else "failed"
-                events.append(JobEvent(job_id, kind, now, exit_code=code,
-                                       message=None if code == 0 else f"exited with code {code}"))
+                events.append(event)
         return events
+
+    def _check(self, run: Run, now: float) -> JobEvent | None:
+        """The run's end event, or None while it runs."""
+        if run.wrapper is not None and run.wrapper.poll() is None:
+            return None
+        for attempt in (0, 1):
+            record = jobrun.read_json(run.dir / "exit.json")
+            if record is not None:
+                kind, code, message = ending(record, jobrun.read_json(run.dir / "stop.json"))
+                return JobEvent(run.job_id, kind, record.get("at") or now, code, message)
+            if attempt == 0 and run.alive():
+                return None  # another wrapper runs it (launched twice), or an adopted one
+        if not (run.dir / "started.json").exists():
+            return JobEvent(run.job_id, "failed", now, None, "the engine could not start it (see its log)")
+        return JobEvent(run.job_id, "failed", now, None, "its processes are gone and its exit status is unknown")
 
     def idle_since(self, job_id: int, now: float) -> float | None:
         """Since when the job's processes have used no CPU time and its GPUs no utilisation (None: not running here).
-        All jobs are sampled once per `now`, so the loop asking about many jobs in one check scans the host once."""
+        All jobs are sampled once per `now`, so the loop asking about many jobs in one check scans the host once.
+        An adopted job counts from its adoption: it is never found idle for longer than it was."""
         if job_id not in self._activity:
             return None
         if self._sampled_at != now:
@@ -166,7 +380,12 @@ class LocalBackend:
 
     def _sample(self, now: float) -> None:
         self._sampled_at = now
-        pgids = {job_id: self._procs[job_id][0].pid for job_id in self._activity if job_id in self._procs}
+        pgids = {}
+        for job_id in self._activity:
+            run = self._runs.get(job_id)
+            pgid = run.group() if run is not None else None
+            if pgid is not None:
+                pgids[job_id] = pgid
         cpu = group_cpu_seconds(set(pgids.values()))
         busy_gpus: set[int] = set()
         if any(self._activity[job_id].devices for job_id in pgids):
@@ -182,6 +401,14 @@ class LocalBackend:
         return 0.0 if self._pending else None
 
     def close(self) -> None:
-        for job_id in list(self._procs):
-            self.cancel(job_id, time.time())
+        """Stop every run (the server shuts down or the cluster is gone); the record says why, for a later restart."""
+        for job_id in list(self._runs):
+            run = self._runs.pop(job_id)
+            self._stop(run, "stopped because its engine shut down (the server stopped while it ran)")
         self._activity.clear()
+        for wrapper in self._reap:
+            try:
+                wrapper.wait(1.0)
+            except subprocess.TimeoutExpired:
+                pass
+        self._reap.clear()

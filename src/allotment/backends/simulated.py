@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from allotment.backends.base import DeviceInfo, JobEvent, Launch, NodeInfo
+from allotment.backends.base import RUNS, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
 
 DEFAULT_DURATION_S = 1.0
 
@@ -66,6 +66,21 @@ class SimulatedBackend:
             heapq.heappush(self._ends, (end, launch.job_id))
             self._pending.append(JobEvent(launch.job_id, "started", now))
         return f"sim-{launch.job_id}"
+
+    def reattach(self, launch: Launch, now: float) -> Reattached:
+        """Nothing real runs, so nothing can run twice: a job this engine does not know (it lives in memory only, so
+        after a restart it knows none) resumes for the launch's duration, which the loop sets to what is left of it.
+        No 'started' event: the loop records the start itself."""
+        if launch.job_id not in self._running:
+            duration = launch.duration_s if launch.duration_s is not None else DEFAULT_DURATION_S
+            end = now + max(duration, 0.0)
+            self._running[launch.job_id] = end
+            heapq.heappush(self._ends, (end, launch.job_id))
+            return Reattached(RUNS, started_at=now)
+        return Reattached(RUNS)
+
+    def stop_orphans(self, holding: dict[int, str], now: float) -> list[str]:
+        return []  # its runs live in memory: none survives the server
 
     def cancel(self, job_id: int, now: float) -> None:
         self._running.pop(job_id, None)  # its heap entry is skipped when it surfaces
