@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_bind(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError("bind must be HOST:PORT, for example 127.0.0.1:8080")
         return value
 

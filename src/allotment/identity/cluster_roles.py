@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
 from allotment.core.cluster_roles import assignment_refusal
+from allotment.core.names import as_id
 from allotment.core.permissions import ROLE_ORDER, Principal, normalise_role
 from allotment.errors import Conflict, Forbidden, NotFound, invalid
 from allotment.identity.models import USERS_GROUP, ClusterRoleGrant, Group, GroupMember, User
@@ -140,8 +141,8 @@ def remove_group(session: Session, cluster: Cluster, group: Group, actor: Princi
 def find_group(session: Session, ref: str) -> Group:
     text = ref.strip()
     group = session.scalar(select(Group).where(Group.name == text))
-    if group is None and text.isdigit():
-        group = session.get(Group, int(text))
+    if group is None and as_id(text):
+        group = session.get(Group, as_id(text))
     if group is None:
         raise NotFound(f"no group '{text}'")
     return group

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
+from allotment.core.names import as_id, is_digits
 from allotment.core.permissions import Principal
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
 from allotment.identity.models import ADMINS_GROUP, USER, USERS_GROUP, ClusterRoleGrant, Group, GroupMember, User
@@ -34,7 +35,7 @@ def name_problems(name: str) -> list[str]:
         problems.append(f"must be at most {MAX_NAME} characters long")
     if not NAME_PATTERN.fullmatch(name):
         problems.append("must start with a letter or digit and contain only letters, digits, '.', '_' and '-'")
-    if name.isdigit():
+    if is_digits(name):
         problems.append("must not be only digits (it would be mistaken for a group id)")
     return problems
 
@@ -53,7 +54,7 @@ def _raise(problems: dict[str, list[str]]) -> None:
 
 def find_group(session: Session, ref: str | int) -> Group:
     text = str(ref).strip()
-    group = session.get(Group, int(text)) if text.isdigit() else None
+    group = session.get(Group, as_id(text)) if as_id(text) else None
     group = group or session.scalar(select(Group).where(func.lower(Group.name) == text.lower()))
     if group is None:
         raise NotFound(f"no group '{text}'")

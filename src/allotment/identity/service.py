@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
+from allotment.core.names import as_id, is_digits
 from allotment.core.passwords import password_problems
 from allotment.core.permissions import Principal
 from allotment.db import utcnow
@@ -79,7 +80,7 @@ def check_username(username: str) -> list[str]:
     # Users are addressed by id, username or e-mail: a username that looks like either would be ambiguous.
     if "@" in username:
         problems.append("must not contain '@' (it would be mistaken for an e-mail address)")
-    if username.isdigit():
+    if is_digits(username):
         problems.append("must not be only digits (it would be mistaken for a user id)")
     return problems
 
@@ -116,8 +117,8 @@ def find_user(session: Session, ref: str | int) -> User:
     """A user or service account by id, username or e-mail (case-insensitive)."""
     ref_text = str(ref).strip()
     user = None
-    if ref_text.isdigit():
-        user = session.get(User, int(ref_text))
+    if as_id(ref_text) is not None:
+        user = session.get(User, as_id(ref_text))
     if user is None:
         key = ref_text.lower()
         user = session.scalar(select(User).where((User.username_key == key) | (User.email_key == key)))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
+from allotment.core.names import as_id
 from allotment.core.permissions import Principal
 from allotment.db import utcnow
 from allotment.errors import Conflict, FieldError, NotFound
@@ -75,8 +76,8 @@ def find_service_account(session: Session, name: str) -> User:
     ref = name.strip()
     query = select(User).where(User.kind == SERVICE_ACCOUNT)
     account = session.scalar(query.where(User.username_key == ref.lower()))
-    if account is None and ref.isdigit():
-        account = session.scalar(query.where(User.id == int(ref), User.deleted_at.is_(None)))
+    if account is None and as_id(ref):
+        account = session.scalar(query.where(User.id == as_id(ref), User.deleted_at.is_(None)))
     if account is None:
         raise NotFound(f"no service account '{ref}'")
     return account

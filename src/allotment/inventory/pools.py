@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from allotment.core.limits import MAX_DEVICE_INDEX
+from allotment.core.names import as_id, is_digits
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
 from allotment.inventory.models import Device, Node, Pool
 from allotment.inventory.service import bump_config_version, check_name, default_pool
@@ -23,8 +25,8 @@ LISTED = 10  # how many job ids or profile names a refusal names
 def find_pool(session: Session, cluster_id: int, ref: str | int) -> Pool:
     text = str(ref).strip()
     pool = session.scalar(select(Pool).where(Pool.cluster_id == cluster_id, Pool.name == text))
-    if pool is None and text.isdigit():
-        pool = session.scalar(select(Pool).where(Pool.cluster_id == cluster_id, Pool.id == int(text)))
+    if pool is None and as_id(text):
+        pool = session.scalar(select(Pool).where(Pool.cluster_id == cluster_id, Pool.id == as_id(text)))
     if pool is None:
         raise NotFound(f"no pool '{text}' in this cluster")
     return pool
@@ -46,13 +48,13 @@ def find_device(session: Session, cluster_id: int, ref: str | int) -> Device:
     device = None
     if ":" in text:
         node_name, _, index = text.rpartition(":")
-        if index.isdigit():
+        if is_digits(index) and int(index) <= MAX_DEVICE_INDEX:
             device = session.scalar(select(Device).join(Node, Node.id == Device.node_id)
                                     .where(Node.cluster_id == cluster_id, Node.name == node_name,
                                            Device.index == int(index)))
-    elif text.isdigit():
+    elif as_id(text):
         device = session.scalar(select(Device).join(Node, Node.id == Device.node_id)
-                                .where(Node.cluster_id == cluster_id, Device.id == int(text)))
+                                .where(Node.cluster_id == cluster_id, Device.id == as_id(text)))
     if device is None:
         raise NotFound(f"no device '{text}' in this cluster (give its id or NODE:INDEX)")
     return device

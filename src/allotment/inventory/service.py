@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
+from allotment.core.names import as_id
 from allotment.core.quantity import format_raw
 from allotment.errors import Conflict, NotFound, invalid
 from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Device, Node, Pool
@@ -19,7 +20,7 @@ MAX_NAME = 64
 
 def find_cluster(session: Session, ref: str | int) -> Cluster:
     text = str(ref).strip()
-    cluster = session.get(Cluster, int(text)) if text.isdigit() else None
+    cluster = session.get(Cluster, as_id(text)) if as_id(text) else None
     cluster = cluster or session.scalar(select(Cluster).where(Cluster.name == text))
     if cluster is None:
         raise NotFound(f"no cluster '{text}'")

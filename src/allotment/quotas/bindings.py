@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from allotment.core.names import as_id
 from allotment.core.permissions import Principal
 from allotment.errors import NotFound
 from allotment.identity.models import USERS_GROUP, Group, User
@@ -62,8 +63,8 @@ def unbind(session: Session, quota: Quota, user: User | None = None, group: Grou
 def find_group(session: Session, ref: str) -> Group:
     text = str(ref).strip()
     group = session.scalar(select(Group).where(Group.name == text))
-    if group is None and text.isdigit():
-        group = session.get(Group, int(text))
+    if group is None and as_id(text):
+        group = session.get(Group, as_id(text))
     if group is None:
         raise NotFound(f"no group '{text}'")
     return group

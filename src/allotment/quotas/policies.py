@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from allotment.core.names import is_digits
 from allotment.core.quantity import format_raw, parse_quantity
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.identity.models import User
@@ -63,7 +64,8 @@ def _raw(cap: Cap, value: Any) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("unlimited", "inf", "∞")):
         return None
     if cap.resource is None:
-        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        if isinstance(value, bool) or not isinstance(value, int | str) or not is_digits(str(value).strip()) \
+                or len(str(value).strip()) > 12:
             raise invalid(cap.field, "must be a whole number of zero or more, or unlimited")
         raw = int(value)
     else:

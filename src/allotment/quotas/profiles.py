@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from allotment.core.names import as_id
 from allotment.core.quantity import format_raw, parse_quantity
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.inventory.models import Pool
@@ -27,8 +28,8 @@ class PoolLink:
 def find_profile(session: Session, cluster_id: int, ref: str | int) -> Profile:
     text = str(ref).strip()
     found = session.scalar(select(Profile).where(Profile.cluster_id == cluster_id, Profile.name == text))
-    if found is None and text.isdigit():
-        found = session.scalar(select(Profile).where(Profile.cluster_id == cluster_id, Profile.id == int(text)))
+    if found is None and as_id(text):
+        found = session.scalar(select(Profile).where(Profile.cluster_id == cluster_id, Profile.id == as_id(text)))
     if found is None:
         raise NotFound(f"no profile '{text}' in this cluster")
     return found

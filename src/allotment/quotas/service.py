@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from allotment.core.names import as_id
 from allotment.core.quantity import Quantity, parse_quantity
 from allotment.core.quota_tree import QuotaLimits, ScaleError, scale, validate_tree
 from allotment.core.resources import ANY_POOL, ResourceKey
@@ -64,8 +65,8 @@ class QuotaInput:
 def find_quota(session: Session, ref: str | int) -> Quota:
     text = str(ref).strip()
     quota = session.scalar(select(Quota).where(Quota.name == text))
-    if quota is None and text.isdigit():
-        quota = session.get(Quota, int(text))
+    if quota is None and as_id(text):
+        quota = session.get(Quota, as_id(text))
     if quota is None:
         raise NotFound(f"no quota '{text}'")
     return quota

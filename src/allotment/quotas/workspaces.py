@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from allotment.core.names import as_id
 from allotment.errors import Conflict, FieldError, NotFound
 from allotment.identity.models import Group, User
 from allotment.inventory.service import check_name
@@ -18,9 +19,9 @@ from allotment.quotas.models import Quota, QuotaBinding, Workspace, WorkspaceMem
 def find_workspace(session: Session, cluster_id: int, ref: str | int) -> Workspace:
     text = str(ref).strip()
     found = session.scalar(select(Workspace).where(Workspace.cluster_id == cluster_id, Workspace.name == text))
-    if found is None and text.isdigit():
+    if found is None and as_id(text):
         found = session.scalar(select(Workspace).where(Workspace.cluster_id == cluster_id,
-                                                       Workspace.id == int(text)))
+                                                       Workspace.id == as_id(text)))
     if found is None:
         raise NotFound(f"no workspace '{text}' in this cluster")
     return found

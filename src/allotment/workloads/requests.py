@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from allotment.core.names import is_digits
 from allotment.core.quantity import format_raw, parse_quantity
 
 WHOLE_GPU = 1000
@@ -50,7 +51,7 @@ def parse_duration(value) -> tuple[int | None, str | None]:
         seconds = value
     else:
         text = str(value).strip().lower()
-        if text.isdigit():
+        if is_digits(text) and len(text) <= 12:
             seconds = int(text)
         else:
             parts = _DURATION.findall(text)

@@ -5,34 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
+from allotment.api.fields import Amount, Command, Duration, Labels, Name, Ref
+from allotment.core import limits
 from allotment.core.quantity import format_raw
 from allotment.workloads.models import Job
 
 
 class JobIn(BaseModel):
     # Required, but checked by the service so that a batch reports every problem of every job at once.
-    quota: str | None = Field(None, max_length=64)
-    command: list[str] | str = Field(default_factory=list, description="argv list, or one string split on spaces")
-    gpu: str | float | int | None = Field(None, description="GPUs: 4, or a fraction of one in steps of 0.1 (0.5)")
-    cpu: str | float | int | None = Field(None, description="cores: 8, 0.5 or 500m")
-    memory: str | int | None = Field(None, description="bytes or with a unit: 16Gi")
-    profile: str | None = Field(None, description="a profile of the quota's cluster instead of gpu/cpu/memory")
-    pool: str | None = Field(None, description="pin the job to this pool")
-    priority_class: str | None = None
-    time_limit: str | int | None = Field(None, description="seconds or 90m, 2h, 1h30m, 1d")
-    name: str | None = Field(None, max_length=128)
-    labels: dict[str, Any] | None = None
-
-    @field_validator("command")
-    @classmethod
-    def _split(cls, value: list[str] | str) -> list[str]:
-        return value.split() if isinstance(value, str) else value
+    quota: Ref | None = None
+    command: Command = Field(default_factory=list, description="argv list, or one string split on spaces")
+    gpu: Amount | None = Field(None, description="GPUs: 4, or a fraction of one in steps of 0.1 (0.5)")
+    cpu: Amount | None = Field(None, description="cores: 8, 0.5 or 500m")
+    memory: Amount | None = Field(None, description="bytes or with a unit: 16Gi")
+    profile: Ref | None = Field(None, description="a profile of the quota's cluster instead of gpu/cpu/memory")
+    pool: Ref | None = Field(None, description="pin the job to this pool")
+    priority_class: Ref | None = None
+    time_limit: Duration | None = Field(None, description="seconds or 90m, 2h, 1h30m, 1d")
+    name: Name("job", limits.MAX_JOB_NAME) | None = None
+    labels: Labels | None = None
 
 
 class JobBatchIn(BaseModel):
-    jobs: list[JobIn]
+    jobs: list[JobIn] = Field(max_length=limits.MAX_BATCH_JOBS)
 
 
 class JobBatchOut(BaseModel):

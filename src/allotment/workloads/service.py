@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from allotment.core.names import as_id
 from allotment.core.permissions import ROLE_ORDER, Principal
 from allotment.db import utcnow
 from allotment.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
@@ -98,8 +99,8 @@ class _Lookups:
     def quota(self, name: str) -> Quota | None:
         if name not in self.quotas:
             found = self.session.scalar(select(Quota).where(Quota.name == name))
-            if found is None and name.isdigit():
-                found = self.session.get(Quota, int(name))
+            if found is None and as_id(name):
+                found = self.session.get(Quota, as_id(name))
             self.quotas[name] = found
         return self.quotas[name]
 

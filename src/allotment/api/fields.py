@@ -1,0 +1,226 @@
+"""Field types shared by every request schema: bounded integers, finite numbers, names, free text, quantities,
+commands and labels. Each carries its rule into the OpenAPI (minimum/maximum, maxLength, pattern, maxItems) and
+refuses what breaks it with a 422 naming the field; the numbers live in core/limits.py.
+
+Numbers are strict: JSON `true` is not 1 and a float is not an integer field's value; NaN and Infinity (which
+Python's JSON reader accepts) are refused. Constrained strings also refuse lone surrogates ("\\ud800"), which
+could not be stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, Strict, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from allotment.core import limits, names
+
+# --- integers and numbers ----------------------------------------------------------------------------------------
+
+
+def Int(ge: int, le: int):
+    return Annotated[int, Strict(), Field(ge=ge, le=le)]
+
+
+def Float(ge: float, le: float):
+    return Annotated[float, Strict(), Field(ge=ge, le=le, allow_inf_nan=False)]
+
+
+Seconds = Int(0, limits.MAX_DURATION_S)
+Priority = Int(-limits.MAX_PRIORITY, limits.MAX_PRIORITY)
+Weight = Float(0, limits.MAX_WEIGHT)
+GpuHours = Float(0, limits.MAX_GPU_HOURS)
+
+# Path and query parameters arrive as text: bounded, not strict.
+IdPath = Annotated[int, Path(ge=1, le=limits.MAX_ID, description="an id")]
+Offset = Annotated[int, Query(ge=0, le=limits.MAX_OFFSET)]
+PageNumber = Annotated[int, Query(ge=1, le=limits.MAX_PAGE)]
+
+
+def Limit(most: int):
+    return Annotated[int, Query(ge=1, le=most)]
+
+
+# --- text --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchemaPattern:
+    """Puts a pattern into the JSON schema only: the check itself is a validator with a sentence for a message."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
+
+
+def _name_check(what: str, max_length: int):
+    def check(value: str) -> str:
+        problems = names.name_problems(value, what, max_length)
+        if problems:
+            raise ValueError(problems[0])
+        return value
+    return check
+
+
+def Name(what: str = "name", max_length: int = limits.MAX_NAME):
+    """A name of a user or an object (core/names.py): ASCII, no separators, not digits only."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length), AfterValidator(
+        _name_check(what, max_length)), SchemaPattern(names.NAME_REGEX), Field(description=names.NAME_HELP)]
+
+
+def _text_check(multiline: bool):
+    def check(value: str) -> str:
+        if names.text_problems(value, multiline):
+            raise ValueError(names.TEXT_RULE)
+        return value
+    return check
+
+
+def Text(max_length: int = limits.MAX_SHORT_TEXT, multiline: bool = False):
+    """Free text: any character but controls, zero-width and bidi formatting (tabs and line breaks if multiline)."""
+    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(_text_check(multiline)),
+                     SchemaPattern(names.MULTILINE_REGEX if multiline else names.TEXT_REGEX)]
+
+
+Ref = Text(limits.MAX_SHORT_TEXT)  # a reference to another object: its name, or its id as text
+Description = Text(limits.MAX_DESCRIPTION, multiline=True)
+FullName = Text(limits.MAX_FULL_NAME)
+Refs = Annotated[list[Ref], Field(max_length=limits.MAX_LIST_ITEMS)]
+
+
+# --- quantities --------------------------------------------------------------------------------------------------
+
+
+def _printable(text: str) -> bool:
+    """No lone surrogate (it cannot be stored or sent back) and no hidden character."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not names.text_problems(text, multiline=True)
+
+
+def _amount(value: Any) -> str | int | float:
+    """A quantity as text ("16Gi", "500m", "unlimited") or a number; the services read and check it."""
+    if isinstance(value, str):
+        if len(value) > limits.MAX_QUANTITY_TEXT or not _printable(value):
+            raise PydanticCustomError("quantity", f"must be a quantity of at most {limits.MAX_QUANTITY_TEXT} "
+                                                  "characters such as 4, 0.5, 500m or 16Gi")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("quantity", "must be a number or a quantity such as 4, 0.5, 500m or 16Gi")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("quantity", "must be a finite number (or \"unlimited\" where that is allowed)")
+    if abs(value) > limits.MAX_AMOUNT:
+        raise PydanticCustomError("quantity", f"must be at most {limits.MAX_AMOUNT}")
+    return value
+
+
+Amount = Annotated[str | int | float, PlainValidator(_amount), WithJsonSchema({"anyOf": [
+    {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT},
+    {"type": "number", "minimum": -limits.MAX_AMOUNT, "maximum": limits.MAX_AMOUNT}]})]
+
+
+def _duration(value: Any) -> str | int:
+    """Seconds, or text such as 90m, 2h, 1h30m; workloads/requests.py reads it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= limits.MAX_DURATION_S:
+            raise PydanticCustomError("duration", f"must be 0 to {limits.MAX_DURATION_S} seconds")
+        return value
+    if isinstance(value, str) and len(value) <= limits.MAX_QUANTITY_TEXT and _printable(value):
+        return value
+    raise PydanticCustomError("duration", "must be a number of seconds or a duration such as 90m, 2h or 1h30m")
+
+
+Duration = Annotated[str | int, PlainValidator(_duration), WithJsonSchema({"anyOf": [
+    {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT},
+    {"type": "integer", "minimum": 0, "maximum": limits.MAX_DURATION_S}]})]
+
+
+# --- commands and labels -----------------------------------------------------------------------------------------
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (no program can receive it)")
+    return value
+
+
+Argument = Annotated[str, StringConstraints(max_length=limits.MAX_ARG_CHARS), AfterValidator(_no_nul)]
+
+
+def _split_command(value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) > limits.MAX_COMMAND_CHARS:
+            raise PydanticCustomError("too_long", f"must be at most {limits.MAX_COMMAND_CHARS} characters "
+                                                  f"(got {len(value)})")
+        return value.split()
+    return value
+
+
+def _command_size(value: list[str]) -> list[str]:
+    total = sum(len(arg) for arg in value)
+    if total > limits.MAX_COMMAND_CHARS:
+        raise PydanticCustomError("too_long", f"must be at most {limits.MAX_COMMAND_CHARS} characters in all "
+                                              f"(got {total})")
+    return value
+
+
+Command = Annotated[
+    list[Argument], Field(max_length=limits.MAX_COMMAND_ARGS), AfterValidator(_command_size),
+    BeforeValidator(_split_command, json_schema_input_type=Annotated[
+        list[Argument], Field(max_length=limits.MAX_COMMAND_ARGS)] | Annotated[
+        str, StringConstraints(max_length=limits.MAX_COMMAND_CHARS)]),
+]
+
+
+def _label_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) > limits.MAX_LABEL_VALUE:
+            raise PydanticCustomError("too_long", f"must be at most {limits.MAX_LABEL_VALUE} characters "
+                                                  f"(got {len(value)})")
+        if not _printable(value):
+            raise PydanticCustomError("text", names.TEXT_RULE + " (nor an unpaired surrogate)")
+        return value
+    if isinstance(value, int):
+        if abs(value) >= 2**63:
+            raise PydanticCustomError("too_large", "must fit in 64 bits")
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise PydanticCustomError("label", "must be text, a finite number, true, false or null")
+
+
+def _label_keys(value: Any) -> Any:
+    """Keys are checked here, so that an error never has to quote a key that cannot be printed."""
+    if not isinstance(value, dict):
+        return value
+    if len(value) > limits.MAX_LABELS:
+        raise PydanticCustomError("too_many", f"at most {limits.MAX_LABELS} labels (got {len(value)})")
+    total = 0
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > limits.MAX_LABEL_KEY or not _printable(key) \
+                or names.text_problems(key):
+            raise PydanticCustomError("label_key", f"label keys are 1 to {limits.MAX_LABEL_KEY} printable "
+                                                   "characters")
+        total += len(key) + (len(item) if isinstance(item, str) else 0)
+    if total > limits.MAX_LABELS_CHARS:
+        raise PydanticCustomError("too_long", f"at most {limits.MAX_LABELS_CHARS} characters of keys and values "
+                                              f"in all (got {total})")
+    return value
+
+
+LabelValue = Annotated[Any, PlainValidator(_label_value), WithJsonSchema(
+    {"anyOf": [{"type": "string", "maxLength": limits.MAX_LABEL_VALUE}, {"type": "number"}, {"type": "boolean"},
+               {"type": "null"}]})]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_LABEL_KEY)]
+Labels = Annotated[dict[LabelKey, LabelValue], BeforeValidator(_label_keys), Field(max_length=limits.MAX_LABELS)]
