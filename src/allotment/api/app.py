@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from allotment import __version__, migrate
 from allotment.api import problems
+from allotment.api.body_limit import BodyLimitMiddleware
 from allotment.api.deps import State, require
 from allotment.api.state import AppState
 from allotment.bootstrap import bootstrap
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     app.state.allot = state
     problems.install(app)
 
+    app.add_middleware(BodyLimitMiddleware)  # added before metrics, so refused bodies are counted too
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
 
     app.include_router(_system_router(registry))
