@@ -5,6 +5,7 @@ from allotment.core import permissions as p
 ADMIN = p.Principal(1, "user", "root", is_platform_admin=True)
 ALICE = p.Principal(2, "user", "alice", cluster_roles={10: "manager"})
 BOB = p.Principal(3, "user", "bob", cluster_roles={10: "user", 11: "admin"})
+CAROL = p.Principal(4, "user", "carol", group_ids=frozenset({1, 7}))  # 1: the built-in `users`, 7: a team
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,14 @@ BOB = p.Principal(3, "user", "bob", cluster_roles={10: "user", 11: "admin"})
         (ADMIN, p.cluster("admin"), p.Scope(cluster_id=99), True),
         (None, p.cluster("user"), p.Scope(cluster_id=10), False),
         (ALICE, p.Permission("made_up", "unknown"), p.Scope(), False),
+        # Group members: admins; members of a group that is not built in; nobody else.
+        (ADMIN, p.GROUP_MEMBER, p.Scope(group_id=7, builtin_group=True), True),
+        (ADMIN, p.GROUP_MEMBER, p.Scope(), True),
+        (CAROL, p.GROUP_MEMBER, p.Scope(group_id=7), True),
+        (CAROL, p.GROUP_MEMBER, p.Scope(group_id=8), False),
+        (CAROL, p.GROUP_MEMBER, p.Scope(group_id=1, builtin_group=True), False),
+        (CAROL, p.GROUP_MEMBER, p.Scope(), False),
+        (None, p.GROUP_MEMBER, p.Scope(group_id=7), False),
     ],
 )
 def test_policy(principal, permission, scope, expected):

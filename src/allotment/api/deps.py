@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,9 +14,13 @@ from allotment.api.state import AppState
 from allotment.core.permissions import Permission, Principal, Scope, allowed
 from allotment.db import transaction
 from allotment.errors import Forbidden, NotFound, Unauthenticated
+from allotment.identity.secrets import digests_equal, session_csrf_token
 
 SESSION_COOKIE = "allot_session"
 ON_BEHALF_HEADER = "x-allot-on-behalf-of"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def app_state(request: Request) -> AppState:
@@ -47,6 +52,54 @@ def bearer_token(request: Request) -> str | None:
             return value.strip()
         raise Unauthenticated("the Authorization header must be 'Bearer TOKEN'")
     return request.cookies.get(SESSION_COOKIE)
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of an Origin or Referer value, the default port made explicit; None if unreadable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None  # includes the opaque origin "null" (sandboxed frames, some redirects)
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def _same_origin(request: Request) -> bool:
+    """Origin (or Referer when the browser sent no Origin) names this server: scheme, host and port alike.
+
+    The port matters: a page served by another port of the same host (a job's notebook) is same-site, so the
+    SameSite=Lax cookie goes with its requests, yet it is another origin."""
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if not claimed:
+        return False
+    return _origin(claimed) is not None and _origin(claimed) == _origin(str(request.base_url))
+
+
+def check_api_csrf(request: Request) -> None:
+    """An unsafe API request that authenticates with the console's session cookie (a browser sends it by itself,
+    whichever page asks) must prove it comes from the console: its CSRF token in X-CSRF-Token, or a same-origin
+    Origin. Bearer tokens are sent only by code that holds them, so they need neither."""
+    if (request.method in SAFE_METHODS or "authorization" in request.headers
+            or not request.url.path.startswith("/api/")):
+        return
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return
+    provided = request.headers.get(CSRF_HEADER)
+    if provided is not None:
+        if digests_equal(session_csrf_token(app_state(request).secret_key, cookie), provided):
+            return
+        reason = "its X-CSRF-Token header does not match the session"
+    elif _same_origin(request):
+        return
+    else:
+        reason = "it has no X-CSRF-Token header and its Origin (or Referer) is not this server"
+    refusal = Forbidden(f"CSRF check failed: this request authenticates with the console's session cookie, but "
+                        f"{reason}; send the console's CSRF token or use a bearer token")
+    refusal.code = "csrf_failed"
+    raise refusal
 
 
 def optional_principal(request: Request) -> Principal | None:
@@ -104,6 +157,8 @@ def require(permission: Permission, scope: ScopeResolver | None = None):
     """
 
     async def dependency(request: Request) -> Principal | None:
+        if permission.kind != "public":  # a public route (signing in) does not act as the cookie's user
+            check_api_csrf(request)
         principal = await principal_of(request)
         if principal is None and permission.kind != "public":
             raise Unauthenticated()  # before resolving the scope: anonymous callers learn nothing about objects
@@ -141,4 +196,15 @@ def cluster_scope(param: str = "cluster") -> ScopeResolver:
         return Scope(cluster_id=find_cluster_id(session, request.path_params[param]))
 
     resolve.kind, resolve.param = "cluster", param  # type: ignore[attr-defined]
+    return resolve
+
+
+def group_scope(param: str = "group") -> ScopeResolver:
+    def resolve(request: Request, session: Session) -> Scope:
+        from allotment.identity.groups import find_group
+
+        group = find_group(session, request.path_params[param])
+        return Scope(group_id=group.id, builtin_group=group.builtin)
+
+    resolve.kind, resolve.param = "group", param  # type: ignore[attr-defined]
     return resolve

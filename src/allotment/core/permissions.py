@@ -6,6 +6,8 @@ A Permission names what a route needs:
 - SELF_OR_ADMIN: the principal acting on its own account (the route passes the target user id), or a platform admin.
 - PLATFORM_ADMIN: platform admins only.
 - cluster(role): a principal holding at least `role` on the cluster named by the route (platform admins always may).
+- GROUP_MEMBER: a member of the group named by the route, unless it is a built-in group (`users` holds everyone and
+  `admins` names the admins: their member lists are the user directory), or a platform admin.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def normalise_role(role: str) -> str | None:
 @dataclass(frozen=True)
 class Permission:
     name: str
-    kind: str  # public | authenticated | self_or_admin | platform_admin | cluster
+    kind: str  # public | authenticated | self_or_admin | platform_admin | cluster | group_member
     min_role: str | None = None
 
 
@@ -35,6 +37,7 @@ PUBLIC = Permission("public", "public")
 AUTHENTICATED = Permission("authenticated", "authenticated")
 SELF_OR_ADMIN = Permission("self_or_admin", "self_or_admin")
 PLATFORM_ADMIN = Permission("platform_admin", "platform_admin")
+GROUP_MEMBER = Permission("group_member", "group_member")
 
 
 def cluster(role: str) -> Permission:
@@ -65,10 +68,12 @@ class Principal:
 
 @dataclass(frozen=True)
 class Scope:
-    """What the route is about: a cluster id and/or a target user id, when it has one."""
+    """What the route is about: a cluster id, a target user id or a group (and whether it is built in)."""
 
     cluster_id: int | None = None
     user_id: int | None = None
+    group_id: int | None = None
+    builtin_group: bool = False
 
 
 def allowed(principal: Principal | None, permission: Permission, scope: Scope = Scope()) -> bool:
@@ -87,4 +92,6 @@ def allowed(principal: Principal | None, permission: Permission, scope: Scope = 
             return False
         role = principal.role_on(scope.cluster_id)
         return role is not None and ROLE_ORDER[role] >= ROLE_ORDER[permission.min_role]
+    if permission.kind == "group_member":
+        return scope.group_id is not None and not scope.builtin_group and scope.group_id in principal.group_ids
     return False  # platform_admin and anything unknown: deny

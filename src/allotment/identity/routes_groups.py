@@ -1,4 +1,5 @@
-"""Groups API: any signed-in principal may read; platform admins change."""
+"""Groups API: any signed-in principal may list the groups; a group's members are shown to platform admins and to
+its own members (never the built-in groups' to non-admins: see core.permissions.GROUP_MEMBER); admins change."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 
-from allotment.api.deps import DB, client_address, require
-from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Principal
+from allotment.api.deps import DB, client_address, group_scope, require
+from allotment.core.permissions import AUTHENTICATED, GROUP_MEMBER, PLATFORM_ADMIN, Principal
 from allotment.identity import groups, service
 from allotment.identity.schemas import GroupCreate, GroupDetail, GroupList, GroupOut, GroupUpdate
 
@@ -28,7 +29,7 @@ def create_group(body: GroupCreate, principal: Admin, db: DB, request: Request) 
     return GroupDetail(**groups.group_detail(db, group))
 
 
-@router.get("/groups/{group}", response_model=GroupDetail, dependencies=[require(AUTHENTICATED)])
+@router.get("/groups/{group}", response_model=GroupDetail, dependencies=[require(GROUP_MEMBER, scope=group_scope())])
 def get_group(group: str, db: DB) -> GroupDetail:
     return GroupDetail(**groups.group_detail(db, groups.find_group(db, group)))
 

@@ -47,6 +47,12 @@ def token_digest(secret_key: str, token: str) -> str:
     return hmac.digest(secret_key.encode(), token.encode(), "sha256").hex()
 
 
+def session_csrf_token(secret_key: str, session_token: str) -> str:
+    """The console's CSRF token for a login session: derived from the session, so it needs no storage and ends
+    with it. The API accepts it too (X-CSRF-Token) from callers that authenticate with the session cookie."""
+    return hmac.new(secret_key.encode(), b"csrf:" + session_token.encode(), "sha256").hexdigest()
+
+
 def digests_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 

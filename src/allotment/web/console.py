@@ -6,7 +6,6 @@ dependency; this module only turns the outcomes into HTML (a redirect to /login,
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -23,6 +22,7 @@ from allotment import __version__
 from allotment.api.deps import SESSION_COOKIE, app_state
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Permission, Principal, allowed
 from allotment.errors import FieldError, Forbidden
+from allotment.identity.secrets import session_csrf_token
 
 log = logging.getLogger("allotment.web")
 
@@ -70,8 +70,7 @@ def csrf_token(request: Request) -> str:
     """Per session: an HMAC of the session cookie. Before login: a random value kept in a cookie (double submit)."""
     session = request.cookies.get(SESSION_COOKIE)
     if session:
-        key = app_state(request).secret_key.encode()
-        return hmac.new(key, b"csrf:" + session.encode(), hashlib.sha256).hexdigest()
+        return session_csrf_token(app_state(request).secret_key, session)
     token = request.cookies.get(PRE_SESSION_COOKIE) or getattr(request.state, "new_pre_session_csrf", None)
     if not token:
         token = secrets.token_urlsafe(32)
