@@ -92,6 +92,7 @@ class Reattached:
     started_at: float | None = None
     ended_at: float | None = None
     message: str | None = None
+    handle: str | None = None  # the engine's handle of an adopted run
 
 
 @runtime_checkable

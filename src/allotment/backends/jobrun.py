@@ -58,13 +58,14 @@ def read_json(path: Path) -> dict | None:
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid it names one
-    process, whatever pid reuse happens later. None when it is gone."""
+    process, whatever pid reuse happens later. None when it is gone (a zombie not reaped yet is gone too)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     try:
-        return int(stat.rsplit(")", 1)[1].split()[19])
+        fields = stat.rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
     except (IndexError, ValueError):
         return None
 
@@ -106,7 +107,8 @@ def group_alive(record: dict | None) -> bool:
     """Whether the command's process group (pid.json) still has its leader, the very process recorded."""
     if not record or "pid" not in record:
         return False
-    return start_ticks(int(record["pid"])) == record.get("ticks")
+    ticks = start_ticks(int(record["pid"]))
+    return ticks is not None and ticks == record.get("ticks")
 
 
 class Wrapper:

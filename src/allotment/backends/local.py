@@ -218,7 +218,7 @@ class LocalBackend:
         run = self._runs.get(launch.job_id)
         run_dir = self.run_dir(launch.job_id, launch.admission)
         if run is not None and run.dir == run_dir:
-            return Reattached(RUNS, started_at=self._started_at(run_dir))
+            return Reattached(RUNS, started_at=self._started_at(run_dir), handle=run.handle or None)
         spec = jobrun.read_json(run_dir / "launch.json")
         if spec is None:
             return Reattached(UNKNOWN)
@@ -231,15 +231,15 @@ class LocalBackend:
             self._track(run, now)
             log.info("job %s: adopted its run (wrapper %s, process group %s)", launch.job_id, run.handle or "gone",
                      run.group())
-            return Reattached(RUNS, started_at=started_at or spec.get("launched_at"))
+            return Reattached(RUNS, started_at=started_at or spec.get("launched_at"), handle=run.handle or None)
         ended = self._ended(run_dir, started_at)  # it may have ended while we looked
         if ended is not None:
             return ended
         if started_at is None:
             # Launched but never started (the server stopped right after writing the record): start it now. A wrapper
             # of the old server that is only now starting and this one agree through the lock: one runs it.
-            self._start(launch, run_dir, now)
-            return Reattached(RUNS, started_at=now)
+            run = self._start(launch, run_dir, now)
+            return Reattached(RUNS, started_at=now, handle=run.handle)
         return Reattached(LOST, started_at=started_at, ended_at=now,
                           message="its processes are gone and its exit status is unknown (it ended while the "
                                   "server was down, without a recorded exit code)")

@@ -76,8 +76,8 @@ class SimulatedBackend:
             end = now + max(duration, 0.0)
             self._running[launch.job_id] = end
             heapq.heappush(self._ends, (end, launch.job_id))
-            return Reattached(RUNS, started_at=now)
-        return Reattached(RUNS)
+            return Reattached(RUNS, started_at=now, handle=f"sim-{launch.job_id}")
+        return Reattached(RUNS, handle=f"sim-{launch.job_id}")
 
     def stop_orphans(self, holding: dict[int, str], now: float) -> list[str]:
         return []  # its runs live in memory: none survives the server
