@@ -122,6 +122,8 @@ class SlurmRestClient:
             # slurmrestd answers 500 when it could not reach slurmctld: that is an outage, not a refusal.
             if "Unable to contact slurm controller" in detail or "connect failure" in detail.lower():
                 raise SlurmUnavailable(f"slurmctld is unreachable through {self.url}: {detail}")
+            if detail == "Unspecified error":  # 22.05's whole answer to a token slurmctld rejects
+                detail = "Slurm refused the request without a reason (on 22.05, an invalid or expired token)"
             raise SlurmError(f"slurmrestd {method} {path}: HTTP {response.status_code}: {detail}")
         return payload
 
