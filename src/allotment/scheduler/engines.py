@@ -80,4 +80,5 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         memory_mib=info.memory // (1024 * 1024),
         time_limit_s=float(info.time_limit_s) if info.time_limit_s else None,
         duration_s=duration,
+        admission=info.admission or "",
     )

@@ -16,7 +16,7 @@ A job with no allowed pool at all (its pin or profile disallowed after submissio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -49,11 +49,25 @@ def ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def admission_key(admitted_at: datetime | None) -> str | None:
+    """Which admission of a job a run belongs to: its admission time in whole microseconds (what the database keeps
+    exactly), so the loop that admitted it and a loop reading it back after a restart name the same run, and a job
+    admitted again after preemption names a new one."""
+    if admitted_at is None:
+        return None
+    if admitted_at.tzinfo is None:
+        admitted_at = admitted_at.replace(tzinfo=UTC)
+    return str((admitted_at - _EPOCH) // timedelta(microseconds=1))
+
+
 class JobInfo:
     """What the loop remembers about one active job between cycles (queued, admitted, running)."""
 
-    __slots__ = ("command", "cpu", "devices", "gpu", "handle", "id", "labels", "memory", "placed_pool", "pool_id",
-                 "quota_id", "reason", "reason_code", "started_at", "state", "time_limit_s")
+    __slots__ = ("admission", "command", "cpu", "devices", "gpu", "handle", "id", "labels", "memory", "placed_pool",
+                 "pool_id", "quota_id", "reason", "reason_code", "started_at", "state", "time_limit_s")
 
     def __init__(self, row: Any) -> None:
         self.id: int = row.id
@@ -72,6 +86,7 @@ class JobInfo:
         self.placed_pool: int | None = row.placed_pool_id
         self.devices: list[dict] = list(row.devices or [])
         self.handle: str | None = row.backend_handle
+        self.admission: str | None = admission_key(row.admitted_at)
 
     def requests(self) -> dict[str, Quantity]:
         out = {}
@@ -138,29 +153,35 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
     pool_names = {r.id: r.name for r in pool_rows}
     nodes = session.execute(select(Node.id, Node.name, Node.pool_id, Node.status, Node.cpu_milli,
                                    Node.memory_bytes).where(Node.cluster_id == cluster_id)).all()
-    node_by_id = {n.id: n for n in nodes}
     cpu: dict[int, int] = {}
     memory: dict[int, int] = {}
     for n in nodes:  # a pool with nodes offers their cpu and memory; a pool without nodes does not track them
         ready = n.status == NODE_READY
         cpu[n.pool_id] = cpu.get(n.pool_id, 0) + ((n.cpu_milli or 0) if ready else 0)
         memory[n.pool_id] = memory.get(n.pool_id, 0) + ((n.memory_bytes or 0) if ready else 0)
+    # Each statement below reads what is committed when it runs (SQLite without an explicit transaction, PostgreSQL
+    # in read committed), and nodes, devices, pools and profiles are added through the API at any time. So every row
+    # brings the names it needs in the same statement (a join), never through a lookup in an earlier result: a node
+    # registered between two statements must not be a KeyError. Such a change bumps the cluster's config_version,
+    # so the next cycle loads the cluster again and sees it whole.
     device_rows = session.execute(
-        select(DeviceRow.id, DeviceRow.node_id, DeviceRow.index, DeviceRow.pool_id, DeviceRow.health)
+        select(DeviceRow.id, DeviceRow.node_id, DeviceRow.index, DeviceRow.pool_id, DeviceRow.health,
+               Node.name.label("node_name"), Node.status.label("node_status"))
         .join(Node, Node.id == DeviceRow.node_id).where(Node.cluster_id == cluster_id)
         .order_by(DeviceRow.node_id, DeviceRow.index)).all()
     devices: dict[str, tuple[str, int]] = {}
     usable: dict[int, list[tuple[str, str]]] = {}
     for d in device_rows:
-        node = node_by_id[d.node_id]
-        devices[str(d.id)] = (node.name, d.index)
+        devices[str(d.id)] = (d.node_name, d.index)
         # Unhealthy devices and devices of draining or down nodes take no new work (their running jobs keep them).
-        if d.health == HEALTHY and node.status == NODE_READY:
-            usable.setdefault(d.pool_id, []).append((str(d.id), node.name))
+        if d.health == HEALTHY and d.node_status == NODE_READY:
+            usable.setdefault(d.pool_id, []).append((str(d.id), d.node_name))
 
     links = session.execute(select(ProfilePool.profile_id, ProfilePool.pool_id, ProfilePool.position,
-                                   ProfilePool.pool_position, ProfilePool.id)
+                                   ProfilePool.pool_position, ProfilePool.id, ProfileRow.name.label("profile_name"),
+                                   PoolRow.name.label("pool_name"))
                             .join(ProfileRow, ProfileRow.id == ProfilePool.profile_id)
+                            .join(PoolRow, PoolRow.id == ProfilePool.pool_id)
                             .where(ProfileRow.cluster_id == cluster_id)).all()
     profile_rows = session.execute(select(ProfileRow.id, ProfileRow.name, ProfileRow.gpu_milli, ProfileRow.cpu_milli,
                                           ProfileRow.memory_bytes).where(ProfileRow.cluster_id == cluster_id)).all()
@@ -171,9 +192,10 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
     order_in_pool: dict[int, list[tuple[int, int, str]]] = {}
     pools_of_profile: dict[int, list[tuple[int, int, str]]] = {}
     for link in links:
-        name = profile_names[link.profile_id]
-        order_in_pool.setdefault(link.pool_id, []).append((link.pool_position, link.id, name))
-        pools_of_profile.setdefault(link.profile_id, []).append((link.position, link.id, pool_names[link.pool_id]))
+        if link.pool_id not in pool_names:  # a pool newer than the pool query: the next load has it
+            continue
+        order_in_pool.setdefault(link.pool_id, []).append((link.pool_position, link.id, link.profile_name))
+        pools_of_profile.setdefault(link.profile_id, []).append((link.position, link.id, link.pool_name))
     policies: dict[int, list[tuple[int, int, str]]] = {}
     for row in policy_rows:
         policies.setdefault(row.profile_id, []).append((row.position, row.id, row.name))

@@ -11,9 +11,14 @@ One cycle:
  4. persist every change of the cycle in ONE transaction (bulk UPDATEs, guarded by the state each job must be in);
  5. only then tell the engines: stop the preempted and cancelled jobs, launch the admitted ones.
 A crash before 4 loses nothing (the database still says what it said; events not yet written are polled again or
-replayed); a crash between 4 and 5 leaves jobs `admitted`, and a new loop launches them again (launch is idempotent),
-so nothing is admitted twice. If the guarded writes find that a job changed under the cycle, the cycle is rolled back
-and every cluster's state is rebuilt.
+replayed); after a crash between 4 and 5, or while jobs ran, the new loop asks each engine about the holding jobs and
+adopts, records or launches them (recovery.py): launch is idempotent across restarts, so nothing runs twice. If the
+guarded writes find that a job changed under the cycle, the cycle is rolled back and every cluster's state is rebuilt.
+
+Failures are isolated: an engine event that cannot be applied is logged, counted and dropped (the cluster is then
+rebuilt and its engine asked again about its jobs); a cluster whose step fails loses only its own work of the cycle
+and is rebuilt the same way, retried after a growing pause (up to a minute) while it keeps failing; other clusters
+and later cycles go on.
 
 It reacts to events (state.scheduler_wakeup, set by submissions, cancellations and configuration changes, and once
 more after their transaction commits), to the engines' next due event and to core's (a waiting job's preemption
@@ -34,18 +39,20 @@ from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
 from allotment.api.state import AppState
-from allotment.backends.base import Backend, JobEvent, reports_idleness
+from allotment.backends.base import Backend, JobEvent, recovers, reports_idleness
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
 from allotment.inventory.models import Cluster
 from allotment.scheduler import load
 from allotment.scheduler.engines import make_backend, register_inventory
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes, dt
+from allotment.scheduler.recovery import Faults, holding_admissions, recover, stop_orphans
 from allotment.scheduler.runtime import Actions, ClusterRuntime
 from allotment.workloads.models import CANCELLED, HOLDING_STATES, RUNNING, Job
 
 log = logging.getLogger("allotment.scheduler")
 
+MAX_RETRY_PAUSE_S = 60.0  # a cluster that keeps failing is loaded again at most this far apart
 CANCEL_WINDOW_S = 60.0  # cancellations are looked up this far back (commit delays, clock skew between writers)
 GAP_TTL_S = 30.0  # how long an id below the watermark may still appear (PostgreSQL commits out of id order)
 
@@ -71,7 +78,12 @@ class Scheduler:
         self.tick = max(float(settings.scheduler_tick_s), 0.001)
         self.runtimes: dict[int, ClusterRuntime] = {}
         self.backends: dict[int, Backend | None] = {}
-        self._fresh_engines: set[int] = set()  # engines created by this loop whose jobs may need relaunching
+        self._fresh_engines: set[int] = set()  # clusters whose engine must be asked about their jobs (recovery.py)
+        self._unswept: set[int] = set()  # new engines that have not stopped their orphan runs yet
+        self._failures: dict[int, int] = {}  # cluster -> failed steps in a row
+        self._retry_at: dict[int, float] = {}  # cluster -> when it may be loaded again after a failure
+        self._reconcile: set[int] = set()  # clusters to rebuild after this cycle (an event was dropped)
+        self._names: dict[int, str] = {}  # cluster id -> name, for the log and metrics of a cluster not loaded
         self.backlog: dict[int, list[JobEvent]] = {}  # polled, not yet committed
         self.watermark: int | None = None
         self._gaps: list[tuple[int, int, float]] = []
@@ -82,6 +94,10 @@ class Scheduler:
         if meter is None:
             meter = state.extras["scheduler_meter"] = Meter(state.extras.get("metrics_registry"))
         self.meter: Meter = meter
+        faults = state.extras.get("scheduler_faults")
+        if faults is None:
+            faults = state.extras["scheduler_faults"] = Faults(state.extras.get("metrics_registry"))
+        self.faults: Faults = faults
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # a cycle changes the runtimes; explain() reads them between cycles
@@ -121,24 +137,14 @@ class Scheduler:
                 self._scan(session, now, writes, actions, usage)
                 if clock:  # decisions are stamped after the scan, so no job is admitted before it was submitted
                     now = time.time()
-            for rt in self.runtimes.values():
-                rt.requeue_preempted(now, writes)
-                for job_id in rt.cancel_requested:
-                    rt.stop_requested(job_id, now, writes, actions, usage)
-                rt.cancel_requested.clear()
-            for cid, backend in self.backends.items():
-                if backend is not None and cid in self.runtimes:
-                    polled = backend.poll(now)
-                    if polled:
-                        self.backlog.setdefault(cid, []).extend(polled)
-            for cid, events in self.backlog.items():
-                rt = self.runtimes.get(cid)
-                if rt is not None:
-                    rt.apply(events, now, writes, usage)
+            for cid, rt in list(self.runtimes.items()):
+                self._guarded(cid, "events", now, writes, actions, usage, self._events, rt, now, writes, actions,
+                              usage)
             self._end_idle(session, now, writes, actions, usage)
             report.finished = len(usage)
-            for rt in self.runtimes.values():
-                for d in rt.decide(now, writes, actions, usage):
+            for cid, rt in list(self.runtimes.items()):
+                for d in self._guarded(cid, "decide", now, writes, actions, usage, rt.decide, now, writes, actions,
+                                       usage) or ():
                     if isinstance(d, Admit):
                         report.admitted += 1
                     elif isinstance(d, Preempt):
@@ -158,10 +164,17 @@ class Scheduler:
         except BaseException:
             session.rollback()
             self.runtimes.clear()  # rebuilt from the database next cycle; polled events stay in the backlog
+            self.faults.failure("*", "cycle")
             raise
         finally:
             session.close()
         self.backlog.clear()
+        for cid in self.runtimes:
+            self._failures.pop(cid, None)
+        for cid in self._reconcile:  # an event of it was dropped: rebuild it and ask its engine again
+            if self.runtimes.pop(cid, None) is not None and self.backends.get(cid) is not None:
+                self._fresh_engines.add(cid)
+        self._reconcile.clear()
         self._dispatch(actions, now)
         for u in usage:
             self.meter.record(u)
@@ -176,28 +189,102 @@ class Scheduler:
             session.commit()  # the inventory the engines reported; the cycle's own writes follow
             rows = load.clusters(session)
         present = {r.id for r in rows}
+        self._names = {r.id: r.name for r in rows}
         for cid in [c for c in self.runtimes if c not in present]:
             del self.runtimes[cid]
         for cid in [c for c in self.backends if c not in present]:
             backend = self.backends.pop(cid)
             if backend is not None:
                 backend.close()
+        holding: list[dict[int, str]] = []  # read once, when a new engine first needs it
         for row in rows:
             rt = self.runtimes.get(row.id)
             if rt is not None and rt.version == row.config_version \
                     and rt.enabled == bool(row.resource_management_enabled):
                 continue
+            if rt is None and self._retry_at.get(row.id, now) > now:
+                continue  # it failed a moment ago: not again at every cycle
             if self.watermark is None:  # read before loading, so nothing submitted meanwhile is missed
                 self.watermark = session.scalar(select(func.max(Job.id))) or 0
-            inv = load.inventory(session, row.id)
-            rows_ = load.active_jobs(session, row.id)
-            rt = ClusterRuntime(row, inv, rows_, self.config, now, self.backends.get(row.id) is not None)
-            self.runtimes[row.id] = rt
-            if row.id in self._fresh_engines:
-                self._fresh_engines.discard(row.id)
-                self._recover(rt, now, writes, actions, usage)
-            log.info("scheduler: loaded cluster %s (config version %s, %d active jobs)", row.name,
-                     row.config_version, len(rt.jobs))
+            self._guarded(row.id, "load", now, writes, actions, usage, self._load, session, row, now, writes,
+                          actions, usage, holding)
+
+    def _load(self, session: Session, row, now: float, writes: Writes, actions: Actions, usage: list[Usage],
+              holding: list[dict[int, str]]) -> None:
+        """Build a cluster's state from the database; with an engine new to it, recover its jobs first."""
+        self.runtimes.pop(row.id, None)
+        inv = load.inventory(session, row.id)
+        rt = ClusterRuntime(row, inv, load.active_jobs(session, row.id), self.config, now,
+                            self.backends.get(row.id) is not None)
+        backend = self.backends.get(row.id)
+        if row.id in self._fresh_engines and backend is not None:
+            recover(rt, backend, now, writes, actions, usage, self.faults)
+            if row.id in self._unswept and recovers(backend):
+                if not holding:
+                    holding.append(holding_admissions(session))
+                stop_orphans(rt, backend, holding[0], now, self.faults)
+        self._fresh_engines.discard(row.id)
+        self._unswept.discard(row.id)
+        self.runtimes[row.id] = rt
+        log.info("scheduler: loaded cluster %s (config version %s, %d active jobs)", row.name, row.config_version,
+                 len(rt.jobs))
+
+    def _events(self, rt: ClusterRuntime, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        """A cluster's requeues, stops and engine events of this cycle."""
+        cid = rt.cluster_id
+        rt.requeue_preempted(now, writes)
+        for job_id in rt.cancel_requested:
+            rt.stop_requested(job_id, now, writes, actions, usage)
+        rt.cancel_requested.clear()
+        backend = self.backends.get(cid)
+        if backend is not None:
+            polled = backend.poll(now)
+            if polled:
+                self.backlog.setdefault(cid, []).extend(polled)
+        events = self.backlog.get(cid)
+        if not events:
+            return
+        poison = rt.apply(events, now, writes, usage)
+        for ev, exc in poison:
+            log.error("scheduler: cluster %s: dropped engine event %s of job %s (%s): %s; the cluster's state is "
+                      "rebuilt and its engine asked again about its jobs", rt.name, ev.kind, ev.job_id, ev,
+                      exc, exc_info=(type(exc), exc, exc.__traceback__))
+            self.faults.failure(rt.name, "event")
+            self._reconcile.add(cid)
+        if poison:
+            dropped = {id(ev) for ev, _ in poison}
+            self.backlog[cid] = [ev for ev in events if id(ev) not in dropped]
+
+    def _guarded(self, cid: int, stage: str, now: float, writes: Writes, actions: Actions, usage: list[Usage],
+                 step, *args):
+        """Run one cluster's step; if it raises, undo what it added to the cycle and set the cluster aside (its
+        state is dropped and rebuilt from the database, its engine asked again about its jobs) so that the other
+        clusters' work of this cycle is still committed."""
+        marks = writes.mark(), actions.mark(), len(usage)
+        try:
+            return step(*args)
+        except Conflict:
+            raise
+        except Exception:  # noqa: BLE001 - logged with its traceback and counted by _cluster_failed
+            writes.undo(marks[0])
+            actions.undo(marks[1])
+            del usage[marks[2]:]
+            self._cluster_failed(cid, stage, now)
+            return None
+
+    def _cluster_failed(self, cid: int, stage: str, now: float) -> None:
+        rt = self.runtimes.pop(cid, None)
+        name = rt.name if rt is not None else self._names.get(cid, str(cid))
+        failures = self._failures[cid] = self._failures.get(cid, 0) + 1
+        pause = min(2.0 ** (failures - 1) - 1.0, MAX_RETRY_PAUSE_S)
+        self._retry_at[cid] = now + pause
+        self.backlog.pop(cid, None)  # the rebuilt cluster asks its engine about its jobs instead
+        if self.backends.get(cid) is not None:
+            self._fresh_engines.add(cid)
+        self.faults.failure(name, stage)
+        log.exception("scheduler: cluster %s: its %s step failed (%d in a row); its work of this cycle was dropped "
+                      "and it is loaded again from the database in %.0f s, its engine asked about its jobs", name,
+                      stage, failures, pause)
 
     def _end_idle(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
         """The idle timeout of resource policies (Backend.AI): a running job whose processes have used no CPU time
@@ -211,7 +298,9 @@ class Scheduler:
         if not engines:
             return
         for limit in load.idle_limits(session, sorted(engines)):
-            rt = self.runtimes[limit.cluster_id]
+            rt = self.runtimes.get(limit.cluster_id)
+            if rt is None:  # set aside after a failure in this cycle
+                continue
             info = rt.jobs.get(limit.job_id)
             if info is None or info.state != RUNNING:
                 continue
@@ -220,8 +309,9 @@ class Scheduler:
             except Exception:  # a failed measurement must not stop scheduling: the job counts as busy
                 log.exception("scheduler: could not tell whether job %s is idle", limit.job_id)
                 continue
-            if since is not None and rt.idle_timeout(limit.job_id, now, now - since, limit.policy, limit.timeout_s,
-                                                     writes, actions, usage):
+            if since is not None and self._guarded(limit.cluster_id, "idle", now, writes, actions, usage,
+                                                   rt.idle_timeout, limit.job_id, now, now - since, limit.policy,
+                                                   limit.timeout_s, writes, actions, usage):
                 log.info("scheduler: job %s ended: idle for %d s, the idle timeout of resource policy %s is %d s",
                          limit.job_id, now - since, limit.policy, limit.timeout_s)
 
@@ -235,6 +325,7 @@ class Scheduler:
             if backend is None:
                 continue
             self._fresh_engines.add(row.id)
+            self._unswept.add(row.id)
             if row.backend == "local" and row.name != self.state.settings.local_cluster:
                 continue
             try:
@@ -243,31 +334,6 @@ class Scheduler:
                 log.exception("scheduler: cluster %s: could not register the engine's inventory", row.name)
                 session.rollback()
         return registered
-
-    def _recover(self, rt: ClusterRuntime, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
-        """A new engine for jobs a previous loop admitted: launch the admitted ones again; a simulated engine resumes
-        running ones for what is left of their duration; a lost local process is reported failed."""
-        from allotment.scheduler.engines import duration_of, launch_of
-
-        for job_id in rt.recover_admitted:
-            info = rt.jobs.get(job_id)
-            if info is not None and info.state == "admitted":
-                actions.launches.append((rt.cluster_id, launch_of(info, info.devices)))
-        for job_id in rt.recover_running:
-            info = rt.jobs.get(job_id)
-            if info is None or info.state != "running":
-                continue
-            if rt.kind == "simulated":
-                duration = duration_of(info)
-                remaining = None if duration is None else (info.started_at or now) + duration - now
-                actions.launches.append((rt.cluster_id, launch_of(info, info.devices, remaining)))
-            else:
-                rt._end(info, now, "failed", None, "lost", "the server restarted while the job ran; its process "
-                        "is no longer tracked", writes, usage)
-        for job_id in rt.requeue:
-            actions.cancels.append((rt.cluster_id, job_id))  # the stop may not have happened before the restart
-        rt.recover_admitted.clear()
-        rt.recover_running.clear()
 
     def _scan(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
         """New submissions and cancellations since the last scan; cost follows what changed, not the queue."""
@@ -279,7 +345,10 @@ class Scheduler:
         for row in rows:
             rt = self.runtimes.get(row.cluster_id)
             if rt is not None:
-                rt.add_new(row)
+                try:
+                    rt.add_new(row)
+                except Exception:  # noqa: BLE001 - logged and counted by _cluster_failed; the reload reads the job
+                    self._cluster_failed(row.cluster_id, "scan", now)
         self._track_gaps([r.id for r in rows], wm, wall)
         since = dt(min(self._last_scan or wall, wall) - CANCEL_WINDOW_S)
         cancelled = conn.execute(select(Job.id, Job.cluster_id, Job.state)
@@ -289,9 +358,10 @@ class Scheduler:
             if rt is None:
                 continue
             if state == CANCELLED:
-                rt.cancelled(job_id, actions)
+                self._guarded(cluster_id, "scan", now, writes, actions, usage, rt.cancelled, job_id, actions)
             elif state in HOLDING_STATES:
-                rt.stop_requested(job_id, now, writes, actions, usage)
+                self._guarded(cluster_id, "scan", now, writes, actions, usage, rt.stop_requested, job_id, now,
+                              writes, actions, usage)
         self._last_scan = wall
 
     def _track_gaps(self, ids: list[int], wm: int, wall: float) -> None:

@@ -71,6 +71,16 @@ class Writes:
         return (len(self.admits) + len(self.preempts) + len(self.requeues) + len(self.reasons) + len(self.starts)
                 + len(self.finishes))
 
+    def mark(self) -> tuple[int, ...]:
+        """Where the lists stand now, so that `undo` can drop what one cluster's failed step added."""
+        return (len(self.admits), len(self.preempts), len(self.requeues), len(self.reasons), len(self.starts),
+                len(self.finishes))
+
+    def undo(self, mark: tuple[int, ...]) -> None:
+        for rows, keep in zip((self.admits, self.preempts, self.requeues, self.reasons, self.starts, self.finishes),
+                              mark):
+            del rows[keep:]
+
     def admit(self, job_id: int, at: float, pool_id: int | None, devices: list[dict], reason: str) -> None:
         self.admits.append({"b_id": job_id, "b_at": dt(at), "b_pool": pool_id, "b_devices": devices,
                             "b_reason": reason})

@@ -19,9 +19,9 @@ from allotment.core.quantity import format_raw
 from allotment.core.quota_tree import InvalidQuotaTree
 from allotment.scheduler.engines import launch_of
 from allotment.scheduler.gcpause import gc_paused
-from allotment.scheduler.load import Inventory, JobInfo, free_devices, queued_job, running_job
+from allotment.scheduler.load import Inventory, JobInfo, admission_key, free_devices, queued_job, running_job
 from allotment.scheduler.metering import Usage
-from allotment.scheduler.persist import Writes
+from allotment.scheduler.persist import Writes, dt
 from allotment.workloads.models import ADMITTED, CANCELLED, FAILED, PREEMPTED, QUEUED, RUNNING, SUCCEEDED
 
 log = logging.getLogger("allotment.scheduler")
@@ -46,6 +46,13 @@ class Actions:
 
     cancels: list[tuple[int, int]] = field(default_factory=list)  # (cluster id, job id)
     launches: list[tuple[int, Launch]] = field(default_factory=list)  # (cluster id, launch)
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.cancels), len(self.launches)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        del self.cancels[mark[0]:]
+        del self.launches[mark[1]:]
 
 
 class ClusterRuntime:
@@ -141,7 +148,7 @@ class ClusterRuntime:
         info = self.jobs.get(job_id)
         if info is None or info.state not in HOLDING:
             return
-        self._end(info, now, CANCELLED, None, "cancelled", "cancelled at the owner's or an administrator's request "
+        self.end(info, now, CANCELLED, None, "cancelled", "cancelled at the owner's or an administrator's request "
                   "while it held resources; it was stopped", writes, usage)
         actions.cancels.append((self.cluster_id, job_id))
 
@@ -152,38 +159,58 @@ class ClusterRuntime:
         info = self.jobs.get(job_id)
         if info is None or info.state != RUNNING or idle_s < timeout_s:
             return False
-        self._end(info, now, FAILED, None, IDLE_TIMEOUT,
+        self.end(info, now, FAILED, None, IDLE_TIMEOUT,
                   f"ended by the scheduler: idle for {int(idle_s)} s (its processes used no CPU time and its GPUs no "
                   f"utilisation), the idle timeout of resource policy {policy} is {timeout_s} s", writes, usage)
         actions.cancels.append((self.cluster_id, job_id))
         return True
 
-    def apply(self, events: list[JobEvent], now: float, writes: Writes, usage: list[Usage]) -> None:
-        """Backend events: 'started' marks the job running; 'succeeded'/'failed' end it and free its resources."""
-        started: dict[int, float] = {}
-        for ev in events:
-            info = self.jobs.get(ev.job_id)
-            if info is None or info.state not in HOLDING:
-                continue  # cancelled or preempted meanwhile
-            if ev.kind == "started":
-                started[ev.job_id] = ev.at
-                continue
-            if ev.kind not in (SUCCEEDED, FAILED):
-                continue
-            if ev.job_id in started and info.state == ADMITTED:
-                info.started_at = started.pop(ev.job_id)
-            state = SUCCEEDED if ev.kind == SUCCEEDED else FAILED
-            message = ev.message if state == FAILED else None
-            self._end(info, ev.at, state, ev.exit_code, None if state == SUCCEEDED else "failed",
-                      message or (None if state == SUCCEEDED else "the job failed"), writes, usage)
-        for job_id, at in started.items():
-            info = self.jobs[job_id]
-            if info.state == ADMITTED:
-                info.state = RUNNING
-                info.started_at = at
-                writes.start(job_id, at, info.handle)
+    def apply(self, events: list[JobEvent], now: float, writes: Writes, usage: list[Usage]) -> list[
+            tuple[JobEvent, Exception]]:
+        """Backend events: 'started' marks the job running; 'succeeded'/'failed' end it and free its resources.
 
-    def _end(self, info: JobInfo, at: float, state: str, exit_code: int | None, code: str | None,
+        Each event is applied on its own: one that raises is skipped and returned with its error (the loop logs and
+        counts it, drops it, and has the engine asked again about the cluster's jobs), so a bad event never keeps the
+        others, or later cycles, from being applied."""
+        started: dict[int, float] = {}
+        poison: list[tuple[JobEvent, Exception]] = []
+        for ev in events:
+            try:
+                self._apply_event(ev, started, writes, usage)
+            except Exception as exc:  # noqa: BLE001 - isolated on purpose, reported by the loop
+                poison.append((ev, exc))
+        for job_id, at in started.items():
+            info = self.jobs.get(job_id)
+            if info is not None and info.state == ADMITTED:
+                self.mark_running(info, at, writes)
+        return poison
+
+    def _apply_event(self, ev: JobEvent, started: dict[int, float], writes: Writes, usage: list[Usage]) -> None:
+        info = self.jobs.get(ev.job_id)
+        if info is None or info.state not in HOLDING:
+            return  # cancelled or preempted meanwhile
+        if ev.kind == "started":
+            started[ev.job_id] = ev.at
+            return
+        if ev.kind not in (SUCCEEDED, FAILED):
+            return
+        # Started and ended in one poll: an admitted job gets its start time; one already running (resumed after a
+        # restart) keeps its own. Either way the start is consumed here, the job being gone after end().
+        at_start = started.pop(ev.job_id, None)
+        if at_start is not None and info.state == ADMITTED:
+            info.started_at = at_start
+        state = SUCCEEDED if ev.kind == SUCCEEDED else FAILED
+        message = ev.message if state == FAILED else None
+        self.end(info, ev.at, state, ev.exit_code, None if state == SUCCEEDED else "failed",
+                 message or (None if state == SUCCEEDED else "the job failed"), writes, usage)
+
+    def mark_running(self, info: JobInfo, at: float, writes: Writes) -> None:
+        """An admitted job's engine started it (or, after a restart, was found running it)."""
+        info.state = RUNNING
+        info.started_at = at
+        writes.start(info.id, at, info.handle)
+
+    def end(self, info: JobInfo, at: float, state: str, exit_code: int | None, code: str | None,
              reason: str | None, writes: Writes, usage: list[Usage]) -> None:
         del self.jobs[info.id]
         self.preempted_by.pop(info.id, None)
@@ -206,7 +233,7 @@ class ClusterRuntime:
             writes.requeue(job_id, now, message)
             self.preempted_by[job_id] = f" ({message.split(':', 1)[0]}; requeued)"
             info.state, info.reason_code, info.reason = QUEUED, "preempted", message
-            info.started_at = info.placed_pool = info.handle = None
+            info.started_at = info.placed_pool = info.handle = info.admission = None
             if self.core is not None:
                 self.core.add_job(job)
             self.fresh.append(job_id)
@@ -273,6 +300,7 @@ class ClusterRuntime:
         if d.preempted:
             placed += f" after preempting job(s) {', '.join(d.preempted)}"
         writes.admit(job_id, now, pool_id, devices, placed)
+        info.admission = admission_key(dt(now))  # names this run to its engine (the database keeps the same time)
         self.preempted_by.pop(job_id, None)
         info.state, info.reason_code, info.reason = ADMITTED, None, placed
         info.placed_pool, info.started_at = pool_id, now

@@ -1,0 +1,143 @@
+"""Recovery: what the loop does with a cluster's jobs when its engine is new to it, and how it reports failures.
+
+An engine is new to the loop when the server (re)started, and also after one of the cluster's steps failed (the
+loop then drops the cluster's state and loads it again from the database). The database says which jobs hold
+resources (admitted or running); only the engine knows what became of them, so each is asked about
+(Backend `reattach`, backends/base.py):
+ - it runs: the engine tracks it again; a job the database still calls admitted is marked running;
+ - it ended (while the server was down, or while the cluster was being rebuilt): recorded with its exit code and
+   end time, and metered up to that end;
+ - it is lost (started, gone, no recorded exit code): failed with reason code `lost`, saying the exit status is
+   unknown;
+ - the engine has no record of it: an admitted job is launched (it never started), a running one is lost.
+Then the engine stops its runs that no holding job owns (cancelled, preempted or ended while their stop was not
+delivered), and the preempted jobs not requeued yet are stopped again. Launch itself is idempotent across restarts
+(a local run's record says whether it started), so a job admitted just before a crash is never run twice.
+
+Failures the loop isolates (one event, one cluster's step) are logged with their traceback and counted on /metrics:
+allot_scheduler_failures_total{cluster, stage}; recovery outcomes in allot_scheduler_recovered_jobs_total{cluster,
+outcome} and stopped orphans in allot_scheduler_orphans_stopped_total{cluster}.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from allotment.backends.base import ENDED, LOST, RUNS, Backend, recovers
+from allotment.scheduler.engines import duration_of, launch_of
+from allotment.scheduler.load import admission_key
+from allotment.scheduler.metering import Usage
+from allotment.scheduler.persist import Writes
+from allotment.scheduler.runtime import Actions, ClusterRuntime
+from allotment.workloads.models import ADMITTED, FAILED, HOLDING_STATES, RUNNING, SUCCEEDED, Job
+
+log = logging.getLogger("allotment.scheduler")
+
+LOST_CODE = "lost"
+
+
+class Faults:
+    """The loop's failure and recovery counters on the app's metrics registry (None: counted nowhere)."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self._failures = self._recovered = self._orphans = None
+        if registry is not None:
+            self._failures = Counter(
+                "allot_scheduler_failures", "Scheduler steps that failed and were isolated (stage: event = one engine "
+                "event dropped, load/events/idle/decide = one cluster's step, cycle = the whole cycle)",
+                ["cluster", "stage"], registry=registry)
+            self._recovered = Counter("allot_scheduler_recovered_jobs", "Holding jobs found again by a new engine "
+                                      "(outcome: adopted, ended, lost, launched)", ["cluster", "outcome"],
+                                      registry=registry)
+            self._orphans = Counter("allot_scheduler_orphans_stopped", "Runs no holding job owned, stopped at "
+                                    "recovery", ["cluster"], registry=registry)
+
+    def failure(self, cluster: str, stage: str) -> None:
+        if self._failures is not None:
+            self._failures.labels(cluster, stage).inc()
+
+    def recovered(self, cluster: str, outcome: str) -> None:
+        if self._recovered is not None:
+            self._recovered.labels(cluster, outcome).inc()
+
+    def orphans(self, cluster: str, count: int) -> None:
+        if self._orphans is not None and count:
+            self._orphans.labels(cluster).inc(count)
+
+
+def holding_admissions(session: Session) -> dict[int, str]:
+    """Every holding job of every cluster with its admission: the runs engines must keep (engines of several
+    clusters may share one place, such as the local engine's jobs directory)."""
+    rows = session.execute(select(Job.id, Job.admitted_at).where(Job.state.in_(HOLDING_STATES))).all()
+    return {job_id: admission_key(admitted_at) or "" for job_id, admitted_at in rows}
+
+
+def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, actions: Actions, usage: list[Usage],
+            faults: Faults) -> None:
+    """Ask the cluster's new engine about every job the database says holds resources (see the module's text)."""
+    for job_id in [*rt.recover_admitted, *rt.recover_running]:
+        info = rt.jobs.get(job_id)
+        if info is None or info.state not in HOLDING_STATES:
+            continue
+        remaining = None
+        if info.state == RUNNING and rt.kind == "simulated":
+            duration = duration_of(info)
+            remaining = None if duration is None else (info.started_at or now) + duration - now
+        launch = launch_of(info, info.devices, remaining)
+        if not recovers(backend):  # an engine without the contract: launch what never started, the rest is lost
+            if info.state == ADMITTED:
+                actions.launches.append((rt.cluster_id, launch))
+            else:
+                rt.end(info, now, FAILED, None, LOST_CODE, "the server restarted while the job ran and its engine "
+                       "cannot find its runs again; its exit status is unknown", writes, usage)
+            continue
+        found = backend.reattach(launch, now)  # type: ignore[attr-defined]
+        if found.state == RUNS:
+            if found.handle:
+                info.handle = found.handle
+            if info.state == ADMITTED:
+                rt.mark_running(info, found.started_at or now, writes)
+            outcome = "adopted"
+        elif found.state == ENDED:
+            if info.state == ADMITTED and found.started_at is not None:
+                info.started_at = found.started_at
+            ok = found.exit_code == 0 and found.message is None
+            message = None if ok else (found.message or f"exited with code {found.exit_code}")
+            rt.end(info, found.ended_at or now, SUCCEEDED if ok else FAILED, found.exit_code,
+                   None if ok else "failed", message, writes, usage)
+            outcome = "ended"
+        elif found.state == LOST:
+            if info.state == ADMITTED and found.started_at is not None:
+                info.started_at = found.started_at
+            rt.end(info, found.ended_at or now, FAILED, None, LOST_CODE,
+                   f"the server restarted while the job ran: {found.message or 'its exit status is unknown'}",
+                   writes, usage)
+            outcome = "lost"
+        elif info.state == ADMITTED:  # no record: it never started
+            actions.launches.append((rt.cluster_id, launch))
+            outcome = "launched"
+        else:
+            rt.end(info, now, FAILED, None, LOST_CODE, "the server restarted while the job ran and its engine has "
+                   "no record of it; its exit status is unknown", writes, usage)
+            outcome = "lost"
+        faults.recovered(rt.name, outcome)
+        if outcome != "adopted":
+            log.info("scheduler: cluster %s: job %s %s after the engine restarted", rt.name, job_id, outcome)
+    for job_id in rt.requeue:
+        actions.cancels.append((rt.cluster_id, job_id))  # the stop may not have happened before the restart
+    rt.recover_admitted.clear()
+    rt.recover_running.clear()
+
+
+def stop_orphans(rt: ClusterRuntime, backend: Backend, holding: dict[int, str], now: float, faults: Faults) -> None:
+    """Stop the engine's runs that no holding job owns, and say so in the log."""
+    if not recovers(backend):
+        return
+    stopped = backend.stop_orphans(holding, now)  # type: ignore[attr-defined]
+    for what in stopped:
+        log.warning("scheduler: cluster %s: stopped an orphan run: %s", rt.name, what)
+    faults.orphans(rt.name, len(stopped))
