@@ -207,7 +207,7 @@ def _alive(pid: int) -> bool:
 
 
 def _pid_noted(settings, command: str) -> str:
-    """The command, first noting its shell's pid (the leader of the job's process group) in a file named after it."""
+    """The command, first noting its shell's pid (in the job's process group) in a file named after it."""
     return f"echo $$ > {settings.data_dir}/$ALLOT_JOB_ID.pid; {command}"
 
 
@@ -287,7 +287,7 @@ def test_a_local_job_gone_without_an_exit_code_is_failed_saying_so(local, settin
     pid = _command_pid(settings, job)
     for started in (settings.data_dir / "jobs" / str(job)).glob("*/started.json"):  # its wrapper goes too
         os.kill(json.loads(started.read_text())["wrapper_pid"], signal.SIGKILL)
-    os.killpg(pid, signal.SIGKILL)  # the host's OOM killer, say: nobody records an exit code
+    os.killpg(os.getpgid(pid), signal.SIGKILL)  # the host's OOM killer, say: nobody records an exit code
     deadline = time.time() + 5
     while _alive(pid) and time.time() < deadline:
         time.sleep(0.02)
