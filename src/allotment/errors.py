@@ -61,3 +61,11 @@ class Locked(DomainError):
 def invalid(field_name: str, message: str) -> ValidationFailed:
     """Shorthand for a one-field validation failure."""
     return ValidationFailed(f"{field_name}: {message}", [FieldError(field_name, message)])
+
+
+class TooManyRequests(DomainError):
+    """429: the caller must wait `retry_after_s` seconds (sent as Retry-After) before trying again."""
+
+    def __init__(self, detail: str, code: str, retry_after_s: int):
+        super().__init__(detail, [], 429, "Too many requests", code)
+        self.headers = {"Retry-After": str(max(1, int(retry_after_s)))}

@@ -36,9 +36,21 @@ class Settings(BaseSettings):
     # The cluster whose nodes are this host as the local engine reports it (GPUs from nvidia-smi, cores, memory);
     # other clusters with the local engine run their jobs here too but get their nodes through the API.
     local_cluster: str = "local"
-    # Login protection (Backend.AI style).
+    # Login protection (Backend.AI style): this many wrong passwords lock an account's password sign-in for this long
+    # (credentials keep working; a platform admin can unlock it).
     login_max_failures: int = 5
     login_lock_minutes: int = 20
+    # Per source (client address), in memory: failed password sign-ins allowed at once, and how many more a minute
+    # (a token bucket; a successful sign-in gives its attempt back). Past it: 429 with Retry-After.
+    login_failures_burst: int = Field(default=10, ge=1)
+    login_failures_per_minute: float = Field(default=5.0, gt=0)
+    # argon2 verifications at a time (None: one less than the CPU count, at least 1), and how long a sign-in waits
+    # for its turn before it gets 429: a flood of sign-ins then cannot take the CPU from the rest of the API.
+    password_checks_concurrency: int | None = Field(default=None, ge=1)
+    password_check_wait_s: float = Field(default=1.0, ge=0)
+    # Per source: failed credential (access key + secret) authentications allowed at once, and how many more a minute.
+    credential_failures_burst: int = Field(default=20, ge=1)
+    credential_failures_per_minute: float = Field(default=20.0, gt=0)
     session_hours: int = 12
     log_level: str = "info"
     # The console's third-party JS and CSS (npm packages); default: node_modules of the source checkout.

@@ -31,7 +31,9 @@ def _field_path(loc: tuple) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, exc.code, [e.as_dict() for e in exc.errors])
+        response = problem(exc.status, exc.title, exc.detail, exc.code, [e.as_dict() for e in exc.errors])
+        response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After of a 429 (errors.TooManyRequests)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -58,6 +58,15 @@ def record(
     return event
 
 
+def revise(session: Session, event_id: int, changes: dict[str, Any]) -> None:
+    """Replace the changes of an entry that sums up a running count (failed credentials per source and window):
+    one row kept current instead of a row per occurrence."""
+    event = session.get(AuditEvent, event_id)
+    if event is not None:
+        event.changes = changes
+        session.flush()
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """What to look for. `actor` matches who acted or on whose behalf (case-insensitive, exact); `target` is a

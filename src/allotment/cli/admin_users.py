@@ -1,4 +1,4 @@
-"""`allot admin users|show-user|add-user|update-user|deactivate-user|activate-user|import-users`."""
+"""`allot admin users|show-user|add-user|update-user|deactivate-user|activate-user|unlock-user|import-users`."""
 
 from __future__ import annotations
 
@@ -149,6 +149,13 @@ def register(admin: typer.Typer) -> None:
         name = result.get("username", user) if isinstance(result, dict) else user
         console.print(f"Activated {name} (earlier credentials stay revoked; create new ones with "
                       f"`allot credentials create --user {name}`)", highlight=False)
+
+    @admin.command("unlock-user")
+    def unlock_user(user: str = typer.Argument(..., help="username, e-mail or id")) -> None:
+        """Lift a password sign-in lock (after repeated wrong passwords) before it ends by itself. Audited."""
+        result = Client().post(f"users/{segment(user)}/unlock")
+        name = result.get("username", user) if isinstance(result, dict) else user
+        console.print(f"Unlocked {name}: password sign-in works again", highlight=False)
 
     @admin.command("import-users")
     def import_users(

@@ -17,6 +17,7 @@ from allotment.api.state import AppState
 from allotment.core.permissions import ROLE_ORDER, Principal
 from allotment.db import utcnow
 from allotment.errors import Forbidden, Unauthenticated
+from allotment.identity import throttle
 from allotment.identity.models import (
     ADMINS_GROUP,
     SERVICE_ACCOUNT,
@@ -79,32 +80,47 @@ def _last_writes(state: AppState) -> dict[int, tuple[float, str | None]]:
     return state.extras.setdefault("credential_last_writes", {})
 
 
-def _resolve(state: AppState, token: str) -> _Entry:
+def _resolve(state: AppState, token: str, source: str | None) -> _Entry:
     digest = token_digest(state.secret_key, token)
     entry = state.auth_cache.get(digest)
     if entry is not None:
         return entry
+    if token.startswith(SESSION_PREFIX):
+        entry = _resolve_session(state, digest)
+    else:
+        entry = _resolve_credential(state, token, source)
+    state.auth_cache.put(digest, entry)
+    return entry
+
+
+def _resolve_session(state: AppState, digest: str) -> _Entry:
     now = utcnow()
     with state.sessions() as session:
-        if token.startswith(SESSION_PREFIX):
-            row = session.execute(
-                select(LoginSession, User).join(User, User.id == LoginSession.user_id)
-                .where(LoginSession.token_hash == digest)
-            ).first()
-            if row is None or row[0].revoked_at is not None or row[0].expires_at <= now or not row[1].is_active:
-                raise Unauthenticated("the session has expired or was ended; log in again")
-            entry = _Entry(load_principal(session, row[1], session_id=row[0].id), row[0].expires_at, None)
-        else:
-            access_key, sep, secret = token.partition(":")
-            if not sep:
-                raise Unauthenticated("unrecognised token: use a session token or ACCESS_KEY:SECRET")
-            row = session.execute(
-                select(Credential, User).join(User, User.id == Credential.user_id)
-                .where(Credential.access_key == access_key)
-            ).first()
-            expected = row[0].secret_hash if row else token_digest(state.secret_key, "absent")
-            if not digests_equal(expected, token_digest(state.secret_key, secret)) or row is None:
-                raise Unauthenticated("invalid access key or secret")
+        row = session.execute(
+            select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+            .where(LoginSession.token_hash == digest)
+        ).first()
+        if row is None or row[0].revoked_at is not None or row[0].expires_at <= now or not row[1].is_active:
+            raise Unauthenticated("the session has expired or was ended; log in again")
+        return _Entry(load_principal(session, row[1], session_id=row[0].id), row[0].expires_at, None)
+
+
+def _resolve_credential(state: AppState, token: str, source: str | None) -> _Entry:
+    """ACCESS_KEY:SECRET. Wrong ones are throttled and audited per source (throttle.CredentialFailures); a right
+    secret is not a guess, so a revoked or expired credential is refused without counting against its source."""
+    failures = throttle.credential_failures(state)
+    failures.admit(source)
+    access_key, sep, secret = token.partition(":")
+    known_key = None
+    now = utcnow()
+    with state.sessions() as session:
+        row = session.execute(
+            select(Credential, User).join(User, User.id == Credential.user_id)
+            .where(Credential.access_key == access_key)
+        ).first() if sep else None
+        expected = row[0].secret_hash if row else token_digest(state.secret_key, "absent")
+        if sep and digests_equal(expected, token_digest(state.secret_key, secret)) and row is not None:
+            failures.succeeded(source)
             credential, user = row
             if credential.revoked_at is not None:
                 raise Unauthenticated(f"credential {access_key} has been revoked")
@@ -112,10 +128,14 @@ def _resolve(state: AppState, token: str) -> _Entry:
                 raise Unauthenticated(f"credential {access_key} expired at {credential.expires_at.isoformat()}")
             if not user.is_active:
                 raise Unauthenticated("the account is inactive")
-            entry = _Entry(load_principal(session, user, credential_id=credential.id), credential.expires_at,
-                           credential.id)
-    state.auth_cache.put(digest, entry)
-    return entry
+            return _Entry(load_principal(session, user, credential_id=credential.id), credential.expires_at,
+                          credential.id)
+        known_key = access_key if row is not None else None
+    # Recorded after the read above has ended: the audit write needs the database to itself on SQLite.
+    failures.failed(source, known_key)
+    if not sep:
+        raise Unauthenticated("unrecognised token: use a session token or ACCESS_KEY:SECRET")
+    raise Unauthenticated("invalid access key or secret")
 
 
 def _touch_due(state: AppState, entry: _Entry, source: str | None) -> bool:
@@ -158,7 +178,7 @@ def cached_principal(state: AppState, token: str, source: str | None, on_behalf_
 
 def authenticate(state: AppState, token: str, source: str | None, on_behalf_of: str | None = None) -> Principal:
     """Resolve the token (from the cache, or the database), record last use, apply impersonation. May do I/O."""
-    entry = _resolve(state, token)
+    entry = _resolve(state, token, source)
     if entry.expires_at is not None and entry.expires_at <= utcnow():
         state.auth_cache.discard(token_digest(state.secret_key, token))
         raise Unauthenticated("the session or credential has expired")

@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 
 from allotment.api.deps import DB, SESSION_COOKIE, State, client_address, require
 from allotment.core.permissions import AUTHENTICATED, PUBLIC, Principal
-from allotment.errors import DomainError
-from allotment.identity import service
-from allotment.identity.models import LoginSession
 from allotment.identity.schemas import LoginRequest, LoginResponse, WhoAmI
 from allotment.identity.service_sessions import end_session
+from allotment.identity.sign_in import password_sign_in
 
 router = APIRouter(tags=["auth"])
 
@@ -23,17 +20,12 @@ SUBMODULES = ["routes_users", "routes_groups", "routes_credentials", "routes_ser
 
 
 @router.post("/auth/login", response_model=LoginResponse, dependencies=[require(PUBLIC)])
-def login(body: LoginRequest, request: Request, response: Response, db: DB, state: State) -> LoginResponse:
+async def login(body: LoginRequest, request: Request, response: Response, state: State) -> LoginResponse:
+    # Async: the sign-in waits for its turn at argon2 in the event loop, not on a worker thread (see sign_in.py).
     s = state.settings
-    try:
-        user, token = service.login(db, body.username, body.password, client_address(request), state.secret_key,
-                                    s.login_max_failures, s.login_lock_minutes, s.session_hours)
-    except DomainError:
-        db.commit()  # keep the failed-login count even though the request fails
-        raise
-    row = db.scalar(select(LoginSession).order_by(LoginSession.id.desc()).where(LoginSession.user_id == user.id))
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=s.session_hours * 3600)
-    return LoginResponse(token=token, expires_at=row.expires_at, username=user.username)
+    signed_in = await password_sign_in(state, body.username, body.password, client_address(request))
+    response.set_cookie(SESSION_COOKIE, signed_in.token, httponly=True, samesite="lax", max_age=s.session_hours * 3600)
+    return LoginResponse(token=signed_in.token, expires_at=signed_in.expires_at, username=signed_in.username)
 
 
 @router.post("/auth/logout", status_code=204, dependencies=[])

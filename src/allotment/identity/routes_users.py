@@ -1,4 +1,4 @@
-"""Users API: list, create, detail, update, deactivate / activate, CSV import, and changing one's own password.
+"""Users API: list, create, detail, update, deactivate / activate, unlock, CSV import, and changing one's own password.
 
 There is no DELETE: accounts are deactivated, never removed (their jobs and usage stay attributable).
 """
@@ -14,7 +14,7 @@ from allotment.api import problems
 from allotment.api.deps import DB, State, client_address, require
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal, Scope
 from allotment.errors import Locked, NotFound
-from allotment.identity import service, user_import
+from allotment.identity import lockout, service, user_import
 from allotment.identity.models import User
 from allotment.identity.schemas import (
     ImportReport,
@@ -128,6 +128,14 @@ def deactivate_user(user: str, principal: Admin, db: DB, request: Request) -> Us
 def activate_user(user: str, principal: Admin, db: DB, request: Request) -> UserDetail:
     target = service.find_person(db, user)
     service.activate_user(db, principal, target, client_address(request))
+    return detail(db, target)
+
+
+@router.post("/users/{user}/unlock", response_model=UserDetail)
+def unlock_user(user: str, principal: Admin, db: DB, request: Request) -> UserDetail:
+    """Lift a password lock (and forget earlier failed sign-ins) before its time; audited when there was one."""
+    target = service.find_person(db, user)
+    lockout.unlock_user(db, principal, target, client_address(request))
     return detail(db, target)
 
 

@@ -24,12 +24,12 @@ from allotment.errors import (
     Conflict,
     FieldError,
     Forbidden,
-    Locked,
     NotFound,
     Unauthenticated,
     ValidationFailed,
     invalid,
 )
+from allotment.identity import lockout
 from allotment.identity.models import (
     ADMINS_GROUP,
     USER,
@@ -403,9 +403,10 @@ def confirm_password(session: Session, user: User, password: str, source: str | 
                      lock_minutes: int, now: datetime | None = None) -> None:
     """Check the current password before a sensitive change; wrong guesses count towards the lockout."""
     now = now or utcnow()
-    _check_not_locked(user, now, max_failures)
+    lockout.check_not_locked(user, now, max_failures)
     if not verify_password(user.password_hash, password):
-        _register_failure(session, user, now, max_failures, lock_minutes, source)
+        if lockout.register_failure(session, user, now, max_failures, lock_minutes, source):
+            lockout.check_not_locked(user, now, max_failures)
         raise WrongPassword()
 
 
@@ -477,62 +478,33 @@ def activate_user(session: Session, actor: Principal, user: User, source: str | 
 
 # --- login --------------------------------------------------------------------------------------------------------
 
-def _check_not_locked(user: User, now: datetime, max_failures: int) -> None:
-    if user.locked_until is not None and user.locked_until > now:
-        until = user.locked_until.isoformat(timespec="seconds")
-        raise Locked(f"account locked until {until} after {max_failures} failed logins; "
-                     f"try again after that time or ask a platform admin")
-
-
-def _register_failure(session: Session, user: User, now: datetime, max_failures: int, lock_minutes: int,
-                      source: str | None) -> None:
-    """Count a wrong password atomically (parallel guesses cannot slip past the limit); lock at the limit."""
-    count = session.execute(
-        update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
-        .returning(User.failed_logins).execution_options(synchronize_session=False)
-    ).scalar_one()
-    session.refresh(user, ["failed_logins"])
-    if count < max_failures:
-        audit.record(session, as_principal(user), "auth.login_failed", "user", user.username, user.id,
-                     changes={"before": {"failed_logins": count - 1}, "after": {"failed_logins": count}},
-                     source=source)
-        return
-    until = now + timedelta(minutes=lock_minutes)
-    # Whole seconds, rounded up, so the time the message states is exactly when the lock lifts.
-    user.locked_until = until.replace(microsecond=0) + timedelta(seconds=1 if until.microsecond else 0)
-    user.failed_logins = 0
-    session.flush()
-    audit.record(session, as_principal(user), "auth.locked", "user", user.username, user.id,
-                 changes={"before": {"locked_until": None},
-                          "after": {"locked_until": user.locked_until.isoformat()}}, source=source)
-    mark_identity_changed(session)
-    _check_not_locked(user, now, max_failures)
-
-
 def login(session: Session, username: str, password: str, source: str | None, secret_key: str,
           max_failures: int, lock_minutes: int, session_hours: int, now: datetime | None = None) -> tuple[User, str]:
-    """Check a password login; return the user and a new session token. Locks after repeated failures.
+    """Check a password sign-in; return the user and a new session token. Locks after repeated failures.
 
-    `now` is injectable so tests can step past a lock without waiting."""
+    Unknown users, service accounts, wrong passwords and locked accounts get the same answer after the same work
+    (one argon2 verification, against a dummy hash when there is no password to check), so neither the answer nor
+    its timing tells which accounts exist or are locked (see identity.lockout). Callers throttle it per source and
+    bound concurrent calls (identity.sign_in). `now` is injectable so tests can step past a lock without waiting."""
     now = now or utcnow()
     key = username.strip().lower()
     user = session.scalar(select(User).where((User.username_key == key) | (User.email_key == key)))
-    if user is not None and user.kind == USER:
-        _check_not_locked(user, now, max_failures)
-    ok = verify_password(user.password_hash if user else None, password)
-    if user is None or not ok or user.kind != USER:
-        if user is not None and user.kind == USER:
-            _register_failure(session, user, now, max_failures, lock_minutes, source)
-        raise Unauthenticated("wrong username or password")
-    if not user.is_active:
+    person = user if user is not None and user.kind == USER else None
+    correct = verify_password(person.password_hash if person else None, password)
+    refusal = Unauthenticated(lockout.sign_in_refusal(max_failures, lock_minutes))
+    if person is None or lockout.is_locked(person, now):
+        raise refusal
+    if not correct:
+        lockout.register_failure(session, person, now, max_failures, lock_minutes, source)
+        raise refusal
+    if not person.is_active:
         raise Unauthenticated("the account is inactive")
-    user.failed_logins = 0
-    user.locked_until = None
+    person.failed_logins = 0
+    person.locked_until = None
     token = new_session_token()
-    session.add(LoginSession(token_hash=token_digest(secret_key, token), user_id=user.id, source=source,
+    session.add(LoginSession(token_hash=token_digest(secret_key, token), user_id=person.id, source=source,
                              expires_at=now + timedelta(hours=session_hours)))
     session.flush()
-    audit.record(session, as_principal(user), "auth.login", "user", user.username, user.id, source=source)
+    audit.record(session, as_principal(person), "auth.login", "user", person.username, person.id, source=source)
     mark_identity_changed(session)
-    return user, token
-
+    return person, token

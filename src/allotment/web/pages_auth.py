@@ -1,4 +1,4 @@
-"""Sign in and out of the console. The password check, lockout and session are identity.service.login's."""
+"""Sign in and out of the console. The throttles, password check, lockout and session are identity.sign_in's."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from allotment.api.deps import DB, SESSION_COOKIE, State, client_address, optional_principal, require
 from allotment.core.permissions import AUTHENTICATED, PUBLIC, Principal
 from allotment.errors import DomainError
-from allotment.identity import service as identity
 from allotment.identity.service_sessions import end_session
+from allotment.identity.sign_in import password_sign_in
 from allotment.web.console import check_login_csrf, redirect, render, safe_next
 
 router = APIRouter()
@@ -37,9 +37,8 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/login", dependencies=[require(PUBLIC), Depends(check_login_csrf)])
-def login_submit(
+async def login_submit(
     request: Request,
-    db: DB,
     state: State,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
@@ -47,18 +46,19 @@ def login_submit(
 ) -> Response:
     s = state.settings
     try:
-        user, token = identity.login(db, username, password, client_address(request), state.secret_key,
-                                     s.login_max_failures, s.login_lock_minutes, s.session_hours)
+        # The API's sign-in: the same per-source limit, the same bound on argon2 work, the same one answer.
+        signed_in = await password_sign_in(state, username, password, client_address(request))
     except DomainError as exc:
-        # Returning (not raising) lets the request's transaction commit the failed-login count and any lock.
-        return render(request, "login.html", {"next": safe_next(next), "username": username, "error": exc.detail},
-                      status=exc.status, principal=None)
-    if user.need_password_change:  # Backend.AI's flag is descriptive: a reminder on the account page, not a block
+        response = render(request, "login.html", {"next": safe_next(next), "username": username,
+                                                  "error": exc.detail}, status=exc.status, principal=None)
+        response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After when throttled
+        return response
+    if signed_in.need_password_change:  # Backend.AI's flag is descriptive: a reminder on the account page, no block
         response = redirect("/ui/account", notice="Your administrator asks you to choose a new password.")
     else:
         response = redirect(safe_next(next))
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=s.session_hours * 3600,
-                        path="/")
+    response.set_cookie(SESSION_COOKIE, signed_in.token, httponly=True, samesite="lax",
+                        max_age=s.session_hours * 3600, path="/")
     return response
 
 

@@ -1,5 +1,5 @@
 """Users (Backend.AI's admin Users tab): list with Active/Inactive tabs, search and pages; detail; create;
-deactivate and activate. Platform admins only; every change goes through identity.service (which audits it)."""
+deactivate, activate and unlock. Platform admins only; every change goes through identity.service (which audits it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from fastapi.responses import Response
 
 from allotment.api.deps import DB, client_address, require
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
+from allotment.db import utcnow
 from allotment.errors import DomainError
+from allotment.identity import lockout
 from allotment.identity import service as identity
 from allotment.web.console import field_errors, is_htmx, redirect, render
 from allotment.web.paging import Page
@@ -73,7 +75,16 @@ def create_user(
 @router.get("/ui/users/{user}")
 def user_detail(request: Request, principal: Admin, db: DB, user: str) -> Response:
     detail = identity.user_detail(db, identity.find_person(db, user))
+    detail["locked"] = lockout.is_locked(detail["user"], utcnow())
     return render(request, "users/detail.html", detail)
+
+
+@router.post("/ui/users/{user}/unlock")
+def unlock(request: Request, principal: Admin, db: DB, user: str) -> Response:
+    target = identity.find_person(db, user)
+    lockout.unlock_user(db, principal, target, client_address(request))
+    return redirect(f"/ui/users/{target.id}", notice=f"{target.username} is unlocked: password sign-in works again.",
+                    request=request)
 
 
 def _set_active(request: Request, principal: Principal, db, user_ref: str, active: bool) -> Response:
