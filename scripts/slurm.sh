@@ -24,9 +24,15 @@ pids_of() { cat "$dir"/run/*.pid 2>/dev/null || true; }
 
 stop_all() {
   local pid pids
+  # Jobs first (their steps are not daemons of ours); a cluster that does not answer has none to cancel.
+  if [ -f "$dir/etc/slurm.conf" ]; then
+    for partition in a100 h100; do
+      SLURM_CONF="$dir/etc/slurm.conf" timeout 5 scancel --partition="$partition" >/dev/null 2>&1 || true
+    done
+  fi
   pids=$(pids_of)
   for pid in $pids; do kill "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do
+  for _ in $(seq 20); do
     local alive=0
     for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [ $alive = 0 ] && return 0

@@ -73,6 +73,9 @@ JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 # one-second timestamps and a small clock skew, and a full listing every FULL_LISTING_S covers a larger one.
 SINCE_MARGIN_S = 2
 FULL_LISTING_S = 30.0
+# While Slurm is unreachable each call fails at once for this long instead of waiting on slurmrestd's own retries
+# (about MessageTimeout per request), so a scheduler cycle is not held up by an outage.
+OUTAGE_BACKOFF_S = 3.0
 _GRES_ITEM = re.compile(r"([^,(]+)(\([^)]*\))?")
 
 
@@ -206,8 +209,28 @@ class SlurmBackend:
         self._listed_at: float | None = None
         self._full_at = 0.0
         self._snapshot: tuple[float, list[dict]] | None = None  # one listing per recovery round (same `now`)
+        # (since when, Slurm's error) while the cluster is unreachable, for the cluster's status; None when it answers
+        self.outage: tuple[float, str] | None = None
+        self._retry_at = 0.0
         self._prepare_dirs()
         self._load_records()
+
+    def _slurm(self, call, *args):
+        """Call Slurm, keeping track of outages (see OUTAGE_BACKOFF_S)."""
+        if self.outage is not None and time.monotonic() < self._retry_at:
+            raise SlurmUnavailable(self.outage[1])
+        try:
+            result = call(*args)
+        except SlurmUnavailable as exc:
+            self._retry_at = time.monotonic() + OUTAGE_BACKOFF_S
+            if self.outage is None:
+                log.warning("Slurm is unreachable: %s", exc)
+            self.outage = (self.outage or (time.time(), ""))[0], str(exc)
+            raise
+        if self.outage is not None:
+            log.info("Slurm answers again (unreachable since %s)", time.ctime(self.outage[0]))
+            self.outage = None
+        return result
 
     # -- records ---------------------------------------------------------------------------------------------------
     def _prepare_dirs(self) -> None:
@@ -254,7 +277,7 @@ class SlurmBackend:
     # -- inventory -------------------------------------------------------------------------------------------------
     def inventory(self) -> list[NodeInfo]:
         nodes = []
-        for node in self.api.nodes():
+        for node in self._slurm(self.api.nodes):
             name = str(node.get("name") or "")
             if not name:
                 continue
@@ -287,7 +310,7 @@ class SlurmBackend:
         if known is not None:  # Slurm already has this run (launched again after a restart): never submit twice
             run = self._runs[launch.job_id] = Run(launch.job_id, launch.admission, known)
             return self._handle(run)
-        slurm_id = self.api.submit(self.job_spec(launch))
+        slurm_id = self._slurm(self.api.submit, self.job_spec(launch))
         self._record(launch.job_id, launch.admission, slurm_id)
         run = self._runs[launch.job_id] = Run(launch.job_id, launch.admission, slurm_id)
         return self._handle(run)
@@ -355,7 +378,7 @@ class SlurmBackend:
 
     def _cancel(self, slurm_id: int) -> None:
         try:
-            self.api.cancel(slurm_id)
+            self._slurm(self.api.cancel, slurm_id)
         except SlurmUnavailable:
             self._retry_cancel.add(slurm_id)  # poll tries again once Slurm answers
             raise
@@ -367,7 +390,7 @@ class SlurmBackend:
         at = time.time()
         full = self._listed_at is None or at - self._full_at >= FULL_LISTING_S
         since = None if full else int(self._listed_at) - SINCE_MARGIN_S
-        jobs = self.api.jobs(since)
+        jobs = self._slurm(self.api.jobs, since)
         self._listed_at = at
         if full:
             self._full_at = at
@@ -409,7 +432,7 @@ class SlurmBackend:
     def _jobs_at(self, now: float) -> list[dict]:
         """A full listing, shared by every question of one recovery round (they all pass the same `now`)."""
         if self._snapshot is None or self._snapshot[0] != now:
-            self._snapshot = (now, self.api.jobs(None) or [])
+            self._snapshot = (now, self._slurm(self.api.jobs, None) or [])
         return self._snapshot[1]
 
     def _ours(self, job: dict) -> tuple[int, str] | None:

@@ -31,7 +31,8 @@ class SlurmError(Exception):
 
 
 class SlurmUnavailable(SlurmError):
-    """Slurm cannot be reached now (slurmrestd or slurmctld down, a timeout): retry later, fail nothing."""
+    """The cluster cannot serve anyone now (slurmrestd or slurmctld down, a timeout, credentials it refuses): jobs
+    wait and nothing is failed; the caller retries later. Plain SlurmError is a refusal of one request."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class SlurmRestClient:
         except httpx.TransportError as exc:  # refused, reset, timed out: the engine is down, not the job wrong
             raise SlurmUnavailable(f"slurmrestd at {self.url} is unreachable: {type(exc).__name__}: {exc}") from None
         if response.status_code in (401, 403):
-            raise SlurmError(f"slurmrestd at {self.url} refused the credentials of user {self.user!r} "
+            raise SlurmUnavailable(f"slurmrestd at {self.url} refused the credentials of user {self.user!r} "
                              f"(HTTP {response.status_code}): check the token and its lifespan")
         if response.status_code in (502, 503, 504):
             raise SlurmUnavailable(f"slurmrestd at {self.url} answered HTTP {response.status_code}")
@@ -119,11 +120,11 @@ class SlurmRestClient:
             payload = None
         if response.status_code not in ok or not isinstance(payload, dict):
             detail = _errors_of(payload) or response.text[:300].strip()
-            # slurmrestd answers 500 when it could not reach slurmctld: that is an outage, not a refusal.
-            if "Unable to contact slurm controller" in detail or "connect failure" in detail.lower():
-                raise SlurmUnavailable(f"slurmctld is unreachable through {self.url}: {detail}")
-            if detail == "Unspecified error":  # 22.05's whole answer to a token slurmctld rejects
-                detail = "Slurm refused the request without a reason (on 22.05, an invalid or expired token)"
+            # 22.05 answers a bare 'Unspecified error' both when slurmctld is down and when it rejects the token:
+            # either way nobody can use the cluster now, so it is an outage, not a refusal of this request.
+            if "Unspecified error" in detail or "unable to contact slurm controller" in detail.lower():
+                raise SlurmUnavailable(f"slurmrestd at {self.url} got no answer from slurmctld ({detail}): "
+                                       f"slurmctld is down or rejects the token of user {self.user!r}")
             raise SlurmError(f"slurmrestd {method} {path}: HTTP {response.status_code}: {detail}")
         return payload
 
@@ -257,7 +258,7 @@ class SlurmCommands:
             raise SlurmError(f"sbatch printed no job id: {out[:200]!r}") from None
 
     def jobs(self, since: int | None = None) -> list[dict] | None:
-        return list(self._parse(self._run(["squeue", "--json"])).get("jobs") or [])
+        return list(self._parse(self._run(["squeue", "--json"]), "squeue").get("jobs") or [])
 
     def cancel(self, slurm_id: int) -> None:
         try:
@@ -267,15 +268,29 @@ class SlurmCommands:
                 raise
 
     def nodes(self) -> list[dict]:
-        return list(self._parse(self._run(["sinfo", "--json"])).get("nodes") or [])
+        return list(self._parse(self._run(["sinfo", "--json"]), "sinfo").get("nodes") or [])
 
-    @staticmethod
-    def _parse(text: str) -> dict:
+    def _parse(self, text: str, command: str) -> dict:
         try:
             payload = json.loads(text)
         except ValueError:
-            raise SlurmError("a Slurm command printed something other than JSON") from None
-        return payload if isinstance(payload, dict) else {}
+            raise SlurmError(f"{command} printed something other than JSON") from None
+        if not isinstance(payload, dict):
+            return {}
+        # With --json the commands exit 0 even when slurmctld is down; their errors are in the document.
+        detail = _errors_of(payload)
+        if detail:
+            if not self._controller_up():
+                raise SlurmUnavailable(f"{command}: slurmctld does not answer ({detail})")
+            raise SlurmError(f"{command}: {detail}")
+        return payload
+
+    def _controller_up(self) -> bool:
+        try:
+            self._run(["scontrol", "ping"])
+        except SlurmError:  # scontrol ping exits 1 when the controller is DOWN
+            return False
+        return True
 
     def close(self) -> None:
         pass
