@@ -4,6 +4,7 @@
 # (slurmd runs jobs as other users, fake GPUs are made with mknod).
 #   scripts/slurm.sh start DIR   -> {"rest_url": ..., "token": ..., "user": ..., "slurm_conf": ..., "jobs_dir": ...}
 #   scripts/slurm.sh stop DIR
+#   scripts/slurm.sh install     -> only the packages (for a suite about to start several clusters in parallel)
 #
 # Under DIR: a munged with its own key and socket (no clash with a system munged), slurmctld, two fake nodes with
 # one `slurmd -N` each (a100-n1: 4 x gpu:a100 in partition a100; h100-n1: 2 x gpu:h100 in partition h100) whose GPUs
@@ -11,8 +12,9 @@
 # free at start and the first job id is derived from them, so several runs on one machine (pytest-xdist workers,
 # two checkouts) neither share ports nor Slurm job ids (job ids name cgroups, which all runs on the host share).
 set -euo pipefail
-action=${1:?start or stop}
-dir=${2:?directory}
+action=${1:?start, stop or install}
+dir=${2:-}
+[ "$action" = install ] || [ -n "$dir" ] || { echo "slurm.sh: $action needs a directory" >&2; exit 2; }
 # slurmrestd refuses root and SlurmUser: it runs as its own unprivileged account. Jobs submitted through it run as
 # the token's user, another unprivileged account (a job is untrusted code).
 rest_user=${ALLOT_SLURM_REST_USER:-allot-slurmrest}
@@ -51,8 +53,9 @@ ensure_packages() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} from Debian's packages" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    # Two test workers may get here at once: the second waits for dpkg's lock instead of failing.
+    apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >&2
   fi
 }
 
@@ -89,6 +92,9 @@ nodes_idle() {
 }
 
 case "$action" in
+  install)
+    ensure_packages
+    ;;
   start)
     [ "$(id -u)" = 0 ] || { echo "slurm.sh: needs root (slurmd, mknod)" >&2; exit 1; }
     ensure_packages
