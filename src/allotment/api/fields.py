@@ -17,7 +17,7 @@ from fastapi import Path, Query
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, Strict, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from allotment.core import limits, names
+from allotment.core import limits, names, passwords
 
 # --- integers and numbers ----------------------------------------------------------------------------------------
 
@@ -30,10 +30,7 @@ def Float(ge: float, le: float):
     return Annotated[float, Strict(), Field(ge=ge, le=le, allow_inf_nan=False)]
 
 
-Seconds = Int(0, limits.MAX_DURATION_S)
 Priority = Int(-limits.MAX_PRIORITY, limits.MAX_PRIORITY)
-Weight = Float(0, limits.MAX_WEIGHT)
-GpuHours = Float(0, limits.MAX_GPU_HOURS)
 
 # Path and query parameters arrive as text: bounded, not strict.
 IdPath = Annotated[int, Path(ge=1, le=limits.MAX_ID, description="an id")]
@@ -60,19 +57,58 @@ class SchemaPattern:
         return schema
 
 
-def _name_check(what: str, max_length: int):
+@dataclass(frozen=True)
+class SchemaRules:
+    """Rules a service checks itself (so that it can report every broken rule of every field at once), stated in
+    the JSON schema so that clients see them."""
+
+    rules: tuple[tuple[str, Any], ...]
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        schema = handler(core_schema)
+        schema.update(dict(self.rules))
+        return schema
+
+
+# The quota service refuses negative values itself, together with every other problem of the request; the schema
+# states the minimum.
+Seconds = Annotated[int, Strict(), Field(ge=-limits.MAX_DURATION_S, le=limits.MAX_DURATION_S),
+                    SchemaRules((("minimum", 0),))]
+Weight = Annotated[float, Strict(), Field(ge=-limits.MAX_WEIGHT, le=limits.MAX_WEIGHT, allow_inf_nan=False),
+                   SchemaRules((("minimum", 0),))]
+GpuHours = Annotated[float, Strict(), Field(ge=-limits.MAX_GPU_HOURS, le=limits.MAX_GPU_HOURS, allow_inf_nan=False),
+                     SchemaRules((("minimum", 0),))]
+
+# Loosely bounded here (refusing lone surrogates and megabytes); the identity service applies the real rules.
+_CHECKED_BY_SERVICE = StringConstraints(max_length=4096)
+Username = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
+    ("pattern", names.NAME_REGEX), ("minLength", 1), ("maxLength", limits.MAX_NAME),
+    ("description", names.NAME_HELP)))]
+# The password policy (core/passwords.py) as a pattern: an ASCII letter, an ASCII digit and an ASCII punctuation
+# mark, which the policy's wider classes (any letter, digit or non-space symbol) all accept.
+PASSWORD_REGEX = r"^(?=.*[A-Za-z])(?=.*[0-9])(?=.*[!-/:-@\[-`{-~]).*$"
+Password = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
+    ("pattern", PASSWORD_REGEX), ("minLength", passwords.MIN_LENGTH), ("maxLength", passwords.MAX_LENGTH),
+    ("description", (f"{passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters with a letter, a digit and a "
+                     "special character"))))]
+ServiceCheckedText = Annotated[str, _CHECKED_BY_SERVICE]
+
+
+def _name_check(what: str, max_length: int, spaces: bool):
     def check(value: str) -> str:
-        problems = names.name_problems(value, what, max_length)
+        problems = names.name_problems(value, what, max_length, spaces)
         if problems:
             raise ValueError(problems[0])
         return value
     return check
 
 
-def Name(what: str = "name", max_length: int = limits.MAX_NAME):
-    """A name of a user or an object (core/names.py): ASCII, no separators, not digits only."""
+def Name(what: str = "name", max_length: int = limits.MAX_NAME, spaces: bool = False):
+    """A name of a user or an object (core/names.py): ASCII, no separators, not digits only; `spaces` allows single
+    spaces between words (objects such as pools and quotas)."""
     return Annotated[str, StringConstraints(min_length=1, max_length=max_length), AfterValidator(
-        _name_check(what, max_length)), SchemaPattern(names.NAME_REGEX), Field(description=names.NAME_HELP)]
+        _name_check(what, max_length, spaces)), SchemaPattern(names.SPACED_NAME_REGEX if spaces else names.NAME_REGEX),
+        Field(description=names.NAME_HELP + (" (single spaces between words allowed)" if spaces else ""))]
 
 
 def _text_check(multiline: bool):
@@ -142,6 +178,21 @@ def _duration(value: Any) -> str | int:
 Duration = Annotated[str | int, PlainValidator(_duration), WithJsonSchema({"anyOf": [
     {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT},
     {"type": "integer", "minimum": 0, "maximum": limits.MAX_DURATION_S}]})]
+
+
+def Count(most: int):
+    """A whole number from 0 to `most`, or text ("unlimited", "5") that the service reads."""
+    def check(value: Any) -> str | int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # Bounded to the column here; the policy service names 0..most together with the request's other caps.
+            if abs(value) > limits.MAX_INT32:
+                raise PydanticCustomError("count", f"must be a whole number from 0 to {most}, or unlimited")
+            return value
+        if isinstance(value, str) and len(value) <= limits.MAX_QUANTITY_TEXT and _printable(value):
+            return value
+        raise PydanticCustomError("count", f"must be a whole number from 0 to {most}, or unlimited")
+    return Annotated[str | int, PlainValidator(check), WithJsonSchema({"anyOf": [
+        {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT}, {"type": "integer", "minimum": 0, "maximum": most}]})]
 
 
 # --- commands and labels -----------------------------------------------------------------------------------------
@@ -223,4 +274,5 @@ LabelValue = Annotated[Any, PlainValidator(_label_value), WithJsonSchema(
     {"anyOf": [{"type": "string", "maxLength": limits.MAX_LABEL_VALUE}, {"type": "number"}, {"type": "boolean"},
                {"type": "null"}]})]
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_LABEL_KEY)]
-Labels = Annotated[dict[LabelKey, LabelValue], BeforeValidator(_label_keys), Field(max_length=limits.MAX_LABELS)]
+Labels = Annotated[dict[LabelKey, LabelValue], BeforeValidator(_label_keys), Field(max_length=limits.MAX_LABELS),
+                   SchemaRules((("maxProperties", limits.MAX_LABELS),))]

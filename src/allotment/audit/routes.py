@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from allotment.api.deps import DB, require
+from allotment.api.fields import Offset
 from allotment.audit import service
 from allotment.audit.schemas import AuditEventList, AuditEventOut
 from allotment.core.permissions import PLATFORM_ADMIN
@@ -42,7 +43,7 @@ Filter = Annotated[service.AuditFilter, Depends(audit_filter)]
 
 @router.get("/audit", response_model=AuditEventList)
 def list_audit_events(f: Filter, db: DB, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-                      offset: Annotated[int, Query(ge=0)] = 0) -> AuditEventList:
+                      offset: Offset = 0) -> AuditEventList:
     """Newest first."""
     events, total = service.search(db, f, limit, offset)
     return AuditEventList(items=[AuditEventOut(**service.event_dict(e)) for e in events], total=total)

@@ -31,7 +31,15 @@ NAME_REGEX = r"^(?:[A-Za-z][A-Za-z0-9._-]*|[0-9][A-Za-z0-9._-]*[A-Za-z._-][A-Za-
 NAME_RULE = "must start with a letter or digit and contain only letters, digits, '.', '_' and '-'"
 NAME_HELP = ("a letter or digit, then letters, digits, '.', '_' or '-' (ASCII), not digits only, at most "
              f"{MAX_NAME} characters")
+# Objects (pools, quotas, profiles, workspaces, nodes, policies, priority classes) may also have single inner spaces,
+# as ClearML's "Bare Metal" pool: a space cannot change what a URL, a CSV cell or a log line means.
+_WORD = r"[A-Za-z0-9._-]+"
+SPACED_NAME_REGEX = (r"^(?:[A-Za-z][A-Za-z0-9._-]*|[0-9][A-Za-z0-9._-]*[A-Za-z._-][A-Za-z0-9._-]*|"
+                     rf"[0-9][A-Za-z0-9._-]*(?: {_WORD})+)(?: {_WORD})*$")
+SPACED_NAME_RULE = ("must start with a letter or digit and contain only letters, digits, '.', '_', '-' and single "
+                    "spaces between words")
 _NAME = re.compile(NAME_REGEX)
+_SPACED_NAME = re.compile(SPACED_NAME_REGEX)
 
 # Characters no free text may hold: C0 and C1 controls, zero-width and joiner characters, bidi embeddings,
 # overrides and isolates, the word joiner and invisible operators, the byte order mark. (Lone surrogates never get
@@ -62,8 +70,9 @@ def is_digits(text: str) -> bool:
     return bool(text) and text.isascii() and text.isdigit()
 
 
-def name_problems(name: str, what: str = "name", max_length: int = MAX_NAME) -> list[str]:
+def name_problems(name: str, what: str = "name", max_length: int = MAX_NAME, spaces: bool = False) -> list[str]:
     """Every rule the name breaks, as messages for the field; empty when it is acceptable."""
+    pattern, rule = (_SPACED_NAME, SPACED_NAME_RULE) if spaces else (_NAME, NAME_RULE)
     if not name:
         return ["must not be empty"]
     problems = []
@@ -71,12 +80,12 @@ def name_problems(name: str, what: str = "name", max_length: int = MAX_NAME) -> 
         problems.append(f"must be at most {max_length} characters long")
     if is_digits(name):
         problems.append(f"must not be only digits (it would be mistaken for a {what} id)")
-    elif not _NAME.fullmatch(name):
+    elif not pattern.fullmatch(name):
         normal = unicodedata.normalize("NFKC", name)
-        if normal != name and _NAME.fullmatch(normal):
-            problems.append(f"{NAME_RULE} (ASCII: write {normal!r})")
+        if normal != name and pattern.fullmatch(normal):
+            problems.append(f"{rule} (ASCII: write {normal!r})")
         else:
-            problems.append(NAME_RULE)
+            problems.append(rule)
     return problems
 
 

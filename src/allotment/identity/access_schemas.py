@@ -9,16 +9,18 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from allotment.api.fields import Description, Name, Ref, Text
+
 
 class CredentialCreate(BaseModel):
-    label: str | None = Field(default=None, max_length=64)
-    expires_in: str | None = Field(default=None, max_length=32, description="lifetime such as 30d, 12h or 90m")
+    label: Text(64) | None = Field(default=None, description="free text; no control, zero-width or bidi characters")
+    expires_in: Text(32) | None = Field(default=None, description="lifetime such as 30d, 12h or 90m")
     expires_at: datetime | None = Field(default=None, description="absolute expiry; naive times are taken as UTC")
-    user: str | None = Field(default=None, description="owner (platform admins only, for someone else)")
+    user: Ref | None = Field(default=None, description="owner (platform admins only, for someone else)")
 
 
 class CredentialUpdate(BaseModel):
-    label: str | None = Field(default=None, max_length=64)
+    label: Text(64) | None = Field(default=None, description="free text; no control, zero-width or bidi characters")
 
 
 class CredentialOut(BaseModel):
@@ -53,14 +55,14 @@ class CredentialList(BaseModel):
 
 
 class ServiceAccountCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = Field(default=None, max_length=255)
+    name: Name("service account")
+    description: Description | None = None
     allow_impersonation: bool = False
     with_credential: bool = Field(default=True, description="create a first credential and return its secret once")
 
 
 class ServiceAccountUpdate(BaseModel):
-    description: str | None = Field(default=None, max_length=255)
+    description: Description | None = None
     allow_impersonation: bool | None = None
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
-from allotment.core.names import as_id, is_digits
+from allotment.core.names import as_id, confusable_with, is_digits
 from allotment.core.permissions import Principal
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
 from allotment.identity.models import ADMINS_GROUP, USER, USERS_GROUP, ClusterRoleGrant, Group, GroupMember, User
@@ -65,6 +65,10 @@ def _ensure_name_free(session: Session, name: str, exclude_id: int | None = None
     other = session.scalar(select(Group.id).where(func.lower(Group.name) == name.lower()))
     if other is not None and other != exclude_id:
         raise Conflict(f"a group named {name} already exists", [FieldError("name", f"group {name} already exists")])
+    look_alike = confusable_with(name, session.scalars(select(Group.name).where(Group.id != (exclude_id or 0))))
+    if look_alike is not None:
+        message = f"group {name} could be taken for the existing group {look_alike}: choose a name that looks different"
+        raise Conflict(message, [FieldError("name", message)])
 
 
 def member_counts(session: Session) -> dict[int, int]:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from allotment.api.deps import DB, State, client_address, require
+from allotment.api.fields import Offset
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.db import utcnow
 from allotment.errors import Forbidden, NotFound
@@ -47,7 +48,7 @@ def list_credentials(
     all: Annotated[bool, Query(description="everyone's (platform admins only)")] = False,
     status: Annotated[str | None, Query(description="active, revoked or expired")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> CredentialList:
     owner_id: int | None = principal.id
     if all and not principal.is_platform_admin:

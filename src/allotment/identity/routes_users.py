@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api import problems
 from allotment.api.deps import DB, State, client_address, require
+from allotment.api.fields import Offset
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal, Scope
 from allotment.errors import Locked, NotFound
 from allotment.identity import lockout, service, user_import
@@ -63,7 +64,7 @@ def list_users(
     search: Annotated[str | None, Query(max_length=64, description="substring of e-mail or username")] = None,
     sort: Annotated[str, Query(description="username, -username, email, -email, created_at, -created_at")] = "username",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> UserList:
     users, total = service.list_users(db, active, search, sort, limit, offset)
     return UserList(items=[UserOut.model_validate(u) for u in users], total=total)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from allotment.api.fields import Description, Name, Password, ServiceCheckedText, Username
+
 
 class LoginRequest(BaseModel):
     username: str = Field(min_length=1, max_length=256, description="username or e-mail")
@@ -62,13 +64,13 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str
-    username: str
-    password: str
-    full_name: str | None = None
+    email: ServiceCheckedText
+    username: Username
+    password: Password
+    full_name: ServiceCheckedText | None = None
     need_password_change: bool = False
     is_active: bool = True
-    resource_policy: str | None = None
+    resource_policy: ServiceCheckedText | None = None
 
 
 class UserUpdate(BaseModel):
@@ -76,21 +78,22 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = None
-    username: str | None = None
-    full_name: str | None = None
-    password: str | None = None
-    current_password: str | None = Field(default=None, description="required when changing your own password")
+    email: ServiceCheckedText | None = None
+    username: Username | None = None
+    full_name: ServiceCheckedText | None = None
+    password: Password | None = None
+    current_password: ServiceCheckedText | None = Field(default=None,
+                                                        description="required when changing your own password")
     is_active: bool | None = None
     need_password_change: bool | None = None
-    resource_policy: str | None = None
+    resource_policy: ServiceCheckedText | None = None
 
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str
+    new_password: Password
 
 
 class ImportRowReport(BaseModel):
@@ -109,15 +112,15 @@ class ImportReport(BaseModel):
 class GroupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    description: str | None = None
+    name: Name("group")
+    description: Description | None = None
 
 
 class GroupUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    description: str | None = None
+    name: Name("group") | None = None
+    description: Description | None = None
 
 
 class GroupOut(BaseModel):

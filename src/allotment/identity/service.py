@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
-from allotment.core.names import as_id, is_digits
+from allotment.core.names import as_id, confusable_with, is_digits, name_problems
 from allotment.core.passwords import password_problems
 from allotment.core.permissions import Principal
 from allotment.db import utcnow
@@ -82,7 +82,8 @@ def check_username(username: str) -> list[str]:
         problems.append("must not contain '@' (it would be mistaken for an e-mail address)")
     if is_digits(username):
         problems.append("must not be only digits (it would be mistaken for a user id)")
-    return problems
+    # The sentences above name the common mistakes; the pattern (core/names.py) catches every other character.
+    return problems or name_problems(username, "user")
 
 
 def check_full_name(full_name: str | None) -> list[str]:
@@ -156,6 +157,13 @@ def uniqueness_problems(session: Session, email: str | None, username: str | Non
         other = session.scalar(select(User.id).where(User.username_key == username.lower()))
         if other is not None and other != exclude_id:
             errors.append(FieldError("username", f"username {username} is already taken"))
+        else:
+            # Deleted service accounts keep their row (for history) but free their name.
+            look_alike = confusable_with(username, session.scalars(
+                select(User.username).where(User.id != (exclude_id or 0), User.deleted_at.is_(None))))
+            if look_alike is not None:
+                errors.append(FieldError("username", f"username {username} could be taken for the existing "
+                                                     f"{look_alike}: choose a name that looks different"))
     return errors
 
 

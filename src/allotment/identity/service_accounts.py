@@ -57,8 +57,8 @@ def create_service_account(session: Session, name: str, actor: Principal | None,
     raise_field_problems({"name": check_username(name)})
     try:
         ensure_unique(session, None, name)
-    except Conflict:
-        message = f"the name {name} is already taken by a user or service account"
+    except Conflict as exc:
+        message = exc.errors[0].message.replace("username", "the name", 1)
         raise Conflict(message, [FieldError("name", message)]) from None
     account = User(kind=SERVICE_ACCOUNT, email=None, email_key=None, username=name, username_key=name.lower(),
                    password_hash=None, description=description, allow_impersonation=allow_impersonation,

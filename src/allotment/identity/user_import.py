@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allotment.audit import service as audit
+from allotment.core.limits import MAX_IMPORT_ROWS
 from allotment.core.permissions import Principal
 from allotment.errors import FieldError, ValidationFailed, invalid
 from allotment.identity import service
@@ -23,7 +24,7 @@ from allotment.identity.models import User
 
 REQUIRED_COLUMNS = ("email", "username", "password")
 OPTIONAL_COLUMNS = ("full_name", "need_password_change")
-MAX_ROWS = 10_000
+MAX_ROWS = MAX_IMPORT_ROWS  # each row costs a password hash: bounded so that one import cannot hold the server
 MAX_BYTES = 5 * 1024 * 1024
 TRUE_WORDS = {"true", "yes", "y", "1", "on"}
 FALSE_WORDS = {"false", "no", "n", "0", "off", ""}

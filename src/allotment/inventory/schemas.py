@@ -6,9 +6,12 @@ Quantities travel as text that core/quantity.py reads and writes: "4", "0.5", "1
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
+from allotment.api.fields import Amount, Description, Int, Name, Ref, Refs, SchemaRules, Text
+from allotment.core import limits
 from allotment.core.quantity import format_raw
 from allotment.inventory.models import Device, Node
 
@@ -38,48 +41,55 @@ class ClusterList(BaseModel):
 
 
 class ClusterCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    backend: str = "local"
-    description: str | None = Field(None, max_length=255)
+    name: Name("cluster")
+    backend: Text(32) = "local"
+    description: Description | None = None
+
+
+DeviceRef = Ref | Int(1, limits.MAX_ID)
 
 
 class PoolCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = Field(None, max_length=255)
-    devices: list[str | int] = Field(default_factory=list, description="device ids or NODE:INDEX")
-    nodes: list[str] = Field(default_factory=list, description="whole nodes: their cpu, memory and devices")
+    name: Name("pool", spaces=True)
+    description: Description | None = None
+    devices: list[DeviceRef] = Field(default_factory=list, max_length=limits.MAX_TREE_ITEMS,
+                                     description="device ids or NODE:INDEX")
+    nodes: Refs = Field(default_factory=list, description="whole nodes: their cpu, memory and devices")
 
 
 class PoolUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=64)
-    description: str | None = Field(None, max_length=255)
+    name: Name("pool", spaces=True) | None = None
+    description: Description | None = None
 
 
 class PoolAssign(BaseModel):
-    devices: list[str | int] = Field(default_factory=list, description="device ids or NODE:INDEX")
-    nodes: list[str] = Field(default_factory=list)
+    devices: list[DeviceRef] = Field(default_factory=list, max_length=limits.MAX_TREE_ITEMS,
+                                     description="device ids or NODE:INDEX")
+    nodes: Refs = Field(default_factory=list)
 
 
 class DeviceIn(BaseModel):
-    index: int = Field(ge=0)
-    model: str = Field(min_length=1, max_length=64)
-    memory: str | int = 0
-    uuid: str | None = Field(None, max_length=64)
-    health: str = "healthy"
-    utilisation: float = 0.0
+    index: Int(0, limits.MAX_DEVICE_INDEX)
+    model: Text(64) = Field(min_length=1)
+    memory: Amount = 0
+    uuid: Text(64) | None = None
+    health: Text(32) = "healthy"
+    # The service names the 0-100 rule together with the report's other problems.
+    utilisation: Annotated[float, Strict(), Field(ge=-1e6, le=1e6, allow_inf_nan=False),
+                           SchemaRules((("minimum", 0), ("maximum", 100)))] = 0.0
 
 
 class NodeIn(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
-    cpu: str | int = 0
-    memory: str | int = 0
-    status: str = "ready"
-    health: str = "healthy"
-    devices: list[DeviceIn] = Field(default_factory=list)
+    name: Name("node", 128, spaces=True)
+    cpu: Amount = 0
+    memory: Amount = 0
+    status: Text(32) = "ready"
+    health: Text(32) = "healthy"
+    devices: list[DeviceIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
 
 
 class NodeUpdate(BaseModel):
-    status: str
+    status: Text(32)
 
 
 class DeviceOut(BaseModel):

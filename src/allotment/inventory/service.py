@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
-from allotment.core.names import as_id
+from allotment.core.names import as_id, confusable_with
 from allotment.core.quantity import format_raw
-from allotment.errors import Conflict, NotFound, invalid
+from allotment.errors import Conflict, FieldError, NotFound, invalid
 from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Device, Node, Pool
 
 DEFAULT_POOL = "default"
@@ -50,6 +50,10 @@ def create_cluster(session: Session, name: str, backend: str = "local", created_
         raise invalid("backend", f"must be one of {', '.join(BACKENDS)}")
     if session.scalar(select(Cluster.id).where(Cluster.name == name)) is not None:
         raise Conflict(f"a cluster named {name} already exists")
+    look_alike = confusable_with(name, session.scalars(select(Cluster.name)))
+    if look_alike is not None:
+        message = f"cluster {name} could be taken for the existing cluster {look_alike}: choose a name that looks different"
+        raise Conflict(message, [FieldError("name", message)])
     cluster = Cluster(name=name, backend=backend, created_by_id=created_by_id, description=description)
     session.add(cluster)
     session.flush()

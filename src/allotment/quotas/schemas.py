@@ -8,14 +8,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Amount = str | int | float
+from allotment.api.fields import (
+    Amount,
+    Count,
+    Description,
+    GpuHours,
+    Name,
+    Priority,
+    Ref,
+    Refs,
+    Seconds,
+    Text,
+    Weight,
+)
+from allotment.core import limits
+from allotment.quotas.policies import CAP_BY_FIELD
+
 POOLS_HELP = ("DKube: the only pools jobs of this quota and its descendants may be placed in; empty or null = every "
               "pool of the cluster, pools created later included")
 
 
 class ResourceIn(BaseModel):
-    resource: str = Field(description="gpu, cpu or memory")
-    pool: str | None = Field(None, description="a pool of the quota's cluster; omitted or '*' = all pools")
+    resource: Text(16) = Field(description="gpu, cpu or memory")
+    pool: Ref | None = Field(None, description="a pool of the quota's cluster; omitted or '*' = all pools")
     guarantee: Amount = 0
     limit: Amount | None = Field(None, description="at least the guarantee; omitted or 'unlimited' = no limit")
     lending_limit: Amount | None = Field(None, description="how much unused guarantee siblings may borrow")
@@ -33,18 +48,18 @@ class ResourceOut(BaseModel):
 class QuotaCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64)
-    parent: str | None = None
-    description: str | None = Field(None, max_length=255)
-    weight: float = 1.0
+    name: Name("quota", spaces=True)
+    parent: Ref | None = None
+    description: Description | None = None
+    weight: Weight = 1.0
     child_preemption: bool = False
-    reclaim: str = "never"
-    within_quota_preemption: str = "never"
-    min_runtime_s: int = 0
-    allowed_priority_classes: list[str] | None = None
-    gpu_hours_budget: float | None = None
-    resources: list[ResourceIn] = Field(default_factory=list)
-    pools: list[str] | None = Field(None, description=POOLS_HELP)
+    reclaim: Text(32) = "never"
+    within_quota_preemption: Text(32) = "never"
+    min_runtime_s: Seconds = 0
+    allowed_priority_classes: Refs | None = None
+    gpu_hours_budget: GpuHours | None = None
+    resources: list[ResourceIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
+    pools: Refs | None = Field(None, description=POOLS_HELP)
 
 
 class QuotaUpdate(BaseModel):
@@ -52,18 +67,18 @@ class QuotaUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=64)
-    parent: str | None = None
-    description: str | None = Field(None, max_length=255)
-    weight: float | None = None
+    name: Name("quota", spaces=True) | None = None
+    parent: Ref | None = None
+    description: Description | None = None
+    weight: Weight | None = None
     child_preemption: bool | None = None
-    reclaim: str | None = None
-    within_quota_preemption: str | None = None
-    min_runtime_s: int | None = None
-    allowed_priority_classes: list[str] | None = None
-    gpu_hours_budget: float | None = None
-    resources: list[ResourceIn] | None = None
-    pools: list[str] | None = Field(None, description=POOLS_HELP + " (send [] or null to allow every pool again)")
+    reclaim: Text(32) | None = None
+    within_quota_preemption: Text(32) | None = None
+    min_runtime_s: Seconds | None = None
+    allowed_priority_classes: Refs | None = None
+    gpu_hours_budget: GpuHours | None = None
+    resources: list[ResourceIn] | None = Field(None, max_length=limits.MAX_LIST_ITEMS)
+    pools: Refs | None = Field(None, description=POOLS_HELP + " (send [] or null to allow every pool again)")
 
 
 class BindingOut(BaseModel):
@@ -100,20 +115,20 @@ class QuotaList(BaseModel):
 
 
 class ScaleChangeIn(BaseModel):
-    quota: str
-    resource: str = "gpu"
-    pool: str | None = None
+    quota: Ref
+    resource: Text(16) = "gpu"
+    pool: Ref | None = None
     guarantee: Amount
     limit: Amount | None = Field(None, description="omitted: follows the guarantee if they were equal, else kept")
 
 
 class ScaleIn(BaseModel):
-    changes: list[ScaleChangeIn]
+    changes: list[ScaleChangeIn] = Field(max_length=limits.MAX_TREE_ITEMS)
 
 
 class PoolLinkIn(BaseModel):
-    pool: str
-    name: str | None = Field(None, max_length=64, description="the connection's name")
+    pool: Ref
+    name: Text(limits.MAX_NAME) | None = Field(None, description="the connection's name")
 
 
 class PoolLinkOut(BaseModel):
@@ -123,17 +138,17 @@ class PoolLinkOut(BaseModel):
 
 
 class ProfileCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = Field(None, max_length=255)
+    name: Name("profile", spaces=True)
+    description: Description | None = None
     gpu: Amount | None = None
     cpu: Amount | None = None
     memory: Amount | None = None
-    pools: list[PoolLinkIn] = Field(default_factory=list, description="pools to try, in order")
+    pools: list[PoolLinkIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS, description="pools to try, in order")
 
 
 class ProfileUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=64)
-    description: str | None = Field(None, max_length=255)
+    name: Name("profile", spaces=True) | None = None
+    description: Description | None = None
     gpu: Amount | None = None
     cpu: Amount | None = None
     memory: Amount | None = None
@@ -159,7 +174,7 @@ class ProfileList(BaseModel):
 
 
 class NameOrder(BaseModel):
-    names: list[str]
+    names: Refs
 
 
 class PolicyBody(BaseModel):
@@ -167,18 +182,18 @@ class PolicyBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=64)
-    description: str | None = Field(None, max_length=255)
+    name: Name("resource policy", spaces=True) | None = None
+    description: Description | None = None
     cpu: Amount | None = None
     memory: Amount | None = None
-    gpu: int | str | None = None
+    gpu: Count(CAP_BY_FIELD["gpu"].bound) | None = None
     fgpu: Amount | None = None
-    containers_per_job: int | str | None = None
-    idle_timeout_s: int | str | None = None
-    concurrent_jobs: int | str | None = None
-    folders: int | str | None = None
+    containers_per_job: Count(CAP_BY_FIELD["containers_per_job"].bound) | None = None
+    idle_timeout_s: Count(CAP_BY_FIELD["idle_timeout_s"].bound) | None = None
+    concurrent_jobs: Count(CAP_BY_FIELD["concurrent_jobs"].bound) | None = None
+    folders: Count(CAP_BY_FIELD["folders"].bound) | None = None
     folder_capacity: Amount | None = None
-    allowed_storage_hosts: list[str] | None = None
+    allowed_storage_hosts: Refs | None = None
 
 
 class PolicyOut(BaseModel):
@@ -211,15 +226,15 @@ class Allowance(BaseModel):
 
 
 class PriorityClassIn(BaseModel):
-    name: str = Field(min_length=1, max_length=32)
-    value: int
-    description: str | None = Field(None, max_length=255)
+    name: Name("priority class", 32, spaces=True)
+    value: Priority
+    description: Description | None = None
     is_default: bool = False
 
 
 class PriorityClassUpdate(BaseModel):
-    value: int | None = None
-    description: str | None = Field(None, max_length=255)
+    value: Priority | None = None
+    description: Description | None = None
     is_default: bool | None = None
 
 
@@ -238,34 +253,34 @@ class PriorityClassList(BaseModel):
 
 
 class QuotaDoc(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    parent: str | None = None
-    description: str | None = None
-    weight: float = 1.0
+    name: Name("quota", spaces=True)
+    parent: Ref | None = None
+    description: Description | None = None
+    weight: Weight = 1.0
     child_preemption: bool = False
-    reclaim: str = "never"
-    within_quota_preemption: str = "never"
-    min_runtime_s: int = 0
-    allowed_priority_classes: list[str] | None = None
-    gpu_hours_budget: float | None = None
-    resources: list[ResourceIn] = Field(default_factory=list)
-    pools: list[str] = Field(default_factory=list, description=POOLS_HELP)
+    reclaim: Text(32) = "never"
+    within_quota_preemption: Text(32) = "never"
+    min_runtime_s: Seconds = 0
+    allowed_priority_classes: Refs | None = None
+    gpu_hours_budget: GpuHours | None = None
+    resources: list[ResourceIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
+    pools: Refs = Field(default_factory=list, description=POOLS_HELP)
 
 
 class ProfileDoc(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = None
+    name: Name("profile", spaces=True)
+    description: Description | None = None
     gpu: Amount | None = None
     cpu: Amount | None = None
     memory: Amount | None = None
-    pools: list[PoolLinkIn] = Field(default_factory=list)
-    policies: list[str] = Field(default_factory=list)
+    pools: list[PoolLinkIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
+    policies: Refs = Field(default_factory=list)
 
 
 class ConfigDocument(BaseModel):
-    quotas: list[QuotaDoc] = Field(default_factory=list)
-    profiles: list[ProfileDoc] = Field(default_factory=list)
-    pool_profile_order: dict[str, list[str]] = Field(default_factory=dict)
+    quotas: list[QuotaDoc] = Field(default_factory=list, max_length=limits.MAX_TREE_ITEMS)
+    profiles: list[ProfileDoc] = Field(default_factory=list, max_length=limits.MAX_TREE_ITEMS)
+    pool_profile_order: dict[Ref, Refs] = Field(default_factory=dict, max_length=limits.MAX_LIST_ITEMS)
 
 
 class DraftOut(ConfigDocument):
@@ -297,17 +312,17 @@ class SwitchIn(BaseModel):
 class WorkspaceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = Field(None, max_length=255)
-    users: list[str] = Field(default_factory=list, description="members: users (id, username or e-mail)")
-    groups: list[str] = Field(default_factory=list, description="members: groups (all their members)")
+    name: Name("workspace", spaces=True)
+    description: Description | None = None
+    users: Refs = Field(default_factory=list, description="members: users (id, username or e-mail)")
+    groups: Refs = Field(default_factory=list, description="members: groups (all their members)")
 
 
 class WorkspaceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=64)
-    description: str | None = Field(None, max_length=255)
+    name: Name("workspace", spaces=True) | None = None
+    description: Description | None = None
 
 
 class MemberOut(BaseModel):

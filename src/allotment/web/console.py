@@ -183,3 +183,12 @@ def fmt_time(value: datetime | None) -> str:
 
 
 TEMPLATES.env.filters["when"] = fmt_time
+
+
+def url_segment(value) -> str:
+    """One path segment of a console URL. Jinja's urlencode keeps '/', so a name holding '../' or '?' could point
+    a button at another action; here everything but unreserved characters is escaped."""
+    return quote(str(value), safe="")
+
+
+TEMPLATES.env.filters["segment"] = url_segment

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from allotment.api.deps import DB, require
+from allotment.api.fields import PageNumber
 from allotment.audit import service as audit
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.web.console import render
@@ -34,7 +35,7 @@ def _parse_time(text: str, field: str, errors: dict[str, list[str]]) -> datetime
 @router.get("/ui/audit")
 def audit_page(request: Request, principal: Annotated[Principal, require(PLATFORM_ADMIN)], db: DB,
                actor: str = "", target: str = "", action: str = "", since: str = "", until: str = "",
-               page: int = 1) -> Response:
+               page: PageNumber = 1) -> Response:
     errors: dict[str, list[str]] = {}
     since_at, until_at = _parse_time(since, "since", errors), _parse_time(until, "until", errors)
     if since_at and until_at and since_at >= until_at:

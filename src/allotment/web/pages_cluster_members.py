@@ -14,7 +14,7 @@ from allotment.core.permissions import ROLE_ORDER, Principal, cluster
 from allotment.identity import cluster_roles
 from allotment.identity import service as identity
 from allotment.inventory.service import find_cluster
-from allotment.web.console import redirect, render
+from allotment.web.console import redirect, render, url_segment
 
 router = APIRouter()
 Manager = Annotated[Principal, require(cluster("manager"), cluster_scope())]
@@ -37,7 +37,7 @@ def set_member_role(request: Request, principal: Manager, db: DB, cluster: str,
     change = cluster_roles.set_user_role(db, found, identity.find_user(db, username), role, principal,
                                          client_address(request))
     verb = f"changed from {change.previous_role} to" if change.previous_role else "added as"
-    return redirect(f"/ui/clusters/{found.name}/members", request=request,
+    return redirect(f"/ui/clusters/{url_segment(found.name)}/members", request=request,
                     notice=f"{change.username} {verb} {change.role} on {found.name}.")
 
 
@@ -45,7 +45,7 @@ def set_member_role(request: Request, principal: Manager, db: DB, cluster: str,
 def remove_member(request: Request, principal: Manager, db: DB, cluster: str, user: str) -> Response:
     found = find_cluster(db, cluster)
     change = cluster_roles.remove_user(db, found, identity.find_user(db, user), principal, client_address(request))
-    return redirect(f"/ui/clusters/{found.name}/members", request=request,
+    return redirect(f"/ui/clusters/{url_segment(found.name)}/members", request=request,
                     notice=f"{change.username} no longer has a role of their own on {found.name}; "
                     "everything they own is kept.")
 
@@ -56,7 +56,7 @@ def set_group_role(request: Request, principal: Manager, db: DB, cluster: str,
     found = find_cluster(db, cluster)
     change = cluster_roles.set_group_role(db, found, cluster_roles.find_group(db, group), role, principal,
                                           client_address(request))
-    return redirect(f"/ui/clusters/{found.name}/members", request=request,
+    return redirect(f"/ui/clusters/{url_segment(found.name)}/members", request=request,
                     notice=f"Group {change.group} has the {change.role} role on {found.name}.")
 
 
@@ -65,5 +65,5 @@ def remove_group(request: Request, principal: Manager, db: DB, cluster: str, gro
     found = find_cluster(db, cluster)
     change = cluster_roles.remove_group(db, found, cluster_roles.find_group(db, group), principal,
                                         client_address(request))
-    return redirect(f"/ui/clusters/{found.name}/members", request=request,
+    return redirect(f"/ui/clusters/{url_segment(found.name)}/members", request=request,
                     notice=f"Group {change.group} no longer has a role on {found.name}.")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from allotment.api.deps import DB, State, client_address, require
+from allotment.api.fields import IdPath, PageNumber
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.errors import ValidationFailed
@@ -25,7 +26,7 @@ Signed = Annotated[Principal, require(AUTHENTICATED)]
 
 @router.get("/ui/jobs")
 def jobs_page(request: Request, principal: Signed, db: DB, state: str = "", quota: str = "", owner: str = "",
-              page: int = 1) -> Response:
+              page: PageNumber = 1) -> Response:
     paging = Page.at(page)
     values = {"state": state, "quota": quota, "owner": owner}
     errors: dict[str, list[str]] = {}
@@ -44,14 +45,14 @@ def jobs_page(request: Request, principal: Signed, db: DB, state: str = "", quot
 
 
 @router.get("/ui/jobs/{job_id}")
-def job_page(request: Request, principal: Signed, db: DB, job_id: int) -> Response:
+def job_page(request: Request, principal: Signed, db: DB, job_id: IdPath) -> Response:
     job = workloads.find_job(db, principal, job_id)
     return render(request, "job.html", {"job": JobOut.of(job, workloads.names_for(db, [job])),
                                         "final_states": FINAL_STATES})
 
 
 @router.post("/ui/jobs/{job_id}/cancel")
-def cancel_job(request: Request, principal: Signed, db: DB, state: State, job_id: int) -> Response:
+def cancel_job(request: Request, principal: Signed, db: DB, state: State, job_id: IdPath) -> Response:
     job = workloads.find_job(db, principal, job_id)
     before = job.state
     workloads.cancel(db, principal, job)

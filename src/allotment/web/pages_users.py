@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from allotment.api.deps import DB, client_address, require
+from allotment.api.fields import PageNumber
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.db import utcnow
 from allotment.errors import DomainError
@@ -25,7 +26,7 @@ SORTABLE = ("username", "email", "created_at")
 
 @router.get("/ui/users")
 def users_list(request: Request, principal: Admin, db: DB, status: str = "active", search: str = "",
-               sort: str = "username", page: int = 1) -> Response:
+               sort: str = "username", page: PageNumber = 1) -> Response:
     status = status if status in STATUS_FILTERS else "active"
     sort = sort if sort.removeprefix("-") in SORTABLE else "username"
     paging = Page.at(page)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from allotment.api.deps import DB, State, client_address, require
+from allotment.api.fields import IdPath, Limit, Offset
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.workloads import service
@@ -44,8 +45,8 @@ def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, requ
 
 @router.get("/jobs", response_model=JobList)
 def list_jobs(principal: Signed, db: DB, state: str | None = Query(None, description="one or more, comma-separated"),
-              quota: str | None = None, owner: str | None = None, limit: int = Query(50, ge=1, le=1000),
-              offset: int = Query(0, ge=0)) -> JobList:
+              quota: str | None = None, owner: str | None = None, limit: Limit(1000) = 50,
+              offset: Offset = 0) -> JobList:
     """Users see their own jobs; cluster managers and admins every job of their clusters."""
     jobs, total = service.list_jobs(db, principal, state, quota, owner, limit, offset)
     names = service.names_for(db, jobs)
@@ -53,7 +54,7 @@ def list_jobs(principal: Signed, db: DB, state: str | None = Query(None, descrip
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, principal: Signed, db: DB, state: State) -> JobOut:
+def get_job(job_id: IdPath, principal: Signed, db: DB, state: State) -> JobOut:
     """A queued job's reason comes from the scheduler's state of now when the loop runs in this process (stored
     reasons of jobs queued behind their group's head are refreshed only when the reason's code changes)."""
     job = service.find_job(db, principal, job_id)
@@ -67,7 +68,7 @@ def get_job(job_id: int, principal: Signed, db: DB, state: State) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel(job_id: int, principal: Signed, db: DB, state: State, request: Request) -> JobOut:
+def cancel(job_id: IdPath, principal: Signed, db: DB, state: State, request: Request) -> JobOut:
     job = service.find_job(db, principal, job_id)
     before = job.state
     service.cancel(db, principal, job)
