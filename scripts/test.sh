@@ -15,5 +15,9 @@ fi
 bash scripts/ensure-chromium.sh
 # Suites that need PostgreSQL fail (not skip) when it is missing.
 export ALLOT_TEST_REQUIRE_POSTGRES=1
+# The Slurm engine's tests start a throwaway Slurm (scripts/slurm.sh) once per worker; install its packages once,
+# before the workers start, and fail (not skip) when it cannot run.
+bash scripts/slurm.sh install
+export ALLOT_TEST_REQUIRE_SLURM=1
 if [ $# -eq 0 ]; then set -- tests; fi
 "$BIN/pytest" -p no:cacheprovider -n 2 "$@"
