@@ -13,8 +13,9 @@ Quantities are integers in core/quantity.py's raw units: milli-GPU, millicores, 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allotment.db import Base, UTCDateTime, utcnow
@@ -28,6 +29,11 @@ HEALTHY = "healthy"
 UNHEALTHY = "unhealthy"
 UNKNOWN = "unknown"
 HEALTH_VALUES = (HEALTHY, UNHEALTHY, UNKNOWN)
+# Cluster.status values: what its engine last said about itself (the scheduler loop reports it).
+CLUSTER_READY = "ready"
+CLUSTER_DEGRADED = "degraded"  # answers, but something is wrong (a failed inventory, nodes down)
+CLUSTER_UNREACHABLE = "unreachable"  # does not answer, or cannot be built from its settings
+CLUSTER_STATUSES = (CLUSTER_READY, CLUSTER_DEGRADED, CLUSTER_UNREACHABLE)
 
 
 class Cluster(Base):
@@ -36,13 +42,22 @@ class Cluster(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     backend: Mapped[str] = mapped_column(String(32), default="local")
-    status: Mapped[str] = mapped_column(String(32), default="ready")
+    status: Mapped[str] = mapped_column(String(32), default=CLUSTER_READY)
+    # The engine's own error while degraded or unreachable, and when the status last changed.
+    status_error: Mapped[str | None] = mapped_column(Text)
+    status_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     description: Mapped[str | None] = mapped_column(String(255))
     # ClearML's switch: while off the scheduler admits nothing in this cluster (queued jobs stay queued, running
     # ones keep running). The provisioned resource configuration is what it serves when on.
     resource_management_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped by every provision and every change of quotas, profiles or pools: the scheduler's cue to reload.
     config_version: Mapped[int] = mapped_column(Integer, default=1)
+    # The engine's settings (inventory/engine_settings.py): plain values here; its secrets (a slurmrestd token, a
+    # Ray address with credentials) only sealed, in engine_secrets (Fernet, key derived from the server's secret).
+    engine_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    engine_secrets: Mapped[str | None] = mapped_column(Text)
+    # Bumped by every change of backend or engine settings: the scheduler's cue to build the engine again.
+    engine_revision: Mapped[int] = mapped_column(Integer, default=1)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 02:04:58.461602
+Create Date: 2026-12-05 18:25:31.476770
 """
 
 import sqlalchemy as sa
@@ -100,9 +100,14 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('backend', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('status_error', sa.Text(), nullable=True),
+    sa.Column('status_since', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('description', sa.String(length=255), nullable=True),
     sa.Column('resource_management_enabled', sa.Boolean(), nullable=False),
     sa.Column('config_version', sa.Integer(), nullable=False),
+    sa.Column('engine_settings', sa.JSON(), nullable=True),
+    sa.Column('engine_secrets', sa.Text(), nullable=True),
+    sa.Column('engine_revision', sa.Integer(), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_clusters_created_by_id_users'), ondelete='SET NULL'),
