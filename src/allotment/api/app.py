@@ -55,7 +55,9 @@ def _system_router(registry: CollectorRegistry) -> APIRouter:
     async def healthz() -> dict:
         return {"status": "ok", "version": __version__}
 
-    @router.get("/readyz", dependencies=[require(PUBLIC)])
+    @router.get("/readyz", dependencies=[require(PUBLIC)], responses={503: {
+        "description": "The database is unreachable",
+        "content": {problems.PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}})
     def readyz(state: State) -> Response:
         try:
             with state.engine.connect() as conn:
@@ -65,7 +67,9 @@ def _system_router(registry: CollectorRegistry) -> APIRouter:
             return problems.problem(503, "Service unavailable", "the database is unreachable", "not_ready")
         return Response('{"status":"ready"}', media_type="application/json")
 
-    @router.get("/metrics", dependencies=[require(PUBLIC)])
+    # Prometheus' text format, declared as such so the published contract names what is sent.
+    @router.get("/metrics", dependencies=[require(PUBLIC)], response_class=Response,
+                responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

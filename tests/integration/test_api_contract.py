@@ -1,0 +1,95 @@
+"""The API keeps its published contract: Schemathesis drives every operation of /api/openapi.json in process.
+
+Each operation runs twice, as the bootstrap admin and as an ordinary user, on a fresh SQLite database of its own, with
+every Schemathesis check (no 5xx, only declared status codes and media types, responses matching their schemas, valid
+data accepted and invalid data refused, 405 with `Allow`, authentication not ignored, ...). Examples are bounded and
+derandomised, so a run is repeatable and the module fits in `make test`: CONTRACT_EXAMPLES raises the budget for a
+deeper local run, CONTRACT_SEED changes the seed.
+
+A fresh database per (operation, role) is what keeps destructive operations honest without excluding them: an
+operation that logs the caller out, changes its password or deletes what it finds can only spoil its own examples
+(later ones then see 401 or 404, which the contract declares too), never another operation's.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from user_helpers import PASSWORD, login, make_user
+
+from allotment.api.app import create_app
+from allotment.settings import Settings
+from conftest import ADMIN_PASSWORD, make_settings
+
+EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "10"))
+SEED = int(os.environ.get("CONTRACT_SEED", "20240607"))
+
+
+# Every check, on its defaults, but for one addition: a request refused with 413 by the body-size limit (before
+# its body is read, so before it could be validated) counts as rejected when it was schema-violating.
+CHECKS = {"negative_data_rejection": {"expected-statuses": [
+    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]}}
+
+
+class WithoutLifespan:
+    """Hands requests to the app, counting them, but declines the ASGI lifespan: the fixture has already started the
+    app's database, and Schemathesis would otherwise keep every app it saw alive until the process exits."""
+
+    def __init__(self, app):
+        self.app = app
+        self.requests = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("lifespan is run by the test fixture")  # refused before any message: unsupported
+        self.requests += 1
+        await self.app(scope, receive, send)
+
+
+def _load_schema():
+    """The OpenAPI document as the server serves it at /api/openapi.json; building it needs no database, so this app
+    is never started. Loading through ASGI also makes Schemathesis's own probes (unauthenticated replays of a request,
+    for the ignored_auth check) go in process, to the app each test passes."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app(Settings(data_dir=Path(data_dir), secret_key="contract-schema-only"), start_background=False)
+        return schemathesis.openapi.from_asgi("/api/openapi.json", WithoutLifespan(app),
+                                              config=schemathesis.Config.from_dict({"seed": SEED, "checks": CHECKS}))
+
+
+schema = _load_schema()
+
+
+# The ignored_auth check replays successful requests with a missing and an invalid token, all from one client
+# address, a few hundred times per operation. Per-source throttling of failed credentials would answer 429 and fail
+# that check; it has tests of its own (test_login_abuse.py), so here its budget is set beyond what a run sends.
+UNTHROTTLED = {"credential_failures_burst": 1_000_000, "credential_failures_per_minute": 1_000_000.0}
+
+
+@pytest.fixture(params=["admin", "user"])
+def signed_in(request, tmp_path):
+    """(app, headers): a fresh app and database with the admin and an ordinary user, signed in as `request.param`."""
+    app = create_app(make_settings(tmp_path, **UNTHROTTLED), start_background=False)
+    with TestClient(app) as client:
+        admin = login(client, "admin", ADMIN_PASSWORD)
+        if request.param == "admin":
+            headers = admin
+        else:
+            make_user(client, admin, "contract-user")
+            headers = login(client, "contract-user", PASSWORD)
+    counted = WithoutLifespan(app)
+    yield counted, headers
+    request.node.user_properties.append(("requests", counted.requests))  # in --junitxml reports
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_operation_keeps_its_contract(case, signed_in):
+    app, headers = signed_in
+    case.call_and_validate(app=app, headers=headers)
