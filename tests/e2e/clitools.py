@@ -84,10 +84,18 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(timeout=15)
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen, Server]:
-    """A real server process: SQLite under root/var, bootstrap admin from ALLOT_BOOTSTRAP_ADMIN_*."""
+def kill_server(proc: subprocess.Popen) -> None:
+    """SIGKILL, as a crash would: nothing of the server's shutdown runs (its job processes live on)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=15)
+
+
+def start_server(root: Path, port: int | None = None, **settings: str) -> tuple[subprocess.Popen, Server]:
+    """A real server process: SQLite under root/var, bootstrap admin from ALLOT_BOOTSTRAP_ADMIN_*. Starting again
+    on the same root and port restarts it on the same data; `settings` adds ALLOT_* variables (name without it)."""
     data_dir = root / "var"
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / "server.log"
     env = _clean_env(
@@ -97,8 +105,9 @@ def start_server(root: Path) -> tuple[subprocess.Popen, Server]:
         ALLOT_BOOTSTRAP_ADMIN_USERNAME=ADMIN_USERNAME,
         ALLOT_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
         ALLOT_LOG_LEVEL="warning",
+        **{f"ALLOT_{name.upper()}": value for name, value in settings.items()},
     )
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         # cwd=root: no allot.toml from the developer's checkout may change the server under test.
         proc = subprocess.Popen([allot_executable(), "server"], cwd=root, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)

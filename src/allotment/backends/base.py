@@ -53,6 +53,7 @@ class JobEvent:
     at: float
     exit_code: int | None = None
     message: str | None = None
+    handle: str | None = None  # with 'started': the engine's handle when it is known only now (the local pgid)
 
 
 class Backend(Protocol):

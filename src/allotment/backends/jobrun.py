@@ -40,12 +40,11 @@ STOPPED = "stopped"
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Atomically: a reader sees the whole file or none (write a temporary file, fsync, rename)."""
+    """Atomically: a reader sees the whole file or none (write a temporary file, rename). No fsync: this guards
+    against the server's crash, which leaves the page cache intact; a crash of the host ends the jobs too."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -116,11 +115,20 @@ class Wrapper:
         self.dir = run_dir
         self.child: subprocess.Popen | None = None
         self.stop_reason: str | None = None
+        self.terminating = False  # SIGTERM sent to the command's group; the next SIGALRM sends SIGKILL
 
     def _on_signal(self, signum: int, _frame) -> None:
+        """SIGTERM/INT/HUP (the engine's stop) and SIGALRM (the deadline, then the end of the grace period)."""
+        if self.terminating:
+            if signum == signal.SIGALRM:
+                self._signal_group(signal.SIGKILL)
+            return
         if self.stop_reason is None:
-            self.stop_reason = STOPPED
-        self._signal_group(signal.SIGTERM)
+            self.stop_reason = TIME_LIMIT if signum == signal.SIGALRM else STOPPED
+        if self.child is not None:
+            self.terminating = True
+            self._signal_group(signal.SIGTERM)
+            signal.setitimer(signal.ITIMER_REAL, GRACE_S)
 
     def _signal_group(self, sig: int) -> None:
         if self.child is not None:
@@ -146,7 +154,7 @@ class Wrapper:
             print(f"allot: no launch record in {self.dir}", file=sys.stderr)
             return 2
         # Handlers (not SIG_IGN), so the command starts with the default dispositions.
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
             signal.signal(sig, self._on_signal)
         lock = self._take_lock()  # kept open (and locked) until this process exits
         if lock is None or (self.dir / "started.json").exists():
@@ -157,32 +165,17 @@ class Wrapper:
             return 0
         self.child = subprocess.Popen(["/bin/sh", "-c", spec["command"]], start_new_session=True)
         write_json(self.dir / "pid.json", {"pid": self.child.pid, "ticks": start_ticks(self.child.pid)})
+        deadline = spec.get("deadline")
         if self.stop_reason is not None:  # the signal came while the command was being started
-            self._signal_group(signal.SIGTERM)
-        code = self._wait(spec.get("deadline"))
+            self.stop_reason = None
+            self._on_signal(signal.SIGTERM, None)
+        elif deadline is not None:  # SIGALRM at the deadline: the time limit holds while no server runs
+            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.time(), 0.001))
+        code = self.child.wait()  # a blocking waitpid: signals run their handler and the wait goes on
+        signal.setitimer(signal.ITIMER_REAL, 0)
         self._signal_group(signal.SIGKILL)  # what the command left behind in its group ends with it
         write_json(self.dir / "exit.json", {"code": code, "at": time.time(), "reason": self.stop_reason})
         return 0
-
-    def _wait(self, deadline: float | None) -> int:
-        assert self.child is not None
-        term_at: float | None = None
-        while True:
-            now = time.time()
-            if self.stop_reason is None and deadline is not None and now >= deadline:
-                self.stop_reason = TIME_LIMIT
-                self._signal_group(signal.SIGTERM)
-            if self.stop_reason is not None and term_at is None:
-                term_at = now
-            if term_at is not None and now - term_at >= GRACE_S:
-                self._signal_group(signal.SIGKILL)
-            wait = 1.0 if deadline is None else min(max(deadline - now, 0.01), 1.0)
-            if term_at is not None:
-                wait = min(wait, 0.1)
-            try:
-                return self.child.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobE
 log = logging.getLogger("allotment.backends.local")
 
 GRACE_S = jobrun.GRACE_S
+ANNOUNCE_WAIT_S = 2.0  # a wrapper slower than this to start its command: 'started' is reported anyway
 STOP_WAIT_S = GRACE_S + 3.0  # the wrapper escalates to SIGKILL after GRACE_S; past this the engine does it itself
 WRAPPER = Path(jobrun.__file__)
 
@@ -125,12 +126,21 @@ class Run:
     def alive(self) -> bool:
         return self.wrapper_alive() or jobrun.group_alive(jobrun.read_json(self.dir / "pid.json"))
 
-    @property
-    def handle(self) -> str:
+    def signal_pid(self) -> int | None:
+        """The wrapper's pid (whoever started it): the process to ask to stop the run."""
         if self.wrapper_pid is None:
             started = jobrun.read_json(self.dir / "started.json") or {}
             self.wrapper_pid = started.get("wrapper_pid")
-        return str(self.wrapper_pid) if self.wrapper_pid else ""
+        return self.wrapper_pid
+
+    @property
+    def handle(self) -> str:
+        """The command's process group once it runs (what an operator kills), else the wrapper's pid."""
+        pgid = self.group()
+        if pgid is not None:
+            return str(pgid)
+        pid = self.signal_pid()
+        return str(pid) if pid else ""
 
 
 def ending(record: dict, stop: dict | None) -> tuple[str, int | None, str | None]:
@@ -156,6 +166,9 @@ class LocalBackend:
         self.node_name = node_name or os.uname().nodename
         self._runs: dict[int, Run] = {}
         self._pending: list[JobEvent] = []
+        # Runs launched whose 'started' is not reported yet: it waits (briefly) for the command's process group,
+        # so that the job's handle is the group, not the wrapper.
+        self._unannounced: dict[int, tuple[float, Run]] = {}
         self._activity: dict[int, Activity] = {}
         self._reap: list[subprocess.Popen] = []  # wrappers still to be waited for (no zombies)
         self._sampled_at: float | None = None
@@ -178,7 +191,7 @@ class LocalBackend:
         run_dir = self.run_dir(launch.job_id, launch.admission)
         if (run_dir / "started.json").exists():  # launched again after a restart: this run exists, never start it twice
             found = self.reattach(launch, now)
-            self._pending.append(JobEvent(launch.job_id, "started", found.started_at or now))
+            self._pending.append(JobEvent(launch.job_id, "started", found.started_at or now, handle=found.handle))
             if found.state in (ENDED, LOST):
                 ok = found.exit_code == 0 and found.message is None and found.state == ENDED
                 self._pending.append(JobEvent(launch.job_id, "succeeded" if ok else "failed",
@@ -186,7 +199,7 @@ class LocalBackend:
             run = self._runs.get(launch.job_id)
             return run.handle if run is not None else ""
         run = self._start(launch, run_dir, now)
-        self._pending.append(JobEvent(launch.job_id, "started", now))
+        self._unannounced[launch.job_id] = (now, run)
         return run.handle
 
     def _start(self, launch: Launch, run_dir: Path, now: float) -> Run:
@@ -229,7 +242,7 @@ class LocalBackend:
         run = Run(launch.job_id, run_dir, spec.get("deadline"), tuple(int(d) for d in spec.get("devices") or ()))
         if run.alive():
             self._track(run, now)
-            log.info("job %s: adopted its run (wrapper %s, process group %s)", launch.job_id, run.handle or "gone",
+            log.info("job %s: adopted its run (wrapper %s, process group %s)", launch.job_id, run.signal_pid(),
                      run.group())
             return Reattached(RUNS, started_at=started_at or spec.get("launched_at"), handle=run.handle or None)
         ended = self._ended(run_dir, started_at)  # it may have ended while we looked
@@ -286,15 +299,20 @@ class LocalBackend:
         time, or the wrapper is gone, kill the command's group and the wrapper here."""
         if reason is not None:
             jobrun.write_json(run.dir / "stop.json", {"reason": reason})
-        pid = int(run.handle) if run.handle else None
+        pid = run.signal_pid()
         if run.wrapper_alive() and pid is not None:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            if run.wrapper is not None:
+                try:
+                    run.wrapper.wait(STOP_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    pass
             deadline = time.monotonic() + STOP_WAIT_S
             while run.wrapper_alive() and time.monotonic() < deadline:
-                time.sleep(0.02)
+                time.sleep(0.01)
         elif jobrun.group_alive(jobrun.read_json(run.dir / "pid.json")):
             self._kill_group(run.group(), signal.SIGTERM)
             deadline = time.monotonic() + GRACE_S
@@ -341,6 +359,11 @@ class LocalBackend:
     def poll(self, now: float) -> list[JobEvent]:
         events, self._pending = self._pending, []
         self._reap = [w for w in self._reap if w.poll() is None]
+        for job_id, (at, run) in list(self._unannounced.items()):
+            if (run.group() is not None or self._runs.get(job_id) is not run or now - at >= ANNOUNCE_WAIT_S
+                    or not run.alive() or (run.dir / "exit.json").exists()):
+                del self._unannounced[job_id]
+                events.append(JobEvent(job_id, "started", at, handle=run.handle or None))
         for job_id, run in list(self._runs.items()):
             event = self._check(run, now)
             if event is None and run.deadline is not None and now >= run.deadline + STOP_WAIT_S + 1.0:
@@ -398,7 +421,9 @@ class LocalBackend:
             activity.cpu_s = cpu[pgid]
 
     def next_event_at(self) -> float | None:
-        return 0.0 if self._pending else None
+        if self._pending:
+            return 0.0
+        return time.time() + 0.02 if self._unannounced else None
 
     def close(self) -> None:
         """Stop every run (the server shuts down or the cluster is gone); the record says why, for a later restart."""

@@ -175,9 +175,9 @@ class Scheduler:
             if self.runtimes.pop(cid, None) is not None and self.backends.get(cid) is not None:
                 self._fresh_engines.add(cid)
         self._reconcile.clear()
-        self._dispatch(actions, now)
-        for u in usage:
+        for u in usage:  # committed: metered before the engines are told (a stop may wait for a grace period)
             self.meter.record(u)
+        self._dispatch(actions, now)
         limit = self.config.max_admissions_per_cycle
         self._more = limit is not None and report.admitted >= limit
         report.seconds = time.perf_counter() - began

@@ -191,6 +191,8 @@ class ClusterRuntime:
             return  # cancelled or preempted meanwhile
         if ev.kind == "started":
             started[ev.job_id] = ev.at
+            if ev.handle:
+                info.handle = ev.handle
             return
         if ev.kind not in (SUCCEEDED, FAILED):
             return
