@@ -22,7 +22,8 @@ def test_clusters_list_follows_the_contract(client, admin_headers):
 
 
 def test_created_cluster_makes_its_creator_cluster_admin_and_has_a_default_pool(client, admin_headers):
-    r = client.post(f"{API}/clusters", headers=admin_headers, json={"name": "rack2", "backend": "slurm"})
+    r = client.post(f"{API}/clusters", headers=admin_headers, json={"name": "rack2", "backend": "slurm",
+                                                                "engine": {"log_dir": "/srv/slurm-jobs"}})
     assert r.status_code == 201, r.text
     assert [p["name"] for p in r.json()["pools"]] == ["default"]
     me = client.get(f"{API}/auth/whoami", headers=admin_headers).json()

@@ -18,6 +18,7 @@ from allotment.inventory.schemas import (
     ClusterCreate,
     ClusterList,
     ClusterOut,
+    ClusterUpdate,
     DeviceList,
     DeviceOut,
     NodeIn,
@@ -67,34 +68,69 @@ def _node_response(db, cluster_id: int, node: Node) -> NodeOut:
 
 # -- clusters -----------------------------------------------------------------------------------------------------
 
+def _sees_engine(principal: Principal, cluster_id: int) -> bool:
+    return principal.is_platform_admin or principal.cluster_roles.get(cluster_id) == "admin"
+
+
+def _cluster_out(db, principal: Principal, found) -> ClusterOut:
+    return ClusterOut(**service.cluster_summary(db, found, with_engine=_sees_engine(principal, found.id)))
+
+
 @router.get("/clusters", response_model=ClusterList)
 def list_clusters(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> ClusterList:
-    """Platform admins see every cluster; others the clusters they hold a role on."""
+    """Platform admins see every cluster; others the clusters they hold a role on. Engine settings show to platform
+    and cluster admins, secrets never."""
     ids = None if principal.is_platform_admin else set(principal.cluster_roles)
-    items = [ClusterOut(**service.cluster_summary(db, c)) for c in service.visible_clusters(db, ids)]
+    items = [_cluster_out(db, principal, c) for c in service.visible_clusters(db, ids)]
     return ClusterList(items=items, total=len(items))
 
 
 @router.post("/clusters", response_model=ClusterOut, status_code=201)
 def create_cluster(body: ClusterCreate, principal: Annotated[Principal, require(PLATFORM_ADMIN)], db: DB,
-                   request: Request) -> ClusterOut:
-    created = service.create_cluster_as_admin(db, body.name, body.backend, principal.id, body.description)
+                   state: State, request: Request) -> ClusterOut:
+    """Register a cluster and its engine; the creator becomes its cluster admin."""
+    created = service.create_cluster_as_admin(db, body.name, body.backend, principal.id, body.description,
+                                              body.engine, state.secret_key)
     audit.record(db, principal, "cluster.create", "cluster", created.name, created.id,
-                 changes={"after": {"backend": created.backend}}, source=client_address(request))
-    return ClusterOut(**service.cluster_summary(db, created))
+                 changes={"after": {"backend": created.backend, "engine_settings": sorted(body.engine.model_dump(
+                     exclude_none=True)) if body.engine else []}}, source=client_address(request))
+    state.scheduler_wakeup.set()
+    return ClusterOut(**service.cluster_summary(db, created, with_engine=True))
 
 
-@router.get("/clusters/{cluster}", response_model=ClusterOut, dependencies=[require(USER, scope=cluster_scope())])
-def get_cluster(cluster: str, db: DB) -> ClusterOut:
-    return ClusterOut(**service.cluster_summary(db, service.find_cluster(db, cluster)))
+@router.get("/clusters/{cluster}", response_model=ClusterOut)
+def get_cluster(cluster: str, principal: Annotated[Principal, require(USER, scope=cluster_scope())],
+                db: DB) -> ClusterOut:
+    return _cluster_out(db, principal, service.find_cluster(db, cluster))
+
+
+@router.patch("/clusters/{cluster}", response_model=ClusterOut)
+def update_cluster(cluster: str, body: ClusterUpdate, principal: Annotated[Principal, require(PLATFORM_ADMIN)],
+                   db: DB, state: State, request: Request) -> ClusterOut:
+    """Change the description, the backend or engine settings (platform admins only: an engine's settings decide
+    what the server runs and where it reads). Settings left out are kept; null resets one (a secret: clears it)."""
+    found = service.find_cluster(db, cluster)
+    change = service.update_cluster(db, found, state.secret_key, backend=body.backend, description=body.description,
+                                    description_set="description" in body.model_fields_set, engine=body.engine)
+    if change.any:
+        changes = audit.diff(change.before, change.after) or {}
+        if change.engine_changed:  # names of the settings, never their values
+            changes["engine_settings_changed"] = change.engine_changed
+        audit.record(db, principal, "cluster.update", "cluster", found.name, found.id, changes=changes,
+                     source=client_address(request))
+        state.scheduler_wakeup.set()
+    return ClusterOut(**service.cluster_summary(db, found, with_engine=True))
 
 
 @router.delete("/clusters/{cluster}", status_code=204)
 def delete_cluster(cluster: str, principal: Annotated[Principal, require(ADMIN, scope=cluster_scope())], db: DB,
-                   request: Request) -> Response:
+                   state: State, request: Request) -> Response:
+    """Remove a cluster with its pools, nodes and role grants; refused (409) while it has active jobs."""
     found = service.find_cluster(db, cluster)
     service.delete_cluster(db, found)
-    audit.record(db, principal, "cluster.delete", "cluster", found.name, found.id, source=client_address(request))
+    audit.record(db, principal, "cluster.delete", "cluster", found.name, found.id,
+                 changes={"before": {"backend": found.backend}}, source=client_address(request))
+    state.scheduler_wakeup.set()
     return Response(status_code=204)
 
 

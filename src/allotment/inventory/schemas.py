@@ -6,13 +6,14 @@ Quantities travel as text that core/quantity.py reads and writes: "4", "0.5", "1
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, Strict
 
 from allotment.api.fields import Amount, Description, Int, Name, Ref, Refs, SchemaRules, Text
 from allotment.core import limits
 from allotment.core.quantity import format_raw
+from allotment.inventory.engine_settings import EngineIn
 from allotment.inventory.models import Device, Node
 
 
@@ -29,9 +30,13 @@ class PoolSummary(BaseModel):
 class ClusterOut(BaseModel):
     name: str
     backend: str
-    status: str
+    status: str = Field(description="ready, degraded or unreachable: what the cluster's engine last said")
+    status_error: str | None = Field(None, description="the engine's own error while degraded or unreachable")
+    status_since: datetime | None = Field(None, description="when the status last changed")
     description: str | None = None
     resource_management_enabled: bool
+    engine: dict[str, Any] | None = Field(None, description=(
+        "the engine's settings, to platform and cluster admins; each secret shows only as {\"set\": true|false}"))
     pools: list[PoolSummary]
 
 
@@ -42,8 +47,18 @@ class ClusterList(BaseModel):
 
 class ClusterCreate(BaseModel):
     name: Name("cluster")
-    backend: Text(32) = "local"
+    backend: Text(32) = Field("local", description="local, simulated, slurm or ray")
     description: Description | None = None
+    engine: EngineIn | None = Field(None, description="the engine's settings (which ones depends on the backend)")
+
+
+class ClusterUpdate(BaseModel):
+    """Only what is given changes. In `engine`, a setting left out is kept and null resets it (a secret: clears it);
+    a new backend starts from empty engine settings."""
+
+    backend: Text(32) | None = None
+    description: Description | None = None
+    engine: EngineIn | None = None
 
 
 DeviceRef = Ref | Int(1, limits.MAX_ID)

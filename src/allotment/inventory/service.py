@@ -1,21 +1,37 @@
-"""Clusters: lookup, creation, deletion, the summary GET /clusters returns, and the pool capacity the scheduler reads."""
+"""Clusters: lookup, creation with engine settings, changes, removal, the engine's status, the summary GET /clusters
+returns, and the pool capacity the scheduler reads."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.core.names import as_id, confusable_with
 from allotment.core.quantity import format_raw
-from allotment.errors import Conflict, FieldError, NotFound, invalid
-from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Device, Node, Pool
+from allotment.db import utcnow
+from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from allotment.inventory import engine_settings
+from allotment.inventory.engine_settings import EngineIn
+from allotment.inventory.models import (
+    CLUSTER_READY,
+    CLUSTER_STATUSES,
+    HEALTHY,
+    NODE_READY,
+    Cluster,
+    Device,
+    Node,
+    Pool,
+)
 
 DEFAULT_POOL = "default"
 BACKENDS = ("local", "simulated", "slurm", "ray")
 MAX_NAME = 64
+MAX_STATUS_ERROR = 2000  # an engine's error as shown with the cluster's status
 
 
 def find_cluster(session: Session, ref: str | int) -> Cluster:
@@ -63,27 +79,131 @@ def create_cluster(session: Session, name: str, backend: str = "local", created_
 
 
 def create_cluster_as_admin(session: Session, name: str, backend: str, creator_id: int,
-                            description: str | None = None) -> Cluster:
-    """Create a cluster; its creator becomes its cluster admin."""
-    from allotment.identity.models import ClusterRoleGrant  # identity imports inventory models
+                            description: str | None = None, engine: dict[str, Any] | EngineIn | None = None,
+                            secret_key: str = "") -> Cluster:
+    """Create a cluster with its engine settings; its creator becomes its cluster admin (Neu.ro)."""
+    from allotment.identity import cluster_roles  # identity imports inventory's models
+    from allotment.identity import service as identity
 
+    changes = engine_settings.parse(engine)
     cluster = create_cluster(session, name, backend, creator_id, description)
-    session.add(ClusterRoleGrant(cluster_id=cluster.id, user_id=creator_id, role="admin"))
+    plain, secrets, _ = engine_settings.merge(cluster.backend, {}, {}, changes)
+    engine_settings.store(cluster, secret_key, plain, secrets)
+    cluster.status_since = utcnow()
     session.flush()
+    cluster_roles.make_creator_admin(session, cluster, identity.find_user(session, creator_id))
     mark_identity_changed(session)
     return cluster
 
 
-def delete_cluster(session: Session, cluster: Cluster) -> None:
+@dataclass
+class ClusterChange:
+    """What an update changed, for the audit log: names of settings, never their values."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    engine_changed: list[str]
+
+    @property
+    def any(self) -> bool:
+        return self.before != self.after or bool(self.engine_changed)
+
+
+def update_cluster(session: Session, cluster: Cluster, secret_key: str, *, backend: str | None = None,
+                   description: str | None = None, description_set: bool = False,
+                   engine: dict[str, Any] | EngineIn | None = None) -> ClusterChange:
+    """Change a cluster's description, backend or engine settings. A setting left out is kept, null resets it; a
+    new backend starts from empty settings and is refused while the old engine has active jobs."""
+    changes = engine_settings.parse(engine)
+    before = {"backend": cluster.backend, "description": cluster.description}
+    new_backend = cluster.backend
+    if backend is not None and backend != cluster.backend:
+        if backend not in BACKENDS:
+            raise invalid("backend", f"must be one of {', '.join(BACKENDS)}")
+        active = active_jobs(session, cluster.id)
+        if active:
+            raise Conflict(f"cluster {cluster.name} has {_jobs_text(active)}: its {cluster.backend} engine runs "
+                           f"them, so its backend cannot change until they end or are cancelled",
+                           [FieldError("backend", "cannot change while the cluster has active jobs")])
+        new_backend = backend
+    if new_backend != cluster.backend:
+        plain, secrets = {}, {}
+    else:
+        plain = engine_settings.plain_settings(cluster)
+        secrets = _current_secrets(cluster, secret_key, changes)
+    plain, secrets, changed = engine_settings.merge(new_backend, plain, secrets, changes)
+    if new_backend != cluster.backend:
+        changed = sorted(set(changed) | set(engine_settings.plain_settings(cluster)) | set(
+            (cluster.engine_settings or {}).get("_set", ())))
+    cluster.backend = new_backend
+    if description_set:
+        cluster.description = description
+    if changed or new_backend != before["backend"]:
+        engine_settings.store(cluster, secret_key, plain, secrets)
+        cluster.engine_revision = (cluster.engine_revision or 0) + 1  # the scheduler builds the engine again
+    session.flush()
+    return ClusterChange(before, {"backend": cluster.backend, "description": cluster.description}, changed)
+
+
+def _current_secrets(cluster: Cluster, secret_key: str, changes: dict[str, Any]) -> dict[str, str]:
+    """The stored secrets; when they cannot be opened (the server's key changed), an update that sets or clears
+    each of them again still goes through."""
+    try:
+        return engine_settings.stored_secrets(cluster, secret_key)
+    except engine_settings.SecretsUnreadable as exc:
+        stored = (cluster.engine_settings or {}).get("_set", ())
+        missing = [name for name in stored if name not in changes]
+        if missing:
+            raise ValidationFailed(str(exc), [FieldError(f"engine.{n}", "cannot be opened with this server's key: "
+                                                         "set it again (or reset it with null)") for n in missing])
+        return {}
+
+
+def active_jobs(session: Session, cluster_id: int) -> list[tuple[int, str]]:
+    """(id, state) of the cluster's queued, admitted, running and preempted jobs, oldest first."""
     from allotment.workloads.models import ACTIVE_STATES, Job
 
-    active = session.scalar(select(func.count()).select_from(Job)
-                            .where(Job.cluster_id == cluster.id, Job.state.in_(ACTIVE_STATES)))
+    return [(r[0], r[1]) for r in session.execute(select(Job.id, Job.state).where(
+        Job.cluster_id == cluster_id, Job.state.in_(ACTIVE_STATES)).order_by(Job.id)).all()]
+
+
+def _jobs_text(active: list[tuple[int, str]], shown: int = 20) -> str:
+    """'3 active jobs (2 queued, 1 running): 12, 15, 17'."""
+    by_state: dict[str, int] = {}
+    for _, state in active:
+        by_state[state] = by_state.get(state, 0) + 1
+    states = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
+    ids = ", ".join(str(job_id) for job_id, _ in active[:shown])
+    more = f" and {len(active) - shown} more" if len(active) > shown else ""
+    return f"{len(active)} active job{'s' if len(active) != 1 else ''} ({states}): {ids}{more}"
+
+
+def delete_cluster(session: Session, cluster: Cluster) -> None:
+    active = active_jobs(session, cluster.id)
     if active:
-        raise Conflict(f"cluster {cluster.name} has {active} queued or running jobs: cancel them first")
+        raise Conflict(f"cluster {cluster.name} has {_jobs_text(active)}; cancel them or wait until they end, then "
+                       f"remove it")
     session.delete(cluster)
     session.flush()
     mark_identity_changed(session)  # its role grants go with it
+
+
+def report_engine_status(session: Session, cluster_id: int, status: str, error: str | None = None,
+                         at: datetime | None = None) -> bool:
+    """Record what a cluster's engine says about itself (the scheduler loop calls this): `ready`, `degraded` or
+    `unreachable`, with the engine's own error. The row changes only when the status or the error does, so that
+    `status_since` says since when; returns whether it changed. Credentials in URLs are cut out of the error."""
+    if status not in CLUSTER_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(CLUSTER_STATUSES)}")
+    error = engine_settings.redact_credentials(error.strip())[:MAX_STATUS_ERROR] if error and error.strip() else None
+    if status == CLUSTER_READY:
+        error = None
+    row = session.execute(select(Cluster.status, Cluster.status_error).where(Cluster.id == cluster_id)).first()
+    if row is None or (row.status, row.status_error) == (status, error):
+        return False
+    session.execute(update(Cluster).where(Cluster.id == cluster_id).values(
+        status=status, status_error=error, status_since=at or utcnow()))
+    return True
 
 
 def default_pool(session: Session, cluster_id: int) -> Pool:
@@ -155,13 +275,17 @@ def pool_summary(cap: PoolCapacity) -> dict:
     }
 
 
-def cluster_summary(session: Session, cluster: Cluster) -> dict:
+def cluster_summary(session: Session, cluster: Cluster, with_engine: bool = False) -> dict:
+    """What GET /clusters shows; the engine settings (secrets as {"set": bool}) only `with_engine`."""
     return {
         "name": cluster.name,
         "backend": cluster.backend,
         "status": cluster.status,
+        "status_error": cluster.status_error,
+        "status_since": cluster.status_since,
         "description": cluster.description,
         "resource_management_enabled": cluster.resource_management_enabled,
+        "engine": engine_settings.public_settings(cluster) if with_engine else None,
         "pools": [pool_summary(c) for c in pool_capacities(session, cluster.id)],
     }
 
