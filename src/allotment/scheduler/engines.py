@@ -1,38 +1,97 @@
 """The execution engine of each cluster, its inventory report, and what a launch carries.
 
 cluster.backend "local" runs commands on this host (logs under data_dir/jobs); "simulated" runs nothing and ends each
-job after its declared duration (labels.runtime_ms, else its time limit), with virtual nodes from the file named by
-ALLOT_SIMULATED_NODES or nodes registered through the API. Other engines (slurm, ray) are not available in this
-server: their clusters' jobs wait with a reason saying so.
+job after its declared duration (labels.runtime_ms, else its time limit), with virtual nodes from the cluster's
+nodes_file setting, else the file named by ALLOT_SIMULATED_NODES, or nodes registered through the API; "slurm" is
+backends/slurm.py's engine built from the cluster's stored settings (inventory/engine_settings.py). Other engines
+(ray) are not available in this server: their clusters' jobs wait with a reason saying so.
 """
 
 from __future__ import annotations
 
 import logging
 import shlex
+from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from allotment.backends.base import Backend, Launch, NodeInfo
 from allotment.backends.local import LocalBackend
 from allotment.backends.simulated import SimulatedBackend
+from allotment.backends.slurm import SlurmBackend, SlurmConfig
+from allotment.inventory.engine_settings import EngineConfig, engine_config, redact_credentials
+from allotment.inventory.models import CLUSTER_READY, CLUSTER_UNREACHABLE
 from allotment.inventory.nodes import DeviceReport, NodeReport, register_node
+from allotment.inventory.service import report_engine_status
 from allotment.scheduler.load import JobInfo
 from allotment.settings import Settings
 
 log = logging.getLogger("allotment.scheduler")
 
-AVAILABLE = ("local", "simulated")
+AVAILABLE = ("local", "simulated", "slurm")
 
 
-def make_backend(settings: Settings, kind: str) -> Backend | None:
+def make_backend(settings: Settings, kind: str, engine: EngineConfig | None = None) -> Backend | None:
+    """The engine of a cluster of backend `kind`, from its stored settings (`engine`, secrets opened); None when
+    this server has no such engine (a slurm cluster needs its settings). Raises when the settings cannot be used."""
     if kind == "local":
         return LocalBackend(settings.data_dir / "jobs")
     if kind == "simulated":
-        if settings.simulated_nodes is not None:
-            return SimulatedBackend.from_file(settings.simulated_nodes)
-        return SimulatedBackend()
+        nodes = (engine.get("nodes_file") if engine is not None else None) or settings.simulated_nodes
+        return SimulatedBackend.from_file(nodes) if nodes is not None else SimulatedBackend()
+    if kind == "slurm" and engine is not None:
+        return SlurmBackend(slurm_config(engine))
     return None
+
+
+def slurm_config(engine: EngineConfig) -> SlurmConfig:
+    optional_path = {name: Path(engine.get(name)) for name in ("state_dir", "work_dir") if engine.get(name)}
+    return SlurmConfig(log_dir=Path(engine.get("log_dir")), rest_url=engine.get("rest_url"),
+                       rest_user=engine.get("rest_user"), token=engine.get("token"),
+                       slurm_conf=engine.get("slurm_conf"), bin_dir=engine.get("bin_dir", "/usr/bin"),
+                       partitions=dict(engine.get("partitions", {})),
+                       default_partition=engine.get("default_partition"),
+                       name_prefix=engine.get("name_prefix", "allot"), **optional_path)
+
+
+def cluster_backend(session: Session, settings: Settings, secret_key: str, cluster_id: int,
+                    kind: str) -> Backend | None:
+    """make_backend for one cluster, from its stored settings, reporting the cluster's status: `unreachable` with
+    the reason when its engine cannot be built or this server has none, else what the engine says of itself."""
+    engine = None
+    try:
+        engine = engine_config(session, cluster_id, secret_key)
+        backend = make_backend(settings, kind, engine)
+    except Exception as exc:  # noqa: BLE001 - bad settings must not stop the loop: the cluster shows why
+        # The first line only: a parser's message may quote the file it read after it.
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = engine.redact(reason) if engine is not None else redact_credentials(reason)
+        log.warning("scheduler: cluster %s: its %s engine could not be started: %s", cluster_id, kind, reason)
+        report_engine_status(session, cluster_id, CLUSTER_UNREACHABLE,
+                             f"the {kind} engine could not be started from its settings: {reason}")
+        return None
+    if backend is None:
+        report_engine_status(session, cluster_id, CLUSTER_UNREACHABLE,
+                             f"the {kind} engine is not available in this server")
+    else:
+        report_engine_health(session, cluster_id, backend)
+    return backend
+
+
+def engine_health(backend: Backend) -> tuple[str, str | None, datetime | None]:
+    """(status, the engine's error, since when) as the engine tells it: an engine that records an outage
+    (`outage` = (since, error), as the Slurm engine does) is unreachable; otherwise it is ready."""
+    outage = getattr(backend, "outage", None)
+    if outage:
+        return CLUSTER_UNREACHABLE, str(outage[1]), datetime.fromtimestamp(outage[0], UTC)
+    return CLUSTER_READY, None, None
+
+
+def report_engine_health(session: Session, cluster_id: int, backend: Backend) -> bool:
+    """Record the engine's health on its cluster (changes the row only when it changed); call after each poll."""
+    status, error, since = engine_health(backend)
+    return report_engine_status(session, cluster_id, status, error, since)
 
 
 def report_of(node: NodeInfo) -> NodeReport:
