@@ -264,12 +264,15 @@ def _check_ray(values: dict[str, Any], problem) -> None:
 
 # -- storing and showing ----------------------------------------------------------------------------------------------
 
-def store(cluster: Cluster, secret_key: str, plain: dict[str, Any], secrets: dict[str, str]) -> None:
+def store(cluster: Cluster, secret_key: str, plain: dict[str, Any], secrets: dict[str, str],
+          reseal: bool = True) -> None:
+    """Keep the settings on the cluster; the sealed text is rewritten only when the secrets changed (`reseal`)."""
     document = dict(plain)
     if secrets:
         document["_set"] = sorted(secrets)  # which secrets are set, never their values
     cluster.engine_settings = document or None
-    cluster.engine_secrets = seal(secret_key, secrets)
+    if reseal:
+        cluster.engine_secrets = seal(secret_key, secrets)
 
 
 def stored_secrets(cluster: Cluster, secret_key: str) -> dict[str, str]:

@@ -139,7 +139,8 @@ def update_cluster(session: Session, cluster: Cluster, secret_key: str, *, backe
     if description_set:
         cluster.description = description
     if changed or new_backend != before["backend"]:
-        engine_settings.store(cluster, secret_key, plain, secrets)
+        reseal = new_backend != before["backend"] or any(n in engine_settings.SECRETS for n in changed)
+        engine_settings.store(cluster, secret_key, plain, secrets, reseal)
         cluster.engine_revision = (cluster.engine_revision or 0) + 1  # the scheduler builds the engine again
     session.flush()
     return ClusterChange(before, {"backend": cluster.backend, "description": cluster.description}, changed)
