@@ -1,17 +1,22 @@
-"""`allot admin get-clusters` and who may use a cluster with which role (Neu.ro's cluster user commands)."""
+"""`allot admin get-clusters`, `add-cluster`, `update-cluster`, `remove-cluster` (a cluster and its engine settings)
+and who may use a cluster with which role (Neu.ro's cluster user commands)."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from allotment.cli.client import Client, segment
-from allotment.cli.output import console, emit_json, human_bytes, table, yes_no
+from allotment.cli.inputs import confirm, read_stdin_secret
+from allotment.cli.output import console, emit_json, human_bytes, table, when, yes_no
 
 ROLE_HELP = "user, manager or admin (DKube aliases: data-scientist = user, operator = admin)"
+BACKEND_HELP = "local, slurm, ray or simulated"
+SHOWN_APART = {"name", "status", "status_error", "status_since", "backend", "pools", "id", "engine"}
 
 
 def count(value: Any) -> str:
@@ -45,13 +50,35 @@ def pool_table(pools: list[dict[str, Any]]) -> Table:
     return t
 
 
+def status_text(cluster: dict[str, Any]) -> str:
+    """'unreachable since 2026-01-02 03:04: <the engine's error>'; a ready cluster just 'ready'."""
+    text = str(cluster.get("status") or "")
+    if cluster.get("status_since") and text != "ready":
+        text += f" since {when(cluster['status_since'])}"
+    if cluster.get("status_error"):
+        text += f": {cluster['status_error']}"
+    return text
+
+
+def setting_text(value: Any) -> str:
+    """An engine setting as shown: a secret as set / not set (its value never comes back), maps as k=v."""
+    if isinstance(value, dict) and set(value) == {"set"}:
+        return "set (write-only)" if value["set"] else "not set"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
 def print_cluster(cluster: dict[str, Any]) -> None:
-    """In the spirit of `neuro admin get-clusters`: the name, its facts, then its pools as a table."""
+    """In the spirit of `neuro admin get-clusters`: the name, its facts, its engine settings, then its pools."""
     console.print(f"[bold]{escape(cluster.get('name', ''))}[/bold]")
-    facts = [("Status", cluster.get("status")), ("Backend", cluster.get("backend"))]
+    facts = [("Status", status_text(cluster)), ("Backend", cluster.get("backend"))]
     facts += [(k.replace("_", " ").capitalize(), yes_no(v) if isinstance(v, bool) else v) for k, v in cluster.items()
-              if k not in {"name", "status", "backend", "pools", "id"} and v is not None
-              and not isinstance(v, (dict, list))]
+              if k not in SHOWN_APART and v is not None and not isinstance(v, (dict, list))]
+    engine = cluster.get("engine") or {}
+    facts += [(f"  {k}", setting_text(v)) for k, v in engine.items()]
+    if engine:
+        facts.insert(2, ("Engine", ""))
     width = max(len(k) for k, _ in facts)
     for key, value in facts:
         console.print(f"{key.ljust(width)}  {escape('' if value is None else str(value))}", highlight=False)
@@ -68,7 +95,139 @@ def role_of(answer: Any, asked: str) -> str:
     return answer.get("role", asked) if isinstance(answer, dict) else asked
 
 
+def pairs(values: list[str] | None, option: str) -> dict[str, str] | None:
+    """POOL=NAME options as a map (None when none were given)."""
+    if not values:
+        return None
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise typer.BadParameter(f"{option} takes POOL=NAME, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def engine_body(options: dict[str, Any], token_stdin: bool, address: str | None, address_stdin: bool,
+                partitions: list[str] | None, resources: list[str] | None, clear: list[str] | None = None
+                ) -> dict[str, Any]:
+    """The `engine` object of a request from the options given; secrets come from stdin, never the command line."""
+    body = {k: v for k, v in options.items() if v is not None}
+    if token_stdin and address_stdin:
+        raise typer.BadParameter("one secret on stdin at a time: --token-stdin (slurm) or --address-stdin (ray)")
+    if token_stdin:
+        body["token"] = read_stdin_secret("token")
+    if address is not None:
+        parts = urlsplit(address)
+        if parts.username or parts.password:
+            raise typer.BadParameter("an address with credentials goes through --address-stdin, so that it stays "
+                                     "out of the shell's history and the process list")
+        body["address"] = address
+    if address_stdin:
+        body["address"] = read_stdin_secret("address")
+    for name, values, option in (("partitions", partitions, "--partition"), ("resources", resources, "--resource")):
+        mapped = pairs(values, option)
+        if mapped is not None:
+            body[name] = mapped
+    for name in clear or ():
+        if name in body:
+            raise typer.BadParameter(f"--clear {name} and a value for {name} together")
+        body[name] = None
+    return body
+
+
+def engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir, default_partition,
+                   name_prefix, nodes_file) -> dict[str, Any]:
+    return {"rest_url": rest_url, "rest_user": rest_user, "log_dir": log_dir, "slurm_conf": slurm_conf,
+            "bin_dir": bin_dir, "state_dir": state_dir, "work_dir": work_dir, "default_partition": default_partition,
+            "name_prefix": name_prefix, "nodes_file": nodes_file}
+
+
+# Engine options shared by add-cluster and update-cluster (typer reads them from each command's signature).
+REST_URL = typer.Option(None, "--rest-url", help="slurm: slurmrestd's URL; without it Slurm's commands are used")
+REST_USER = typer.Option(None, "--rest-user", help="slurm: the user name the token was issued for")
+TOKEN_STDIN = typer.Option(False, "--token-stdin", help="slurm: read slurmrestd's JWT from stdin")
+LOG_DIR = typer.Option(None, "--log-dir", help="slurm: where jobs write their output (shared with the nodes)")
+SLURM_CONF = typer.Option(None, "--slurm-conf", help="slurm without --rest-url: SLURM_CONF for the commands")
+BIN_DIR = typer.Option(None, "--bin-dir", help="slurm without --rest-url: where sbatch is (default /usr/bin)")
+STATE_DIR = typer.Option(None, "--state-dir", help="slurm: the engine's run records (default LOG_DIR/.allot-slurm)")
+WORK_DIR = typer.Option(None, "--work-dir", help="slurm: the jobs' working directory (default LOG_DIR)")
+PARTITION = typer.Option(None, "--partition", help="slurm: POOL=PARTITION, repeatable (replaces the whole map)")
+DEFAULT_PARTITION = typer.Option(None, "--default-partition", help="slurm: the partition of unmapped pools")
+NAME_PREFIX = typer.Option(None, "--name-prefix", help="slurm: prefix of Slurm job names, one per installation")
+ADDRESS = typer.Option(None, "--address", help="ray: the Ray Jobs API's address, without credentials")
+ADDRESS_STDIN = typer.Option(False, "--address-stdin", help="ray: read the address (with credentials) from stdin")
+RESOURCE = typer.Option(None, "--resource", help="ray: POOL=RESOURCE, repeatable (replaces the whole map)")
+NODES_FILE = typer.Option(None, "--nodes-file", help="simulated: a YAML or JSON file of virtual nodes")
+CLEAR = typer.Option(None, "--clear", help="reset an engine setting (a secret: clear it), e.g. --clear token")
+
+
 def register(admin: typer.Typer) -> None:
+    @admin.command("add-cluster")
+    def add_cluster(name: str = typer.Argument(...),
+                    backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+                    description: str = typer.Option(None, "--description"),
+                    rest_url: str = REST_URL, rest_user: str = REST_USER, token_stdin: bool = TOKEN_STDIN,
+                    log_dir: str = LOG_DIR, slurm_conf: str = SLURM_CONF, bin_dir: str = BIN_DIR,
+                    state_dir: str = STATE_DIR, work_dir: str = WORK_DIR, partition: list[str] = PARTITION,
+                    default_partition: str = DEFAULT_PARTITION, name_prefix: str = NAME_PREFIX,
+                    address: str = ADDRESS, address_stdin: bool = ADDRESS_STDIN, resource: list[str] = RESOURCE,
+                    nodes_file: str = NODES_FILE, json_: bool = typer.Option(False, "--json")) -> None:
+        """Register a cluster and its engine; you become its cluster admin. Secrets come from stdin."""
+        engine = engine_body(engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir,
+                                            default_partition, name_prefix, nodes_file),
+                             token_stdin, address, address_stdin, partition, resource)
+        body: dict[str, Any] = {"name": name, "backend": backend, "engine": engine}
+        if description is not None:
+            body["description"] = description
+        created = Client().post("clusters", json=body)
+        if json_:
+            emit_json(created)
+            return
+        console.print(f"Added cluster {created['name']} ({created['backend']}); you are its admin", highlight=False)
+        print_cluster(created)
+
+    @admin.command("update-cluster")
+    def update_cluster(name: str = typer.Argument(...),
+                       backend: str = typer.Option(None, "--backend",
+                                                   help=f"{BACKEND_HELP}; starts from empty engine settings"),
+                       description: str = typer.Option(None, "--description", help="'' removes it"),
+                       rest_url: str = REST_URL, rest_user: str = REST_USER, token_stdin: bool = TOKEN_STDIN,
+                       log_dir: str = LOG_DIR, slurm_conf: str = SLURM_CONF, bin_dir: str = BIN_DIR,
+                       state_dir: str = STATE_DIR, work_dir: str = WORK_DIR, partition: list[str] = PARTITION,
+                       default_partition: str = DEFAULT_PARTITION, name_prefix: str = NAME_PREFIX,
+                       address: str = ADDRESS, address_stdin: bool = ADDRESS_STDIN, resource: list[str] = RESOURCE,
+                       nodes_file: str = NODES_FILE, clear: list[str] = CLEAR,
+                       json_: bool = typer.Option(False, "--json")) -> None:
+        """Change a cluster's backend, description or engine settings; what is not given is kept."""
+        engine = engine_body(engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir,
+                                            default_partition, name_prefix, nodes_file),
+                             token_stdin, address, address_stdin, partition, resource, clear)
+        body: dict[str, Any] = {}
+        if backend is not None:
+            body["backend"] = backend
+        if description is not None:
+            body["description"] = description or None
+        if engine:
+            body["engine"] = engine
+        if not body:
+            raise typer.BadParameter("nothing to change: give --backend, --description, engine options or --clear")
+        updated = Client().patch(f"clusters/{segment(name)}", json=body)
+        if json_:
+            emit_json(updated)
+            return
+        changed = [*(k for k in body if k != "engine"), *sorted(engine)]
+        console.print(f"Updated cluster {updated['name']}: {', '.join(changed)}", highlight=False)
+        print_cluster(updated)
+
+    @admin.command("remove-cluster")
+    def remove_cluster(name: str = typer.Argument(...),
+                       yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")) -> None:
+        """Remove a cluster with its pools, nodes and roles; refused while it has active jobs."""
+        confirm(f"Remove cluster {name} with its pools, nodes, quotas and roles?", yes, f"cluster {name} was kept")
+        Client().delete(f"clusters/{segment(name)}")
+        console.print(f"Removed cluster {name}", highlight=False)
+
     @admin.command("get-clusters")
     def get_clusters(json_: bool = typer.Option(False, "--json")) -> None:
         """Clusters with status, backend and pools (device model, count, memory)."""
