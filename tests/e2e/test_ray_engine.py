@@ -188,11 +188,19 @@ def test_a_failing_job_reports_rays_message_and_exit_code(ray_head, tmp_path):
     assert "going down" in backend.log_path(21).read_text()
 
 
-def test_cancel_stops_the_job_without_an_event(ray_head, tmp_path):
-    backend = make_backend(ray_head, tmp_path)
+def test_cancel_and_the_time_limit_stop_the_job(ray_head, tmp_path):
+    backend = make_backend(ray_head, tmp_path, log_interval_s=0)
     handle = backend.launch(Launch(job_id=31, command="echo before; sleep 120", devices=((0, 1000),), admission="a1"),
                             time.time())
-    wait_for(backend, {31: "started"})
+    limited = backend.launch(Launch(job_id=32, command="sleep 120", time_limit_s=1, admission="a1"), time.time())
+    events = wait_for(backend, {31: "started", 32: "failed"})
+    assert events[32][-1].message == "time limit reached"
+    wait_status(backend, limited, "STOPPED")
+    deadline = time.monotonic() + 30  # a running job's output reaches its log file while it runs
+    while "before" not in backend.log_path(31).read_text() and time.monotonic() < deadline:
+        backend.poll(time.time())
+        time.sleep(0.3)
+    assert "before" in backend.log_path(31).read_text()
     backend.cancel(31, time.time())
     wait_status(backend, handle, "STOPPED")
     assert backend.poll(time.time()) == []
