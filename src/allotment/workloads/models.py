@@ -69,6 +69,9 @@ class Job(Base):
     time_limit_s: Mapped[int | None] = mapped_column(Integer)
     # Free-form labels for backends and benchmarks (e.g. {"runtime_ms": 200, "class": "small"}).
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Environment variables the job declared (name -> value), given to its command and nothing else; may hold the
+    # job's own secrets, so the API shows only the names.
+    env: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     state: Mapped[str] = mapped_column(String(16), default=QUEUED)
     reason_code: Mapped[str | None] = mapped_column(String(64))

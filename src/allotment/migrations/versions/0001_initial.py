@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 18:25:31.476770
+Create Date: 2026-12-05 18:35:24.468232
 """
 
 import sqlalchemy as sa
@@ -275,6 +275,7 @@ def upgrade() -> None:
     sa.Column('command', sa.JSON(), nullable=False),
     sa.Column('time_limit_s', sa.Integer(), nullable=True),
     sa.Column('labels', sa.JSON(), nullable=True),
+    sa.Column('env', sa.JSON(), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('reason_code', sa.String(length=64), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
