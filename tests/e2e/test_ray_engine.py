@@ -182,10 +182,13 @@ def test_jobs_land_on_their_models_resources_with_an_explicit_environment(ray_he
 def test_a_failing_job_reports_rays_message_and_exit_code(ray_head, tmp_path):
     backend = make_backend(ray_head, tmp_path)
     backend.launch(Launch(job_id=21, command="echo going down; exit 3", admission="a1"), time.time())
-    failed = wait_for(backend, {21: "failed"})[21][-1]
+    backend.launch(Launch(job_id=22, command="kill -KILL $$", admission="a1"), time.time())
+    events = wait_for(backend, {21: "failed", 22: "failed"})
+    failed = events[21][-1]
     assert failed.exit_code == 3
     assert "FAILED" in failed.message and "exit code 3" in failed.message and "going down" not in failed.message
     assert "going down" in backend.log_path(21).read_text()
+    assert events[22][-1].exit_code == -9 and "signal 9" in events[22][-1].message
 
 
 def test_cancel_and_the_time_limit_stop_the_job(ray_head, tmp_path):

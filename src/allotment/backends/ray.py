@@ -74,6 +74,9 @@ ENDED_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 RAY_OWN = frozenset({"CPU", "GPU", "memory", "object_store_memory", "TPU", "NPU", "HPU", "neuron_cores"})
 NODE_SLIVER = 0.001  # of a node's `node:<ip>` resource: pins a job to that node and takes nothing from others
 OUTAGE_BACKOFF_S = 3.0
+# The nodes a launch is checked against are at most this old: a burst of launches asks Ray for them once, and a
+# node's resources do not change while it lives (a node that died meanwhile leaves its jobs pending until it is back).
+NODES_FRESH_S = 5.0
 MIB = 1024 * 1024
 
 
@@ -164,6 +167,7 @@ class RayBackend:
         self._closing: dict[str, Run] = {}  # stopped by this engine: their final output still to copy
         self._pending: list[JobEvent] = []
         self._nodes: dict[str, NodeMeta] = {}
+        self._nodes_at = float("-inf")  # time.monotonic() of the last listing
         self._records: dict[tuple[int, str], dict] = {}
         self._retry_stop: set[str] = set()  # submission ids whose stop failed while the head was unreachable
         self._snapshot: tuple[float, dict[str, RayJob]] | None = None  # one listing per recovery round
@@ -269,7 +273,7 @@ class RayBackend:
                     continue
                 name = f"{name}-{node.node_id[:8]}"
             metas[name] = self._meta(node, name)
-        self._nodes = metas
+        self._nodes, self._nodes_at = metas, time.monotonic()
         nodes = []
         for name, meta in metas.items():
             health = "healthy" if meta.alive else "unhealthy"
@@ -319,7 +323,8 @@ class RayBackend:
     def request(self, launch: Launch) -> dict[str, float]:
         """What the job asks Ray for (CPU, GPU, memory in bytes, custom resources), checked against the live nodes:
         refused when no node could ever run it."""
-        self.inventory()  # fresh: the check must see the nodes as they are now
+        if time.monotonic() - self._nodes_at > NODES_FRESH_S or (launch.node and launch.node not in self._nodes):
+            self.inventory()
         meta = None
         if launch.node:
             meta = self._nodes.get(launch.node)
