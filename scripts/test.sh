@@ -19,5 +19,7 @@ export ALLOT_TEST_REQUIRE_POSTGRES=1
 # before the workers start, and fail (not skip) when it cannot run.
 bash scripts/slurm.sh install
 export ALLOT_TEST_REQUIRE_SLURM=1
+# The Ray engine's tests start a throwaway Ray head (scripts/ray.sh) once per worker; fail (not skip) when it cannot.
+export ALLOT_TEST_REQUIRE_RAY=1
 if [ $# -eq 0 ]; then set -- tests; fi
 "$BIN/pytest" -p no:cacheprovider -n 2 "$@"
