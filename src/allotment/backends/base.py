@@ -38,10 +38,12 @@ class Launch:
     time_limit_s: float | None = None
     # Simulated execution only: how long the job "runs".
     duration_s: float | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # what the job declared (core/jobenv.py): nothing else
     # Which admission of the job this is (a job requeued after preemption is admitted again under a new one): with
     # job_id it names one run, so an engine can tell "this run already exists" (adopt it) from "run it again".
     admission: str = ""
+    # The owner's username (the local engine may run the job as the OS account mapped to it).
+    owner: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,18 @@ def _describe(job: dict) -> dict:
     }
 
 
+def _env_option(pairs: list[str]) -> dict[str, str]:
+    """--env NAME=VALUE (repeatable; the value may hold '='; the last of a name wins). Values are never echoed:
+    they may be secrets."""
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:  # not quoted back: it may be a secret given in the wrong place
+            raise typer.BadParameter("--env takes NAME=VALUE (one was without '=' or without a name)")
+        env[name] = value
+    return env
+
+
 def register(app: typer.Typer) -> None:
     jobs = typer.Typer(no_args_is_help=True, help="Submit, list, show and cancel jobs.")
     app.add_typer(jobs, name="jobs")
@@ -48,6 +60,9 @@ def register(app: typer.Typer) -> None:
         priority_class: str = typer.Option(None, "--priority-class", help="inference, training or interactive"),
         time_limit: str = typer.Option(None, "--time-limit", help="for example 90m or 2h"),
         name: str = typer.Option(None, "--name"),
+        env: Annotated[list[str] | None, typer.Option(
+            "--env", "-e", help="NAME=VALUE for the command's environment (repeatable); the job sees nothing else "
+                                "of this or the server's environment")] = None,
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
         """Submit a job: allot jobs submit --quota Q (--gpu N | --profile P) [options] -- COMMAND..."""
@@ -56,7 +71,8 @@ def register(app: typer.Typer) -> None:
         if gpu is None and profile is None and cpu is None and memory is None:
             raise typer.BadParameter("give --gpu N or --profile P (or --cpu / --memory for a CPU job)")
         body = {"quota": quota, "command": command, "gpu": gpu, "profile": profile, "cpu": cpu, "memory": memory,
-                "pool": pool, "priority_class": priority_class, "time_limit": time_limit, "name": name}
+                "pool": pool, "priority_class": priority_class, "time_limit": time_limit, "name": name,
+                "env": _env_option(env) if env else None}
         job = Client().post("jobs", json={k: v for k, v in body.items() if v is not None})
         if json_:
             emit_json(job)

@@ -44,3 +44,9 @@ MAX_LABELS = 64
 MAX_LABEL_KEY = 63  # as Kubernetes label names
 MAX_LABEL_VALUE = 1024
 MAX_LABELS_CHARS = 16 * 1024  # keys and values together
+
+# --- a job's declared environment (core/jobenv.py) ------------------------------------------------------------
+MAX_ENV_VARS = 128
+MAX_ENV_NAME = 128
+MAX_ENV_VALUE = MAX_ARG_CHARS
+MAX_ENV_CHARS = 64 * 1024  # names and values together: with the command still well under ARG_MAX

@@ -20,6 +20,7 @@ from allotment.backends.base import Backend, Launch, NodeInfo
 from allotment.backends.local import LocalBackend
 from allotment.backends.simulated import SimulatedBackend
 from allotment.backends.slurm import SlurmBackend, SlurmConfig
+from allotment.core import jobenv
 from allotment.inventory.engine_settings import EngineConfig, engine_config, redact_credentials
 from allotment.inventory.models import CLUSTER_READY, CLUSTER_UNREACHABLE
 from allotment.inventory.nodes import DeviceReport, NodeReport, register_node
@@ -140,4 +141,6 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         time_limit_s=float(info.time_limit_s) if info.time_limit_s else None,
         duration_s=duration,
         admission=info.admission or "",
+        env=jobenv.usable(info.env),
+        owner=info.owner,
     )

@@ -41,7 +41,9 @@ JOB_COLUMNS = (
     Job.id, Job.cluster_id, Job.quota_id, Job.profile_id, Job.pool_id, Job.gpu_milli, Job.cpu_milli,
     Job.memory_bytes, Job.priority_class, Job.priority, Job.seq, Job.submitted_at, Job.state, Job.command,
     Job.time_limit_s, Job.labels, Job.reason_code, Job.reason, Job.admitted_at, Job.started_at,
-    Job.placed_pool_id, Job.devices, Job.backend_handle, Job.cancel_requested_at, Job.finished_at,
+    Job.placed_pool_id, Job.devices, Job.backend_handle, Job.cancel_requested_at, Job.finished_at, Job.env,
+    # The owner's username: the local engine may run the job as the OS account mapped to it (settings).
+    select(User.username).where(User.id == Job.owner_id).scalar_subquery().label("owner"),
 )
 
 
@@ -66,8 +68,8 @@ def admission_key(admitted_at: datetime | None) -> str | None:
 class JobInfo:
     """What the loop remembers about one active job between cycles (queued, admitted, running)."""
 
-    __slots__ = ("admission", "command", "cpu", "devices", "gpu", "handle", "id", "labels", "memory", "placed_pool",
-                 "pool_id", "quota_id", "reason", "reason_code", "started_at", "state", "time_limit_s")
+    __slots__ = ("admission", "command", "cpu", "devices", "env", "gpu", "handle", "id", "labels", "memory", "owner",
+                 "placed_pool", "pool_id", "quota_id", "reason", "reason_code", "started_at", "state", "time_limit_s")
 
     def __init__(self, row: Any) -> None:
         self.id: int = row.id
@@ -79,6 +81,8 @@ class JobInfo:
         self.command: list[str] = list(row.command or [])
         self.time_limit_s: int | None = row.time_limit_s
         self.labels: dict = dict(row.labels or {})
+        self.env: dict[str, str] = dict(getattr(row, "env", None) or {})
+        self.owner: str | None = getattr(row, "owner", None)
         self.state: str = row.state
         self.reason_code: str | None = row.reason_code
         self.reason: str | None = row.reason

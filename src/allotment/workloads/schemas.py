@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
-from allotment.api.fields import Amount, Command, Duration, Labels, Name, Ref
-from allotment.core import limits
+from allotment.api.fields import Amount, Command, Duration, Labels, Name, Ref, SchemaRules
+from allotment.core import jobenv, limits
 from allotment.core.quantity import format_raw
 from allotment.workloads.models import Job
+
+
+def _env_rules(value: Any) -> Any:
+    """Checked here, whole, so that an error never quotes a name or value that cannot be printed (or a secret)."""
+    if isinstance(value, dict):
+        problems = jobenv.problems(value)
+        if problems:
+            raise PydanticCustomError("env", "; ".join(problems))
+    return value
+
+
+JobEnv = Annotated[dict[str, str], BeforeValidator(_env_rules), Field(max_length=limits.MAX_ENV_VARS),
+                   SchemaRules((("maxProperties", limits.MAX_ENV_VARS),))]
 
 
 class JobIn(BaseModel):
@@ -26,6 +40,8 @@ class JobIn(BaseModel):
     time_limit: Duration | None = Field(None, description="seconds or 90m, 2h, 1h30m, 1d")
     name: Name("job", limits.MAX_JOB_NAME) | None = None
     labels: Labels | None = None
+    env: JobEnv | None = Field(None, description="environment variables for the command (NAME: value); "
+                               + jobenv.RULE)
 
 
 class JobBatchIn(BaseModel):
@@ -58,6 +74,8 @@ class JobOut(BaseModel):
     command: list[str]
     time_limit_s: int | None
     labels: dict[str, Any] | None
+    env: list[str] = Field(default_factory=list, description="the names of the declared environment variables "
+                           "(their values may be secrets: never shown)")
     state: str
     reason_code: str | None
     reason: str | None
@@ -83,7 +101,8 @@ class JobOut(BaseModel):
             gpu=format_raw(job.gpu_milli, "gpu"), cpu=format_raw(job.cpu_milli, "cpu"),
             memory=format_raw(job.memory_bytes, "memory"), profile=names["profiles"].get(job.profile_id),
             pool=names["pools"].get(job.pool_id), priority_class=job.priority_class, priority=job.priority,
-            command=job.command, time_limit_s=job.time_limit_s, labels=job.labels, state=job.state,
+            command=job.command, time_limit_s=job.time_limit_s, labels=job.labels, env=sorted(job.env or {}),
+            state=job.state,
             reason_code=job.reason_code, reason=job.reason, seq=job.seq, submitted_at=job.submitted_at,
             admitted_at=job.admitted_at, started_at=job.started_at, finished_at=job.finished_at,
             cancel_requested_at=job.cancel_requested_at, placement=placement, backend_handle=job.backend_handle,

@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from allotment.core import jobenv
 from allotment.core.names import as_id
 from allotment.core.permissions import ROLE_ORDER, Principal
 from allotment.db import utcnow
@@ -57,6 +58,7 @@ class JobRequest:
     time_limit: str | int | None = None
     name: str | None = None
     labels: dict[str, Any] | None = None
+    env: dict[str, str] | None = None
 
 
 class _Lookups:
@@ -151,6 +153,9 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         err("command", f"must be 1 to {MAX_COMMAND_ARGS} arguments, the first not empty")
     if req.name is not None and len(req.name) > 128:
         err("name", "must be at most 128 characters long")
+    if req.env is not None:
+        for problem in jobenv.problems(req.env) if isinstance(req.env, dict) else ["must be an object NAME: value"]:
+            err("env", problem)
 
     amounts = {}
     for resource in ("gpu", "cpu", "memory"):
@@ -211,7 +216,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         quota_id=quota.id, profile_id=profile.id if profile else None, gpu_milli=amounts["gpu"],
         cpu_milli=amounts["cpu"], memory_bytes=amounts["memory"], pool_id=pool.id if pool else None,
         priority_class=priority.name, priority=priority.value, command=list(req.command), time_limit_s=time_limit,
-        labels=req.labels, state=QUEUED, reason_code=PENDING_REASON, reason=PENDING_MESSAGE,
+        labels=req.labels, env=req.env or None, state=QUEUED, reason_code=PENDING_REASON, reason=PENDING_MESSAGE,
     )
 
 
