@@ -86,8 +86,10 @@ def create_cluster_as_admin(session: Session, name: str, backend: str, creator_i
     from allotment.identity import service as identity
 
     changes = engine_settings.parse(engine)
+    if backend not in BACKENDS:
+        raise invalid("backend", f"must be one of {', '.join(BACKENDS)}")
+    plain, secrets, _ = engine_settings.merge(backend, {}, {}, changes)  # checked before anything is written
     cluster = create_cluster(session, name, backend, creator_id, description)
-    plain, secrets, _ = engine_settings.merge(cluster.backend, {}, {}, changes)
     engine_settings.store(cluster, secret_key, plain, secrets)
     cluster.status_since = utcnow()
     session.flush()

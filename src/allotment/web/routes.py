@@ -24,8 +24,9 @@ DEFAULT_VENDOR_DIR = Path(__file__).resolve().parents[3] / "node_modules"
 REQUIRED_VENDOR_FILES = ["htmx.org/dist/htmx.min.js", "@picocss/pico/css/pico.min.css"]
 
 # One module per subject; each exposes `router`.
-PAGES = ["pages_auth", "pages_dashboard", "pages_jobs", "pages_quotas", "pages_clusters", "pages_cluster_members",
-         "pages_users", "pages_groups", "pages_credentials", "pages_account", "pages_service_accounts", "pages_audit"]
+# pages_cluster_settings before pages_clusters: its /ui/clusters/new must not be taken for a cluster named "new".
+PAGES = ["pages_auth", "pages_dashboard", "pages_jobs", "pages_quotas", "pages_cluster_settings", "pages_clusters",
+         "pages_cluster_members", "pages_users", "pages_groups", "pages_credentials", "pages_account", "pages_service_accounts", "pages_audit"]
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 for _name in PAGES:
