@@ -113,10 +113,7 @@ def update_cluster(cluster: str, body: ClusterUpdate, principal: Annotated[Princ
     change = service.update_cluster(db, found, state.secret_key, backend=body.backend, description=body.description,
                                     description_set="description" in body.model_fields_set, engine=body.engine)
     if change.any:
-        changes = audit.diff(change.before, change.after) or {}
-        if change.engine_changed:  # names of the settings, never their values
-            changes["engine_settings_changed"] = change.engine_changed
-        audit.record(db, principal, "cluster.update", "cluster", found.name, found.id, changes=changes,
+        audit.record(db, principal, "cluster.update", "cluster", found.name, found.id, changes=change.audit_changes(),
                      source=client_address(request))
         state.scheduler_wakeup.set()
     return ClusterOut(**service.cluster_summary(db, found, with_engine=True))

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
+from allotment.audit import service as audit
 from allotment.core.names import as_id, confusable_with
 from allotment.core.quantity import format_raw
 from allotment.db import utcnow
@@ -109,6 +110,12 @@ class ClusterChange:
     @property
     def any(self) -> bool:
         return self.before != self.after or bool(self.engine_changed)
+
+    def audit_changes(self) -> dict[str, Any]:
+        changes = audit.diff(self.before, self.after) if self.before != self.after else {}
+        if self.engine_changed:
+            changes["engine_settings_changed"] = self.engine_changed
+        return changes
 
 
 def update_cluster(session: Session, cluster: Cluster, secret_key: str, *, backend: str | None = None,

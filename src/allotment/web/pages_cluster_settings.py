@@ -188,10 +188,7 @@ def update_settings(request: Request, principal: Admin, db: DB, state: State, fo
         context = _form_context(shown, dict(form), _by_field(exc.errors), secrets_set if same else {}, found)
         return render(request, "cluster_form.html", context | {"summary": exc.detail}, status=exc.status)
     if change.any:
-        changes = audit.diff(change.before, change.after) or {}
-        if change.engine_changed:  # names only, never values
-            changes["engine_settings_changed"] = change.engine_changed
-        audit.record(db, principal, "cluster.update", "cluster", found.name, found.id, changes=changes,
+        audit.record(db, principal, "cluster.update", "cluster", found.name, found.id, changes=change.audit_changes(),
                      source=client_address(request))
         state.scheduler_wakeup.set()
     return redirect(f"/ui/clusters#{url_segment(found.name)}", notice=f"Cluster {found.name} saved.")
