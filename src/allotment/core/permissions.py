@@ -8,6 +8,9 @@ A Permission names what a route needs:
 - cluster(role): a principal holding at least `role` on the cluster named by the route (platform admins always may).
 - GROUP_MEMBER: a member of the group named by the route, unless it is a built-in group (`users` holds everyone and
   `admins` names the admins: their member lists are the user directory), or a platform admin.
+- JOB_READER: reading a job's output: the job's owner (scope.owner_id), a manager or admin of the job's cluster
+  (scope.cluster_id), or a platform admin. A job's output may hold what its owner would not show to every user of
+  the cluster, so a plain cluster role is not enough.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def normalise_role(role: str) -> str | None:
 @dataclass(frozen=True)
 class Permission:
     name: str
-    kind: str  # public | authenticated | self_or_admin | platform_admin | cluster | group_member
+    kind: str  # public | authenticated | self_or_admin | platform_admin | cluster | group_member | job_reader
     min_role: str | None = None
 
 
@@ -38,6 +41,7 @@ AUTHENTICATED = Permission("authenticated", "authenticated")
 SELF_OR_ADMIN = Permission("self_or_admin", "self_or_admin")
 PLATFORM_ADMIN = Permission("platform_admin", "platform_admin")
 GROUP_MEMBER = Permission("group_member", "group_member")
+JOB_READER = Permission("job_reader", "job_reader")
 
 
 def cluster(role: str) -> Permission:
@@ -74,6 +78,7 @@ class Scope:
     user_id: int | None = None
     group_id: int | None = None
     builtin_group: bool = False
+    owner_id: int | None = None  # the user an object (a job) belongs to
 
 
 def allowed(principal: Principal | None, permission: Permission, scope: Scope = Scope()) -> bool:
@@ -94,4 +99,9 @@ def allowed(principal: Principal | None, permission: Permission, scope: Scope = 
         return role is not None and ROLE_ORDER[role] >= ROLE_ORDER[permission.min_role]
     if permission.kind == "group_member":
         return scope.group_id is not None and not scope.builtin_group and scope.group_id in principal.group_ids
+    if permission.kind == "job_reader":
+        if scope.owner_id is not None and scope.owner_id == principal.id:
+            return True
+        role = principal.role_on(scope.cluster_id) if scope.cluster_id is not None else None
+        return role is not None and ROLE_ORDER[role] >= ROLE_ORDER["manager"]
     return False  # platform_admin and anything unknown: deny

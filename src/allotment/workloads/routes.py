@@ -1,18 +1,23 @@
-"""Jobs API: submit (single and batch), list, show, cancel. Any signed-in principal; the service narrows who may
-submit to which quota and who sees which jobs. Submitting and cancelling wake the scheduler."""
+"""Jobs API: submit (single and batch), list, show, cancel, and read a job's output (logs). Any signed-in principal;
+the service narrows who may submit to which quota and who sees which jobs, and core.permissions.JOB_READER who may
+read a job's output. Submitting and cancelling wake the scheduler."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
 from allotment.api.deps import DB, State, client_address, require
 from allotment.api.fields import IdPath, Limit, Offset
 from allotment.audit import service as audit
+from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
-from allotment.workloads import service
-from allotment.workloads.schemas import JobBatchIn, JobBatchOut, JobIn, JobList, JobOut
+from allotment.workloads import logs, service
+from allotment.workloads.schemas import JobBatchIn, JobBatchOut, JobIn, JobList, JobLogEvent, JobLogOut, JobOut
 
 router = APIRouter(tags=["jobs"])
 Signed = Annotated[Principal, require(AUTHENTICATED)]
@@ -76,3 +81,45 @@ def cancel(job_id: IdPath, principal: Signed, db: DB, state: State, request: Req
                  changes=audit.diff({"state": before}, {"state": job.state}), source=client_address(request))
     state.scheduler_wakeup.set()
     return JobOut.of(job, service.names_for(db, [job]))
+
+
+NDJSON = "application/x-ndjson"
+LogOffset = Annotated[int, Query(ge=0, le=limits.MAX_AMOUNT, description="the byte offset to read from: 0, or the "
+                                                                         "next_offset of the previous answer")]
+LogLimit = Annotated[int, Query(ge=1, le=logs.MAX_CHUNK, description="at most this many bytes (up to 3 more to "
+                                                                      "finish a UTF-8 character)")]
+Follow = Annotated[bool, Query(description="stream the output as it is written, as application/x-ndjson lines "
+                                           "(JobLogEvent), until the job has ended and its log is drained")]
+
+
+@router.get("/jobs/{job_id}/logs", response_model=JobLogOut, responses={200: {
+    "description": "A chunk of the output (application/json, JobLogOut); with follow=true a stream of "
+                   "JobLogEvent lines (application/x-ndjson)",
+    "content": {NDJSON: {"schema": JobLogEvent.model_json_schema()}}}})
+def job_logs(job_id: IdPath, principal: Signed, db: DB, state: State, offset: LogOffset = 0,
+             limit: LogLimit = logs.DEFAULT_CHUNK, follow: Follow = False) -> JobLogOut | StreamingResponse:
+    """A job's output from any engine, by byte offset. Its owner, its cluster's managers and admins and platform
+    admins may read it; to others the job does not exist (404, as GET /jobs/{id}). A job that has not started, or a
+    simulated one, has an empty log with a note saying why. Follow mode ends after an hour at most (event
+    `timeout`): follow again from its next_offset."""
+    job = logs.find_readable_job(db, principal, job_id)
+    if not follow:
+        return JobLogOut(**vars(logs.read_job_log(db, state.settings, job, offset, limit)))
+    source = logs.job_log_source(db, state.settings, job)
+    exists = source.path is not None and source.path.is_file()
+    start = {"event": "start", "next_offset": offset, "state": job.state,
+             "note": logs.log_note(state.settings, job, source, exists)}
+    events = logs.follow_log(source, offset, logs.state_reader(state.sessions, job.id))
+    # The stream runs on the event loop after this function returned: the request's session is closed by then.
+    return StreamingResponse(_ndjson(start, events), media_type=NDJSON,
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _ndjson(first: dict, events: AsyncIterator[dict]) -> AsyncIterator[bytes]:
+    yield _line(first)
+    async for event in events:
+        yield _line(event)
+
+
+def _line(event: dict) -> bytes:
+    return (json.dumps({k: v for k, v in event.items() if v is not None}, ensure_ascii=False) + "\n").encode()

@@ -113,3 +113,31 @@ class JobOut(BaseModel):
 class JobList(BaseModel):
     items: list[JobOut]
     total: int
+
+
+class JobLogOut(BaseModel):
+    """A chunk of a job's output (GET /jobs/{id}/logs): ask again from `next_offset` for what follows."""
+
+    job_id: int
+    state: str = Field(description="the job's state when read")
+    offset: int = Field(description="the byte offset `text` starts at: the one asked for, or just past it when that "
+                                    "fell inside a UTF-8 character")
+    next_offset: int = Field(description="the byte offset to ask for next")
+    size: int = Field(description="the log's size in bytes when read (0: there is no log file)")
+    text: str = Field(description="UTF-8 text on character boundaries; bytes that are not UTF-8 read as U+FFFD")
+    complete: bool = Field(description="the job has ended and there is nothing past next_offset")
+    note: str | None = Field(None, description="why the log is empty: the engine keeps no output (simulated), "
+                                               "the job has not started, or its log was deleted by retention")
+
+
+class JobLogEvent(BaseModel):
+    """One line of the follow stream (GET /jobs/{id}/logs?follow=true, application/x-ndjson)."""
+
+    event: str = Field(description="start (first line, with the state and any note), output (text), keepalive "
+                                   "(nothing new for a while), end (the job ended and its log is drained; last "
+                                   "line) or timeout (the follow lasted its longest; follow again from next_offset)")
+    next_offset: int
+    offset: int | None = Field(None, description="output: the byte offset its text starts at")
+    text: str | None = Field(None, description="output: the new text")
+    state: str | None = Field(None, description="start, end and timeout: the job's state")
+    note: str | None = Field(None, description="start: why the log is empty, as in JobLogOut")
