@@ -1,4 +1,5 @@
-"""Background services started with the server (the scheduler loop, backends). Each has stop()."""
+"""Background services started with the server (the scheduler loop, backends, the job log retention sweep). Each
+has stop()."""
 
 from __future__ import annotations
 
@@ -18,4 +19,8 @@ def start_services(state: AppState) -> list[Service]:
         from allotment.scheduler.loop import start_scheduler
 
         services.append(start_scheduler(state))
+    if state.settings.job_log_retention_days:
+        from allotment.workloads.logs import LogRetention
+
+        services.append(LogRetention(state.sessions, state.settings))
     return services
