@@ -44,6 +44,8 @@ class Launch:
     admission: str = ""
     # The owner's username (the local engine may run the job as the OS account mapped to it).
     owner: str | None = None
+    # The pool it was admitted to: engines map pools to their own names (Slurm partitions, Ray custom resources).
+    pool: str | None = None
 
 
 @dataclass(frozen=True)

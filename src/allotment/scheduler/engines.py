@@ -17,7 +17,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from allotment.backends.base import Backend, Launch, NodeInfo
+from allotment.backends.cgroups import Cgroups
 from allotment.backends.local import LocalBackend
+from allotment.backends.sandbox import Isolation
 from allotment.backends.simulated import SimulatedBackend
 from allotment.backends.slurm import SlurmBackend, SlurmConfig
 from allotment.core import jobenv
@@ -37,13 +39,27 @@ def make_backend(settings: Settings, kind: str, engine: EngineConfig | None = No
     """The engine of a cluster of backend `kind`, from its stored settings (`engine`, secrets opened); None when
     this server has no such engine (a slurm cluster needs its settings). Raises when the settings cannot be used."""
     if kind == "local":
-        return LocalBackend(settings.data_dir / "jobs")
+        return local_backend(settings)
     if kind == "simulated":
         nodes = (engine.get("nodes_file") if engine is not None else None) or settings.simulated_nodes
         return SimulatedBackend.from_file(nodes) if nodes is not None else SimulatedBackend()
     if kind == "slurm" and engine is not None:
         return SlurmBackend(slurm_config(engine))
     return None
+
+
+def local_backend(settings: Settings) -> LocalBackend:
+    """The local engine with its isolation (backends/sandbox.py: raises IsolationUnavailable where this host offers
+    none, and the cluster shows why) and, where the host allows, cgroup limits (backends/cgroups.py)."""
+    isolation = Isolation.for_host(settings.data_dir, settings.local_work_dir, settings.local_job_user,
+                                   settings.local_accounts, settings.local_job_uid_base, settings.local_job_uid_count,
+                                   settings_file=Path("allot.toml"))
+    isolation.tighten()
+    cgroups, why_not = Cgroups.detect()
+    if cgroups is None:
+        log.info("local engine: no cgroup limits (%s): memory requests become RLIMIT_DATA, CPU is not limited",
+                 why_not)
+    return LocalBackend(settings.data_dir / "jobs", isolation=isolation, cgroups=cgroups)
 
 
 def slurm_config(engine: EngineConfig) -> SlurmConfig:
@@ -126,8 +142,9 @@ def duration_of(info: JobInfo) -> float | None:
     return float(info.time_limit_s) if info.time_limit_s else None
 
 
-def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = None) -> Launch:
-    """The launch of an admitted job on its placement. `remaining_s` resumes a simulated job after a restart."""
+def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = None, pool: str | None = None) -> Launch:
+    """The launch of an admitted job on its placement (`pool`: the name of the pool it was admitted to).
+    `remaining_s` resumes a simulated job after a restart."""
     duration = duration_of(info)
     if remaining_s is not None and duration is not None:
         duration = max(min(duration, remaining_s), 0.0)
@@ -143,4 +160,5 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         admission=info.admission or "",
         env=jobenv.usable(info.env),
         owner=info.owner,
+        pool=pool,
     )

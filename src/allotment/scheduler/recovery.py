@@ -87,7 +87,7 @@ def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, ac
         if info.state == RUNNING and rt.kind == "simulated":
             duration = duration_of(info)
             remaining = None if duration is None else (info.started_at or now) + duration - now
-        launch = launch_of(info, info.devices, remaining)
+        launch = launch_of(info, info.devices, remaining, rt.inv.pool_names.get(info.placed_pool))
         if not recovers(backend):  # an engine without the contract: launch what never started, the rest is lost
             if info.state == ADMITTED:
                 actions.launches.append((rt.cluster_id, launch))

@@ -307,7 +307,7 @@ class ClusterRuntime:
         info.state, info.reason_code, info.reason = ADMITTED, None, placed
         info.placed_pool, info.started_at = pool_id, now
         info.devices = devices
-        actions.launches.append((self.cluster_id, launch_of(info, devices)))
+        actions.launches.append((self.cluster_id, launch_of(info, devices, pool=d.pool)))
 
     def _set_reason(self, info: JobInfo | None, code: str, message: str, now: float, writes: Writes) -> None:
         if info is None or info.state != QUEUED:
