@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -95,6 +97,23 @@ class Client:
                           f"the server may be older than this CLI"
             raise ApiError(message, response.status_code, body)
         return response
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs) -> Iterator[httpx.Response]:
+        """A response read as it arrives (follow modes); failures raise ApiError, a broken connection CliError."""
+        try:
+            with self._http.stream(method, path if path.startswith("/") else f"/api/v1/{path}",
+                                   **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = None
+                    raise ApiError(problem_message(response), response.status_code, body)
+                yield response
+        except httpx.HTTPError as exc:
+            raise CliError(f"lost the connection to {self.url}: {exc}") from exc
 
     def request(self, method: str, path: str, **kwargs) -> Any:
         response = self.raw(method, path, **kwargs)

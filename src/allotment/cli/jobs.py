@@ -1,13 +1,15 @@
-"""`allot jobs submit|list|show|cancel`."""
+"""`allot jobs submit|list|show|cancel|logs`."""
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated
 
 import typer
 
 from allotment.cli.client import Client, CliError
-from allotment.cli.output import console, emit_json, show
+from allotment.cli.output import console, emit_json, err_console, show
 
 COLUMNS = [("id", "ID"), ("name", "NAME"), ("owner", "OWNER"), ("quota", "QUOTA"), ("gpu", "GPU"),
            ("priority_class", "CLASS"), ("state", "STATE"), ("reason", "REASON")]
@@ -45,7 +47,7 @@ def _env_option(pairs: list[str]) -> dict[str, str]:
 
 
 def register(app: typer.Typer) -> None:
-    jobs = typer.Typer(no_args_is_help=True, help="Submit, list, show and cancel jobs.")
+    jobs = typer.Typer(no_args_is_help=True, help="Submit, list, show and cancel jobs, and read their output.")
     app.add_typer(jobs, name="jobs")
 
     @jobs.command("submit")
@@ -115,3 +117,71 @@ def register(app: typer.Typer) -> None:
             console.print(f"job {job['id']} is {job['state']}: cancellation requested, it is being stopped")
         else:  # pragma: no cover - the server answers one of the above
             raise CliError(f"job {job['id']} is {job['state']}")
+
+    @jobs.command("logs")
+    def logs(job_id: int = typer.Argument(...),
+             follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new output until the job ends"),
+             offset: int = typer.Option(0, "--offset", min=0, help="start at this byte offset of the log")) -> None:
+        """Print a job's output (its owner, its cluster's managers and admins, and platform admins may read it).
+        With -f, follow it as it is written until the job ends; Ctrl-C stops following."""
+        client = Client()
+        try:
+            if follow:
+                _follow(client, job_id, offset)
+            else:
+                _print_log(client, job_id, offset)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None  # the conventional code for an interrupt, without a traceback
+
+
+LOG_PAGE = 1024 * 1024  # the server's largest chunk
+
+
+def _write(text: str) -> None:
+    """The job's output as it is, UTF-8 whatever the terminal's locale says (it is what the job wrote)."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is not None:
+        out.write(text.encode("utf-8", errors="replace"))
+    else:  # pragma: no cover - a text-only stdout (tests replacing it)
+        sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _note(message: str | None) -> None:
+    if message:
+        err_console.print(f"({message})", highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_log(client: Client, job_id: int, offset: int) -> None:
+    """The log as it is now, page by page."""
+    while True:
+        page = client.get(f"jobs/{job_id}/logs", params={"offset": offset, "limit": LOG_PAGE})
+        _write(page["text"])
+        if page["next_offset"] <= offset or page["next_offset"] >= page["size"]:
+            _note(page.get("note"))
+            return
+        offset = page["next_offset"]
+
+
+def _follow(client: Client, job_id: int, offset: int) -> None:
+    """Follow the server's stream; when the server ends one at its longest (event `timeout`) or the connection
+    closes early, follow again from where it stopped."""
+    while True:
+        heard = False
+        with client.stream("GET", f"jobs/{job_id}/logs", params={"follow": "true", "offset": offset}) as response:
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                heard = True
+                offset = event.get("next_offset", offset)
+                kind = event.get("event")
+                if kind == "start":
+                    _note(event.get("note"))
+                elif kind == "output":
+                    _write(event.get("text", ""))
+                elif kind == "end":
+                    err_console.print(f"job {job_id} {event.get('state')}", highlight=False, markup=False)
+                    return
+        if not heard:
+            raise CliError(f"the server closed the log of job {job_id} without a word; try again")

@@ -1,0 +1,93 @@
+"""End to end: `allot jobs logs ID` prints a local job's output, `-f` prints it as it is written and returns when
+the job ends, Ctrl-C stops following cleanly, and another user cannot read it; a real server and the real `allot`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e.clitools import allot_executable, api, ok, unique
+
+pytestmark = pytest.mark.e2e
+
+
+def follow(job_id: int, config_dir: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOT_")}
+    env.update(ALLOT_CONFIG_DIR=str(config_dir), NO_COLOR="1", TERM="dumb")
+    return subprocess.Popen([allot_executable(), "jobs", "logs", str(job_id), "-f"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+def wait_state(config_dir: Path, job_id: int, states: tuple[str, ...], within: float = 60) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        job = api(config_dir, "GET", f"jobs/{job_id}").json()
+        if job["state"] in states or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def submitter(allot, admin_config, new_user):
+    """A user bound to a CPU quota of the local cluster: submit(command) -> job id."""
+    quota = unique("logq")
+    username, _, config = new_user("logger")
+    ok(allot("quotas", "create", quota, "--cpu", "0.5", "--cpu-limit", "1", config_dir=admin_config))
+    ok(allot("quotas", "bind", quota, "--user", username, config_dir=admin_config))
+
+    def submit(script: str) -> int:
+        out = ok(allot("jobs", "submit", "--quota", quota, "--cpu", "0.1", "--json", "--", "sh", "-c", script,
+                       config_dir=config))
+        return json.loads(out.stdout)["id"]
+
+    submit.config = config
+    return submit
+
+
+def test_follow_prints_output_as_it_is_written_then_the_whole_log(allot, new_user, submitter):
+    config = submitter.config
+    job_id = submitter("echo first; sleep 4; echo 'second ✓'")
+    proc = follow(job_id, config)
+    try:
+        first = proc.stdout.readline().decode()
+        # The first line came while the job still runs: it was streamed, not printed at the end.
+        assert first == "first\n"
+        assert api(config, "GET", f"jobs/{job_id}").json()["state"] == "running"
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert rest.decode() == "second ✓\n" and f"job {job_id} succeeded" in err.decode()
+
+    whole = ok(allot("jobs", "logs", str(job_id), config_dir=config))
+    assert whole.stdout == "first\nsecond ✓\n"
+    tail = ok(allot("jobs", "logs", str(job_id), "--offset", "6", config_dir=config))
+    assert tail.stdout == "second ✓\n"
+
+    _, _, stranger = new_user("stranger")
+    refused = allot("jobs", "logs", str(job_id), config_dir=stranger)
+    assert refused.returncode == 1 and f"no job {job_id}" in refused.stderr and "first" not in refused.stdout
+
+
+def test_ctrl_c_stops_following_cleanly(allot, submitter):
+    config = submitter.config
+    job_id = submitter("echo started; sleep 60")
+    proc = follow(job_id, config)
+    try:
+        assert proc.stdout.readline().decode() == "started\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ok(allot("jobs", "cancel", str(job_id), config_dir=config))
+    assert proc.returncode == 130
+    assert "Traceback" not in err.decode() and out == b""
+    assert wait_state(config, job_id, ("cancelled",))["state"] == "cancelled"
