@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     # The cluster whose nodes are this host as the local engine reports it (GPUs from nvidia-smi, cores, memory);
     # other clusters with the local engine run their jobs here too but get their nodes through the API.
     local_cluster: str = "local"
+    # Local engine isolation (backends/sandbox.py). Jobs' working directories: <this>/<job id>; default
+    # <data_dir>-work beside the data directory (never inside it: the data directory is 0700).
+    local_work_dir: Path | None = None
+    # When the server runs as root, each job runs under a uid of its own, local_job_uid_base + job id (modulo
+    # local_job_uid_count), unless its owner's username is mapped to an OS account here (JSON in the environment:
+    # ALLOT_LOCAL_ACCOUNTS='{"alice": "alice"}'), or local_job_user names one account for every other job.
+    local_accounts: dict[str, str] = Field(default_factory=dict)
+    local_job_user: str | None = None
+    local_job_uid_base: int = Field(default=2_100_000_000, ge=1000, le=4_000_000_000)
+    local_job_uid_count: int = Field(default=1_000_000, ge=1, le=100_000_000)
     # Login protection (Backend.AI style): this many wrong passwords lock an account's password sign-in for this long
     # (credentials keep working; a platform admin can unlock it).
     login_max_failures: int = 5

@@ -206,32 +206,37 @@ def _alive(pid: int) -> bool:
 
 
 def _pid_noted(settings, command: str) -> str:
-    """The command, first noting its shell's pid (in the job's process group) in a file named after it."""
-    return f"echo $$ > {settings.data_dir}/$ALLOT_JOB_ID.pid; {command}"
+    """The command, first noting its shell's pid (in the job's process group) in its log: a job can write nowhere
+    else that the test could read (it cannot reach the data directory)."""
+    return f'echo "pid $$"; {command}'
+
+
+def _log_lines(settings, job_id: int) -> list[str]:
+    path = settings.data_dir / "jobs" / f"job-{job_id}.log"
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def _command_pid(settings, job_id: int) -> int:
-    path = settings.data_dir / f"{job_id}.pid"
     deadline = time.time() + 10
     while time.time() < deadline:
-        if path.exists() and path.read_text().strip():
-            return int(path.read_text())
+        noted = [line.split()[1] for line in _log_lines(settings, job_id) if line.startswith("pid ")]
+        if noted:
+            return int(noted[0])
         time.sleep(0.02)
     raise AssertionError(f"job {job_id} never started its command")
 
 
 def test_a_job_admitted_before_a_crash_runs_once(local, settings, monkeypatch):
-    out = settings.data_dir / "ran.txt"
-    job = _submit_local(local, f'echo "$ALLOT_JOB_ID" >> {out}; sleep 1')
+    job = _submit_local(local, 'echo "ran $ALLOT_JOB_ID"; sleep 1')
     local.scheduler.run_cycle()  # admitted and launched; 'started' would be saved by the next cycle
     assert local.job(job)["state"] == "admitted"
     deadline = time.time() + 10
-    while not out.exists() and time.time() < deadline:
+    while not _log_lines(settings, job) and time.time() < deadline:
         time.sleep(0.02)
     _restart(local)  # the crash: the new loop sees the job admitted
     done = _until(local, job, ("succeeded", "failed"))
     assert (done["state"], done["exit_code"]) == ("succeeded", 0)
-    assert out.read_text() == f"{job}\n"
+    assert _log_lines(settings, job) == [f"ran {job}"]
 
 
 def test_a_running_local_job_is_adopted_and_metered_to_its_real_end(local, settings):

@@ -19,7 +19,15 @@ server was down.
 The wrapper enforces the time limit itself (so it holds while the server is down), stops the command's whole
 process group on SIGTERM (the engine's cancel) with a grace period, and after the command ends kills what is left
 of its group, so a job's processes end with it. It runs as `python -I -S jobrun.py DIR`: standard library only,
-nothing from the environment changes the interpreter; the command gets the wrapper's environment unchanged.
+nothing from the environment changes the interpreter; the command gets the wrapper's environment unchanged (the
+engine gives the wrapper the job's clean environment, backends/sandbox.py).
+
+Confinement (launch.json's `confine` and `cgroup`, decided by the engine, backends/sandbox.py and cgroups.py): the
+wrapper stays as the server's user (root where jobs get accounts of their own), so it can always take the lock and
+write the records; only the command's process, between fork and exec, joins the run's cgroups, gets its rlimits
+and drops to the job's uid, gid and groups (or is started under bubblewrap), in its working directory with umask
+077. After the command ends, the wrapper notes whether the memory controller killed it, ends what is left in its
+cgroup, removes it, and hands a dynamic uid's working directory back to root.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -37,6 +46,8 @@ GRACE_S = 5.0  # from SIGTERM to SIGKILL when a run is stopped
 LOCK_TRIES = 100  # x 20 ms: a probe of the engine holds the lock for microseconds; a real holder holds it for good
 TIME_LIMIT = "time_limit"
 STOPPED = "stopped"
+MEMORY_LIMIT = "memory_limit"
+START_FAILED = "start_failed"
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -110,12 +121,73 @@ def group_alive(record: dict | None) -> bool:
     return ticks is not None and ticks == record.get("ticks")
 
 
+def oom_kills(events: str | None) -> int:
+    """The memory controller's oom_kill count (v2 memory.events, v1 memory.oom_control), 0 when unknown."""
+    if not events:
+        return 0
+    try:
+        for line in Path(events).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def end_cgroup(dirs: list[str]) -> None:
+    """Kill whatever is left in the run's cgroups (processes that left its process group), then remove them."""
+    for d in dirs:
+        path = Path(d)
+        if (path / "cgroup.kill").exists():
+            try:
+                (path / "cgroup.kill").write_text("1")
+            except OSError:
+                pass
+    for _ in range(100):
+        left = []
+        for d in dirs:
+            try:
+                left += [int(p) for p in (Path(d) / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                pass
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if not left:
+            break
+        time.sleep(0.02)
+    for d in dirs:
+        for _ in range(50):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:  # EBUSY while the killed processes are being reaped
+                time.sleep(0.02)
+
+
+def retire_workdir(path: str) -> None:
+    """Hand a finished run's working directory back to root: its uid may be given to another job later."""
+    try:
+        os.chown(path, 0, 0, follow_symlinks=False)
+        os.chmod(path, 0o700, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        pass
+
+
 class Wrapper:
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
         self.child: subprocess.Popen | None = None
         self.stop_reason: str | None = None
         self.terminating = False  # SIGTERM sent to the command's group; the next SIGALRM sends SIGKILL
+        self.grace_ends: float | None = None
+        self.confine: dict = {}
+        self.cgroup: dict = {}
 
     def _on_signal(self, signum: int, _frame) -> None:
         """SIGTERM/INT/HUP (the engine's stop) and SIGALRM (the deadline, then the end of the grace period)."""
@@ -127,6 +199,7 @@ class Wrapper:
             self.stop_reason = TIME_LIMIT if signum == signal.SIGALRM else STOPPED
         if self.child is not None:
             self.terminating = True
+            self.grace_ends = time.monotonic() + GRACE_S
             self._signal_group(signal.SIGTERM)
             signal.setitimer(signal.ITIMER_REAL, GRACE_S)
 
@@ -136,6 +209,44 @@ class Wrapper:
                 os.killpg(self.child.pid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
+
+    def _enter(self) -> None:
+        """In the command's process, after fork, before exec (as the wrapper's user): cgroups, rlimits, account."""
+        pid = str(os.getpid())
+        for d in self.cgroup.get("dirs") or ():
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(pid)
+        if self.confine.get("rlimit_data"):
+            limit = int(self.confine["rlimit_data"])
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        if "uid" in self.confine:
+            os.setgroups([int(g) for g in self.confine.get("groups") or ()])
+            os.setgid(int(self.confine["gid"]))
+            os.setuid(int(self.confine["uid"]))
+
+    def _start_command(self, command: str) -> subprocess.Popen | None:
+        argv = [*(self.confine.get("argv") or ()), "/bin/sh", "-c", command]
+        try:
+            return subprocess.Popen(argv, start_new_session=True, cwd=self.confine.get("workdir"),
+                                    umask=0o077 if self.confine else -1,
+                                    # No threads here. Popen's user= would drop privileges before preexec_fn,
+                                    # and joining the cgroup needs them: _enter does both, in order.
+                                    preexec_fn=self._enter if self.confine or self.cgroup else None)  # noqa: PLW1509
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"allot: the job's command could not be started: {exc}", file=sys.stderr, flush=True)
+            write_json(self.dir / "exit.json", {"code": None, "at": time.time(), "reason": START_FAILED,
+                                                "error": str(exc)[:500]})
+            return None
+
+    def _wait_for_group(self) -> None:
+        """After a stop, the command's leader may end before its group (bubblewrap ends on SIGTERM while the
+        command inside still has its grace period): wait for the group until the grace period is over."""
+        while self.grace_ends is not None and time.monotonic() < self.grace_ends:
+            try:
+                os.killpg(self.child.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
 
     def _take_lock(self) -> int | None:
         fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -160,10 +271,15 @@ class Wrapper:
         if lock is None or (self.dir / "started.json").exists():
             return 0  # someone already ran (or runs) this command: never a second time
         write_json(self.dir / "started.json", {"wrapper_pid": os.getpid(), "at": time.time()})
+        self.confine, self.cgroup = spec.get("confine") or {}, spec.get("cgroup") or {}
         if self.stop_reason is not None:  # stopped before the command started
+            self._cleanup()
             write_json(self.dir / "exit.json", {"code": None, "at": time.time(), "reason": self.stop_reason})
             return 0
-        self.child = subprocess.Popen(["/bin/sh", "-c", spec["command"]], start_new_session=True)
+        self.child = self._start_command(spec["command"])
+        if self.child is None:
+            self._cleanup()
+            return 0
         write_json(self.dir / "pid.json", {"pid": self.child.pid, "ticks": start_ticks(self.child.pid)})
         deadline = spec.get("deadline")
         if self.stop_reason is not None:  # the signal came while the command was being started
@@ -172,10 +288,20 @@ class Wrapper:
         elif deadline is not None:  # SIGALRM at the deadline: the time limit holds while no server runs
             signal.setitimer(signal.ITIMER_REAL, max(deadline - time.time(), 0.001))
         code = self.child.wait()  # a blocking waitpid: signals run their handler and the wait goes on
+        self._wait_for_group()
         signal.setitimer(signal.ITIMER_REAL, 0)
         self._signal_group(signal.SIGKILL)  # what the command left behind in its group ends with it
-        write_json(self.dir / "exit.json", {"code": code, "at": time.time(), "reason": self.stop_reason})
+        reason = self.stop_reason
+        if reason is None and oom_kills(self.cgroup.get("oom_events")) > 0:
+            reason = MEMORY_LIMIT
+        self._cleanup()
+        write_json(self.dir / "exit.json", {"code": code, "at": time.time(), "reason": reason})
         return 0
+
+    def _cleanup(self) -> None:
+        end_cgroup(self.cgroup.get("dirs") or [])
+        if self.confine.get("retire_workdir") and self.confine.get("workdir"):
+            retire_workdir(self.confine["workdir"])
 
 
 if __name__ == "__main__":

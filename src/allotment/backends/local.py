@@ -33,6 +33,8 @@ import psutil
 
 from allotment.backends import jobrun
 from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
+from allotment.backends.cgroups import Cgroups
+from allotment.backends.sandbox import Isolation, job_environment
 
 log = logging.getLogger("allotment.backends.local")
 
@@ -148,6 +150,10 @@ def ending(record: dict, stop: dict | None) -> tuple[str, int | None, str | None
     code, reason = record.get("code"), record.get("reason")
     if reason == jobrun.TIME_LIMIT:
         return "failed", code, "time limit reached"
+    if reason == jobrun.MEMORY_LIMIT:
+        return "failed", code, "memory limit reached: killed by the kernel for using more memory than it requested"
+    if reason == jobrun.START_FAILED:
+        return "failed", None, f"its command could not be started: {record.get('error') or 'see its log'}"
     if reason is not None:
         why = (stop or {}).get("reason") or "stopped by the engine"
         return "failed", code, why if code is not None else f"{why} before its command started"
@@ -161,9 +167,14 @@ class LocalBackend:
     reports_idleness = True
     GPU_QUERY_TIMEOUT_S = 5.0  # the sample runs inside a scheduler cycle: a hung nvidia-smi must not hold it long
 
-    def __init__(self, log_dir: Path, node_name: str | None = None):
+    def __init__(self, log_dir: Path, node_name: str | None = None, isolation: Isolation | None = None,
+                 cgroups: Cgroups | None = None):
         self.log_dir = Path(log_dir)  # the jobs directory: logs and run records
         self.node_name = node_name or os.uname().nodename
+        # The server always passes one (local_backend); without it commands run as this process's user, with a
+        # clean environment still (tests of the engine's mechanics, embedding).
+        self.isolation = isolation
+        self.cgroups = cgroups
         self._runs: dict[int, Run] = {}
         self._pending: list[JobEvent] = []
         # Runs launched whose 'started' is not reported yet: it waits (briefly) for the command's process group,
@@ -209,11 +220,12 @@ class LocalBackend:
         if spec is None:
             spec = {"job_id": launch.job_id, "admission": launch.admission, "command": launch.command,
                     "deadline": now + launch.time_limit_s if launch.time_limit_s else None,
-                    "devices": [d for d, _ in launch.devices], "launched_at": now}
+                    "devices": [d for d, _ in launch.devices], "launched_at": now, **self._confine(launch)}
             jobrun.write_json(run_dir / "launch.json", spec)
-        env = {**os.environ, **launch.env, "ALLOT_JOB_ID": str(launch.job_id)}
-        if launch.devices:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d, _ in launch.devices)
+        confine = spec.get("confine") or {}
+        # The job's whole environment (never the server's); the wrapper passes it on to the command unchanged.
+        env = job_environment(launch.env, launch.job_id, [int(d) for d in spec.get("devices") or ()],
+                              confine.get("workdir"), confine.get("user"))
         with open(self.log_dir / f"job-{launch.job_id}.log", "ab") as log_file:
             wrapper = subprocess.Popen([sys.executable, "-I", "-S", str(WRAPPER), str(run_dir)], stdin=subprocess.DEVNULL,
                                        stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -221,6 +233,25 @@ class LocalBackend:
         run = Run(launch.job_id, run_dir, spec.get("deadline"), devices, wrapper, wrapper.pid)
         self._track(run, now)
         return run
+
+    def _confine(self, launch: Launch) -> dict:
+        """launch.json's `confine` (account or sandbox, working directory) and `cgroup` (limits) of a new run."""
+        out: dict = {}
+        if self.isolation is not None:
+            out["confine"] = self.isolation.confinement(launch.job_id, launch.owner)
+        memory = int(launch.memory_mib) * 1024 * 1024
+        cgroup = None
+        if self.cgroups is not None and (launch.cpu > 0 or memory > 0):
+            try:
+                cgroup = self.cgroups.create(f"{int(launch.job_id)}-{launch.admission or '0'}", launch.cpu, memory)
+            except OSError as exc:
+                log.warning("job %s: no cgroup for its limits (%s); memory falls back to RLIMIT_DATA",
+                            launch.job_id, exc)
+        if cgroup is not None:
+            out["cgroup"] = cgroup
+        elif memory > 0 and "confine" in out:
+            out["confine"]["rlimit_data"] = memory
+        return out
 
     def _track(self, run: Run, now: float) -> None:
         self._runs[run.job_id] = run
