@@ -286,3 +286,23 @@ def test_each_engine_has_its_log_in_one_known_place(settings, tmp_path):
         "/shared/logs/job-7.log"
     assert logs.log_source(settings, "ray", {}, 7).path == settings.data_dir / "jobs" / "job-7.log"
     assert logs.log_source(settings, "simulated", {}, 7) == logs.LogSource(None, logs.SIMULATED_NOTE)
+
+
+def test_the_job_page_shows_an_escaped_tail_that_polls_until_the_job_ends(client, settings, lab):
+    job_id = submit(client, lab, ["true"])
+    set_job(client, job_id, state="running", started_at=utcnow())
+    write_log(settings, job_id, b"<script>alert(1)</script>\n")
+    page = client.get(f"/ui/jobs/{job_id}", headers=lab)
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert(1)" not in page.text
+    size = log_path(settings, job_id).stat().st_size
+    assert f'hx-get="/ui/jobs/{job_id}/log?offset={size}"' in page.text
+
+    write_log(settings, job_id, b"more & more\n", "ab")
+    chunk = client.get(f"/ui/jobs/{job_id}/log", headers=lab, params={"offset": size})
+    assert chunk.text.startswith("more &amp; more\n<span id=\"job-log-poll\"")
+    set_job(client, job_id, state="succeeded", finished_at=utcnow())
+    end = client.get(f"/ui/jobs/{job_id}/log", headers=lab, params={"offset": size + 12})
+    assert "job-log-poll" not in end.text and "The job ended (succeeded)." in end.text
+    bob = make_user(client, "bob", cluster_role="user")
+    assert client.get(f"/ui/jobs/{job_id}/log", headers=bob).status_code == 404

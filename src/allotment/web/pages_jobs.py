@@ -1,27 +1,37 @@
 """Jobs: the list with a state filter (users see their own; cluster managers and admins their clusters'), a job's
-detail with the reason it waits and where it runs, and cancel. Submitting stays with the CLI and the API."""
+detail with the reason it waits and where it runs and a live tail of its output, and cancel. Submitting stays with
+the CLI and the API.
+
+The tail: the page shows the end of the log, and htmx asks /ui/jobs/{id}/log for what follows from the offset it
+reached (every POLL_S seconds, at once while a backlog remains); each answer is the new text (escaped) and the next
+poll, or no poll once the job has ended and its log is drained."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from allotment.api.deps import DB, State, client_address, require
-from allotment.api.fields import IdPath, PageNumber
+from allotment.api.fields import IdPath, Limit, PageNumber
 from allotment.audit import service as audit
+from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.errors import ValidationFailed
 from allotment.web.console import field_errors, redirect, render
 from allotment.web.paging import Page
+from allotment.workloads import logs
 from allotment.workloads import service as workloads
 from allotment.workloads.models import FINAL_STATES, STATES
 from allotment.workloads.schemas import JobOut
 
 router = APIRouter()
 Signed = Annotated[Principal, require(AUTHENTICATED)]
+TAIL_BYTES = 64 * 1024  # what the page shows at first, and the most one poll brings
+POLL_S = 2
+LogOffset = Annotated[int, Query(ge=0, le=limits.MAX_AMOUNT)]
 
 
 @router.get("/ui/jobs")
@@ -45,10 +55,24 @@ def jobs_page(request: Request, principal: Signed, db: DB, state: str = "", quot
 
 
 @router.get("/ui/jobs/{job_id}")
-def job_page(request: Request, principal: Signed, db: DB, job_id: IdPath) -> Response:
+def job_page(request: Request, principal: Signed, db: DB, state: State, job_id: IdPath) -> Response:
     job = workloads.find_job(db, principal, job_id)
+    log, start = None, 0
+    if logs.may_read(principal, job):
+        start = max(0, logs.log_size(logs.job_log_source(db, state.settings, job)) - TAIL_BYTES)
+        log = logs.read_job_log(db, state.settings, job, start, TAIL_BYTES)
     return render(request, "job.html", {"job": JobOut.of(job, workloads.names_for(db, [job])),
-                                        "final_states": FINAL_STATES})
+                                        "final_states": FINAL_STATES, "log": log, "log_cut": start > 0,
+                                        "tail_kib": TAIL_BYTES // 1024, "poll_s": POLL_S})
+
+
+@router.get("/ui/jobs/{job_id}/log")
+def job_log_fragment(request: Request, principal: Signed, db: DB, state: State, job_id: IdPath,
+                     offset: LogOffset = 0, limit: Limit(TAIL_BYTES) = TAIL_BYTES) -> Response:
+    """What the job wrote from `offset` on, and the next poll (htmx replaces the previous poll with it)."""
+    job = logs.find_readable_job(db, principal, job_id)
+    log = logs.read_job_log(db, state.settings, job, offset, limit)
+    return render(request, "_job_log_chunk.html", {"log": log, "poll_s": POLL_S, "oob_note": True})
 
 
 @router.post("/ui/jobs/{job_id}/cancel")

@@ -103,11 +103,15 @@ def job_log_source(session: Session, settings: Settings, job: Job) -> LogSource:
 
 # -- who -----------------------------------------------------------------------------------------------------------------
 
+def may_read(principal: Principal, job: Job) -> bool:
+    return allowed(principal, JOB_READER, Scope(cluster_id=job.cluster_id, owner_id=job.owner_id))
+
+
 def find_readable_job(session: Session, principal: Principal, job_id: int) -> Job:
     """A job whose output the principal may read (core.permissions.JOB_READER). Others' jobs read as absent, as
     GET /jobs/{id} answers them: a refusal must not tell whether a job exists."""
     job = session.get(Job, job_id)
-    if job is None or not allowed(principal, JOB_READER, Scope(cluster_id=job.cluster_id, owner_id=job.owner_id)):
+    if job is None or not may_read(principal, job):
         raise NotFound(f"no job {job_id}")
     return job
 
@@ -175,6 +179,13 @@ def read_log(path: Path | None, offset: int, limit: int, complete: bool) -> LogC
         body = body[:_whole(body)]
     size = max(size, start + len(data))
     return LogChunk(start, start + len(body), size, body.decode("utf-8", errors="replace"))
+
+
+def log_size(source: LogSource) -> int:
+    try:
+        return source.path.stat().st_size if source.path is not None else 0
+    except OSError:
+        return 0
 
 
 def log_note(settings: Settings, job: Job, source: LogSource, exists: bool, now: datetime | None = None) -> str | None:
