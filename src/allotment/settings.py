@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     # Simulated clusters: virtual nodes from this YAML file (see backends/simulated.py); nodes may also be
     # registered through the API (POST /clusters/{cluster}/nodes).
     simulated_nodes: Path | None = None
-    # The cluster whose nodes are this host as the local engine reports it (GPUs from nvidia-smi, cores, memory);
+    # The cluster whose nodes are this host as the local engine reports it (GPUs through NVML, cores, memory);
     # other clusters with the local engine run their jobs here too but get their nodes through the API.
     local_cluster: str = "local"
     # Local engine isolation (backends/sandbox.py). Jobs' working directories: <this>/<job id>; default

@@ -12,7 +12,7 @@ class DeviceInfo:
     model: str
     memory_mib: int = 0
     health: str = "healthy"
-    utilisation: float = 0.0
+    utilisation: float = 0.0  # percent, 0..100
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The local engine: runs each job's command as a process on this host.
 
 GPU jobs see only their devices through CUDA_VISIBLE_DEVICES (fractions share a device). Inventory comes from
-`nvidia-smi` when present; a host without GPUs offers its CPUs and memory only.
+NVML (backends/nvml.py: model, memory, health, utilisation); a host without it offers its CPUs and memory only.
+Each job runs confined (backends/sandbox.py: its own account or a bubblewrap sandbox, a clean environment, its
+own working directory; backends/cgroups.py: its CPU and memory requests as limits).
 
 Each run (a job id and its admission) has a durable record under the jobs directory and runs under a small wrapper
 process (jobrun.py) that holds the run's lock, starts the command at most once, enforces the time limit and writes the
@@ -12,7 +14,7 @@ Stopping the engine (`close`, the server shutting down) stops its runs.
 
 Idleness (for the idle timeout of resource policies): a job is its command's process group (`/bin/sh -c COMMAND` in a
 session of its own, the wrapper outside it). When asked, the engine samples the CPU time of every job's group (psutil; one scan of the host's processes
-per sample, and one `nvidia-smi` query when a job holds GPUs) and keeps, per job, the last time that CPU time changed
+per sample, and one NVML query when a job holds GPUs) and keeps, per job, the last time that CPU time changed
 or one of its GPUs showed utilisation. A job is idle since then (since its start when never seen busy). Time used
 between two samples is dated at the later one, so a job is never found idle for longer than it was.
 """
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,8 +33,9 @@ from pathlib import Path
 import psutil
 
 from allotment.backends import jobrun
-from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
+from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, JobEvent, Launch, NodeInfo, Reattached
 from allotment.backends.cgroups import Cgroups
+from allotment.backends.nvml import read_gpus
 from allotment.backends.sandbox import Isolation, job_environment
 
 log = logging.getLogger("allotment.backends.local")
@@ -42,26 +44,6 @@ GRACE_S = jobrun.GRACE_S
 ANNOUNCE_WAIT_S = 2.0  # a wrapper slower than this to start its command: 'started' is reported anyway
 STOP_WAIT_S = GRACE_S + 3.0  # the wrapper escalates to SIGKILL after GRACE_S; past this the engine does it itself
 WRAPPER = Path(jobrun.__file__)
-
-
-def detect_gpus(timeout_s: float = 10) -> tuple[DeviceInfo, ...]:
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return ()
-    try:
-        out = subprocess.run(
-            [smi, "--query-gpu=index,name,memory.total,utilization.gpu", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=timeout_s, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    devices = []
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) >= 3 and parts[0].isdigit():
-            util = float(parts[3]) / 100 if len(parts) > 3 and parts[3].replace(".", "").isdigit() else 0.0
-            devices.append(DeviceInfo(index=int(parts[0]), model=parts[1], memory_mib=int(float(parts[2])),
-                                      utilisation=util))
-    return tuple(devices)
 
 
 def group_cpu_seconds(pgids: set[int]) -> dict[int, float]:
@@ -165,7 +147,6 @@ def ending(record: dict, stop: dict | None) -> tuple[str, int | None, str | None
 class LocalBackend:
     name = "local"
     reports_idleness = True
-    GPU_QUERY_TIMEOUT_S = 5.0  # the sample runs inside a scheduler cycle: a hung nvidia-smi must not hold it long
 
     def __init__(self, log_dir: Path, node_name: str | None = None, isolation: Isolation | None = None,
                  cgroups: Cgroups | None = None):
@@ -186,7 +167,7 @@ class LocalBackend:
 
     def inventory(self) -> list[NodeInfo]:
         return [NodeInfo(name=self.node_name, cpu=float(os.cpu_count() or 1), memory_mib=host_memory_mib(),
-                         devices=detect_gpus())]
+                         devices=read_gpus())]
 
     def run_dir(self, job_id: int, admission: str) -> Path:
         admission = admission or "0"
@@ -443,7 +424,7 @@ class LocalBackend:
         cpu = group_cpu_seconds(set(pgids.values()))
         busy_gpus: set[int] = set()
         if any(self._activity[job_id].devices for job_id in pgids):
-            busy_gpus = {d.index for d in detect_gpus(self.GPU_QUERY_TIMEOUT_S) if d.utilisation > 0}
+            busy_gpus = {d.index for d in read_gpus() if d.utilisation > 0}
         for job_id, pgid in pgids.items():
             activity = self._activity[job_id]
             # Any change counts as work: a decrease means a member that had used CPU ended (reaped elsewhere).
