@@ -19,10 +19,14 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.core.failures import FailureGroup
 from user_helpers import PASSWORD, login, make_user
 
+from allotment.api import problems
 from allotment.api.app import create_app
 from allotment.settings import Settings
 from conftest import ADMIN_PASSWORD, make_settings
@@ -35,6 +39,10 @@ SEED = int(os.environ.get("CONTRACT_SEED", "20240607"))
 # its body is read, so before it could be validated) counts as rejected when it was schema-violating.
 CHECKS = {"negative_data_rejection": {"expected-statuses": [
     "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]}}
+
+# Each test signs its requests itself, as the admin or as the user. Generated Authorization values (or their removal,
+# in negative cases) would be overridden by those headers and make negative cases that are in fact valid.
+GENERATION = {"with-security-parameters": False}
 
 
 class WithoutLifespan:
@@ -52,14 +60,19 @@ class WithoutLifespan:
         await self.app(scope, receive, send)
 
 
+def contract_of(app):
+    """Schemathesis's view of `app`: the OpenAPI document it serves at /api/openapi.json, with this module's
+    configuration. Loading through ASGI also sends Schemathesis's own probes (the ignored_auth check's replays
+    without credentials) in process, to the app a test passes."""
+    config = schemathesis.Config.from_dict({"seed": SEED, "checks": CHECKS, "generation": GENERATION})
+    return schemathesis.openapi.from_asgi("/api/openapi.json", WithoutLifespan(app), config=config)
+
+
 def _load_schema():
-    """The OpenAPI document as the server serves it at /api/openapi.json; building it needs no database, so this app
-    is never started. Loading through ASGI also makes Schemathesis's own probes (unauthenticated replays of a request,
-    for the ignored_auth check) go in process, to the app each test passes."""
+    # Building the document needs no database, so this app is never started.
     with tempfile.TemporaryDirectory() as data_dir:
-        app = create_app(Settings(data_dir=Path(data_dir), secret_key="contract-schema-only"), start_background=False)
-        return schemathesis.openapi.from_asgi("/api/openapi.json", WithoutLifespan(app),
-                                              config=schemathesis.Config.from_dict({"seed": SEED, "checks": CHECKS}))
+        return contract_of(create_app(Settings(data_dir=Path(data_dir), secret_key="contract-schema-only"),
+                                      start_background=False))
 
 
 schema = _load_schema()
@@ -93,3 +106,26 @@ def signed_in(request, tmp_path):
 def test_operation_keeps_its_contract(case, signed_in):
     app, headers = signed_in
     case.call_and_validate(app=app, headers=headers)
+
+
+def test_the_harness_fails_on_a_server_error_and_an_undeclared_status():
+    """The checks above can fail: a route that crashes and one that answers a status its contract does not declare,
+    declared the way every API route is (problems.install), are each caught."""
+    app = FastAPI(openapi_url="/api/openapi.json")
+    problems.install(app)
+
+    @app.get("/crash")
+    def crash() -> dict:
+        raise RuntimeError("deliberate crash")
+
+    @app.get("/teapot")
+    def teapot() -> JSONResponse:
+        return JSONResponse({}, status_code=418)
+
+    contract = contract_of(app)
+    # A 500 reaches the test as the exception itself: Starlette sends the problem response, then re-raises.
+    with pytest.raises(RuntimeError, match="deliberate crash"):
+        contract["/crash"]["GET"].Case().call_and_validate(app=app)
+    with pytest.raises(FailureGroup) as undeclared:
+        contract["/teapot"]["GET"].Case().call_and_validate(app=app)
+    assert [type(e).__name__ for e in undeclared.value.exceptions] == ["UndefinedStatusCode"]
