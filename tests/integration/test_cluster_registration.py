@@ -213,12 +213,14 @@ def test_cluster_backend_reports_engines_that_cannot_start(client, admin_headers
     state = client.app.state.allot
     with transaction(sessions(client)) as s:
         ids = {n: find_cluster(s, n).id for n in ("ray1", "sim2", "hpc")}
-        assert cluster_backend(s, state.settings, state.secret_key, ids["ray1"], "ray") is None
+        ray_engine = cluster_backend(s, state.settings, state.secret_key, ids["ray1"], "ray")
+        # Built without asking the head (its first call does): its records in a directory of the cluster's own.
+        assert ray_engine is not None and ray_engine.config.address == RAY_ADDRESS
+        assert ray_engine.state_dir == state.settings.data_dir / "engines" / f"cluster-{ids['ray1']}"
         assert cluster_backend(s, state.settings, state.secret_key, ids["sim2"], "simulated") is None
         engine = cluster_backend(s, state.settings, state.secret_key, ids["hpc"], "slurm")
         assert engine is not None and engine.config.token == TOKEN and engine.config.partitions == {"a100": "gpu-a100"}
-    ray = client.get(f"{API}/clusters/ray1", headers=admin_headers).json()
-    assert ray["status"] == "unreachable" and "not available in this server" in ray["status_error"]
+    assert client.get(f"{API}/clusters/ray1", headers=admin_headers).json()["status"] == "ready"
     sim = client.get(f"{API}/clusters/sim2", headers=admin_headers).json()
     assert sim["status"] == "unreachable" and "missing.yaml" in sim["status_error"]
     assert client.get(f"{API}/clusters/hpc", headers=admin_headers).json()["status"] == "ready"

@@ -467,6 +467,10 @@ class RayBackend:
     def next_event_at(self) -> float | None:
         return 0.0 if self._pending else None
 
+    def tracked_jobs(self) -> set[int]:
+        """The jobs whose runs this engine watches now (the scheduler asks about the other holding jobs, reconcile.py)."""
+        return set(self._runs)
+
     # -- recovery (base.Recovers) ----------------------------------------------------------------------------------
     def _jobs_at(self, now: float) -> dict[str, RayJob]:
         """A full listing, shared by every question of one recovery round (they all pass the same `now`)."""

@@ -100,12 +100,14 @@ def register_node(session: Session, cluster_id: int, report: NodeReport) -> Node
     if node is None:
         node = Node(cluster_id=cluster_id, name=name, pool_id=fallback.id)
         session.add(node)
+    # What placement reads (load.py) changes the scheduler's view: a node drained or down, its size, a device's health.
+    structural = created or (node.status, node.health, node.cpu_milli, node.memory_bytes) != (
+        report.status, report.health, cpu, memory)
     node.cpu_milli, node.memory_bytes = cpu, memory
     node.status, node.health, node.last_seen_at = report.status, report.health, now
     session.flush()
     known = {d.index: d for d in session.scalars(select(Device).where(Device.node_id == node.id)).all()}
     pools = {p.id: p for p in session.scalars(select(Pool).where(Pool.cluster_id == cluster_id)).all()}
-    structural = created
     for dev, mem in zip(report.devices, device_memory):
         device = known.pop(dev.index, None)
         if device is None:
@@ -120,6 +122,7 @@ def register_node(session: Session, cluster_id: int, report: NodeReport) -> Node
         device.model = dev.model.strip()
         device.memory_bytes = mem
         device.uuid = dev.uuid
+        structural = structural or device.health != dev.health
         device.health = dev.health
         device.utilisation = dev.utilisation
     for device in known.values():  # not reported any more

@@ -3,8 +3,9 @@
 cluster.backend "local" runs commands on this host (logs under data_dir/jobs); "simulated" runs nothing and ends each
 job after its declared duration (labels.runtime_ms, else its time limit), with virtual nodes from the cluster's
 nodes_file setting, else the file named by ALLOT_SIMULATED_NODES, or nodes registered through the API; "slurm" is
-backends/slurm.py's engine built from the cluster's stored settings (inventory/engine_settings.py). Other engines
-(ray) are not available in this server: their clusters' jobs wait with a reason saying so.
+backends/slurm.py's engine and "ray" backends/ray.py's, built from the cluster's stored settings
+(inventory/engine_settings.py). The Ray engine copies its jobs' output into <data_dir>/jobs (job-<id>.log, where the
+job log API reads it) and keeps its run records in <data_dir>/engines/cluster-<id>, a directory of the cluster's own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from allotment.backends.base import Backend, Launch, NodeInfo
 from allotment.backends.cgroups import Cgroups
 from allotment.backends.local import LocalBackend
+from allotment.backends.ray import RayBackend, RayConfig
 from allotment.backends.sandbox import Isolation
 from allotment.backends.simulated import SimulatedBackend
 from allotment.backends.slurm import SlurmBackend, SlurmConfig
@@ -32,12 +34,14 @@ from allotment.settings import Settings
 
 log = logging.getLogger("allotment.scheduler")
 
-AVAILABLE = ("local", "simulated", "slurm")
+AVAILABLE = ("local", "simulated", "slurm", "ray")
 
 
-def make_backend(settings: Settings, kind: str, engine: EngineConfig | None = None) -> Backend | None:
+def make_backend(settings: Settings, kind: str, engine: EngineConfig | None = None,
+                 cluster_id: int | None = None) -> Backend | None:
     """The engine of a cluster of backend `kind`, from its stored settings (`engine`, secrets opened); None when
-    this server has no such engine (a slurm cluster needs its settings). Raises when the settings cannot be used."""
+    this server has no such engine (a slurm or ray cluster needs its settings). Raises when the settings cannot be
+    used."""
     if kind == "local":
         return local_backend(settings)
     if kind == "simulated":
@@ -45,7 +49,16 @@ def make_backend(settings: Settings, kind: str, engine: EngineConfig | None = No
         return SimulatedBackend.from_file(nodes) if nodes is not None else SimulatedBackend()
     if kind == "slurm" and engine is not None:
         return SlurmBackend(slurm_config(engine))
+    if kind == "ray" and engine is not None and engine.get("address"):
+        return RayBackend(ray_config(settings, engine, cluster_id))
     return None
+
+
+def ray_config(settings: Settings, engine: EngineConfig, cluster_id: int | None) -> RayConfig:
+    own = settings.data_dir / "engines" / (f"cluster-{cluster_id}" if cluster_id is not None else "ray")
+    return RayConfig(address=engine.get("address"), resources=dict(engine.get("resources", {})),
+                     log_dir=Path(engine.get("log_dir") or settings.data_dir / "jobs"),
+                     state_dir=Path(engine.get("state_dir") or own), name_prefix=engine.get("name_prefix", "allot"))
 
 
 def local_backend(settings: Settings) -> LocalBackend:
@@ -79,7 +92,7 @@ def cluster_backend(session: Session, settings: Settings, secret_key: str, clust
     engine = None
     try:
         engine = engine_config(session, cluster_id, secret_key)
-        backend = make_backend(settings, kind, engine)
+        backend = make_backend(settings, kind, engine, cluster_id)
     except Exception as exc:  # noqa: BLE001 - bad settings must not stop the loop: the cluster shows why
         # The first line only: a parser's message may quote the file it read after it.
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -123,9 +136,11 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0")
 
 
-def register_inventory(session: Session, cluster_id: int, backend: Backend) -> int:
-    """Create or refresh the nodes and devices the engine reports (new devices land in the default pool)."""
-    nodes = backend.inventory()
+def register_inventory(session: Session, cluster_id: int, backend: Backend,
+                       nodes: list[NodeInfo] | None = None) -> int:
+    """Create or refresh the nodes and devices the engine reports (`nodes`: what it reported just now; new devices
+    land in the default pool)."""
+    nodes = backend.inventory() if nodes is None else nodes
     for node in nodes:
         register_node(session, cluster_id, report_of(node))
     return len(nodes)

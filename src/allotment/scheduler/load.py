@@ -146,9 +146,11 @@ class Inventory:
 
 
 def clusters(session: Session) -> list[Any]:
-    """Every cluster with what tells the loop to rebuild (config_version) or pause (the switch)."""
+    """Every cluster with what tells the loop to rebuild (config_version), pause (the switch) or build its engine
+    again (engine_revision: its engine settings changed)."""
     return list(session.execute(select(Cluster.id, Cluster.name, Cluster.backend, Cluster.config_version,
-                                       Cluster.resource_management_enabled).order_by(Cluster.id)).all())
+                                       Cluster.resource_management_enabled, Cluster.engine_revision)
+                                .order_by(Cluster.id)).all())
 
 
 def inventory(session: Session, cluster_id: int) -> Inventory:

@@ -15,6 +15,11 @@ replayed); after a crash between 4 and 5, or while jobs ran, the new loop asks e
 adopts, records or launches them (recovery.py): launch is idempotent across restarts, so nothing runs twice. If the
 guarded writes find that a job changed under the cycle, the cycle is rolled back and every cluster's state is rebuilt.
 
+Each cluster's engine is built from its stored settings, again when they change (engine_setup.py); the loop records
+its health on the cluster, has remote engines report their nodes periodically, keeps an engine's outage from failing
+anything (queued jobs wait with reason `backend_unavailable`, launches that met it are retried under the same
+admission) and reconciles the control plane's view with each engine's continuously (reconcile.py).
+
 Failures are isolated: an engine event that cannot be applied is logged, counted and dropped (the cluster is then
 rebuilt and its engine asked again about its jobs); a cluster whose step fails loses only its own work of the cycle
 and is rebuilt the same way, retried after a growing pause (up to a minute) while it keeps failing; other clusters
@@ -43,11 +48,12 @@ from allotment.backends.base import Backend, JobEvent, recovers, reports_idlenes
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
 from allotment.inventory.models import Cluster
 from allotment.scheduler import load
-from allotment.scheduler.engines import make_backend, register_inventory
+from allotment.scheduler.engine_setup import EngineSetup
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes, dt
+from allotment.scheduler.reconcile import EngineWatch, unavailable
 from allotment.scheduler.recovery import Faults, holding_admissions, recover, stop_orphans
-from allotment.scheduler.runtime import Actions, ClusterRuntime
+from allotment.scheduler.runtime import NO_BACKEND, Actions, ClusterRuntime
 from allotment.workloads.models import CANCELLED, HOLDING_STATES, RUNNING, Job
 
 log = logging.getLogger("allotment.scheduler")
@@ -68,7 +74,7 @@ class CycleReport:
     conflict: bool = False  # the database changed under the cycle: nothing was written, the state is rebuilt
 
 
-class Scheduler:
+class Scheduler(EngineSetup):
     def __init__(self, state: AppState) -> None:
         self.state = state
         settings = state.settings
@@ -98,6 +104,7 @@ class Scheduler:
         if faults is None:
             faults = state.extras["scheduler_faults"] = Faults(state.extras.get("metrics_registry"))
         self.faults: Faults = faults
+        self.watch = EngineWatch(faults)  # each engine's health, inventory, outages and reconciliation
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # a cycle changes the runtimes; explain() reads them between cycles
@@ -137,9 +144,13 @@ class Scheduler:
                 self._scan(session, now, writes, actions, usage)
                 if clock:  # decisions are stamped after the scan, so no job is admitted before it was submitted
                     now = time.time()
+            holding: list[dict[int, str]] = []  # read once, when an engine's reconciliation first needs it
             for cid, rt in list(self.runtimes.items()):
-                self._guarded(cid, "events", now, writes, actions, usage, self._events, rt, now, writes, actions,
-                              usage)
+                self._guarded(cid, "events", now, writes, actions, usage, self._events, session, rt, now, writes,
+                              actions, usage, holding)
+            for cid, backend in self.backends.items():
+                if backend is not None:
+                    self.watch.report(session, cid, backend)
             self._end_idle(session, now, writes, actions, usage)
             report.finished = len(usage)
             for cid, rt in list(self.runtimes.items()):
@@ -157,12 +168,14 @@ class Scheduler:
             session.commit()
         except Conflict as exc:
             session.rollback()
+            self.watch.unreported()
             self.runtimes.clear()
             log.info("scheduler: %s; the cycle was rolled back and the state is rebuilt from the database", exc)
             report.conflict = True
             return report
         except BaseException:
             session.rollback()
+            self.watch.unreported()
             self.runtimes.clear()  # rebuilt from the database next cycle; polled events stay in the backlog
             self.faults.failure("*", "cycle")
             raise
@@ -185,17 +198,15 @@ class Scheduler:
 
     def _clusters(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
         rows = load.clusters(session)
-        if self._ensure_backends(session, rows):
-            session.commit()  # the inventory the engines reported; the cycle's own writes follow
+        if self._ensure_backends(session, rows, now):
+            session.commit()  # the engines' statuses and the inventory they reported; the cycle's own writes follow
             rows = load.clusters(session)
         present = {r.id for r in rows}
         self._names = {r.id: r.name for r in rows}
         for cid in [c for c in self.runtimes if c not in present]:
             del self.runtimes[cid]
         for cid in [c for c in self.backends if c not in present]:
-            backend = self.backends.pop(cid)
-            if backend is not None:
-                backend.close()
+            self._close(cid)
         holding: list[dict[int, str]] = []  # read once, when a new engine first needs it
         for row in rows:
             rt = self.runtimes.get(row.id)
@@ -217,20 +228,39 @@ class Scheduler:
         rt = ClusterRuntime(row, inv, load.active_jobs(session, row.id), self.config, now,
                             self.backends.get(row.id) is not None)
         backend = self.backends.get(row.id)
-        if row.id in self._fresh_engines and backend is not None:
-            recover(rt, backend, now, writes, actions, usage, self.faults)
-            if row.id in self._unswept and recovers(backend):
-                if not holding:
-                    holding.append(holding_admissions(session))
-                stop_orphans(rt, backend, holding[0], now, self.faults)
-        self._fresh_engines.discard(row.id)
-        self._unswept.discard(row.id)
+        build_error = self.watch.state(row.id).build_error
+        if build_error and rt.blocked_reason is not None and rt.blocked_reason[0] == NO_BACKEND:
+            rt.blocked_reason = (NO_BACKEND, f"cluster {row.name}: {build_error}; queued jobs wait until it is fixed")
+        error = unavailable(backend)
+        if error is not None:  # down already: recovery waits until it answers (_events)
+            rt.engine_down(error)
+        elif row.id in self._fresh_engines and backend is not None:
+            try:
+                self._recover(session, rt, backend, now, writes, actions, usage, holding)
+            except Exception as exc:
+                error = unavailable(backend, exc)
+                if error is None:
+                    raise
+                rt.engine_down(error)  # asked again once it answers (it stays in _fresh_engines)
         self.runtimes[row.id] = rt
         log.info("scheduler: loaded cluster %s (config version %s, %d active jobs)", row.name, row.config_version,
                  len(rt.jobs))
 
-    def _events(self, rt: ClusterRuntime, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
-        """A cluster's requeues, stops and engine events of this cycle."""
+    def _recover(self, session: Session, rt: ClusterRuntime, backend: Backend, now: float, writes: Writes,
+                 actions: Actions, usage: list[Usage], holding: list[dict[int, str]]) -> None:
+        """A new engine: ask it about the cluster's holding jobs, then stop its orphan runs (recovery.py)."""
+        cid = rt.cluster_id
+        recover(rt, backend, now, writes, actions, usage, self.faults)
+        if cid in self._unswept and recovers(backend):
+            if not holding:
+                holding.append(holding_admissions(session))
+            stop_orphans(rt, backend, holding[0], now, self.faults)
+        self._fresh_engines.discard(cid)
+        self._unswept.discard(cid)
+
+    def _events(self, session: Session, rt: ClusterRuntime, now: float, writes: Writes, actions: Actions,
+                usage: list[Usage], holding: list[dict[int, str]]) -> None:
+        """A cluster's requeues, stops and engine events of this cycle; the engine's outages and reconciliation."""
         cid = rt.cluster_id
         rt.requeue_preempted(now, writes)
         for job_id in rt.cancel_requested:
@@ -238,9 +268,38 @@ class Scheduler:
         rt.cancel_requested.clear()
         backend = self.backends.get(cid)
         if backend is not None:
-            polled = backend.poll(now)
+            try:
+                if cid in self._fresh_engines:  # its recovery met an outage: now it may answer
+                    self._recover(session, rt, backend, now, writes, actions, usage, holding)
+                polled = backend.poll(now)
+            except Exception as exc:
+                error = unavailable(backend, exc)
+                if error is None:
+                    self.watch.failed(cid, exc, now)
+                    raise
+                rt.engine_down(error)
+                polled = []
+            else:
+                if rt.outage is not None and unavailable(backend) is None:
+                    rt.engine_up()
             if polled:
                 self.backlog.setdefault(cid, []).extend(polled)
+        self._apply_events(rt, now, writes, usage)
+        if backend is not None and rt.outage is None and cid not in self._fresh_engines:
+            try:
+                self.watch.relaunch(rt, backend, now, writes, actions, usage)
+                if self.watch.reconcile_due(cid, backend, now):
+                    if not holding:
+                        holding.append(holding_admissions(session))
+                    self.watch.reconcile(rt, backend, holding[0], now, writes, actions, usage)
+            except Exception as exc:
+                error = unavailable(backend, exc)
+                if error is None:
+                    raise
+                rt.engine_down(error)
+
+    def _apply_events(self, rt: ClusterRuntime, now: float, writes: Writes, usage: list[Usage]) -> None:
+        cid = rt.cluster_id
         events = self.backlog.get(cid)
         if not events:
             return
@@ -315,26 +374,6 @@ class Scheduler:
                 log.info("scheduler: job %s ended: idle for %d s, the idle timeout of resource policy %s is %d s",
                          limit.job_id, now - since, limit.policy, limit.timeout_s)
 
-    def _ensure_backends(self, session: Session, rows: list) -> bool:
-        registered = False
-        for row in rows:
-            if row.id in self.backends:
-                continue
-            backend = make_backend(self.state.settings, row.backend)
-            self.backends[row.id] = backend
-            if backend is None:
-                continue
-            self._fresh_engines.add(row.id)
-            self._unswept.add(row.id)
-            if row.backend == "local" and row.name != self.state.settings.local_cluster:
-                continue
-            try:
-                registered = register_inventory(session, row.id, backend) > 0 or registered
-            except Exception:  # a bad report must not stop scheduling: the cluster runs with what it has
-                log.exception("scheduler: cluster %s: could not register the engine's inventory", row.name)
-                session.rollback()
-        return registered
-
     def _scan(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
         """New submissions and cancellations since the last scan; cost follows what changed, not the queue."""
         wall = time.time()
@@ -397,8 +436,11 @@ class Scheduler:
             if backend is not None:
                 try:
                     backend.cancel(job_id, now)
-                except Exception:
-                    log.exception("scheduler: could not stop job %s", job_id)
+                except Exception as exc:
+                    if unavailable(backend, exc) is None:
+                        log.exception("scheduler: could not stop job %s", job_id)
+                    else:  # the engine sends the stop again once it answers
+                        log.warning("scheduler: job %s: its stop waits for its engine: %s", job_id, exc)
         for cid, launch in actions.launches:
             backend = self.backends.get(cid)
             rt = self.runtimes.get(cid)
@@ -407,6 +449,10 @@ class Scheduler:
             try:
                 handle = backend.launch(launch, now)
             except Exception as exc:
+                error = unavailable(backend, exc)
+                if error is not None:  # it stays admitted: asked about, then launched, once the engine answers
+                    self.watch.launch_failed(cid, launch, error, rt)
+                    continue
                 log.exception("scheduler: could not launch job %s", launch.job_id)
                 self.backlog.setdefault(cid, []).append(
                     JobEvent(launch.job_id, "failed", now, None, f"the engine could not start it: {exc}"))

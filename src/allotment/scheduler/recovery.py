@@ -38,6 +38,7 @@ from allotment.workloads.models import ADMITTED, FAILED, HOLDING_STATES, RUNNING
 log = logging.getLogger("allotment.scheduler")
 
 LOST_CODE = "lost"
+RESTARTED = "the server restarted while the job ran"
 
 
 class Faults:
@@ -77,8 +78,10 @@ def holding_admissions(session: Session) -> dict[int, str]:
 
 
 def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, actions: Actions, usage: list[Usage],
-            faults: Faults) -> None:
-    """Ask the cluster's new engine about every job the database says holds resources (see the module's text)."""
+            faults: Faults, cause: str = RESTARTED) -> None:
+    """Ask the cluster's new engine about every job the database says holds resources (see the module's text).
+    The loop also asks a running engine about jobs it lost track of, or whose launch met an outage (reconcile.py):
+    `cause` says why in the reasons and the log."""
     for job_id in [*rt.recover_admitted, *rt.recover_running]:
         info = rt.jobs.get(job_id)
         if info is None or info.state not in HOLDING_STATES:
@@ -92,8 +95,8 @@ def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, ac
             if info.state == ADMITTED:
                 actions.launches.append((rt.cluster_id, launch))
             else:
-                rt.end(info, now, FAILED, None, LOST_CODE, "the server restarted while the job ran and its engine "
-                       "cannot find its runs again; its exit status is unknown", writes, usage)
+                rt.end(info, now, FAILED, None, LOST_CODE, f"{cause} and its engine cannot find its runs again; "
+                       "its exit status is unknown", writes, usage)
             continue
         found = backend.reattach(launch, now)  # type: ignore[attr-defined]
         if found.state == RUNS:
@@ -114,19 +117,20 @@ def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, ac
             if info.state == ADMITTED and found.started_at is not None:
                 info.started_at = found.started_at
             rt.end(info, found.ended_at or now, FAILED, None, LOST_CODE,
-                   f"the server restarted while the job ran: {found.message or 'its exit status is unknown'}",
+                   f"{cause}: {found.message or 'its exit status is unknown'}",
                    writes, usage)
             outcome = "lost"
         elif info.state == ADMITTED:  # no record: it never started
             actions.launches.append((rt.cluster_id, launch))
             outcome = "launched"
         else:
-            rt.end(info, now, FAILED, None, LOST_CODE, "the server restarted while the job ran and its engine has "
-                   "no record of it; its exit status is unknown", writes, usage)
+            rt.end(info, now, FAILED, None, LOST_CODE, f"{cause} and its engine has no record of it; its exit status "
+                   "is unknown", writes, usage)
             outcome = "lost"
         faults.recovered(rt.name, outcome)
         if outcome != "adopted":
-            log.info("scheduler: cluster %s: job %s %s after the engine restarted", rt.name, job_id, outcome)
+            log.info("scheduler: cluster %s: job %s %s (%s)", rt.name, job_id, outcome,
+                     "the engine is new" if cause == RESTARTED else cause)
     for job_id in rt.requeue:
         actions.cancels.append((rt.cluster_id, job_id))  # the stop may not have happened before the restart
     rt.recover_admitted.clear()

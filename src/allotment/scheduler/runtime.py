@@ -38,6 +38,7 @@ NO_BACKEND = "no_backend"
 INVALID_CONFIG = "invalid_configuration"
 POOL_NOT_ALLOWED = "pool_not_allowed"  # its quota may not use the job's pinned pool or its profile's pools
 IDLE_TIMEOUT = "idle_timeout"
+BACKEND_UNAVAILABLE = "backend_unavailable"  # the engine does not answer: nothing is admitted into it
 
 
 @dataclass
@@ -76,6 +77,7 @@ class ClusterRuntime:
         self.group_marks: dict[tuple, tuple[str, float]] = {}
         self.preempted_by: dict[int, str] = {}  # requeued job -> " (requeued after ...)" kept on its reasons
         self.blocked_reason: tuple[str, str] | None = None  # the whole cluster waits (switch off, no engine, bad tree)
+        self.outage: tuple[str, str] | None = None  # the engine is unavailable (reconcile.py): the cluster waits
         self._blocked_marked = False
         self.core: SchedulerState | None = None
 
@@ -244,12 +246,37 @@ class ClusterRuntime:
     # -- the cycle -------------------------------------------------------------------------------------------------
     def next_due(self) -> float | None:
         """When core wants a cycle without any event (a waiting job's preemption delay ends, a job ages)."""
-        if self.blocked_reason is not None or self.core is None:
+        if self.blocked is not None or self.core is None:
             return None
         return self.core.next_due
 
+    @property
+    def blocked(self) -> tuple[str, str] | None:
+        """Why the whole cluster waits, if it does: its configuration first, then an outage of its engine."""
+        return self.blocked_reason or self.outage
+
+    def engine_down(self, error: str) -> None:
+        """The engine is unavailable: admit nothing; queued jobs wait with its error (the first one of the outage,
+        so that a changing error does not rewrite every queued job's reason)."""
+        if self.outage is not None:
+            return
+        self.outage = (BACKEND_UNAVAILABLE, (f"cluster {self.name}: its {self.kind} engine is unavailable ({error}); "
+                                             f"queued jobs wait until it answers again, running jobs go on"))
+        self._blocked_marked = False
+        log.warning("scheduler: cluster %s: its engine is unavailable: %s", self.name, error)
+
+    def engine_up(self) -> None:
+        """The engine answers again: every queued job gets its own reason at the next decision."""
+        if self.outage is None:
+            return
+        self.outage = None
+        self._blocked_marked = False
+        self.group_marks.clear()
+        self.fresh = [job_id for job_id, info in self.jobs.items() if info.state == QUEUED]
+        log.info("scheduler: cluster %s: its engine answers again", self.name)
+
     def decide(self, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> list[Decision]:
-        if self.blocked_reason is not None or self.core is None:
+        if self.blocked is not None or self.core is None:
             self._mark_blocked(now, writes)
             return []
         with gc_paused():
@@ -347,8 +374,8 @@ class ClusterRuntime:
         info = self.jobs.get(job_id)
         if info is None or info.state != QUEUED:
             return None
-        if self.blocked_reason is not None:
-            return self.blocked_reason
+        if self.blocked is not None:
+            return self.blocked
         group = self.core.queue_group(str(job_id)) if self.core is not None else None
         if group is None or group[1] is None:
             return None  # not examined yet, or about to be: the stored reason stands
@@ -356,8 +383,10 @@ class ClusterRuntime:
         return wait.code, wait.message + self.preempted_by.get(job_id, "")
 
     def _mark_blocked(self, now: float, writes: Writes) -> None:
-        assert self.blocked_reason is not None
-        code, message = self.blocked_reason
+        blocked = self.blocked
+        if blocked is None:  # no core (a bad quota tree sets blocked_reason): nothing to say
+            return
+        code, message = blocked
         ids = list(self.jobs) if not self._blocked_marked else self.fresh
         for job_id in ids:
             self._set_reason(self.jobs.get(job_id), code, message, now, writes)
