@@ -4,6 +4,8 @@ has stop()."""
 from __future__ import annotations
 
 import importlib.util
+import signal
+import threading
 from typing import Protocol
 
 from allotment.api.state import AppState
@@ -13,8 +15,32 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
+def notice_stop_signals(state: AppState) -> threading.Event:
+    """state.extras["stopping"], set as soon as the server is told to stop (SIGTERM, SIGINT).
+
+    uvicorn lets open responses finish before it shuts the app down, and a log follower's stream stays open until
+    its job ends: followers watch this event and end their streams at once (the CLI can follow again from where it
+    stopped). Signals can be handled only in the main thread, where uvicorn runs the app; its own handler, installed
+    before the app starts, still runs after this one."""
+    stopping = state.extras.setdefault("stopping", threading.Event())
+    if threading.current_thread() is not threading.main_thread():
+        return stopping
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):  # the default or ignored: no server of ours is listening for it
+            continue
+
+        def chained(signum, frame, previous=previous) -> None:
+            stopping.set()
+            previous(signum, frame)
+
+        signal.signal(sig, chained)
+    return stopping
+
+
 def start_services(state: AppState) -> list[Service]:
     services: list[Service] = []
+    notice_stop_signals(state)
     if state.settings.scheduler_enabled and importlib.util.find_spec("allotment.scheduler.loop") is not None:
         from allotment.scheduler.loop import start_scheduler
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.clitools import allot_executable, api, ok, unique
+from e2e.clitools import allot_executable, api, login_config, ok, start_server, stop_server, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +91,32 @@ def test_ctrl_c_stops_following_cleanly(allot, submitter):
     assert proc.returncode == 130
     assert "Traceback" not in err.decode() and out == b""
     assert wait_state(config, job_id, ("cancelled",))["state"] == "cancelled"
+
+
+def test_a_server_told_to_stop_ends_its_followers_and_stops(allot, tmp_path):
+    """uvicorn lets open responses finish before it stops: followers must not keep a stopping server alive."""
+    root = tmp_path / "own-server"
+    root.mkdir()
+    proc, own = start_server(root)
+    try:
+        config = login_config(own, tmp_path / "own-cli", own.admin_username, own.admin_password)
+        ok(allot("quotas", "create", "stopq", "--cpu", "0.5", "--cpu-limit", "1", config_dir=config))
+        ok(allot("quotas", "bind", "stopq", "--user", own.admin_username, config_dir=config))
+        out = ok(allot("jobs", "submit", "--quota", "stopq", "--cpu", "0.1", "--json", "--", "sh", "-c",
+                       "echo hi; sleep 120", config_dir=config))
+        job_id = json.loads(out.stdout)["id"]
+        follower = follow(job_id, config)
+        try:
+            assert follower.stdout.readline() == b"hi\n"
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            assert time.monotonic() - started < 15
+            _, err = follower.communicate(timeout=20)
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+        assert follower.returncode == 1
+        assert f"follow again with `allot jobs logs {job_id} -f --offset 3`" in err.decode()
+    finally:
+        stop_server(proc)

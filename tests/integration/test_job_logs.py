@@ -213,8 +213,12 @@ def test_follow_sends_keepalives_and_stops_at_its_longest(tmp_path):
     events = collect(logs.follow_log(logs.LogSource(path), 0, lambda: "running", poll_s=0, state_check_s=0,
                                      keepalive_s=3, max_s=10, clock=lambda: float(next(clock))))
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "output" and kinds[-1] == "timeout" and "keepalive" in kinds
-    assert events[-1] == {"event": "timeout", "next_offset": 2, "state": "running"}
+    assert kinds[0] == "output" and kinds[-1] == "resume" and "keepalive" in kinds
+    assert events[-1] == {"event": "resume", "next_offset": 2, "state": "running"}
+    stopping = threading.Event()
+    stopping.set()  # the server is stopping: followers end at once, to follow again once it is back
+    events = collect(logs.follow_log(logs.LogSource(path), 0, lambda: "running", stopping=stopping))
+    assert [e["event"] for e in events] == ["output", "resume"]
     ended = collect(logs.follow_log(logs.LogSource(None, logs.SIMULATED_NOTE), 0, lambda: "succeeded"))
     assert ended == [{"event": "end", "next_offset": 0, "state": "succeeded"}]
 

@@ -113,7 +113,7 @@ class Client:
                     raise ApiError(problem_message(response), response.status_code, body)
                 yield response
         except httpx.HTTPError as exc:
-            raise CliError(f"lost the connection to {self.url}: {exc}") from exc
+            raise CliError(f"cannot follow {self.url}: {exc}") from exc
 
     def request(self, method: str, path: str, **kwargs) -> Any:
         response = self.raw(method, path, **kwargs)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from allotment.cli.client import Client, CliError
+from allotment.cli.client import ApiError, Client, CliError
 from allotment.cli.output import console, emit_json, err_console, show
 
 COLUMNS = [("id", "ID"), ("name", "NAME"), ("owner", "OWNER"), ("quota", "QUOTA"), ("gpu", "GPU"),
@@ -164,24 +164,43 @@ def _print_log(client: Client, job_id: int, offset: int) -> None:
 
 
 def _follow(client: Client, job_id: int, offset: int) -> None:
-    """Follow the server's stream; when the server ends one at its longest (event `timeout`) or the connection
-    closes early, follow again from where it stopped."""
+    """Follow the server's stream; when the server ends one (event `resume`: it lasted its longest, or the server
+    is stopping) or the connection closes early, follow again from where it stopped."""
+    at = {"offset": offset}
+    resumed = False
     while True:
-        heard = False
-        with client.stream("GET", f"jobs/{job_id}/logs", params={"follow": "true", "offset": offset}) as response:
-            for line in response.iter_lines():
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                heard = True
-                offset = event.get("next_offset", offset)
-                kind = event.get("event")
-                if kind == "start":
-                    _note(event.get("note"))
-                elif kind == "output":
-                    _write(event.get("text", ""))
-                elif kind == "end":
-                    err_console.print(f"job {job_id} {event.get('state')}", highlight=False, markup=False)
-                    return
+        try:
+            ended, heard = _follow_once(client, job_id, at)
+        except ApiError:
+            raise
+        except CliError as exc:
+            if not resumed:
+                raise
+            raise CliError(f"{exc}; the server may be restarting: follow again with "
+                           f"`allot jobs logs {job_id} -f --offset {at['offset']}`") from None
+        if ended:
+            return
         if not heard:
             raise CliError(f"the server closed the log of job {job_id} without a word; try again")
+        resumed = True
+
+
+def _follow_once(client: Client, job_id: int, at: dict[str, int]) -> tuple[bool, bool]:
+    """One follow request: prints what it streams, keeps the offset reached in `at`; (the job ended, any event)."""
+    heard = False
+    with client.stream("GET", f"jobs/{job_id}/logs", params={"follow": "true", "offset": at["offset"]}) as response:
+        for line in response.iter_lines():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            heard = True
+            at["offset"] = event.get("next_offset", at["offset"])
+            kind = event.get("event")
+            if kind == "start":
+                _note(event.get("note"))
+            elif kind == "output":
+                _write(event.get("text", ""))
+            elif kind == "end":
+                err_console.print(f"job {job_id} {event.get('state')}", highlight=False, markup=False)
+                return True, True
+    return False, heard

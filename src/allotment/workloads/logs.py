@@ -17,8 +17,8 @@ and never starts inside one (an offset given by hand moves past the character's 
 Following (`follow_log`) is an async generator of events for a streaming response. Each poll reads the file in a
 worker thread (a short hop: no thread and no database session is held for a follower's whole life); the job's state
 comes from a short database read about every second. It sends a keep-alive when nothing was written for a while,
-and ends once the job has ended and its file is drained, or after FOLLOW_MAX_S (the client then resumes from
-`next_offset`).
+and ends once the job has ended and its file is drained, or after FOLLOW_MAX_S or when the server is stopping (the
+client then follows again from `next_offset`).
 
 Retention (`delete_expired_logs`, run hourly by `LogRetention`): the files of jobs that ended more than
 ALLOT_JOB_LOG_RETENTION_DAYS ago are deleted (0 keeps them for ever); reading such a job's log then says so.
@@ -244,10 +244,10 @@ def state_reader(sessions: sessionmaker[Session], job_id: int) -> Callable[[], s
 async def follow_log(source: LogSource, offset: int, job_state: Callable[[], str | None], *,
                      poll_s: float = FOLLOW_POLL_S, state_check_s: float = FOLLOW_STATE_CHECK_S,
                      keepalive_s: float = FOLLOW_KEEPALIVE_S, max_s: float = FOLLOW_MAX_S,
-                     chunk: int = MAX_CHUNK, clock: Callable[[], float] = time.monotonic
-                     ) -> AsyncIterator[dict[str, Any]]:
-    """Events: `output` (offset, next_offset, text), `keepalive`, then `end` (the job's final state) or `timeout`
-    (max_s passed: follow again from next_offset). Every event carries next_offset."""
+                     chunk: int = MAX_CHUNK, clock: Callable[[], float] = time.monotonic,
+                     stopping: threading.Event | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Events: `output` (offset, next_offset, text), `keepalive`, then `end` (the job's final state) or `resume`
+    (max_s passed, or the server is `stopping`: follow again from next_offset). Every event carries next_offset."""
     started = last_sent = clock()
     state = await anyio.to_thread.run_sync(job_state)
     checked = clock()
@@ -265,8 +265,8 @@ async def follow_log(source: LogSource, offset: int, job_state: Callable[[], str
             yield {"event": "end", "next_offset": offset, "state": state}
             return
         now = clock()
-        if now - started >= max_s:
-            yield {"event": "timeout", "next_offset": offset, "state": state}
+        if now - started >= max_s or (stopping is not None and stopping.is_set()):
+            yield {"event": "resume", "next_offset": offset, "state": state}
             return
         if now - last_sent >= keepalive_s:
             yield {"event": "keepalive", "next_offset": offset}

@@ -100,8 +100,8 @@ def job_logs(job_id: IdPath, principal: Signed, db: DB, state: State, offset: Lo
              limit: LogLimit = logs.DEFAULT_CHUNK, follow: Follow = False) -> JobLogOut | StreamingResponse:
     """A job's output from any engine, by byte offset. Its owner, its cluster's managers and admins and platform
     admins may read it; to others the job does not exist (404, as GET /jobs/{id}). A job that has not started, or a
-    simulated one, has an empty log with a note saying why. Follow mode ends after an hour at most (event
-    `timeout`): follow again from its next_offset."""
+    simulated one, has an empty log with a note saying why. A follow ends after an hour at most, or when the server
+    stops (event `resume`): follow again from its next_offset."""
     job = logs.find_readable_job(db, principal, job_id)
     if not follow:
         return JobLogOut(**vars(logs.read_job_log(db, state.settings, job, offset, limit)))
@@ -109,7 +109,8 @@ def job_logs(job_id: IdPath, principal: Signed, db: DB, state: State, offset: Lo
     exists = source.path is not None and source.path.is_file()
     start = {"event": "start", "next_offset": offset, "state": job.state,
              "note": logs.log_note(state.settings, job, source, exists)}
-    events = logs.follow_log(source, offset, logs.state_reader(state.sessions, job.id))
+    events = logs.follow_log(source, offset, logs.state_reader(state.sessions, job.id),
+                             stopping=state.extras.get("stopping"))
     # The stream runs on the event loop after this function returned: the request's session is closed by then.
     return StreamingResponse(_ndjson(start, events), media_type=NDJSON,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

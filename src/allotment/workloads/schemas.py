@@ -135,9 +135,10 @@ class JobLogEvent(BaseModel):
 
     event: str = Field(description="start (first line, with the state and any note), output (text), keepalive "
                                    "(nothing new for a while), end (the job ended and its log is drained; last "
-                                   "line) or timeout (the follow lasted its longest; follow again from next_offset)")
+                                   "line) or resume (the follow lasted its longest, or the server is stopping: "
+                                   "follow again from next_offset; last line)")
     next_offset: int
     offset: int | None = Field(None, description="output: the byte offset its text starts at")
     text: str | None = Field(None, description="output: the new text")
-    state: str | None = Field(None, description="start, end and timeout: the job's state")
+    state: str | None = Field(None, description="start, end and resume: the job's state")
     note: str | None = Field(None, description="start: why the log is empty, as in JobLogOut")
