@@ -5,6 +5,8 @@
 #   scripts/slurm.sh start DIR   -> {"rest_url": ..., "token": ..., "user": ..., "slurm_conf": ..., "jobs_dir": ...}
 #   scripts/slurm.sh stop DIR
 #   scripts/slurm.sh install     -> only the packages (for a suite about to start several clusters in parallel)
+# ALLOT_SLURM_CPUS sets the CPUs each node declares (default 32, memory 4 GiB per CPU, at least 128 GiB): a benchmark
+# of thousands of one-CPU jobs at once needs more than the host has (SlurmdParameters=config_overrides).
 #
 # Under DIR: a munged with its own key and socket (no clash with a system munged), slurmctld, two fake nodes with
 # one `slurmd -N` each (a100-n1: 4 x gpu:a100 in partition a100; h100-n1: 2 x gpu:h100 in partition h100) whose GPUs
@@ -19,6 +21,9 @@ dir=${2:-}
 # the token's user, another unprivileged account (a job is untrusted code).
 rest_user=${ALLOT_SLURM_REST_USER:-allot-slurmrest}
 job_user=${ALLOT_SLURM_JOB_USER:-allot-slurmjob}
+cpus=${ALLOT_SLURM_CPUS:-32}
+[[ "$cpus" =~ ^[1-9][0-9]{0,4}$ ]] || { echo "slurm.sh: ALLOT_SLURM_CPUS must be a number of CPUs" >&2; exit 2; }
+memory_mib=$(( cpus * 4096 > 131072 ? cpus * 4096 : 131072 ))
 sbin=/usr/sbin
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -138,7 +143,8 @@ case "$action" in
 
     sed -e "s|@DIR@|$dir|g" -e "s|@CTLD_PORT@|$ctld_port|g" -e "s|@A100_PORT@|$a100_port|g" \
       -e "s|@H100_PORT@|$h100_port|g" -e "s|@FIRST_JOB_ID@|$first_job_id|g" -e "s|@SOCKET@|$socket|g" \
-      -e "s|@CLUSTER@|allot$ctld_port|g" "$here/slurm/slurm.conf.in" >"$dir/etc/slurm.conf"
+      -e "s|@CLUSTER@|allot$ctld_port|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEMORY_MIB@|$memory_mib|g" \
+      "$here/slurm/slurm.conf.in" >"$dir/etc/slurm.conf"
     sed -e "s|@DIR@|$dir|g" "$here/slurm/gres.conf.in" >"$dir/etc/gres.conf"
     cp "$here/slurm/cgroup.conf" "$dir/etc/cgroup.conf"
     chmod 644 "$dir"/etc/*.conf

@@ -56,3 +56,21 @@ def new_user(server: Server, admin_config: Path, tmp_path: Path):
         return username, password, config_dir
 
     return make
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[dict]:
+    """A throwaway Slurm (scripts/slurm.sh) for the session: rest_url, token, user, slurm_conf, jobs_dir, partitions."""
+    from e2e.engines import slurm_cluster
+
+    with slurm_cluster() as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[dict]:
+    """A throwaway Ray head (scripts/ray.sh) for the session: address (the Jobs API), gcs, temp_dir, resources."""
+    from e2e.engines import ray_head as start_head
+
+    with start_head() as info:
+        yield info

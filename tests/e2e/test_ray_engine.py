@@ -3,24 +3,20 @@ resources) once per test session and worker. Ray is slow here (a head takes 10-2
 seconds), so the tests are few and run their jobs side by side.
 
 Without Ray (pip install -e '.[ray]') the module is skipped, unless ALLOT_TEST_REQUIRE_RAY=1 (the full suite),
-where a head that cannot start fails every test. Each test gives its backend a submission prefix of its own, so
+where a head that cannot start fails every test (the `ray_head` fixture: tests/e2e/engines.py). Each test gives its backend a submission prefix of its own, so
 that one test's orphan sweep never touches another's jobs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -35,38 +31,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = os.environ.get("ALLOT_TEST_REQUIRE_RAY") == "1"
 _prefixes = itertools.count(1)
-
-
-def _unavailable(reason: str):
-    if REQUIRED:
-        pytest.fail(f"ALLOT_TEST_REQUIRE_RAY=1 but the test Ray head cannot start: {reason}")
-    pytest.skip(f"no test Ray head: {reason}")
-
-
-@pytest.fixture(scope="session")
-def ray_head() -> Iterator[dict]:
-    """The head's facts: address (the Jobs API), gcs, temp_dir, resources, start_s."""
-    if importlib.util.find_spec("ray") is None:
-        _unavailable("the ray package is not installed (pip install -e '.[ray]')")
-    # Short: Ray's unix socket paths under it have a length limit.
-    head_dir = tempfile.mkdtemp(prefix="allot-ray-", dir="/tmp")
-    script = str(ROOT / "scripts" / "ray.sh")
-    env = dict(os.environ)
-    ray_bin = Path(sys.executable).parent / "ray"  # the head runs the Ray this client imports
-    if ray_bin.exists():
-        env["ALLOT_RAY_BIN"] = str(ray_bin)
-    try:
-        done = subprocess.run(["bash", script, "start", head_dir], capture_output=True, text=True, timeout=240,
-                              check=False, env=env)
-    except subprocess.TimeoutExpired:
-        done = None
-    if done is None or done.returncode != 0:
-        subprocess.run(["bash", script, "stop", head_dir], capture_output=True, timeout=60, check=False)
-        _unavailable(done.stderr[-2000:] if done is not None else "scripts/ray.sh start timed out")
-    try:
-        yield json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        subprocess.run(["bash", script, "stop", head_dir], capture_output=True, timeout=60, check=False)
 
 
 @dataclasses.dataclass(frozen=True)

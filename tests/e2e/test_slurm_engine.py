@@ -2,7 +2,7 @@
 GPU nodes of two models, slurmrestd with JWT), once per test session and worker.
 
 Without root or Slurm's packages the module is skipped, unless ALLOT_TEST_REQUIRE_SLURM=1 (the full suite), where
-a cluster that cannot start fails every test. Each test gives its backend a job-name prefix of its own, so that
+a cluster that cannot start fails every test (the `slurm` fixture: tests/e2e/engines.py). Each test gives its backend a job-name prefix of its own, so that
 one test's orphan sweep never touches another's jobs.
 """
 
@@ -12,9 +12,7 @@ import itertools
 import json
 import os
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,38 +26,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = os.environ.get("ALLOT_TEST_REQUIRE_SLURM") == "1"
 _prefixes = itertools.count(1)
-
-
-def _unavailable(reason: str):
-    if REQUIRED:
-        pytest.fail(f"ALLOT_TEST_REQUIRE_SLURM=1 but the test Slurm cannot start: {reason}")
-    pytest.skip(f"no test Slurm: {reason}")
-
-
-@pytest.fixture(scope="session")
-def slurm() -> Iterator[dict]:
-    """The cluster's facts: rest_url, token, user, slurm_conf, jobs_dir."""
-    if os.geteuid() != 0:
-        _unavailable("scripts/slurm.sh needs root")
-    # Not under pytest's temporary directory: slurmrestd's and the jobs' users must reach the cluster's files.
-    cluster_dir = tempfile.mkdtemp(prefix="allot-slurm-")
-    os.chmod(cluster_dir, 0o755)
-    script = str(ROOT / "scripts" / "slurm.sh")
-    started = time.monotonic()
-    try:
-        done = subprocess.run(["bash", script, "start", cluster_dir], capture_output=True, text=True, timeout=600,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        done = None
-    if done is None or done.returncode != 0:
-        subprocess.run(["bash", script, "stop", cluster_dir], capture_output=True, timeout=60, check=False)
-        _unavailable(done.stderr[-2000:] if done is not None else "scripts/slurm.sh start timed out")
-    info = json.loads(done.stdout.strip().splitlines()[-1])
-    info["start_s"] = time.monotonic() - started
-    try:
-        yield info
-    finally:
-        subprocess.run(["bash", script, "stop", cluster_dir], capture_output=True, timeout=60, check=False)
 
 
 def _log_dir(slurm: dict, name: str) -> Path:
