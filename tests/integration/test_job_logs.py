@@ -3,6 +3,7 @@ is written while the request is open, who may read them, simulated and never-sta
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -16,6 +17,7 @@ from sched_helpers import Harness
 from allotment.db import transaction, utcnow
 from allotment.workloads import logs
 from allotment.workloads.models import Job
+
 
 @pytest.fixture
 def lab(client, admin_headers):
@@ -100,7 +102,7 @@ def test_paging_never_splits_a_character(client, settings, lab):
                 break
         assert "".join(pages) == text, limit
     # An offset given by hand inside a character starts after it.
-    inside = len("h".encode()) + 1  # the second byte of é
+    inside = 2  # "h" is one byte, then the second byte of é
     page = read(client, lab, job_id, offset=inside, limit=4)
     assert page["offset"] == inside + 1 and page["text"].startswith("llo")
 
@@ -194,7 +196,7 @@ def test_follow_streams_lines_written_while_the_request_is_open(client, settings
     output = [e for e in events if e["event"] == "output"]
     assert len(output) >= 4  # each line read as it came, not all at the end
     assert "".join(e["text"] for e in output) == "ore\nline 0\nline 1\nline 2\nlast ✓\n"
-    assert all(a["next_offset"] == b["offset"] for a, b in zip(output, output[1:], strict=False))
+    assert all(a["next_offset"] == b["offset"] for a, b in itertools.pairwise(output))
     total = log_path(settings, job_id).stat().st_size
     assert events[-1] == {"event": "end", "next_offset": total, "state": "succeeded"}
 

@@ -347,7 +347,7 @@ class LogRetention:
         while True:
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - a failed sweep is tried again at the next one
+            except Exception:  # a failed sweep is tried again at the next one
                 log.exception("log retention: the sweep failed")
             if self._stop.wait(self.interval_s):
                 return
