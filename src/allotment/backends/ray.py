@@ -532,7 +532,13 @@ class RayBackend:
             run = self._runs.get(job_id)
             if run is not None and run.submission_id == job.submission_id:
                 continue  # launched since the holding set was taken
-            self._stop(job.submission_id)
+            try:
+                self._stop(job.submission_id)
+            except RayUnavailable:
+                raise
+            except RayError as exc:  # refused: the others are still stopped
+                log.warning("could not stop orphan Ray job %s of job %s: %s", job.submission_id, job_id, exc)
+                continue
             stopped.append(f"job {job_id} (admission {admission or '-'}, Ray job {job.submission_id}, "
                            f"{job.status.lower()})")
         self._prune_records(holding)

@@ -494,7 +494,13 @@ class SlurmBackend:
             run = self._runs.get(job_id)
             if run is not None and run.slurm_id == int(job["job_id"]):
                 continue  # launched since the holding set was taken
-            self._cancel(int(job["job_id"]))
+            try:
+                self._cancel(int(job["job_id"]))
+            except SlurmUnavailable:
+                raise
+            except SlurmError as exc:  # refused (another user's job): the others are still stopped
+                log.warning("could not stop orphan Slurm job %s of job %s: %s", job["job_id"], job_id, exc)
+                continue
             stopped.append(f"job {job_id} (admission {admission or '-'}, Slurm job {job['job_id']}, "
                            f"{state_of(job).lower()})")
         self._prune_records(holding)
