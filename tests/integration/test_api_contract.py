@@ -129,3 +129,32 @@ def test_the_harness_fails_on_a_server_error_and_an_undeclared_status():
     with pytest.raises(FailureGroup) as undeclared:
         contract["/teapot"]["GET"].Case().call_and_validate(app=app)
     assert [type(e).__name__ for e in undeclared.value.exceptions] == ["UndefinedStatusCode"]
+
+
+def test_every_error_response_is_a_declared_problem():
+    """What the contract run relies on, stated directly: errors are problem+json, signed-in operations say so."""
+    document = schema.raw_schema
+    assert "Problem" in document["components"]["schemas"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+            if operation.get("security"):
+                assert {"401", "403"} <= set(operation["responses"]), (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413", "422"} <= set(operation["responses"]), (method, path)
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("PUT", "/api/v1/users", "GET, HEAD, POST"),
+    ("DELETE", "/api/v1/jobs/1", "GET, HEAD"),
+    # Paths where a literal route sits beside a parameterised one name the literal resource.
+    ("GET", "/api/v1/jobs/batch", "POST"),
+    ("GET", "/api/v1/users/import", "POST"),
+])
+def test_a_405_names_the_methods_of_the_resource(client, admin_headers, method, path, allow):
+    response = client.request(method, path, headers=admin_headers)
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allow
+    assert response.headers["content-type"] == "application/problem+json"
