@@ -85,9 +85,9 @@ def test_ray_address_with_credentials_only_through_stdin(server, admin_config):
                     config_dir=admin_config)
     assert refused.returncode == 2 and "--address-stdin" in refused.stderr
     ok(allot("admin", "add-cluster", name, "--backend", "ray", "--address-stdin", "--resource", "a100=pool_a100",
-             input=secret_address + "\n", config_dir=admin_config))
+             "--name-prefix", "site2", input=secret_address + "\n", config_dir=admin_config))
     shown = cluster_json(admin_config, name)
-    assert shown["engine"] == {"address": {"set": True}, "resources": {"a100": "pool_a100"}}
+    assert shown["engine"] == {"address": {"set": True}, "resources": {"a100": "pool_a100"}, "name_prefix": "site2"}
     assert b"Cli-ray-pa55" not in database_bytes(server)
     ok(allot("admin", "remove-cluster", name, "--yes", config_dir=admin_config))
 

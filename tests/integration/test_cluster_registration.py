@@ -112,6 +112,7 @@ def test_an_update_without_the_secret_keeps_it_null_clears_it(client, admin_head
     ("ray", {}, "engine.address", "required"),
     ("ray", {"address": "ray-head:8265"}, "engine.address", "http"),
     ("ray", {"address": "http://h:8265", "resources": {"a100": "GPU"}}, "engine.resources.a100", "Ray's own"),
+    ("ray", {"address": "http://h:8265", "name_prefix": "two words"}, "engine.name_prefix", "letter"),
     ("local", {"log_dir": "/j"}, "engine.log_dir", "takes no settings"),
     ("simulated", {"nodes_file": "nodes.yaml"}, "engine.nodes_file", "absolute"),
 ])
@@ -140,6 +141,19 @@ def test_ray_address_is_a_secret_and_resources_map_pools(client, admin_headers):
     assert "Ray-pa55word" not in json.dumps(raw_row(client, "ray1"), default=str)
     out = patch(client, admin_headers, "ray1", {"engine": {"resources": {"h100": "pool_h100"}}})
     assert out["engine"] == {"address": {"set": True}, "resources": {"h100": "pool_h100"}}  # maps replaced whole
+
+
+def test_ray_name_prefix_reaches_the_engine(client, admin_headers):
+    """Each allotment sharing a Ray head needs its own prefix, or their orphan sweeps stop each other's jobs."""
+    out = create(client, admin_headers, "ray1", "ray", {"address": RAY_ADDRESS, "name_prefix": "site2"})
+    assert out["engine"]["name_prefix"] == "site2"
+    state = client.app.state.allot
+    with transaction(sessions(client)) as s:
+        engine = cluster_backend(s, state.settings, state.secret_key, find_cluster(s, "ray1").id, "ray")
+        assert engine is not None and engine.config.name_prefix == "site2"
+        assert engine.submission_id(7, "a1").startswith("site2-7-")
+    out = patch(client, admin_headers, "ray1", {"engine": {"name_prefix": None}})
+    assert "name_prefix" not in out["engine"]
 
 
 def test_changing_the_backend_starts_from_empty_settings(client, admin_headers):

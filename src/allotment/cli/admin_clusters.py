@@ -154,7 +154,8 @@ STATE_DIR = typer.Option(None, "--state-dir", help="slurm: the engine's run reco
 WORK_DIR = typer.Option(None, "--work-dir", help="slurm: the jobs' working directory (default LOG_DIR)")
 PARTITION = typer.Option(None, "--partition", help="slurm: POOL=PARTITION, repeatable (replaces the whole map)")
 DEFAULT_PARTITION = typer.Option(None, "--default-partition", help="slurm: the partition of unmapped pools")
-NAME_PREFIX = typer.Option(None, "--name-prefix", help="slurm: prefix of Slurm job names, one per installation")
+NAME_PREFIX = typer.Option(None, "--name-prefix", help="slurm, ray: prefix of the engine's job names, one per "
+                           "allotment sharing the cluster (default allot)")
 ADDRESS = typer.Option(None, "--address", help="ray: the Ray Jobs API's address, without credentials")
 ADDRESS_STDIN = typer.Option(False, "--address-stdin", help="ray: read the address (with credentials) from stdin")
 RESOURCE = typer.Option(None, "--resource", help="ray: POOL=RESOURCE, repeatable (replaces the whole map)")

@@ -6,8 +6,9 @@
   the map goes to the partition its node is in, as backends/slurm.py decides), `default_partition`, `name_prefix`
   (each allotment sharing a Slurm cluster needs its own), `state_dir` and `work_dir`. They are backends/slurm.py's
   SlurmConfig, which scheduler/engines.py builds from them.
-- ray: `address` of the Ray Jobs API (secret: it may embed credentials) and `resources` (pool -> the custom resource
-  naming it on Ray's nodes).
+- ray: `address` of the Ray Jobs API (secret: it may embed credentials), `resources` (pool -> the custom resource
+  naming it on Ray's nodes) and `name_prefix` (of submission ids and the jobs' metadata: each allotment sharing a
+  Ray head needs its own, or their orphan sweeps would stop each other's jobs).
 - simulated: `nodes_file`, the virtual nodes (else the server's ALLOT_SIMULATED_NODES).
 - local: nothing; the local engine runs on this host under the server's own settings.
 
@@ -47,7 +48,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "simulated": ("nodes_file",),
     "slurm": ("rest_url", "rest_user", "token", "log_dir", "slurm_conf", "bin_dir", "state_dir", "work_dir",
               "partitions", "default_partition", "name_prefix"),
-    "ray": ("address", "resources"),
+    "ray": ("address", "resources", "name_prefix"),
 }
 SECRETS = frozenset({"token", "address"})
 MAPS = frozenset({"partitions", "resources"})
@@ -87,7 +88,8 @@ class EngineIn(BaseModel):
     work_dir: PathText | None = Field(None, description="slurm: the jobs' working directory (default log_dir)")
     partitions: PoolMap | None = Field(None, description="slurm: pool -> partition")
     default_partition: EngineName | None = Field(None, description="slurm: the partition of unmapped pools")
-    name_prefix: EngineName | None = Field(None, description="slurm: prefix of Slurm job names (default allot)")
+    name_prefix: EngineName | None = Field(None, description="slurm, ray: prefix of the engine's job names, one per "
+                                                           "allotment sharing the cluster (default allot)")
     address: Url | None = Field(None, description="ray: the Ray Jobs API's address; write-only (it may hold "
                                                   "credentials)")
     resources: PoolMap | None = Field(None, description="ray: pool -> custom resource")
@@ -243,13 +245,17 @@ def _check_slurm(values: dict[str, Any], problem) -> None:
     token = values.get("token")
     if token and not _TOKEN.match(token):
         problem("token", "must be printable ASCII without spaces, as scontrol token prints it")
-    prefix = values.get("name_prefix")
-    if prefix and (not _PREFIX.match(prefix) or len(prefix) > 32):
-        problem("name_prefix", "must be a letter, then letters, digits, '_' and '-', at most 32 characters")
+    _check_prefix(values, problem)
     default = values.get("default_partition")
     if default and not _SLURM_NAME.match(default):
         problem("default_partition", "must be a partition name: letters, digits, '_', '.' and '-'")
     _check_names("partitions", values.get("partitions") or {}, "partition name", _SLURM_NAME, problem)
+
+
+def _check_prefix(values: dict[str, Any], problem) -> None:
+    prefix = values.get("name_prefix")
+    if prefix and (not _PREFIX.match(prefix) or len(prefix) > 32):
+        problem("name_prefix", "must be a letter, then letters, digits, '_' and '-', at most 32 characters")
 
 
 def _check_ray(values: dict[str, Any], problem) -> None:
@@ -260,6 +266,7 @@ def _check_ray(values: dict[str, Any], problem) -> None:
         _check_url("address", address, problem, credentials=True)
     _check_names("resources", values.get("resources") or {}, "custom resource name", _RAY_RESOURCE, problem,
                  RAY_RESERVED)
+    _check_prefix(values, problem)
 
 
 # -- storing and showing ----------------------------------------------------------------------------------------------
