@@ -16,6 +16,18 @@ cgroups, and memory falls back to RLIMIT_DATA: it counts the private writable me
 anonymous mmap), not the huge address-space reservations of CUDA (PROT_NONE), which make RLIMIT_AS useless for GPU
 jobs. It is per process, not per job. CPU then is not limited: no rlimit bounds a rate (RLIMIT_CPU ends a process
 after so many CPU-seconds).
+
+GPU access (cgroup v1 only): each run also gets a cgroup of the devices controller that denies every NVIDIA GPU
+node (character major 195, minors 0-253) except the minors of the job's own GPUs, so a job that unsets
+CUDA_VISIBLE_DEVICES still cannot open another GPU (EPERM). `nvidiactl` (195:255) and `nvidia-modeset` (195:254) stay
+open, as do `nvidia-uvm` and `nvidia-caps` (majors of their own): CUDA needs them and they give access to no GPU.
+Denying the other minors one by one, rather than denying all and allowing a list, keeps every other device as the
+server's cgroup has it. A GPU's minor is NVML's (nvmlDeviceGetMinorNumber, backends/nvml.py), else its index: the
+driver numbers /dev/nvidiaN in the order NVML enumerates on ordinary hosts. CUDA then enumerates only the devices it
+can open, so the engine numbers CUDA_VISIBLE_DEVICES from 0, as Slurm does under ConstrainDevices.
+On cgroup v2 there is no devices controller: the kernel checks device access with a BPF program attached to the
+cgroup (BPF_PROG_TYPE_CGROUP_DEVICE), and no maintained Python library loads one without a compiler toolchain
+(bcc) on the host, so on v2 a job's GPUs are bounded by CUDA_VISIBLE_DEVICES only (`enforces_gpus` is False).
 """
 
 from __future__ import annotations
@@ -24,12 +36,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger("allotment.backends.local")
 
 MOUNT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000
 PARENT = "allotment-jobs"
+NVIDIA_MAJOR = 195
+GPU_MINORS = range(254)  # 254: nvidia-modeset, 255: nvidiactl
 
 
 def _own_paths(proc_cgroup: str) -> dict[str, str]:
@@ -52,7 +67,12 @@ class Cgroups:
     """Where runs' cgroups are made: one parent (v2) or one per controller (v1: memory, cpu)."""
 
     version: int
-    parents: dict[str, Path]  # "unified" on v2, else "memory" / "cpu"
+    parents: dict[str, Path]  # "unified" on v2, else "memory" / "cpu" (and "devices" where it is mounted)
+
+    @property
+    def enforces_gpus(self) -> bool:
+        """Whether a run's cgroup bounds which GPUs it can open (v1 with the devices controller)."""
+        return "devices" in self.parents
 
     @classmethod
     def detect(cls, mount: Path = MOUNT, proc_cgroup: str | None = None) -> tuple[Cgroups | None, str]:
@@ -96,11 +116,19 @@ class Cgroups:
             parent = hierarchy / own.get(controller, "/").lstrip("/") / PARENT
             parent.mkdir(exist_ok=True)
             parents[controller] = parent
+        if (mount / "devices" / "devices.deny").exists():
+            parent = mount / "devices" / own.get("devices", "/").lstrip("/") / PARENT
+            parent.mkdir(exist_ok=True)
+            parents["devices"] = parent
+        else:
+            log.info("local engine: no devices controller under %s: GPUs are bounded by CUDA_VISIBLE_DEVICES only",
+                     mount)
         return cls(1, parents), ""
 
     # -- one run ---------------------------------------------------------------------------------------------------
-    def create(self, name: str, cpu: float, memory_bytes: int) -> dict:
-        """Make the run's cgroup(s) with these limits; what the wrapper needs (launch.json's `cgroup`)."""
+    def create(self, name: str, cpu: float, memory_bytes: int, gpu_minors: tuple[int, ...] = ()) -> dict:
+        """Make the run's cgroup(s) with these limits, and where the host allows, access to only these GPUs (device
+        minors); what the wrapper needs (launch.json's `cgroup`: `gpus_enforced` when the GPUs are bounded)."""
         quota = max(int(cpu * PERIOD_US), 1000) if cpu > 0 else None
         dirs = []
         if self.version == 2:
@@ -128,4 +156,42 @@ class Cgroups:
                         pass
             dirs += [mem_dir, cpu_dir]
             events = mem_dir / "memory.oom_control"
-        return {"dirs": [str(d) for d in dirs], "oom_events": str(events)}
+        out = {"dirs": [str(d) for d in dirs], "oom_events": str(events)}
+        if self.enforces_gpus:
+            out["dirs"].append(str(self._devices(name, gpu_minors)))
+            out["gpus_enforced"] = True
+        return out
+
+    def _devices(self, name: str, gpu_minors: tuple[int, ...]) -> Path:
+        """The run's devices cgroup: every GPU node denied but its own (one rule per minor: v1 cannot carve an
+        exception out of a wildcard rule)."""
+        path = self.parents["devices"] / name
+        path.mkdir(exist_ok=True)
+        own = set(gpu_minors)
+        with open(path / "devices.deny", "w") as f:
+            for minor in GPU_MINORS:
+                if minor not in own:
+                    f.write(f"c {NVIDIA_MAJOR}:{minor} rwm")
+                    f.flush()  # the kernel takes one rule per write
+        return path
+
+    def sweep(self, finished: Callable[[str], bool]) -> list[str]:
+        """Remove the runs' cgroups that `finished(name)` says belong to a run of this engine that no wrapper holds
+        any more (name: '<job>-<admission>'): those a wrapper killed outright (SIGKILL, the host's OOM killer) left
+        behind. Others are left alone: another server on this host may make its runs' cgroups under the same parent.
+        A cgroup that still holds processes is kept (rmdir refuses it); the engine stops them or adopts their run."""
+        removed = []
+        for parent in self.parents.values():
+            try:
+                children = sorted(c for c in parent.iterdir() if c.is_dir())
+            except OSError:
+                continue
+            for child in children:
+                if not finished(child.name):
+                    continue
+                try:
+                    child.rmdir()
+                except OSError:
+                    continue
+                removed.append(str(child))
+        return removed

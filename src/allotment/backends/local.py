@@ -1,6 +1,7 @@
 """The local engine: runs each job's command as a process on this host.
 
-GPU jobs see only their devices through CUDA_VISIBLE_DEVICES (fractions share a device). Inventory comes from
+GPU jobs see only their devices through CUDA_VISIBLE_DEVICES (fractions share a device) and, on cgroup v1 hosts, can
+open no other GPU (the run's devices cgroup, backends/cgroups.py; on v2 only the variable bounds them). Inventory comes from
 NVML (backends/nvml.py: model, memory, health, utilisation); a host without it offers its CPUs and memory only.
 Each job runs confined (backends/sandbox.py: its own account or a bubblewrap sandbox, a clean environment, its
 own working directory; backends/cgroups.py: its CPU and memory requests as limits).
@@ -35,7 +36,7 @@ import psutil
 from allotment.backends import jobrun
 from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, JobEvent, Launch, NodeInfo, Reattached
 from allotment.backends.cgroups import Cgroups
-from allotment.backends.nvml import read_gpus
+from allotment.backends.nvml import minor_numbers, read_gpus
 from allotment.backends.sandbox import Isolation, job_environment
 
 log = logging.getLogger("allotment.backends.local")
@@ -164,6 +165,7 @@ class LocalBackend:
         self._activity: dict[int, Activity] = {}
         self._reap: list[subprocess.Popen] = []  # wrappers still to be waited for (no zombies)
         self._sampled_at: float | None = None
+        self._minors: dict[int, int] | None = None  # GPU index -> device minor (NVML), once a GPU job is launched
 
     def inventory(self) -> list[NodeInfo]:
         return [NodeInfo(name=self.node_name, cpu=float(os.cpu_count() or 1), memory_mib=host_memory_mib(),
@@ -206,7 +208,8 @@ class LocalBackend:
         confine = spec.get("confine") or {}
         # The job's whole environment (never the server's); the wrapper passes it on to the command unchanged.
         env = job_environment(launch.env, launch.job_id, [int(d) for d in spec.get("devices") or ()],
-                              confine.get("workdir"), confine.get("user"))
+                              confine.get("workdir"), confine.get("user"),
+                              renumber_cuda=bool((spec.get("cgroup") or {}).get("gpus_enforced")))
         with open(self.log_dir / f"job-{launch.job_id}.log", "ab") as log_file:
             wrapper = subprocess.Popen([sys.executable, "-I", "-S", str(WRAPPER), str(run_dir)], stdin=subprocess.DEVNULL,
                                        stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -222,17 +225,27 @@ class LocalBackend:
             out["confine"] = self.isolation.confinement(launch.job_id, launch.owner)
         memory = int(launch.memory_mib) * 1024 * 1024
         cgroup = None
-        if self.cgroups is not None and (launch.cpu > 0 or memory > 0):
+        # Every run gets one where GPU access is enforced: a job given no GPU must open none either.
+        if self.cgroups is not None and (launch.cpu > 0 or memory > 0 or self.cgroups.enforces_gpus):
             try:
-                cgroup = self.cgroups.create(f"{int(launch.job_id)}-{launch.admission or '0'}", launch.cpu, memory)
+                cgroup = self.cgroups.create(f"{int(launch.job_id)}-{launch.admission or '0'}", launch.cpu, memory,
+                                             self._gpu_minors(launch.devices))
             except OSError as exc:
-                log.warning("job %s: no cgroup for its limits (%s); memory falls back to RLIMIT_DATA",
-                            launch.job_id, exc)
+                log.warning("job %s: no cgroup for its limits (%s); memory falls back to RLIMIT_DATA, GPUs to "
+                            "CUDA_VISIBLE_DEVICES", launch.job_id, exc)
         if cgroup is not None:
             out["cgroup"] = cgroup
         elif memory > 0 and "confine" in out:
             out["confine"]["rlimit_data"] = memory
         return out
+
+    def _gpu_minors(self, devices: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+        """The /dev/nvidiaN minors of the job's GPUs: NVML's, read once per engine, else the index."""
+        if not devices:
+            return ()
+        if self._minors is None:
+            self._minors = minor_numbers()
+        return tuple(sorted({self._minors.get(int(index), int(index)) for index, _ in devices}))
 
     def _track(self, run: Run, now: float) -> None:
         self._runs[run.job_id] = run

@@ -92,3 +92,27 @@ def read_gpus() -> tuple[DeviceInfo, ...]:
                 log.warning("GPU %s cannot be queried: %s", index, exc)
                 devices.append(DeviceInfo(index=index, model="unknown", health="unhealthy"))
         return tuple(devices)
+
+
+def minor_numbers() -> dict[int, int]:
+    """GPU index -> the minor of its /dev/nvidiaN node (nvmlDeviceGetMinorNumber), for the devices cgroup
+    (backends/cgroups.py). A GPU NVML cannot say this of (or a stand-in NVML without the call) is left out: its minor
+    is taken to be its index, which is what the driver gives on ordinary hosts."""
+    try:
+        import pynvml
+    except ImportError:
+        return {}
+    minors: dict[int, int] = {}
+    with _lock:
+        if not _init(pynvml):
+            return {}
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+        except pynvml.NVMLError:
+            return {}
+        for index in range(count):
+            try:
+                minors[index] = int(pynvml.nvmlDeviceGetMinorNumber(pynvml.nvmlDeviceGetHandleByIndex(index)))
+            except pynvml.NVMLError:
+                continue
+    return minors

@@ -184,8 +184,11 @@ class Isolation:
 
 
 def job_environment(launch_env: dict[str, str], job_id: int, devices: list[int], workdir: str | None,
-                    user: str | None) -> dict[str, str]:
-    """The command's whole environment: nothing of the server's (see the module docstring)."""
+                    user: str | None, renumber_cuda: bool = False) -> dict[str, str]:
+    """The command's whole environment: nothing of the server's (see the module docstring). `renumber_cuda`: the
+    run's devices cgroup lets it open only its GPUs, and CUDA numbers the GPUs it can open from 0, so
+    CUDA_VISIBLE_DEVICES counts from 0 (NVIDIA_VISIBLE_DEVICES, read by container runtimes on the host, keeps the
+    host's indices)."""
     from allotment.core import jobenv
 
     env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8"}
@@ -197,6 +200,7 @@ def job_environment(launch_env: dict[str, str], job_id: int, devices: list[int],
         env.setdefault("LOGNAME", user)
     env["ALLOT_JOB_ID"] = str(int(job_id))
     visible = ",".join(str(d) for d in devices)
-    env["CUDA_VISIBLE_DEVICES"] = visible  # empty: no GPU at all, rather than every GPU of the host
+    # Empty: no GPU at all, rather than every GPU of the host.
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(devices))) if renumber_cuda else visible
     env["NVIDIA_VISIBLE_DEVICES"] = visible or "void"
     return env

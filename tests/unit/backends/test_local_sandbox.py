@@ -72,6 +72,9 @@ def test_the_environment_is_what_the_job_declared_and_the_engines_own():
                    "LOGNAME": "job-7", "ALLOT_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "2,3",
                    "NVIDIA_VISIBLE_DEVICES": "2,3"}
     assert job_environment({}, 1, [], None, None)["CUDA_VISIBLE_DEVICES"] == ""  # no GPU, rather than every GPU
+    # Where the run's devices cgroup lets it open only its GPUs, CUDA numbers them from 0.
+    bounded = job_environment({}, 7, [2, 3], None, None, renumber_cuda=True)
+    assert (bounded["CUDA_VISIBLE_DEVICES"], bounded["NVIDIA_VISIBLE_DEVICES"]) == ("0,1", "2,3")
 
 
 def test_the_server_environment_never_reaches_a_job_even_without_isolation(tmp_path, monkeypatch):
