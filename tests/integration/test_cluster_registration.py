@@ -113,6 +113,10 @@ def test_an_update_without_the_secret_keeps_it_null_clears_it(client, admin_head
     ("ray", {"address": "ray-head:8265"}, "engine.address", "http"),
     ("ray", {"address": "http://h:8265", "resources": {"a100": "GPU"}}, "engine.resources.a100", "Ray's own"),
     ("ray", {"address": "http://h:8265", "name_prefix": "two words"}, "engine.name_prefix", "letter"),
+    ("slurm", {"log_dir": "/j", "accounts": {"alice": "1bad"}}, "engine.accounts.alice", "account name"),
+    ("slurm", {"log_dir": "/j", "accounts": {"../x": "alice"}}, "engine.accounts", "user names"),
+    ("slurm", {"log_dir": "/j", "rest_url": "http://h", "rest_user": "root", "token": "t",
+               "accounts": {"alice": "alice"}}, "engine.accounts", "would run as root"),
     ("local", {"log_dir": "/j"}, "engine.log_dir", "takes no settings"),
     ("simulated", {"nodes_file": "nodes.yaml"}, "engine.nodes_file", "absolute"),
 ])
@@ -141,6 +145,20 @@ def test_ray_address_is_a_secret_and_resources_map_pools(client, admin_headers):
     assert "Ray-pa55word" not in json.dumps(raw_row(client, "ray1"), default=str)
     out = patch(client, admin_headers, "ray1", {"engine": {"resources": {"h100": "pool_h100"}}})
     assert out["engine"] == {"address": {"set": True}, "resources": {"h100": "pool_h100"}}  # maps replaced whole
+
+
+def test_slurm_accounts_reach_the_engine(client, admin_headers, tmp_path):
+    """An owner's jobs run as their mapped account; '*' names everyone else's."""
+    accounts = {"alice": "alice", "*": "slurm-jobs"}
+    out = create(client, admin_headers, "hpc", "slurm", SLURM | {"log_dir": str(tmp_path / "jobs"),
+                                                                 "rest_user": "root", "accounts": accounts})
+    assert out["engine"]["accounts"] == accounts
+    state = client.app.state.allot
+    with transaction(sessions(client)) as s:
+        engine = cluster_backend(s, state.settings, state.secret_key, find_cluster(s, "hpc").id, "slurm")
+    assert engine is not None and engine.config.accounts == accounts
+    assert (engine.account_of("alice"), engine.account_of("bob"), engine.account_of(None)) == (
+        "alice", "slurm-jobs", "slurm-jobs")
 
 
 def test_ray_name_prefix_reaches_the_engine(client, admin_headers):

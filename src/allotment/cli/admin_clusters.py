@@ -96,21 +96,22 @@ def role_of(answer: Any, asked: str) -> str:
 
 
 def pairs(values: list[str] | None, option: str) -> dict[str, str] | None:
-    """POOL=NAME options as a map (None when none were given)."""
+    """KEY=NAME options (POOL=PARTITION, USER=ACCOUNT) as a map (None when none were given)."""
     if not values:
         return None
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise typer.BadParameter(f"{option} takes POOL=NAME, got {item!r}")
+            raise typer.BadParameter(f"{option} takes {'USER=ACCOUNT' if option == '--run-as' else 'POOL=NAME'}, "
+                                     f"got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
 
 def engine_body(options: dict[str, Any], token_stdin: bool, address: str | None, address_stdin: bool,
-                partitions: list[str] | None, resources: list[str] | None, clear: list[str] | None = None
-                ) -> dict[str, Any]:
+                partitions: list[str] | None, resources: list[str] | None, clear: list[str] | None = None,
+                accounts: list[str] | None = None) -> dict[str, Any]:
     """The `engine` object of a request from the options given; secrets come from stdin, never the command line."""
     body = {k: v for k, v in options.items() if v is not None}
     if token_stdin and address_stdin:
@@ -125,7 +126,8 @@ def engine_body(options: dict[str, Any], token_stdin: bool, address: str | None,
         body["address"] = address
     if address_stdin:
         body["address"] = read_stdin_secret("address")
-    for name, values, option in (("partitions", partitions, "--partition"), ("resources", resources, "--resource")):
+    for name, values, option in (("partitions", partitions, "--partition"), ("resources", resources, "--resource"),
+                                 ("accounts", accounts, "--run-as")):
         mapped = pairs(values, option)
         if mapped is not None:
             body[name] = mapped
@@ -156,6 +158,8 @@ PARTITION = typer.Option(None, "--partition", help="slurm: POOL=PARTITION, repea
 DEFAULT_PARTITION = typer.Option(None, "--default-partition", help="slurm: the partition of unmapped pools")
 NAME_PREFIX = typer.Option(None, "--name-prefix", help="slurm, ray: prefix of the engine's job names, one per "
                            "allotment sharing the cluster (default allot)")
+RUN_AS = typer.Option(None, "--run-as", help="slurm: USER=ACCOUNT, repeatable (replaces the whole map): the OS "
+                      "account a user's jobs run as; needs a token of SlurmUser or root (REST) or a root server")
 ADDRESS = typer.Option(None, "--address", help="ray: the Ray Jobs API's address, without credentials")
 ADDRESS_STDIN = typer.Option(False, "--address-stdin", help="ray: read the address (with credentials) from stdin")
 RESOURCE = typer.Option(None, "--resource", help="ray: POOL=RESOURCE, repeatable (replaces the whole map)")
@@ -173,11 +177,12 @@ def register(admin: typer.Typer) -> None:
                     state_dir: str = STATE_DIR, work_dir: str = WORK_DIR, partition: list[str] = PARTITION,
                     default_partition: str = DEFAULT_PARTITION, name_prefix: str = NAME_PREFIX,
                     address: str = ADDRESS, address_stdin: bool = ADDRESS_STDIN, resource: list[str] = RESOURCE,
-                    nodes_file: str = NODES_FILE, json_: bool = typer.Option(False, "--json")) -> None:
+                    nodes_file: str = NODES_FILE, run_as: list[str] = RUN_AS,
+                    json_: bool = typer.Option(False, "--json")) -> None:
         """Register a cluster and its engine; you become its cluster admin. Secrets come from stdin."""
         engine = engine_body(engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir,
                                             default_partition, name_prefix, nodes_file),
-                             token_stdin, address, address_stdin, partition, resource)
+                             token_stdin, address, address_stdin, partition, resource, accounts=run_as)
         body: dict[str, Any] = {"name": name, "backend": backend, "engine": engine}
         if description is not None:
             body["description"] = description
@@ -198,12 +203,12 @@ def register(admin: typer.Typer) -> None:
                        state_dir: str = STATE_DIR, work_dir: str = WORK_DIR, partition: list[str] = PARTITION,
                        default_partition: str = DEFAULT_PARTITION, name_prefix: str = NAME_PREFIX,
                        address: str = ADDRESS, address_stdin: bool = ADDRESS_STDIN, resource: list[str] = RESOURCE,
-                       nodes_file: str = NODES_FILE, clear: list[str] = CLEAR,
+                       nodes_file: str = NODES_FILE, clear: list[str] = CLEAR, run_as: list[str] = RUN_AS,
                        json_: bool = typer.Option(False, "--json")) -> None:
         """Change a cluster's backend, description or engine settings; what is not given is kept."""
         engine = engine_body(engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir,
                                             default_partition, name_prefix, nodes_file),
-                             token_stdin, address, address_stdin, partition, resource, clear)
+                             token_stdin, address, address_stdin, partition, resource, clear, accounts=run_as)
         body: dict[str, Any] = {}
         if backend is not None:
             body["backend"] = backend

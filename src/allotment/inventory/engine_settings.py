@@ -4,7 +4,9 @@
   (`sbatch`, `squeue`, `scancel` from `bin_dir`, with `slurm_conf` as SLURM_CONF when given); `log_dir` (required: where
   jobs write their output, on a filesystem the compute nodes share); `partitions` (pool -> partition; a pool not in
   the map goes to the partition its node is in, as backends/slurm.py decides), `default_partition`, `name_prefix`
-  (each allotment sharing a Slurm cluster needs its own), `state_dir` and `work_dir`. They are backends/slurm.py's
+  (each allotment sharing a Slurm cluster needs its own), `state_dir`, `work_dir` and `accounts` (allotment user ->
+  the account their jobs run as, '*' for everyone else: slurmrestd's user-name header with a token of SlurmUser or root, or `sbatch --uid`
+  from a server running as root; an unmapped owner's jobs run as the token's user). They are backends/slurm.py's
   SlurmConfig, which scheduler/engines.py builds from them.
 - ray: `address` of the Ray Jobs API (secret: it may embed credentials), `resources` (pool -> the custom resource
   naming it on Ray's nodes) and `name_prefix` (of submission ids and the jobs' metadata: each allotment sharing a
@@ -47,11 +49,11 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "local": (),
     "simulated": ("nodes_file",),
     "slurm": ("rest_url", "rest_user", "token", "log_dir", "slurm_conf", "bin_dir", "state_dir", "work_dir",
-              "partitions", "default_partition", "name_prefix"),
+              "partitions", "default_partition", "name_prefix", "accounts"),
     "ray": ("address", "resources", "name_prefix"),
 }
 SECRETS = frozenset({"token", "address"})
-MAPS = frozenset({"partitions", "resources"})
+MAPS = frozenset({"partitions", "resources", "accounts"})
 PATHS = frozenset({"log_dir", "slurm_conf", "bin_dir", "state_dir", "work_dir", "nodes_file"})
 COMMANDS_ONLY = ("slurm_conf", "bin_dir")  # Slurm settings that only the command fallback reads
 REST_ONLY = ("rest_user", "token")
@@ -68,6 +70,8 @@ PathText = Text(MAX_PATH)
 EngineName = Text(MAX_ENGINE_NAME)
 PoolKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME)]
 PoolMap = Annotated[dict[PoolKey, EngineName], Field(max_length=limits.MAX_LIST_ITEMS)]
+UserKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME)]
+AccountMap = Annotated[dict[UserKey, EngineName], Field(max_length=limits.MAX_LIST_ITEMS)]
 
 
 class EngineIn(BaseModel):
@@ -90,6 +94,8 @@ class EngineIn(BaseModel):
     default_partition: EngineName | None = Field(None, description="slurm: the partition of unmapped pools")
     name_prefix: EngineName | None = Field(None, description="slurm, ray: prefix of the engine's job names, one per "
                                                            "allotment sharing the cluster (default allot)")
+    accounts: AccountMap | None = Field(None, description="slurm: allotment user -> the account their jobs run as "
+                                                          "(needs a token of SlurmUser or root, or sbatch as root)")
     address: Url | None = Field(None, description="ray: the Ray Jobs API's address; write-only (it may hold "
                                                   "credentials)")
     resources: PoolMap | None = Field(None, description="ray: pool -> custom resource")
@@ -250,6 +256,16 @@ def _check_slurm(values: dict[str, Any], problem) -> None:
     if default and not _SLURM_NAME.match(default):
         problem("default_partition", "must be a partition name: letters, digits, '_', '.' and '-'")
     _check_names("partitions", values.get("partitions") or {}, "partition name", _SLURM_NAME, problem)
+    accounts = values.get("accounts") or {}
+    if accounts and rest and user == "root" and "*" not in accounts:
+        problem("accounts", "with rest_user root, jobs of users not in the map would run as root: map '*' (everyone "
+                            "else) to an unprivileged account")
+    for owner, account in accounts.items():
+        if owner != "*" and names.name_problems(owner, "user"):  # named by the map only: the key may not be printable
+            problem("accounts", "its keys are allotment user names (or '*'), and one is not")
+        elif not _USER.match(account):
+            problem(f"accounts.{owner}", "must be an account name: a letter or '_', then letters, digits, '_', '.' "
+                                         "and '-'")
 
 
 def _check_prefix(values: dict[str, Any], problem) -> None:

@@ -82,7 +82,8 @@ def slurm_config(engine: EngineConfig) -> SlurmConfig:
                        slurm_conf=engine.get("slurm_conf"), bin_dir=engine.get("bin_dir", "/usr/bin"),
                        partitions=dict(engine.get("partitions", {})),
                        default_partition=engine.get("default_partition"),
-                       name_prefix=engine.get("name_prefix", "allot"), **optional_path)
+                       name_prefix=engine.get("name_prefix", "allot"), accounts=dict(engine.get("accounts", {})),
+                       **optional_path)
 
 
 def cluster_backend(session: Session, settings: Settings, secret_key: str, cluster_id: int,
