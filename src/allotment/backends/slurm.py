@@ -20,6 +20,12 @@ Mapping:
   reason and the exit code (negative: killed by that signal). A job this engine cancels gives no event, as on the
   other engines.
 
+Accounts: a job runs as the token's user (REST) or the server's (commands), unless its owner is in
+`SlurmConfig.accounts` (allotment user -> account; '*': everyone else): then it is submitted as that account, through slurmrestd's
+X-SLURM-USER-NAME header (slurmctld lets a token of SlurmUser or root speak for another user, and refuses anyone
+else's) or `sbatch --uid` (root only). The engine lists and cancels every job with its own token's rights, which
+reach other users' jobs only with such a token, so a mapping needs one.
+
 A job is untrusted code: it is submitted with an explicit environment (PATH, ALLOT_JOB_ID and the launch's own
 `env`), never the server's. Its output goes to `<log_dir>/job-<id>.log` (appended, so a requeued job keeps its
 earlier runs' output); on a real cluster log_dir must be on a filesystem the compute nodes share.
@@ -100,6 +106,7 @@ class SlurmConfig:
     default_partition: str | None = None
     name_prefix: str = "allot"
     job_path: str = JOB_PATH
+    accounts: dict[str, str] = field(default_factory=dict)  # allotment user -> the account their jobs run as
 
     def api(self) -> SlurmApi:
         if self.rest_url:
@@ -347,7 +354,13 @@ class SlurmBackend:
             script=f"#!/bin/sh\n{launch.command}\n", environment=env,
             work_dir=str(self.config.work_dir or self.log_dir), output=str(self.log_path(launch.job_id)),
             partition=self._partition(launch, meta), nodelist=launch.node, gres=gres,
-            cpus=max(1, math.ceil(launch.cpu)), memory_mib=launch.memory_mib or None, time_limit_min=time_limit)
+            cpus=max(1, math.ceil(launch.cpu)), memory_mib=launch.memory_mib or None, time_limit_min=time_limit,
+            user=self.account_of(launch.owner))
+
+    def account_of(self, owner: str | None) -> str | None:
+        """The account the owner's jobs run as: theirs in the map, else that of '*' (everyone else), else None."""
+        accounts = self.config.accounts
+        return accounts.get(owner, accounts.get("*")) if owner else accounts.get("*")
 
     def log_path(self, job_id: int) -> Path:
         return self.log_dir / f"job-{int(job_id)}.log"
