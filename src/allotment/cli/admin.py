@@ -8,6 +8,7 @@ from allotment.cli import (
     admin_audit,
     admin_clusters,
     admin_groups,
+    admin_inventory,
     admin_service_accounts,
     admin_users,
     admin_workspaces,
@@ -15,8 +16,9 @@ from allotment.cli import (
 
 
 def register(app: typer.Typer) -> None:
-    admin = typer.Typer(help="Administration: users, clusters and roles, groups, workspaces, service accounts, audit.",
-                        no_args_is_help=True)
+    admin = typer.Typer(help="Administration: users, clusters and roles, nodes and devices, groups, workspaces, "
+                             "service accounts, audit.", no_args_is_help=True)
     app.add_typer(admin, name="admin")
-    for module in (admin_users, admin_clusters, admin_groups, admin_workspaces, admin_service_accounts, admin_audit):
+    for module in (admin_users, admin_clusters, admin_inventory, admin_groups, admin_workspaces,
+                   admin_service_accounts, admin_audit):
         module.register(admin)
