@@ -13,6 +13,10 @@ from allotment.errors import Unauthenticated
 from allotment.identity import service
 from allotment.identity.models import User
 
+LETTER = "must contain at least one letter (A-Z or a-z)"
+DIGIT = "must contain at least one digit (0-9)"
+SPECIAL = "must contain at least one special character (ASCII punctuation such as ! or #)"
+
 WRONG = "Wr0ng-password!"
 REFUSED = "wrong username or password"  # how every refused sign-in starts, a locked account's included
 
@@ -173,8 +177,8 @@ def test_new_password_must_follow_the_policy(client, admin_headers):
     r = change(client, alice, PASSWORD, "abc")
     assert r.status_code == 422
     assert errors_by_field(r) == {"new_password": ["must be at least 8 characters long",
-                                                   "must contain at least one digit",
-                                                   "must contain at least one special character"]}
+                                                   DIGIT,
+                                                   SPECIAL]}
     r = change(client, alice, PASSWORD, PASSWORD)
     assert errors_by_field(r) == {"new_password": ["must differ from the current password"]}
     assert change(client, {}, PASSWORD, "Br4nd-new-pw").status_code == 401

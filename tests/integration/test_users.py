@@ -20,6 +20,10 @@ from allotment.db import utcnow
 from allotment.identity.models import SERVICE_ACCOUNT, ClusterRoleGrant, Credential, Group, GroupMember, User
 from allotment.inventory.models import Cluster
 
+LETTER = "must contain at least one letter (A-Z or a-z)"
+DIGIT = "must contain at least one digit (0-9)"
+SPECIAL = "must contain at least one special character (ASCII punctuation such as ! or #)"
+
 LONG = "x" * 65
 
 
@@ -50,11 +54,11 @@ def test_create_user_returns_it_without_secrets(client, admin_headers):
         ({"username": "two words"}, {"username": ["must not contain spaces or ':'"]}),
         ({"full_name": LONG}, {"full_name": ["must be at most 64 characters long"]}),
         ({"password": "Sh0rt!"}, {"password": ["must be at least 8 characters long"]}),
-        ({"password": "12345678!"}, {"password": ["must contain at least one letter"]}),
-        ({"password": "abcdefgh!"}, {"password": ["must contain at least one digit"]}),
-        ({"password": "abcdefg12"}, {"password": ["must contain at least one special character"]}),
-        ({"password": "abc"}, {"password": ["must be at least 8 characters long", "must contain at least one digit",
-                                            "must contain at least one special character"]}),
+        ({"password": "12345678!"}, {"password": [LETTER]}),
+        ({"password": "abcdefgh!"}, {"password": [DIGIT]}),
+        ({"password": "abcdefg12"}, {"password": [SPECIAL]}),
+        ({"password": "abc"}, {"password": ["must be at least 8 characters long", DIGIT,
+                                            SPECIAL]}),
     ],
 )
 def test_create_reports_each_broken_rule(client, admin_headers, fields, expected):
