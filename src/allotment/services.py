@@ -1,5 +1,5 @@
-"""Background services started with the server (the scheduler loop, backends, the job log retention sweep). Each
-has stop()."""
+"""Background services started with the server (the scheduler loop, backends, the job log retention sweep and that of
+the local engine's working directories and run records). Each has stop()."""
 
 from __future__ import annotations
 
@@ -49,4 +49,8 @@ def start_services(state: AppState) -> list[Service]:
         from allotment.workloads.logs import LogRetention
 
         services.append(LogRetention(state.sessions, state.settings))
+        if importlib.util.find_spec("allotment.backends.local_retention") is not None:
+            from allotment.backends.local_retention import LocalRetention
+
+            services.append(LocalRetention(state.sessions, state.settings))
     return services

@@ -166,6 +166,28 @@ class LocalBackend:
         self._reap: list[subprocess.Popen] = []  # wrappers still to be waited for (no zombies)
         self._sampled_at: float | None = None
         self._minors: dict[int, int] | None = None  # GPU index -> device minor (NVML), once a GPU job is launched
+        if cgroups is not None:
+            self.sweep_cgroups()
+
+    def sweep_cgroups(self) -> list[str]:
+        """Remove the cgroups of this engine's runs that ended without their wrapper removing them (a wrapper killed
+        outright, SIGKILL or the OOM killer). Run at start, before this engine launches anything."""
+        removed = self.cgroups.sweep(self._run_over) if self.cgroups is not None else []
+        if removed:
+            log.info("local engine: removed %d cgroup(s) left behind by runs that ended", len(removed))
+        return removed
+
+    def _run_over(self, name: str) -> bool:
+        """Whether the run a cgroup is named after ('<job>-<admission>') is this engine's and no wrapper holds it.
+        A run never started keeps its cgroup: launching it again (reattach) uses the one its record names."""
+        job, sep, admission = name.partition("-")
+        if not sep or not job.isdigit():
+            return False
+        try:
+            run_dir = self.run_dir(int(job), admission)
+        except ValueError:
+            return False
+        return (run_dir / "started.json").exists() and not jobrun.lock_held(run_dir)
 
     def inventory(self) -> list[NodeInfo]:
         return [NodeInfo(name=self.node_name, cpu=float(os.cpu_count() or 1), memory_mib=host_memory_mib(),

@@ -94,7 +94,7 @@ class Isolation:
                  accounts: dict[str, str] | None = None, uid_base: int = 2_100_000_000, uid_count: int = 1_000_000,
                  settings_file: Path | None = None) -> Isolation:
         data_dir = Path(data_dir).resolve()
-        work_root = Path(work_root).resolve() if work_root else data_dir.with_name(data_dir.name + "-work")
+        work_root = work_root_of(data_dir, work_root)
         if _inside(work_root, data_dir) or _inside(data_dir, work_root):
             raise IsolationUnavailable(f"the jobs' working directories ({work_root}) and the data directory "
                                        f"({data_dir}) must not contain one another")
@@ -181,6 +181,12 @@ class Isolation:
                 argv += ["--ro-bind", "/dev/null", str(hidden)]
         argv += ["--bind", str(work), str(work), "--chdir", str(work), "--"]
         return argv
+
+
+def work_root_of(data_dir: Path, work_root: Path | None) -> Path:
+    """Where the jobs' working directories are: ALLOT_LOCAL_WORK_DIR, else beside the data directory."""
+    data_dir = Path(data_dir)
+    return Path(work_root).resolve() if work_root else data_dir.with_name(data_dir.name + "-work")
 
 
 def job_environment(launch_env: dict[str, str], job_id: int, devices: list[int], workdir: str | None,
