@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
@@ -193,6 +193,12 @@ def delete_cluster(session: Session, cluster: Cluster) -> None:
     if active:
         raise Conflict(f"cluster {cluster.name} has {_jobs_text(active)}; cancel them or wait until they end, then "
                        f"remove it")
+    # Devices and nodes point at their pool without a cascade (a pool with devices must not vanish on its own), so
+    # PostgreSQL, which checks every foreign key, refuses the cascade from the cluster when it reaches the pools
+    # first: remove the inventory bottom-up, then the cluster.
+    nodes = select(Node.id).where(Node.cluster_id == cluster.id).scalar_subquery()
+    session.execute(delete(Device).where(Device.node_id.in_(nodes)))
+    session.execute(delete(Node).where(Node.cluster_id == cluster.id))
     session.delete(cluster)
     session.flush()
     mark_identity_changed(session)  # its role grants go with it
