@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -22,6 +23,12 @@ def follow(job_id: int, config_dir: Path) -> subprocess.Popen:
     env.update(ALLOT_CONFIG_DIR=str(config_dir), NO_COLOR="1", TERM="dumb")
     return subprocess.Popen([allot_executable(), "jobs", "logs", str(job_id), "-f"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
+
+
+def readline(proc: subprocess.Popen, within: float = 60) -> bytes:
+    """The follower's next line, or b"" when none came in time (a bare readline would hang the whole run)."""
+    ready, _, _ = select.select([proc.stdout], [], [], within)
+    return proc.stdout.readline() if ready else b""
 
 
 def wait_state(config_dir: Path, job_id: int, states: tuple[str, ...], within: float = 60) -> dict:
@@ -55,7 +62,7 @@ def test_follow_prints_output_as_it_is_written_then_the_whole_log(allot, new_use
     job_id = submitter("echo first; sleep 4; echo 'second ✓'")
     proc = follow(job_id, config)
     try:
-        first = proc.stdout.readline().decode()
+        first = readline(proc).decode()
         # The first line came while the job still runs: it was streamed, not printed at the end.
         assert first == "first\n"
         assert api(config, "GET", f"jobs/{job_id}").json()["state"] == "running"
@@ -81,7 +88,7 @@ def test_ctrl_c_stops_following_cleanly(allot, submitter):
     job_id = submitter("echo started; sleep 60")
     proc = follow(job_id, config)
     try:
-        assert proc.stdout.readline().decode() == "started\n"
+        assert readline(proc).decode() == "started\n"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -107,7 +114,7 @@ def test_a_server_told_to_stop_ends_its_followers_and_stops(allot, tmp_path):
         job_id = json.loads(out.stdout)["id"]
         follower = follow(job_id, config)
         try:
-            assert follower.stdout.readline() == b"hi\n"
+            assert readline(follower) == b"hi\n"
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)

@@ -220,13 +220,13 @@ def test_the_thread_wakes_on_events_not_the_tick(tmp_path, backend):
         wait_for = partial(_wait_for, h)
 
         began = time.time()
-        first = h.submit("q", gpu=1, runtime_s=1.0)
+        first = h.submit("q", gpu=1, runtime_s=3.0)  # long enough to still hold the GPU on a loaded machine
         assert wait_for(first, ("admitted", "running"), 2.0)["state"] in ("admitted", "running")
         assert time.time() - began < 2.0
         second = h.submit("q", gpu=1, runtime_s=60.0)
         assert wait_for(second, ("admitted",), 0.3)["state"] == "queued"  # waits for the GPU
 
-        done = wait_for(first, ("succeeded",), 5.0)
+        done = wait_for(first, ("succeeded",), 8.0)
         assert done["state"] == "succeeded"
         nxt = wait_for(second, ("admitted", "running"), 2.0)
         assert nxt["state"] in ("admitted", "running"), nxt
