@@ -52,7 +52,8 @@ def test_expires_in_sets_the_expiry(client, admin_headers, expires_in, delta):
 
 @pytest.mark.parametrize(("body", "field"), [({"expires_in": "30x"}, "expires_in"), ({"expires_in": "0d"}, "expires_in"),
                                              ({"expires_in": "99999d"}, "expires_in"),
-                                             ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+                                             ({"expires_at": 1e10}, "expires_at"),
+                                             ({"expires_in": None, "expires_at": None}, "expires_in"),
                                              ({"expires_in": "1d", "expires_at": "2999-01-01T00:00:00Z"}, "expires_in"),
                                              ({"label": "x" * 65}, "label")])
 def test_bad_expiry_or_label_is_a_field_error(client, admin_headers, body, field):

@@ -323,7 +323,7 @@ def test_user_changes_own_password_with_the_current_one(client, admin_headers):
     assert r.status_code == 422 and "current_password" in errors_by_field(r)
     r = client.patch(f"{API}/users/alice", headers=alice, json={"password": "N3w-password",
                                                                  "current_password": "Wr0ng-pass"})
-    assert r.status_code == 422 and errors_by_field(r) == {"current_password": ["is not your current password"]}
+    assert r.status_code == 403 and errors_by_field(r) == {"current_password": ["is not your current password"]}
     r = client.patch(f"{API}/users/alice", headers=alice, json={"password": "N3w-password",
                                                                  "current_password": PASSWORD})
     assert r.status_code == 200, r.text

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
@@ -23,8 +25,18 @@ from allotment.core import limits, names, passwords
 # --- integers and numbers ----------------------------------------------------------------------------------------
 
 
+def _whole_number(value: Any) -> Any:
+    """A float with no fraction (76.0) is the integer it spells: JSON Schema counts it as an integer, and so do
+    JSON encoders that write every number as a float. Booleans, fractions, NaN and Infinity are left for the strict
+    integer check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def Int(ge: int, le: int):
-    return Annotated[int, Strict(), Field(ge=ge, le=le)]
+    """A strict whole number from `ge` to `le`: JSON `true` is not 1, 0.5 is refused, 76.0 is 76."""
+    return Annotated[int, Strict(), Field(ge=ge, le=le), BeforeValidator(_whole_number)]
 
 
 def Float(ge: float, le: float):
@@ -41,6 +53,20 @@ PageNumber = Annotated[int, Query(ge=1, le=limits.MAX_PAGE)]
 
 def Limit(most: int):
     return Annotated[int, Query(ge=1, le=most)]
+
+
+# --- times -------------------------------------------------------------------------------------------------------
+
+
+def _iso_only(value: Any) -> Any:
+    """pydantic reads a number (or numeric text such as "0.5") as Unix time; the API takes ISO 8601 text only."""
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMERIC.match(value)):
+        raise PydanticCustomError("datetime", "must be an ISO 8601 date and time such as 2024-05-01T12:00:00Z")
+    return value
+
+
+_NUMERIC = re.compile(r"^\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$")
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 # --- text --------------------------------------------------------------------------------------------------------
@@ -74,7 +100,7 @@ class SchemaRules:
 # The quota service refuses negative values itself, together with every other problem of the request; the schema
 # states the minimum.
 Seconds = Annotated[int, Strict(), Field(ge=-limits.MAX_DURATION_S, le=limits.MAX_DURATION_S),
-                    SchemaRules((("minimum", 0),))]
+                    SchemaRules((("minimum", 0),)), BeforeValidator(_whole_number)]
 Weight = Annotated[float, Strict(), Field(ge=-limits.MAX_WEIGHT, le=limits.MAX_WEIGHT, allow_inf_nan=False),
                    SchemaRules((("minimum", 0),))]
 GpuHours = Annotated[float, Strict(), Field(ge=-limits.MAX_GPU_HOURS, le=limits.MAX_GPU_HOURS, allow_inf_nan=False),
@@ -97,6 +123,9 @@ Password = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
     ("description", (f"{passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters with a letter, a digit and a "
                      "special character"))))]
 ServiceCheckedText = Annotated[str, _CHECKED_BY_SERVICE]
+# An e-mail address: the identity service validates it (email_validator, without deliverability) and its length.
+Email = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
+    ("format", "email"), ("minLength", 3), ("maxLength", limits.MAX_NAME)))]
 
 
 def _name_check(what: str, max_length: int, spaces: bool):
@@ -164,13 +193,22 @@ def _amount(value: Any) -> str | int | float:
     return value
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+# What core/quantity.py reads as text: a decimal number with an optional unit (the resource decides which units are
+# allowed: Ki..Ei, k..E and B for memory, m for cpu), or one of the words for unlimited, with spaces around.
+QUANTITY_REGEX = (r"^\s*(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*[A-Za-z]*|"
+                  + "|".join(_any_case(w) for w in ("unlimited", "infinity", "inf")) + "|\u221e)" + r"\s*$")
 Amount = Annotated[str | int | float, PlainValidator(_amount), WithJsonSchema({"anyOf": [
-    {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT},
+    {"type": "string", "minLength": 1, "maxLength": limits.MAX_QUANTITY_TEXT, "pattern": QUANTITY_REGEX},
     {"type": "number", "minimum": -limits.MAX_AMOUNT, "maximum": limits.MAX_AMOUNT}]})]
 
 
 def _duration(value: Any) -> str | int:
     """Seconds, or text such as 90m, 2h, 1h30m; workloads/requests.py reads it."""
+    value = _whole_number(value)
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value <= limits.MAX_DURATION_S:
             raise PydanticCustomError("duration", f"must be 0 to {limits.MAX_DURATION_S} seconds")
@@ -188,6 +226,7 @@ Duration = Annotated[str | int, PlainValidator(_duration), WithJsonSchema({"anyO
 def Count(most: int):
     """A whole number from 0 to `most`, or text ("unlimited", "5") that the service reads."""
     def check(value: Any) -> str | int:
+        value = _whole_number(value)
         if isinstance(value, int) and not isinstance(value, bool):
             # Bounded to the column here; the policy service names 0..most together with the request's other caps.
             if abs(value) > limits.MAX_INT32:

@@ -26,7 +26,10 @@ def problem(status: int, title: str, detail: str, code: str, errors: list[dict] 
 
 
 def _field_path(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    # A key can hold an unpaired surrogate (an extra JSON key on a model that forbids extra fields), which no
+    # response could encode: such characters are written as escapes.
+    parts = [str(p).encode("utf-8", "backslashreplace").decode() for p in loc
+             if p not in ("body", "query", "path", "header", "cookie")]
     return ".".join(parts) or str(loc[-1] if loc else "request")
 
 
@@ -165,12 +168,13 @@ SECURITY_SCHEMES = {
                        "The console's session cookie is accepted too.",
     },
 }
-# Operations that check a password answer with the errors of a failed check too: wrong credentials (401), a locked
-# account (423) and per-source throttling (429) for sign-in; a locked account for a password change, since wrong
-# current passwords count towards the lock.
+# Operations that check a password answer with the errors of a failed check too: wrong credentials (401) and
+# per-source throttling (429) for sign-in, which answers a locked account with the same 401 as a wrong password; a
+# locked account (423) for a password change, since wrong current passwords (403) count towards the lock.
 PASSWORD_CHECK_ERRORS = {
-    ("post", "/api/v1/auth/login"): {401, 423, 429},
+    ("post", "/api/v1/auth/login"): {401, 429},
     ("post", "/api/v1/auth/password"): {423},
+    ("patch", "/api/v1/users/{user}"): {423},
 }
 
 

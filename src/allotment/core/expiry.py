@@ -11,8 +11,34 @@ from datetime import datetime, timedelta
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 # Ten years: longer than any sane credential, short enough that the date stays far from datetime's limits.
 MAX_LIFETIME = timedelta(days=3650)
-_PART = re.compile(r"(\d+)\s*([mhdw])", re.IGNORECASE)
-_WHOLE = re.compile(r"\s*(?:\d+\s*[mhdw]\s*)+", re.IGNORECASE)
+_PART = re.compile(r"([0-9]+)\s*([mhdw])", re.IGNORECASE)
+_WHOLE = re.compile(r"\s*(?:[0-9]+\s*[mhdw]\s*)+", re.IGNORECASE)
+
+
+def _up_to(most: int) -> str:
+    """A pattern for the whole numbers 1..most written without leading zeros."""
+    text = str(most)
+    alternatives = [f"[1-9][0-9]{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for i, digit in enumerate(text):  # numbers as long as `most`: equal up to position i, then a smaller digit
+        low = "1" if i == 0 else "0"
+        if int(digit) > int(low):
+            alternatives.append(text[:i] + f"[{low}-{int(digit) - 1}]" + "[0-9]" * (len(text) - i - 1))
+    alternatives.append(text)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _unit(number: str, unit: str) -> str:
+    return number + r"\s*[" + unit + unit.upper() + "]"
+
+
+# Every lifetime parse_lifetime accepts, as one pattern (published as the API's `expires_in` pattern): one unit up to
+# the ten years, or several units, largest first, each once, with at most 2, 3, 4 and 6 digits (less than ten years
+# in all). No zero, no leading zeros: every text that matches is a lifetime the server takes.
+_SINGLE = "|".join(_unit(_up_to(MAX_LIFETIME // UNITS[u]), u) for u in "wdhm")
+_W, _D, _H, _M = (_unit(f"[1-9][0-9]{{0,{n}}}", u) for n, u in ((1, "w"), (2, "d"), (3, "h"), (5, "m")))
+_SEVERAL = (rf"{_W}(?:\s*{_D})?(?:\s*{_H})?(?:\s*{_M})?|{_D}(?:\s*{_H})?(?:\s*{_M})?|{_H}(?:\s*{_M})?")
+LIFETIME_REGEX = rf"^\s*(?:{_SINGLE}|{_SEVERAL})\s*$"
+_LIFETIME = re.compile(LIFETIME_REGEX)
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -32,6 +58,10 @@ def parse_lifetime(text: str) -> timedelta:
         raise BadLifetime("must be longer than zero")
     if total > MAX_LIFETIME:
         raise BadLifetime(f"must be at most {MAX_LIFETIME.days}d")
+    if not _LIFETIME.search(text):
+        raise BadLifetime(f"'{text}' is not a duration as the API states it: give each unit once, largest first "
+                          "(for example 1d12h), without leading zeros, and at most 2, 3, 4 and 6 digits for w, d, h "
+                          "and m when there are several")
     return total
 
 

@@ -6,17 +6,29 @@ Kept apart from schemas.py (users, groups, login) so the two halves of the ident
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from allotment.api.fields import Description, Name, Ref, Text
+from allotment.api.fields import Description, IsoDateTime, Name, Ref, SchemaPattern, Text
+from allotment.core.expiry import LIFETIME_REGEX
 
 
 class CredentialCreate(BaseModel):
+    """`expires_in` and `expires_at` are alternatives: a body may hold at most one of them (even as null)."""
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["expires_in", "expires_at"]}})
+
     label: Text(64) | None = Field(default=None, description="free text; no control, zero-width or bidi characters")
-    expires_in: Text(32) | None = Field(default=None, description="lifetime such as 30d, 12h or 90m")
-    expires_at: datetime | None = Field(default=None, description="absolute expiry; naive times are taken as UTC")
+    expires_in: Annotated[Text(32), SchemaPattern(LIFETIME_REGEX)] | None = Field(
+        default=None, description="lifetime such as 30d, 12h or 90m: units w, d, h, m, several largest first (1d12h)")
+    expires_at: IsoDateTime | None = Field(default=None, description="absolute expiry; naive times are taken as UTC; "
+                                                                     "a past one makes a credential that has expired")
     user: Ref | None = Field(default=None, description="owner (platform admins only, for someone else)")
+
+    def both_expiries(self) -> bool:
+        """Both keys sent, null or not: the schema's `not required both` (refused by credentials.resolve_expiry)."""
+        return {"expires_in", "expires_at"} <= self.model_fields_set
 
 
 class CredentialUpdate(BaseModel):
@@ -57,13 +69,13 @@ class CredentialList(BaseModel):
 class ServiceAccountCreate(BaseModel):
     name: Name("service account")
     description: Description | None = None
-    allow_impersonation: bool = False
-    with_credential: bool = Field(default=True, description="create a first credential and return its secret once")
+    allow_impersonation: StrictBool = False
+    with_credential: StrictBool = Field(default=True, description="create a first credential and return its secret once")
 
 
 class ServiceAccountUpdate(BaseModel):
     description: Description | None = None
-    allow_impersonation: bool | None = None
+    allow_impersonation: StrictBool | None = None
 
 
 class ServiceAccountOut(BaseModel):

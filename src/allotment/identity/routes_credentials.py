@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -23,6 +23,7 @@ from allotment.identity.models import User
 from allotment.identity.service import find_user
 
 router = APIRouter(tags=["credentials"])
+CredentialStatus = Literal["active", "revoked", "expired"]  # credentials.STATUSES
 
 Authenticated = Annotated[Principal, require(AUTHENTICATED)]
 
@@ -46,7 +47,7 @@ def list_credentials(
     principal: Authenticated, db: DB,
     user: Annotated[str | None, Query(description="whose (platform admins: anyone's)")] = None,
     all: Annotated[bool, Query(description="everyone's (platform admins only)")] = False,
-    status: Annotated[str | None, Query(description="active, revoked or expired")] = None,
+    status: Annotated[CredentialStatus | None, Query(description="active, revoked or expired")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> CredentialList:
@@ -78,7 +79,7 @@ def create_credential(principal: Authenticated, db: DB, state: State, request: R
         owner = find_user(db, body.user)
         if owner.id != principal.id and not principal.is_platform_admin:
             raise Forbidden("only platform admins may create credentials for other users")
-    expires_at = credentials.resolve_expiry(body.expires_in, body.expires_at, utcnow())
+    expires_at = credentials.resolve_expiry(body.expires_in, body.expires_at, utcnow(), body.both_expiries())
     credential, secret = credentials.create_credential(db, state.secret_key, owner, principal, label=body.label,
                                                        expires_at=expires_at, source=client_address(request))
     return created_response(request, credential, owner, secret)

@@ -5,7 +5,7 @@ There is no DELETE: accounts are deactivated, never removed (their jobs and usag
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -43,6 +43,8 @@ target_user_scope.kind, target_user_scope.param = "self", "user"  # type: ignore
 
 
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
+# service.SORTS, in both directions (tests/integration/test_contract_fixes.py keeps the two in step).
+UserSort = Literal["username", "-username", "email", "-email", "created_at", "-created_at"]
 SelfOrAdmin = Annotated[Principal, require(SELF_OR_ADMIN, scope=target_user_scope)]
 
 
@@ -62,7 +64,7 @@ def list_users(
     db: DB,
     active: bool | None = None,
     search: Annotated[str | None, Query(max_length=64, description="substring of e-mail or username")] = None,
-    sort: Annotated[str, Query(description="username, -username, email, -email, created_at, -created_at")] = "username",
+    sort: Annotated[UserSort, Query(description="a sort key, '-' first for descending order")] = "username",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> UserList:

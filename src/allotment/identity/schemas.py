@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
-from allotment.api.fields import Description, Name, Password, ServiceCheckedText, Username
+from allotment.api.fields import Description, Email, Name, Password, ServiceCheckedText, Username
 
 
 class LoginRequest(BaseModel):
@@ -64,12 +65,12 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: ServiceCheckedText
+    email: Email
     username: Username
     password: Password
     full_name: ServiceCheckedText | None = None
-    need_password_change: bool = False
-    is_active: bool = True
+    need_password_change: StrictBool = False
+    is_active: StrictBool = True
     resource_policy: ServiceCheckedText | None = None
 
 
@@ -78,14 +79,15 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: ServiceCheckedText | None = None
+    email: Annotated[ServiceCheckedText | None, WithJsonSchema({
+        "not": {}, "description": "an e-mail address cannot be changed: sending one is refused (422)"})] = None
     username: Username | None = None
     full_name: ServiceCheckedText | None = None
     password: Password | None = None
     current_password: ServiceCheckedText | None = Field(default=None,
                                                         description="required when changing your own password")
-    is_active: bool | None = None
-    need_password_change: bool | None = None
+    is_active: StrictBool | None = None
+    need_password_change: StrictBool | None = None
     resource_policy: ServiceCheckedText | None = None
 
 

@@ -22,6 +22,7 @@ from allotment.core.permissions import Principal
 from allotment.db import utcnow
 from allotment.errors import (
     Conflict,
+    DomainError,
     FieldError,
     Forbidden,
     NotFound,
@@ -49,11 +50,13 @@ AUDITED_FIELDS = ("username", "email", "full_name", "is_active", "need_password_
 SORTS = {"username": User.username_key, "email": User.email_key, "created_at": User.created_at}
 
 
-class WrongPassword(ValidationFailed):
-    """The current password given to confirm a change is wrong. Counted like a failed login (see the routes)."""
+class WrongPassword(DomainError):
+    """The current password given to confirm a change is wrong: a failed credential check (403, the request is
+    well-formed), counted like a failed login (see the routes). `errors` names the field for forms."""
 
     def __init__(self, field: str = "current_password"):
-        super().__init__(f"{field}: is not your current password", [FieldError(field, "is not your current password")])
+        super().__init__(f"{field}: is not your current password", [FieldError(field, "is not your current password")],
+                         403, "Forbidden", "wrong_password")
 
 
 # --- validation ---------------------------------------------------------------------------------------------------
@@ -63,7 +66,8 @@ def check_email(email: str) -> list[str]:
     if len(email) > MAX_FIELD:
         problems.append(f"must be at most {MAX_FIELD} characters long")
     try:
-        validate_email(email, check_deliverability=False)
+        # test_environment admits the reserved .test domain, as the OpenAPI's `format: email` does.
+        validate_email(email, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:
         problems.append(f"is not a valid e-mail address ({exc})")
     return problems

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from allotment.api.fields import (
     Amount,
@@ -52,7 +52,7 @@ class QuotaCreate(BaseModel):
     parent: Ref | None = None
     description: Description | None = None
     weight: Weight = 1.0
-    child_preemption: bool = False
+    child_preemption: StrictBool = False
     reclaim: Text(32) = "never"
     within_quota_preemption: Text(32) = "never"
     min_runtime_s: Seconds = 0
@@ -71,7 +71,7 @@ class QuotaUpdate(BaseModel):
     parent: Ref | None = None
     description: Description | None = None
     weight: Weight | None = None
-    child_preemption: bool | None = None
+    child_preemption: StrictBool | None = None
     reclaim: Text(32) | None = None
     within_quota_preemption: Text(32) | None = None
     min_runtime_s: Seconds | None = None
@@ -106,7 +106,7 @@ class QuotaOut(BaseModel):
     usable_pools: list[str] | None = Field(None, description="where its jobs may run, with its ancestors' lists "
                                                               "applied; null = every pool")
     bindings: list[BindingOut] | None = None
-    can_submit: bool | None = None
+    can_submit: StrictBool | None = None
 
 
 class QuotaList(BaseModel):
@@ -229,13 +229,13 @@ class PriorityClassIn(BaseModel):
     name: Name("priority class", 32, spaces=True)
     value: Priority
     description: Description | None = None
-    is_default: bool = False
+    is_default: StrictBool = False
 
 
 class PriorityClassUpdate(BaseModel):
     value: Priority | None = None
     description: Description | None = None
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
 
 
 class PriorityClassOut(BaseModel):
@@ -257,7 +257,7 @@ class QuotaDoc(BaseModel):
     parent: Ref | None = None
     description: Description | None = None
     weight: Weight = 1.0
-    child_preemption: bool = False
+    child_preemption: StrictBool = False
     reclaim: Text(32) = "never"
     within_quota_preemption: Text(32) = "never"
     min_runtime_s: Seconds = 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from allotment.api.fields import Amount, Command, Duration, Labels, Name, Ref, SchemaRules
-from allotment.core import jobenv, limits
+from allotment.core import jobenv, limits, names
 from allotment.core.quantity import format_raw
 from allotment.workloads.models import Job
 
@@ -28,9 +28,17 @@ JobEnv = Annotated[dict[str, str], BeforeValidator(_env_rules), Field(max_length
 
 
 class JobIn(BaseModel):
-    # Required, but checked by the service so that a batch reports every problem of every job at once.
-    quota: Ref | None = None
-    command: Command = Field(default_factory=list, description="argv list, or one string split on spaces")
+    # quota and command are required (so the schema says), but checked by the service so that a batch reports every
+    # problem of every job at once.
+    model_config = ConfigDict(json_schema_extra={"required": ["quota", "command"]})
+
+    quota: Annotated[Ref | None, WithJsonSchema({
+        "type": "string", "minLength": 1, "maxLength": limits.MAX_SHORT_TEXT,
+        "allOf": [{"pattern": names.TEXT_REGEX}, {"pattern": r"\S"}],
+        "description": "the quota to submit to (its name or id)"})] = None
+    command: Annotated[Command, SchemaRules((
+        ("minItems", 1), ("prefixItems", [{"type": "string", "pattern": r"\S"}]), ("pattern", r"\S")))] = Field(
+        default_factory=list, description="argv list (the first not blank), or one string split on spaces")
     gpu: Amount | None = Field(None, description="GPUs: 4, or a fraction of one in steps of 0.1 (0.5)")
     cpu: Amount | None = Field(None, description="cores: 8, 0.5 or 500m")
     memory: Amount | None = Field(None, description="bytes or with a unit: 16Gi")

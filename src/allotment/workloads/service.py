@@ -317,14 +317,14 @@ def list_jobs(session: Session, principal: Principal, state: str | None = None, 
         query = query.where(Job.state.in_(wanted))
     if quota:
         found = session.scalar(select(Quota.id).where(Quota.name == quota))
-        if found is None:
-            errors.append(FieldError("quota", f"no quota '{quota}'"))
+        if found is None:  # 404, as an unknown cluster or user named by a filter
+            raise NotFound(f"no quota '{quota}'")
         query = query.where(Job.quota_id == found)
     if owner:
         key = owner.strip().lower()
         found = session.scalar(select(User.id).where((User.username_key == key) | (User.email_key == key)))
         if found is None:
-            errors.append(FieldError("owner", f"no user '{owner}'"))
+            raise NotFound(f"no user '{owner}'")
         query = query.where(Job.owner_id == found)
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
