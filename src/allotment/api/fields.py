@@ -198,9 +198,11 @@ def _any_case(word: str) -> str:
 
 
 # What core/quantity.py reads as text: a decimal number with an optional unit (the resource decides which units are
-# allowed: Ki..Ei, k..E and B for memory, m for cpu), or one of the words for unlimited, with spaces around.
-QUANTITY_REGEX = (r"^\s*(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*[A-Za-z]*|"
-                  + "|".join(_any_case(w) for w in ("unlimited", "infinity", "inf")) + "|\u221e)" + r"\s*$")
+# allowed: Ki..Ei, k..E and B for memory, m for cpu), or one of the words for unlimited, with spaces around. The
+# spaces are those str.strip() removes less the control characters, which quantities refuse (_printable).
+_SPACE = r"[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+QUANTITY_REGEX = (f"^{_SPACE}*(?:(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+){_SPACE}*[A-Za-z]*|"
+                  + "|".join(_any_case(w) for w in ("unlimited", "infinity", "inf")) + f"|\u221e){_SPACE}*$")
 Amount = Annotated[str | int | float, PlainValidator(_amount), WithJsonSchema({"anyOf": [
     {"type": "string", "minLength": 1, "maxLength": limits.MAX_QUANTITY_TEXT, "pattern": QUANTITY_REGEX},
     {"type": "number", "minimum": -limits.MAX_AMOUNT, "maximum": limits.MAX_AMOUNT}]})]

@@ -27,8 +27,12 @@ def _up_to(most: int) -> str:
     return "(?:" + "|".join(alternatives) + ")"
 
 
+# Spaces as \s reads them, less the control characters that the API's text fields refuse before this is read.
+_SP = r"[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
 def _unit(number: str, unit: str) -> str:
-    return number + r"\s*[" + unit + unit.upper() + "]"
+    return number + _SP + "*[" + unit + unit.upper() + "]"
 
 
 # Every lifetime parse_lifetime accepts, as one pattern (published as the API's `expires_in` pattern): one unit up to
@@ -36,8 +40,8 @@ def _unit(number: str, unit: str) -> str:
 # in all). No zero, no leading zeros: every text that matches is a lifetime the server takes.
 _SINGLE = "|".join(_unit(_up_to(MAX_LIFETIME // UNITS[u]), u) for u in "wdhm")
 _W, _D, _H, _M = (_unit(f"[1-9][0-9]{{0,{n}}}", u) for n, u in ((1, "w"), (2, "d"), (3, "h"), (5, "m")))
-_SEVERAL = (rf"{_W}(?:\s*{_D})?(?:\s*{_H})?(?:\s*{_M})?|{_D}(?:\s*{_H})?(?:\s*{_M})?|{_H}(?:\s*{_M})?")
-LIFETIME_REGEX = rf"^\s*(?:{_SINGLE}|{_SEVERAL})\s*$"
+_SEVERAL = (rf"{_W}(?:{_SP}*{_D})?(?:{_SP}*{_H})?(?:{_SP}*{_M})?|{_D}(?:{_SP}*{_H})?(?:{_SP}*{_M})?|{_H}(?:{_SP}*{_M})?")
+LIFETIME_REGEX = rf"^{_SP}*(?:{_SINGLE}|{_SEVERAL}){_SP}*$"
 _LIFETIME = re.compile(LIFETIME_REGEX)
 
 ACTIVE = "active"

@@ -90,7 +90,7 @@ def create_service_account_credential(name: str, principal: Admin, db: DB, state
     body = body or CredentialCreate()
     credentials.refuse_while_impersonating(principal)
     account = service_accounts.find_service_account(db, name)
-    expires_at = credentials.resolve_expiry(body.expires_in, body.expires_at, utcnow())
+    expires_at = credentials.resolve_expiry(body.expires_in, body.expires_at, utcnow(), body.both_expiries())
     credential, secret = credentials.create_credential(db, state.secret_key, account, principal, label=body.label,
                                                        expires_at=expires_at, source=client_address(request))
     return created_response(request, credential, account, secret)
