@@ -53,11 +53,6 @@ class Forbidden(DomainError):
         super().__init__(detail, [], 403, "Forbidden", "forbidden")
 
 
-class Locked(DomainError):
-    def __init__(self, detail: str):
-        super().__init__(detail, [], 423, "Locked", "locked")
-
-
 def invalid(field_name: str, message: str) -> ValidationFailed:
     """Shorthand for a one-field validation failure."""
     return ValidationFailed(f"{field_name}: {message}", [FieldError(field_name, message)])

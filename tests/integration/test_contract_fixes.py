@@ -114,3 +114,38 @@ def test_an_extra_key_with_a_lone_surrogate_is_a_422(client, admin_headers):
     body = '{"name": "g1", "x\\ud800": 1}'
     r = client.post(f"{API}/groups", headers={**admin_headers, "Content-Type": "application/json"}, content=body)
     assert r.status_code == 422, r.text
+
+
+# --- a password change: throttled, never locked --------------------------------------------------------------------
+
+def change_password(client, headers, current: str, new: str = "Br4nd-new-pw"):
+    return client.post(f"{API}/auth/password", headers=headers, json={"current_password": current, "new_password": new})
+
+
+def test_a_password_change_declares_no_423(client):
+    paths = openapi(client)["paths"]
+    assert "423" not in paths[f"{API}/auth/password"]["post"]["responses"]
+    assert "423" not in paths[f"{API}/users/{{user}}"]["patch"]["responses"]
+
+
+def test_wrong_current_passwords_do_not_lock_password_sign_in(client, admin_headers, settings):
+    make_user(client, admin_headers, "alice")
+    alice = login(client, "alice", PASSWORD)
+    for _ in range(settings.login_max_failures):
+        assert change_password(client, alice, "Wr0ng-pass!").status_code == 403
+    r = change_password(client, alice, "Wr0ng-pass!")
+    assert r.status_code == 429 and "retry-after" in r.headers
+    r = client.patch(f"{API}/users/alice", headers=alice, json={"password": "Br4nd-new-pw", "current_password": PASSWORD})
+    assert r.status_code == 429  # one budget per account, whichever operation confirms the password
+    login(client, "alice", PASSWORD)  # password sign-in is not locked
+
+
+def test_a_locked_account_s_signed_in_owner_can_still_change_the_password(client, admin_headers, settings):
+    make_user(client, admin_headers, "alice")
+    alice = login(client, "alice", PASSWORD)
+    for _ in range(settings.login_max_failures):  # someone else guesses at the sign-in and locks it
+        client.post(f"{API}/auth/login", json={"username": "alice", "password": "Wr0ng-pass!"})
+    assert client.get(f"{API}/users/alice", headers=admin_headers).json()["locked_until"] is not None
+    assert change_password(client, alice, PASSWORD).status_code == 204
+    assert client.get(f"{API}/users/alice", headers=admin_headers).json()["locked_until"] is None
+    login(client, "alice", "Br4nd-new-pw")

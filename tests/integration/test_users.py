@@ -423,6 +423,7 @@ def test_a_service_account_acting_for_a_user_cannot_change_their_password(client
     from allotment.core.permissions import Principal
     from allotment.errors import Forbidden
     from allotment.identity import service
+    from allotment.identity.throttle import RateLimiter
 
     with app.state.allot.sessions() as session:
         session.add(User(email="al@example.com", email_key="al@example.com", username="al", username_key="al"))
@@ -430,6 +431,7 @@ def test_a_service_account_acting_for_a_user_cannot_change_their_password(client
         al = session.scalar(select(User).where(User.username_key == "al"))
         acting = Principal(id=al.id, kind="user", username="al", actor_id=999, actor_username="ci-bot")
         with pytest.raises(Forbidden):
-            service.update_user(session, acting, al, {"password": "N3w-password", "current_password": "x"}, None)
+            service.update_user(session, acting, al, {"password": "N3w-password", "current_password": "x"}, None,
+                                RateLimiter(5, 1.0))
         with pytest.raises(Forbidden):
-            service.change_own_password(session, acting, "x", "N3w-password", None, 5, 20)
+            service.change_own_password(session, acting, "x", "N3w-password", None, RateLimiter(5, 1.0))

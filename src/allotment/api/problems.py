@@ -156,7 +156,6 @@ ERROR_DESCRIPTIONS = {
     409: "The request conflicts with the current state (a duplicate name, an object still in use)",
     413: "The request body or one of its fields is larger than the server accepts",
     422: "The request is well-formed but invalid; `errors` names every refused field",
-    423: "The account is locked after repeated failed sign-ins",
     429: "Too many requests from this source; retry after the number of seconds in Retry-After",
 }
 UNSAFE_METHODS = {"post", "put", "patch", "delete"}
@@ -168,13 +167,11 @@ SECURITY_SCHEMES = {
                        "The console's session cookie is accepted too.",
     },
 }
-# Operations that check a password answer with the errors of a failed check too: wrong credentials (401) and
-# per-source throttling (429) for sign-in, which answers a locked account with the same 401 as a wrong password; a
-# locked account (423) for a password change, since wrong current passwords (403) count towards the lock.
+# Sign-in answers with the errors of a failed password check too: wrong credentials (401, also for a locked account)
+# and per-source throttling (429). Signed-in operations that confirm a password (a password change) need nothing
+# more: a wrong current password is a 403 and too many of them a 429, which every signed-in operation declares.
 PASSWORD_CHECK_ERRORS = {
     ("post", "/api/v1/auth/login"): {401, 429},
-    ("post", "/api/v1/auth/password"): {423},
-    ("patch", "/api/v1/users/{user}"): {423},
 }
 
 

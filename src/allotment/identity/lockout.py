@@ -8,6 +8,8 @@ What a lock does and does not do:
 - It is invisible at sign-in: a locked account answers exactly like a wrong password or an unknown user (same status,
   same message, one argon2 verification each; see service.login). Saying "locked" for the right password would tell
   a guesser when the guess is right, which is what the lock exists to stop; the message names the rule instead.
+- Only sign-in counts towards it. A signed-in user's wrong current passwords (when changing the password) are
+  throttled per account instead, and a lock does not stop that change (see service.confirm_password).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from sqlalchemy.orm import Session
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
 from allotment.core.permissions import Principal
-from allotment.errors import Locked
 from allotment.identity.models import User
 
 
@@ -32,14 +33,6 @@ def sign_in_refusal(max_failures: int, lock_minutes: int) -> str:
 
 def is_locked(user: User, now: datetime) -> bool:
     return user.locked_until is not None and user.locked_until > now
-
-
-def check_not_locked(user: User, now: datetime, max_failures: int) -> None:
-    """For a signed-in user confirming their own password: telling them about their own lock reveals nothing."""
-    if is_locked(user, now):
-        until = user.locked_until.isoformat(timespec="seconds")
-        raise Locked(f"account locked until {until} after {max_failures} failed logins; "
-                     f"try again after that time or ask a platform admin")
 
 
 def _self(user: User) -> Principal:

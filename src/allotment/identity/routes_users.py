@@ -14,8 +14,8 @@ from allotment.api import problems
 from allotment.api.deps import DB, State, client_address, require
 from allotment.api.fields import Offset
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal, Scope
-from allotment.errors import Locked, NotFound
-from allotment.identity import lockout, service, user_import
+from allotment.errors import NotFound
+from allotment.identity import lockout, service, throttle, user_import
 from allotment.identity.models import User
 from allotment.identity.schemas import (
     ImportReport,
@@ -113,9 +113,9 @@ def update_user(user: str, body: UserUpdate, principal: SelfOrAdmin, db: DB, sta
     changes = body.model_dump(exclude_unset=True)
     try:
         service.update_user(db, principal, target, changes, client_address(request),
-                            state.settings.login_max_failures, state.settings.login_lock_minutes)
-    except (service.WrongPassword, Locked):
-        db.commit()  # keep the failed-attempt count (it drives the lockout) although the request fails
+                            throttle.password_confirmations(state))
+    except service.WrongPassword:
+        db.commit()  # keep the audit of the wrong current password although the request fails
         raise
     return detail(db, target)
 
@@ -147,9 +147,8 @@ def change_password(body: PasswordChange, principal: Annotated[Principal, requir
                     state: State, request: Request) -> Response:
     try:
         service.change_own_password(db, principal, body.current_password, body.new_password,
-                                    client_address(request), state.settings.login_max_failures,
-                                    state.settings.login_lock_minutes)
-    except (service.WrongPassword, Locked):
-        db.commit()  # keep the failed-attempt count although the request fails
+                                    client_address(request), throttle.password_confirmations(state))
+    except service.WrongPassword:
+        db.commit()  # keep the audit of the wrong current password although the request fails
         raise
     return Response(status_code=204)

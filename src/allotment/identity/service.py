@@ -26,6 +26,7 @@ from allotment.errors import (
     FieldError,
     Forbidden,
     NotFound,
+    TooManyRequests,
     Unauthenticated,
     ValidationFailed,
     invalid,
@@ -42,6 +43,7 @@ from allotment.identity.models import (
     User,
 )
 from allotment.identity.secrets import hash_password, new_session_token, token_digest, verify_password
+from allotment.identity.throttle import RateLimiter, retry_after
 
 MAX_FIELD = 64
 EMAIL_IMMUTABLE = "cannot be changed: the e-mail is the account's identity"
@@ -52,7 +54,7 @@ SORTS = {"username": User.username_key, "email": User.email_key, "created_at": U
 
 class WrongPassword(DomainError):
     """The current password given to confirm a change is wrong: a failed credential check (403, the request is
-    well-formed), counted like a failed login (see the routes). `errors` names the field for forms."""
+    well-formed), throttled per account and audited (see confirm_password). `errors` names the field for forms."""
 
     def __init__(self, field: str = "current_password"):
         super().__init__(f"{field}: is not your current password", [FieldError(field, "is not your current password")],
@@ -346,7 +348,7 @@ NOT_NULL = ("username", "password", "is_active", "need_password_change")
 
 
 def update_user(session: Session, actor: Principal, user: User, changes: dict[str, Any], source: str | None,
-                max_failures: int = 5, lock_minutes: int = 20) -> User:
+                confirmations: RateLimiter) -> User:
     """Apply a PATCH. `changes` holds only the fields the client sent. A non-admin may change only their own
     full name and password; changing one's own password needs `current_password`."""
     if "email" in changes:
@@ -373,7 +375,7 @@ def update_user(session: Session, actor: Principal, user: User, changes: dict[st
         problems.setdefault("current_password", []).append("is required to change your own password")
     raise_field_problems(problems)
     if changes.get("password") is not None and is_self:
-        confirm_password(session, user, changes["current_password"], source, max_failures, lock_minutes)
+        confirm_password(session, user, changes["current_password"], source, confirmations)
     if changes.get("username") is not None:
         ensure_unique(session, None, changes["username"].strip(), exclude_id=user.id)
 
@@ -411,19 +413,31 @@ def _set_password(session: Session, user: User, password: str, keep_session_id: 
     session.execute(query.values(revoked_at=utcnow()))
 
 
-def confirm_password(session: Session, user: User, password: str, source: str | None, max_failures: int,
-                     lock_minutes: int, now: datetime | None = None) -> None:
-    """Check the current password before a sensitive change; wrong guesses count towards the lockout."""
-    now = now or utcnow()
-    lockout.check_not_locked(user, now, max_failures)
+def confirm_password(session: Session, user: User, password: str, source: str | None,
+                     confirmations: RateLimiter) -> None:
+    """Check a signed-in user's current password before they change it.
+
+    Wrong guesses are throttled per account (429 with Retry-After, at the lockout's rate) and audited, but they do
+    not lock password sign-in, and a lock does not stop this check. The caller is already signed in: locking their
+    password sign-in would let whoever holds a session (or a credential) lock the owner out of new sign-ins, and
+    refusing the right password because of someone else's failed sign-ins would stop the owner from doing the one
+    thing that helps against a guesser, changing the password (which also lifts the lock). What the lock protects,
+    the password, is protected here by the throttle: it is taken before the check, so a throttled guess is never
+    checked and the answer cannot tell a right guess."""
+    key = f"user:{user.id}"
+    wait = confirmations.take(key)
+    if wait:
+        raise TooManyRequests(f"too many wrong current passwords for this account; try again in "
+                              f"{retry_after(wait)} s", "password_confirmation_throttled", retry_after(wait))
     if not verify_password(user.password_hash, password):
-        if lockout.register_failure(session, user, now, max_failures, lock_minutes, source):
-            lockout.check_not_locked(user, now, max_failures)
+        audit.record(session, as_principal(user), "auth.password_confirm_failed", "user", user.username, user.id,
+                     source=source)
         raise WrongPassword()
+    confirmations.give_back(key)  # the right password is not held against the account
 
 
 def change_own_password(session: Session, actor: Principal, current_password: str, new_password: str,
-                        source: str | None, max_failures: int, lock_minutes: int) -> None:
+                        source: str | None, confirmations: RateLimiter) -> None:
     """POST /auth/password: the principal's own password, confirmed by the current one."""
     if actor.actor_id is not None:
         raise Forbidden("a service account acting on behalf of a user cannot change that user's password")
@@ -434,7 +448,7 @@ def change_own_password(session: Session, actor: Principal, current_password: st
     if new_password == current_password:
         problems["new_password"].append("must differ from the current password")
     raise_field_problems(problems)
-    confirm_password(session, user, current_password, source, max_failures, lock_minutes)
+    confirm_password(session, user, current_password, source, confirmations)
     _set_password(session, user, new_password, keep_session_id=actor.session_id)
     # The descriptive "must change password" flag is satisfied once the user picks their own password.
     before_flag = user.need_password_change

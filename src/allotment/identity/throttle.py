@@ -228,3 +228,12 @@ def password_gate(state: AppState) -> PasswordGate:
 
 def credential_failures(state: AppState) -> CredentialFailures:
     return _per_app(state, "credential_failures", lambda: CredentialFailures(state))
+
+
+def password_confirmations(state: AppState) -> RateLimiter:
+    """Wrong current passwords given by signed-in users (to change a password), per account: the lockout's budget
+    (`login_max_failures` per `login_lock_minutes`), refilled steadily. Throttled rather than locked: see
+    service.confirm_password."""
+    s = state.settings
+    return _per_app(state, "password_confirmations", lambda: RateLimiter(
+        max(1, s.login_max_failures), max(1, s.login_max_failures) / max(1, s.login_lock_minutes)))

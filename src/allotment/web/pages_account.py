@@ -11,6 +11,7 @@ from allotment.api.deps import DB, State, client_address, require
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.errors import DomainError
 from allotment.identity import service as identity
+from allotment.identity import throttle
 from allotment.web.console import field_errors, redirect, render
 
 router = APIRouter()
@@ -33,13 +34,12 @@ def change_password(request: Request, principal: Me, db: DB, state: State,
                     new_password_confirm: Annotated[str, Form()] = "") -> Response:
     if new_password != new_password_confirm:
         return _page(request, principal, db, 422, {"new_password_confirm": ["does not match the new password"]})
-    s = state.settings
     try:
         identity.change_own_password(db, principal, current_password, new_password, client_address(request),
-                                     s.login_max_failures, s.login_lock_minutes)
+                                     throttle.password_confirmations(state))
     except DomainError as exc:
         if not exc.errors:
             raise
-        # Returned, not raised: a wrong current password counts towards the lockout, so this request must commit.
+        # Returned, not raised: a wrong current password is audited, so this request must commit.
         return _page(request, principal, db, exc.status, field_errors(exc.errors))
     return redirect("/ui/account", notice="Password changed. Your other sessions were signed out.")

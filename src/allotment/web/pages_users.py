@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from allotment.api.deps import DB, client_address, require
+from allotment.api.deps import DB, State, client_address, require
 from allotment.api.fields import PageNumber
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.db import utcnow
 from allotment.errors import DomainError
-from allotment.identity import lockout
+from allotment.identity import lockout, throttle
 from allotment.identity import service as identity
 from allotment.web.console import field_errors, is_htmx, redirect, render
 from allotment.web.paging import Page
@@ -124,6 +124,7 @@ def edit_user(
     request: Request,
     principal: Admin,
     db: DB,
+    state: State,
     user: str,
     username: Annotated[str, Form()] = "",
     full_name: Annotated[str, Form()] = "",
@@ -139,7 +140,8 @@ def edit_user(
         changes["password"] = password
     values = {"username": username, "full_name": full_name, "need_password_change": need_password_change}
     try:
-        identity.update_user(db, principal, target, changes, client_address(request))
+        identity.update_user(db, principal, target, changes, client_address(request),
+                             throttle.password_confirmations(state))
     except DomainError as exc:
         if not exc.errors:
             raise
