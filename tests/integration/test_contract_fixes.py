@@ -149,3 +149,23 @@ def test_a_locked_account_s_signed_in_owner_can_still_change_the_password(client
     assert change_password(client, alice, PASSWORD).status_code == 204
     assert client.get(f"{API}/users/alice", headers=admin_headers).json()["locked_until"] is None
     login(client, "alice", "Br4nd-new-pw")
+
+
+# --- a user's full name and resource policy ------------------------------------------------------------------------
+
+def test_a_user_s_full_name_and_resource_policy_state_their_rules(client, admin_headers):
+    schemas = openapi(client)["components"]["schemas"]
+    for model in ("UserCreate", "UserUpdate"):
+        props = schemas[model]["properties"]
+        full_name = props["full_name"]["anyOf"][0]
+        policy = props["resource_policy"]["anyOf"][0]
+        assert full_name["maxLength"] == 64 and "pattern" in full_name, model
+        assert policy["maxLength"] == 64 and policy["minLength"] == 1 and "pattern" in policy, model
+    body = {"email": "bob@example.test", "username": "bob", "password": PASSWORD}
+    for field, value in (("resource_policy", "p" * 65), ("resource_policy", "a/b"), ("resource_policy", ""),
+                         ("full_name", "Bob\x1b[31m")):
+        r = client.post(f"{API}/users", headers=admin_headers, json={**body, field: value})
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == [field], (field, value)
+    r = client.post(f"{API}/users", headers=admin_headers,
+                    json={**body, "full_name": "Bob Ünlü", "resource_policy": "GPU small"})
+    assert r.status_code == 201, r.text

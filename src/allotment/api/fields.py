@@ -123,6 +123,13 @@ Password = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
     ("description", (f"{passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters with a letter, a digit and a "
                      "special character"))))]
 ServiceCheckedText = Annotated[str, _CHECKED_BY_SERVICE]
+# A user's full name and resource policy, checked by the identity service with the user's other fields.
+ServiceCheckedFullName = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
+    ("pattern", names.TEXT_REGEX), ("maxLength", limits.MAX_FULL_NAME)))]
+ServiceCheckedPolicyName = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
+    ("pattern", names.SPACED_NAME_REGEX), ("minLength", 1), ("maxLength", limits.MAX_NAME),
+    ("description", "the name of a resource policy (null: the policy named 'default'): " + names.NAME_HELP
+     + " (single spaces between words allowed)")))]
 # An e-mail address: the identity service validates it (email_validator, without deliverability) and its length.
 Email = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
     ("format", "email"), ("minLength", 3), ("maxLength", limits.MAX_NAME)))]

@@ -7,7 +7,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
-from allotment.api.fields import Description, Email, Name, Password, ServiceCheckedText, Username
+from allotment.api.fields import (
+    Description,
+    Email,
+    Name,
+    Password,
+    ServiceCheckedFullName,
+    ServiceCheckedPolicyName,
+    ServiceCheckedText,
+    Username,
+)
 
 
 class LoginRequest(BaseModel):
@@ -61,17 +70,17 @@ class UserList(BaseModel):
 
 
 class UserCreate(BaseModel):
-    """Lengths and the password policy are checked by the service, which reports every failing rule per field."""
+    """The schema states every rule; the service checks them, reporting every failing rule of every field at once."""
 
     model_config = ConfigDict(extra="forbid")
 
     email: Email
     username: Username
     password: Password
-    full_name: ServiceCheckedText | None = None
+    full_name: ServiceCheckedFullName | None = None
     need_password_change: StrictBool = False
     is_active: StrictBool = True
-    resource_policy: ServiceCheckedText | None = None
+    resource_policy: ServiceCheckedPolicyName | None = None
 
 
 class UserUpdate(BaseModel):
@@ -82,13 +91,13 @@ class UserUpdate(BaseModel):
     email: Annotated[ServiceCheckedText | None, WithJsonSchema({
         "not": {}, "description": "an e-mail address cannot be changed: sending one is refused (422)"})] = None
     username: Username | None = None
-    full_name: ServiceCheckedText | None = None
+    full_name: ServiceCheckedFullName | None = None
     password: Password | None = None
     current_password: ServiceCheckedText | None = Field(default=None,
                                                         description="required when changing your own password")
     is_active: StrictBool | None = None
     need_password_change: StrictBool | None = None
-    resource_policy: ServiceCheckedText | None = None
+    resource_policy: ServiceCheckedPolicyName | None = None
 
 
 class PasswordChange(BaseModel):

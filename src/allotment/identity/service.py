@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
-from allotment.core.names import as_id, confusable_with, is_digits, name_problems
+from allotment.core.names import as_id, confusable_with, is_digits, name_problems, text_problems
 from allotment.core.passwords import password_problems
 from allotment.core.permissions import Principal
 from allotment.db import utcnow
@@ -93,11 +93,16 @@ def check_username(username: str) -> list[str]:
 
 
 def check_full_name(full_name: str | None) -> list[str]:
-    return [f"must be at most {MAX_FIELD} characters long"] if full_name and len(full_name) > MAX_FIELD else []
+    if full_name is None:
+        return []
+    problems = [f"must be at most {MAX_FIELD} characters long"] if len(full_name) > MAX_FIELD else []
+    return problems + text_problems(full_name)
 
 
 def check_resource_policy(policy: str | None) -> list[str]:
-    return [f"must be at most {MAX_FIELD} characters long"] if policy and len(policy) > MAX_FIELD else []
+    """The name of a resource policy. It may be created after the users who name it (their jobs are refused until
+    then: quotas.policies.policy_of), so only the name rule is checked here."""
+    return [] if policy is None else name_problems(policy, "resource policy", MAX_FIELD, spaces=True)
 
 
 def raise_field_problems(problems: dict[str, list[str]]) -> None:
