@@ -169,3 +169,36 @@ def test_a_user_s_full_name_and_resource_policy_state_their_rules(client, admin_
     r = client.post(f"{API}/users", headers=admin_headers,
                     json={**body, "full_name": "Bob Ünlü", "resource_policy": "GPU small"})
     assert r.status_code == 201, r.text
+
+
+# --- the CSV user import -------------------------------------------------------------------------------------------
+
+def post_csv(client, headers, text: str, **params):
+    return client.post(f"{API}/users/import", headers={**headers, "Content-Type": "text/csv"}, content=text,
+                       params=params)
+
+
+def test_the_import_body_states_the_header_and_the_server_takes_what_it_states(client, admin_headers):
+    import re
+
+    body = openapi(client)["paths"][f"{API}/users/import"]["post"]["requestBody"]["content"]["text/csv"]["schema"]
+    assert body["minLength"] >= 1 and "pattern" in body
+    pattern = re.compile(body["pattern"])
+    for text in ("", "email,username\nann,x\n", "email,username,password\n\n", "email,username,password\nb\rc\n",
+                 ' "email",username,password\nx\n'):  # a quote opens a quoted cell only as its first character
+        assert not pattern.search(text), text
+        assert post_csv(client, admin_headers, text).status_code == 422, text
+    # Cases, spaces, quotes, blank lines and a byte-order mark, as spreadsheets write them.
+    text = f'\ufeff\r\n EMAIL ,"Username\t",password ,  Full_Name\r\nann@example.test,ann,{PASSWORD},Ann\r\n'
+    assert pattern.search(text)
+    assert post_csv(client, admin_headers, text).status_code == 200
+
+
+def test_bad_rows_are_a_207_report_not_a_refused_request(client, admin_headers):
+    text = f"email,username,password\nann@example.test,ann,{PASSWORD}\nnot-an-email,ben,weak\n"
+    r = post_csv(client, admin_headers, text)
+    assert r.status_code == 207 and r.headers["content-type"] == "application/json"
+    assert [row["status"] for row in r.json()["rows"]] == ["skipped", "failed"]
+    r = post_csv(client, admin_headers, text, continue_on_error="true")
+    assert r.status_code == 207 and [row["status"] for row in r.json()["rows"]] == ["created", "failed"]
+    assert "207" in openapi(client)["paths"][f"{API}/users/import"]["post"]["responses"]

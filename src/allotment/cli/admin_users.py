@@ -31,7 +31,7 @@ def import_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_report(report: Any) -> list[dict[str, Any]]:
-    """The per-row report of an import, from a 200 answer or from the 422 problem that refused it."""
+    """The per-row report of an import: 200 (all created), 207 (a row failed), or an older server's 422."""
     return list(report.get("rows") or []) if isinstance(report, dict) else []
 
 
@@ -173,21 +173,17 @@ def register(admin: typer.Typer) -> None:
             report = client.post("users/import", params=params, content=file.read_bytes(),
                                  headers={"Content-Type": "text/csv"})
         except ApiError as exc:
-            rows = import_report(exc.body)
-            if not rows:
+            if not import_report(exc.body):
                 raise
-            if json_:
-                emit_json(exc.body)
-            else:
-                table([import_row(r) for r in rows], IMPORT_COLUMNS)
-            bad = sum(1 for r in rows if r.get("status") == "failed")
-            raise CliError(f"{bad} bad row(s) in {file.name}: nothing imported "
-                           f"(fix them, or pass --continue-on-error to import the good rows)") from exc
+            report = exc.body  # older servers refuse a file with a bad row with 422, carrying the same report
         rows = import_report(report)
         if json_:
             emit_json(report)
         else:
             table([import_row(r) for r in rows], IMPORT_COLUMNS)
             console.print(f"created {report.get('created', 0)}, failed {report.get('failed', 0)}", highlight=False)
+        if report.get("failed") and not continue_on_error:
+            raise CliError(f"{report['failed']} bad row(s) in {file.name}: nothing imported "
+                           f"(fix them, or pass --continue-on-error to import the good rows)")
         if report.get("failed"):
             raise CliError(f"{report['failed']} row(s) of {file.name} failed; the other rows were imported")

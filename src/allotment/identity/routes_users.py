@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from allotment.api import problems
 from allotment.api.deps import DB, State, client_address, require
 from allotment.api.fields import Offset
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal, Scope
@@ -81,24 +80,28 @@ def create_user(body: UserCreate, principal: Admin, db: DB, request: Request) ->
 @router.post(
     "/users/import",
     response_model=ImportReport,
-    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
-    responses={422: {"description": "a row failed and continue_on_error is off: nothing imported; the problem "
-                                    "carries the same per-row `rows` report"}},
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": user_import.BODY_SCHEMA}}}},
+    responses={
+        200: {"description": "every row was created"},
+        207: {"model": ImportReport, "description": "a row failed: `rows` gives each row's status and errors; the "
+                                                   "other rows were created with continue_on_error, else skipped "
+                                                   "(nothing was imported)"},
+    },
 )
 def import_users(
     principal: Admin,
     db: DB,
     request: Request,
+    response: Response,
     body: Annotated[bytes, Depends(csv_body)],
     continue_on_error: bool = False,
-) -> ImportReport | Response:
+) -> ImportReport:
     text = user_import.decode(body)
-    try:
-        report = user_import.import_users(db, principal, text, continue_on_error, client_address(request))
-    except user_import.ImportRejected as exc:
-        return problems.problem(422, exc.title, exc.detail, exc.code, [e.as_dict() for e in exc.errors],
-                                **exc.report)
-    return ImportReport(**report)
+    report = ImportReport(**user_import.import_users(db, principal, text, continue_on_error,
+                                                     client_address(request)))
+    if report.failed:
+        response.status_code = 207
+    return report
 
 
 @router.get("/users/{user}", response_model=UserDetail)

@@ -3,6 +3,11 @@
 Every row is checked before anything is written: the same rules as creating one user, plus duplicates against the
 database and within the file. Without continue_on_error one bad row imports nothing; with it, the valid rows are
 created and the bad ones reported. Rows are numbered as a spreadsheet shows them: the header is row 1.
+
+A file that is not a CSV of this shape (not UTF-8, no header naming the columns, no rows, too many rows) is refused
+with 422 on `file` or `header`; its shape is stated in the OpenAPI (BODY_SCHEMA). Bad rows are not a malformed
+request but the import's result: the answer is the per-row report, 200 when every row was created and 207
+(Multi-Status) when a row failed, whether the other rows were then created or, by default, skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allotment.audit import service as audit
-from allotment.core.limits import MAX_IMPORT_ROWS
+from allotment.core.limits import MAX_CSV_BODY_BYTES, MAX_IMPORT_ROWS
 from allotment.core.permissions import Principal
 from allotment.errors import FieldError, ValidationFailed, invalid
 from allotment.identity import service
@@ -48,19 +53,39 @@ class Row:
                 "errors": [e.as_dict() for e in self.errors]}
 
 
-class ImportRejected(ValidationFailed):
-    """At least one row is bad and continue_on_error is off: nothing was imported. Carries the per-row report."""
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in word)
 
-    def __init__(self, report: dict[str, Any]):
-        bad = [r for r in report["rows"] if r["status"] == FAILED]
-        first = bad[0]
-        first_problem = "; ".join(f"{e['field']} {e['message']}" for e in first["errors"])
-        super().__init__(
-            f"{len(bad)} of {len(report['rows'])} rows failed (first: row {first['row']}: {first_problem}); "
-            "nothing was imported (fix the file, or pass continue_on_error=true to import the valid rows)",
-            [FieldError(f"rows.{r['row']}.{e['field']}", e["message"]) for r in bad for e in r["errors"]],
-        )
-        self.report = report
+
+def _header_pattern() -> str:
+    """The header as the schema states it: the columns in the documented order (the optional ones may be left
+    out), in any case, padded with spaces or tabs, each bare or quoted. The server also takes them in any order;
+    a pattern naming every order would run to tens of kilobytes, so the schema states the documented one."""
+    def cell(name: str) -> str:
+        word = _any_case(name)
+        # A quote opens a quoted cell only as its first character; what follows the closing quote is appended.
+        return f'(?:[ \\t]*{word}|"[ \\t]*{word}[ \\t]*")[ \\t]*'
+    required = ",".join(cell(c) for c in REQUIRED_COLUMNS)
+    return required + "".join(f"(?:,{cell(c)})?" for c in OPTIONAL_COLUMNS)
+
+
+# A character that makes a CSV record non-blank: not a space (as str.strip() counts them), comma or quote.
+_INK = '[^\\t\\n\\x0b\\x0c\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff,"]'
+# Rows: line breaks are \n or \r\n (a lone \r outside quotes is not CSV to Python's reader), and at least one
+# character somewhere makes a row that is not blank.
+_ROWS = f"(?:[^\\r]|\\r\\n)*{_INK}(?:[^\\r]|\\r\\n)*"
+BODY_PATTERN = f"^\\ufeff?(?:[ \\t]*\\r?\\n)*{_header_pattern()}\\r?\\n{_ROWS}$"
+BODY_SCHEMA = {
+    "type": "string",
+    "minLength": len("email,username,password\nx"),
+    # Characters, at most 4 bytes each in UTF-8: a body of this length always fits the byte limit.
+    "maxLength": MAX_CSV_BODY_BYTES // 4,
+    "pattern": BODY_PATTERN,
+    "description": (f"UTF-8 CSV (RFC 4180), at most {MAX_IMPORT_ROWS} rows after a header row naming the columns "
+                    f"{', '.join(REQUIRED_COLUMNS)}[, {', '.join(OPTIONAL_COLUMNS)}]; the server also accepts the "
+                    "columns in any order. need_password_change is true/false, yes/no, 1/0 or on/off (empty: "
+                    "false). A file not of this shape is refused with 422 naming `file` or `header`."),
+}
 
 
 def decode(body: bytes) -> str:
@@ -169,8 +194,8 @@ def existing_keys(session: Session, column, keys: set[str]) -> list[str]:
 
 def import_users(session: Session, actor: Principal, text: str, continue_on_error: bool,
                  source: str | None) -> dict[str, Any]:
-    """Import the file; returns {created, failed, rows}. Raises ImportRejected when a row fails and
-    continue_on_error is off (nothing is written then)."""
+    """Import the file; returns {created, failed, rows}. When a row fails and continue_on_error is off, nothing is
+    written and the valid rows are reported as skipped."""
     rows = parse_csv(text)
     for row in rows:
         check_row(row)
@@ -179,7 +204,7 @@ def import_users(session: Session, actor: Principal, text: str, continue_on_erro
         row.status = FAILED if row.errors else SKIPPED
     failed = sum(1 for r in rows if r.status == FAILED)
     if failed and not continue_on_error:
-        raise ImportRejected({"created": 0, "failed": failed, "rows": [r.report() for r in rows]})
+        return {"created": 0, "failed": failed, "rows": [r.report() for r in rows]}
     for row in rows:
         if row.status == FAILED:
             continue
