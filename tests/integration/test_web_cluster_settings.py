@@ -120,3 +120,12 @@ def test_changing_the_backend_swaps_the_engine_fields(client):
     fragment = client.get("/ui/clusters/new/engine?backend=ray", headers={"HX-Request": "true"}).text
     assert 'name="address" type="password"' in fragment and 'name="resources"' in fragment
     assert "takes no settings" in client.get("/ui/clusters/new/engine?backend=local").text
+
+
+def test_every_engine_setting_has_a_label_on_the_console_form():
+    """A setting added to a backend without a label broke the whole form (a KeyError on /ui/clusters/new)."""
+    from allotment.inventory import engine_settings
+    from allotment.web.pages_cluster_settings import LABELS
+
+    for backend, names in engine_settings.SETTINGS.items():
+        assert set(names) <= set(LABELS), (backend, set(names) - set(LABELS))

@@ -35,6 +35,7 @@ LABELS = {
     "work_dir": ("Jobs' working directory", "default: the log directory"),
     "partitions": ("Partitions", "one POOL=PARTITION a line; other pools go to their node's partition"),
     "default_partition": ("Default partition", "optional"),
+    "accounts": ("Run jobs as", "one USER=ACCOUNT a line, * for everyone else; empty: the token's user"),
     "name_prefix": ("Job name prefix", "one per allotment sharing the Slurm cluster; default allot"),
     "address": ("Ray Jobs API address", "such as http://head:8265; may hold credentials"),
     "resources": ("Custom resources", "one POOL=RESOURCE a line"),
