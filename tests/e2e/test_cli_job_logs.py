@@ -62,9 +62,9 @@ def test_follow_prints_output_as_it_is_written_then_the_whole_log(allot, new_use
     job_id = submitter("echo first; sleep 4; echo 'second ✓'")
     proc = follow(job_id, config)
     try:
-        first = readline(proc).decode()
+        first = readline(proc, within=120).decode()
         # The first line came while the job still runs: it was streamed, not printed at the end.
-        assert first == "first\n"
+        assert first == "first\n", api(config, "GET", f"jobs/{job_id}").json()
         assert api(config, "GET", f"jobs/{job_id}").json()["state"] == "running"
         rest, err = proc.communicate(timeout=60)
     finally:
