@@ -202,3 +202,34 @@ def test_bad_rows_are_a_207_report_not_a_refused_request(client, admin_headers):
     r = post_csv(client, admin_headers, text, continue_on_error="true")
     assert r.status_code == 207 and [row["status"] for row in r.json()["rows"]] == ["created", "failed"]
     assert "207" in openapi(client)["paths"][f"{API}/users/import"]["post"]["responses"]
+
+
+# --- a new cluster: one schema per backend ---------------------------------------------------------------------------
+
+def test_a_new_cluster_has_one_schema_per_backend(client):
+    components = openapi(client)["components"]["schemas"]
+    variants = {v["properties"]["backend"]["const"]: v for v in components["ClusterCreate"]["oneOf"]}
+    assert set(variants) == {"local", "simulated", "slurm", "ray"}
+    assert "backend" not in variants["local"]["required"]  # the default
+    assert components["LocalEngine"]["properties"] == {} and components["LocalEngine"]["additionalProperties"] is False
+    assert set(components["SimulatedEngine"]["properties"]) == {"nodes_file"}
+    slurm = [ref["$ref"].rsplit("/", 1)[1] for ref in variants["slurm"]["properties"]["engine"]["anyOf"]]
+    assert slurm == ["SlurmRestEngine", "SlurmCommandsEngine"] and "engine" in variants["slurm"]["required"]
+    assert set(components["SlurmRestEngine"]["required"]) == {"rest_url", "rest_user", "token", "log_dir"}
+    assert components["SlurmCommandsEngine"]["required"] == ["log_dir"]
+    assert components["SlurmCommandsEngine"]["properties"]["token"]["type"] == "null"  # left out, or null
+    assert components["RayEngine"]["required"] == ["address"]
+    accounts = components["SlurmCommandsEngine"]["properties"]["accounts"]["anyOf"][0]
+    assert "patternProperties" not in accounts and "pattern" in accounts["propertyNames"]
+
+
+def test_engine_paths_refuse_every_repeated_slash_and_clusters_refuse_unknown_fields(client, admin_headers):
+    for log_dir in ("//srv/jobs", "/srv/jobs//"):
+        r = client.post(f"{API}/clusters", headers=admin_headers,
+                        json={"name": "hpc", "backend": "slurm", "engine": {"log_dir": log_dir}})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "engine.log_dir", log_dir
+    r = client.post(f"{API}/clusters", headers=admin_headers, json={"name": "hpc", "colour": "red"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "colour"
+    r = client.post(f"{API}/clusters", headers=admin_headers,
+                    json={"name": "hpc", "backend": "slurm", "engine": {"log_dir": " /srv/jobs/ "}})
+    assert r.status_code == 201, r.text

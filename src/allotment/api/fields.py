@@ -97,6 +97,24 @@ class SchemaRules:
         return schema
 
 
+@dataclass(frozen=True)
+class KeyRules:
+    """A map's key rules as `propertyNames`. pydantic writes a key pattern as `patternProperties`, which constrains
+    only the keys that match it and leaves every other key free, so a client (or a test generator) reading the
+    schema would take any key for valid."""
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        schema = handler(core_schema)
+        patterns = schema.pop("patternProperties", {})
+        if len(patterns) == 1:
+            (pattern, value), = patterns.items()
+            schema["additionalProperties"] = value
+            schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+        elif patterns:
+            schema["patternProperties"] = patterns
+        return schema
+
+
 # The quota service refuses negative values itself, together with every other problem of the request; the schema
 # states the minimum.
 Seconds = Annotated[int, Strict(), Field(ge=-limits.MAX_DURATION_S, le=limits.MAX_DURATION_S),

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allotment.api.fields import Text
+from allotment.api.fields import KeyRules, SchemaRules, Text
 from allotment.core import limits, names
 from allotment.errors import FieldError, ValidationFailed
 from allotment.inventory.models import Cluster
@@ -62,16 +62,67 @@ RAY_RESERVED = frozenset({"CPU", "GPU", "memory", "object_store_memory", "accele
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+MAX_PREFIX = 32
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
 _RAY_RESOURCE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
-Url = Text(MAX_URL)
-PathText = Text(MAX_PATH)
-EngineName = Text(MAX_ENGINE_NAME)
-PoolKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME)]
-PoolMap = Annotated[dict[PoolKey, EngineName], Field(max_length=limits.MAX_LIST_ITEMS)]
-UserKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME)]
-AccountMap = Annotated[dict[UserKey, EngineName], Field(max_length=limits.MAX_LIST_ITEMS)]
+# -- the same rules as patterns, for the OpenAPI (engine_schemas.py states them per backend) -------------------------
+# A setting is stripped of surrounding spaces before it is checked (merge); map values are not. What str.strip()
+# removes and free text may hold:
+STRIPPED_SPACE = "[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+_SPACES = STRIPPED_SPACE[1:-1]
+_ANY = f"[^/{names.TEXT_FORBIDDEN}]"  # in a path segment
+_NOT_DOT = f"[^/.{names.TEXT_FORBIDDEN}]"
+_INK = f"[^/{_SPACES}{names.TEXT_FORBIDDEN}]"
+_INK_NOT_DOT = f"[^/.{_SPACES}{names.TEXT_FORBIDDEN}]"
+# A segment is neither '.' nor '..'; the last one also ends in a character strip() keeps, so that the path is
+# still plain once stripped ('/a/. ' would become '/a/.').
+_SEGMENT = f"(?:{_NOT_DOT}|\\.{_NOT_DOT}|\\.\\.{_ANY}){_ANY}*"
+_LAST_SEGMENT = f"(?:{_INK_NOT_DOT}|{_NOT_DOT}{_ANY}*{_INK}|\\.(?:{_INK_NOT_DOT}|{_ANY}+{_INK}))"
+# What urlsplit() reads as http(s)://[user[:password]@]host[:port][/path], without a query or a fragment: an
+# ASCII host (RFC 3986's reg-name characters) and a port from 0 to 65535.
+_HOST = "[A-Za-z0-9._~%!$&'()*+,;=-]+"
+_PORT = "(?::(?:[0-9]{0,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+_URL_PATH = f"(?:/[^?#{names.TEXT_FORBIDDEN}]*)?"
+_URL_USERINFO = "(?:[A-Za-z0-9._~%!$&'()*+,;=:-]*@)?"
+
+
+def _stripped(core: str) -> str:
+    return f"^{STRIPPED_SPACE}*(?:{core}){STRIPPED_SPACE}*$"
+
+
+def _url_regex(credentials: bool) -> str:
+    return _stripped(f"[Hh][Tt][Tt][Pp][Ss]?://{_URL_USERINFO if credentials else ''}{_HOST}{_PORT}{_URL_PATH}")
+
+
+def _rules(pattern: str, max_length: int | None = None, min_length: int | None = None):
+    rules: list[tuple[str, Any]] = [("pattern", pattern)]
+    rules += [("maxLength", max_length)] if max_length is not None else []
+    rules += [("minLength", min_length)] if min_length is not None else []
+    return SchemaRules(tuple(rules))
+
+
+PATH_REGEX = _stripped(f"(?:/{_SEGMENT})*/(?:{_LAST_SEGMENT})?")
+Url = Annotated[Text(MAX_URL), _rules(_url_regex(credentials=False))]
+AddressUrl = Annotated[Text(MAX_URL), _rules(_url_regex(credentials=True))]
+PathText = Annotated[Text(MAX_PATH), _rules(PATH_REGEX)]
+RestUser = Annotated[Text(MAX_ENGINE_NAME), _rules(_stripped(_USER.pattern[1:-1]))]
+Token = Annotated[Text(MAX_TOKEN), _rules(_stripped(_TOKEN.pattern[1:-1]))]
+PartitionName = Annotated[Text(MAX_ENGINE_NAME), _rules(_stripped(_SLURM_NAME.pattern[1:-1]))]
+NamePrefix = Annotated[Text(MAX_ENGINE_NAME), _rules(_stripped(_PREFIX.pattern[1:-2] + f"{{0,{MAX_PREFIX - 1}}}"))]
+PoolKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME),
+                    _rules(names.SPACED_NAME_REGEX, limits.MAX_NAME, 1)]
+UserKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME),
+                    _rules(f"^(?:\\*|{names.NAME_REGEX[1:-1]})$", limits.MAX_NAME, 1)]
+# Map values are taken as they are.
+MappedPartition = Annotated[Text(MAX_ENGINE_NAME), _rules(_SLURM_NAME.pattern)]
+MappedAccount = Annotated[Text(MAX_ENGINE_NAME), _rules(_USER.pattern)]
+MappedResource = Annotated[Text(MAX_ENGINE_NAME), WithJsonSchema({
+    "type": "string", "minLength": 1, "maxLength": MAX_ENGINE_NAME, "pattern": _RAY_RESOURCE.pattern,
+    "not": {"enum": sorted(RAY_RESERVED)}, "description": "a custom resource, not one of Ray's own"})]
+PartitionMap = Annotated[dict[PoolKey, MappedPartition], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
+ResourceMap = Annotated[dict[PoolKey, MappedResource], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
+AccountMap = Annotated[dict[UserKey, MappedAccount], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
 
 
 class EngineIn(BaseModel):
@@ -81,8 +132,8 @@ class EngineIn(BaseModel):
 
     rest_url: Url | None = Field(None, description="slurm: slurmrestd's URL (http or https); without it Slurm's "
                                                    "commands are used")
-    rest_user: EngineName | None = Field(None, description="slurm: the user name the token was issued for")
-    token: Text(MAX_TOKEN) | None = Field(None, description="slurm: slurmrestd's JWT (scontrol token); write-only")
+    rest_user: RestUser | None = Field(None, description="slurm: the user name the token was issued for")
+    token: Token | None = Field(None, description="slurm: slurmrestd's JWT (scontrol token); write-only")
     log_dir: PathText | None = Field(None, description="slurm: where jobs write their output (shared with the "
                                                        "compute nodes); required")
     slurm_conf: PathText | None = Field(None, description="slurm without rest_url: SLURM_CONF for the commands")
@@ -90,15 +141,15 @@ class EngineIn(BaseModel):
     state_dir: PathText | None = Field(None, description="slurm: the engine's run records (default "
                                                          "LOG_DIR/.allot-slurm)")
     work_dir: PathText | None = Field(None, description="slurm: the jobs' working directory (default log_dir)")
-    partitions: PoolMap | None = Field(None, description="slurm: pool -> partition")
-    default_partition: EngineName | None = Field(None, description="slurm: the partition of unmapped pools")
-    name_prefix: EngineName | None = Field(None, description="slurm, ray: prefix of the engine's job names, one per "
+    partitions: PartitionMap | None = Field(None, description="slurm: pool -> partition")
+    default_partition: PartitionName | None = Field(None, description="slurm: the partition of unmapped pools")
+    name_prefix: NamePrefix | None = Field(None, description="slurm, ray: prefix of the engine's job names, one per "
                                                            "allotment sharing the cluster (default allot)")
     accounts: AccountMap | None = Field(None, description="slurm: allotment user -> the account their jobs run as "
                                                           "(needs a token of SlurmUser or root, or sbatch as root)")
-    address: Url | None = Field(None, description="ray: the Ray Jobs API's address; write-only (it may hold "
+    address: AddressUrl | None = Field(None, description="ray: the Ray Jobs API's address; write-only (it may hold "
                                                   "credentials)")
-    resources: PoolMap | None = Field(None, description="ray: pool -> custom resource")
+    resources: ResourceMap | None = Field(None, description="ray: pool -> custom resource")
     nodes_file: PathText | None = Field(None, description="simulated: a YAML or JSON file of virtual nodes")
 
 
@@ -198,7 +249,9 @@ def check(backend: str, plain: dict[str, Any], secrets: dict[str, str]) -> None:
 def _check_path(name: str, value: str, problem) -> None:
     if not value.startswith("/"):
         problem(name, "must be an absolute path (starting with /)")
-    elif posixpath.normpath(value) != value.rstrip("/") and value != "/":
+    elif value != "/" and (posixpath.normpath(value) != value.removesuffix("/") or value.startswith("//")):
+        # normpath keeps a leading '//' (POSIX leaves its meaning to the system) and drops trailing ones: both are
+        # refused like any repeated '/'.
         problem(name, "must be a plain absolute path, without '.', '..' or repeated '/'")
 
 
@@ -270,8 +323,8 @@ def _check_slurm(values: dict[str, Any], problem) -> None:
 
 def _check_prefix(values: dict[str, Any], problem) -> None:
     prefix = values.get("name_prefix")
-    if prefix and (not _PREFIX.match(prefix) or len(prefix) > 32):
-        problem("name_prefix", "must be a letter, then letters, digits, '_' and '-', at most 32 characters")
+    if prefix and (not _PREFIX.match(prefix) or len(prefix) > MAX_PREFIX):
+        problem("name_prefix", f"must be a letter, then letters, digits, '_' and '-', at most {MAX_PREFIX} characters")
 
 
 def _check_ray(values: dict[str, Any], problem) -> None:

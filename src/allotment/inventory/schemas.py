@@ -6,13 +6,14 @@ Quantities travel as text that core/quantity.py reads and writes: "4", "0.5", "1
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from allotment.api.fields import Amount, Description, Int, Name, Ref, Refs, SchemaRules, Text
 from allotment.core import limits
 from allotment.core.quantity import format_raw
+from allotment.inventory.engine_schemas import NEW_CLUSTER_SCHEMAS
 from allotment.inventory.engine_settings import EngineIn
 from allotment.inventory.models import Device, Node
 
@@ -46,17 +47,29 @@ class ClusterList(BaseModel):
 
 
 class ClusterCreate(BaseModel):
+    """Read loosely, so that engine_settings.merge can report every problem of the settings at once in its own
+    words; the OpenAPI states the rules per backend (engine_schemas.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     name: Name("cluster")
     backend: Text(32) = Field("local", description="local, simulated, slurm or ray")
     description: Description | None = None
     engine: EngineIn | None = Field(None, description="the engine's settings (which ones depends on the backend)")
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {"oneOf": [handler(variant.__pydantic_core_schema__) for variant in NEW_CLUSTER_SCHEMAS],
+                "description": "A cluster and its engine: one schema per backend, with that engine's settings."}
+
 
 class ClusterUpdate(BaseModel):
     """Only what is given changes. In `engine`, a setting left out is kept and null resets it (a secret: clears it);
-    a new backend starts from empty engine settings."""
+    a new backend starts from empty engine settings. Which settings go with which backend is ClusterCreate's."""
 
-    backend: Text(32) | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local", "simulated", "slurm", "ray"] | None = None
     description: Description | None = None
     engine: EngineIn | None = None
 
