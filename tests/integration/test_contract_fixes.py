@@ -233,3 +233,12 @@ def test_engine_paths_refuse_every_repeated_slash_and_clusters_refuse_unknown_fi
     r = client.post(f"{API}/clusters", headers=admin_headers,
                     json={"name": "hpc", "backend": "slurm", "engine": {"log_dir": " /srv/jobs/ "}})
     assert r.status_code == 201, r.text
+
+
+def test_pool_profile_order_keys_are_pool_names_in_property_names(client, admin_headers):
+    order = openapi(client)["components"]["schemas"]["ConfigDocument"]["properties"]["pool_profile_order"]
+    assert "patternProperties" not in order
+    assert order["propertyNames"]["maxLength"] == 64 and "pattern" in order["propertyNames"]
+    r = client.put(f"{API}/clusters/local/resource-config/draft", headers=admin_headers,
+                   json={"pool_profile_order": {"bad\u001bpool": []}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("pool_profile_order.")

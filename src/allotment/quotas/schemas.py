@@ -4,7 +4,7 @@ classes and the draft configuration. Quantities are text or numbers ("48", "0.5"
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -13,6 +13,7 @@ from allotment.api.fields import (
     Count,
     Description,
     GpuHours,
+    KeyRules,
     Name,
     Priority,
     Ref,
@@ -280,7 +281,9 @@ class ProfileDoc(BaseModel):
 class ConfigDocument(BaseModel):
     quotas: list[QuotaDoc] = Field(default_factory=list, max_length=limits.MAX_TREE_ITEMS)
     profiles: list[ProfileDoc] = Field(default_factory=list, max_length=limits.MAX_TREE_ITEMS)
-    pool_profile_order: dict[Ref, Refs] = Field(default_factory=dict, max_length=limits.MAX_LIST_ITEMS)
+    # Keyed by pool name (the draft names pools by name only), stated as propertyNames (KeyRules).
+    pool_profile_order: Annotated[dict[Name("pool", spaces=True), Refs], KeyRules()] = Field(
+        default_factory=dict, max_length=limits.MAX_LIST_ITEMS)
 
 
 class DraftOut(ConfigDocument):
