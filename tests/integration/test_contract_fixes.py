@@ -242,3 +242,12 @@ def test_pool_profile_order_keys_are_pool_names_in_property_names(client, admin_
     r = client.put(f"{API}/clusters/local/resource-config/draft", headers=admin_headers,
                    json={"pool_profile_order": {"bad\u001bpool": []}})
     assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("pool_profile_order.")
+
+
+def test_an_unknown_quota_in_a_job_or_a_batch_is_a_404_naming_each_item(client, admin_headers):
+    r = client.post(f"{API}/jobs", headers=admin_headers, json={"quota": "nope", "gpu": 1, "command": ["x"]})
+    assert r.status_code == 404 and r.json()["errors"] == [{"field": "quota", "message": "no quota 'nope'"}]
+    jobs = [{"quota": "nope", "gpu": 1, "command": ["x"]}, {"quota": "gone", "gpu": 1, "command": ["x"]}]
+    r = client.post(f"{API}/jobs/batch", headers=admin_headers, json={"jobs": jobs})
+    assert r.status_code == 404
+    assert [e["field"] for e in r.json()["errors"]] == ["jobs.0.quota", "jobs.1.quota"]

@@ -52,7 +52,7 @@ def test_submission_errors_name_each_field(client, admin_headers, team):
     r = client.post(f"{API}/jobs", headers=team, json={"quota": "research", "command": ["x"]})
     assert r.json()["errors"] == [{"field": "gpu", "message": "request some gpu, cpu or memory, or give a profile"}]
     r = client.post(f"{API}/jobs", headers=team, json={"quota": "nope", "gpu": 1, "command": ["x"]})
-    assert r.status_code == 422 and r.json()["errors"] == [{"field": "quota", "message": "no quota 'nope'"}]
+    assert r.status_code == 404 and r.json()["errors"] == [{"field": "quota", "message": "no quota 'nope'"}]
     r = client.post(f"{API}/jobs", headers=team, json={"gpu": 1})
     assert r.status_code == 422 and {e["field"] for e in r.json()["errors"]} == {"quota", "command"}
 

@@ -132,8 +132,9 @@ class _Lookups:
 
 
 def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, prefix: str,
-           errors: list[FieldError], forbidden: list[FieldError]) -> dict[str, Any] | None:
-    """One job's column values, or None, appending every problem found to `errors` / `forbidden`."""
+           errors: list[FieldError], forbidden: list[FieldError], missing: list[FieldError]) -> dict[str, Any] | None:
+    """One job's column values, or None, appending every problem found to `errors`, `forbidden` (quotas the caller
+    may not use) or `missing` (quotas that do not exist)."""
     start = len(errors)
 
     def err(name: str, message: str) -> None:
@@ -143,7 +144,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
     if not req.quota or not req.quota.strip():
         err("quota", "is required")
     elif quota is None:
-        err("quota", f"no quota '{req.quota}'")
+        missing.append(FieldError(prefix + "quota", f"no quota '{req.quota}'"))
     elif not look.allowed(quota):
         forbidden.append(FieldError(f"{prefix}quota", f"you may not submit to quota {quota.name}: it is not bound "
                                                       f"to you, your groups or your workspaces"))
@@ -209,7 +210,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         err("time_limit", problem)
     if len(errors) == start:  # caps only make sense for a well-formed request
         errors.extend(policies.check_job(policy, amounts["gpu"], amounts["cpu"], amounts["memory"], prefix))
-    if len(errors) > start or quota is None or priority is None:
+    if len(errors) > start or quota is None or priority is None or missing:
         return None
     return dict(
         name=req.name, owner_id=owner.id, submitted_by_id=look.principal.actor_id, cluster_id=quota.cluster_id,
@@ -234,11 +235,17 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
     look.prefetch_quotas({r.quota.strip() for r in requests if r.quota})
     errors: list[FieldError] = []
     forbidden: list[FieldError] = []
-    rows = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden)
+    missing: list[FieldError] = []
+    rows = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden, missing)
             for i, req in enumerate(requests)]
     if forbidden:
         raise DomainError("; ".join(f"{e.field}: {e.message}" for e in forbidden[:20]), forbidden, 403, "Forbidden",
                           "forbidden")
+    # A quota that does not exist is an unknown reference (404, as for every object a request names), not a
+    # malformed request; in a batch, every item that names one is listed, each with its field.
+    if missing:
+        raise DomainError("; ".join(f"{e.field}: {e.message}" for e in missing[:20]), missing, 404, "Not found",
+                          "not_found")
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:20]), errors)
     policies.check_concurrency(session, policy, owner, len(rows))
