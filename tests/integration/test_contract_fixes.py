@@ -251,3 +251,17 @@ def test_an_unknown_quota_in_a_job_or_a_batch_is_a_404_naming_each_item(client, 
     r = client.post(f"{API}/jobs/batch", headers=admin_headers, json={"jobs": jobs})
     assert r.status_code == 404
     assert [e["field"] for e in r.json()["errors"]] == ["jobs.0.quota", "jobs.1.quota"]
+
+
+def test_the_job_schema_states_the_env_names_label_keys_and_a_batch_of_at_least_one():
+    """The schema refused nothing of what the server refuses here, so valid-looking requests got 422: reserved or
+    malformed env names, label keys with control characters, an empty batch."""
+    from allotment.workloads.schemas import JobBatchIn, JobIn
+
+    props = JobIn.model_json_schema()["properties"]
+    env = next(s for s in props["env"]["anyOf"] if s.get("type") == "object")
+    assert env["propertyNames"]["pattern"] == "^[A-Za-z_][A-Za-z0-9_]*$"
+    assert {"pattern": "^ALLOT_"} in env["propertyNames"]["not"]["anyOf"]
+    labels = next(s for s in props["labels"]["anyOf"] if s.get("type") == "object")
+    assert "\\x00-\\x1f" in labels["propertyNames"]["pattern"]
+    assert JobBatchIn.model_json_schema()["properties"]["jobs"]["minItems"] == 1

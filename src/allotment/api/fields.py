@@ -342,8 +342,9 @@ def _label_keys(value: Any) -> Any:
 
 
 LabelValue = Annotated[Any, PlainValidator(_label_value), WithJsonSchema(
-    {"anyOf": [{"type": "string", "maxLength": limits.MAX_LABEL_VALUE}, {"type": "number"}, {"type": "boolean"},
+    {"anyOf": [{"type": "string", "maxLength": limits.MAX_LABEL_VALUE, "pattern": names.MULTILINE_REGEX},
+               {"type": "number"}, {"type": "boolean"},
                {"type": "null"}]})]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_LABEL_KEY)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_LABEL_KEY, pattern=names.TEXT_REGEX)]
 Labels = Annotated[dict[LabelKey, LabelValue], BeforeValidator(_label_keys), Field(max_length=limits.MAX_LABELS),
-                   SchemaRules((("maxProperties", limits.MAX_LABELS),))]
+                   SchemaRules((("maxProperties", limits.MAX_LABELS),)), KeyRules()]

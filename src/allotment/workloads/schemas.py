@@ -23,8 +23,27 @@ def _env_rules(value: Any) -> Any:
     return value
 
 
-JobEnv = Annotated[dict[str, str], BeforeValidator(_env_rules), Field(max_length=limits.MAX_ENV_VARS),
-                   SchemaRules((("maxProperties", limits.MAX_ENV_VARS),))]
+# The name rule and the reserved names, stated as propertyNames without lookaheads (a pattern plus `not`), so that
+# clients and test generators see which names the server refuses. The total size (MAX_ENV_CHARS) cannot be stated.
+_ENV_NAMES = {
+    "pattern": f"^{jobenv.NAME.pattern}$", "minLength": 1, "maxLength": limits.MAX_ENV_NAME,
+    "not": {"anyOf": [*({"pattern": f"^{prefix}"} for prefix in jobenv.RESERVED_PREFIXES),
+                      {"enum": sorted(jobenv.RESERVED_NAMES)}]},
+}
+_ENV_VALUES = {"type": "string", "maxLength": limits.MAX_ENV_VALUE, "pattern": "^[^\\x00]*$"}
+
+
+
+class _EnvSchema:
+    """Adds the name and value rules to the map's JSON schema (a class: annotations must be hashable, dicts are not)."""
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        schema = handler(core_schema)
+        schema.update(maxProperties=limits.MAX_ENV_VARS, propertyNames=_ENV_NAMES, additionalProperties=_ENV_VALUES)
+        return schema
+
+
+JobEnv = Annotated[dict[str, str], BeforeValidator(_env_rules), Field(max_length=limits.MAX_ENV_VARS), _EnvSchema()]
 
 
 class JobIn(BaseModel):
@@ -53,7 +72,7 @@ class JobIn(BaseModel):
 
 
 class JobBatchIn(BaseModel):
-    jobs: list[JobIn] = Field(max_length=limits.MAX_BATCH_JOBS)
+    jobs: list[JobIn] = Field(min_length=1, max_length=limits.MAX_BATCH_JOBS)
 
 
 class JobBatchOut(BaseModel):
