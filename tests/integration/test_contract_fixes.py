@@ -265,3 +265,24 @@ def test_the_job_schema_states_the_env_names_label_keys_and_a_batch_of_at_least_
     labels = next(s for s in props["labels"]["anyOf"] if s.get("type") == "object")
     assert "\\x00-\\x1f" in labels["propertyNames"]["pattern"]
     assert JobBatchIn.model_json_schema()["properties"]["jobs"]["minItems"] == 1
+
+
+def test_resource_policy_caps_state_their_bounds_and_the_server_holds_text_to_them(client, admin_headers):
+    """Counts and amounts given as text were free strings in the schema while the server refused most of them; the
+    schema now states the forms and bounds, and the server reads text by the same pattern."""
+    from allotment.quotas.schemas import PolicyBody
+
+    props = PolicyBody.model_json_schema()["properties"]
+    cpu = next(s for s in props["cpu"]["anyOf"] if s.get("type") == "string")
+    assert "pattern" in cpu
+    concurrent = next(s for s in props["concurrent_jobs"]["anyOf"] if s.get("type") == "integer")
+    assert concurrent["maximum"] == 100
+    ok = client.post("/api/v1/resource-policies", headers=admin_headers, json={
+        "name": "texty", "cpu": "500m", "memory": "64Gi", "fgpu": "0.5", "concurrent_jobs": "5"})
+    assert ok.status_code == 201, ok.text
+    bad = client.post("/api/v1/resource-policies", headers=admin_headers, json={
+        "name": "odd", "cpu": "8Gi", "concurrent_jobs": "005", "fgpu": 0.5})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"cpu", "concurrent_jobs", "fgpu"}
+    unnamed = client.post("/api/v1/resource-policies", headers=admin_headers, json={"cpu": "8"})
+    assert unnamed.status_code == 422 and unnamed.json()["errors"][0]["field"] == "name"

@@ -21,6 +21,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, Str
 from pydantic_core import PydanticCustomError
 
 from allotment.core import limits, names, passwords
+from allotment.core.names import is_digits
+from allotment.core.quantity import format_raw
 
 # --- integers and numbers ----------------------------------------------------------------------------------------
 
@@ -250,20 +252,89 @@ Duration = Annotated[str | int, PlainValidator(_duration), WithJsonSchema({"anyO
     {"type": "integer", "minimum": 0, "maximum": limits.MAX_DURATION_S}]})]
 
 
+def range_regex(most: int) -> str:
+    """A regex (no anchors) of the decimal numbers 0..most written without leading zeros, so that a schema can state
+    a bound on numbers given as text."""
+    digits = str(most)
+    parts = ["[0-9]"] + [f"[1-9][0-9]{{{n - 1}}}" for n in range(2, len(digits))] if len(digits) > 1 else []
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 and len(digits) > 1 else 0
+        if int(d) > low:
+            rest = len(digits) - i - 1
+            parts.append(digits[:i] + f"[{low}-{int(d) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    parts.append(digits)
+    return "(?:" + "|".join(parts) + ")"
+
+
 def Count(most: int):
-    """A whole number from 0 to `most`, or text ("unlimited", "5") that the service reads."""
+    """A whole number from 0 to `most`, or the same as text ("5"), or a word for unlimited ("unlimited", "inf", "∞",
+    any case, spaces around). Text is held to the schema's own pattern, so the two cannot disagree."""
+    words = "|".join(_any_case(w) for w in ("unlimited", "inf")) + "|\u221e"
+    pattern = f"^{_SPACE}*(?:{range_regex(most)}|{words}){_SPACE}*$"
+    matcher = re.compile(pattern)
+
     def check(value: Any) -> str | int:
         value = _whole_number(value)
         if isinstance(value, int) and not isinstance(value, bool):
-            # Bounded to the column here; the policy service names 0..most together with the request's other caps.
-            if abs(value) > limits.MAX_INT32:
-                raise PydanticCustomError("count", f"must be a whole number from 0 to {most}, or unlimited")
+            if 0 <= value <= most:
+                return value
+            raise PydanticCustomError("count", f"must be at most {most} (or unlimited)" if value > most
+                                      else f"must be a whole number from 0 to {most}, or unlimited")
+        if isinstance(value, str) and len(value) <= limits.MAX_QUANTITY_TEXT and matcher.fullmatch(value):
             return value
-        if isinstance(value, str) and len(value) <= limits.MAX_QUANTITY_TEXT and _printable(value):
-            return value
+        if isinstance(value, str) and is_digits(value.strip()):
+            raise PydanticCustomError("count", f"must be at most {most} (or unlimited)")
         raise PydanticCustomError("count", f"must be a whole number from 0 to {most}, or unlimited")
     return Annotated[str | int, PlainValidator(check), WithJsonSchema({"anyOf": [
-        {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT}, {"type": "integer", "minimum": 0, "maximum": most}]})]
+        {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT, "pattern": pattern},
+        {"type": "integer", "minimum": 0, "maximum": most}]})]
+
+
+def _decimal_up_to(most: int) -> str:
+    """0..most with up to three decimals (the raw unit is a thousandth), e.g. 511.999 but not 512.5."""
+    below = f"{range_regex(most - 1)}(?:\\.[0-9]{{1,3}})?" if most > 0 else "(?!)"
+    return f"(?:{below}|{most}(?:\\.0{{1,3}})?)"
+
+
+_PLAIN_AMOUNT = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*(?:m|[KMGT]i?B?)?\s*")
+_EXAMPLES = {"cpu": "8, 0.5 or 500m", "gpu": "2 or 0.5", "memory": "64Gi or 512Mi"}
+
+
+def Capped(resource: str, most_raw: int):
+    """A per-job cap of a resource policy: a whole number of units from 0 up to the cap, or text in the forms the
+    server reads (cpu: cores with up to three decimals or millicores 'NNNm'; gpu: GPUs with up to three decimals;
+    memory: bytes, Mi, Gi or Ti), or a word for unlimited. Text is held to the schema's own pattern, so the schema
+    and the server agree (a fraction is given as text: "0.5")."""
+    words = "|".join(_any_case(w) for w in ("unlimited", "inf")) + "|\\u221e"
+    if resource == "cpu":
+        units, forms = most_raw // 1000, [_decimal_up_to(most_raw // 1000), f"{range_regex(most_raw)}m"]
+    elif resource == "gpu":
+        units, forms = most_raw // 1000, [_decimal_up_to(most_raw // 1000)]
+    else:  # memory, in bytes
+        units = most_raw
+        forms = [range_regex(most_raw)] + [f"{range_regex(most_raw // scale)}{unit}(?:B)?"
+                                           for unit, scale in (("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40))]
+    pattern = f"^{_SPACE}*(?:{'|'.join(forms)}|{words}){_SPACE}*$"
+    matcher = re.compile(pattern)
+    top = format_raw(most_raw, resource)
+    too_much = f"must be at most {top} (or unlimited)"
+    unreadable = f"must be an amount from 0 to {top} (such as {_EXAMPLES[resource]}), or unlimited"
+
+    def check(value: Any) -> str | int:
+        value = _whole_number(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value <= units:
+                return value
+            raise PydanticCustomError("capped", too_much if value > units else unreadable)
+        if isinstance(value, str) and len(value) <= limits.MAX_QUANTITY_TEXT:
+            if matcher.fullmatch(value):
+                return value
+            if _PLAIN_AMOUNT.fullmatch(value):
+                raise PydanticCustomError("capped", too_much)
+        raise PydanticCustomError("capped", unreadable)
+    return Annotated[str | int, PlainValidator(check), WithJsonSchema({"anyOf": [
+        {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT, "pattern": pattern},
+        {"type": "integer", "minimum": 0, "maximum": units}]})]
 
 
 # --- commands and labels -----------------------------------------------------------------------------------------

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request, Response
 from allotment.api.deps import DB, State, client_address, require, self_scope
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal
-from allotment.errors import invalid
 from allotment.identity.service import find_user
 from allotment.quotas import policies, priorities
 from allotment.quotas.schemas import (
     Allowance,
     PolicyBody,
+    PolicyCreate,
     PolicyList,
     PolicyOut,
     PriorityClassIn,
@@ -35,9 +35,7 @@ def list_policies(db: DB) -> PolicyList:
 
 
 @router.post("/resource-policies", response_model=PolicyOut, status_code=201)
-def create_policy(body: PolicyBody, principal: Admin, db: DB, request: Request) -> PolicyOut:
-    if not body.name:
-        raise invalid("name", "is required")
+def create_policy(body: PolicyCreate, principal: Admin, db: DB, request: Request) -> PolicyOut:
     values = body.model_dump(exclude={"name"}, exclude_unset=True)
     policy = policies.create_policy(db, body.name, values)
     out = policies.policy_out(policy)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from allotment.api.fields import (
     Amount,
+    Capped,
     Count,
     Description,
     GpuHours,
@@ -185,16 +186,22 @@ class PolicyBody(BaseModel):
 
     name: Name("resource policy", spaces=True) | None = None
     description: Description | None = None
-    cpu: Amount | None = None
-    memory: Amount | None = None
+    cpu: Capped("cpu", CAP_BY_FIELD["cpu"].bound) | None = None
+    memory: Capped("memory", CAP_BY_FIELD["memory"].bound) | None = None
     gpu: Count(CAP_BY_FIELD["gpu"].bound) | None = None
-    fgpu: Amount | None = None
+    fgpu: Capped("gpu", CAP_BY_FIELD["fgpu"].bound) | None = None
     containers_per_job: Count(CAP_BY_FIELD["containers_per_job"].bound) | None = None
     idle_timeout_s: Count(CAP_BY_FIELD["idle_timeout_s"].bound) | None = None
     concurrent_jobs: Count(CAP_BY_FIELD["concurrent_jobs"].bound) | None = None
     folders: Count(CAP_BY_FIELD["folders"].bound) | None = None
-    folder_capacity: Amount | None = None
+    folder_capacity: Capped("memory", CAP_BY_FIELD["folder_capacity"].bound) | None = None
     allowed_storage_hosts: Refs | None = None
+
+
+class PolicyCreate(PolicyBody):
+    """A new policy: its name is its key, so it is required here (PATCH takes the same body without it)."""
+
+    name: Name("resource policy", spaces=True)
 
 
 class PolicyOut(BaseModel):
