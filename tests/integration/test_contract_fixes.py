@@ -286,3 +286,21 @@ def test_resource_policy_caps_state_their_bounds_and_the_server_holds_text_to_th
     assert {e["field"] for e in bad.json()["errors"]} == {"cpu", "concurrent_jobs", "fgpu"}
     unnamed = client.post("/api/v1/resource-policies", headers=admin_headers, json={"cpu": "8"})
     assert unnamed.status_code == 422 and unnamed.json()["errors"][0]["field"] == "name"
+
+
+def test_the_time_limit_schema_states_only_durations_the_server_reads():
+    """The text form of a time limit was any string, so Schemathesis sent text the server refused; and 0 seconds was
+    allowed by the schema while the server wants a limit longer than zero."""
+    import re
+
+    from allotment.api.fields import DURATION_REGEX
+    from allotment.workloads.requests import parse_duration
+    from allotment.workloads.schemas import JobIn
+
+    variants = JobIn.model_json_schema()["properties"]["time_limit"]["anyOf"]
+    assert any(v.get("minimum") == 1 for v in variants) and any(v.get("pattern") == DURATION_REGEX for v in variants)
+    pattern = re.compile(DURATION_REGEX)
+    for text in ("1", "90m", "2h", "366d", "31622400s"):
+        assert pattern.fullmatch(text) and parse_duration(text)[1] is None, text
+    for text in ("0", "0h", "367d", "31622401", "k\\x15"):
+        assert not pattern.fullmatch(text), text

@@ -235,23 +235,6 @@ Amount = Annotated[str | int | float, PlainValidator(_amount), WithJsonSchema({"
     {"type": "number", "minimum": -limits.MAX_AMOUNT, "maximum": limits.MAX_AMOUNT}]})]
 
 
-def _duration(value: Any) -> str | int:
-    """Seconds, or text such as 90m, 2h, 1h30m; workloads/requests.py reads it."""
-    value = _whole_number(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not 0 <= value <= limits.MAX_DURATION_S:
-            raise PydanticCustomError("duration", f"must be 0 to {limits.MAX_DURATION_S} seconds")
-        return value
-    if isinstance(value, str) and len(value) <= limits.MAX_QUANTITY_TEXT and _printable(value):
-        return value
-    raise PydanticCustomError("duration", "must be a number of seconds or a duration such as 90m, 2h or 1h30m")
-
-
-Duration = Annotated[str | int, PlainValidator(_duration), WithJsonSchema({"anyOf": [
-    {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT},
-    {"type": "integer", "minimum": 0, "maximum": limits.MAX_DURATION_S}]})]
-
-
 def range_regex(most: int) -> str:
     """A regex (no anchors) of the decimal numbers 0..most written without leading zeros, so that a schema can state
     a bound on numbers given as text."""
@@ -264,6 +247,37 @@ def range_regex(most: int) -> str:
             parts.append(digits[:i] + f"[{low}-{int(d) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
     parts.append(digits)
     return "(?:" + "|".join(parts) + ")"
+
+
+def _duration(value: Any) -> str | int:
+    """Seconds, or text such as 90m, 2h, 1h30m; workloads/requests.py reads it."""
+    value = _whole_number(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= limits.MAX_DURATION_S:
+            raise PydanticCustomError("duration", f"must be 0 to {limits.MAX_DURATION_S} seconds")
+        return value
+    if isinstance(value, str) and len(value) <= limits.MAX_QUANTITY_TEXT and _printable(value):
+        return value
+    raise PydanticCustomError("duration", "must be a number of seconds or a duration such as 90m, 2h or 1h30m")
+
+
+def positive_range_regex(most: int) -> str:
+    """Like range_regex, without 0: the decimal numbers 1..most written without leading zeros."""
+    if most < 10:
+        return f"(?:[1-{most}])" if most >= 1 else "(?!)"
+    parts = range_regex(most)[3:-1].split("|")
+    return "(?:" + "|".join("[1-9]" if p == "[0-9]" else p for p in parts) + ")"
+
+
+# The schema states the plain forms of a duration (seconds, or one number of d, h, m or s), each within the limit;
+# the server also reads sums such as 1h30m, which a pattern cannot bound, so they are described, not stated.
+_DAYS = limits.MAX_DURATION_S // 86400
+DURATION_REGEX = (f"^(?:{positive_range_regex(limits.MAX_DURATION_S)}s?|{positive_range_regex(_DAYS)}d|"
+                  f"{positive_range_regex(_DAYS * 24)}h|{positive_range_regex(_DAYS * 1440)}m)$")
+Duration = Annotated[str | int, PlainValidator(_duration), WithJsonSchema({"anyOf": [
+    {"type": "string", "maxLength": limits.MAX_QUANTITY_TEXT, "pattern": DURATION_REGEX,
+     "description": "seconds, or a number of d, h, m or s; sums such as 1h30m are read too"},
+    {"type": "integer", "minimum": 1, "maximum": limits.MAX_DURATION_S}]})]
 
 
 def Count(most: int):
