@@ -40,6 +40,17 @@ def wait_state(config_dir: Path, job_id: int, states: tuple[str, ...], within: f
         time.sleep(0.2)
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server of this module's own (it overrides the session-wide one): the shared server also carries other
+    tests' engine clusters, some deliberately unreachable, and these tests time a follower's first line."""
+    proc, info = start_server(tmp_path_factory.mktemp("logs-server"))
+    try:
+        yield info
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture
 def submitter(allot, admin_config, new_user):
     """A user bound to a CPU quota of the local cluster: submit(command) -> job id."""
