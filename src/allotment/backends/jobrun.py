@@ -175,8 +175,10 @@ def retire_workdir(path: str) -> None:
     try:
         os.chown(path, 0, 0, follow_symlinks=False)
         os.chmod(path, 0o700, follow_symlinks=False)
-    except (OSError, NotImplementedError):
-        pass
+    except (OSError, NotImplementedError) as exc:
+        # The run is over and its result stands; say so in the job's log so an operator can tidy the directory (the
+        # retention sweep removes it later either way).
+        print(f"allot: could not hand {path} back to root: {exc}", file=sys.stderr, flush=True)
 
 
 class Wrapper:

@@ -39,7 +39,7 @@ run the records know but Ray forgot (the head restarted without its state) `lost
 `stop_orphans` stops the live jobs with this engine's prefix that no holding job owns. Each allotment installation
 sharing a Ray cluster needs a prefix of its own. `close` leaves jobs running: they are adopted on return.
 
-Outages: while the head is down or hanging, every call fails at once with RayUnavailable for OUTAGE_BACKOFF_S
+Outages: while the head is down or hanging, every call fails at once with RayUnavailable for remote.OUTAGE_BACKOFF_S
 after a failed try (`outage` says since when and why, for the cluster's status); nothing is marked failed; stops
 that could not be delivered are sent again once the head answers.
 """
@@ -64,6 +64,7 @@ from allotment.backends.ray_client import (
     RayNotFound,
     RayUnavailable,
 )
+from allotment.backends.remote import OutageGuard, private_state_dir
 
 log = logging.getLogger("allotment.backends.ray")
 
@@ -73,7 +74,6 @@ ENDED_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 # Ray's own resources and the prefixes of the ones it adds per node: never GPU models.
 RAY_OWN = frozenset({"CPU", "GPU", "memory", "object_store_memory", "TPU", "NPU", "HPU", "neuron_cores"})
 NODE_SLIVER = 0.001  # of a node's `node:<ip>` resource: pins a job to that node and takes nothing from others
-OUTAGE_BACKOFF_S = 3.0
 # The nodes a launch is checked against are at most this old: a burst of launches asks Ray for them once, and a
 # node's resources do not change while it lives (a node that died meanwhile leaves its jobs pending until it is back).
 NODES_FRESH_S = 5.0
@@ -172,36 +172,23 @@ class RayBackend:
         self._retry_stop: set[str] = set()  # submission ids whose stop failed while the head was unreachable
         self._snapshot: tuple[float, dict[str, RayJob]] | None = None  # one listing per recovery round
         # (since when, Ray's error) while the cluster is unreachable, for the cluster's status; None when it answers
-        self.outage: tuple[float, str] | None = None
-        self._retry_at = 0.0
+        self._guard = OutageGuard("Ray", RayUnavailable, log)
         self._prepare_dirs()
         self._load_records()
 
+    @property
+    def outage(self) -> tuple[float, str] | None:
+        """(since when, Ray's last error) while Ray is unreachable; None when it answers."""
+        return self._guard.outage
+
     def _ray(self, call, *args):
-        """Call Ray, keeping track of outages (see OUTAGE_BACKOFF_S)."""
-        if self.outage is not None and time.monotonic() < self._retry_at:
-            raise RayUnavailable(self.outage[1])
-        try:
-            result = call(*args)
-        except RayUnavailable as exc:
-            self._retry_at = time.monotonic() + OUTAGE_BACKOFF_S
-            if self.outage is None:
-                log.warning("Ray is unreachable: %s", exc)
-            self.outage = (self.outage or (time.time(), ""))[0], str(exc)
-            raise
-        if self.outage is not None:
-            log.info("Ray answers again (unreachable since %s)", time.ctime(self.outage[0]))
-            self.outage = None
-        return result
+        """Call Ray, keeping track of outages (remote.OutageGuard)."""
+        return self._guard.call(call, *args)
 
     # -- records ---------------------------------------------------------------------------------------------------
     def _prepare_dirs(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        st = self.state_dir.stat()
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            raise RayError(f"the Ray engine's state directory {self.state_dir} must belong to the server's user and "
-                           f"be writable by it alone")
+        private_state_dir(self.state_dir, "Ray", RayError)
 
     @property
     def _records_path(self) -> Path:

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
+from allotment.backends.remote import OutageGuard, private_state_dir
 from allotment.backends.slurm_client import (
     NOT_MODIFIED,
     JobSpec,
@@ -79,9 +80,6 @@ JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 # one-second timestamps and a small clock skew, and a full listing every FULL_LISTING_S covers a larger one.
 SINCE_MARGIN_S = 2
 FULL_LISTING_S = 30.0
-# While Slurm is unreachable each call fails at once for this long instead of waiting on slurmrestd's own retries
-# (about MessageTimeout per request), so a scheduler cycle is not held up by an outage.
-OUTAGE_BACKOFF_S = 3.0
 _GRES_ITEM = re.compile(r"([^,(]+)(\([^)]*\))?")
 
 
@@ -217,37 +215,23 @@ class SlurmBackend:
         self._full_at = 0.0
         self._snapshot: tuple[float, list[dict]] | None = None  # one listing per recovery round (same `now`)
         # (since when, Slurm's error) while the cluster is unreachable, for the cluster's status; None when it answers
-        self.outage: tuple[float, str] | None = None
-        self._retry_at = 0.0
+        self._guard = OutageGuard("Slurm", SlurmUnavailable, log)
         self._prepare_dirs()
         self._load_records()
 
+    @property
+    def outage(self) -> tuple[float, str] | None:
+        """(since when, Slurm's last error) while Slurm is unreachable; None when it answers."""
+        return self._guard.outage
+
     def _slurm(self, call, *args):
-        """Call Slurm, keeping track of outages (see OUTAGE_BACKOFF_S)."""
-        if self.outage is not None and time.monotonic() < self._retry_at:
-            raise SlurmUnavailable(self.outage[1])
-        try:
-            result = call(*args)
-        except SlurmUnavailable as exc:
-            self._retry_at = time.monotonic() + OUTAGE_BACKOFF_S
-            if self.outage is None:
-                log.warning("Slurm is unreachable: %s", exc)
-            self.outage = (self.outage or (time.time(), ""))[0], str(exc)
-            raise
-        if self.outage is not None:
-            log.info("Slurm answers again (unreachable since %s)", time.ctime(self.outage[0]))
-            self.outage = None
-        return result
+        """Call Slurm, keeping track of outages (remote.OutageGuard)."""
+        return self._guard.call(call, *args)
 
     # -- records ---------------------------------------------------------------------------------------------------
     def _prepare_dirs(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # The log directory may be writable by the jobs' users: the records must not be (a job could fake a run).
-        st = self.state_dir.stat()
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            raise SlurmError(f"the Slurm engine's state directory {self.state_dir} must belong to the server's "
-                             f"user and be writable by it alone")
+        private_state_dir(self.state_dir, "Slurm", SlurmError)
 
     @property
     def _records_path(self) -> Path:
