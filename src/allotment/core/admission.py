@@ -400,6 +400,7 @@ class SchedulerState(StateBase):
         a.requests = requests
         a.devices = devices
         a.preempted = victims
+        a.nodes = ()
         decisions.append(a)
         if group.holds:
             self._drop_holds(group)

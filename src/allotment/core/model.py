@@ -31,27 +31,43 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class Node:
+    """One machine of a pool: its allocatable CPU (milli-cores) and memory (bytes); UNLIMITED = not tracked. Its GPUs
+    are the pool's devices whose ``node`` is this name (a node without devices is a CPU-only node)."""
+
+    name: str
+    cpu: Quantity = UNLIMITED
+    memory: Quantity = UNLIMITED
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
-    """A set of devices of one kind. GPU capacity is the sum of the devices' capacities; cpu and memory are pool-level
-    totals (UNLIMITED = not tracked). ``profile_order`` is the pool's execution priority over the profiles linked to
-    it (ClearML): earlier profiles are served first when they compete for this pool."""
+    """A set of devices of one kind. GPU capacity is the sum of the devices' capacities. Without ``nodes``, cpu and
+    memory are pool-level totals (UNLIMITED = not tracked) and every device's ``node`` is only a grouping label. With
+    ``nodes``, every device names one of them, every placement respects each node's GPUs, CPU and memory, and the
+    pool's cpu and memory are the sums of its nodes' (``cpu`` and ``memory`` here are then ignored).
+    ``profile_order`` is the pool's execution priority over the profiles linked to it (ClearML): earlier profiles
+    are served first when they compete for this pool."""
 
     name: str
     devices: Sequence[Device] = ()
     cpu: Quantity = UNLIMITED
     memory: Quantity = UNLIMITED
     profile_order: Sequence[str] = ()
+    nodes: Sequence[Node] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     """A job shape with ordered pools to try (ClearML resource profile). ``policy_order`` is the queuing priority of
-    the quotas (resource policies) using it: earlier quotas are served first."""
+    the quotas (resource policies) using it: earlier quotas are served first. ``best_fit``: the pools are an
+    unordered set of acceptable ones and a job takes the best-fitting place across all of them (admission.py)."""
 
     name: str
     requests: Mapping[str, Quantity]
     pools: Sequence[str]
     policy_order: Sequence[str] = ()
+    best_fit: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -62,7 +78,11 @@ class Profile:
 class QueuedJob:
     """A job waiting for admission. Either ``requests`` (resource -> amount, e.g. {"gpu": Quantity(4000)}) with
     ``pools`` (tried in order; one pool when the user pinned it), or ``profile`` naming a Profile (its requests and
-    pools are used). ``seq`` is the submission order (unique, increasing); ``submitted_at`` feeds starvation aging."""
+    pools are used). ``seq`` is the submission order (unique, increasing); ``submitted_at`` feeds starvation aging.
+    ``nodes``: 1 places all the job's GPUs, CPU and memory on one node; N > 1 is a gang: ``requests`` are per node
+    and the job is placed on N distinct nodes at once or not at all (quotas are charged requests x N).
+    ``best_fit``: ``pools`` (or the profile's) are an unordered set: the best fit across all of them is taken;
+    False keeps their order (a later pool only when the earlier ones cannot take the job)."""
 
     id: str
     quota: str
@@ -73,11 +93,15 @@ class QueuedJob:
     pools: Sequence[str] = ()
     profile: str | None = None
     priority_class: str | None = None
+    nodes: int = 1
+    best_fit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RunningJob:
-    """A job holding resources (admitted or running). ``devices`` lists (device id, amount) it occupies."""
+    """A job holding resources (admitted or running). ``devices`` lists (device id, amount) it occupies; ``nodes``
+    the nodes it holds (its CPU and memory are charged there). ``node_count`` > 1: a gang whose ``requests`` are per
+    node (as QueuedJob.nodes)."""
 
     id: str
     quota: str
@@ -86,6 +110,8 @@ class RunningJob:
     pool: str
     requests: Mapping[str, Quantity]
     devices: Sequence[tuple[str, Quantity]] = ()
+    nodes: Sequence[str] = ()
+    node_count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +131,14 @@ class SchedulerConfig:
     waits for the next cycle.
     ``preemption_delay_s``: a job may preempt only once it has been queued this long (YuniKorn's preemption delay):
     capacity that frees by itself within the delay is not bought with killed work. Until then it waits like a job
-    without preemption rights and is re-examined when the delay ends."""
+    without preemption rights and is re-examined when the delay ends.
+    ``gpu_share_step``: the smallest GPU share, in milli-GPU (10: steps of 0.01 GPU); a fractional request that is not
+    a multiple of it is invalid. Coarser for engines that cannot split a GPU finely (MIG, MPS, environment hints)."""
 
     starvation_age_s: float | None = 3600.0
     max_admissions_per_cycle: int | None = None
     preemption_delay_s: float = 0.0
+    gpu_share_step: int = 10
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -119,7 +148,8 @@ class SchedulerConfig:
 @dataclass(slots=True, unsafe_hash=True)
 class Admit:
     """Start ``job_id`` in ``pool`` on ``devices`` ((device id, amount) pairs; empty for jobs without GPUs).
-    ``preempted`` lists the victims of this admission: the loop must stop them before starting the job."""
+    ``preempted`` lists the victims of this admission: the loop must stop them before starting the job. ``nodes``:
+    the node(s) chosen (one per gang member; empty when the pool lists no nodes and the job has no GPUs)."""
 
     job_id: str
     quota: str
@@ -127,6 +157,7 @@ class Admit:
     requests: Mapping[str, Quantity]
     devices: tuple[tuple[str, Quantity], ...] = ()
     preempted: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, unsafe_hash=True)
