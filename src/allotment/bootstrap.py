@@ -15,6 +15,7 @@ from allotment.identity.models import ClusterRoleGrant, User
 from allotment.identity.service import create_user, ensure_builtin_groups
 from allotment.inventory.models import Cluster
 from allotment.inventory.service import create_cluster
+from allotment.policies.service import ensure_default as ensure_default_policy
 from allotment.quotas.priorities import ensure_defaults as ensure_quota_defaults
 from allotment.settings import Settings
 
@@ -29,7 +30,8 @@ def generated_password() -> str:
 def bootstrap(session: Session, settings: Settings) -> User | None:
     """Idempotent. Returns the admin it created, if it created one."""
     ensure_builtin_groups(session)
-    ensure_quota_defaults(session)  # priority classes inference/training/interactive, the 'default' resource policy
+    ensure_quota_defaults(session)  # priority classes inference/training/interactive
+    ensure_default_policy(session)
     admin = None
     if session.scalar(select(func.count()).select_from(User)) == 0:
         password = settings.bootstrap_admin_password

@@ -4,6 +4,7 @@ from allotment.audit import models as audit_models
 from allotment.db import Base
 from allotment.identity import models as identity_models
 from allotment.inventory import models as inventory_models
+from allotment.policies import models as policy_models
 from allotment.quotas import models as quota_models
 from allotment.workloads import models as workload_models
 

@@ -270,7 +270,7 @@ def test_the_job_schema_states_the_env_names_label_keys_and_a_batch_of_at_least_
 def test_resource_policy_caps_state_their_bounds_and_the_server_holds_text_to_them(client, admin_headers):
     """Counts and amounts given as text were free strings in the schema while the server refused most of them; the
     schema now states the forms and bounds, and the server reads text by the same pattern."""
-    from allotment.quotas.schemas import PolicyBody
+    from allotment.policies.schemas import PolicyBody
 
     props = PolicyBody.model_json_schema()["properties"]
     cpu = next(s for s in props["cpu"]["anyOf"] if s.get("type") == "string")

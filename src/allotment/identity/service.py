@@ -101,7 +101,7 @@ def check_full_name(full_name: str | None) -> list[str]:
 
 def check_resource_policy(policy: str | None) -> list[str]:
     """The name of a resource policy. It may be created after the users who name it (their jobs are refused until
-    then: quotas.policies.policy_of), so only the name rule is checked here."""
+    then: policies.service.policy_of), so only the name rule is checked here."""
     return [] if policy is None else name_problems(policy, "resource policy", MAX_FIELD, spaces=True)
 
 

@@ -1,4 +1,4 @@
-"""Priority classes (inference > training > interactive by default) and the defaults seeded at bootstrap."""
+"""Priority classes (inference > training > interactive by default), seeded at bootstrap."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from allotment.errors import Conflict, NotFound, invalid
-from allotment.quotas.models import PriorityClass, ResourcePolicy
+from allotment.quotas.models import PriorityClass
 from allotment.workloads.models import ACTIVE_STATES, Job
 
 # Seeded once; admins may change them afterwards. "training" is used when a job names no class.
@@ -15,16 +15,13 @@ DEFAULT_CLASSES = (
     ("training", 200, "batch training", True),
     ("interactive", 100, "notebooks and development sessions", False),
 )
-DEFAULT_POLICY = "default"
 
 
 def ensure_defaults(session: Session) -> None:
-    """Idempotent: the built-in priority classes and the unlimited 'default' resource policy."""
+    """Idempotent: the built-in priority classes."""
     if session.scalar(select(func.count()).select_from(PriorityClass)) == 0:
         for name, value, description, is_default in DEFAULT_CLASSES:
             session.add(PriorityClass(name=name, value=value, description=description, is_default=is_default))
-    if session.get(ResourcePolicy, DEFAULT_POLICY) is None:
-        session.add(ResourcePolicy(name=DEFAULT_POLICY, description="no limits (used by users without a policy)"))
     session.flush()
 
 

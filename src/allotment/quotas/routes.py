@@ -22,7 +22,7 @@ router = APIRouter(tags=["quotas"])
 ADMIN = cluster("admin")
 
 # The quotas API is split by subject; each module exposes `router`.
-SUBMODULES = ["routes_profiles", "routes_policies", "routes_config", "routes_workspaces"]
+SUBMODULES = ["routes_profiles", "routes_priorities", "routes_config", "routes_workspaces"]
 
 
 def quota_scope(param: str = "quota"):

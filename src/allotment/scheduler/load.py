@@ -29,9 +29,10 @@ from allotment.identity.models import User
 from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Node
 from allotment.inventory.models import Device as DeviceRow
 from allotment.inventory.models import Pool as PoolRow
+from allotment.policies.models import ResourcePolicy
+from allotment.policies.service import DEFAULT_POLICY
 from allotment.quotas.models import Profile as ProfileRow
-from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota, ResourcePolicy
-from allotment.quotas.priorities import DEFAULT_POLICY
+from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota
 from allotment.quotas.quota_pools import usable_pools
 from allotment.quotas.tree import quota_specs
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job

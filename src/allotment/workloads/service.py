@@ -25,8 +25,10 @@ from allotment.db import utcnow
 from allotment.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
 from allotment.identity.models import User
 from allotment.inventory.models import Pool
-from allotment.quotas import bindings, policies
-from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota, ResourcePolicy
+from allotment.policies import service as policies
+from allotment.policies.models import ResourcePolicy
+from allotment.quotas import bindings
+from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota
 from allotment.quotas.priorities import default_class
 from allotment.quotas.quota_pools import usable_pools
 from allotment.workloads.models import (

@@ -1,5 +1,5 @@
-"""Per-user resource policies (Backend.AI), a user's remaining allowance, and priority classes. Policies and
-classes are platform-wide: changing them needs a platform admin; any signed-in principal may read them."""
+"""Per-user resource policies (Backend.AI) and a user's remaining allowance. Policies are platform-wide: changing
+them needs a platform admin; any signed-in principal may read them."""
 
 from __future__ import annotations
 
@@ -7,22 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 
-from allotment.api.deps import DB, State, client_address, require, self_scope
+from allotment.api.deps import DB, client_address, require, self_scope
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal
 from allotment.identity.service import find_user
-from allotment.quotas import policies, priorities
-from allotment.quotas.schemas import (
-    Allowance,
-    PolicyBody,
-    PolicyCreate,
-    PolicyList,
-    PolicyOut,
-    PriorityClassIn,
-    PriorityClassList,
-    PriorityClassOut,
-    PriorityClassUpdate,
-)
+from allotment.policies import service as policies
+from allotment.policies.schemas import Allowance, PolicyBody, PolicyCreate, PolicyList, PolicyOut
 
 router = APIRouter(tags=["policies"])
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
@@ -80,39 +70,3 @@ def delete_policy(name: str, principal: Admin, db: DB, request: Request) -> Resp
 def allowance(user: str, db: DB) -> Allowance:
     """What the user may still use under their resource policy, cap by cap."""
     return Allowance(**policies.allowance(db, find_user(db, user)))
-
-
-@router.get("/priority-classes", response_model=PriorityClassList, dependencies=[require(AUTHENTICATED)])
-def list_classes(db: DB) -> PriorityClassList:
-    items = [PriorityClassOut.model_validate(c) for c in priorities.list_classes(db)]
-    return PriorityClassList(items=items, total=len(items))
-
-
-@router.post("/priority-classes", response_model=PriorityClassOut, status_code=201)
-def create_class(body: PriorityClassIn, principal: Admin, db: DB, request: Request) -> PriorityClassOut:
-    created = priorities.create_class(db, body.name, body.value, body.description, body.is_default)
-    audit.record(db, principal, "priority_class.create", "priority_class", created.name, created.name,
-                 changes={"after": {"value": created.value, "is_default": created.is_default}},
-                 source=client_address(request))
-    return PriorityClassOut.model_validate(created)
-
-
-@router.patch("/priority-classes/{name}", response_model=PriorityClassOut)
-def update_class(name: str, body: PriorityClassUpdate, principal: Admin, db: DB, state: State,
-                 request: Request) -> PriorityClassOut:
-    found = priorities.find_class(db, name)
-    before = {"value": found.value, "description": found.description, "is_default": found.is_default}
-    priorities.update_class(db, found, body.value, body.description, body.is_default)
-    after = {"value": found.value, "description": found.description, "is_default": found.is_default}
-    audit.record(db, principal, "priority_class.update", "priority_class", name, name,
-                 changes=audit.diff(before, after), source=client_address(request))
-    state.scheduler_wakeup.set()
-    return PriorityClassOut.model_validate(found)
-
-
-@router.delete("/priority-classes/{name}", status_code=204)
-def delete_class(name: str, principal: Admin, db: DB, request: Request) -> Response:
-    priorities.delete_class(db, priorities.find_class(db, name))
-    audit.record(db, principal, "priority_class.delete", "priority_class", name, name,
-                 source=client_address(request))
-    return Response(status_code=204)

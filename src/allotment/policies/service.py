@@ -29,11 +29,11 @@ from allotment.core.names import is_digits
 from allotment.core.quantity import format_raw, parse_quantity
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.identity.models import User
-from allotment.quotas.models import ResourcePolicy
-from allotment.quotas.priorities import DEFAULT_POLICY
+from allotment.policies.models import ResourcePolicy
 from allotment.workloads.models import ACTIVE_STATES, Job
 
 GIB = 2**30
+DEFAULT_POLICY = "default"  # followed by users whose resource_policy is NULL
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,13 @@ def show(cap: Cap, raw: int | None) -> str | int | None:
     if cap.resource is None:
         return raw
     return "unlimited" if raw is None else format_raw(raw, cap.resource)
+
+
+def ensure_default(session: Session) -> None:
+    """Idempotent, at bootstrap: the unlimited 'default' policy."""
+    if session.get(ResourcePolicy, DEFAULT_POLICY) is None:
+        session.add(ResourcePolicy(name=DEFAULT_POLICY, description="no limits (used by users without a policy)"))
+        session.flush()
 
 
 def policy_out(policy: ResourcePolicy) -> dict[str, Any]:
