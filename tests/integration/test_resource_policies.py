@@ -100,7 +100,7 @@ def test_deleting_a_policy_in_use_is_refused_listing_users_inactive_included(cli
     make_user(client, "amy", policy="student")
     r = client.delete(f"{API}/resource-policies/student", headers=admin_headers)
     assert r.status_code == 409
-    assert "used by 2 user(s), inactive ones included: amy, zed" in r.json()["detail"]
+    assert "used by 2 users, 1 inactive: amy, zed (inactive)" in r.json()["detail"]
     assert client.delete(f"{API}/resource-policies/default", headers=admin_headers).status_code == 409
     client.post(f"{API}/resource-policies", headers=admin_headers, json={"name": "unused"})
     assert client.delete(f"{API}/resource-policies/unused", headers=admin_headers).status_code == 204

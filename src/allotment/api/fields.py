@@ -314,19 +314,20 @@ _PLAIN_AMOUNT = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*(?:m|[KMGT]i?B?)?\s*")
 _EXAMPLES = {"cpu": "8, 0.5 or 500m", "gpu": "2 or 0.5", "memory": "64Gi or 512Mi"}
 
 
-def Capped(resource: str, most_raw: int):
+def Capped(resource: str, most_raw: int, bare_gib: bool = False):
     """A per-job cap of a resource policy: a whole number of units from 0 up to the cap, or text in the forms the
     server reads (cpu: cores with up to three decimals or millicores 'NNNm'; gpu: GPUs with up to three decimals;
     memory: bytes, Mi, Gi or Ti), or a word for unlimited. Text is held to the schema's own pattern, so the schema
-    and the server agree (a fraction is given as text: "0.5")."""
+    and the server agree (a fraction is given as text: "0.5"). With bare_gib, a bare memory number is whole GiB (the
+    unit of Backend.AI's dialog) instead of bytes."""
     words = "|".join(_any_case(w) for w in ("unlimited", "inf")) + "|\\u221e"
     if resource == "cpu":
         units, forms = most_raw // 1000, [_decimal_up_to(most_raw // 1000), f"{range_regex(most_raw)}m"]
     elif resource == "gpu":
         units, forms = most_raw // 1000, [_decimal_up_to(most_raw // 1000)]
-    else:  # memory, in bytes
-        units = most_raw
-        forms = [range_regex(most_raw)] + [f"{range_regex(most_raw // scale)}{unit}(?:B)?"
+    else:  # memory: bare numbers in bytes, or in whole GiB with bare_gib
+        units = most_raw // 2**30 if bare_gib else most_raw
+        forms = [range_regex(units)] + [f"{range_regex(most_raw // scale)}{unit}(?:B)?"
                                            for unit, scale in (("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40))]
     pattern = f"^{_SPACE}*(?:{'|'.join(forms)}|{words}){_SPACE}*$"
     matcher = re.compile(pattern)

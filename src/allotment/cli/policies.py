@@ -42,13 +42,14 @@ def register(app: typer.Typer) -> None:
         show(Client().get(f"resource-policies/{name}"), json_)
 
     @policies.command("create")
-    def create(name: str, cpu: str = typer.Option(None, "--cpu"), memory: str = typer.Option(None, "--memory"),
+    def create(name: str, cpu: str = typer.Option(None, "--cpu"),
+               memory: str = typer.Option(None, "--memory", help="GiB (e.g. 64), or with a unit: 512Mi, 1Ti"),
                gpu: str = typer.Option(None, "--gpu"), fgpu: str = typer.Option(None, "--fgpu"),
                containers: str = typer.Option(None, "--containers-per-job"),
                idle_timeout: str = typer.Option(None, "--idle-timeout", help="seconds"),
                concurrent: str = typer.Option(None, "--concurrent-jobs"),
                folders: str = typer.Option(None, "--folders"),
-               folder_capacity: str = typer.Option(None, "--folder-capacity", help="e.g. 100Gi"),
+               folder_capacity: str = typer.Option(None, "--folder-capacity", help="GiB (e.g. 100), or 100Gi"),
                hosts: str = typer.Option(None, "--storage-hosts", help="comma-separated, or 'any'")) -> None:
         """Create a policy; caps not given are unlimited."""
         body = {"name": name, **_caps(cpu=cpu, memory=memory, gpu=gpu, fgpu=fgpu, containers_per_job=containers,
@@ -58,7 +59,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"resource policy {p['name']} created")
 
     @policies.command("set")
-    def set_policy(name: str, cpu: str = typer.Option(None, "--cpu"), memory: str = typer.Option(None, "--memory"),
+    def set_policy(name: str, cpu: str = typer.Option(None, "--cpu"),
+                   memory: str = typer.Option(None, "--memory", help="GiB (e.g. 64), or with a unit: 512Mi, 1Ti"),
                    gpu: str = typer.Option(None, "--gpu"), fgpu: str = typer.Option(None, "--fgpu"),
                    containers: str = typer.Option(None, "--containers-per-job"),
                    idle_timeout: str = typer.Option(None, "--idle-timeout"),

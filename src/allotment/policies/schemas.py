@@ -12,21 +12,22 @@ from allotment.policies.service import CAP_BY_FIELD
 
 
 class PolicyBody(BaseModel):
-    """Caps; null or "unlimited" = unlimited. Quantities as text: cpu "8", memory "64Gi", fgpu "2.5"."""
+    """Caps; null or "unlimited" = unlimited. Quantities as text: cpu "8", memory "64Gi" (a bare number
+    is GiB), fgpu "2.5"."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Name("resource policy", spaces=True) | None = None
     description: Description | None = None
     cpu: Capped("cpu", CAP_BY_FIELD["cpu"].bound) | None = None
-    memory: Capped("memory", CAP_BY_FIELD["memory"].bound) | None = None
+    memory: Capped("memory", CAP_BY_FIELD["memory"].bound, bare_gib=True) | None = None
     gpu: Count(CAP_BY_FIELD["gpu"].bound) | None = None
     fgpu: Capped("gpu", CAP_BY_FIELD["fgpu"].bound) | None = None
     containers_per_job: Count(CAP_BY_FIELD["containers_per_job"].bound) | None = None
     idle_timeout_s: Count(CAP_BY_FIELD["idle_timeout_s"].bound) | None = None
     concurrent_jobs: Count(CAP_BY_FIELD["concurrent_jobs"].bound) | None = None
     folders: Count(CAP_BY_FIELD["folders"].bound) | None = None
-    folder_capacity: Capped("memory", CAP_BY_FIELD["folder_capacity"].bound) | None = None
+    folder_capacity: Capped("memory", CAP_BY_FIELD["folder_capacity"].bound, bare_gib=True) | None = None
     allowed_storage_hosts: Refs | None = None
 
 

@@ -1,5 +1,8 @@
 """Backend.AI per-user resource policies: per-job caps, concurrency, idle timeout, folders; checked at submission.
 
+Amounts: cpu in cores ("8", "0.5", "500m"), GPUs with up to three decimals, memory and folder capacity with a unit
+("64Gi", "512Mi", "1Ti"); a bare memory or folder capacity number is whole GiB, the unit of Backend.AI's dialog.
+
 Every cap may be unlimited (NULL). Bounds come from Backend.AI: cpu 512 cores, RAM 1,024 GiB, GPU 64, fractional GPU
 256, containers per job 100, idle timeout 15,552,000 s (180 days), concurrent jobs 100, folders 50, folder capacity
 1,024 GiB. GPU caps: `gpu` bounds the devices a job touches (a 0.5-GPU job touches one), `fgpu` the GPU amount.
@@ -43,20 +46,29 @@ class Cap:
     resource: str | None  # quantity resource for text amounts, None for plain counts
     bound: int  # maximum raw value
     label: str
+    bare_gib: bool = False  # a bare number is whole GiB (Backend.AI's dialog unit), not bytes; units stay accepted
 
 
 CAPS = (
     Cap("cpu", "max_cpu_milli", "cpu", 512 * 1000, "CPU cores per job"),
-    Cap("memory", "max_memory_bytes", "memory", 1024 * GIB, "RAM per job"),
+    Cap("memory", "max_memory_bytes", "memory", 1024 * GIB, "RAM per job", bare_gib=True),
     Cap("gpu", "max_gpu", None, 64, "GPUs (devices) per job"),
     Cap("fgpu", "max_fgpu_milli", "gpu", 256 * 1000, "fractional GPU per job"),
     Cap("containers_per_job", "max_containers_per_job", None, 100, "containers per job"),
     Cap("idle_timeout_s", "idle_timeout_s", None, 15_552_000, "idle timeout (seconds)"),
     Cap("concurrent_jobs", "max_concurrent_jobs", None, 100, "concurrent jobs"),
     Cap("folders", "max_folders", None, 50, "storage folders"),
-    Cap("folder_capacity", "max_folder_bytes", "memory", 1024 * GIB, "capacity per folder"),
+    Cap("folder_capacity", "max_folder_bytes", "memory", 1024 * GIB, "capacity per folder", bare_gib=True),
 )
 CAP_BY_FIELD = {c.field: c for c in CAPS}
+
+
+def _is_bare_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float) and value.is_integer():
+        return True
+    return isinstance(value, int | str) and is_digits(str(value).strip())
 
 
 def _raw(cap: Cap, value: Any) -> int | None:
@@ -69,6 +81,8 @@ def _raw(cap: Cap, value: Any) -> int | None:
             raise invalid(cap.field, "must be a whole number of zero or more, or unlimited")
         raw = int(value)
     else:
+        if cap.bare_gib and _is_bare_number(value):
+            value = f"{str(value).strip()}Gi"
         try:
             raw = parse_quantity(value, cap.resource).raw
         except ValueError as exc:
@@ -154,21 +168,24 @@ def update_policy(session: Session, policy: ResourcePolicy, values: dict[str, An
     return policy
 
 
-def users_of(session: Session, name: str) -> list[str]:
-    """Usernames following the policy, inactive users and service accounts included."""
+def users_of(session: Session, name: str) -> list[tuple[str, bool]]:
+    """(username, active) of everyone following the policy, inactive users and service accounts included."""
     condition = User.resource_policy == name
     if name == DEFAULT_POLICY:
         condition = or_(condition, User.resource_policy.is_(None))
-    return list(session.scalars(select(User.username).where(condition).order_by(User.username_key)).all())
+    rows = session.execute(select(User.username, User.is_active).where(condition).order_by(User.username_key))
+    return [(username, bool(active)) for username, active in rows.all()]
 
 
 def delete_policy(session: Session, policy: ResourcePolicy) -> None:
+    """Refused while anyone follows the policy; the refusal names every one of them and how many there are."""
     users = users_of(session, policy.name)
     if users:
-        shown = ", ".join(users[:20]) + (f" and {len(users) - 20} more" if len(users) > 20 else "")
-        raise Conflict(f"resource policy {policy.name} is used by {len(users)} user(s), inactive ones included: "
-                       f"{shown}; move them to another policy first",
-                       [FieldError("users", u) for u in users])
+        inactive = sum(1 for _, active in users if not active)
+        names = ", ".join(u if active else f"{u} (inactive)" for u, active in users)
+        count = f"{len(users)} user{'s' if len(users) != 1 else ''}" + (f", {inactive} inactive" if inactive else "")
+        message = f"resource policy {policy.name} is used by {count}: {names}; move them to another policy first"
+        raise Conflict(message, [FieldError("users", message)])
     session.delete(policy)
     session.flush()
 

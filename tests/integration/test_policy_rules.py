@@ -1,0 +1,50 @@
+"""Resource policy rules from Backend.AI's dialog and admin screens: a bare RAM number is GiB, and refusing to
+delete a used policy names everyone following it."""
+
+from __future__ import annotations
+
+from inventory_helpers import API, make_user
+
+
+def test_a_bare_ram_number_means_gib_and_units_stay_accepted(client, admin_headers):
+    r = client.post(f"{API}/resource-policies", headers=admin_headers,
+                    json={"name": "bare", "memory": 64, "folder_capacity": "100"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["memory"], r.json()["folder_capacity"]) == ("64Gi", "100Gi")
+    r = client.patch(f"{API}/resource-policies/bare", headers=admin_headers, json={"memory": "16"})
+    assert r.status_code == 200 and r.json()["memory"] == "16Gi"
+    r = client.patch(f"{API}/resource-policies/bare", headers=admin_headers, json={"memory": "512Mi"})
+    assert r.status_code == 200 and r.json()["memory"] == "512Mi"
+    r = client.patch(f"{API}/resource-policies/bare", headers=admin_headers, json={"memory": "2Ti"})
+    assert r.status_code == 422
+    r = client.patch(f"{API}/resource-policies/bare", headers=admin_headers, json={"memory": 1025})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "memory"
+    assert r.json()["errors"][0]["message"] == "must be at most 1Ti (or unlimited)"
+
+
+def test_a_bare_ram_number_caps_jobs_in_gib(client, admin_headers):
+    from inventory_helpers import quota
+
+    client.post(f"{API}/resource-policies", headers=admin_headers, json={"name": "small", "memory": "4"})
+    quota(client, admin_headers, "class")
+    client.put(f"{API}/quotas/class/bindings/groups/users", headers=admin_headers)
+    stu = make_user(client, "stu", policy="small")
+    ok = client.post(f"{API}/jobs", headers=stu, json={"quota": "class", "memory": "4Gi", "command": ["x"]})
+    assert ok.status_code == 201, ok.text
+    r = client.post(f"{API}/jobs", headers=stu, json={"quota": "class", "memory": "5Gi", "command": ["x"]})
+    assert r.status_code == 422 and "of 4Gi in resource policy small" in r.json()["detail"]
+
+
+def test_refusing_to_delete_a_used_policy_names_every_user_and_the_count(client, admin_headers):
+    client.post(f"{API}/resource-policies", headers=admin_headers, json={"name": "p1"})
+    names = [f"user{i:02d}" for i in range(23)]
+    for name in names:
+        make_user(client, name, policy="p1", active=name != "user07")
+    r = client.delete(f"{API}/resource-policies/p1", headers=admin_headers)
+    assert r.status_code == 409
+    detail = r.json()["detail"]
+    assert "is used by 23 users, 1 inactive:" in detail
+    listed = detail.split(": ", 1)[1].split(";")[0].split(", ")
+    assert listed == [n if n != "user07" else "user07 (inactive)" for n in names]
+    # The CLI shows the field errors: they carry the same sentence, not a bare name.
+    assert r.json()["errors"] == [{"field": "users", "message": detail}]
