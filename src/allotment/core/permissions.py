@@ -42,6 +42,9 @@ SELF_OR_ADMIN = Permission("self_or_admin", "self_or_admin")
 PLATFORM_ADMIN = Permission("platform_admin", "platform_admin")
 GROUP_MEMBER = Permission("group_member", "group_member")
 JOB_READER = Permission("job_reader", "job_reader")
+# Reading a user's usage and hour quotas (Neu.ro show-quota): the same rule as JOB_READER, the user
+# (scope.owner_id), a manager or admin of the cluster, or a platform admin.
+USAGE_READER = Permission("usage_reader", "job_reader")
 
 
 def cluster(role: str) -> Permission:
