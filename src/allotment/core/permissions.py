@@ -11,6 +11,8 @@ A Permission names what a route needs:
 - JOB_READER: reading a job's output: the job's owner (scope.owner_id), a manager or admin of the job's cluster
   (scope.cluster_id), or a platform admin. A job's output may hold what its owner would not show to every user of
   the cluster, so a plain cluster role is not enough.
+
+Submitting a job is decided by `submit_refusal` (below): it needs access to the quota's cluster as well as the quota.
 """
 
 from __future__ import annotations
@@ -108,3 +110,33 @@ def allowed(principal: Principal | None, permission: Permission, scope: Scope = 
         role = principal.role_on(scope.cluster_id) if scope.cluster_id is not None else None
         return role is not None and ROLE_ORDER[role] >= ROLE_ORDER["manager"]
     return False  # platform_admin and anything unknown: deny
+
+
+def submit_refusal(principal: Principal | None, cluster_id: int, cluster_name: str, quota_name: str,
+                   bound: bool) -> str | None:
+    """Why the principal may not submit to quota `quota_name` on cluster `cluster_name`; None when it may.
+
+    `bound` says whether the quota is bound to the principal: directly, through one of its groups or through one of
+    its workspaces. A binding is not enough on its own: the principal also needs a role on the quota's cluster
+    (Neu.ro: removing a user from a cluster revokes their access to it, whatever else they were granted), so a
+    workspace member who was never a cluster member cannot submit, and adding them back restores access. Platform
+    admins may submit anywhere; a cluster admin to every quota of their cluster, bound or not. A service account is
+    judged as itself (its own roles and bindings); acting on behalf of a user it is judged as that user, who must
+    then have the access.
+    """
+    if principal is None:
+        return "sign in to submit jobs"
+    if principal.is_platform_admin:
+        return None
+    role = principal.role_on(cluster_id)
+    if role is None:
+        return (f"you may not submit to quota {quota_name}: you have no access to cluster {cluster_name} "
+                f"(a manager of cluster {cluster_name} can add you to it)")
+    if role == "admin" or bound:
+        return None
+    return f"you may not submit to quota {quota_name}: it is not bound to you, your groups or your workspaces"
+
+
+def may_submit(principal: Principal | None, cluster_id: int, bound: bool) -> bool:
+    """`submit_refusal` as a yes/no, for lists (which quotas to offer) that need no message."""
+    return submit_refusal(principal, cluster_id, "", "", bound) is None
