@@ -54,11 +54,11 @@ def test_submission_above_a_cap_is_refused_naming_the_cap(client, admin_headers)
     r = client.post(f"{API}/jobs", headers=stu, json={"quota": "class", "gpu": 2, "cpu": 4, "command": ["train"]})
     assert r.status_code == 422
     errors = {e["field"]: e["message"] for e in r.json()["errors"]}
-    assert errors["cpu"] == ("exceeds the cap cpu (CPU cores per job) of 2 in resource policy student: "
+    assert errors["cpu"] == ("exceeds the cap cpu (CPU cores held at once) of 2 in resource policy student: "
                              "requested 4")
     gpu_messages = [e["message"] for e in r.json()["errors"] if e["field"] == "gpu"]
-    assert any("the cap gpu (GPUs (devices) per job) of 1 in resource policy student" in m for m in gpu_messages)
-    assert any("the cap fgpu (fractional GPU per job) of 1" in m for m in gpu_messages)
+    assert any("the cap gpu (GPUs (devices) held at once) of 1 in resource policy student" in m for m in gpu_messages)
+    assert any("the cap fgpu (fractional GPU held at once) of 1" in m for m in gpu_messages)
     r = client.post(f"{API}/jobs", headers=stu, json={"quota": "class", "memory": "8Gi", "command": ["train"]})
     assert r.status_code == 422 and "cap memory" in r.json()["detail"] and "requested 8Gi" in r.json()["detail"]
     ok = client.post(f"{API}/jobs", headers=stu, json={"quota": "class", "gpu": "0.5", "cpu": 2, "memory": "4Gi",

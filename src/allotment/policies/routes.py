@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 
-from allotment.api.deps import DB, client_address, require, self_scope
+from allotment.api.deps import DB, State, client_address, require, self_scope
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal
 from allotment.identity.service import find_user
@@ -41,8 +41,9 @@ def get_policy(name: str, db: DB) -> PolicyOut:
 
 
 @router.patch("/resource-policies/{name}", response_model=PolicyOut)
-def update_policy(name: str, body: PolicyBody, principal: Admin, db: DB, request: Request) -> PolicyOut:
-    """Every cap may change; the name may not (it is the key)."""
+def update_policy(name: str, body: PolicyBody, principal: Admin, db: DB, state: State, request: Request) -> PolicyOut:
+    """Every cap may change; the name may not (it is the key). The scheduler reads the caps afresh: a risen cap lets
+    held jobs go."""
     policy = policies.find_policy(db, name)
     before = policies.policy_out(policy)
     policies.update_policy(db, policy, body.model_dump(exclude_unset=True))
@@ -52,6 +53,7 @@ def update_policy(name: str, body: PolicyBody, principal: Admin, db: DB, request
                  changes=audit.diff({k: v for k, v in before.items() if k not in skip},
                                     {k: v for k, v in after.items() if k not in skip}),
                  source=client_address(request))
+    state.scheduler_wakeup.set()
     return PolicyOut(**after)
 
 

@@ -1,4 +1,10 @@
-"""Backend.AI per-user resource policies: per-job caps, concurrency, idle timeout, folders; checked at submission.
+"""Backend.AI per-user resource policies: caps on what a user holds at once, concurrency, idle timeout, folders.
+
+CPU, RAM, GPU (devices) and fractional GPU caps bound the SUM over the user's admitted and running jobs, across
+clusters (Backend.AI's keypair resource policy), and hence each job: a job that alone exceeds one is refused at
+submission (it could never run); one that would take the user over is held by the scheduler (reason code
+`policy_limit`) until enough is freed (gate.py). The concurrent jobs cap counts queued and running jobs and is
+checked at submission. The allowance shows, cap by cap, what is in use and what is left.
 
 Amounts: cpu in cores ("8", "0.5", "500m"), GPUs with up to three decimals, memory and folder capacity with a unit
 ("64Gi", "512Mi", "1Ti"); a bare memory or folder capacity number is whole GiB, the unit of Backend.AI's dialog.
@@ -33,7 +39,7 @@ from allotment.core.quantity import format_raw, parse_quantity
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.identity.models import User
 from allotment.policies.models import ResourcePolicy
-from allotment.workloads.models import ACTIVE_STATES, Job
+from allotment.workloads.models import ACTIVE_STATES, HOLDING_STATES, Job
 
 GIB = 2**30
 DEFAULT_POLICY = "default"  # followed by users whose resource_policy is NULL
@@ -50,10 +56,10 @@ class Cap:
 
 
 CAPS = (
-    Cap("cpu", "max_cpu_milli", "cpu", 512 * 1000, "CPU cores per job"),
-    Cap("memory", "max_memory_bytes", "memory", 1024 * GIB, "RAM per job", bare_gib=True),
-    Cap("gpu", "max_gpu", None, 64, "GPUs (devices) per job"),
-    Cap("fgpu", "max_fgpu_milli", "gpu", 256 * 1000, "fractional GPU per job"),
+    Cap("cpu", "max_cpu_milli", "cpu", 512 * 1000, "CPU cores held at once"),
+    Cap("memory", "max_memory_bytes", "memory", 1024 * GIB, "RAM held at once", bare_gib=True),
+    Cap("gpu", "max_gpu", None, 64, "GPUs (devices) held at once"),
+    Cap("fgpu", "max_fgpu_milli", "gpu", 256 * 1000, "fractional GPU held at once"),
     Cap("containers_per_job", "max_containers_per_job", None, 100, "containers per job"),
     Cap("idle_timeout_s", "idle_timeout_s", None, 15_552_000, "idle timeout (seconds)"),
     Cap("concurrent_jobs", "max_concurrent_jobs", None, 100, "concurrent jobs"),
@@ -205,7 +211,7 @@ def _refusal(policy: ResourcePolicy, cap: Cap, requested: str | int, limit: str 
 
 def check_job(policy: ResourcePolicy, gpu_milli: int, cpu_milli: int, memory_bytes: int,
               prefix: str = "") -> list[FieldError]:
-    """Per-job caps; each refusal names the cap and the numbers."""
+    """A job that alone exceeds a cap could never run: refused, each refusal naming the cap and the numbers."""
     errors = []
     devices = math.ceil(gpu_milli / 1000) if gpu_milli else 0
     checks = (("cpu", cpu_milli, cpu_milli), ("memory", memory_bytes, memory_bytes),
@@ -250,19 +256,34 @@ def check_concurrency(session: Session, policy: ResourcePolicy, user: User, addi
                        [FieldError("concurrent_jobs", f"cap {limit} reached ({running} active, {adding} requested)")])
 
 
+def held(session: Session, user_id: int) -> dict[str, int]:
+    """What the user's admitted and running jobs hold, in the caps' raw units (a 0.5-GPU job holds one device)."""
+    totals = {"cpu": 0, "memory": 0, "gpu": 0, "fgpu": 0}
+    rows = session.execute(select(Job.gpu_milli, Job.cpu_milli, Job.memory_bytes)
+                           .where(Job.owner_id == user_id, Job.state.in_(HOLDING_STATES))).all()
+    for gpu_milli, cpu_milli, memory_bytes in rows:
+        totals["cpu"] += cpu_milli or 0
+        totals["memory"] += memory_bytes or 0
+        totals["gpu"] += math.ceil((gpu_milli or 0) / 1000)
+        totals["fgpu"] += gpu_milli or 0
+    return totals
+
+
 def allowance(session: Session, user: User) -> dict[str, Any]:
-    """What the user may still use, cap by cap (per-job caps: the largest job allowed)."""
+    """What the user may still use, cap by cap: totals (cpu, memory, gpu, fgpu) and concurrent jobs with what is in
+    use now; the other caps apply to each job or folder."""
     policy = policy_of(session, user)
-    in_use = active_jobs(session, user.id)
+    in_use: dict[str, int] = {"concurrent_jobs": active_jobs(session, user.id), **held(session, user.id)}
     caps: dict[str, Any] = {}
     for cap in CAPS:
         limit = getattr(policy, cap.column)
         shown = "unlimited" if limit is None else show(cap, limit)
         entry: dict[str, Any] = {"limit": shown, "description": cap.label}
-        if cap.field == "concurrent_jobs":
-            entry["in_use"] = in_use
-            entry["remaining"] = "unlimited" if limit is None else max(limit - in_use, 0)
-        else:  # a per-job cap: the next job may ask for up to this much
+        if cap.field in in_use:
+            used = in_use[cap.field]
+            entry["in_use"] = show(cap, used)
+            entry["remaining"] = "unlimited" if limit is None else show(cap, max(limit - used, 0))
+        else:  # a per-job or per-folder cap: the next job or folder may ask for up to this much
             entry["remaining"] = shown
         caps[cap.field] = entry
     return {"user": user.username, "policy": policy.name, "caps": caps,

@@ -43,6 +43,7 @@ JOB_COLUMNS = (
     Job.memory_bytes, Job.priority_class, Job.priority, Job.seq, Job.submitted_at, Job.state, Job.command,
     Job.time_limit_s, Job.labels, Job.reason_code, Job.reason, Job.admitted_at, Job.started_at,
     Job.placed_pool_id, Job.devices, Job.backend_handle, Job.cancel_requested_at, Job.finished_at, Job.env,
+    Job.owner_id,  # admission gates (scheduler/gates.py) count a user's jobs
     # The owner's username: the local engine may run the job as the OS account mapped to it (settings).
     select(User.username).where(User.id == Job.owner_id).scalar_subquery().label("owner"),
 )

@@ -47,8 +47,10 @@ from allotment.api.state import AppState
 from allotment.backends.base import Backend, JobEvent, recovers, reports_idleness
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
 from allotment.inventory.models import Cluster
+from allotment.policies.gate import PolicyGate
 from allotment.scheduler import load
 from allotment.scheduler.engine_setup import EngineSetup
+from allotment.scheduler.gates import Gates
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes, dt
 from allotment.scheduler.reconcile import EngineWatch, unavailable
@@ -96,6 +98,7 @@ class Scheduler(EngineSetup):
         self._last_scan = 0.0
         self._idle_checked: float | None = None
         self._more = False
+        self.gates = Gates([PolicyGate()])  # limits core does not know (gates.py), shared by every cluster
         meter = state.extras.get("scheduler_meter")
         if meter is None:
             meter = state.extras["scheduler_meter"] = Meter(state.extras.get("metrics_registry"))
@@ -140,6 +143,7 @@ class Scheduler(EngineSetup):
         try:
             scan = scan or not self._last_scan or not self.runtimes
             if scan:  # configuration changes always wake the loop (commit hook), so clusters are read on scans only
+                self.gates.refresh(session)
                 self._clusters(session, now, writes, actions, usage)
                 self._scan(session, now, writes, actions, usage)
                 if clock:  # decisions are stamped after the scan, so no job is admitted before it was submitted
@@ -153,6 +157,7 @@ class Scheduler(EngineSetup):
                     self.watch.report(session, cid, backend)
             self._end_idle(session, now, writes, actions, usage)
             report.finished = len(usage)
+            self.gates.begin_cycle()
             for cid, rt in list(self.runtimes.items()):
                 for d in self._guarded(cid, "decide", now, writes, actions, usage, rt.decide, now, writes, actions,
                                        usage) or ():
@@ -192,7 +197,7 @@ class Scheduler(EngineSetup):
             self.meter.record(u)
         self._dispatch(actions, now)
         limit = self.config.max_admissions_per_cycle
-        self._more = limit is not None and report.admitted >= limit
+        self._more = (limit is not None and report.admitted >= limit) or self.gates.reopened
         report.seconds = time.perf_counter() - began
         return report
 
@@ -226,7 +231,7 @@ class Scheduler(EngineSetup):
         self.runtimes.pop(row.id, None)
         inv = load.inventory(session, row.id)
         rt = ClusterRuntime(row, inv, load.active_jobs(session, row.id), self.config, now,
-                            self.backends.get(row.id) is not None)
+                            self.backends.get(row.id) is not None, self.gates)
         backend = self.backends.get(row.id)
         build_error = self.watch.state(row.id).build_error
         if build_error and rt.blocked_reason is not None and rt.blocked_reason[0] == NO_BACKEND:

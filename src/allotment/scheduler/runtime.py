@@ -4,6 +4,10 @@ write decisions back and to launch jobs (JobInfo per active job).
 Built from the database at start and after every configuration change (clusters.config_version), then kept up to
 date by events only: new submissions, cancellations, backend events and the cycle's own decisions. So the cost of a
 cycle follows what happened, not how many jobs are queued.
+
+Admission gates (gates.py: a user's resource policy totals, ...) decide before core: a queued job a gate holds stays
+out of core (`held`, with the gate's Wait as its reason) and is examined again, in submission order, at the start of
+a cycle after something was freed or a limit rose.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from allotment.core.model import Admit, Decision, Preempt, QueuedJob, SchedulerC
 from allotment.core.quantity import format_raw
 from allotment.core.quota_tree import InvalidQuotaTree
 from allotment.scheduler.engines import launch_of
+from allotment.scheduler.gates import GateJob, Gates
 from allotment.scheduler.gcpause import gc_paused
 from allotment.scheduler.load import Inventory, JobInfo, admission_key, free_devices, queued_job, running_job
 from allotment.scheduler.metering import Usage
@@ -58,7 +63,7 @@ class Actions:
 
 class ClusterRuntime:
     def __init__(self, row: Any, inv: Inventory, rows: list[Any], config: SchedulerConfig, now: float,
-                 has_backend: bool) -> None:
+                 has_backend: bool, gates: Gates | None = None) -> None:
         self.cluster_id: int = row.id
         self.name: str = row.name
         self.kind: str = row.backend
@@ -80,8 +85,15 @@ class ClusterRuntime:
         self.outage: tuple[str, str] | None = None  # the engine is unavailable (reconcile.py): the cluster waits
         self._blocked_marked = False
         self.core: SchedulerState | None = None
+        self.gates = gates if gates is not None else Gates()
+        self.gated: dict[int, GateJob] = {}  # active job -> what the gates know of it
+        self.held: dict[int, Wait] = {}  # queued job a gate keeps out of core -> why, in submission order
+        self.gates.forget_cluster(self.cluster_id)
 
         running, queued = [], []
+        for r in rows:  # jobs already in core count first, whatever the limits say now
+            if r.state in HOLDING or (r.state == PREEMPTED and r.finished_at is None):
+                self.gates.reserve(self._gate_job(r))
         for r in rows:
             info = JobInfo(r)
             self.queued_of[r.id] = queued_job(r, inv)
@@ -91,6 +103,9 @@ class ClusterRuntime:
                     self.jobs[r.id] = info
                 continue
             self.jobs[r.id] = info
+            if r.state == QUEUED and self._gate_holds(r):
+                self.fresh.append(r.id)
+                continue
             if r.state in HOLDING:
                 running.append(running_job(r, inv, info.started_at or now))
                 if r.cancel_requested_at is not None:
@@ -127,9 +142,47 @@ class ClusterRuntime:
         info = JobInfo(row)
         self.jobs[row.id] = info
         job = self.queued_of[row.id] = queued_job(row, self.inv)
+        self.fresh.append(row.id)
+        if self._gate_holds(row):
+            return
         if self.core is not None:
             self.core.add_job(job)
-        self.fresh.append(row.id)
+
+    def _gate_job(self, row: Any) -> GateJob:
+        job = self.gated[row.id] = GateJob(self.cluster_id, row.id, getattr(row, "owner_id", None), row.quota_id,
+                                           row.gpu_milli or 0, row.cpu_milli or 0, row.memory_bytes or 0)
+        return job
+
+    def _gate_holds(self, row: Any) -> bool:
+        """Ask the gates about a queued job: held (kept out of core, with their reason) or let in (reserved)."""
+        wait = self.gates.hold(self._gate_job(row))
+        if wait is not None:
+            self.held[row.id] = wait
+        return wait is not None
+
+    def _gate_released(self, job_id: int) -> None:
+        self.held.pop(job_id, None)
+        job = self.gated.pop(job_id, None)
+        if job is not None:
+            self.gates.released(job)
+
+    def examine_held(self, now: float, writes: Writes) -> None:
+        """Held jobs, in submission order, once something was freed or a limit rose: let in those the gates now
+        let through (core decides on them this cycle); the others keep waiting with their reason's new numbers."""
+        for job_id in list(self.held):
+            job, info = self.gated.get(job_id), self.jobs.get(job_id)
+            if job is None or info is None:
+                self.held.pop(job_id, None)
+                continue
+            wait = self.gates.hold(job)
+            if wait is None:
+                del self.held[job_id]
+                if self.core is not None:
+                    self.core.add_job(self.queued_of[job_id])
+                self.fresh.append(job_id)
+            else:
+                self.held[job_id] = wait
+                self._set_reason(info, wait.code, wait.message, now, writes)
 
     def cancelled(self, job_id: int, actions: Actions) -> None:
         """The API cancelled the job (queued or preempted, or a race lost against an admission): forget it (a
@@ -138,9 +191,11 @@ class ClusterRuntime:
         self.queued_of.pop(job_id, None)
         self.preempted_by.pop(job_id, None)
         self.requeue.pop(job_id, None)
+        held = job_id in self.held
+        self._gate_released(job_id)
         if info is None:
             return
-        if self.core is not None:
+        if self.core is not None and not held:
             self.core.remove_job(str(job_id))
         if info.state in HOLDING:
             actions.cancels.append((self.cluster_id, job_id))
@@ -219,6 +274,7 @@ class ClusterRuntime:
         del self.jobs[info.id]
         self.preempted_by.pop(info.id, None)
         self.queued_of.pop(info.id, None)
+        self._gate_released(info.id)
         if self.core is not None:
             self.core.job_finished(str(info.id))
         started = info.started_at if info.started_at is not None else at
@@ -279,6 +335,8 @@ class ClusterRuntime:
         if self.blocked is not None or self.core is None:
             self._mark_blocked(now, writes)
             return []
+        if self.held and self.gates.examining:
+            self.examine_held(now, writes)
         with gc_paused():
             decisions = self.core.cycle(now)
         waits: list[Wait] = []
@@ -362,6 +420,10 @@ class ClusterRuntime:
                 for member in core.group_members(key):
                     self._set_reason(jobs.get(int(member)), w.code, w.message, now, writes)
         for job_id in self.fresh:
+            if job_id in self.held:
+                held = self.held[job_id]
+                self._set_reason(jobs.get(job_id), held.code, held.message, now, writes)
+                continue
             group = core.queue_group(str(job_id))
             if group is not None and group[1] is not None:
                 self._set_reason(jobs.get(job_id), group[1].code, group[1].message, now, writes)
@@ -376,6 +438,8 @@ class ClusterRuntime:
             return None
         if self.blocked is not None:
             return self.blocked
+        if job_id in self.held:
+            return self.held[job_id].code, self.held[job_id].message
         group = self.core.queue_group(str(job_id)) if self.core is not None else None
         if group is None or group[1] is None:
             return None  # not examined yet, or about to be: the stored reason stands
