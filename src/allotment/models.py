@@ -1,5 +1,6 @@
 """Imports every domain's models so that Base.metadata (and Alembic) sees all tables."""
 
+from allotment.accounting import models as accounting_models
 from allotment.audit import models as audit_models
 from allotment.db import Base
 from allotment.identity import models as identity_models

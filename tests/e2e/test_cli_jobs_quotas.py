@@ -33,5 +33,5 @@ def test_quota_binding_and_job_lifecycle(server, allot, admin_config, new_user):
     assert "queued" in shown and "reason" in shown and "python train.py --lr 0.1" in shown
     cancelled = ok(allot("jobs", "cancel", str(job["id"]), config_dir=user_config)).stdout
     assert f"job {job['id']} cancelled" in cancelled
-    bad = allot("jobs", "submit", "--quota", quota, "--gpu", "0.25", "--", "x", config_dir=user_config)
-    assert bad.returncode == 1 and "fractional GPUs go in steps of 0.1" in bad.stderr
+    bad = allot("jobs", "submit", "--quota", quota, "--gpu", "0.255", "--", "x", config_dir=user_config)
+    assert bad.returncode == 1 and "fractional GPUs go in steps of 0.01" in bad.stderr

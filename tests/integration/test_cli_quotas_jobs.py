@@ -78,8 +78,8 @@ def test_jobs_submit_list_show_cancel_from_the_cli(allot, client, admin_headers)
     assert code == 0 and "pending: waiting for the scheduler" in out
     code, out = allot("jobs", "cancel", str(job["id"]))
     assert code == 0 and f"job {job['id']} cancelled" in out
-    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "0.25", "--", "x")
-    assert code == 1 and "fractional GPUs go in steps of 0.1" in out
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "0.255", "--", "x")
+    assert code == 1 and "fractional GPUs go in steps of 0.01" in out
     code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "1", "--profile", "p", "--", "x")
     assert code != 0
 

@@ -45,8 +45,8 @@ def test_submission_errors_name_each_field(client, admin_headers, team):
     assert errors["gpu"].startswith("above one GPU ask for whole GPUs (got 1.5)")
     assert errors["priority_class"] == "quota research allows only interactive, training"
     assert errors["pool"] == "no pool 'a100' in the cluster of quota research"
-    r = client.post(f"{API}/jobs", headers=team, json={"quota": "research", "gpu": "0.25", "command": ["x"]})
-    assert r.json()["errors"] == [{"field": "gpu", "message": "fractional GPUs go in steps of 0.1 (got 0.25)"}]
+    r = client.post(f"{API}/jobs", headers=team, json={"quota": "research", "gpu": "0.255", "command": ["x"]})
+    assert r.json()["errors"] == [{"field": "gpu", "message": "fractional GPUs go in steps of 0.01 (got 0.255)"}]
     r = client.post(f"{API}/jobs", headers=team, json={"quota": "research", "gpu": "unlimited", "command": ["x"]})
     assert r.json()["errors"][0]["message"] == "a job cannot request unlimited gpu"
     r = client.post(f"{API}/jobs", headers=team, json={"quota": "research", "command": ["x"]})

@@ -66,7 +66,7 @@ def test_profile_policy_order_and_validation(client, admin_headers, pools):
                    json={"names": ["Dev", "Ops"]})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "policies.1"
     r = client.post(f"{API}/clusters/local/profiles", headers=admin_headers,
-                    json={"name": "odd", "gpu": "0.33", "pools": [{"pool": "Nowhere"}]})
+                    json={"name": "odd", "gpu": "0.335", "pools": [{"pool": "Nowhere"}]})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "gpu"
     r = client.post(f"{API}/clusters/local/profiles", headers=admin_headers,
                     json={"name": "lost", "gpu": 1, "pools": [{"pool": "Nowhere"}]})

@@ -8,8 +8,10 @@ from allotment.workloads.requests import gpu_problem, parse_duration, parse_requ
 
 
 @pytest.mark.parametrize("raw, problem", [
-    (100, None), (500, None), (900, None), (1000, None), (4000, None), (64000, None),
-    (250, "fractional GPUs go in steps of 0.1 (got 0.25)"),
+    (10, None), (100, None), (250, None), (470, None), (500, None), (810, None), (900, None), (1000, None),
+    (4000, None), (64000, None),
+    (5, "fractional GPUs go in steps of 0.01 (got 0.005)"),
+    (255, "fractional GPUs go in steps of 0.01 (got 0.255)"),
     (1500, "above one GPU ask for whole GPUs (got 1.5)"),
     (2100, "above one GPU ask for whole GPUs (got 2.1)"),
 ])
@@ -21,7 +23,7 @@ def test_gpu_shape(raw, problem):
 @pytest.mark.parametrize("value, resource, raw, ok", [
     ("4", "gpu", 4000, True), (0.5, "gpu", 500, True), ("16Gi", "memory", 16 * 2**30, True),
     ("500m", "cpu", 500, True), (None, "cpu", 0, True), ("", "memory", 0, True),
-    ("unlimited", "gpu", 0, False), ("-1", "cpu", 0, False), ("0.05", "gpu", 0, False), ("12XB", "memory", 0, False),
+    ("unlimited", "gpu", 0, False), ("-1", "cpu", 0, False), ("0.05", "gpu", 50, True), ("0.47", "gpu", 470, True), ("0.005", "gpu", 0, False), ("12XB", "memory", 0, False),
 ])
 def test_parse_request(value, resource, raw, ok):
     amount, problem = parse_request(resource, value, resource)

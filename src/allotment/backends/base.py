@@ -46,6 +46,10 @@ class Launch:
     owner: str | None = None
     # The pool it was admitted to: engines map pools to their own names (Slurm partitions, Ray custom resources).
     pool: str | None = None
+    # Every node it was placed on, `node` first. One for a one-node job; N for a gang job (nodes > 1), which gets
+    # `devices`' shape, `cpu` and `memory_mib` on EACH node (`devices` are those of `node`; Slurm and Ray choose
+    # the GPUs on the others).
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

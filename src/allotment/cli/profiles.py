@@ -12,9 +12,14 @@ from allotment.cli.output import console, show
 
 def _flat(p: dict) -> dict:
     return {"name": p["name"], "gpu": p["gpu"], "cpu": p["cpu"], "memory": p["memory"],
-            "pools": " > ".join(f"{link['pool']} ({link['name']})" if link.get("name") else link["pool"]
-                                for link in p["pools"]),
+            "pools": (" | " if p.get("unordered") else " > ").join(
+                f"{link['pool']} ({link['name']})" if link.get("name") else link["pool"] for link in p["pools"]),
+            "order": "unordered (best fit)" if p.get("unordered") else "ordered",
             "policies": " > ".join(p["policies"]), "queued": p["queued_jobs"], "running": p["running_jobs"]}
+
+
+UNORDERED_HELP = ("its pools are an unordered set (several GPU models): a job takes the best fit across them "
+                  "(--ordered: tried in order)")
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +31,7 @@ def register(app: typer.Typer) -> None:
     def list_profiles(cluster: str = cluster_opt, json_: bool = typer.Option(False, "--json")) -> None:
         body = Client().get(f"clusters/{cluster}/profiles")
         show(body if json_ else [_flat(p) for p in body["items"]], json_,
-             ["name", "gpu", "cpu", "memory", "pools", "policies", "queued", "running"], title="profiles")
+             ["name", "gpu", "cpu", "memory", "pools", "order", "policies", "queued", "running"], title="profiles")
 
     @profiles.command("show")
     def show_profile(name: str, cluster: str = cluster_opt, json_: bool = typer.Option(False, "--json")) -> None:
@@ -36,18 +41,23 @@ def register(app: typer.Typer) -> None:
     @profiles.command("create")
     def create(name: str, cluster: str = cluster_opt, gpu: str = typer.Option(None, "--gpu"),
                cpu: str = typer.Option(None, "--cpu"), memory: str = typer.Option(None, "--memory"),
-               pool: Annotated[list[str] | None, typer.Option("--pool", help="pool to try, in order (repeat); POOL=LINK names the connection")] = None) -> None:
+               pool: Annotated[list[str] | None, typer.Option("--pool", help="pool to try, in order (repeat); POOL=LINK names the connection")] = None,
+               unordered: bool = typer.Option(False, "--unordered", help=UNORDERED_HELP)) -> None:
         """Create a profile, e.g. allot profiles create 4xGPU --gpu 4 --pool "Bare Metal" --pool H100."""
         links = [{"pool": p.partition("=")[0], "name": p.partition("=")[2] or None} for p in pool or []]
         p = Client().post(f"clusters/{cluster}/profiles",
-                          json={"name": name, "gpu": gpu, "cpu": cpu, "memory": memory, "pools": links})
+                          json={"name": name, "gpu": gpu, "cpu": cpu, "memory": memory, "pools": links,
+                                "unordered": unordered})
         console.print(f"profile {p['name']} created: gpu {p['gpu']}, pools {', '.join(x['pool'] for x in p['pools'])}")
 
     @profiles.command("set")
     def set_profile(name: str, cluster: str = cluster_opt, gpu: str = typer.Option(None, "--gpu"),
                     cpu: str = typer.Option(None, "--cpu"), memory: str = typer.Option(None, "--memory"),
-                    new_name: str = typer.Option(None, "--rename")) -> None:
+                    new_name: str = typer.Option(None, "--rename"),
+                    unordered: bool = typer.Option(None, "--unordered/--ordered", help=UNORDERED_HELP)) -> None:
         body = {k: v for k, v in {"gpu": gpu, "cpu": cpu, "memory": memory, "name": new_name}.items() if v}
+        if unordered is not None:
+            body["unordered"] = unordered
         p = Client().patch(f"clusters/{cluster}/profiles/{name}", json=body)
         show(_flat(p), False)
 

@@ -2,11 +2,12 @@
 client sees which settings go with which backend, which are required and which exclude each other.
 
 - local: no settings (`engine` empty or null); `backend` may be left out.
-- simulated: `nodes_file` only.
+- simulated: `nodes_file` and `min_gpu_share`.
 - slurm: `log_dir` always, and either slurmrestd (`rest_url` with `rest_user` and `token`; not `slurm_conf` and
   `bin_dir`, which only the commands read) or Slurm's commands (no `rest_url`, `rest_user` or `token`). With
   `rest_user` root and an `accounts` map, the map must name '*' (else unmapped users' jobs would run as root).
 - ray: `address` always.
+- simulated, slurm and ray: `min_gpu_share` (the smallest share of a GPU a job may ask for) optionally.
 
 These models only describe: requests are read by schemas.ClusterCreate and checked by engine_settings.merge, which
 reports every problem of a request at once with messages of its own. They are built from engine_settings.EngineIn's
@@ -23,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from allotment.api.fields import Description, Name
 from allotment.inventory.engine_settings import COMMANDS_ONLY, REST_ONLY, STRIPPED_SPACE, EngineIn
 
-SLURM_SHARED = ("state_dir", "work_dir", "partitions", "default_partition", "name_prefix", "accounts")
+SLURM_SHARED = ("state_dir", "work_dir", "partitions", "default_partition", "name_prefix", "accounts",
+                "min_gpu_share")
 # With rest_user root, an accounts map that does not name '*' is refused (engine_settings._check_slurm).
 ROOT_NEEDS_A_DEFAULT_ACCOUNT = {"not": {
     "required": ["rest_user", "accounts"],
@@ -49,7 +51,7 @@ def _engine(model: str, doc: str, required: tuple[str, ...] = (), optional: tupl
 
 
 LocalEngine = _engine("LocalEngine", "The local engine takes no settings: it runs under the server's own.")
-SimulatedEngine = _engine("SimulatedEngine", "Virtual nodes for trying allotment out.", optional=("nodes_file",))
+SimulatedEngine = _engine("SimulatedEngine", "Virtual nodes for trying allotment out.", optional=("nodes_file", "min_gpu_share"))
 SlurmRestEngine = _engine("SlurmRestEngine", "Slurm through slurmrestd.",
                           required=("rest_url", *REST_ONLY, "log_dir"), optional=SLURM_SHARED, left_out=COMMANDS_ONLY,
                           extra=ROOT_NEEDS_A_DEFAULT_ACCOUNT)
@@ -57,7 +59,7 @@ SlurmCommandsEngine = _engine("SlurmCommandsEngine", "Slurm through its commands
                               required=("log_dir",), optional=(*COMMANDS_ONLY, *SLURM_SHARED),
                               left_out=("rest_url", *REST_ONLY))
 RayEngine = _engine("RayEngine", "A Ray cluster through its Jobs API.", required=("address",),
-                    optional=("resources", "name_prefix"))
+                    optional=("resources", "name_prefix", "min_gpu_share"))
 
 
 class _NewCluster(BaseModel):

@@ -12,7 +12,11 @@
   naming it on Ray's nodes) and `name_prefix` (of submission ids and the jobs' metadata: each allotment sharing a
   Ray head needs its own, or their orphan sweeps would stop each other's jobs).
 - simulated: `nodes_file`, the virtual nodes (else the server's ALLOT_SIMULATED_NODES).
-- local: nothing; the local engine runs on this host under the server's own settings.
+- simulated, slurm, ray: `min_gpu_share`, the smallest share of one GPU a job may ask for (0.01 .. 1, a divisor of
+  one GPU in milli-GPU: 0.01, 0.05, 0.125, 0.25, 0.5, 1; default 0.01). An engine that shares GPUs coarsely (MIG
+  slices, MPS) sets it, and a Slurm cluster, whose GRES cannot express a fraction of a GPU, sets 1. Submission refuses
+  finer shares naming it, and the scheduler core is given it (SchedulerConfig.gpu_share_step).
+- local: nothing; the local engine runs on this host under the server's own settings (shares of 0.01 GPU).
 
 Plain values are stored as JSON on the cluster; secrets only sealed (sealing.py) and never shown back: the API
 shows `{"set": true}` in their place. An update names only what changes: a setting left out is kept, `null` resets
@@ -27,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, ValidationError, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allotment.api.fields import KeyRules, SchemaRules, Text
+from allotment.api.fields import KeyRules, SchemaRules, Text, _amount
 from allotment.core import limits, names
+from allotment.core.quantity import format_raw, parse_quantity
 from allotment.errors import FieldError, ValidationFailed
 from allotment.inventory.models import Cluster
 from allotment.inventory.sealing import SecretsUnreadable, seal, unseal
@@ -47,11 +52,14 @@ MAX_ENGINE_NAME = 64  # partition, resource, user names and the job name prefix
 
 SETTINGS: dict[str, tuple[str, ...]] = {
     "local": (),
-    "simulated": ("nodes_file",),
+    "simulated": ("nodes_file", "min_gpu_share"),
     "slurm": ("rest_url", "rest_user", "token", "log_dir", "slurm_conf", "bin_dir", "state_dir", "work_dir",
-              "partitions", "default_partition", "name_prefix", "accounts"),
-    "ray": ("address", "resources", "name_prefix"),
+              "partitions", "default_partition", "name_prefix", "accounts", "min_gpu_share"),
+    "ray": ("address", "resources", "name_prefix", "min_gpu_share"),
 }
+# The finest GPU share (milli-GPU) and the default of min_gpu_share.
+FINEST_GPU_SHARE = 10
+WHOLE_GPU = 1000
 SECRETS = frozenset({"token", "address"})
 MAPS = frozenset({"partitions", "resources", "accounts"})
 PATHS = frozenset({"log_dir", "slurm_conf", "bin_dir", "state_dir", "work_dir", "nodes_file"})
@@ -123,6 +131,10 @@ MappedResource = Annotated[Text(MAX_ENGINE_NAME), WithJsonSchema({
 PartitionMap = Annotated[dict[PoolKey, MappedPartition], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
 ResourceMap = Annotated[dict[PoolKey, MappedResource], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
 AccountMap = Annotated[dict[UserKey, MappedAccount], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
+GpuShare = Annotated[str | int | float, PlainValidator(_amount), WithJsonSchema({"anyOf": [
+    {"type": "number", "minimum": 0.01, "maximum": 1},
+    {"type": "string", "minLength": 1, "maxLength": 16, "pattern": _stripped(r"(?:0?\.[0-9]{1,3}|1(?:\.0{0,3})?)")}],
+    "description": "0.01 .. 1, a divisor of one GPU in milli-GPU (0.01, 0.05, 0.125, 0.25, 0.5, 1)"})]
 
 
 class EngineIn(BaseModel):
@@ -151,6 +163,9 @@ class EngineIn(BaseModel):
                                                   "credentials)")
     resources: ResourceMap | None = Field(None, description="ray: pool -> custom resource")
     nodes_file: PathText | None = Field(None, description="simulated: a YAML or JSON file of virtual nodes")
+    min_gpu_share: GpuShare | None = Field(None, description="simulated, slurm, ray: the smallest share of one GPU "
+                                                             "a job may ask for (default 0.01; a Slurm cluster "
+                                                             "whose GPUs are not shared: 1)")
 
 
 @dataclass(frozen=True)
@@ -238,6 +253,10 @@ def check(backend: str, plain: dict[str, Any], secrets: dict[str, str]) -> None:
     for name, value in values.items():
         if name in PATHS:
             _check_path(name, value, problem)
+    if values.get("min_gpu_share") is not None:
+        _, why = gpu_share_of(values["min_gpu_share"])
+        if why:
+            problem("min_gpu_share", why)
     if backend == "slurm":
         _check_slurm(values, problem)
     elif backend == "ray":
@@ -336,6 +355,30 @@ def _check_ray(values: dict[str, Any], problem) -> None:
     _check_names("resources", values.get("resources") or {}, "custom resource name", _RAY_RESOURCE, problem,
                  RAY_RESERVED)
     _check_prefix(values, problem)
+
+
+def gpu_share_of(value: Any) -> tuple[int, str | None]:
+    """(the minimum GPU share in milli-GPU, why the value cannot be one); the default for None."""
+    if value is None:
+        return FINEST_GPU_SHARE, None
+    if isinstance(value, bool):
+        return FINEST_GPU_SHARE, "must be a number from 0.01 to 1, such as 0.25"
+    try:
+        raw = parse_quantity(value, "gpu")
+    except ValueError:
+        return FINEST_GPU_SHARE, f"must be a number from 0.01 to 1, such as 0.25 (got {str(value)[:20]!r})"
+    if raw.is_unlimited or not FINEST_GPU_SHARE <= raw.raw <= WHOLE_GPU:
+        return FINEST_GPU_SHARE, f"must be from 0.01 to 1 GPU (got {format_raw(raw.raw, 'gpu')})"
+    if WHOLE_GPU % raw.raw:
+        return FINEST_GPU_SHARE, (f"must divide one GPU into equal shares of whole milli-GPUs, such as 0.01, 0.05, "
+                                  f"0.125, 0.25 or 0.5 (got {format_raw(raw.raw, 'gpu')})")
+    return raw.raw, None
+
+
+def gpu_share_step(settings: dict[str, Any] | None) -> int:
+    """A cluster's minimum GPU share in milli-GPU, from its stored plain settings (default 0.01 GPU)."""
+    step, why = gpu_share_of((settings or {}).get("min_gpu_share"))
+    return FINEST_GPU_SHARE if why else step
 
 
 # -- storing and showing ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -152,6 +153,9 @@ class Profile(Base):
     gpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     cpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Marked unordered: its pools are a set of acceptable ones (several GPU models) and a job takes the best fit
+    # across them; ordered (the default) keeps ClearML's precedence, a later pool only when earlier ones cannot.
+    unordered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -1,6 +1,6 @@
-"""ClearML resource profiles: a per-job allotment, ordered named links to pools (the profile's pool precedence),
-the pool's execution order of the profiles linked to it, and the profile's queuing order of the policies (quotas)
-that use it."""
+"""ClearML resource profiles: a per-job allotment, ordered named links to pools (the profile's pool precedence, or an
+unordered set of acceptable pools when the profile is marked unordered: best fit across them), the pool's execution
+order of the profiles linked to it, and the profile's queuing order of the policies (quotas) that use it."""
 
 from __future__ import annotations
 
@@ -88,13 +88,13 @@ def parse_allotment(gpu, cpu, memory) -> tuple[int, int, int]:
 
 
 def create_profile(session: Session, cluster_id: int, name: str, gpu, cpu=None, memory=None,
-                   description: str | None = None, pools: Sequence[PoolLink] = ()) -> Profile:
+                   description: str | None = None, pools: Sequence[PoolLink] = (), unordered: bool = False) -> Profile:
     name = check_name("name", name)
     if session.scalar(select(Profile.id).where(Profile.cluster_id == cluster_id, Profile.name == name)):
         raise Conflict(f"a profile named {name} already exists in this cluster")
     gpu_raw, cpu_raw, memory_raw = parse_allotment(gpu, cpu, memory)
     profile = Profile(cluster_id=cluster_id, name=name, description=description, gpu_milli=gpu_raw,
-                      cpu_milli=cpu_raw, memory_bytes=memory_raw)
+                      cpu_milli=cpu_raw, memory_bytes=memory_raw, unordered=bool(unordered))
     session.add(profile)
     session.flush()
     if pools:
@@ -104,8 +104,9 @@ def create_profile(session: Session, cluster_id: int, name: str, gpu, cpu=None, 
 
 
 def update_profile(session: Session, profile: Profile, name: str | None = None, gpu=None, cpu=None, memory=None,
-                   description: str | None = None) -> Profile:
-    """A new allotment applies to jobs submitted afterwards (queued jobs keep the amounts they were given)."""
+                   description: str | None = None, unordered: bool | None = None) -> Profile:
+    """A new allotment applies to jobs submitted afterwards (queued jobs keep the amounts they were given); marking
+    it unordered or ordered applies to its queued jobs too."""
     if name is not None:
         name = check_name("name", name)
         other = session.scalar(select(Profile.id).where(Profile.cluster_id == profile.cluster_id,
@@ -120,6 +121,8 @@ def update_profile(session: Session, profile: Profile, name: str | None = None, 
             memory if memory is not None else format_raw(profile.memory_bytes, "memory"))
     if description is not None:
         profile.description = description
+    if unordered is not None:
+        profile.unordered = bool(unordered)
     session.flush()
     bump_config_version(session, profile.cluster_id)
     return profile

@@ -40,7 +40,7 @@ def profile_out(db: Session, profile: Profile, cluster_name: str) -> ProfileOut:
     return ProfileOut(
         id=profile.id, name=profile.name, cluster=cluster_name, description=profile.description,
         gpu=format_raw(profile.gpu_milli, "gpu"), cpu=format_raw(profile.cpu_milli, "cpu"),
-        memory=format_raw(profile.memory_bytes, "memory"),
+        memory=format_raw(profile.memory_bytes, "memory"), unordered=bool(profile.unordered),
         pools=[PoolLinkOut(pool=name, name=link.name, position=link.position)
                for link, name in service.profile_links(db, profile.id)],
         policies=service.profile_policies(db, profile.id),
@@ -65,10 +65,10 @@ def create_profile(cluster: str, body: ProfileCreate, principal: Admin, db: DB, 
                    request: Request) -> ProfileOut:
     found = find_cluster(db, cluster)
     profile = service.create_profile(db, found.id, body.name, body.gpu, body.cpu, body.memory, body.description,
-                                     _links(body.pools))
+                                     _links(body.pools), body.unordered)
     out = profile_out(db, profile, found.name)
     audit.record(db, principal, "profile.create", "profile", f"{found.name}/{profile.name}", profile.id,
-                 changes={"after": out.model_dump(include={"gpu", "cpu", "memory", "pools"})},
+                 changes={"after": out.model_dump(include={"gpu", "cpu", "memory", "pools", "unordered"})},
                  source=client_address(request))
     state.scheduler_wakeup.set()
     return out
@@ -86,9 +86,9 @@ def update_profile(cluster: str, profile: str, body: ProfileUpdate, principal: A
                    request: Request) -> ProfileOut:
     found = find_cluster(db, cluster)
     target = service.find_profile(db, found.id, profile)
-    fields = {"name", "description", "gpu", "cpu", "memory"}
+    fields = {"name", "description", "gpu", "cpu", "memory", "unordered"}
     before = profile_out(db, target, found.name).model_dump(include=fields)
-    service.update_profile(db, target, body.name, body.gpu, body.cpu, body.memory, body.description)
+    service.update_profile(db, target, body.name, body.gpu, body.cpu, body.memory, body.description, body.unordered)
     out = profile_out(db, target, found.name)
     audit.record(db, principal, "profile.update", "profile", f"{found.name}/{target.name}", target.id,
                  changes=audit.diff(before, out.model_dump(include=fields)), source=client_address(request))

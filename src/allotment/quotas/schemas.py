@@ -156,6 +156,10 @@ class ProfileUpdate(BaseModel):
 class ProfileOut(BaseModel):
     id: int
     name: str
+UNORDERED_HELP = ("true: the pools are an unordered set (several GPU models) and a job takes the best fit across "
+                  "them; false: they are tried in order, a later pool only when the earlier ones cannot take the job")
+
+
     cluster: str
     description: str | None
     gpu: str
@@ -163,6 +167,7 @@ class ProfileOut(BaseModel):
     memory: str
     pools: list[PoolLinkOut]
     policies: list[str] = Field(description="quotas using the profile, in queuing priority order")
+    unordered: StrictBool = Field(False, description=UNORDERED_HELP)
     queued_jobs: int
     running_jobs: int
 
@@ -171,6 +176,7 @@ class ProfileList(BaseModel):
     items: list[ProfileOut]
     total: int
 
+    unordered: StrictBool | None = Field(None, description=UNORDERED_HELP)
 
 class NameOrder(BaseModel):
     names: Refs
@@ -182,6 +188,7 @@ class PriorityClassIn(BaseModel):
     description: Description | None = None
     is_default: StrictBool = False
 
+    unordered: bool = Field(False, description=UNORDERED_HELP)
 
 class PriorityClassUpdate(BaseModel):
     value: Priority | None = None

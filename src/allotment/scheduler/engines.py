@@ -166,11 +166,14 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         duration = max(min(duration, remaining_s), 0.0)
     return Launch(
         job_id=info.id,
+    nodes = tuple(info.placed_nodes) or tuple(dict.fromkeys(d["node"] for d in devices if d.get("node")))
+    node = nodes[0] if nodes else None
+    count = max(info.nodes, 1)  # a gang's amounts are its totals: each node gets its share
         command=shlex.join(info.command),
-        node=devices[0]["node"] if devices else None,
-        devices=tuple((int(d["index"]), int(d["milli"])) for d in devices),
-        cpu=info.cpu / 1000.0,
-        memory_mib=info.memory // (1024 * 1024),
+        node=node,
+        devices=tuple((int(d["index"]), int(d["milli"])) for d in devices if count == 1 or d.get("node") == node),
+        cpu=info.cpu / count / 1000.0,
+        memory_mib=info.memory // count // (1024 * 1024),
         time_limit_s=float(info.time_limit_s) if info.time_limit_s else None,
         duration_s=duration,
         admission=info.admission or "",
@@ -178,3 +181,4 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         owner=info.owner,
         pool=pool,
     )
+        nodes=nodes,

@@ -11,6 +11,15 @@ are partly allowed is given to core as a derived profile with just those pools (
 real profile can have since names cannot hold '/'), ranked in each pool right after the profile it derives from.
 A job with no allowed pool at all (its pin or profile disallowed after submission) gets a pool that cannot exist
 (`POOL/not-allowed`), so core never places it; the loop words its reason (`refusals`).
+
+Nodes: every pool lists its nodes (core.model.Node) with each one's allocatable CPU and memory, so that core places
+a job's GPUs, CPU and memory on one node (or, for a gang, on `nodes` distinct nodes) without overloading any. A
+node's CPU and memory count in its own pool (Node.pool_id); a node that only lends devices to another pool appears
+there without them (not tracked, as a pool without nodes always was). A node that is not ready offers nothing new:
+its devices are left out and its CPU and memory are 0, while the jobs it still runs keep what they hold.
+A gang job's stored amounts are its totals; core takes them per node (total / nodes). A job that names GPU models
+tries the pools of those models as an unordered set (best fit across them), as does a profile marked unordered.
+The cluster's minimum GPU share (engine setting min_gpu_share) becomes SchedulerConfig.gpu_share_step.
 """
 
 from __future__ import annotations
@@ -23,9 +32,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.core.model import FULL_DEVICE, Device, Pool, Profile, QueuedJob, RunningJob
+from allotment.core.model import Node as CoreNode
 from allotment.core.quantity import UNLIMITED, Quantity
 from allotment.core.quota_tree import QuotaSpec
 from allotment.identity.models import User
+from allotment.inventory.engine_settings import FINEST_GPU_SHARE, gpu_share_step
 from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Node
 from allotment.inventory.models import Device as DeviceRow
 from allotment.inventory.models import Pool as PoolRow
@@ -36,6 +47,7 @@ from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota
 from allotment.quotas.quota_pools import usable_pools
 from allotment.quotas.tree import quota_specs
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
+from allotment.workloads.shape import model_pool_names
 
 # The job columns the loop needs: what core decides on, what a backend launch needs, and the persisted reason.
 JOB_COLUMNS = (
@@ -44,6 +56,7 @@ JOB_COLUMNS = (
     Job.time_limit_s, Job.labels, Job.reason_code, Job.reason, Job.admitted_at, Job.started_at,
     Job.placed_pool_id, Job.devices, Job.backend_handle, Job.cancel_requested_at, Job.finished_at, Job.env,
     Job.owner_id,  # admission gates (scheduler/gates.py) count a user's jobs
+    Job.nodes, Job.gpu_models, Job.placed_nodes,
     # The owner's username: the local engine may run the job as the OS account mapped to it (settings).
     select(User.username).where(User.id == Job.owner_id).scalar_subquery().label("owner"),
 )
@@ -70,8 +83,9 @@ def admission_key(admitted_at: datetime | None) -> str | None:
 class JobInfo:
     """What the loop remembers about one active job between cycles (queued, admitted, running)."""
 
-    __slots__ = ("admission", "command", "cpu", "devices", "env", "gpu", "handle", "id", "labels", "memory", "owner",
-                 "placed_pool", "pool_id", "quota_id", "reason", "reason_code", "started_at", "state", "time_limit_s")
+    __slots__ = ("admission", "command", "cpu", "devices", "env", "gpu", "handle", "id", "labels", "memory", "nodes",
+                 "owner", "placed_nodes", "placed_pool", "pool_id", "quota_id", "reason", "reason_code", "started_at",
+                 "state", "time_limit_s")
 
     def __init__(self, row: Any) -> None:
         self.id: int = row.id
@@ -93,6 +107,8 @@ class JobInfo:
         self.devices: list[dict] = list(row.devices or [])
         self.handle: str | None = row.backend_handle
         self.admission: str | None = admission_key(row.admitted_at)
+        self.nodes: int = getattr(row, "nodes", None) or 1  # gang size; gpu, cpu and memory are the totals
+        self.placed_nodes: list[str] = list(getattr(row, "placed_nodes", None) or [])
 
     def requests(self) -> dict[str, Quantity]:
         out = {}
@@ -123,6 +139,9 @@ class Inventory:
     derived: dict[tuple[str, frozenset[str]], str] = field(default_factory=dict)
     # Pool name that cannot exist -> the reason of a job that has no allowed pool.
     refusals: dict[str, str] = field(default_factory=dict)
+    # (pool name, the GPU model its devices share or None), in pool order: a job's GPU models -> its pools.
+    pool_models: list[tuple[str, str | None]] = field(default_factory=list)
+    gpu_share_step: int = FINEST_GPU_SHARE  # the cluster's minimum GPU share, milli-GPU
 
     def eligible_pools(self, gpu: int, allowed: frozenset[str] | None = None) -> tuple[str, ...]:
         """The pools a job without a pinned pool or profile may try, in pool order: an empty pool, or one without
@@ -156,17 +175,21 @@ def clusters(session: Session) -> list[Any]:
 
 
 def inventory(session: Session, cluster_id: int) -> Inventory:
-    pool_rows = session.execute(select(PoolRow.id, PoolRow.name).where(PoolRow.cluster_id == cluster_id)
-                                .order_by(PoolRow.id)).all()
+    pool_rows = session.execute(select(PoolRow.id, PoolRow.name, PoolRow.device_model)
+                                .where(PoolRow.cluster_id == cluster_id).order_by(PoolRow.id)).all()
     pool_names = {r.id: r.name for r in pool_rows}
+    settings = session.scalar(select(Cluster.engine_settings).where(Cluster.id == cluster_id))
     nodes = session.execute(select(Node.id, Node.name, Node.pool_id, Node.status, Node.cpu_milli,
-                                   Node.memory_bytes).where(Node.cluster_id == cluster_id)).all()
+                                   Node.memory_bytes).where(Node.cluster_id == cluster_id).order_by(Node.id)).all()
     cpu: dict[int, int] = {}
     memory: dict[int, int] = {}
+    own_nodes: dict[int, list[CoreNode]] = {}  # pool -> its nodes, with their cpu and memory
     for n in nodes:  # a pool with nodes offers their cpu and memory; a pool without nodes does not track them
         ready = n.status == NODE_READY
         cpu[n.pool_id] = cpu.get(n.pool_id, 0) + ((n.cpu_milli or 0) if ready else 0)
         memory[n.pool_id] = memory.get(n.pool_id, 0) + ((n.memory_bytes or 0) if ready else 0)
+        own_nodes.setdefault(n.pool_id, []).append(CoreNode(n.name, Quantity((n.cpu_milli or 0) if ready else 0),
+                                                            Quantity((n.memory_bytes or 0) if ready else 0)))
     # Each statement below reads what is committed when it runs (SQLite without an explicit transaction, PostgreSQL
     # in read committed), and nodes, devices, pools and profiles are added through the API at any time. So every row
     # brings the names it needs in the same statement (a join), never through a lookup in an earlier result: a node
@@ -179,8 +202,10 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
         .order_by(DeviceRow.node_id, DeviceRow.index)).all()
     devices: dict[str, tuple[str, int]] = {}
     usable: dict[int, list[tuple[str, str]]] = {}
+    device_nodes: dict[int, set[str]] = {}  # pool -> the nodes of its devices (held ones too)
     for d in device_rows:
         devices[str(d.id)] = (d.node_name, d.index)
+        device_nodes.setdefault(d.pool_id, set()).add(d.node_name)
         # Unhealthy devices and devices of draining or down nodes take no new work (their running jobs keep them).
         if d.health == HEALTHY and d.node_status == NODE_READY:
             usable.setdefault(d.pool_id, []).append((str(d.id), d.node_name))
@@ -192,7 +217,8 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
                             .join(PoolRow, PoolRow.id == ProfilePool.pool_id)
                             .where(ProfileRow.cluster_id == cluster_id)).all()
     profile_rows = session.execute(select(ProfileRow.id, ProfileRow.name, ProfileRow.gpu_milli, ProfileRow.cpu_milli,
-                                          ProfileRow.memory_bytes).where(ProfileRow.cluster_id == cluster_id)).all()
+                                          ProfileRow.memory_bytes, ProfileRow.unordered)
+                                   .where(ProfileRow.cluster_id == cluster_id)).all()
     profile_names = {p.id: p.name for p in profile_rows}
     policy_rows = session.execute(select(ProfilePolicy.profile_id, Quota.name, ProfilePolicy.position, ProfilePolicy.id)
                                   .join(Quota, Quota.id == ProfilePolicy.quota_id)
@@ -213,7 +239,7 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
         requests = {r: Quantity(v) for r, v in (("gpu", p.gpu_milli), ("cpu", p.cpu_milli),
                                                  ("memory", p.memory_bytes)) if v}
         profiles.append(Profile(p.name, requests, tuple(n for _, _, n in sorted(pools_of_profile.get(p.id, []))),
-                                tuple(n for _, _, n in sorted(policies.get(p.id, [])))))
+                                tuple(n for _, _, n in sorted(policies.get(p.id, []))), bool(p.unordered)))
     allowed = usable_pools(session, [cluster_id])
     derived = _derived_profiles(profiles, {a for a in allowed.values() if a is not None})
     after: dict[str, list[str]] = {}  # profile -> its derived profiles, ranked right after it in each pool
@@ -223,19 +249,31 @@ def inventory(session: Session, cluster_id: int) -> Inventory:
     for (name, kept), derived_name in derived.items():
         base = by_name[name]
         profiles.append(Profile(derived_name, base.requests, tuple(x for x in base.pools if x in kept),
-                                base.policy_order))
+                                base.policy_order, base.best_fit))
     pools = []
     for pid, name in pool_names.items():
         devs = tuple(Device(dev_id, FULL_DEVICE, FULL_DEVICE, node) for dev_id, node in usable.get(pid, []))
         order = tuple(x for _, _, n in sorted(order_in_pool.get(pid, [])) for x in (n, *after.get(n, ())))
         pools.append(Pool(name, devs, Quantity(cpu[pid]) if pid in cpu else UNLIMITED,
-                          Quantity(memory[pid]) if pid in memory else UNLIMITED, order))
+                          Quantity(memory[pid]) if pid in memory else UNLIMITED, order, _pool_nodes(pid, own_nodes,
+                                                                                                   device_nodes)))
     quota_names = dict(session.execute(select(Quota.id, Quota.name).where(Quota.cluster_id == cluster_id)).all())
     return Inventory(quota_specs(session, cluster_id), pools, profiles, quota_names, pool_names, profile_names,
                      {p.id: (p.gpu_milli, p.cpu_milli, p.memory_bytes) for p in profile_rows}, devices,
                      frozenset(pool_names[d.pool_id] for d in device_rows if d.pool_id in pool_names),
                      frozenset(pool_names[n.pool_id] for n in nodes if n.pool_id in pool_names),
-                     allowed, derived)
+                     allowed, derived, pool_models=[(r.name, r.device_model) for r in pool_rows],
+                     gpu_share_step=gpu_share_step(settings))
+
+
+def _pool_nodes(pool_id: int, own: dict[int, list[CoreNode]], device_nodes: dict[int, set[str]]) -> tuple[CoreNode,
+                                                                                                         ...]:
+    """The pool's nodes: its own (with their cpu and memory), then the nodes that lend it devices from another pool
+    (their cpu and memory count there: not tracked here)."""
+    mine = own.get(pool_id, [])
+    names = {n.name for n in mine}
+    lent = sorted(device_nodes.get(pool_id, set()) - names)
+    return (*mine, *(CoreNode(name) for name in lent))
 
 
 def _derived_profiles(profiles: list[Profile], allowed_sets: set[frozenset[str]]) -> dict[tuple[str, frozenset[str]],
@@ -258,14 +296,30 @@ def active_jobs(session: Session, cluster_id: int) -> list[Any]:
         .order_by(Job.seq, Job.id)).all())
 
 
+def per_node(row: Any) -> dict[str, Quantity]:
+    """What the job asks of each of its nodes (its totals / nodes; all of it for a one-node job)."""
+    count = getattr(row, "nodes", None) or 1
+    return {r: Quantity(v // count) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
+                                                 ("memory", row.memory_bytes)) if v}
+
+
 def queued_job(row: Any, inv: Inventory) -> QueuedJob:
-    """A queued job as core sees it: a profile job tries the profile's pools (unless pinned to one pool)."""
-    requests = {r: Quantity(v) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
-                                             ("memory", row.memory_bytes)) if v}
+    """A queued job as core sees it: a profile job tries the profile's pools (unless pinned to one pool); a job that
+    names GPU models, the pools of those models as an unordered set."""
+    requests = per_node(row)
     profile = inv.profile_names.get(row.profile_id) if row.profile_id is not None else None
     allowed = inv.allowed.get(row.quota_id)
     pools: tuple[str, ...] = ()
-    if row.pool_id is not None:
+    models = getattr(row, "gpu_models", None)
+    best_fit = False
+    if models and row.pool_id is None and profile is None:
+        named = model_pool_names(list(models), inv.pool_models)
+        pools = tuple(x for x in named if allowed is None or x in allowed)
+        best_fit = True
+        if not pools:
+            pools = inv.refused(row.quota_id, named, f"none of the pools of GPU models {', '.join(models)} "
+                                                     f"({', '.join(named) or 'there are none now'})")
+    elif row.pool_id is not None:
         pools = (inv.pool_names.get(row.pool_id, f"#{row.pool_id}"),)
         if allowed is not None and pools[0] not in allowed:
             pools = inv.refused(row.quota_id, pools, f"pool {pools[0]}, which the job is pinned to,")
@@ -291,16 +345,20 @@ def queued_job(row: Any, inv: Inventory) -> QueuedJob:
             profile = inv.derived[(profile, allowed)]
     return QueuedJob(str(row.id), inv.quota_names.get(row.quota_id, ""), row.priority or 0, row.seq or row.id,
                      ts(row.submitted_at) or 0.0, requests if profile is None else {}, pools, profile,
-                     row.priority_class)
+                     row.priority_class, getattr(row, "nodes", None) or 1, best_fit)
 
 
 def running_job(row: Any, inv: Inventory, started_at: float) -> RunningJob:
-    requests = {r: Quantity(v) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
-                                             ("memory", row.memory_bytes)) if v}
+    """A holding job as core sees it: its devices, and the node(s) holding its cpu and memory (those it was placed
+    on; for a job admitted before nodes were recorded, its devices' nodes)."""
     shares = tuple((str(d["device_id"]), Quantity(int(d.get("milli", 1000))))
                    for d in (row.devices or []) if d.get("device_id") is not None)
+    nodes = list(getattr(row, "placed_nodes", None) or [])
+    if not nodes:
+        nodes = list(dict.fromkeys(d["node"] for d in (row.devices or []) if d.get("node")))
     return RunningJob(str(row.id), inv.quota_names.get(row.quota_id, ""), row.priority or 0, started_at,
-                      inv.pool_names.get(row.placed_pool_id, ""), requests, shares)
+                      inv.pool_names.get(row.placed_pool_id, ""), per_node(row), shares, tuple(nodes),
+                      getattr(row, "nodes", None) or 1)
 
 
 def free_devices(pools: list[Pool], running: list[RunningJob]) -> list[Pool]:
@@ -313,7 +371,7 @@ def free_devices(pools: list[Pool], running: list[RunningJob]) -> list[Pool]:
     for pool in pools:
         devs = tuple(Device(d.id, Quantity(max(d.capacity.raw - held.get(d.id, 0), 0)), d.capacity, d.node)
                      for d in pool.devices)
-        out.append(Pool(pool.name, devs, pool.cpu, pool.memory, pool.profile_order))
+        out.append(Pool(pool.name, devs, pool.cpu, pool.memory, pool.profile_order, pool.nodes))
     return out
 
 

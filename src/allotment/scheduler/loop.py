@@ -48,7 +48,7 @@ from allotment.backends.base import Backend, JobEvent, recovers, reports_idlenes
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
 from allotment.inventory.models import Cluster
 from allotment.policies.gate import PolicyGate
-from allotment.scheduler import load
+from allotment.scheduler import load, metering
 from allotment.scheduler.engine_setup import EngineSetup
 from allotment.scheduler.gates import Gates
 from allotment.scheduler.metering import Meter, Usage
@@ -541,4 +541,5 @@ class Scheduler(EngineSetup):
 
 def start_scheduler(state: AppState) -> Scheduler:
     """Start the loop thread (services.py calls this when settings.scheduler_enabled)."""
+    metering.repair_at_start(state.sessions)
     return Scheduler(state).start()

@@ -1,17 +1,33 @@
-"""Metering hooks: what a job used, computed when it stops holding resources (finished, failed, cancelled or preempted).
+"""Metering: a usage record for every interval in which a job holds resources, and hooks on what a job used.
 
-Device-seconds are the GPU amount (a fraction counts as such) times the seconds between start and end; cpu likewise.
-The loop calls every hook with a `Usage`; the accounting domain can subscribe later (Scheduler.metering_hooks). A
-Prometheus counter keeps the running totals per cluster for /metrics.
+`write_intervals` runs inside the cycle's one transaction (persist.Writes.apply): each admission opens a record
+(accounting.models.UsageRecord, unique per job and admission time) and each end or preemption closes the job's open
+one. The record and the job's state therefore commit together or not at all: a crash or kill -9 never drops an
+interval nor counts one twice, and a retried cycle finds the record it already wrote. Intervals run from admission
+(resources are reserved from then on) to the end or preemption.
+
+Device-seconds are the GPU amount (a fraction counts as such) times the seconds held; cpu likewise. The loop calls
+every hook with a `Usage` after the commit; a Prometheus counter keeps the running totals per cluster for /metrics.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from allotment.scheduler.persist import Writes
 
 from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy.engine import Connection
+
+from allotment.accounting.models import UsageRecord
+from allotment.inventory.models import Device, Pool
+from allotment.workloads.models import Job
 
 log = logging.getLogger("allotment.scheduler")
 
@@ -63,3 +79,62 @@ class Meter:
                 hook(usage)
             except Exception:  # a metering consumer must never stop the scheduler
                 log.exception("metering hook %r failed for job %s", hook, usage.job_id)
+
+
+U = UsageRecord.__table__
+J = Job.__table__
+_JOB = bindparam("u_job")
+_START = bindparam("u_start")
+# Copies what the job holds from its row; the NOT EXISTS keeps a replayed admission from writing a second record.
+OPEN = insert(U).from_select(
+    ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
+     "memory_bytes", "start_s"],
+    select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, bindparam("u_pool"), bindparam("u_model"),
+           J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, _START)
+    .where(J.c.id == _JOB, ~exists().where(and_(U.c.job_id == _JOB, U.c.start_s == _START))))
+CLOSE = update(U).where(U.c.job_id == _JOB, U.c.end_s.is_(None)).values(
+    end_s=bindparam("u_end"), outcome=bindparam("u_outcome"))
+
+
+def _models(conn: Connection, admits: list[dict]) -> dict[int, str | None]:
+    """Job id -> the models of the GPUs placed for it (the pool's model when it holds none), comma-separated."""
+    device_ids = {d["device_id"] for a in admits for d in a["b_devices"] or () if "device_id" in d}
+    models: dict[int, str] = {}
+    if device_ids:
+        models = dict(conn.execute(select(Device.id, Device.model).where(Device.id.in_(device_ids))).all())
+    pools = {a["b_pool"] for a in admits if a["b_pool"] is not None}
+    pool_models = dict(conn.execute(select(Pool.id, Pool.device_model).where(Pool.id.in_(pools))).all()) \
+        if pools else {}
+    out: dict[int, str | None] = {}
+    for a in admits:
+        held = sorted({models[d["device_id"]] for d in a["b_devices"] or () if d.get("device_id") in models})
+        out[a["b_id"]] = ",".join(held)[:255] if held else pool_models.get(a["b_pool"])
+    return out
+
+
+def write_intervals(conn: Connection, writes: Writes) -> None:
+    """Close the intervals of the jobs that ended or were preempted, then open those of the admitted ones."""
+    closes = [{"u_job": f["b_id"], "u_end": f["b_at"].timestamp(), "u_outcome": f["b_state"]}
+              for f in writes.finishes]
+    closes += [{"u_job": p["b_id"], "u_end": p["b_at"].timestamp(), "u_outcome": "preempted"}
+               for p in writes.preempts]
+    if closes:
+        conn.execute(CLOSE, closes)
+    if writes.admits:
+        models = _models(conn, writes.admits)
+        conn.execute(OPEN, [{"u_job": a["b_id"], "u_start": a["b_at"].timestamp(), "u_pool": a["b_pool"],
+                             "u_model": models.get(a["b_id"])} for a in writes.admits])
+
+
+def repair_at_start(sessions) -> None:
+    """Before the loop's first cycle: bring usage records in line with the jobs (accounting/recalculate.py). Open
+    intervals of jobs still holding resources continue; those of jobs that ended are closed at the recorded end."""
+    from allotment.accounting.recalculate import recalculate
+    from allotment.db import transaction
+
+    try:
+        with transaction(sessions) as session:
+            for correction in recalculate(session, time.time()):
+                log.warning("metering at start-up: %s", correction)
+    except Exception:  # metering repairs must never keep the scheduler from starting
+        log.exception("metering: the start-up check of usage records failed")

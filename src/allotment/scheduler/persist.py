@@ -15,6 +15,7 @@ from sqlalchemy import JSON, Integer, String, Text, bindparam, func, or_, update
 from sqlalchemy.engine import Connection
 
 from allotment.db import UTCDateTime
+from allotment.scheduler import metering
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
 
 T = Job.__table__
@@ -114,3 +115,4 @@ class Writes:
             result = conn.execute(stmt, rows)
             if must_match and (exact or len(rows) == 1) and result.rowcount != len(rows):
                 raise Conflict(f"{result.rowcount} of {len(rows)} guarded updates applied")
+        metering.write_intervals(conn, self)  # usage records commit with the states they meter

@@ -13,7 +13,7 @@ a cycle after something was freed or a limit rose.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from allotment.backends.base import JobEvent, Launch
@@ -115,7 +115,8 @@ class ClusterRuntime:
                 queued.append(self.queued_of[r.id])
                 self.fresh.append(r.id)
         try:
-            self.core = SchedulerState(inv.quotas, free_devices(inv.pools, running), inv.profiles, config)
+            self.core = SchedulerState(inv.quotas, free_devices(inv.pools, running), inv.profiles,
+                                       replace(config, gpu_share_step=inv.gpu_share_step))
         except (InvalidQuotaTree, ValueError) as exc:
             self.blocked_reason = (INVALID_CONFIG, (f"cluster {self.name}: the quota configuration cannot be used "
                                                    f"({exc}); queued jobs wait until it is fixed"))
@@ -380,18 +381,22 @@ class ClusterRuntime:
             node, index = self.inv.devices.get(dev, ("", -1))
             devices.append({"device_id": int(dev), "node": node, "index": index, "milli": amount.raw})
         pool_id = self.pool_ids.get(d.pool)
+        nodes = list(d.nodes) or list(dict.fromkeys(x["node"] for x in devices if x["node"]))
         placed = f"admitted to pool {d.pool}"
         if devices:
             gpus = format_raw(sum(x["milli"] for x in devices), "gpu")
             placed += f" on {gpus} gpu of {len({x['node'] for x in devices})} node(s)"
+        if nodes:
+            placed += f" ({', '.join(nodes[:8])}{', ...' if len(nodes) > 8 else ''})"
         if d.preempted:
             placed += f" after preempting job(s) {', '.join(d.preempted)}"
-        writes.admit(job_id, now, pool_id, devices, placed)
+        writes.admit(job_id, now, pool_id, devices, placed, nodes)
         info.admission = admission_key(dt(now))  # names this run to its engine (the database keeps the same time)
         self.preempted_by.pop(job_id, None)
         info.state, info.reason_code, info.reason = ADMITTED, None, placed
         info.placed_pool, info.started_at = pool_id, now
         info.devices = devices
+        info.placed_nodes = nodes
         actions.launches.append((self.cluster_id, launch_of(info, devices, pool=d.pool)))
 
     def _set_reason(self, info: JobInfo | None, code: str, message: str, now: float, writes: Writes) -> None:

@@ -58,9 +58,16 @@ class Job(Base):
     quota_id: Mapped[int | None] = mapped_column(ForeignKey("quotas.id", ondelete="SET NULL"))
     # What each job asks for (copied from the profile when one is given, so later profile edits do not change it).
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
+    # The whole job's amounts (all its nodes together): what caps, quotas and metering count.
     gpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     cpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How many nodes it runs on: 1 puts all of it on one node; N > 1 is a gang of N nodes placed all at once, each
+    # with an equal share (gpu_milli / nodes GPUs, and so on).
+    nodes: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # GPU models the job accepts, as an unordered set: the pools of those models, best fit across them. NULL: the
+    # pinned pool, the profile's pools in order, or any pool of the cluster.
+    gpu_models: Mapped[list[str] | None] = mapped_column(JSON)
     # Pinned pool (the user's preference); NULL = the profile's pools in order, or any pool of the cluster.
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="SET NULL"))
     priority_class: Mapped[str] = mapped_column(String(32))
@@ -90,6 +97,8 @@ class Job(Base):
     # [{"device_id": 7, "node": "gpu-01", "index": 0, "milli": 500}].
     placed_pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="SET NULL"))
     devices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The node(s) it was placed on, also for a job without GPUs (its cpu and memory are held there).
+    placed_nodes: Mapped[list[str] | None] = mapped_column(JSON)
     backend_handle: Mapped[str | None] = mapped_column(String(255))  # the execution engine's id (pid, Slurm job id)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     # How often the job was preempted; each time it went back to `queued` keeping its `seq` (Kueue-style requeue).

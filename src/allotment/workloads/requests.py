@@ -1,4 +1,8 @@
-"""Reading what a job asks for: quantities, the GPU shape rule and durations ("2h", "90m", "1h30m", 3600)."""
+"""Reading what a job asks for: quantities, the GPU shape rule and durations ("2h", "90m", "1h30m", 3600).
+
+GPU shares are accounted in milli-GPU. The finest share a job may ask for is 0.01 GPU (GPU_STEP); a cluster may set a
+coarser minimum share (its engine setting `min_gpu_share`, inventory/engine_settings.py), which submission checks
+too."""
 
 from __future__ import annotations
 
@@ -8,16 +12,19 @@ from allotment.core.names import is_digits
 from allotment.core.quantity import format_raw, parse_quantity
 
 WHOLE_GPU = 1000
-GPU_STEP = 100  # fractional GPUs go in steps of 0.1
+GPU_STEP = 10  # fractional GPUs go in steps of 0.01 at the finest
 MAX_TIME_LIMIT_S = 366 * 86400
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
-def gpu_problem(raw: int) -> str | None:
-    """Why a GPU amount cannot be placed, or None: fractions of one device in steps of 0.1, whole GPUs above one."""
-    if raw % GPU_STEP:
-        return f"fractional GPUs go in steps of 0.1 (got {format_raw(raw, 'gpu')})"
+def gpu_problem(raw: int, step: int = GPU_STEP) -> str | None:
+    """Why a GPU amount cannot be placed, or None: a share of one device in steps of `step` milli-GPU (0.01 GPU
+    unless the cluster's minimum share is coarser), whole GPUs above one."""
+    if raw % step:
+        if step >= WHOLE_GPU:
+            return f"this cluster runs whole GPUs only (got {format_raw(raw, 'gpu')})"
+        return f"fractional GPUs go in steps of {format_raw(step, 'gpu')} (got {format_raw(raw, 'gpu')})"
     if raw > WHOLE_GPU and raw % WHOLE_GPU:
         return f"above one GPU ask for whole GPUs (got {format_raw(raw, 'gpu')}); only a share of one device " \
                f"may be fractional"

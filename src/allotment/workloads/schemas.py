@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from allotment.api.fields import Amount, Command, Duration, Labels, Name, Ref, SchemaRules
+from allotment.api.fields import Amount, Command, Duration, Int, Labels, Name, Ref, SchemaRules, Text
 from allotment.core import jobenv, limits, names
 from allotment.core.quantity import format_raw
 from allotment.workloads.models import Job
+from allotment.workloads.shape import MAX_GPU_MODELS, MAX_NODES
 
 
 def _env_rules(value: Any) -> Any:
@@ -58,9 +59,18 @@ class JobIn(BaseModel):
     command: Annotated[Command, SchemaRules((
         ("minItems", 1), ("prefixItems", [{"type": "string", "pattern": r"\S"}]), ("pattern", r"\S")))] = Field(
         default_factory=list, description="argv list (the first not blank), or one string split on spaces")
-    gpu: Amount | None = Field(None, description="GPUs: 4, or a fraction of one in steps of 0.1 (0.5)")
-    cpu: Amount | None = Field(None, description="cores: 8, 0.5 or 500m")
-    memory: Amount | None = Field(None, description="bytes or with a unit: 16Gi")
+    gpu: Amount | None = Field(None, description="GPUs: 4, or a share of one in steps of 0.01 (0.47), or of the "
+                                                 "cluster's minimum share (its engine setting min_gpu_share)")
+    cpu: Amount | None = Field(None, description="cores: 8, 0.5 or 500m (per node with nodes > 1)")
+    memory: Amount | None = Field(None, description="bytes or with a unit: 16Gi (per node with nodes > 1)")
+    nodes: Int(1, MAX_NODES) | None = Field(None, description="how many nodes the job spans (default 1: all of it on "
+                                                              "one node); more than 1 places it on that many nodes "
+                                                              "at once, gpus_per_node, cpu and memory on each")
+    gpus_per_node: Amount | None = Field(None, description="whole GPUs on each node (instead of gpu)")
+    gpu_models: Annotated[list[Text(limits.MAX_NAME)], Field(max_length=MAX_GPU_MODELS)] | Text(
+        limits.MAX_SHORT_TEXT) | None = Field(
+        None, description="GPU models the job accepts, as a list or comma-separated (A100,H100): the pools of "
+                          "those models, best fit across them (not with pool or profile)")
     profile: Ref | None = Field(None, description="a profile of the quota's cluster instead of gpu/cpu/memory")
     pool: Ref | None = Field(None, description="pin the job to this pool")
     priority_class: Ref | None = None
@@ -83,6 +93,7 @@ class JobBatchOut(BaseModel):
 class Placement(BaseModel):
     pool: str | None
     devices: list[dict[str, Any]]
+    nodes: list[str] = Field(default_factory=list, description="the node(s) the job was placed on")
 
 
 class JobOut(BaseModel):
@@ -96,6 +107,9 @@ class JobOut(BaseModel):
     memory: str
     profile: str | None
     pool: str | None = Field(description="the pool the job was pinned to, if any")
+    nodes: int = Field(1, description="how many nodes the job spans (gpu, cpu and memory are its totals)")
+    gpus_per_node: str = Field("0", description="the GPUs of each node (gpu / nodes)")
+    gpu_models: list[str] | None = Field(None, description="the GPU models it accepts (best fit across their pools)")
     priority_class: str
     priority: int
     command: list[str]
@@ -121,13 +135,16 @@ class JobOut(BaseModel):
     def of(cls, job: Job, names: dict[str, dict[int, str]]) -> JobOut:
         placement = None
         if job.placed_pool_id is not None or job.devices:
-            placement = Placement(pool=names["pools"].get(job.placed_pool_id), devices=job.devices or [])
+            placement = Placement(pool=names["pools"].get(job.placed_pool_id), devices=job.devices or [],
+                                  nodes=list(job.placed_nodes or []))
+        nodes = job.nodes or 1
         return cls(
             id=job.id, name=job.name, owner=names["users"].get(job.owner_id),
             cluster=names["clusters"].get(job.cluster_id), quota=names["quotas"].get(job.quota_id),
             gpu=format_raw(job.gpu_milli, "gpu"), cpu=format_raw(job.cpu_milli, "cpu"),
             memory=format_raw(job.memory_bytes, "memory"), profile=names["profiles"].get(job.profile_id),
-            pool=names["pools"].get(job.pool_id), priority_class=job.priority_class, priority=job.priority,
+            pool=names["pools"].get(job.pool_id), nodes=nodes, gpus_per_node=format_raw(job.gpu_milli // nodes, "gpu"),
+            gpu_models=job.gpu_models, priority_class=job.priority_class, priority=job.priority,
             command=job.command, time_limit_s=job.time_limit_s, labels=job.labels, env=sorted(job.env or {}),
             state=job.state,
             reason_code=job.reason_code, reason=job.reason, seq=job.seq, submitted_at=job.submitted_at,

@@ -44,6 +44,7 @@ from allotment.workloads.models import (
 from allotment.workloads.requests import parse_duration, parse_request
 
 MAX_BATCH = 10_000
+from allotment.workloads.shape import ClusterFacts, read_shape
 MAX_COMMAND_ARGS = 4096
 
 
@@ -63,6 +64,9 @@ class JobRequest:
     env: dict[str, str] | None = None
 
 
+    nodes: int | None = None
+    gpus_per_node: str | int | float | None = None
+    gpu_models: list[str] | str | None = None
 class _Lookups:
     """Per-call caches so a batch of thousands of jobs costs a few queries per distinct quota, not per job."""
 
@@ -81,6 +85,7 @@ class _Lookups:
         self.pool_names: dict[int, str] = {}
 
     def usable_pools(self, quota: Quota) -> frozenset[str] | None:
+        self.clusters = ClusterFacts(session)  # minimum GPU share and pools by GPU model (shape.py)
         """The pools jobs of the quota may use (None: every pool), one query set per cluster."""
         if quota.cluster_id not in self.usable:
             self.usable[quota.cluster_id] = usable_pools(self.session, [quota.cluster_id])
@@ -177,7 +182,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
                 err("profile", f"no profile '{req.profile}' in the cluster of quota {quota.name}")
             else:
                 amounts = {"gpu": profile.gpu_milli, "cpu": profile.cpu_milli, "memory": profile.memory_bytes}
-    elif not any(amounts.values()) and len(errors) == start:
+    elif not any(amounts.values()) and not req.gpus_per_node and len(errors) == start:
         err("gpu", "request some gpu, cpu or memory, or give a profile")
 
     pool = None
@@ -204,6 +209,10 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
     if priority is None:
         err("priority_class", f"no priority class '{class_name}' (known: {', '.join(sorted(look.classes))})")
     elif quota is not None and quota.allowed_priority_classes is not None \
+    nodes, gpu_models = read_shape(look.clusters, quota.cluster_id if quota is not None else None, req, amounts,
+                                   profile is not None or bool(req.profile), pool is not None or bool(req.pool),
+                                   usable, err)
+
             and priority.name not in quota.allowed_priority_classes:
         err("priority_class", f"quota {quota.name} allows only {', '.join(quota.allowed_priority_classes)}")
 
@@ -225,6 +234,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
 
 def _validated(session: Session, principal: Principal, requests: Sequence[JobRequest],
                batch: bool) -> list[dict[str, Any]]:
+        nodes=nodes, gpu_models=gpu_models,
     """Every request checked (all problems reported at once); the column values of the jobs to create."""
     if batch and not requests:
         raise ValidationFailed("jobs: give at least one job", [FieldError("jobs", "give at least one job")])

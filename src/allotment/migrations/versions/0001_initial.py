@@ -2,13 +2,13 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 18:35:24.468232
+Create Date: 2026-12-05 21:07:21.397934
 """
 
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import allotment.db
+
 
 revision = '0001'
 down_revision = None
@@ -72,6 +72,29 @@ def upgrade() -> None:
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_resource_policies'))
     )
+    op.create_table('usage_records',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('job_id', sa.BigInteger(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=True),
+    sa.Column('pool_id', sa.Integer(), nullable=True),
+    sa.Column('device_model', sa.String(length=255), nullable=True),
+    sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('start_s', sa.Float(), nullable=False),
+    sa.Column('end_s', sa.Float(), nullable=True),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_records')),
+    sa.UniqueConstraint('job_id', 'start_s', name='uq_usage_records_interval')
+    )
+    with op.batch_alter_table('usage_records', schema=None) as batch_op:
+        batch_op.create_index('ix_usage_records_open', ['end_s'], unique=False)
+        batch_op.create_index('ix_usage_records_owner_cluster', ['owner_id', 'cluster_id'], unique=False)
+        batch_op.create_index('ix_usage_records_quota', ['quota_id'], unique=False)
+        batch_op.create_index('ix_usage_records_start', ['start_s'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
@@ -103,6 +126,8 @@ def upgrade() -> None:
     sa.Column('status_error', sa.Text(), nullable=True),
     sa.Column('status_since', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('region', sa.String(length=64), nullable=True),
+    sa.Column('zones', sa.JSON(), nullable=True),
     sa.Column('resource_management_enabled', sa.Boolean(), nullable=False),
     sa.Column('config_version', sa.Integer(), nullable=False),
     sa.Column('engine_settings', sa.JSON(), nullable=True),
@@ -180,6 +205,10 @@ def upgrade() -> None:
     sa.Column('is_default', sa.Boolean(), nullable=False),
     sa.Column('device_model', sa.String(length=64), nullable=True),
     sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('machine_type', sa.String(length=64), nullable=True),
+    sa.Column('preemptible', sa.Boolean(), nullable=False),
+    sa.Column('min_nodes', sa.Integer(), nullable=True),
+    sa.Column('max_nodes', sa.Integer(), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_pools_cluster_id_clusters'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pools')),
@@ -196,6 +225,7 @@ def upgrade() -> None:
     sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
     sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
     sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('unordered', sa.Boolean(), server_default=sa.text('0'), nullable=False),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_profiles_cluster_id_clusters'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_profiles')),
@@ -244,6 +274,22 @@ def upgrade() -> None:
     with op.batch_alter_table('resource_configs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resource_configs_cluster_id'), ['cluster_id'], unique=False)
 
+    op.create_table('user_quotas',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('gpu_s', sa.BigInteger(), nullable=True),
+    sa.Column('cpu_s', sa.BigInteger(), nullable=True),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_user_quotas_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_quotas_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_quotas')),
+    sa.UniqueConstraint('cluster_id', 'user_id', name='uq_user_quotas_cluster_user')
+    )
+    with op.batch_alter_table('user_quotas', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_user_quotas_cluster_id'), ['cluster_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_user_quotas_user_id'), ['user_id'], unique=False)
+
     op.create_table('workspaces',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cluster_id', sa.Integer(), nullable=False),
@@ -269,6 +315,8 @@ def upgrade() -> None:
     sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
     sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
     sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('nodes', sa.Integer(), server_default='1', nullable=False),
+    sa.Column('gpu_models', sa.JSON(), nullable=True),
     sa.Column('pool_id', sa.Integer(), nullable=True),
     sa.Column('priority_class', sa.String(length=32), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
@@ -287,6 +335,7 @@ def upgrade() -> None:
     sa.Column('cancel_requested_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('placed_pool_id', sa.Integer(), nullable=True),
     sa.Column('devices', sa.JSON(), nullable=True),
+    sa.Column('placed_nodes', sa.JSON(), nullable=True),
     sa.Column('backend_handle', sa.String(length=255), nullable=True),
     sa.Column('exit_code', sa.Integer(), nullable=True),
     sa.Column('preemptions', sa.Integer(), server_default='0', nullable=False),
@@ -379,6 +428,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_quota_bindings_quota_id'), ['quota_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quota_bindings_user_id'), ['user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quota_bindings_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('quota_budgets',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=False),
+    sa.Column('resource', sa.String(length=8), nullable=False),
+    sa.Column('period', sa.String(length=16), nullable=False),
+    sa.Column('amount_s', sa.BigInteger(), nullable=False),
+    sa.Column('granted_at', sa.Float(), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_quota_budgets_quota_id_quotas'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_budgets')),
+    sa.UniqueConstraint('quota_id', 'resource', name='uq_quota_budgets_quota_resource')
+    )
+    with op.batch_alter_table('quota_budgets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quota_budgets_quota_id'), ['quota_id'], unique=False)
 
     op.create_table('quota_pools',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -476,6 +540,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_quota_pools_pool_id'))
 
     op.drop_table('quota_pools')
+    with op.batch_alter_table('quota_budgets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quota_budgets_quota_id'))
+
+    op.drop_table('quota_budgets')
     with op.batch_alter_table('quota_bindings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quota_bindings_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_quota_bindings_user_id'))
@@ -510,6 +578,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_workspaces_cluster_id'))
 
     op.drop_table('workspaces')
+    with op.batch_alter_table('user_quotas', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_user_quotas_user_id'))
+        batch_op.drop_index(batch_op.f('ix_user_quotas_cluster_id'))
+
+    op.drop_table('user_quotas')
     with op.batch_alter_table('resource_configs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_resource_configs_cluster_id'))
 
@@ -544,6 +617,13 @@ def downgrade() -> None:
     op.drop_table('credentials')
     op.drop_table('clusters')
     op.drop_table('users')
+    with op.batch_alter_table('usage_records', schema=None) as batch_op:
+        batch_op.drop_index('ix_usage_records_start')
+        batch_op.drop_index('ix_usage_records_quota')
+        batch_op.drop_index('ix_usage_records_owner_cluster')
+        batch_op.drop_index('ix_usage_records_open')
+
+    op.drop_table('usage_records')
     op.drop_table('resource_policies')
     op.drop_table('priority_classes')
     op.drop_table('groups')

@@ -1,0 +1,113 @@
+"""Usage reports, hour quotas and budgets as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from allotment.core.budgets import PERIODS
+
+AMOUNT_HELP = "hours or minutes: 50h, 3.5h or 30m; 'infinity' or null for unlimited"
+Amount = str | None
+
+
+class UsageRow(BaseModel):
+    key: str
+    gpu_hours: float
+    cpu_hours: float
+    memory_gib_hours: float
+    intervals: int = Field(description="usage intervals (one per admission of a job) inside the window")
+    running: int = Field(description="of those, still holding resources")
+
+
+class UsageReport(BaseModel):
+    by: str
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    items: list[UsageRow]
+    total: int
+
+    model_config = {"populate_by_name": True}
+
+
+class LiveUsage(BaseModel):
+    job_id: int
+    user: str
+    cluster: str
+    quota: str
+    pool: str
+    device_model: str | None
+    since: datetime
+    gpu: float
+    cpu: float
+    gpu_hours: float
+    cpu_hours: float
+
+
+class LiveUsageList(BaseModel):
+    items: list[LiveUsage]
+    total: int
+
+
+class HourQuotaIn(BaseModel):
+    gpu: Amount = Field(None, max_length=32, description=f"GPU hours; {AMOUNT_HELP}")
+    cpu: Amount = Field(None, max_length=32, description=f"CPU hours; {AMOUNT_HELP}")
+
+
+class HourQuotaAdd(BaseModel):
+    gpu: Amount = Field(None, max_length=32, description="GPU hours to add (50h, 30m)")
+    cpu: Amount = Field(None, max_length=32, description="CPU hours to add")
+
+
+class HourQuotaOut(BaseModel):
+    user: str
+    cluster: str
+    gpu: str = Field(description="Neu.ro's form: minutes (3000m) or infinity")
+    cpu: str
+    lines: list[str]
+
+
+class SpentNumbers(BaseModel):
+    spent_hours: float
+    quota_hours: float | None
+    left_hours: float | None
+    quota: str
+
+
+class HourQuotaReport(BaseModel):
+    user: str
+    cluster: str
+    source: str = Field(description="where the quota comes from: user, cluster default or built-in default")
+    gpu: SpentNumbers
+    cpu: SpentNumbers
+    lines: list[str] = Field(description="Neu.ro's show-quota lines")
+
+
+class BudgetIn(BaseModel):
+    period: Literal[PERIODS] = Field(description="monthly or weekly reset, or once: a grant that never replenishes")  # type: ignore[valid-type]
+    amount: str = Field(max_length=32, description="hours or minutes: 500h, 3.5h, 90m")
+
+
+class BudgetOut(BaseModel):
+    quota: str
+    resource: str
+    period: str
+    budget_hours: float
+    spent_hours: float
+    left_hours: float
+    period_start: float
+    resets_at: float | None
+    text: str
+
+
+class BudgetList(BaseModel):
+    items: list[BudgetOut]
+    total: int
+
+
+class RecalculationOut(BaseModel):
+    cluster: str | None
+    corrections: list[str]
+    total: int

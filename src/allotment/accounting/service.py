@@ -1,0 +1,295 @@
+"""Usage reports: what jobs held, rolled up by user, group, workspace, quota (and each ancestor), pool, device model,
+cluster, day or month over a window; live usage of running jobs; what one user or quota tree spent.
+
+An interval counts for the part of it inside the window; an open one (the job still holds its resources) counts up to
+`now`, so reports include running jobs as they go. Rollups stream the records of the window and keep one total per
+key, so memory follows the number of keys, not of records. Who sees what: a platform admin every record, a cluster's
+managers and admins that cluster's, every user their own (`visible_to`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Float, and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from allotment.accounting.models import UsageRecord
+from allotment.core.permissions import ROLE_ORDER, Principal
+from allotment.errors import FieldError, ValidationFailed
+from allotment.identity.models import Group as GroupRow
+from allotment.identity.models import GroupMember, User
+from allotment.inventory.models import Cluster, Pool
+from allotment.quotas.models import Quota, QuotaBinding, Workspace
+
+DIMENSIONS = ("user", "group", "workspace", "quota", "pool", "model", "cluster", "day", "month")
+R = UsageRecord
+GIB = float(1 << 30)
+
+
+@dataclass
+class Totals:
+    gpu_s: float = 0.0
+    cpu_s: float = 0.0
+    memory_gib_s: float = 0.0
+    intervals: int = 0
+    running: int = 0
+
+    def as_dict(self) -> dict:
+        return {"gpu_hours": round(self.gpu_s / 3600, 6), "cpu_hours": round(self.cpu_s / 3600, 6),
+                "memory_gib_hours": round(self.memory_gib_s / 3600, 6), "intervals": self.intervals,
+                "running": self.running}
+
+
+@dataclass
+class Window:
+    start: float
+    end: float
+    cluster_id: int | None = None
+    owner_id: int | None = None
+    visible_clusters: frozenset[int] | None = None  # None: every cluster
+    own_id: int | None = None  # also the caller's own records, on clusters not in visible_clusters
+    extra: dict = field(default_factory=dict)
+
+
+def clip(start: float, end: float | None, lo: float, hi: float, now: float) -> float:
+    """Seconds of [start, end or now) inside [lo, hi)."""
+    stop = now if end is None else end
+    return max(min(stop, hi) - max(start, lo), 0.0)
+
+
+def visible_to(principal: Principal) -> tuple[frozenset[int] | None, int]:
+    """(clusters whose every record the principal sees, None for all; the principal's own id)."""
+    if principal.is_platform_admin:
+        return None, principal.id
+    managed = frozenset(cid for cid, role in principal.cluster_roles.items()
+                        if ROLE_ORDER.get(role, 0) >= ROLE_ORDER["manager"])
+    return managed, principal.id
+
+
+def _conditions(w: Window, now: float) -> list:
+    conds = [R.start_s < w.end, or_(R.end_s.is_(None), R.end_s > w.start)]
+    if w.cluster_id is not None:
+        conds.append(R.cluster_id == w.cluster_id)
+    if w.owner_id is not None:
+        conds.append(R.owner_id == w.owner_id)
+    if w.visible_clusters is not None:
+        mine = R.owner_id == w.own_id if w.own_id is not None else literal(False)
+        conds.append(or_(R.cluster_id.in_(w.visible_clusters), mine) if w.visible_clusters else mine)
+    return conds
+
+
+COLUMNS = (R.id, R.job_id, R.cluster_id, R.owner_id, R.quota_id, R.pool_id, R.device_model, R.gpu_milli,
+           R.cpu_milli, R.memory_bytes, R.start_s, R.end_s, R.outcome)
+
+
+def records(session: Session, w: Window, now: float, batch: int = 5000) -> Iterator:
+    """The records of the window, oldest first, read in batches (streamed: bounded memory however many there are)."""
+    stmt = select(*COLUMNS).where(*_conditions(w, now)).order_by(R.start_s, R.id)
+    result = session.execute(stmt.execution_options(stream_results=True, yield_per=batch))
+    yield from result
+
+
+class Names:
+    """Id -> name of users, groups, quotas (with parents), pools, clusters, workspaces; read once per report."""
+
+    def __init__(self, session: Session) -> None:
+        self.users = dict(session.execute(select(User.id, User.username)).all())
+        self.clusters = dict(session.execute(select(Cluster.id, Cluster.name)).all())
+        self.pools = {pid: f"{self.clusters.get(cid, cid)}/{name}"
+                      for pid, cid, name in session.execute(select(Pool.id, Pool.cluster_id, Pool.name)).all()}
+        self.quota_rows = {qid: (name, parent) for qid, name, parent in
+                           session.execute(select(Quota.id, Quota.name, Quota.parent_id)).all()}
+        self._groups: dict[int, list[str]] | None = None
+        self._workspaces: dict[int, list[str]] | None = None
+        self._session = session
+        self._paths: dict[int | None, list[str]] = {}
+
+    def user(self, uid: int) -> str:
+        return self.users.get(uid, f"user #{uid} (removed)")
+
+    def cluster(self, cid: int) -> str:
+        return self.clusters.get(cid, f"cluster #{cid} (removed)")
+
+    def pool(self, pid: int | None) -> str:
+        return "-" if pid is None else self.pools.get(pid, f"pool #{pid} (removed)")
+
+    def quota_path(self, qid: int | None) -> list[str]:
+        """The quota and each of its ancestors (a job's usage counts on all of them)."""
+        path = self._paths.get(qid)
+        if path is None:
+            path, seen, node = [], set(), qid
+            while node is not None and node not in seen:
+                seen.add(node)
+                row = self.quota_rows.get(node)
+                if row is None:
+                    path.append(f"quota #{node} (removed)")
+                    break
+                path.append(row[0])
+                node = row[1]
+            self._paths[qid] = path = path or ["-"]
+        return path
+
+    def quota_ancestry(self, qid: int | None) -> list[int]:
+        ids, node, seen = [], qid, set()
+        while node is not None and node not in seen and node in self.quota_rows:
+            seen.add(node)
+            ids.append(node)
+            node = self.quota_rows[node][1]
+        return ids
+
+    def groups_of(self, uid: int) -> list[str]:
+        if self._groups is None:
+            self._groups = defaultdict(list)
+            for user_id, name in self._session.execute(
+                    select(GroupMember.user_id, GroupRow.name).join(GroupRow, GroupRow.id == GroupMember.group_id)):
+                self._groups[user_id].append(name)
+        return self._groups.get(uid) or ["-"]
+
+    def workspaces_of(self, qid: int | None) -> list[str]:
+        """Workspaces bound to the quota or one of its ancestors."""
+        if self._workspaces is None:
+            self._workspaces = defaultdict(list)
+            for quota_id, name in self._session.execute(
+                    select(QuotaBinding.quota_id, Workspace.name)
+                    .join(Workspace, Workspace.id == QuotaBinding.workspace_id)):
+                self._workspaces[quota_id].append(name)
+        names = sorted({n for q in self.quota_ancestry(qid) for n in self._workspaces.get(q, ())})
+        return names or ["-"]
+
+
+def _days(start: float, stop: float, fmt: str, month: bool) -> Iterator[tuple[str, float, float]]:
+    """(label, piece start, piece end) of [start, stop) cut at UTC day or month boundaries."""
+    at = start
+    while at < stop:
+        t = datetime.fromtimestamp(at, UTC)
+        if month:
+            first = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            nxt = first.replace(year=first.year + (first.month == 12), month=first.month % 12 + 1)
+        else:
+            nxt = t.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        end = min(nxt.timestamp(), stop)
+        yield t.strftime(fmt), at, end
+        at = end
+
+
+def _keys(by: str, row, names: Names) -> Iterable[str]:
+    if by == "user":
+        return (names.user(row.owner_id),)
+    if by == "group":
+        return names.groups_of(row.owner_id)
+    if by == "workspace":
+        return names.workspaces_of(row.quota_id)
+    if by == "quota":
+        return names.quota_path(row.quota_id)
+    if by == "pool":
+        return (names.pool(row.pool_id),)
+    if by == "model":
+        return (row.device_model or "-",)
+    return (names.cluster(row.cluster_id),)
+
+
+def rollup(session: Session, by: str, w: Window, now: float) -> list[dict]:
+    """Totals per key of `by`, largest GPU use first (top consumers)."""
+    if by not in DIMENSIONS:
+        raise ValidationFailed(f"by must be one of {', '.join(DIMENSIONS)}",
+                               [FieldError("by", f"unknown dimension {by!r}")])
+    names = Names(session)
+    totals: dict[str, Totals] = defaultdict(Totals)
+    for row in records(session, w, now):
+        stop = now if row.end_s is None else row.end_s
+        if by in ("day", "month"):
+            pieces = [(label, a, b) for label, a, b in
+                      _days(max(row.start_s, w.start), min(stop, w.end), "%Y-%m" if by == "month" else "%Y-%m-%d",
+                            by == "month")]
+        else:
+            seconds = clip(row.start_s, row.end_s, w.start, w.end, now)
+            pieces = [(key, 0.0, seconds) for key in _keys(by, row, names)]
+        for key, a, b in pieces:
+            t = totals[key]
+            seconds = b - a
+            t.gpu_s += row.gpu_milli / 1000.0 * seconds
+            t.cpu_s += row.cpu_milli / 1000.0 * seconds
+            t.memory_gib_s += row.memory_bytes / GIB * seconds
+            t.intervals += 1
+            t.running += row.end_s is None
+    ordered = sorted(totals.items(), key=(lambda kv: kv[0]) if by in ("day", "month") else
+                     (lambda kv: (-kv[1].gpu_s, -kv[1].cpu_s, kv[0])))
+    return [{"key": key, **t.as_dict()} for key, t in ordered]
+
+
+def live(session: Session, w: Window, now: float) -> list[dict]:
+    """The open intervals: jobs holding resources now, with what they used so far."""
+    names = Names(session)
+    out = []
+    for row in records(session, Window(w.start, now + 1, w.cluster_id, w.owner_id, w.visible_clusters, w.own_id),
+                       now):
+        if row.end_s is not None:
+            continue
+        seconds = max(now - row.start_s, 0.0)
+        out.append({"job_id": row.job_id, "user": names.user(row.owner_id), "cluster": names.cluster(row.cluster_id),
+                    "quota": names.quota_path(row.quota_id)[0], "pool": names.pool(row.pool_id),
+                    "device_model": row.device_model, "since": datetime.fromtimestamp(row.start_s, UTC),
+                    "gpu": row.gpu_milli / 1000.0, "cpu": row.cpu_milli / 1000.0,
+                    "gpu_hours": round(row.gpu_milli / 1000.0 * seconds / 3600, 6),
+                    "cpu_hours": round(row.cpu_milli / 1000.0 * seconds / 3600, 6)})
+    return out
+
+
+def _held_seconds(lo: float, now: float):
+    """SQL: seconds of each record inside [lo, now) (open records run to now)."""
+    lo_, now_ = literal(lo, Float()), literal(now, Float())
+    stop = case((R.end_s.is_(None), now_), (R.end_s > now_, now_), else_=R.end_s)
+    start = case((R.start_s < lo_, lo_), else_=R.start_s)
+    return case((stop > start, stop - start), else_=literal(0.0, Float()))
+
+
+def spent(session: Session, since: float, now: float, *, cluster_id: int | None = None, owner_id: int | None = None,
+          quota_ids: Iterable[int] | None = None) -> tuple[float, float]:
+    """(GPU-seconds, CPU core-seconds) used since `since`, running jobs up to `now`; one aggregate query."""
+    seconds = _held_seconds(since, now)
+    conds = [or_(R.end_s.is_(None), R.end_s > since), R.start_s < now]
+    if cluster_id is not None:
+        conds.append(R.cluster_id == cluster_id)
+    if owner_id is not None:
+        conds.append(R.owner_id == owner_id)
+    if quota_ids is not None:
+        conds.append(R.quota_id.in_(list(quota_ids)))
+    gpu, cpu = session.execute(select(func.sum(R.gpu_milli * seconds), func.sum(R.cpu_milli * seconds))
+                               .where(and_(*conds))).one()
+    return (gpu or 0.0) / 1000.0, (cpu or 0.0) / 1000.0
+
+
+CSV_COLUMNS = ["job_id", "user", "cluster", "quota", "pool", "device_model", "gpu", "cpu", "memory_gib", "start",
+               "end", "outcome", "gpu_hours", "cpu_hours", "memory_gib_hours"]
+
+
+def _iso(epoch: float | None) -> str:
+    return "" if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def csv_lines(session: Session, w: Window, now: float, per_chunk: int = 500) -> Iterator[str]:
+    """The window's records as CSV (header first), a chunk of lines at a time; hours are those inside the window.
+    Memory stays bounded: records are read in batches and written out as they come."""
+    names = Names(session)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for count, row in enumerate(records(session, w, now), 1):
+        seconds = clip(row.start_s, row.end_s, w.start, w.end, now)
+        writer.writerow([row.job_id, names.user(row.owner_id), names.cluster(row.cluster_id),
+                         names.quota_path(row.quota_id)[0], names.pool(row.pool_id), row.device_model or "",
+                         row.gpu_milli / 1000, row.cpu_milli / 1000, round(row.memory_bytes / GIB, 3),
+                         _iso(row.start_s), _iso(row.end_s), row.outcome or "running",
+                         round(row.gpu_milli / 1000 * seconds / 3600, 6), round(row.cpu_milli / 1000 * seconds / 3600, 6),
+                         round(row.memory_bytes / GIB * seconds / 3600, 6)])
+        if count % per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

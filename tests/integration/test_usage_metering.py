@@ -1,0 +1,172 @@
+"""Metering: one usage record per interval a job holds resources, written with the job's state in the cycle's
+transaction (a crash writes neither, a retry never doubles one), live usage, rollups by every dimension, who sees what,
+and the recalculation that repairs records changed outside the scheduler."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sched_helpers import API, Harness
+from sqlalchemy import delete, select, update
+from user_helpers import login, make_user
+
+from allotment.accounting.models import UsageRecord
+from allotment.db import transaction
+from allotment.scheduler import metering
+from allotment.scheduler.persist import Writes
+from allotment.workloads.models import Job
+
+
+@pytest.fixture
+def h(client, admin_headers) -> Harness:
+    h = Harness(client, admin_headers)
+    h.node("gpu-01", gpus=4, model="H100")
+    h.quota("org", [{"resource": "gpu", "guarantee": 4, "limit": 4}])
+    h.quota("team", [{"resource": "gpu", "guarantee": 4, "limit": 4}], parent="org")
+    return h
+
+
+def records(h: Harness) -> list[UsageRecord]:
+    with h.client.app.state.allot.sessions() as s:
+        return list(s.scalars(select(UsageRecord).order_by(UsageRecord.id)))
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_each_interval_is_recorded_from_admission_to_end_with_fractions(h):
+    whole = h.submit("team", gpu=1, cpu=2, memory="4Gi", runtime_s=60)
+    half = h.submit("team", gpu=0.5, runtime_s=30)
+    h.cycle()
+    rows = records(h)
+    assert [(r.job_id, r.gpu_milli, r.end_s) for r in rows] == [(whole, 1000, None), (half, 500, None)]
+    assert rows[0].cpu_milli == 2000 and rows[0].memory_bytes == 4 << 30 and rows[0].device_model == "H100"
+    h.cycle(0.5)  # started
+    h.cycle(30.0)
+    h.cycle(30.0)
+    assert h.states([whole, half]) == ["succeeded", "succeeded"]
+    by_job = {r.job_id: r for r in records(h)}
+    assert len(by_job) == 2
+    for job_id in (whole, half):
+        job = h.job(job_id)
+        r = by_job[job_id]
+        assert r.start_s == pytest.approx(ts(job["admitted_at"]), abs=1e-5)
+        assert r.end_s == pytest.approx(ts(job["finished_at"]), abs=1e-5)
+        assert r.outcome == "succeeded"
+    report = h.get("/usage", params={"by": "user", "from": "2000-01-01", "to": "2100-01-01"})
+    held = sum(r.gpu_milli / 1000 * (r.end_s - r.start_s) for r in by_job.values())
+    assert [i["key"] for i in report["items"]] == ["admin"]
+    assert report["items"][0]["gpu_hours"] == pytest.approx(held / 3600, abs=1e-5)
+    assert report["items"][0]["intervals"] == 2
+
+
+def test_a_preempted_job_has_one_interval_per_admission(h):
+    h.quota("low", [{"resource": "gpu", "guarantee": 0, "limit": 4}])
+    h.quota("high", [{"resource": "gpu", "guarantee": 4, "limit": 4}], reclaim="any")
+    victim = h.submit("low", gpu=4, runtime_s=1000)
+    h.settle(2, 1.0)
+    h.submit("high", gpu=4, runtime_s=10)
+    h.settle(4, 1.0)
+    h.settle(20, 2.0)
+    rows = [r for r in records(h) if r.job_id == victim]
+    assert h.job(victim)["preemptions"] == 1
+    assert [r.outcome for r in rows][:1] == ["preempted"]
+    assert len(rows) == 2 and rows[1].start_s >= rows[0].end_s  # admitted again: a second interval
+
+
+def test_a_crash_writes_no_record_and_the_retry_writes_each_once(h, monkeypatch):
+    ids = [h.submit("team", gpu=1) for _ in range(3)]
+    original = Writes.apply
+
+    def crash(self, conn):
+        original(self, conn)  # states and records written, then the process "dies" before the commit
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr(Writes, "apply", crash)
+        with pytest.raises(RuntimeError):
+            h.cycle()
+    assert records(h) == []
+    h.cycle()
+    assert sorted(r.job_id for r in records(h)) == ids
+    # A replayed admission (same job, same time) does not write a second record.
+    w = Writes()
+    r = records(h)[0]
+    w.admit(r.job_id, r.start_s, r.pool_id, [], "again")
+    with transaction(h.client.app.state.allot.sessions) as s:
+        metering.write_intervals(s.connection(), w)
+    assert len(records(h)) == 3
+
+
+def test_live_usage_and_rollups_by_quota_ancestry_pool_model_and_day(h):
+    job = h.submit("team", gpu=2, runtime_s=7200)
+    h.cycle()
+    h.cycle(0.5)
+    live = h.get("/usage/live")["items"]
+    assert [(i["job_id"], i["quota"], i["gpu"]) for i in live] == [(job, "team", 2.0)]
+    by_quota = {i["key"]: i for i in h.get("/usage", params={"by": "quota", "from": "2000-01-01", "to": "2100-01-01"})["items"]}
+    assert set(by_quota) == {"team", "org"}  # a job counts on its quota and every ancestor
+    assert by_quota["team"]["gpu_hours"] == by_quota["org"]["gpu_hours"] > 0
+    assert by_quota["team"]["running"] == 1
+    assert [i["key"] for i in h.get("/usage", params={"by": "pool", "from": "2000-01-01", "to": "2100-01-01"})["items"]] == ["sim/default"]
+    assert [i["key"] for i in h.get("/usage", params={"by": "model", "from": "2000-01-01", "to": "2100-01-01"})["items"]] == ["H100"]
+    days = h.get("/usage", params={"by": "day", "from": "2000-01-01", "to": "2100-01-01"})["items"]
+    assert days and all(len(d["key"]) == 10 for d in days)
+    assert h.client.get(f"{API}/usage", params={"by": "colour"}, headers=h.headers).status_code == 422
+    r = h.client.get(f"{API}/usage", params={"from": "2026-12-01", "to": "2026-11-01"}, headers=h.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "to"
+
+
+def test_users_see_their_own_usage_and_managers_their_clusters(h, client):
+    make_user(client, h.headers, "ann")
+    make_user(client, h.headers, "bob")
+    for who in ("ann", "bob"):
+        h.put(f"/clusters/sim/users/{who}", {"role": "user"})
+        h.put(f"/quotas/team/bindings/users/{who}", status=204)
+    ann, bob = login(client, "ann", "Passw0rd!"), login(client, "bob", "Passw0rd!")
+    h.submit("team", gpu=1, headers=ann)
+    h.submit("team", gpu=1, headers=bob)
+    h.cycle()
+    params = {"by": "user", "from": "2000-01-01", "to": "2100-01-01"}
+    assert [i["key"] for i in h.get("/usage", params=params, headers=ann)["items"]] == ["ann"]
+    assert sorted(i["key"] for i in h.get("/usage", params=params)["items"]) == ["ann", "bob"]
+    h.put("/clusters/sim/users/bob", {"role": "manager"})
+    bob = login(client, "bob", "Passw0rd!")
+    assert sorted(i["key"] for i in h.get("/usage", params=params, headers=bob)["items"]) == ["ann", "bob"]
+
+
+def test_recalculation_repairs_records_and_reports_each_correction(h):
+    running = h.submit("team", gpu=1, runtime_s=1000)
+    done = h.submit("team", gpu=1, runtime_s=10)
+    h.settle(2, 0.5)
+    h.cycle(20.0)
+    assert h.states([running, done]) == ["running", "succeeded"]
+    state = h.client.app.state.allot
+    with transaction(state.sessions) as s:  # outside the scheduler: a lost record and one left open
+        s.execute(delete(UsageRecord).where(UsageRecord.job_id == running))
+        s.execute(update(UsageRecord).where(UsageRecord.job_id == done).values(end_s=None, outcome=None))
+    out = h.post("/usage/recalculate")
+    assert out["total"] == 2
+    assert any(f"job {running}: added its missing usage interval" in c for c in out["corrections"])
+    assert any(f"job {done}: closed its open usage interval" in c for c in out["corrections"])
+    rows = {r.job_id: r for r in records(h)}
+    with state.sessions() as s:
+        finished = s.scalar(select(Job.finished_at).where(Job.id == done)).timestamp()
+    assert rows[done].end_s == pytest.approx(finished) and rows[running].end_s is None
+    assert h.post("/usage/recalculate")["total"] == 0  # nothing left to correct
+    assert h.post("/clusters/sim/usage/recalculate")["total"] == 0
+
+
+def test_usage_csv_export_streams_every_record(h):
+    ids = [h.submit("team", gpu=1, runtime_s=5) for _ in range(3)]
+    h.settle(3, 3.0)
+    r = h.client.get(f"{API}/exports/usage.csv", params={"from": "2000-01-01", "to": "2100-01-01", "filename": "nov usage.csv"},
+                     headers=h.headers)
+    assert r.status_code == 200 and 'filename="nov usage.csv"' in r.headers["content-disposition"]
+    lines = r.text.strip().splitlines()
+    assert lines[0].startswith("job_id,user,cluster,quota,pool,device_model,gpu")
+    assert sorted(int(line.split(",")[0]) for line in lines[1:]) == ids
+    bad = h.client.get(f"{API}/exports/usage.csv", params={"filename": "../x"}, headers=h.headers)
+    assert bad.status_code == 422
