@@ -27,7 +27,9 @@ Against the parent:
 1. per pool ``P`` named by the parent or by a child: the children's claims in ``P`` may not exceed the parent's
    guarantee on ``(P, r)`` if it sets one; otherwise its guarantee on ``(*, r)`` (then this is implied by rule 2,
    which reports it); otherwise 0;
-2. if the parent sets ``(*, r)``: the children's claims in all pools together may not exceed that guarantee;
+2. if the parent sets ``(*, r)``: the children's claims in all pools together may not exceed that guarantee; if it
+   sets only per-pool guarantees on ``r``, not their sum either (a child's all-pools guarantee may otherwise be
+   claimed in pools its parent guarantees nothing in);
 3. if the parent sets nothing for ``r`` at all, children may not claim any guarantee on ``(*, r)`` either.
 
 So a child with 8 GPUs in ``a100`` fits under a parent guaranteeing 16 GPUs in ``*``; a child guaranteeing 8 in
@@ -274,6 +276,7 @@ def _children_exceed_parent(parent: QuotaSpec, kids: list[QuotaSpec]) -> list[Tr
     named = set(own)
     named.update(k for k in parent.resources if k.pool != ANY_POOL and shared.get(k.resource))
     errors: list[TreeError] = []
+    pool_reported: set[str] = set()
     for k in sorted(named):
         if k.resource not in RESOURCES:
             continue  # reported by _check_one
@@ -284,6 +287,7 @@ def _children_exceed_parent(parent: QuotaSpec, kids: list[QuotaSpec]) -> list[Tr
         mine, theirs = own.get(k, 0), shared.get(r, 0) - replaced.get(k, 0)
         bound = parent_g or 0
         if mine + theirs > bound:
+            pool_reported.add(r)
             detail = "" if not theirs else (
                 f" ({format_quantity(Quantity(mine), r)} in that pool and {format_quantity(Quantity(theirs), r)} "
                 f"in all pools, which may all be used there)")
@@ -307,7 +311,17 @@ def _children_exceed_parent(parent: QuotaSpec, kids: list[QuotaSpec]) -> list[Tr
                 "children_exceed_guarantee", pid,
                 f"children of quota {pid} guarantee {_fmt(Quantity(total), star)}{detail} but {pid} guarantees "
                 f"{format_quantity(Quantity(parent_star), r)}"))
-        elif parent_star is None and shared.get(r) and not any(k.resource == r for k in parent.resources):
+        elif parent_star is None and shared.get(r) and any(k.resource == r for k in parent.resources):
+            # Only when no pool of r was reported above: that finding already names the conflict.
+            parent_total = sum(_guarantee(parent, k) or 0 for k in parent.resources if k.resource == r)
+            if total > parent_total and r not in pool_reported:
+                parts = [f"{format_quantity(Quantity(shared[r]), r)} in all pools"]
+                parts += [f"{format_quantity(Quantity(v), r)} in pool {pool}" for pool, v in pools]
+                errors.append(TreeError(
+                    "children_exceed_guarantee", pid,
+                    f"children of quota {pid} guarantee {_fmt(Quantity(total), star)} together ({', '.join(parts)})"
+                    f" but {pid} guarantees {format_quantity(Quantity(parent_total), r)} in all its pools together"))
+        elif parent_star is None and shared.get(r):
             errors.append(TreeError(
                 "children_exceed_guarantee", pid,
                 f"children of quota {pid} guarantee {_fmt(Quantity(shared[r]), star)} but {pid} guarantees 0"))

@@ -124,6 +124,11 @@ def test_validate_tree(specs, expected_codes, message):
           "which may all be used there) but p guarantees 0 (it sets no guarantee on gpu in pool h100 or in all "
           "pools)")]),
         ({}, [{"*": 4}], ["children of quota p guarantee 4 gpu in all pools but p guarantees 0"]),
+        # an all-pools guarantee beside a per-pool one escapes the per-pool check, but not the parent's total
+        ({"a100": 128}, [{"a100": 48, "*": 200}, {"a100": 80}],
+         [("children of quota p guarantee 280 gpu in all pools together (200 in all pools, 80 in pool a100) but p "
+           "guarantees 128 in all its pools together")]),
+        ({"a100": 16, "h100": 16}, [{"a100": 8, "h100": 8, "*": 24}], []),
     ],
 )
 def test_children_guarantees_across_all_pools_and_per_pool(parent, children, messages):
