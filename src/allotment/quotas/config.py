@@ -37,7 +37,6 @@ from allotment.core.quota_tree import validate_tree
 from allotment.core.resources import ANY_POOL
 from allotment.errors import Conflict, FieldError, ValidationFailed
 from allotment.inventory.models import Cluster, Pool
-from allotment.inventory.service import bump_config_version
 from allotment.quotas import profiles as profile_service
 from allotment.quotas import service as quota_service
 from allotment.quotas.models import Quota, QuotaResource, ResourceConfig
@@ -308,6 +307,7 @@ def provision(session: Session, cluster: Cluster, who: str) -> dict[str, Any]:
                          f"edit again from the live configuration, or re-save it (PUT .../resource-config/draft) "
                          f"to provision it as it is")
     document = draft.document or {}
+    start_version = cluster.config_version or 0
     errors: list[FieldError] = []
     _apply_quotas(session, cluster.id, list(document.get("quotas") or []), errors)
     if not errors:
@@ -326,7 +326,9 @@ def provision(session: Session, cluster: Cluster, who: str) -> dict[str, Any]:
         provisioned.version += 1
         provisioned.updated_by = who
     session.delete(draft)
+    # The profile steps used above count a configuration change each (they also serve direct API edits); the
+    # provision is one change, so the version moves on by one from where it was, whatever they counted.
+    cluster.config_version = start_version + 1
     session.flush()
-    bump_config_version(session, cluster.id)
     return applied
 
