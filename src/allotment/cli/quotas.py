@@ -40,15 +40,23 @@ def _resources(pool: str | None, amounts: dict[str, tuple[str | None, str | None
     return out
 
 
-def _merge(current: list[dict], changes: list[dict]) -> list[dict]:
-    """Replace the entries for the same (pool, resource); keep the others."""
-    def key(r):
-        return (r.get("pool") or "*", r["resource"])
+def _changes(pool: str | None, amounts: dict[str, tuple[str | None, str | None]]) -> list[dict]:
+    """Partial entry changes from --gpu/--gpu-limit style options: only what was given is sent, so the server keeps
+    the rest of the entry (without --pool: the quota's only entry for that resource)."""
+    out = []
+    for resource, (guarantee, limit) in amounts.items():
+        change = {k: v for k, v in (("guarantee", guarantee), ("limit", limit)) if v is not None}
+        if change:
+            out.append({"resource": resource, **({"pool": pool} if pool else {}), **change})
+    return out
 
-    keep = {key(r): {k: r[k] for k in ("resource", "pool", "guarantee", "limit", "lending_limit")} for r in current}
-    for change in changes:
-        keep[key(change)] = change
-    return list(keep.values())
+
+def _pool_hint(exc: ApiError) -> CliError:
+    """The API names the field `pool`; on the command line it is --pool."""
+    errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
+    if exc.status == 422 and errors and any(str(e.get("field", "")).endswith(".pool") for e in errors):
+        return CliError(f"{exc} (use --pool POOL, '*' for the all-pools entry)")
+    return exc
 
 
 def register(app: typer.Typer) -> None:
@@ -141,35 +149,41 @@ def register(app: typer.Typer) -> None:
         pools: str = typer.Option(None, "--pools", help=POOLS_HELP),
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Change a quota; amounts given replace those of the same pool and resource, others are kept."""
-        client = Client()
+        """Change only what is given: --gpu-limit 14 keeps the guarantee, --gpu 6 keeps the limit ('unlimited'
+        lifts it). Without --pool the amounts apply to the quota's only entry for that resource."""
         body = quota_options({}, parent, weight, child_preemption, reclaim, within, min_runtime, classes, pools)
-        changes = _resources(pool, {"gpu": (gpu, gpu_limit), "cpu": (cpu, cpu_limit),
-                                    "memory": (memory, memory_limit)})
+        changes = _changes(pool, {"gpu": (gpu, gpu_limit), "cpu": (cpu, cpu_limit), "memory": (memory, memory_limit)})
         if changes:
-            current = client.get(f"quotas/{name}")["resources"]
-            body["resources"] = _merge(current, changes)
+            body["resources"] = changes
         if not body:
             raise typer.BadParameter("nothing to change")
-        quota = client.patch(f"quotas/{name}", json=body)
+        try:
+            quota = Client().patch(f"quotas/{name}", json=body)
+        except ApiError as exc:
+            raise _pool_hint(exc) from exc
         show(quota if json_ else _flat(quota), json_)
 
     @quotas.command("scale")
     def scale(
         sizes: Annotated[list[str], typer.Argument(help="QUOTA=AMOUNT pairs, e.g. Quota1.1=56 Quota1.2=72")],
         cluster: str = typer.Option("local", "--cluster"),
-        pool: str = typer.Option(None, "--pool"),
+        pool: str = typer.Option(None, "--pool", help="default: each quota's only entry for the resource"),
         resource: str = typer.Option("gpu", "--resource"),
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Resize several quotas at once, validated as a whole (PAI scale)."""
+        """Resize several quotas at once, validated as a whole (PAI scale). Without --pool each quota's only entry
+        for the resource is scaled; a quota with several (or none) is refused, naming its pools."""
         changes = []
         for item in sizes:
             quota, sep, amount = item.partition("=")
             if not sep or not quota or not amount:
                 raise typer.BadParameter(f"{item!r}: use QUOTA=AMOUNT")
-            changes.append({"quota": quota, "guarantee": amount, "pool": pool, "resource": resource})
-        body = Client().post(f"clusters/{cluster}/quotas/scale", json={"changes": changes})
+            changes.append({"quota": quota, "guarantee": amount, "resource": resource, **({"pool": pool} if pool
+                                                                                           else {})})
+        try:
+            body = Client().post(f"clusters/{cluster}/quotas/scale", json={"changes": changes})
+        except ApiError as exc:
+            raise _pool_hint(exc) from exc
         if json_:
             emit_json(body)
         else:

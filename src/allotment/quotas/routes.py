@@ -41,16 +41,19 @@ def _snapshot(db: Session, quota: Quota) -> dict:
 
 def _input(body: QuotaCreate | QuotaUpdate) -> service.QuotaInput:
     sent = body.model_fields_set
-    resources = None
-    if body.resources is not None:
+    resources = changes = None
+    if isinstance(body, QuotaCreate):
         resources = [service.ResourceInput(**r.model_dump()) for r in body.resources]
+    elif body.resources is not None:
+        changes = [service.ResourceChange(**r.model_dump(), provided=set(r.model_fields_set)) for r in body.resources]
     return service.QuotaInput(
         name=body.name, parent=body.parent, clear_parent="parent" in sent and body.parent is None,
         description=body.description, weight=body.weight, child_preemption=body.child_preemption,
         reclaim=body.reclaim, within_quota_preemption=body.within_quota_preemption,
         min_runtime_s=body.min_runtime_s, allowed_priority_classes=body.allowed_priority_classes,
         clear_allowed_priority_classes="allowed_priority_classes" in sent and body.allowed_priority_classes is None,
-        gpu_hours_budget=body.gpu_hours_budget, resources=resources, pools=body.pools, provided=set(sent),
+        gpu_hours_budget=body.gpu_hours_budget, resources=resources, resource_changes=changes, pools=body.pools,
+        provided=set(sent),
     )
 
 

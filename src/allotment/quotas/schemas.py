@@ -35,6 +35,23 @@ class ResourceIn(BaseModel):
     lending_limit: Amount | None = Field(None, description="how much unused guarantee siblings may borrow")
 
 
+class ResourcePatch(BaseModel):
+    """A change of one entry (pool, resource) of a quota: only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource: Text(16) = Field(description="gpu, cpu or memory")
+    pool: Ref | None = Field(None, description="a pool of the quota's cluster, or '*' for the all-pools entry; "
+                                               "omitted: the quota's only entry for the resource (refused when it "
+                                               "has several; a new all-pools entry when it has none)")
+    guarantee: Amount | None = Field(None, description="omitted: unchanged (0 for a new entry); null is refused")
+    limit: Amount | None = Field(None, description="omitted: unchanged (unlimited for a new entry); null or "
+                                                   "'unlimited' = no limit")
+    lending_limit: Amount | None = Field(None, description="omitted: unchanged; null = all of the guarantee may "
+                                                           "be lent")
+    remove: StrictBool = Field(False, description="delete the entry (then send no amounts)")
+
+
 class ResourceOut(BaseModel):
     resource: str
     pool: str
@@ -62,7 +79,8 @@ class QuotaCreate(BaseModel):
 
 
 class QuotaUpdate(BaseModel):
-    """Send only what changes. `parent: null` makes the quota a root; `resources` replaces the whole list."""
+    """Send only what changes (absent = unchanged). `parent: null` makes the quota a root; each item of `resources`
+    changes only the entry it names and only the amounts it sends (entries not listed are kept)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,7 +94,8 @@ class QuotaUpdate(BaseModel):
     min_runtime_s: Seconds | None = None
     allowed_priority_classes: Refs | None = None
     gpu_hours_budget: GpuHours | None = None
-    resources: list[ResourceIn] | None = Field(None, max_length=limits.MAX_LIST_ITEMS)
+    resources: list[ResourcePatch] | None = Field(None, max_length=limits.MAX_LIST_ITEMS,
+                                                  description="entries to change, add or remove")
     pools: Refs | None = Field(None, description=POOLS_HELP + " (send [] or null to allow every pool again)")
 
 
@@ -116,7 +135,8 @@ class QuotaList(BaseModel):
 class ScaleChangeIn(BaseModel):
     quota: Ref
     resource: Text(16) = "gpu"
-    pool: Ref | None = None
+    pool: Ref | None = Field(None, description="a pool, or '*' for the all-pools entry; omitted: the quota's only "
+                                               "entry for the resource (refused when it has several or none)")
     guarantee: Amount
     limit: Amount | None = Field(None, description="omitted: follows the guarantee if they were equal, else kept")
 
@@ -136,6 +156,10 @@ class PoolLinkOut(BaseModel):
     position: int
 
 
+UNORDERED_HELP = ("true: the pools are an unordered set (several GPU models) and a job takes the best fit across "
+                  "them; false: they are tried in order, a later pool only when the earlier ones cannot take the job")
+
+
 class ProfileCreate(BaseModel):
     name: Name("profile", spaces=True)
     description: Description | None = None
@@ -143,6 +167,7 @@ class ProfileCreate(BaseModel):
     cpu: Amount | None = None
     memory: Amount | None = None
     pools: list[PoolLinkIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS, description="pools to try, in order")
+    unordered: StrictBool = Field(False, description=UNORDERED_HELP)
 
 
 class ProfileUpdate(BaseModel):
@@ -151,23 +176,20 @@ class ProfileUpdate(BaseModel):
     gpu: Amount | None = None
     cpu: Amount | None = None
     memory: Amount | None = None
+    unordered: StrictBool | None = Field(None, description=UNORDERED_HELP)
 
 
 class ProfileOut(BaseModel):
     id: int
     name: str
-UNORDERED_HELP = ("true: the pools are an unordered set (several GPU models) and a job takes the best fit across "
-                  "them; false: they are tried in order, a later pool only when the earlier ones cannot take the job")
-
-
     cluster: str
     description: str | None
     gpu: str
     cpu: str
     memory: str
     pools: list[PoolLinkOut]
+    unordered: bool = Field(False, description=UNORDERED_HELP)
     policies: list[str] = Field(description="quotas using the profile, in queuing priority order")
-    unordered: StrictBool = Field(False, description=UNORDERED_HELP)
     queued_jobs: int
     running_jobs: int
 
@@ -176,7 +198,6 @@ class ProfileList(BaseModel):
     items: list[ProfileOut]
     total: int
 
-    unordered: StrictBool | None = Field(None, description=UNORDERED_HELP)
 
 class NameOrder(BaseModel):
     names: Refs
@@ -188,7 +209,6 @@ class PriorityClassIn(BaseModel):
     description: Description | None = None
     is_default: StrictBool = False
 
-    unordered: bool = Field(False, description=UNORDERED_HELP)
 
 class PriorityClassUpdate(BaseModel):
     value: Priority | None = None

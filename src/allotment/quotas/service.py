@@ -42,6 +42,20 @@ class ResourceInput:
 
 
 @dataclass
+class ResourceChange:
+    """A partial change of one entry of a quota (PATCH): only the fields in `provided` change. The entry is found by
+    pool and resource; without a pool, the quota's only entry for the resource (all pools when it has none yet)."""
+
+    resource: str
+    pool: str | None = None  # None: the quota's only entry for the resource; "*": the all-pools entry
+    guarantee: str | int | float | None = None
+    limit: str | int | float | None = None  # None (when provided) = unlimited
+    lending_limit: str | int | float | None = None  # None (when provided) = all of the guarantee may be lent
+    remove: bool = False
+    provided: set[str] = field(default_factory=set)
+
+
+@dataclass
 class QuotaInput:
     """Fields of a create or update; `None` leaves a field unchanged on update."""
 
@@ -57,7 +71,8 @@ class QuotaInput:
     allowed_priority_classes: list[str] | None = None
     clear_allowed_priority_classes: bool = False
     gpu_hours_budget: float | None = None
-    resources: list[ResourceInput] | None = None
+    resources: list[ResourceInput] | None = None  # replaces the whole list (create, provision)
+    resource_changes: list[ResourceChange] | None = None  # changes only the entries and fields given (PATCH)
     pools: list[str] | None = None  # the pools its jobs may use ([] = all); applied only when "pools" is provided
     provided: set[str] = field(default_factory=set)  # fields explicitly sent (for nullable ones)
 
@@ -141,6 +156,94 @@ def _resource_rows(session: Session, cluster_id: int, items: Sequence[ResourceIn
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
     return rows
+
+
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def entry_pools(rows: Iterable[QuotaResource], resource: str, pools: dict[int, str]) -> list[str]:
+    """Names of the pools in which the quota has an entry for `resource` ("*" for its all-pools entry), sorted."""
+    return sorted(ANY_POOL if r.pool_id is None else pools.get(r.pool_id, str(r.pool_id))
+                  for r in rows if r.resource == resource)
+
+
+def several_entries(quota: Quota, resource: str, names: Sequence[str]) -> str:
+    return f"quota {quota.name} has {resource} entries in pools {_join(names)}: choose one of them with pool"
+
+
+def _resource_changes(session: Session, quota: Quota, changes: Sequence[ResourceChange]) -> None:
+    """Apply partial entry changes: each changes only the fields it was given (absent = unchanged); a new entry
+    starts at guarantee 0, no limit. Every problem is collected and nothing changes unless all are valid."""
+    pools = pool_names(session, quota.cluster_id)
+    pool_ids = {name: pid for pid, name in pools.items()}
+    rows = list(session.scalars(select(QuotaResource).where(QuotaResource.quota_id == quota.id)).all())
+    by_key = {(r.pool_id, r.resource): r for r in rows}
+    errors: list[FieldError] = []
+    plans: list[tuple[ResourceChange, int | None, dict[str, int | None]]] = []
+    seen: set[tuple[int | None, str]] = set()
+    for i, ch in enumerate(changes):
+        where = f"resources.{i}"
+        if ch.resource not in RESOURCE_NAMES:
+            errors.append(FieldError(f"{where}.resource", f"must be one of {', '.join(RESOURCE_NAMES)}"))
+            continue
+        if ch.pool in (None, ""):
+            names = entry_pools(rows, ch.resource, pools)
+            if len(names) > 1:
+                errors.append(FieldError(f"{where}.pool", several_entries(quota, ch.resource, names)))
+                continue
+            pool_name = names[0] if names else ANY_POOL
+        else:
+            pool_name = ch.pool
+        if pool_name != ANY_POOL and pool_name not in pool_ids:
+            errors.append(FieldError(f"{where}.pool", f"no pool '{pool_name}' in the quota's cluster"))
+            continue
+        pool_id = None if pool_name == ANY_POOL else pool_ids[pool_name]
+        if (pool_id, ch.resource) in seen:
+            errors.append(FieldError(where, f"{ch.resource} in pool {pool_name} is listed twice"))
+            continue
+        seen.add((pool_id, ch.resource))
+        amounts = ch.provided & {"guarantee", "limit", "lending_limit"}
+        if ch.remove:
+            if amounts:
+                errors.append(FieldError(f"{where}.remove", "an entry that is removed takes no guarantee, limit or "
+                                                            "lending_limit"))
+            elif (pool_id, ch.resource) not in by_key:
+                errors.append(FieldError(f"{where}.pool", f"quota {quota.name} has no {ch.resource} entry in pool "
+                                                          f"{pool_name} to remove"))
+            else:
+                plans.append((ch, pool_id, {}))
+            continue
+        values: dict[str, int | None] = {}
+        try:
+            if "guarantee" in amounts:
+                if ch.guarantee is None:
+                    raise invalid(f"{where}.guarantee", "cannot be null: give an amount (0 for none)")
+                values["guarantee"] = parse_amount(f"{where}.guarantee", ch.guarantee, ch.resource, False)
+            if "limit" in amounts:
+                values["limit"] = (None if ch.limit is None
+                                   else parse_amount(f"{where}.limit", ch.limit, ch.resource, True))
+            if "lending_limit" in amounts:
+                values["lending_limit"] = (None if ch.lending_limit is None else
+                                           parse_amount(f"{where}.lending_limit", ch.lending_limit, ch.resource, True))
+        except ValidationFailed as exc:
+            errors.extend(exc.errors)
+            continue
+        plans.append((ch, pool_id, values))
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+    for ch, pool_id, values in plans:
+        row = by_key.get((pool_id, ch.resource))
+        if ch.remove:
+            session.delete(row)
+            continue
+        if row is None:
+            row = QuotaResource(quota_id=quota.id, pool_id=pool_id, resource=ch.resource, guarantee=0, limit=None,
+                                lending_limit=None)
+            session.add(row)
+        for attr, value in values.items():
+            setattr(row, attr, value)
+    session.flush()
 
 
 def _check_scalars(session: Session, data: QuotaInput) -> None:
@@ -229,6 +332,8 @@ def update_quota(session: Session, quota: Quota, data: QuotaInput) -> Quota:
         for row in rows:
             row.quota_id = quota.id
             session.add(row)
+    if data.resource_changes is not None:
+        _resource_changes(session, quota, data.resource_changes)
     if "pools" in data.provided:
         set_pools(session, quota, data.pools)
     _validate_cluster_tree(session, quota.cluster_id)
@@ -282,7 +387,18 @@ def scale_quotas(session: Session, cluster_id: int, changes: Sequence[ScaleChang
         if ch.resource not in RESOURCE_NAMES:
             errors.append(FieldError(f"{where}.resource", f"must be one of {', '.join(RESOURCE_NAMES)}"))
             continue
-        pool = ch.pool if ch.pool not in (None, "") else ANY_POOL
+        if ch.pool in (None, ""):
+            # Without a pool: the quota's only entry for the resource; never a new all-pools entry beside it.
+            names = entry_pools(session.scalars(select(QuotaResource).where(QuotaResource.quota_id == quota.id)),
+                                ch.resource, pool_names(session, cluster_id))
+            if len(names) != 1:
+                errors.append(FieldError(f"{where}.pool", several_entries(quota, ch.resource, names) if names else
+                                         f"quota {quota.name} has no {ch.resource} entry: name the pool to scale "
+                                         f"(one of {', '.join([ANY_POOL, *sorted(pools)])})"))
+                continue
+            pool = names[0]
+        else:
+            pool = ch.pool
         if pool != ANY_POOL and pool not in pools:
             errors.append(FieldError(f"{where}.pool", f"no pool '{pool}' in this cluster"))
             continue
