@@ -17,8 +17,12 @@ def test_clusters_list_follows_the_contract(client, admin_headers):
     assert body["total"] == 1
     local = body["items"][0]
     assert (local["name"], local["backend"], local["status"]) == ("local", "local", "ready")
-    assert local["pools"] == [{"name": "default", "device_model": None, "devices": 4, "gpus": 4, "memory": "320Gi",
-                               "cpu": "64", "host_memory": "512Gi"}]
+    assert local["pools"] == [{"name": "default", "is_default": True, "device_model": None, "devices": 4, "gpus": 4,
+                               "memory": "320Gi", "cpu": "64", "host_memory": "512Gi", "machine_type": None,
+                               "preemptible": False, "min_nodes": None, "max_nodes": None, "nodes": 1,
+                               "machines": [{"nodes": 1, "cpu": "64", "memory": "512Gi",
+                                             "gpus": [{"count": 4, "model": "H100"}]}]}]
+    assert (local["region"], local["zones"]) == (None, [])
 
 
 def test_created_cluster_makes_its_creator_cluster_admin_and_has_a_default_pool(client, admin_headers):

@@ -47,6 +47,9 @@ class Cluster(Base):
     status_error: Mapped[str | None] = mapped_column(Text)
     status_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     description: Mapped[str | None] = mapped_column(String(255))
+    # Where the cluster runs (Neu.ro's get-clusters shows them): labels set by the platform admin, only displayed.
+    region: Mapped[str | None] = mapped_column(String(64))
+    zones: Mapped[list[str] | None] = mapped_column(JSON)
     # ClearML's switch: while off the scheduler admits nothing in this cluster (queued jobs stay queued, running
     # ones keep running). The provisioned resource configuration is what it serves when on.
     resource_management_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -74,6 +77,14 @@ class Pool(Base):
     # pool holds whatever is unassigned, so it may mix models and keeps None here.
     device_model: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(String(255))
+    # Neu.ro's node-pool columns the engines do not report, set by the cluster admin. The machine type and whether
+    # the machines are preemptible (spot) describe the hardware and are only displayed. min_nodes and max_nodes bound
+    # how many nodes the pool spans (pools.node_counts: nodes it holds or holds devices of): a change that would take
+    # the pool below min_nodes or above max_nodes is refused. None: no bound. The default pool takes no bounds.
+    machine_type: Mapped[str | None] = mapped_column(String(64))
+    preemptible: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_nodes: Mapped[int | None] = mapped_column(Integer)
+    max_nodes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from allotment.core.quantity import parse_quantity
 from allotment.db import utcnow
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
+from allotment.inventory.machines import layout
 from allotment.inventory.models import HEALTH_VALUES, NODE_STATUSES, UNKNOWN, Device, Node, Pool
-from allotment.inventory.pools import busy_devices, refresh_models
+from allotment.inventory.pools import busy_devices, check_node_bounds, refresh_models
 from allotment.inventory.service import bump_config_version, check_name, default_pool
 
 MAX_DEVICES_PER_NODE = 1024
@@ -160,6 +161,8 @@ def delete_node(session: Session, node: Node) -> None:
     if jobs:
         raise Conflict(f"node {node.name} runs job(s) {', '.join(map(str, jobs))}: drain it and wait for them")
     cluster_id = node.cluster_id
+    before = layout(session, cluster_id)
+    check_node_bounds(session, cluster_id, before, before.moved(removed={node.id}), "node")
     session.delete(node)
     session.flush()
     refresh_models(session, cluster_id)

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, aliased
 
 from allotment.core.limits import MAX_DEVICE_INDEX
 from allotment.core.names import as_id, is_digits
-from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed
+from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from allotment.inventory.machines import Layout, layout
 from allotment.inventory.models import Device, Node, Pool
 from allotment.inventory.service import bump_config_version, check_name, default_pool
 from allotment.quotas.models import Profile, ProfilePool
@@ -211,6 +212,10 @@ def assign(session: Session, pool: Pool, devices: Iterable[str | int] = (), node
         mixing = any("single GPU model" in e.message for e in errors)
         cls = ValidationFailed if mixing else Conflict
         raise cls("; ".join(e.message for e in errors), errors)
+    before = layout(session, pool.cluster_id)
+    check_node_bounds(session, pool.cluster_id, before, before.moved(
+        devices={d.id: pool.id for d, _ in chosen.values()}, nodes={n.id: pool.id for n in moved_nodes}),
+        "nodes" if moved_nodes else "devices")
     for device, _ in chosen.values():
         device.pool_id = pool.id
     for node in moved_nodes:
@@ -241,3 +246,73 @@ def refresh_models(session: Session, cluster_id: int) -> None:
     for pool in session.scalars(select(Pool).where(Pool.cluster_id == cluster_id)).all():
         pool.device_model = None if pool.is_default else models.get(pool.id)
     session.flush()
+
+
+# -- Neu.ro's node-pool attributes -----------------------------------------------------------------------------------
+
+POOL_ATTRIBUTES = ("machine_type", "preemptible", "min_nodes", "max_nodes")
+MAX_MACHINE_TYPE = 64
+
+
+def check_node_bounds(session: Session, cluster_id: int, before: Layout, after: Layout, field: str) -> None:
+    """Refuse a change of nodes or devices that takes a pool above its max_nodes or below its min_nodes. A pool
+    already outside a bound (its min was set above what it spans) may still move towards it."""
+    was, now = before.counts(), after.counts()
+    problems = []
+    for pool in list_pools(session, cluster_id):
+        old, new = was.get(pool.id, 0), now.get(pool.id, 0)
+        if pool.max_nodes is not None and new > pool.max_nodes and new > old:
+            problems.append(FieldError(field, f"pool {pool.name} may span at most {pool.max_nodes} node(s) "
+                                              f"(its max_nodes) and would span {new}"))
+        if pool.min_nodes is not None and new < pool.min_nodes and new < old:
+            problems.append(FieldError(field, f"pool {pool.name} must span at least {pool.min_nodes} node(s) "
+                                              f"(its min_nodes) and would span {new}"))
+    if problems:
+        raise Conflict("; ".join(p.message for p in problems), problems)
+
+
+def pool_attributes(pool: Pool) -> dict:
+    return {name: getattr(pool, name) for name in POOL_ATTRIBUTES}
+
+
+def set_pool_attributes(session: Session, pool: Pool, changes: dict) -> dict:
+    """Set the machine type, preemptible, min_nodes and max_nodes given in `changes` (None clears one; preemptible
+    None is false). Returns the attributes before the change. Checked together: bounds are whole numbers, min_nodes
+    is at most max_nodes, max_nodes is not below what the pool spans now, and the default pool takes no bounds."""
+    unknown = sorted(set(changes) - set(POOL_ATTRIBUTES))
+    if unknown:
+        raise invalid(unknown[0], f"is not a pool attribute; the attributes are {', '.join(POOL_ATTRIBUTES)}")
+    before = pool_attributes(pool)
+    after = before | changes
+    errors: list[FieldError] = []
+    machine = after["machine_type"]
+    if machine is not None:
+        machine = str(machine).strip() or None
+        if machine is not None and len(machine) > MAX_MACHINE_TYPE:
+            errors.append(FieldError("machine_type", f"must be at most {MAX_MACHINE_TYPE} characters long"))
+    for name in ("min_nodes", "max_nodes"):
+        value = after[name]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            errors.append(FieldError(name, "must be a whole number, zero or more"))
+        elif pool.is_default and name in changes:
+            errors.append(FieldError(name, "the default pool holds every node and device not assigned elsewhere, "
+                                           "so it takes no node bounds: set them on a pool you create"))
+    if not errors and after["min_nodes"] is not None and after["max_nodes"] is not None \
+            and after["min_nodes"] > after["max_nodes"]:
+        field = "min_nodes" if "min_nodes" in changes else "max_nodes"
+        errors.append(FieldError(field, f"min_nodes ({after['min_nodes']}) must not be above max_nodes "
+                                        f"({after['max_nodes']})"))
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+    spanned = layout(session, pool.cluster_id).counts().get(pool.id, 0)
+    if "max_nodes" in changes and after["max_nodes"] is not None and after["max_nodes"] < spanned:
+        message = (f"pool {pool.name} spans {spanned} node(s), more than max_nodes {after['max_nodes']}: move "
+                   f"nodes or devices out of it first")
+        raise Conflict(message, [FieldError("max_nodes", message)])
+    pool.machine_type = machine
+    pool.preemptible = bool(after["preemptible"])
+    pool.min_nodes, pool.max_nodes = after["min_nodes"], after["max_nodes"]
+    session.flush()
+    return before

@@ -40,13 +40,13 @@ USER = cluster("user")
 def _pool_out(db, pool: Pool) -> PoolOut:
     from allotment.quotas.profiles import pool_profile_order
 
-    caps = {c.pool_id: c for c in service.pool_capacities(db, pool.cluster_id)}
+    summary = service.pool_summaries(db, pool.cluster_id)[pool.id]
     names = {p.id: p.name for p in pool_service.list_pools(db, pool.cluster_id)}
     busy = pool_service.busy_devices(db, pool.cluster_id)
     devices = [DeviceOut.of(d, n, names, busy) for d, n in pool_service.pool_devices(db, pool.id)]
-    return PoolOut(id=pool.id, is_default=pool.is_default, description=pool.description,
+    return PoolOut(id=pool.id, description=pool.description,
                    profile_order=pool_profile_order(db, pool.id), device_list=devices,
-                   **service.pool_summary(caps[pool.id]))
+                   **summary)
 
 
 def _node_out(node: Node, devices: list[Device], names: dict[int, str], busy: dict[int, int]) -> NodeOut:
@@ -107,11 +107,14 @@ def get_cluster(cluster: str, principal: Annotated[Principal, require(USER, scop
 @router.patch("/clusters/{cluster}", response_model=ClusterOut)
 def update_cluster(cluster: str, body: ClusterUpdate, principal: Annotated[Principal, require(PLATFORM_ADMIN)],
                    db: DB, state: State, request: Request) -> ClusterOut:
-    """Change the description, the backend or engine settings (platform admins only: an engine's settings decide
+    """Change the description, region and zone labels, the backend or engine settings (platform admins only: an engine's settings decide
     what the server runs and where it reads). Settings left out are kept; null resets one (a secret: clears it)."""
     found = service.find_cluster(db, cluster)
+    given = body.model_fields_set
     change = service.update_cluster(db, found, state.secret_key, backend=body.backend, description=body.description,
-                                    description_set="description" in body.model_fields_set, engine=body.engine)
+                                    description_set="description" in given, engine=body.engine,
+                                    region=body.region, region_set="region" in given, zones=body.zones,
+                                    zones_set="zones" in given)
     if change.any:
         audit.record(db, principal, "cluster.update", "cluster", found.name, found.id, changes=change.audit_changes(),
                      source=client_address(request))
@@ -163,12 +166,20 @@ def get_pool(cluster: str, pool: str, db: DB) -> PoolOut:
 def update_pool(cluster: str, pool: str, body: PoolUpdate,
                 principal: Annotated[Principal, require(ADMIN, scope=cluster_scope())], db: DB,
                 request: Request) -> PoolOut:
+    """Rename a pool, change its description, or set Neu.ro's node-pool attributes: machine type and preemptible
+    (labels), min_nodes and max_nodes (bounds on the nodes it spans). Only what is given changes; null clears."""
     found = pool_service.find_pool(db, service.find_cluster_id(db, cluster), pool)
-    before = {"name": found.name, "description": found.description}
-    pool_service.rename_pool(db, found, body.name, body.description)
-    audit.record(db, principal, "pool.update", "pool", f"{cluster}/{found.name}", found.id,
-                 changes=audit.diff(before, {"name": found.name, "description": found.description}),
-                 source=client_address(request))
+    given = body.model_fields_set
+    before = {"name": found.name, "description": found.description, **pool_service.pool_attributes(found)}
+    attributes = {k: getattr(body, k) for k in pool_service.POOL_ATTRIBUTES if k in given}
+    if attributes:
+        pool_service.set_pool_attributes(db, found, attributes)
+    if body.name is not None or body.description is not None:
+        pool_service.rename_pool(db, found, body.name, body.description)
+    after = {"name": found.name, "description": found.description, **pool_service.pool_attributes(found)}
+    if after != before:
+        audit.record(db, principal, "pool.update", "pool", f"{cluster}/{found.name}", found.id,
+                     changes=audit.diff(before, after), source=client_address(request))
     return _pool_out(db, found)
 
 

@@ -18,14 +18,36 @@ from allotment.inventory.engine_settings import EngineIn
 from allotment.inventory.models import Device, Node
 
 
+class GpuCount(BaseModel):
+    count: int
+    model: str
+
+
+class MachineOut(BaseModel):
+    """One row of Neu.ro's node-pool table: nodes of one shape and what each gives the pool."""
+
+    nodes: int = Field(description="how many of the pool's nodes have this shape")
+    cpu: str | None = Field(description="cores of each node (None: the node's cpu counts in another pool, which "
+                                        "holds the node; this pool holds some of its devices)")
+    memory: str | None = Field(description="host memory of each node (None: as cpu)")
+    gpus: list[GpuCount] = Field(description="the pool's GPUs on each node, per model")
+
+
 class PoolSummary(BaseModel):
     name: str
+    is_default: bool = Field(False, description="the pool that holds every node and device not assigned elsewhere")
     device_model: str | None
     devices: int
     gpus: int = Field(description="usable GPUs: healthy devices on ready nodes")
     memory: str = Field(description="GPU memory of the pool's devices")
     cpu: str | None = Field(None, description="cores of the pool's nodes (None: the pool has no nodes)")
     host_memory: str | None = None
+    machine_type: str | None = Field(None, description="the machines' type, as the cluster admin labelled it")
+    preemptible: bool = Field(False, description="whether the machines may be taken back (spot), as labelled")
+    min_nodes: int | None = Field(None, description="fewest nodes the pool may span (None: no bound)")
+    max_nodes: int | None = Field(None, description="most nodes the pool may span (None: no bound)")
+    nodes: int = Field(0, description="nodes the pool spans: it holds them or some of their devices")
+    machines: list[MachineOut] = Field(default_factory=list, description="the pool's nodes by shape")
 
 
 class ClusterOut(BaseModel):
@@ -35,6 +57,8 @@ class ClusterOut(BaseModel):
     status_error: str | None = Field(None, description="the engine's own error while degraded or unreachable")
     status_since: datetime | None = Field(None, description="when the status last changed")
     description: str | None = None
+    region: str | None = Field(None, description="where the cluster runs, as labelled by a platform admin")
+    zones: list[str] = Field(default_factory=list, description="its zones, as labelled")
     resource_management_enabled: bool
     engine: dict[str, Any] | None = Field(None, description=(
         "the engine's settings, to platform and cluster admins; each secret shows only as {\"set\": true|false}"))
@@ -71,6 +95,9 @@ class ClusterUpdate(BaseModel):
 
     backend: Literal["local", "simulated", "slurm", "ray"] | None = None
     description: Description | None = None
+    region: Text(64) | None = Field(None, description="where the cluster runs; empty or null removes it")
+    zones: list[Text(64)] | None = Field(None, max_length=64, description="its zones (replaces the list); "
+                                                                        "empty or null removes them")
     engine: EngineIn | None = None
 
 
@@ -86,8 +113,19 @@ class PoolCreate(BaseModel):
 
 
 class PoolUpdate(BaseModel):
+    """Only what is given changes; null clears machine_type, min_nodes or max_nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
     name: Name("pool", spaces=True) | None = None
     description: Description | None = None
+    machine_type: Text(64) | None = Field(None, description="the machines' type, only displayed")
+    preemptible: Annotated[bool, Strict()] | None = Field(None, description="whether the machines are preemptible "
+                                                                           "(spot), only displayed")
+    min_nodes: Int(0, limits.MAX_INT32) | None = Field(None, description=(
+        "fewest nodes the pool may span: moving nodes or devices out, or removing a node, below it is refused"))
+    max_nodes: Int(0, limits.MAX_INT32) | None = Field(None, description=(
+        "most nodes the pool may span: moving nodes or devices in beyond it is refused; not on the default pool"))
 
 
 class PoolAssign(BaseModel):
@@ -165,7 +203,6 @@ class DeviceList(BaseModel):
 
 class PoolOut(PoolSummary):
     id: int
-    is_default: bool
     description: str | None = None
     profile_order: list[str] = Field(default_factory=list, description="execution priority of linked profiles")
     device_list: list[DeviceOut] = Field(default_factory=list)

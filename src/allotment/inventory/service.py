@@ -18,6 +18,7 @@ from allotment.db import utcnow
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.inventory import engine_settings
 from allotment.inventory.engine_settings import EngineIn
+from allotment.inventory.machines import Machines, pool_machines
 from allotment.inventory.models import (
     CLUSTER_READY,
     CLUSTER_STATUSES,
@@ -32,6 +33,8 @@ from allotment.inventory.models import (
 DEFAULT_POOL = "default"
 BACKENDS = ("local", "simulated", "slurm", "ray")
 MAX_NAME = 64
+MAX_LABEL = 64  # a region or zone label
+MAX_ZONES = 64
 MAX_STATUS_ERROR = 2000  # an engine's error as shown with the cluster's status
 
 
@@ -120,11 +123,16 @@ class ClusterChange:
 
 def update_cluster(session: Session, cluster: Cluster, secret_key: str, *, backend: str | None = None,
                    description: str | None = None, description_set: bool = False,
-                   engine: dict[str, Any] | EngineIn | None = None) -> ClusterChange:
-    """Change a cluster's description, backend or engine settings. A setting left out is kept, null resets it; a
-    new backend starts from empty settings and is refused while the old engine has active jobs."""
+                   engine: dict[str, Any] | EngineIn | None = None, region: str | None = None,
+                   region_set: bool = False, zones: list[str] | None = None,
+                   zones_set: bool = False) -> ClusterChange:
+    """Change a cluster's description, region and zone labels, backend or engine settings. A setting left out is
+    kept, null resets it; a new backend starts from empty settings and is refused while the old engine has active
+    jobs."""
     changes = engine_settings.parse(engine)
-    before = {"backend": cluster.backend, "description": cluster.description}
+    region = check_region(region) if region_set else cluster.region
+    zones = check_zones(zones) if zones_set else cluster.zones
+    before = _labels(cluster)
     new_backend = cluster.backend
     if backend is not None and backend != cluster.backend:
         if backend not in BACKENDS:
@@ -147,12 +155,46 @@ def update_cluster(session: Session, cluster: Cluster, secret_key: str, *, backe
     cluster.backend = new_backend
     if description_set:
         cluster.description = description
+    cluster.region, cluster.zones = region, zones
     if changed or new_backend != before["backend"]:
         reseal = new_backend != before["backend"] or any(n in engine_settings.SECRETS for n in changed)
         engine_settings.store(cluster, secret_key, plain, secrets, reseal)
         cluster.engine_revision = (cluster.engine_revision or 0) + 1  # the scheduler builds the engine again
     session.flush()
-    return ClusterChange(before, {"backend": cluster.backend, "description": cluster.description}, changed)
+    return ClusterChange(before, _labels(cluster), changed)
+
+
+def _labels(cluster: Cluster) -> dict[str, Any]:
+    return {"backend": cluster.backend, "description": cluster.description, "region": cluster.region,
+            "zones": list(cluster.zones or [])}
+
+
+def check_region(region: str | None) -> str | None:
+    """A region label (Neu.ro's get-clusters shows it): at most 64 characters; empty or null removes it."""
+    text = (region or "").strip()
+    if len(text) > MAX_LABEL:
+        raise invalid("region", f"must be at most {MAX_LABEL} characters long")
+    return text or None
+
+
+def check_zones(zones: list[str] | None) -> list[str] | None:
+    """Zone labels: each non-empty, at most 64 characters, listed once, at most 64 of them; empty or null: none."""
+    cleaned: list[str] = []
+    errors = []
+    for i, zone in enumerate(zones or []):
+        text = str(zone).strip()
+        if not text:
+            errors.append(FieldError(f"zones.{i}", "must not be empty"))
+        elif len(text) > MAX_LABEL:
+            errors.append(FieldError(f"zones.{i}", f"must be at most {MAX_LABEL} characters long"))
+        elif text in cleaned:
+            errors.append(FieldError(f"zones.{i}", f"zone {text} is listed twice"))
+        cleaned.append(text)
+    if len(cleaned) > MAX_ZONES:
+        errors.append(FieldError("zones", f"at most {MAX_ZONES} zones"))
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+    return cleaned or None
 
 
 def _current_secrets(cluster: Cluster, secret_key: str, changes: dict[str, Any]) -> dict[str, str]:
@@ -279,16 +321,42 @@ def pool_capacities(session: Session, cluster_id: int) -> list[PoolCapacity]:
     return out
 
 
-def pool_summary(cap: PoolCapacity) -> dict:
+def machine_summary(machines: Machines) -> dict:
+    """One row of Neu.ro's node-pool table: how many nodes have this shape, and what each gives the pool."""
+    shape = machines.shape
+    return {
+        "nodes": machines.nodes,
+        "cpu": None if shape.cpu_milli is None else format_raw(shape.cpu_milli, "cpu"),
+        "memory": None if shape.memory_bytes is None else format_raw(shape.memory_bytes, "memory"),
+        "gpus": [{"count": count, "model": model} for model, count in shape.gpus],
+    }
+
+
+def pool_summary(cap: PoolCapacity, pool: Pool, machines: list[Machines]) -> dict:
     return {
         "name": cap.name,
+        "is_default": bool(pool.is_default),
         "device_model": cap.device_model,
         "devices": cap.devices,
         "gpus": cap.usable_devices,
         "memory": format_raw(cap.device_memory_bytes, "memory"),
         "cpu": None if cap.cpu_milli is None else format_raw(cap.cpu_milli, "cpu"),
         "host_memory": None if cap.memory_bytes is None else format_raw(cap.memory_bytes, "memory"),
+        "machine_type": pool.machine_type,
+        "preemptible": bool(pool.preemptible),
+        "min_nodes": pool.min_nodes,
+        "max_nodes": pool.max_nodes,
+        "nodes": sum(m.nodes for m in machines),
+        "machines": [machine_summary(m) for m in machines],
     }
+
+
+def pool_summaries(session: Session, cluster_id: int) -> dict[int, dict]:
+    """pool id -> pool_summary, in pool_capacities' order."""
+    pools = {p.id: p for p in session.scalars(select(Pool).where(Pool.cluster_id == cluster_id)).all()}
+    machines = pool_machines(session, cluster_id)
+    return {cap.pool_id: pool_summary(cap, pools[cap.pool_id], machines.get(cap.pool_id, []))
+            for cap in pool_capacities(session, cluster_id)}
 
 
 def cluster_summary(session: Session, cluster: Cluster, with_engine: bool = False) -> dict:
@@ -300,9 +368,11 @@ def cluster_summary(session: Session, cluster: Cluster, with_engine: bool = Fals
         "status_error": cluster.status_error,
         "status_since": cluster.status_since,
         "description": cluster.description,
+        "region": cluster.region,
+        "zones": list(cluster.zones or []),
         "resource_management_enabled": cluster.resource_management_enabled,
         "engine": engine_settings.public_settings(cluster) if with_engine else None,
-        "pools": [pool_summary(c) for c in pool_capacities(session, cluster.id)],
+        "pools": list(pool_summaries(session, cluster.id).values()),
     }
 
 

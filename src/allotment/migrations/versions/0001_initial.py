@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 21:07:21.397934
+Create Date: 2026-12-05 21:07:55.714117
 """
 
 from alembic import op
