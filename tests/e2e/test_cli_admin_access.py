@@ -32,14 +32,14 @@ def test_get_clusters_shows_status_backend_and_pools(admin_config):
     block = out[out.index(f"\n{name}\n") + 1:].split("\n\n")[0].splitlines()  # clusters are blank-line separated
     assert any(line.split() == ["Status", "ready"] for line in block)
     assert any(line.split() == ["Backend", "local"] for line in block)
-    header = next(line for line in block if "Device model" in line)
+    header = next(line for line in block if "Machine" in line)
     columns = [c.strip() for c in header.split("┃")]
-    assert columns[:5] == ["Pool", "Device model", "Devices", "GPUs", "GPU memory"]
+    assert columns == ["Pool", "Machine", "CPU", "Memory", "Preemptible", "GPU", "Nodes", "Min", "Max"]
     [row] = [dict(zip(columns, (c.strip() for c in line.split("│")), strict=True)) for line in block
              if line.startswith("default ")]
-    assert (row["Devices"], row["GPUs"], row["GPU memory"]) == ("2", "2", "160Gi")
-    assert row["Device model"] in ("A100-80G", "-")  # the pool's model, when the pool names one
-    assert (row["CPU"], row["Host memory"]) == ("32", "256Gi")
+    # Neu.ro's node-pool table: each node's CPU, memory and GPUs, how many nodes, and the pool's node bounds.
+    assert (row["CPU"], row["Memory"], row["GPU"], row["Nodes"]) == ("32", "256Gi", "2 x A100-80G", "1")
+    assert (row["Machine"], row["Preemptible"], row["Min"], row["Max"]) == ("-", "no", "-", "-")
 
     clusters = json.loads(ok(allot("admin", "get-clusters", "--json", config_dir=admin_config)).stdout)
     mine = next(c for c in clusters if c["name"] == name)

@@ -12,41 +12,46 @@ from rich.table import Table
 
 from allotment.cli.client import Client, segment
 from allotment.cli.inputs import confirm, read_stdin_secret
-from allotment.cli.output import console, emit_json, human_bytes, table, when, yes_no
+from allotment.cli.output import console, emit_json, table, when, yes_no
 
 ROLE_HELP = "user, manager or admin (DKube aliases: data-scientist = user, operator = admin)"
 BACKEND_HELP = "local, slurm, ray or simulated"
-SHOWN_APART = {"name", "status", "status_error", "status_since", "backend", "pools", "id", "engine"}
+SHOWN_APART = {"name", "status", "status_error", "status_since", "backend", "region", "zones", "pools", "id",
+               "engine"}
 
 
-def count(value: Any) -> str:
-    """A pool's device count: the API may give a number or the list of devices."""
-    if value is None:
-        return ""
-    return str(len(value)) if isinstance(value, (list, tuple)) else str(value)
+def gpu_text(gpus: list[dict[str, Any]] | None) -> str:
+    """A node's GPUs as Neu.ro writes them: '1 x nvidia-tesla-k80' (several models joined by ', ')."""
+    return ", ".join(f"{g.get('count')} x {g.get('model')}" for g in gpus or []) or "-"
+
+
+def bound(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def pool_rows(pool: dict[str, Any]) -> list[list[str]]:
+    """A pool's rows of the node-pool table: one per machine shape. The first names the pool, its machine type,
+    preemptible and node bounds; nodes of another shape follow on rows of their own."""
+    machines = pool.get("machines") or [{"nodes": 0, "cpu": None, "memory": None, "gpus": []}]
+    rows = []
+    for i, machine in enumerate(machines):
+        head = [str(pool.get("name") or ""), pool.get("machine_type") or "-",
+                yes_no(pool.get("preemptible"))] if i == 0 else ["", "", ""]
+        bounds = [bound(pool.get("min_nodes")), bound(pool.get("max_nodes"))] if i == 0 else ["", ""]
+        rows.append([head[0], head[1], machine.get("cpu") or "-", machine.get("memory") or "-", head[2],
+                     gpu_text(machine.get("gpus")), str(machine.get("nodes", 0)), *bounds])
+    return rows
 
 
 def pool_table(pools: list[dict[str, Any]]) -> Table:
-    """Devices first (model, count, usable GPUs, GPU memory); host CPU and memory when the pools report them."""
-    columns = [("Pool", "name"), ("Device model", "device_model"), ("Devices", "devices"), ("GPUs", "gpus"),
-               ("GPU memory", "memory")]
-    columns += [(h, k) for h, k in (("CPU", "cpu"), ("Host memory", "host_memory")) if any(p.get(k) for p in pools)]
+    """Neu.ro's node-pool table: per pool its machine type, each node's CPU and memory, preemptible, each node's
+    GPUs (count x model), how many nodes, and the min and max nodes the pool may span."""
     t = Table(show_edge=False, pad_edge=False)
-    for header, _ in columns:
+    for header in ("Pool", "Machine", "CPU", "Memory", "Preemptible", "GPU", "Nodes", "Min", "Max"):
         t.add_column(header)
     for pool in pools:
-        cells = []
-        for _, key in columns:
-            value = pool.get(key)
-            if key == "name":
-                cells.append(str(value or "") + (" (default)" if pool.get("is_default") else ""))
-            elif key in ("devices", "gpus"):
-                cells.append(count(value))
-            elif key in ("memory", "host_memory"):
-                cells.append(human_bytes(value))
-            else:
-                cells.append("-" if value in (None, "") else str(value))
-        t.add_row(*(escape(c) for c in cells))
+        for row in pool_rows(pool):
+            t.add_row(*(escape(c) for c in row))
     return t
 
 
@@ -73,21 +78,25 @@ def print_cluster(cluster: dict[str, Any]) -> None:
     """In the spirit of `neuro admin get-clusters`: the name, its facts, its engine settings, then its pools."""
     console.print(f"[bold]{escape(cluster.get('name', ''))}[/bold]")
     facts = [("Status", status_text(cluster)), ("Backend", cluster.get("backend"))]
+    if cluster.get("region"):
+        facts.append(("Region", cluster["region"]))
+    if cluster.get("zones"):
+        facts.append(("Zones", ", ".join(cluster["zones"])))
     facts += [(k.replace("_", " ").capitalize(), yes_no(v) if isinstance(v, bool) else v) for k, v in cluster.items()
               if k not in SHOWN_APART and v is not None and not isinstance(v, (dict, list))]
     engine = cluster.get("engine") or {}
     facts += [(f"  {k}", setting_text(v)) for k, v in engine.items()]
     if engine:
-        facts.insert(2, ("Engine", ""))
+        facts.insert(len(facts) - len(engine), ("Engine", ""))
     width = max(len(k) for k, _ in facts)
     for key, value in facts:
         console.print(f"{key.ljust(width)}  {escape('' if value is None else str(value))}", highlight=False)
     pools = cluster.get("pools") or []
     if pools:
-        console.print("Pools")
+        console.print("Node pools")
         console.print(pool_table(pools))
     else:
-        console.print("Pools   none")
+        console.print("Node pools  none")
 
 
 def role_of(answer: Any, asked: str) -> str:
@@ -164,6 +173,8 @@ ADDRESS = typer.Option(None, "--address", help="ray: the Ray Jobs API's address,
 ADDRESS_STDIN = typer.Option(False, "--address-stdin", help="ray: read the address (with credentials) from stdin")
 RESOURCE = typer.Option(None, "--resource", help="ray: POOL=RESOURCE, repeatable (replaces the whole map)")
 NODES_FILE = typer.Option(None, "--nodes-file", help="simulated: a YAML or JSON file of virtual nodes")
+REGION = typer.Option(None, "--region", help="where the cluster runs, as shown by get-clusters; '' removes it")
+ZONE = typer.Option(None, "--zone", help="a zone, repeatable (replaces the list); --zone '' removes them")
 CLEAR = typer.Option(None, "--clear", help="reset an engine setting (a secret: clear it), e.g. --clear token")
 
 
@@ -198,6 +209,7 @@ def register(admin: typer.Typer) -> None:
                        backend: str = typer.Option(None, "--backend",
                                                    help=f"{BACKEND_HELP}; starts from empty engine settings"),
                        description: str = typer.Option(None, "--description", help="'' removes it"),
+                       region: str = REGION, zone: list[str] = ZONE,
                        rest_url: str = REST_URL, rest_user: str = REST_USER, token_stdin: bool = TOKEN_STDIN,
                        log_dir: str = LOG_DIR, slurm_conf: str = SLURM_CONF, bin_dir: str = BIN_DIR,
                        state_dir: str = STATE_DIR, work_dir: str = WORK_DIR, partition: list[str] = PARTITION,
@@ -205,7 +217,7 @@ def register(admin: typer.Typer) -> None:
                        address: str = ADDRESS, address_stdin: bool = ADDRESS_STDIN, resource: list[str] = RESOURCE,
                        nodes_file: str = NODES_FILE, clear: list[str] = CLEAR, run_as: list[str] = RUN_AS,
                        json_: bool = typer.Option(False, "--json")) -> None:
-        """Change a cluster's backend, description or engine settings; what is not given is kept."""
+        """Change a cluster's backend, description, region and zones or engine settings; what is not given is kept."""
         engine = engine_body(engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir,
                                             default_partition, name_prefix, nodes_file),
                              token_stdin, address, address_stdin, partition, resource, clear, accounts=run_as)
@@ -214,10 +226,15 @@ def register(admin: typer.Typer) -> None:
             body["backend"] = backend
         if description is not None:
             body["description"] = description or None
+        if region is not None:
+            body["region"] = region or None
+        if zone:
+            body["zones"] = [z for z in zone if z] or None
         if engine:
             body["engine"] = engine
         if not body:
-            raise typer.BadParameter("nothing to change: give --backend, --description, engine options or --clear")
+            raise typer.BadParameter("nothing to change: give --backend, --description, --region, --zone, engine "
+                                     "options or --clear")
         updated = Client().patch(f"clusters/{segment(name)}", json=body)
         if json_:
             emit_json(updated)
@@ -236,7 +253,8 @@ def register(admin: typer.Typer) -> None:
 
     @admin.command("get-clusters")
     def get_clusters(json_: bool = typer.Option(False, "--json")) -> None:
-        """Clusters with status, backend and pools (device model, count, memory)."""
+        """Clusters with status, backend, region and zones, and Neu.ro's node-pool table: per pool the machine type,
+        each node's CPU and memory, preemptible, each node's GPUs (count x model), nodes, min and max nodes."""
         body = Client().get("clusters")
         clusters = body.get("items", []) if isinstance(body, dict) else body
         if json_:

@@ -1,4 +1,4 @@
-"""`allot pools list|show|create|assign|unassign|rename|delete|nodes|devices` (registered by cli/quotas.py)."""
+"""`allot pools list|show|create|update|assign|unassign|rename|delete|nodes|devices` (registered by cli/quotas.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from typing import Annotated
 
 import typer
 
-from allotment.cli.client import Client
+from allotment.cli.admin_clusters import pool_table
+from allotment.cli.client import Client, segment
 from allotment.cli.output import console, emit_json, show
 
-POOL_COLUMNS = ["name", "device_model", "devices", "gpus", "memory", "cpu", "host_memory"]
+POOL_COLUMNS = ["name", "device_model", "devices", "gpus", "memory", "cpu", "host_memory", "machine_type",
+                "preemptible", "nodes", "min_nodes", "max_nodes"]
+CLEARABLE = {"machine-type": "machine_type", "min-nodes": "min_nodes", "max-nodes": "max_nodes"}
 DEVICE_COLUMNS = ["id", "node", "index", "model", "memory", "pool", "health", "utilisation", "job_id"]
 
 
@@ -56,6 +59,40 @@ def register(app: typer.Typer) -> None:
         """Return a device to the default pool."""
         Client().delete(f"clusters/{cluster}/pools/{name}/devices/{device}")
         console.print(f"device {device} returned to the default pool")
+
+    @pools.command("update")
+    def update(name: str, cluster: str = cluster_opt,
+               machine_type: Annotated[str | None, typer.Option("--machine-type", help="the machines' type, "
+                                                                "shown by get-clusters")] = None,
+               preemptible: Annotated[bool | None, typer.Option("--preemptible/--no-preemptible",
+                                                                help="whether the machines are preemptible (spot)")] = None,
+               min_nodes: Annotated[int | None, typer.Option("--min-nodes", help="fewest nodes the pool may span: "
+                                                             "taking nodes or devices out below it is refused")] = None,
+               max_nodes: Annotated[int | None, typer.Option("--max-nodes", help="most nodes the pool may span: "
+                                                             "adding nodes or devices beyond it is refused")] = None,
+               description: Annotated[str | None, typer.Option("--description")] = None,
+               clear: Annotated[list[str] | None, typer.Option("--clear", help="remove machine-type, min-nodes or "
+                                                               "max-nodes (repeat)")] = None,
+               json_: bool = typer.Option(False, "--json")) -> None:
+        """Set a pool's node-pool attributes (Neu.ro): machine type, preemptible, min and max nodes."""
+        body: dict = {k: v for k, v in (("machine_type", machine_type), ("preemptible", preemptible),
+                                        ("min_nodes", min_nodes), ("max_nodes", max_nodes),
+                                        ("description", description)) if v is not None}
+        for item in clear or ():
+            if item not in CLEARABLE:
+                raise typer.BadParameter(f"--clear takes {', '.join(CLEARABLE)}, got {item!r}")
+            if CLEARABLE[item] in body:
+                raise typer.BadParameter(f"--clear {item} and --{item} together")
+            body[CLEARABLE[item]] = None
+        if not body:
+            raise typer.BadParameter("nothing to change: give --machine-type, --preemptible, --min-nodes, "
+                                     "--max-nodes, --description or --clear")
+        pool = Client().patch(f"clusters/{segment(cluster)}/pools/{segment(name)}", json=body)
+        if json_:
+            emit_json(pool)
+            return
+        console.print(f"pool {pool['name']} updated: {', '.join(body)}", highlight=False)
+        console.print(pool_table([pool]))
 
     @pools.command("rename")
     def rename(name: str, new_name: str, cluster: str = cluster_opt) -> None:
