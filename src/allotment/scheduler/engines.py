@@ -164,11 +164,11 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
     duration = duration_of(info)
     if remaining_s is not None and duration is not None:
         duration = max(min(duration, remaining_s), 0.0)
-    return Launch(
-        job_id=info.id,
     nodes = tuple(info.placed_nodes) or tuple(dict.fromkeys(d["node"] for d in devices if d.get("node")))
     node = nodes[0] if nodes else None
     count = max(info.nodes, 1)  # a gang's amounts are its totals: each node gets its share
+    return Launch(
+        job_id=info.id,
         command=shlex.join(info.command),
         node=node,
         devices=tuple((int(d["index"]), int(d["milli"])) for d in devices if count == 1 or d.get("node") == node),
@@ -180,5 +180,5 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         env=jobenv.usable(info.env),
         owner=info.owner,
         pool=pool,
-    )
         nodes=nodes,
+    )

@@ -42,9 +42,9 @@ from allotment.workloads.models import (
     Job,
 )
 from allotment.workloads.requests import parse_duration, parse_request
+from allotment.workloads.shape import ClusterFacts, read_shape
 
 MAX_BATCH = 10_000
-from allotment.workloads.shape import ClusterFacts, read_shape
 MAX_COMMAND_ARGS = 4096
 
 
@@ -62,11 +62,11 @@ class JobRequest:
     name: str | None = None
     labels: dict[str, Any] | None = None
     env: dict[str, str] | None = None
-
-
     nodes: int | None = None
     gpus_per_node: str | int | float | None = None
     gpu_models: list[str] | str | None = None
+
+
 class _Lookups:
     """Per-call caches so a batch of thousands of jobs costs a few queries per distinct quota, not per job."""
 
@@ -83,9 +83,9 @@ class _Lookups:
         self.pools: dict[tuple[int, str], Pool | None] = {}
         self.usable: dict[int, dict[int, frozenset[str] | None]] = {}  # cluster -> quota -> usable pools
         self.pool_names: dict[int, str] = {}
+        self.clusters = ClusterFacts(session)  # minimum GPU share and pools by GPU model (shape.py)
 
     def usable_pools(self, quota: Quota) -> frozenset[str] | None:
-        self.clusters = ClusterFacts(session)  # minimum GPU share and pools by GPU model (shape.py)
         """The pools jobs of the quota may use (None: every pool), one query set per cluster."""
         if quota.cluster_id not in self.usable:
             self.usable[quota.cluster_id] = usable_pools(self.session, [quota.cluster_id])
@@ -203,16 +203,15 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
                 err("profile", f"{allowed}, and profile {profile.name} runs only in {', '.join(linked) or 'no pool'}")
         elif not usable and not req.pool:
             err("quota", f"{allowed}: its pools and its parents' have none in common")
+    nodes, gpu_models = read_shape(look.clusters, quota.cluster_id if quota is not None else None, req, amounts,
+                                   profile is not None or bool(req.profile), pool is not None or bool(req.pool),
+                                   usable, err)
 
     class_name = req.priority_class or look.default_class
     priority = look.classes.get(class_name) if class_name else None
     if priority is None:
         err("priority_class", f"no priority class '{class_name}' (known: {', '.join(sorted(look.classes))})")
     elif quota is not None and quota.allowed_priority_classes is not None \
-    nodes, gpu_models = read_shape(look.clusters, quota.cluster_id if quota is not None else None, req, amounts,
-                                   profile is not None or bool(req.profile), pool is not None or bool(req.pool),
-                                   usable, err)
-
             and priority.name not in quota.allowed_priority_classes:
         err("priority_class", f"quota {quota.name} allows only {', '.join(quota.allowed_priority_classes)}")
 
@@ -229,12 +228,12 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         cpu_milli=amounts["cpu"], memory_bytes=amounts["memory"], pool_id=pool.id if pool else None,
         priority_class=priority.name, priority=priority.value, command=list(req.command), time_limit_s=time_limit,
         labels=req.labels, env=req.env or None, state=QUEUED, reason_code=PENDING_REASON, reason=PENDING_MESSAGE,
+        nodes=nodes, gpu_models=gpu_models,
     )
 
 
 def _validated(session: Session, principal: Principal, requests: Sequence[JobRequest],
                batch: bool) -> list[dict[str, Any]]:
-        nodes=nodes, gpu_models=gpu_models,
     """Every request checked (all problems reported at once); the column values of the jobs to create."""
     if batch and not requests:
         raise ValidationFailed("jobs: give at least one job", [FieldError("jobs", "give at least one job")])
