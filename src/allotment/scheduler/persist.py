@@ -37,12 +37,14 @@ _HOLDING = or_(C.state == ADMITTED, C.state == RUNNING)
 
 ADMIT = update(T).where(_BY_ID, C.state == QUEUED).values(
     state=ADMITTED, admitted_at=AT, placed_pool_id=_p("b_pool", Integer()), devices=_p("b_devices", JSON()),
+    placed_nodes=_p("b_nodes", JSON()),
     reason_code=None, reason=_p("b_reason", Text()), updated_at=AT)
 PREEMPT = update(T).where(_BY_ID, _HOLDING).values(
     state=PREEMPTED, reason_code="preempted", reason=_p("b_reason", Text()), preemptions=C.preemptions + 1,
     updated_at=AT)
 REQUEUE = update(T).where(_BY_ID, C.state == PREEMPTED).values(
     state=QUEUED, admitted_at=None, started_at=None, finished_at=None, placed_pool_id=None, devices=None,
+    placed_nodes=None,
     backend_handle=None, exit_code=None, reason_code="preempted", reason=_p("b_reason", Text()), updated_at=AT)
 REASON = update(T).where(_BY_ID, C.state == QUEUED).values(
     reason_code=_p("b_code", String()), reason=_p("b_reason", Text()), updated_at=AT)
@@ -82,9 +84,11 @@ class Writes:
                               mark):
             del rows[keep:]
 
-    def admit(self, job_id: int, at: float, pool_id: int | None, devices: list[dict], reason: str) -> None:
+    def admit(self, job_id: int, at: float, pool_id: int | None, devices: list[dict], reason: str,
+              nodes: list[str] | None = None) -> None:
+        """`nodes`: the node(s) core placed the job on (core.model.Admit.nodes), kept on the job."""
         self.admits.append({"b_id": job_id, "b_at": dt(at), "b_pool": pool_id, "b_devices": devices,
-                            "b_reason": reason})
+                            "b_reason": reason, "b_nodes": list(nodes) if nodes else None})
 
     def preempt(self, job_id: int, at: float, reason: str) -> None:
         self.preempts.append({"b_id": job_id, "b_at": dt(at), "b_reason": reason})
