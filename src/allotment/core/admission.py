@@ -74,11 +74,21 @@ from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
-from allotment.core.explain import DEVICE, HOLD, Blocker, combine, preempt_message
+from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine, preempt_message
 from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
 from allotment.core.preemption import plan_preemption, preemption_kinds
 from allotment.core.quantity import Quantity
-from allotment.core.queues import TOKEN_MASK, Group, Hold, Option, QueuedRec, RunningRec
+from allotment.core.queues import (
+    PLACE_DEVICES,
+    PLACE_NODES,
+    PLACE_NONE,
+    TOKEN_MASK,
+    Group,
+    Hold,
+    Option,
+    QueuedRec,
+    RunningRec,
+)
 from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
@@ -162,7 +172,7 @@ class SchedulerState(StateBase):
             self._push_quota(q, entry)
 
     def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool):
-        """(None, device shares) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
+        """(None, (device shares, nodes)) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
         (a usage.Block or a Blocker, None) and nothing changed; _blocker() turns a Block into a Blocker (only needed
         when every option failed, so the common "first pool full, second fits" path builds nothing)."""
         tree = self._tree
@@ -173,13 +183,59 @@ class SchedulerState(StateBase):
         b = tree.admit_plan(q, opt.plan)
         if b is not None:
             return b, None
-        if opt.gpu:
-            shares = self._devices[opt.pool].place(opt.gpu)
-            if shares is None:
+        if opt.mode != PLACE_NONE:
+            placed = self._place(opt)
+            if placed is None:
                 tree.release_plan(q, opt.plan)
                 return self._device_blocker(opt), None
-            return None, shares
-        return None, ()
+            return None, placed
+        return None, ((), ())
+
+    def _place(self, opt: Option) -> tuple[tuple, tuple[str, ...] | None] | None:
+        """Place the option's GPUs (and node share) in its pool: (device shares, nodes or None when the Admit names
+        the devices' node), or None when it does not fit. Takes them."""
+        dp = self._devices[opt.pool]
+        if opt.mode == PLACE_DEVICES:
+            shares = dp.place(opt.gpu)
+            return None if shares is None else (shares, None)
+        if opt.mode == PLACE_NODES:
+            return dp.place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
+        return (), ()
+
+    def _chooses(self, opt: Option) -> bool:
+        """Would the option's placement fit the pool now? Changes nothing."""
+        dp = self._devices[opt.pool]
+        if opt.mode == PLACE_DEVICES:
+            return dp.choose(opt.gpu) is not None
+        if opt.mode == PLACE_NODES:
+            return dp.choose_job(opt.gpu, opt.cpu, opt.mem, opt.count) is not None
+        return True
+
+    def _best_first(self, q: int, group: Group) -> list[Option]:
+        """A best-fit group's options, the best-scored placement first (see the contract: Choice among pools);
+        options whose usage or placement does not fit now keep their order after them."""
+        tree, devices = self._tree, self._devices
+        scored: list[tuple[float, int, Option]] = []
+        rest: list[Option] = []
+        for i, opt in enumerate(group.options):
+            if tree.first_block(q, opt.req) is not None:
+                rest.append(opt)
+                continue
+            dp = devices[opt.pool]
+            if opt.mode == PLACE_NODES:
+                chosen = dp.choose_job(opt.gpu, opt.cpu, opt.mem, opt.count)
+                score = None if chosen is None else chosen[0]
+            elif opt.mode == PLACE_DEVICES:
+                shares = dp.choose(opt.gpu)
+                score = None if shares is None else dp.score(dp.node[shares[0][0]], opt.gpu, 0, 0)
+            else:
+                score = 0.0
+            if score is None:
+                rest.append(opt)
+            else:
+                scored.append((score, i, opt))
+        scored.sort(key=lambda t: (t[0], t[1]))
+        return [o for _, _, o in scored] + rest
 
     @staticmethod
     def _blocker(b, opt: Option) -> Blocker:
@@ -210,7 +266,10 @@ class SchedulerState(StateBase):
             tree, q, devices = self._tree, group.quota, self._devices
             ever = group.ever = []
             for o in group.options:
-                ever.append(tree.fits_when_idle(q, o.req) and devices[o.pool].could_ever_fit(o.gpu))
+                dp = devices[o.pool]
+                ever.append(tree.fits_when_idle(q, o.req) and (
+                    dp.could_ever_fit_job(o.gpu, o.cpu, o.mem, o.count) if o.mode == PLACE_NODES
+                    else dp.could_ever_fit(o.gpu)))
         return ever
 
     def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
@@ -218,7 +277,7 @@ class SchedulerState(StateBase):
         if not self._holds:  # the common case, kept lean: try each pool in order, building nothing until one fits
             tree = self._tree
             er, cap = tree.eu[ROOT], tree.cap
-            for opt in group.options:
+            for opt in (self._best_first(q, group) if group.best_fit else group.options):
                 # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
                 p = opt.plan
                 fits = True
@@ -242,15 +301,22 @@ class SchedulerState(StateBase):
                         er[k] += r
                     for ua, k, r in p.adds:
                         ua[k] += r
-                # The usage is taken; now the devices.
-                if opt.gpu:
+                # The usage is taken; now the devices (and the node).
+                mode = opt.mode
+                if mode == PLACE_DEVICES:
                     shares = self._devices[opt.pool].place(opt.gpu)
                     if shares is None:
                         tree.release_plan(q, p)
                         continue
-                    self._admit(q, group, rec, opt, shares, (), now, decisions)
+                    self._admit(q, group, rec, opt, shares, None, (), now, decisions)
+                elif mode == PLACE_NODES:
+                    placed = self._devices[opt.pool].place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
+                    if placed is None:
+                        tree.release_plan(q, p)
+                        continue
+                    self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
                 else:
-                    self._admit(q, group, rec, opt, (), (), now, decisions)
+                    self._admit(q, group, rec, opt, (), (), (), now, decisions)
                 return True
             # No option fits. What blocks each is only worked out now (nothing changed since the checks above).
             blockers = []
@@ -261,14 +327,18 @@ class SchedulerState(StateBase):
             aged = key_aged(key)
             blockers = []
             tree = self._tree
-            for i, opt in enumerate(group.options):
+            first = group.options[0]
+            options = self._best_first(q, group) if group.best_fit else group.options
+            for opt in options:
                 # the borrowing class of other pools only matters to holds
-                cls = key_class(key) if i == 0 else tree.borrow_class_and_share(q, opt.req)[0]
-                blocker, shares = self._option_fit(q, group, rec, opt, cls, aged)
+                cls = key_class(key) if opt is first else tree.borrow_class_and_share(q, opt.req)[0]
+                blocker, placed = self._option_fit(q, group, rec, opt, cls, aged)
                 if blocker is None:
-                    self._admit(q, group, rec, opt, shares, (), now, decisions)
+                    self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
                     return True
                 blockers.append(blocker)
+            if options is not group.options:
+                blockers = [blockers[options.index(opt)] for opt in group.options]
             blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
         retry_at: float | None = None
         note = ""
@@ -291,9 +361,13 @@ class SchedulerState(StateBase):
         return self._device_blocker(opt) if b is None else self._blocker(b, opt)
 
     def _device_blocker(self, opt: Option) -> Blocker:
-        """The option's usage fits but no device (set) of its pool takes its GPUs."""
-        return _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu,
-                                    self._devices[opt.pool]))
+        """The option's usage fits but no device (set) or node of its pool takes it."""
+        dp = self._devices[opt.pool]
+        if opt.mode == PLACE_NODES:
+            key = self._pool_keys[opt.pool]["gpu" if opt.gpu or not opt.cpu else "cpu"]
+            return _new_tuple(Blocker, (DEVICE, ROOT, key, opt.gpu, opt.gpu,
+                                        NodeNeed(dp, opt.gpu, opt.cpu, opt.mem, opt.count)))
+        return _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp))
 
     def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
                         decisions: list[Decision]) -> tuple[bool, float | None, str]:
@@ -310,12 +384,10 @@ class SchedulerState(StateBase):
             kinds = preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, pools or (opt.pool,))
             if kinds is None:
                 continue  # no job could be preempted for it here: nothing to plan
-            dp = self._devices[opt.pool]
-
-            def fits(opt: Option = opt, dp: DevicePool = dp) -> bool:
+            def fits(opt: Option = opt) -> bool:
                 return (
                     tree.first_block(q, opt.req) is None
-                    and (not opt.gpu or dp.choose(opt.gpu) is not None)
+                    and self._chooses(opt)
                     and (not self._holds or self._hold_blocking(
                         q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
                 )
@@ -329,10 +401,11 @@ class SchedulerState(StateBase):
                     message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
                     decisions.append(Preempt(run.id, rec.id, reason, message))
                     self._release(run)
-                shares = dp.place(opt.gpu) if opt.gpu else ()
-                assert shares is not None
+                placed = self._place(opt)
+                assert placed is not None
                 tree.take_plan(q, opt.plan)
-                self._admit(q, group, rec, opt, shares, tuple(r.id for r, _ in plan.victims), now, decisions)
+                self._admit(q, group, rec, opt, placed[0], placed[1], tuple(r.id for r, _ in plan.victims), now,
+                            decisions)
                 return True, retry_at, note
             if plan.retry_at is not None:
                 retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
@@ -348,9 +421,10 @@ class SchedulerState(StateBase):
             return ROOT, b.key, tree.eu[ROOT][b.key] + b.needed - tree.cap[b.key]
         return None
 
-    def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, victims: tuple[str, ...],
+    def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
-        """Record an admission whose usage and devices were already taken."""
+        """Record an admission whose usage and devices were already taken. ``nodes``: the nodes charged with the
+        option's CPU and memory (PLACE_NODES), or None: the node of the devices (named in the Admit only)."""
         # RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
         # opt.keys), built with plain slot stores (a call to __init__ costs as much again; tests/unit/core/test_hot_path)
         run = _new_object(RunningRec)
@@ -366,6 +440,13 @@ class SchedulerState(StateBase):
         run.qp = opt.qp
         run.keys = opt.keys
         run.vorder = None
+        if nodes is None:
+            run.nodes = ()
+            nodes = self._devices[pool].one[self._devices[pool].node[shares[0][0]]]
+        else:
+            run.nodes = nodes
+        run.ncpu = opt.cpu
+        run.nmem = opt.mem
         # _index_running, inlined (hot path)
         self._running[job_id] = run
         opt.runs[job_id] = run  # the option holds its (quota, pool)'s running-job indexes (Option.runs)
@@ -400,7 +481,7 @@ class SchedulerState(StateBase):
         a.requests = requests
         a.devices = devices
         a.preempted = victims
-        a.nodes = ()
+        a.nodes = nodes
         decisions.append(a)
         if group.holds:
             self._drop_holds(group)
@@ -454,8 +535,11 @@ class SchedulerState(StateBase):
             elif kind == CAPACITY:
                 parts.append((CAPACITY, k, requested, needed, tree.cap[k], tree.u[ROOT][k], tree.eu[ROOT][k]))
             elif kind == DEVICE:
-                assert isinstance(detail, DevicePool)
-                parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
+                if isinstance(detail, NodeNeed):  # node-level: its numbers change with any placement in the pool
+                    parts.append((DEVICE, detail.pool.name, detail[1:], detail.pool.version, detail.pool.total_free))
+                else:
+                    assert isinstance(detail, DevicePool)
+                    parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
             else:
                 assert isinstance(detail, Hold)
                 parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key))

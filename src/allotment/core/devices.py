@@ -3,8 +3,9 @@
 Rules:
 - A fractional request (below one GPU) goes to ONE device, best fit: the device with the least free capacity that
   still holds it, so partially used devices fill up before a whole device is broken into.
-- A whole request (n GPUs) takes n devices that are completely free, preferring a single node that has just enough
-  (best fit by node); otherwise it spreads over the nodes with the most free devices first.
+- A whole request (n GPUs) takes n devices that are completely free on ONE node, the node with the fewest free
+  devices that suffice (best fit by node). It is never split over nodes: no single process could use such a set
+  (multi-node jobs are explicit gangs, placed per node by placement.NodePool).
 - A device is never oversubscribed: every placement is checked against its free capacity.
 
 Indexes (so a decision costs O(distinct free values + nodes), not O(devices)): devices grouped by free amount with a
@@ -49,24 +50,52 @@ class DevicePool:
         self.public: dict[str, tuple[str, Quantity]] = {}
         self.public_single: dict[str, tuple[tuple[str, Quantity]]] = {}
         self._fractions: dict[str, dict[int, Shares]] = {}  # see _fraction
+        self._caps: dict[int, int] = {}  # capacity -> number of devices with it (largest_capacity after removals)
+        self.whole_on_node: dict[str, int] = {}  # node -> devices of one whole GPU on it, free or not
         for dev, free, cap, node in devices:
-            if dev in self.free:
-                raise ValueError(f"pool {name}: device {dev} listed twice")
-            if not 0 < cap <= WHOLE:
-                raise ValueError(f"pool {name}: device {dev} capacity must be above 0 and at most one GPU")
-            if not 0 <= free <= cap:
-                raise ValueError(f"pool {name}: device {dev} free {format_raw(free, 'gpu')} outside 0..capacity")
-            self.cap[dev] = cap
-            self.node[dev] = node
-            self.free[dev] = 0
-            self.total_capacity += cap
-            self.largest_capacity = max(self.largest_capacity, cap)
-            self.whole_devices += cap == WHOLE
-            self._unit[dev] = unit = (dev, WHOLE)
-            self._single[dev] = (unit,)
-            self.public[dev] = pub = (dev, _ONE_GPU)
-            self.public_single[dev] = (pub,)
-            self._set_free(dev, free)
+            self._add_device(dev, free, cap, node)
+
+    def _add_device(self, dev: str, free: int, cap: int, node: str) -> None:
+        name = self.name
+        if dev in self.free:
+            raise ValueError(f"pool {name}: device {dev} listed twice")
+        if not 0 < cap <= WHOLE:
+            raise ValueError(f"pool {name}: device {dev} capacity must be above 0 and at most one GPU")
+        if not 0 <= free <= cap:
+            raise ValueError(f"pool {name}: device {dev} free {format_raw(free, 'gpu')} outside 0..capacity")
+        self.cap[dev] = cap
+        self.node[dev] = node
+        self.free[dev] = 0
+        self.total_capacity += cap
+        self._caps[cap] = self._caps.get(cap, 0) + 1
+        self.largest_capacity = max(self.largest_capacity, cap)
+        if cap == WHOLE:
+            self.whole_devices += 1
+            self.whole_on_node[node] = self.whole_on_node.get(node, 0) + 1
+        self._unit[dev] = unit = (dev, WHOLE)
+        self._single[dev] = (unit,)
+        self.public[dev] = pub = (dev, _ONE_GPU)
+        self.public_single[dev] = (pub,)
+        self._set_free(dev, free)
+
+    def _remove_device(self, dev: str) -> None:
+        """Forget a device (its node left or was drained); jobs holding shares of it release nothing here."""
+        self._set_free(dev, 0)
+        cap = self.cap.pop(dev)
+        node = self.node.pop(dev)
+        del self.free[dev]
+        self.total_capacity -= cap
+        self._caps[cap] -= 1
+        if not self._caps[cap]:
+            del self._caps[cap]
+            self.largest_capacity = max(self._caps, default=0)
+        if cap == WHOLE:
+            self.whole_devices -= 1
+            self.whole_on_node[node] -= 1
+            if not self.whole_on_node[node]:
+                del self.whole_on_node[node]
+        for index in (self._unit, self._single, self.public, self.public_single, self._fractions):
+            index.pop(dev, None)
 
     # -- index maintenance ----------------------------------------------------------------------------------------
     def _set_free(self, dev: str, new: int) -> None:
@@ -157,18 +186,11 @@ class DevicePool:
             bucket = by_count.get(count)
             if bucket:
                 return tuple([(d, WHOLE) for d in islice(self._whole[next(reversed(bucket))], n)])
-        # No single node has enough: take the emptiest nodes first (fewest nodes used).
-        picked: list[str] = []
-        for count in range(min(self._max_per_node, n), 0, -1):
-            for node in by_count.get(count, ()):
-                for d in self._whole[node]:
-                    picked.append(d)
-                    if len(picked) == n:
-                        return tuple((d, WHOLE) for d in picked)
-        return None  # unreachable: whole_count >= n
+        return None  # no single node has enough
 
     def _fraction(self, dev: str, amount: int) -> Shares:
-        """((dev, amount),), built once per device and amount (fractions come in tenths: few per device)."""
+        """((dev, amount),), built once per device and amount (shares come in steps of the configured share step:
+        at most 1000 / step per device)."""
         per_device = self._fractions.get(dev)
         if per_device is None:
             per_device = self._fractions[dev] = {}
@@ -183,7 +205,8 @@ class DevicePool:
             return True
         if amount < WHOLE:
             return self.largest_capacity >= amount
-        return self.whole_devices >= amount // WHOLE
+        n = amount // WHOLE
+        return self.whole_devices >= n and max(self.whole_on_node.values(), default=0) >= n
 
     def place(self, amount: int) -> Shares | None:
         """choose() and take() in one step (the admission hot path)."""
@@ -282,29 +305,7 @@ class DevicePool:
                 self.whole_count -= n
                 self.total_free -= amount
                 return shares
-        shares = self.choose(amount)  # spread over several nodes
-        assert shares
-        # Whole devices: all come from the completely free bucket; update the indexes in one go per node.
-        free, node_of, whole = self.free, self.node, self._whole
-        bucket = self._by_free[WHOLE]
-        per_node: dict[str, int] = {}
-        for dev, _ in shares:
-            del bucket[dev]
-            free[dev] = 0
-            node = node_of[dev]
-            del whole[node][dev]
-            per_node[node] = per_node.get(node, 0) + 1
-        for node, k in per_node.items():
-            left = len(whole[node])
-            self._move_node(node, left + k, left)
-            if not left:
-                del whole[node]
-        if not bucket:
-            del self._by_free[WHOLE]
-            del self._free_values[bisect_left(self._free_values, WHOLE)]
-        self.whole_count -= len(shares)
-        self.total_free -= amount
-        return shares
+        return None  # no single node has enough
 
     def could_fit_after(self, amount: int, freed: dict[str, int]) -> bool:
         """Would a fractional ``amount`` fit one device if ``freed`` (device -> amount) were given back?"""
@@ -341,7 +342,8 @@ class DevicePool:
                 f"(largest free share {format_raw(largest, 'gpu')} gpu, {format_raw(self.total_free, 'gpu')} gpu "
                 f"free in total)"
             )
+        most = max(map(len, self._whole.values()), default=0)
         return (
-            f"pool {self.name}: {amount // WHOLE} completely free devices needed, {self.whole_count} available "
-            f"({format_raw(self.total_free, 'gpu')} gpu free in total)"
+            f"pool {self.name}: {amount // WHOLE} completely free devices needed on one node, at most {most} free "
+            f"on a node ({self.whole_count} in the pool, {format_raw(self.total_free, 'gpu')} gpu free in total)"
         )

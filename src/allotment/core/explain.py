@@ -22,7 +22,17 @@ class Blocker(NamedTuple):
     key: int
     needed: int
     requested: int
-    detail: object = None  # DEVICE: the DevicePool; HOLD: the Hold
+    detail: object = None  # DEVICE: the DevicePool or a NodeNeed; HOLD: the Hold
+
+
+class NodeNeed(NamedTuple):
+    """A DEVICE blocker of a job placed by node (placement.NodePool): what it needs on each of ``count`` nodes."""
+
+    pool: object  # the NodePool
+    gpu: int
+    cpu: int
+    mem: int
+    count: int
 
 
 def _where(k: ResourceKey) -> str:
@@ -43,6 +53,9 @@ def code_of(b: Blocker) -> str:
 
 def sentence(tree: UsageTree, b: Blocker, now: float) -> str:
     if b.kind == DEVICE:
+        if isinstance(b.detail, NodeNeed):
+            need = b.detail
+            return need.pool.node_shortfall(need.gpu, need.cpu, need.mem, need.count)  # type: ignore[attr-defined]
         return b.detail.shortfall(b.needed)  # type: ignore[union-attr]
     k = tree.keys.keys[b.key]
     res = k.resource

@@ -28,7 +28,7 @@ from operator import attrgetter
 
 from allotment.core.devices import DevicePool
 from allotment.core.model import PreemptReason
-from allotment.core.queues import Option, RunningRec
+from allotment.core.queues import PLACE_NODES, Option, RunningRec
 from allotment.core.quota_tree import Reclaim, WithinQuota
 from allotment.core.usage import ROOT, UsageTree
 
@@ -228,19 +228,24 @@ def plan_preemption(
                             free += x
                 if amount > free:
                     return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
-    if option.gpu and not _devices_could_fit(devices[option.pool], option.gpu, candidates, option.pool):
+    if (option.gpu and option.mode != PLACE_NODES
+            and not _devices_could_fit(devices[option.pool], option.gpu, candidates, option.pool)):
         return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
     borrowers.sort(key=_victim_order)
     others.sort(key=_victim_order)
 
     def remove(run: RunningRec) -> None:
         tree.release_plan(run.quota, run.plan)
-        if run.shares:
+        if run.nodes:
+            devices[run.pool].release_job(run.shares, run.nodes, run.ncpu, run.nmem)  # type: ignore[attr-defined]
+        elif run.shares:
             devices[run.pool].release(run.shares)
 
     def restore(run: RunningRec) -> None:
         tree.take_plan(run.quota, run.plan)
-        if run.shares:
+        if run.nodes:
+            devices[run.pool].take_job(run.shares, run.nodes, run.ncpu, run.nmem)  # type: ignore[attr-defined]
+        elif run.shares:
             devices[run.pool].take(run.shares)
 
     chosen: list[tuple[RunningRec, str]] = []

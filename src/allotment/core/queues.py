@@ -44,6 +44,9 @@ class RunningRec:
     __slots__ = (
         "id",
         "keys",
+        "ncpu",
+        "nmem",
+        "nodes",
         "plan",
         "pool",
         "priority",
@@ -69,6 +72,9 @@ class RunningRec:
         plan: AdmitPlan,
         qp: tuple[int, str],
         keys: frozenset[int],
+        nodes: tuple[str, ...] = (),
+        ncpu: int = 0,
+        nmem: int = 0,
     ) -> None:
         self.id = job_id
         self.quota = quota
@@ -82,19 +88,32 @@ class RunningRec:
         self.qp = qp  # (quota, pool): key of the running-job indexes, built once
         self.keys = keys  # the keys of req, as a set (shared with the option it was admitted from)
         self.vorder: tuple | None = None  # (priority, -started_at, id): victim order within a class, built when needed
+        self.nodes = nodes  # nodes charged with ncpu and nmem each (pools that list nodes; gangs)
+        self.ncpu = ncpu
+        self.nmem = nmem
+
+
+PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
 
 
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("gpu", "hold_pairs", "in_pool", "keys", "plan", "pool", "prios", "qp", "req", "runs")
+    __slots__ = ("count", "cpu", "gpu", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan", "pool", "prios", "qp",
+                 "req", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
-                 in_pool: dict[int, int]) -> None:
+                 in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None) -> None:
         self.pool = pool
-        self.req = req
-        self.gpu = gpu
+        self.req = req  # compiled usage: per-node amounts times count
+        self.gpu = gpu  # per node, as cpu and mem
+        self.cpu = cpu
+        self.mem = mem
+        self.count = count  # nodes of a gang (1: one node)
+        # How the pool places it: PLACE_NONE (nothing: no GPU, pool without nodes), PLACE_DEVICES (DevicePool.place:
+        # GPUs on one node of a pool without nodes), PLACE_NODES (NodePool.place_job: node CPU/memory or a gang).
+        self.mode = (PLACE_DEVICES if gpu else PLACE_NONE) if mode is None else mode
         self.keys = frozenset(k for k, _ in req)
         self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
         self.qp = qp
@@ -108,6 +127,7 @@ class Option:
 
 class Group:
     __slots__ = (
+        "best_fit",
         "deadline_token",
         "ever",
         "heap",
@@ -159,6 +179,7 @@ class Group:
         # measured there; guarantees never change within a state).
         self.rank_bits = rank_bits
         self.terms = terms
+        self.best_fit = False  # options are an unordered set: the best-scored placement across them wins
 
     def add(self, rec: QueuedRec) -> None:
         self.recs[rec.entry] = rec

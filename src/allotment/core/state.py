@@ -9,11 +9,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from heapq import heappop, heappush, heapreplace
 
-from allotment.core.devices import WHOLE, DevicePool
-from allotment.core.model import Pool, Profile, QueuedJob, RunningJob, SchedulerConfig, Snapshot, Wait, WaitCode
+from allotment.core.devices import WHOLE
+from allotment.core.inventory import InventoryEvents
+from allotment.core.model import (
+    Pool,
+    Profile,
+    QueuedJob,
+    SchedulerConfig,
+    Snapshot,
+    Wait,
+    WaitCode,
+)
+from allotment.core.placement import NodePool
 from allotment.core.preemption import can_preempt
 from allotment.core.quantity import RESOURCES, Quantity, format_quantity
-from allotment.core.queues import TOKEN_MASK, Group, Hold, HoldSet, Option, ParkIndex, QueuedRec, RunningRec
+from allotment.core.queues import (
+    PLACE_DEVICES,
+    PLACE_NODES,
+    PLACE_NONE,
+    TOKEN_MASK,
+    Group,
+    Hold,
+    HoldSet,
+    Option,
+    ParkIndex,
+    QueuedRec,
+    RunningRec,
+)
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import ROOT, UsageTree
@@ -67,7 +89,7 @@ def key_aged(key: int) -> bool:
     return not (key >> _AGED_SHIFT) & 1
 
 
-class StateBase:
+class StateBase(InventoryEvents):
     """Everything the cycle needs to know, kept up to date event by event (see admission.SchedulerState)."""
 
     def __init__(
@@ -80,7 +102,10 @@ class StateBase:
         self.config = config or SchedulerConfig()
         self._age = self.config.starvation_age_s
         self._preemption_delay = self.config.preemption_delay_s
-        self._devices: dict[str, DevicePool] = {}
+        self._share_step = self.config.gpu_share_step
+        if not 0 < self._share_step <= WHOLE or WHOLE % self._share_step:
+            raise ValueError(f"gpu_share_step must divide {WHOLE} milli-GPU (got {self._share_step})")
+        self._devices: dict[str, NodePool] = {}
         capacity: dict[tuple[str, str], int] = {}
         for pool in pools:
             if pool.name in self._devices or pool.name == ANY_POOL:
@@ -88,8 +113,8 @@ class StateBase:
             dp = self._device_pool(pool)
             self._devices[pool.name] = dp
             capacity[(pool.name, "gpu")] = dp.total_capacity
-            capacity[(pool.name, "cpu")] = pool.cpu.raw
-            capacity[(pool.name, "memory")] = pool.memory.raw
+            capacity[(pool.name, "cpu")] = dp.total_cpu if dp.tracked else pool.cpu.raw
+            capacity[(pool.name, "memory")] = dp.total_memory if dp.tracked else pool.memory.raw
         self._tree = tree = UsageTree(quotas, capacity)
         self._pool_order = tuple(p.name for p in pools)
         self._pool_keys = {p: {r: tree.keys.get((p, r)) for r in RESOURCES} for p in self._pool_order}
@@ -139,10 +164,6 @@ class StateBase:
         for job in sorted(snapshot.queued, key=lambda j: j.seq):
             state.add_job(job)
         return state
-
-    @staticmethod
-    def _device_pool(pool: Pool) -> DevicePool:
-        return DevicePool(pool.name, ((d.id, d.free.raw, d.capacity.raw, d.node) for d in pool.devices))
 
     # ------------------------------------------------------------------------------------------------------------
     # Inspection
@@ -201,8 +222,10 @@ class StateBase:
             if profile is None:
                 return self._invalid_job(job, WaitCode.UNKNOWN_PROFILE, f"profile {job.profile} does not exist")
             requests, pools = dict(profile.requests), tuple(profile.pools)
+            best_fit = job.best_fit or profile.best_fit
         else:
             requests, pools = dict(job.requests), tuple(job.pools) or self._pool_order
+            best_fit = job.best_fit
         unknown = [p for p in pools if p not in self._devices]
         if unknown or not pools:
             return self._invalid_job(
@@ -213,22 +236,35 @@ class StateBase:
         gpu = raw.get("gpu", 0)
         if bad:
             return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"unknown resource {bad[0]}")
-        if (gpu < WHOLE and gpu % 100) or (gpu > WHOLE and gpu % WHOLE):
+        step = self._share_step
+        if (gpu < WHOLE and gpu % step) or (gpu > WHOLE and gpu % WHOLE):
             return self._invalid_job(
                 job, WaitCode.INVALID_REQUEST,
-                f"{format_quantity(Quantity(gpu), 'gpu')} gpu is not a valid request: fractions go in steps of 0.1 "
-                f"below one GPU, above that only whole GPUs",
+                f"{format_quantity(Quantity(gpu), 'gpu')} gpu is not a valid request: shares of a GPU go in steps of "
+                f"{format_quantity(Quantity(step), 'gpu')} (this cluster's GPU share step) below one GPU, above that "
+                f"only whole GPUs",
             )
-        shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None)
+        count = job.nodes
+        if not isinstance(count, int) or count < 1:
+            return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"nodes must be a whole number of at least 1 "
+                                                                    f"(got {count!r})")
+        shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None, count, best_fit)
         group = self._groups.get(shape)
         if group is None:
             options = []
+            total = {r: a * count for r, a in raw.items()} if count > 1 else raw
             for p in pools:
-                req = self._compile(p, raw)
+                req = self._compile(p, total)
+                dp = self._devices[p]
+                if dp.tracked or (count > 1 and gpu):
+                    mode = PLACE_NODES
+                else:
+                    mode = PLACE_DEVICES if gpu else PLACE_NONE
                 options.append(Option(p, req, gpu, tree.plan(q, req), (q, p),
                                       tuple((a, k) for a in tree.path_root[q] for k, _ in req),
                                       self._run_by_qp.setdefault((q, p), {}), self._prio_by_qp.setdefault((q, p), {}),
-                                      self._quotas_in_pool.setdefault(p, {})))
+                                      self._quotas_in_pool.setdefault(p, {}), raw.get("cpu", 0),
+                                      raw.get("memory", 0), count, mode))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
@@ -239,6 +275,7 @@ class StateBase:
             terms = tuple((k, r - guarantee[k]) for k, r in options[0].req if k in spec_keys)
             group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank,
                           rank_bits(pool_rank, policy_rank), terms)
+            group.best_fit = best_fit and len(options) > 1
             self._groups[shape] = group
         self._token += 1
         rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
@@ -269,45 +306,12 @@ class StateBase:
             self._head_changed(group)
         return True
 
-    def add_running(self, job: RunningJob, take_devices: bool = False) -> None:
-        if job.id in self._running or job.id in self._queued:
-            raise ValueError(f"job {job.id} is already known to the scheduler")
-        q = self._tree.index.get(job.quota)
-        if q is None:
-            raise ValueError(f"running job {job.id}: quota {job.quota} does not exist")
-        if job.pool not in self._devices:
-            raise ValueError(f"running job {job.id}: pool {job.pool} does not exist")
-        raw = {r: a.raw for r, a in job.requests.items() if a.raw}
-        shares = tuple((d, a.raw) for d, a in job.devices)
-        if take_devices and shares:
-            self._devices[job.pool].take(shares)
-        req = self._compile(job.pool, raw)
-        run = RunningRec(job.id, q, job.priority, job.started_at, job.pool, req, shares, dict(job.requests),
-                         self._tree.plan(q, req), (q, job.pool), frozenset(k for k, _ in req))
-        self._tree.apply(q, run.req, 1)
-        self._index_running(run)
-
     def job_finished(self, job_id: str) -> bool:
         run = self._running.get(job_id)
         if run is None:
             return False
         self._release(run)
         return True
-
-    def update_pool(self, pool: Pool) -> None:
-        if pool.name not in self._devices:
-            raise ValueError(f"pool {pool.name} is not known to this state; build a new state to add pools")
-        dp = self._device_pool(pool)
-        self._devices[pool.name] = dp
-        tree, keys = self._tree, self._pool_keys[pool.name]
-        tree.set_capacity(keys["gpu"], dp.total_capacity)
-        tree.set_capacity(keys["cpu"], pool.cpu.raw)
-        tree.set_capacity(keys["memory"], pool.memory.raw)
-        for r, ki in self._any_keys.items():
-            tree.set_capacity(ki, sum(tree.cap[self._pool_keys[p][r]] for p in self._pool_order))
-        for group in self._groups.values():
-            group.ever = None  # "could it ever fit" depends on capacity
-        self._mark_dirty(pool.name)
 
     # ------------------------------------------------------------------------------------------------------------
     # Queue plumbing
@@ -581,7 +585,9 @@ class StateBase:
         if not prios[run.priority]:
             del prios[run.priority]
         self._tree.release_plan(run.quota, run.plan)
-        if run.shares:
+        if run.nodes:
+            self._devices[run.pool].release_job(run.shares, run.nodes, run.ncpu, run.nmem)
+        elif run.shares:
             self._devices[run.pool].release(run.shares)
         # Capacity came back: groups waiting for it are woken by need at the next cycle; groups held by a limit on
         # this path are woken now (few), and quotas whose usage dropped are re-ranked (their keys improved).

@@ -3,12 +3,15 @@
 import pytest
 from core_testkit import admitted, cpu_pool, gpu, gpu_pool, job, quota, start, state_of, waits
 
-from allotment.core.admission import schedule
-from allotment.core.model import Profile, QueuedJob, Snapshot, WaitCode
+from allotment.core.admission import SchedulerState, schedule
+from allotment.core.model import Profile, QueuedJob, SchedulerConfig, Snapshot, WaitCode
 
 
-def run(quotas, pools, jobs, *, running=(), profiles=(), now=0.0, age=None):
-    state = state_of(quotas, pools, profiles, age=age)
+def run(quotas, pools, jobs, *, running=(), profiles=(), now=0.0, age=None, config=None):
+    if config is not None:
+        state = SchedulerState(quotas, pools, profiles, config)
+    else:
+        state = state_of(quotas, pools, profiles, age=age)
     for r in running:
         start(state, **r)
     for j in jobs:
@@ -230,16 +233,39 @@ def test_fractional_jobs_share_devices_best_fit_and_whole_jobs_need_whole_device
     assert placed["six"] == (("p-d2", gpu(0.6)),)
     w = waits(decisions)["whole"]
     assert w.code == WaitCode.NO_DEVICE_FIT  # 1.1 gpu free in total, but no whole device
-    assert "1 completely free devices needed, 0 available (1.1 gpu free in total)" in w.message
+    assert "1 completely free devices needed on one node, at most 0 free on a node (0 in the pool, 1.1 gpu free " \
+           "in total)" in w.message
 
 
-@pytest.mark.parametrize(("amount", "ok"), [(0.1, True), (0.5, True), (0.25, False), (1.5, False), (2, True)])
-def test_fraction_steps(amount, ok):
-    decisions = run([quota("q")], [gpu_pool("p", 4)], [job("j", "q", gpus=amount)])
+@pytest.mark.parametrize(("amount", "step", "ok"), [
+    (0.1, 10, True), (0.5, 10, True), (1.5, 10, False), (2, 10, True),
+    # Finding 1 of the placement issue: the trace's shares (0.47, 0.81, 0.32...) were refused as not tenths
+    (0.25, 10, True), (0.47, 10, True), (0.81, 10, True), (0.01, 10, True), (0.255, 10, False),
+    # a coarser per-cluster step (an engine that cannot split finely)
+    (0.25, 100, False), (0.5, 100, True), (0.5, 250, True), (0.25, 250, True), (0.3, 250, False),
+])
+def test_fraction_steps(amount, step, ok):
+    decisions = run([quota("q")], [gpu_pool("p", 4)], [job("j", "q", gpus=amount)],
+                    config=SchedulerConfig(gpu_share_step=step))
     if ok:
         assert "j" in admitted(decisions)
     else:
-        assert waits(decisions)["j"].code == WaitCode.INVALID_REQUEST
+        w = waits(decisions)["j"]
+        assert w.code == WaitCode.INVALID_REQUEST
+        if amount < 1:
+            assert f"steps of {step / 1000:g}" in w.message
+
+
+def test_shares_of_a_hundredth_pack_three_per_gpu():
+    """0.32 GPU: three per device (0.96), not two as when shares were rounded up to 0.4."""
+    decisions = run([quota("q")], [gpu_pool("p", 1)], [job(f"j{i}", "q", gpus=0.32) for i in range(4)])
+    assert sorted(admitted(decisions)) == ["j0", "j1", "j2"]
+    assert "j3" in waits(decisions)
+
+
+def test_share_step_must_divide_a_gpu():
+    with pytest.raises(ValueError, match="gpu_share_step"):
+        SchedulerState([quota("q")], [gpu_pool("p", 1)], config=SchedulerConfig(gpu_share_step=3))
 
 
 def test_cpu_only_pools_and_jobs():

@@ -34,7 +34,9 @@ def test_whole_jobs_prefer_a_node_with_just_enough_free_devices():
     dp = pool([W] * 5, node_of=nodes.get)
     assert dp.choose(2000) == (("d3", W), ("d4", W))
     assert dp.choose(3000) == (("d0", W), ("d1", W), ("d2", W))
-    assert sorted(d for d, _ in dp.choose(4000)) == ["d0", "d1", "d2", "d3"]
+    # Finding 3 of the placement issue: 4 GPUs used to be split 3 + 1 over two nodes; one process cannot use that
+    assert dp.choose(4000) is None
+    assert dp.place(4000) is None and dp.whole_count == 5
 
 
 def test_take_refuses_oversubscription_and_release_restores():
@@ -50,7 +52,7 @@ def test_take_refuses_oversubscription_and_release_restores():
 def test_shortfall_sentences():
     dp = pool([600, 300])
     assert "no device has 0.7 gpu free (largest free share 0.6 gpu, 0.9 gpu free in total)" in dp.shortfall(700)
-    assert "2 completely free devices needed, 0 available" in dp.shortfall(2000)
+    assert "2 completely free devices needed on one node, at most 0 free on a node" in dp.shortfall(2000)
 
 
 @settings(max_examples=200, deadline=None)

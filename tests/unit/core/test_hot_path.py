@@ -20,11 +20,12 @@ def test_cycle_builds_admits_and_running_records_like_their_constructors():
     admits = state.cycle(0.0)
     assert [type(d) for d in admits] == [Admit, Admit]
     for d in admits:
-        assert d == Admit(d.job_id, d.quota, d.pool, d.requests, d.devices, d.preempted) and d.quota == "q"
+        assert d == Admit(d.job_id, d.quota, d.pool, d.requests, d.devices, d.preempted, d.nodes) and d.quota == "q"
+        assert d.nodes == ("a-n0",)
     for run in state._running.values():
         values = {name: getattr(run, name) for name in RunningRec.__slots__}
         plain = RunningRec(run.id, run.quota, run.priority, run.started_at, run.pool, run.req, run.shares,
-                           run.requests, run.plan, run.qp, run.keys)
+                           run.requests, run.plan, run.qp, run.keys, run.nodes, run.ncpu, run.nmem)
         assert values == {name: getattr(plain, name) for name in RunningRec.__slots__}
 
 

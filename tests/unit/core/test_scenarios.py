@@ -89,8 +89,9 @@ def pai_training_jobs():
 def test_pai_inference_on_parent_preempts_minimum_training_jobs_and_starts():
     running = pai_training_jobs()
     busy = {dev: gpu(0) for r in running for dev, _ in r.devices}
-    inference = QueuedJob("eas-inference", "Quota1", INFERENCE, 1, 100.0, {"gpu": gpu(12)}, ("a100",),
-                          priority_class="inference")
+    # 12 GPUs cannot be one process on 8-GPU nodes: a gang of 2 nodes with 6 GPUs each
+    inference = QueuedJob("eas-inference", "Quota1", INFERENCE, 1, 100.0, {"gpu": gpu(6)}, ("a100",),
+                          priority_class="inference", nodes=2)
     state = SchedulerState.from_snapshot(Snapshot(pai_tree(), [pai_pool(busy)], running=running, queued=[inference]))
     decisions = state.cycle(100.0)
 
@@ -100,6 +101,7 @@ def test_pai_inference_on_parent_preempts_minimum_training_jobs_and_starts():
     (admit,) = [d for d in decisions if isinstance(d, Admit)]
     assert admit.job_id == "eas-inference" and admit.preempted == ("train-15", "train-14")
     assert len(admit.devices) == 12 and {d.split("-")[0] for d, _ in admit.devices} <= {"n14", "n15"}
+    assert sorted(admit.nodes) == ["n14", "n15"]
     assert state.quota_usage("Quota1")[("a100", "gpu")] == gpu(124)
 
 

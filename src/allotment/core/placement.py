@@ -1,0 +1,341 @@
+"""Placement on nodes: a job's GPUs, CPU and memory on one node, or a gang on N distinct nodes, never more than a node
+has. See the contract at the top of admission.py for the rules and the score; this module implements them.
+
+``NodePool`` is a DevicePool (the GPU indexes of devices.py) that also knows each node's allocatable CPU and memory
+and what the jobs placed there use. A pool is *tracked* when it lists its nodes (model.Pool.nodes): then every job
+is placed through ``place_job`` (node CPU and memory enforced, CPU-only jobs placed on a node too). An untracked pool
+keeps the device-only fast path (DevicePool.place) for single-node jobs; gangs there are placed by ``place_job`` with
+unlimited node CPU and memory.
+
+Search (exact, bounded in the common case): feasible nodes are visited in best-fit order of the GPU indexes (the
+tightest free share, or the node with the fewest completely free devices that suffice; CPU-only jobs: nodes without
+free GPU first) and the first CANDIDATES of them are scored; the lowest score wins. Only nodes that cannot take the
+job are skipped, so a job waits only when no node can take it. A shape that failed stays failed until capacity comes
+back (``version``), so a full pool answers repeated attempts in O(1).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from itertools import islice
+
+from allotment.core.devices import WHOLE, DevicePool, Shares
+from allotment.core.quantity import UNLIMITED_RAW, format_raw
+
+CANDIDATES = 8  # feasible single-node placements scored per decision
+STRANDED_WEIGHT = 2  # score weight of the GPU a placement strands (its node's CPU or memory left cannot feed it)
+
+Nodes = tuple[str, ...]
+
+
+class NodePool(DevicePool):
+    def __init__(self, name: str, devices: Iterable[tuple[str, int, int, str]],
+                 nodes: Iterable[tuple[str, int, int]] | None = None) -> None:
+        """``nodes``: (name, cpu raw, memory raw) of each node (None: untracked, node CPU and memory unlimited)."""
+        self.tracked = nodes is not None
+        self.cpu_cap: dict[str, int] = {}  # active nodes (listed, not drained) -> allocatable CPU
+        self.mem_cap: dict[str, int] = {}
+        self.cpu_used: dict[str, int] = {}  # node -> CPU of the jobs placed there (kept while a node is away)
+        self.mem_used: dict[str, int] = {}
+        self.gpu_cap: dict[str, int] = {}  # node -> milli-GPU of its devices
+        self.gpu_free: dict[str, int] = {}  # node -> free milli-GPU (tracked pools)
+        self.devs: dict[str, dict[str, None]] = {}  # node -> its devices
+        self._no_free_gpu: dict[str, None] = {}  # active nodes without any free GPU (CPU-only jobs go there first)
+        self.one: dict[str, Nodes] = {}  # node -> (node,): built once, shared by every Admit that names it
+        self.version = 0  # bumped whenever capacity comes back or nodes change
+        self._failed: dict[tuple, None] = {}  # shapes that did not fit at _failed_version
+        self._failed_version = 0
+        devices = list(devices)
+        if nodes is not None:
+            for node, cpu, mem in nodes:
+                if node in self.cpu_cap:
+                    raise ValueError(f"pool {name}: node {node} listed twice")
+                self._add_node(node, cpu, mem)
+            for dev, _, _, node in devices:
+                if node not in self.cpu_cap:
+                    raise ValueError(f"pool {name}: device {dev} is on node {node!r}, which the pool does not list")
+        super().__init__(name, ())
+        for dev, free, cap, node in devices:
+            if node not in self.devs:
+                self._add_node(node, UNLIMITED_RAW, UNLIMITED_RAW)  # untracked: nodes are device labels
+            self._add_device(dev, free, cap, node)
+
+    # -- inventory --------------------------------------------------------------------------------------------------
+    def _add_node(self, node: str, cpu: int, mem: int) -> None:
+        self.cpu_cap[node] = cpu
+        self.mem_cap[node] = mem
+        self.cpu_used.setdefault(node, 0)
+        self.mem_used.setdefault(node, 0)
+        self.devs.setdefault(node, {})
+        self.gpu_cap.setdefault(node, 0)
+        self.gpu_free.setdefault(node, 0)
+        self.one[node] = (node,)
+        if self.tracked and not self.gpu_free[node]:
+            self._no_free_gpu[node] = None
+
+    def _add_device(self, dev: str, free: int, cap: int, node: str) -> None:
+        super()._add_device(dev, free, cap, node)
+        self.devs[node][dev] = None
+        self.gpu_cap[node] += cap
+
+    def _remove_device(self, dev: str) -> None:
+        node, cap = self.node[dev], self.cap[dev]
+        super()._remove_device(dev)
+        del self.devs[node][dev]
+        self.gpu_cap[node] -= cap
+
+    def _set_free(self, dev: str, new: int) -> None:
+        old = self.free[dev]
+        DevicePool._set_free(self, dev, new)
+        if self.tracked and new != old:
+            node = self.node[dev]
+            left = self.gpu_free[node] = self.gpu_free[node] + new - old
+            if left:
+                self._no_free_gpu.pop(node, None)
+            elif node in self.cpu_cap:
+                self._no_free_gpu[node] = None
+
+    def set_node(self, node: str, cpu: int, mem: int, devices: Sequence[tuple[str, int, int]]) -> None:
+        """Add a node or replace what is known of it: (device id, free raw, capacity raw) of its devices. Only this
+        node's entries change. CPU and memory its running jobs use stay charged to it."""
+        if node not in self.cpu_cap:
+            self._add_node(node, cpu, mem)
+        self.cpu_cap[node], self.mem_cap[node] = cpu, mem
+        wanted = {d: (free, cap) for d, free, cap in devices}
+        for dev in list(self.devs.get(node, ())):
+            if dev not in wanted or self.cap[dev] != wanted[dev][1]:
+                self._remove_device(dev)
+        for dev, (free, cap) in wanted.items():
+            other = self.node.get(dev)
+            if other is not None and other != node:
+                raise ValueError(f"pool {self.name}: device {dev} is already on node {other}")
+            if other is None:
+                self._add_device(dev, free, cap, node)
+            else:
+                if not 0 <= free <= cap:
+                    raise ValueError(f"pool {self.name}: device {dev} free {format_raw(free, 'gpu')} outside "
+                                     f"0..capacity")
+                self._set_free(dev, free)
+        self._changed()
+
+    def remove_node(self, node: str) -> None:
+        """The node leaves the pool or is drained: nothing new is placed on it; its jobs keep running (what they
+        give back when they end is dropped)."""
+        if node not in self.cpu_cap:
+            return
+        for dev in list(self.devs[node]):
+            self._remove_device(dev)
+        del self.cpu_cap[node], self.mem_cap[node]
+        self._no_free_gpu.pop(node, None)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    @property
+    def total_cpu(self) -> int:
+        return min(sum(self.cpu_cap.values()), UNLIMITED_RAW)
+
+    @property
+    def total_memory(self) -> int:
+        return min(sum(self.mem_cap.values()), UNLIMITED_RAW)
+
+    # -- taking and giving back ---------------------------------------------------------------------------------------
+    def take_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
+        if shares:
+            self.take(shares)
+        if cpu or mem:
+            cu, mu = self.cpu_used, self.mem_used
+            for node in nodes:
+                cu[node] = cu.get(node, 0) + cpu
+                mu[node] = mu.get(node, 0) + mem
+
+    def release_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
+        if shares:
+            self.release(shares)
+        if cpu or mem:
+            cu, mu = self.cpu_used, self.mem_used
+            for node in nodes:
+                cu[node] = max(cu.get(node, 0) - cpu, 0)
+                mu[node] = max(mu.get(node, 0) - mem, 0)
+        self.version += 1
+
+    def release(self, shares: Sequence[tuple[str, int]]) -> None:
+        DevicePool.release(self, shares)
+        self.version += 1
+
+    # -- placement ----------------------------------------------------------------------------------------------------
+    def could_ever_fit_job(self, gpu: int, cpu: int, mem: int, count: int) -> bool:
+        """Would the job fit if every node of the pool were empty?"""
+        n = gpu // WHOLE
+        fits = 0
+        for node, ccap in self.cpu_cap.items():
+            if ccap < cpu or self.mem_cap[node] < mem:
+                continue
+            if gpu >= WHOLE and self.whole_on_node.get(node, 0) < n:
+                continue
+            if 0 < gpu < WHOLE and not any(self.cap[d] >= gpu for d in self.devs[node]):
+                continue
+            fits += 1
+            if fits >= count:
+                return True
+        return False
+
+    def place_job(self, gpu: int, cpu: int, mem: int, count: int) -> tuple[Shares, Nodes] | None:
+        """choose_job() and take_job() in one step."""
+        chosen = self.choose_job(gpu, cpu, mem, count)
+        if chosen is None:
+            return None
+        _, shares, nodes = chosen
+        self.take_job(shares, nodes, cpu, mem)
+        return shares, nodes
+
+    def choose_job(self, gpu: int, cpu: int, mem: int, count: int) -> tuple[float, Shares, Nodes] | None:
+        """(score, device shares, nodes) of the best placement of a job needing ``gpu`` milli-GPU, ``cpu`` and
+        ``mem`` on each of ``count`` distinct nodes; None when there is none. Changes nothing."""
+        shape = (gpu, cpu, mem, count)
+        if self._failed_version != self.version:
+            self._failed.clear()
+            self._failed_version = self.version
+        elif shape in self._failed:
+            return None
+        found = self._candidates(gpu, cpu, mem, CANDIDATES if count == 1 else count, count > 1)
+        if len(found) < count:
+            self._failed[shape] = None
+            return None
+        if count == 1:
+            best, best_score = found[0], self.score(found[0][0], gpu, cpu, mem)
+            for cand in found[1:]:
+                s = self.score(cand[0], gpu, cpu, mem)
+                if s < best_score:
+                    best, best_score = cand, s
+            node, shares = best
+            return best_score, shares, self.one[node]
+        shares_all: list[tuple[str, int]] = []
+        for _, shares in found:
+            shares_all.extend(shares)
+        return (sum(self.score(node, gpu, cpu, mem) for node, _ in found), tuple(shares_all),
+                tuple(node for node, _ in found))
+
+    def score(self, node: str, gpu: int, cpu: int, mem: int) -> float:
+        """Lower is better: the node's free GPU after the placement (best fit: fuller nodes first) plus
+        STRANDED_WEIGHT times the GPU the placement strands: free GPU beyond what the node's CPU (or memory) left can
+        feed at the node's own CPU (memory) per GPU."""
+        gcap = self.gpu_cap[node]
+        if not gcap:
+            return 0.0
+        left = self._node_gpu_free(node) - gpu
+        if left <= 0:
+            return 0.0
+        stranded = 0.0
+        ccap = self.cpu_cap.get(node, 0)
+        if 0 < ccap < UNLIMITED_RAW:
+            s = left - gcap * (ccap - self.cpu_used[node] - cpu) / ccap
+            stranded = max(stranded, s)
+        mcap = self.mem_cap.get(node, 0)
+        if 0 < mcap < UNLIMITED_RAW:
+            s = left - gcap * (mcap - self.mem_used[node] - mem) / mcap
+            stranded = max(stranded, s)
+        return left + STRANDED_WEIGHT * stranded
+
+    def _node_gpu_free(self, node: str) -> int:
+        if self.tracked:
+            return self.gpu_free[node]
+        free = self.free
+        return sum(free[d] for d in self.devs[node])
+
+    def _candidates(self, gpu: int, cpu: int, mem: int, want: int, distinct: bool) -> list[tuple[str, Shares]]:
+        """Up to ``want`` feasible (node, shares) in best-fit order (one per node when ``distinct``)."""
+        out: list[tuple[str, Shares]] = []
+        ccap, mcap, cused, mused = self.cpu_cap, self.mem_cap, self.cpu_used, self.mem_used
+        seen: set[str] = set()
+        if gpu <= 0:
+            for group in (self._no_free_gpu, self.cpu_cap):
+                for node in group:
+                    if node in seen:
+                        continue
+                    seen.add(node)
+                    if ccap[node] - cused[node] >= cpu and mcap[node] - mused[node] >= mem:
+                        out.append((node, ()))
+                        if len(out) == want:
+                            return out
+            return out
+        by_count, whole = self._nodes_by_count, self._whole
+        top = self._max_per_node
+        if gpu < WHOLE:
+            values = self._free_values
+            by_free = self._by_free
+            for value in values[bisect_left(values, gpu):]:
+                if value == WHOLE:  # break into a free device of the node with the fewest, as DevicePool.choose
+                    for count in range(1, top + 1):
+                        for node in reversed(by_count.get(count, {})):
+                            if node in seen or ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
+                                continue
+                            seen.add(node)
+                            out.append((node, self._fraction(next(iter(whole[node])), gpu)))
+                            if len(out) == want:
+                                return out
+                    continue
+                node_of = self.node
+                for dev in reversed(by_free[value]):
+                    node = node_of[dev]
+                    if node in seen or ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
+                        continue
+                    if distinct:
+                        seen.add(node)
+                    out.append((node, self._fraction(dev, gpu)))
+                    if len(out) == want:
+                        return out
+            return out
+        n = gpu // WHOLE
+        unit = self._unit
+        for count in range(n, top + 1):
+            for node in reversed(by_count.get(count, {})):
+                if ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
+                    continue
+                out.append((node, tuple([unit[d] for d in islice(whole[node], n)])))
+                if len(out) == want:
+                    return out
+        return out
+
+    # -- explanations -------------------------------------------------------------------------------------------------
+    def node_shortfall(self, gpu: int, cpu: int, mem: int, count: int) -> str:
+        """Why no node (or not ``count`` nodes) can take the job, with the node that comes closest."""
+        need = _describe(gpu, cpu, mem)
+        best, best_key = None, None
+        for node in self.cpu_cap:
+            g = self._node_free_for(node, gpu)
+            c = self.cpu_cap[node] - self.cpu_used[node]
+            m = self.mem_cap[node] - self.mem_used[node]
+            key = min(g / gpu if gpu else 1.0, c / cpu if cpu else 1.0, m / mem if mem else 1.0)
+            if best_key is None or key > best_key:
+                best, best_key = (node, g, c, m), key
+        who = "no node" if count == 1 else f"fewer than {count} nodes"
+        text = f"{who} in pool {self.name} has {need} free"
+        if best is not None:
+            node, g, c, m = best
+            text += f" (best: {node}, {_describe(g if gpu else 0, c if cpu else 0, m if mem else 0, free=True)})"
+        return text
+
+    def _node_free_for(self, node: str, gpu: int) -> int:
+        """The node's free GPU in the form the request needs: whole free devices, or its largest free share."""
+        free = self.free
+        if gpu >= WHOLE:
+            return WHOLE * len(self._whole.get(node, ()))
+        return max((free[d] for d in self.devs[node]), default=0)
+
+
+def _describe(gpu: int, cpu: int, mem: int, free: bool = False) -> str:
+    parts = []
+    if gpu or not (cpu or mem):
+        if gpu >= WHOLE or (free and gpu == 0):
+            n = gpu // WHOLE
+            parts.append(f"{n} GPU" + ("" if n == 1 else "s"))
+        else:
+            parts.append(f"{format_raw(gpu, 'gpu')} of a GPU")
+    if cpu:
+        parts.append(f"{format_raw(cpu, 'cpu')} cores" if cpu < UNLIMITED_RAW else "unlimited cores")
+    if mem:
+        parts.append(f"{format_raw(mem, 'memory')} memory" if mem < UNLIMITED_RAW else "unlimited memory")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
