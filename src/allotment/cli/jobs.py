@@ -24,13 +24,16 @@ def _describe(job: dict) -> dict:
     return {
         "id": job["id"], "name": job.get("name") or "", "owner": job["owner"], "quota": job["quota"],
         "state": job["state"], "reason": f"{job.get('reason_code') or ''}: {job.get('reason') or ''}".strip(": "),
-        "resources": f"gpu {job['gpu']}, cpu {job['cpu']}, memory {job['memory']}",
+        "resources": f"gpu {job['gpu']}, cpu {job['cpu']}, memory {job['memory']}" + (
+            f" on {job['nodes']} nodes ({job['gpus_per_node']} gpu each)" if job.get("nodes", 1) > 1 else ""),
+        "gpu_models": ", ".join(job.get("gpu_models") or []),
         "profile": job.get("profile") or "", "pool": job.get("pool") or "",
         "priority": f"{job['priority_class']} ({job['priority']})",
         "command": " ".join(job["command"]), "time_limit_s": job.get("time_limit_s") or "",
         "submitted_at": job["submitted_at"], "started_at": job.get("started_at") or "",
         "finished_at": job.get("finished_at") or "", "placement": (placement.get("pool") or "") +
-        (f" [{devices}]" if devices else ""), "exit_code": "" if job.get("exit_code") is None else job["exit_code"],
+        (f" [{devices}]" if devices else "") + (f" nodes {', '.join(placement['nodes'])}"
+                                                  if placement.get("nodes") else ""), "exit_code": "" if job.get("exit_code") is None else job["exit_code"],
     }
 
 
@@ -54,7 +57,12 @@ def register(app: typer.Typer) -> None:
     def submit(
         command: Annotated[list[str], typer.Argument(help="the command, after --")],
         quota: str = typer.Option(..., "--quota", "-q", help="quota to submit to"),
-        gpu: str = typer.Option(None, "--gpu", help="GPUs: 4, or a fraction of one (0.5)"),
+        gpu: str = typer.Option(None, "--gpu", help="GPUs: 4, or a share of one in steps of 0.01 (0.47)"),
+        nodes: int = typer.Option(None, "--nodes", help="spread the job over this many nodes, placed all at once "
+                                                        "(with --gpus-per-node; --cpu and --memory per node)"),
+        gpus_per_node: str = typer.Option(None, "--gpus-per-node", help="whole GPUs on each node"),
+        gpu_model: str = typer.Option(None, "--gpu-model", help="GPU models the job accepts, comma-separated "
+                                                                "(a100,h100): best fit across their pools"),
         profile: str = typer.Option(None, "--profile", help="a resource profile instead of --gpu"),
         cpu: str = typer.Option(None, "--cpu", help="cores: 8, 0.5 or 500m"),
         memory: str = typer.Option(None, "--memory", help="for example 16Gi"),
@@ -70,11 +78,12 @@ def register(app: typer.Typer) -> None:
         """Submit a job: allot jobs submit --quota Q (--gpu N | --profile P) [options] -- COMMAND..."""
         if gpu is not None and profile is not None:
             raise typer.BadParameter("give --gpu or --profile, not both")
-        if gpu is None and profile is None and cpu is None and memory is None:
+        if gpu is None and gpus_per_node is None and profile is None and cpu is None and memory is None:
             raise typer.BadParameter("give --gpu N or --profile P (or --cpu / --memory for a CPU job)")
         body = {"quota": quota, "command": command, "gpu": gpu, "profile": profile, "cpu": cpu, "memory": memory,
                 "pool": pool, "priority_class": priority_class, "time_limit": time_limit, "name": name,
-                "env": _env_option(env) if env else None}
+                "env": _env_option(env) if env else None, "nodes": nodes, "gpus_per_node": gpus_per_node,
+                "gpu_models": gpu_model}
         job = Client().post("jobs", json={k: v for k, v in body.items() if v is not None})
         if json_:
             emit_json(job)

@@ -1,0 +1,65 @@
+"""`allot jobs submit --nodes --gpus-per-node --gpu-model` and `allot profiles create|set --unordered` against the
+app in-process (the CLI's HTTP client is pointed at the test client)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from inventory_helpers import register_node
+from typer.testing import CliRunner
+
+from allotment.cli import client as cli_client
+from allotment.cli.main import app as cli_app
+
+
+@pytest.fixture
+def allot(client, admin_headers, monkeypatch, tmp_path):
+    def fake_http_client(base_url, headers, timeout):
+        client.headers.update(headers)
+        return client
+
+    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
+    env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": admin_headers["Authorization"].removeprefix("Bearer "),
+           "ALLOT_CONFIG_DIR": str(tmp_path), "COLUMNS": "200"}
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(cli_app, list(args), env=env)
+        return result.exit_code, result.output + (str(result.exception) if result.exception and
+                                                  not isinstance(result.exception, SystemExit) else "")
+
+    register_node(client, admin_headers, "a-1", "A100", 4)
+    register_node(client, admin_headers, "h-1", "H100", 4)
+    assert run("pools", "create", "a100", "--node", "a-1")[0] == 0
+    assert run("pools", "create", "h100", "--node", "h-1")[0] == 0
+    assert run("quotas", "create", "research")[0] == 0
+    return run
+
+
+def test_a_gang_job_and_gpu_models_from_the_cli(allot):
+    code, out = allot("jobs", "submit", "--quota", "research", "--nodes", "2", "--gpus-per-node", "4", "--cpu", "8",
+                      "--json", "--", "train")
+    assert code == 0, out
+    job = json.loads(out)
+    assert (job["nodes"], job["gpus_per_node"], job["gpu"], job["cpu"]) == (2, "4", "8", "16")
+    code, out = allot("jobs", "show", str(job["id"]))
+    assert code == 0 and "on 2 nodes (4 gpu each)" in out
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "0.47", "--gpu-model", "a100,h100",
+                      "--json", "--", "infer")
+    assert code == 0, out
+    assert (json.loads(out)["gpu"], json.loads(out)["gpu_models"]) == ("0.47", ["A100", "H100"])
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpu", "1", "--gpu-model", "b200", "--", "x")
+    assert code == 1 and "gpu_models" in out and "B200" not in out and "b200" in out
+    code, out = allot("jobs", "submit", "--quota", "research", "--gpus-per-node", "0.5", "--", "x")
+    assert code == 1 and "gpus_per_node" in out and "whole GPUs on each node" in out
+
+
+def test_a_profile_marked_unordered_from_the_cli(allot):
+    code, out = allot("profiles", "create", "any-gpu", "--gpu", "1", "--pool", "a100", "--pool", "h100",
+                      "--unordered")
+    assert code == 0, out
+    code, out = allot("profiles", "show", "any-gpu")
+    assert code == 0 and "unordered (best fit)" in out and "(any-gpu on a100) | h100" in out
+    code, out = allot("profiles", "set", "any-gpu", "--ordered")
+    assert code == 0 and "(any-gpu on a100) > h100" in out and "unordered" not in out
