@@ -303,6 +303,9 @@ class NodePool(DevicePool):
     def node_shortfall(self, gpu: int, cpu: int, mem: int, count: int) -> str:
         """Why no node (or not ``count`` nodes) can take the job, with the node that comes closest."""
         need = _describe(gpu, cpu, mem)
+        if count > 1:
+            have = len(self._candidates(gpu, cpu, mem, count, True))
+            return f"fewer than {count} nodes in pool {self.name} have {need} free ({have} have)"
         best, best_key = None, None
         for node in self.cpu_cap:
             g = self._node_free_for(node, gpu)
@@ -311,8 +314,7 @@ class NodePool(DevicePool):
             key = min(g / gpu if gpu else 1.0, c / cpu if cpu else 1.0, m / mem if mem else 1.0)
             if best_key is None or key > best_key:
                 best, best_key = (node, g, c, m), key
-        who = "no node" if count == 1 else f"fewer than {count} nodes"
-        text = f"{who} in pool {self.name} has {need} free"
+        text = f"no node in pool {self.name} has {need} free"
         if best is not None:
             node, g, c, m = best
             text += f" (best: {node}, {_describe(g if gpu else 0, c if cpu else 0, m if mem else 0, free=True)})"
