@@ -46,7 +46,7 @@ from allotment.quotas.tree import pool_names, quota_specs
 DRAFT = "draft"
 PROVISIONED = "provisioned"
 QUOTA_FIELDS = ("description", "weight", "child_preemption", "reclaim", "within_quota_preemption", "min_runtime_s",
-                "allowed_priority_classes", "gpu_hours_budget")
+                "allowed_priority_classes")
 
 
 def export_config(session: Session, cluster_id: int) -> dict[str, Any]:
@@ -170,7 +170,6 @@ def _quota_input(doc: dict[str, Any]) -> quota_service.QuotaInput:
         within_quota_preemption=doc.get("within_quota_preemption"), min_runtime_s=doc.get("min_runtime_s"),
         allowed_priority_classes=doc.get("allowed_priority_classes"),
         clear_allowed_priority_classes=doc.get("allowed_priority_classes") is None,
-        gpu_hours_budget=doc.get("gpu_hours_budget"), provided={"gpu_hours_budget"},
     )
 
 

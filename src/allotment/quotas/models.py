@@ -48,8 +48,7 @@ class Quota(Base):
     min_runtime_s: Mapped[int] = mapped_column(Integer, default=0)
     # Names of the priority classes jobs of this quota may use; NULL = all.
     allowed_priority_classes: Mapped[list[str] | None] = mapped_column(JSON)
-    # Optional time budget (Slurm GrpTRESMins style), GPU-hours; NULL = none.
-    gpu_hours_budget: Mapped[float | None] = mapped_column(Float)
+    # GPU- and CPU-hour budgets per period live in the accounting domain (accounting.models.QuotaBudget).
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -52,7 +52,7 @@ def _input(body: QuotaCreate | QuotaUpdate) -> service.QuotaInput:
         reclaim=body.reclaim, within_quota_preemption=body.within_quota_preemption,
         min_runtime_s=body.min_runtime_s, allowed_priority_classes=body.allowed_priority_classes,
         clear_allowed_priority_classes="allowed_priority_classes" in sent and body.allowed_priority_classes is None,
-        gpu_hours_budget=body.gpu_hours_budget, resources=resources, resource_changes=changes, pools=body.pools,
+        resources=resources, resource_changes=changes, pools=body.pools,
         provided=set(sent),
     )
 

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from allotment.api.fields import (
     Amount,
     Description,
-    GpuHours,
     KeyRules,
     Name,
     Priority,
@@ -73,7 +72,6 @@ class QuotaCreate(BaseModel):
     within_quota_preemption: Text(32) = "never"
     min_runtime_s: Seconds = 0
     allowed_priority_classes: Refs | None = None
-    gpu_hours_budget: GpuHours | None = None
     resources: list[ResourceIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
     pools: Refs | None = Field(None, description=POOLS_HELP)
 
@@ -93,7 +91,6 @@ class QuotaUpdate(BaseModel):
     within_quota_preemption: Text(32) | None = None
     min_runtime_s: Seconds | None = None
     allowed_priority_classes: Refs | None = None
-    gpu_hours_budget: GpuHours | None = None
     resources: list[ResourcePatch] | None = Field(None, max_length=limits.MAX_LIST_ITEMS,
                                                   description="entries to change, add or remove")
     pools: Refs | None = Field(None, description=POOLS_HELP + " (send [] or null to allow every pool again)")
@@ -118,7 +115,6 @@ class QuotaOut(BaseModel):
     within_quota_preemption: str
     min_runtime_s: int
     allowed_priority_classes: list[str] | None
-    gpu_hours_budget: float | None
     resources: list[ResourceOut]
     pools: list[str] = Field(default_factory=list, description="the quota's own pool list ([] = every pool)")
     usable_pools: list[str] | None = Field(None, description="where its jobs may run, with its ancestors' lists "
@@ -240,7 +236,6 @@ class QuotaDoc(BaseModel):
     within_quota_preemption: Text(32) = "never"
     min_runtime_s: Seconds = 0
     allowed_priority_classes: Refs | None = None
-    gpu_hours_budget: GpuHours | None = None
     resources: list[ResourceIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
     pools: Refs = Field(default_factory=list, description=POOLS_HELP)
 

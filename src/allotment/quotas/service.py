@@ -70,7 +70,6 @@ class QuotaInput:
     min_runtime_s: int | None = None
     allowed_priority_classes: list[str] | None = None
     clear_allowed_priority_classes: bool = False
-    gpu_hours_budget: float | None = None
     resources: list[ResourceInput] | None = None  # replaces the whole list (create, provision)
     resource_changes: list[ResourceChange] | None = None  # changes only the entries and fields given (PATCH)
     pools: list[str] | None = None  # the pools its jobs may use ([] = all); applied only when "pools" is provided
@@ -256,8 +255,6 @@ def _check_scalars(session: Session, data: QuotaInput) -> None:
         errors.append(FieldError("within_quota_preemption", f"must be one of {', '.join(WITHIN_QUOTA_VALUES)}"))
     if data.min_runtime_s is not None and data.min_runtime_s < 0:
         errors.append(FieldError("min_runtime_s", "must be zero or more"))
-    if data.gpu_hours_budget is not None and not data.gpu_hours_budget >= 0:
-        errors.append(FieldError("gpu_hours_budget", "must be zero or more"))
     if data.allowed_priority_classes is not None:
         known = set(session.scalars(select(PriorityClass.name)).all())
         unknown = [c for c in data.allowed_priority_classes if c not in known]
@@ -288,8 +285,6 @@ def _apply(session: Session, quota: Quota, data: QuotaInput) -> None:
         value = getattr(data, attr)
         if value is not None:
             setattr(quota, attr, value)
-    if "gpu_hours_budget" in data.provided:
-        quota.gpu_hours_budget = data.gpu_hours_budget
     if data.clear_allowed_priority_classes:
         quota.allowed_priority_classes = None
     elif data.allowed_priority_classes is not None:

@@ -86,7 +86,7 @@ class QuotaViews:
             children=self.children.get(quota.id, []), description=quota.description, weight=quota.weight,
             child_preemption=quota.child_preemption, reclaim=quota.reclaim,
             within_quota_preemption=quota.within_quota_preemption, min_runtime_s=quota.min_runtime_s,
-            allowed_priority_classes=quota.allowed_priority_classes, gpu_hours_budget=quota.gpu_hours_budget,
+            allowed_priority_classes=quota.allowed_priority_classes,
             resources=resources, can_submit=self.can_submit(quota), pools=self.own_pools.get(quota.id, []),
             usable_pools=None if (usable := self.usable_pools.get(quota.id)) is None else sorted(usable),
         )

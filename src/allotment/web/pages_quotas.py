@@ -3,11 +3,13 @@ what its subtree holds now. Any signed-in principal may read quotas, as in the A
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from allotment.accounting import budgets
 from allotment.api.deps import DB, require
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.inventory import service as inventory
@@ -39,9 +41,10 @@ def tree_order(items: list) -> list[tuple[int, object]]:
 @router.get("/ui/quotas")
 def quotas_page(request: Request, principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> Response:
     visible = inventory.visible_clusters(db, None if principal.is_platform_admin else set(principal.cluster_roles))
-    clusters = []
+    clusters, now = [], time.time()
     for cluster in visible:
-        rows = [{"depth": depth, "quota": quota_out(db, q, principal=principal)}
+        rows = [{"depth": depth, "quota": quota_out(db, q, principal=principal),
+                 "budgets": budgets.quota_budgets(db, q, now)}
                 for depth, q in tree_order(quotas.list_quotas(db, cluster.id))]
         clusters.append({"cluster": cluster, "rows": rows})
     return render(request, "quotas.html", {"clusters": clusters})

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 21:07:55.714117
+Create Date: 2026-12-05 21:10:34.738660
 """
 
 from alembic import op
@@ -246,7 +246,6 @@ def upgrade() -> None:
     sa.Column('within_quota_preemption', sa.String(length=16), nullable=False),
     sa.Column('min_runtime_s', sa.Integer(), nullable=False),
     sa.Column('allowed_priority_classes', sa.JSON(), nullable=True),
-    sa.Column('gpu_hours_budget', sa.Float(), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_quotas_cluster_id_clusters'), ondelete='CASCADE'),
