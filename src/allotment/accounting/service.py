@@ -242,9 +242,9 @@ def live(session: Session, w: Window, now: float) -> list[dict]:
 
 
 def _held_seconds(lo: float, now: float):
-    """SQL: seconds of each record inside [lo, now) (open records run to now)."""
+    """SQL: seconds of each record from `lo` on (open records run to now; a closed one to its recorded end)."""
     lo_, now_ = literal(lo, Float()), literal(now, Float())
-    stop = case((R.end_s.is_(None), now_), (R.end_s > now_, now_), else_=R.end_s)
+    stop = case((R.end_s.is_(None), now_), else_=R.end_s)
     start = case((R.start_s < lo_, lo_), else_=R.start_s)
     return case((stop > start, stop - start), else_=literal(0.0, Float()))
 
@@ -253,7 +253,7 @@ def spent(session: Session, since: float, now: float, *, cluster_id: int | None 
           quota_ids: Iterable[int] | None = None) -> tuple[float, float]:
     """(GPU-seconds, CPU core-seconds) used since `since`, running jobs up to `now`; one aggregate query."""
     seconds = _held_seconds(since, now)
-    conds = [or_(R.end_s.is_(None), R.end_s > since), R.start_s < now]
+    conds = [or_(R.end_s.is_(None), R.end_s > since)]
     if cluster_id is not None:
         conds.append(R.cluster_id == cluster_id)
     if owner_id is not None:

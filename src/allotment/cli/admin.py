@@ -12,6 +12,7 @@ from allotment.cli import (
     admin_service_accounts,
     admin_users,
     admin_workspaces,
+    usage,
 )
 
 
@@ -22,3 +23,4 @@ def register(app: typer.Typer) -> None:
     for module in (admin_users, admin_clusters, admin_inventory, admin_groups, admin_workspaces,
                    admin_service_accounts, admin_audit):
         module.register(admin)
+    usage.register_admin(admin)  # set-user-quota, add-user-quota, recalculate-usage

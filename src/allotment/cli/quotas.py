@@ -60,13 +60,14 @@ def _pool_hint(exc: ApiError) -> CliError:
 
 
 def register(app: typer.Typer) -> None:
-    from allotment.cli import policies, pools, profiles
+    from allotment.cli import policies, pools, profiles, usage
 
     quotas = typer.Typer(no_args_is_help=True, help="Quota trees: guarantees, limits, preemption, bindings.")
     app.add_typer(quotas, name="quotas")
     pools.register(app)
     profiles.register(app)
     policies.register(app)
+    usage.register_quotas(quotas)
 
     @quotas.command("list")
     def list_quotas(cluster: str = typer.Option(None, "--cluster"), json_: bool = typer.Option(False, "--json"),
@@ -84,8 +85,14 @@ def register(app: typer.Typer) -> None:
 
     @quotas.command("show")
     def show_quota(name: str, json_: bool = typer.Option(False, "--json")) -> None:
-        quota = Client().get(f"quotas/{name}")
+        client = Client()
+        quota = client.get(f"quotas/{name}")
         show(quota if json_ else _flat(quota), json_)
+        if not json_:
+            from allotment.cli.usage import budget_lines
+
+            for line in budget_lines(client, name):
+                console.print(f"[bold]budget[/bold]  {line}", highlight=False)
 
     def quota_options(body: dict, parent, weight, child_preemption, reclaim, within, min_runtime, classes,
                       pools=None) -> dict:
