@@ -2,7 +2,8 @@
 
 allotment keeps admission authority: it decides which job runs on which node with how many GPUs, and this engine
 only submits what was admitted, pinned there (`--nodelist`, `--partition`, `--gres=gpu:TYPE:N`, CPUs, memory,
-`--time`). It talks to slurmrestd (JWT) through `slurm_client.SlurmRestClient`, or runs Slurm's commands
+`--time`). A job over several nodes (a gang: Launch.nodes) is one Slurm job on exactly those nodes (`--nodes=N
+--nodelist=A,B`, one task per node), with the GRES, CPUs and memory of one node's share on each. It talks to slurmrestd (JWT) through `slurm_client.SlurmRestClient`, or runs Slurm's commands
 (`SlurmCommands`) where slurmrestd is not configured.
 
 Mapping:
@@ -315,6 +316,9 @@ class SlurmBackend:
                 f"job {launch.job_id} asks for {milli / 1000:g} of GPU {index} on {launch.node}: Slurm's GRES "
                 f"cannot express a fraction of a GPU, so a Slurm cluster runs whole-GPU jobs only")
         meta = self._node(launch.node) if launch.node else None
+        gang = tuple(getattr(launch, "nodes", ()) or ())
+        for name in gang:
+            self._node(name)  # each node must be in Slurm's inventory
         gres = None
         if launch.devices:
             if meta is None:
@@ -337,9 +341,9 @@ class SlurmBackend:
             name=f"{prefix}-{launch.job_id}", comment=f"{prefix}:{launch.job_id}:{launch.admission}",
             script=f"#!/bin/sh\n{launch.command}\n", environment=env,
             work_dir=str(self.config.work_dir or self.log_dir), output=str(self.log_path(launch.job_id)),
-            partition=self._partition(launch, meta), nodelist=launch.node, gres=gres,
-            cpus=max(1, math.ceil(launch.cpu)), memory_mib=launch.memory_mib or None, time_limit_min=time_limit,
-            user=self.account_of(launch.owner))
+            partition=self._partition(launch, meta), nodelist=",".join(gang) if len(gang) > 1 else launch.node,
+            gres=gres, cpus=max(1, math.ceil(launch.cpu)), memory_mib=launch.memory_mib or None,
+            time_limit_min=time_limit, user=self.account_of(launch.owner), nodes=max(len(gang), 1))
 
     def account_of(self, owner: str | None) -> str | None:
         """The account the owner's jobs run as: theirs in the map, else that of '*' (everyone else), else None."""

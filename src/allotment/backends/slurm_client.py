@@ -52,6 +52,9 @@ class JobSpec:
     memory_mib: int | None = None
     time_limit_min: int | None = None
     user: str | None = None  # the account it runs as; None: the token's user (REST), the server's (commands)
+    # A job over several nodes (`nodelist` names them all): one task per node, each with `cpus`, `memory_mib` and
+    # `gres` (Slurm's per-node amounts); the batch script runs on the first and starts work on the others (srun).
+    nodes: int = 1
 
 
 class SlurmApi(Protocol):
@@ -157,6 +160,9 @@ class SlurmRestClient:
             job["partition"] = spec.partition
         if spec.nodelist:
             job["nodelist"] = spec.nodelist  # accepted by 22.05's parser (-w), though its document omits it
+        if spec.nodes > 1:  # the node count follows from the node list; one task per node gets the per-node CPUs
+            job["tasks"] = spec.nodes
+            job["tasks_per_node"] = 1
         if spec.gres:
             job["gres"] = spec.gres
         if spec.memory_mib:
@@ -249,6 +255,8 @@ class SlurmCommands:
             args.append(f"--partition={spec.partition}")
         if spec.nodelist:
             args.append(f"--nodelist={spec.nodelist}")
+        if spec.nodes > 1:
+            args += [f"--nodes={spec.nodes}", f"--ntasks={spec.nodes}", "--ntasks-per-node=1"]
         if spec.gres:
             args.append(f"--gres={spec.gres}")
         if spec.memory_mib:
