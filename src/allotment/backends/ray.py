@@ -15,6 +15,9 @@ Mapping:
   custom resource of its pool (`RayConfig.resources[pool]` when the launch names a pool, else the resources of
   the devices' models on its node) in the same amount, and a sliver of its node's `node:<ip>` resource so it runs
   there. Ray picks which of the node's GPUs (CUDA_VISIBLE_DEVICES as Ray sets it), as Slurm does.
+- A job placed on several nodes (Launch.nodes) gets a placement group with one bundle per node, each pinned to its
+  node with that node's share, created by a small driver in front of its command (ray_gang.py): the Jobs API itself
+  places only the entrypoint.
 - A job is never submitted for more than some live node has: Ray would keep it PENDING for ever, and `stop_job`
   does not end such a job (ray-project/ray#58353). The engine checks the cluster's nodes first and refuses
   (RayLaunchError) naming what is missing.
@@ -51,9 +54,10 @@ import logging
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from allotment.backends import ray_gang
 from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
 from allotment.backends.ray_client import (
     RayError,
@@ -281,18 +285,27 @@ class RayBackend:
         if known is not None:  # Ray already has this run (launched again after a restart): never submit twice
             run = self._track(launch, known["submission"], known["log_from"])
             return run.submission_id
-        request = self.request(launch)
         submission_id = self.submission_id(launch.job_id, launch.admission)
+        command, request = launch.command, None
+        gang = tuple(getattr(launch, "nodes", ()) or ())
+        if len(gang) > 1:  # one bundle per node (each checked against its node); the driver sits on the first
+            bundles = [self.request(replace(launch, node=name, nodes=())) for name in gang]
+            command = ray_gang.entrypoint(launch.command, bundles, submission_id)
+            pin = self._nodes[gang[0]].pin
+            request = {pin: NODE_SLIVER} if pin else {}
+        request = self.request(launch) if request is None else request
         env = {str(k): str(v) for k, v in launch.env.items()}
         if self.config.job_path:
             env["PATH"] = self.config.job_path
         env["ALLOT_JOB_ID"] = str(launch.job_id)
+        if len(gang) > 1:
+            env["ALLOT_NODES"] = ",".join(gang)
         resources = {k: v for k, v in request.items() if k not in ("CPU", "GPU", "memory")}
         metadata = {"allotment": self.config.name_prefix, "allotment_job": str(launch.job_id),
                     "allotment_admission": launch.admission}
         try:
             self._ray(lambda: self.api.submit(
-                submission_id, launch.command, num_cpus=request.get("CPU"), num_gpus=request.get("GPU"),
+                submission_id, command, num_cpus=request.get("CPU"), num_gpus=request.get("GPU"),
                 memory=int(request["memory"]) if "memory" in request else None, resources=resources,
                 env_vars=env, metadata=metadata))
         except RayJobExists:
