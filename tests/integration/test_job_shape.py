@@ -143,3 +143,43 @@ def test_the_chosen_nodes_are_kept_on_the_job_and_given_back_to_core(h):
         row = next(r for r in load.active_jobs(s, find_cluster(s, h.cluster).id) if r.id == job_id)
         running = load.running_job(row, inv, 0.0)
     assert list(running.nodes) == nodes and running.requests["cpu"].raw == 8000
+
+
+def test_a_multi_gpu_job_is_never_split_over_nodes(h):
+    """Pool h100 has h-1 and h-2 with 4 GPUs each. With 3 held on each, 2 GPUs are free in total but on two nodes:
+    a 2-GPU job waits. Once a node is free, a 4-GPU job lands on that one node."""
+    first, second = h.submit("team", gpu=3, pool="h100", runtime_s=10), h.submit("team", gpu=3, pool="h100",
+                                                                                   runtime_s=20)
+    h.settle()
+    placed = [h.job(i)["placement"]["nodes"] for i in (first, second)]
+    assert sorted(n for nodes in placed for n in nodes) == ["h-1", "h-2"]
+    two = h.submit("team", gpu=2, pool="h100")
+    h.settle()
+    waiting = h.job(two)
+    assert waiting["state"] == "queued" and waiting["reason_code"] == "no_device_fit", waiting
+    assert "node" in waiting["reason"]
+    h.settle(advance=11)  # the first 3-GPU job ends: its node has 4 free GPUs
+    four = h.submit("team", gpu=4, pool="h100")
+    h.settle()
+    for job_id in (two, four):
+        job = h.job(job_id)
+        assert job["state"] in ("admitted", "running"), job
+        assert len({d["node"] for d in job["placement"]["devices"]}) == 1
+        assert job["placement"]["nodes"] == [job["placement"]["devices"][0]["node"]]
+
+
+def test_a_gang_is_placed_on_distinct_nodes_at_once(h):
+    blocker = h.submit("team", gpu=1, pool="h100", runtime_s=10)
+    h.settle()
+    gang = h.submit("team", nodes=2, gpus_per_node=4, cpu=8, pool="h100")
+    h.settle()
+    assert h.job(gang)["state"] == "queued"  # one node has only 3 free GPUs: nothing of the gang starts
+    assert h.job(blocker)["state"] == "running"
+    h.settle(advance=11)
+    job = h.job(gang)
+    assert job["state"] in ("admitted", "running"), job
+    assert sorted(job["placement"]["nodes"]) == ["h-1", "h-2"]
+    per_node = {}
+    for d in job["placement"]["devices"]:
+        per_node[d["node"]] = per_node.get(d["node"], 0) + 1
+    assert per_node == {"h-1": 4, "h-2": 4}
