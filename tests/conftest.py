@@ -85,6 +85,8 @@ def make_settings(tmp_path: Path, backend: str = "sqlite", **overrides) -> Setti
         bootstrap_admin_email="admin@example.com",
         bootstrap_admin_username="admin",
         bootstrap_admin_password=ADMIN_PASSWORD,
+        # Tests lay out their own quotas (tests/integration/test_first_job.py tests the default one).
+        bootstrap_default_quota=False,
         scheduler_tick_s=0.05,
         # Tests drive the scheduler loop themselves (allotment.scheduler.loop.Scheduler.run_cycle) when they need it.
         scheduler_enabled=False,

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     bootstrap_admin_email: str | None = None
     bootstrap_admin_username: str | None = None
     bootstrap_admin_password: str | None = None
+    # The first start creates the quota `default` over the default cluster's default pool, bound to everyone with
+    # access to that cluster, so that the first job needs no setup; off for an operator who lays out quotas first.
+    bootstrap_default_quota: bool = True
     # Scheduler loop: it reacts to events and also wakes up on this tick.
     scheduler_enabled: bool = True
     scheduler_tick_s: float = 1.0

@@ -105,7 +105,9 @@ def start_server(root: Path, port: int | None = None, **settings: str) -> tuple[
         ALLOT_BOOTSTRAP_ADMIN_USERNAME=ADMIN_USERNAME,
         ALLOT_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
         ALLOT_LOG_LEVEL="warning",
-        **{f"ALLOT_{name.upper()}": value for name, value in settings.items()},
+        # The shared server's tests lay out their own quotas (test_first_job.py starts one with the default quota).
+        **{"ALLOT_BOOTSTRAP_DEFAULT_QUOTA": "false",
+           **{f"ALLOT_{name.upper()}": value for name, value in settings.items()}},
     )
     with log_path.open("ab") as log:
         # cwd=root: no allot.toml from the developer's checkout may change the server under test.

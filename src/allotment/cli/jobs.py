@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
     @jobs.command("submit")
     def submit(
         command: Annotated[list[str], typer.Argument(help="the command, after --")],
-        quota: str = typer.Option(..., "--quota", "-q", help="quota to submit to"),
+        quota: str = typer.Option(None, "--quota", "-q", help="quota to submit to; omitted: the only quota you may "
+                                                            "submit to, or else the quota named 'default'"),
         gpu: str = typer.Option(None, "--gpu", help="GPUs: 4, or a share of one in steps of 0.01 (0.47)"),
         nodes: int = typer.Option(None, "--nodes", help="spread the job over this many nodes, placed all at once "
                                                         "(with --gpus-per-node; --cpu and --memory per node)"),
@@ -75,11 +76,13 @@ def register(app: typer.Typer) -> None:
                                 "of this or the server's environment")] = None,
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Submit a job: allot jobs submit --quota Q (--gpu N | --profile P) [options] -- COMMAND..."""
+        """Submit a job: allot jobs submit [--quota Q] [--gpu N | --profile P] [options] -- COMMAND...
+
+        With no --gpu, --profile, --cpu or --memory the job asks for one CPU core."""
         if gpu is not None and profile is not None:
             raise typer.BadParameter("give --gpu or --profile, not both")
         if gpu is None and gpus_per_node is None and profile is None and cpu is None and memory is None:
-            raise typer.BadParameter("give --gpu N or --profile P (or --cpu / --memory for a CPU job)")
+            cpu = "1"
         body = {"quota": quota, "command": command, "gpu": gpu, "profile": profile, "cpu": cpu, "memory": memory,
                 "pool": pool, "priority_class": priority_class, "time_limit": time_limit, "name": name,
                 "env": _env_option(env) if env else None, "nodes": nodes, "gpus_per_node": gpus_per_node,

@@ -48,14 +48,15 @@ JobEnv = Annotated[dict[str, str], BeforeValidator(_env_rules), Field(max_length
 
 
 class JobIn(BaseModel):
-    # quota and command are required (so the schema says), but checked by the service so that a batch reports every
-    # problem of every job at once.
-    model_config = ConfigDict(json_schema_extra={"required": ["quota", "command"]})
+    # command is required (so the schema says), but checked by the service so that a batch reports every problem of
+    # every job at once. quota may be omitted (workloads/default_quota.py).
+    model_config = ConfigDict(json_schema_extra={"required": ["command"]})
 
     quota: Annotated[Ref | None, WithJsonSchema({
         "type": "string", "minLength": 1, "maxLength": limits.MAX_SHORT_TEXT,
         "allOf": [{"pattern": names.TEXT_REGEX}, {"pattern": r"\S"}],
-        "description": "the quota to submit to (its name or id)"})] = None
+        "description": "the quota to submit to (its name or id); omitted: the only quota you may submit to, "
+                       "or else the quota named 'default'"})] = None
     command: Annotated[Command, SchemaRules((
         ("minItems", 1), ("prefixItems", [{"type": "string", "pattern": r"\S"}]), ("pattern", r"\S")))] = Field(
         default_factory=list, description="argv list (the first not blank), or one string split on spaces")

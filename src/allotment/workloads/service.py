@@ -11,7 +11,7 @@ A new job is `queued` with reason "pending"; the caller wakes the scheduler.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -31,6 +31,7 @@ from allotment.quotas import bindings
 from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota
 from allotment.quotas.priorities import default_class
 from allotment.quotas.quota_pools import usable_pools
+from allotment.workloads.default_quota import default_quota
 from allotment.workloads.models import (
     CANCELLED,
     FINAL_STATES,
@@ -240,6 +241,13 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
     if len(requests) > MAX_BATCH:
         raise ValidationFailed(f"jobs: at most {MAX_BATCH} jobs per batch",
                                [FieldError("jobs", f"at most {MAX_BATCH} jobs per batch")])
+    no_quota = None  # why a job that names no quota has none (default_quota.py), reported with its other problems
+    if any(not (r.quota or "").strip() for r in requests):
+        try:
+            fallback = default_quota(session, principal)
+            requests = [r if (r.quota or "").strip() else replace(r, quota=fallback) for r in requests]
+        except ValidationFailed as exc:
+            no_quota = exc.errors[0].message
     owner = session.get(User, principal.id)
     policy = policies.policy_of(session, owner)
     look = _Lookups(session, principal)
@@ -257,6 +265,9 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
     if missing:
         raise DomainError("; ".join(f"{e.field}: {e.message}" for e in missing[:20]), missing, 404, "Not found",
                           "not_found")
+    if no_quota is not None:
+        errors = [FieldError(e.field, no_quota) if e.field.endswith("quota") and e.message == "is required" else e
+                  for e in errors]
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:20]), errors)
     policies.check_concurrency(session, policy, owner, len(rows))
