@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Simulated clusters: virtual nodes from this YAML file (see backends/simulated.py); nodes may also be
     # registered through the API (POST /clusters/{cluster}/nodes).
     simulated_nodes: Path | None = None
+    # How long the scheduler waits for a remote engine's (Slurm's, Ray's) answer before that cluster counts as
+    # unreachable; the call goes on in the background and the loop serves the other clusters meanwhile.
+    engine_answer_s: float = Field(default=5.0, gt=0, le=300)
     # The cluster whose nodes are this host as the local engine reports it (GPUs through NVML, cores, memory);
     # other clusters with the local engine run their jobs here too but get their nodes through the API.
     local_cluster: str = "local"

@@ -68,7 +68,7 @@ from allotment.backends.ray_client import (
     RayNotFound,
     RayUnavailable,
 )
-from allotment.backends.remote import OutageGuard, private_state_dir
+from allotment.backends.remote import ANSWER_S, OutageGuard, private_state_dir
 
 log = logging.getLogger("allotment.backends.ray")
 
@@ -102,6 +102,7 @@ class RayConfig:
     job_path: str | None = None  # PATH for jobs; None: the raylet's (the head's own environment)
     timeout_s: float = 10.0
     log_interval_s: float = 10.0  # how often a running job's log file is refreshed
+    answer_s: float = ANSWER_S  # how long a call may take before Ray counts as unreachable (remote.OutageGuard)
 
     def api(self) -> RayJobsApi:
         return RayJobsApi(self.address, self.headers, self.timeout_s)
@@ -176,7 +177,7 @@ class RayBackend:
         self._retry_stop: set[str] = set()  # submission ids whose stop failed while the head was unreachable
         self._snapshot: tuple[float, dict[str, RayJob]] | None = None  # one listing per recovery round
         # (since when, Ray's error) while the cluster is unreachable, for the cluster's status; None when it answers
-        self._guard = OutageGuard("Ray", RayUnavailable, log)
+        self._guard = OutageGuard("Ray", RayUnavailable, log, answer_s=config.answer_s)
         self._prepare_dirs()
         self._load_records()
 
@@ -546,4 +547,5 @@ class RayBackend:
 
     def close(self) -> None:
         """Release the client. Jobs keep running in Ray: they outlive the server and are adopted on its return."""
+        self._guard.close()
         self.api.close()

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
-from allotment.backends.remote import OutageGuard, private_state_dir
+from allotment.backends.remote import ANSWER_S, OutageGuard, private_state_dir
 from allotment.backends.slurm_client import (
     NOT_MODIFIED,
     JobSpec,
@@ -106,6 +106,7 @@ class SlurmConfig:
     name_prefix: str = "allot"
     job_path: str = JOB_PATH
     accounts: dict[str, str] = field(default_factory=dict)  # allotment user -> the account their jobs run as
+    answer_s: float = ANSWER_S  # how long a call may take before Slurm counts as unreachable (remote.OutageGuard)
 
     def api(self) -> SlurmApi:
         if self.rest_url:
@@ -216,7 +217,7 @@ class SlurmBackend:
         self._full_at = 0.0
         self._snapshot: tuple[float, list[dict]] | None = None  # one listing per recovery round (same `now`)
         # (since when, Slurm's error) while the cluster is unreachable, for the cluster's status; None when it answers
-        self._guard = OutageGuard("Slurm", SlurmUnavailable, log)
+        self._guard = OutageGuard("Slurm", SlurmUnavailable, log, answer_s=config.answer_s)
         self._prepare_dirs()
         self._load_records()
 
@@ -509,6 +510,7 @@ class SlurmBackend:
 
     def close(self) -> None:
         """Release the connection. Jobs keep running in Slurm: they outlive the server and are adopted on return."""
+        self._guard.close()
         self.api.close()
 
 

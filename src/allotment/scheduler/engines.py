@@ -21,6 +21,7 @@ from allotment.backends.base import Backend, Launch, NodeInfo
 from allotment.backends.cgroups import Cgroups
 from allotment.backends.local import LocalBackend
 from allotment.backends.ray import RayBackend, RayConfig
+from allotment.backends.remote import ANSWER_S
 from allotment.backends.sandbox import Isolation
 from allotment.backends.simulated import SimulatedBackend
 from allotment.backends.slurm import SlurmBackend, SlurmConfig
@@ -48,7 +49,7 @@ def make_backend(settings: Settings, kind: str, engine: EngineConfig | None = No
         nodes = (engine.get("nodes_file") if engine is not None else None) or settings.simulated_nodes
         return SimulatedBackend.from_file(nodes) if nodes is not None else SimulatedBackend()
     if kind == "slurm" and engine is not None:
-        return SlurmBackend(slurm_config(engine))
+        return SlurmBackend(slurm_config(engine, settings.engine_answer_s))
     if kind == "ray" and engine is not None and engine.get("address"):
         return RayBackend(ray_config(settings, engine, cluster_id))
     return None
@@ -58,7 +59,8 @@ def ray_config(settings: Settings, engine: EngineConfig, cluster_id: int | None)
     own = settings.data_dir / "engines" / (f"cluster-{cluster_id}" if cluster_id is not None else "ray")
     return RayConfig(address=engine.get("address"), resources=dict(engine.get("resources", {})),
                      log_dir=Path(engine.get("log_dir") or settings.data_dir / "jobs"),
-                     state_dir=Path(engine.get("state_dir") or own), name_prefix=engine.get("name_prefix", "allot"))
+                     state_dir=Path(engine.get("state_dir") or own), name_prefix=engine.get("name_prefix", "allot"),
+                     answer_s=settings.engine_answer_s)
 
 
 def local_backend(settings: Settings) -> LocalBackend:
@@ -75,7 +77,7 @@ def local_backend(settings: Settings) -> LocalBackend:
     return LocalBackend(settings.data_dir / "jobs", isolation=isolation, cgroups=cgroups)
 
 
-def slurm_config(engine: EngineConfig) -> SlurmConfig:
+def slurm_config(engine: EngineConfig, answer_s: float = ANSWER_S) -> SlurmConfig:
     optional_path = {name: Path(engine.get(name)) for name in ("state_dir", "work_dir") if engine.get(name)}
     return SlurmConfig(log_dir=Path(engine.get("log_dir")), rest_url=engine.get("rest_url"),
                        rest_user=engine.get("rest_user"), token=engine.get("token"),
@@ -83,7 +85,7 @@ def slurm_config(engine: EngineConfig) -> SlurmConfig:
                        partitions=dict(engine.get("partitions", {})),
                        default_partition=engine.get("default_partition"),
                        name_prefix=engine.get("name_prefix", "allot"), accounts=dict(engine.get("accounts", {})),
-                       **optional_path)
+                       answer_s=answer_s, **optional_path)
 
 
 def cluster_backend(session: Session, settings: Settings, secret_key: str, cluster_id: int,
