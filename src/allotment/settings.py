@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     scheduler_preemption_delay_s: float = Field(default=1.0, ge=0)
     # Bound on admissions per cycle (keeps one cycle's transaction small); None: no bound.
     scheduler_max_admissions_per_cycle: int | None = 5000
+    # Hour budgets (users' quotas, quota-tree budgets): in safe mode a job starts only when its request times its
+    # time limit fits in what is left; jobs without a time limit are measured against this default (None: such a
+    # job waits only once a budget is spent).
+    budget_safe_mode: bool = True
+    budget_default_time_limit_s: int | None = Field(default=None, ge=1)
     # Simulated clusters: virtual nodes from this YAML file (see backends/simulated.py); nodes may also be
     # registered through the API (POST /clusters/{cluster}/nodes).
     simulated_nodes: Path | None = None

@@ -133,18 +133,18 @@ def first_overrun(budgets: list[Budget], gpu_milli: int, cpu_milli: int, horizon
     """The first budget on a job's path the job would overrun, or None.
 
     In safe mode (Slurm's `safe`) the job's request times its time limit (`horizon_s`) must fit in what is left of
-    every budget; otherwise only a budget already spent stops it. A job without any time limit (`horizon_s` None) in
-    safe mode can only start where the budget is unlimited for its resources."""
+    every budget; otherwise, and for a job with no time limit at all (`horizon_s` None: nothing bounds what it may
+    use), only a budget already spent stops it."""
     for budget in budgets:
         share = (gpu_milli if budget.resource == "gpu" else cpu_milli) / 1000.0
         if share <= 0:
             continue
         remaining = budget.amount_s - budget.spent_s
-        if not safe:
+        if not safe or horizon_s is None:
             if remaining <= 0:
                 return Overrun(budget, 0.0)
             continue
-        needed = share * horizon_s if horizon_s is not None else float("inf")
+        needed = share * horizon_s
         if remaining <= 0 or needed > remaining:
             return Overrun(budget, needed)
     return None

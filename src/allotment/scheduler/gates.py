@@ -45,6 +45,7 @@ class GateJob:
     gpu_milli: int
     cpu_milli: int
     memory_bytes: int
+    time_limit_s: int | None = None  # how long it may run (hour budgets' safe mode); None: no limit
 
     @property
     def key(self) -> tuple[int, int]:

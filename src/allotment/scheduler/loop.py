@@ -43,6 +43,7 @@ from itertools import chain
 from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
+from allotment.accounting.gate import BudgetGate
 from allotment.api.state import AppState
 from allotment.backends.base import Backend, JobEvent, recovers, reports_idleness
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
@@ -98,7 +99,8 @@ class Scheduler(EngineSetup):
         self._last_scan = 0.0
         self._idle_checked: float | None = None
         self._more = False
-        self.gates = Gates([PolicyGate()])  # limits core does not know (gates.py), shared by every cluster
+        # Limits core does not know (gates.py), shared by every cluster: resource policies' totals, hour budgets.
+        self.gates = Gates([PolicyGate(), BudgetGate(settings.budget_safe_mode, settings.budget_default_time_limit_s)])
         meter = state.extras.get("scheduler_meter")
         if meter is None:
             meter = state.extras["scheduler_meter"] = Meter(state.extras.get("metrics_registry"))

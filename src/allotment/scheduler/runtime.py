@@ -151,7 +151,8 @@ class ClusterRuntime:
 
     def _gate_job(self, row: Any) -> GateJob:
         job = self.gated[row.id] = GateJob(self.cluster_id, row.id, getattr(row, "owner_id", None), row.quota_id,
-                                           row.gpu_milli or 0, row.cpu_milli or 0, row.memory_bytes or 0)
+                                           row.gpu_milli or 0, row.cpu_milli or 0, row.memory_bytes or 0,
+                                           getattr(row, "time_limit_s", None))
         return job
 
     def _gate_holds(self, row: Any) -> bool:

@@ -63,7 +63,8 @@ CPU = b.Budget("quota team", "cpu", "weekly", 3600, 3600)  # spent
     ([TEAM, ORG], 2000, 0, 3600, True, None),  # exactly what is left
     ([TEAM, ORG], 3000, 0, 3600, True, "quota team"),  # 3 GPU-hours > 2 left
     ([ORG, TEAM], 500, 0, 5 * 3600, True, "quota team"),  # half a GPU counts as half: 2.5 h > 2 h
-    ([TEAM], 1000, 0, None, True, "quota team"),  # no time limit in safe mode: unbounded
+    ([TEAM], 1000, 0, None, True, None),  # no time limit at all: only a spent budget holds it
+    ([CPU], 0, 1000, None, True, "quota team"),
     ([TEAM], 3000, 0, 3600, False, None),  # not safe: only a spent budget stops a job
     ([CPU], 1000, 0, 3600, True, None),  # a GPU job does not draw on a CPU budget... no cpu asked
     ([CPU], 0, 2000, 60, False, "quota team"),  # spent: stops even outside safe mode

@@ -1,0 +1,75 @@
+"""Hour budgets hold jobs at the scheduler's admission gate: a user's GPU-hour quota and the budgets of a quota and
+its ancestors, in safe mode (request x time limit must fit in what is left), with reason budget_exhausted naming the
+budget and the numbers; jobs ended free what they reserved once their intervals are read."""
+
+from __future__ import annotations
+
+import pytest
+from sched_helpers import Harness
+from user_helpers import login, make_user
+
+from allotment.accounting.gate import BudgetGate
+
+
+@pytest.fixture
+def h(client, admin_headers) -> Harness:
+    h = Harness(client, admin_headers, cluster="default")
+    h.node("gpu-01", gpus=8, model="H100")
+    h.quota("org", [{"resource": "gpu", "guarantee": 8, "limit": 8}])
+    h.quota("team", [{"resource": "gpu", "guarantee": 8, "limit": 8}], parent="org")
+    make_user(client, admin_headers, "john")
+    h.put("/clusters/default/users/john", {"role": "user"})
+    h.put("/quotas/team/bindings/users/john", status=204)
+    gate = next(g for g in h.scheduler.gates.gates if isinstance(g, BudgetGate))
+    gate.refresh_s = 0.0  # read the records at every scan (the loop reads them at most every few seconds)
+    return h
+
+
+def test_a_users_gpu_hour_quota_holds_a_job_that_could_overrun_it(h, client):
+    h.put("/clusters/default/user-quotas/john", {"gpu": "1h"})
+    john = login(client, "john", "Passw0rd!")
+    big = h.submit("team", gpu=1, time_limit="2h", headers=john)
+    small = h.submit("team", gpu=1, time_limit="30m", headers=john)
+    h.cycle()
+    held, admitted = h.job(big), h.job(small)
+    assert admitted["state"] == "admitted"
+    assert held["state"] == "queued" and held["reason_code"] == "budget_exhausted"
+    assert held["reason"].startswith("user john's quota: GPU-hour budget 1h 00m has ")
+    assert "this job may use 2h 00m (gpu x time limit)" in held["reason"]
+    h.post("/clusters/default/user-quotas/john/add", {"gpu": "2h"})  # more hours: the held job may go
+    h.cycle()
+    h.cycle()
+    assert h.job(big)["state"] in ("admitted", "running")
+
+
+def test_a_parents_budget_bounds_its_children_and_frees_what_ended_jobs_did_not_use(h):
+    h.put("/quotas/org/budgets/gpu", {"period": "monthly", "amount": "3h"})
+    first = h.submit("team", gpu=2, time_limit="1h", runtime_s=1800)  # reserves 2 GPU-hours, uses 1
+    second = h.submit("team", gpu=2, time_limit="1h")
+    h.cycle()
+    assert h.states([first, second]) == ["admitted", "queued"]
+    reason = h.job(second)["reason"]
+    assert h.job(second)["reason_code"] == "budget_exhausted"
+    assert reason.startswith("quota org: monthly GPU-hour budget 3h 00m has 1h 00m left"), reason
+    h.cycle(0.001)
+    h.cycle(1800.0)  # the first job ends after half an hour: 1 GPU-hour spent, 2 left
+    assert h.job(first)["state"] == "succeeded"
+    h.cycle()
+    h.cycle()
+    assert h.job(second)["state"] in ("admitted", "running")
+
+
+def test_without_safe_mode_only_a_spent_budget_holds_jobs(h):
+    gate = next(g for g in h.scheduler.gates.gates if isinstance(g, BudgetGate))
+    gate.safe = False
+    h.put("/quotas/team/budgets/gpu", {"period": "once", "amount": "1h"})
+    first = h.submit("team", gpu=4, time_limit="1h", runtime_s=3600)  # may use 4 h of a 1 h budget
+    h.cycle()
+    assert h.job(first)["state"] == "admitted"
+    h.cycle(0.001)
+    h.cycle(3600.0)
+    later = h.submit("team", gpu=1, time_limit="1m")
+    h.cycle()
+    job = h.job(later)
+    assert job["state"] == "queued" and job["reason_code"] == "budget_exhausted"
+    assert "quota team: GPU-hour budget 1h 00m has 0h 00m left (spent 4h 00m)" in job["reason"]
