@@ -170,3 +170,19 @@ def test_usage_csv_export_streams_every_record(h):
     assert sorted(int(line.split(",")[0]) for line in lines[1:]) == ids
     bad = h.client.get(f"{API}/exports/usage.csv", params={"filename": "../x"}, headers=h.headers)
     assert bad.status_code == 422
+
+
+def test_resource_policy_and_job_exports_stream_with_the_callers_file_name(h, client):
+    ids = [h.submit("team", gpu=1, runtime_s=5) for _ in range(2)]
+    h.cycle()
+    long_name = "q" * 251 + ".csv"  # Backend.AI allows file names up to 255 characters
+    r = client.get(f"{API}/exports/jobs.csv", params={"filename": long_name}, headers=h.headers)
+    assert r.status_code == 200 and f'filename="{long_name}"' in r.headers["content-disposition"]
+    lines = r.text.strip().splitlines()
+    assert lines[0].startswith("id,name,owner,cluster,quota,state")
+    assert [int(line.split(",")[0]) for line in lines[1:]] == ids
+    assert client.get(f"{API}/exports/jobs.csv", params={"filename": "q" * 256}, headers=h.headers).status_code == 422
+    r = client.get(f"{API}/exports/resource-policies.csv", headers=h.headers)
+    assert r.status_code == 200 and r.text.startswith("name,description,max_cpu,")
+    assert 'filename="resource-policies.csv"' in r.headers["content-disposition"]
+    assert any(line.startswith("default,") for line in r.text.splitlines())

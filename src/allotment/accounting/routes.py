@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from allotment.accounting import budgets, recalculate, service
+from allotment.accounting import budgets, exports, recalculate, service
 from allotment.accounting.schemas import (
     BudgetIn,
     BudgetList,
@@ -39,9 +39,6 @@ from allotment.quotas.service import find_quota
 
 router = APIRouter(tags=["accounting"])
 ADMIN = cluster("admin")
-RECORD_COLUMNS = ["job_id", "user", "cluster", "quota", "pool", "device_model", "gpu", "cpu", "memory_gib",
-                  "start", "end", "outcome", "gpu_hours", "cpu_hours", "memory_gib_hours"]
-
 
 def _epoch(value: datetime | None, default: float) -> float:
     if value is None:
@@ -97,14 +94,12 @@ def live_usage(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, 
 @router.get("/exports/usage.csv", response_class=StreamingResponse)
 def export_usage(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, request: Request,
                  start: From = None, end: To = None, cluster_name: ClusterQ = None, user: UserQ = None,
-                 filename: Annotated[str, Query(max_length=255, pattern=r"^[\w.\- ]+$",
-                                                description="the download's file name")] = "usage.csv",
-                 ) -> StreamingResponse:
+                 filename: exports.FileName = None) -> StreamingResponse:
     """Every usage interval of the window the caller may see, oldest first, streamed (bounded memory)."""
     now = time.time()
     w = _window(db, principal, start, end, cluster_name, user, now)
     return StreamingResponse(_streamed(request, w, now), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                             headers={"Content-Disposition": f'attachment; filename="{filename or "usage.csv"}"'})
 
 
 def _streamed(request: Request, w: service.Window, now: float) -> Iterator[str]:
@@ -232,3 +227,6 @@ def recalculate_cluster(cluster: str, principal: Annotated[Principal, require(AD
                  changes={"corrections": corrections[:1000], "total": len(corrections)},
                  source=client_address(request))
     return RecalculationOut(cluster=c.name, corrections=corrections, total=len(corrections))
+
+
+router.include_router(exports.router)  # resource policies' and jobs' CSV exports
