@@ -107,7 +107,7 @@ def test_a_partial_update_is_still_checked_as_a_whole(client, admin_headers, res
     assert "limit of 4 gpu in all pools is below its guarantee of 8" in body["detail"]
     body = patch(client, admin_headers, "Research", {"resources": [{"resource": "gpu", "guarantee": None}]},
                  expect=422)
-    assert body["errors"][0]["field"] == "resources.0.guarantee"
+    assert body["errors"][0]["field"] == "resources.0.guarantee" and "must be a number" in body["errors"][0]["message"]
     body = patch(client, admin_headers, "Research", {"resources": [{"resource": "gpu", "remove": True,
                                                                     "limit": 3}]}, expect=422)
     assert body["errors"][0] == {"field": "resources.0.remove",

@@ -43,7 +43,7 @@ class ResourcePatch(BaseModel):
     pool: Ref | None = Field(None, description="a pool of the quota's cluster, or '*' for the all-pools entry; "
                                                "omitted: the quota's only entry for the resource (refused when it "
                                                "has several; a new all-pools entry when it has none)")
-    guarantee: Amount | None = Field(None, description="omitted: unchanged (0 for a new entry); null is refused")
+    guarantee: Amount = Field(None, description="omitted: unchanged (0 for a new entry); not unlimited")
     limit: Amount | None = Field(None, description="omitted: unchanged (unlimited for a new entry); null or "
                                                    "'unlimited' = no limit")
     lending_limit: Amount | None = Field(None, description="omitted: unchanged; null = all of the guarantee may "
