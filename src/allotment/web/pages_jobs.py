@@ -1,6 +1,7 @@
 """Jobs: the list with a state filter (users see their own; cluster managers and admins their clusters'), a job's
-detail with the reason it waits and where it runs and a live tail of its output, and cancel. Submitting stays with
-the CLI and the API.
+detail with the reason it waits and where it runs (pool, nodes and GPUs) and a live tail of its output, cancel, and
+a submission form with the job's shape (GPUs or a share of one, CPU and memory, nodes and GPUs per node, the GPU
+models it accepts, a profile or a pinned pool): the same checks and audit record as POST /api/v1/jobs.
 
 The tail: the page shows the end of the log, and htmx asks /ui/jobs/{id}/log for what follows from the offset it
 reached (every POLL_S seconds, at once while a backlog remains); each answer is the new text (escaped) and the next
@@ -8,10 +9,11 @@ poll, or no poll once the job has ended and its log is drained."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from allotment.api.deps import DB, State, client_address, require
@@ -19,7 +21,7 @@ from allotment.api.fields import IdPath, Limit, PageNumber
 from allotment.audit import service as audit
 from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
-from allotment.errors import ValidationFailed
+from allotment.errors import DomainError, ValidationFailed
 from allotment.web.console import field_errors, redirect, render
 from allotment.web.paging import Page
 from allotment.workloads import logs
@@ -52,6 +54,53 @@ def jobs_page(request: Request, principal: Signed, db: DB, state: str = "", quot
         "final_states": FINAL_STATES, "page": paging.with_total(total),
         "pager_base": f"/ui/jobs?{query}&" if query else "/ui/jobs?",
     }, status=422 if errors else 200)
+
+
+def _submit_page(request: Request, values: dict, errors: dict | None = None, status: int = 200) -> Response:
+    return render(request, "job_new.html", {"values": values, "errors": errors or {}}, status=status)
+
+
+@router.get("/ui/jobs/new")
+def new_job_page(request: Request, principal: Signed) -> Response:
+    return _submit_page(request, {})
+
+
+@router.post("/ui/jobs/new")
+def submit_job(request: Request, principal: Signed, db: DB, state: State, quota: Annotated[str, Form()] = "",
+               command: Annotated[str, Form()] = "", gpu: Annotated[str, Form()] = "",
+               cpu: Annotated[str, Form()] = "", memory: Annotated[str, Form()] = "",
+               nodes: Annotated[str, Form()] = "", gpus_per_node: Annotated[str, Form()] = "",
+               gpu_models: Annotated[str, Form()] = "", profile: Annotated[str, Form()] = "",
+               pool: Annotated[str, Form()] = "", priority_class: Annotated[str, Form()] = "",
+               time_limit: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "") -> Response:
+    """The form's text as the API reads it (the service checks every field and names the field of each problem)."""
+    values = {"quota": quota, "command": command, "gpu": gpu, "cpu": cpu, "memory": memory, "nodes": nodes,
+              "gpus_per_node": gpus_per_node, "gpu_models": gpu_models, "profile": profile, "pool": pool,
+              "priority_class": priority_class, "time_limit": time_limit, "name": name}
+    errors: dict[str, list[str]] = {}
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        argv, errors["command"] = [], [f"cannot be read as a command line ({exc})"]
+    count = None
+    if nodes.strip():
+        count = int(nodes) if nodes.strip().isdigit() and len(nodes.strip()) < 6 else None
+        if count is None:
+            errors["nodes"] = ["must be a whole number such as 2"]
+    if errors:
+        return _submit_page(request, values, errors, 422)
+    text = {k: (v.strip() or None) for k, v in values.items() if k not in ("command", "nodes")}
+    try:
+        job = workloads.submit(db, principal, workloads.JobRequest(command=argv, nodes=count, **text))
+    except DomainError as exc:
+        if not exc.errors:
+            raise
+        return _submit_page(request, values, field_errors(exc.errors), exc.status)
+    audit.record(db, principal, "job.submit", "job", job.name or f"job {job.id}", job.id,
+                 changes={"after": {"quota": quota, "gpu": gpu, "profile": profile or None}},
+                 source=client_address(request))
+    state.scheduler_wakeup.set()
+    return redirect(f"/ui/jobs/{job.id}", notice=f"Job {job.id} submitted: {job.reason}.")
 
 
 @router.get("/ui/jobs/{job_id}")

@@ -115,7 +115,7 @@ def read_shape(facts: ClusterFacts, cluster_id: int | None, req: Any, amounts: d
         return nodes, models
     if pinned_pool:
         err("gpu_models", "give either a pool or GPU models, not both")
-    elif not gpu:
+    elif not gpu and not req.gpu and not req.gpus_per_node:  # (a GPU amount that could not be read: said there)
         err("gpu_models", "choose pools by GPU model only for a job that asks for GPUs")
     else:
         known = facts.model_pools(cluster_id)
