@@ -300,14 +300,15 @@ def test_user_sees_self_but_not_others(client, admin_headers):
     assert client.get(f"{API}/users/alice").status_code == 401
 
 
-def test_user_changes_own_full_name_only(client, admin_headers):
+def test_user_changes_own_full_name_and_username_only(client, admin_headers):
+    """The username too (ClearML's profile): tests/integration/test_own_username.py."""
     make_user(client, admin_headers, "alice")
     make_user(client, admin_headers, "bob")
     alice = login(client, "alice", PASSWORD)
     r = client.patch(f"{API}/users/alice", headers=alice, json={"full_name": "Alice"})
     assert r.status_code == 200 and r.json()["full_name"] == "Alice"
-    for body in ({"is_active": False}, {"need_password_change": False}, {"username": "queen"},
-                 {"resource_policy": "unlimited"}, {"full_name": "ok", "username": "queen"}):
+    for body in ({"is_active": False}, {"need_password_change": False}, {"resource_policy": "unlimited"},
+                 {"full_name": "ok", "is_active": True}):
         r = client.patch(f"{API}/users/alice", headers=alice, json=body)
         assert r.status_code == 403, body
     assert client.patch(f"{API}/users/bob", headers=alice, json={"full_name": "Bobby"}).status_code == 403

@@ -1,4 +1,4 @@
-"""`allot login`, `allot logout`, `allot whoami`."""
+"""`allot login`, `allot logout`, `allot whoami`, `allot profile` (your own username and full name)."""
 
 from __future__ import annotations
 
@@ -63,3 +63,23 @@ def register(app: typer.Typer) -> None:
             me = {**me, "groups": ", ".join(me["groups"]),
                   "cluster_roles": ", ".join(f"{c}={r}" for c, r in me["cluster_roles"].items())}
         show(me, json_)
+
+    @app.command()
+    def profile(username: str = typer.Option(None, "--username", help="your new username"),
+                full_name: str = typer.Option(None, "--full-name", help="your full name ('' clears it)"),
+                json_: bool = typer.Option(False, "--json")) -> None:
+        """Show your profile, or change your own username or full name. Your login stays valid."""
+        client = Client()
+        me = client.get("auth/whoami")
+        body = {}
+        if username is not None:
+            body["username"] = username
+        if full_name is not None:
+            body["full_name"] = full_name.strip() or None
+        user = client.patch(f"users/{me['id']}", json=body) if body else client.get(f"users/{me['id']}")
+        if body:
+            cfg = load_config()
+            if cfg.get("username") and cfg.get("username") != user["username"]:
+                save_config({**cfg, "username": user["username"]})
+        shown = {k: user.get(k) for k in ("username", "full_name", "email")}
+        show(shown, json_)

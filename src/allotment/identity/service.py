@@ -348,14 +348,16 @@ def export_rows(session: Session) -> list[dict[str, Any]]:
 
 # --- update -------------------------------------------------------------------------------------------------------
 
-SELF_EDITABLE = {"full_name", "password", "current_password"}
+# ClearML's profile: a user may change their own username (same rules as a new one: unique, no look-alike of
+# another name) and full name. Sessions and credentials name the user by id, so they stay valid.
+SELF_EDITABLE = {"username", "full_name", "password", "current_password"}
 NOT_NULL = ("username", "password", "is_active", "need_password_change")
 
 
 def update_user(session: Session, actor: Principal, user: User, changes: dict[str, Any], source: str | None,
                 confirmations: RateLimiter) -> User:
     """Apply a PATCH. `changes` holds only the fields the client sent. A non-admin may change only their own
-    full name and password; changing one's own password needs `current_password`."""
+    username, full name and password; changing one's own password needs `current_password`."""
     if "email" in changes:
         raise invalid("email", EMAIL_IMMUTABLE)
     is_self = actor.id == user.id
@@ -364,9 +366,12 @@ def update_user(session: Session, actor: Principal, user: User, changes: dict[st
             raise Forbidden("only platform admins may change other users")
         refused = sorted(set(changes) - SELF_EDITABLE)
         if refused:
-            raise Forbidden(f"you may change only your own full_name and password, not {', '.join(refused)}")
+            raise Forbidden(f"you may change only your own username, full_name and password, not "
+                            f"{', '.join(refused)}")
     if is_self and actor.actor_id is not None and changes.get("password") is not None:
         raise Forbidden("a service account acting on behalf of a user cannot change that user's password")
+    if is_self and actor.actor_id is not None and changes.get("username") is not None:
+        raise Forbidden("a service account acting on behalf of a user cannot change that user's username")
     problems: dict[str, list[str]] = {f: ["must not be null"] for f in NOT_NULL if f in changes and changes[f] is None}
     if changes.get("username") is not None:
         problems.setdefault("username", []).extend(check_username(changes["username"].strip()))

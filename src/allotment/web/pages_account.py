@@ -1,4 +1,5 @@
-"""The signed-in user's own account: profile, groups and roles, and changing the password (needs the current one)."""
+"""The signed-in user's own account: profile (their username and full name may change), groups and roles, and
+changing the password (needs the current one)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ router = APIRouter()
 Me = Annotated[Principal, require(AUTHENTICATED)]
 
 
-def _page(request: Request, principal: Principal, db, status: int = 200, errors: dict | None = None) -> Response:
+def _page(request: Request, principal: Principal, db, status: int = 200, errors: dict | None = None,
+          values: dict | None = None) -> Response:
     detail = identity.user_detail(db, identity.find_user(db, principal.id))
-    return render(request, "account.html", {**detail, "errors": errors or {}, "values": {}}, status=status)
+    shown = {"username": detail["user"].username, "full_name": detail["user"].full_name or "", **(values or {})}
+    return render(request, "account.html", {**detail, "errors": errors or {}, "values": shown}, status=status)
 
 
 @router.get("/ui/account")
@@ -43,3 +46,27 @@ def change_password(request: Request, principal: Me, db: DB, state: State,
         # Returned, not raised: a wrong current password is audited, so this request must commit.
         return _page(request, principal, db, exc.status, field_errors(exc.errors))
     return redirect("/ui/account", notice="Password changed. Your other sessions were signed out.")
+
+
+@router.post("/ui/account/profile")
+def change_profile(request: Request, principal: Me, db: DB, state: State, username: Annotated[str, Form()] = "",
+                   full_name: Annotated[str, Form()] = "") -> Response:
+    """The user's own username and full name (identity.update_user decides and audits, as for the API); a service
+    account's name is not changed here."""
+    user = identity.find_person(db, principal.id)
+    changes: dict = {}
+    if username.strip() != user.username:
+        changes["username"] = username
+    if (full_name.strip() or None) != user.full_name:
+        changes["full_name"] = full_name.strip() or None
+    if not changes:
+        return redirect("/ui/account", notice="Nothing changed.")
+    try:
+        identity.update_user(db, principal, user, changes, client_address(request),
+                             throttle.password_confirmations(state))
+    except DomainError as exc:
+        if not exc.errors:
+            raise
+        return _page(request, principal, db, exc.status, field_errors(exc.errors),
+                     {"username": username, "full_name": full_name})
+    return redirect("/ui/account", notice=f"Profile saved. You are signed in as {user.username}.")
