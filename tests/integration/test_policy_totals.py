@@ -4,6 +4,8 @@ policy rises. The allowance shows what is in use and what is left."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sched_helpers import Harness
 
@@ -38,6 +40,9 @@ def test_caps_bound_the_sum_of_a_users_jobs_and_a_held_job_goes_when_one_ends(h)
     allowance = h.get("/users/alice/allowance", headers=alice)["caps"]
     assert allowance["gpu"] == {"limit": 2, "in_use": 2, "remaining": 0, "description": allowance["gpu"]["description"]}
     assert allowance["fgpu"]["in_use"] == "2" and allowance["fgpu"]["remaining"] == "0"
+    page = h.client.get("/ui/account", headers=alice).text  # the console shows the same numbers
+    row = re.search(r'data-testid="allowance-gpu">(.*?)</tr>', page).group(1)
+    assert re.findall(r"<td>(.*?)</td>", row)[1:] == ["2", "2", "0"]
 
     h.cycle(11.0)  # the first job ends
     h.settle(2)

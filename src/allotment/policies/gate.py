@@ -127,12 +127,13 @@ class PolicyGate:
                     select(User.id, User.username, User.resource_policy).where(condition)).all():
                 caps[user_id] = policies[policy or DEFAULT_POLICY]
                 names[user_id] = username
-        reopened = any(self._looser(old, caps.get(owner)) for owner, old in self.caps.items())
+        reopened = any(self._changed(old, caps.get(owner)) for owner, old in self.caps.items())
         self.caps, self.usernames = caps, names
         return reopened
 
     @staticmethod
-    def _looser(old: Caps, new: Caps | None) -> bool:
+    def _changed(old: Caps, new: Caps | None) -> bool:
+        """A capped user's policy changed or went (a rise may let their held jobs go; a fall is checked anyway)."""
         if new is None:
             return True
         return any(getattr(new, f) != getattr(old, f) for f, _, _ in TOTAL_CAPS) or new.policy != old.policy

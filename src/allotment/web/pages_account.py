@@ -1,5 +1,6 @@
-"""The signed-in user's own account: profile (their username and full name may change), groups and roles, and
-changing the password (needs the current one)."""
+"""The signed-in user's own account: profile (their username and full name may change), groups and roles, what
+their resource policy still allows (in use now and left, Backend.AI's resource indicator), and changing the password
+(needs the current one)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.errors import DomainError
 from allotment.identity import service as identity
 from allotment.identity import throttle
+from allotment.policies import service as policies
 from allotment.web.console import field_errors, redirect, render
 
 router = APIRouter()
@@ -23,7 +25,12 @@ def _page(request: Request, principal: Principal, db, status: int = 200, errors:
           values: dict | None = None) -> Response:
     detail = identity.user_detail(db, identity.find_user(db, principal.id))
     shown = {"username": detail["user"].username, "full_name": detail["user"].full_name or "", **(values or {})}
-    return render(request, "account.html", {**detail, "errors": errors or {}, "values": shown}, status=status)
+    try:
+        allowance = policies.allowance(db, detail["user"])
+    except DomainError as exc:  # the user's policy does not exist: say so instead of the table
+        allowance = {"problem": exc.detail}
+    return render(request, "account.html", {**detail, "errors": errors or {}, "values": shown,
+                                            "allowance": allowance}, status=status)
 
 
 @router.get("/ui/account")
