@@ -8,7 +8,7 @@ import pytest
 from sched_helpers import Harness
 from user_helpers import login, make_user
 
-from allotment.accounting.gate import BudgetGate
+from allotment.accounting.gate import BudgetGate, Ledger
 
 
 @pytest.fixture
@@ -73,3 +73,20 @@ def test_without_safe_mode_only_a_spent_budget_holds_jobs(h):
     job = h.job(later)
     assert job["state"] == "queued" and job["reason_code"] == "budget_exhausted"
     assert "quota team: GPU-hour budget 1h 00m has 0h 00m left (spent 4h 00m)" in job["reason"]
+
+
+def test_the_ledger_read_piece_by_piece_matches_a_full_sum(h):
+    h.put("/quotas/org/budgets/gpu", {"period": "monthly", "amount": "500h"})
+    h.put("/quotas/team/budgets/cpu", {"period": "once", "amount": "500h"})
+    gate = next(g for g in h.scheduler.gates.gates if isinstance(g, BudgetGate))
+    for runtime in (10, 20, 30, 4000):
+        h.submit("team", gpu=1, cpu=2, runtime_s=runtime)
+    for _ in range(6):
+        h.cycle(15.0)  # jobs end one after another; each read adds only what closed since the last one
+    assert any(gate.ledger.open.values()) and gate.ledger.closed
+    with h.client.app.state.allot.sessions() as s:
+        fresh = Ledger()
+        fresh.read(s, gate._read_at, gate.ledger._sinces, gate.parents)
+    now = gate._read_at
+    assert {k: round(v, 6) for k, v in gate.ledger.used(now).items() if v} == \
+        {k: round(v, 6) for k, v in fresh.used(now).items() if v}

@@ -8,8 +8,8 @@ jobs without one, must fit in what is left. Without any horizon, or with safe mo
 holds a job. The decision is core.budgets.first_overrun (pure, table-tested).
 
 What counts as used: every interval recorded so far (running ones up to the refresh), plus, for each job let
-through, what its time limit may still add. `refresh` reads the records at most every `refresh_s` seconds (the
-sums scan the period's records); between refreshes a job let through adds its whole horizon, and a job that ended
+through, what its time limit may still add. `refresh` reads the records at most every `refresh_s` seconds, and then
+only those written or closed since the last read (Ledger); between refreshes a job let through adds its whole horizon, and a job that ended
 keeps counting what it reserved until the next refresh reads its closed interval, so the view errs on the safe side.
 """
 
@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from allotment.accounting import budgets as hour_quotas
@@ -36,6 +36,7 @@ R = UsageRecord
 
 # A budget's key: ("user", cluster id, owner id, resource) or ("quota", quota id, resource).
 Key = tuple
+ROW = (R.id, R.cluster_id, R.job_id, R.owner_id, R.quota_id, R.gpu_milli, R.cpu_milli, R.start_s, R.end_s)
 
 
 class BudgetGate:
@@ -53,6 +54,7 @@ class BudgetGate:
         self.used: dict[Key, float] = defaultdict(float)
         self.reserved: dict[tuple[int, int], tuple[tuple[Key, ...], float, float]] = {}  # job -> (keys, gpu, cpu)
         self.ended: set[tuple[int, int]] = set()  # released, still counted until the next refresh
+        self.ledger = Ledger()
 
     # -- what applies to a job ----------------------------------------------------------------------------------------
     def _user_limit(self, cluster_id: int, owner_id: int) -> tuple[int | None, int | None]:
@@ -161,46 +163,106 @@ class BudgetGate:
         self.usernames = dict(session.execute(select(User.id, User.username)).all())
         for job_key in list(self.ended):
             self._unreserve(job_key)
-        used: dict[Key, float] = defaultdict(float)
-        self._spent_by_user(session, now, used)
-        self._spent_by_quota(session, now, grants, used)
-        open_jobs = {(c, j): (start, g, cpu) for c, j, start, g, cpu in session.execute(
-            select(R.cluster_id, R.job_id, R.start_s, R.gpu_milli, R.cpu_milli).where(R.end_s.is_(None)))}
+        sinces = {key: core.period_start(period, now, grants[key]) for key, (_, period) in self.amounts.items()}
+        self.ledger.read(session, now, sinces, self.parents)
+        used = self.ledger.used(now)
+        running = {(row.cluster_id, row.job_id): row for row in self.ledger.open.values()}
         for job_key, (keys, gpu, cpu) in self.reserved.items():
-            running = open_jobs.get(job_key)
-            elapsed = max(now - running[0], 0.0) if running else 0.0
+            row = running.get(job_key)
+            elapsed = max(now - row.start_s, 0.0) if row is not None else 0.0
             for key in keys:
-                share = (running[1] if key[-1] == "gpu" else running[2]) / 1000.0 if running else 0.0
+                share = (row.gpu_milli if key[-1] == "gpu" else row.cpu_milli) / 1000.0 if row is not None else 0.0
                 reserved = gpu if key[-1] == "gpu" else cpu
                 used[key] += max(reserved - share * elapsed, 0.0)  # what its time limit may still add
         self.used = used
         return True  # ended jobs, a new period or a changed budget may let held jobs pass: examine them again
 
-    def _spent_by_user(self, session: Session, now: float, used: dict[Key, float]) -> None:
-        seconds = _held_seconds(0.0, now)
+
+class Ledger:
+    """What budgets' records add up to, kept current without summing every record at every read.
+
+    The first read (and one every FULL_EVERY_S, after a budget's period or the quota tree changed) sums the closed
+    records with grouped queries; later reads fetch only the records written since (id above the last seen) and those
+    that were open, adding each one that closed since. Open records count up to `now` at each read."""
+
+    FULL_EVERY_S = 600.0
+
+    def __init__(self) -> None:
+        self.closed: dict[Key, float] = defaultdict(float)
+        self.open: dict[int, object] = {}  # record id -> row, for records still open at the last read
+        self.max_id = self._seen = 0
+        self._sinces: dict[Key, float] = {}
+        self._parents: dict[int, int | None] = {}
+        self._full_at: float | None = None
+
+    def read(self, session: Session, now: float, sinces: dict[Key, float], parents: dict[int, int | None]) -> None:
+        if (self._full_at is None or not 0 <= now - self._full_at < self.FULL_EVERY_S or sinces != self._sinces
+                or parents != self._parents):
+            self._sinces, self._parents, self._full_at = dict(sinces), dict(parents), now
+            self._full(session)
+            return
+        ids = list(self.open)
+        cond = R.id > self.max_id
+        if ids:
+            cond = or_(cond, R.id.in_(ids)) if len(ids) <= 500 else or_(cond, R.id >= min(ids))
+        for row in session.execute(select(*ROW).where(cond)):
+            self.max_id = max(self.max_id, row.id)
+            if row.end_s is None:
+                self.open[row.id] = row
+            elif row.id in self.open or row.id > self._seen:
+                self.open.pop(row.id, None)
+                for key, seconds_share in self._shares(row, row.end_s):
+                    self.closed[key] += seconds_share
+        self._seen = self.max_id
+
+    def _full(self, session: Session) -> None:
+        self.closed = defaultdict(float)
+        seconds = _held_seconds(0.0, 0.0)
+        closed = R.end_s.is_not(None)
         for cluster_id, owner_id, gpu, cpu in session.execute(
                 select(R.cluster_id, R.owner_id, func.sum(R.gpu_milli * seconds), func.sum(R.cpu_milli * seconds))
-                .group_by(R.cluster_id, R.owner_id)):
-            used[("user", cluster_id, owner_id, "gpu")] += (gpu or 0.0) / 1000.0
-            used[("user", cluster_id, owner_id, "cpu")] += (cpu or 0.0) / 1000.0
-
-    def _spent_by_quota(self, session: Session, now: float, grants: dict[Key, float],
-                        used: dict[Key, float]) -> None:
-        """Each budget counts its subtree's records since its period began; one grouped query per period start."""
-        by_start: dict[float, list[Key]] = defaultdict(list)
-        for key, (_, period) in self.amounts.items():
-            by_start[core.period_start(period, now, grants[key])].append(key)
-        for since, keys in by_start.items():
-            seconds = _held_seconds(since, now)
-            per_quota = {qid: ((g or 0.0) / 1000.0, (c or 0.0) / 1000.0) for qid, g, c in session.execute(
-                select(R.quota_id, func.sum(R.gpu_milli * seconds), func.sum(R.cpu_milli * seconds))
-                .where((R.end_s.is_(None)) | (R.end_s > since)).group_by(R.quota_id))}
-            wanted = set(keys)
-            for qid, (gpu, cpu) in per_quota.items():
-                node, seen = qid, set()
-                while node is not None and node not in seen:
-                    seen.add(node)
+                .where(closed).group_by(R.cluster_id, R.owner_id)):
+            self.closed[("user", cluster_id, owner_id, "gpu")] += (gpu or 0.0) / 1000.0
+            self.closed[("user", cluster_id, owner_id, "cpu")] += (cpu or 0.0) / 1000.0
+        by_since: dict[float, set[Key]] = defaultdict(set)
+        for key, since in self._sinces.items():
+            by_since[since].add(key)
+        for since, keys in by_since.items():
+            seconds = _held_seconds(since, 0.0)
+            for qid, gpu, cpu in session.execute(
+                    select(R.quota_id, func.sum(R.gpu_milli * seconds), func.sum(R.cpu_milli * seconds))
+                    .where(closed, R.end_s > since).group_by(R.quota_id)):
+                for node in self._ancestry(qid):
                     for resource, amount in (("gpu", gpu), ("cpu", cpu)):
-                        if ("quota", node, resource) in wanted:
-                            used[("quota", node, resource)] += amount
-                    node = self.parents.get(node)
+                        if ("quota", node, resource) in keys:
+                            self.closed[("quota", node, resource)] += (amount or 0.0) / 1000.0
+        self.open = {row.id: row for row in session.execute(select(*ROW).where(R.end_s.is_(None)))}
+        self.max_id = self._seen = session.scalar(select(func.max(R.id))) or 0
+
+    def _ancestry(self, qid: int | None) -> list[int]:
+        out, node = [], qid
+        while node is not None and node not in out:
+            out.append(node)
+            node = self._parents.get(node)
+        return out
+
+    def _shares(self, row, end: float) -> list[tuple[Key, float]]:
+        """(budget key, resource-seconds) that one record adds, each budget from its period's start."""
+        out = []
+        for resource, milli in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli)):
+            if milli:
+                out.append((("user", row.cluster_id, row.owner_id, resource), milli / 1000.0 * max(end - row.start_s,
+                                                                                                     0.0)))
+        for node in self._ancestry(row.quota_id):
+            for resource, milli in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli)):
+                since = self._sinces.get(("quota", node, resource))
+                if since is not None and milli:
+                    out.append((("quota", node, resource), milli / 1000.0 * max(end - max(row.start_s, since), 0.0)))
+        return out
+
+    def used(self, now: float) -> dict[Key, float]:
+        used: dict[Key, float] = defaultdict(float, self.closed)
+        for row in self.open.values():
+            for key, amount in self._shares(row, now):
+                used[key] += amount
+        return used
