@@ -183,3 +183,15 @@ def test_a_gang_is_placed_on_distinct_nodes_at_once(h):
     for d in job["placement"]["devices"]:
         per_node[d["node"]] = per_node.get(d["node"], 0) + 1
     assert per_node == {"h-1": 4, "h-2": 4}
+
+
+def test_the_resource_configuration_carries_a_profiles_unordered_mark(h):
+    base = f"/clusters/{h.cluster}/resource-config"
+    h.put(f"{base}/draft", {"profiles": [{"name": "any-gpu", "gpu": 1, "unordered": True,
+                                          "pools": [{"pool": "a100"}, {"pool": "h100"}]}]})
+    h.post(f"{base}/provision")
+    assert h.get(f"/clusters/{h.cluster}/profiles/any-gpu")["unordered"] is True
+    draft = h.get(f"{base}/draft")
+    assert next(p for p in draft["profiles"] if p["name"] == "any-gpu")["unordered"] is True
+    profile = next(p for p in inventory(h).profiles if p.name == "any-gpu")
+    assert profile.best_fit

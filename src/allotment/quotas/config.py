@@ -5,7 +5,8 @@ ordered pool links and policy order, and each pool's execution order of profiles
 
     {"quotas": [{"name", "parent", "weight", ..., "resources": [{"pool", "resource", "guarantee", "limit",
                  "lending_limit"}], "pools": [pool, ...] (DKube: the only pools it may use; [] = all)}],
-     "profiles": [{"name", "gpu", "cpu", "memory", "description", "pools": [{"pool", "name"}], "policies": [quota]}],
+     "profiles": [{"name", "gpu", "cpu", "memory", "description", "pools": [{"pool", "name"}], "policies": [quota],
+                   "unordered"}],
      "pool_profile_order": {"pool": ["profile", ...]}}
 
 Edits are saved as a draft (nothing changes for the scheduler); `provision` applies the draft to the live tables
@@ -76,7 +77,7 @@ def export_config(session: Session, cluster_id: int) -> dict[str, Any]:
             "cpu": format_raw(p.cpu_milli, "cpu"), "memory": format_raw(p.memory_bytes, "memory"),
             "pools": [{"pool": pool_name, "name": link.name}
                       for link, pool_name in profile_service.profile_links(session, p.id)],
-            "policies": profile_service.profile_policies(session, p.id),
+            "policies": profile_service.profile_policies(session, p.id), "unordered": bool(p.unordered),
         })
     order = {}
     for pool_id, pool_name in sorted(pools.items()):
@@ -271,10 +272,12 @@ def _apply_profiles(session: Session, cluster_id: int, docs: list[dict[str, Any]
             profile = existing.get(name)
             if profile is None:
                 profile = profile_service.create_profile(session, cluster_id, name, doc.get("gpu"), doc.get("cpu"),
-                                                         doc.get("memory"), doc.get("description"))
+                                                         doc.get("memory"), doc.get("description"),
+                                                         unordered=bool(doc.get("unordered")))
             else:
                 profile_service.update_profile(session, profile, None, doc.get("gpu") or 0, doc.get("cpu") or 0,
-                                               doc.get("memory") or 0, doc.get("description"))
+                                               doc.get("memory") or 0, doc.get("description"),
+                                               bool(doc.get("unordered")))
             profile_service.set_pools(session, profile, links)
             profile_service.set_policy_order(session, profile, doc.get("policies") or [])
         except (ValidationFailed, Conflict) as exc:

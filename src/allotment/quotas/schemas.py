@@ -248,6 +248,7 @@ class ProfileDoc(BaseModel):
     memory: Amount | None = None
     pools: list[PoolLinkIn] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
     policies: Refs = Field(default_factory=list)
+    unordered: StrictBool = Field(False, description=UNORDERED_HELP)
 
 
 class ConfigDocument(BaseModel):
