@@ -39,6 +39,10 @@ def test_scale_beyond_the_parent_is_refused_with_and_without_a_pool(client, admi
         r = client.post(SCALE, headers=admin_headers, json={"changes": [change]})
         assert r.status_code == 422, (change, r.text)
         assert "Quota1 guarantees 128" in r.json()["detail"], r.json()["detail"]
+    for entry in ({"resource": "gpu", "guarantee": 200, "limit": 200}, {"resource": "gpu", "pool": "*",
+                                                                        "guarantee": 200}):
+        r = client.patch(f"{API}/quotas/Quota1.1", headers=admin_headers, json={"resources": [entry]})
+        assert r.status_code == 422 and "Quota1 guarantees 128" in r.json()["detail"], (entry, r.text)
     assert entries(client, admin_headers, "Quota1.1") == [("gpu", "a100", "48", "48", None)]
 
 
