@@ -186,3 +186,18 @@ def test_resource_policy_and_job_exports_stream_with_the_callers_file_name(h, cl
     assert r.status_code == 200 and r.text.startswith("name,description,max_cpu,")
     assert 'filename="resource-policies.csv"' in r.headers["content-disposition"]
     assert any(line.startswith("default,") for line in r.text.splitlines())
+
+
+def test_metrics_per_quota_and_pool_and_time_to_admission(h, client):
+    h.put("/quotas/org/budgets/gpu", {"period": "monthly", "amount": "100h"})
+    for _ in range(5):
+        h.submit("team", gpu=1)  # 4 fit, one waits
+    h.cycle()
+    text = client.get("/metrics").text
+    assert 'allot_quota_guarantee{cluster="sim",pool="*",quota="team",resource="gpu"} 4000.0' in text
+    assert 'allot_quota_limit{cluster="sim",pool="*",quota="org",resource="gpu"} 4000.0' in text
+    assert 'allot_quota_in_use{cluster="sim",pool="default",quota="team",resource="gpu"} 4000.0' in text
+    assert 'allot_quota_queued_jobs{cluster="sim",quota="team"} 1.0' in text
+    assert 'allot_pool_in_use{cluster="sim",pool="default",resource="gpu"} 4000.0' in text
+    assert 'allot_quota_budget_left_hours{cluster="sim",period="monthly",quota="org",resource="gpu"}' in text
+    assert 'allot_time_to_admission_seconds_count{cluster="sim",quota="team"} 4.0' in text

@@ -103,7 +103,7 @@ class Scheduler(EngineSetup):
         self.gates = Gates([PolicyGate(), BudgetGate(settings.budget_safe_mode, settings.budget_default_time_limit_s)])
         meter = state.extras.get("scheduler_meter")
         if meter is None:
-            meter = state.extras["scheduler_meter"] = Meter(state.extras.get("metrics_registry"))
+            meter = state.extras["scheduler_meter"] = Meter(state.extras.get("metrics_registry"), state.sessions)
         self.meter: Meter = meter
         faults = state.extras.get("scheduler_faults")
         if faults is None:
@@ -197,6 +197,7 @@ class Scheduler(EngineSetup):
         self._reconcile.clear()
         for u in usage:  # committed: metered before the engines are told (a stop may wait for a grace period)
             self.meter.record(u)
+        self.meter.admitted(writes)
         self._dispatch(actions, now)
         limit = self.config.max_admissions_per_cycle
         self._more = (limit is not None and report.admitted >= limit) or self.gates.reopened

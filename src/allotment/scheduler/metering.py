@@ -26,7 +26,8 @@ from sqlalchemy import and_, bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from allotment.accounting.models import UsageRecord
-from allotment.inventory.models import Device, Pool
+from allotment.inventory.models import Cluster, Device, Pool
+from allotment.quotas.models import Quota
 from allotment.workloads.models import Job
 
 log = logging.getLogger("allotment.scheduler")
@@ -61,14 +62,24 @@ Hook = Callable[[Usage], None]
 
 
 class Meter:
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    def __init__(self, registry: CollectorRegistry | None, sessions=None) -> None:
         self.hooks: list[Hook] = []
         self._gpu = self._cpu = None
+        self._waits = None
+        if registry is not None and sessions is not None:  # gauges per quota and pool, time to admission
+            from allotment.accounting.metrics import install
+
+            self._waits = install(registry, sessions)
         if registry is not None:
             self._gpu = Counter("allot_gpu_seconds", "GPU device-seconds used by finished jobs", ["cluster"],
                                 registry=registry)
             self._cpu = Counter("allot_cpu_seconds", "CPU core-seconds used by finished jobs", ["cluster"],
                                 registry=registry)
+
+    def admitted(self, writes: Writes) -> None:
+        """After the commit: the time to admission of the cycle's admissions (write_intervals read them)."""
+        if self._waits is not None:
+            self._waits.observe(getattr(writes, "admission_waits", ()))
 
     def record(self, usage: Usage) -> None:
         if self._gpu is not None and self._cpu is not None:
@@ -124,6 +135,22 @@ def write_intervals(conn: Connection, writes: Writes) -> None:
         models = _models(conn, writes.admits)
         conn.execute(OPEN, [{"u_job": a["b_id"], "u_start": a["b_at"].timestamp(), "u_pool": a["b_pool"],
                              "u_model": models.get(a["b_id"])} for a in writes.admits])
+        writes.admission_waits = _waits(conn, writes.admits)  # observed by Meter.admitted after the commit
+
+
+def _waits(conn: Connection, admits: list[dict]) -> list[tuple[str, str, float]]:
+    """(cluster, quota, seconds from submission to admission) of each admission."""
+    at = {a["b_id"]: a["b_at"] for a in admits}
+    rows = conn.execute(select(Job.id, Job.submitted_at, Cluster.name, Quota.name)
+                        .join(Cluster, Cluster.id == Job.cluster_id).outerjoin(Quota, Quota.id == Job.quota_id)
+                        .where(Job.id.in_(list(at)))).all()
+    out = []
+    for job_id, submitted, cluster, quota in rows:
+        if submitted is not None:
+            if submitted.tzinfo is None:
+                submitted = submitted.replace(tzinfo=at[job_id].tzinfo)
+            out.append((cluster, quota or "-", (at[job_id] - submitted).total_seconds()))
+    return out
 
 
 def repair_at_start(sessions) -> None:
