@@ -48,3 +48,40 @@ def test_refusing_to_delete_a_used_policy_names_every_user_and_the_count(client,
     assert listed == [n if n != "user07" else "user07 (inactive)" for n in names]
     # The CLI shows the field errors: they carry the same sentence, not a bare name.
     assert r.json()["errors"] == [{"field": "users", "message": detail}]
+
+
+def _console(client, username: str, password: str) -> str:
+    """Sign in to the console; the CSRF token of its forms."""
+    import re
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    r = client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text[:300]
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/resource-policies").text).group(1)
+
+
+def test_the_console_creates_changes_and_deletes_policies_like_the_dialog(client, admin_headers):
+    from conftest import ADMIN_PASSWORD
+
+    make_user(client, "zoe", policy="lab", active=False)  # before signing in: it clears the client's cookies
+    token = _console(client, "admin", ADMIN_PASSWORD)
+    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "lab", "memory": "32", "gpu": "2",
+                                                   "cpu": "", "fgpu": "1.5"}, follow_redirects=False)
+    assert r.status_code == 303, r.text[:500]
+    policy = client.get(f"{API}/resource-policies/lab", headers=admin_headers).json()
+    assert (policy["memory"], policy["gpu"], policy["fgpu"], policy["cpu"]) == ("32Gi", 2, "1.5", "unlimited")
+    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "bad", "memory": "lots"})
+    assert r.status_code == 422 and 'data-testid="errors-memory"' in r.text and 'value="lots"' in r.text
+    assert client.get(f"{API}/resource-policies/bad", headers=admin_headers).status_code == 404
+    r = client.post("/ui/resource-policies/lab", data={"csrf_token": token, "memory": "48", "gpu": "2",
+                                                       "fgpu": "1.5", "description": "the lab"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get(f"{API}/resource-policies/lab", headers=admin_headers).json()["memory"] == "48Gi"
+    r = client.post("/ui/resource-policies/lab/delete", data={"csrf_token": token})
+    assert r.status_code == 409 and "is used by 1 user, 1 inactive: zoe (inactive)" in r.text
+    page = client.get("/ui/resource-policies/lab").text
+    assert "zoe (inactive)" in page and "Users (1)" in page
+    events = client.get(f"{API}/audit", headers=admin_headers, params={"target": "lab"}).json()["items"]
+    assert {e["action"] for e in events} == {"resource_policy.create", "resource_policy.update"}

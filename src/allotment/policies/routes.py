@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 
 from allotment.api.deps import DB, State, client_address, require, self_scope
-from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, SELF_OR_ADMIN, Principal
 from allotment.identity.service import find_user
 from allotment.policies import service as policies
@@ -27,12 +26,8 @@ def list_policies(db: DB) -> PolicyList:
 @router.post("/resource-policies", response_model=PolicyOut, status_code=201)
 def create_policy(body: PolicyCreate, principal: Admin, db: DB, request: Request) -> PolicyOut:
     values = body.model_dump(exclude={"name"}, exclude_unset=True)
-    policy = policies.create_policy(db, body.name, values)
-    out = policies.policy_out(policy)
-    audit.record(db, principal, "resource_policy.create", "resource_policy", policy.name, policy.name,
-                 changes={"after": {k: v for k, v in out.items() if k not in ("created_at", "updated_at")}},
-                 source=client_address(request))
-    return PolicyOut(**out)
+    policy = policies.create_policy(db, body.name, values, principal, client_address(request))
+    return PolicyOut(**policies.policy_out(policy))
 
 
 @router.get("/resource-policies/{name}", response_model=PolicyOut, dependencies=[require(AUTHENTICATED)])
@@ -45,25 +40,15 @@ def update_policy(name: str, body: PolicyBody, principal: Admin, db: DB, state: 
     """Every cap may change; the name may not (it is the key). The scheduler reads the caps afresh: a risen cap lets
     held jobs go."""
     policy = policies.find_policy(db, name)
-    before = policies.policy_out(policy)
-    policies.update_policy(db, policy, body.model_dump(exclude_unset=True))
-    after = policies.policy_out(policy)
-    skip = ("created_at", "updated_at")
-    audit.record(db, principal, "resource_policy.update", "resource_policy", policy.name, policy.name,
-                 changes=audit.diff({k: v for k, v in before.items() if k not in skip},
-                                    {k: v for k, v in after.items() if k not in skip}),
-                 source=client_address(request))
+    policies.update_policy(db, policy, body.model_dump(exclude_unset=True), principal, client_address(request))
     state.scheduler_wakeup.set()
-    return PolicyOut(**after)
+    return PolicyOut(**policies.policy_out(policy))
 
 
 @router.delete("/resource-policies/{name}", status_code=204)
 def delete_policy(name: str, principal: Admin, db: DB, request: Request) -> Response:
     """Refused while any user (inactive ones included) follows the policy; the error lists them."""
-    policy = policies.find_policy(db, name)
-    policies.delete_policy(db, policy)
-    audit.record(db, principal, "resource_policy.delete", "resource_policy", name, name,
-                 source=client_address(request))
+    policies.delete_policy(db, policies.find_policy(db, name), principal, client_address(request))
     return Response(status_code=204)
 
 

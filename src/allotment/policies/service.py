@@ -34,7 +34,9 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from allotment.audit import service as audit
 from allotment.core.names import is_digits
+from allotment.core.permissions import Principal
 from allotment.core.quantity import format_raw, parse_quantity
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.identity.models import User
@@ -152,7 +154,16 @@ def _set_fields(policy: ResourcePolicy, values: dict[str, Any]) -> None:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
 
 
-def create_policy(session: Session, name: str, values: dict[str, Any]) -> ResourcePolicy:
+SKIPPED_IN_AUDIT = ("created_at", "updated_at")
+
+
+def _audited(policy: ResourcePolicy) -> dict[str, Any]:
+    return {k: v for k, v in policy_out(policy).items() if k not in SKIPPED_IN_AUDIT}
+
+
+def create_policy(session: Session, name: str, values: dict[str, Any], actor: Principal | None = None,
+                  source: str | None = None) -> ResourcePolicy:
+    """A new policy; audited when an actor is given (the API and the console give theirs)."""
     name = name.strip()
     if not name or len(name) > 64:
         raise invalid("name", "must be 1 to 64 characters long")
@@ -162,15 +173,24 @@ def create_policy(session: Session, name: str, values: dict[str, Any]) -> Resour
     _set_fields(policy, values)
     session.add(policy)
     session.flush()
+    if actor is not None:
+        audit.record(session, actor, "resource_policy.create", "resource_policy", policy.name, policy.name,
+                     changes={"after": _audited(policy)}, source=source)
     return policy
 
 
-def update_policy(session: Session, policy: ResourcePolicy, values: dict[str, Any]) -> ResourcePolicy:
+def update_policy(session: Session, policy: ResourcePolicy, values: dict[str, Any], actor: Principal | None = None,
+                  source: str | None = None) -> ResourcePolicy:
+    """Change the caps given; the name may not change (it is the key)."""
     if "name" in values and values["name"] != policy.name:
         raise invalid("name", "cannot be changed: the name is the policy's key")
     values.pop("name", None)
+    before = _audited(policy)
     _set_fields(policy, values)
     session.flush()
+    if actor is not None:
+        audit.record(session, actor, "resource_policy.update", "resource_policy", policy.name, policy.name,
+                     changes=audit.diff(before, _audited(policy)), source=source)
     return policy
 
 
@@ -183,7 +203,8 @@ def users_of(session: Session, name: str) -> list[tuple[str, bool]]:
     return [(username, bool(active)) for username, active in rows.all()]
 
 
-def delete_policy(session: Session, policy: ResourcePolicy) -> None:
+def delete_policy(session: Session, policy: ResourcePolicy, actor: Principal | None = None,
+                  source: str | None = None) -> None:
     """Refused while anyone follows the policy; the refusal names every one of them and how many there are."""
     users = users_of(session, policy.name)
     if users:
@@ -192,8 +213,11 @@ def delete_policy(session: Session, policy: ResourcePolicy) -> None:
         count = f"{len(users)} user{'s' if len(users) != 1 else ''}" + (f", {inactive} inactive" if inactive else "")
         message = f"resource policy {policy.name} is used by {count}: {names}; move them to another policy first"
         raise Conflict(message, [FieldError("users", message)])
+    name = policy.name
     session.delete(policy)
     session.flush()
+    if actor is not None:
+        audit.record(session, actor, "resource_policy.delete", "resource_policy", name, name, source=source)
 
 
 def policy_of(session: Session, user: User) -> ResourcePolicy:

@@ -48,6 +48,7 @@ NAV = [
     NavItem("Jobs", "/ui/jobs", AUTHENTICATED, "Overview"),
     NavItem("Quotas", "/ui/quotas", AUTHENTICATED, "Overview"),
     NavItem("Clusters & pools", "/ui/clusters", AUTHENTICATED, "Overview"),
+    NavItem("Resource policies", "/ui/resource-policies", AUTHENTICATED, "Overview"),
     NavItem("Profile & password", "/ui/account", AUTHENTICATED, "Account"),
     NavItem("Credentials", "/ui/credentials", AUTHENTICATED, "Account"),
     NavItem("Users", "/ui/users", PLATFORM_ADMIN, "Administration"),
