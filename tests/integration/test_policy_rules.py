@@ -85,3 +85,31 @@ def test_the_console_creates_changes_and_deletes_policies_like_the_dialog(client
     assert "zoe (inactive)" in page and "Users (1)" in page
     events = client.get(f"{API}/audit", headers=admin_headers, params={"target": "lab"}).json()["items"]
     assert {e["action"] for e in events} == {"resource_policy.create", "resource_policy.update"}
+
+
+def test_the_cli_reads_a_bare_ram_number_as_gib_and_names_the_users_of_a_policy(client, admin_headers, monkeypatch,
+                                                                                 tmp_path):
+    from typer.testing import CliRunner
+
+    from allotment.cli import client as cli_client
+    from allotment.cli.main import app as cli_app
+
+    make_user(client, "yan", policy="default")
+
+    def fake_http_client(base_url, headers, timeout):
+        client.headers.update(headers)
+        return client
+
+    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
+    env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": admin_headers["Authorization"].removeprefix("Bearer "),
+           "ALLOT_CONFIG_DIR": str(tmp_path), "COLUMNS": "200"}
+
+    def allot(*args: str):
+        return CliRunner().invoke(cli_app, list(args), env=env)
+
+    assert allot("policies", "create", "lab", "--memory", "64", "--folder-capacity", "100").exit_code == 0
+    shown = allot("policies", "show", "lab", "--json")
+    assert '"memory": "64Gi"' in shown.output and '"folder_capacity": "100Gi"' in shown.output
+    refused = allot("policies", "delete", "default")
+    assert refused.exit_code == 1
+    assert "users: resource policy default is used by 2 users: admin, yan" in str(refused.exception)
