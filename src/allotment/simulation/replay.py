@@ -1,0 +1,312 @@
+"""The replay driver: trace jobs through `core.admission.SchedulerState` in virtual time, and what came of them.
+
+Time moves from event to event: a submission, the end of a run, or the core's own `next_due` (a preemption delay
+ending, a job ageing past the starvation limit), so nothing that core schedules for later fires late on a sparse
+trace. At each such instant the submissions and ends are applied, one cycle runs, and its decisions are applied as
+the scheduler loop would: an admitted job starts at once and runs its duration; a preempted job loses the work of its
+run so far and is queued again with its original submission time (a new submission order, as the loop requeues it).
+A job refused for good (unknown quota or pool, a priority class its quota does not allow, a request core cannot
+take) is taken out and counted.
+
+Measures, per quota (jobs of that quota):
+- queueing: the time a job spent queued in all, from submission to its first start plus every wait after a
+  preemption (mean, p50, p95, p99 over the jobs that finished); JCT: submission to the end of its last run;
+- jobs run (finished), still queued at the end (they never fit), refused; preemptions (in all and the most of any one
+  job) and GPU-hours lost (the GPU time of runs cut by preemption); GPU-hours used (finished runs and lost ones);
+- time below guarantee: per GPU guarantee of the quota, the time during which the quota (with its sub-quotas) used
+  less than its guarantee while one of its queued jobs would have fit in what is left of it; in all, the part of
+  each such spell beyond `grace_s`, and the longest spell.
+Per pool: GPU utilisation over the submission window (first to last submission), and over time in `series`
+buckets when asked (for the console's charts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from heapq import heappop, heappush
+from math import ceil, inf
+
+from allotment.core.admission import SchedulerState
+from allotment.core.model import Admit, Preempt, QueuedJob, Wait, WaitCode
+from allotment.core.quantity import Quantity
+from allotment.core.resources import ANY_POOL
+from allotment.simulation.config import SimConfig
+from allotment.simulation.traces import TraceJob
+
+# Waits that no later event can lift: the job is taken out of the replay and counted as refused.
+REFUSED = frozenset({WaitCode.UNKNOWN_QUOTA, WaitCode.UNKNOWN_POOL, WaitCode.UNKNOWN_PROFILE,
+                     WaitCode.INVALID_REQUEST, WaitCode.PRIORITY_CLASS_NOT_ALLOWED})
+PROGRESS_EVERY = 4096
+
+
+class _Watch:
+    """One GPU guarantee of one quota: how much of it is used, and the sizes of the queued jobs that could use it."""
+
+    __slots__ = ("below_since", "beyond", "guarantee", "longest", "pool", "queued", "quota", "spells", "total",
+                 "used")
+
+    def __init__(self, quota: str, pool: str, guarantee: int) -> None:
+        self.quota, self.pool, self.guarantee = quota, pool, guarantee
+        self.used = 0
+        self.queued: dict[int, int] = {}  # milli-GPU size -> queued jobs of that size
+        self.below_since: float | None = None
+        self.total = self.beyond = self.longest = 0.0
+        self.spells = 0
+
+    def starved(self) -> bool:
+        room = self.guarantee - self.used
+        return room > 0 and any(n and size <= room for size, n in self.queued.items())
+
+    def update(self, now: float, grace: float) -> None:
+        starved = self.starved()
+        if starved and self.below_since is None:
+            self.below_since = now
+        elif not starved and self.below_since is not None:
+            self.close(now, grace)
+
+    def close(self, now: float, grace: float) -> None:
+        spell = now - self.below_since  # type: ignore[operator]
+        self.below_since = None
+        self.spells += 1
+        self.total += spell
+        self.beyond += max(0.0, spell - grace)
+        self.longest = max(self.longest, spell)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of sorted values (0 for none)."""
+    if not values:
+        return 0.0
+    return values[max(0, min(len(values) - 1, ceil(p / 100.0 * len(values)) - 1))]
+
+
+def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float], None] | None = None,
+           series: int = 0, grace_s: float = 60.0) -> dict:
+    """Replay ``jobs`` (sorted by submission) against ``cfg``; returns the measures as one JSON-ready object."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    state = SchedulerState(cfg.quotas, cfg.pools, cfg.profiles, config=cfg.scheduler)
+    n = len(jobs)
+    parent = {s.id: s.parent_id for s in cfg.quotas}
+    capacity = {p.name: sum(d.capacity.raw for d in p.devices) for p in cfg.pools}
+    watches: list[_Watch] = [_Watch(s.id, k.pool, lim.guarantee.raw) for s in cfg.quotas
+                             for k, lim in s.resources.items() if k.resource == "gpu" and lim.guarantee.raw > 0]
+    by_quota: dict[str, list[_Watch]] = {}
+    for w in watches:
+        by_quota.setdefault(w.quota, []).append(w)
+    watch_cache: dict[tuple[str, tuple[str, ...]], tuple[_Watch, ...]] = {}
+
+    def watches_of(quota: str, pools: tuple[str, ...]) -> tuple[_Watch, ...]:
+        """The guarantees a job of ``quota`` that may use ``pools`` counts against (its quota's and ancestors')."""
+        key = (quota, pools)
+        found = watch_cache.get(key)
+        if found is None:
+            out, q, seen = [], quota, set()
+            while q is not None and q not in seen:
+                seen.add(q)
+                out.extend(w for w in by_quota.get(q, ()) if w.pool == ANY_POOL or w.pool in pools)
+                q = parent.get(q)
+            found = watch_cache[key] = tuple(out)
+        return found
+
+    first = jobs[0].submit if n else 0.0
+    last = jobs[-1].submit if n else 0.0
+    window = max(last - first, 1e-9)
+    used = dict.fromkeys(capacity, 0)
+    busy = dict.fromkeys(capacity, 0.0)  # milli-GPU-seconds within the submission window
+    width = window / series if series else 0.0
+    buckets = {p: [0.0] * series for p in capacity} if series else {}
+
+    queued_since = [0.0] * n
+    waited = [0.0] * n
+    started = [-1.0] * n
+    finished = [-1.0] * n
+    preempted = [0] * n
+    lost = [0.0] * n  # milli-GPU-seconds
+    epoch = [0] * n
+    pools_of: list[tuple[str, ...]] = [()] * n
+    placed: list[str | None] = [None] * n
+    refused: dict[int, str] = {}
+    prio = cfg.priorities
+    seq = 0
+    finishes: list[tuple[float, int, int]] = []
+    nxt = 0
+    prev = first
+    dirty: set[_Watch] = set()
+
+    def queue(i: int, now: float) -> None:
+        nonlocal seq
+        j = jobs[i]
+        seq += 1
+        cls = j.priority_class or cfg.default_class
+        requests = {r: Quantity(v) for r, v in (("gpu", j.gpu), ("cpu", j.cpu), ("memory", j.memory)) if v}
+        state.add_job(QueuedJob(id=str(i), quota=j.quota, priority=prio.get(cls, 0) if cls else 0, seq=seq,
+                                submitted_at=j.submit, requests=requests, pools=pools_of[i], priority_class=cls))
+        queued_since[i] = now
+        if j.gpu:
+            for w in watches_of(j.quota, pools_of[i]):
+                w.queued[j.gpu] = w.queued.get(j.gpu, 0) + 1
+                dirty.add(w)
+
+    def unqueue(i: int) -> None:
+        j = jobs[i]
+        if j.gpu:
+            for w in watches_of(j.quota, pools_of[i]):
+                w.queued[j.gpu] -= 1
+                dirty.add(w)
+
+    def hold(i: int, pool: str, sign: int) -> None:
+        j = jobs[i]
+        used[pool] = used.get(pool, 0) + sign * j.gpu
+        if j.gpu:
+            for w in watches_of(j.quota, (pool,)):
+                w.used += sign * j.gpu
+                dirty.add(w)
+
+    def advance(now: float) -> None:
+        lo, hi = max(prev, first), min(now, last)
+        if hi <= lo:
+            return
+        for pool, amount in used.items():
+            if not amount:
+                continue
+            busy[pool] += amount * (hi - lo)
+            if series:
+                row = buckets[pool]
+                t = lo
+                while t < hi:
+                    b = min(int((t - first) / width), series - 1)
+                    end = min(hi, first + (b + 1) * width) if b < series - 1 else hi
+                    row[b] += amount * (end - t)
+                    t = end
+
+    events = 0
+    while True:
+        now = jobs[nxt].submit if nxt < n else inf
+        if finishes and finishes[0][0] < now:
+            now = finishes[0][0]
+        due = state.next_due
+        if due is not None and prev < due < now:
+            now = due
+        if now == inf:
+            break
+        advance(now)
+        prev = now
+        while finishes and finishes[0][0] <= now:
+            _, i, ep = heappop(finishes)
+            if ep == epoch[i] and finished[i] < 0:
+                state.job_finished(str(i))
+                finished[i] = now
+                hold(i, placed[i], -1)  # type: ignore[arg-type]
+        while nxt < n and jobs[nxt].submit <= now:
+            j = jobs[nxt]
+            pools_of[nxt] = cfg.pools_for(j.quota, j.gpu, j.pool)
+            queue(nxt, now)
+            nxt += 1
+        for d in state.cycle(now):
+            if type(d) is Admit:
+                i = int(d.job_id)
+                started[i] = now
+                waited[i] += now - queued_since[i]
+                placed[i] = d.pool
+                unqueue(i)
+                hold(i, d.pool, 1)
+                heappush(finishes, (now + jobs[i].duration, i, epoch[i]))
+            elif type(d) is Preempt:
+                i = int(d.victim_id)
+                preempted[i] += 1
+                epoch[i] += 1
+                lost[i] += jobs[i].gpu * (now - started[i])
+                hold(i, placed[i], -1)  # type: ignore[arg-type]
+                queue(i, now)
+            elif type(d) is Wait and d.code in REFUSED:
+                i = int(d.job_id)
+                if i not in refused and state.remove_job(d.job_id):
+                    refused[i] = d.code
+                    unqueue(i)
+        for w in dirty:
+            w.update(now, grace_s)
+        dirty.clear()
+        events += 1
+        if progress is not None and events % PROGRESS_EVERY == 0:
+            progress(nxt / n)
+    end = prev
+    for w in watches:
+        if w.below_since is not None:
+            w.close(end, grace_s)
+    if progress is not None:
+        progress(1.0)
+    return _measures(cfg, jobs, started, finished, waited, preempted, lost, refused, watches, busy, capacity,
+                     buckets, first, window, width, time.process_time() - cpu0, time.perf_counter() - wall0, end)
+
+
+def _stats(values: list[float]) -> dict:
+    values.sort()
+    return {"mean": round(sum(values) / len(values), 1) if values else 0.0,
+            "p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1),
+            "p99": round(percentile(values, 99), 1)}
+
+
+def _measures(cfg, jobs, started, finished, waited, preempted, lost, refused, watches, busy, capacity, buckets,
+              first, window, width, cpu_s, wall_s, end) -> dict:
+    per: dict[str, dict] = {}
+    names = [s.id for s in cfg.quotas]
+    names.extend(sorted({j.quota for j in jobs} - set(names)))  # quotas the configuration lacks: jobs refused
+    acc = {q: {"queue": [], "jct": [], "submitted": 0, "queued_at_end": 0, "preemptions": 0, "max_preemptions": 0,
+               "lost": 0.0, "used": 0.0} for q in names}
+    all_queue: list[float] = []
+    for i, j in enumerate(jobs):
+        a = acc[j.quota]
+        a["submitted"] += 1
+        a["preemptions"] += preempted[i]
+        a["max_preemptions"] = max(a["max_preemptions"], preempted[i])
+        a["lost"] += lost[i]
+        a["used"] += lost[i]
+        if finished[i] >= 0:
+            a["queue"].append(waited[i])
+            all_queue.append(waited[i])
+            a["jct"].append(finished[i] - j.submit)
+            a["used"] += j.gpu * j.duration
+        elif i not in refused:
+            a["queued_at_end"] += 1
+    refused_by: dict[str, dict[str, int]] = {}
+    for i, code in refused.items():
+        counts = refused_by.setdefault(jobs[i].quota, {})
+        counts[code] = counts.get(code, 0) + 1
+    below: dict[str, list[dict]] = {}
+    for w in watches:
+        below.setdefault(w.quota, []).append({
+            "pool": "all pools" if w.pool == ANY_POOL else w.pool, "guarantee_gpu": w.guarantee / 1000,
+            "seconds": round(w.total, 1), "beyond_grace_s": round(w.beyond, 1), "longest_s": round(w.longest, 1),
+            "spells": w.spells})
+    hour = 1000 * 3600.0
+    for q in names:
+        a = acc[q]
+        per[q] = {"jobs_submitted": a["submitted"], "jobs_run": len(a["jct"]), "queued_at_end": a["queued_at_end"],
+                  "refused": refused_by.get(q, {}), "queueing_s": _stats(a["queue"]), "jct_s": _stats(a["jct"]),
+                  "preemptions": a["preemptions"], "max_preemptions_per_job": a["max_preemptions"],
+                  "gpu_hours_lost": round(a["lost"] / hour, 1), "gpu_hours_used": round(a["used"] / hour, 1),
+                  "below_guarantee": below.get(q, [])}
+    pools = {}
+    for p, cap in capacity.items():
+        util = busy[p] / (cap * window) if cap else 0.0
+        entry = {"gpus": cap / 1000, "utilisation": round(util, 4)}
+        if buckets:
+            entry["series"] = [round(v / (cap * width), 4) if cap else 0.0 for v in buckets[p]]
+        pools[p] = entry
+    queue_all = sorted(all_queue)
+    totals = {
+        "jobs": len(jobs), "jobs_run": sum(1 for f in finished if f >= 0), "refused": len(refused),
+        "queued_at_end": sum(a["queued_at_end"] for a in acc.values()),
+        "queueing_s": _stats(queue_all),
+        "preemptions": sum(preempted), "max_preemptions_per_job": max(preempted, default=0),
+        "gpu_hours_lost": round(sum(lost) / hour, 1),
+        "below_guarantee_beyond_grace_s": round(sum(w.beyond for w in watches), 1),
+        "below_guarantee_longest_s": round(max((w.longest for w in watches), default=0.0), 1),
+        "cpu_s": round(cpu_s, 2), "wall_s": round(wall_s, 2),
+    }
+    out = {"window": {"from": first, "to": first + window, "end": end}, "totals": totals, "quotas": per,
+           "pools": pools}
+    if buckets:
+        out["series_start"], out["series_step_s"] = first, width
+    return out
