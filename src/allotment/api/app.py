@@ -27,7 +27,7 @@ from allotment.settings import Settings
 log = logging.getLogger("allotment")
 
 # Domains whose `routes` module (when present) exposes `router`, mounted under /api/v1.
-DOMAINS = ["identity", "audit", "inventory", "quotas", "policies", "workloads", "accounting"]
+DOMAINS = ["identity", "audit", "inventory", "quotas", "policies", "workloads", "accounting", "simulation"]
 
 
 def prepare_database(state: AppState) -> None:

@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="allotment: g
                   pretty_exceptions_enable=False)
 
 # Command modules: each exposes `register(app)`. Missing ones are skipped so the CLI grows with the API.
-MODULES = ["server", "session", "admin", "credentials", "jobs", "quotas", "usage", "bench"]
+MODULES = ["server", "session", "admin", "credentials", "jobs", "quotas", "usage", "bench", "simulate"]
 
 
 def _load() -> None:
