@@ -1,8 +1,8 @@
 """The README's CLI examples, run as written with the real `allot` against a real server, so that an example cannot
 silently do nothing.
 
-Which blocks run is chosen in README.md itself: a fenced shell block whose opening fence is on the line right after
-`<!-- example: run -->` is run line by line with bash, in README order, in one world. After each line the effect of
+Which blocks run is chosen in README.md itself: a fenced shell block whose opening fence follows the line
+`<!-- example: run -->` (blank lines between them allowed) is run line by line with bash, in README order, in one world. After each line the effect of
 each `allot` command on it is checked against what its own arguments say (a quota created with `--gpu 16 --gpu-limit
 32` has that entry, a scale leaves each quota with the same entries and the new size, a set keeps what it did not
 name, a provision steps the configuration version by one, a shown queued job says why it waits with the numbers).
@@ -52,7 +52,7 @@ class Block:
 
 
 def marked_blocks(text: str) -> list[Block]:
-    """Fenced shell blocks whose opening fence directly follows the marker line."""
+    """Fenced shell blocks whose opening fence follows a marker line."""
     blocks: list[Block] = []
     lines = text.splitlines()
     heading = ""
@@ -61,9 +61,12 @@ def marked_blocks(text: str) -> list[Block]:
         line = lines[i]
         if line.startswith("#"):
             heading = line.lstrip("#").strip()
-        if MARKER.match(line.strip()) and i + 1 < len(lines) and FENCE.match(lines[i + 1].strip()):
-            block = Block(heading, i + 2)
-            i += 2
+        fence = i + 1
+        while MARKER.match(line.strip()) and fence < len(lines) and not lines[fence].strip():
+            fence += 1  # blank lines between the marker and the fence are allowed
+        if MARKER.match(line.strip()) and fence < len(lines) and FENCE.match(lines[fence].strip()):
+            block = Block(heading, fence + 1)
+            i = fence + 1
             while i < len(lines) and not lines[i].strip().startswith("```"):
                 if lines[i].strip() and not lines[i].strip().startswith("#"):
                     block.lines.append((i + 1, lines[i]))
