@@ -57,8 +57,8 @@ def test_shares_go_in_steps_of_one_hundredth(h):
 def test_a_cluster_minimum_share_refuses_finer_shares_naming_it(h):
     r = h.client.patch(f"{API}/clusters/sim", headers=h.headers, json={"engine": {"min_gpu_share": "0.3"}})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "engine.min_gpu_share"
-    assert "divide one GPU" in r.json()["errors"][0]["message"]
-    r = h.client.patch(f"{API}/clusters/sim", headers=h.headers, json={"engine": {"min_gpu_share": "0.001"}})
+    assert "divides one GPU evenly" in r.json()["errors"][0]["message"]
+    r = h.client.patch(f"{API}/clusters/sim", headers=h.headers, json={"engine": {"min_gpu_share": 0.001}})
     assert r.status_code == 422 and "from 0.01 to 1" in r.json()["errors"][0]["message"]
     r = h.client.patch(f"{API}/clusters/sim", headers=h.headers, json={"engine": {"min_gpu_share": 0.25}})
     assert r.status_code == 200, r.text

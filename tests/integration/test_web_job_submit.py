@@ -69,3 +69,14 @@ def test_refusals_are_shown_on_their_fields_and_the_input_kept(console):
     assert 'value="b200"' in r.text  # what was typed stays in the form
     r = client.post("/ui/jobs/new", data={"quota": "research", "command": "x", "gpu": "1"})
     assert r.status_code == 403  # no CSRF token: refused like every console form
+
+
+def test_a_clusters_smallest_gpu_share_is_set_on_its_console_form(console):
+    client, _ = console
+    token = TOKEN.search(client.get("/ui/clusters/new?backend=simulated").text).group(1)
+    form = {"csrf_token": token, "name": "sim", "backend": "simulated"}
+    r = client.post("/ui/clusters", data=form | {"min_gpu_share": "0.3"}, follow_redirects=False)
+    assert r.status_code == 422 and 'data-testid="errors-min_gpu_share"' in r.text and "divides one GPU" in r.text
+    r = client.post("/ui/clusters", data=form | {"min_gpu_share": "0.25"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert 'value="0.25"' in client.get("/ui/clusters/sim/settings").text

@@ -25,6 +25,7 @@ it (a secret: clears it); maps are replaced whole. Changing the backend starts f
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.fields import KeyRules, SchemaRules, Text, _amount
 from allotment.core import limits, names
-from allotment.core.quantity import format_raw, parse_quantity
+from allotment.core.quantity import format_raw
 from allotment.errors import FieldError, ValidationFailed
 from allotment.inventory.models import Cluster
 from allotment.inventory.sealing import SecretsUnreadable, seal, unseal
@@ -57,9 +58,13 @@ SETTINGS: dict[str, tuple[str, ...]] = {
               "partitions", "default_partition", "name_prefix", "accounts", "min_gpu_share"),
     "ray": ("address", "resources", "name_prefix", "min_gpu_share"),
 }
-# The finest GPU share (milli-GPU) and the default of min_gpu_share.
+# The finest GPU share (milli-GPU) and the default of min_gpu_share; the shares it may be: from 0.01 to 1 GPU,
+# dividing one GPU evenly in milli-GPU.
 FINEST_GPU_SHARE = 10
 WHOLE_GPU = 1000
+GPU_SHARES = tuple(m for m in range(FINEST_GPU_SHARE, WHOLE_GPU + 1) if WHOLE_GPU % m == 0)
+GPU_SHARE_TEXT = tuple(format_raw(m, "gpu") for m in GPU_SHARES)
+_SHARES_TEXT = ", ".join(GPU_SHARE_TEXT)
 SECRETS = frozenset({"token", "address"})
 MAPS = frozenset({"partitions", "resources", "accounts"})
 PATHS = frozenset({"log_dir", "slurm_conf", "bin_dir", "state_dir", "work_dir", "nodes_file"})
@@ -132,9 +137,9 @@ PartitionMap = Annotated[dict[PoolKey, MappedPartition], Field(max_length=limits
 ResourceMap = Annotated[dict[PoolKey, MappedResource], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
 AccountMap = Annotated[dict[UserKey, MappedAccount], Field(max_length=limits.MAX_LIST_ITEMS), KeyRules()]
 GpuShare = Annotated[str | int | float, PlainValidator(_amount), WithJsonSchema({"anyOf": [
-    {"type": "number", "minimum": 0.01, "maximum": 1},
-    {"type": "string", "minLength": 1, "maxLength": 16, "pattern": _stripped(r"(?:0?\.[0-9]{1,3}|1(?:\.0{0,3})?)")}],
-    "description": "0.01 .. 1, a divisor of one GPU in milli-GPU (0.01, 0.05, 0.125, 0.25, 0.5, 1)"})]
+    {"type": "number", "enum": [m / WHOLE_GPU for m in GPU_SHARES]},
+    {"type": "string", "pattern": _stripped("|".join(re.escape(t) for t in GPU_SHARE_TEXT))}],
+    "description": f"a share of one GPU that divides it evenly in milli-GPU: {_SHARES_TEXT}"})]
 
 
 class EngineIn(BaseModel):
@@ -358,21 +363,23 @@ def _check_ray(values: dict[str, Any], problem) -> None:
 
 
 def gpu_share_of(value: Any) -> tuple[int, str | None]:
-    """(the minimum GPU share in milli-GPU, why the value cannot be one); the default for None."""
+    """(the minimum GPU share in milli-GPU, why the value cannot be one); the default for None. A number equal to one
+    of GPU_SHARES, or its text as GPU_SHARE_TEXT writes it (the OpenAPI states the same two forms)."""
     if value is None:
         return FINEST_GPU_SHARE, None
-    if isinstance(value, bool):
-        return FINEST_GPU_SHARE, "must be a number from 0.01 to 1, such as 0.25"
-    try:
-        raw = parse_quantity(value, "gpu")
-    except ValueError:
-        return FINEST_GPU_SHARE, f"must be a number from 0.01 to 1, such as 0.25 (got {str(value)[:20]!r})"
-    if raw.is_unlimited or not FINEST_GPU_SHARE <= raw.raw <= WHOLE_GPU:
-        return FINEST_GPU_SHARE, f"must be from 0.01 to 1 GPU (got {format_raw(raw.raw, 'gpu')})"
-    if WHOLE_GPU % raw.raw:
-        return FINEST_GPU_SHARE, (f"must divide one GPU into equal shares of whole milli-GPUs, such as 0.01, 0.05, "
-                                  f"0.125, 0.25 or 0.5 (got {format_raw(raw.raw, 'gpu')})")
-    return raw.raw, None
+    milli = None
+    if isinstance(value, str):
+        milli = next((m for m, text in zip(GPU_SHARES, GPU_SHARE_TEXT, strict=True) if value.strip() == text), None)
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        scaled = value * WHOLE_GPU
+        milli = round(scaled) if abs(scaled - round(scaled)) < 1e-6 and round(scaled) in GPU_SHARES else None
+        if milli is None and not 0.01 <= value <= 1:
+            return FINEST_GPU_SHARE, f"must be from 0.01 to 1 GPU, one of {_SHARES_TEXT} (got {value:g})"
+    if milli is None:
+        shown = str(value)[:20]
+        return FINEST_GPU_SHARE, (f"must be a share that divides one GPU evenly in milli-GPU: one of {_SHARES_TEXT} "
+                                  f"(got {shown!r})")
+    return milli, None
 
 
 def gpu_share_step(settings: dict[str, Any] | None) -> int:

@@ -387,8 +387,6 @@ class ClusterRuntime:
         if devices:
             gpus = format_raw(sum(x["milli"] for x in devices), "gpu")
             placed += f" on {gpus} gpu of {len({x['node'] for x in devices})} node(s)"
-        if nodes:
-            placed += f" ({', '.join(nodes[:8])}{', ...' if len(nodes) > 8 else ''})"
         if d.preempted:
             placed += f" after preempting job(s) {', '.join(d.preempted)}"
         writes.admit(job_id, now, pool_id, devices, placed, nodes)

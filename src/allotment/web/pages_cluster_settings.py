@@ -40,6 +40,7 @@ LABELS = {
     "address": ("Ray Jobs API address", "such as http://head:8265; may hold credentials"),
     "resources": ("Custom resources", "one POOL=RESOURCE a line"),
     "nodes_file": ("Nodes file", "YAML or JSON of virtual nodes; default: the server's ALLOT_SIMULATED_NODES"),
+    "min_gpu_share": ("Smallest GPU share", "the finest share of a GPU a job may ask for: 0.01 (default) to 1 (Slurm)"),
 }
 
 
