@@ -145,3 +145,25 @@ def test_usage_cli_reports_and_writes_csv(h, allot, tmp_path):
     code, out = allot("usage", "--from", "2000-01-01", "--to", "2100-01-01", "--export", str(records))
     assert code == 0 and "wrote 1 usage interval(s)" in out
     assert allot("admin", "recalculate-usage", "default")[1].strip().endswith("0 correction(s)")
+
+
+def test_the_console_usage_page_charts_usage_shows_quotas_and_budgets_and_recalculates(h, client):
+    h.put("/quotas/org/budgets/gpu", {"period": "weekly", "amount": "50h"})
+    h.submit("team", gpu=2, runtime_s=10)
+    h.cycle()
+    page = client.get("/ui/usage", params={"by": "quota"}, headers=h.headers)
+    assert page.status_code == 200
+    assert 'id="usage-data"' in page.text and "chart.js/dist/chart.umd.min.js" in page.text
+    assert "<td>team</td>" in page.text and "<td>org</td>" in page.text
+    assert 'data-testid="my-quotas"' in page.text and "GPU: spent: 0h" in page.text
+    assert 'data-testid="quota-budgets"' in page.text and "weekly" in page.text
+    assert "/api/v1/exports/usage.csv?from=" in page.text and 'data-testid="recalculate-usage"' in page.text
+    assert client.get("/ui/usage", params={"by": "colour"}, headers=h.headers).status_code == 422
+    john = login(client, "john", "Passw0rd!")
+    mine = client.get("/ui/usage", headers=john)
+    assert mine.status_code == 200 and "recalculate-usage" not in mine.text and "<td>admin</td>" not in mine.text
+    token = client.get("/ui/usage", headers=h.headers).text.split('name="csrf_token" value="')[1].split('"')[0]
+    r = client.post("/ui/usage/recalculate", headers=h.headers, data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and "0%20correction" in r.headers.get("set-cookie", "")
+    assert client.post("/ui/usage/recalculate", headers=john, data={"csrf_token": token},
+                       follow_redirects=False).status_code in (302, 303, 403)

@@ -47,6 +47,7 @@ NAV = [
     NavItem("Dashboard", "/ui/", AUTHENTICATED, "Overview"),
     NavItem("Jobs", "/ui/jobs", AUTHENTICATED, "Overview"),
     NavItem("Quotas", "/ui/quotas", AUTHENTICATED, "Overview"),
+    NavItem("Usage", "/ui/usage", AUTHENTICATED, "Overview"),
     NavItem("Clusters & pools", "/ui/clusters", AUTHENTICATED, "Overview"),
     NavItem("Resource policies", "/ui/resource-policies", AUTHENTICATED, "Overview"),
     NavItem("Profile & password", "/ui/account", AUTHENTICATED, "Account"),
