@@ -101,13 +101,18 @@ def wait_message(username: str, caps: Caps, over: list[tuple[str, int, int, int]
 
 
 class PolicyGate:
-    """The scheduler gate of resource policies' total caps, for every user and cluster."""
+    """The scheduler gate of resource policies' total caps, for every user and cluster.
+
+    Every job let in is reserved (cluster -> job -> owner and amounts), whoever owns it, so that a cap set later
+    counts what already runs; running totals are kept only for users whose policy has a total cap (the hot path of
+    a queue of uncapped users is a few dictionary operations per job), and rebuilt from the reservations when the
+    capped users change."""
 
     def __init__(self) -> None:
         self.caps: dict[int, Caps] = {}  # owner id -> caps of their policy; absent = unlimited
         self.usernames: dict[int, str] = {}
-        self.reserved: dict[tuple[int, int], tuple[int, Amounts]] = {}  # (cluster, job) -> (owner, amounts)
-        self.in_use: dict[int, Amounts] = {}  # owner id -> sum of their reservations
+        self.reserved: dict[int, dict[int, tuple[int, int, int, int, int]]] = {}  # cluster -> job -> owner, amounts
+        self.in_use: dict[int, list[int]] = {}  # capped owner -> [cpu, memory, gpu devices, fgpu] of their jobs
 
     def refresh(self, session: Session) -> bool:
         """Read the capped policies and their users. One look at the (small) policy table when no policy has a total
@@ -128,7 +133,10 @@ class PolicyGate:
                 caps[user_id] = policies[policy or DEFAULT_POLICY]
                 names[user_id] = username
         reopened = any(self._changed(old, caps.get(owner)) for owner, old in self.caps.items())
+        capped_before = set(self.caps)
         self.caps, self.usernames = caps, names
+        if set(caps) != capped_before:
+            self._recount()
         return reopened
 
     @staticmethod
@@ -138,49 +146,82 @@ class PolicyGate:
             return True
         return any(getattr(new, f) != getattr(old, f) for f, _, _ in TOTAL_CAPS) or new.policy != old.policy
 
+    def _recount(self) -> None:
+        in_use: dict[int, list[int]] = {}
+        for jobs in self.reserved.values():
+            for owner, cpu, memory, gpu, fgpu in jobs.values():
+                if owner in self.caps:
+                    total = in_use.setdefault(owner, [0, 0, 0, 0])
+                    total[0] += cpu
+                    total[1] += memory
+                    total[2] += gpu
+                    total[3] += fgpu
+        self.in_use = in_use
+
+    @staticmethod
+    def _entry(job: GateJob) -> tuple[int, int, int, int, int]:
+        gpu = job.gpu_milli
+        return job.owner_id, job.cpu_milli, job.memory_bytes, -(-gpu // 1000) if gpu else 0, gpu
+
     def hold(self, job: GateJob) -> Wait | None:
-        if job.key in self.reserved:
+        jobs = self.reserved.get(job.cluster_id)
+        if jobs is not None and job.job_id in jobs:
             return None
-        asked = Amounts.of(job.gpu_milli, job.cpu_milli, job.memory_bytes)
-        caps = self.caps.get(job.owner_id) if job.owner_id is not None else None
+        if job.owner_id is None:
+            return None
+        entry = self._entry(job)
+        caps = self.caps.get(job.owner_id)
         if caps is not None:
-            over = over_caps(caps, self.in_use.get(job.owner_id, Amounts()), asked)
+            over = over_caps(caps, Amounts(*self.in_use.get(job.owner_id, (0, 0, 0, 0))), Amounts(*entry[1:]))
             if over:
                 name = self.usernames.get(job.owner_id, str(job.owner_id))
                 return Wait(str(job.job_id), POLICY_LIMIT, wait_message(name, caps, over))
-        self._add(job, asked)
+        self._add(job.cluster_id, job.job_id, entry)
         return None
 
     def reserve(self, job: GateJob) -> None:
-        if job.key not in self.reserved:
-            self._add(job, Amounts.of(job.gpu_milli, job.cpu_milli, job.memory_bytes))
+        jobs = self.reserved.get(job.cluster_id)
+        if job.owner_id is not None and (jobs is None or job.job_id not in jobs):
+            self._add(job.cluster_id, job.job_id, self._entry(job))
 
-    def _add(self, job: GateJob, asked: Amounts) -> None:
-        if job.owner_id is None:
-            return
-        self.reserved[job.key] = (job.owner_id, asked)
-        self.in_use[job.owner_id] = self.in_use.get(job.owner_id, Amounts()) + asked
+    def _add(self, cluster_id: int, job_id: int, entry: tuple[int, int, int, int, int]) -> None:
+        jobs = self.reserved.get(cluster_id)
+        if jobs is None:
+            jobs = self.reserved[cluster_id] = {}
+        jobs[job_id] = entry
+        if entry[0] in self.caps:
+            self._count(entry, 1)
+
+    def _count(self, entry: tuple[int, int, int, int, int], sign: int) -> None:
+        owner, cpu, memory, gpu, fgpu = entry
+        total = self.in_use.setdefault(owner, [0, 0, 0, 0])
+        total[0] += sign * cpu
+        total[1] += sign * memory
+        total[2] += sign * gpu
+        total[3] += sign * fgpu
+        if not any(total):
+            del self.in_use[owner]
 
     def released(self, job: GateJob) -> bool:
-        entry = self.reserved.pop(job.key, None)
-        if entry is None:
+        jobs = self.reserved.get(job.cluster_id)
+        entry = jobs.pop(job.job_id, None) if jobs is not None else None
+        if entry is None or entry[0] not in self.caps:
             return False
-        owner, amounts = entry
-        left = self.in_use.get(owner, Amounts()) - amounts
-        if left == Amounts():
-            self.in_use.pop(owner, None)
-        else:
-            self.in_use[owner] = left
-        return owner in self.caps
+        self._count(entry, -1)
+        return True
 
     def forget_cluster(self, cluster_id: int) -> None:
-        for key in [k for k in self.reserved if k[0] == cluster_id]:
-            owner, amounts = self.reserved.pop(key)
-            left = self.in_use.get(owner, Amounts()) - amounts
-            if left == Amounts():
-                self.in_use.pop(owner, None)
-            else:
-                self.in_use[owner] = left
+        jobs = self.reserved.pop(cluster_id, None)
+        if jobs and any(entry[0] in self.caps for entry in jobs.values()):
+            self._recount()
 
     def usage(self, owner_id: int) -> Amounts:
-        return self.in_use.get(owner_id, Amounts())
+        """What the owner's jobs let in hold (computed for owners without a total cap)."""
+        if owner_id in self.in_use:
+            return Amounts(*self.in_use[owner_id])
+        total = Amounts()
+        for jobs in self.reserved.values():
+            for owner, cpu, memory, gpu, fgpu in jobs.values():
+                if owner == owner_id:
+                    total = total + Amounts(cpu, memory, gpu, fgpu)
+        return total

@@ -25,18 +25,16 @@ the held jobs (runtime.py) and, when reopened, examine them again in submission 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sqlalchemy.orm import Session
 
 from allotment.core.model import Wait
 
 
-@dataclass(frozen=True)
-class GateJob:
+class GateJob(NamedTuple):
     """What a gate knows of a job: who owns it, where it runs and what it asks for (raw units: milli-GPU,
-    millicores, bytes)."""
+    millicores, bytes). A job is known by (cluster_id, job_id). A tuple: the loop makes one per active job."""
 
     cluster_id: int
     job_id: int
