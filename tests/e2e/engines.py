@@ -206,6 +206,9 @@ def add_user(admin: Api, username: str, quotas: list[str], password: str = "Us3r
                                      "password": password, "need_password_change": False})
     for quota in quotas:
         admin.ok("PUT", f"/quotas/{quota}/bindings/users/{username}")
+        # Submitting takes a role on the quota's cluster besides the binding.
+        cluster = admin.ok("GET", f"/quotas/{quota}")["cluster"]
+        admin.ok("PUT", f"/clusters/{cluster}/users/{username}", json={"role": "user"})
     return Api(admin.url, username, password).login()
 
 

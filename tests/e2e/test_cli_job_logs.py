@@ -58,6 +58,7 @@ def submitter(allot, admin_config, new_user):
     username, _, config = new_user("logger")
     ok(allot("quotas", "create", quota, "--cpu", "0.5", "--cpu-limit", "1", config_dir=admin_config))
     ok(allot("quotas", "bind", quota, "--user", username, config_dir=admin_config))
+    ok(allot("admin", "add-cluster-user", "local", username, "user", config_dir=admin_config))
 
     def submit(script: str) -> int:
         out = ok(allot("jobs", "submit", "--quota", quota, "--cpu", "0.1", "--json", "--", "sh", "-c", script,

@@ -16,6 +16,7 @@ def test_quota_binding_and_job_lifecycle(server, allot, admin_config, new_user):
     quota = unique("research")
     username, _, user_config = new_user("scientist")
     ok(allot("quotas", "create", quota, "--gpu", "8", "--gpu-limit", "16", config_dir=admin_config))
+    ok(allot("admin", "add-cluster-user", "local", username, "user", config_dir=admin_config))
     refused = allot("jobs", "submit", "--quota", quota, "--gpu", "1", "--", "python", "train.py",
                     config_dir=user_config)
     assert refused.returncode == 1 and "not bound to you" in refused.stderr

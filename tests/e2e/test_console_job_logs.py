@@ -38,6 +38,7 @@ def test_the_job_page_tails_the_output_live(page, allot, admin_config, new_user)
     username, password, config = new_user("tailer")
     ok(allot("quotas", "create", quota, "--cpu", "0.5", "--cpu-limit", "1", config_dir=admin_config))
     ok(allot("quotas", "bind", quota, "--user", username, config_dir=admin_config))
+    ok(allot("admin", "add-cluster-user", "local", username, "user", config_dir=admin_config))
     script = "echo '<b>first</b>'; sleep 4; echo second"
     out = ok(allot("jobs", "submit", "--quota", quota, "--cpu", "0.1", "--json", "--", "sh", "-c", script,
                    config_dir=config))

@@ -41,6 +41,7 @@ def site(tmp_path_factory):
         ok(allot("admin", "add-user", f"{username}@example.com", username, "--password-stdin",
                  input="Us3r-password!\n", config_dir=admin))
         ok(allot("quotas", "bind", quota, "--user", username, config_dir=admin))
+        ok(allot("admin", "add-cluster-user", "local", username, "user", config_dir=admin))
         users[name] = login_config(server, root / f"cli-{name}", username, "Us3r-password!")
     try:
         yield {"server": server, "proc": proc, "quota": quota, "work": work, **users}

@@ -22,8 +22,9 @@ def sessions(client):
 
 
 def make_user(client, username: str, *, groups: tuple[str, ...] = (), cluster_role: str | None = None,
-              policy: str | None = None, active: bool = True) -> dict[str, str]:
-    """Create a user (optionally in groups, with a role on cluster `local` and a resource policy) and log in."""
+              policy: str | None = None, active: bool = True, cluster: str = "local") -> dict[str, str]:
+    """Create a user (optionally in groups, with a role on `cluster` and a resource policy) and log in. Submitting
+    to a quota takes a role on its cluster besides the binding (core.permissions.submit_refusal)."""
     with transaction(sessions(client)) as s:
         user = create_user(s, email=f"{username}@example.com", username=username, password=PASSWORD,
                            resource_policy=policy, is_active=True)
@@ -35,8 +36,8 @@ def make_user(client, username: str, *, groups: tuple[str, ...] = (), cluster_ro
                 s.flush()
             s.add(GroupMember(group_id=group.id, user_id=user.id))
         if cluster_role:
-            local = s.scalar(select(Cluster).where(Cluster.name == "local"))
-            s.add(ClusterRoleGrant(cluster_id=local.id, user_id=user.id, role=cluster_role))
+            found = s.scalar(select(Cluster).where(Cluster.name == cluster))
+            s.add(ClusterRoleGrant(cluster_id=found.id, user_id=user.id, role=cluster_role))
     r = client.post(f"{API}/auth/login", json={"username": username, "password": PASSWORD})
     assert r.status_code == 200, r.text
     client.cookies.clear()

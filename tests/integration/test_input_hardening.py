@@ -28,7 +28,7 @@ def raw_post(client, path: str, headers: dict, text: str, method: str = "POST"):
 def team(client, admin_headers):
     register_node(client, admin_headers, "gpu-01", "H100", 2)
     quota(client, admin_headers, "research", gpu="2")
-    alice = make_user(client, "alice", groups=("team-a",))
+    alice = make_user(client, "alice", groups=("team-a",), cluster_role="user")
     assert client.put(f"{API}/quotas/research/bindings/groups/team-a", headers=admin_headers).status_code == 204
     return alice
 

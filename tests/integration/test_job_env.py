@@ -15,7 +15,7 @@ from allotment.scheduler.load import JOB_COLUMNS, JobInfo
 def alice(client, admin_headers):
     register_node(client, admin_headers, "gpu-01", "H100", 2)
     quota(client, admin_headers, "research", gpu="2")
-    headers = make_user(client, "alice", groups=("team-a",))
+    headers = make_user(client, "alice", groups=("team-a",), cluster_role="user")
     assert client.put(f"{API}/quotas/research/bindings/groups/team-a", headers=admin_headers).status_code == 204
     return headers
 

@@ -25,7 +25,7 @@ def lab(client, admin_headers):
     r = client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={
         "name": "lab", "resources": [{"resource": "cpu", "guarantee": 1, "limit": 1}]})
     assert r.status_code == 201, r.text
-    alice = make_user(client, "alice")
+    alice = make_user(client, "alice", cluster_role="user")
     assert client.put(f"{API}/quotas/lab/bindings/users/alice", headers=admin_headers).status_code == 204
     return alice
 

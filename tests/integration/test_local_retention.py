@@ -21,7 +21,7 @@ def alice(client, admin_headers):
     r = client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={
         "name": "lab", "resources": [{"resource": "cpu", "guarantee": 1, "limit": 1}]})
     assert r.status_code == 201, r.text
-    headers = make_user(client, "alice")
+    headers = make_user(client, "alice", cluster_role="user")
     assert client.put(f"{API}/quotas/lab/bindings/users/alice", headers=admin_headers).status_code == 204
     return headers
 

@@ -28,7 +28,7 @@ def test_a_bare_ram_number_caps_jobs_in_gib(client, admin_headers):
     client.post(f"{API}/resource-policies", headers=admin_headers, json={"name": "small", "memory": "4"})
     quota(client, admin_headers, "class")
     client.put(f"{API}/quotas/class/bindings/groups/users", headers=admin_headers)
-    stu = make_user(client, "stu", policy="small")
+    stu = make_user(client, "stu", policy="small", cluster_role="user")
     ok = client.post(f"{API}/jobs", headers=stu, json={"quota": "class", "memory": "4Gi", "command": ["x"]})
     assert ok.status_code == 201, ok.text
     r = client.post(f"{API}/jobs", headers=stu, json={"quota": "class", "memory": "5Gi", "command": ["x"]})

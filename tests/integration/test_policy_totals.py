@@ -23,6 +23,7 @@ def h(client, admin_headers) -> Harness:
     h.post("/users", {"email": "alice@example.com", "username": "alice", "password": PASSWORD,
                       "resource_policy": "p1"}, 201)
     h.ok(h.client.put("/api/v1/quotas/team/bindings/users/alice", headers=h.headers), 204)
+    h.put("/clusters/sim/users/alice", {"role": "user"})  # submitting takes a role on the cluster
     return h
 
 
@@ -79,3 +80,18 @@ def test_memory_and_cpu_totals_hold_jobs_too(h):
     allowance = h.get("/users/alice/allowance", headers=alice)["caps"]
     assert (allowance["cpu"]["in_use"], allowance["cpu"]["remaining"]) == ("6", "2")
     assert (allowance["memory"]["in_use"], allowance["memory"]["remaining"]) == ("48Gi", "16Gi")
+
+
+def test_a_user_moved_to_a_capped_policy_keeps_running_jobs_and_new_ones_wait(h):
+    h.post("/users", {"email": "bert@example.com", "username": "bert", "password": PASSWORD}, 201)
+    h.ok(h.client.put("/api/v1/quotas/team/bindings/users/bert", headers=h.headers), 204)
+    bert = login(h.client, "bert", PASSWORD)
+    running = [h.submit("team", gpu=1, runtime_s=100, headers=bert) for _ in range(3)]
+    h.settle(2)
+    assert h.states(running) == ["running"] * 3
+    h.ok(h.client.patch("/api/v1/users/bert", json={"resource_policy": "p1"}, headers=h.headers))
+    later = h.submit("team", gpu=1, runtime_s=100, headers=bert)
+    h.settle(2)
+    assert h.states(running) == ["running"] * 3  # a lowered cap stops nothing
+    assert h.job(later)["state"] == "queued"
+    assert "allows 2 GPUs at once; 3 are in use and this job asks for 1" in h.job(later)["reason"]

@@ -23,7 +23,7 @@ def h(client, admin_headers) -> Harness:
         h.quota(child, [{"resource": "gpu", "pool": "a100", "guarantee": 4, "limit": 4}], parent="Parent")
     h.post("/clusters/sim/profiles", {"name": "4x", "gpu": 4, "pools": [{"pool": "a100", "name": "a"}]}, 201)
     h.post("/resource-policies", STUDENT, 201)
-    h.stu = make_user(client, "stu", policy="student")
+    h.stu = make_user(client, "stu", policy="student", cluster_role="user", cluster="sim")
     h.ok(client.put("/api/v1/quotas/ChildA/bindings/users/stu", headers=admin_headers), 204)
 
     h.other = h.submit("ChildB", gpu=4, priority_class="training", runtime_s=3600)

@@ -22,6 +22,7 @@ def dkube(client, admin_headers):
     h.post("/groups", {"name": "vision-team"}, 201)
     h.post("/users", {"email": "bob@example.com", "username": "bob", "password": PASSWORD}, 201)
     h.put("/groups/vision-team/members/bob", status=204)
+    h.put("/clusters/sim/users/bob", {"role": "user"})
     h.ok(client.put(f"{API}/quotas/vision/bindings/groups/vision-team", headers=admin_headers), 204)
     return h, login(client, "bob", PASSWORD)
 

@@ -121,8 +121,8 @@ def test_a_quota_with_children_or_active_jobs_cannot_be_deleted(client, admin_he
 
 def test_bindings_decide_who_may_submit(client, admin_headers):
     quota(client, admin_headers, "research")
-    alice = make_user(client, "alice", groups=("team-b",))
-    bob = make_user(client, "bob")
+    alice = make_user(client, "alice", groups=("team-b",), cluster_role="user")
+    bob = make_user(client, "bob", cluster_role="user")
     job = {"quota": "research", "gpu": 1, "command": ["python", "train.py"]}
     r = client.post(f"{API}/jobs", headers=alice, json=job)
     assert r.status_code == 403 and "not bound to you" in r.json()["detail"]
@@ -143,7 +143,7 @@ def test_everyone_group_binding_and_cluster_admins_submit_anywhere(client, admin
     quota(client, admin_headers, "open")
     quota(client, admin_headers, "closed")
     client.put(f"{API}/quotas/open/bindings/groups/users", headers=admin_headers)
-    carol = make_user(client, "carol")
+    carol = make_user(client, "carol", cluster_role="user")
     dave = make_user(client, "dave", cluster_role="admin")
     job = {"gpu": "0.5", "command": ["nvidia-smi"]}
     assert client.post(f"{API}/jobs", headers=carol, json={**job, "quota": "open"}).status_code == 201

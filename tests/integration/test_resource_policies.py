@@ -11,7 +11,7 @@ def setup_student(client, admin_headers):
     assert client.post(f"{API}/resource-policies", headers=admin_headers, json=STUDENT).status_code == 201
     quota(client, admin_headers, "class")
     client.put(f"{API}/quotas/class/bindings/groups/users", headers=admin_headers)
-    return make_user(client, "stu", policy="student")
+    return make_user(client, "stu", policy="student", cluster_role="user")
 
 
 def test_default_policy_is_unlimited_and_listed(client, admin_headers):

@@ -16,6 +16,7 @@ def user(h: Harness, name: str, policy: str | None = None) -> dict[str, str]:
     if policy:
         body["resource_policy"] = policy
     h.post("/users", body, 201)
+    h.put(f"/clusters/{h.cluster}/users/{name}", {"role": "user"})  # submitting takes a role on the cluster
     return login(h.client, name, PASSWORD)
 
 

@@ -16,6 +16,8 @@ def user(client, headers, name: str) -> dict[str, str]:
     r = client.post(f"{API}/users", headers=headers,
                     json={"email": f"{name}@example.com", "username": name, "password": PASSWORD})
     assert r.status_code == 201, r.text
+    # Submitting takes a role on the quota's cluster besides the workspace's binding.
+    assert client.put(f"{API}/clusters/local/users/{name}", headers=headers, json={"role": "user"}).status_code == 200
     return login(client, name, PASSWORD)
 
 

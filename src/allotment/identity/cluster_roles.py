@@ -1,7 +1,10 @@
 """Per-cluster roles (Neu.ro): user, manager, admin, granted to a user directly or to a group. Functions never commit.
 
 Adding a user to a cluster and changing their role are one operation (`set_user_role`). Removing them deletes only the
-grant: the user's jobs, storage and usage are untouched, and adding them back restores access. DKube's role names are
+grant: the user's jobs, storage and usage are untouched, and adding them back restores access. Without a role on the
+cluster they can no longer submit there (core.permissions.submit_refusal), and their jobs on it that still wait for
+admission are cancelled (audited, the reason naming the cluster), so nothing of theirs starts there after the removal;
+their running jobs keep running (an admin cancels them if need be). DKube's role names are
 accepted as aliases (operator = admin, data-scientist = user). Who may grant what is decided by
 core.cluster_roles.assignment_refusal. A principal's effective role on a cluster is the highest of its direct grant and
 the grants of its groups, where every principal is implicitly in the built-in `users` group.
@@ -20,7 +23,7 @@ from allotment.core.cluster_roles import assignment_refusal
 from allotment.core.names import as_id
 from allotment.core.permissions import ROLE_ORDER, Principal, normalise_role
 from allotment.errors import Conflict, Forbidden, NotFound, invalid
-from allotment.identity.models import USERS_GROUP, ClusterRoleGrant, Group, GroupMember, User
+from allotment.identity.models import ADMINS_GROUP, USERS_GROUP, ClusterRoleGrant, Group, GroupMember, User
 from allotment.inventory.models import Cluster
 
 ROLE_HELP = "must be one of user, manager, admin (or DKube's operator = admin, data-scientist = user)"
@@ -109,8 +112,30 @@ def remove_user(session: Session, cluster: Cluster, user: User, actor: Principal
     session.flush()
     audit.record(session, actor, "cluster_role.revoke", "cluster_role", f"{cluster.name}/{user.username}",
                  changes=audit.diff({"role": previous}, {"role": None}), source=source)
+    cancel_waiting_without_access(session, cluster, [user.id], actor, source)
     mark_identity_changed(session)
     return RoleChange(cluster.name, None, previous, username=user.username)
+
+
+def cancel_waiting_without_access(session: Session, cluster: Cluster, user_ids: list[int], actor: Principal | None,
+                                  source: str | None) -> list[int]:
+    """Cancel the waiting jobs on the cluster of those of `user_ids` who have no access to it any more (no role of
+    their own or through a group, and not platform admins). Returns the ids of the cancelled jobs."""
+    from allotment.workloads import owner_jobs  # workloads imports identity's models
+
+    if actor is None or not user_ids:
+        return []
+    roles = effective_roles(session, cluster)
+    admins = set(session.scalars(select(GroupMember.user_id).join(Group, Group.id == GroupMember.group_id)
+                                 .where(Group.name == ADMINS_GROUP)))
+    cancelled: list[int] = []
+    for user_id in user_ids:
+        if user_id in roles or user_id in admins:
+            continue
+        username = session.scalar(select(User.username).where(User.id == user_id))
+        reason = f"{username} no longer has access to cluster {cluster.name}"
+        cancelled += [j.id for j in owner_jobs.cancel_waiting(session, actor, user_id, cluster.id, reason, source)]
+    return cancelled
 
 
 def set_group_role(session: Session, cluster: Cluster, group: Group, role_text: str, actor: Principal | None,
@@ -134,8 +159,15 @@ def remove_group(session: Session, cluster: Cluster, group: Group, actor: Princi
     session.flush()
     audit.record(session, actor, "cluster_role.revoke", "cluster_role", f"{cluster.name}/group:{group.name}",
                  changes=audit.diff({"role": previous}, {"role": None}), source=source)
+    cancel_waiting_without_access(session, cluster, _member_ids(session, group), actor, source)
     mark_identity_changed(session)
     return RoleChange(cluster.name, None, previous, group=group.name)
+
+
+def _member_ids(session: Session, group: Group) -> list[int]:
+    if group.name == USERS_GROUP:  # everyone, without membership rows
+        return list(session.scalars(select(User.id).where(User.deleted_at.is_(None))))
+    return list(session.scalars(select(GroupMember.user_id).where(GroupMember.group_id == group.id)))
 
 
 def find_group(session: Session, ref: str) -> Group:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from allotment.core.names import as_id
 from allotment.core.permissions import Principal
+from allotment.core.permissions import may_submit as may_submit_to_cluster
 from allotment.errors import NotFound
 from allotment.identity.models import USERS_GROUP, Group, User
 from allotment.quotas.models import Quota, QuotaBinding, Workspace, WorkspaceMember
@@ -115,4 +116,6 @@ def submittable_quota_ids(session: Session, principal: Principal) -> set[int] | 
     admin_clusters = [c for c, role in principal.cluster_roles.items() if role == "admin"]
     if admin_clusters:
         ids |= set(session.scalars(select(Quota.id).where(Quota.cluster_id.in_(admin_clusters))).all())
-    return ids
+    # A binding counts only on a cluster the principal has access to (core.permissions.submit_refusal).
+    return {qid for qid, cluster_id in session.execute(select(Quota.id, Quota.cluster_id).where(Quota.id.in_(ids)))
+            if may_submit_to_cluster(principal, cluster_id, bound=True)} if ids else ids

@@ -1,8 +1,9 @@
 """Jobs: submission (single and batch, all or nothing), listing, showing and cancelling.
 
 Submission checks, each refusal naming the field and the numbers: quantities ("4", "0.5", "16Gi"; fractional GPUs
-in steps of 0.1), the quota exists and the principal may submit to it (binding to the user or one of their groups,
-or an admin), the priority class exists and the quota allows it, the profile and pool belong to the quota's cluster
+in steps of 0.1), the quota exists and the principal may submit to it (core.permissions.submit_refusal: access to the
+quota's cluster, and a binding to the user, their groups or workspaces, or an admin), the priority class exists and
+the quota allows it, the profile and pool belong to the quota's cluster
 (a pinned pool must be one of the profile's pools, and the pinned pool or one of the profile's pools must be among
 the pools the quota may use: quotas/quota_pools.py), and the owner's resource policy (per-job caps, concurrency).
 A new job is `queued` with reason "pending"; the caller wakes the scheduler.
@@ -20,11 +21,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from allotment.core import jobenv
 from allotment.core.names import as_id
-from allotment.core.permissions import ROLE_ORDER, Principal
+from allotment.core.permissions import ROLE_ORDER, Principal, submit_refusal
 from allotment.db import utcnow
 from allotment.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
 from allotment.identity.models import User
-from allotment.inventory.models import Pool
+from allotment.inventory.models import Cluster, Pool
 from allotment.policies import service as policies
 from allotment.policies.models import ResourcePolicy
 from allotment.quotas import bindings
@@ -75,7 +76,7 @@ class _Lookups:
         self.session = session
         self.principal = principal
         self.quotas: dict[str, Quota | None] = {}
-        self.may_submit: dict[int, bool] = {}
+        self.may_submit: dict[int, str | None] = {}  # quota id -> why the principal may not submit
         self.classes = {c.name: c for c in session.scalars(select(PriorityClass)).all()}
         fallback = default_class(session)
         self.default_class = fallback.name if fallback else None
@@ -114,9 +115,13 @@ class _Lookups:
             self.quotas[name] = found
         return self.quotas[name]
 
-    def allowed(self, quota: Quota) -> bool:
+    def refusal(self, quota: Quota) -> str | None:
+        """Why the principal may not submit to the quota (core.permissions.submit_refusal decides); None if it may."""
         if quota.id not in self.may_submit:
-            self.may_submit[quota.id] = bindings.may_submit(self.session, self.principal, quota)
+            cluster_name = self.session.scalar(select(Cluster.name).where(Cluster.id == quota.cluster_id)) or ""
+            bound = bindings.may_submit(self.session, self.principal, quota)
+            self.may_submit[quota.id] = submit_refusal(self.principal, quota.cluster_id, cluster_name, quota.name,
+                                                       bound)
         return self.may_submit[quota.id]
 
     def profile(self, cluster_id: int, name: str) -> Profile | None:
@@ -153,9 +158,8 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         err("quota", "is required")
     elif quota is None:
         missing.append(FieldError(prefix + "quota", f"no quota '{req.quota}'"))
-    elif not look.allowed(quota):
-        forbidden.append(FieldError(f"{prefix}quota", f"you may not submit to quota {quota.name}: it is not bound "
-                                                      f"to you, your groups or your workspaces"))
+    elif look.refusal(quota) is not None:
+        forbidden.append(FieldError(f"{prefix}quota", look.refusal(quota)))
     if not req.command or not all(isinstance(a, str) for a in req.command):
         err("command", "give the command to run, e.g. ['python', 'train.py']")
     elif len(req.command) > MAX_COMMAND_ARGS or not req.command[0].strip():
@@ -403,8 +407,6 @@ def names_for(session: Session, jobs: Sequence[Job]) -> dict[str, dict[int, str]
         if not ids:
             return {}
         return dict(session.execute(select(model.id, column).where(model.id.in_(ids))).all())
-
-    from allotment.inventory.models import Cluster
 
     return {
         "users": load(User, User.username, [j.owner_id for j in jobs]),
