@@ -349,7 +349,8 @@ def test_deactivation_revokes_credentials_ends_sessions_and_blocks_login(client,
     assert all(c.revoked_at is not None for c in credentials_of(app, "alice"))
     event = audit_events(app, "user.deactivate")[-1]
     assert event.changes == {"before": {"is_active": True},
-                             "after": {"is_active": False, "credentials_revoked": 1, "sessions_ended": 1}}
+                             "after": {"is_active": False, "credentials_revoked": 1, "sessions_ended": 1,
+                                       "stop_jobs": False, "jobs_cancelled": []}}
 
 
 def test_activation_restores_login_but_not_credentials(client, admin_headers, app):

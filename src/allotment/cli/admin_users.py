@@ -132,15 +132,22 @@ def register(admin: typer.Typer) -> None:
     def deactivate_user(
         user: str = typer.Argument(..., help="username, e-mail or id"),
         yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+        stop_jobs: bool = typer.Option(False, "--stop-jobs", help="cancel the user's unfinished jobs (the engines "
+                                                                 "stop the running ones)"),
     ) -> None:
         """Deactivate a user: they cannot log in, all their credentials are revoked and their sessions end.
 
-        Their jobs, folders and usage stay. Reactivating does not bring the credentials back.
+        Refused while the user has admitted or running jobs (they are listed), unless --stop-jobs cancels them.
+        Jobs still waiting for admission are cancelled either way. Their job records, folders and usage stay.
+        Reactivating does not bring the credentials back.
         """
-        confirm(f"Deactivate {user}? All of their credentials are revoked.", yes, f"{user} was not deactivated")
-        result = Client().post(f"users/{segment(user)}/deactivate")
+        also = " and every unfinished job of theirs cancelled" if stop_jobs else ""
+        confirm(f"Deactivate {user}? All of their credentials are revoked{also}.", yes, f"{user} was not deactivated")
+        result = Client().post(f"users/{segment(user)}/deactivate", params={"stop_jobs": "true"} if stop_jobs else None)
         name = result.get("username", user) if isinstance(result, dict) else user
-        console.print(f"Deactivated {name}: credentials revoked, sessions ended", highlight=False)
+        cancelled = result.get("jobs_cancelled") or [] if isinstance(result, dict) else []
+        stopped = f"; cancelled jobs {', '.join(map(str, cancelled))}" if cancelled else ""
+        console.print(f"Deactivated {name}: credentials revoked, sessions ended{stopped}", highlight=False)
 
     @admin.command("activate-user")
     def activate_user(user: str = typer.Argument(..., help="username, e-mail or id")) -> None:

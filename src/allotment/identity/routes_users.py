@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from allotment.api.deps import DB, State, client_address, require
@@ -123,11 +124,24 @@ def update_user(user: str, body: UserUpdate, principal: SelfOrAdmin, db: DB, sta
     return detail(db, target)
 
 
-@router.post("/users/{user}/deactivate", response_model=UserDetail)
-def deactivate_user(user: str, principal: Admin, db: DB, request: Request) -> UserDetail:
+class UserDeactivated(UserDetail):
+    jobs_cancelled: list[int] = Field(description="the jobs this deactivation cancelled: with stop_jobs every "
+                                                  "unfinished one, otherwise those still waiting for admission")
+
+
+@router.post("/users/{user}/deactivate", response_model=UserDeactivated, responses={409: {
+    "description": "the user has admitted or running jobs (listed); pass stop_jobs=true to cancel them"}})
+def deactivate_user(
+    user: str, principal: Admin, db: DB, state: State, request: Request,
+    stop_jobs: Annotated[bool, Query(description="cancel the user's unfinished jobs (the engines stop the running "
+                                                 "ones); without it, running or admitted jobs refuse the request")]
+    = False,
+) -> UserDeactivated:
     target = service.find_person(db, user)
-    service.deactivate_user(db, principal, target, client_address(request))
-    return detail(db, target)
+    cancelled = service.deactivate_user(db, principal, target, client_address(request), stop_jobs=stop_jobs)
+    if cancelled:
+        state.scheduler_wakeup.set()
+    return UserDeactivated(**detail(db, target).model_dump(), jobs_cancelled=cancelled)
 
 
 @router.post("/users/{user}/activate", response_model=UserDetail)

@@ -472,10 +472,35 @@ def change_own_password(session: Session, actor: Principal, current_password: st
 
 # --- deactivate / activate ----------------------------------------------------------------------------------------
 
-def deactivate_user(session: Session, actor: Principal, user: User, source: str | None) -> User:
-    """Deactivate: the user cannot log in, every credential is revoked and every login session ended."""
+MAX_LISTED_JOBS = 20
+
+
+def deactivate_user(session: Session, actor: Principal, user: User, source: str | None,
+                    stop_jobs: bool = False) -> list[int]:
+    """Deactivate: the user cannot log in, every credential is revoked and every login session ended. Returns the
+    ids of the jobs it cancelled.
+
+    While the user has admitted or running jobs (holding GPUs) it is refused (409, listing them), unless `stop_jobs`
+    (DKube refuses to delete a user with an active job): then every unfinished job of theirs is cancelled through the
+    normal path, so the engines stop them, and audited. Jobs still waiting for admission are cancelled in either case:
+    nothing of a deactivated user may start.
+    """
+    from allotment.workloads import owner_jobs  # workloads imports identity's models
+
     if user.is_active:
         ensure_admin_remains(session, user.id, f"deactivate {user.username}")
+    holding = owner_jobs.holding_jobs(session, user.id)
+    if holding and not stop_jobs:
+        listed = owner_jobs.describe(session, holding[:MAX_LISTED_JOBS])
+        more = f" and {len(holding) - MAX_LISTED_JOBS} more" if len(holding) > MAX_LISTED_JOBS else ""
+        message = (f"{user.username} has {len(holding)} admitted or running job(s): {', '.join(listed)}{more}; "
+                   f"cancel them first, or deactivate with stop_jobs to cancel them (CLI: --stop-jobs)")
+        raise Conflict(message, [FieldError("stop_jobs", message)])
+    reason = f"{user.username} was deactivated by {actor.actor_username or actor.username}"
+    if stop_jobs:
+        cancelled = owner_jobs.stop_all(session, actor, user.id, reason, source)
+    else:
+        cancelled = owner_jobs.cancel_waiting(session, actor, user.id, None, reason, source)
     now = utcnow()
     was_active = user.is_active
     user.is_active = False
@@ -488,13 +513,14 @@ def deactivate_user(session: Session, actor: Principal, user: User, source: str 
         .values(revoked_at=now)
     ).rowcount
     session.flush()
-    if was_active or credentials or sessions:
+    if was_active or credentials or sessions or cancelled:
         audit.record(session, actor, "user.deactivate", "user", user.username, user.id,
                      changes={"before": {"is_active": was_active},
                               "after": {"is_active": False, "credentials_revoked": credentials,
-                                        "sessions_ended": sessions}}, source=source)
+                                        "sessions_ended": sessions, "stop_jobs": stop_jobs,
+                                        "jobs_cancelled": [j.id for j in cancelled]}}, source=source)
     mark_identity_changed(session)
-    return user
+    return [j.id for j in cancelled]
 
 
 def activate_user(session: Session, actor: Principal, user: User, source: str | None) -> User:

@@ -1,5 +1,5 @@
 """Users (Backend.AI's admin Users tab): list with Active/Inactive tabs, search and pages; detail; create;
-deactivate, activate and unlock. Platform admins only; every change goes through identity.service (which audits it)."""
+deactivate (refused while the user has running jobs, unless the admin chooses to stop them), activate and unlock. Platform admins only; every change goes through identity.service (which audits it)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from allotment.identity import lockout, throttle
 from allotment.identity import service as identity
 from allotment.web.console import field_errors, is_htmx, redirect, render
 from allotment.web.paging import Page
+from allotment.workloads import owner_jobs
 
 router = APIRouter()
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
@@ -77,6 +78,8 @@ def create_user(
 def user_detail(request: Request, principal: Admin, db: DB, user: str) -> Response:
     detail = identity.user_detail(db, identity.find_person(db, user))
     detail["locked"] = lockout.is_locked(detail["user"], utcnow())
+    holding = owner_jobs.holding_jobs(db, detail["user"].id)
+    detail["holding_jobs"] = list(zip(holding, owner_jobs.describe(db, holding), strict=True))
     return render(request, "users/detail.html", detail)
 
 
@@ -88,22 +91,30 @@ def unlock(request: Request, principal: Admin, db: DB, user: str) -> Response:
                     request=request)
 
 
-def _set_active(request: Request, principal: Principal, db, user_ref: str, active: bool) -> Response:
+def _set_active(request: Request, principal: Principal, db, user_ref: str, active: bool,
+                stop_jobs: bool = False, state=None) -> Response:
     user = identity.find_person(db, user_ref)
     if active:
         identity.activate_user(db, principal, user, client_address(request))
         message = f"{user.username} is active again. Their old credentials stay revoked."
     else:
-        identity.deactivate_user(db, principal, user, client_address(request))
+        # With running jobs and no stop_jobs this is refused (409) and the error names the jobs; the detail page
+        # offers "Deactivate and stop jobs" when there are any.
+        cancelled = identity.deactivate_user(db, principal, user, client_address(request), stop_jobs=stop_jobs)
         message = f"{user.username} is deactivated: signed out everywhere and every credential revoked."
+        if cancelled:
+            message += f" Cancelled {len(cancelled)} job(s): {', '.join(map(str, cancelled))}."
+            if state is not None:
+                state.scheduler_wakeup.set()
     if is_htmx(request) and request.headers.get("hx-target", "").startswith("user-row-"):
         return render(request, "users/_row_swap.html", {"user": user, "message": message})
     return redirect(f"/ui/users/{user.id}", notice=message, request=request)
 
 
 @router.post("/ui/users/{user}/deactivate")
-def deactivate(request: Request, principal: Admin, db: DB, user: str) -> Response:
-    return _set_active(request, principal, db, user, active=False)
+def deactivate(request: Request, principal: Admin, db: DB, state: State, user: str,
+               stop_jobs: Annotated[bool, Form()] = False) -> Response:
+    return _set_active(request, principal, db, user, active=False, stop_jobs=stop_jobs, state=state)
 
 
 @router.post("/ui/users/{user}/activate")
