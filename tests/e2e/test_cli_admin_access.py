@@ -114,7 +114,9 @@ def test_groups(admin_config, new_user):
 
     r = allot("admin", "groups", "delete", renamed, config_dir=admin_config)
     assert r.returncode == 1 and "pass --yes" in r.stderr
-    ok(allot("admin", "groups", "delete", renamed, "--yes", config_dir=admin_config))
+    r = allot("admin", "groups", "delete", renamed, "--yes", config_dir=admin_config)
+    assert r.returncode == 1 and f"members ({member})" in r.stderr  # it has a member: refused without --force
+    ok(allot("admin", "groups", "delete", renamed, "--yes", "--force", config_dir=admin_config))
     assert member not in cluster_users(admin_config)  # only what the group granted goes
     assert allot("admin", "groups", "show", renamed, config_dir=admin_config).returncode == 1
 

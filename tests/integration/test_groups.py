@@ -115,7 +115,8 @@ def test_deleting_a_group_removes_only_what_it_granted(client, admin_headers, ap
     assert client.get(f"{API}/auth/whoami", headers=alice).json()["cluster_roles"] == {"local": "manager"}
     assert client.get(f"{API}/groups/vision", headers=admin_headers).json()["cluster_roles"] == {"local": "manager"}
 
-    assert client.delete(f"{API}/groups/vision", headers=admin_headers).status_code == 204
+    assert client.delete(f"{API}/groups/vision", headers=admin_headers).status_code == 409  # it has a member
+    assert client.delete(f"{API}/groups/vision?force=true", headers=admin_headers).status_code == 204
     assert client.get(f"{API}/groups/vision", headers=admin_headers).status_code == 404
     # The group's grant is gone on the next request; alice's own grant, account and other groups stay.
     assert client.get(f"{API}/auth/whoami", headers=alice).json()["cluster_roles"] == {"local": "user"}
@@ -126,7 +127,8 @@ def test_deleting_a_group_removes_only_what_it_granted(client, admin_headers, ap
         assert len(session.scalars(select(GroupMember)).all()) == 2  # admin in admins, alice in nlp
     event = audit_events(app, "group.delete")[-1]
     assert event.changes == {"before": {"name": "vision", "description": None, "members": ["alice"],
-                                        "cluster_roles": {"local": "manager"}}, "after": None}
+                                        "cluster_roles": {"local": "manager"}, "quotas": [], "workspaces": []},
+                             "after": None, "forced": True, "jobs_cancelled": []}
 
 
 def test_the_users_group_holds_everyone_and_cannot_be_changed(client, admin_headers):

@@ -70,10 +70,14 @@ def register(admin: typer.Typer) -> None:
 
     @groups.command("delete")
     def delete_group(group: str = typer.Argument(...),
-                     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")) -> None:
-        """Delete a group: only what was granted through it goes; its members keep their direct grants."""
-        confirm(f"Delete group {group} and the cluster roles granted through it?", yes, f"group {group} was kept")
-        Client().delete(f"groups/{segment(group)}")
+                     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+                     force: bool = typer.Option(False, "--force", help="delete a group that has members or grants")
+                     ) -> None:
+        """Delete a group. One with members, cluster roles, quota bindings or workspace memberships is refused
+        (they are listed) unless --force: then its members lose only what was granted through it and keep their
+        direct grants."""
+        confirm(f"Delete group {group} and what was granted through it?", yes, f"group {group} was kept")
+        Client().delete(f"groups/{segment(group)}", params={"force": "true"} if force else None)
         console.print(f"Deleted group {group}", highlight=False)
 
     @groups.command("add-member")

@@ -2,7 +2,8 @@
 
 Built-in groups: `users` holds every human user implicitly (no membership rows; it cannot be changed) and `admins`,
 whose members are platform admins (it cannot be renamed or deleted, and its last active member cannot leave).
-Deleting a group removes only what it granted: its memberships and its cluster role grants.
+Deleting a group that has members or grants anything is refused unless forced; forced, it removes only what it
+granted: its memberships, cluster role grants, quota bindings and workspace memberships.
 """
 
 from __future__ import annotations
@@ -164,21 +165,54 @@ def update_group(session: Session, actor: Principal, group: Group, changes: dict
     return group
 
 
-def delete_group(session: Session, actor: Principal, group: Group, source: str | None) -> None:
-    """Delete a group with its memberships and the cluster roles granted through it; nothing else."""
+def granted_through(session: Session, group: Group) -> dict[str, list[str]]:
+    """Who is in the group and what it grants: members, cluster roles, quota bindings, workspace memberships."""
+    from allotment.quotas.group_grants import granted_to_group  # quotas imports identity's models
+
+    return {"members": [u.username for u in members(session, group)],
+            "cluster_roles": [f"{c} ({r})" for c, r in granted_roles(session, group).items()],
+            **granted_to_group(session, group.id)}
+
+
+LABELS = {"members": "members", "cluster_roles": "cluster roles", "quotas": "quota bindings",
+          "workspaces": "workspace memberships"}
+
+
+def delete_group(session: Session, actor: Principal, group: Group, source: str | None, force: bool = False) -> None:
+    """Delete a group. One that has members or grants anything (cluster roles, quota bindings, workspace
+    memberships) is refused, listing them (DKube), unless `force`: then its members lose only what was granted
+    through it (ClearML): what they were granted directly stays. Their jobs waiting on a cluster they no longer have
+    any access to are cancelled, as when they are removed from it (cluster_roles.cancel_waiting_without_access)."""
+    from allotment.identity.cluster_roles import cancel_waiting_without_access
+    from allotment.quotas.group_grants import revoke_group
+
     _refuse_if_users(group, "delete")
     if group.builtin:
         raise Conflict(f"cannot delete the built-in group '{group.name}'")
-    before = {"name": group.name, "description": group.description,
-              "members": [u.username for u in members(session, group)],
-              "cluster_roles": granted_roles(session, group)}
+    held = granted_through(session, group)
+    if any(held.values()) and not force:
+        parts = [f"{LABELS[k]} ({', '.join(v)})" for k, v in held.items() if v]
+        message = (f"group {group.name} still has {'; '.join(parts)}: remove them first, or delete it with force "
+                   f"(its members keep what was granted to them directly)")
+        raise Conflict(message, [FieldError("force", message)])
+    member_ids = list(session.scalars(select(GroupMember.user_id).where(GroupMember.group_id == group.id)))
+    clusters = list(session.scalars(select(Cluster).join(ClusterRoleGrant, ClusterRoleGrant.cluster_id == Cluster.id)
+                                    .where(ClusterRoleGrant.group_id == group.id)))
+    before = {"name": group.name, "description": group.description, "members": held["members"],
+              "cluster_roles": granted_roles(session, group), "quotas": held["quotas"],
+              "workspaces": held["workspaces"]}
+    revoke_group(session, group.id)
     session.execute(delete(ClusterRoleGrant).where(ClusterRoleGrant.group_id == group.id))
     session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     session.expire(group, ["members"])
+    group_id = group.id
     session.delete(group)
     session.flush()
-    audit.record(session, actor, "group.delete", "group", before["name"], group.id,
-                 changes={"before": before, "after": None}, source=source)
+    cancelled = [job for cluster in clusters
+                 for job in cancel_waiting_without_access(session, cluster, member_ids, actor, source)]
+    audit.record(session, actor, "group.delete", "group", before["name"], group_id,
+                 changes={"before": before, "after": None, "forced": force, "jobs_cancelled": cancelled},
+                 source=source)
     mark_identity_changed(session)
 
 
@@ -208,4 +242,16 @@ def remove_member(session: Session, actor: Principal, group: Group, user: User, 
     session.flush()
     audit.record(session, actor, "group.remove_member", "group", group.name, group.id,
                  changes={"before": {"member": user.username}, "after": {"member": None}}, source=source)
+    _cancel_without_access(session, group, [user.id], actor, source)
     mark_identity_changed(session)
+
+
+def _cancel_without_access(session: Session, group: Group, user_ids: list[int], actor: Principal,
+                           source: str | None) -> list[int]:
+    """Jobs of `user_ids` waiting on the clusters the group granted a role on, where they now have no access."""
+    from allotment.identity.cluster_roles import cancel_waiting_without_access
+
+    clusters = list(session.scalars(select(Cluster).join(ClusterRoleGrant, ClusterRoleGrant.cluster_id == Cluster.id)
+                                    .where(ClusterRoleGrant.group_id == group.id)))
+    return [job for cluster in clusters
+            for job in cancel_waiting_without_access(session, cluster, user_ids, actor, source)]

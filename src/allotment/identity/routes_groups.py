@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from allotment.api.deps import DB, client_address, group_scope, require
 from allotment.core.permissions import AUTHENTICATED, GROUP_MEMBER, PLATFORM_ADMIN, Principal
@@ -41,9 +41,15 @@ def update_group(group: str, body: GroupUpdate, principal: Admin, db: DB, reques
     return GroupDetail(**groups.group_detail(db, target))
 
 
-@router.delete("/groups/{group}", status_code=204)
-def delete_group(group: str, principal: Admin, db: DB, request: Request) -> Response:
-    groups.delete_group(db, principal, groups.find_group(db, group), client_address(request))
+@router.delete("/groups/{group}", status_code=204, responses={409: {
+    "description": "the group has members, cluster roles, quota bindings or workspace memberships (listed); pass "
+                   "force=true to delete it with them"}})
+def delete_group(
+    group: str, principal: Admin, db: DB, request: Request,
+    force: Annotated[bool, Query(description="delete a group that has members or grants: its members lose only what "
+                                             "was granted through it")] = False,
+) -> Response:
+    groups.delete_group(db, principal, groups.find_group(db, group), client_address(request), force=force)
     return Response(status_code=204)
 
 

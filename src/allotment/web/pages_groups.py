@@ -45,7 +45,9 @@ def create_group(request: Request, principal: Admin, db: DB, name: Annotated[str
 
 @router.get("/ui/groups/{group}")
 def group_page(request: Request, principal: Admin, db: DB, group: str) -> Response:
-    return render(request, "groups/detail.html", {"group": groups.group_detail(db, groups.find_group(db, group))})
+    target = groups.find_group(db, group)
+    held = {groups.LABELS[k]: v for k, v in groups.granted_through(db, target).items() if v}
+    return render(request, "groups/detail.html", {"group": groups.group_detail(db, target), "held": held})
 
 
 @router.post("/ui/groups/{group}/members")
@@ -68,9 +70,11 @@ def remove_member(request: Request, principal: Admin, db: DB, group: str, user: 
 
 
 @router.post("/ui/groups/{group}/delete")
-def delete_group(request: Request, principal: Admin, db: DB, group: str) -> Response:
+def delete_group(request: Request, principal: Admin, db: DB, group: str,
+                 force: Annotated[bool, Form()] = False) -> Response:
+    """Refused (409, listing them) while the group has members or grants, unless the admin confirms with force."""
     target = groups.find_group(db, group)
     name = target.name
-    groups.delete_group(db, principal, target, client_address(request))
-    return redirect("/ui/groups", notice=f"Group {name} deleted, with the cluster roles granted through it.",
-                    request=request)
+    groups.delete_group(db, principal, target, client_address(request), force=force)
+    return redirect("/ui/groups", notice=f"Group {name} deleted, with what was granted through it; its members keep "
+                                         f"their direct grants.", request=request)
