@@ -16,8 +16,8 @@ Measures, per quota (jobs of that quota):
 - time below guarantee: per GPU guarantee of the quota, the time during which the quota (with its sub-quotas) used
   less than its guarantee while one of its queued jobs would have fit in what is left of it; in all, the part of
   each such spell beyond `grace_s`, and the longest spell.
-Per pool: GPU utilisation over the submission window (first to last submission), and over time in `series`
-buckets when asked (for the console's charts).
+Per pool: GPU utilisation from the first submission to the end of the replay (the last run's end), and over time
+in `series` equal steps of that span when asked (for the console's charts).
 """
 
 from __future__ import annotations
@@ -110,12 +110,8 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         return found
 
     first = jobs[0].submit if n else 0.0
-    last = jobs[-1].submit if n else 0.0
-    window = max(last - first, 1e-9)
     used = dict.fromkeys(capacity, 0)
-    busy = dict.fromkeys(capacity, 0.0)  # milli-GPU-seconds within the submission window
-    width = window / series if series else 0.0
-    buckets = {p: [0.0] * series for p in capacity} if series else {}
+    changes: dict[str, list[tuple[float, int]]] = {p: [] for p in capacity}  # (time, milli-GPU in use from then)
 
     queued_since = [0.0] * n
     waited = [0.0] * n
@@ -155,30 +151,17 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
                 w.queued[j.gpu] -= 1
                 dirty.add(w)
 
+    now = first
+
     def hold(i: int, pool: str, sign: int) -> None:
         j = jobs[i]
-        used[pool] = used.get(pool, 0) + sign * j.gpu
+        used[pool] = amount = used.get(pool, 0) + sign * j.gpu
+        if j.gpu:
+            changes[pool].append((now, amount))
         if j.gpu:
             for w in watches_of(j.quota, (pool,)):
                 w.used += sign * j.gpu
                 dirty.add(w)
-
-    def advance(now: float) -> None:
-        lo, hi = max(prev, first), min(now, last)
-        if hi <= lo:
-            return
-        for pool, amount in used.items():
-            if not amount:
-                continue
-            busy[pool] += amount * (hi - lo)
-            if series:
-                row = buckets[pool]
-                t = lo
-                while t < hi:
-                    b = min(int((t - first) / width), series - 1)
-                    end = min(hi, first + (b + 1) * width) if b < series - 1 else hi
-                    row[b] += amount * (end - t)
-                    t = end
 
     events = 0
     while True:
@@ -190,7 +173,6 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
             now = due
         if now == inf:
             break
-        advance(now)
         prev = now
         while finishes and finishes[0][0] <= now:
             _, i, ep = heappop(finishes)
@@ -236,8 +218,37 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
             w.close(end, grace_s)
     if progress is not None:
         progress(1.0)
-    return _measures(cfg, jobs, started, finished, waited, preempted, lost, refused, watches, busy, capacity,
-                     buckets, first, window, width, time.process_time() - cpu0, time.perf_counter() - wall0, end)
+    pools = _utilisation(changes, capacity, first, end, series)
+    return _measures(cfg, jobs, finished, waited, preempted, lost, refused, watches, pools,
+                     time.process_time() - cpu0, time.perf_counter() - wall0, first, end)
+
+
+def _utilisation(changes: dict[str, list[tuple[float, int]]], capacity: dict[str, int], first: float, end: float,
+                 series: int) -> dict[str, dict]:
+    """Per pool: the share of its GPUs in use from the first submission to the end of the replay, and the same
+    over ``series`` equal steps of that span."""
+    span = end - first
+    out = {}
+    for name, points in changes.items():
+        cap = capacity[name]
+        busy = 0.0
+        steps = [0.0] * series
+        width = span / series if series and span > 0 else 0.0
+        for k, (t, amount) in enumerate(points):
+            t_next = points[k + 1][0] if k + 1 < len(points) else end
+            if not amount or t_next <= t:
+                continue
+            busy += amount * (t_next - t)
+            while width and t < t_next:
+                b = min(int((t - first) / width), series - 1)
+                stop = t_next if b == series - 1 else min(t_next, first + (b + 1) * width)
+                steps[b] += amount * (stop - t)
+                t = stop
+        entry = {"gpus": cap / 1000, "utilisation": round(busy / (cap * span), 4) if cap and span > 0 else 0.0}
+        if series:
+            entry["series"] = [round(v / (cap * width), 4) if cap and width else 0.0 for v in steps]
+        out[name] = entry
+    return out
 
 
 def _stats(values: list[float]) -> dict:
@@ -247,8 +258,8 @@ def _stats(values: list[float]) -> dict:
             "p99": round(percentile(values, 99), 1)}
 
 
-def _measures(cfg, jobs, started, finished, waited, preempted, lost, refused, watches, busy, capacity, buckets,
-              first, window, width, cpu_s, wall_s, end) -> dict:
+def _measures(cfg, jobs, finished, waited, preempted, lost, refused, watches, pools, cpu_s, wall_s, first,
+              end) -> dict:
     per: dict[str, dict] = {}
     names = [s.id for s in cfg.quotas]
     names.extend(sorted({j.quota for j in jobs} - set(names)))  # quotas the configuration lacks: jobs refused
@@ -287,13 +298,6 @@ def _measures(cfg, jobs, started, finished, waited, preempted, lost, refused, wa
                   "preemptions": a["preemptions"], "max_preemptions_per_job": a["max_preemptions"],
                   "gpu_hours_lost": round(a["lost"] / hour, 1), "gpu_hours_used": round(a["used"] / hour, 1),
                   "below_guarantee": below.get(q, [])}
-    pools = {}
-    for p, cap in capacity.items():
-        util = busy[p] / (cap * window) if cap else 0.0
-        entry = {"gpus": cap / 1000, "utilisation": round(util, 4)}
-        if buckets:
-            entry["series"] = [round(v / (cap * width), 4) if cap else 0.0 for v in buckets[p]]
-        pools[p] = entry
     queue_all = sorted(all_queue)
     totals = {
         "jobs": len(jobs), "jobs_run": sum(1 for f in finished if f >= 0), "refused": len(refused),
@@ -305,8 +309,5 @@ def _measures(cfg, jobs, started, finished, waited, preempted, lost, refused, wa
         "below_guarantee_longest_s": round(max((w.longest for w in watches), default=0.0), 1),
         "cpu_s": round(cpu_s, 2), "wall_s": round(wall_s, 2),
     }
-    out = {"window": {"from": first, "to": first + window, "end": end}, "totals": totals, "quotas": per,
-           "pools": pools}
-    if buckets:
-        out["series_start"], out["series_step_s"] = first, width
-    return out
+    return {"window": {"from": first, "to": jobs[-1].submit if jobs else first, "end": end}, "totals": totals,
+            "quotas": per, "pools": pools}
