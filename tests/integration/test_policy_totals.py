@@ -85,6 +85,7 @@ def test_memory_and_cpu_totals_hold_jobs_too(h):
 def test_a_user_moved_to_a_capped_policy_keeps_running_jobs_and_new_ones_wait(h):
     h.post("/users", {"email": "bert@example.com", "username": "bert", "password": PASSWORD}, 201)
     h.ok(h.client.put("/api/v1/quotas/team/bindings/users/bert", headers=h.headers), 204)
+    h.put("/clusters/sim/users/bert", {"role": "user"})
     bert = login(h.client, "bert", PASSWORD)
     running = [h.submit("team", gpu=1, runtime_s=100, headers=bert) for _ in range(3)]
     h.settle(2)
