@@ -195,3 +195,28 @@ def test_the_resource_configuration_carries_a_profiles_unordered_mark(h):
     assert next(p for p in draft["profiles"] if p["name"] == "any-gpu")["unordered"] is True
     profile = next(p for p in inventory(h).profiles if p.name == "any-gpu")
     assert profile.best_fit
+
+
+def test_a_node_change_is_applied_node_by_node_and_keeps_the_clusters_state(h):
+    """Draining a node, bringing it back or changing its CPU bumps the cluster's configuration version, but only
+    nodes changed: the loop applies them to the state it has (no rebuild with every job), and they act at once."""
+    first = h.submit("team", gpu=4, pool="h100", runtime_s=1000)
+    h.settle()
+    holder = h.job(first)["placement"]["nodes"][0]
+    other = "h-2" if holder == "h-1" else "h-1"
+    cid = next(iter(c for c, rt in h.scheduler.runtimes.items() if rt.name == h.cluster))
+    state = h.scheduler.runtimes[cid]
+    h.client.patch(f"{API}/clusters/{h.cluster}/nodes/{other}", headers=h.headers, json={"status": "draining"})
+    waiting = h.submit("team", gpu=2, pool="h100")
+    h.settle()
+    assert h.scheduler.runtimes[cid] is state  # the same state: its nodes were updated in place
+    assert h.job(waiting)["state"] == "queued"  # the only node with free GPUs is draining
+    assert h.job(first)["state"] == "running"  # the running job is untouched
+    h.client.patch(f"{API}/clusters/{h.cluster}/nodes/{other}", headers=h.headers, json={"status": "ready"})
+    h.settle()
+    assert h.scheduler.runtimes[cid] is state
+    assert h.job(waiting)["placement"]["nodes"] == [other]
+    h.quota("other", [{"resource": "gpu", "guarantee": 1, "limit": 1}])  # not a node change: built again
+    h.settle()
+    assert h.scheduler.runtimes[cid] is not state
+    assert h.states([first, waiting]) == ["running", "running"]

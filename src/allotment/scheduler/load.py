@@ -361,12 +361,36 @@ def running_job(row: Any, inv: Inventory, started_at: float) -> RunningJob:
                       getattr(row, "nodes", None) or 1)
 
 
-def free_devices(pools: list[Pool], running: list[RunningJob]) -> list[Pool]:
-    """Pools whose devices' free amounts exclude what the running jobs hold (core expects it that way)."""
+def only_nodes_changed(old: Inventory, new: Inventory) -> bool:
+    """Whether two loads of a cluster differ in their nodes and devices only (a node registered, drained, back or
+    removed, its CPU, memory or devices changed): then the loop applies them node by node to the state it has
+    (core's update_pool touches only the nodes that differ) instead of building it again with every job."""
+    def shape(inv: Inventory) -> tuple:
+        return (inv.quotas, inv.profiles, [(p.name, tuple(p.profile_order)) for p in inv.pools], inv.quota_names,
+                inv.pool_names, inv.profile_names, inv.profile_amounts, inv.gpu_pools, inv.node_pools, inv.allowed,
+                inv.derived, inv.pool_models, inv.gpu_share_step)
+    return shape(old) == shape(new)
+
+
+def held_shares(infos: Any) -> dict[str, int]:
+    """Device id -> the milli-GPU the given holding jobs (JobInfo) hold on it."""
     held: dict[str, int] = {}
-    for run in running:
-        for dev, amount in run.devices:
-            held[dev] = held.get(dev, 0) + amount.raw
+    for info in infos:
+        for d in info.devices:
+            if d.get("device_id") is not None:
+                key = str(d["device_id"])
+                held[key] = held.get(key, 0) + int(d.get("milli", 1000))
+    return held
+
+
+def free_devices(pools: list[Pool], running: list[RunningJob], held: dict[str, int] | None = None) -> list[Pool]:
+    """Pools whose devices' free amounts exclude what the running jobs hold (core expects it that way); `held`
+    (device id -> milli-GPU) instead of `running` when the caller has it."""
+    if held is None:
+        held = {}
+        for run in running:
+            for dev, amount in run.devices:
+                held[dev] = held.get(dev, 0) + amount.raw
     out = []
     for pool in pools:
         devs = tuple(Device(d.id, Quantity(max(d.capacity.raw - held.get(d.id, 0), 0)), d.capacity, d.node)

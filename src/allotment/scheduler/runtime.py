@@ -24,7 +24,16 @@ from allotment.core.quota_tree import InvalidQuotaTree
 from allotment.scheduler.engines import launch_of
 from allotment.scheduler.gates import GateJob, Gates
 from allotment.scheduler.gcpause import gc_paused
-from allotment.scheduler.load import Inventory, JobInfo, admission_key, free_devices, queued_job, running_job
+from allotment.scheduler.load import (
+    Inventory,
+    JobInfo,
+    admission_key,
+    free_devices,
+    held_shares,
+    only_nodes_changed,
+    queued_job,
+    running_job,
+)
 from allotment.scheduler.metering import Usage
 from allotment.scheduler.persist import Writes, dt
 from allotment.workloads.models import ADMITTED, CANCELLED, FAILED, PREEMPTED, QUEUED, RUNNING, SUCCEEDED
@@ -134,6 +143,18 @@ class ClusterRuntime:
         elif not has_backend:
             self.blocked_reason = (NO_BACKEND, (f"cluster {self.name}: its {self.kind} engine is not available in "
                                                f"this server, so nothing can start there"))
+
+    def refresh_inventory(self, inv: Inventory) -> bool:
+        """Apply a new load of the cluster in which only nodes and devices changed, node by node, keeping every job
+        (load.only_nodes_changed); False when anything else changed or the state is not usable: rebuild it then."""
+        if self.core is None or self.blocked_reason is not None or not only_nodes_changed(self.inv, inv):
+            return False
+        held = held_shares(info for info in self.jobs.values() if info.state in HOLDING)
+        for pool in free_devices(inv.pools, [], held):
+            self.core.update_pool(pool)
+        inv.refusals.update(self.inv.refusals)  # the reasons of queued jobs that have no allowed pool
+        self.inv = inv
+        return True
 
     # -- events ----------------------------------------------------------------------------------------------------
     def add_new(self, row: Any) -> None:
