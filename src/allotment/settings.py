@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # job waits only once a budget is spent).
     budget_safe_mode: bool = True
     budget_default_time_limit_s: int | None = Field(default=None, ge=1)
+    # A running job whose budget is spent is stopped once the budget has been spent this long (Slurm, Neu.ro);
+    # budget_stop_running off lets it finish, its overage showing in the budget's spent / left.
+    budget_stop_running: bool = True
+    budget_grace_s: float = Field(default=60.0, ge=0)
     # Simulated clusters: virtual nodes from this YAML file (see backends/simulated.py); nodes may also be
     # registered through the API (POST /clusters/{cluster}/nodes).
     simulated_nodes: Path | None = None

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import pytest
 from sched_helpers import Harness
+from sqlalchemy import update
 from user_helpers import login, make_user
 
 from allotment.accounting.gate import BudgetGate, Ledger
+from allotment.accounting.models import QuotaBudget, UsageRecord
+from allotment.db import transaction
 
 
 @pytest.fixture
@@ -90,3 +93,34 @@ def test_the_ledger_read_piece_by_piece_matches_a_full_sum(h):
     now = gate._read_at
     assert {k: round(v, 6) for k, v in gate.ledger.used(now).items() if v} == \
         {k: round(v, 6) for k, v in fresh.used(now).items() if v}
+
+
+def test_running_jobs_stop_when_their_budget_is_spent_after_the_grace_or_finish_when_told_to(h):
+    gate = next(g for g in h.scheduler.gates.gates if isinstance(g, BudgetGate))
+    gate.safe, gate.grace_s = False, 0.0
+    h.put("/quotas/org/budgets/gpu", {"period": "once", "amount": "1h"})
+    runaway = h.submit("team", gpu=2, runtime_s=7200)  # no time limit: 2 GPUs for 2 h, on a 1 h budget
+    h.cycle()
+    h.cycle(0.001)
+    assert h.job(runaway)["state"] == "running"
+    # Its open interval counts up to the refresh's wall clock: make it (and the grant) an hour older.
+    with transaction(h.client.app.state.allot.sessions) as s:
+        s.execute(update(UsageRecord).where(UsageRecord.job_id == runaway).values(start_s=UsageRecord.start_s - 3600))
+        s.execute(update(QuotaBudget).values(granted_at=QuotaBudget.granted_at - 3600))
+    h.cycle(1.0)
+    h.cycle(1.0)
+    job = h.job(runaway)
+    assert job["state"] == "failed" and job["reason_code"] == "budget_exhausted", job
+    assert "the GPU-hour budget of quota org (1h 00m, once) is spent" in job["reason"]
+    # With stopping off, a job whose budget runs out finishes; the overage shows as spent beyond the budget.
+    gate.stop_running = False
+    h.put("/quotas/team/budgets/gpu", {"period": "once", "amount": "10h"})
+    h.put("/quotas/org/budgets/gpu", {"period": "once", "amount": "100h"})
+    h.put("/quotas/team/budgets/gpu", {"period": "once", "amount": "1m"})
+    finisher = h.submit("team", gpu=1, runtime_s=600)
+    h.cycle()
+    h.cycle(0.001)
+    h.cycle(600.0)
+    assert h.job(finisher)["state"] == "succeeded"
+    team = h.get("/quotas/team/budgets")["items"][0]
+    assert team["spent_hours"] > team["budget_hours"] and team["left_hours"] == 0

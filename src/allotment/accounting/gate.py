@@ -40,8 +40,12 @@ ROW = (R.id, R.cluster_id, R.job_id, R.owner_id, R.quota_id, R.gpu_milli, R.cpu_
 
 
 class BudgetGate:
-    def __init__(self, safe: bool = True, default_time_limit_s: int | None = None, refresh_s: float = 5.0) -> None:
+    def __init__(self, safe: bool = True, default_time_limit_s: int | None = None, refresh_s: float = 5.0,
+                 stop_running: bool = True, grace_s: float = 0.0) -> None:
         self.safe = safe
+        self.stop_running = stop_running  # False: running jobs finish and the overage shows in the budget's report
+        self.grace_s = grace_s
+        self.spent_since: dict[Key, float] = {}  # budgets found spent, and since when (for the grace)
         self.default_time_limit_s = default_time_limit_s
         self.refresh_s = refresh_s
         self._read_at: float | None = None
@@ -52,7 +56,9 @@ class BudgetGate:
         self.user_limits: dict[tuple[int, int], tuple[int | None, int | None]] = {}
         self.defaults: dict[int, tuple[int | None, int | None]] = {}  # cluster -> its default user quota
         self.used: dict[Key, float] = defaultdict(float)
-        self.reserved: dict[tuple[int, int], tuple[tuple[Key, ...], float, float]] = {}  # job -> (keys, gpu, cpu)
+        # Jobs let through: (cluster, job) -> (the job, its keys when reserved, GPU- and CPU-seconds it may use).
+        # Each refresh counts them again on the budgets that apply then (a budget may be set after a job went in).
+        self.reserved: dict[tuple[int, int], tuple[GateJob, tuple[Key, ...], float, float]] = {}
         self.ended: set[tuple[int, int]] = set()  # released, still counted until the next refresh
         self.ledger = Ledger()
 
@@ -123,7 +129,7 @@ class BudgetGate:
         keys = tuple(keys)
         for key in keys:
             self.used[key] += gpu if key[-1] == "gpu" else cpu
-        self.reserved[job.key] = (keys, gpu, cpu)
+        self.reserved[job.key] = (job, keys, gpu, cpu)
         self.ended.discard(job.key)
 
     def released(self, job: GateJob) -> bool:
@@ -136,7 +142,7 @@ class BudgetGate:
             self._unreserve(key)
 
     def _unreserve(self, job_key: tuple[int, int]) -> None:
-        keys, gpu, cpu = self.reserved.pop(job_key)
+        _, keys, gpu, cpu = self.reserved.pop(job_key)
         self.ended.discard(job_key)
         for key in keys:
             self.used[key] -= gpu if key[-1] == "gpu" else cpu
@@ -167,7 +173,9 @@ class BudgetGate:
         self.ledger.read(session, now, sinces, self.parents)
         used = self.ledger.used(now)
         running = {(row.cluster_id, row.job_id): row for row in self.ledger.open.values()}
-        for job_key, (keys, gpu, cpu) in self.reserved.items():
+        for job_key, (job, _, gpu, cpu) in list(self.reserved.items()):
+            keys = tuple(self._keys(job))
+            self.reserved[job_key] = (job, keys, gpu, cpu)
             row = running.get(job_key)
             elapsed = max(now - row.start_s, 0.0) if row is not None else 0.0
             for key in keys:
@@ -175,7 +183,38 @@ class BudgetGate:
                 reserved = gpu if key[-1] == "gpu" else cpu
                 used[key] += max(reserved - share * elapsed, 0.0)  # what its time limit may still add
         self.used = used
+        spent = self.ledger.used(now)
+        self.spent_since = {key: self.spent_since.get(key, now) for key in self._limited()
+                            if spent.get(key, 0.0) >= self._amount(key)[0]}
         return True  # ended jobs, a new period or a changed budget may let held jobs pass: examine them again
+
+
+    def _limited(self) -> list[Key]:
+        keys = [k for k in self.amounts]
+        for _, job_keys, _, _ in self.reserved.values():
+            keys.extend(k for k in job_keys if k[0] == "user")
+        return list(dict.fromkeys(keys))
+
+    def overdrawn(self, now: float) -> list[tuple[int, int, str]]:
+        """Running jobs to stop: (cluster id, job id, why). A job drawing on a budget that has been spent for longer
+        than the grace is stopped (Slurm and Neu.ro stop jobs whose budget is spent); none when stop_running is off."""
+        if not self.stop_running or not self.spent_since:
+            return []
+        due = {k for k, since in self.spent_since.items() if now - since >= self.grace_s}
+        out = []
+        for cluster_id, job_id in self._running():
+            keys = self.reserved.get((cluster_id, job_id), (None, (), 0.0, 0.0))[1]
+            hit = next((k for k in keys if k in due), None)
+            if hit is not None:
+                amount, period = self._amount(hit)
+                unit = "GPU" if hit[-1] == "gpu" else "CPU"
+                why = (f"stopped by the scheduler: the {unit}-hour budget of {self._owner(hit)} "
+                       f"({core.hours_text(amount)}, {period}) is spent and its grace of {int(self.grace_s)} s is over")
+                out.append((cluster_id, job_id, why))
+        return out
+
+    def _running(self) -> dict[tuple[int, int], object]:
+        return {(row.cluster_id, row.job_id): row for row in self.ledger.open.values()}
 
 
 class Ledger:

@@ -43,7 +43,7 @@ from itertools import chain
 from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
-from allotment.accounting.gate import BudgetGate
+from allotment.accounting.gate import BUDGET_EXHAUSTED, BudgetGate
 from allotment.api.state import AppState
 from allotment.backends.base import Backend, JobEvent, recovers, reports_idleness
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
@@ -57,7 +57,7 @@ from allotment.scheduler.persist import Conflict, Writes, dt
 from allotment.scheduler.reconcile import EngineWatch, unavailable
 from allotment.scheduler.recovery import Faults, holding_admissions, recover, stop_orphans
 from allotment.scheduler.runtime import NO_BACKEND, Actions, ClusterRuntime
-from allotment.workloads.models import CANCELLED, HOLDING_STATES, RUNNING, Job
+from allotment.workloads.models import CANCELLED, FAILED, HOLDING_STATES, RUNNING, Job
 
 log = logging.getLogger("allotment.scheduler")
 
@@ -100,7 +100,9 @@ class Scheduler(EngineSetup):
         self._idle_checked: float | None = None
         self._more = False
         # Limits core does not know (gates.py), shared by every cluster: resource policies' totals, hour budgets.
-        self.gates = Gates([PolicyGate(), BudgetGate(settings.budget_safe_mode, settings.budget_default_time_limit_s)])
+        self.budgets = BudgetGate(settings.budget_safe_mode, settings.budget_default_time_limit_s,
+                                  stop_running=settings.budget_stop_running, grace_s=settings.budget_grace_s)
+        self.gates = Gates([PolicyGate(), self.budgets])
         meter = state.extras.get("scheduler_meter")
         if meter is None:
             meter = state.extras["scheduler_meter"] = Meter(state.extras.get("metrics_registry"), state.sessions)
@@ -158,6 +160,7 @@ class Scheduler(EngineSetup):
                 if backend is not None:
                     self.watch.report(session, cid, backend)
             self._end_idle(session, now, writes, actions, usage)
+            self._end_overdrawn(now, writes, actions, usage)
             report.finished = len(usage)
             self.gates.begin_cycle()
             for cid, rt in list(self.runtimes.items()):
@@ -230,17 +233,9 @@ class Scheduler(EngineSetup):
 
     def _load(self, session: Session, row, now: float, writes: Writes, actions: Actions, usage: list[Usage],
               holding: list[dict[int, str]]) -> None:
-        """Build a cluster's state from the database; with an engine new to it, recover its jobs first. When only
-        its nodes and devices changed, the state it has takes them node by node instead (runtime.refresh_inventory)."""
-        old = self.runtimes.pop(row.id, None)
+        """Build a cluster's state from the database; with an engine new to it, recover its jobs first."""
+        self.runtimes.pop(row.id, None)
         inv = load.inventory(session, row.id)
-        if old is not None and old.enabled == bool(row.resource_management_enabled) \
-                and row.id not in self._fresh_engines and old.refresh_inventory(inv):
-            old.version = row.config_version
-            self.runtimes[row.id] = old
-            log.info("scheduler: cluster %s: its nodes changed (config version %s); applied node by node", row.name,
-                     row.config_version)
-            return
         rt = ClusterRuntime(row, inv, load.active_jobs(session, row.id), self.config, now,
                             self.backends.get(row.id) is not None, self.gates)
         backend = self.backends.get(row.id)
@@ -389,6 +384,18 @@ class Scheduler(EngineSetup):
                                                    limit.timeout_s, writes, actions, usage):
                 log.info("scheduler: job %s ended: idle for %d s, the idle timeout of resource policy %s is %d s",
                          limit.job_id, now - since, limit.policy, limit.timeout_s)
+
+    def _end_overdrawn(self, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
+        """Hour budgets: a running job whose budget has been spent for longer than the grace ends `failed` with
+        reason budget_exhausted and is stopped after the commit (accounting/gate.py)."""
+        for cid, job_id, why in self.budgets.overdrawn(now):
+            rt = self.runtimes.get(cid)
+            info = rt.jobs.get(job_id) if rt is not None else None
+            if info is not None and info.state in HOLDING_STATES:
+                self._guarded(cid, "budget", now, writes, actions, usage, rt.end, info, now, FAILED, None,
+                              BUDGET_EXHAUSTED, why, writes, usage)
+                actions.cancels.append((cid, job_id))
+                log.info("scheduler: job %s %s", job_id, why)
 
     def _scan(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
         """New submissions and cancellations since the last scan; cost follows what changed, not the queue."""
