@@ -239,11 +239,14 @@ def _utilisation(changes: dict[str, list[tuple[float, int]]], capacity: dict[str
             if not amount or t_next <= t:
                 continue
             busy += amount * (t_next - t)
-            while width and t < t_next:
-                b = min(int((t - first) / width), series - 1)
-                stop = t_next if b == series - 1 else min(t_next, first + (b + 1) * width)
-                steps[b] += amount * (stop - t)
-                t = stop
+            if not width:
+                continue
+            b0, b1 = (min(int((x - first) / width), series - 1) for x in (t, t_next))
+            for b in range(b0, b1 + 1):  # the steps this stretch overlaps
+                lo = t if b == b0 else first + b * width
+                hi = t_next if b == b1 else first + (b + 1) * width
+                if hi > lo:
+                    steps[b] += amount * (hi - lo)
         entry = {"gpus": cap / 1000, "utilisation": round(busy / (cap * span), 4) if cap and span > 0 else 0.0}
         if series:
             entry["series"] = [round(v / (cap * width), 4) if cap and width else 0.0 for v in steps]

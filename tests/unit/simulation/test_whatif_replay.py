@@ -104,6 +104,13 @@ def test_pool_utilisation_over_the_submission_window_and_series():
     assert out["pools"]["gpu"]["series"] == [0.5, 0.5, 0.5, 0.5]
 
 
+def test_series_steps_that_floats_cannot_split_exactly_add_up_to_the_utilisation():
+    trace = [job(0.1 * i, 0.7 + (i % 5) * 0.3, "a") for i in range(200)]
+    out = replay(cfg([quota("a", 0)], 3), trace, series=7)
+    gpu = out["pools"]["gpu"]
+    assert sum(gpu["series"]) / 7 == pytest.approx(gpu["utilisation"], abs=1e-3)
+
+
 def test_progress_runs_to_one():
     seen = []
     replay(cfg([quota("a", 0)], 1), [job(i, 1, "a") for i in range(10_000)], progress=seen.append)
