@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -41,6 +42,8 @@ class Settings(BaseSettings):
     # A running job whose budget is spent is stopped once the budget has been spent this long (Slurm, Neu.ro);
     # budget_stop_running off lets it finish, its overage showing in the budget's spent / left.
     budget_stop_running: bool = True
+    # A new job whose budget is already spent: "wait" (queued with reason budget_exhausted) or "refuse" (409).
+    budget_when_spent: Literal["wait", "refuse"] = "wait"
     budget_grace_s: float = Field(default=60.0, ge=0)
     # Simulated clusters: virtual nodes from this YAML file (see backends/simulated.py); nodes may also be
     # registered through the API (POST /clusters/{cluster}/nodes).

@@ -4,8 +4,10 @@ budget and the numbers; jobs ended free what they reserved once their intervals 
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from sched_helpers import Harness
+from sched_helpers import API, Harness
 from sqlalchemy import update
 from user_helpers import login, make_user
 
@@ -124,3 +126,17 @@ def test_running_jobs_stop_when_their_budget_is_spent_after_the_grace_or_finish_
     assert h.job(finisher)["state"] == "succeeded"
     team = h.get("/quotas/team/budgets")["items"][0]
     assert team["spent_hours"] > team["budget_hours"] and team["left_hours"] == 0
+
+
+def test_with_refusal_set_a_job_whose_budget_is_spent_is_refused_at_submission(h, client):
+    h.client.app.state.allot.settings.budget_when_spent = "refuse"
+    h.put("/quotas/org/budgets/gpu", {"period": "monthly", "amount": "1h"})
+    h.submit("team", gpu=1, runtime_s=60)  # fits: nothing spent yet
+    with transaction(h.client.app.state.allot.sessions) as s:  # an hour and a half already used this month
+        s.add(UsageRecord(job_id=999, cluster_id=2, owner_id=1, quota_id=2, gpu_milli=1000, cpu_milli=0,
+                          memory_bytes=0, start_s=time.time() - 5460, end_s=time.time() - 60, outcome="succeeded"))
+    r = client.post(f"{API}/jobs", headers=h.headers, json={"quota": "team", "gpu": 1, "command": ["x"]})
+    assert r.status_code == 409 and r.json()["code"] == "budget_exhausted", r.text
+    assert "quota org's monthly budget is spent: GPU: spent 1h 30m / budget 1h 00m / left 0h 00m" in r.json()["detail"]
+    r = client.post(f"{API}/jobs", headers=h.headers, json={"quota": "team", "cpu": 1, "command": ["x"]})
+    assert r.status_code == 201  # a CPU job does not draw on a GPU budget

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.accounting import service
 from allotment.accounting.models import QuotaBudget, UserQuota
 from allotment.core import budgets as core
 from allotment.core.permissions import USAGE_READER, Principal, Scope, allowed
-from allotment.errors import FieldError, Forbidden, ValidationFailed
+from allotment.errors import DomainError, FieldError, Forbidden, ValidationFailed
 from allotment.quotas.models import Quota
 
 DEFAULT_GPU_S: int | None = 100 * 3600  # Neu.ro's out-of-the-box quota: 100 GPU hours
@@ -184,3 +184,33 @@ def budget_status(session: Session, quota: Quota, row: QuotaBudget, now: float) 
 
 def quota_budgets(session: Session, quota: Quota, now: float) -> list[dict]:
     return [budget_status(session, quota, row, now) for row in budgets_of(session, [quota.id]).get(quota.id, [])]
+
+
+def refuse_if_spent(session: Session, job_ids: list[int], now: float) -> None:
+    """When the server refuses jobs whose budget is spent (settings.budget_when_spent = "refuse"): raise a 409
+    naming the first spent budget on a new job's path (its owner's hour quota on the cluster, its quota's and every
+    ancestor's budget), instead of letting the job wait. The caller's transaction then creates none of the jobs."""
+    from allotment.workloads.models import Job
+
+    combos = session.execute(select(Job.cluster_id, Job.owner_id, Job.quota_id, func.max(Job.gpu_milli),
+                                    func.max(Job.cpu_milli)).where(Job.id.in_(job_ids))
+                             .group_by(Job.cluster_id, Job.owner_id, Job.quota_id)).all()
+    for cluster_id, owner_id, quota_id, gpu, cpu in combos:
+        limits = user_quota(session, cluster_id, owner_id)
+        spent_gpu, spent_cpu = service.spent(session, 0.0, now, cluster_id=cluster_id, owner_id=owner_id)
+        for unit, asked, used, amount in (("GPU", gpu, spent_gpu, limits.gpu_s), ("CPU", cpu, spent_cpu, limits.cpu_s)):
+            if asked and amount is not None and used >= amount:
+                _refuse(f"the user's {unit}-hour quota on this cluster is spent: {core.spent_line(unit, used, amount)}")
+        node = session.get(Quota, quota_id) if quota_id is not None else None
+        seen: set[int] = set()
+        while node is not None and node.id not in seen:
+            seen.add(node.id)
+            for status in quota_budgets(session, node, now):
+                asked = gpu if status["resource"] == "gpu" else cpu
+                if asked and status["left_hours"] <= 0:
+                    _refuse(f"quota {node.name}'s {status['period']} budget is spent: {status['text']}")
+            node = session.get(Quota, node.parent_id) if node.parent_id is not None else None
+
+
+def _refuse(message: str) -> None:
+    raise DomainError(message, [FieldError("quota", message)], 409, "Budget exhausted", "budget_exhausted")

@@ -5,12 +5,14 @@ read a job's output. Submitting and cancelling wake the scheduler."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from allotment.accounting import budgets
 from allotment.api.deps import DB, State, client_address, require
 from allotment.api.fields import IdPath, Limit, Offset
 from allotment.audit import service as audit
@@ -30,6 +32,8 @@ def _request(body: JobIn) -> service.JobRequest:
 @router.post("/jobs", response_model=JobOut, status_code=201)
 def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Request) -> JobOut:
     job = service.submit(db, principal, _request(body))
+    if state.settings.budget_when_spent == "refuse":  # otherwise such a job waits (accounting/gate.py)
+        budgets.refuse_if_spent(db, [job.id], time.time())
     audit.record(db, principal, "job.submit", "job", body.name or f"job {job.id}", job.id,
                  changes={"after": {"quota": body.quota, "gpu": str(body.gpu or ""), "profile": body.profile}},
                  source=client_address(request))
@@ -41,6 +45,8 @@ def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Reques
 def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, request: Request) -> JobBatchOut:
     """All or nothing: every job is validated first (errors name jobs.N.field); returns the new ids in order."""
     ids = service.submit_batch(db, principal, [_request(j) for j in body.jobs])
+    if state.settings.budget_when_spent == "refuse":
+        budgets.refuse_if_spent(db, ids, time.time())
     audit.record(db, principal, "job.submit_batch", "job", f"{len(ids)} jobs", ids[0],
                  changes={"after": {"count": len(ids), "first_id": ids[0], "last_id": ids[-1]}},
                  source=client_address(request))
