@@ -3,6 +3,7 @@
 Run:  python benchmarks/core_bench.py            (10k, 100k and 1M queued jobs; prints one JSON object)
       python benchmarks/core_bench.py --quick    (10k and 100k only)
       python benchmarks/core_bench.py --repeat 5 (each scenario five times; the median run is reported)
+      python benchmarks/core_bench.py --placement (only the node placement scenario below)
 
 Cluster: 10 cohorts x 100 quotas (1,000 leaf quotas + 10 cohort quotas), 50 pools of GPUs (nodes of 8) with cpu.
 Every leaf quota guarantees 2 GPUs and 8 cores in its home pool (limit 8 GPUs, 64 cores), borrows elsewhere,
@@ -14,6 +15,12 @@ Two scenarios, each at every queue size:
 - churn: a busy cluster of 50 x 40 GPUs in steady state; each round finishes ``--finish`` random running jobs, runs
          one cycle (admissions, reclaim and within-quota preemptions, waits), then submits as many new jobs as
          were admitted so that the queue keeps its size.
+- placement: pools that list their nodes: 100,000 GPUs on 20,000 nodes (10,000 of 8 GPUs, 96 cores, 384 GiB and
+         10,000 of 2 GPUs, 104 cores, 512 GiB), one pool or four pools that jobs choose among by best fit. A mix
+         like Alibaba's GPU trace (CPU-only jobs, shares in steps of 0.01, one whole GPU, 2 to 8 GPUs, some
+         2-node gangs) fills the cluster in cycles of 1,000 submissions, then churns (500 finish, 500 arrive);
+         then nodes are drained and added back one at a time (update_node / remove_node) and once through
+         update_pool. Reported: CPU per placement (Admit) and per decision, and per node update.
 A "decision" is every value a cycle returns (Admit, Preempt, Wait); admissions are also reported on their own. Times
 cover cycle() calls only (submission and finish costs are reported separately), run as the scheduler loop runs them:
 with the cyclic garbage collector paused (scheduler/gcpause.py; --collector on measures without that). Wall-clock and process CPU time are
@@ -34,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from allotment.core.admission import SchedulerState
-from allotment.core.model import Admit, Device, Pool, Preempt, QueuedJob, SchedulerConfig, Wait
+from allotment.core.model import Admit, Device, Node, Pool, Preempt, QueuedJob, SchedulerConfig, Wait
 from allotment.core.quantity import Quantity
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec
 from allotment.scheduler.gcpause import gc_paused
@@ -203,6 +210,129 @@ def churn(queued: int, rounds: int, finish: int, seed: int) -> dict:
     }
 
 
+NODE_SHAPES = ((8, 96_000, 384 << 30), (2, 104_000, 512 << 30))  # GPUs, milli-cores, bytes (trace's G2 and T4)
+
+
+def node_pools(n_pools: int, nodes: int) -> list[Pool]:
+    out = []
+    for p in range(n_pools):
+        node_list, devices = [], []
+        for i in range(nodes // n_pools):
+            gpus, cores, memory = NODE_SHAPES[i % 2]
+            name = f"p{p}-n{i}"
+            node_list.append(Node(name, Quantity(cores), Quantity(memory)))
+            devices.extend(Device(f"{name}-g{g}", node=name) for g in range(gpus))
+        out.append(Pool(f"p{p}", tuple(devices), nodes=tuple(node_list)))
+    return out
+
+
+def trace_like_job(rng: random.Random, seq: int, pool_names: tuple[str, ...], now: float) -> QueuedJob:
+    """Shapes in the proportions of Alibaba's GPU trace: 13 % CPU-only, 25 % shares, 60 % one GPU, 2 % 2-8 GPUs;
+    a few 2-node gangs."""
+    r = rng.random()
+    cores = rng.choice((2, 4, 6, 8, 12, 16)) * 1000
+    memory = rng.choice((8, 16, 24, 32, 64)) << 30
+    nodes = 1
+    if r < 0.13:
+        gpu = 0
+    elif r < 0.38:
+        gpu = rng.randrange(5, 100) * 10
+    elif r < 0.98:
+        gpu = 1000
+    else:
+        gpu = rng.choice((2000, 4000, 8000))
+        nodes = 2 if rng.random() < 0.2 else 1
+        if nodes == 2:
+            gpu //= 2
+    requests = {"cpu": Quantity(cores), "memory": Quantity(memory)}
+    if gpu:
+        requests["gpu"] = Quantity(gpu)
+    return QueuedJob(f"j{seq}", "q", 0, seq, now, requests, pool_names, nodes=nodes, best_fit=len(pool_names) > 1)
+
+
+def placement(n_pools: int, seed: int, devices: int = 100_000, nodes: int = 20_000) -> dict:
+    gc.collect()
+    pool_list = node_pools(n_pools, nodes)
+    t = time.process_time()
+    state = SchedulerState([QuotaSpec("q")], pool_list, config=SchedulerConfig(starvation_age_s=None))
+    build_s = time.process_time() - t
+    names = tuple(p.name for p in pool_list)
+    assert sum(len(p.devices) for p in pool_list) == devices
+    rng = random.Random(seed)
+    seq = 0
+    gc.freeze()
+    running: list[str] = []
+    fill_out: list = []
+    fill_cpu = 0.0
+    now = 0.0
+    while True:  # fill: submit 1,000, run a cycle, until a cycle admits (almost) nothing
+        now += 1.0
+        for _ in range(1000):
+            seq += 1
+            state.add_job(trace_like_job(rng, seq, names, now))
+        out, _, c = timed_cycle(state, now)
+        fill_cpu += c
+        fill_out.extend(out)
+        admitted = [d.job_id for d in out if isinstance(d, Admit)]
+        running.extend(admitted)
+        if len(admitted) < 50:
+            break
+    for jid in state.queued_ids():  # the rest is dropped, as the trace replay does
+        state.remove_job(jid)
+    churn_out: list = []
+    churn_cpu = 0.0
+    for _ in range(20):
+        now += 1.0
+        for _ in range(500):
+            i = rng.randrange(len(running))
+            running[i], running[-1] = running[-1], running[i]
+            state.job_finished(running.pop())
+        for _ in range(500):
+            seq += 1
+            state.add_job(trace_like_job(rng, seq, names, now))
+        out, _, c = timed_cycle(state, now)
+        churn_cpu += c
+        churn_out.extend(out)
+        running.extend(d.job_id for d in out if isinstance(d, Admit))
+    gpu_used = sum(state._tree.u[0][state._pool_keys[p]["gpu"]] for p in names)
+    # node updates: drain and add back 1,000 random nodes, one call each
+    pool0 = pool_list[0]
+    picks = [pool0.nodes[rng.randrange(len(pool0.nodes))] for _ in range(1000)]
+    devs_of: dict[str, list[Device]] = {}
+    for d in pool0.devices:
+        devs_of.setdefault(d.node, []).append(d)
+    t = time.process_time()
+    for node in picks:
+        state.remove_node(pool0.name, node.name)
+    remove_us = (time.process_time() - t) / len(picks) * 1e6
+    t = time.process_time()
+    for node in picks:
+        state.update_node(pool0.name, node, devs_of[node.name])
+    update_us = (time.process_time() - t) / len(picks) * 1e6
+    changed = list(pool0.nodes)
+    changed[0] = Node(changed[0].name, Quantity(changed[0].cpu.raw // 2), changed[0].memory)
+    t = time.process_time()
+    state.update_pool(Pool(pool0.name, pool0.devices, nodes=tuple(changed)))
+    update_pool_ms = (time.process_time() - t) * 1e3
+    gc.unfreeze()
+
+    def part(out: list, cpu: float) -> dict:
+        admits = sum(1 for d in out if isinstance(d, Admit))
+        return {"decisions": len(out), "admissions": admits, "cycle_cpu_s": round(cpu, 3),
+                "cpu_us_per_admission": round(cpu / max(admits, 1) * 1e6, 1),
+                "cpu_us_per_decision": round(cpu / max(len(out), 1) * 1e6, 1)}
+
+    return {
+        "scenario": f"placement, {n_pools} pool(s)" + (" (best fit across them)" if n_pools > 1 else ""),
+        "devices": devices, "nodes": nodes, "build_cpu_s": round(build_s, 2),
+        "fill": part(fill_out, fill_cpu), "churn": part(churn_out, churn_cpu),
+        "gpu_allocated_after_churn": round(gpu_used / (devices * 1000), 4),
+        "remove_node_cpu_us": round(remove_us, 1), "update_node_cpu_us": round(update_us, 1),
+        "update_pool_one_node_changed_cpu_ms": round(update_pool_ms, 1),
+        "targets": {"cpu_us_per_admission": 50, "update_node_cpu_us": 1000},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the 1,000,000-job runs")
@@ -214,8 +344,13 @@ def main() -> None:
                              "machine is shared and noisy: a single run varies by 10 to 20 %%)")
     parser.add_argument("--collector", choices=("paused", "on"), default="paused",
                         help="the cyclic garbage collector during cycles: paused as the scheduler loop does, or on")
+    parser.add_argument("--placement", action="store_true", help="run only the node placement scenario")
     args = parser.parse_args()
     COLLECTOR["paused"] = args.collector == "paused"
+    if args.placement:
+        print(json.dumps({"python": platform.python_version(), "calibration_ns_per_loop_iteration": calibrate(),
+                          "runs": [placement(1, args.seed), placement(4, args.seed)]}, indent=2))
+        return
     sizes = [10_000, 100_000] + ([] if args.quick else [1_000_000])
     calibration_before = calibrate()
     runs = []

@@ -4,15 +4,17 @@ Public API (import from ``allotment.core.admission``)
 ======================================================
 
 Inputs (``allotment.core.model``; amounts are ``Quantity``, times float seconds on the caller's clock):
-  ``QuotaSpec`` / ``QuotaLimits`` (quota_tree.py), ``Pool(name, devices, cpu, memory, profile_order)``,
-  ``Device(id, free, capacity, node)``, ``Profile(name, requests, pools, policy_order)``,
-  ``QueuedJob(id, quota, priority, seq, submitted_at, requests, pools, profile, priority_class)``,
-  ``RunningJob(id, quota, priority, started_at, pool, requests, devices)``,
-  ``Snapshot(quotas, pools, profiles, running, queued)``, ``SchedulerConfig(starvation_age_s, max_admissions_per_cycle)``.
+  ``QuotaSpec`` / ``QuotaLimits`` (quota_tree.py), ``Pool(name, devices, cpu, memory, profile_order, nodes)``,
+  ``Node(name, cpu, memory)``, ``Device(id, free, capacity, node)``,
+  ``Profile(name, requests, pools, policy_order, best_fit)``,
+  ``QueuedJob(id, quota, priority, seq, submitted_at, requests, pools, profile, priority_class, nodes, best_fit)``,
+  ``RunningJob(id, quota, priority, started_at, pool, requests, devices, nodes, node_count)``,
+  ``Snapshot(quotas, pools, profiles, running, queued)``,
+  ``SchedulerConfig(starvation_age_s, max_admissions_per_cycle, preemption_delay_s, gpu_share_step)``.
 Outputs (decisions are values, in the order they were taken):
-  ``Admit(job_id, quota, pool, requests, devices, preempted)``: start the job on ``devices`` after stopping
-  ``preempted``; ``Preempt(victim_id, for_job_id, reason, message)``; ``Wait(job_id, code, message)`` with code from
-  ``WaitCode`` and a sentence with the numbers.
+  ``Admit(job_id, quota, pool, requests, devices, preempted, nodes)``: start the job on ``devices`` of ``nodes``
+  after stopping ``preempted``; ``Preempt(victim_id, for_job_id, reason, message)``; ``Wait(job_id, code, message)``
+  with code from ``WaitCode`` and a sentence with the numbers.
 
 ``schedule(snapshot, now, config=None) -> list[Decision]``
     One cycle from scratch (tests, tools). Equivalent to ``SchedulerState.from_snapshot(...).cycle(now)``.
@@ -24,7 +26,11 @@ Outputs (decisions are values, in the order they were taken):
     ``add_running(job: RunningJob, take_devices=False)``  a job already holding resources (snapshot Device.free
                                                 already excludes it unless take_devices=True).
     ``job_finished(job_id) -> bool``            a running job ended (succeeded, failed, cancelled, stopped): frees it.
-    ``update_pool(pool: Pool)``                 devices or capacity of a known pool changed.
+    ``update_pool(pool: Pool)``                 devices, nodes or capacity of a known pool changed (only the nodes
+                                                whose entries differ are updated).
+    ``update_node(pool, node: Node, devices)``  one node of a pool that lists its nodes joined or changed (its
+                                                devices with their free amounts, as in a snapshot); O(its devices).
+    ``remove_node(pool, node_name)``            a node is drained or left: nothing new lands there; its jobs run on.
     ``cycle(now) -> list[Decision]``            run one cycle. Decisions are already applied to the state: admitted jobs
                                                 are running, victims are gone (the loop may re-queue them with add_job).
                                                 If the loop fails to persist a cycle, drop the state and rebuild it.
@@ -59,7 +65,32 @@ Rules, in the order the cycle applies them
    config.preemption_delay_s (until then it waits and is re-examined when the delay ends).
 5. A blocked job whose quota is below its guarantee holds the pool's capacity against borrowers (GUARANTEE_PENDING);
    an aged blocked job holds it against less urgent jobs (RESERVED_FOR_STARVING_JOB).
-6. GPUs: fractional requests (steps of 0.1) share one device, best fit; whole requests take whole free devices.
+6. GPUs: a share of a GPU (a multiple of config.gpu_share_step milli-GPU, default 10 = 0.01 GPU; other amounts are
+   invalid requests) goes to one device, best fit; a device never holds more than one GPU of shares. Whole requests
+   take whole free devices. A job's GPUs, CPU and memory are on ONE node; they are never split over nodes.
+7. Nodes. A pool that lists its nodes (Pool.nodes) accounts each node's GPUs, CPU and memory: no placement exceeds
+   any of them, CPU-only jobs are placed on a node too, and the pool's cpu and memory are the sums of its nodes'.
+   A pool without nodes accounts CPU and memory for the pool only; its devices' ``node`` labels still keep a job's
+   GPUs on one node. A gang (QueuedJob.nodes = N > 1) asks ``requests`` on each of N distinct nodes and is placed
+   on all of them at once or not at all; its quota is charged requests x N.
+8. Choice among pools. An ordered job or profile (ClearML) tries its pools in order: a later pool only when the
+   earlier ones cannot take the job (rule 3). A best-fit job (QueuedJob.best_fit or Profile.best_fit: an unordered
+   set of acceptable pools, e.g. GPU models) takes, among the pools where its limits allow it and a node can take
+   it, the placement with the lowest score, the first listed pool on a tie. When none fits, the pools are blocked
+   and preempted for in their listed order, as an ordered job's.
+   Score of a placement on a node (placement.NodePool.score, lower is better; in milli-GPU, so comparable across
+   pools): F + 2 * S, where F is the GPU left free on the node after the placement (best fit: fuller nodes first)
+   and S the GPU the placement strands: F minus what the node's CPU left can feed at the node's own CPU per GPU
+   (cpu capacity / GPU capacity), and likewise for memory, the larger of the two, at least 0 (fragmentation-
+   gradient idea of "Beware of Fragmentation", ATC '23: a placement that leaves GPUs without the CPU or memory to
+   use them costs them). A node without GPUs, or without free GPU after the placement, scores 0.
+   Candidates: the first 8 nodes that can take the job in the pool's best-fit order (the tightest free share; the
+   node with the fewest completely free devices that suffice; for CPU-only jobs nodes without free GPU, least free
+   cores first, then nodes with free GPU, most free cores first). The search skips only nodes that cannot take the
+   job, so a job waits only when no node can; a shape that found no node is not searched again until capacity
+   comes back to the pool. Within a pool the same score picks among the candidates.
+   A wait names the node-level shortage: "no node in pool a100 has 2 GPUs and 48 cores free (best: node-17, 2 GPUs
+   and 12 cores)", the best being the closest of the nodes with the most free GPU (or cores).
 
 Cost: each candidate examined walks one quota path over the job's few keys plus O(log) heap operations. Jobs of one
 quota with the same shape form a group of which only the head is examined; a blocked group is parked until an event
@@ -76,6 +107,7 @@ from heapq import heappop, heappush, heapreplace
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine, preempt_message
 from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
+from allotment.core.pool_choice import PoolChoice
 from allotment.core.preemption import plan_preemption, preemption_kinds
 from allotment.core.quantity import Quantity
 from allotment.core.queues import (
@@ -98,7 +130,7 @@ _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
 
-class SchedulerState(StateBase):
+class SchedulerState(PoolChoice, StateBase):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
     next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
@@ -191,52 +223,6 @@ class SchedulerState(StateBase):
             return None, placed
         return None, ((), ())
 
-    def _place(self, opt: Option) -> tuple[tuple, tuple[str, ...] | None] | None:
-        """Place the option's GPUs (and node share) in its pool: (device shares, nodes or None when the Admit names
-        the devices' node), or None when it does not fit. Takes them."""
-        dp = self._devices[opt.pool]
-        if opt.mode == PLACE_DEVICES:
-            shares = dp.place(opt.gpu)
-            return None if shares is None else (shares, None)
-        if opt.mode == PLACE_NODES:
-            return dp.place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
-        return (), ()
-
-    def _chooses(self, opt: Option) -> bool:
-        """Would the option's placement fit the pool now? Changes nothing."""
-        dp = self._devices[opt.pool]
-        if opt.mode == PLACE_DEVICES:
-            return dp.choose(opt.gpu) is not None
-        if opt.mode == PLACE_NODES:
-            return dp.choose_job(opt.gpu, opt.cpu, opt.mem, opt.count) is not None
-        return True
-
-    def _best_first(self, q: int, group: Group) -> list[Option]:
-        """A best-fit group's options, the best-scored placement first (see the contract: Choice among pools);
-        options whose usage or placement does not fit now keep their order after them."""
-        tree, devices = self._tree, self._devices
-        scored: list[tuple[float, int, Option]] = []
-        rest: list[Option] = []
-        for i, opt in enumerate(group.options):
-            if tree.first_block(q, opt.req) is not None:
-                rest.append(opt)
-                continue
-            dp = devices[opt.pool]
-            if opt.mode == PLACE_NODES:
-                chosen = dp.choose_job(opt.gpu, opt.cpu, opt.mem, opt.count)
-                score = None if chosen is None else chosen[0]
-            elif opt.mode == PLACE_DEVICES:
-                shares = dp.choose(opt.gpu)
-                score = None if shares is None else dp.score(dp.node[shares[0][0]], opt.gpu, 0, 0)
-            else:
-                score = 0.0
-            if score is None:
-                rest.append(opt)
-            else:
-                scored.append((score, i, opt))
-        scored.sort(key=lambda t: (t[0], t[1]))
-        return [o for _, _, o in scored] + rest
-
     @staticmethod
     def _blocker(b, opt: Option) -> Blocker:
         if isinstance(b, Blocker):
@@ -258,19 +244,6 @@ class SchedulerState(StateBase):
                 if hold is not None:
                     return hold
         return None
-
-    def _ever(self, group: Group) -> list[bool]:
-        """Per option: could the group's jobs run on an idle cluster? Cached (it depends on configuration only)."""
-        ever = group.ever
-        if ever is None:
-            tree, q, devices = self._tree, group.quota, self._devices
-            ever = group.ever = []
-            for o in group.options:
-                dp = devices[o.pool]
-                ever.append(tree.fits_when_idle(q, o.req) and (
-                    dp.could_ever_fit_job(o.gpu, o.cpu, o.mem, o.count) if o.mode == PLACE_NODES
-                    else dp.could_ever_fit(o.gpu)))
-        return ever
 
     def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
         group.tried = self._cycle_no
@@ -359,15 +332,6 @@ class SchedulerState(StateBase):
         in UsageTree.first_block's order (the order _try checks them in), else the pool's devices."""
         b = self._tree.first_block(q, opt.req)
         return self._device_blocker(opt) if b is None else self._blocker(b, opt)
-
-    def _device_blocker(self, opt: Option) -> Blocker:
-        """The option's usage fits but no device (set) or node of its pool takes it."""
-        dp = self._devices[opt.pool]
-        if opt.mode == PLACE_NODES:
-            key = self._pool_keys[opt.pool]["gpu" if opt.gpu or not opt.cpu else "cpu"]
-            return _new_tuple(Blocker, (DEVICE, ROOT, key, opt.gpu, opt.gpu,
-                                        NodeNeed(dp, opt.gpu, opt.cpu, opt.mem, opt.count)))
-        return _new_tuple(Blocker, (DEVICE, ROOT, self._pool_keys[opt.pool]["gpu"], opt.gpu, opt.gpu, dp))
 
     def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
                         decisions: list[Decision]) -> tuple[bool, float | None, str]:

@@ -16,7 +16,7 @@ back (``version``), so a full pool answers repeated attempts in O(1).
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from itertools import islice
 
@@ -41,7 +41,11 @@ class NodePool(DevicePool):
         self.gpu_cap: dict[str, int] = {}  # node -> milli-GPU of its devices
         self.gpu_free: dict[str, int] = {}  # node -> free milli-GPU (tracked pools)
         self.devs: dict[str, dict[str, None]] = {}  # node -> its devices
-        self._no_free_gpu: dict[str, None] = {}  # active nodes without any free GPU (CPU-only jobs go there first)
+        # CPU-only jobs' index (tracked pools): active nodes by (has free GPU, whole free cores), each with the
+        # sorted distinct core counts, and where each node is filed.
+        self._by_cores: tuple[dict[int, dict[str, None]], dict[int, dict[str, None]]] = ({}, {})
+        self._core_levels: tuple[list[int], list[int]] = ([], [])
+        self._filed: dict[str, tuple[int, int]] = {}
         self.one: dict[str, Nodes] = {}  # node -> (node,): built once, shared by every Admit that names it
         self.version = 0  # bumped whenever capacity comes back or nodes change
         self._failed: dict[tuple, None] = {}  # shapes that did not fit at _failed_version
@@ -71,8 +75,37 @@ class NodePool(DevicePool):
         self.gpu_cap.setdefault(node, 0)
         self.gpu_free.setdefault(node, 0)
         self.one[node] = (node,)
-        if self.tracked and not self.gpu_free[node]:
-            self._no_free_gpu[node] = None
+        self._refile(node)
+
+    def _refile(self, node: str) -> None:
+        """Keep the node's entry in the CPU-only index current (after its CPU or free GPU changed)."""
+        if not self.tracked:
+            return
+        old = self._filed.get(node)
+        ccap = self.cpu_cap.get(node)
+        if ccap is None:  # drained or removed
+            new = None
+        else:
+            new = (1 if self.gpu_free[node] else 0, min(max(ccap - self.cpu_used[node], 0), UNLIMITED_RAW) // 1000)
+        if new == old:
+            return
+        if old is not None:
+            cls, level = old
+            bucket = self._by_cores[cls][level]
+            del bucket[node]
+            if not bucket:
+                del self._by_cores[cls][level]
+                levels = self._core_levels[cls]
+                del levels[bisect_left(levels, level)]
+            del self._filed[node]
+        if new is not None:
+            cls, level = new
+            bucket = self._by_cores[cls].get(level)
+            if bucket is None:
+                bucket = self._by_cores[cls][level] = {}
+                insort(self._core_levels[cls], level)
+            bucket[node] = None
+            self._filed[node] = new
 
     def _add_device(self, dev: str, free: int, cap: int, node: str) -> None:
         super()._add_device(dev, free, cap, node)
@@ -90,11 +123,10 @@ class NodePool(DevicePool):
         DevicePool._set_free(self, dev, new)
         if self.tracked and new != old:
             node = self.node[dev]
-            left = self.gpu_free[node] = self.gpu_free[node] + new - old
-            if left:
-                self._no_free_gpu.pop(node, None)
-            elif node in self.cpu_cap:
-                self._no_free_gpu[node] = None
+            before = self.gpu_free[node]
+            left = self.gpu_free[node] = before + new - old
+            if not left or not before:
+                self._refile(node)
 
     def set_node(self, node: str, cpu: int, mem: int, devices: Sequence[tuple[str, int, int]]) -> None:
         """Add a node or replace what is known of it: (device id, free raw, capacity raw) of its devices. Only this
@@ -102,6 +134,7 @@ class NodePool(DevicePool):
         if node not in self.cpu_cap:
             self._add_node(node, cpu, mem)
         self.cpu_cap[node], self.mem_cap[node] = cpu, mem
+        self._refile(node)
         wanted = {d: (free, cap) for d, free, cap in devices}
         for dev in list(self.devs.get(node, ())):
             if dev not in wanted or self.cap[dev] != wanted[dev][1]:
@@ -127,7 +160,7 @@ class NodePool(DevicePool):
         for dev in list(self.devs[node]):
             self._remove_device(dev)
         del self.cpu_cap[node], self.mem_cap[node]
-        self._no_free_gpu.pop(node, None)
+        self._refile(node)
         self._changed()
 
     def _changed(self) -> None:
@@ -150,6 +183,7 @@ class NodePool(DevicePool):
             for node in nodes:
                 cu[node] = cu.get(node, 0) + cpu
                 mu[node] = mu.get(node, 0) + mem
+                self._refile(node)
 
     def release_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
         if shares:
@@ -159,6 +193,7 @@ class NodePool(DevicePool):
             for node in nodes:
                 cu[node] = max(cu.get(node, 0) - cpu, 0)
                 mu[node] = max(mu.get(node, 0) - mem, 0)
+                self._refile(node)
         self.version += 1
 
     def release(self, shares: Sequence[tuple[str, int]]) -> None:
@@ -251,15 +286,18 @@ class NodePool(DevicePool):
         ccap, mcap, cused, mused = self.cpu_cap, self.mem_cap, self.cpu_used, self.mem_used
         seen: set[str] = set()
         if gpu <= 0:
-            for group in (self._no_free_gpu, self.cpu_cap):
-                for node in group:
-                    if node in seen:
-                        continue
-                    seen.add(node)
-                    if ccap[node] - cused[node] >= cpu and mcap[node] - mused[node] >= mem:
-                        out.append((node, ()))
-                        if len(out) == want:
-                            return out
+            # Nodes without free GPU first, the least CPU that suffices first (their GPUs lose nothing); then nodes
+            # with free GPU, the most CPU first (what is left still feeds their GPUs).
+            least = cpu // 1000
+            for cls in (0, 1):
+                levels, buckets = self._core_levels[cls], self._by_cores[cls]
+                start = bisect_left(levels, least)
+                for level in (levels[start:] if cls == 0 else reversed(levels[start:])):
+                    for node in buckets[level]:
+                        if ccap[node] - cused[node] >= cpu and mcap[node] - mused[node] >= mem:
+                            out.append((node, ()))
+                            if len(out) == want:
+                                return out
             return out
         by_count, whole = self._nodes_by_count, self._whole
         top = self._max_per_node
@@ -307,7 +345,7 @@ class NodePool(DevicePool):
             have = len(self._candidates(gpu, cpu, mem, count, True))
             return f"fewer than {count} nodes in pool {self.name} have {need} free ({have} have)"
         best, best_key = None, None
-        for node in self.cpu_cap:
+        for node in self._closest_candidates(gpu):
             g = self._node_free_for(node, gpu)
             c = self.cpu_cap[node] - self.cpu_used[node]
             m = self.mem_cap[node] - self.mem_used[node]
@@ -319,6 +357,34 @@ class NodePool(DevicePool):
             node, g, c, m = best
             text += f" (best: {node}, {_describe(g if gpu else 0, c if cpu else 0, m if mem else 0, free=True)})"
         return text
+
+    def _closest_candidates(self, gpu: int, limit: int = 16) -> Iterable[str]:
+        """Nodes to name as the closest one in a wait: up to ``limit`` of those with the most free GPU in the form
+        the job needs (GPU jobs) or the most free cores (CPU-only jobs): the others have less."""
+        out: dict[str, None] = {}
+        if gpu <= 0:
+            for cls in (0, 1):
+                for level in reversed(self._core_levels[cls]):
+                    for node in self._by_cores[cls][level]:
+                        out[node] = None
+                        if len(out) >= limit:
+                            return out
+            return out or self.cpu_cap  # untracked pools have no CPU index (and their nodes no CPU limit)
+        if gpu >= WHOLE:
+            by_count = self._nodes_by_count
+            for count in range(self._max_per_node, 0, -1):
+                for node in by_count.get(count, ()):
+                    out[node] = None
+                    if len(out) >= limit:
+                        return out
+        else:
+            node_of = self.node
+            for value in reversed(self._free_values):
+                for dev in self._by_free[value]:
+                    out[node_of[dev]] = None
+                    if len(out) >= limit:
+                        return out
+        return out
 
     def _node_free_for(self, node: str, gpu: int) -> int:
         """The node's free GPU in the form the request needs: whole free devices, or its largest free share."""
