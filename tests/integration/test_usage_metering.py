@@ -4,7 +4,8 @@ and the recalculation that repairs records changed outside the scheduler."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 
 import pytest
 from sched_helpers import API, Harness
@@ -201,3 +202,19 @@ def test_metrics_per_quota_and_pool_and_time_to_admission(h, client):
     assert 'allot_pool_in_use{cluster="sim",pool="default",resource="gpu"} 4000.0' in text
     assert 'allot_quota_budget_left_hours{cluster="sim",period="monthly",quota="org",resource="gpu"}' in text
     assert 'allot_time_to_admission_seconds_count{cluster="sim",quota="team"} 4.0' in text
+
+
+def test_pool_allocation_against_capacity_per_day(h):
+    job = h.submit("team", gpu=2, runtime_s=10)
+    h.settle(3, 10.0)
+    now = time.time()
+    with transaction(h.client.app.state.allot.sessions) as s:  # half an hour on 2 GPUs that ended half an hour ago
+        s.execute(update(UsageRecord).where(UsageRecord.job_id == job).values(start_s=now - 3600, end_s=now - 1800))
+    r = h.client.get(f"{API}/usage/pools", params={"from": "2000-01-01"}, headers=h.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from"
+    since = datetime.fromtimestamp(now - 86400, UTC).date().isoformat()
+    items = h.get("/usage/pools", params={"from": since})["items"]
+    mine = [i for i in items if i["pool"] == "sim/default"]
+    assert sum(i["allocated_gpu_hours"] for i in mine) == pytest.approx(1.0, abs=1e-3)
+    assert all(i["capacity_gpu_hours"] <= 4 * 24 for i in mine) and mine[-1]["capacity_gpu_hours"] > 0
+    assert mine[-1]["allocated_share"] is not None

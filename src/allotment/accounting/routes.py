@@ -23,6 +23,7 @@ from allotment.accounting.schemas import (
     HourQuotaOut,
     HourQuotaReport,
     LiveUsageList,
+    PoolCapacityList,
     RecalculationOut,
     UsageReport,
 )
@@ -79,6 +80,19 @@ def usage_report(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB
         items = items[:top]
     return UsageReport(by=by, start=datetime.fromtimestamp(w.start, UTC), end=datetime.fromtimestamp(w.end, UTC),
                        items=items, total=len(items))
+
+
+@router.get("/usage/pools", response_model=PoolCapacityList)
+def pool_capacity(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB, start: From = None,
+                  end: To = None, cluster_name: ClusterQ = None) -> PoolCapacityList:
+    """Each pool's GPU-hours allocated to jobs against its capacity, per day (what the caller may see)."""
+    now = time.time()
+    w = _window(db, principal, start, end, cluster_name, None, now)
+    if min(w.end, now) - w.start > 366 * 86400:
+        raise ValidationFailed("from: a day-by-day report spans at most 366 days",
+                               [FieldError("from", "at most 366 days before to")])
+    items = service.pool_capacity(db, w, now)
+    return PoolCapacityList(items=items, total=len(items))
 
 
 @router.get("/usage/live", response_model=LiveUsageList)

@@ -51,6 +51,19 @@ class LiveUsageList(BaseModel):
     total: int
 
 
+class PoolCapacity(BaseModel):
+    pool: str
+    day: str
+    allocated_gpu_hours: float
+    capacity_gpu_hours: float = Field(description="the pool's devices as they are now, times the hours of the day")
+    allocated_share: float | None
+
+
+class PoolCapacityList(BaseModel):
+    items: list[PoolCapacity]
+    total: int
+
+
 class HourQuotaIn(BaseModel):
     gpu: Amount = Field(None, max_length=32, description=f"GPU hours; {AMOUNT_HELP}")
     cpu: Amount = Field(None, max_length=32, description=f"CPU hours; {AMOUNT_HELP}")

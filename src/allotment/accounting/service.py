@@ -294,3 +294,35 @@ def csv_lines(session: Session, w: Window, now: float, per_chunk: int = 500) -> 
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def pool_capacity(session: Session, w: Window, now: float) -> list[dict]:
+    """Per pool and UTC day: GPU-hours allocated to jobs against the pool's GPU-hours of capacity that day (its
+    devices as they are now: the inventory keeps no history), and the share allocated."""
+    from allotment.inventory.models import Device
+
+    names = Names(session)
+    devices = dict(session.execute(select(Device.pool_id, func.count()).group_by(Device.pool_id)).all())
+    allocated: dict[tuple[int, str], float] = defaultdict(float)
+    spans: dict[str, tuple[float, float]] = {}
+    for label, a, b in _days(w.start, min(w.end, now), "%Y-%m-%d", False):
+        spans[label] = (a, b)
+    for row in records(session, w, now):
+        if row.pool_id is None or not row.gpu_milli:
+            continue
+        stop = now if row.end_s is None else row.end_s
+        for label, a, b in _days(max(row.start_s, w.start), min(stop, w.end), "%Y-%m-%d", False):
+            allocated[(row.pool_id, label)] += row.gpu_milli / 1000.0 * (b - a)
+    pools = sorted({p for p, _ in allocated} | {p for p in devices if p in names.pools}, key=names.pool)
+    out = []
+    for pool_id in pools:
+        if w.cluster_id is not None and pool_id in names.pools and not names.pools[pool_id].startswith(
+                f"{names.cluster(w.cluster_id)}/"):
+            continue
+        for label, (a, b) in spans.items():
+            capacity = devices.get(pool_id, 0) * (b - a)
+            used = allocated.get((pool_id, label), 0.0)
+            out.append({"pool": names.pool(pool_id), "day": label, "allocated_gpu_hours": round(used / 3600, 6),
+                        "capacity_gpu_hours": round(capacity / 3600, 6),
+                        "allocated_share": round(used / capacity, 4) if capacity else None})
+    return out

@@ -71,6 +71,8 @@ def register(app: typer.Typer) -> None:
         user: Annotated[str | None, typer.Option("--user", help="only this user's jobs")] = None,
         top: Annotated[int | None, typer.Option("--top", min=1, help="only the largest consumers")] = None,
         live: Annotated[bool, typer.Option("--live", help="jobs holding resources now")] = False,
+        pools: Annotated[bool, typer.Option("--pools", help="each pool's allocated GPU-hours against its capacity, "
+                                                            "per day")] = False,
         csv_file: Annotated[Path | None, typer.Option("--csv", help="write the rows to this CSV file", dir_okay=False)] = None,
         export: Annotated[Path | None, typer.Option("--export", help="stream every usage interval of the window to this "
                                                               "CSV file", dir_okay=False)] = None,
@@ -89,6 +91,14 @@ def register(app: typer.Typer) -> None:
             table(body["items"], ["job_id", "user", "cluster", "quota", "pool", "device_model", "gpu", "cpu",
                                   "since", "gpu_hours", "cpu_hours"], title=f"{body['total']} running job(s)",
                   empty="no job holds resources now")
+            return
+        if pools:
+            body = client.get("usage/pools", params={k: v for k, v in params.items() if k != "user"})
+            if json_:
+                emit_json(body)
+                return
+            table(body["items"], ["pool", "day", "allocated_gpu_hours", "capacity_gpu_hours", "allocated_share"],
+                  title="allocated against capacity", empty="no pool in this window")
             return
         if export is not None:
             count = _download(client, "exports/usage.csv", {**params, "filename": export.name[:255]}, export)
