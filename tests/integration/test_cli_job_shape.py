@@ -63,3 +63,15 @@ def test_a_profile_marked_unordered_from_the_cli(allot):
     assert code == 0 and "unordered (best fit)" in out and "(any-gpu on a100) | h100" in out
     code, out = allot("profiles", "set", "any-gpu", "--ordered")
     assert code == 0 and "(any-gpu on a100) > h100" in out and "unordered" not in out
+
+
+def test_a_clusters_smallest_gpu_share_from_the_cli(allot):
+    code, out = allot("admin", "add-cluster", "sim", "--backend", "simulated", "--min-gpu-share", "0.3")
+    assert code == 1 and "min_gpu_share" in out and "divides one GPU evenly" in out
+    code, out = allot("admin", "add-cluster", "sim", "--backend", "simulated", "--min-gpu-share", "0.25")
+    assert code == 0, out
+    assert "min_gpu_share" in out and "0.25" in out
+    code, out = allot("admin", "update-cluster", "sim", "--min-gpu-share", "1", "--json")
+    assert code == 0 and json.loads(out)["engine"]["min_gpu_share"] == "1"
+    code, out = allot("admin", "update-cluster", "sim", "--clear", "min_gpu_share", "--json")
+    assert code == 0 and "min_gpu_share" not in json.loads(out)["engine"]

@@ -148,10 +148,10 @@ def engine_body(options: dict[str, Any], token_stdin: bool, address: str | None,
 
 
 def engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir, default_partition,
-                   name_prefix, nodes_file) -> dict[str, Any]:
+                   name_prefix, nodes_file, min_gpu_share=None) -> dict[str, Any]:
     return {"rest_url": rest_url, "rest_user": rest_user, "log_dir": log_dir, "slurm_conf": slurm_conf,
             "bin_dir": bin_dir, "state_dir": state_dir, "work_dir": work_dir, "default_partition": default_partition,
-            "name_prefix": name_prefix, "nodes_file": nodes_file}
+            "name_prefix": name_prefix, "nodes_file": nodes_file, "min_gpu_share": min_gpu_share}
 
 
 # Engine options shared by add-cluster and update-cluster (typer reads them from each command's signature).
@@ -173,6 +173,8 @@ ADDRESS = typer.Option(None, "--address", help="ray: the Ray Jobs API's address,
 ADDRESS_STDIN = typer.Option(False, "--address-stdin", help="ray: read the address (with credentials) from stdin")
 RESOURCE = typer.Option(None, "--resource", help="ray: POOL=RESOURCE, repeatable (replaces the whole map)")
 NODES_FILE = typer.Option(None, "--nodes-file", help="simulated: a YAML or JSON file of virtual nodes")
+MIN_GPU_SHARE = typer.Option(None, "--min-gpu-share", help="simulated, slurm, ray: the smallest share of a GPU a job "
+                                                           "may ask for, 0.01 (default) to 1 (whole GPUs only)")
 REGION = typer.Option(None, "--region", help="where the cluster runs, as shown by get-clusters; '' removes it")
 ZONE = typer.Option(None, "--zone", help="a zone, repeatable (replaces the list); --zone '' removes them")
 CLEAR = typer.Option(None, "--clear", help="reset an engine setting (a secret: clear it), e.g. --clear token")
@@ -189,10 +191,10 @@ def register(admin: typer.Typer) -> None:
                     default_partition: str = DEFAULT_PARTITION, name_prefix: str = NAME_PREFIX,
                     address: str = ADDRESS, address_stdin: bool = ADDRESS_STDIN, resource: list[str] = RESOURCE,
                     nodes_file: str = NODES_FILE, run_as: list[str] = RUN_AS,
-                    json_: bool = typer.Option(False, "--json")) -> None:
+                    min_gpu_share: str = MIN_GPU_SHARE, json_: bool = typer.Option(False, "--json")) -> None:
         """Register a cluster and its engine; you become its cluster admin. Secrets come from stdin."""
         engine = engine_body(engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir,
-                                            default_partition, name_prefix, nodes_file),
+                                            default_partition, name_prefix, nodes_file, min_gpu_share),
                              token_stdin, address, address_stdin, partition, resource, accounts=run_as)
         body: dict[str, Any] = {"name": name, "backend": backend, "engine": engine}
         if description is not None:
@@ -216,10 +218,10 @@ def register(admin: typer.Typer) -> None:
                        default_partition: str = DEFAULT_PARTITION, name_prefix: str = NAME_PREFIX,
                        address: str = ADDRESS, address_stdin: bool = ADDRESS_STDIN, resource: list[str] = RESOURCE,
                        nodes_file: str = NODES_FILE, clear: list[str] = CLEAR, run_as: list[str] = RUN_AS,
-                       json_: bool = typer.Option(False, "--json")) -> None:
+                       min_gpu_share: str = MIN_GPU_SHARE, json_: bool = typer.Option(False, "--json")) -> None:
         """Change a cluster's backend, description, region and zones or engine settings; what is not given is kept."""
         engine = engine_body(engine_options(rest_url, rest_user, log_dir, slurm_conf, bin_dir, state_dir, work_dir,
-                                            default_partition, name_prefix, nodes_file),
+                                            default_partition, name_prefix, nodes_file, min_gpu_share),
                              token_stdin, address, address_stdin, partition, resource, clear, accounts=run_as)
         body: dict[str, Any] = {}
         if backend is not None:
