@@ -41,14 +41,14 @@ def update_group(group: str, body: GroupUpdate, principal: Admin, db: DB, reques
     return GroupDetail(**groups.group_detail(db, target))
 
 
-@router.delete("/groups/{group}", status_code=204, responses={409: {
-    "description": "the group has members, cluster roles, quota bindings or workspace memberships (listed); pass "
-                   "force=true to delete it with them"}})
+@router.delete("/groups/{group}", status_code=204)
 def delete_group(
     group: str, principal: Admin, db: DB, request: Request,
     force: Annotated[bool, Query(description="delete a group that has members or grants: its members lose only what "
                                              "was granted through it")] = False,
 ) -> Response:
+    """Refused (409, listing them) while the group has members, cluster roles, quota bindings or workspace
+    memberships, unless force."""
     groups.delete_group(db, principal, groups.find_group(db, group), client_address(request), force=force)
     return Response(status_code=204)
 

@@ -129,14 +129,14 @@ class UserDeactivated(UserDetail):
                                                   "unfinished one, otherwise those still waiting for admission")
 
 
-@router.post("/users/{user}/deactivate", response_model=UserDeactivated, responses={409: {
-    "description": "the user has admitted or running jobs (listed); pass stop_jobs=true to cancel them"}})
+@router.post("/users/{user}/deactivate", response_model=UserDeactivated)
 def deactivate_user(
     user: str, principal: Admin, db: DB, state: State, request: Request,
     stop_jobs: Annotated[bool, Query(description="cancel the user's unfinished jobs (the engines stop the running "
                                                  "ones); without it, running or admitted jobs refuse the request")]
     = False,
 ) -> UserDeactivated:
+    """Refused (409, listing them) while the user has admitted or running jobs, unless stop_jobs."""
     target = service.find_person(db, user)
     cancelled = service.deactivate_user(db, principal, target, client_address(request), stop_jobs=stop_jobs)
     if cancelled:
