@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.accounting import budgets as hour_quotas
@@ -112,10 +112,11 @@ class BudgetGate:
         candidates = []
         for key in keys:
             amount, period = self._amount(key)
-            candidates.append(core.Budget(self._owner(key), key[-1], period, amount, self.used[key]))
+            candidates.append(core.Budget(key, key[-1], period, amount, self.used[key]))
         over = core.first_overrun(candidates, job.gpu_milli, job.cpu_milli, horizon, self.safe)
-        if over is not None:
-            return Wait(str(job.job_id), BUDGET_EXHAUSTED, over.message)
+        if over is not None:  # named only now: formatting every owner on every check costs more than the check
+            named = core.Overrun(over.budget._replace(owner=self._owner(over.budget.owner)), over.needed_s)
+            return Wait(str(job.job_id), BUDGET_EXHAUSTED, named.message)
         self._reserve(job, keys, horizon if self.safe else None)
         return None
 
@@ -220,11 +221,13 @@ class BudgetGate:
 class Ledger:
     """What budgets' records add up to, kept current without summing every record at every read.
 
-    The first read (and one every FULL_EVERY_S, after a budget's period or the quota tree changed) sums the closed
-    records with grouped queries; later reads fetch only the records written since (id above the last seen) and those
-    that were open, adding each one that closed since. Open records count up to `now` at each read."""
+    The first read sums the closed records with grouped queries (once per process, and again after a recalculation
+    marks the ledger stale). Later reads fetch only the records written since (id above the last seen) and those that
+    were open, by id, adding each one that closed since; when a budget's period begins anew or the quota tree
+    changes, the quota budgets alone are summed again over their periods' closed records. Open records count up to
+    `now` at each read. The scheduler is the one writer that closes records, and it reads between its cycles."""
 
-    FULL_EVERY_S = 600.0
+    BATCH = 500
 
     def __init__(self) -> None:
         self.closed: dict[Key, float] = defaultdict(float)
@@ -232,19 +235,26 @@ class Ledger:
         self.max_id = self._seen = 0
         self._sinces: dict[Key, float] = {}
         self._parents: dict[int, int | None] = {}
-        self._full_at: float | None = None
+        self.stale = True  # read everything at the next read (set by a recalculation)
 
     def read(self, session: Session, now: float, sinces: dict[Key, float], parents: dict[int, int | None]) -> None:
-        if (self._full_at is None or not 0 <= now - self._full_at < self.FULL_EVERY_S or sinces != self._sinces
-                or parents != self._parents):
-            self._sinces, self._parents, self._full_at = dict(sinces), dict(parents), now
+        if self.stale:
+            self._sinces, self._parents, self.stale = dict(sinces), dict(parents), False
             self._full(session)
             return
-        ids = list(self.open)
-        cond = R.id > self.max_id
-        if ids:
-            cond = or_(cond, R.id.in_(ids)) if len(ids) <= 500 else or_(cond, R.id >= min(ids))
-        for row in session.execute(select(*ROW).where(cond)):
+        self._delta(session)
+        if sinces != self._sinces or parents != self._parents:
+            self._sinces, self._parents = dict(sinces), dict(parents)
+            for key in [k for k in self.closed if k[0] == "quota"]:
+                del self.closed[key]
+            self._sum_quotas(session, R.id <= self.max_id)
+
+    def _delta(self, session: Session) -> None:
+        ids = sorted(self.open)
+        rows = list(session.execute(select(*ROW).where(R.id > self.max_id)))
+        for i in range(0, len(ids), self.BATCH):
+            rows.extend(session.execute(select(*ROW).where(R.id.in_(ids[i:i + self.BATCH]))))
+        for row in rows:
             self.max_id = max(self.max_id, row.id)
             if row.end_s is None:
                 self.open[row.id] = row
@@ -256,13 +266,19 @@ class Ledger:
 
     def _full(self, session: Session) -> None:
         self.closed = defaultdict(float)
+        self.max_id = self._seen = session.scalar(select(func.max(R.id))) or 0
         seconds = _held_seconds(0.0, 0.0)
-        closed = R.end_s.is_not(None)
         for cluster_id, owner_id, gpu, cpu in session.execute(
                 select(R.cluster_id, R.owner_id, func.sum(R.gpu_milli * seconds), func.sum(R.cpu_milli * seconds))
-                .where(closed).group_by(R.cluster_id, R.owner_id)):
+                .where(R.end_s.is_not(None), R.id <= self.max_id).group_by(R.cluster_id, R.owner_id)):
             self.closed[("user", cluster_id, owner_id, "gpu")] += (gpu or 0.0) / 1000.0
             self.closed[("user", cluster_id, owner_id, "cpu")] += (cpu or 0.0) / 1000.0
+        self._sum_quotas(session, R.id <= self.max_id)
+        self.open = {row.id: row for row in session.execute(select(*ROW).where(R.end_s.is_(None),
+                                                                                R.id <= self.max_id))}
+
+    def _sum_quotas(self, session: Session, upto) -> None:
+        """Each quota budget: its subtree's closed records since its period began, one grouped query per start."""
         by_since: dict[float, set[Key]] = defaultdict(set)
         for key, since in self._sinces.items():
             by_since[since].add(key)
@@ -270,13 +286,11 @@ class Ledger:
             seconds = _held_seconds(since, 0.0)
             for qid, gpu, cpu in session.execute(
                     select(R.quota_id, func.sum(R.gpu_milli * seconds), func.sum(R.cpu_milli * seconds))
-                    .where(closed, R.end_s > since).group_by(R.quota_id)):
+                    .where(R.end_s.is_not(None), R.end_s > since, upto).group_by(R.quota_id)):
                 for node in self._ancestry(qid):
                     for resource, amount in (("gpu", gpu), ("cpu", cpu)):
                         if ("quota", node, resource) in keys:
                             self.closed[("quota", node, resource)] += (amount or 0.0) / 1000.0
-        self.open = {row.id: row for row in session.execute(select(*ROW).where(R.end_s.is_(None)))}
-        self.max_id = self._seen = session.scalar(select(func.max(R.id))) or 0
 
     def _ancestry(self, qid: int | None) -> list[int]:
         out, node = [], qid

@@ -74,3 +74,11 @@ def recalculate(session: Session, now: float, cluster_id: int | None = None) -> 
                            + ("(still holding resources)" if holding else f"({(end - start) / 3600:.3f} h held)"))
     session.flush()
     return corrections
+
+
+def ledger_stale(extras: dict) -> None:
+    """After a recalculation: the running scheduler's budget gate reads every record again at its next refresh."""
+    scheduler = extras.get("scheduler")
+    gate = getattr(scheduler, "budgets", None)
+    if gate is not None:
+        gate.ledger.stale = True

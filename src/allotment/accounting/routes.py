@@ -222,10 +222,11 @@ def delete_budget(quota: str, resource: str,
 
 # -- recalculation --------------------------------------------------------------------------------------------------
 @router.post("/usage/recalculate", response_model=RecalculationOut)
-def recalculate_all(principal: Annotated[Principal, require(PLATFORM_ADMIN)], db: DB,
+def recalculate_all(principal: Annotated[Principal, require(PLATFORM_ADMIN)], db: DB, state: State,
                     request: Request) -> RecalculationOut:
     """Bring every cluster's usage records in line with the jobs' recorded intervals; lists each correction."""
     corrections = recalculate.recalculate(db, time.time())
+    recalculate.ledger_stale(state.extras)
     audit.record(db, principal, "usage.recalculate", "usage", "*", None,
                  changes={"corrections": corrections[:1000], "total": len(corrections)},
                  source=client_address(request))
@@ -234,9 +235,10 @@ def recalculate_all(principal: Annotated[Principal, require(PLATFORM_ADMIN)], db
 
 @router.post("/clusters/{cluster}/usage/recalculate", response_model=RecalculationOut)
 def recalculate_cluster(cluster: str, principal: Annotated[Principal, require(ADMIN, scope=cluster_scope())],
-                        db: DB, request: Request) -> RecalculationOut:
+                        db: DB, state: State, request: Request) -> RecalculationOut:
     c = find_cluster(db, cluster)
     corrections = recalculate.recalculate(db, time.time(), c.id)
+    recalculate.ledger_stale(state.extras)
     audit.record(db, principal, "usage.recalculate", "cluster", c.name, c.id,
                  changes={"corrections": corrections[:1000], "total": len(corrections)},
                  source=client_address(request))

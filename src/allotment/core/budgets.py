@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 MONTHLY, WEEKLY, ONCE = "monthly", "weekly", "once"
 PERIODS = (MONTHLY, WEEKLY, ONCE)
@@ -99,12 +100,12 @@ def period_end(period: str, now: float) -> float | None:
     return start.replace(year=start.year + (start.month == 12), month=month).timestamp()
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     """One budget as admission sees it: `amount_s` of `resource` (gpu or cpu) per `period`, `spent_s` of it used in
-    the current period (running jobs included), on the quota or user named `owner` (for messages)."""
+    the current period (running jobs included), on the quota or user named `owner` (for messages; a caller on a hot
+    path may pass a key and name it only when the budget blocks). A NamedTuple: one is built per budget per check."""
 
-    owner: str
+    owner: object
     resource: str
     period: str
     amount_s: int
