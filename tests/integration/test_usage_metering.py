@@ -183,6 +183,8 @@ def test_resource_policy_and_job_exports_stream_with_the_callers_file_name(h, cl
     assert lines[0].startswith("id,name,owner,cluster,quota,state")
     assert [int(line.split(",")[0]) for line in lines[1:]] == ids
     assert client.get(f"{API}/exports/jobs.csv", params={"filename": "q" * 256}, headers=h.headers).status_code == 422
+    r = client.get(f"{API}/exports/jobs.csv", params={"filename": "Übersicht.csv"}, headers=h.headers)
+    assert r.status_code == 200 and "filename*=UTF-8''%C3%9Cbersicht.csv" in r.headers["content-disposition"]
     r = client.get(f"{API}/exports/resource-policies.csv", headers=h.headers)
     assert r.status_code == 200 and r.text.startswith("name,description,max_cpu,")
     assert 'filename="resource-policies.csv"' in r.headers["content-disposition"]

@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -62,13 +63,18 @@ def csv_chunks(columns: list[str], rows: Iterable[list[Any]], per_chunk: int = 5
     yield buffer.getvalue()
 
 
+def attachment(filename: str) -> dict[str, str]:
+    """Content-Disposition for any file name: an ASCII fallback and the name itself, UTF-8 (RFC 6266, 5987)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+    return {"Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"}
+
+
 def _streamed(request: Request, filename: str, produce) -> StreamingResponse:
     def body() -> Iterator[str]:
         with request.app.state.allot.sessions() as db:
             yield from produce(db)
 
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers=attachment(filename))
 
 
 def policy_rows(db: Session) -> Iterator[list[Any]]:

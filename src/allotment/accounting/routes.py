@@ -113,7 +113,7 @@ def export_usage(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB
     now = time.time()
     w = _window(db, principal, start, end, cluster_name, user, now)
     return StreamingResponse(_streamed(request, w, now), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename or "usage.csv"}"'})
+                             headers=exports.attachment(filename or "usage.csv"))
 
 
 def _streamed(request: Request, w: service.Window, now: float) -> Iterator[str]:
