@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +122,38 @@ def set_notice(response: Response, message: str) -> None:
     response.set_cookie(NOTICE_COOKIE, quote(message), max_age=60, httponly=True, samesite="lax", path="/")
 
 
+ONCE_TTL_S = 300
+_once_lock = threading.Lock()
+
+
+def stash_once(request: Request, owner_id: int, payload: dict) -> str:
+    """Keep `payload` (a secret just created) in this server's memory for the page that follows a POST's redirect.
+
+    Post/redirect/get: the POST stores the result and redirects to a GET that takes it once, so reloading shows the
+    list, not the secret, and creates nothing. Only the same principal can take it, within ONCE_TTL_S.
+    """
+    store: dict = request.app.state.allot.extras.setdefault("console_once", {})
+    token = secrets.token_urlsafe(16)
+    now = time.monotonic()
+    with _once_lock:
+        for key in [k for k, (_, expires, _) in store.items() if expires < now]:
+            del store[key]
+        store[token] = (owner_id, now + ONCE_TTL_S, payload)
+    return token
+
+
+def take_once(request: Request, owner_id: int, token: str | None) -> dict | None:
+    if not token:
+        return None
+    store: dict = request.app.state.allot.extras.setdefault("console_once", {})
+    with _once_lock:
+        entry = store.get(token)
+        if entry is None or entry[0] != owner_id or entry[1] < time.monotonic():
+            return None
+        del store[token]
+    return entry[2]
+
+
 def _notice(request: Request) -> str | None:
     raw = request.cookies.get(NOTICE_COOKIE)
     return unquote(raw)[:300] if raw else None
@@ -185,6 +219,20 @@ def fmt_time(value: datetime | None) -> str:
 
 
 TEMPLATES.env.filters["when"] = fmt_time
+
+
+def field_message(message: str, label: str) -> str:
+    """A service's message about one field, as shown under it. Services word most as clauses that read after the
+    field's name ("must be at least 8 characters long"); some already start with it ("e-mail a@b.c is already
+    registered"), and those are not prefixed a second time."""
+    words = message.strip()
+    name = label.strip().lower()
+    if name and words.lower().startswith((name + " ", name.replace("-", "") + " ", name.replace(" ", "_") + " ")):
+        return words[:1].upper() + words[1:]
+    return f"{label} {words}"
+
+
+TEMPLATES.env.filters["field_message"] = field_message
 
 
 def url_segment(value) -> str:

@@ -15,7 +15,7 @@ from allotment.api.fields import PageNumber
 from allotment.audit import service as audit
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.web.console import render
-from allotment.web.paging import Page
+from allotment.web.paging import Page, fetch_page
 
 router = APIRouter()
 
@@ -42,16 +42,15 @@ def audit_page(request: Request, principal: Annotated[Principal, require(PLATFOR
         errors["until"] = ["must be later than since"]
     values = {"actor": actor, "target": target, "action": action, "since": since, "until": until}
     query = urlencode({k: v for k, v in values.items() if v})
-    paging = Page.at(page)
-    events, total = [], 0
+    events, paging = [], Page.at(1)
     if not errors:
         f = audit.AuditFilter(actor=actor or None, target=target or None, action=action or None,
                               since=since_at, until=until_at)
-        events, total = audit.search(db, f, paging.size, paging.offset)
+        events, paging = fetch_page(page, lambda limit, offset: audit.search(db, f, limit, offset))
     rows = [{"event": e, "changes": json.dumps(e.changes, indent=1, sort_keys=True, default=str)
              if e.changes else ""} for e in events]
     return render(request, "audit.html", {
-        "rows": rows, "values": values, "errors": errors, "page": paging.with_total(total),
+        "rows": rows, "values": values, "errors": errors, "page": paging,
         "pager_base": f"/ui/audit?{query}&" if query else "/ui/audit?",
         "export_url": f"/api/v1/exports/audit.csv?{query}" if query else "/api/v1/exports/audit.csv",
     }, status=422 if errors else 200)

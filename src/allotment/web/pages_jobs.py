@@ -23,7 +23,7 @@ from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.errors import DomainError, ValidationFailed
 from allotment.web.console import field_errors, redirect, render
-from allotment.web.paging import Page
+from allotment.web.paging import Page, fetch_page
 from allotment.workloads import logs
 from allotment.workloads import service as workloads
 from allotment.workloads.models import FINAL_STATES, STATES
@@ -43,15 +43,15 @@ def jobs_page(request: Request, principal: Signed, db: DB, state: str = "", quot
     values = {"state": state, "quota": quota, "owner": owner}
     errors: dict[str, list[str]] = {}
     try:
-        jobs, total = workloads.list_jobs(db, principal, state or None, quota or None, owner or None, paging.size,
-                                          paging.offset)
+        jobs, paging = fetch_page(page, lambda limit, offset: workloads.list_jobs(
+            db, principal, state or None, quota or None, owner or None, limit, offset))
     except ValidationFailed as exc:
-        jobs, total, errors = [], 0, field_errors(exc.errors)
+        jobs, errors = [], field_errors(exc.errors)
     names = workloads.names_for(db, jobs)
     query = urlencode({k: v for k, v in values.items() if v})
     return render(request, "jobs.html", {
         "jobs": [JobOut.of(j, names) for j in jobs], "values": values, "errors": errors, "states": STATES,
-        "final_states": FINAL_STATES, "page": paging.with_total(total),
+        "final_states": FINAL_STATES, "page": paging,
         "pager_base": f"/ui/jobs?{query}&" if query else "/ui/jobs?",
     }, status=422 if errors else 200)
 

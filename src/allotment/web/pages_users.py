@@ -16,7 +16,7 @@ from allotment.errors import DomainError
 from allotment.identity import lockout, throttle
 from allotment.identity import service as identity
 from allotment.web.console import field_errors, is_htmx, redirect, render
-from allotment.web.paging import Page
+from allotment.web.paging import fetch_page
 from allotment.workloads import owner_jobs
 
 router = APIRouter()
@@ -30,10 +30,9 @@ def users_list(request: Request, principal: Admin, db: DB, status: str = "active
                sort: str = "username", page: PageNumber = 1) -> Response:
     status = status if status in STATUS_FILTERS else "active"
     sort = sort if sort.removeprefix("-") in SORTABLE else "username"
-    paging = Page.at(page)
-    users, total = identity.list_users(db, active=STATUS_FILTERS[status], search=search or None, sort=sort,
-                                       limit=paging.size, offset=paging.offset)
-    context = {"users": users, "status": status, "search": search, "sort": sort, "page": paging.with_total(total)}
+    users, paging = fetch_page(page, lambda limit, offset: identity.list_users(
+        db, active=STATUS_FILTERS[status], search=search or None, sort=sort, limit=limit, offset=offset))
+    context = {"users": users, "status": status, "search": search, "sort": sort, "page": paging}
     if is_htmx(request) and request.headers.get("hx-target") == "user-table":
         return render(request, "users/_table.html", context)  # search-as-you-type swaps only the table
     return render(request, "users/list.html", context)

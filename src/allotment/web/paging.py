@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PAGE_SIZE = 25
 
@@ -43,3 +47,17 @@ class Page:
     @property
     def has_next(self) -> bool:
         return self.number < self.pages
+
+
+def fetch_page(number: int, fetch: Callable[[int, int], tuple[list[T], int]],
+               size: int = PAGE_SIZE) -> tuple[list[T], Page]:
+    """One page of a list through `fetch(limit, offset) -> (items, total)`. A page past the end (an old link, a
+    typed URL, a list that shrank) shows the last page, never "Page 999 of 2" with nothing on it."""
+    page = Page.at(number, size)
+    items, total = fetch(page.size, page.offset)
+    page = page.with_total(total)
+    if page.number > page.pages:
+        page = Page(page.pages, size, total)
+        items, total = fetch(page.size, page.offset)
+        page = page.with_total(total)
+    return items, page

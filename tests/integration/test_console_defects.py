@@ -1,0 +1,132 @@
+"""The console's cross-cutting defects over HTTP (no browser): credentials post/redirect/get, relabelling, everyone's
+keys for admins, service accounts' credentials, field messages that name their field once, paging past the end."""
+
+from __future__ import annotations
+
+import re
+
+from integration.test_web_console import ADMIN_PASSWORD, csrf, make_user, sign_in
+
+SHOWN = re.compile(r"/ui/credentials\?shown=([\w-]+)$")
+SECRET = re.compile(r'data-testid="new-secret-key">([^<]+)<')
+ACCESS = re.compile(r'data-testid="new-access-key">([^<]+)<')
+
+
+def signed_in_admin(client):
+    assert sign_in(client, "admin", ADMIN_PASSWORD).status_code == 303
+
+
+def create_credential(client, label: str) -> tuple[str, str, str]:
+    token = csrf(client, "/ui/credentials")
+    r = client.post("/ui/credentials", data={"label": label, "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    location = r.headers["location"]
+    assert SHOWN.search(location), location
+    page = client.get(location)
+    assert page.status_code == 200
+    return ACCESS.search(page.text).group(1).strip(), SECRET.search(page.text).group(1).strip(), location
+
+
+def test_creating_a_credential_redirects_and_shows_the_secret_once(client, admin_headers):
+    signed_in_admin(client)
+    before = client.get("/api/v1/credentials?limit=1", headers=admin_headers).json()["total"]
+    access_key, secret, location = create_credential(client, "laptop")
+    assert client.get("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {access_key}:{secret}"}).json()[
+        "username"] == "admin"
+    again = client.get(location)  # a reload of the page after the redirect: no secret, nothing created
+    assert again.status_code == 200
+    assert secret not in again.text and 'data-testid="secret-once"' not in again.text
+    assert client.get("/api/v1/credentials?limit=1", headers=admin_headers).json()["total"] == before + 1
+
+
+def test_the_secret_page_has_copy_buttons_and_another_user_cannot_take_it(client, admin_headers):
+    signed_in_admin(client)
+    token = csrf(client, "/ui/credentials")
+    r = client.post("/ui/credentials", data={"label": "ci", "csrf_token": token}, follow_redirects=False)
+    location = r.headers["location"]
+    make_user(client, admin_headers, "mallory")
+    client.cookies.clear()
+    assert sign_in(client, "mallory", "Passw0rd!x").status_code == 303
+    assert 'data-testid="secret-once"' not in client.get(location).text  # tied to who created it
+    client.cookies.clear()
+    signed_in_admin(client)
+    token = csrf(client, "/ui/credentials")
+    r = client.post("/ui/credentials", data={"label": "ci2", "csrf_token": token}, follow_redirects=False)
+    page = client.get(r.headers["location"]).text
+    assert 'data-copy-target="new-secret-key"' in page and 'data-copy-target="new-access-key"' in page
+
+
+def test_a_credentials_label_is_edited_in_place_and_checked(client, admin_headers):
+    signed_in_admin(client)
+    access_key, _, _ = create_credential(client, "old")
+    token = csrf(client, "/ui/credentials")
+    r = client.post(f"/ui/credentials/{access_key}/label", data={"label": "new name", "csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get(f"/api/v1/credentials/{access_key}", headers=admin_headers).json()["label"] == "new name"
+    r = client.post(f"/ui/credentials/{access_key}/label", data={"label": "x" * 65, "csrf_token": token})
+    assert r.status_code == 422
+    assert f'data-testid="errors-label-{access_key}"' in r.text and "must be at most 64 characters" in r.text
+    assert client.get(f"/api/v1/credentials/{access_key}", headers=admin_headers).json()["label"] == "new name"
+
+
+def test_admins_see_everyones_keys_and_others_only_their_own(client, admin_headers):
+    make_user(client, admin_headers, "bob")
+    assert sign_in(client, "bob", "Passw0rd!x").status_code == 303
+    bobs_key, _, _ = create_credential(client, "bobs")
+    mine = client.get("/ui/credentials?owner=all").text  # not an admin: the parameter changes nothing
+    assert bobs_key in mine and 'data-testid="everyone-tab"' not in mine
+    client.cookies.clear()
+    signed_in_admin(client)
+    assert bobs_key not in client.get("/ui/credentials").text
+    everyone = client.get("/ui/credentials?owner=all").text
+    assert bobs_key in everyone and f'data-testid="owner-{bobs_key}"' in everyone
+    token = csrf(client, "/ui/credentials")
+    r = client.post(f"/ui/credentials/{bobs_key}/revoke", data={"csrf_token": token, "back": "/ui/credentials?owner=all"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/credentials?owner=all"
+    assert client.get(f"/api/v1/credentials/{bobs_key}", headers=admin_headers).json()["status"] == "revoked"
+
+
+def test_service_account_credentials_are_created_and_revoked_in_the_console(client, admin_headers):
+    signed_in_admin(client)
+    token = csrf(client, "/ui/service-accounts")
+    r = client.post("/ui/service-accounts", data={"name": "ci-bot", "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/service-accounts/ci-bot"
+    r = client.post("/ui/service-accounts/ci-bot/credentials", data={"label": "pipeline", "csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303 and "shown=" in r.headers["location"]
+    page = client.get(r.headers["location"]).text
+    access_key, secret = ACCESS.search(page).group(1).strip(), SECRET.search(page).group(1).strip()
+    who = client.get("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {access_key}:{secret}"})
+    assert who.json()["username"] == "ci-bot"
+    assert secret not in client.get(r.headers["location"]).text
+    r = client.post(f"/ui/credentials/{access_key}/revoke",
+                    data={"csrf_token": token, "back": "/ui/service-accounts/ci-bot"}, follow_redirects=False)
+    assert r.headers["location"] == "/ui/service-accounts/ci-bot"
+    assert client.get("/api/v1/auth/whoami",
+                      headers={"Authorization": f"Bearer {access_key}:{secret}"}).status_code == 401
+
+
+def test_a_field_message_names_its_field_once(client, admin_headers):
+    make_user(client, admin_headers, "carol")
+    signed_in_admin(client)
+    token = csrf(client, "/ui/users/new")
+    r = client.post("/ui/users", data={"email": "carol@example.com", "username": "carol2", "password": "Passw0rd!x",
+                                       "password_confirm": "Passw0rd!x", "csrf_token": token})
+    assert r.status_code in (409, 422), r.status_code
+    errors = re.search(r'data-testid="errors-email">(.*?)</small>', r.text, re.DOTALL).group(1)
+    assert "already registered" in errors
+    assert not re.search(r"e-mail\s+e-mail", errors, re.IGNORECASE), errors
+
+
+def test_paging_past_the_end_shows_the_last_page(client, admin_headers):
+    signed_in_admin(client)
+    for name in ("p1", "p2"):
+        make_user(client, admin_headers, name)
+    page = client.get("/ui/users?page=999&status=all")
+    assert page.status_code == 200
+    assert "Page 999" not in page.text
+    assert 'data-username="admin"' in page.text or "p1" in page.text  # rows of the last page, not an empty list
+    audit = client.get("/ui/audit?page=999")
+    assert audit.status_code == 200 and "Page 999" not in audit.text and 'data-testid="audit-table"' in audit.text
