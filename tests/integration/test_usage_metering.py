@@ -220,3 +220,25 @@ def test_pool_allocation_against_capacity_per_day(h):
     assert sum(i["allocated_gpu_hours"] for i in mine) == pytest.approx(1.0, abs=1e-3)
     assert all(i["capacity_gpu_hours"] <= 4 * 24 for i in mine) and mine[-1]["capacity_gpu_hours"] > 0
     assert mine[-1]["allocated_share"] is not None
+
+
+def test_a_restart_continues_open_intervals_and_closes_those_of_jobs_that_ended(h):
+    from allotment.scheduler.loop import Scheduler
+
+    running = h.submit("team", gpu=1, runtime_s=100)
+    ended = h.submit("team", gpu=1, runtime_s=100)
+    h.settle(2, 0.5)
+    state = h.client.app.state.allot
+    finished = h.now + 1
+    with transaction(state.sessions) as s:  # the job ended, but the process died before its record was closed
+        s.execute(update(Job).where(Job.id == ended).values(state="succeeded", finished_at=datetime.fromtimestamp(
+            finished, UTC)))
+    metering.repair_at_start(state.sessions)  # what start_scheduler runs before the loop's first cycle
+    h.scheduler = Scheduler(state)  # the server restarts
+    h.settle(2, 0.5)
+    h.cycle(100.0)
+    rows = {r.job_id: r for r in records(h)}
+    assert len(records(h)) == 2  # nothing counted twice
+    assert rows[ended].end_s == pytest.approx(finished) and rows[ended].outcome == "succeeded"
+    assert h.job(running)["state"] == "succeeded"
+    assert rows[running].end_s == pytest.approx(ts(h.job(running)["finished_at"]), abs=1e-5)
