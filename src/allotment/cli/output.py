@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,18 @@ from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
+
+PIPED_WIDTH = 1000  # tables size to their content below this; only a terminal (or COLUMNS) bounds them more
+
+
+def table_width() -> int | None:
+    """The width a table may take: COLUMNS when the caller set it, the terminal's own when there is one (None lets
+    Rich measure it), else room for whole cells. Rich alone would size output that goes into a pipe or a file to 80
+    columns, fixed when the console was made, and cut headers and values ("Preempti…") that scripts then misread."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if console.is_terminal else PIPED_WIDTH
 
 
 def emit_json(data: Any) -> None:
@@ -29,6 +42,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str | tuple[str, str
         t.add_column(header.replace("_", " ").upper() if header == key else header)
     for row in rows:
         t.add_row(*["" if row.get(k) is None else str(row.get(k)) for k, _ in cols])
+    console.width = table_width()  # type: ignore[assignment]  # None: Rich measures the terminal again
     console.print(t)
 
 
