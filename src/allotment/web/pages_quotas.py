@@ -299,3 +299,15 @@ def delete_quota(request: Request, principal: QuotaAdmin, db: DB, state: State, 
         return edit_page(request, db, quotas.find_quota(db, quota), status=409, refusal=exc.detail)
     return redirect("/ui/quotas", notice=f"Quota {found.name} deleted.", request=request)
 
+
+
+def _include_workflow_pages() -> None:
+    """The configuration, profile and priority class pages are mounted with the quota pages they belong with."""
+    import importlib
+
+    for name in WORKFLOW_PAGES:
+        router.include_router(importlib.import_module(f"allotment.web.{name}").router)
+
+
+WORKFLOW_PAGES = ["pages_config"]
+_include_workflow_pages()
