@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from allotment.scheduler.persist import Writes
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import BigInteger, Float, Integer, String, and_, bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from allotment.accounting.models import UsageRecord
@@ -94,17 +94,19 @@ class Meter:
 
 U = UsageRecord.__table__
 J = Job.__table__
-_JOB = bindparam("u_job")
-_START = bindparam("u_start")
+# Typed, so that PostgreSQL knows what the parameters of the INSERT ... SELECT are (psycopg renders the casts).
+_JOB = bindparam("u_job", type_=BigInteger())
+_START = bindparam("u_start", type_=Float())
 # Copies what the job holds from its row; the NOT EXISTS keeps a replayed admission from writing a second record.
 OPEN = insert(U).from_select(
     ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
      "memory_bytes", "start_s"],
-    select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, bindparam("u_pool"), bindparam("u_model"),
+    select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, bindparam("u_pool", type_=Integer()),
+           bindparam("u_model", type_=String()),
            J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, _START)
     .where(J.c.id == _JOB, ~exists().where(and_(U.c.job_id == _JOB, U.c.start_s == _START))))
 CLOSE = update(U).where(U.c.job_id == _JOB, U.c.end_s.is_(None)).values(
-    end_s=bindparam("u_end"), outcome=bindparam("u_outcome"))
+    end_s=bindparam("u_end", type_=Float()), outcome=bindparam("u_outcome", type_=String()))
 
 
 def _models(conn: Connection, admits: list[dict]) -> dict[int, str | None]:
