@@ -27,7 +27,8 @@ from allotment.settings import Settings
 log = logging.getLogger("allotment")
 
 # Domains whose `routes` module (when present) exposes `router`, mounted under /api/v1.
-DOMAINS = ["identity", "audit", "inventory", "quotas", "policies", "workloads", "accounting", "simulation"]
+DOMAINS = ["identity", "audit", "inventory", "quotas", "policies", "workloads", "accounting", "simulation",
+           "federation"]
 
 
 def prepare_database(state: AppState) -> None:

@@ -561,12 +561,20 @@ def login(session: Session, username: str, password: str, source: str | None, se
         raise refusal
     if not person.is_active:
         raise Unauthenticated("the account is inactive")
+    return person, open_session(session, person, source, secret_key, session_hours, now)
+
+
+def open_session(session: Session, person: User, source: str | None, secret_key: str, session_hours: int,
+                 now: datetime, via: str | None = None) -> str:
+    """Issue a login session to a signed-in person (password or single sign-on: `via` names the connection) and
+    audit it; a sign-in clears earlier failed attempts and any lock. Returns the session token."""
     person.failed_logins = 0
     person.locked_until = None
     token = new_session_token()
     session.add(LoginSession(token_hash=token_digest(secret_key, token), user_id=person.id, source=source,
                              expires_at=now + timedelta(hours=session_hours)))
     session.flush()
-    audit.record(session, as_principal(person), "auth.login", "user", person.username, person.id, source=source)
+    audit.record(session, as_principal(person), "auth.login", "user", person.username, person.id,
+                 changes={"after": {"via": via}} if via else None, source=source)
     mark_identity_changed(session)
-    return person, token
+    return token

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from allotment.api.state import AppState
 from allotment.errors import DomainError, TooManyRequests
+from allotment.federation import password_policy
 from allotment.identity import service, throttle
 from allotment.identity.models import LoginSession
 from allotment.identity.secrets import token_digest
@@ -32,6 +33,7 @@ def _sign_in(state: AppState, username: str, password: str, source: str | None) 
     s = state.settings
     with state.sessions() as session:
         try:
+            password_policy.ensure_password_sign_in(session, username)  # off per site, but for break-glass admins
             user, token = service.login(session, username, password, source, state.secret_key,
                                         s.login_max_failures, s.login_lock_minutes, s.session_hours)
         except DomainError:

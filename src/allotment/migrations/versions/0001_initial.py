@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 21:10:34.738660
+Create Date: 2026-12-05 21:39:28.845737
 """
 
 from alembic import op
@@ -47,6 +47,27 @@ def upgrade() -> None:
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_groups')),
     sa.UniqueConstraint('name', name=op.f('uq_groups_name'))
+    )
+    op.create_table('identity_connections',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('name_key', sa.String(length=64), nullable=False),
+    sa.Column('protocol', sa.String(length=16), nullable=False),
+    sa.Column('provider', sa.String(length=32), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('settings', sa.JSON(), nullable=False),
+    sa.Column('sealed_secrets', sa.Text(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_connections')),
+    sa.UniqueConstraint('name_key', name=op.f('uq_identity_connections_name_key'))
+    )
+    op.create_table('password_login_policy',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('break_glass_user_ids', sa.JSON(), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_password_login_policy'))
     )
     op.create_table('priority_classes',
     sa.Column('name', sa.String(length=32), nullable=False),
@@ -157,6 +178,33 @@ def upgrade() -> None:
     with op.batch_alter_table('credentials', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_credentials_user_id'), ['user_id'], unique=False)
 
+    op.create_table('federated_group_grants',
+    sa.Column('connection_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('group_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['connection_id'], ['identity_connections.id'], name=op.f('fk_federated_group_grants_connection_id_identity_connections'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_federated_group_grants_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_federated_group_grants_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('connection_id', 'user_id', 'group_id', name=op.f('pk_federated_group_grants'))
+    )
+    op.create_table('federated_identities',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('connection_id', sa.Integer(), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=255), nullable=True),
+    sa.Column('picture', sa.String(length=1024), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['connection_id'], ['identity_connections.id'], name=op.f('fk_federated_identities_connection_id_identity_connections'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_federated_identities_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_federated_identities')),
+    sa.UniqueConstraint('connection_id', 'subject', name='uq_federated_subject')
+    )
+    with op.batch_alter_table('federated_identities', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_federated_identities_connection_id'), ['connection_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_federated_identities_user_id'), ['user_id'], unique=False)
+
     op.create_table('group_members',
     sa.Column('group_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -179,6 +227,24 @@ def upgrade() -> None:
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_login_sessions_user_id'), ['user_id'], unique=False)
 
+    op.create_table('pending_sso_logins',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('state_hash', sa.String(length=128), nullable=False),
+    sa.Column('connection_id', sa.Integer(), nullable=True),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
+    sa.Column('flow', sa.JSON(), nullable=False),
+    sa.Column('sealed', sa.Text(), nullable=True),
+    sa.Column('code_hash', sa.String(length=128), nullable=True),
+    sa.Column('result', sa.JSON(), nullable=True),
+    sa.Column('admin_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['admin_id'], ['users.id'], name=op.f('fk_pending_sso_logins_admin_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['connection_id'], ['identity_connections.id'], name=op.f('fk_pending_sso_logins_connection_id_identity_connections'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pending_sso_logins')),
+    sa.UniqueConstraint('code_hash', name=op.f('uq_pending_sso_logins_code_hash')),
+    sa.UniqueConstraint('state_hash', name=op.f('uq_pending_sso_logins_state_hash'))
+    )
     op.create_table('cluster_role_grants',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cluster_id', sa.Integer(), nullable=False),
@@ -605,11 +671,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cluster_role_grants_cluster_id'))
 
     op.drop_table('cluster_role_grants')
+    op.drop_table('pending_sso_logins')
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_login_sessions_user_id'))
 
     op.drop_table('login_sessions')
     op.drop_table('group_members')
+    with op.batch_alter_table('federated_identities', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_federated_identities_user_id'))
+        batch_op.drop_index(batch_op.f('ix_federated_identities_connection_id'))
+
+    op.drop_table('federated_identities')
+    op.drop_table('federated_group_grants')
     with op.batch_alter_table('credentials', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_credentials_user_id'))
 
@@ -625,6 +698,8 @@ def downgrade() -> None:
     op.drop_table('usage_records')
     op.drop_table('resource_policies')
     op.drop_table('priority_classes')
+    op.drop_table('password_login_policy')
+    op.drop_table('identity_connections')
     op.drop_table('groups')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_target'))
