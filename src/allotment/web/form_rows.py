@@ -63,3 +63,27 @@ def by_field(errors: Iterable[FieldError]) -> dict[str, list[str]]:
     for error in errors:
         grouped.setdefault(error.field, []).append(error.message)
     return grouped
+
+
+def failure(exc: Exception, conflict_field: str | None = None) -> list[FieldError] | None:
+    """The messages a form shows for a refused request: a request model's errors, a service's field errors, or a
+    conflict without a field (a name already taken) put under `conflict_field`. None: not a form's error (the error
+    page shows it)."""
+    if isinstance(exc, ValidationError):
+        return model_errors(exc)
+    errors = list(getattr(exc, "errors", None) or [])
+    if errors:
+        return errors
+    if conflict_field and getattr(exc, "status", None) == 409:
+        return [FieldError(conflict_field, str(getattr(exc, "detail", exc)))]
+    return None
+
+
+def number(text: str, kind: type = float):
+    """A form's number as the API's JSON would carry it; text that is no number goes to the model as it is, which
+    refuses it in its own words."""
+    try:
+        value = kind(text)
+    except ValueError:
+        return text
+    return value

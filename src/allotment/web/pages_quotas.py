@@ -31,7 +31,7 @@ from allotment.quotas.schemas import QuotaCreate, QuotaUpdate, ScaleIn
 from allotment.quotas.tree import quota_specs
 from allotment.quotas.views import QuotaViews
 from allotment.web.console import redirect, render
-from allotment.web.form_rows import by_field, kept, model_errors, remap, rows_of
+from allotment.web.form_rows import by_field, kept, model_errors, number, remap, rows_of
 from allotment.web.pages_cluster_settings import Form
 
 router = APIRouter()
@@ -160,16 +160,6 @@ def entries_from(form: dict[str, str]) -> tuple[list[dict], list[int]]:
 
 
 NUMBERS = {"weight": float, "min_runtime_s": int}
-
-
-def number(text: str, kind: type = float):
-    """A form's number as the API's JSON would carry it; text that is no number goes to the model as it is, which
-    refuses it in its own words."""
-    try:
-        value = kind(text)
-    except ValueError:
-        return text
-    return value
 
 
 def quota_fields(form: dict[str, str]) -> dict:
@@ -309,5 +299,5 @@ def _include_workflow_pages() -> None:
         router.include_router(importlib.import_module(f"allotment.web.{name}").router)
 
 
-WORKFLOW_PAGES = ["pages_config"]
+WORKFLOW_PAGES = ["pages_config", "pages_profiles", "pages_priorities"]
 _include_workflow_pages()
