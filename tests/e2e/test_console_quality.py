@@ -27,8 +27,10 @@ AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 # Routes that answer htmx requests with a fragment of another page, not a page of their own.
 FRAGMENTS = {"/ui/jobs/{job_id}/log", "/ui/clusters/new/engine"}
-# "/" and "/ui" redirect to "/ui/"; /login redirects a signed-in visitor (it is walked signed out below).
+# "/" and "/ui" redirect to "/ui/"; /login redirects a signed-in visitor (it is walked signed out below); the
+# single sign-on endpoints under /login/ answer identity providers and redirect.
 REDIRECTS = {"/", "/ui", "/login"}
+NOT_PAGES = ("/login/",)
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
@@ -54,7 +56,7 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def seeded(server) -> dict[str, str]:
+def seeded(server) -> dict:
     """One of everything a page's path can name: a queued job on its own quota, a group, a resource policy."""
     url = server.url
     admin = api_token(url, "admin", ADMIN_PASSWORD)
@@ -71,7 +73,11 @@ def seeded(server) -> dict[str, str]:
     r = httpx.post(f"{url}/api/v1/groups", headers=admin, json={"name": group})
     assert r.status_code == 201, r.text
     policies = httpx.get(f"{url}/api/v1/resource-policies", headers=admin).json()["items"]
-    return {"job_id": job_id, "quota": quota, "cluster": "local", "user": "admin", "group": group, "name": policies[0]["name"]}
+    robot = unique("robot")
+    r = httpx.post(f"{url}/api/v1/service-accounts", headers=admin, json={"name": robot})
+    assert r.status_code == 201, r.text
+    return {"job_id": job_id, "quota": quota, "cluster": "local", "user": "admin", "group": group,
+            "name": policies[0]["name"], "/ui/service-accounts/{name}": {"name": robot}}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +103,7 @@ def check_page(page, path: str, label: str, shots: Path) -> list[str]:
     overflow = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
     if overflow[0] > overflow[1]:
         wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
-            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.card'))
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.card')))
             .slice(0, 3).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''))""")
         problems.append(f"{path} [{label}] scrolls sideways: {overflow[0]} px wide in {overflow[1]} ({wide})")
     name = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "root"
@@ -118,12 +124,13 @@ def test_every_page_is_accessible_and_fits_the_width(browser, server, seeded, la
         sign_in(page, "admin", ADMIN_PASSWORD)
         walked, unknown = [], []
         for template in console_get_paths():
-            if template in FRAGMENTS or template in REDIRECTS:
+            if template in FRAGMENTS or template in REDIRECTS or template.startswith(NOT_PAGES):
                 continue
-            if any(n not in seeded for n in re.findall(r"{(\w+)}", template)):
+            values = {**seeded, **seeded.get(template, {})}
+            if any(n not in values for n in re.findall(r"{(\w+)}", template)):
                 unknown.append(template)  # reported below; add a value to `seeded` to walk it
                 continue
-            path = template.format(**seeded)
+            path = template.format(**values)
             response = page.goto(path)
             assert response is not None and response.status == 200, f"{path}: {response and response.status}"
             problems += check_page(page, path, label, shots)
@@ -163,7 +170,48 @@ def test_phone_navigation_is_behind_a_menu_button_and_focus_is_visible(browser, 
         for _ in range(3):  # each following stop draws a focus outline
             page.keyboard.press("Tab")
             outline = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
-                return [s.outlineStyle, s.outlineWidth, s.boxShadow]; }""")
+                return [s.outlineStyle, s.outlineWidth, s.boxShadow, document.activeElement.outerHTML.slice(0, 120)]; }""")
             assert outline[0] != "none" and outline[1] != "0px" or outline[2] != "none", outline
     finally:
         context.close()
+
+
+@pytest.fixture
+def admin_page(browser, server):
+    context = browser.new_context(base_url=server.url, viewport=WIDTHS["desktop"])
+    context.set_default_timeout(TIMEOUT_MS)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    yield page
+    context.close()
+
+
+def test_an_unknown_member_is_shown_under_its_field_and_the_page_stays(admin_page, seeded):
+    page = admin_page
+    page.goto(f"/ui/groups/{seeded['group']}")
+    url = page.url
+    page.fill("form[data-testid=add-member-form] #username", "nobody-by-that-name")
+    page.click("form[data-testid=add-member-form] button[type=submit]")
+    errors = page.get_by_test_id("errors-username")
+    errors.wait_for()
+    assert "No user or service account 'nobody-by-that-name'" in errors.inner_text()
+    assert page.url == url and page.input_value("#username") == "nobody-by-that-name"
+    assert page.get_attribute("#username", "aria-invalid") == "true"
+    page.screenshot(path=str(artifacts_dir() / "field-error-desktop.png"), full_page=True)
+
+
+def test_reloading_after_creating_a_credential_creates_nothing_and_copy_works(admin_page, server):
+    page = admin_page
+    admin = api_token(server.url, "admin", ADMIN_PASSWORD)
+    count = httpx.get(f"{server.url}/api/v1/credentials?limit=1", headers=admin).json()["total"]
+    page.goto("/ui/credentials")
+    page.fill("#label", "copied")
+    page.get_by_test_id("create-credential").click()
+    secret = page.get_by_test_id("new-secret-key").inner_text().strip()
+    assert "shown=" in page.url  # the browser followed the redirect: a GET
+    page.get_by_test_id("copy-secret-key").click()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    page.reload()
+    assert page.get_by_test_id("secret-once").count() == 0 and secret not in page.content()
+    assert httpx.get(f"{server.url}/api/v1/credentials?limit=1", headers=admin).json()["total"] == count + 1

@@ -3,8 +3,10 @@ keys for admins, service accounts' credentials, field messages that name their f
 
 from __future__ import annotations
 
+import json
 import re
 
+from integration.inventory_helpers import hold_devices, quota, register_node
 from integration.test_web_console import ADMIN_PASSWORD, csrf, make_user, sign_in
 
 SHOWN = re.compile(r"/ui/credentials\?shown=([\w-]+)$")
@@ -130,3 +132,59 @@ def test_paging_past_the_end_shows_the_last_page(client, admin_headers):
     assert 'data-username="admin"' in page.text or "p1" in page.text  # rows of the last page, not an empty list
     audit = client.get("/ui/audit?page=999")
     assert audit.status_code == 200 and "Page 999" not in audit.text and 'data-testid="audit-table"' in audit.text
+
+
+def test_an_unknown_member_name_is_a_field_error_not_a_missing_page(client, admin_headers):
+    signed_in_admin(client)
+    r = client.post("/api/v1/groups", headers=admin_headers, json={"name": "team"})
+    assert r.status_code == 201, r.text
+    group_id = r.json()["id"]
+    token = csrf(client, f"/ui/groups/{group_id}")
+    htmx = {"HX-Request": "true", "X-CSRF-Token": token}
+    r = client.post(f"/ui/groups/{group_id}/members", data={"username": "nobody-here"}, headers=htmx)
+    assert r.status_code == 422
+    assert r.headers["HX-Reswap"] == "none"
+    event = json.loads(r.headers["HX-Trigger"])["allot:field-errors"]
+    assert event["errors"] == {"username": ["no user or service account 'nobody-here'"]}
+    r = client.post("/ui/clusters/local/members", data={"username": "nobody-here", "role": "user"}, headers=htmx)
+    assert r.status_code == 422 and "username" in json.loads(r.headers["HX-Trigger"])["allot:field-errors"]["errors"]
+    r = client.post("/ui/clusters/local/groups", data={"group": "no-such-group", "role": "user"}, headers=htmx)
+    assert r.status_code == 422 and "group" in json.loads(r.headers["HX-Trigger"])["allot:field-errors"]["errors"]
+
+
+def test_the_dashboard_shows_gpus_per_pool_the_longest_waits_and_unhealthy_nodes(client, admin_headers):
+    register_node(client, admin_headers, "dash-ok", "A100", 4)
+    r = client.post("/api/v1/clusters/local/nodes", headers=admin_headers, json={
+        "name": "dash-sick", "cpu": "8", "memory": "64Gi", "health": "unhealthy",
+        "devices": [{"index": 0, "model": "A100", "memory": "80Gi", "health": "unhealthy"}]})
+    assert r.status_code == 200, r.text
+    quota(client, admin_headers, "dash", gpu="0", limit="0")
+    jobs = []
+    for name in ("holding", "waiting"):
+        r = client.post("/api/v1/jobs", headers=admin_headers,
+                        json={"quota": "dash", "gpu": 1, "command": "sleep 60", "name": name})
+        assert r.status_code == 201, r.text
+        jobs.append(r.json()["id"])
+    hold_devices(client, jobs[0], ["dash-ok:0"], pool="default")
+    signed_in_admin(client)
+    page = client.get("/ui/").text
+    row = re.search(r'<tr data-pool="local/[^"]+">(.*?)</tr>', page, re.DOTALL).group(1)
+    assert 'data-testid="allocated">1<' in row and 'data-testid="free">3<' in row  # 4 usable, 1 held
+    waits = re.search(r'data-testid="longest-waits">(.*?)</section>', page, re.DOTALL).group(1)
+    assert f"#{jobs[1]} waiting" in waits and f"#{jobs[0]} " not in waits
+    sick = re.search(r'data-testid="unhealthy-nodes">(.*?)</section>', page, re.DOTALL).group(1)
+    assert "dash-sick" in sick and "1 unhealthy GPU" in sick and "dash-ok" not in sick
+
+
+def test_the_about_page_names_the_version_engines_and_database(client):
+    from allotment import __version__
+
+    signed_in_admin(client)
+    page = client.get("/ui/about")
+    assert page.status_code == 200
+    assert f'data-testid="about-version">{__version__}<' in page.text
+    assert re.search(r'data-testid="about-database">(SQLite|PostgreSQL) [\d.]+', page.text)
+    for engine in ("local", "simulated", "slurm", "ray"):
+        assert f'data-engine="{engine}"' in page.text
+    assert "slurmrestd API v0.0.38" in page.text
+    assert 'href="/ui/about"' in page.text  # in every page's sidebar

@@ -29,6 +29,20 @@ def _load() -> None:
 _load()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from allotment.web.about import version_line
+
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print allot's version and exit.")) -> None:
+    """allotment: govern a shared GPU cluster."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Exit codes: 0 success, 1 error (one line naming the problem), 2 usage error.
 

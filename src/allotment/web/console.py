@@ -23,8 +23,9 @@ from fastapi.templating import Jinja2Templates
 from allotment import __version__
 from allotment.api.deps import SESSION_COOKIE, app_state
 from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Permission, Principal, allowed
-from allotment.errors import FieldError, Forbidden
+from allotment.errors import FieldError, Forbidden, NotFound, invalid
 from allotment.identity.secrets import session_csrf_token
+from allotment.web.formatting import amounts_of, memory_text
 
 log = logging.getLogger("allotment.web")
 
@@ -58,6 +59,7 @@ NAV = [
     NavItem("Groups", "/ui/groups", PLATFORM_ADMIN, "Administration"),
     NavItem("Service accounts", "/ui/service-accounts", PLATFORM_ADMIN, "Administration"),
     NavItem("Audit log", "/ui/audit", PLATFORM_ADMIN, "Administration"),
+    NavItem("About", "/ui/about", AUTHENTICATED, "Help"),
 ]
 
 
@@ -115,6 +117,15 @@ def field_errors(errors: list[FieldError]) -> dict[str, list[str]]:
     for error in errors:
         by_field.setdefault(error.field, []).append(error.message)
     return by_field
+
+
+def form_lookup(field: str, find, *args):
+    """`find(*args)` for a name typed into a form's `field`: an unknown name is that field's error (shown under it),
+    not a page that does not exist."""
+    try:
+        return find(*args)
+    except NotFound as exc:
+        raise invalid(field, exc.detail) from None
 
 
 def set_notice(response: Response, message: str) -> None:
@@ -233,6 +244,8 @@ def field_message(message: str, label: str) -> str:
 
 
 TEMPLATES.env.filters["field_message"] = field_message
+TEMPLATES.env.filters["amounts"] = amounts_of
+TEMPLATES.env.filters["memory"] = memory_text
 
 
 def url_segment(value) -> str:

@@ -5,6 +5,7 @@ The API keeps its problem+json handlers: each handler here delegates to the one 
 
 from __future__ import annotations
 
+import json
 import logging
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allotment.api.deps import SESSION_COOKIE, optional_principal
 from allotment.errors import DomainError, Forbidden, Unauthenticated
-from allotment.web.console import is_console_request, is_htmx, redirect, render
+from allotment.web.console import field_errors, is_console_request, is_htmx, redirect, render
 
 log = logging.getLogger("allotment.web")
 
@@ -61,6 +62,13 @@ def error_page(request: Request, status: int, title: str, detail: str) -> Respon
     return render(request, "error.html", context, status=status, principal=principal)
 
 
+def field_errors_response(exc: DomainError) -> Response:
+    """An htmx form's field errors: nothing is swapped; console.js puts each message under its input in the form
+    that was sent (the `allot:field-errors` event fires on it), so the page and what was typed stay."""
+    payload = {"allot:field-errors": {"errors": field_errors(exc.errors), "detail": _sentence(exc.detail)}}
+    return Response(status_code=exc.status, headers={"HX-Trigger": json.dumps(payload), "HX-Reswap": "none"})
+
+
 def install(app: FastAPI) -> None:
     api_domain = app.exception_handlers[DomainError]
     api_http = app.exception_handlers[StarletteHTTPException]
@@ -75,6 +83,8 @@ def install(app: FastAPI) -> None:
             return to_login(request, exc)
         if isinstance(exc, Forbidden):
             return error_page(request, 403, "Access denied", f"You cannot open this: {exc.detail}.")
+        if exc.errors and is_htmx(request) and request.method != "GET":
+            return field_errors_response(exc)
         return error_page(request, exc.status, exc.title, _sentence(exc.detail))
 
     @app.exception_handler(StarletteHTTPException)

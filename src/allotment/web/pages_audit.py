@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
@@ -14,6 +13,7 @@ from allotment.api.deps import DB, require
 from allotment.api.fields import PageNumber
 from allotment.audit import service as audit
 from allotment.core.permissions import PLATFORM_ADMIN, Principal
+from allotment.web.audit_view import field_changes, target_href
 from allotment.web.console import render
 from allotment.web.paging import Page, fetch_page
 
@@ -47,8 +47,11 @@ def audit_page(request: Request, principal: Annotated[Principal, require(PLATFOR
         f = audit.AuditFilter(actor=actor or None, target=target or None, action=action or None,
                               since=since_at, until=until_at)
         events, paging = fetch_page(page, lambda limit, offset: audit.search(db, f, limit, offset))
-    rows = [{"event": e, "changes": json.dumps(e.changes, indent=1, sort_keys=True, default=str)
-             if e.changes else ""} for e in events]
+    rows = []
+    for e in events:
+        changed, context = field_changes(e.changes)
+        rows.append({"event": e, "changed": changed, "context": context,
+                     "href": target_href(e.target_type, e.target, e.target_id, e.action)})
     return render(request, "audit.html", {
         "rows": rows, "values": values, "errors": errors, "page": paging,
         "pager_base": f"/ui/audit?{query}&" if query else "/ui/audit?",

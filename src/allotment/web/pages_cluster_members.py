@@ -14,7 +14,7 @@ from allotment.core.permissions import ROLE_ORDER, Principal, cluster
 from allotment.identity import cluster_roles
 from allotment.identity import service as identity
 from allotment.inventory.service import find_cluster
-from allotment.web.console import redirect, render, url_segment
+from allotment.web.console import form_lookup, redirect, render, url_segment
 
 router = APIRouter()
 Manager = Annotated[Principal, require(cluster("manager"), cluster_scope())]
@@ -34,8 +34,8 @@ def members_page(request: Request, principal: Manager, db: DB, cluster: str) -> 
 def set_member_role(request: Request, principal: Manager, db: DB, cluster: str,
                     username: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "user") -> Response:
     found = find_cluster(db, cluster)
-    change = cluster_roles.set_user_role(db, found, identity.find_user(db, username), role, principal,
-                                         client_address(request))
+    user = form_lookup("username", identity.find_user, db, username)
+    change = cluster_roles.set_user_role(db, found, user, role, principal, client_address(request))
     verb = f"changed from {change.previous_role} to" if change.previous_role else "added as"
     return redirect(f"/ui/clusters/{url_segment(found.name)}/members", request=request,
                     notice=f"{change.username} {verb} {change.role} on {found.name}.")
@@ -54,8 +54,8 @@ def remove_member(request: Request, principal: Manager, db: DB, cluster: str, us
 def set_group_role(request: Request, principal: Manager, db: DB, cluster: str,
                    group: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "user") -> Response:
     found = find_cluster(db, cluster)
-    change = cluster_roles.set_group_role(db, found, cluster_roles.find_group(db, group), role, principal,
-                                          client_address(request))
+    target = form_lookup("group", cluster_roles.find_group, db, group)
+    change = cluster_roles.set_group_role(db, found, target, role, principal, client_address(request))
     return redirect(f"/ui/clusters/{url_segment(found.name)}/members", request=request,
                     notice=f"Group {change.group} has the {change.role} role on {found.name}.")
 

@@ -1,4 +1,5 @@
-"""The dashboard: a snapshot of the platform for admins (DKube's operator dashboard), of one's own use otherwise."""
+"""The dashboard: a snapshot of the platform for admins (DKube's operator dashboard: GPUs allocated and free per pool,
+utilisation, the longest waits, unhealthy nodes), of one's own use and clusters otherwise."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from fastapi.responses import Response
 from allotment.api.deps import DB, require
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.db import utcnow
-from allotment.web import service
+from allotment.web import pages_about, service
 from allotment.web.console import render
 from allotment.web.pages_clusters import clusters_for
 
 router = APIRouter()
+router.include_router(pages_about.router)  # the About page, linked from every page's sidebar
 
 
 @router.get("/ui/")
@@ -26,5 +28,10 @@ def dashboard(request: Request, principal: Annotated[Principal, require(AUTHENTI
         events = service.recent_events(db)
     else:
         tiles, events = service.own_counts(db, principal, now), []
-    return render(request, "dashboard.html", {"tiles": tiles, "events": events, "clusters": clusters_for(db, principal),
-                                              "jobs": service.jobs_by_state(db, principal)})
+    cluster_ids = None if principal.is_platform_admin else set(principal.cluster_roles)
+    return render(request, "dashboard.html", {
+        "tiles": tiles, "events": events, "clusters": clusters_for(db, principal),
+        "jobs": service.jobs_by_state(db, principal), "pools": service.pool_gpus(db, cluster_ids),
+        "waits": service.longest_waits(db, principal, now),
+        "unhealthy": service.unhealthy_nodes(db, cluster_ids) if principal.is_platform_admin else [],
+    })

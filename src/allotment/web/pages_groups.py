@@ -13,7 +13,7 @@ from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.errors import DomainError
 from allotment.identity import groups
 from allotment.identity import service as identity
-from allotment.web.console import field_errors, redirect, render
+from allotment.web.console import field_errors, form_lookup, redirect, render
 
 router = APIRouter()
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
@@ -54,7 +54,7 @@ def group_page(request: Request, principal: Admin, db: DB, group: str) -> Respon
 def add_member(request: Request, principal: Admin, db: DB, group: str,
                username: Annotated[str, Form()] = "") -> Response:
     target = groups.find_group(db, group)
-    user = identity.find_user(db, username)
+    user = form_lookup("username", identity.find_user, db, username)
     added = groups.add_member(db, principal, target, user, client_address(request))
     message = f"{user.username} added to {target.name}." if added else f"{user.username} was already a member."
     return redirect(f"/ui/groups/{target.id}", notice=message, request=request)

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from allotment.audit.models import AuditEvent
 from allotment.core.permissions import Principal
+from allotment.core.quantity import format_raw
 from allotment.identity.models import SERVICE_ACCOUNT, USER, Credential, Group, User
-from allotment.inventory.models import Cluster, Device, Pool
+from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Device, Node, Pool
 from allotment.quotas.models import Quota
-from allotment.workloads.models import STATES, Job
+from allotment.workloads.models import HOLDING_STATES, QUEUED, STATES, Job
 
 
 def _count(session: Session, stmt) -> int:
@@ -74,3 +75,83 @@ def jobs_by_state(session: Session, principal: Principal) -> dict[str, int]:
         query = query.where(Job.owner_id == principal.id)
     counts = dict(session.execute(query).all())
     return {state: int(counts.get(state, 0)) for state in STATES}
+
+
+def _cluster_filter(column, cluster_ids: set[int] | None):
+    return True if cluster_ids is None else column.in_(cluster_ids or {-1})
+
+
+def pool_gpus(session: Session, cluster_ids: set[int] | None) -> list[dict]:
+    """Per pool of the given clusters (None: all): usable GPUs (healthy, on ready nodes), how many running and
+    admitted jobs hold there, how many are free, and the devices' mean utilisation as the engines report it."""
+    pools = session.execute(select(Pool.id, Pool.name, Cluster.name).join(Cluster, Cluster.id == Pool.cluster_id)
+                            .where(_cluster_filter(Pool.cluster_id, cluster_ids))
+                            .order_by(Cluster.name, Pool.name)).all()
+    usable = dict(session.execute(
+        select(Device.pool_id, func.count()).join(Node, Node.id == Device.node_id)
+        .where(_cluster_filter(Node.cluster_id, cluster_ids), Device.health == HEALTHY, Node.status == NODE_READY)
+        .group_by(Device.pool_id)).all())
+    utilisation = dict(session.execute(
+        select(Device.pool_id, func.avg(Device.utilisation)).join(Node, Node.id == Device.node_id)
+        .where(_cluster_filter(Node.cluster_id, cluster_ids)).group_by(Device.pool_id)).all())
+    placed = func.coalesce(Job.placed_pool_id, Job.pool_id)
+    held = dict(session.execute(
+        select(placed, func.sum(Job.gpu_milli)).where(Job.state.in_(HOLDING_STATES),
+                                                      _cluster_filter(Job.cluster_id, cluster_ids))
+        .group_by(placed)).all())
+    rows = []
+    for pool_id, pool, cluster in pools:
+        total_milli = int(usable.get(pool_id, 0)) * 1000
+        held_milli = int(held.get(pool_id) or 0)
+        rows.append({
+            "cluster": cluster, "pool": pool, "gpus": format_raw(total_milli, "gpu"),
+            "allocated": format_raw(held_milli, "gpu"), "free": format_raw(max(0, total_milli - held_milli), "gpu"),
+            "allocated_percent": round(100 * held_milli / total_milli) if total_milli else 0,
+            "utilisation": None if utilisation.get(pool_id) is None else round(float(utilisation[pool_id])),
+        })
+    return rows
+
+
+def longest_waits(session: Session, principal: Principal, now: datetime, limit: int = 5) -> list[dict]:
+    """The queued jobs that have waited longest (everyone's for platform admins, one's own otherwise), with why."""
+    query = (select(Job.id, Job.name, Job.submitted_at, Job.reason, User.username, Cluster.name)
+             .join(User, User.id == Job.owner_id).join(Cluster, Cluster.id == Job.cluster_id)
+             .where(Job.state == QUEUED).order_by(Job.submitted_at, Job.id).limit(limit))
+    if not principal.is_platform_admin:
+        query = query.where(Job.owner_id == principal.id)
+    out = []
+    for job_id, name, submitted_at, reason, owner, cluster in session.execute(query).all():
+        out.append({"id": job_id, "name": name, "owner": owner, "cluster": cluster, "reason": reason,
+                    "waited": duration_text(now - submitted_at)})
+    return out
+
+
+def duration_text(span: timedelta) -> str:
+    """"3 d 4 h", "2 h 5 min", "7 min", "40 s": the two largest units, for waits and run times."""
+    seconds = max(0, int(span.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{secs} s"
+
+
+def unhealthy_nodes(session: Session, cluster_ids: set[int] | None, limit: int = 20) -> list[dict]:
+    """Nodes that are down, draining or unhealthy, or hold an unhealthy device, with how many of their GPUs are."""
+    bad_devices = dict(session.execute(
+        select(Device.node_id, func.count()).join(Node, Node.id == Device.node_id)
+        .where(_cluster_filter(Node.cluster_id, cluster_ids), Device.health != HEALTHY)
+        .group_by(Device.node_id)).all())
+    rows = session.execute(
+        select(Node, Cluster.name).join(Cluster, Cluster.id == Node.cluster_id)
+        .where(_cluster_filter(Node.cluster_id, cluster_ids),
+               (Node.health != HEALTHY) | (Node.status != NODE_READY) | Node.id.in_(list(bad_devices) or [-1]))
+        .order_by(Cluster.name, Node.name).limit(limit)).all()
+    return [{"cluster": cluster, "node": node.name, "status": node.status, "health": node.health,
+             "bad_devices": int(bad_devices.get(node.id, 0)), "last_seen_at": node.last_seen_at}
+            for node, cluster in rows]

@@ -46,3 +46,45 @@ function markScrollingCards(root) {
 document.addEventListener("DOMContentLoaded", () => markScrollingCards(document));
 document.addEventListener("htmx:afterSwap", () => markScrollingCards(document));
 window.addEventListener("resize", () => markScrollingCards(document));
+
+// Field errors of a form sent with htmx (see web/errors.py): each message under its input, in the server's words.
+document.addEventListener("allot:field-errors", (event) => {
+  const form = (event.target.closest && event.target.closest("form")) || event.target;
+  for (const old of form.querySelectorAll(".field-errors[data-sent]")) old.remove();
+  for (const input of form.querySelectorAll("[aria-invalid][data-sent-invalid]")) {
+    input.removeAttribute("aria-invalid");
+    input.removeAttribute("data-sent-invalid");
+  }
+  let first = null;
+  const unplaced = [];
+  for (const [name, messages] of Object.entries(event.detail.errors || {})) {
+    const input = form.querySelector(`[name="${CSS.escape(name)}"]`);
+    if (!input) { unplaced.push(...messages); continue; }
+    const box = document.createElement("small");
+    box.className = "field-errors";
+    box.id = `${form.id || "form"}-${name.replace(/[^\w-]/g, "-")}-errors`;
+    box.dataset.sent = "";
+    box.dataset.testid = `errors-${name}`;
+    for (const message of messages) {
+      const line = document.createElement("span");
+      line.textContent = message.charAt(0).toUpperCase() + message.slice(1);
+      box.append(line);
+    }
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("data-sent-invalid", "");
+    input.setAttribute("aria-describedby", box.id);
+    (input.closest("label") || input).insertAdjacentElement("afterend", box);
+    first = first || input;
+  }
+  if (unplaced.length || !first) {
+    const area = document.getElementById("notice-area");
+    if (area) {
+      const notice = document.createElement("div");
+      notice.className = "notice error";
+      notice.setAttribute("role", "alert");
+      notice.textContent = unplaced.length ? unplaced.join(" ") : event.detail.detail;
+      area.replaceChildren(notice);
+    }
+  }
+  if (first) first.focus();
+});
