@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+Scopes = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] | Annotated[
+    str, Field(max_length=2000)]
 
 
 class ConnectionSettings(BaseModel):
@@ -28,8 +31,8 @@ class ConnectionSettings(BaseModel):
     create_users: StrictBool | None = None
     verify_signature: StrictBool | None = None
     code_challenge_method: Literal["none", "plain", "S256"] | None = None
-    scopes: list[str] | None = Field(None, max_length=50)
-    additional_scopes: list[str] | None = Field(None, max_length=50)
+    scopes: Scopes | None = Field(None, description="a list, or one comma-separated text")
+    additional_scopes: Scopes | None = None
     claims: dict[str, str] | None = Field(None, max_length=20, description="our field -> the provider's claim")
     sync_groups: StrictBool | None = None
     entity_id: str | None = Field(None, max_length=255)
