@@ -68,7 +68,7 @@ def test_quantities_accept_the_documented_forms(client, admin_headers, team):
 
 def test_batch_is_all_or_nothing_and_returns_ids(client, admin_headers, team):
     good = {"quota": "research", "gpu": 1, "command": ["run"]}
-    r = client.post(f"{API}/jobs/batch", headers=team, json={"jobs": [good, {**good, "gpu": "0.33"}, good,
+    r = client.post(f"{API}/jobs/batch", headers=team, json={"jobs": [good, {**good, "gpu": "0.333"}, good,
                                                                       {**good, "command": []}]})
     assert r.status_code == 422
     assert {e["field"] for e in r.json()["errors"]} == {"jobs.1.gpu", "jobs.3.command"}
