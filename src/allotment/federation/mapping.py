@@ -16,8 +16,9 @@ OIDC_DEFAULTS = {"user_id": "sub", "email": "email", "name": "name", "given_name
                  "username": "preferred_username"}
 # GitHub-style user-info documents (DKube's OAuth login): a numeric id and a login.
 OAUTH2_DEFAULTS = {**OIDC_DEFAULTS, "user_id": "id", "picture": "avatar_url", "username": "login"}
-SAML_DEFAULTS = {"user_id": "", "email": "email", "name": "displayName", "given_name": "givenName",
-                 "family_name": "sn", "picture": "", "groups": "groups", "username": "uid"}
+# SAML: the NameID is the user id unless an attribute is named; LDAP's friendly attribute names otherwise.
+SAML_DEFAULTS = {"user_id": "", "email": "mail", "name": "displayName", "given_name": "givenName",
+                 "family_name": "sn", "picture": "", "groups": "isMemberOf", "username": "uid"}
 MAPPED = (*FIELDS, "username")
 
 
