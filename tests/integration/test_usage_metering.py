@@ -157,7 +157,12 @@ def test_recalculation_repairs_records_and_reports_each_correction(h):
         finished = s.scalar(select(Job.finished_at).where(Job.id == done)).timestamp()
     assert rows[done].end_s == pytest.approx(finished) and rows[running].end_s is None
     assert h.post("/usage/recalculate")["total"] == 0  # nothing left to correct
-    assert h.post("/clusters/sim/usage/recalculate")["total"] == 0
+    h.cycle()  # the loop builds the clusters again
+    again = h.post("/clusters/sim/usage/recalculate")
+    assert again["total"] == 0  # and the loop rebuilt the cluster, asking its engine (engines' truth):
+    assert again["engines"][0].startswith("cluster sim: its state is rebuilt from the database")
+    h.cycle()
+    assert h.job(running)["state"] == "running" and "sim" in {rt.name for rt in h.scheduler.runtimes.values()}
 
 
 def test_usage_csv_export_streams_every_record(h):

@@ -9,6 +9,8 @@ or restored from a backup. Run at start-up and on request (`allot admin recalcul
 - opens a record for a holding job that has none for its current admission (its interval continues);
 - adds the closed record of an ended job's last interval when none exists.
 Every correction is a sentence naming the job and the numbers; reports roll up from the records, so they follow.
+With the scheduler running, each cluster's state is then rebuilt and its engine asked about its holding jobs
+(occupied resources from the engines' truth; what the engines correct is logged as they answer).
 """
 
 from __future__ import annotations
@@ -76,9 +78,11 @@ def recalculate(session: Session, now: float, cluster_id: int | None = None) -> 
     return corrections
 
 
-def ledger_stale(extras: dict) -> None:
-    """After a recalculation: the running scheduler's budget gate reads every record again at its next refresh."""
+def engines_and_budgets(extras: dict, cluster_id: int | None = None) -> list[str]:
+    """After the records: the running scheduler rebuilds the clusters' state and asks their engines about their
+    holding jobs (occupied resources from the engines' truth), and its budget gate reads every record again."""
     scheduler = extras.get("scheduler")
     gate = getattr(scheduler, "budgets", None)
     if gate is not None:
         gate.ledger.stale = True
+    return scheduler.rebuild(cluster_id) if scheduler is not None else []

@@ -226,11 +226,11 @@ def recalculate_all(principal: Annotated[Principal, require(PLATFORM_ADMIN)], db
                     request: Request) -> RecalculationOut:
     """Bring every cluster's usage records in line with the jobs' recorded intervals; lists each correction."""
     corrections = recalculate.recalculate(db, time.time())
-    recalculate.ledger_stale(state.extras)
+    engines = recalculate.engines_and_budgets(state.extras)
     audit.record(db, principal, "usage.recalculate", "usage", "*", None,
                  changes={"corrections": corrections[:1000], "total": len(corrections)},
                  source=client_address(request))
-    return RecalculationOut(cluster=None, corrections=corrections, total=len(corrections))
+    return RecalculationOut(cluster=None, corrections=corrections, engines=engines, total=len(corrections))
 
 
 @router.post("/clusters/{cluster}/usage/recalculate", response_model=RecalculationOut)
@@ -238,11 +238,11 @@ def recalculate_cluster(cluster: str, principal: Annotated[Principal, require(AD
                         db: DB, state: State, request: Request) -> RecalculationOut:
     c = find_cluster(db, cluster)
     corrections = recalculate.recalculate(db, time.time(), c.id)
-    recalculate.ledger_stale(state.extras)
+    engines = recalculate.engines_and_budgets(state.extras, c.id)
     audit.record(db, principal, "usage.recalculate", "cluster", c.name, c.id,
                  changes={"corrections": corrections[:1000], "total": len(corrections)},
                  source=client_address(request))
-    return RecalculationOut(cluster=c.name, corrections=corrections, total=len(corrections))
+    return RecalculationOut(cluster=c.name, corrections=corrections, engines=engines, total=len(corrections))
 
 
 router.include_router(exports.router)  # resource policies' and jobs' CSV exports

@@ -122,5 +122,7 @@ class BudgetList(BaseModel):
 
 class RecalculationOut(BaseModel):
     cluster: str | None
-    corrections: list[str]
-    total: int
+    corrections: list[str] = Field(description="each usage record corrected, with the numbers")
+    engines: list[str] = Field(default_factory=list, description="clusters whose state the scheduler rebuilds, "
+                                                                 "asking their engines about their holding jobs")
+    total: int = Field(description="how many corrections")

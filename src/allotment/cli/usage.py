@@ -170,6 +170,7 @@ def register_admin(admin: typer.Typer) -> None:
             return
         _print_lines(body["corrections"])
         console.print(f"{body['total']} correction(s)", highlight=False)
+        _print_lines(body.get("engines") or [])
 
 
 def register_quotas(quotas: typer.Typer) -> None:

@@ -124,6 +124,23 @@ class Scheduler(EngineSetup):
         with self._lock:
             return self._cycle(now, scan)
 
+    def rebuild(self, cluster_id: int | None = None) -> list[str]:
+        """Usage recalculation (Backend.AI): drop the clusters' state so that the next cycle builds it again from the
+        database and asks each engine about its holding jobs (recovery.py), making what is held the engines' truth.
+        Returns a sentence per cluster; what the engines correct is logged as they answer."""
+        with self._lock:
+            names = []
+            for cid in [cluster_id] if cluster_id is not None else list(self.runtimes):
+                rt = self.runtimes.pop(cid, None)
+                if rt is None:
+                    continue
+                if self.backends.get(cid) is not None:
+                    self._fresh_engines.add(cid)
+                names.append(f"cluster {rt.name}: its state is rebuilt from the database and its engine asked about "
+                             f"its {sum(1 for i in rt.jobs.values() if i.state in HOLDING_STATES)} holding job(s)")
+        self.state.scheduler_wakeup.set()
+        return names
+
     def explain(self, cluster_id: int, job_id: int, wait_s: float = 0.5) -> tuple[str, str] | None:
         """(reason code, sentence) of a queued job with the numbers of now, from the loop's own state; None when the
         loop does not know the job or is busy with a cycle for longer than `wait_s` (the stored reason then stands).

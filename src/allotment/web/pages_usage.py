@@ -76,7 +76,7 @@ def usage_page(request: Request, principal: Annotated[Principal, require(AUTHENT
 def recalculate_usage(request: Request, principal: Annotated[Principal, require(PLATFORM_ADMIN)], db: DB) -> Response:
     """Backend.AI's "recalculate usage" button: every correction is audited; the notice says how many."""
     corrections = recalculate.recalculate(db, time.time())
-    recalculate.ledger_stale(request.app.state.allot.extras)
+    recalculate.engines_and_budgets(request.app.state.allot.extras)
     audit.record(db, principal, "usage.recalculate", "usage", "*", None,
                  changes={"corrections": corrections[:1000], "total": len(corrections)},
                  source=client_address(request))
