@@ -83,7 +83,7 @@ def test_show_quota_counts_what_the_user_ran_against_the_default_of_100_gpu_hour
     report = h.get("/clusters/default/user-quotas/john")
     assert report["gpu"]["left_hours"] == pytest.approx(197, abs=0.01) and report["source"] == "user"
     # A cluster default applies to users without their own quota.
-    h.put("/clusters/default/user-quota-default", {"gpu": "10h"})
+    assert allot("admin", "set-default-user-quota", "-g", "10h", "default")[1].endswith("GPU: 600m\nCPU: infinity\n")
     assert h.get("/clusters/default/user-quotas/mary")["lines"][0] == \
         "GPU: spent: 0h 00m (quota: 10h 00m, left: 10h 00m)"
 

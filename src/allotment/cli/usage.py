@@ -159,6 +159,16 @@ def register_admin(admin: typer.Typer) -> None:
                              json={"gpu": gpu, "cpu": cpu})
         _print_lines(body["lines"])
 
+    @admin.command("set-default-user-quota")
+    def set_default_user_quota(
+        cluster: str,
+        gpu: Annotated[str | None, typer.Option("-g", "--gpu", help="GPU hours; omitted = unlimited")] = None,
+        cpu: Annotated[str | None, typer.Option("-c", "--cpu", help="CPU hours; omitted = unlimited")] = None,
+    ) -> None:
+        """The quota of the cluster's users who have none of their own (built in: 100 GPU hours, unlimited CPU)."""
+        body = Client().put(f"clusters/{segment(cluster)}/user-quota-default", json={"gpu": gpu, "cpu": cpu})
+        _print_lines(body["lines"])
+
     @admin.command("recalculate-usage")
     def recalculate_usage(cluster: Annotated[str | None, typer.Argument(help="default: every cluster")] = None,
                           json_: Annotated[bool, typer.Option("--json")] = False) -> None:
