@@ -9,7 +9,7 @@ virtual cluster guaranteeing its capacity x --share) and needs no server.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -18,10 +18,7 @@ from rich.table import Table
 
 from allotment.cli.client import Client, CliError, segment
 from allotment.cli.output import console, emit_json, err_console
-from allotment.core.model import SchedulerConfig
 from allotment.simulation import report
-from allotment.simulation.config import SimConfig, from_json, philly
-from allotment.simulation.service import run_replays
 from allotment.simulation.traces import (
     Columns,
     TraceError,
@@ -31,6 +28,9 @@ from allotment.simulation.traces import (
     read_csv,
     read_philly,
 )
+
+if TYPE_CHECKING:
+    from allotment.simulation.config import SimConfig
 
 FORMATS = ("csv", "allot", "philly")
 PROGRESS_FROM_JOBS = 20_000  # shorter replays end before a bar would be seen
@@ -75,6 +75,8 @@ def _jobs_of(rows: list[list[Any]]) -> list[TraceJob]:
 
 
 def _progress_replay(cfg: SimConfig, against: SimConfig | None, jobs: list[TraceJob], show: bool) -> dict:
+    from allotment.simulation.replay import run_replays  # the scheduler core: loaded by this command only
+
     if not show:
         return run_replays(cfg, against, jobs)
     columns = (TextColumn("replaying {task.fields[jobs]} jobs"), BarColumn(), TaskProgressColumn(),
@@ -143,6 +145,9 @@ def register(app: typer.Typer) -> None:
         """Replay a job history or a trace through the scheduler against a configuration (and another one with
         --against) before provisioning it: queueing per quota, JCT, preemptions, time below guarantee, utilisation.
         E.g. allot simulate --cluster gpu --config draft --against current --history 2026-10-01..2026-11-30"""
+        from allotment.core.model import SchedulerConfig
+        from allotment.simulation.config import from_json, philly
+
         if (trace is None) == (history is None):
             raise typer.BadParameter("give either --trace FILE or --history FROM..TO")
         if fmt not in FORMATS:

@@ -32,6 +32,7 @@ from allotment.core.model import Admit, Preempt, QueuedJob, Wait, WaitCode
 from allotment.core.quantity import Quantity
 from allotment.core.resources import ANY_POOL
 from allotment.simulation.config import SimConfig
+from allotment.simulation.report import differences
 from allotment.simulation.traces import TraceJob
 
 # Waits that no later event can lift: the job is taken out of the replay and counted as refused.
@@ -314,3 +315,17 @@ def _measures(cfg, jobs, finished, waited, preempted, lost, refused, watches, po
     }
     return {"window": {"from": first, "to": jobs[-1].submit if jobs else first, "end": end}, "totals": totals,
             "quotas": per, "pools": pools}
+
+
+def run_replays(cfg: SimConfig, against: SimConfig | None, jobs: list[TraceJob],
+                progress: Callable[[float], None] | None = None, series: int = 0) -> dict:
+    """One replay, or two side by side with their differences (``against``). Progress runs 0..1 over both."""
+    if against is None:
+        return {"config": replay(cfg, jobs, progress, series)}
+
+    def half(offset: float) -> Callable[[float], None] | None:
+        return None if progress is None else (lambda f: progress(offset + f / 2))
+
+    first = replay(cfg, jobs, half(0.0), series)
+    second = replay(against, jobs, half(0.5), series)
+    return {"config": first, "against": second, "differences": differences(first, second)}

@@ -17,7 +17,6 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +32,8 @@ from allotment.quotas import priorities
 from allotment.quotas.models import Quota
 from allotment.scheduler import load
 from allotment.settings import Settings
-from allotment.simulation import report
 from allotment.simulation.config import SimConfig, from_document
-from allotment.simulation.replay import replay
+from allotment.simulation.replay import run_replays
 from allotment.simulation.traces import TraceJob
 from allotment.workloads.models import Job
 
@@ -177,17 +175,3 @@ def runs_of(extras: dict[str, Any]) -> Runs:
     if found is None:
         found = extras.setdefault("simulations", Runs())
     return found
-
-
-def run_replays(cfg: SimConfig, against: SimConfig | None, jobs: list[TraceJob],
-                progress: Callable[[float], None] | None = None, series: int = 0) -> dict[str, Any]:
-    """One replay, or two side by side with their differences (``against``). Progress runs 0..1 over both."""
-    if against is None:
-        return {"config": replay(cfg, jobs, progress, series)}
-
-    def half(offset: float) -> Callable[[float], None] | None:
-        return None if progress is None else (lambda f: progress(offset + f / 2))
-
-    first = replay(cfg, jobs, half(0.0), series)
-    second = replay(against, jobs, half(0.5), series)
-    return {"config": first, "against": second, "differences": report.differences(first, second)}

@@ -11,8 +11,7 @@ from allotment.core.quota_tree import QuotaLimits, QuotaSpec
 from allotment.errors import ValidationFailed
 from allotment.simulation import report
 from allotment.simulation.config import SimConfig, from_document, from_json, philly, to_json
-from allotment.simulation.replay import percentile, replay
-from allotment.simulation.service import run_replays
+from allotment.simulation.replay import percentile, replay, run_replays
 from allotment.simulation.traces import TraceJob
 
 GPU = 1000
