@@ -318,7 +318,10 @@ def test_cluster_quota_and_job_pages(client, admin_headers, app):
 
     cluster = client.get("/ui/clusters/local")
     assert cluster.status_code == 200
-    assert "gpu-01" in cluster.text and "A100" in cluster.text and "unhealthy" in cluster.text and "42%" in cluster.text
+    assert "gpu-01" in cluster.text and "A100" in cluster.text and "1 GPU unhealthy" in cluster.text
+    assert "21%" in cluster.text  # the node's mean; each device's own on the node's page
+    node = client.get("/ui/clusters/local/nodes/gpu-01").text
+    assert "42%" in node and "unhealthy" in node
     quotas = client.get("/ui/quotas")
     assert quotas.status_code == 200 and "research" in quotas.text and "vision" in quotas.text
     jobs = client.get("/ui/jobs")

@@ -13,11 +13,11 @@ from allotment.api.deps import DB, client_address, cluster_scope, require
 from allotment.audit import service as audit
 from allotment.core.names import is_digits
 from allotment.core.permissions import AUTHENTICATED, Principal, Scope, allowed, cluster
-from allotment.core.quantity import format_raw
 from allotment.errors import FieldError, ValidationFailed
-from allotment.inventory import nodes, pools
+from allotment.inventory import pools
 from allotment.inventory import service as inventory
 from allotment.web.console import redirect, render, url_segment
+from allotment.web.pages_cluster_pools import nodes_context
 
 router = APIRouter()
 SIMULATE = cluster("manager")  # the simulation pages' permission: whether the cluster page offers the action
@@ -43,18 +43,11 @@ def clusters_page(request: Request, principal: Annotated[Principal, require(AUTH
 def cluster_page(request: Request, principal: Annotated[Principal, require(cluster("user"), cluster_scope())],
                  db: DB, cluster: str) -> Response:
     found = inventory.find_cluster(db, cluster)
-    busy = pools.busy_devices(db, found.id)
-    node_rows = [{
-        "node": node,
-        "cpu": format_raw(node.cpu_milli, "cpu"),
-        "memory": format_raw(node.memory_bytes, "memory"),
-        "devices": [{"device": d, "memory": format_raw(d.memory_bytes, "memory"), "job_id": busy.get(d.id)}
-                    for d in devices],
-    } for node, devices in nodes.list_nodes(db, found.id)]
-    pool_names = {p.id: p.name for p in pools.list_pools(db, found.id)}
     can_configure = principal.is_platform_admin or principal.cluster_roles.get(found.id) == "admin"
-    return render(request, "cluster.html", {"cluster": inventory.cluster_summary(db, found), "nodes": node_rows,
-                                            "pool_names": pool_names, "role": role_on(principal, found.id),
+    # Nodes as one summary row each, filtered by the query string; a node's devices load on demand.
+    nodes_shown = nodes_context(db, found.id, request.query_params)
+    return render(request, "cluster.html", {"cluster": inventory.cluster_summary(db, found), **nodes_shown,
+                                            "role": role_on(principal, found.id),
                                             "can_configure": can_configure,
                                             "can_simulate": allowed(principal, SIMULATE, Scope(cluster_id=found.id))})
 

@@ -292,12 +292,12 @@ def delete_quota(request: Request, principal: QuotaAdmin, db: DB, state: State, 
 
 
 def _include_workflow_pages() -> None:
-    """The configuration, profile and priority class pages are mounted with the quota pages they belong with."""
+    """The configuration, profile, priority class and pool pages are mounted with the quota pages they belong with."""
     import importlib
 
     for name in WORKFLOW_PAGES:
         router.include_router(importlib.import_module(f"allotment.web.{name}").router)
 
 
-WORKFLOW_PAGES = ["pages_config", "pages_profiles", "pages_priorities"]
+WORKFLOW_PAGES = ["pages_config", "pages_profiles", "pages_priorities", "pages_cluster_pools"]
 _include_workflow_pages()
