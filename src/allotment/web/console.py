@@ -59,6 +59,7 @@ NAV = [
     NavItem("Groups", "/ui/groups", PLATFORM_ADMIN, "Administration"),
     NavItem("Service accounts", "/ui/service-accounts", PLATFORM_ADMIN, "Administration"),
     NavItem("Audit log", "/ui/audit", PLATFORM_ADMIN, "Administration"),
+    NavItem("Single sign-on", "/ui/sso", PLATFORM_ADMIN, "Administration"),
     NavItem("About", "/ui/about", AUTHENTICATED, "Help"),
 ]
 
