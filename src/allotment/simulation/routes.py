@@ -13,6 +13,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from allotment.api.deps import DB, State, cluster_scope, require
@@ -76,8 +77,8 @@ def _trace_jobs(trace: TraceIn):
         raise ValidationFailed(str(exc), [FieldError("trace.text", f"line {n}: {m}") for n, m in exc.problems]) from None
 
 
-@router.post(BASE + "/simulation-inputs")
-def inputs(cluster: str, body: InputsIn, principal: Manager, db: DB, state: State) -> dict[str, Any]:
+@router.post(BASE + "/simulation-inputs", response_class=JSONResponse)
+def inputs(cluster: str, body: InputsIn, principal: Manager, db: DB, state: State) -> JSONResponse:
     """The configuration (and the one to compare against) as core takes them, and the job history of a period."""
     found = find_cluster(db, cluster)
     settings = state.settings
@@ -91,7 +92,8 @@ def inputs(cluster: str, body: InputsIn, principal: Manager, db: DB, state: Stat
         out["jobs"] = [[j.submit, j.duration, j.quota, j.gpu, j.cpu, j.memory, j.priority_class, j.pool, j.line]
                        for j in jobs]
         out["skipped"] = skipped
-    return out
+    # Plain JSON types throughout: rendered as they are, without FastAPI's per-value encoder walking every job.
+    return JSONResponse(out)
 
 
 @router.post(BASE + "/simulations", status_code=202)
