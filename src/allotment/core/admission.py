@@ -78,13 +78,19 @@ Rules, in the order the cycle applies them
    set of acceptable pools, e.g. GPU models) takes, among the pools where its limits allow it and a node can take
    it, the placement with the lowest score, the first listed pool on a tie. When none fits, the pools are blocked
    and preempted for in their listed order, as an ordered job's.
-   Score of a placement on a node (placement.NodePool.score, lower is better; in milli-GPU, so comparable across
-   pools): F + 2 * S, where F is the GPU left free on the node after the placement (best fit: fuller nodes first)
-   and S the GPU the placement strands: F minus what the node's CPU left can feed at the node's own CPU per GPU
-   (cpu capacity / GPU capacity), and likewise for memory, the larger of the two, at least 0 (fragmentation-
-   gradient idea of "Beware of Fragmentation", ATC '23: a placement that leaves GPUs without the CPU or memory to
-   use them costs them). A node without GPUs, or without free GPU after the placement, scores 0.
-   Candidates: the first 8 nodes that can take the job in the pool's best-fit order (the tightest free share; the
+   Score of a placement on a node (placement.NodePool.score; lower is better; in milli-GPU, so comparable across
+   pools), after the fragmentation-gradient idea of "Beware of Fragmentation" (FGD, ATC '23):
+     score = dF + 2 * dS + 0.01 * L
+   dF: growth of the node's GPU fragmentation for the workload, the GPU amounts of the jobs submitted so far
+     (placement.Demand). The fragmentation of a node is the free GPU that a job drawn from that workload could not
+     use: each device's free x counts x times the share of jobs asking a share above x, the free GPU outside
+     completely free devices counts for every whole-GPU job, and all free GPU counts for the whole-GPU jobs asking
+     more completely free devices than the node has.
+   dS: growth of the GPU the node's CPU or memory can no longer feed: free GPU beyond what the CPU (memory) left
+     covers at the node's own CPU (memory) per GPU, the larger of the two, at least 0.
+   L: the GPU left free on the node (best fit among otherwise equal nodes: fuller nodes first).
+   CPU-only jobs have no dF. A node without GPUs scores 0.
+   Candidates: the first 8 placements that fit in the pool's best-fit order (the tightest free share; the
    node with the fewest completely free devices that suffice; for CPU-only jobs nodes without free GPU, least free
    cores first, then nodes with free GPU, most free cores first). The search skips only nodes that cannot take the
    job, so a job waits only when no node can; a shape that found no node is not searched again until capacity

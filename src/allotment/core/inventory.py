@@ -82,7 +82,9 @@ class InventoryEvents:
         if dp is None:
             raise ValueError(f"pool {pool.name} is not known to this state; build a new state to add pools")
         if dp.tracked != bool(pool.nodes):
+            demand = dp.demand
             self._devices[pool.name] = dp = self._device_pool(pool)
+            dp.demand = demand
             for run in self._run_by_pool(pool.name):  # CPU and memory on the new pool's nodes
                 if dp.tracked and run.shares:
                     run.nodes = tuple(dict.fromkeys(dp.node[d] for d, _ in run.shares if d in dp.node))

@@ -24,9 +24,61 @@ from allotment.core.devices import WHOLE, DevicePool, Shares
 from allotment.core.quantity import UNLIMITED_RAW, format_raw
 
 CANDIDATES = 8  # feasible single-node placements scored per decision
+FRAC_BIN = 10  # milli-GPU per entry of Demand's fragmentation table
 STRANDED_WEIGHT = 2  # score weight of the GPU a placement strands (its node's CPU or memory left cannot feed it)
+TIGHT_WEIGHT = 0.01  # score weight of the GPU left free on the node: among equals, the fuller node (best fit)
 
 Nodes = tuple[str, ...]
+
+
+class Demand:
+    """The GPU amounts of the jobs submitted so far (per node), the workload that fragmentation is measured against
+    (FGD, "Beware of Fragmentation", ATC '23). Shared by a state's pools; deterministic, no clock.
+
+    tables() -> (frac, whole_le, whole_all) or None before any GPU job: frac[x // FRAC_BIN] is the fragmentation
+    that a device with x milli-GPU free adds for jobs asking a share (x times the share of jobs asking more than x);
+    whole_le[k] the share of jobs asking k or fewer whole GPUs (k up to 16), whole_all that of all whole-GPU jobs.
+    A node's fragmentation is then sum(frac[free of each device]) + partial * whole_le[wc] + free * (whole_all -
+    whole_le[wc]) with wc its completely free devices, partial its free GPU outside them and free all of it."""
+
+    __slots__ = ("_counts", "_n", "_seen", "_tables")
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self._n = 0
+        self._seen = 0  # _n when the tables were built
+        self._tables: tuple[list[float], list[float], float] | None = None
+
+    def add(self, gpu: int) -> None:
+        if gpu > 0:
+            self._counts[gpu] = self._counts.get(gpu, 0) + 1
+            self._n += 1
+
+    def tables(self) -> tuple[list[float], list[float], float] | None:
+        n = self._n
+        if not n:
+            return None
+        if self._tables is None or n >= self._seen * 1.05 + 16:  # rebuilt as the mix grows (O(100 + shapes))
+            bins = WHOLE // FRAC_BIN + 1
+            above = [0] * (bins + 1)  # jobs asking a share of more than bin i's amount
+            whole = [0] * 17
+            for amount, count in self._counts.items():
+                if amount < WHOLE:
+                    above[min((amount - 1) // FRAC_BIN, bins - 1)] += count
+                else:
+                    whole[min(amount // WHOLE, 16)] += count
+            frac = [0.0] * bins
+            running = 0
+            for i in range(bins - 1, -1, -1):
+                running += above[i]
+                frac[i] = i * FRAC_BIN * running / n
+            whole_le, acc = [], 0
+            for k in range(17):
+                acc += whole[k]
+                whole_le.append(acc / n)
+            self._tables = (frac, whole_le, acc / n)
+            self._seen = n
+        return self._tables
 
 
 class NodePool(DevicePool):
@@ -47,6 +99,7 @@ class NodePool(DevicePool):
         self._core_levels: tuple[list[int], list[int]] = ([], [])
         self._filed: dict[str, tuple[int, int]] = {}
         self.one: dict[str, Nodes] = {}  # node -> (node,): built once, shared by every Admit that names it
+        self.demand = Demand()  # the state shares one across its pools
         self.version = 0  # bumped whenever capacity comes back or nodes change
         self._failed: dict[tuple, None] = {}  # shapes that did not fit at _failed_version
         self._failed_version = 0
@@ -240,9 +293,9 @@ class NodePool(DevicePool):
             self._failed[shape] = None
             return None
         if count == 1:
-            best, best_score = found[0], self.score(found[0][0], gpu, cpu, mem)
+            best, best_score = found[0], self.score(found[0][0], gpu, cpu, mem, found[0][1])
             for cand in found[1:]:
-                s = self.score(cand[0], gpu, cpu, mem)
+                s = self.score(cand[0], gpu, cpu, mem, cand[1])
                 if s < best_score:
                     best, best_score = cand, s
             node, shares = best
@@ -250,29 +303,55 @@ class NodePool(DevicePool):
         shares_all: list[tuple[str, int]] = []
         for _, shares in found:
             shares_all.extend(shares)
-        return (sum(self.score(node, gpu, cpu, mem) for node, _ in found), tuple(shares_all),
+        return (sum(self.score(node, gpu, cpu, mem, sh) for node, sh in found), tuple(shares_all),
                 tuple(node for node, _ in found))
 
-    def score(self, node: str, gpu: int, cpu: int, mem: int) -> float:
-        """Lower is better: the node's free GPU after the placement (best fit: fuller nodes first) plus
-        STRANDED_WEIGHT times the GPU the placement strands: free GPU beyond what the node's CPU (or memory) left can
-        feed at the node's own CPU (memory) per GPU."""
+    def score(self, node: str, gpu: int, cpu: int, mem: int, shares: Shares = ()) -> float:
+        """Lower is better (milli-GPU): how much the placement of ``shares`` (with ``cpu`` and ``mem``) on ``node``
+        grows the node's GPU fragmentation for the workload seen so far (Demand), plus STRANDED_WEIGHT times how
+        much it grows the GPU its CPU or memory left cannot feed (see the contract in admission.py)."""
         gcap = self.gpu_cap[node]
         if not gcap:
             return 0.0
-        left = self._node_gpu_free(node) - gpu
-        if left <= 0:
+        total = self._node_gpu_free(node)
+        left = total - gpu
+        delta = 0.0
+        tables = self.demand.tables() if gpu else None
+        if tables is not None:
+            frac, whole_le, whole_all = tables
+            wc = len(self._whole.get(node, ()))
+            partial = total - WHOLE * wc
+            before = partial * whole_le[min(wc, len(whole_le) - 1)] + total * (whole_all - whole_le[
+                min(wc, len(whole_le) - 1)])
+            if gpu < WHOLE:
+                x = self.free[shares[0][0]]
+                delta += frac[(x - gpu) // FRAC_BIN] - frac[x // FRAC_BIN]
+                if x == WHOLE:
+                    wc -= 1
+                    partial += WHOLE - gpu
+                else:
+                    partial -= gpu
+            else:
+                wc -= gpu // WHOLE
+            k = min(wc, len(whole_le) - 1)
+            delta += partial * whole_le[k] + left * (whole_all - whole_le[k]) - before
+        return (delta + STRANDED_WEIGHT * (self._stranded(node, left, cpu, mem) - self._stranded(node, total, 0, 0))
+                + TIGHT_WEIGHT * left)
+
+    def _stranded(self, node: str, free_gpu: int, cpu: int, mem: int) -> float:
+        """Free GPU beyond what the node's CPU (or memory) left after ``cpu`` (``mem``) can feed at the node's own
+        CPU (memory) per GPU."""
+        if free_gpu <= 0:
             return 0.0
+        gcap = self.gpu_cap[node]
         stranded = 0.0
         ccap = self.cpu_cap.get(node, 0)
         if 0 < ccap < UNLIMITED_RAW:
-            s = left - gcap * (ccap - self.cpu_used[node] - cpu) / ccap
-            stranded = max(stranded, s)
+            stranded = max(stranded, free_gpu - gcap * (ccap - self.cpu_used[node] - cpu) / ccap)
         mcap = self.mem_cap.get(node, 0)
         if 0 < mcap < UNLIMITED_RAW:
-            s = left - gcap * (mcap - self.mem_used[node] - mem) / mcap
-            stranded = max(stranded, s)
-        return left + STRANDED_WEIGHT * stranded
+            stranded = max(stranded, free_gpu - gcap * (mcap - self.mem_used[node] - mem) / mcap)
+        return stranded
 
     def _node_gpu_free(self, node: str) -> int:
         if self.tracked:
@@ -325,6 +404,7 @@ class NodePool(DevicePool):
                     out.append((node, self._fraction(dev, gpu)))
                     if len(out) == want:
                         return out
+
             return out
         n = gpu // WHOLE
         unit = self._unit

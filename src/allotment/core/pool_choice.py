@@ -54,7 +54,7 @@ class PoolChoice:
                 score = None if chosen is None else chosen[0]
             elif opt.mode == PLACE_DEVICES:
                 shares = dp.choose(opt.gpu)
-                score = None if shares is None else dp.score(dp.node[shares[0][0]], opt.gpu, 0, 0)
+                score = None if shares is None else dp.score(dp.node[shares[0][0]], opt.gpu, 0, 0, shares)
             else:
                 score = 0.0
             if score is None:

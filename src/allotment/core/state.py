@@ -20,7 +20,7 @@ from allotment.core.model import (
     Wait,
     WaitCode,
 )
-from allotment.core.placement import NodePool
+from allotment.core.placement import Demand, NodePool
 from allotment.core.preemption import can_preempt
 from allotment.core.quantity import RESOURCES, Quantity, format_quantity
 from allotment.core.queues import (
@@ -106,11 +106,13 @@ class StateBase(InventoryEvents):
         if not 0 < self._share_step <= WHOLE or WHOLE % self._share_step:
             raise ValueError(f"gpu_share_step must divide {WHOLE} milli-GPU (got {self._share_step})")
         self._devices: dict[str, NodePool] = {}
+        self._demand = Demand()  # GPU amounts submitted so far: what placements keep room for (placement.Demand)
         capacity: dict[tuple[str, str], int] = {}
         for pool in pools:
             if pool.name in self._devices or pool.name == ANY_POOL:
                 raise ValueError(f"pool name {pool.name!r} is used twice or reserved")
             dp = self._device_pool(pool)
+            dp.demand = self._demand
             self._devices[pool.name] = dp
             capacity[(pool.name, "gpu")] = dp.total_capacity
             capacity[(pool.name, "cpu")] = dp.total_cpu if dp.tracked else pool.cpu.raw
@@ -236,6 +238,7 @@ class StateBase(InventoryEvents):
         gpu = raw.get("gpu", 0)
         if bad:
             return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"unknown resource {bad[0]}")
+        self._demand.add(gpu)
         step = self._share_step
         if (gpu < WHOLE and gpu % step) or (gpu > WHOLE and gpu % WHOLE):
             return self._invalid_job(

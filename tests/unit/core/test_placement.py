@@ -51,8 +51,10 @@ MIXED = {"big": (8, 96, "512Gi"), "small": (1, 8, "64Gi")}
         ((1, 16, None), "big"),
         ((1, 4, "128Gi"), "big"),  # same for memory
         ((1, 4, "32Gi"), "small"),  # it fits the small node: best fit keeps the big node whole
-        ((0.5, 8, None), "small"),
+        ((0.5, 4, None), "small"),
         ((0.5, 9, None), "big"),
+        # it would fit the small node, but its last 8 cores would strand the other half of that GPU
+        ((0.5, 8, None), "big"),
     ],
 )
 def test_placement_respects_the_nodes_cpu_and_memory(request_, expected):
@@ -217,3 +219,23 @@ def test_a_device_must_be_on_a_listed_node():
     pool = Pool("p", (Device("x-g0", node="x"),), nodes=(Node("n1", cpu(8)),))
     with pytest.raises(ValueError, match="node 'x', which the pool does not list"):
         SchedulerState([quota("q")], [pool])
+
+
+# -- the score: fragmentation for the workload seen (FGD) -------------------------------------------------------------
+def test_a_share_goes_where_what_it_leaves_still_fits_the_workload():
+    """Free 0.5 on n1 and 0.6 on n2; the queue holds 0.5-GPU jobs. Best fit alone would put 0.1 on n1 (0.4 left,
+    too small for any of them); the fragmentation score puts it on n2 (0.5 left), so two 0.5 jobs run, not one."""
+    pool = node_pool("p", {"n1": (1, 16, "64Gi"), "n2": (1, 16, "64Gi")}, busy={"n1-g0": 0.5, "n2-g0": 0.4})
+    jobs = [gpu_job("small", 0.1, 1, priority=10)] + [gpu_job(f"half{i}", 0.5, 1) for i in range(3)]
+    _, decisions = run([pool], jobs)
+    a = admits(decisions)
+    assert a["small"].nodes == ("n2",)
+    assert sorted(j for j in a if j.startswith("half")) == ["half0", "half1"]
+
+
+def test_whole_gpu_jobs_keep_a_node_with_completely_free_devices():
+    """A share breaks into the node with the fewest completely free devices: the 2-GPU job still finds its node."""
+    pool = node_pool("p", {"n1": (2, 32, "64Gi"), "n2": (1, 32, "64Gi")})
+    _, decisions = run([pool], [gpu_job("share", 0.3, 1, priority=10), gpu_job("two", 2, 1)])
+    a = admits(decisions)
+    assert a["share"].nodes == ("n2",) and a["two"].nodes == ("n1",)
