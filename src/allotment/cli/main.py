@@ -16,7 +16,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="allotment: g
                   pretty_exceptions_enable=False)
 
 # Command modules: each exposes `register(app)`. Missing ones are skipped so the CLI grows with the API.
-MODULES = ["server", "session", "admin", "credentials", "jobs", "quotas", "usage", "bench", "simulate"]
+MODULES = ["server", "session", "admin", "credentials", "jobs", "quotas", "usage", "bench", "simulate",
+           "admin_federation"]
 
 
 def _load() -> None:

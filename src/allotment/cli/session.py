@@ -19,10 +19,17 @@ def register(app: typer.Typer) -> None:
         password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin"),
         access_key: str = typer.Option(None, "--access-key"),
         secret_stdin: bool = typer.Option(False, "--secret-stdin", help="read the secret key from stdin"),
+        sso: str = typer.Option(None, "--sso", help="sign in through this identity provider connection (by name)"),
+        no_browser: bool = typer.Option(False, "--no-browser", help="with --sso: only print the URL to open"),
+        sso_wait: int = typer.Option(300, "--sso-wait", help="with --sso: seconds to wait for the sign-in"),
     ) -> None:
         """Log in and remember the server and token."""
         url = url.rstrip("/")
-        if access_key:
+        if sso:
+            from allotment.cli.sso_login import sso_token
+
+            token = sso_token(url, sso, open_browser=not no_browser, wait_s=sso_wait)
+        elif access_key:
             if not secret_stdin:
                 raise typer.BadParameter("--access-key needs --secret-stdin")
             token = f"{access_key}:{sys.stdin.readline().strip()}"
