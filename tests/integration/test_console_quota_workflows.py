@@ -91,6 +91,15 @@ def test_create_edit_and_delete_a_quota_with_errors_under_their_fields(client, a
     assert r.status_code == 303, r.text
     entries = {(x["pool"], x["guarantee"], x["limit"]) for x in h.get("/quotas/team")["resources"]}
     assert entries == {("h100", "2", "6"), ("a100", "1", "unlimited")}
+    # Its pool list and allowed priority classes: unknown names under their fields, then kept and cleared.
+    r = client.post("/ui/quotas/team", data=form | {"name": "team", "pools": "h100, nowhere",
+                                                     "allowed_priority_classes": "sometime"})
+    assert r.status_code == 422 and 'data-testid="errors-allowed_priority_classes"' in r.text
+    r = client.post("/ui/quotas/team", data=form | {"name": "team", "pools": "h100, nowhere"})
+    assert r.status_code == 422 and 'data-testid="errors-pools"' in r.text and "nowhere" in r.text
+    r = client.post("/ui/quotas/team", data=form | {"name": "team", "pools": "h100"}, follow_redirects=False)
+    assert r.status_code == 303 and h.get("/quotas/team")["pools"] == ["h100"]
+    assert 'name="pools" type="text" value="h100"' in client.get("/ui/quotas/team").text
     r = client.post("/ui/quotas/team", data=form | {"name": "team", "resources.0.guarantee": "",
                                                      "resources.0.limit": ""}, follow_redirects=False)
     assert r.status_code == 303

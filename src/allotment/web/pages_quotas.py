@@ -163,14 +163,22 @@ NUMBERS = {"weight": float, "min_runtime_s": int}
 
 
 def quota_fields(form: dict[str, str]) -> dict:
-    """The scalar fields as the API's body takes them; blanks are left to the model's defaults."""
+    """The quota's own fields as the API's body takes them; blank numbers and choices are left to the model's
+    defaults (on a change: left as they are)."""
     body: dict = {"name": form.get("name", "").strip(), "description": form.get("description", "").strip() or None,
                   "parent": form.get("parent", "").strip() or None}
     for key in ("weight", "min_runtime_s", "reclaim", "within_quota_preemption"):
         if form.get(key, "").strip():
             body[key] = number(form[key].strip(), NUMBERS[key]) if key in NUMBERS else form[key].strip()
     body["child_preemption"] = bool(form.get("child_preemption"))
+    # Lists are comma-separated; an empty pool list is every pool, an empty class list every class.
+    body["pools"] = names(form.get("pools", ""))
+    body["allowed_priority_classes"] = names(form.get("allowed_priority_classes", "")) or None
     return body
+
+
+def names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 @router.post("/ui/clusters/{cluster}/quotas")
@@ -228,7 +236,8 @@ def edit_values(out) -> dict[str, str]:
     values = {"name": out.name, "parent": out.parent or "", "description": out.description or "",
               "weight": f"{out.weight:g}", "min_runtime_s": str(out.min_runtime_s), "reclaim": out.reclaim,
               "within_quota_preemption": out.within_quota_preemption,
-              "child_preemption": "on" if out.child_preemption else ""}
+              "child_preemption": "on" if out.child_preemption else "", "pools": ", ".join(out.pools),
+              "allowed_priority_classes": ", ".join(out.allowed_priority_classes or [])}
     for i, row in enumerate(entry_rows(out)):
         values.update({f"resources.{i}.{k}": v for k, v in row.items()})
     return values
