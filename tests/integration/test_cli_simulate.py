@@ -38,6 +38,12 @@ def test_history_of_the_cluster(allot, client, admin_headers):  # noqa: F811
     assert code == 0, out
     assert "3 jobs, 3 run" in out and "vision" in out and "per pool" in out
 
+    h.put("/quotas/vision/budgets/gpu", {"period": "once", "amount": "1m"})  # 60 GPU-seconds: one job's worth
+    code, out = allot("simulate", "--cluster", "sim", "--history", f"{today}..{today}")
+    assert code == 0, out
+    assert "budgets (jobs held at the gate while spent)" in out
+    assert "3 jobs, 2 run" in out  # two start together and spend the minute in 30 s: the third is held
+
 
 def test_csv_trace_with_column_mapping_against_a_configuration_file(allot, client, admin_headers, tmp_path):  # noqa: F811
     h = sim_cluster(client, admin_headers)

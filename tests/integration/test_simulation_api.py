@@ -119,3 +119,16 @@ def test_managers_may_simulate_users_may_not(cluster):
         assert r.status_code == status, (name, r.text)
     r = h.client.get(f"{API}/clusters/sim/simulations/999", headers=h.headers)
     assert r.status_code == 404
+
+
+def test_the_live_budgets_hold_jobs_in_the_replay(cluster):
+    """team-a's four 2-GPU jobs of 100 s need 800 GPU-seconds; a one-off budget of 5 minutes holds the last ones."""
+    h = cluster
+    h.put("/quotas/team-a/budgets/gpu", {"period": "once", "amount": "5m"})
+    r = h.client.post(f"{API}/clusters/sim/simulations", json={"days": 1}, headers=h.headers)
+    assert r.status_code == 202, r.text
+    run = wait_done(h, f"/clusters/sim/simulations/{r.json()['id']}")
+    a = run["result"]["config"]["quotas"]["team-a"]
+    assert a["budgets"][0]["budget_hours"] == round(300 / 3600, 1)
+    assert a["budgets"][0]["jobs_held"] >= 1
+    assert a["jobs_run"] < 4 and run["result"]["config"]["totals"]["held_at_end"] == 4 - a["jobs_run"]

@@ -101,6 +101,16 @@ def _print(result: dict, title: str) -> None:
     for row in report.pool_rows(one):
         p.add_row(*(str(v) for v in row))
     console.print(p)
+    budgets = [(name, b) for name, q in one["quotas"].items() for b in q.get("budgets", [])]
+    if budgets:
+        b_table = Table(title="budgets (jobs held at the gate while spent)")
+        for header in ("quota", "resource", "period", "budget h", "spent h", "most in a period h", "periods run out",
+                       "jobs held"):
+            b_table.add_column(header)
+        for name, b in budgets:
+            b_table.add_row(name, b["resource"], b["period"], str(b["budget_hours"]), str(b["spent_hours"]),
+                            str(b["most_spent_in_a_period_hours"]), str(b["periods_run_out"]), str(b["jobs_held"]))
+        console.print(b_table)
     if result.get("against") is not None:
         console.print("against: " + report.summary_line(result["against"]), highlight=False, markup=False)
         d = Table(title="side by side (difference = against - config)")

@@ -18,12 +18,13 @@ from allotment.core.quantity import UNLIMITED, Quantity, parse_quantity
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec, Reclaim, validate_tree
 from allotment.core.resources import ANY_POOL, ResourceKey
 from allotment.errors import FieldError, ValidationFailed
+from allotment.simulation.budgets import BudgetSpec
 
 
 @dataclass
 class SimConfig:
     """Quotas, pools and profiles as core takes them, the priority classes (name -> value, and the default one),
-    the quotas restricted to some pools (DKube), and the scheduler's settings."""
+    the quotas restricted to some pools (DKube), the scheduler's settings and the quota tree's budgets."""
 
     quotas: list[QuotaSpec]
     pools: list[Pool]
@@ -32,6 +33,7 @@ class SimConfig:
     default_class: str | None = None
     allowed_pools: dict[str, tuple[str, ...]] = field(default_factory=dict)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    budgets: dict[str, list[BudgetSpec]] = field(default_factory=dict)  # quota -> its GPU/CPU-hour budgets
 
     def gpu_pools(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.pools if p.devices)
@@ -115,7 +117,10 @@ def from_document(doc: Mapping[str, Any], pools: Sequence[Pool], base: SimConfig
             f"{e.field}: {e.message}" for e in errors[:10]), errors)
     pools_out = [Pool(p.name, p.devices, p.cpu, p.memory, order.get(p.name, ()), p.nodes) for p in pools]
     base = base or SimConfig([], [])
-    return SimConfig(specs, pools_out, profiles, dict(base.priorities), base.default_class, allowed, base.scheduler)
+    names = {s.id for s in specs}
+    budgets = {q: list(b) for q, b in base.budgets.items() if q in names}  # a document has none: the live ones
+    return SimConfig(specs, pools_out, profiles, dict(base.priorities), base.default_class, allowed, base.scheduler,
+                     budgets)
 
 
 def philly(capacities: Mapping[str, int], vcs: Sequence[str], share: float = 0.25, isolated: bool = False,
@@ -164,6 +169,7 @@ def to_json(cfg: SimConfig) -> dict[str, Any]:
                       "policy_order": list(p.policy_order), "best_fit": p.best_fit} for p in cfg.profiles],
         "priorities": cfg.priorities, "default_class": cfg.default_class,
         "allowed_pools": {k: list(v) for k, v in cfg.allowed_pools.items()},
+        "budgets": {q: [[b.resource, b.period, b.amount_s, b.granted_at] for b in bs] for q, bs in cfg.budgets.items()},
         "scheduler": {"starvation_age_s": cfg.scheduler.starvation_age_s,
                       "preemption_delay_s": cfg.scheduler.preemption_delay_s,
                       "gpu_share_step": cfg.scheduler.gpu_share_step},
@@ -186,4 +192,5 @@ def from_json(data: Mapping[str, Any]) -> SimConfig:
     return SimConfig(quotas, pools, profiles, dict(data["priorities"]), data["default_class"],
                      {k: tuple(v) for k, v in data["allowed_pools"].items()},
                      SchedulerConfig(starvation_age_s=s["starvation_age_s"],
-                                     preemption_delay_s=s["preemption_delay_s"], gpu_share_step=s["gpu_share_step"]))
+                                     preemption_delay_s=s["preemption_delay_s"], gpu_share_step=s["gpu_share_step"]),
+                     {q: [BudgetSpec(*b) for b in bs] for q, bs in data.get("budgets", {}).items()})

@@ -6,13 +6,15 @@ trace. At each such instant the submissions and ends are applied, one cycle runs
 the scheduler loop would: an admitted job starts at once and runs its duration; a preempted job loses the work of its
 run so far and is queued again with its original submission time (a new submission order, as the loop requeues it).
 A job refused for good (unknown quota or pool, a priority class its quota does not allow, a request core cannot
-take) is taken out and counted.
+take) is taken out and counted. The quota tree's GPU- and CPU-hour budgets hold jobs at the gate as the real loop
+does (simulation/budgets.py): a job held there counts as queueing until its budget's period renews it.
 
 Measures, per quota (jobs of that quota):
 - queueing: the time a job spent queued in all, from submission to its first start plus every wait after a
   preemption (mean, p50, p95, p99 over the jobs that finished); JCT: submission to the end of its last run;
 - jobs run (finished), still queued at the end (they never fit), refused; preemptions (in all and the most of any one
   job) and GPU-hours lost (the GPU time of runs cut by preemption); GPU-hours used (finished runs and lost ones);
+- per budget: the hours spent in all and the most in one period, the periods it ran out in, the jobs it held;
 - time below guarantee: per GPU guarantee of the quota, the time during which the quota (with its sub-quotas) used
   less than its guarantee while one of its queued jobs would have fit in what is left of it; in all, the part of
   each such spell beyond `grace_s`, and the longest spell.
@@ -31,6 +33,7 @@ from allotment.core.admission import SchedulerState
 from allotment.core.model import Admit, Preempt, QueuedJob, Wait, WaitCode
 from allotment.core.quantity import Quantity
 from allotment.core.resources import ANY_POOL
+from allotment.simulation.budgets import Spend
 from allotment.simulation.config import SimConfig
 from allotment.simulation.report import differences
 from allotment.simulation.traces import TraceJob
@@ -111,6 +114,27 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         return found
 
     first = jobs[0].submit if n else 0.0
+    spends = [Spend(q, b, first) for q, bs in cfg.budgets.items() for b in bs]
+    spends_by_quota: dict[str, list[Spend]] = {}
+    for sp in spends:
+        spends_by_quota.setdefault(sp.quota, []).append(sp)
+    spend_cache: dict[str, tuple[Spend, ...]] = {}
+
+    def spends_of(quota: str) -> tuple[Spend, ...]:
+        """The budgets a job of ``quota`` counts against: its quota's and every ancestor's."""
+        found = spend_cache.get(quota)
+        if found is None:
+            out, q, seen = [], quota, set()
+            while q is not None and q not in seen:
+                seen.add(q)
+                out.extend(spends_by_quota.get(q, ()))
+                q = parent.get(q)
+            found = spend_cache[quota] = tuple(out)
+        return found
+
+    def uses(i: int, sp: Spend) -> int:
+        return jobs[i].gpu if sp.budget.resource == "gpu" else jobs[i].cpu
+
     used = dict.fromkeys(capacity, 0)
     changes: dict[str, list[tuple[float, int]]] = {p: [] for p in capacity}  # (time, milli-GPU in use from then)
 
@@ -130,22 +154,34 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
     nxt = 0
     prev = first
     dirty: set[_Watch] = set()
+    in_core: set[int] = set()  # queued in the core (not held at the budget gate)
+
+    def enter(i: int, now: float) -> None:
+        """A job is queued (submitted, or preempted and requeued): held if a budget on its path is spent."""
+        queued_since[i] = now
+        for sp in spends_of(jobs[i].quota):
+            if uses(i, sp) and sp.spent():
+                sp.held.append(i)
+                sp.jobs_held += 1
+                return
+        queue(i, now)
 
     def queue(i: int, now: float) -> None:
         nonlocal seq
+        in_core.add(i)
         j = jobs[i]
         seq += 1
         cls = j.priority_class or cfg.default_class
         requests = {r: Quantity(v) for r, v in (("gpu", j.gpu), ("cpu", j.cpu), ("memory", j.memory)) if v}
         state.add_job(QueuedJob(id=str(i), quota=j.quota, priority=prio.get(cls, 0) if cls else 0, seq=seq,
                                 submitted_at=j.submit, requests=requests, pools=pools_of[i], priority_class=cls))
-        queued_since[i] = now
         if j.gpu:
             for w in watches_of(j.quota, pools_of[i]):
                 w.queued[j.gpu] = w.queued.get(j.gpu, 0) + 1
                 dirty.add(w)
 
     def unqueue(i: int) -> None:
+        in_core.discard(i)
         j = jobs[i]
         if j.gpu:
             for w in watches_of(j.quota, pools_of[i]):
@@ -159,10 +195,34 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         used[pool] = amount = used.get(pool, 0) + sign * j.gpu
         if j.gpu:
             changes[pool].append((now, amount))
-        if j.gpu:
             for w in watches_of(j.quota, (pool,)):
                 w.used += sign * j.gpu
                 dirty.add(w)
+        for sp in spends_of(j.quota):
+            if uses(i, sp):
+                sp.change(now, sign * uses(i, sp))
+
+    def gate(now: float) -> None:
+        """Budgets that ran out hold their subtree's queued jobs; budgets renewed by a new period let theirs go."""
+        for sp in spends:
+            sp.advance(now)
+            if sp.spent():
+                for i in [i for i in in_core if uses(i, sp) and sp in spends_of(jobs[i].quota)]:
+                    if state.remove_job(str(i)):
+                        unqueue(i)
+                        sp.held.append(i)
+                        sp.jobs_held += 1
+            elif sp.held:
+                held, sp.held = sp.held, []
+                for i in held:
+                    since = queued_since[i]
+                    enter(i, now)
+                    queued_since[i] = since  # the hold counts as queueing
+
+    def budget_due() -> float | None:
+        """The next instant a budget runs out (at the current rates) or a budget holding jobs is renewed."""
+        times = [t for sp in spends for t in (sp.runs_out_at(), sp.end if sp.held else None) if t is not None]
+        return min(times, default=None)
 
     events = 0
     while True:
@@ -172,6 +232,10 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         due = state.next_due
         if due is not None and prev < due < now:
             now = due
+        if spends:
+            due = budget_due()
+            if due is not None and prev < due < now:
+                now = due
         if now == inf:
             break
         prev = now
@@ -184,8 +248,10 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         while nxt < n and jobs[nxt].submit <= now:
             j = jobs[nxt]
             pools_of[nxt] = cfg.pools_for(j.quota, j.gpu, j.pool)
-            queue(nxt, now)
+            enter(nxt, now)
             nxt += 1
+        if spends:
+            gate(now)
         for d in state.cycle(now):
             if type(d) is Admit:
                 i = int(d.job_id)
@@ -201,7 +267,7 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
                 epoch[i] += 1
                 lost[i] += jobs[i].gpu * (now - started[i])
                 hold(i, placed[i], -1)  # type: ignore[arg-type]
-                queue(i, now)
+                enter(i, now)
             elif type(d) is Wait and d.code in REFUSED:
                 i = int(d.job_id)
                 if i not in refused and state.remove_job(d.job_id):
@@ -220,8 +286,16 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
     if progress is not None:
         progress(1.0)
     pools = _utilisation(changes, capacity, first, end, series)
-    return _measures(cfg, jobs, finished, waited, preempted, lost, refused, watches, pools,
-                     time.process_time() - cpu0, time.perf_counter() - wall0, first, end)
+    held = sum(len(sp.held) for sp in spends)
+    budgets: dict[str, list[dict]] = {}
+    for sp in spends:
+        budgets.setdefault(sp.quota, []).append(sp.report(end))
+    out = _measures(cfg, jobs, finished, waited, preempted, lost, refused, watches, pools,
+                    time.process_time() - cpu0, time.perf_counter() - wall0, first, end)
+    for q, rows in budgets.items():
+        out["quotas"][q]["budgets"] = rows
+    out["totals"]["held_at_end"] = held
+    return out
 
 
 def _utilisation(changes: dict[str, list[tuple[float, int]]], capacity: dict[str, int], first: float, end: float,

@@ -4,7 +4,8 @@ in the background for the API and the console.
 Configurations: `current` is what the scheduler runs now (scheduler/load.py's reading of the live tables, so the
 replay sees exactly the pools, devices, nodes, profiles and quota tree of the real loop); `draft` is the cluster's
 draft (quotas/config.py), or the provisioned configuration when there is none; a document in the same shape (a file)
-is checked and built over the cluster's pools. Priority classes and scheduler settings are the server's.
+is checked and built over the cluster's pools. Priority classes, scheduler settings and the quota tree's GPU- and
+CPU-hour budgets are the live ones (a configuration document holds no budgets).
 
 History: the cluster's jobs submitted in a period that ran, each with its submission time, the time it ran (its end,
 or now for one still running, minus its start), its requests, quota, priority class and pinned pool. Jobs that never
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from allotment.accounting import budgets as accounting_budgets
 from allotment.core.model import SchedulerConfig
 from allotment.errors import NotFound, ValidationFailed, invalid
 from allotment.inventory.models import Cluster
@@ -32,6 +34,7 @@ from allotment.quotas import priorities
 from allotment.quotas.models import Quota
 from allotment.scheduler import load
 from allotment.settings import Settings
+from allotment.simulation.budgets import BudgetSpec
 from allotment.simulation.config import SimConfig, from_document
 from allotment.simulation.replay import run_replays
 from allotment.simulation.traces import TraceJob
@@ -52,8 +55,13 @@ def current(session: Session, cluster: Cluster, settings: Settings) -> SimConfig
     default = priorities.default_class(session)
     allowed = {inv.quota_names[qid]: tuple(sorted(pools)) for qid, pools in inv.allowed.items()
                if pools is not None and qid in inv.quota_names}
+    budgets: dict[str, list[BudgetSpec]] = {}
+    for quota_id, rows in accounting_budgets.budgets_of(session, list(inv.quota_names)).items():
+        budgets[inv.quota_names[quota_id]] = [BudgetSpec(r.resource, r.period, r.amount_s, r.granted_at)
+                                              for r in rows]
     return SimConfig(list(inv.quotas), list(inv.pools), list(inv.profiles), {c.name: c.value for c in classes},
-                     default.name if default else None, allowed, scheduler_config(settings, inv.gpu_share_step))
+                     default.name if default else None, allowed, scheduler_config(settings, inv.gpu_share_step),
+                     budgets)
 
 
 def configuration(session: Session, cluster: Cluster, settings: Settings, which: str | dict,

@@ -10,6 +10,7 @@ from allotment.core.quantity import UNLIMITED, Quantity
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec
 from allotment.errors import ValidationFailed
 from allotment.simulation import report
+from allotment.simulation.budgets import BudgetSpec
 from allotment.simulation.config import SimConfig, from_document, from_json, philly, to_json
 from allotment.simulation.replay import percentile, replay, run_replays
 from allotment.simulation.traces import TraceJob
@@ -144,6 +145,7 @@ def test_philly_configuration_shared_and_isolated():
 
 def test_configuration_travels_as_json_unchanged():
     base = philly({"a": 64}, ["a", "b"], share=0.5)
+    base.budgets = {"a": [BudgetSpec("gpu", "weekly", 3600, 5.0)]}
     assert from_json(to_json(base)) == base
 
 
@@ -161,3 +163,45 @@ def test_document_quota_pools_restrict_where_its_jobs_run():
     built = from_document(doc, [pool(4, "big"), pool(1, "small")])
     out = replay(built, [job(0, 100, "a"), job(0, 100, "a")])
     assert out["quotas"]["a"]["queueing_s"]["p99"] == 100  # the second waits for the one GPU of pool small
+
+
+def budgeted(budget: BudgetSpec, gpus: int) -> SimConfig:
+    out = cfg([quota("a", 0)], gpus)
+    out.budgets = {"a": [budget]}
+    return out
+
+
+def test_a_spent_budget_holds_new_jobs_and_lets_running_ones_finish():
+    """One GPU-hour, once: j1 and j2 together spend it at 3,500 s; j3 arrives after and is held for good."""
+    trace = [job(0, 7200, "a"), job(100, 100, "a"), job(4000, 10, "a")]
+    out = replay(budgeted(BudgetSpec("gpu", "once", 3600), 4), trace)
+    a = out["quotas"]["a"]
+    assert a["jobs_run"] == 2 and out["totals"]["held_at_end"] == 1
+    assert a["budgets"] == [{"resource": "gpu", "period": "once", "budget_hours": 1.0, "spent_hours": 2.0,
+                             "most_spent_in_a_period_hours": 2.0, "periods_run_out": 1, "jobs_held": 1}]
+
+
+def test_a_budget_running_out_holds_the_jobs_already_queued():
+    """One GPU, budget 100 GPU-seconds: j2 queues behind j1; the budget runs out at 100 s, before j1 ends at 200 s."""
+    out = replay(budgeted(BudgetSpec("gpu", "once", 100), 1), [job(0, 200, "a"), job(0, 50, "a")])
+    assert out["quotas"]["a"]["jobs_run"] == 1 and out["totals"]["held_at_end"] == 1
+
+
+def test_a_weekly_budget_lets_held_jobs_go_when_the_week_begins():
+    monday = 1793577600.0  # 2026-11-02 00:00 UTC
+    trace = [job(monday, 7200, "a"), job(monday + 3 * 3600, 60, "a")]
+    out = replay(budgeted(BudgetSpec("gpu", "weekly", 3600), 2), trace)
+    a = out["quotas"]["a"]
+    assert a["jobs_run"] == 2
+    assert a["queueing_s"]["p99"] == 7 * 86400 - 3 * 3600  # held until the next Monday
+    assert a["budgets"][0]["jobs_held"] == 1 and a["budgets"][0]["periods_run_out"] == 1
+
+
+def test_a_budget_counts_its_whole_subtree_and_only_its_resource():
+    child = QuotaSpec(id="child", parent_id="a", resources={("gpu", "gpu"): QuotaLimits(Quantity(0), UNLIMITED)})
+    config = SimConfig([quota("a", 0), child], [pool(2)], scheduler=SchedulerConfig(starvation_age_s=None),
+                       budgets={"a": [BudgetSpec("gpu", "once", 100)]})
+    trace = [job(0, 200, "child"), TraceJob(300, 10, "child", 0, 1000), job(300, 10, "child")]
+    out = replay(config, trace)
+    assert out["quotas"]["child"]["jobs_run"] == 2  # the CPU-only job is not held by a GPU budget
+    assert out["totals"]["held_at_end"] == 1
