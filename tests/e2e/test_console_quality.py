@@ -92,7 +92,7 @@ def browser(server):
         b.close()
 
 
-def check_page(page, path: str, label: str, shots: Path) -> list[str]:
+def check_page(page, path: str, label: str, shots: Path, name: str | None = None) -> list[str]:
     """Problems on the page now open: axe violations, sideways scrolling; saves a full-page screenshot."""
     problems = []
     page.add_script_tag(path=str(AXE))
@@ -106,7 +106,7 @@ def check_page(page, path: str, label: str, shots: Path) -> list[str]:
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.card')))
             .slice(0, 3).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''))""")
         problems.append(f"{path} [{label}] scrolls sideways: {overflow[0]} px wide in {overflow[1]} ({wide})")
-    name = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "root"
+    name = re.sub(r"[^a-z0-9]+", "-", (name or path).lower()).strip("-") or "root"
     page.screenshot(path=str(shots / f"{name}-{label}.png"), full_page=True)
     return problems
 
@@ -135,7 +135,7 @@ def test_every_page_is_accessible_and_fits_the_width(browser, server, seeded, la
             if response is None or response.status != 200:
                 problems.append(f"{path} [{label}] answered {response and response.status}")
                 continue
-            problems += check_page(page, path, label, shots)
+            problems += check_page(page, path, label, shots, name=template)  # one file per page, run after run
             walked.append(path)
         page.goto("/ui/nowhere")  # the error page is a page too
         problems += check_page(page, "/ui/nowhere", label, shots)

@@ -77,13 +77,21 @@ def jobs_by_state(session: Session, principal: Principal) -> dict[str, int]:
     return {state: int(counts.get(state, 0)) for state in STATES}
 
 
-def _cluster_filter(column, cluster_ids: set[int] | None):
-    return True if cluster_ids is None else column.in_(cluster_ids or {-1})
+def _cluster_ids(session: Session, cluster_ids: set[int] | None) -> list[int]:
+    """The clusters to read, as a list the jobs indexes (cluster, state, ...) can be searched with."""
+    if cluster_ids is None:
+        return list(session.scalars(select(Cluster.id)).all())
+    return sorted(cluster_ids)
+
+
+def _cluster_filter(column, cluster_ids: list[int]):
+    return column.in_(cluster_ids or [-1])
 
 
 def pool_gpus(session: Session, cluster_ids: set[int] | None) -> list[dict]:
     """Per pool of the given clusters (None: all): usable GPUs (healthy, on ready nodes), how many running and
     admitted jobs hold there, how many are free, and the devices' mean utilisation as the engines report it."""
+    cluster_ids = _cluster_ids(session, cluster_ids)
     pools = session.execute(select(Pool.id, Pool.name, Cluster.name).join(Cluster, Cluster.id == Pool.cluster_id)
                             .where(_cluster_filter(Pool.cluster_id, cluster_ids))
                             .order_by(Cluster.name, Pool.name)).all()
@@ -114,13 +122,18 @@ def pool_gpus(session: Session, cluster_ids: set[int] | None) -> list[dict]:
 
 def longest_waits(session: Session, principal: Principal, now: datetime, limit: int = 5) -> list[dict]:
     """The queued jobs that have waited longest (everyone's for platform admins, one's own otherwise), with why."""
-    query = (select(Job.id, Job.name, Job.submitted_at, Job.reason, User.username, Cluster.name)
-             .join(User, User.id == Job.owner_id).join(Cluster, Cluster.id == Job.cluster_id)
-             .where(Job.state == QUEUED).order_by(Job.submitted_at, Job.id).limit(limit))
-    if not principal.is_platform_admin:
-        query = query.where(Job.owner_id == principal.id)
+    rows = []
+    # Per cluster, the (cluster, state, seq) index gives the oldest queued jobs at once; seq is submission order.
+    for cluster_id in _cluster_ids(session, None):
+        query = (select(Job.id, Job.name, Job.submitted_at, Job.reason, User.username, Cluster.name)
+                 .join(User, User.id == Job.owner_id).join(Cluster, Cluster.id == Job.cluster_id)
+                 .where(Job.cluster_id == cluster_id, Job.state == QUEUED).order_by(Job.seq).limit(limit))
+        if not principal.is_platform_admin:
+            query = query.where(Job.owner_id == principal.id)
+        rows.extend(session.execute(query).all())
+    rows.sort(key=lambda row: (row[2], row[0]))
     out = []
-    for job_id, name, submitted_at, reason, owner, cluster in session.execute(query).all():
+    for job_id, name, submitted_at, reason, owner, cluster in rows[:limit]:
         out.append({"id": job_id, "name": name, "owner": owner, "cluster": cluster, "reason": reason,
                     "waited": duration_text(now - submitted_at)})
     return out
@@ -143,6 +156,7 @@ def duration_text(span: timedelta) -> str:
 
 def unhealthy_nodes(session: Session, cluster_ids: set[int] | None, limit: int = 20) -> list[dict]:
     """Nodes that are down, draining or unhealthy, or hold an unhealthy device, with how many of their GPUs are."""
+    cluster_ids = _cluster_ids(session, cluster_ids)
     bad_devices = dict(session.execute(
         select(Device.node_id, func.count()).join(Node, Node.id == Device.node_id)
         .where(_cluster_filter(Node.cluster_id, cluster_ids), Device.health != HEALTHY)
