@@ -73,7 +73,7 @@ def test_quota_create_with_a_field_error_and_scale_siblings_together(page, sim):
     scale.locator("summary").click()
     scale.get_by_label(f"{sim['a']} guarantee").fill("9")  # alone it breaks the parent's 12
     scale.locator("button[type=submit]").click()
-    assert "12" in page.get_by_test_id("errors-resources").first.inner_text()
+    assert "12" in page.get_by_test_id("errors-changes.0.guarantee").inner_text()  # beside a's guarantee
     assert guarantee(sim, sim["a"]) == "6"
     scale = page.get_by_test_id(f"scale-{sim['name']}-{sim['org']}")
     scale.get_by_label(f"{sim['b']} guarantee").fill("2")

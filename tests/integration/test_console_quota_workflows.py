@@ -131,7 +131,11 @@ def test_scale_changes_siblings_together_or_not_at_all(client, admin_headers):
     r = client.post("/ui/clusters/sim/quotas/scale", data=base | {"changes.0.guarantee": "8"})
     assert r.status_code == 422 and 'data-testid="error-page"' not in r.text
     assert re.search(r'<details open data-testid="scale-sim-org">', r.text)
-    assert 'value="8"' in r.text and "12" in r.text
+    assert 'value="8"' in r.text
+    # The siblings' sum against the parent is said under the guarantee that changed, not as a page error.
+    beside = re.search(r'data-testid="errors-changes.0.guarantee">(.*?)</small>', r.text, re.DOTALL)
+    assert beside and "children of quota org guarantee 14" in beside.group(1) and "12" in beside.group(1)
+    assert 'data-testid="errors-changes.1.guarantee"' not in r.text
     assert h.get("/quotas/a")["resources"][0]["guarantee"] == "6"
     # A bad amount is shown under that sibling's guarantee.
     r = client.post("/ui/clusters/sim/quotas/scale", data=base | {"changes.1.guarantee": "-1"})

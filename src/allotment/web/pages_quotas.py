@@ -9,6 +9,7 @@ service, audit record and scheduler wake-up, and the same authorisation decision
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated
 
@@ -22,7 +23,7 @@ from allotment.core.permissions import AUTHENTICATED, Principal, Scope, allowed,
 from allotment.core.quantity import Quantity, format_raw
 from allotment.core.quota_tree import validate_tree
 from allotment.core.resources import ANY_POOL, ResourceKey
-from allotment.errors import DomainError
+from allotment.errors import DomainError, FieldError
 from allotment.inventory import service as inventory
 from allotment.quotas import routes as quota_api
 from allotment.quotas import service as quotas
@@ -220,9 +221,28 @@ def scale_quotas(request: Request, principal: ClusterAdmin, db: DB, state: State
         db.rollback()
         return quotas_page_response(request, principal, db, 422 if isinstance(exc, ValidationError) else exc.status,
                                     scale={"cluster": cluster, "group": form.get("group", ""), "form": form,
-                                           "errors": by_field(remap(errors, "changes", index))})
+                                           "errors": by_field(beside_rows(remap(errors, "changes", index), rows,
+                                                                          index))})
     names = ", ".join(sorted({c["quota"] for c in changes}))
     return redirect("/ui/quotas", notice=f"Scaled {names}.", request=request)
+
+
+def beside_rows(errors: list, rows: list[dict[str, str]], index: list[int]) -> list:
+    """The tree's findings about a scale (field `resources`) put beside the inputs they are about: a finding that
+    names a changed quota goes under that row's guarantee (or limit, when it is about limits and the limit changed);
+    one about the siblings as a whole (their sum against the parent) goes under every changed guarantee."""
+    out = []
+    for error in errors:
+        if error.field != "resources":
+            out.append(error)
+            continue
+        named = [(i, r) for i, r in zip(index, rows, strict=True)
+                 if re.search(rf"\bquota {re.escape(r.get('quota', ''))}\b", error.message)
+                 and not error.message.startswith("children of")]
+        for i, row in named or list(zip(index, rows, strict=True)):
+            limit = "limit" in error.message and row.get("limit") != row.get("was_limit")
+            out.append(FieldError(f"changes.{i}.{'limit' if limit else 'guarantee'}", error.message))
+    return out
 
 
 def entry_rows(out) -> list[dict]:
