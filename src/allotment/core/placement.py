@@ -101,6 +101,7 @@ class NodePool(DevicePool):
         self.one: dict[str, Nodes] = {}  # node -> (node,): built once, shared by every Admit that names it
         self.demand = Demand()  # the state shares one across its pools
         self.version = 0  # bumped whenever capacity comes back or nodes change
+        self._shapes: dict[tuple[int, int, int, int], int] | None = None  # see _node_shapes
         self._failed: dict[tuple, None] = {}  # shapes that did not fit at _failed_version
         self._failed_version = 0
         devices = list(devices)
@@ -120,6 +121,7 @@ class NodePool(DevicePool):
 
     # -- inventory --------------------------------------------------------------------------------------------------
     def _add_node(self, node: str, cpu: int, mem: int) -> None:
+        self._shapes = None
         self.cpu_cap[node] = cpu
         self.mem_cap[node] = mem
         self.cpu_used.setdefault(node, 0)
@@ -161,11 +163,13 @@ class NodePool(DevicePool):
             self._filed[node] = new
 
     def _add_device(self, dev: str, free: int, cap: int, node: str) -> None:
+        self._shapes = None
         super()._add_device(dev, free, cap, node)
         self.devs[node][dev] = None
         self.gpu_cap[node] += cap
 
     def _remove_device(self, dev: str) -> None:
+        self._shapes = None
         node, cap = self.node[dev], self.cap[dev]
         super()._remove_device(dev)
         del self.devs[node][dev]
@@ -218,6 +222,7 @@ class NodePool(DevicePool):
 
     def _changed(self) -> None:
         self.version += 1
+        self._shapes = None
 
     @property
     def total_cpu(self) -> int:
@@ -255,20 +260,29 @@ class NodePool(DevicePool):
 
     # -- placement ----------------------------------------------------------------------------------------------------
     def could_ever_fit_job(self, gpu: int, cpu: int, mem: int, count: int) -> bool:
-        """Would the job fit if every node of the pool were empty?"""
+        """Would the job fit if every node of the pool were empty? O(distinct node shapes)."""
         n = gpu // WHOLE
         fits = 0
-        for node, ccap in self.cpu_cap.items():
-            if ccap < cpu or self.mem_cap[node] < mem:
+        for (ccap, mcap, whole, largest), nodes in self._node_shapes().items():
+            if ccap < cpu or mcap < mem or (gpu >= WHOLE and whole < n) or (0 < gpu < WHOLE and largest < gpu):
                 continue
-            if gpu >= WHOLE and self.whole_on_node.get(node, 0) < n:
-                continue
-            if 0 < gpu < WHOLE and not any(self.cap[d] >= gpu for d in self.devs[node]):
-                continue
-            fits += 1
+            fits += nodes
             if fits >= count:
                 return True
         return False
+
+    def _node_shapes(self) -> dict[tuple[int, int, int, int], int]:
+        """(cpu, memory, whole devices, largest device) -> number of active nodes of that shape; rebuilt (O(nodes))
+        only after the inventory changed."""
+        if self._shapes is None:
+            shapes: dict[tuple[int, int, int, int], int] = {}
+            cap = self.cap
+            for node, ccap in self.cpu_cap.items():
+                key = (ccap, self.mem_cap[node], self.whole_on_node.get(node, 0),
+                       max((cap[d] for d in self.devs[node]), default=0))
+                shapes[key] = shapes.get(key, 0) + 1
+            self._shapes = shapes
+        return self._shapes
 
     def place_job(self, gpu: int, cpu: int, mem: int, count: int) -> tuple[Shares, Nodes] | None:
         """choose_job() and take_job() in one step."""
