@@ -29,7 +29,7 @@ class BudgetSpec:
 class Spend:
     """One budget during a replay. Amounts inside are milli-unit seconds (milli-GPU x s)."""
 
-    __slots__ = ("base", "budget", "end", "held", "jobs_held", "max_spent", "quota", "ran_out", "rate", "t",
+    __slots__ = ("base", "budget", "closed", "end", "held", "jobs_held", "max_spent", "quota", "ran_out", "rate", "t",
                  "total")
 
     def __init__(self, quota: str, budget: BudgetSpec, start: float) -> None:
@@ -42,6 +42,7 @@ class Spend:
         self.ran_out = 0  # periods in which it ran out
         self.held: list[int] = []  # jobs held by it, in the order they were held
         self.jobs_held = 0
+        self.closed = False  # spent, and its subtree's queued jobs already taken out of the core
 
     @property
     def limit(self) -> float:

@@ -207,12 +207,17 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         for sp in spends:
             sp.advance(now)
             if sp.spent():
+                if sp.closed:
+                    continue  # nothing enters the core past a spent budget (enter): one sweep is enough
+                sp.closed = True
                 for i in [i for i in in_core if uses(i, sp) and sp in spends_of(jobs[i].quota)]:
                     if state.remove_job(str(i)):
                         unqueue(i)
                         sp.held.append(i)
                         sp.jobs_held += 1
-            elif sp.held:
+            else:
+                sp.closed = False
+            if sp.held and not sp.spent():
                 held, sp.held = sp.held, []
                 for i in held:
                     since = queued_since[i]
