@@ -63,6 +63,7 @@ def test_draft_save_shows_the_difference_then_provision_applies_it(client, admin
     diff = page.split('data-testid="draft-diff"')[1].split("</pre>")[0]
     assert "<del>-" in diff and "guarantee: &#39;4&#39;" in diff and "<ins>+" in diff and "&#39;6&#39;" in diff
     assert h.get("/quotas/lab")["resources"][0]["guarantee"] == "4"  # nothing live yet
+    assert 'data-testid="simulate-draft"' in page  # replay the draft before provisioning it
     r = client.post("/ui/clusters/sim/configuration/provision", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303, r.text
     assert h.get("/quotas/lab")["resources"][0]["guarantee"] == "6"
