@@ -129,7 +129,7 @@ class NodePool(DevicePool):
         self.devs.setdefault(node, {})
         self.gpu_cap.setdefault(node, 0)
         self.gpu_free.setdefault(node, 0)
-        self.one[node] = (node,)
+        self.one[node] = (node,) if node else ()  # devices without a node label name none
         self._refile(node)
 
     def _refile(self, node: str) -> None:

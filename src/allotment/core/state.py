@@ -238,7 +238,6 @@ class StateBase(InventoryEvents):
         gpu = raw.get("gpu", 0)
         if bad:
             return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"unknown resource {bad[0]}")
-        self._demand.add(gpu)
         step = self._share_step
         if (gpu < WHOLE and gpu % step) or (gpu > WHOLE and gpu % WHOLE):
             return self._invalid_job(
@@ -251,6 +250,7 @@ class StateBase(InventoryEvents):
         if not isinstance(count, int) or count < 1:
             return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"nodes must be a whole number of at least 1 "
                                                                     f"(got {count!r})")
+        self._demand.add(gpu)
         shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None, count, best_fit)
         group = self._groups.get(shape)
         if group is None:
