@@ -40,7 +40,7 @@ def test_a_job_with_a_shape_is_submitted_from_the_console(console):
     assert r.status_code == 303, r.text
     job_id = int(r.headers["location"].rsplit("/", 1)[1])
     page = client.get(f"/ui/jobs/{job_id}").text
-    assert "8 GPU · 16 CPU · 128Gi memory over 2 nodes (4 GPU each)" in page
+    assert "8 GPUs · 16 CPU · 128 GiB over 2 nodes (4 GPU each)" in page
     with transaction(client.app.state.allot.sessions) as s:
         job = s.get(Job, job_id)
         assert (job.nodes, job.gpu_milli, job.command) == (2, 8000, ["python", "train.py", "-e", "3"])
