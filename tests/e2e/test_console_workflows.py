@@ -1,7 +1,7 @@
 """The console's editing workflows in a real browser (Debian's Chromium through Playwright, against the shared
 `allot server`): the quota tree (create with an error under its field, the Scale dialog), the resource configuration
 (reorder, draft Save with its difference, Provision), profiles, priority classes, and pools and nodes (create a pool,
-filter nodes, a node's devices loaded on demand)."""
+filter nodes, a node's devices loaded on demand). Each form showing its errors passes axe-core too."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ import yaml
 
 from e2e.clitools import unique
 from e2e.test_console import ADMIN_PASSWORD, api_token, base_url, browser, page, sign_in  # noqa: F401 - fixtures
+from e2e.test_console_quality import artifacts_dir, check_page
+
+
+def accessible(page, name: str) -> None:  # noqa: F811 - page is the fixture's value
+    """axe-core finds nothing at WCAG 2.1 A and AA on the page as it is now (a form showing its errors) and the page
+    does not scroll sideways; the screenshot is kept with the other console artifacts."""
+    problems = check_page(page, name, "desktop", artifacts_dir())
+    assert not problems, "\n".join(problems)
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +72,7 @@ def test_quota_create_with_a_field_error_and_scale_siblings_together(page, sim):
     errors = page.get_by_test_id("errors-resources.1.limit")
     assert errors.inner_text().startswith("Limit of entry 2:")
     assert page.locator(f"[data-testid=new-quota-{sim['name']}] #name").input_value() == name  # input kept
+    accessible(page, "quota-form-errors")
     page.locator(f"[data-testid=new-quota-{sim['name']}] #resources-1-limit").fill("2")
     page.locator(f"[data-testid=new-quota-{sim['name']}] button[type=submit]").click()
     page.wait_for_url("**/ui/quotas")
@@ -74,6 +83,7 @@ def test_quota_create_with_a_field_error_and_scale_siblings_together(page, sim):
     scale.get_by_label(f"{sim['a']} guarantee").fill("9")  # alone it breaks the parent's 12
     scale.locator("button[type=submit]").click()
     assert "12" in page.get_by_test_id("errors-changes.0.guarantee").inner_text()  # beside a's guarantee
+    accessible(page, "quota-scale-errors")
     assert guarantee(sim, sim["a"]) == "6"
     scale = page.get_by_test_id(f"scale-{sim['name']}-{sim['org']}")
     scale.get_by_label(f"{sim['b']} guarantee").fill("2")
@@ -101,6 +111,7 @@ def test_resource_configuration_reorder_draft_and_provision(page, sim):  # noqa:
     page.get_by_test_id("save").click()
     page.wait_for_url("**/configuration")
     assert "edited in the browser" in page.get_by_test_id("draft-diff").inner_text()
+    accessible(page, "draft-with-difference")
     page.get_by_test_id("provision").click()
     page.wait_for_url("**/configuration")
     quota = httpx.get(f"{sim['api']}/quotas/{sim['org']}", headers=sim["admin"]).json()
@@ -115,6 +126,7 @@ def test_profiles_and_priority_classes_pages(page, sim):  # noqa: F811
     page.locator("#pools-0-pool").select_option(f"{sim['name']}-a100")
     page.locator("[data-testid=profile-form] button[type=submit]").click()
     assert page.get_by_test_id("errors-name").is_visible()
+    accessible(page, "profile-form-errors")
     page.locator("#name").fill("pair")
     page.locator("[data-testid=profile-form] button[type=submit]").click()
     page.wait_for_url(f"**/ui/clusters/{sim['name']}/profiles")
@@ -126,6 +138,7 @@ def test_profiles_and_priority_classes_pages(page, sim):  # noqa: F811
     page.locator("[data-testid=class-form] #value").fill("high")
     page.locator("[data-testid=class-form] button[type=submit]").click()
     assert page.get_by_test_id("errors-value").is_visible()
+    accessible(page, "priority-class-errors")
     page.locator("[data-testid=class-form] #value").fill("700")
     page.locator("[data-testid=class-form] button[type=submit]").click()
     page.wait_for_url("**/ui/priority-classes")
@@ -144,6 +157,7 @@ def test_pools_and_nodes(page, sim):  # noqa: F811
     row = page.get_by_test_id(f"node-{name}-a1")
     row.locator("summary").click()  # the devices load on demand
     assert f"{name}-a1:7" in page.get_by_test_id(f"devices-{name}-a1").inner_text()
+    accessible(page, "nodes-with-devices")
 
     page.get_by_test_id("manage-pools").click()
     page.wait_for_url(f"**/ui/clusters/{name}/pools")
@@ -152,6 +166,7 @@ def test_pools_and_nodes(page, sim):  # noqa: F811
     form.locator("#nodes").fill(f"{name}-h1, {name}-nowhere")
     form.locator("button[type=submit]").click()
     assert "nowhere" in page.get_by_test_id("errors-nodes").inner_text()
+    accessible(page, "pool-form-errors")
     page.get_by_test_id("pool-form").locator("#nodes").fill(f"{name}-h1")
     page.get_by_test_id("pool-form").locator("button[type=submit]").click()
     page.wait_for_url(f"**/ui/clusters/{name}/pools")
