@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from allotment.scheduler.persist import Writes
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import BigInteger, Float, Integer, String, and_, bindparam, exists, insert, select, update
+from sqlalchemy import BigInteger, Float, String, and_, bindparam, exists, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from allotment.accounting.models import UsageRecord
@@ -70,6 +70,7 @@ class Meter:
             from allotment.accounting.metrics import install
 
             self._waits = install(registry, sessions)
+        self._sessions = sessions
         if registry is not None:
             self._gpu = Counter("allot_gpu_seconds", "GPU device-seconds used by finished jobs", ["cluster"],
                                 registry=registry)
@@ -77,9 +78,16 @@ class Meter:
                                 registry=registry)
 
     def admitted(self, writes: Writes) -> None:
-        """After the commit: the time to admission of the cycle's admissions (write_intervals read them)."""
-        if self._waits is not None:
-            self._waits.observe(getattr(writes, "admission_waits", ()))
+        """After the commit (outside the cycle's transaction): the time to admission of the cycle's admissions."""
+        if self._waits is None or not writes.admits:
+            return
+        try:
+            with self._sessions() as session:
+                conn = session.connection()
+                for k in range(0, len(writes.admits), CHUNK):
+                    self._waits.observe(_waits(conn, writes.admits[k:k + CHUNK]))
+        except Exception:  # a metric must never stop the scheduler
+            log.exception("metering: could not observe the times to admission")
 
     def record(self, usage: Usage) -> None:
         if self._gpu is not None and self._cpu is not None:
@@ -94,34 +102,42 @@ class Meter:
 
 U = UsageRecord.__table__
 J = Job.__table__
-# Typed, so that PostgreSQL knows what the parameters of the INSERT ... SELECT are (psycopg renders the casts).
+# Typed, so that PostgreSQL knows what the parameters are (psycopg renders the casts).
 _JOB = bindparam("u_job", type_=BigInteger())
 _START = bindparam("u_start", type_=Float())
-# Copies what the job holds from its row; the NOT EXISTS keeps a replayed admission from writing a second record.
-OPEN = insert(U).from_select(
-    ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
-     "memory_bytes", "start_s"],
-    select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, bindparam("u_pool", type_=Integer()),
-           bindparam("u_model", type_=String()),
-           J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, _START)
-    .where(J.c.id == _JOB, ~exists().where(and_(U.c.job_id == _JOB, U.c.start_s == _START))))
 CLOSE = update(U).where(U.c.job_id == _JOB, U.c.end_s.is_(None)).values(
     end_s=bindparam("u_end", type_=Float()), outcome=bindparam("u_outcome", type_=String()))
+SET_MODEL = update(U).where(U.c.job_id == _JOB, U.c.start_s == _START).values(
+    device_model=bindparam("u_model", type_=String()))
+P = Pool.__table__
+CHUNK = 1000
 
 
-def _models(conn: Connection, admits: list[dict]) -> dict[int, str | None]:
-    """Job id -> the models of the GPUs placed for it (the pool's model when it holds none), comma-separated."""
+def _open(start_s: float, job_ids: list[int]):
+    """One INSERT ... SELECT for the jobs admitted at `start_s` (a cycle stamps all its admissions alike): what each
+    holds is copied from its row, just updated by the admission; the NOT EXISTS keeps a replayed admission from
+    writing a second record."""
+    start = literal(start_s, Float())
+    return insert(U).from_select(
+        ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
+         "memory_bytes", "start_s"],
+        select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, J.c.placed_pool_id,
+               select(P.c.device_model).where(P.c.id == J.c.placed_pool_id).scalar_subquery(),
+               J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, start)
+        .where(J.c.id.in_(job_ids), ~exists().where(and_(U.c.job_id == J.c.id, U.c.start_s == start))))
+
+
+def _device_models(conn: Connection, admits: list[dict]) -> list[dict]:
+    """The models of the GPUs placed for each GPU job, comma-separated (a pool's own model is set by _open)."""
     device_ids = {d["device_id"] for a in admits for d in a["b_devices"] or () if "device_id" in d}
-    models: dict[int, str] = {}
-    if device_ids:
-        models = dict(conn.execute(select(Device.id, Device.model).where(Device.id.in_(device_ids))).all())
-    pools = {a["b_pool"] for a in admits if a["b_pool"] is not None}
-    pool_models = dict(conn.execute(select(Pool.id, Pool.device_model).where(Pool.id.in_(pools))).all()) \
-        if pools else {}
-    out: dict[int, str | None] = {}
+    if not device_ids:
+        return []
+    models = dict(conn.execute(select(Device.id, Device.model).where(Device.id.in_(device_ids))).all())
+    out = []
     for a in admits:
         held = sorted({models[d["device_id"]] for d in a["b_devices"] or () if d.get("device_id") in models})
-        out[a["b_id"]] = ",".join(held)[:255] if held else pool_models.get(a["b_pool"])
+        if held:
+            out.append({"u_job": a["b_id"], "u_start": a["b_at"].timestamp(), "u_model": ",".join(held)[:255]})
     return out
 
 
@@ -134,10 +150,15 @@ def write_intervals(conn: Connection, writes: Writes) -> None:
     if closes:
         conn.execute(CLOSE, closes)
     if writes.admits:
-        models = _models(conn, writes.admits)
-        conn.execute(OPEN, [{"u_job": a["b_id"], "u_start": a["b_at"].timestamp(), "u_pool": a["b_pool"],
-                             "u_model": models.get(a["b_id"])} for a in writes.admits])
-        writes.admission_waits = _waits(conn, writes.admits)  # observed by Meter.admitted after the commit
+        by_start: dict[float, list[int]] = {}
+        for a in writes.admits:
+            by_start.setdefault(a["b_at"].timestamp(), []).append(a["b_id"])
+        for start_s, ids in by_start.items():
+            for k in range(0, len(ids), CHUNK):
+                conn.execute(_open(start_s, ids[k:k + CHUNK]))
+        models = _device_models(conn, writes.admits)
+        if models:
+            conn.execute(SET_MODEL, models)
 
 
 def _waits(conn: Connection, admits: list[dict]) -> list[tuple[str, str, float]]:
