@@ -188,3 +188,18 @@ def test_the_about_page_names_the_version_engines_and_database(client):
         assert f'data-engine="{engine}"' in page.text
     assert "slurmrestd API v0.0.38" in page.text
     assert 'href="/ui/about"' in page.text  # in every page's sidebar
+
+
+def test_the_audit_log_shows_a_difference_and_links_its_targets(client, admin_headers):
+    signed_in_admin(client)
+    access_key, _, _ = create_credential(client, "before-name")
+    token = csrf(client, "/ui/credentials")
+    client.post(f"/ui/credentials/{access_key}/label", data={"label": "after-name", "csrf_token": token})
+    make_user(client, admin_headers, "dora")
+    page = client.get("/ui/audit?action=credential.update").text
+    diff = re.search(r'data-testid="audit-diff">(.*?)</table>', page, re.DOTALL).group(1)
+    assert "<del>before-name</del>" in diff and "<ins>after-name</ins>" in diff
+    assert '"label"' not in page  # no raw JSON
+    page = client.get("/ui/audit?action=user.create&target=dora").text
+    user_id = client.get("/api/v1/users/dora", headers=admin_headers).json()["id"]
+    assert f'<a href="/ui/users/{user_id}" data-testid="audit-target">dora</a>' in page
