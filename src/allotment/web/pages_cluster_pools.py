@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from allotment.api.deps import DB, State, cluster_scope, require
 from allotment.core.permissions import Principal, cluster
@@ -23,6 +24,7 @@ from allotment.inventory import nodes as node_service
 from allotment.inventory import pools as pool_service
 from allotment.inventory import routes as api
 from allotment.inventory import service as inventory
+from allotment.inventory.models import Device
 from allotment.inventory.schemas import PoolAssign, PoolCreate, PoolUpdate
 from allotment.web.console import is_htmx, redirect, render, url_segment
 from allotment.web.form_rows import by_field, failure
@@ -93,7 +95,8 @@ def node_page(request: Request, principal: Reader, db: DB, cluster: str, node: s
     target = node_service.find_node(db, found.id, node)
     busy = pool_service.busy_devices(db, found.id)
     names = {p.id: p.name for p in pool_service.list_pools(db, found.id)}
-    devices = next(devs for n, devs in node_service.list_nodes(db, found.id) if n.id == target.id)
+    # Only this node's devices (the whole cluster's would be read to show one node).
+    devices = db.scalars(select(Device).where(Device.node_id == target.id).order_by(Device.index)).all()
     rows = [{"device": d, "pool": names.get(d.pool_id, "—"), "memory": format_raw(d.memory_bytes, "memory"),
              "job_id": busy.get(d.id)} for d in devices]
     context = {"cluster": found, "node": target, "devices": rows, "pool": names.get(target.pool_id, "—"),

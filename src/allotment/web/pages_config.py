@@ -17,12 +17,13 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from allotment.api.deps import DB, State, cluster_scope, require
 from allotment.core.permissions import Principal, cluster
 from allotment.errors import DomainError, FieldError, ValidationFailed
-from allotment.inventory import nodes
 from allotment.inventory import service as inventory
+from allotment.inventory.models import Device, Node
 from allotment.inventory.pools import busy_devices, find_pool
 from allotment.quotas import config, routes_config, routes_profiles
 from allotment.quotas import profiles as profile_service
@@ -56,16 +57,14 @@ def draft_diff(provisioned: dict, draft: dict) -> list[dict]:
 def pool_cards(db, cluster_id: int) -> list[dict]:
     """Each pool: GPUs held by jobs of its total, and its linked profiles in execution order."""
     busy = set(busy_devices(db, cluster_id))
-    held: dict[int | None, list[int]] = {}
-    for _node, devices in nodes.list_nodes(db, cluster_id):
-        for d in devices:
-            held.setdefault(d.pool_id, [0, 0])
-            held[d.pool_id][1] += 1
-            held[d.pool_id][0] += d.id in busy
+    used: dict[int, int] = {}
+    for device_id, pool_id in db.execute(select(Device.id, Device.pool_id).join(Node, Node.id == Device.node_id)
+                                         .where(Node.cluster_id == cluster_id)):
+        used[pool_id] = used.get(pool_id, 0) + (device_id in busy)
     cards = []
     for cap in inventory.pool_capacities(db, cluster_id):
-        used, total = held.get(cap.pool_id, [0, 0])
-        cards.append({"name": cap.name, "model": cap.device_model, "used": used, "total": total,
+        total = cap.devices
+        cards.append({"name": cap.name, "model": cap.device_model, "used": used.get(cap.pool_id, 0), "total": total,
                       "profiles": profile_service.pool_profile_order(db, cap.pool_id)})
     return cards
 
@@ -73,15 +72,17 @@ def pool_cards(db, cluster_id: int) -> list[dict]:
 def page(request: Request, db, found, status: int = 200, draft_text: str | None = None,
          errors: dict | None = None, refusal: str | None = None) -> Response:
     state = config.status(db, found)
-    draft = config.get_draft(db, found)
-    document = {k: draft[k] for k in ("quotas", "profiles", "pool_profile_order")}
+    # The editor starts from the draft, or from what is provisioned when there is none (config.get_draft's rule).
+    shown = state["draft"] if state["has_draft"] else state["provisioned"]
+    document = {k: shown.get(k, [] if k != "pool_profile_order" else {}) for k in
+                ("quotas", "profiles", "pool_profile_order")}
     profiles = [routes_profiles.profile_out(db, p, found.name)
                 for p in profile_service.list_profiles(db, found.id)]
     return render(request, "resource_config.html", {
         "cluster": found, "state": state, "pools": pool_cards(db, found.id), "profiles": profiles,
         "draft_text": draft_text if draft_text is not None else as_yaml(document),
         "diff": draft_diff(state["provisioned"], state["draft"]) if state["has_draft"] else [],
-        "stale": draft["stale"], "errors": errors or {}, "refusal": refusal,
+        "stale": state["draft_stale"], "errors": errors or {}, "refusal": refusal,
     }, status=status)
 
 
