@@ -4,6 +4,7 @@ from allotment.accounting import models as accounting_models
 from allotment.audit import models as audit_models
 from allotment.db import Base
 from allotment.federation import models as federation_models
+from allotment.federation.scim import models as scim_models
 from allotment.identity import models as identity_models
 from allotment.inventory import models as inventory_models
 from allotment.policies import models as policy_models

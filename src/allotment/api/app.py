@@ -145,6 +145,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     app.include_router(_system_router(registry))
     # The domain routes are built once per process and shared by every app (building a FastAPI route is costly).
     app.router.routes.extend(_domain_routes())
+    from allotment.federation.scim import routes as scim_routes  # SCIM 2.0 at /scim/v2, outside /api/v1
+
+    scim_routes.mount(app)
     web = _web_module()
     if web is not None:
         web.mount(app)

@@ -152,7 +152,7 @@ ServiceCheckedPolicyName = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
      + " (single spaces between words allowed)")))]
 # An e-mail address: the identity service validates it (email_validator, without deliverability) and its length.
 Email = Annotated[str, _CHECKED_BY_SERVICE, SchemaRules((
-    ("format", "email"), ("minLength", 3), ("maxLength", limits.MAX_NAME)))]
+    ("format", "email"), ("minLength", 3), ("maxLength", limits.MAX_EMAIL)))]
 
 
 def _name_check(what: str, max_length: int, spaces: bool):

@@ -28,6 +28,7 @@ MAX_GPU_HOURS = 10**9  # a quota's time budget
 
 # --- text --------------------------------------------------------------------------------------------------------
 MAX_NAME = 64  # usernames and object names (the columns hold 64)
+MAX_EMAIL = 254  # an e-mail address, as RFC 5321 bounds it (identity providers send such addresses)
 MAX_JOB_NAME = 128
 MAX_DESCRIPTION = 255
 MAX_FULL_NAME = 64

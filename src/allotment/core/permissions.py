@@ -11,6 +11,8 @@ A Permission names what a route needs:
 - JOB_READER: reading a job's output: the job's owner (scope.owner_id), a manager or admin of the job's cluster
   (scope.cluster_id), or a platform admin. A job's output may hold what its owner would not show to every user of
   the cluster, so a plain cluster role is not enough.
+- SCIM_CLIENT: a SCIM provisioning client's bearer token (federation/scim). No principal holds it: those tokens are
+  not principals' credentials, and the SCIM routes check them themselves.
 
 Submitting a job is decided by `submit_refusal` (below): it needs access to the quota's cluster as well as the quota.
 """
@@ -47,6 +49,7 @@ JOB_READER = Permission("job_reader", "job_reader")
 # Reading a user's usage and hour quotas (Neu.ro show-quota): the same rule as JOB_READER, the user
 # (scope.owner_id), a manager or admin of the cluster, or a platform admin.
 USAGE_READER = Permission("usage_reader", "job_reader")
+SCIM_CLIENT = Permission("scim_client", "scim_client")
 
 
 def cluster(role: str) -> Permission:

@@ -24,8 +24,8 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default=USER)
-    email: Mapped[str | None] = mapped_column(String(64))
-    email_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # lower-cased, for uniqueness
+    email: Mapped[str | None] = mapped_column(String(254))  # RFC 5321's bound (core.limits.MAX_EMAIL)
+    email_key: Mapped[str | None] = mapped_column(String(254), unique=True)  # lower-cased, for uniqueness
     username: Mapped[str] = mapped_column(String(64))
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str | None] = mapped_column(String(64))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
+from allotment.core import limits
 from allotment.core.names import as_id, confusable_with, is_digits, name_problems, text_problems
 from allotment.core.passwords import password_problems
 from allotment.core.permissions import Principal
@@ -65,8 +66,8 @@ class WrongPassword(DomainError):
 
 def check_email(email: str) -> list[str]:
     problems = []
-    if len(email) > MAX_FIELD:
-        problems.append(f"must be at most {MAX_FIELD} characters long")
+    if len(email) > limits.MAX_EMAIL:
+        problems.append(f"must be at most {limits.MAX_EMAIL} characters long")
     try:
         # test_environment admits the reserved .test domain, as the OpenAPI's `format: email` does.
         validate_email(email, check_deliverability=False, test_environment=True)

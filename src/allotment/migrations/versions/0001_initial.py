@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 21:39:28.845737
+Create Date: 2026-12-05 22:12:42.981606
 """
 
 from alembic import op
@@ -93,6 +93,12 @@ def upgrade() -> None:
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_resource_policies'))
     )
+    op.create_table('scim_external_ids',
+    sa.Column('resource_type', sa.String(length=16), nullable=False),
+    sa.Column('object_id', sa.Integer(), nullable=False),
+    sa.Column('external_id', sa.String(length=255), nullable=False),
+    sa.PrimaryKeyConstraint('resource_type', 'object_id', name=op.f('pk_scim_external_ids'))
+    )
     op.create_table('usage_records',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('job_id', sa.BigInteger(), nullable=False),
@@ -119,8 +125,8 @@ def upgrade() -> None:
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
-    sa.Column('email', sa.String(length=64), nullable=True),
-    sa.Column('email_key', sa.String(length=64), nullable=True),
+    sa.Column('email', sa.String(length=254), nullable=True),
+    sa.Column('email_key', sa.String(length=254), nullable=True),
     sa.Column('username', sa.String(length=64), nullable=False),
     sa.Column('username_key', sa.String(length=64), nullable=False),
     sa.Column('full_name', sa.String(length=64), nullable=True),
@@ -245,6 +251,17 @@ def upgrade() -> None:
     sa.UniqueConstraint('code_hash', name=op.f('uq_pending_sso_logins_code_hash')),
     sa.UniqueConstraint('state_hash', name=op.f('uq_pending_sso_logins_state_hash'))
     )
+    op.create_table('scim_clients',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['users.id'], name=op.f('fk_scim_clients_account_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scim_clients')),
+    sa.UniqueConstraint('account_id', name=op.f('uq_scim_clients_account_id')),
+    sa.UniqueConstraint('name', name=op.f('uq_scim_clients_name'))
+    )
     op.create_table('cluster_role_grants',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cluster_id', sa.Integer(), nullable=False),
@@ -291,7 +308,7 @@ def upgrade() -> None:
     sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
     sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
     sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
-    sa.Column('unordered', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('unordered', sa.Boolean(), nullable=False),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_profiles_cluster_id_clusters'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_profiles')),
@@ -338,6 +355,30 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('resource_configs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resource_configs_cluster_id'), ['cluster_id'], unique=False)
+
+    op.create_table('scim_removals',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.Integer(), nullable=True),
+    sa.Column('removed_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['scim_clients.id'], name=op.f('fk_scim_removals_client_id_scim_clients'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_scim_removals_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_scim_removals'))
+    )
+    op.create_table('scim_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=128), nullable=False),
+    sa.Column('hint', sa.String(length=16), nullable=False),
+    sa.Column('label', sa.String(length=64), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['client_id'], ['scim_clients.id'], name=op.f('fk_scim_tokens_client_id_scim_clients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scim_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_scim_tokens_token_hash'))
+    )
+    with op.batch_alter_table('scim_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_scim_tokens_client_id'), ['client_id'], unique=False)
 
     op.create_table('user_quotas',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -648,6 +689,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_user_quotas_cluster_id'))
 
     op.drop_table('user_quotas')
+    with op.batch_alter_table('scim_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_scim_tokens_client_id'))
+
+    op.drop_table('scim_tokens')
+    op.drop_table('scim_removals')
     with op.batch_alter_table('resource_configs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_resource_configs_cluster_id'))
 
@@ -671,6 +717,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cluster_role_grants_cluster_id'))
 
     op.drop_table('cluster_role_grants')
+    op.drop_table('scim_clients')
     op.drop_table('pending_sso_logins')
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_login_sessions_user_id'))
@@ -696,6 +743,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_usage_records_open')
 
     op.drop_table('usage_records')
+    op.drop_table('scim_external_ids')
     op.drop_table('resource_policies')
     op.drop_table('priority_classes')
     op.drop_table('password_login_policy')
