@@ -172,9 +172,11 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         j = jobs[i]
         seq += 1
         cls = j.priority_class or cfg.default_class
-        requests = {r: Quantity(v) for r, v in (("gpu", j.gpu), ("cpu", j.cpu), ("memory", j.memory)) if v}
+        per = j.nodes  # a gang asks core for each node's share
+        requests = {r: Quantity(v // per) for r, v in (("gpu", j.gpu), ("cpu", j.cpu), ("memory", j.memory)) if v}
         state.add_job(QueuedJob(id=str(i), quota=j.quota, priority=prio.get(cls, 0) if cls else 0, seq=seq,
-                                submitted_at=j.submit, requests=requests, pools=pools_of[i], priority_class=cls))
+                                submitted_at=j.submit, requests=requests, pools=pools_of[i], priority_class=cls,
+                                nodes=per))
         if j.gpu:
             for w in watches_of(j.quota, pools_of[i]):
                 w.queued[j.gpu] = w.queued.get(j.gpu, 0) + 1

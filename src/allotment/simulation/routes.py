@@ -89,8 +89,8 @@ def inputs(cluster: str, body: InputsIn, principal: Manager, db: DB, state: Stat
         out["against"] = to_json(service.configuration(db, found, settings, body.against, "against"))
     if body.history is not None:
         jobs, skipped = service.history(db, found, *body.history.bounds())
-        out["jobs"] = [[j.submit, j.duration, j.quota, j.gpu, j.cpu, j.memory, j.priority_class, j.pool, j.line]
-                       for j in jobs]
+        out["jobs"] = [[j.submit, j.duration, j.quota, j.gpu, j.cpu, j.memory, j.priority_class, j.pool, j.line,
+                        j.nodes] for j in jobs]
         out["skipped"] = skipped
     # Plain JSON types throughout: rendered as they are, without FastAPI's per-value encoder walking every job.
     return JSONResponse(out)

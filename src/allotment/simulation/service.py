@@ -8,7 +8,7 @@ is checked and built over the cluster's pools. Priority classes, scheduler setti
 CPU-hour budgets are the live ones (a configuration document holds no budgets).
 
 History: the cluster's jobs submitted in a period that ran, each with its submission time, the time it ran (its end,
-or now for one still running, minus its start), its requests, quota, priority class and pinned pool. Jobs that never
+or now for one still running, minus its start), its requests, quota, priority class, pinned pool and gang size. Jobs that never
 started have no runtime to replay and are left out (counted).
 """
 
@@ -87,7 +87,7 @@ def history(session: Session, cluster: Cluster, lo: float, hi: float, now: float
     now = time.time() if now is None else now
     rows = session.execute(
         select(Job.id, Job.submitted_at, Job.started_at, Job.admitted_at, Job.finished_at, Job.gpu_milli,
-               Job.cpu_milli, Job.memory_bytes, Job.priority_class, Quota.name.label("quota"),
+               Job.cpu_milli, Job.memory_bytes, Job.priority_class, Job.nodes, Quota.name.label("quota"),
                PoolRow.name.label("pool"))
         .join(Quota, Quota.id == Job.quota_id).outerjoin(PoolRow, PoolRow.id == Job.pool_id)
         .where(Job.cluster_id == cluster.id, Job.submitted_at >= _dt(lo), Job.submitted_at < _dt(hi))
@@ -100,7 +100,7 @@ def history(session: Session, cluster: Cluster, lo: float, hi: float, now: float
             continue
         end = load.ts(r.finished_at) or now
         jobs.append(TraceJob(load.ts(r.submitted_at) or start, max(0.0, end - start), r.quota, r.gpu_milli or 0,
-                             r.cpu_milli or 0, r.memory_bytes or 0, r.priority_class, r.pool, r.id))
+                             r.cpu_milli or 0, r.memory_bytes or 0, r.priority_class, r.pool, r.id, r.nodes or 1))
     return jobs, skipped
 
 

@@ -32,6 +32,7 @@ class TraceJob:
     priority_class: str | None = None
     pool: str | None = None
     line: int = 0
+    nodes: int = 1  # > 1: a gang over that many nodes; the amounts above are its totals
 
 
 class TraceError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from allotment.core.model import FULL_DEVICE, Device, Pool, SchedulerConfig
+from allotment.core.model import FULL_DEVICE, Device, Node, Pool, SchedulerConfig
 from allotment.core.quantity import UNLIMITED, Quantity
 from allotment.core.quota_tree import QuotaLimits, QuotaSpec
 from allotment.errors import ValidationFailed
@@ -205,3 +205,15 @@ def test_a_budget_counts_its_whole_subtree_and_only_its_resource():
     out = replay(config, trace)
     assert out["quotas"]["child"]["jobs_run"] == 2  # the CPU-only job is not held by a GPU budget
     assert out["totals"]["held_at_end"] == 1
+
+
+def test_a_gang_from_the_history_is_placed_over_its_nodes():
+    """16 GPUs over 2 nodes of 8: as one node's job it could never run."""
+    devices = tuple(Device(f"d{i}", FULL_DEVICE, FULL_DEVICE, f"n{i // 8}") for i in range(16))
+    nodes_pool = Pool("gpu", devices, nodes=(Node("n0"), Node("n1")))
+    config = SimConfig([quota("a", 0)], [nodes_pool], scheduler=SchedulerConfig(starvation_age_s=None))
+    out = replay(config, [TraceJob(0, 100, "a", 16 * GPU, nodes=2)])
+    assert out["quotas"]["a"]["jobs_run"] == 1
+    assert out["pools"]["gpu"]["utilisation"] == 1.0
+    single = replay(config, [TraceJob(0, 100, "a", 16 * GPU)])
+    assert single["totals"]["queued_at_end"] == 1
