@@ -20,16 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 from allotment.bench.scenario import Scenario
+from allotment.core.limits import MAX_BATCH_JOBS
 
 API = "/api/v1"
 ADMIN = "bench-admin"
 ADMIN_PASSWORD = "Bench-password-1!"
-MAX_BATCH = 10_000
+MAX_BATCH = MAX_BATCH_JOBS  # POST /jobs/batch refuses more at once
 ACTIVE = "queued,admitted,running,preempted"
 GPUS_PER_NODE = 8
 
@@ -59,7 +60,7 @@ class ThrowawayServer:
         self.proc: subprocess.Popen | None = None
         self.log_path = self.dir / "server.log"
 
-    def __enter__(self) -> ThrowawayServer:
+    def __enter__(self) -> Self:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOT_")}
         env.update({
             "ALLOT_DATA_DIR": str(self.dir / "var"),

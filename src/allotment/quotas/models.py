@@ -19,7 +19,6 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
-    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -154,7 +153,7 @@ class Profile(Base):
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # Marked unordered: its pools are a set of acceptable ones (several GPU models) and a job takes the best fit
     # across them; ordered (the default) keeps ClearML's precedence, a later pool only when earlier ones cannot.
-    unordered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    unordered: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
