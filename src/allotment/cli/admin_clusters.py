@@ -12,7 +12,7 @@ from rich.table import Table
 
 from allotment.cli.client import Client, segment
 from allotment.cli.inputs import confirm, read_stdin_secret
-from allotment.cli.output import console, emit_json, table, when, yes_no
+from allotment.cli.output import console, emit_json, print_table, table, when, yes_no
 
 ROLE_HELP = "user, manager or admin (DKube aliases: data-scientist = user, operator = admin)"
 BACKEND_HELP = "local, slurm, ray or simulated"
@@ -94,7 +94,7 @@ def print_cluster(cluster: dict[str, Any]) -> None:
     pools = cluster.get("pools") or []
     if pools:
         console.print("Node pools")
-        console.print(pool_table(pools))
+        print_table(pool_table(pools))
     else:
         console.print("Node pools  none")
 

@@ -42,6 +42,11 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str | tuple[str, str
         t.add_column(header.replace("_", " ").upper() if header == key else header)
     for row in rows:
         t.add_row(*["" if row.get(k) is None else str(row.get(k)) for k, _ in cols])
+    print_table(t)
+
+
+def print_table(t: Table) -> None:
+    """Print a table at table_width(): whole cells into pipes and files."""
     console.width = table_width()  # type: ignore[assignment]  # None: Rich measures the terminal again
     console.print(t)
 

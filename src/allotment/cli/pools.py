@@ -8,7 +8,7 @@ import typer
 
 from allotment.cli.admin_clusters import pool_table
 from allotment.cli.client import Client, segment
-from allotment.cli.output import console, emit_json, show
+from allotment.cli.output import console, emit_json, print_table, show
 
 POOL_COLUMNS = ["name", "device_model", "devices", "gpus", "memory", "cpu", "host_memory", "machine_type",
                 "preemptible", "nodes", "min_nodes", "max_nodes"]
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
             emit_json(pool)
             return
         console.print(f"pool {pool['name']} updated: {', '.join(body)}", highlight=False)
-        console.print(pool_table([pool]))
+        print_table(pool_table([pool]))
 
     @pools.command("rename")
     def rename(name: str, new_name: str, cluster: str = cluster_opt) -> None:
