@@ -99,7 +99,7 @@ def test_the_console_changes_your_own_profile(client, admin_headers):
     assert 'data-testid="profile-form"' in page.text and 'value="fay"' in page.text
     token = _csrf(client, "/ui/account")
     r = client.post("/ui/account/profile", data={"csrf_token": token, "username": "admin", "full_name": ""})
-    assert r.status_code == 409 and "username admin is already taken" in r.text and 'value="admin"' in r.text
+    assert r.status_code == 409 and "Username admin is already taken" in r.text and 'value="admin"' in r.text
     r = client.post("/ui/account/profile", data={"csrf_token": token, "username": "fay.l", "full_name": "Fay L"},
                     follow_redirects=False)
     assert r.status_code == 303
