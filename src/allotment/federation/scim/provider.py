@@ -13,6 +13,7 @@ from scim2_models import (
     Filter,
     Patch,
     Required,
+    ScimPolicy,
     ScimProvider,
     ServiceProviderConfig,
     Sort,
@@ -22,11 +23,11 @@ from scim2_server.utils import load_default_resource_types, load_default_schemas
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 MAX_RESULTS = 1000
-# allotment's user: a username, one e-mail address, a full name and whether it is active. `groups` is read-only
+# allotment's user: a username, one e-mail address (its `type` and `primary` are accepted and not kept), a full name and whether it is active. `groups` is read-only
 # (memberships are changed through Groups); `password` is write-only (a user provisioned without one signs in
 # through single sign-on).
 USER_ATTRIBUTES = {"userName": None, "name": {"formatted"}, "active": None, "password": None,
-                   "emails": {"value", "primary"}, "groups": None}
+                   "emails": {"value"}, "groups": None}
 # Every allotment user has an e-mail address (it is the account's identity).
 # `active` too: a provider says whether the account is in use, and removing it would say nothing.
 REQUIRED = {"emails", "emails.value", "active"}
@@ -63,4 +64,7 @@ def provider() -> ScimProvider:
         authentication_schemes=[AuthenticationScheme(
             type=AuthenticationScheme.Type.oauthbearertoken, name="Bearer token", primary=True,
             description="A provisioning client's token, issued with `allot admin scim token-issue`")])
-    return ScimProvider.from_discovery([user, group], resource_types, config=config)
+    # Identity providers send more than allotment keeps (name.givenName, emails.type, phone numbers...): what the
+    # schemas do not declare is ignored rather than refused, so provisioning does not stop at the first extra.
+    return ScimProvider.from_discovery([user, group], resource_types, config=config,
+                                       policy=ScimPolicy(unknown=ScimPolicy.Unknown.ignore))

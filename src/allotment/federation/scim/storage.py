@@ -120,7 +120,7 @@ class AllotmentStorage(ScimStorage):
             "id": str(user.id), "externalId": external_id, "userName": user.username,
             "name": {"formatted": user.full_name} if user.full_name else None,
             "active": user.is_active,
-            "emails": [{"value": user.email, "primary": True}] if user.email else None,
+            "emails": [{"value": user.email}] if user.email else None,
             "groups": [{"value": str(gid), "display": name, "$ref": f"Groups/{gid}"} for gid, name in group_rows]
             or None,
             "meta": {"resourceType": "User", "created": user.created_at, "lastModified": user.updated_at},
@@ -225,9 +225,9 @@ class AllotmentStorage(ScimStorage):
 
     @staticmethod
     def _email(resource: Any) -> str | None:
+        """The first address: allotment keeps one, and the schema announces no `primary` to choose by."""
         emails = resource.emails or []
-        chosen = next((e for e in emails if e.primary), emails[0] if emails else None)
-        return str(chosen.value) if chosen is not None and chosen.value else None
+        return str(emails[0].value) if emails and emails[0].value else None
 
     @staticmethod
     def _full_name(resource: Any) -> str | None:
