@@ -150,10 +150,12 @@ def two_models():
     return [a100, h100]
 
 
+@pytest.mark.parametrize("with_nodes", [True, False])
 @pytest.mark.parametrize(("best_fit", "expected"), [(False, "a100"), (True, "h100")])
-def test_best_fit_across_pools(best_fit, expected):
+def test_best_fit_across_pools(best_fit, expected, with_nodes):
     # ordered: a100 first even though it breaks into an empty 8-GPU node; unordered: the last free H100 fits best
-    _, decisions = run(two_models(), [gpu_job("j", 1, 8, pools=("a100", "h100"), best_fit=best_fit)])
+    pools = two_models() if with_nodes else [Pool(p.name, p.devices) for p in two_models()]
+    _, decisions = run(pools, [gpu_job("j", 1, 8, pools=("a100", "h100"), best_fit=best_fit)])
     assert admitted(decisions) == {"j": expected}
 
 
