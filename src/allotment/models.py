@@ -10,5 +10,6 @@ from allotment.inventory import models as inventory_models
 from allotment.policies import models as policy_models
 from allotment.quotas import models as quota_models
 from allotment.workloads import models as workload_models
+from allotment.workspaces import models as workspace_models
 
 metadata = Base.metadata

@@ -25,7 +25,8 @@ from allotment.errors import FieldError, ValidationFailed
 from allotment.identity.models import Group as GroupRow
 from allotment.identity.models import GroupMember, User
 from allotment.inventory.models import Cluster, Pool
-from allotment.quotas.models import Quota, QuotaBinding, Workspace
+from allotment.quotas.models import Quota, QuotaBinding
+from allotment.workspaces.models import Workspace
 
 DIMENSIONS = ("user", "group", "workspace", "quota", "pool", "model", "cluster", "day", "month")
 R = UsageRecord

@@ -5,6 +5,8 @@ already submitted stay, as with an unbound user or group)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,19 +15,24 @@ from allotment.core.permissions import Principal
 from allotment.core.permissions import may_submit as may_submit_to_cluster
 from allotment.errors import NotFound
 from allotment.identity.models import USERS_GROUP, Group, User
-from allotment.quotas.models import Quota, QuotaBinding, Workspace, WorkspaceMember
+from allotment.quotas.models import Quota, QuotaBinding
+
+if TYPE_CHECKING:
+    from allotment.workspaces.models import Workspace
 
 
 def list_bindings(session: Session, quota_id: int) -> list[dict]:
+    from allotment.workspaces import service as workspaces
+
     rows = session.execute(
-        select(QuotaBinding, User.username, Group.name, Workspace.name)
+        select(QuotaBinding, User.username, Group.name)
         .outerjoin(User, User.id == QuotaBinding.user_id).outerjoin(Group, Group.id == QuotaBinding.group_id)
-        .outerjoin(Workspace, Workspace.id == QuotaBinding.workspace_id)
         .where(QuotaBinding.quota_id == quota_id).order_by(QuotaBinding.id)
     ).all()
+    names = workspaces.names_by_id(session, {b.workspace_id for b, _, _ in rows if b.workspace_id})
     return [{"kind": "user" if b.user_id else "group" if b.group_id else "workspace",
-             "name": user or group or workspace, "created_at": b.created_at}
-            for b, user, group, workspace in rows]
+             "name": user or group or names.get(b.workspace_id), "created_at": b.created_at}
+            for b, user, group in rows]
 
 
 def _target(user: User | None, group: Group | None, workspace: Workspace | None):
@@ -83,9 +90,16 @@ def _groups_of(session: Session, principal: Principal) -> set[int]:
 
 def workspace_ids(session: Session, principal: Principal, groups: set[int] | None = None) -> set[int]:
     """The workspaces the principal is a member of: directly, or through one of its groups."""
+    from allotment.workspaces import service as workspaces  # workspaces name the quotas bound to them: no cycle
+
     groups = _groups_of(session, principal) if groups is None else groups
-    return set(session.scalars(select(WorkspaceMember.workspace_id).where(
-        (WorkspaceMember.user_id == principal.id) | (WorkspaceMember.group_id.in_(groups)))).all())
+    return workspaces.workspace_ids_of(session, principal.id, principal.kind, groups)
+
+
+def quotas_bound_to_workspace(session: Session, workspace_id: int) -> list[str]:
+    """Names of the quotas bound to the workspace (its members may submit to them)."""
+    return list(session.scalars(select(Quota.name).join(QuotaBinding, QuotaBinding.quota_id == Quota.id)
+                                .where(QuotaBinding.workspace_id == workspace_id).order_by(Quota.name)).all())
 
 
 def may_submit(session: Session, principal: Principal, quota: Quota) -> bool:

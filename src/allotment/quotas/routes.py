@@ -13,16 +13,17 @@ from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, Principal, Scope, cluster
 from allotment.identity.service import find_user
 from allotment.inventory.service import find_cluster, find_cluster_id
-from allotment.quotas import bindings, service, workspaces
+from allotment.quotas import bindings, service
 from allotment.quotas.models import Quota
 from allotment.quotas.schemas import BindingOut, QuotaCreate, QuotaList, QuotaOut, QuotaUpdate, ScaleIn
 from allotment.quotas.views import QuotaViews, quota_out
+from allotment.workspaces import service as workspaces
 
 router = APIRouter(tags=["quotas"])
 ADMIN = cluster("admin")
 
 # The quotas API is split by subject; each module exposes `router`.
-SUBMODULES = ["routes_profiles", "routes_priorities", "routes_config", "routes_workspaces"]
+SUBMODULES = ["routes_profiles", "routes_priorities", "routes_config"]
 
 
 def quota_scope(param: str = "quota"):

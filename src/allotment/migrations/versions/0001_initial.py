@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 22:12:42.981606
+Create Date: 2026-12-05 22:17:59.000054
 """
 
 from alembic import op

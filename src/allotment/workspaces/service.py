@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from allotment.core.names import as_id
 from allotment.errors import Conflict, FieldError, NotFound
 from allotment.identity.models import Group, User
 from allotment.inventory.service import check_name
-from allotment.quotas.models import Quota, QuotaBinding, Workspace, WorkspaceMember
+from allotment.quotas import bindings
+from allotment.workspaces.models import Workspace, WorkspaceMember
 
 
 def find_workspace(session: Session, cluster_id: int, ref: str | int) -> Workspace:
@@ -105,8 +106,7 @@ def members(session: Session, workspace_id: int) -> list[dict[str, str]]:
 
 
 def bound_quotas(session: Session, workspace_id: int) -> list[str]:
-    return list(session.scalars(select(Quota.name).join(QuotaBinding, QuotaBinding.quota_id == Quota.id)
-                                .where(QuotaBinding.workspace_id == workspace_id).order_by(Quota.name)).all())
+    return bindings.quotas_bound_to_workspace(session, workspace_id)
 
 
 def snapshot(session: Session, workspace: Workspace, cluster: str) -> dict[str, Any]:
@@ -114,3 +114,29 @@ def snapshot(session: Session, workspace: Workspace, cluster: str) -> dict[str, 
     return {"id": workspace.id, "name": workspace.name, "cluster": cluster, "description": workspace.description,
             "members": members(session, workspace.id), "quotas": bound_quotas(session, workspace.id),
             "created_at": workspace.created_at}
+
+
+def workspace_ids_of(session: Session, user_id: int, kind: str, group_ids: set[int]) -> set[int]:
+    """The workspaces a principal is a member of: directly, or through one of its groups."""
+    condition = WorkspaceMember.group_id.in_(group_ids)
+    if kind == "user":
+        condition = condition | (WorkspaceMember.user_id == user_id)
+    return set(session.scalars(select(WorkspaceMember.workspace_id).where(condition)).all())
+
+
+def workspaces_of_group(session: Session, group_id: int) -> list[tuple[str, int]]:
+    """(workspace name, cluster id) of each workspace the group is a member of, by name."""
+    return [tuple(r) for r in session.execute(
+        select(Workspace.name, Workspace.cluster_id).join(WorkspaceMember, WorkspaceMember.workspace_id == Workspace.id)
+        .where(WorkspaceMember.group_id == group_id).order_by(Workspace.name)).all()]
+
+
+def remove_group_everywhere(session: Session, group_id: int) -> None:
+    """The group leaves every workspace (it is being deleted); what its members hold directly stays."""
+    session.execute(delete(WorkspaceMember).where(WorkspaceMember.group_id == group_id))
+
+
+def names_by_id(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(Workspace.id, Workspace.name).where(Workspace.id.in_(ids))).all())

@@ -15,9 +15,10 @@ from allotment.core.permissions import Principal, cluster
 from allotment.identity.service import find_user
 from allotment.inventory.models import Cluster
 from allotment.inventory.service import find_cluster
-from allotment.quotas import bindings, workspaces
-from allotment.quotas.models import Workspace
-from allotment.quotas.schemas import WorkspaceCreate, WorkspaceList, WorkspaceOut, WorkspaceUpdate
+from allotment.quotas import bindings
+from allotment.workspaces import service as workspaces
+from allotment.workspaces.models import Workspace
+from allotment.workspaces.schemas import WorkspaceCreate, WorkspaceList, WorkspaceOut, WorkspaceUpdate
 
 router = APIRouter(tags=["workspaces"])
 ADMIN = cluster("admin")

@@ -1,0 +1,1 @@
+"""Workspaces: team spaces of a cluster, their members, roles and invitations."""
