@@ -250,9 +250,17 @@ class Scheduler(EngineSetup):
 
     def _load(self, session: Session, row, now: float, writes: Writes, actions: Actions, usage: list[Usage],
               holding: list[dict[int, str]]) -> None:
-        """Build a cluster's state from the database; with an engine new to it, recover its jobs first."""
-        self.runtimes.pop(row.id, None)
+        """Build a cluster's state from the database; with an engine new to it, recover its jobs first. When only
+        its nodes and devices changed, the state it has takes them node by node instead (runtime.refresh_inventory)."""
+        old = self.runtimes.pop(row.id, None)
         inv = load.inventory(session, row.id)
+        if old is not None and old.enabled == bool(row.resource_management_enabled) \
+                and row.id not in self._fresh_engines and old.refresh_inventory(inv):
+            old.version = row.config_version
+            self.runtimes[row.id] = old
+            log.info("scheduler: cluster %s: its nodes changed (config version %s); applied node by node", row.name,
+                     row.config_version)
+            return
         rt = ClusterRuntime(row, inv, load.active_jobs(session, row.id), self.config, now,
                             self.backends.get(row.id) is not None, self.gates)
         backend = self.backends.get(row.id)
