@@ -98,8 +98,9 @@ def revoke_token(session: Session, actor: Principal, client: ScimClient, token: 
     token.revoked_at = utcnow()
     session.flush()
     audit.record(session, actor, "scim_token.revoke", "scim_client", client.name, client.id,
-                 changes={"before": {"token": token.id, "revoked_at": None},
-                          "after": {"token": token.id, "revoked_at": token.revoked_at}}, source=source)
+                 changes=audit.diff({"revoked_at": None}, {"revoked_at": token.revoked_at}) | {"token": token.id,
+                                                                                               "hint": token.hint},
+                 source=source)
     return True
 
 

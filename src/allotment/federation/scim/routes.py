@@ -25,7 +25,7 @@ from allotment.api.deps import app_state
 from allotment.core.permissions import SCIM_CLIENT
 from allotment.db import transaction
 from allotment.errors import Unauthenticated
-from allotment.federation.scim import clients
+from allotment.federation.scim import admin_routes, clients
 from allotment.federation.scim.provider import provider
 from allotment.federation.scim.storage import AllotmentStorage
 
@@ -105,7 +105,8 @@ async def scim(request: Request, caller: Annotated[clients.Caller | None, Depend
 
 
 def mount(app: FastAPI) -> None:
-    """Add the SCIM endpoints and the answer to a refused token (SCIM's error format, not problem+json)."""
+    """Add the SCIM endpoints, the answer to a refused token (SCIM's error format, not problem+json) and the
+    provisioning clients' admin API under /api/v1."""
 
     async def refused(request: Request, exc: ScimRefusal) -> Response:
         response = _service().error_response(exc.exception)
@@ -114,3 +115,4 @@ def mount(app: FastAPI) -> None:
 
     app.add_exception_handler(ScimRefusal, refused)
     app.include_router(router)
+    app.include_router(admin_routes.router, prefix="/api/v1")
