@@ -126,9 +126,12 @@ def test_oauth2_without_oidc_reads_the_user_info_endpoint(client, admin_headers,
 def test_password_sign_in_can_be_turned_off_keeping_break_glass_admins(client, admin_headers, app):
     make_user(client, admin_headers, "pat")
     r = client.put(f"{API}/sso/password-login", headers=admin_headers, json={"enabled": False})
-    assert r.status_code == 422 and "break_glass" in errors_by_field(r)
+    assert r.status_code == 409 and "break_glass" in errors_by_field(r)
     r = client.put(f"{API}/sso/password-login", headers=admin_headers, json={"enabled": False, "break_glass": ["pat"]})
-    assert r.status_code == 422  # pat is no platform admin
+    assert r.status_code == 409  # pat is no platform admin
+    r = client.put(f"{API}/sso/password-login", headers=admin_headers,
+                   json={"enabled": False, "break_glass": ["nobody-here"]})
+    assert r.status_code == 404 and "nobody-here is not a user" in r.text
     r = client.put(f"{API}/sso/password-login", headers=admin_headers,
                    json={"enabled": False, "break_glass": ["admin"]})
     assert r.status_code == 200 and r.json() == {"enabled": False, "break_glass": ["admin"]}

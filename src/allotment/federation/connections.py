@@ -128,17 +128,10 @@ def completeness(protocol: str, settings: dict[str, Any], secrets: dict[str, str
     """What a connection of `protocol` cannot work without."""
     errors = []
     need = []
-    if protocol in (OIDC, OAUTH2):
-        need.append("client_id")
-        discovered = protocol == OIDC and (settings.get("issuer") or settings.get("discovery_url"))
-        if not discovered:
-            need += ["authorization_endpoint", "token_endpoint"]
-            if protocol == OAUTH2 or not settings.get("userinfo_from_id_token"):
-                need.append("userinfo_endpoint")
-            if protocol == OIDC and settings.get("verify_signature"):
-                need.append("jwks_uri")
-        if protocol == OIDC and not discovered and not settings.get("issuer"):
-            errors.append(FieldError("issuer", "is required (or a discovery_url): the id token's issuer is checked"))
+    if protocol == OIDC:
+        need += ["issuer", "client_id"]  # the id token's issuer is checked; the endpoints come from discovery
+    elif protocol == OAUTH2:
+        need += ["client_id", "authorization_endpoint", "token_endpoint", "userinfo_endpoint"]
     else:
         need.append("idp_metadata")
         if settings.get("sign_requests") and not (settings.get("certificate") and secrets.get("private_key")):

@@ -26,8 +26,9 @@ from joserfc.jwk import KeySet
 from allotment.federation.mapping import MappedUser, MappingError, map_user
 from allotment.federation.models import OIDC
 
-with warnings.catch_warnings():  # Authlib announces a future rename of its httpx integration on import
-    warnings.simplefilter("ignore")
+# Authlib announces a future rename of its httpx integration on import, with a filter of its own that shows it
+# always: recording it here is what keeps it out of the server's and the CLI's output.
+with warnings.catch_warnings(record=True):
     from authlib.integrations.base_client.errors import OAuthError
     from authlib.integrations.httpx_client import OAuth2Client
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from allotment.audit import service as audit
 from allotment.core.permissions import Principal
-from allotment.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from allotment.errors import Conflict, FieldError, Forbidden, NotFound
 from allotment.federation.models import PasswordLoginPolicy
 from allotment.identity.models import USER, User
 from allotment.identity.service import active_admin_ids, find_person
@@ -66,15 +66,18 @@ def update(session: Session, actor: Principal, enabled: bool, break_glass: list[
                 errors.append(FieldError("break_glass", f"{ref} is not a user"))
                 continue
             ids.append(user.id)
-        if errors:
-            raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+        if errors:  # a body naming objects that do not exist: 404, as elsewhere
+            missing = NotFound("; ".join(f"{e.field}: {e.message}" for e in errors))
+            missing.errors = errors
+            raise missing
         ids = list(dict.fromkeys(ids))
     if not enabled:
         admins = active_admin_ids(session)
         usable = [i for i in ids if i in admins and (u := session.get(User, i)) is not None and u.kind == USER
                   and u.password_hash]
         if not usable:
-            raise ValidationFailed(
+            # A conflict with who the site's admins are (as removing the last admin is): not a malformed request.
+            raise Conflict(
                 "break_glass: turning password sign-in off needs at least one break-glass account that is an active "
                 "platform admin with a password", [FieldError("break_glass", "must name at least one active platform "
                                                                             "admin with a password")])

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 
+from allotment.api import problems
 from allotment.api.deps import DB, State, client_address, require
+from allotment.api.fields import IdPath
 from allotment.core.permissions import PLATFORM_ADMIN, PUBLIC, Principal
 from allotment.federation import connections, flow, password_policy
 from allotment.federation.models import IdentityConnection
@@ -127,7 +129,7 @@ def test_connection(connection: str, principal: Admin, db: DB, state: State, req
 
 
 @router.get("/sso/tests/{test_id}", response_model=TestResult)
-def test_outcome(test_id: int, principal: Admin, db: DB) -> TestResult:
+def test_outcome(test_id: IdPath, principal: Admin, db: DB) -> TestResult:
     return TestResult(**flow.test_result(db, test_id, principal.id))
 
 
@@ -142,7 +144,8 @@ def set_password_login(body: PasswordLoginIn, principal: Admin, db: DB, request:
                                                      client_address(request)))
 
 
-@router.post("/auth/sso/token", response_model=CodeExchangeOut, dependencies=[require(PUBLIC)])
+@router.post("/auth/sso/token", response_model=CodeExchangeOut, dependencies=[require(PUBLIC)],
+             responses={401: problems.problem_response(401)})
 def exchange_code(body: CodeExchange, state: State) -> CodeExchangeOut:
     """The CLI's last step: the one-time code its loopback address received, with its PKCE verifier."""
     return CodeExchangeOut(token=flow.exchange_cli_code(state, body.code, body.code_verifier))

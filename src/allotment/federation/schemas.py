@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from allotment.federation.connections import PROVIDERS
+
 Scopes = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] | Annotated[
     str, Field(max_length=2000)]
 
@@ -49,8 +51,65 @@ class ConnectionSecrets(BaseModel):
     private_key: str | None = Field(None, max_length=20_000, description="PEM private key for signing requests")
 
 
+URL_RULE = {"pattern": "^https?://[A-Za-z0-9._~%-]+(:[0-9]{1,5})?(/[^\\s]*)?$", "maxLength": 255}
+BOOLEAN = {"type": "boolean"}
+TEXT = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^\\S(.*\\S)?$"}
+SCOPES = {"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1, "maxLength": 100,
+                                                     "pattern": "^[!#-\\[\\]-~]+$"}}
+CLAIMS = {"type": "object", "maxProperties": 7, "additionalProperties": False,
+          "properties": {name: {"type": "string", "maxLength": 200} for name in
+                         ("user_id", "email", "name", "given_name", "family_name", "picture", "groups", "username")}}
+OAUTH_COMMON = {"web_app_url": URL_RULE, "client_id": TEXT, "authorization_endpoint": URL_RULE,
+                "token_endpoint": URL_RULE, "revocation_endpoint": URL_RULE, "userinfo_endpoint": URL_RULE,
+                "require_email_verified": BOOLEAN, "create_users": BOOLEAN,
+                "code_challenge_method": {"enum": ["none", "plain", "S256"]}, "scopes": SCOPES,
+                "additional_scopes": SCOPES, "claims": CLAIMS, "sync_groups": BOOLEAN}
+SETTINGS_BY_PROTOCOL = {
+    "oidc": ({**OAUTH_COMMON, "issuer": URL_RULE, "discovery_url": URL_RULE, "jwks_uri": URL_RULE,
+              "userinfo_from_id_token": BOOLEAN, "verify_signature": BOOLEAN}, ["issuer", "client_id"],
+             ["client_secret"]),
+    "oauth2": (OAUTH_COMMON, ["client_id", "authorization_endpoint", "token_endpoint", "userinfo_endpoint"],
+               ["client_secret"]),
+    "saml": ({"web_app_url": URL_RULE, "entity_id": TEXT,
+              "idp_metadata": {"type": "string", "minLength": 1, "maxLength": 200_000,
+                               "description": "the IdP's SAML metadata (XML) naming one identity provider"},
+              "require_signed_assertions": BOOLEAN, "sign_requests": {"type": "boolean",
+                                                                      "description": "true needs a key pair"},
+              "certificate": {"type": "string", "maxLength": 20_000}, "create_users": BOOLEAN, "claims": CLAIMS,
+              "sync_groups": BOOLEAN}, ["idp_metadata"], ["private_key"]),
+}
+
+
+def _variant(protocol: str) -> dict[str, Any]:
+    settings, required, secrets = SETTINGS_BY_PROTOCOL[protocol]
+    properties: dict[str, Any] = {
+        "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^\\S(.*\\S)?$",
+                 "description": "display name on the login page, unique"},
+        "protocol": {"const": protocol},
+        "provider": {"enum": list(PROVIDERS[protocol])},
+        "active": BOOLEAN,
+        "settings": {"type": "object", "additionalProperties": False, "properties": settings,
+                     "required": required},
+        "secrets": {"type": "object", "additionalProperties": False,
+                    "properties": {name: {"type": "string", "minLength": 1, "maxLength": 20_000} for name in secrets}},
+    }
+    if protocol == "saml":
+        properties["generate_key_pair"] = {"type": "boolean", "description": "generate the key pair that signs "
+                                                                             "requests"}
+    return {"type": "object", "title": f"{protocol} connection", "additionalProperties": False,
+            "properties": properties, "required": ["name", "protocol", "settings"]}
+
+
 class ConnectionIn(BaseModel):
+    """Read loosely, so that the service can report every problem of a connection at once in its own words; the
+    OpenAPI states the rules per protocol."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {"oneOf": [_variant(protocol) for protocol in SETTINGS_BY_PROTOCOL],
+                "description": "An identity provider connection: one schema per protocol, with its settings."}
 
     name: str = Field(min_length=1, max_length=64, description="display name on the login page, unique")
     protocol: Literal["oidc", "oauth2", "saml"]
