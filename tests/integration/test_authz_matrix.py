@@ -54,6 +54,9 @@ ALLOWED = {
     # The matrix names an unknown group, which has no members: only platform admins get as far as the 404.
     # (Members reading their own group: tests/integration/test_group_privacy.py.)
     "group_member": {PLATFORM_ADMIN},
+    # The SCIM endpoints take a provisioning client's token, which no principal's credential is: every principal is
+    # refused with 401 (tests/integration/test_scim_provisioning.py signs in with such a token).
+    "scim_client": set(),
 }
 PROBE_PREFIX = "/api/v1/_matrix_probe"
 PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -195,7 +198,8 @@ def test_every_route_against_every_principal(world):
     checked = cases(app)
     mine = {("GET", "/api/v1/credentials"), ("DELETE", "/api/v1/clusters/{cluster}/users/{user}"),
             ("POST", "/api/v1/service-accounts"), ("GET", "/api/v1/audit"), ("GET", "/api/v1/exports/audit.csv"),
-            ("GET", "/healthz"), ("POST", f"{PROBE_PREFIX}/users/{{user}}")}
+            ("GET", "/healthz"), ("POST", f"{PROBE_PREFIX}/users/{{user}}"), ("PATCH", "/scim/v2/{path:path}"),
+            ("POST", "/api/v1/scim/clients/{name}/tokens")}
     assert mine <= {(m, p) for m, p, *_ in checked}, "route enumeration missed known routes"
 
     wrong = []
@@ -216,7 +220,7 @@ def test_every_route_against_every_principal(world):
             elif who in allowed and refused:
                 wrong.append(f"{method} {url} ({permission}) as {who}: refused with {r.status_code}, should be allowed")
             elif who not in allowed:
-                want = 401 if who == ANONYMOUS else 403
+                want = 401 if who == ANONYMOUS or permission == "scim_client" else 403
                 if not refused or (r.status_code in (401, 403) and r.status_code != want and not
                                    (template == "/logout" and who == ANONYMOUS)):
                     wrong.append(f"{method} {url} ({permission}) as {who}: got {r.status_code}, want {want}")
