@@ -349,23 +349,25 @@ class NodePool(DevicePool):
                 wc -= gpu // WHOLE
             k = min(wc, len(whole_le) - 1)
             delta += partial * whole_le[k] + left * (whole_all - whole_le[k]) - before
-        return (delta + STRANDED_WEIGHT * (self._stranded(node, left, cpu, mem) - self._stranded(node, total, 0, 0))
-                + TIGHT_WEIGHT * left)
-
-    def _stranded(self, node: str, free_gpu: int, cpu: int, mem: int) -> float:
-        """Free GPU beyond what the node's CPU (or memory) left after ``cpu`` (``mem``) can feed at the node's own
-        CPU (memory) per GPU."""
-        if free_gpu <= 0:
-            return 0.0
-        gcap = self.gpu_cap[node]
-        stranded = 0.0
+        # Stranded GPU, before and after: free GPU beyond what the CPU (memory) left feeds at the node's ratio.
+        before_s = after_s = 0.0
         ccap = self.cpu_cap.get(node, 0)
         if 0 < ccap < UNLIMITED_RAW:
-            stranded = max(stranded, free_gpu - gcap * (ccap - self.cpu_used[node] - cpu) / ccap)
+            fed = gcap * (ccap - self.cpu_used[node]) / ccap
+            if total > fed:
+                before_s = total - fed
+            fed -= gcap * cpu / ccap
+            if left > fed:
+                after_s = left - fed
         mcap = self.mem_cap.get(node, 0)
         if 0 < mcap < UNLIMITED_RAW:
-            stranded = max(stranded, free_gpu - gcap * (mcap - self.mem_used[node] - mem) / mcap)
-        return stranded
+            fed = gcap * (mcap - self.mem_used[node]) / mcap
+            before_s = max(before_s, total - fed)
+            fed -= gcap * mem / mcap
+            after_s = max(after_s, left - fed)
+        if left <= 0:
+            after_s = 0.0
+        return delta + STRANDED_WEIGHT * (after_s - before_s) + TIGHT_WEIGHT * left
 
     def _node_gpu_free(self, node: str) -> int:
         if self.tracked:
