@@ -61,6 +61,7 @@ NAV = [
     NavItem("Service accounts", "/ui/service-accounts", PLATFORM_ADMIN, "Administration"),
     NavItem("Audit log", "/ui/audit", PLATFORM_ADMIN, "Administration"),
     NavItem("Single sign-on", "/ui/sso", PLATFORM_ADMIN, "Administration"),
+    NavItem("SCIM provisioning", "/ui/scim", PLATFORM_ADMIN, "Administration"),
     NavItem("About", "/ui/about", AUTHENTICATED, "Help"),
 ]
 
