@@ -95,7 +95,9 @@ def _serve(state, caller: clients.Caller | None, scim_request: ScimRequest) -> S
 router = APIRouter(prefix=PREFIX, tags=["scim"])
 
 
-@router.api_route("/{path:path}", methods=METHODS, summary="SCIM 2.0 (RFC 7644): Users, Groups and discovery")
+# Out of the OpenAPI document: SCIM describes itself (ServiceProviderConfig, Schemas, ResourceTypes) and answers in
+# its own media type and error format.
+@router.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
 async def scim(request: Request, caller: Annotated[clients.Caller | None, Depends(scim_client)]) -> Response:
     scim_request = ScimRequest(method=request.method, base_url=str(request.base_url).rstrip("/") + PREFIX,
                                path=_relative_path(request), query=dict(request.query_params),
