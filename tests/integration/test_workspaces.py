@@ -39,7 +39,8 @@ def test_members_of_a_workspace_bound_to_a_quota_may_submit_and_removal_revokes(
     r = client.post(f"{API}/clusters/local/workspaces", headers=admin_headers,
                     json={"name": "workspace-b", "description": "Team B", "users": ["bob"]})
     assert r.status_code == 201, r.text
-    assert r.json()["members"] == [{"kind": "user", "name": "bob"}] and r.json()["quotas"] == []
+    assert [(m["kind"], m["name"], m["role"]) for m in r.json()["members"]] == [("user", "bob", "member")]
+    assert r.json()["quotas"] == []
     r = client.put(f"{API}/quotas/Quota1.1/bindings/workspaces/workspace-b", headers=admin_headers)
     assert r.status_code == 204, r.text
 
@@ -85,9 +86,17 @@ def test_members_of_a_workspace_bound_to_a_quota_may_submit_and_removal_revokes(
     assert binds[0]["changes"] == {"after": {"workspace": "workspace-b"}}
 
 
-def test_workspace_management_is_for_cluster_admins_and_names_are_checked(client, admin_headers, pai):
+def test_workspace_management_is_for_its_owners_and_cluster_admins_and_names_are_checked(client, admin_headers,
+                                                                                          pai):
+    # A user of the cluster creates a workspace and owns it; another user may read it but not change it.
     r = client.post(f"{API}/clusters/local/workspaces", headers=pai["bob"], json={"name": "mine"})
-    assert r.status_code == 403
+    assert r.status_code == 201, r.text
+    assert [(m["name"], m["role"]) for m in r.json()["members"]] == [("bob", "owner")]
+    assert r.json()["my_role"] == "owner"
+    assert client.get(f"{API}/clusters/local/workspaces/mine", headers=pai["dave"]).status_code == 200
+    r = client.patch(f"{API}/clusters/local/workspaces/mine", headers=pai["dave"], json={"description": "x"})
+    assert r.status_code == 403 and "owners and admins" in r.json()["detail"]
+    assert client.delete(f"{API}/clusters/local/workspaces/mine", headers=pai["bob"]).status_code == 204
     assert client.post(f"{API}/clusters/local/workspaces", headers=admin_headers,
                        json={"name": "workspace-a"}).status_code == 201
     r = client.post(f"{API}/clusters/local/workspaces", headers=admin_headers, json={"name": "workspace-a"})
@@ -105,7 +114,8 @@ def test_workspace_management_is_for_cluster_admins_and_names_are_checked(client
     assert client.put(f"{API}/quotas/Quota1/bindings/workspaces/workspace-team-a",
                       headers=admin_headers).status_code == 204
     listed = client.get(f"{API}/clusters/local/workspaces", headers=admin_headers).json()
-    assert [(w["name"], w["quotas"]) for w in listed["items"]] == [("workspace-team-a", ["Quota1"])]
+    assert [(w["name"], w["quotas"]) for w in listed["items"] if not w["personal"]] == [
+        ("workspace-team-a", ["Quota1"])]
 
     # Deleting the workspace removes its bindings.
     assert client.delete(f"{API}/clusters/local/workspaces/workspace-team-a",

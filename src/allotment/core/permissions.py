@@ -15,6 +15,8 @@ A Permission names what a route needs:
   not principals' credentials, and the SCIM routes check them themselves.
 
 Submitting a job is decided by `submit_refusal` (below): it needs access to the quota's cluster as well as the quota.
+Workspaces (member roles owner > admin > member > viewer) are decided by `workspace_refusal`; whether a workspace seat
+or a direct binding makes a quota "bound" to a principal by `bound_to` (credential scope, PAI's resource user roles).
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Principal:
     # Names for display (whoami), resolved together with the ids so showing them needs no query.
     group_names: frozenset[str] = frozenset()
     cluster_names: Mapping[int, str] = field(default_factory=dict)
+    # The workspace a credential is scoped to: the principal then acts in that workspace only.
+    workspace_id: int | None = None
 
     def role_on(self, cluster_id: int) -> str | None:
         return self.cluster_roles.get(cluster_id)
@@ -143,3 +147,67 @@ def submit_refusal(principal: Principal | None, cluster_id: int, cluster_name: s
 def may_submit(principal: Principal | None, cluster_id: int, bound: bool) -> bool:
     """`submit_refusal` as a yes/no, for lists (which quotas to offer) that need no message."""
     return submit_refusal(principal, cluster_id, "", "", bound) is None
+
+
+# --- workspaces ---------------------------------------------------------------------------------------------------
+
+WORKSPACE_ROLE_ORDER = {"viewer": 1, "member": 2, "admin": 3, "owner": 4}
+WORKSPACE_ROLES = tuple(WORKSPACE_ROLE_ORDER)
+
+
+@dataclass(frozen=True)
+class WorkspaceSeat:
+    """The principal's place in one workspace bound to a quota: its highest role there (directly or through a group)
+    and the workspace's submit rules for that quota (PAI resource user roles): `rule_roles` None means no rule
+    (member and up may submit), else only those roles may, besides members the rules name (`named`)."""
+
+    workspace_id: int
+    role: str
+    rule_roles: frozenset[str] | None = None
+    named: bool = False
+
+
+def seat_may_submit(principal: Principal, seat: WorkspaceSeat) -> bool:
+    if principal.workspace_id is not None and principal.workspace_id != seat.workspace_id:
+        return False  # a credential scoped to another workspace
+    if seat.named:
+        return True
+    if seat.rule_roles is None:
+        return WORKSPACE_ROLE_ORDER.get(seat.role, 0) >= WORKSPACE_ROLE_ORDER["member"]
+    return seat.role in seat.rule_roles
+
+
+def bound_to(principal: Principal, direct: bool, seats: tuple[WorkspaceSeat, ...] = ()) -> bool:
+    """Whether a quota is bound to the principal (submit_refusal's `bound`): a binding to it or one of its groups
+    (`direct`; not for a credential scoped to a workspace, which acts in that workspace only), or a seat in a bound
+    workspace that may submit to it."""
+    return (direct and principal.workspace_id is None) or any(seat_may_submit(principal, s) for s in seats)
+
+
+def workspace_refusal(principal: Principal | None, cluster_id: int, member_role: str | None, action: str,
+                      personal: bool = False) -> str | None:
+    """Why the principal may not do `action` on a workspace of cluster `cluster_id` where it holds `member_role`
+    (None: not a member); None when it may. Actions: `read` (members and users of the cluster), `create` (users of
+    the cluster), `leave` (members, not of their personal workspace), `manage` (rename, describe, invite, cancel
+    invitations, remove members and set roles below owner: owners and admins of the workspace) and `own` (set or
+    remove an owner, delete: owners). Admins of the cluster and platform admins may do everything but leave."""
+    if principal is None:
+        return "sign in first"
+    level = WORKSPACE_ROLE_ORDER.get(member_role or "", 0)
+    if action == "leave":
+        if level == 0:
+            return "you are not a member of this workspace"
+        return "you cannot leave your personal workspace" if personal else None
+    if principal.is_platform_admin or principal.role_on(cluster_id) == "admin":
+        return None
+    if principal.workspace_id is not None and action != "read":
+        return "a credential scoped to a workspace cannot manage workspaces"
+    if action in ("read", "create"):
+        reader = principal.role_on(cluster_id) is not None or (action == "read" and level > 0)
+        return None if reader else "you have no access to this workspace's cluster"
+    need = {"manage": "admin", "own": "owner"}.get(action)
+    if need is None:
+        return f"unknown workspace action {action}"
+    if level >= WORKSPACE_ROLE_ORDER[need]:
+        return None
+    return f"only the workspace's {'owners' if need == 'owner' else 'owners and admins'} may do this"

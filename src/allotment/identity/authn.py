@@ -36,7 +36,8 @@ from allotment.inventory.models import Cluster
 LAST_USED_WRITE_INTERVAL_S = 60.0
 
 
-def load_principal(session, user: User, credential_id: int | None = None, session_id: int | None = None) -> Principal:
+def load_principal(session, user: User, credential_id: int | None = None, session_id: int | None = None,
+                   workspace_id: int | None = None) -> Principal:
     """Groups, platform-admin status and effective cluster roles (the highest of direct and group grants).
 
     Every principal is implicitly in the built-in `users` group, so a role granted to `users` reaches everyone.
@@ -62,7 +63,8 @@ def load_principal(session, user: User, credential_id: int | None = None, sessio
                          .all()) if roles else {}
     return Principal(id=user.id, kind=user.kind, username=user.username, is_platform_admin=is_admin,
                      cluster_roles=roles, group_ids=group_ids, credential_id=credential_id, session_id=session_id,
-                     group_names=frozenset(r.name for r in group_rows), cluster_names=cluster_names)
+                     group_names=frozenset(r.name for r in group_rows), cluster_names=cluster_names,
+                     workspace_id=workspace_id)
 
 
 class _Entry:
@@ -128,7 +130,8 @@ def _resolve_credential(state: AppState, token: str, source: str | None) -> _Ent
                 raise Unauthenticated(f"credential {access_key} expired at {credential.expires_at.isoformat()}")
             if not user.is_active:
                 raise Unauthenticated("the account is inactive")
-            return _Entry(load_principal(session, user, credential_id=credential.id), credential.expires_at,
+            return _Entry(load_principal(session, user, credential_id=credential.id,
+                                         workspace_id=credential.workspace_id), credential.expires_at,
                           credential.id)
         known_key = access_key if row is not None else None
     # Recorded after the read above has ended: the audit write needs the database to itself on SQLite.

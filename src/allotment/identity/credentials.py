@@ -71,8 +71,9 @@ def refuse_while_impersonating(actor: Principal) -> None:
 
 def create_credential(session: Session, secret_key: str, owner: User, actor: Principal | None, *,
                       label: str | None = None, expires_at: datetime | None = None,
-                      source: str | None = None) -> tuple[Credential, str]:
-    """A new active credential for `owner`; returns it with the plain secret, which is not kept anywhere."""
+                      source: str | None = None, workspace_id: int | None = None) -> tuple[Credential, str]:
+    """A new active credential for `owner`; returns it with the plain secret, which is not kept anywhere. With a
+    `workspace_id` it acts in that workspace only (the caller checks that the owner is a member)."""
     if owner.deleted_at is not None:
         raise Conflict(f"service account {owner.username} has been deleted")
     if not owner.is_active:
@@ -80,12 +81,14 @@ def create_credential(session: Session, secret_key: str, owner: User, actor: Pri
     label = label.strip() if label and label.strip() else None
     secret = new_secret()
     credential = Credential(access_key=new_access_key(), secret_hash=token_digest(secret_key, secret),
-                            user_id=owner.id, label=label, expires_at=expires_at, created_at=utcnow())
+                            user_id=owner.id, label=label, expires_at=expires_at, created_at=utcnow(),
+                            workspace_id=workspace_id)
     session.add(credential)
     session.flush()
     audit.record(session, actor, "credential.create", "credential", credential.access_key, credential.id,
                  changes={"before": None, "after": audit.clean(
-                     {"owner": owner.username, "label": label, "expires_at": expires_at})},
+                     {"owner": owner.username, "label": label, "expires_at": expires_at,
+                      "workspace_id": workspace_id})},
                  source=source)
     mark_identity_changed(session)
     return credential, secret
@@ -133,6 +136,18 @@ def revoke_all_for(session: Session, owner: User, actor: Principal | None, sourc
         if revoke(session, credential, owner, actor, source):
             keys.append(credential.access_key)
     return keys
+
+
+def revoke_scoped(session: Session, owner_ids: set[int], workspace_id: int, actor: Principal | None,
+                  source: str | None = None) -> list[str]:
+    """Revoke the live credentials of `owner_ids` scoped to one workspace (they left it or were removed); returns the
+    access keys. Credentials without a scope stay: they act wherever their owner still is a member."""
+    if not owner_ids:
+        return []
+    rows = session.execute(select(Credential, User).join(User, User.id == Credential.user_id).where(
+        Credential.user_id.in_(owner_ids), Credential.workspace_id == workspace_id,
+        Credential.revoked_at.is_(None))).all()
+    return [credential.access_key for credential, owner in rows if revoke(session, credential, owner, actor, source)]
 
 
 def relabel(session: Session, credential: Credential, label: str | None, actor: Principal | None,

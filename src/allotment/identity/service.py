@@ -251,6 +251,10 @@ def create_user(
     if platform_admin:
         session.add(GroupMember(group_id=builtin_group(session, ADMINS_GROUP).id, user_id=user.id))
         session.flush()
+    # Every way of creating an account passes here: its personal workspace, and its pending invitations accepted.
+    from allotment.workspaces.invitations import on_user_created
+
+    on_user_created(session, user)
     mark_identity_changed(session)
     return user
 

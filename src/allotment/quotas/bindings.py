@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allotment.core.names import as_id
-from allotment.core.permissions import Principal
+from allotment.core.permissions import Principal, bound_to
 from allotment.core.permissions import may_submit as may_submit_to_cluster
 from allotment.errors import NotFound
 from allotment.identity.models import USERS_GROUP, Group, User
@@ -102,7 +102,16 @@ def quotas_bound_to_workspace(session: Session, workspace_id: int) -> list[str]:
                                 .where(QuotaBinding.workspace_id == workspace_id).order_by(Quota.name)).all())
 
 
+def quotas_bound_to_workspace_by_id(session: Session, workspace_id: int) -> dict[int, str]:
+    return dict(session.execute(select(Quota.id, Quota.name).join(QuotaBinding, QuotaBinding.quota_id == Quota.id)
+                                .where(QuotaBinding.workspace_id == workspace_id)).all())
+
+
 def may_submit(session: Session, principal: Principal, quota: Quota) -> bool:
+    """Whether the quota is bound to the principal: core.permissions.bound_to decides from its direct and group
+    bindings and its seats in the workspaces bound to the quota (roles, submit rules, credential scope)."""
+    from allotment.workspaces import submit_rules
+
     if is_quota_admin(principal, quota):
         return True
     rows = session.execute(select(QuotaBinding.user_id, QuotaBinding.group_id, QuotaBinding.workspace_id)
@@ -110,23 +119,27 @@ def may_submit(session: Session, principal: Principal, quota: Quota) -> bool:
     if not rows:
         return False
     groups = _groups_of(session, principal)
-    if any(user_id == principal.id or (group_id is not None and group_id in groups)
-           for user_id, group_id, _ in rows):
-        return True
-    bound_workspaces = {w for _, _, w in rows if w is not None}
-    return bool(bound_workspaces and bound_workspaces & workspace_ids(session, principal, groups))
+    direct = any(user_id == principal.id or (group_id is not None and group_id in groups)
+                 for user_id, group_id, _ in rows)
+    bound = [(quota.id, w) for _, _, w in rows if w is not None]
+    seats = submit_rules.seats(session, principal, bound).get(quota.id, ()) if bound else ()
+    return bound_to(principal, direct, seats)
 
 
 def submittable_quota_ids(session: Session, principal: Principal) -> set[int] | None:
     """Quota ids the principal may submit to through bindings; None when it is a platform admin (all)."""
+    from allotment.workspaces import submit_rules
+
     if principal.is_platform_admin:
         return None
     groups = _groups_of(session, principal)
     workspaces = workspace_ids(session, principal, groups)
-    rows = session.execute(select(QuotaBinding.quota_id).where(
-        (QuotaBinding.user_id == principal.id) | (QuotaBinding.group_id.in_(groups))
-        | (QuotaBinding.workspace_id.in_(workspaces)))).all()
-    ids = {r[0] for r in rows}
+    direct = set(session.scalars(select(QuotaBinding.quota_id).where(
+        (QuotaBinding.user_id == principal.id) | (QuotaBinding.group_id.in_(groups)))).all())
+    bound = [tuple(r) for r in session.execute(select(QuotaBinding.quota_id, QuotaBinding.workspace_id).where(
+        QuotaBinding.workspace_id.in_(workspaces))).all()]
+    seats = submit_rules.seats(session, principal, bound)
+    ids = {q for q in direct | set(seats) if bound_to(principal, q in direct, seats.get(q, ()))}
     admin_clusters = [c for c, role in principal.cluster_roles.items() if role == "admin"]
     if admin_clusters:
         ids |= set(session.scalars(select(Quota.id).where(Quota.cluster_id.in_(admin_clusters))).all())

@@ -1,6 +1,7 @@
-"""PAI workspaces: a named team space of one cluster. Its members (users, and groups: every member of the group) may
-submit to the quotas bound to the workspace (quotas/bindings.py), as a user or group bound directly may. Names are
-unique within a cluster. Deleting a workspace removes its memberships and its quota bindings (jobs stay)."""
+"""Workspaces (PAI, ClearML): a named team space of one cluster. Its members (users, service accounts, and groups:
+every member of the group) hold a role (owner, admin, member, viewer); members from `member` up may submit to the
+quotas bound to the workspace (quotas/bindings.py) unless its submit rules say otherwise. Names are unique within a
+cluster. Deleting a workspace removes its memberships, invitations and quota bindings (jobs stay)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from allotment.core.names import as_id
-from allotment.errors import Conflict, FieldError, NotFound
-from allotment.identity.models import Group, User
+from allotment.core.permissions import WORKSPACE_ROLE_ORDER, WORKSPACE_ROLES, Principal
+from allotment.errors import Conflict, FieldError, NotFound, invalid
+from allotment.identity import credentials
+from allotment.identity.models import USERS_GROUP, Group, GroupMember, User
 from allotment.inventory.service import check_name
 from allotment.quotas import bindings
 from allotment.workspaces.models import Workspace, WorkspaceMember
@@ -43,10 +46,14 @@ def _check_free(session: Session, cluster_id: int, name: str, own_id: int | None
 
 
 def create_workspace(session: Session, cluster_id: int, name: str, description: str | None,
-                     users: list[User] = (), groups: list[Group] = ()) -> Workspace:
-    workspace = Workspace(cluster_id=cluster_id, name=_check_free(session, cluster_id, name), description=description)
+                     users: list[User] = (), groups: list[Group] = (), owner: User | None = None,
+                     personal_user_id: int | None = None) -> Workspace:
+    workspace = Workspace(cluster_id=cluster_id, name=_check_free(session, cluster_id, name), description=description,
+                          personal_user_id=personal_user_id)
     session.add(workspace)
     session.flush()
+    if owner is not None:
+        add_member(session, workspace, user=owner, role="owner")
     for user in users:
         add_member(session, workspace, user=user)
     for group in groups:
@@ -66,43 +73,120 @@ def update_workspace(session: Session, workspace: Workspace, name: str | None, d
 
 
 def delete_workspace(session: Session, workspace: Workspace) -> None:
-    session.delete(workspace)  # memberships and bindings go with it (ON DELETE CASCADE)
+    session.delete(workspace)  # memberships, invitations, bindings and scoped credentials go with it (CASCADE)
     session.flush()
+
+
+def check_role(role: str | None, field: str = "role") -> str:
+    key = (role or "").strip().lower()
+    if key not in WORKSPACE_ROLES:
+        raise invalid(field, f"must be one of {', '.join(WORKSPACE_ROLES)}, not '{role}'")
+    return key
 
 
 def _member_filter(user: User | None, group: Group | None):
     if user is not None:
-        return WorkspaceMember.user_id == user.id, f"user {user.username}"
+        kind = "service account" if user.kind == "service_account" else "user"
+        return WorkspaceMember.user_id == user.id, f"{kind} {user.username}"
     assert group is not None
     return WorkspaceMember.group_id == group.id, f"group {group.name}"
 
 
-def add_member(session: Session, workspace: Workspace, user: User | None = None, group: Group | None = None) -> bool:
-    """Add a user or a group; returns False when it was a member already (idempotent)."""
-    condition, _ = _member_filter(user, group)
-    if session.scalar(select(WorkspaceMember.id).where(WorkspaceMember.workspace_id == workspace.id, condition)):
-        return False
-    session.add(WorkspaceMember(workspace_id=workspace.id, user_id=user.id if user else None,
-                                group_id=group.id if group else None))
-    session.flush()
-    return True
-
-
-def remove_member(session: Session, workspace: Workspace, user: User | None = None, group: Group | None = None) -> None:
+def find_member(session: Session, workspace: Workspace, user: User | None = None,
+                group: Group | None = None) -> WorkspaceMember:
     condition, label = _member_filter(user, group)
     member = session.scalar(select(WorkspaceMember).where(WorkspaceMember.workspace_id == workspace.id, condition))
     if member is None:
         raise NotFound(f"{label} is not a member of workspace {workspace.name}")
+    return member
+
+
+def add_member(session: Session, workspace: Workspace, user: User | None = None, group: Group | None = None,
+               role: str = "member") -> bool:
+    """Add a user, service account or group; returns False when it was a member already (idempotent: the role it
+    holds stays, set-role changes it)."""
+    condition, _ = _member_filter(user, group)
+    if session.scalar(select(WorkspaceMember.id).where(WorkspaceMember.workspace_id == workspace.id, condition)):
+        return False
+    session.add(WorkspaceMember(workspace_id=workspace.id, user_id=user.id if user else None,
+                                group_id=group.id if group else None, role=check_role(role)))
+    session.flush()
+    return True
+
+
+def _owners(session: Session, workspace_id: int) -> int:
+    return len(session.scalars(select(WorkspaceMember.id).where(WorkspaceMember.workspace_id == workspace_id,
+                                                                WorkspaceMember.role == "owner")).all())
+
+
+def _keep_an_owner(session: Session, workspace: Workspace, member: WorkspaceMember, what: str) -> None:
+    if member.role == "owner" and _owners(session, workspace.id) <= 1:
+        raise Conflict(f"cannot {what}: it is the last owner of workspace {workspace.name}; make another member an "
+                       "owner first", [FieldError("role", "the workspace needs an owner")])
+
+
+def set_role(session: Session, workspace: Workspace, member: WorkspaceMember, role: str) -> str:
+    """Change a member's role; returns the role it had."""
+    role, before = check_role(role), member.role
+    if role != "owner":
+        _keep_an_owner(session, workspace, member, "change the role")
+    member.role = role
+    session.flush()
+    return before
+
+
+def _user_ids_of(session: Session, member: WorkspaceMember) -> set[int]:
+    if member.user_id is not None:
+        return {member.user_id}
+    return set(session.scalars(select(GroupMember.user_id).where(GroupMember.group_id == member.group_id)).all())
+
+
+def remove_member(session: Session, workspace: Workspace, member: WorkspaceMember, actor: Principal | None,
+                  source: str | None = None, what: str = "remove it") -> list[str]:
+    """Remove a member: it loses what the workspace gave (its quotas, from the next submission; its jobs stay), and
+    the credentials scoped to the workspace of every user who is no longer a member are revoked. Returns their
+    access keys. Rejoining takes a new invitation."""
+    if member.user_id is not None and member.user_id == workspace.personal_user_id:
+        raise Conflict(f"{workspace.name} is the personal workspace of its owner: they cannot leave it or be removed")
+    _keep_an_owner(session, workspace, member, what)
+    affected = _user_ids_of(session, member)
     session.delete(member)
     session.flush()
+    gone = {u for u in affected if workspace.id not in _workspaces_of_user(session, u)}
+    return credentials.revoke_scoped(session, gone, workspace.id, actor, source)
 
 
-def members(session: Session, workspace_id: int) -> list[dict[str, str]]:
+def _workspaces_of_user(session: Session, user_id: int) -> set[int]:
+    groups = set(session.scalars(select(GroupMember.group_id).where(GroupMember.user_id == user_id)).all())
+    groups |= set(session.scalars(select(Group.id).where(Group.name == USERS_GROUP)).all())
+    return set(member_roles(session, user_id, "user", groups))
+
+
+def member_roles(session: Session, user_id: int, kind: str, group_ids: set[int] | frozenset[int]) -> dict[int, str]:
+    """Workspace id -> the principal's highest role there, directly or through one of its groups."""
+    condition = WorkspaceMember.group_id.in_(group_ids)
+    if kind in ("user", "service_account"):
+        condition = condition | (WorkspaceMember.user_id == user_id)
+    roles: dict[int, str] = {}
+    for workspace_id, role in session.execute(select(WorkspaceMember.workspace_id, WorkspaceMember.role)
+                                              .where(condition)).all():
+        if WORKSPACE_ROLE_ORDER.get(role, 0) > WORKSPACE_ROLE_ORDER.get(roles.get(workspace_id, ""), 0):
+            roles[workspace_id] = role
+    return roles
+
+
+def role_of(session: Session, principal: Principal, workspace: Workspace) -> str | None:
+    return member_roles(session, principal.id, principal.kind, set(principal.group_ids)).get(workspace.id)
+
+
+def members(session: Session, workspace_id: int) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(WorkspaceMember.user_id, User.username, Group.name)
+        select(WorkspaceMember, User.username, User.kind, Group.name)
         .outerjoin(User, User.id == WorkspaceMember.user_id).outerjoin(Group, Group.id == WorkspaceMember.group_id)
         .where(WorkspaceMember.workspace_id == workspace_id).order_by(WorkspaceMember.id)).all()
-    return [{"kind": "user" if user_id else "group", "name": username or group} for user_id, username, group in rows]
+    return [{"kind": ("service_account" if kind == "service_account" else "user") if m.user_id else "group",
+             "name": username or group, "role": m.role, "since": m.created_at}
+            for m, username, kind, group in rows]
 
 
 def bound_quotas(session: Session, workspace_id: int) -> list[str]:
@@ -117,11 +201,8 @@ def snapshot(session: Session, workspace: Workspace, cluster: str) -> dict[str, 
 
 
 def workspace_ids_of(session: Session, user_id: int, kind: str, group_ids: set[int]) -> set[int]:
-    """The workspaces a principal is a member of: directly, or through one of its groups."""
-    condition = WorkspaceMember.group_id.in_(group_ids)
-    if kind == "user":
-        condition = condition | (WorkspaceMember.user_id == user_id)
-    return set(session.scalars(select(WorkspaceMember.workspace_id).where(condition)).all())
+    """The workspaces a principal is a member of (any role): directly, or through one of its groups."""
+    return set(member_roles(session, user_id, kind, group_ids))
 
 
 def workspaces_of_group(session: Session, group_id: int) -> list[tuple[str, int]]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 22:17:59.000054
+Create Date: 2026-12-05 22:22:38.019601
 """
 
 from alembic import op
@@ -166,24 +166,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_clusters')),
     sa.UniqueConstraint('name', name=op.f('uq_clusters_name'))
     )
-    op.create_table('credentials',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('access_key', sa.String(length=40), nullable=False),
-    sa.Column('secret_hash', sa.String(length=128), nullable=False),
-    sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('label', sa.String(length=64), nullable=True),
-    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_used_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_used_from', sa.String(length=64), nullable=True),
-    sa.Column('revoked_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_credentials_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_credentials')),
-    sa.UniqueConstraint('access_key', name=op.f('uq_credentials_access_key'))
-    )
-    with op.batch_alter_table('credentials', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_credentials_user_id'), ['user_id'], unique=False)
-
     op.create_table('federated_group_grants',
     sa.Column('connection_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -401,14 +383,38 @@ def upgrade() -> None:
     sa.Column('cluster_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('personal_user_id', sa.Integer(), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_workspaces_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['personal_user_id'], ['users.id'], name=op.f('fk_workspaces_personal_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_workspaces')),
     sa.UniqueConstraint('cluster_id', 'name', name='uq_workspaces_cluster_name')
     )
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_workspaces_cluster_id'), ['cluster_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_workspaces_personal_user_id'), ['personal_user_id'], unique=False)
+
+    op.create_table('credentials',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('access_key', sa.String(length=40), nullable=False),
+    sa.Column('secret_hash', sa.String(length=128), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('label', sa.String(length=64), nullable=True),
+    sa.Column('workspace_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_from', sa.String(length=64), nullable=True),
+    sa.Column('revoked_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_credentials_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_credentials_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_credentials')),
+    sa.UniqueConstraint('access_key', name=op.f('uq_credentials_access_key'))
+    )
+    with op.batch_alter_table('credentials', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_credentials_user_id'), ['user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_credentials_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -581,11 +587,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_quota_resources_pool_id'), ['pool_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quota_resources_quota_id'), ['quota_id'], unique=False)
 
+    op.create_table('workspace_invitations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('email_key', sa.String(length=254), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('token_hash', sa.String(length=128), nullable=False),
+    sa.Column('invited_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('accepted_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('accepted_by_id', sa.Integer(), nullable=True),
+    sa.Column('cancelled_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['accepted_by_id'], ['users.id'], name=op.f('fk_workspace_invitations_accepted_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['invited_by_id'], ['users.id'], name=op.f('fk_workspace_invitations_invited_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_workspace_invitations_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_workspace_invitations')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_workspace_invitations_token_hash'))
+    )
+    with op.batch_alter_table('workspace_invitations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_workspace_invitations_email_key'), ['email_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_workspace_invitations_workspace_id'), ['workspace_id'], unique=False)
+
     op.create_table('workspace_members',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
     sa.Column('group_id', sa.Integer(), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('role', sa.String(length=16), server_default='member', nullable=False),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('(group_id IS NULL) <> (user_id IS NULL)', name=op.f('ck_workspace_members_one_member')),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_workspace_members_group_id_groups'), ondelete='CASCADE'),
@@ -599,6 +628,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_workspace_members_group_id'), ['group_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_workspace_members_user_id'), ['user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_workspace_members_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('workspace_submit_rules',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.CheckConstraint('(role IS NULL) <> (user_id IS NULL)', name=op.f('ck_workspace_submit_rules_role_or_user')),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_workspace_submit_rules_quota_id_quotas'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_workspace_submit_rules_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_workspace_submit_rules_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_workspace_submit_rules'))
+    )
+    with op.batch_alter_table('workspace_submit_rules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_workspace_submit_rules_quota_id'), ['quota_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_workspace_submit_rules_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('devices',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -630,12 +675,22 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_devices_node_id'))
 
     op.drop_table('devices')
+    with op.batch_alter_table('workspace_submit_rules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_workspace_submit_rules_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_workspace_submit_rules_quota_id'))
+
+    op.drop_table('workspace_submit_rules')
     with op.batch_alter_table('workspace_members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_workspace_members_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_workspace_members_user_id'))
         batch_op.drop_index(batch_op.f('ix_workspace_members_group_id'))
 
     op.drop_table('workspace_members')
+    with op.batch_alter_table('workspace_invitations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_workspace_invitations_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_workspace_invitations_email_key'))
+
+    op.drop_table('workspace_invitations')
     with op.batch_alter_table('quota_resources', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quota_resources_quota_id'))
         batch_op.drop_index(batch_op.f('ix_quota_resources_pool_id'))
@@ -680,7 +735,13 @@ def downgrade() -> None:
         batch_op.drop_index('ix_jobs_cancel_requested_at')
 
     op.drop_table('jobs')
+    with op.batch_alter_table('credentials', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_credentials_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_credentials_user_id'))
+
+    op.drop_table('credentials')
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_workspaces_personal_user_id'))
         batch_op.drop_index(batch_op.f('ix_workspaces_cluster_id'))
 
     op.drop_table('workspaces')
@@ -730,10 +791,6 @@ def downgrade() -> None:
 
     op.drop_table('federated_identities')
     op.drop_table('federated_group_grants')
-    with op.batch_alter_table('credentials', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_credentials_user_id'))
-
-    op.drop_table('credentials')
     op.drop_table('clusters')
     op.drop_table('users')
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
