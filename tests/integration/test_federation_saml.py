@@ -144,3 +144,17 @@ def test_requests_are_signed_with_a_generated_key_pair(client, admin_headers, id
     assert 'AuthnRequestsSigned="true"' in metadata
     query = parse_qs(urlsplit(start(client, conn)).query)
     assert query["Signature"] and "rsa-sha" in query["SigAlg"][0]
+
+
+def test_the_idps_post_is_taken_while_the_browser_holds_a_session(client, admin_headers, idp):
+    """An IdP on the same site as the console posts with the session cookie attached and no console form token: the
+    answer is judged by its signature and the request it answers, as without a session, never turned away as CSRF."""
+    conn = saml_connection(client, admin_headers, idp)
+    response, relay, _ = idp.answer(start(client, conn), "saml-sam", SAM)
+    r = client.post("/login/sso/acs", data={"SAMLResponse": response, "RelayState": relay}, follow_redirects=False)
+    assert r.status_code == 303 and client.cookies  # signed in: the browser now holds a session
+    response, relay, _ = idp.answer(start(client, conn), "saml-sam", SAM)
+    r = client.post("/login/sso/acs", data={"SAMLResponse": response, "RelayState": relay}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/", r.text
+    r = client.post("/login/sso/acs", data={"SAMLResponse": response, "RelayState": relay}, follow_redirects=False)
+    assert r.status_code == 401  # a replay is still refused, by the flow and not by the form check

@@ -34,6 +34,10 @@ PRE_SESSION_COOKIE = "allot_csrf"  # protects the login form itself (login CSRF)
 NOTICE_COOKIE = "allot_notice"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+# Posts that come from elsewhere by design and carry their own proof instead of the console's form token: the SAML
+# IdP's answer is signed by the IdP and must answer a request this server issued (federation/saml.py). An IdP on the
+# same site as the console posts it with the session cookie attached.
+CSRF_EXEMPT = frozenset({"/login/sso/acs"})
 CONSOLE_PREFIXES = ("/ui", "/login", "/logout")
 
 
@@ -96,7 +100,7 @@ async def check_csrf(request: Request) -> None:
     """
     if request.method in ("GET", "HEAD", "OPTIONS") or "authorization" in request.headers:
         return
-    if not request.cookies.get(SESSION_COOKIE):
+    if not request.cookies.get(SESSION_COOKIE) or request.url.path in CSRF_EXEMPT:
         return
     await _compare(request, csrf_token(request))
 
