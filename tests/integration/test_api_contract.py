@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from user_helpers import PASSWORD, login, make_user
 
 from allotment.api import problems
@@ -100,12 +101,20 @@ def signed_in(request, tmp_path):
     request.node.user_properties.append(("requests", counted.requests))  # in --junitxml reports
 
 
+# Operations whose body carries a document no JSON schema can describe: SAML IdP metadata is XML that pysaml2 reads,
+# so a body the schema allows may still be refused with 422 naming the field. Only the check that valid data is
+# accepted is left out for them; every other check (no 5xx, declared statuses and schemas, invalid data refused...)
+# still runs.
+OPAQUE_DOCUMENTS = {("POST", "/api/v1/sso/connections"), ("POST", "/api/v1/sso/test")}
+
+
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_operation_keeps_its_contract(case, signed_in):
     app, headers = signed_in
-    case.call_and_validate(app=app, headers=headers)
+    excluded = [positive_data_acceptance] if (case.method, case.path) in OPAQUE_DOCUMENTS else None
+    case.call_and_validate(app=app, headers=headers, excluded_checks=excluded)
 
 
 def test_the_harness_fails_on_a_server_error_and_an_undeclared_status():
