@@ -24,6 +24,7 @@ from allotment.core.devices import WHOLE, DevicePool, Shares
 from allotment.core.quantity import UNLIMITED_RAW, format_raw
 
 CANDIDATES = 8  # feasible single-node placements scored per decision
+SCAN_BUDGET = 64  # entries a single-node search examines before it settles for the candidates it has
 FRAC_BIN = 10  # milli-GPU per entry of Demand's fragmentation table
 STRANDED_WEIGHT = 2  # score weight of the GPU a placement strands (its node's CPU or memory left cannot feed it)
 TIGHT_WEIGHT = 0.01  # score weight of the GPU left free on the node: among equals, the fuller node (best fit)
@@ -376,8 +377,11 @@ class NodePool(DevicePool):
         return sum(free[d] for d in self.devs[node])
 
     def _candidates(self, gpu: int, cpu: int, mem: int, want: int, distinct: bool) -> list[tuple[str, Shares]]:
-        """Up to ``want`` feasible (node, shares) in best-fit order (one per node when ``distinct``)."""
+        """Up to ``want`` feasible (node, shares) in best-fit order (one per node when ``distinct``). A single-node
+        search that found one stops after SCAN_BUDGET entries (near saturation, feasible entries are rare and the
+        first found is the best fit); it never stops without one."""
         out: list[tuple[str, Shares]] = []
+        budget = UNLIMITED_RAW if distinct else SCAN_BUDGET  # a gang needs its nodes: no early stop
         ccap, mcap, cused, mused = self.cpu_cap, self.mem_cap, self.cpu_used, self.mem_used
         seen: set[str] = set()
         if gpu <= 0:
@@ -389,6 +393,9 @@ class NodePool(DevicePool):
                 start = bisect_left(levels, least)
                 for level in (levels[start:] if cls == 0 else reversed(levels[start:])):
                     for node in buckets[level]:
+                        budget -= 1
+                        if budget <= 0 and out:
+                            return out
                         if ccap[node] - cused[node] >= cpu and mcap[node] - mused[node] >= mem:
                             out.append((node, ()))
                             if len(out) == want:
@@ -403,6 +410,9 @@ class NodePool(DevicePool):
                 if value == WHOLE:  # break into a free device of the node with the fewest, as DevicePool.choose
                     for count in range(1, top + 1):
                         for node in reversed(by_count.get(count, {})):
+                            budget -= 1
+                            if budget <= 0 and out:
+                                return out
                             if node in seen or ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
                                 continue
                             seen.add(node)
@@ -412,6 +422,9 @@ class NodePool(DevicePool):
                     continue
                 node_of = self.node
                 for dev in reversed(by_free[value]):
+                    budget -= 1
+                    if budget <= 0 and out:
+                        return out
                     node = node_of[dev]
                     if node in seen or ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
                         continue
@@ -420,12 +433,14 @@ class NodePool(DevicePool):
                     out.append((node, self._fraction(dev, gpu)))
                     if len(out) == want:
                         return out
-
             return out
         n = gpu // WHOLE
         unit = self._unit
         for count in range(n, top + 1):
             for node in reversed(by_count.get(count, {})):
+                budget -= 1
+                if budget <= 0 and out:
+                    return out
                 if ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
                     continue
                 out.append((node, tuple([unit[d] for d in islice(whole[node], n)])))
