@@ -92,9 +92,10 @@ Rules, in the order the cycle applies them
    CPU-only jobs have no dF. A node without GPUs scores 0.
    Candidates: the first 8 placements that fit in the pool's best-fit order (the tightest free share; the
    node with the fewest completely free devices that suffice; for CPU-only jobs nodes without free GPU, least free
-   cores first, then nodes with free GPU, most free cores first). The search skips only nodes that cannot take the
-   job, so a job waits only when no node can; a shape that found no node is not searched again until capacity
-   comes back to the pool. Within a pool the same score picks among the candidates.
+   cores first, then nodes with free GPU, most free cores first); once it has one, the search stops after 64
+   entries (near saturation fitting nodes are rare). It skips only nodes that cannot take the job and never stops
+   without a candidate, so a job waits only when no node can take it; a shape that found no node is not searched
+   again until capacity comes back to the pool. Within a pool the same score picks among the candidates.
    A wait names the node-level shortage: "no node in pool a100 has 2 GPUs and 48 cores free (best: node-17, 2 GPUs
    and 12 cores)", the best being the closest of the nodes with the most free GPU (or cores).
 
