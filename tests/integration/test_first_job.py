@@ -39,9 +39,12 @@ def test_a_member_of_the_default_cluster_submits_without_naming_a_quota(client, 
 def test_without_access_to_any_quota_the_refusal_says_so(client, admin_headers):
     outsider = make_user(client, "olga")
     r = client.post(f"{API}/jobs", headers=outsider, json={"cpu": 1, "command": ["echo", "hi"]})
-    assert r.status_code == 422
+    # Not a malformed request but one the caller may not make anywhere: 403, as for a named quota they may not use.
+    assert r.status_code == 403, r.text
     assert r.json()["errors"][0]["field"] == "quota"
     assert "you may not submit to any quota" in r.json()["errors"][0]["message"]
+    batch = client.post(f"{API}/jobs/batch", headers=outsider, json={"jobs": [{"cpu": 1, "command": ["x"]}]})
+    assert batch.status_code == 403 and batch.json()["errors"][0]["field"] == "jobs.0.quota", batch.text
 
 
 def _other_cluster(client, admin_headers, username: str, quotas: list[str]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allotment.core.permissions import Principal, submit_refusal
-from allotment.errors import FieldError, ValidationFailed
+from allotment.errors import DomainError, FieldError, ValidationFailed
 from allotment.inventory.models import Cluster
 from allotment.quotas import bindings
 from allotment.quotas.models import Quota
@@ -33,18 +33,25 @@ def submittable(session: Session, principal: Principal) -> list[tuple[str, str]]
             if submit_refusal(principal, cluster_id, cluster, quota, True) is None]
 
 
+class NoQuotaToSubmitTo(DomainError):
+    """The caller may submit to no quota at all: forbidden (403), as a named quota they may not use would be."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", [FieldError(field, message)], 403, "Forbidden", "forbidden")
+
+
 def default_quota(session: Session, principal: Principal, field: str = "quota") -> str:
-    """The quota a job without one goes to; ValidationFailed naming the choices when there is no single one."""
+    """The quota a job without one goes to; ValidationFailed naming the choices when there are several,
+    NoQuotaToSubmitTo when there is none."""
     choices = submittable(session, principal)
     if len(choices) == 1:
         return choices[0][0]
     if any(quota == DEFAULT_QUOTA for quota, _ in choices):
         return DEFAULT_QUOTA
     if not choices:
-        message = ("is required, and you may not submit to any quota: ask an administrator of a cluster to add you "
-                   "to it and bind a quota to you")
-    else:
-        shown = ", ".join(f"{quota} (cluster {cluster})" for quota, cluster in choices[:SHOWN])
-        more = f" and {len(choices) - SHOWN} more (allot quotas list)" if len(choices) > SHOWN else ""
-        message = f"is required: you may submit to {len(choices)} quotas, choose one of {shown}{more}"
+        raise NoQuotaToSubmitTo(field, "you may not submit to any quota: ask an administrator of a cluster to add "
+                                       "you to it and bind a quota to you")
+    shown = ", ".join(f"{quota} (cluster {cluster})" for quota, cluster in choices[:SHOWN])
+    more = f" and {len(choices) - SHOWN} more (allot quotas list)" if len(choices) > SHOWN else ""
+    message = f"is required: you may submit to {len(choices)} quotas, choose one of {shown}{more}"
     raise ValidationFailed(f"{field}: {message}", [FieldError(field, message)])

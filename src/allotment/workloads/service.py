@@ -32,7 +32,7 @@ from allotment.quotas import bindings
 from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota
 from allotment.quotas.priorities import default_class
 from allotment.quotas.quota_pools import usable_pools
-from allotment.workloads.default_quota import default_quota
+from allotment.workloads.default_quota import NoQuotaToSubmitTo, default_quota
 from allotment.workloads.models import (
     CANCELLED,
     FINAL_STATES,
@@ -246,10 +246,13 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
         raise ValidationFailed(f"jobs: at most {MAX_BATCH} jobs per batch",
                                [FieldError("jobs", f"at most {MAX_BATCH} jobs per batch")])
     no_quota = None  # why a job that names no quota has none (default_quota.py), reported with its other problems
+    no_access = None  # the caller may submit to no quota at all: the quota-less jobs are forbidden (403)
     if any(not (r.quota or "").strip() for r in requests):
         try:
             fallback = default_quota(session, principal)
             requests = [r if (r.quota or "").strip() else replace(r, quota=fallback) for r in requests]
+        except NoQuotaToSubmitTo as exc:
+            no_access = exc.errors[0].message
         except ValidationFailed as exc:
             no_quota = exc.errors[0].message
     owner = session.get(User, principal.id)
@@ -261,6 +264,10 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
     missing: list[FieldError] = []
     rows = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden, missing)
             for i, req in enumerate(requests)]
+    if no_access is not None:
+        quota_less = [e for e in errors if e.field.endswith("quota") and e.message == "is required"]
+        forbidden += [FieldError(e.field, no_access) for e in quota_less]
+        errors = [e for e in errors if e not in quota_less]
     if forbidden:
         raise DomainError("; ".join(f"{e.field}: {e.message}" for e in forbidden[:20]), forbidden, 403, "Forbidden",
                           "forbidden")
