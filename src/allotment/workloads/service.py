@@ -1,11 +1,12 @@
 """Jobs: submission (single and batch, all or nothing), listing, showing and cancelling.
 
-Submission checks, each refusal naming the field and the numbers: quantities ("4", "0.5", "16Gi"; fractional GPUs
-in steps of 0.1), the quota exists and the principal may submit to it (core.permissions.submit_refusal: access to the
-quota's cluster, and a binding to the user, their groups or workspaces, or an admin), the priority class exists and
-the quota allows it, the profile and pool belong to the quota's cluster
-(a pinned pool must be one of the profile's pools, and the pinned pool or one of the profile's pools must be among
-the pools the quota may use: quotas/quota_pools.py), and the owner's resource policy (per-job caps, concurrency).
+Submission checks, each refusal naming the field and the numbers: quantities ("4", "0.47", "16Gi"; fractional GPUs
+in steps of 0.01, or of the cluster's minimum share), the job's shape (nodes, GPUs per node, GPU models: shape.py),
+the quota exists and the principal may submit to it (core.permissions.submit_refusal: access to the quota's cluster,
+and a binding to the user, their groups or workspaces, or an admin), the priority class exists and the quota allows
+it, the profile and pool belong to the quota's cluster (a pinned pool must be one of the profile's pools, and the
+pinned pool or one of the profile's pools must be among the pools the quota may use: quotas/quota_pools.py), and the
+owner's resource policy (per-job caps, concurrency).
 A new job is `queued` with reason "pending"; the caller wakes the scheduler.
 """
 
