@@ -14,6 +14,7 @@ from allotment.db import utcnow
 from allotment.web import pages_about, service
 from allotment.web.console import render
 from allotment.web.pages_clusters import clusters_for
+from allotment.web.pages_workspaces import pending_invitation_count
 
 router = APIRouter()
 router.include_router(pages_about.router)  # the About page, linked from every page's sidebar
@@ -34,4 +35,5 @@ def dashboard(request: Request, principal: Annotated[Principal, require(AUTHENTI
         "jobs": service.jobs_by_state(db, principal), "pools": service.pool_gpus(db, cluster_ids),
         "waits": service.longest_waits(db, principal, now),
         "unhealthy": service.unhealthy_nodes(db, cluster_ids) if principal.is_platform_admin else [],
+        "workspace_invitations": pending_invitation_count(db, principal),
     })

@@ -34,7 +34,7 @@ from allotment.workspaces.schemas import (
 
 router = APIRouter(tags=["workspaces"])
 Authenticated = Annotated[Principal, require(AUTHENTICATED)]
-ACCEPT_PAGE = "/console/workspace-invitations/accept"
+ACCEPT_PAGE = "/ui/workspace-invitations/accept"
 
 
 def _load(db: Session, principal: Principal, cluster: str, workspace: str, action: str):
