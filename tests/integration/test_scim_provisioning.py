@@ -69,6 +69,13 @@ def test_a_user_is_created_under_allotments_rules_and_audited_as_the_client(clie
     assert (user["email"], user["full_name"], user["is_active"]) == ("alice@example.com", "Alice Liddell", True)
     assert str(user["id"]) == created["id"]
 
+    # Okta's and Entra ID's default: the given and family names only; allotment keeps them joined as the full name.
+    carol = new_user(scim, "carol", name={"givenName": "Carol", "familyName": "Kay"})
+    assert carol["name"] == {"formatted": "Carol Kay"}
+    r = patch(scim, f"Users/{carol['id']}", {"op": "replace", "path": "name", "value": {"givenName": "Caro"}})
+    assert r.status_code in (200, 204), r.text
+    assert client.get(f"{API}/users/carol", headers=admin_headers).json()["full_name"] == "Caro"
+
     r = scim.post("Users", json={"schemas": [USER_SCHEMA], "userName": "bob@corp", "active": True,
                                  "emails": [{"value": "bob@example.com"}]})
     assert r.status_code == 400 and r.json()["scimType"] == "invalidValue" and "'@'" in r.json()["detail"]
@@ -80,7 +87,8 @@ def test_a_user_is_created_under_allotments_rules_and_audited_as_the_client(clie
     assert r.status_code == 409 and "looks different" in r.json()["detail"]
 
     events = client.get(f"{API}/audit?action=user.create", headers=admin_headers).json()["items"]
-    assert [(e["actor"], e["target"], e["source"]) for e in events] == [("okta", "alice", "scim")]
+    assert sorted((e["actor"], e["target"], e["source"]) for e in events) == [("okta", "alice", "scim"),
+                                                                            ("okta", "carol", "scim")]
 
 
 def test_filtering_paging_sorting_and_attribute_selection(scim):

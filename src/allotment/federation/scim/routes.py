@@ -53,6 +53,38 @@ def _response(response: ScimResponse, url: str) -> Response:
     return Response(body, status_code=int(response.status), headers=response.headers)
 
 
+def _with_formatted_name(name: object) -> object:
+    """A `name` holding only givenName/familyName (Okta's and Entra ID's default mapping) gains the `formatted`
+    allotment keeps as the full name; the parts themselves are not in the schema and are ignored."""
+    if isinstance(name, dict) and not name.get("formatted"):
+        joined = " ".join(str(name[k]) for k in ("givenName", "familyName") if name.get(k))
+        if joined:
+            return {**name, "formatted": joined}
+    return name
+
+
+def _full_names_joined(body: bytes) -> bytes:
+    """The body with every user `name` given by its parts completed (_with_formatted_name); other bodies as sent."""
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        return body  # scim2-server answers the syntax error
+    if not isinstance(document, dict):
+        return body
+    changed = False
+    if "name" in document:
+        document["name"], changed = _with_formatted_name(document["name"]), True
+    for operation in document.get("Operations") or []:
+        if not isinstance(operation, dict):
+            continue
+        value, path = operation.get("value"), str(operation.get("path") or "")
+        if path == "name":
+            operation["value"], changed = _with_formatted_name(value), True
+        elif not path and isinstance(value, dict) and "name" in value:
+            value["name"], changed = _with_formatted_name(value["name"]), True
+    return json.dumps(document).encode() if changed else body
+
+
 def _relative_path(request: Request) -> str:
     return request.url.path.removeprefix(PREFIX).removesuffix(".scim") or "/"
 
@@ -101,7 +133,8 @@ router = APIRouter(prefix=PREFIX, tags=["scim"])
 async def scim(request: Request, caller: Annotated[clients.Caller | None, Depends(scim_client)]) -> Response:
     scim_request = ScimRequest(method=request.method, base_url=str(request.base_url).rstrip("/") + PREFIX,
                                path=_relative_path(request), query=dict(request.query_params),
-                               headers=list(request.headers.items()), body=await request.body(), subject=caller)
+                               headers=list(request.headers.items()),
+                               body=_full_names_joined(await request.body()), subject=caller)
     response = await run_in_threadpool(_serve, app_state(request), caller, scim_request)
     return _response(response, scim_request.url)
 
