@@ -18,8 +18,8 @@ import secrets
 from typing import Any
 
 from scim2_models import (
+    ConflictException,
     InvalidValueException,
-    MutabilityException,
     NotFoundException,
     ResourceType,
     ResponseParameters,
@@ -48,8 +48,10 @@ SOURCE = "scim"
 def _scim_error(exc: DomainError) -> SCIMException:
     """The SCIM error for a service refusal, its sentence kept as the detail."""
     if isinstance(exc, Conflict):
-        return UniquenessException(detail=exc.detail) if "taken" in exc.detail or "exists" in exc.detail \
-            or "registered" in exc.detail else MutabilityException(detail=exc.detail)
+        # A name or address in use (or one that looks like one in use) is SCIM's uniqueness error; any other
+        # conflict with the current state (the last platform admin) a plain 409.
+        unique = any(word in exc.detail for word in ("taken", "exists", "registered", "looks different"))
+        return UniquenessException(detail=exc.detail) if unique else ConflictException(detail=exc.detail)
     if isinstance(exc, NotFound):
         return NotFoundException(detail=exc.detail)
     if isinstance(exc, ValidationFailed):
