@@ -197,7 +197,8 @@ def test_workspaces_from_the_cli(allot, client, admin_headers):
     code, out = allot("admin", "workspaces", "list", "--json")
     assert code == 0
     [ws] = json.loads(out)["items"]
-    assert (ws["members"], ws["quotas"]) == ([{"kind": "user", "name": "bob"}], ["Quota1.1"])
+    assert ([(m["kind"], m["name"], m["role"]) for m in ws["members"]], ws["quotas"]) == (
+        [("user", "bob", "member")], ["Quota1.1"])
     code, out = allot("admin", "workspaces", "show", "workspace-b")
     assert code == 0 and "user:bob" in out and "Quota1.1" in out
     code, out = allot("admin", "workspaces", "remove-member", "workspace-b", "--user", "bob")

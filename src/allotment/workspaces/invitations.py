@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.audit import service as audit
+from allotment.core.names import name_problems
 from allotment.db import utcnow
 from allotment.errors import Conflict, FieldError, Forbidden, NotFound, invalid
 from allotment.identity.models import User
@@ -145,8 +146,9 @@ def ensure_personal_workspace(session: Session, user: User) -> Workspace | None:
     if cluster_id is None:
         return None
     name = f"{PERSONAL_PREFIX}{user.username}"
-    if session.scalar(select(Workspace.id).where(Workspace.cluster_id == cluster_id, Workspace.name == name)):
-        name = f"{name}-{user.id}"
+    taken = session.scalar(select(Workspace.id).where(Workspace.cluster_id == cluster_id, Workspace.name == name))
+    if taken or name_problems(name, spaces=True):  # a long username, or one a workspace name may not hold
+        name = f"{PERSONAL_PREFIX}{user.id}"
     return service.create_workspace(session, cluster_id, name, f"personal workspace of {user.username}", owner=user,
                                     personal_user_id=user.id)
 

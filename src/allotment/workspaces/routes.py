@@ -68,11 +68,13 @@ def load(db: Session, principal: Principal, cluster: str, workspace: str,
     return found, target, role
 
 
-@router.get("/clusters/{cluster}/workspaces", response_model=WorkspaceList,
-            dependencies=[require(READER, scope=cluster_scope())])
-def list_workspaces(cluster: str, db: DB) -> WorkspaceList:
+@router.get("/clusters/{cluster}/workspaces", response_model=WorkspaceList)
+def list_workspaces(cluster: str, principal: Annotated[Principal, require(READER, scope=cluster_scope())],
+                    db: DB) -> WorkspaceList:
+    """The cluster's shared workspaces, and the caller's own personal one (other people's stay out of the list)."""
     found = find_cluster(db, cluster)
-    items = [_out(db, w, found) for w in workspaces.list_workspaces(db, found.id)]
+    items = [_out(db, w, found, principal) for w in workspaces.list_workspaces(db, found.id)
+             if w.personal_user_id is None or w.personal_user_id == principal.id]
     return WorkspaceList(items=items, total=len(items))
 
 
