@@ -80,3 +80,19 @@ def test_a_clusters_smallest_gpu_share_is_set_on_its_console_form(console):
     r = client.post("/ui/clusters", data=form | {"min_gpu_share": "0.25"}, follow_redirects=False)
     assert r.status_code == 303, r.text
     assert 'value="0.25"' in client.get("/ui/clusters/sim/settings").text
+
+
+def test_a_user_with_no_quota_sees_why_under_the_quota_field(client, admin_headers):
+    """The service forbids a submission by someone who may submit to no quota; the form shows it under its field as
+    every form error (422), not as a refusal of the page itself, which every signed-in user may use."""
+    from inventory_helpers import PASSWORD, make_user
+
+    make_user(client, "nora")
+    token = TOKEN.search(client.get("/login").text).group(1)
+    r = client.post("/login", data={"username": "nora", "password": PASSWORD, "csrf_token": token,
+                                    "next": "/ui/"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    token = TOKEN.search(client.get("/ui/jobs/new").text).group(1)
+    r = client.post("/ui/jobs/new", data={"csrf_token": token, "command": "echo hi", "cpu": "1"})
+    assert r.status_code == 422, r.text[:300]
+    assert 'data-testid="errors-quota"' in r.text and "you may not submit to any quota" in r.text

@@ -95,7 +95,9 @@ def submit_job(request: Request, principal: Signed, db: DB, state: State, quota:
     except DomainError as exc:
         if not exc.errors:
             raise
-        return _submit_page(request, values, field_errors(exc.errors), exc.status)
+        # Refusals about the form's fields are the form's errors, shown under them (422) whatever the API answers
+        # (a quota the user may not use is 403 there): the page itself is open to every signed-in user.
+        return _submit_page(request, values, field_errors(exc.errors), 422)
     audit.record(db, principal, "job.submit", "job", job.name or f"job {job.id}", job.id,
                  changes={"after": {"quota": quota, "gpu": gpu, "profile": profile or None}},
                  source=client_address(request))
