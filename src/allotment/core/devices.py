@@ -154,8 +154,7 @@ class DevicePool:
                 del self._nodes_by_count[before]
         if after:
             self._nodes_by_count.setdefault(after, {})[node] = None
-            if after > self._max_per_node:
-                self._max_per_node = after
+            self._max_per_node = max(self._max_per_node, after)
 
     # -- placement --------------------------------------------------------------------------------------------------
     def choose(self, amount: int) -> Shares | None:

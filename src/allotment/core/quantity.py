@@ -20,6 +20,7 @@ unlimited, and subtraction never goes below zero. The scheduler's hot path works
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -169,14 +170,15 @@ def parse_quantity(text: str | float | Decimal | Quantity, resource: str) -> Qua
     _check_resource(resource)
     if isinstance(text, Quantity):
         return text
+    # A wrong type (JSON true, a list) raises ValueError, not TypeError: callers report ValueError as the field's error.
     if isinstance(text, bool):
-        raise ValueError(f"{resource} quantity must be a number or text, got {text!r}")
+        raise ValueError(f"{resource} quantity must be a number or text, got {text!r}")  # noqa: TRY004 - see above
     if isinstance(text, int):
         if text < 0:
             raise ValueError(f"{resource} quantity cannot be negative: {text}")
         return Quantity(text * UNIT_SCALE[resource])
     if isinstance(text, float):
-        if text != text or text in (float("inf"), float("-inf")):
+        if not math.isfinite(text):
             if text == float("inf"):
                 return UNLIMITED
             raise ValueError(f"{resource} quantity must be a number, got {text!r}")
@@ -184,7 +186,8 @@ def parse_quantity(text: str | float | Decimal | Quantity, resource: str) -> Qua
     if isinstance(text, Decimal):
         text = str(text)
     if not isinstance(text, str):
-        raise ValueError(f"{resource} quantity must be a number or text, got {type(text).__name__}")
+        got = type(text).__name__
+        raise ValueError(f"{resource} quantity must be a number or text, got {got}")  # noqa: TRY004 - see above
     stripped = text.strip()
     if not stripped:
         raise ValueError(f"empty {resource} quantity")

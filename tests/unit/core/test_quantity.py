@@ -34,6 +34,7 @@ from allotment.core.resources import ResourceKey, ResourceVector, parse_requests
         ("0", "gpu", 0),
         ("unlimited", "gpu", UNLIMITED_RAW),
         ("Unlimited", "memory", UNLIMITED_RAW),
+        (float("inf"), "gpu", UNLIMITED_RAW),
     ],
 )
 def test_parse(text, resource, raw):
@@ -52,6 +53,11 @@ def test_parse(text, resource, raw):
         ("0.5", "memory", "finer than one byte"),
         ("1", "disk", "unknown resource 'disk'"),
         (-3, "cpu", "cannot be negative"),
+        # a JSON true, NaN, -inf or a list is a ValueError too: every caller turns ValueError into the field's error
+        (True, "gpu", "gpu quantity must be a number or text, got True"),
+        (float("nan"), "gpu", "gpu quantity must be a number, got nan"),
+        (float("-inf"), "cpu", "cpu quantity must be a number, got -inf"),
+        ([4], "memory", "memory quantity must be a number or text, got list"),
     ],
 )
 def test_parse_errors_name_the_problem(text, resource, message):
