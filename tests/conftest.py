@@ -79,18 +79,18 @@ def _sqlite_template(tmp_root: Path) -> Path:
 
 def make_settings(tmp_path: Path, backend: str = "sqlite", **overrides) -> Settings:
     data_dir = tmp_path / "var"
-    values = dict(
-        data_dir=data_dir,
-        secret_key="test-secret-key",
-        bootstrap_admin_email="admin@example.com",
-        bootstrap_admin_username="admin",
-        bootstrap_admin_password=ADMIN_PASSWORD,
+    values = {
+        "data_dir": data_dir,
+        "secret_key": "test-secret-key",
+        "bootstrap_admin_email": "admin@example.com",
+        "bootstrap_admin_username": "admin",
+        "bootstrap_admin_password": ADMIN_PASSWORD,
         # Tests lay out their own quotas (tests/integration/test_first_job.py tests the default one).
-        bootstrap_default_quota=False,
-        scheduler_tick_s=0.05,
+        "bootstrap_default_quota": False,
+        "scheduler_tick_s": 0.05,
         # Tests drive the scheduler loop themselves (allotment.scheduler.loop.Scheduler.run_cycle) when they need it.
-        scheduler_enabled=False,
-    )
+        "scheduler_enabled": False,
+    }
     if backend == "postgres":
         values["database_url"] = _fresh_postgres_url()
     else:

@@ -52,8 +52,8 @@ def test_create_user_returns_it_without_secrets(client, admin_headers):
     [
         ({"email": "not-an-email"}, {"email": 1}),
         ({"email": LONG_EMAIL}, {"email": ["must be at most 254 characters long",
-                                          "is not a valid e-mail address (The email address is too long "
-                                          "(1 character too many).)"]}),
+                                          ("is not a valid e-mail address (The email address is too long "
+                                           "(1 character too many).)")]}),
         ({"username": LONG}, {"username": ["must be at most 64 characters long"]}),
         ({"username": "two words"}, {"username": ["must not contain spaces or ':'"]}),
         ({"full_name": LONG}, {"full_name": ["must be at most 64 characters long"]}),

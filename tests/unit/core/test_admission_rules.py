@@ -48,7 +48,7 @@ def test_quota_below_guarantee_holds_capacity_against_borrowers():
     decisions = run(
         quotas, [gpu_pool("p", 4)],
         [job("a1", "a", gpus=4, seq=1), job("b1", "b", gpus=1, seq=2), job("o1", "other", gpus=1, seq=3)],
-        running=[dict(jid="x", q="other", pool="p", gpus=2)],
+        running=[{"jid": "x", "q": "other", "pool": "p", "gpus": 2}],
     )
     w = waits(decisions)
     assert w["a1"].code == WaitCode.NO_CAPACITY
@@ -90,7 +90,7 @@ def test_borrowing_up_to_limit_and_lending_limit(quotas, n_jobs, expected_admitt
 def test_limit_message_names_the_numbers():
     quotas = [quota("research", gpu_in={"h100": (8, 16)})]
     decisions = run(quotas, [gpu_pool("h100", 32)], [job("big", "research", gpus=4)],
-                    running=[dict(jid=f"r{i}", q="research", pool="h100", gpus=4) for i in range(4)])
+                    running=[{"jid": f"r{i}", "q": "research", "pool": "h100", "gpus": 4} for i in range(4)])
     assert waits(decisions)["big"].message == "quota research: limit of 16 gpu in pool h100 reached (16 in use, 4 requested)"
 
 
@@ -143,7 +143,7 @@ def test_within_quota_higher_priority_first_then_submission_order():
 
 def test_blocked_big_job_does_not_stop_smaller_ones_until_it_is_aged():
     jobs = [job("big", "q", gpus=4, seq=1, at=0.0), job("small", "q", gpus=1, seq=2, at=0.0)]
-    running = [dict(jid="r", q="q", pool="p", gpus=2)]
+    running = [{"jid": "r", "q": "q", "pool": "p", "gpus": 2}]
     decisions = run([quota("q")], [gpu_pool("p", 4)], jobs, running=running, now=10.0, age=100.0)
     assert admitted(decisions) == {"small": "p"}
     assert waits(decisions)["big"].code == WaitCode.NO_CAPACITY
@@ -156,7 +156,7 @@ def test_blocked_big_job_does_not_stop_smaller_ones_until_it_is_aged():
 )
 def test_aged_job_reserves_capacity(age, small_priority, small_admitted):
     jobs = [job("big", "q", gpus=4, seq=1, at=0.0), job("small", "q2", gpus=1, seq=2, at=150.0, priority=small_priority)]
-    running = [dict(jid=f"r{i}", q="q", pool="p", gpus=1) for i in range(3)]
+    running = [{"jid": f"r{i}", "q": "q", "pool": "p", "gpus": 1} for i in range(3)]
     decisions = run([quota("q"), quota("q2")], [gpu_pool("p", 4)], jobs, running=running, now=200.0, age=age)
     assert ("small" in admitted(decisions)) is small_admitted
     if not small_admitted:
@@ -187,7 +187,7 @@ FOUR = Profile("4xGPU", {"gpu": gpu(4)}, ("first", "second"))
     [(0, "first"), (2, "second"), (4, "second")],
 )
 def test_profile_tries_its_pools_in_order(first_busy, expected_pool):
-    running = [dict(jid=f"r{i}", q="q", pool="first", gpus=1) for i in range(first_busy)]
+    running = [{"jid": f"r{i}", "q": "q", "pool": "first", "gpus": 1} for i in range(first_busy)]
     decisions = run([quota("q")], [gpu_pool("first", 4), gpu_pool("second", 4)], [job("j", "q", profile="4xGPU")],
                     running=running, profiles=[FOUR])
     assert admitted(decisions) == {"j": expected_pool}
@@ -195,7 +195,7 @@ def test_profile_tries_its_pools_in_order(first_busy, expected_pool):
 
 def test_free_later_pool_is_used_before_preempting_in_an_earlier_one():
     quotas = [quota("q", within_quota_preemption="lower_priority")]
-    running = [dict(jid=f"r{i}", q="q", pool="first", gpus=1, priority=0) for i in range(4)]
+    running = [{"jid": f"r{i}", "q": "q", "pool": "first", "gpus": 1, "priority": 0} for i in range(4)]
     decisions = run(quotas, [gpu_pool("first", 4), gpu_pool("second", 4)],
                     [job("j", "q", profile="4xGPU", priority=100)], running=running, profiles=[FOUR])
     assert admitted(decisions) == {"j": "second"}

@@ -17,7 +17,7 @@ def cycle(quotas, pool_gpus, running, jobs, now=1000.0):
 
 def runs(q, sizes, priority=100, first_start=1.0):
     """Running jobs of quota q with the given GPU sizes, started one second apart."""
-    return [dict(jid=f"{q}-r{i}", q=q, pool="p", gpus=s, priority=priority, at=first_start + i)
+    return [{"jid": f"{q}-r{i}", "q": q, "pool": "p", "gpus": s, "priority": priority, "at": first_start + i}
             for i, s in enumerate(sizes)]
 
 
@@ -49,7 +49,7 @@ def cohort(reclaim="any", a=(4, 8), b=(4, 8), **a_kwargs):
     ],
 )
 def test_reclaim(reclaim, a_priority, b_sizes, size, expected_victims):
-    state, decisions = cycle(cohort(reclaim), 8, runs("b", b_sizes), [job("a1", "a", gpus=size, priority=a_priority)])
+    _, decisions = cycle(cohort(reclaim), 8, runs("b", b_sizes), [job("a1", "a", gpus=size, priority=a_priority)])
     assert preempted(decisions) == expected_victims
     if expected_victims:
         assert admitted(decisions) == {"a1": "p"}
@@ -162,7 +162,8 @@ def test_child_level_preemption(child_preemption, submitted_to, expected_victims
 )
 def test_within_quota_preemption(policy, new_priority, running_priorities, expected_victims):
     quotas = [quota("q", gpu_in={"p": (0, 4)}, within_quota_preemption=policy)]
-    running = [dict(jid=f"q-r{i}", q="q", pool="p", gpus=1, priority=p, at=float(i)) for i, p in enumerate(running_priorities)]
+    running = [{"jid": f"q-r{i}", "q": "q", "pool": "p", "gpus": 1, "priority": p, "at": float(i)}
+               for i, p in enumerate(running_priorities)]
     _, decisions = cycle(quotas, 8, running, [job("hi", "q", gpus=2, priority=new_priority)])
     assert preempted(decisions) == expected_victims
     if expected_victims:
@@ -192,9 +193,9 @@ def test_minimum_runtime_protects_young_jobs_until_it_has_passed():
 def test_never_more_victims_than_needed():
     quotas = [quota("q", gpu_in={"p": (0, 6)}, within_quota_preemption="lower_priority")]
     running = [
-        dict(jid="a", q="q", pool="p", gpus=1, priority=1, at=30.0),
-        dict(jid="b", q="q", pool="p", gpus=1, priority=1, at=20.0),
-        dict(jid="c", q="q", pool="p", gpus=4, priority=2, at=10.0),
+        {"jid": "a", "q": "q", "pool": "p", "gpus": 1, "priority": 1, "at": 30.0},
+        {"jid": "b", "q": "q", "pool": "p", "gpus": 1, "priority": 1, "at": 20.0},
+        {"jid": "c", "q": "q", "pool": "p", "gpus": 4, "priority": 2, "at": 10.0},
     ]
     # the ordering tries a, b (lowest priority) first, but only c's 4 GPUs make room: a and b are given back
     _, decisions = cycle(quotas, 8, running, [job("hi", "q", gpus=4, priority=10)])
