@@ -5,11 +5,11 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 """
 
-from alembic import op
 import sqlalchemy as sa
-import allotment.db
-${imports if imports else ""}
+from alembic import op
 
+import allotment.db
+${imports + "\n" if imports else ""}
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}

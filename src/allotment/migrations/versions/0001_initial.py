@@ -2,13 +2,13 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 22:22:38.019601
+Create Date: 2026-12-05 22:40:12.161817
 """
 
-from alembic import op
 import sqlalchemy as sa
-import allotment.db
+from alembic import op
 
+import allotment.db
 
 revision = '0001'
 down_revision = None
