@@ -98,11 +98,14 @@ def register(app: typer.Typer) -> None:
         state: str = typer.Option(None, "--state", help="one or more states, comma-separated"),
         quota: str = typer.Option(None, "--quota"),
         owner: str = typer.Option(None, "--owner"),
+        cluster: str = typer.Option(None, "--cluster"),
+        pool: str = typer.Option(None, "--pool", help="the pool a job was pinned to or placed in"),
         limit: int = typer.Option(50, "--limit"),
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
         """Your jobs (cluster managers and admins: every job of their clusters), newest first."""
-        params = {k: v for k, v in {"state": state, "quota": quota, "owner": owner, "limit": limit}.items() if v}
+        params = {k: v for k, v in {"state": state, "quota": quota, "owner": owner, "cluster": cluster, "pool": pool,
+                                    "limit": limit}.items() if v}
         body = Client().get("jobs", params=params)
         if json_:
             emit_json(body)

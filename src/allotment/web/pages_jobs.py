@@ -10,6 +10,7 @@ poll, or no poll once the job has ended and its log is drained."""
 from __future__ import annotations
 
 import shlex
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -21,8 +22,9 @@ from allotment.api.fields import IdPath, Limit, PageNumber
 from allotment.audit import service as audit
 from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
-from allotment.errors import DomainError, ValidationFailed
-from allotment.web.console import field_errors, redirect, render
+from allotment.db import utcnow
+from allotment.errors import DomainError, NotFound, ValidationFailed
+from allotment.web.console import field_errors, is_htmx, redirect, render, safe_next
 from allotment.web.paging import Page, fetch_page
 from allotment.workloads import logs
 from allotment.workloads import service as workloads
@@ -33,27 +35,106 @@ router = APIRouter()
 Signed = Annotated[Principal, require(AUTHENTICATED)]
 TAIL_BYTES = 64 * 1024  # what the page shows at first, and the most one poll brings
 POLL_S = 2
+MAX_BULK = 200  # jobs one bulk cancel handles
 LogOffset = Annotated[int, Query(ge=0, le=limits.MAX_AMOUNT)]
+
+
+FILTERS = ("state", "quota", "owner", "cluster", "pool")
+# The filter a lookup's "no <kind> '<name>'" refusal is about: shown under that filter, not as a full-page 404.
+_NOT_FOUND_FIELD = {"quota": "quota", "user": "owner", "cluster": "cluster", "pool": "pool"}
+REFRESH_S = 5
+
+
+def _waited(job: JobOut, now: datetime) -> timedelta | None:
+    """How long the job queued: until it was admitted (or ended without running), or until now while it waits."""
+    until = job.admitted_at or job.started_at or job.finished_at or (now if job.state == "queued" else None)
+    return until - job.submitted_at if until else None
+
+
+def _ran(job: JobOut, now: datetime) -> timedelta | None:
+    """How long it has run: from its start to its end, or to now while it runs."""
+    if job.started_at is None:
+        return None
+    return (job.finished_at or now) - job.started_at
+
+
+def span_text(span: timedelta | None) -> str:
+    """"45 s", "12 min", "3 h 05 min", "2 d 4 h"; an em dash when there is none."""
+    if span is None:
+        return "—"
+    seconds = max(0, int(span.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 24:
+        return f"{hours} h {minutes % 60:02d} min"
+    return f"{hours // 24} d {hours % 24} h"
 
 
 @router.get("/ui/jobs")
 def jobs_page(request: Request, principal: Signed, db: DB, state: str = "", quota: str = "", owner: str = "",
-              page: PageNumber = 1) -> Response:
+              cluster: str = "", pool: str = "", page: PageNumber = 1) -> Response:
+    """The list; an htmx poll from the page itself (HX-Target jobs-rows) gets only the table, for the refresh."""
     paging = Page.at(page)
-    values = {"state": state, "quota": quota, "owner": owner}
+    values = {"state": state, "quota": quota, "owner": owner, "cluster": cluster, "pool": pool}
     errors: dict[str, list[str]] = {}
     try:
         jobs, paging = fetch_page(page, lambda limit, offset: workloads.list_jobs(
-            db, principal, state or None, quota or None, owner or None, limit, offset))
+            db, principal, state or None, quota or None, owner or None, limit, offset, cluster=cluster or None,
+            pool=pool or None))
     except ValidationFailed as exc:
         jobs, errors = [], field_errors(exc.errors)
+    except NotFound as exc:
+        kind = exc.detail.split(" ")[1] if exc.detail.startswith("no ") else ""
+        jobs, errors = [], {_NOT_FOUND_FIELD.get(kind, "request"): [exc.detail]}
     names = workloads.names_for(db, jobs)
+    now = utcnow()
+    rows = [JobOut.of(j, names) for j in jobs]
     query = urlencode({k: v for k, v in values.items() if v})
-    return render(request, "jobs.html", {
-        "jobs": [JobOut.of(j, names) for j in jobs], "values": values, "errors": errors, "states": STATES,
-        "final_states": FINAL_STATES, "page": paging,
+    context = {
+        "jobs": rows, "waits": {j.id: span_text(_waited(j, now)) for j in rows},
+        "runs": {j.id: span_text(_ran(j, now)) for j in rows}, "values": values, "errors": errors,
+        "states": STATES, "final_states": FINAL_STATES, "page": paging, "refresh_s": REFRESH_S,
         "pager_base": f"/ui/jobs?{query}&" if query else "/ui/jobs?",
-    }, status=422 if errors else 200)
+        "refresh_url": f"/ui/jobs?{urlencode({k: v for k, v in values.items() if v} | {'page': paging.number})}",
+    }
+    status = 422 if errors else 200
+    if is_htmx(request) and request.headers.get("hx-target") == "jobs-rows":
+        return render(request, "_jobs_table.html", context, status=status)
+    return render(request, "jobs.html", context, status=status)
+
+
+JobIds = Annotated[list[int], Form(default_factory=list)]
+
+
+@router.post("/ui/jobs/cancel")
+def cancel_jobs(request: Request, principal: Signed, db: DB, state: State, job_ids: JobIds,
+                only: Annotated[int | None, Form()] = None, back: Annotated[str, Form()] = "/ui/jobs") -> Response:
+    """Cancel the checked jobs (or `only` the one whose row button was pressed), each through the same service,
+    audit record and wake-up as POST /api/v1/jobs/{id}/cancel; one line per job says what became of it."""
+    wanted = [only] if only is not None else list(dict.fromkeys(job_ids))
+    if not wanted:
+        return redirect(safe_next(back), notice="No job was selected: tick the jobs to cancel.")
+    results = []
+    for job_id in wanted[:MAX_BULK]:
+        try:  # both refuse before changing anything (unknown or hidden job; one that has ended)
+            job = workloads.find_job(db, principal, job_id)
+            before = job.state
+            workloads.cancel(db, principal, job)
+        except DomainError as exc:
+            results.append(f"Job {job_id}: {exc.detail}.")
+            continue
+        audit.record(db, principal, "job.cancel", "job", job.name or f"job {job.id}", job.id,
+                     changes=audit.diff({"state": before}, {"state": job.state}), source=client_address(request))
+        results.append(f"Job {job_id} cancelled." if job.state == "cancelled"
+                       else f"Job {job_id} is being stopped.")
+    if len(wanted) > MAX_BULK:
+        results.append(f"Only the first {MAX_BULK} were handled; select fewer at a time.")
+    state.scheduler_wakeup.set()
+    return redirect(safe_next(back), notice=" ".join(results), request=request)
 
 
 def _submit_page(request: Request, values: dict, errors: dict | None = None, status: int = 200) -> Response:

@@ -57,9 +57,10 @@ def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, requ
 @router.get("/jobs", response_model=JobList)
 def list_jobs(principal: Signed, db: DB, state: str | None = Query(None, description="one or more, comma-separated"),
               quota: str | None = None, owner: str | None = None, limit: Limit(1000) = 50,
-              offset: Offset = 0) -> JobList:
+              offset: Offset = 0, cluster: str | None = None,
+              pool: str | None = Query(None, description="the pool a job was pinned to or placed in")) -> JobList:
     """Users see their own jobs; cluster managers and admins every job of their clusters."""
-    jobs, total = service.list_jobs(db, principal, state, quota, owner, limit, offset)
+    jobs, total = service.list_jobs(db, principal, state, quota, owner, limit, offset, cluster=cluster, pool=pool)
     names = service.names_for(db, jobs)
     return JobList(items=[JobOut.of(j, names) for j in jobs], total=total)
 

@@ -344,7 +344,9 @@ def _visible(principal: Principal):
 
 
 def list_jobs(session: Session, principal: Principal, state: str | None = None, quota: str | None = None,
-              owner: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+              owner: str | None = None, limit: int = 50, offset: int = 0, cluster: str | None = None,
+              pool: str | None = None) -> tuple[list[Job], int]:
+    """`pool` matches the pool a job was pinned to or placed in (within `cluster` when both are given)."""
     errors = []
     query = select(Job)
     condition = _visible(principal)
@@ -367,6 +369,20 @@ def list_jobs(session: Session, principal: Principal, state: str | None = None, 
         if found is None:
             raise NotFound(f"no user '{owner}'")
         query = query.where(Job.owner_id == found)
+    cluster_id = None
+    if cluster:
+        cluster_id = session.scalar(select(Cluster.id).where(Cluster.name == cluster.strip()))
+        if cluster_id is None:
+            raise NotFound(f"no cluster '{cluster}'")
+        query = query.where(Job.cluster_id == cluster_id)
+    if pool:
+        pools = select(Pool.id).where(Pool.name == pool.strip())
+        if cluster_id is not None:
+            pools = pools.where(Pool.cluster_id == cluster_id)
+        pool_ids = list(session.scalars(pools))
+        if not pool_ids:
+            raise NotFound(f"no pool '{pool}'" + (f" in cluster '{cluster}'" if cluster else ""))
+        query = query.where(Job.pool_id.in_(pool_ids) | Job.placed_pool_id.in_(pool_ids))
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
