@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -22,12 +23,16 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("scenario")
     def scenario(
-        file: Path = typer.Argument(..., exists=True, dir_okay=False, help="scenario file (Kueue generator format)"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-        url: str = typer.Option(None, "--url", help="use this running server instead of a throwaway one"),
-        tick: float = typer.Option(0.05, "--tick", help="scheduler tick of the throwaway server, seconds"),
-        timeout: float = typer.Option(1800, "--timeout", help="give up when jobs are still active after this"),
-        keep: bool = typer.Option(False, "--keep", help="keep the throwaway server's directory (database, log)"),
+        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                             help="scenario file (Kueue generator format)")],
+        as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        url: Annotated[str | None, typer.Option("--url",
+                                                help="use this running server instead of a throwaway one")] = None,
+        tick: Annotated[float, typer.Option("--tick", help="scheduler tick of the throwaway server, seconds")] = 0.05,
+        timeout: Annotated[float, typer.Option("--timeout",
+                                               help="give up when jobs are still active after this")] = 1800,
+        keep: Annotated[bool, typer.Option("--keep",
+                                           help="keep the throwaway server's directory (database, log)")] = False,
     ) -> None:
         """Submit the scenario's jobs at their creation times, wait for all to finish, report wall time,
         utilisation, time to admission per job class (mean, p50, p99) and per quota."""
