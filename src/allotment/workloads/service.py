@@ -228,14 +228,15 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         errors.extend(policies.check_job(policy, amounts["gpu"], amounts["cpu"], amounts["memory"], prefix))
     if len(errors) > start or quota is None or priority is None or missing:
         return None
-    return dict(
-        name=req.name, owner_id=owner.id, submitted_by_id=look.principal.actor_id, cluster_id=quota.cluster_id,
-        quota_id=quota.id, profile_id=profile.id if profile else None, gpu_milli=amounts["gpu"],
-        cpu_milli=amounts["cpu"], memory_bytes=amounts["memory"], pool_id=pool.id if pool else None,
-        priority_class=priority.name, priority=priority.value, command=list(req.command), time_limit_s=time_limit,
-        labels=req.labels, env=req.env or None, state=QUEUED, reason_code=PENDING_REASON, reason=PENDING_MESSAGE,
-        nodes=nodes, gpu_models=gpu_models,
-    )
+    return {
+        "name": req.name, "owner_id": owner.id, "submitted_by_id": look.principal.actor_id,
+        "cluster_id": quota.cluster_id, "quota_id": quota.id, "profile_id": profile.id if profile else None,
+        "gpu_milli": amounts["gpu"], "cpu_milli": amounts["cpu"], "memory_bytes": amounts["memory"],
+        "pool_id": pool.id if pool else None, "priority_class": priority.name, "priority": priority.value,
+        "command": list(req.command), "time_limit_s": time_limit, "labels": req.labels, "env": req.env or None,
+        "state": QUEUED, "reason_code": PENDING_REASON, "reason": PENDING_MESSAGE, "nodes": nodes,
+        "gpu_models": gpu_models,
+    }
 
 
 def _validated(session: Session, principal: Principal, requests: Sequence[JobRequest],
