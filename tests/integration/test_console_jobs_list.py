@@ -11,11 +11,13 @@ from urllib.parse import unquote
 
 import pytest
 from inventory_helpers import PASSWORD, make_user, quota, register_node
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from allotment.cli import client as cli_client
 from allotment.cli.main import app as cli_app
 from allotment.db import transaction, utcnow
+from allotment.identity.models import User
 from allotment.workloads.models import Job
 
 ADMIN_PASSWORD = "Adm1n-password!"
@@ -136,3 +138,29 @@ def test_the_cli_filters_by_cluster_and_pool(console, admin_headers, monkeypatch
     assert sorted(j["id"] for j in json.loads(result.output)["items"]) == sorted([h1, h2])
     result = CliRunner().invoke(cli_app, ["jobs", "list", "--pool", "b200"], env=env)
     assert result.exit_code != 0 and "no pool 'b200'" in result.output + str(result.exception)
+
+
+def test_the_submit_form_stops_at_the_policy_and_shows_what_is_left(console, admin_headers):
+    client, _, ids = console
+    page = client.get("/ui/jobs/new").text  # the admin's default policy caps nothing: no slider, no limit
+    assert 'data-testid="remaining-gpu">no cap' in page and "gpu-slider" not in page
+    policy = {"name": "student", "gpu": 4, "cpu": "16", "memory": "64Gi"}
+    assert client.post("/api/v1/resource-policies", headers=admin_headers, json=policy).status_code == 201
+    make_user(client, "carol", policy="student", cluster_role="user")
+    with transaction(client.app.state.allot.sessions) as s:  # one running job of carol's holds 1 GPU, 4 CPU, 16 GiB
+        carol = s.scalar(select(User).where(User.username == "carol"))
+        job = s.get(Job, ids[0])
+        job.owner_id, job.state, job.cpu_milli, job.memory_bytes = carol.id, "running", 4000, 16 * 1024**3
+    token = TOKEN.search(client.get("/login").text).group(1)
+    r = client.post("/login", data={"username": "carol", "password": PASSWORD, "csrf_token": token, "next": "/ui/"},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = client.get("/ui/jobs/new").text
+    assert "<strong>student</strong>" in page
+    assert re.search(r'data-testid="allowance-gpu">.*?1 of 4 in use · <strong>3 left', page, re.DOTALL)
+    assert re.search(r'data-testid="allowance-memory">.*?16 GiB of 64 GiB in use · <strong>48 GiB left', page, re.DOTALL)
+    assert re.search(r'id="gpu-slider" min="0" max="3.0"', page)
+    assert re.search(r'id="cpu-slider" min="0" max="12.0"', page)
+    assert re.search(r'id="memory-slider" min="0" max="48.0"', page)
+    api = client.get("/api/v1/users/carol/allowance", headers=admin_headers).json()
+    assert api["caps"]["gpu"]["remaining"] == 3  # the page shows the API's figures

@@ -24,6 +24,9 @@ from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.db import utcnow
 from allotment.errors import DomainError, NotFound, ValidationFailed
+from allotment.identity.service import find_user
+from allotment.policies import service as policies
+from allotment.web import allowance_view
 from allotment.web.console import field_errors, is_htmx, redirect, render, safe_next
 from allotment.web.paging import Page, fetch_page
 from allotment.workloads import logs
@@ -137,13 +140,20 @@ def cancel_jobs(request: Request, principal: Signed, db: DB, state: State, job_i
     return redirect(safe_next(back), notice=" ".join(results), request=request)
 
 
-def _submit_page(request: Request, values: dict, errors: dict | None = None, status: int = 200) -> Response:
-    return render(request, "job_new.html", {"values": values, "errors": errors or {}}, status=status)
+def _submit_page(request: Request, db: DB, principal: Principal, values: dict, errors: dict | None = None,
+                 status: int = 200) -> Response:
+    """The form, with the signed-in user's remaining allowance under their resource policy beside it and the
+    sliders stopping at what remains (the service still checks every submission)."""
+    allowance = policies.allowance(db, find_user(db, principal.id))
+    return render(request, "job_new.html", {
+        "values": values, "errors": errors or {}, "allowance": allowance,
+        "indicator": allowance_view.indicator(allowance), "slider_max": allowance_view.slider_max(allowance),
+    }, status=status)
 
 
 @router.get("/ui/jobs/new")
-def new_job_page(request: Request, principal: Signed) -> Response:
-    return _submit_page(request, {})
+def new_job_page(request: Request, principal: Signed, db: DB) -> Response:
+    return _submit_page(request, db, principal, {})
 
 
 @router.post("/ui/jobs/new")
@@ -169,7 +179,7 @@ def submit_job(request: Request, principal: Signed, db: DB, state: State, quota:
         if count is None:
             errors["nodes"] = ["must be a whole number such as 2"]
     if errors:
-        return _submit_page(request, values, errors, 422)
+        return _submit_page(request, db, principal, values, errors, 422)
     text = {k: (v.strip() or None) for k, v in values.items() if k not in ("command", "nodes")}
     try:
         job = workloads.submit(db, principal, workloads.JobRequest(command=argv, nodes=count, **text))
@@ -178,7 +188,7 @@ def submit_job(request: Request, principal: Signed, db: DB, state: State, quota:
             raise
         # Refusals about the form's fields are the form's errors, shown under them (422) whatever the API answers
         # (a quota the user may not use is 403 there): the page itself is open to every signed-in user.
-        return _submit_page(request, values, field_errors(exc.errors), 422)
+        return _submit_page(request, db, principal, values, field_errors(exc.errors), 422)
     audit.record(db, principal, "job.submit", "job", job.name or f"job {job.id}", job.id,
                  changes={"after": {"quota": quota, "gpu": gpu, "profile": profile or None}},
                  source=client_address(request))
