@@ -212,7 +212,7 @@ def test_a_new_cluster_has_one_schema_per_backend(client):
     assert set(variants) == {"local", "simulated", "slurm", "ray"}
     assert "backend" not in variants["local"]["required"]  # the default
     assert components["LocalEngine"]["properties"] == {} and components["LocalEngine"]["additionalProperties"] is False
-    assert set(components["SimulatedEngine"]["properties"]) == {"nodes_file"}
+    assert set(components["SimulatedEngine"]["properties"]) == {"nodes_file", "min_gpu_share"}
     slurm = [ref["$ref"].rsplit("/", 1)[1] for ref in variants["slurm"]["properties"]["engine"]["anyOf"]]
     assert slurm == ["SlurmRestEngine", "SlurmCommandsEngine"] and "engine" in variants["slurm"]["required"]
     assert set(components["SlurmRestEngine"]["required"]) == {"rest_url", "rest_user", "token", "log_dir"}

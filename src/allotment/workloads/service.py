@@ -266,10 +266,13 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
     missing: list[FieldError] = []
     rows = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden, missing)
             for i, req in enumerate(requests)]
-    if no_access is not None:
+    if no_access is not None:  # alone it is a refusal (403); beside malformed fields, one more field problem (422)
         quota_less = [e for e in errors if e.field.endswith("quota") and e.message == "is required"]
-        forbidden += [FieldError(e.field, no_access) for e in quota_less]
-        errors = [e for e in errors if e not in quota_less]
+        if len(quota_less) == len(errors):
+            forbidden += [FieldError(e.field, no_access) for e in quota_less]
+            errors = []
+        else:
+            errors = [FieldError(e.field, no_access) if e in quota_less else e for e in errors]
     if forbidden:
         raise DomainError("; ".join(f"{e.field}: {e.message}" for e in forbidden[:20]), forbidden, 403, "Forbidden",
                           "forbidden")
