@@ -1,7 +1,10 @@
-"""Jobs: the list with a state filter (users see their own; cluster managers and admins their clusters'), a job's
-detail with the reason it waits and where it runs (pool, nodes and GPUs) and a live tail of its output, cancel, and
-a submission form with the job's shape (GPUs or a share of one, CPU and memory, nodes and GPUs per node, the GPU
-models it accepts, a profile or a pinned pool): the same checks and audit record as POST /api/v1/jobs.
+"""Jobs: the list with filters by state, cluster, pool, quota and owner (users see their own; cluster managers and
+admins their clusters'), wait and run times, cancel from a row or of every ticked job, and a table that refreshes
+itself (htmx polls the page for the table alone while the tab is visible and nothing is ticked); a job's detail with
+the reason it waits and where it runs (pool, nodes and GPUs) and a live tail of its output, cancel, and a submission
+form beside the user's remaining allowance, with the job's shape (GPUs or a share of one, CPU and memory, nodes and
+GPUs per node, the GPU models it accepts, a profile or a pinned pool): the same checks and audit record as
+POST /api/v1/jobs.
 
 The tail: the page shows the end of the log, and htmx asks /ui/jobs/{id}/log for what follows from the offset it
 reached (every POLL_S seconds, at once while a backlog remains); each answer is the new text (escaped) and the next

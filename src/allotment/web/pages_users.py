@@ -1,5 +1,7 @@
-"""Users (Backend.AI's admin Users tab): list with Active/Inactive tabs, search and pages; detail; create;
-deactivate (refused while the user has running jobs, unless the admin chooses to stop them), activate and unlock. Platform admins only; every change goes through identity.service (which audits it)."""
+"""Users (Backend.AI's admin Users tab): list with Active/Inactive tabs, search and pages; detail (groups as links,
+the user's latest jobs and their allowance); create and edit with the resource policy and the password rules checked
+as one types; deactivate (refused while the user has running jobs, unless the admin chooses to stop them), activate
+and unlock. Platform admins only; every change goes through identity.service (which audits it)."""
 
 from __future__ import annotations
 
