@@ -106,6 +106,9 @@ def signed_in(request, tmp_path):
 # accepted is left out for them; every other check (no 5xx, declared statuses and schemas, invalid data refused...)
 # still runs.
 OPAQUE_DOCUMENTS = {("POST", "/api/v1/sso/connections"), ("POST", "/api/v1/sso/test")}
+# Operations taking a period whose end must follow its start: a rule between two parameters that OpenAPI cannot state,
+# so an inverted period the schema allows is refused with 422 naming `to`.
+CROSS_PARAMETER_RULES = {("GET", "/api/v1/usage"), ("GET", "/api/v1/usage/pools"), ("GET", "/api/v1/exports/usage.csv")}
 
 
 @schema.parametrize()
@@ -113,7 +116,8 @@ OPAQUE_DOCUMENTS = {("POST", "/api/v1/sso/connections"), ("POST", "/api/v1/sso/t
           suppress_health_check=list(HealthCheck))
 def test_operation_keeps_its_contract(case, signed_in):
     app, headers = signed_in
-    excluded = [positive_data_acceptance] if (case.method, case.path) in OPAQUE_DOCUMENTS else None
+    operation = (case.method, case.path)
+    excluded = [positive_data_acceptance] if operation in OPAQUE_DOCUMENTS | CROSS_PARAMETER_RULES else None
     case.call_and_validate(app=app, headers=headers, excluded_checks=excluded)
 
 

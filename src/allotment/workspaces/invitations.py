@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from allotment.audit import service as audit
 from allotment.core.names import name_problems
 from allotment.db import utcnow
-from allotment.errors import Conflict, FieldError, Forbidden, NotFound, invalid
+from allotment.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, invalid
 from allotment.identity.models import User
 from allotment.identity.secrets import new_secret, token_digest
 from allotment.inventory.models import Cluster
@@ -107,7 +107,8 @@ def accept_token(session: Session, secret_key: str, token: str, user: User) -> t
     invitation = session.scalar(_pending(select(WorkspaceInvitation).where(
         WorkspaceInvitation.token_hash == token_digest(secret_key, (token or "").strip()))))
     if invitation is None:
-        raise invalid("token", "no pending invitation has this token (it was accepted, cancelled or mistyped)")
+        message = "no pending invitation has this token (it was accepted, cancelled or mistyped)"
+        raise DomainError(f"token: {message}", [FieldError("token", message)], 404, "Not found", "not_found")
     if user.kind != "user":
         raise Forbidden("a service account cannot accept an invitation; add it as a member instead")
     return invitation, _accept(session, invitation, user)
