@@ -6,29 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_inprocess import cli_runner
 from inventory_helpers import register_node
-from typer.testing import CliRunner
-
-from allotment.cli import client as cli_client
-from allotment.cli.main import app as cli_app
 
 
 @pytest.fixture
 def allot(client, admin_headers, monkeypatch, tmp_path):
-    def fake_http_client(base_url, headers, timeout):
-        client.headers.update(headers)
-        return client
-
-    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
-    env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": admin_headers["Authorization"].removeprefix("Bearer "),
-           "ALLOT_CONFIG_DIR": str(tmp_path), "COLUMNS": "200"}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(cli_app, list(args), env=env)
-        return result.exit_code, result.output + (str(result.exception) if result.exception and
-                                                  not isinstance(result.exception, SystemExit) else "")
-
+    run = cli_runner(client, monkeypatch, tmp_path)(admin_headers)
     register_node(client, admin_headers, "a-1", "A100", 4)
     register_node(client, admin_headers, "h-1", "H100", 4)
     assert run("pools", "create", "a100", "--node", "a-1")[0] == 0

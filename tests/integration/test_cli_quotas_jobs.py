@@ -6,33 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_inprocess import cli_runner
 from inventory_helpers import register_node
-from typer.testing import CliRunner
-
-from allotment.cli import client as cli_client
-from allotment.cli.main import app as cli_app
 
 
 @pytest.fixture
 def allot(client, admin_headers, monkeypatch, tmp_path):
     """Run `allot ARGS...` as the admin; returns (exit code, output)."""
-
-    def fake_http_client(base_url, headers, timeout):
-        client.headers.update(headers)
-        return client
-
-    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
-    token = admin_headers["Authorization"].removeprefix("Bearer ")
-    env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": token, "ALLOT_CONFIG_DIR": str(tmp_path),
-           "COLUMNS": "200"}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(cli_app, list(args), env=env)
-        return result.exit_code, result.output + (str(result.exception) if result.exception and
-                                                  not isinstance(result.exception, SystemExit) else "")
-
-    return run
+    return cli_runner(client, monkeypatch, tmp_path)(admin_headers)
 
 
 def test_pools_quotas_and_scale_from_the_cli(allot, client, admin_headers):

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
+from cli_inprocess import cli_runner
 
-from allotment.cli import client as cli_client
-from allotment.cli.main import app as cli_app
 from conftest import login
 
 API = "/api/v1"
@@ -19,26 +17,7 @@ PASSWORD = "Str0ng-password!"
 @pytest.fixture
 def allot_as(client, admin_headers, monkeypatch, tmp_path):
     """allot_as(headers)(*args) runs `allot ARGS...` as whoever the headers sign in."""
-
-    def fake_http_client(base_url, headers, timeout):
-        client.headers.update(headers)
-        return client
-
-    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
-    runner = CliRunner()
-
-    def as_(headers):
-        env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": headers["Authorization"].removeprefix("Bearer "),
-               "ALLOT_CONFIG_DIR": str(tmp_path), "COLUMNS": "200"}
-
-        def run(*args: str) -> tuple[int, str]:
-            result = runner.invoke(cli_app, list(args), env=env)
-            return result.exit_code, result.output + (str(result.exception) if result.exception and
-                                                      not isinstance(result.exception, SystemExit) else "")
-
-        return run
-
-    return as_
+    return cli_runner(client, monkeypatch, tmp_path)
 
 
 def person(client, admin_headers, name: str) -> dict[str, str]:

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_inprocess import cli_runner
 from sched_helpers import API, Harness
-from typer.testing import CliRunner
 from user_helpers import login, make_user
-
-from allotment.cli import client as cli_client
-from allotment.cli.main import app as cli_app
 
 
 @pytest.fixture
@@ -32,20 +29,10 @@ def h(client, admin_headers) -> Harness:
 def allot(client, admin_headers, monkeypatch, tmp_path):
     """Run `allot ARGS...` with the given headers (the admin's by default); returns (exit code, output)."""
 
-    def fake_http_client(base_url, headers, timeout):
-        return client
-
-    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
-    runner = CliRunner()
+    as_ = cli_runner(client, monkeypatch, tmp_path)
 
     def run(*args: str, headers: dict | None = None) -> tuple[int, str]:
-        token = (headers or admin_headers)["Authorization"].removeprefix("Bearer ")
-        client.headers.update({"Authorization": f"Bearer {token}"})
-        env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": token, "ALLOT_CONFIG_DIR": str(tmp_path),
-               "COLUMNS": "200"}
-        result = runner.invoke(cli_app, list(args), env=env)
-        return result.exit_code, result.output + (str(result.exception) if result.exception and
-                                                  not isinstance(result.exception, SystemExit) else "")
+        return as_(headers or admin_headers)(*args)
 
     return run
 

@@ -7,11 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from cli_inprocess import cli_runner
 from inventory_helpers import API, make_user, register_node
-from typer.testing import CliRunner
-
-from allotment.cli import client as cli_client
-from allotment.cli.main import app as cli_app
 
 ADMIN_PASSWORD = "Adm1n-password!"  # the bootstrap admin of tests/conftest.py's settings
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -183,23 +180,7 @@ def test_platform_admin_labels_the_cluster_region_and_zones(client, admin_header
 @pytest.fixture
 def allot(client, admin_headers, monkeypatch, tmp_path):
     """Run `allot ARGS...` as the admin against the app in-process; returns (exit code, output)."""
-
-    def fake_http_client(base_url, headers, timeout):
-        client.headers.update(headers)
-        return client
-
-    monkeypatch.setattr(cli_client.httpx, "Client", fake_http_client)
-    token = admin_headers["Authorization"].removeprefix("Bearer ")
-    env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": token, "ALLOT_CONFIG_DIR": str(tmp_path),
-           "COLUMNS": "200"}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(cli_app, list(args), env=env)
-        refusal = result.exception if result.exception and not isinstance(result.exception, SystemExit) else ""
-        return result.exit_code, result.stdout + result.stderr + str(refusal)
-
-    return run
+    return cli_runner(client, monkeypatch, tmp_path)(admin_headers)
 
 
 def table_rows(out: str, cluster: str) -> tuple[list[str], list[list[str]]]:
