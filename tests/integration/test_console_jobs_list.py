@@ -10,12 +10,10 @@ from datetime import timedelta
 from urllib.parse import unquote
 
 import pytest
+from cli_inprocess import cli_runner
 from inventory_helpers import PASSWORD, make_user, quota, register_node
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from allotment.cli import client as cli_client
-from allotment.cli.main import app as cli_app
 from allotment.db import transaction, utcnow
 from allotment.identity.models import User
 from allotment.workloads.models import Job
@@ -129,15 +127,12 @@ def test_the_poll_gets_the_table_alone(console):
 
 def test_the_cli_filters_by_cluster_and_pool(console, admin_headers, monkeypatch, tmp_path):
     client, _, (_a, h1, h2) = console
-    monkeypatch.setattr(cli_client.httpx, "Client", lambda base_url, headers, timeout: client)
-    client.headers.update(admin_headers)
-    env = {"ALLOT_URL": "http://testserver", "ALLOT_TOKEN": admin_headers["Authorization"].removeprefix("Bearer "),
-           "ALLOT_CONFIG_DIR": str(tmp_path), "COLUMNS": "200"}
-    result = CliRunner().invoke(cli_app, ["jobs", "list", "--cluster", "local", "--pool", "h100", "--json"], env=env)
-    assert result.exit_code == 0, result.output
-    assert sorted(j["id"] for j in json.loads(result.output)["items"]) == sorted([h1, h2])
-    result = CliRunner().invoke(cli_app, ["jobs", "list", "--pool", "b200"], env=env)
-    assert result.exit_code != 0 and "no pool 'b200'" in result.output + str(result.exception)
+    allot = cli_runner(client, monkeypatch, tmp_path)(admin_headers)
+    code, out = allot("jobs", "list", "--cluster", "local", "--pool", "h100", "--json")
+    assert code == 0, out
+    assert sorted(j["id"] for j in json.loads(out)["items"]) == sorted([h1, h2])
+    code, out = allot("jobs", "list", "--pool", "b200")
+    assert code != 0 and "no pool 'b200'" in out
 
 
 def test_the_submit_form_stops_at_the_policy_and_shows_what_is_left(console, admin_headers):
