@@ -161,7 +161,7 @@ def accept_token(request: Request, principal: Me, db: DB, state: State,
         if not exc.errors:
             raise
         return render(request, "workspaces/accept.html", {"token": token, "errors": field_errors(exc.errors)},
-                      status=exc.status)
+                      status=422)  # the form's error under its field, whatever the API answers (404)
     return redirect(_path(done.cluster, done.workspace), notice=f"You joined workspace {done.workspace} as "
                                                                 f"{done.role}.", request=request)
 
