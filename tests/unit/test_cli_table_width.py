@@ -28,3 +28,11 @@ def test_piped_tables_keep_every_header_and_cell_whole(monkeypatch, capsys):
 def test_columns_set_by_the_caller_still_bounds_the_width(monkeypatch, capsys):
     out = printed(monkeypatch, capsys, "60")
     assert max(len(line) for line in out.splitlines()) <= 60
+
+
+def test_a_width_given_for_one_table_does_not_stay_and_piped_values_stay_whole(monkeypatch, capsys):
+    printed(monkeypatch, capsys, "60")
+    monkeypatch.delenv("COLUMNS")
+    output.show({"resources": "gpu 8, cpu 16 on 2 nodes " + "x" * 120}, as_json=False)
+    out = capsys.readouterr().out
+    assert "on 2 nodes " + "x" * 120 in out

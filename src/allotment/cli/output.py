@@ -47,8 +47,14 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str | tuple[str, str
 
 def print_table(t: Table) -> None:
     """Print a table at table_width(): whole cells into pipes and files."""
-    console.width = table_width()  # type: ignore[assignment]  # None: Rich measures the terminal again
-    console.print(t)
+    sized().print(t)
+
+
+def sized() -> Console:
+    """The console to print on now: the shared one on a terminal, else one of table_width() for this print only (the
+    shared console keeps the width it was made with, and a width set on it would stay for every later print)."""
+    width = table_width()
+    return console if width is None else Console(file=console.file, width=width)
 
 
 def show(data: Any, as_json: bool, columns: Sequence[str | tuple[str, str]] | None = None, title: str | None = None):
@@ -58,8 +64,9 @@ def show(data: Any, as_json: bool, columns: Sequence[str | tuple[str, str]] | No
         table(data, columns, title)
     elif isinstance(data, dict):
         width = max((len(k) for k in data), default=0)
+        out = sized()
         for k, v in data.items():
-            console.print(f"[bold]{k.ljust(width)}[/bold]  {v}")
+            out.print(f"[bold]{k.ljust(width)}[/bold]  {v}")
     else:
         console.print(data)
 
