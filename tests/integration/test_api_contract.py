@@ -106,9 +106,12 @@ def signed_in(request, tmp_path):
 # accepted is left out for them; every other check (no 5xx, declared statuses and schemas, invalid data refused...)
 # still runs.
 OPAQUE_DOCUMENTS = {("POST", "/api/v1/sso/connections"), ("POST", "/api/v1/sso/test")}
-# Operations taking a period whose end must follow its start: a rule between two parameters that OpenAPI cannot state,
-# so an inverted period the schema allows is refused with 422 naming `to`.
-CROSS_PARAMETER_RULES = {("GET", "/api/v1/usage"), ("GET", "/api/v1/usage/pools"), ("GET", "/api/v1/exports/usage.csv")}
+# Operations with rules between two fields or parameters that OpenAPI cannot state (a period whose end must follow its
+# start; the fields of a job's shape): a body the schema allows may break one and is refused with 422 naming the field.
+CROSS_PARAMETER_RULES = {("GET", "/api/v1/usage"), ("GET", "/api/v1/usage/pools"), ("GET", "/api/v1/exports/usage.csv"),
+                         # A job's shape: gpu or gpus_per_node, not both; gpu with nodes > 1 only per node; GPU models
+                         # without a pool or a profile; a profile without nodes (workloads/shape.py).
+                         ("POST", "/api/v1/jobs"), ("POST", "/api/v1/jobs/batch")}
 
 
 @schema.parametrize()

@@ -14,11 +14,12 @@ from fastapi.responses import StreamingResponse
 
 from allotment.accounting import budgets
 from allotment.api.deps import DB, State, client_address, require
-from allotment.api.fields import IdPath, Limit, Offset
+from allotment.api.fields import IdPath, Limit, Offset, SchemaPattern
 from allotment.audit import service as audit
 from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.workloads import logs, service
+from allotment.workloads.models import STATES
 from allotment.workloads.schemas import JobBatchIn, JobBatchOut, JobIn, JobList, JobLogEvent, JobLogOut, JobOut
 
 router = APIRouter(tags=["jobs"])
@@ -54,8 +55,16 @@ def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, requ
     return JobBatchOut(ids=ids, total=len(ids))
 
 
+_ONE_STATE = f"(?:{'|'.join(STATES)}) *"
+# What service.list_jobs reads: job states separated by commas, with spaces around them; the service checks it and names
+# the unknown states and the known ones, the schema states it.
+STATE_FILTER_REGEX = f"^ *(?:{_ONE_STATE})?(?:, *(?:{_ONE_STATE})?)*$"
+StateFilter = Annotated[str | None, Query(description="one or more job states, comma-separated"),
+                        SchemaPattern(STATE_FILTER_REGEX)]
+
+
 @router.get("/jobs", response_model=JobList)
-def list_jobs(principal: Signed, db: DB, state: str | None = Query(None, description="one or more, comma-separated"),
+def list_jobs(principal: Signed, db: DB, state: StateFilter = None,
               quota: str | None = None, owner: str | None = None, limit: Limit(1000) = 50,
               offset: Offset = 0, cluster: str | None = None,
               pool: str | None = Query(None, description="the pool a job was pinned to or placed in")) -> JobList:
