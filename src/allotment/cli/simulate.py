@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from allotment.cli.client import Client, CliError, segment
-from allotment.cli.output import console, emit_json, err_console
+from allotment.cli.output import emit_json, err_console, sized
 from allotment.simulation import report
 from allotment.simulation.traces import (
     Columns,
@@ -88,19 +88,19 @@ def _progress_replay(cfg: SimConfig, against: SimConfig | None, jobs: list[Trace
 
 def _print(result: dict, title: str) -> None:
     one = result["config"]
-    console.print(f"{title}: " + report.summary_line(one), highlight=False, markup=False)
+    sized().print(f"{title}: " + report.summary_line(one), highlight=False, markup=False)
     t = Table(title="per quota")
     for header in ("quota", *(label for label, _ in report.QUOTA_COLUMNS), "refused"):
         t.add_column(header)
     for row in report.quota_rows(one):
         t.add_row(*(str(v) for v in row))
-    console.print(t)
+    sized().print(t)
     p = Table(title="per pool")
     for header in ("pool", "GPUs", "utilisation"):
         p.add_column(header)
     for row in report.pool_rows(one):
         p.add_row(*(str(v) for v in row))
-    console.print(p)
+    sized().print(p)
     budgets = [(name, b) for name, q in one["quotas"].items() for b in q.get("budgets", [])]
     if budgets:
         b_table = Table(title="budgets (jobs held at the gate while spent)")
@@ -110,15 +110,15 @@ def _print(result: dict, title: str) -> None:
         for name, b in budgets:
             b_table.add_row(name, b["resource"], b["period"], str(b["budget_hours"]), str(b["spent_hours"]),
                             str(b["most_spent_in_a_period_hours"]), str(b["periods_run_out"]), str(b["jobs_held"]))
-        console.print(b_table)
+        sized().print(b_table)
     if result.get("against") is not None:
-        console.print("against: " + report.summary_line(result["against"]), highlight=False, markup=False)
+        sized().print("against: " + report.summary_line(result["against"]), highlight=False, markup=False)
         d = Table(title="side by side (difference = against - config)")
         for header in ("quota", "measure", "config", "against", "difference"):
             d.add_column(header)
         for row in report.side_by_side(one, result["against"]):
             d.add_row(*(str(v) for v in row))
-        console.print(d)
+        sized().print(d)
 
 
 def register(app: typer.Typer) -> None:
