@@ -30,14 +30,12 @@ class InventoryEvents:
     _running: dict[str, RunningRec]
     _queued: dict
 
-    def _mark_dirty(self, pool: str) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # defined by state.StateBase, the one class that mixes this in; declared here for the checker
+        def _mark_dirty(self, pool: str) -> None: ...
 
-    def _compile(self, pool: str, raw: dict[str, int]) -> tuple[tuple[int, int], ...]:
-        raise NotImplementedError
+        def _compile(self, pool: str, raw: dict[str, int]) -> tuple[tuple[int, int], ...]: ...
 
-    def _index_running(self, run: RunningRec) -> None:
-        raise NotImplementedError
+        def _index_running(self, run: RunningRec) -> None: ...
 
     def add_running(self, job: RunningJob, take_devices: bool = False) -> None:
         if job.id in self._running or job.id in self._queued:
