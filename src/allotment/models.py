@@ -11,6 +11,7 @@ from allotment.federation.scim import models as scim_models  # noqa: F401 - regi
 from allotment.identity import models as identity_models  # noqa: F401 - registers tables
 from allotment.inventory import models as inventory_models  # noqa: F401 - registers tables
 from allotment.policies import models as policy_models  # noqa: F401 - registers tables
+from allotment.projects import models as project_models  # noqa: F401 - registers tables
 from allotment.quotas import models as quota_models  # noqa: F401 - registers tables
 from allotment.workloads import models as workload_models  # noqa: F401 - registers tables
 from allotment.workspaces import models as workspace_models  # noqa: F401 - registers tables

@@ -58,6 +58,8 @@ class Job(Base):
     quota_id: Mapped[int | None] = mapped_column(ForeignKey("quotas.id", ondelete="SET NULL"))
     # What each job asks for (copied from the profile when one is given, so later profile edits do not change it).
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
+    # The project (projects domain) the job belongs to, if any; a project is deleted with jobs only when forced.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
     # The whole job's amounts (all its nodes together): what caps, quotas and metering count.
     gpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     cpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)

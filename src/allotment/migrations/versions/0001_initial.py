@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 22:40:12.161817
+Create Date: 2026-12-06 00:02:28.530731
 """
 
 import sqlalchemy as sa
@@ -416,58 +416,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_credentials_user_id'), ['user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_credentials_workspace_id'), ['workspace_id'], unique=False)
 
-    op.create_table('jobs',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=128), nullable=True),
-    sa.Column('owner_id', sa.Integer(), nullable=False),
-    sa.Column('submitted_by_id', sa.Integer(), nullable=True),
-    sa.Column('cluster_id', sa.Integer(), nullable=False),
-    sa.Column('quota_id', sa.Integer(), nullable=True),
-    sa.Column('profile_id', sa.Integer(), nullable=True),
-    sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
-    sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
-    sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
-    sa.Column('nodes', sa.Integer(), server_default='1', nullable=False),
-    sa.Column('gpu_models', sa.JSON(), nullable=True),
-    sa.Column('pool_id', sa.Integer(), nullable=True),
-    sa.Column('priority_class', sa.String(length=32), nullable=False),
-    sa.Column('priority', sa.Integer(), nullable=False),
-    sa.Column('command', sa.JSON(), nullable=False),
-    sa.Column('time_limit_s', sa.Integer(), nullable=True),
-    sa.Column('labels', sa.JSON(), nullable=True),
-    sa.Column('env', sa.JSON(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('reason_code', sa.String(length=64), nullable=True),
-    sa.Column('reason', sa.Text(), nullable=True),
-    sa.Column('seq', sa.BigInteger(), nullable=True),
-    sa.Column('submitted_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('admitted_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('started_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancel_requested_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('placed_pool_id', sa.Integer(), nullable=True),
-    sa.Column('devices', sa.JSON(), nullable=True),
-    sa.Column('placed_nodes', sa.JSON(), nullable=True),
-    sa.Column('backend_handle', sa.String(length=255), nullable=True),
-    sa.Column('exit_code', sa.Integer(), nullable=True),
-    sa.Column('preemptions', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_jobs_cluster_id_clusters'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users')),
-    sa.ForeignKeyConstraint(['placed_pool_id'], ['pools.id'], name=op.f('fk_jobs_placed_pool_id_pools'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_jobs_pool_id_pools'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_jobs_profile_id_profiles'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_jobs_quota_id_quotas'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_jobs_submitted_by_id_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
-    )
-    with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False)
-        batch_op.create_index('ix_jobs_cluster_state_seq', ['cluster_id', 'state', 'seq'], unique=False)
-        batch_op.create_index('ix_jobs_owner_state', ['owner_id', 'state'], unique=False)
-        batch_op.create_index('ix_jobs_quota_state', ['quota_id', 'state'], unique=False)
-        batch_op.create_index(batch_op.f('ix_jobs_seq'), ['seq'], unique=False)
-
     op.create_table('nodes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cluster_id', sa.Integer(), nullable=False),
@@ -517,6 +465,26 @@ def upgrade() -> None:
     with op.batch_alter_table('profile_pools', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_profile_pools_pool_id'), ['pool_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_profile_pools_profile_id'), ['profile_id'], unique=False)
+
+    op.create_table('projects',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('parent_id', sa.Integer(), nullable=True),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_projects_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['parent_id'], ['projects.id'], name=op.f('fk_projects_parent_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_projects_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
+    sa.UniqueConstraint('workspace_id', 'parent_id', 'name', name='uq_projects_sibling_name')
+    )
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_projects_parent_id'), ['parent_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_projects_workspace_id'), ['workspace_id'], unique=False)
+        batch_op.create_index('uq_projects_root_name', ['workspace_id', 'name'], unique=True, sqlite_where=sa.text('parent_id IS NULL'), postgresql_where=sa.text('parent_id IS NULL'))
 
     op.create_table('quota_bindings',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -645,6 +613,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_workspace_submit_rules_quota_id'), ['quota_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_workspace_submit_rules_workspace_id'), ['workspace_id'], unique=False)
 
+    op.create_table('dataset_entries',
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('uri', sa.String(length=2048), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('metadata', sa.JSON(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_dataset_entries_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_dataset_entries_project_id_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_dataset_entries')),
+    sa.UniqueConstraint('project_id', 'name', 'version', name='uq_dataset_entries_version')
+    )
+    with op.batch_alter_table('dataset_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dataset_entries_project_id'), ['project_id'], unique=False)
+
     op.create_table('devices',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('node_id', sa.Integer(), nullable=False),
@@ -665,16 +651,106 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_devices_node_id'), ['node_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_devices_pool_id'), ['pool_id'], unique=False)
 
+    op.create_table('jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=128), nullable=True),
+    sa.Column('owner_id', sa.Integer(), nullable=False),
+    sa.Column('submitted_by_id', sa.Integer(), nullable=True),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('quota_id', sa.Integer(), nullable=True),
+    sa.Column('profile_id', sa.Integer(), nullable=True),
+    sa.Column('project_id', sa.Integer(), nullable=True),
+    sa.Column('gpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('cpu_milli', sa.BigInteger(), nullable=False),
+    sa.Column('memory_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('nodes', sa.Integer(), server_default='1', nullable=False),
+    sa.Column('gpu_models', sa.JSON(), nullable=True),
+    sa.Column('pool_id', sa.Integer(), nullable=True),
+    sa.Column('priority_class', sa.String(length=32), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('command', sa.JSON(), nullable=False),
+    sa.Column('time_limit_s', sa.Integer(), nullable=True),
+    sa.Column('labels', sa.JSON(), nullable=True),
+    sa.Column('env', sa.JSON(), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('reason_code', sa.String(length=64), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('seq', sa.BigInteger(), nullable=True),
+    sa.Column('submitted_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('admitted_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancel_requested_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('placed_pool_id', sa.Integer(), nullable=True),
+    sa.Column('devices', sa.JSON(), nullable=True),
+    sa.Column('placed_nodes', sa.JSON(), nullable=True),
+    sa.Column('backend_handle', sa.String(length=255), nullable=True),
+    sa.Column('exit_code', sa.Integer(), nullable=True),
+    sa.Column('preemptions', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_jobs_cluster_id_clusters'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users')),
+    sa.ForeignKeyConstraint(['placed_pool_id'], ['pools.id'], name=op.f('fk_jobs_placed_pool_id_pools'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_jobs_pool_id_pools'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_jobs_profile_id_profiles'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_jobs_project_id_projects'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_jobs_quota_id_quotas'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_jobs_submitted_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    )
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False)
+        batch_op.create_index('ix_jobs_cluster_state_seq', ['cluster_id', 'state', 'seq'], unique=False)
+        batch_op.create_index('ix_jobs_owner_state', ['owner_id', 'state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jobs_project_id'), ['project_id'], unique=False)
+        batch_op.create_index('ix_jobs_quota_state', ['quota_id', 'state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jobs_seq'), ['seq'], unique=False)
+
+    op.create_table('model_entries',
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('uri', sa.String(length=2048), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('metadata', sa.JSON(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_model_entries_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_model_entries_project_id_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_model_entries')),
+    sa.UniqueConstraint('project_id', 'name', 'version', name='uq_model_entries_version')
+    )
+    with op.batch_alter_table('model_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_model_entries_project_id'), ['project_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('model_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_model_entries_project_id'))
+
+    op.drop_table('model_entries')
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_jobs_seq'))
+        batch_op.drop_index('ix_jobs_quota_state')
+        batch_op.drop_index(batch_op.f('ix_jobs_project_id'))
+        batch_op.drop_index('ix_jobs_owner_state')
+        batch_op.drop_index('ix_jobs_cluster_state_seq')
+        batch_op.drop_index('ix_jobs_cancel_requested_at')
+
+    op.drop_table('jobs')
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_devices_pool_id'))
         batch_op.drop_index(batch_op.f('ix_devices_node_id'))
 
     op.drop_table('devices')
+    with op.batch_alter_table('dataset_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dataset_entries_project_id'))
+
+    op.drop_table('dataset_entries')
     with op.batch_alter_table('workspace_submit_rules', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_workspace_submit_rules_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_workspace_submit_rules_quota_id'))
@@ -712,6 +788,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_quota_bindings_group_id'))
 
     op.drop_table('quota_bindings')
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.drop_index('uq_projects_root_name', sqlite_where=sa.text('parent_id IS NULL'), postgresql_where=sa.text('parent_id IS NULL'))
+        batch_op.drop_index(batch_op.f('ix_projects_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_projects_parent_id'))
+
+    op.drop_table('projects')
     with op.batch_alter_table('profile_pools', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_profile_pools_profile_id'))
         batch_op.drop_index(batch_op.f('ix_profile_pools_pool_id'))
@@ -727,14 +809,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_nodes_cluster_id'))
 
     op.drop_table('nodes')
-    with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_jobs_seq'))
-        batch_op.drop_index('ix_jobs_quota_state')
-        batch_op.drop_index('ix_jobs_owner_state')
-        batch_op.drop_index('ix_jobs_cluster_state_seq')
-        batch_op.drop_index('ix_jobs_cancel_requested_at')
-
-    op.drop_table('jobs')
     with op.batch_alter_table('credentials', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_credentials_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_credentials_user_id'))
