@@ -17,12 +17,17 @@ A Permission names what a route needs:
 Submitting a job is decided by `submit_refusal` (below): it needs access to the quota's cluster as well as the quota.
 Workspaces (member roles owner > admin > member > viewer) are decided by `workspace_refusal`; whether a workspace seat
 or a direct binding makes a quota "bound" to a principal by `bound_to` (credential scope, PAI's resource user roles).
+Projects, jobs, models, datasets, quotas and folders under access rules are decided by `resource_refusal`, which asks
+core.access; managing the rules themselves by `access_rules_refusal`; quotas and profiles by `quota_admin`
+(cluster admins and the built-in `queue-admins` group).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from allotment.core import access
 
 ROLE_ORDER = {"user": 1, "manager": 2, "admin": 3}
 # DKube's roles are aliases of the cluster roles.
@@ -52,6 +57,9 @@ JOB_READER = Permission("job_reader", "job_reader")
 # (scope.owner_id), a manager or admin of the cluster, or a platform admin.
 USAGE_READER = Permission("usage_reader", "job_reader")
 SCIM_CLIENT = Permission("scim_client", "scim_client")
+# Creating, renaming and deleting quotas and profiles: admins of the cluster (scope.cluster_id) and members of the
+# built-in `queue-admins` group (see `quota_admin`).
+QUOTA_ADMIN = Permission("quota_admin", "quota_admin")
 
 
 def cluster(role: str) -> Permission:
@@ -116,6 +124,8 @@ def allowed(principal: Principal | None, permission: Permission, scope: Scope = 
             return True
         role = principal.role_on(scope.cluster_id) if scope.cluster_id is not None else None
         return role is not None and ROLE_ORDER[role] >= ROLE_ORDER["manager"]
+    if permission.kind == "quota_admin":
+        return quota_admin(principal, scope.cluster_id)
     return False  # platform_admin and anything unknown: deny
 
 
@@ -211,3 +221,90 @@ def workspace_refusal(principal: Principal | None, cluster_id: int, member_role:
     if level >= WORKSPACE_ROLE_ORDER[need]:
         return None
     return f"only the workspace's {'owners' if need == 'owner' else 'owners and admins'} may do this"
+
+
+# --- access rules (ClearML) -----------------------------------------------------------------------------------------
+
+QUEUE_ADMINS = "queue-admins"
+
+
+def subject_of(principal: Principal, index: access.RuleIndex) -> access.Subject:
+    """The principal as access rules see it: acting on behalf of a user (a job's owner) it is that user without
+    admin rights."""
+    return access.subject(principal.id, principal.group_ids, principal.is_platform_admin,
+                          acting_for_owner=principal.actor_id is not None, admin_group_ids=index.admin_groups)
+
+
+def resource_refusal(principal: Principal | None, index: access.RuleIndex, resource: access.Resource, action: str,
+                     default: int = access.MODIFY, label: str | None = None) -> str | None:
+    """Why the principal may not `action` (read | modify) `resource` under the access rules in `index` and its
+    workspace's `default`; None when it may. A credential scoped to one workspace reaches nothing of another."""
+    if principal is None:
+        return "sign in first"
+    if (principal.workspace_id is not None and resource.workspace_id is not None
+            and principal.workspace_id != resource.workspace_id):
+        return f"your credential is scoped to another workspace than {label or resource.type}'s"
+    return access.access_refusal(index, subject_of(principal, index), resource, action, default, label)
+
+
+def access_rules_refusal(principal: Principal | None, action: str, workspace_role: str | None = None,
+                         global_rule: bool = False) -> str | None:
+    """Who may see (`read`) and grant (`manage`: create, edit, delete) access rules: platform admins (the built-in
+    `admins` group) everywhere; owners and admins of a workspace for that workspace's rules. Rules without a workspace
+    are the platform's. Any signed-in principal may read the rules of the workspaces it is a member of."""
+    if principal is None:
+        return "sign in first"
+    if principal.is_platform_admin:
+        return None
+    if global_rule:
+        return "only platform admins may see or grant access rules that apply in every workspace"
+    level = WORKSPACE_ROLE_ORDER.get(workspace_role or "", 0)
+    if action == "read":
+        return None if level > 0 else "you are not a member of this workspace"
+    if principal.workspace_id is not None:
+        return "a credential scoped to a workspace cannot grant access"
+    if level >= WORKSPACE_ROLE_ORDER["admin"]:
+        return None
+    return "only platform admins and the workspace's owners and admins may grant access"
+
+
+def quota_admin(principal: Principal | None, cluster_id: int | None) -> bool:
+    """Creating, renaming and deleting quotas and profiles: platform admins, admins of the cluster, and members of the
+    built-in `queue-admins` group (ClearML's queue admins, who need not be cluster admins). Not while acting on behalf
+    of a user."""
+    if principal is None:
+        return False
+    if principal.is_platform_admin:
+        return True
+    if cluster_id is not None and principal.role_on(cluster_id) == "admin":
+        return True
+    return principal.actor_id is None and QUEUE_ADMINS in principal.group_names
+
+
+# --- storage folders ----------------------------------------------------------------------------------------------
+
+FOLDER_PERMISSION_ORDER = {"ro": 1, "rw": 2, "rwd": 3}
+FOLDER_PERMISSIONS = tuple(FOLDER_PERMISSION_ORDER)
+FOLDER_ACTION_NEEDS = {"read": "ro", "write": "rw", "delete": "rwd"}
+
+
+def folder_refusal(principal: Principal | None, access: str | None, action: str, manager: bool) -> str | None:
+    """Why the principal may not do `action` on a folder; None when it may. `access` is its permission there (ro,
+    rw, rwd; None: none): the owner's rwd, a group folder's permission for the group's members, an accepted
+    invitation's. `manager`: it owns the user folder. Actions: read (list, download, mount read-only), write
+    (upload, mount read-write), delete (delete files), manage (share, trash, restore, purge: the owner of a user
+    folder; platform admins, who alone create group folders, manage every folder and read every one)."""
+    if principal is None:
+        return "sign in first"
+    if principal.is_platform_admin:
+        return None
+    if action == "manage":
+        return None if manager else "only the folder's owner (or a platform admin) may do this"
+    need = FOLDER_ACTION_NEEDS.get(action)
+    if need is None:
+        return f"unknown folder action {action}"
+    if access is None:
+        return "you have no access to this folder"
+    if FOLDER_PERMISSION_ORDER[access] >= FOLDER_PERMISSION_ORDER[need]:
+        return None
+    return f"your permission on this folder is {access}; {action} needs {need}"
