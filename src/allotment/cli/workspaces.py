@@ -85,17 +85,21 @@ def register(app: typer.Typer) -> None:
             return
         rows = [{"member": f"{m['kind']}:{m['name']}", "role": m["role"], "since": m["since"], "status": "member"}
                 for m in data["members"]]
-        rows += [{"member": i["email"], "role": i["role"], "since": i["invited_at"], "status": "invited"}
+        rows += [{"member": i["email"], "role": i["role"], "since": i["invited_at"],
+                  "status": "invitation expired" if i["status"] == "expired" else f"invited until {i['expires_at']}"}
                  for i in pending]
         table(rows, [("member", "MEMBER"), ("role", "ROLE"), ("status", "STATUS"), ("since", "SINCE")],
               empty=f"workspace {name} has no members")
 
     @ws.command("invite")
     def invite(name: str, email: str, cluster: str = CLUSTER,
-               role: str = typer.Option("member", "--role", help="owner, admin, member or viewer")) -> None:
+               role: str = typer.Option("member", "--role", help="owner, admin, member or viewer"),
+               days: int = typer.Option(7, "--days", help="days the invitation may be accepted in (1 to 90)")) -> None:
         """Invite an e-mail address; prints the token and link (shown once) to send to the invitee."""
-        sent = Client().post(f"{_base(cluster, name)}/invitations", json={"email": email, "role": role})
-        console.print(f"invited {sent['email']} to workspace {name} as {sent['role']} (invitation {sent['id']})\n"
+        sent = Client().post(f"{_base(cluster, name)}/invitations",
+                             json={"email": email, "role": role, "lifetime_days": days})
+        console.print(f"invited {sent['email']} to workspace {name} as {sent['role']} (invitation {sent['id']}, "
+                      f"expires {sent['expires_at']})\n"
                       f"token: {sent['token']}\nlink: {sent['link']}", highlight=False)
 
     @ws.command("invitations")
@@ -107,7 +111,8 @@ def register(app: typer.Typer) -> None:
             emit_json(items)
             return
         table(items, [("id", "ID"), ("cluster", "CLUSTER"), ("workspace", "WORKSPACE"), ("email", "EMAIL"),
-                      ("role", "ROLE"), ("invited_at", "INVITED")], empty="no pending invitations")
+                      ("role", "ROLE"), ("invited_at", "INVITED"), ("expires_at", "EXPIRES"), ("status", "STATUS")],
+              empty="no pending invitations")
 
     @ws.command("accept")
     def accept(invitation: Annotated[str, typer.Argument(help="the invitation's token, or its id when it names "

@@ -123,8 +123,11 @@ def _best(grants: dict[GranteeKey, int], keys: frozenset[GranteeKey], best: int)
     return best
 
 
-def access_level(index: RuleIndex, who: Subject, resource: Resource, default: int = MODIFY) -> int:
-    """The level (NONE, READ, MODIFY) `who` holds on `resource`; `default` is the workspace's default."""
+def access_level(index: RuleIndex, who: Subject, resource: Resource, default: int = MODIFY,
+                 ceiling: int = MODIFY) -> int:
+    """The level (NONE, READ, MODIFY) `who` holds on `resource`. Where rules cover it, what they grant `who`;
+    elsewhere the workspace's `default`, no higher than `ceiling` (what the principal's role in the workspace allows
+    by itself: a viewer reads only, whatever the default)."""
     if who.admin:
         return MODIFY
     covered = False
@@ -144,20 +147,28 @@ def access_level(index: RuleIndex, who: Subject, resource: Resource, default: in
         grants = by_type.get((resource.type, None))
         if grants is not None:
             covered, best = True, _best(grants, keys, best)
-    return best if covered else default
+    return best if covered else min(default, ceiling)
 
 
 def access_refusal(index: RuleIndex, who: Subject, resource: Resource, action: str, default: int = MODIFY,
-                   label: str | None = None) -> str | None:
+                   label: str | None = None, ceiling: int = MODIFY) -> str | None:
     """Why `who` may not `action` (read | modify) `resource`; None when it may."""
     need = ACTIONS[action]
-    held = access_level(index, who, resource, default)
+    held = access_level(index, who, resource, default, ceiling)
     if held >= need:
         return None
     what = label or f"{resource.type} {resource.id}"
+    if not covered(index, resource):
+        return f"you may read {what} but not modify it" if held == READ else f"you have no access to {what}"
     if held == READ:
         return f"you may read {what} but not modify it: an access rule grants you read-only access"
     return f"you have no access to {what}: no access rule grants it to you or your groups"
+
+
+def covered(index: RuleIndex, resource: Resource) -> bool:
+    """Whether any rule covers the resource (so rules, not the workspace's default, decide)."""
+    return ((resource.type, resource.id) in index.by_object or any(a in index.by_object for a in resource.ancestors)
+            or (resource.type, resource.workspace_id) in index.by_type or (resource.type, None) in index.by_type)
 
 
 def rule_problems(resource_type: str, level: str, grantees: Iterable[tuple[str, int]]) -> dict[str, list[str]]:

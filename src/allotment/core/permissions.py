@@ -236,15 +236,27 @@ def subject_of(principal: Principal, index: access.RuleIndex) -> access.Subject:
 
 
 def resource_refusal(principal: Principal | None, index: access.RuleIndex, resource: access.Resource, action: str,
-                     default: int = access.MODIFY, label: str | None = None) -> str | None:
+                     default: int = access.MODIFY, label: str | None = None, role_level: int = access.MODIFY,
+                     role_refusal: str | None = None) -> str | None:
     """Why the principal may not `action` (read | modify) `resource` under the access rules in `index` and its
-    workspace's `default`; None when it may. A credential scoped to one workspace reaches nothing of another."""
+    workspace's `default`; None when it may.
+
+    `role_level` is what the principal's place in the resource's workspace allows by itself (NONE: not a reader of
+    the workspace, refused with `role_refusal`; READ: a viewer). Where rules cover the resource they decide, for any
+    reader of the workspace; elsewhere the default applies, capped at `role_level`. A credential scoped to one
+    workspace reaches nothing of another."""
     if principal is None:
         return "sign in first"
     if (principal.workspace_id is not None and resource.workspace_id is not None
             and principal.workspace_id != resource.workspace_id):
         return f"your credential is scoped to another workspace than {label or resource.type}'s"
-    return access.access_refusal(index, subject_of(principal, index), resource, action, default, label)
+    who = subject_of(principal, index)
+    if role_level == access.NONE and not who.admin:
+        return role_refusal or f"you have no access to {label or resource.type}'s workspace"
+    refusal = access.access_refusal(index, who, resource, action, default, label, ceiling=role_level)
+    if refusal and role_refusal and role_level == access.READ and not access.covered(index, resource):
+        return role_refusal  # the role, not a rule, stops it: say so in the role's words
+    return refusal
 
 
 def access_rules_refusal(principal: Principal | None, action: str, workspace_role: str | None = None,

@@ -150,6 +150,14 @@ def revoke_scoped(session: Session, owner_ids: set[int], workspace_id: int, acto
     return [credential.access_key for credential, owner in rows if revoke(session, credential, owner, actor, source)]
 
 
+def scoped_workspaces(session: Session, owner_ids: set[int]) -> set[tuple[int, int]]:
+    """(owner id, workspace id) of the live credentials of `owner_ids` scoped to a workspace."""
+    if not owner_ids:
+        return set()
+    return {tuple(r) for r in session.execute(select(Credential.user_id, Credential.workspace_id).where(
+        Credential.user_id.in_(owner_ids), Credential.workspace_id.is_not(None), Credential.revoked_at.is_(None)))}
+
+
 def relabel(session: Session, credential: Credential, label: str | None, actor: Principal | None,
             source: str | None = None) -> None:
     label = label.strip() if label and label.strip() else None

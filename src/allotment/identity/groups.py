@@ -210,9 +210,11 @@ def delete_group(session: Session, actor: Principal, group: Group, source: str |
     session.flush()
     cancelled = [job for cluster in clusters
                  for job in cancel_waiting_without_access(session, cluster, member_ids, actor, source)]
-    audit.record(session, actor, "group.delete", "group", before["name"], group_id,
-                 changes={"before": before, "after": None, "forced": force, "jobs_cancelled": cancelled},
-                 source=source)
+    changes = {"before": before, "after": None, "forced": force, "jobs_cancelled": cancelled}
+    revoked = _revoke_lost_scopes(session, set(member_ids), actor, source)
+    if revoked:
+        changes["revoked_credentials"] = revoked
+    audit.record(session, actor, "group.delete", "group", before["name"], group_id, changes=changes, source=source)
     mark_identity_changed(session)
 
 
@@ -243,7 +245,15 @@ def remove_member(session: Session, actor: Principal, group: Group, user: User, 
     audit.record(session, actor, "group.remove_member", "group", group.name, group.id,
                  changes={"before": {"member": user.username}, "after": {"member": None}}, source=source)
     _cancel_without_access(session, group, [user.id], actor, source)
+    _revoke_lost_scopes(session, {user.id}, actor, source)
     mark_identity_changed(session)
+
+
+def _revoke_lost_scopes(session: Session, user_ids: set[int], actor: Principal, source: str | None) -> list[str]:
+    """Credentials scoped to a workspace the users were members of only through this group are revoked."""
+    from allotment.workspaces.service import revoke_lost_scopes  # workspaces imports identity
+
+    return revoke_lost_scopes(session, user_ids, actor, source)
 
 
 def _cancel_without_access(session: Session, group: Group, user_ids: list[int], actor: Principal,

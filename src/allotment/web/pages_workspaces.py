@@ -98,16 +98,18 @@ def edit_workspace(request: Request, principal: Me, db: DB, cluster: str, worksp
 
 @router.post("/ui/workspaces/{cluster}/{workspace}/invite")
 def invite(request: Request, principal: Me, db: DB, state: State, cluster: str, workspace: str,
-           email: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "member") -> Response:
+           email: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "member",
+           lifetime_days: Annotated[str, Form()] = "") -> Response:
     try:
-        sent = routes_members.invite(cluster, workspace, InvitationIn(email=email, role=role), principal, db, state,
-                                     request)
+        body = InvitationIn(email=email, role=role, lifetime_days=lifetime_days.strip() or 7)
+        sent = routes_members.invite(cluster, workspace, body, principal, db, state, request)
     except (DomainError, ValidationError) as exc:
         status, errors = _form_errors(exc)
         return _detail(request, principal, db, cluster, workspace, status=status, errors=errors,
-                       values={"email": email, "role": role})
+                       values={"email": email, "role": role, "lifetime_days": lifetime_days})
     return _detail(request, principal, db, cluster, workspace, sent=sent,
-                   notice=f"Invited {sent.email} as {sent.role}: send them the link below (shown once).")
+                   notice=f"Invited {sent.email} as {sent.role} until {sent.expires_at:%Y-%m-%d %H:%M} UTC: send "
+                          "them the link below (shown once).")
 
 
 @router.post("/ui/workspaces/{cluster}/{workspace}/invitations/{invitation}/cancel")
@@ -171,4 +173,6 @@ def pending_invitation_count(db, principal: Principal | None) -> int:
     if principal is None or principal.kind != "user":
         return 0
     user = db.get(User, principal.id)
-    return len(invitations.pending_for_user(db, user)) if user is not None else 0
+    if user is None:
+        return 0
+    return sum(1 for invitation, _ in invitations.pending_for_user(db, user) if not invitations.is_expired(invitation))

@@ -51,8 +51,9 @@ class WorkspaceMember(Base):
 
 class WorkspaceInvitation(Base):
     """An invitation by e-mail address. Pending (with its date) until accepted, through its token or by the user
-    whose address it names, or cancelled. An address without an account becomes a member when that account is
-    created. Only a hash of the token is stored."""
+    whose address it names, cancelled, or expired (past `expires_at`: it can no longer be accepted and is shown as
+    expired). An address without an account becomes a member when that account is created, while the invitation
+    has not expired. Only a hash of the token is stored."""
 
     __tablename__ = "workspace_invitations"
 
@@ -64,6 +65,7 @@ class WorkspaceInvitation(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -63,7 +63,8 @@ def invite(cluster: str, workspace: str, body: InvitationIn, principal: Authenti
         refusal = workspace_refusal(principal, found.id, role, "own")
         if refusal:
             raise Forbidden(refusal)
-    created = invitations.invite(db, state.secret_key, target, body.email, body.role, principal.id)
+    created = invitations.invite(db, state.secret_key, target, body.email, body.role, principal.id,
+                                 body.lifetime_days)
     out = invitations.invitation_out(created.invitation)
     audit.record(db, principal, "workspace.invite", "workspace", _name(found, target), target.id,
                  changes={"after": {"email": out["email"], "role": out["role"], "invitation": out["id"]}},
@@ -74,7 +75,8 @@ def invite(cluster: str, workspace: str, body: InvitationIn, principal: Authenti
 
 @router.get("/clusters/{cluster}/workspaces/{workspace}/invitations", response_model=list[InvitationOut])
 def list_invitations(cluster: str, workspace: str, principal: Authenticated, db: DB) -> list[InvitationOut]:
-    """The pending invitations, oldest first, with the date each was sent."""
+    """The pending invitations, oldest first, with the date each was sent and when it expires (expired ones are
+    listed as such until cancelled)."""
     found, target, _ = _load(db, principal, cluster, workspace, "read")
     return [InvitationOut(**invitations.invitation_out(i), workspace=target.name, cluster=found.name)
             for i in invitations.pending_for_workspace(db, target.id)]
@@ -112,7 +114,7 @@ def accept_with_token(body: TokenIn, principal: Authenticated, db: DB, state: St
 
 @router.get("/workspace-invitations", response_model=list[InvitationOut])
 def my_invitations(principal: Authenticated, db: DB) -> list[InvitationOut]:
-    """The pending invitations for the caller's e-mail address."""
+    """The pending invitations for the caller's e-mail address (expired ones shown as expired)."""
     user = db.get(User, principal.id)
     names = {}
     out = []

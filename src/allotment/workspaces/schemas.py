@@ -66,6 +66,7 @@ class InvitationIn(BaseModel):
 
     email: Text(254) = Field(description="the invitee's e-mail address, with or without an account")
     role: Text(16) = Field("member", description="the role accepting gives: owner, admin, member or viewer")
+    lifetime_days: int = Field(7, ge=1, le=90, description="days the invitation may be accepted in (default 7)")
 
 
 class InvitationOut(BaseModel):
@@ -73,6 +74,9 @@ class InvitationOut(BaseModel):
     email: str
     role: str
     invited_at: datetime = Field(description="pending since")
+    expires_at: datetime = Field(description="it cannot be accepted after this")
+    lifetime_days: int = Field(description="days it may be accepted in, from invited_at")
+    status: str = Field(description="pending, or expired (it can no longer be accepted; cancel it to clear it)")
     workspace: str | None = None
     cluster: str | None = None
 

@@ -156,6 +156,20 @@ def remove_member(session: Session, workspace: Workspace, member: WorkspaceMembe
     return credentials.revoke_scoped(session, gone, workspace.id, actor, source)
 
 
+def revoke_lost_scopes(session: Session, user_ids: set[int], actor: Principal | None,
+                       source: str | None = None) -> list[str]:
+    """Revoke the credentials of `user_ids` scoped to a workspace they are no longer a member of, however they lost
+    it (they left the group that was the member, or it was deleted). Returns the access keys."""
+    revoked: list[str] = []
+    memberships: dict[int, set[int]] = {}
+    for user_id, workspace_id in sorted(credentials.scoped_workspaces(session, user_ids)):
+        if user_id not in memberships:
+            memberships[user_id] = _workspaces_of_user(session, user_id)
+        if workspace_id not in memberships[user_id]:
+            revoked += credentials.revoke_scoped(session, {user_id}, workspace_id, actor, source)
+    return revoked
+
+
 def _workspaces_of_user(session: Session, user_id: int) -> set[int]:
     groups = set(session.scalars(select(GroupMember.group_id).where(GroupMember.user_id == user_id)).all())
     groups |= set(session.scalars(select(Group.id).where(Group.name == USERS_GROUP)).all())

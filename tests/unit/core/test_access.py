@@ -191,3 +191,28 @@ def test_quota_admins(principal, scope, expected):
 )
 def test_who_may_grant(principal, action, role, global_rule, refused):
     assert (p.access_rules_refusal(principal, action, role, global_rule) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("rules", "principal", "role_level", "action", "refused"),
+    [
+        # Not a reader of the workspace: refused in the role's words, rules or not (admins excepted).
+        ([ON_P2_TEAM_MODIFY], ALICE, a.NONE, "read", "not a member"),
+        ([], ROOT, a.NONE, "modify", None),
+        # A viewer reads only where no rule covers the object, whatever the default...
+        ([], ALICE, a.READ, "read", None),
+        ([], ALICE, a.READ, "modify", "viewers"),
+        # ...and where rules cover it, they decide: a viewer granted modify may modify, a member granted read may not.
+        ([ON_P2_TEAM_MODIFY], ALICE, a.READ, "modify", None),
+        ([ON_P2_BOB_READ], BOB, a.MODIFY, "modify", "read-only"),
+    ],
+)
+def test_the_workspace_role_caps_the_default_and_rules_decide_where_they_cover(rules, principal, role_level, action,
+                                                                               refused):
+    index = a.RuleIndex(rules, admin_groups={ADMINS})
+    why = "not a member" if role_level == a.NONE else "viewers may only read"
+    answer = p.resource_refusal(principal, index, J30, action, role_level=role_level, role_refusal=why)
+    if refused is None:
+        assert answer is None
+    else:
+        assert refused in answer
