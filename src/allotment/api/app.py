@@ -28,7 +28,7 @@ log = logging.getLogger("allotment")
 
 # Domains whose `routes` module (when present) exposes `router`, mounted under /api/v1.
 DOMAINS = ["identity", "audit", "inventory", "quotas", "policies", "workloads", "accounting", "simulation",
-           "federation", "workspaces"]
+           "federation", "workspaces", "storage"]
 
 
 def prepare_database(state: AppState) -> None:

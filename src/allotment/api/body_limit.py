@@ -8,6 +8,7 @@ the count passes the limit, so the server never holds more than the limit plus o
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
 
@@ -15,6 +16,10 @@ from allotment.core.limits import MAX_BODY_BYTES, MAX_CSV_BODY_BYTES
 
 # Endpoints whose body is a file get their own, larger limit.
 LARGER_LIMITS = {"/api/v1/users/import": MAX_CSV_BODY_BYTES}
+# A folder's file (API upload, console upload form): bounded by the largest folder capacity a policy may give; the
+# folder's own room is checked as the body streams to disk (storage/routes.py).
+MAX_FOLDER_FILE_BYTES = 1024 * 2**30
+LARGER_PATTERNS = ((re.compile(r"^/(api/v1/)?folders/[^/]+/(files/|upload$)"), MAX_FOLDER_FILE_BYTES),)
 
 
 class BodyTooLarge(HTTPException):
@@ -45,6 +50,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.larger.get(scope.get("path", ""), self.default_limit)
+        limit = next((most for pattern, most in LARGER_PATTERNS if pattern.match(scope.get("path", ""))), limit)
         declared = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
         if declared is not None:
             try:

@@ -359,3 +359,71 @@ def hide_list_refusal(principal: Principal | None, scope_user_id: int | None, ac
         return None
     return "only platform admins set the platform's hide-list" if scope_user_id is None else \
         "you may change only your own hide-list"
+
+
+# --- storage folders ----------------------------------------------------------------------------------------------
+
+FOLDER_PERMISSION_ORDER = {"ro": 1, "rw": 2, "rwd": 3}
+FOLDER_PERMISSIONS = tuple(FOLDER_PERMISSION_ORDER)
+FOLDER_ACTION_NEEDS = {"read": "ro", "write": "rw", "delete": "rwd"}
+
+
+def folder_refusal(principal: Principal | None, access: str | None, action: str, manager: bool) -> str | None:
+    """Why the principal may not do `action` on a folder; None when it may. `access` is its permission there (ro,
+    rw, rwd; None: none): the owner's rwd, a group folder's permission for the group's members, an accepted
+    invitation's. `manager`: it owns the user folder. Actions: read (list, download, mount read-only), write
+    (upload, mount read-write), delete (delete files), manage (share, trash, restore, purge: the owner of a user
+    folder; platform admins, who alone create group folders, manage every folder and read every one)."""
+    if principal is None:
+        return "sign in first"
+    if principal.is_platform_admin:
+        return None
+    if action == "manage":
+        return None if manager else "only the folder's owner (or a platform admin) may do this"
+    need = FOLDER_ACTION_NEEDS.get(action)
+    if need is None:
+        return f"unknown folder action {action}"
+    if access is None:
+        return "you have no access to this folder"
+    if FOLDER_PERMISSION_ORDER[access] >= FOLDER_PERMISSION_ORDER[need]:
+        return None
+    return f"your permission on this folder is {access}; {action} needs {need}"
+
+
+def vault_refusal(principal: Principal | None, action: str, owner_id: int | None, group_id: int | None) -> str | None:
+    """Why the principal may not `action` ('read' or 'manage') a configuration vault owned by user or service
+    account `owner_id`, or by group `group_id` (an administrator vault); None when it may. Platform admins manage
+    every vault; a principal reads and manages its own; members of a group read its vaults (which apply to them).
+    A service account acting for a user is judged as that user."""
+    if principal is None:
+        return "sign in to use configuration vaults"
+    if principal.is_platform_admin or (owner_id is not None and owner_id == principal.id):
+        return None
+    if action == "read" and group_id is not None and group_id in principal.group_ids:
+        return None
+    if group_id is not None:
+        return "only platform admins manage group vaults"
+    return "you may use only your own vaults"
+
+
+def storage_target_refusal(principal: Principal | None, action: str) -> str | None:
+    """Storage targets (DKube DVS, ClearML cloud access) are the platform's: admins register, change, test and remove
+    them ('manage'); any signed-in principal may see them (never their secrets) and hand one to its jobs ('use')."""
+    if principal is None:
+        return "sign in to use storage targets"
+    if action in ("read", "use") or principal.is_platform_admin:
+        return None
+    return "only platform admins manage storage targets"
+
+
+def hide_list_refusal(principal: Principal | None, scope_user_id: int | None, action: str) -> str | None:
+    """The secret hide-list: everyone reads the platform's list and their own; admins set the platform's list
+    (`scope_user_id` None) and anyone's; a principal sets its own additions."""
+    if principal is None:
+        return "sign in to see the hide-list"
+    if principal.is_platform_admin or action == "read" and scope_user_id is None:
+        return None
+    if scope_user_id == principal.id:
+        return None
+    return "only platform admins set the platform's hide-list" if scope_user_id is None else \
+        "you may change only your own hide-list"

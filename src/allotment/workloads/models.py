@@ -81,6 +81,9 @@ class Job(Base):
     # Environment variables the job declared (name -> value), given to its command and nothing else; may hold the
     # job's own secrets, so the API shows only the names.
     env: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Storage folders the job mounts, resolved at submission (storage/mounts.py): [{"folder_id", "folder", "host",
+    # "kind", "source", "target", "read_only", "cluster_paths"}]; a folder an active job mounts cannot be trashed.
+    mounts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     state: Mapped[str] = mapped_column(String(16), default=QUEUED)
     reason_code: Mapped[str | None] = mapped_column(String(64))
