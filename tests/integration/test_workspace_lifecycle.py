@@ -4,7 +4,7 @@ the group that was the member, or the group is deleted)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from access_helpers import key_headers
 from sqlalchemy import update
@@ -41,7 +41,6 @@ def test_an_invitation_states_its_lifetime_and_cannot_be_accepted_once_expired(c
     assert r.status_code == 201, r.text
     sent = r.json()
     assert sent["lifetime_days"] == 7 and sent["status"] == "pending"
-    from datetime import datetime
     invited, expires = (datetime.fromisoformat(sent[k]) for k in ("invited_at", "expires_at"))
     assert expires - invited == timedelta(days=7)
     short = client.post(f"{WS}/team/invitations", headers=bob,
@@ -85,24 +84,24 @@ def _team_through_group(client, admin_headers):
     assert r.status_code == 201, r.text
     scoped = key_headers(r.json())
     assert client.get(f"{API}/auth/whoami", headers=scoped).status_code == 200
-    return bob, carol, scoped
+    return bob, scoped
 
 
 def test_leaving_the_group_that_was_the_member_revokes_the_scoped_credentials(client, admin_headers):
-    bob, carol, scoped = _team_through_group(client, admin_headers)
+    _, scoped = _team_through_group(client, admin_headers)
     assert client.delete(f"{API}/groups/vision/members/carol", headers=admin_headers).status_code == 204
     assert client.get(f"{API}/auth/whoami", headers=scoped).status_code == 401
 
 
 def test_deleting_the_group_that_was_the_member_revokes_the_scoped_credentials(client, admin_headers):
-    bob, carol, scoped = _team_through_group(client, admin_headers)
+    _, scoped = _team_through_group(client, admin_headers)
     r = client.delete(f"{API}/groups/vision", headers=admin_headers, params={"force": "true"})
     assert r.status_code == 204, r.text
     assert client.get(f"{API}/auth/whoami", headers=scoped).status_code == 401
 
 
 def test_a_direct_member_leaving_the_group_keeps_the_scoped_credentials(client, admin_headers):
-    bob, carol, scoped = _team_through_group(client, admin_headers)
+    bob, scoped = _team_through_group(client, admin_headers)
     assert client.put(f"{WS}/team/members/users/carol", headers=bob).status_code in (200, 201, 204)
     assert client.delete(f"{API}/groups/vision/members/carol", headers=admin_headers).status_code == 204
     assert client.get(f"{API}/auth/whoami", headers=scoped).status_code == 200
