@@ -15,7 +15,6 @@ from allotment.policies import models as policy_models  # noqa: F401 - registers
 from allotment.projects import models as project_models  # noqa: F401 - registers tables
 from allotment.quotas import models as quota_models  # noqa: F401 - registers tables
 from allotment.storage import models as storage_models  # noqa: F401 - registers tables
-from allotment.storage import models as storage_models  # noqa: F401 - registers tables
 from allotment.storage import targets_models as storage_target_models  # noqa: F401 - registers tables
 from allotment.vaults import models as vault_models  # noqa: F401 - registers tables
 from allotment.workloads import models as workload_models  # noqa: F401 - registers tables

@@ -30,6 +30,9 @@ log = logging.getLogger("allotment")
 DOMAINS = ["identity", "audit", "inventory", "quotas", "policies", "workloads", "accounting", "simulation",
            "federation", "workspaces", "storage"]
 
+# Route modules that are not a domain's `routes` (a second API inside a domain's package), mounted the same way.
+ROUTE_MODULES = ["allotment.vaults.routes", "allotment.storage.targets_routes"]
+
 
 def prepare_database(state: AppState) -> None:
     """SQLite migrates itself; PostgreSQL must be migrated with `allot db upgrade` first."""
@@ -161,6 +164,8 @@ def _domain_routes() -> tuple:
         name = f"allotment.{domain}.routes"
         if importlib.util.find_spec(name) is not None:
             combined.include_router(importlib.import_module(name).router, prefix="/api/v1")
+    for name in ROUTE_MODULES:
+        combined.include_router(importlib.import_module(name).router, prefix="/api/v1")
     return tuple(combined.routes)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 00:07:41.344738
+Create Date: 2026-12-06 00:09:36.760547
 """
 
 import sqlalchemy as sa
