@@ -100,3 +100,34 @@ def flatten(parents: ParentMap, order: Iterable[int]) -> list[tuple[int, int]]:
 
     walk(None, 0)
     return rows
+
+
+# --- who may read and change a workspace's projects, models and datasets ------------------------------------------
+
+PROJECT_ACTIONS = ("read", "modify")
+
+
+def project_refusal(principal, cluster_id: int, workspace_id: int, member_role: str | None,
+                    action: str) -> str | None:
+    """Why the principal (core.permissions.Principal) may not `read` or `modify` the projects, jobs' project links,
+    models and datasets of a workspace where it holds `member_role` (None: not a member); None when it may.
+
+    Members read; members from `member` up modify (create, rename, move, delete, register); viewers read only, as
+    for the workspace's quotas. Admins of the workspace's cluster and platform admins may do both. A credential
+    scoped to another workspace acts in that workspace only."""
+    from allotment.core.permissions import WORKSPACE_ROLE_ORDER
+
+    if principal is None:
+        return "sign in first"
+    if action not in PROJECT_ACTIONS:
+        return f"unknown project action {action}"
+    if principal.workspace_id is not None and principal.workspace_id != workspace_id:
+        return "your credential is scoped to another workspace"
+    if principal.is_platform_admin or principal.role_on(cluster_id) == "admin":
+        return None
+    level = WORKSPACE_ROLE_ORDER.get(member_role or "", 0)
+    if level == 0:
+        return "you are not a member of this project's workspace"
+    if action == "modify" and level < WORKSPACE_ROLE_ORDER["member"]:
+        return "viewers of a workspace read its projects, models and datasets but may not change them"
+    return None

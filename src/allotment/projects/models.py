@@ -70,3 +70,17 @@ class DatasetEntry(_ArtifactColumns, Base):
     __table_args__ = (UniqueConstraint("project_id", "name", "version", name="uq_dataset_entries_version"),)
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+
+
+class ArtifactName(Base):
+    """The last version number given to a model or dataset name in a project: versions are never reused, so a
+    reference to yolo@2 never comes to mean another entry after version 2 is deleted (even when every version was)."""
+
+    __tablename__ = "artifact_names"
+    __table_args__ = (UniqueConstraint("kind", "project_id", "name", name="uq_artifact_names"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # model | dataset
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    last_version: Mapped[int] = mapped_column(Integer, default=0)

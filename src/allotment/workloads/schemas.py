@@ -80,6 +80,9 @@ class JobIn(BaseModel):
     labels: Labels | None = None
     env: JobEnv | None = Field(None, description="environment variables for the command (NAME: value); "
                                + jobenv.RULE)
+    project: Ref | None = Field(None, description="the project the job belongs to: its id, or WORKSPACE/PATH in the "
+                                                  "quota's cluster (the submitter must be a member of the workspace "
+                                                  "from `member` up)")
 
 
 class JobBatchIn(BaseModel):
@@ -131,6 +134,7 @@ class JobOut(BaseModel):
     backend_handle: str | None
     exit_code: int | None
     preemptions: int = Field(0, description="how often the job was preempted and requeued")
+    project_id: int | None = Field(None, description="the project the job belongs to, if any")
 
     @classmethod
     def of(cls, job: Job, names: dict[str, dict[int, str]]) -> JobOut:
@@ -151,7 +155,7 @@ class JobOut(BaseModel):
             reason_code=job.reason_code, reason=job.reason, seq=job.seq, submitted_at=job.submitted_at,
             admitted_at=job.admitted_at, started_at=job.started_at, finished_at=job.finished_at,
             cancel_requested_at=job.cancel_requested_at, placement=placement, backend_handle=job.backend_handle,
-            exit_code=job.exit_code, preemptions=job.preemptions or 0,
+            exit_code=job.exit_code, preemptions=job.preemptions or 0, project_id=job.project_id,
         )
 
 

@@ -68,6 +68,7 @@ class JobRequest:
     nodes: int | None = None
     gpus_per_node: str | int | float | None = None
     gpu_models: list[str] | str | None = None
+    project: str | int | None = None  # its id or WORKSPACE/PATH in the quota's cluster (projects/access.py)
 
 
 class _Lookups:
@@ -86,6 +87,7 @@ class _Lookups:
         self.pools: dict[tuple[int, str], Pool | None] = {}
         self.usable: dict[int, dict[int, frozenset[str] | None]] = {}  # cluster -> quota -> usable pools
         self.pool_names: dict[int, str] = {}
+        self.projects: dict[tuple[int, str], tuple[int | None, str | None, str | None]] = {}
         self.clusters = ClusterFacts(session)  # minimum GPU share and pools by GPU model (shape.py)
 
     def usable_pools(self, quota: Quota) -> frozenset[str] | None:
@@ -93,6 +95,15 @@ class _Lookups:
         if quota.cluster_id not in self.usable:
             self.usable[quota.cluster_id] = usable_pools(self.session, [quota.cluster_id])
         return self.usable[quota.cluster_id].get(quota.id)
+
+    def project(self, cluster_id: int, ref: str | int) -> tuple[int | None, str | None, str | None]:
+        """(project id, problem, message) for a job's project (projects.access decides), once per reference."""
+        key = (cluster_id, str(ref).strip())
+        if key not in self.projects:
+            from allotment.projects.access import project_for_job  # projects depends on workloads' models
+
+            self.projects[key] = project_for_job(self.session, self.principal, cluster_id, ref)
+        return self.projects[key]
 
     def linked_pool_names(self, profile_id: int) -> list[str]:
         ids = self.linked_pools(profile_id)
@@ -221,6 +232,12 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
             and priority.name not in quota.allowed_priority_classes:
         err("priority_class", f"quota {quota.name} allows only {', '.join(quota.allowed_priority_classes)}")
 
+    project_id = None
+    if req.project not in (None, "") and quota is not None:
+        project_id, kind, message = look.project(quota.cluster_id, req.project)
+        if kind is not None:
+            found_in = {"missing": missing, "forbidden": forbidden}.get(kind, errors)
+            found_in.append(FieldError(prefix + "project", message))
     time_limit, problem = parse_duration(req.time_limit)
     if problem:
         err("time_limit", problem)
@@ -235,7 +252,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         "pool_id": pool.id if pool else None, "priority_class": priority.name, "priority": priority.value,
         "command": list(req.command), "time_limit_s": time_limit, "labels": req.labels, "env": req.env or None,
         "state": QUEUED, "reason_code": PENDING_REASON, "reason": PENDING_MESSAGE, "nodes": nodes,
-        "gpu_models": gpu_models,
+        "gpu_models": gpu_models, "project_id": project_id,
     }
 
 
