@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 00:08:50.684891
+Create Date: 2026-12-06 00:10:17.252388
 """
 
 import sqlalchemy as sa
@@ -69,6 +69,18 @@ def upgrade() -> None:
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_password_login_policy'))
     )
+    op.create_table('pool_capacity_changes',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=False),
+    sa.Column('at_s', sa.Float(), nullable=False),
+    sa.Column('devices', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pool_capacity_changes'))
+    )
+    with op.batch_alter_table('pool_capacity_changes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pool_capacity_changes_cluster_id'), ['cluster_id'], unique=False)
+        batch_op.create_index('ix_pool_capacity_changes_pool_at', ['pool_id', 'at_s'], unique=False)
+
     op.create_table('priority_classes',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('value', sa.Integer(), nullable=False),
@@ -98,6 +110,43 @@ def upgrade() -> None:
     sa.Column('object_id', sa.Integer(), nullable=False),
     sa.Column('external_id', sa.String(length=255), nullable=False),
     sa.PrimaryKeyConstraint('resource_type', 'object_id', name=op.f('pk_scim_external_ids'))
+    )
+    op.create_table('storage_hosts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('root', sa.String(length=1024), nullable=True),
+    sa.Column('endpoint', sa.String(length=1024), nullable=True),
+    sa.Column('bucket', sa.String(length=255), nullable=True),
+    sa.Column('region', sa.String(length=64), nullable=True),
+    sa.Column('access_key', sa.String(length=255), nullable=True),
+    sa.Column('sealed_secret', sa.Text(), nullable=True),
+    sa.Column('cluster_paths', sa.JSON(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_storage_hosts')),
+    sa.UniqueConstraint('name', name=op.f('uq_storage_hosts_name'))
+    )
+    op.create_table('storage_targets',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=True),
+    sa.Column('endpoint', sa.String(length=1024), nullable=True),
+    sa.Column('bucket', sa.String(length=255), nullable=True),
+    sa.Column('region', sa.String(length=64), nullable=True),
+    sa.Column('access_key', sa.String(length=255), nullable=True),
+    sa.Column('repository_url', sa.String(length=2048), nullable=True),
+    sa.Column('path', sa.String(length=1024), nullable=True),
+    sa.Column('sealed_secrets', sa.Text(), nullable=True),
+    sa.Column('last_test_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_test_ok', sa.Boolean(), nullable=True),
+    sa.Column('last_test_message', sa.Text(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_storage_targets')),
+    sa.UniqueConstraint('name', name=op.f('uq_storage_targets_name'))
     )
     op.create_table('usage_records',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -166,6 +215,28 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_clusters')),
     sa.UniqueConstraint('name', name=op.f('uq_clusters_name'))
     )
+    op.create_table('config_vaults',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('group_id', sa.Integer(), nullable=True),
+    sa.Column('format', sa.String(length=8), nullable=False),
+    sa.Column('content', sa.Text(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('position', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_by', sa.String(length=64), nullable=True),
+    sa.CheckConstraint('(group_id IS NULL) <> (user_id IS NULL)', name=op.f('ck_config_vaults_one_owner')),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_config_vaults_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_config_vaults_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_config_vaults')),
+    sa.UniqueConstraint('name', name=op.f('uq_config_vaults_name'))
+    )
+    with op.batch_alter_table('config_vaults', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_config_vaults_group_id'), ['group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_config_vaults_user_id'), ['user_id'], unique=False)
+
     op.create_table('federated_group_grants',
     sa.Column('connection_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -193,12 +264,46 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_federated_identities_connection_id'), ['connection_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_federated_identities_user_id'), ['user_id'], unique=False)
 
+    op.create_table('folders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('host_id', sa.Integer(), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('group_id', sa.Integer(), nullable=True),
+    sa.Column('permission', sa.String(length=3), nullable=False),
+    sa.Column('capacity_bytes', sa.BigInteger(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('trashed_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('(owner_id IS NULL) <> (group_id IS NULL)', name=op.f('ck_folders_one_owner')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_folders_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_folders_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['host_id'], ['storage_hosts.id'], name=op.f('fk_folders_host_id_storage_hosts'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_folders_owner_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_folders')),
+    sa.UniqueConstraint('group_id', 'name', name='uq_folders_group_name'),
+    sa.UniqueConstraint('owner_id', 'name', name='uq_folders_owner_name')
+    )
+    with op.batch_alter_table('folders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_folders_group_id'), ['group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_folders_host_id'), ['host_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_folders_owner_id'), ['owner_id'], unique=False)
+
     op.create_table('group_members',
     sa.Column('group_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_group_members_group_id_groups'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_group_members_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('group_id', 'user_id', name=op.f('pk_group_members'))
+    )
+    op.create_table('hide_lists',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('names', sa.JSON(), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_hide_lists_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_hide_lists')),
+    sa.UniqueConstraint('user_id', name=op.f('uq_hide_lists_user_id'))
     )
     op.create_table('login_sessions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -262,6 +367,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cluster_role_grants_cluster_id'), ['cluster_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cluster_role_grants_group_id'), ['group_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cluster_role_grants_user_id'), ['user_id'], unique=False)
+
+    op.create_table('folder_invitations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('folder_id', sa.Integer(), nullable=False),
+    sa.Column('invitee_id', sa.Integer(), nullable=False),
+    sa.Column('inviter_id', sa.Integer(), nullable=True),
+    sa.Column('permission', sa.String(length=3), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['folder_id'], ['folders.id'], name=op.f('fk_folder_invitations_folder_id_folders'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['invitee_id'], ['users.id'], name=op.f('fk_folder_invitations_invitee_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['inviter_id'], ['users.id'], name=op.f('fk_folder_invitations_inviter_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_folder_invitations'))
+    )
+    with op.batch_alter_table('folder_invitations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_folder_invitations_folder_id'), ['folder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_folder_invitations_invitee_id'), ['invitee_id'], unique=False)
 
     op.create_table('pools',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -394,6 +517,23 @@ def upgrade() -> None:
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_workspaces_cluster_id'), ['cluster_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_workspaces_personal_user_id'), ['personal_user_id'], unique=False)
+
+    op.create_table('access_rules',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=True),
+    sa.Column('resource_type', sa.String(length=16), nullable=False),
+    sa.Column('resource_id', sa.Integer(), nullable=True),
+    sa.Column('level', sa.String(length=8), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_access_rules_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_access_rules_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_access_rules'))
+    )
+    with op.batch_alter_table('access_rules', schema=None) as batch_op:
+        batch_op.create_index('ix_access_rules_resource', ['resource_type', 'resource_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_access_rules_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('credentials',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -555,6 +695,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_quota_resources_pool_id'), ['pool_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quota_resources_quota_id'), ['quota_id'], unique=False)
 
+    op.create_table('workspace_access_defaults',
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('level', sa.String(length=8), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_workspace_access_defaults_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('workspace_id', name=op.f('pk_workspace_access_defaults'))
+    )
     op.create_table('workspace_invitations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
@@ -564,6 +710,7 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=128), nullable=False),
     sa.Column('invited_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('accepted_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('accepted_by_id', sa.Integer(), nullable=True),
     sa.Column('cancelled_at', allotment.db.UTCDateTime(timezone=True), nullable=True),
@@ -612,6 +759,24 @@ def upgrade() -> None:
     with op.batch_alter_table('workspace_submit_rules', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_workspace_submit_rules_quota_id'), ['quota_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_workspace_submit_rules_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('access_rule_grantees',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('rule_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('group_id', sa.Integer(), nullable=True),
+    sa.CheckConstraint('(group_id IS NULL) <> (user_id IS NULL)', name=op.f('ck_access_rule_grantees_one_grantee')),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_access_rule_grantees_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['rule_id'], ['access_rules.id'], name=op.f('fk_access_rule_grantees_rule_id_access_rules'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_access_rule_grantees_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_access_rule_grantees')),
+    sa.UniqueConstraint('rule_id', 'group_id', name='uq_access_rule_grantees_group'),
+    sa.UniqueConstraint('rule_id', 'user_id', name='uq_access_rule_grantees_user')
+    )
+    with op.batch_alter_table('access_rule_grantees', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_access_rule_grantees_group_id'), ['group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_access_rule_grantees_rule_id'), ['rule_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_access_rule_grantees_user_id'), ['user_id'], unique=False)
 
     op.create_table('artifact_names',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -685,6 +850,7 @@ def upgrade() -> None:
     sa.Column('time_limit_s', sa.Integer(), nullable=True),
     sa.Column('labels', sa.JSON(), nullable=True),
     sa.Column('env', sa.JSON(), nullable=True),
+    sa.Column('mounts', sa.JSON(), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('reason_code', sa.String(length=64), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
@@ -768,6 +934,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_artifact_names_project_id'))
 
     op.drop_table('artifact_names')
+    with op.batch_alter_table('access_rule_grantees', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_access_rule_grantees_user_id'))
+        batch_op.drop_index(batch_op.f('ix_access_rule_grantees_rule_id'))
+        batch_op.drop_index(batch_op.f('ix_access_rule_grantees_group_id'))
+
+    op.drop_table('access_rule_grantees')
     with op.batch_alter_table('workspace_submit_rules', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_workspace_submit_rules_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_workspace_submit_rules_quota_id'))
@@ -784,6 +956,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_workspace_invitations_email_key'))
 
     op.drop_table('workspace_invitations')
+    op.drop_table('workspace_access_defaults')
     with op.batch_alter_table('quota_resources', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quota_resources_quota_id'))
         batch_op.drop_index(batch_op.f('ix_quota_resources_pool_id'))
@@ -831,6 +1004,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_credentials_user_id'))
 
     op.drop_table('credentials')
+    with op.batch_alter_table('access_rules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_access_rules_workspace_id'))
+        batch_op.drop_index('ix_access_rules_resource')
+
+    op.drop_table('access_rules')
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_workspaces_personal_user_id'))
         batch_op.drop_index(batch_op.f('ix_workspaces_cluster_id'))
@@ -863,6 +1041,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_pools_cluster_id'))
 
     op.drop_table('pools')
+    with op.batch_alter_table('folder_invitations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_folder_invitations_invitee_id'))
+        batch_op.drop_index(batch_op.f('ix_folder_invitations_folder_id'))
+
+    op.drop_table('folder_invitations')
     with op.batch_alter_table('cluster_role_grants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cluster_role_grants_user_id'))
         batch_op.drop_index(batch_op.f('ix_cluster_role_grants_group_id'))
@@ -875,13 +1058,25 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_login_sessions_user_id'))
 
     op.drop_table('login_sessions')
+    op.drop_table('hide_lists')
     op.drop_table('group_members')
+    with op.batch_alter_table('folders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_folders_owner_id'))
+        batch_op.drop_index(batch_op.f('ix_folders_host_id'))
+        batch_op.drop_index(batch_op.f('ix_folders_group_id'))
+
+    op.drop_table('folders')
     with op.batch_alter_table('federated_identities', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_federated_identities_user_id'))
         batch_op.drop_index(batch_op.f('ix_federated_identities_connection_id'))
 
     op.drop_table('federated_identities')
     op.drop_table('federated_group_grants')
+    with op.batch_alter_table('config_vaults', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_config_vaults_user_id'))
+        batch_op.drop_index(batch_op.f('ix_config_vaults_group_id'))
+
+    op.drop_table('config_vaults')
     op.drop_table('clusters')
     op.drop_table('users')
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
@@ -891,9 +1086,16 @@ def downgrade() -> None:
         batch_op.drop_index('ix_usage_records_open')
 
     op.drop_table('usage_records')
+    op.drop_table('storage_targets')
+    op.drop_table('storage_hosts')
     op.drop_table('scim_external_ids')
     op.drop_table('resource_policies')
     op.drop_table('priority_classes')
+    with op.batch_alter_table('pool_capacity_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_pool_capacity_changes_pool_at')
+        batch_op.drop_index(batch_op.f('ix_pool_capacity_changes_cluster_id'))
+
+    op.drop_table('pool_capacity_changes')
     op.drop_table('password_login_policy')
     op.drop_table('identity_connections')
     op.drop_table('groups')
