@@ -98,8 +98,8 @@ def register(app: typer.Typer) -> None:
         """Invite an e-mail address; prints the token and link (shown once) to send to the invitee."""
         sent = Client().post(f"{_base(cluster, name)}/invitations",
                              json={"email": email, "role": role, "lifetime_days": days})
-        console.print(f"invited {sent['email']} to workspace {name} as {sent['role']} (invitation {sent['id']}, "
-                      f"expires {sent['expires_at']})\n"
+        console.print(f"invited {sent['email']} to workspace {name} as {sent['role']} (invitation {sent['id']}); "
+                      f"it expires {sent['expires_at']}\n"
                       f"token: {sent['token']}\nlink: {sent['link']}", highlight=False)
 
     @ws.command("invitations")
