@@ -72,3 +72,18 @@ class QuotaBudget(Base):
     amount_s: Mapped[int] = mapped_column(BigInteger)
     granted_at: Mapped[float] = mapped_column(Float)  # epoch seconds; where a one-off grant starts counting
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class PoolCapacityChange(Base):
+    """A pool's device count from `at_s` on (epoch seconds), written by the inventory service whenever a change to
+    devices, nodes or pools changes it (accounting/capacity.py), so that utilisation over a past period is measured
+    against what the pool held then. No foreign key: the history outlives the pool; a deleted pool's last row is 0."""
+
+    __tablename__ = "pool_capacity_changes"
+    __table_args__ = (Index("ix_pool_capacity_changes_pool_at", "pool_id", "at_s"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(Integer, index=True)
+    pool_id: Mapped[int] = mapped_column(Integer)
+    at_s: Mapped[float] = mapped_column(Float)
+    devices: Mapped[int] = mapped_column(Integer)

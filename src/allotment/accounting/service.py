@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Float, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from allotment.accounting import capacity
 from allotment.accounting.models import UsageRecord
 from allotment.core.permissions import ROLE_ORDER, Principal
 from allotment.errors import FieldError, ValidationFailed
@@ -299,31 +300,31 @@ def csv_lines(session: Session, w: Window, now: float, per_chunk: int = 500) -> 
 
 def pool_capacity(session: Session, w: Window, now: float) -> list[dict]:
     """Per pool and UTC day: GPU-hours allocated to jobs against the pool's GPU-hours of capacity that day (its
-    devices as they are now: the inventory keeps no history), and the share allocated."""
-    from allotment.inventory.models import Device
-
+    device count over the day, from the capacity history: accounting/capacity.py), and the share allocated."""
     names = Names(session)
-    devices = dict(session.execute(select(Device.pool_id, func.count()).group_by(Device.pool_id)).all())
+    stop = min(w.end, now)
+    pools_seen = {pool_id: (cid, steps) for pool_id, (cid, steps) in capacity.history(session, stop).items()
+                  if (w.cluster_id is None or cid == w.cluster_id)
+                  and (w.visible_clusters is None or cid in w.visible_clusters)}
     allocated: dict[tuple[int, str], float] = defaultdict(float)
     spans: dict[str, tuple[float, float]] = {}
-    for label, a, b in _days(w.start, min(w.end, now), "%Y-%m-%d", False):
+    for label, a, b in _days(w.start, stop, "%Y-%m-%d", False):
         spans[label] = (a, b)
     for row in records(session, w, now):
         if row.pool_id is None or not row.gpu_milli:
             continue
-        stop = now if row.end_s is None else row.end_s
-        for label, a, b in _days(max(row.start_s, w.start), min(stop, w.end), "%Y-%m-%d", False):
+        end = now if row.end_s is None else row.end_s
+        for label, a, b in _days(max(row.start_s, w.start), min(end, w.end), "%Y-%m-%d", False):
             allocated[(row.pool_id, label)] += row.gpu_milli / 1000.0 * (b - a)
-    pools = sorted({p for p, _ in allocated} | {p for p in devices if p in names.pools}, key=names.pool)
+    offered = {p for p, (_, steps) in pools_seen.items() if capacity.device_seconds(steps, w.start, stop) > 0}
+    pools = sorted({p for p, _ in allocated} | offered, key=names.pool)
     out = []
     for pool_id in pools:
-        if w.cluster_id is not None and pool_id in names.pools and not names.pools[pool_id].startswith(
-                f"{names.cluster(w.cluster_id)}/"):
-            continue
+        steps = pools_seen.get(pool_id, (None, []))[1]
         for label, (a, b) in spans.items():
-            capacity = devices.get(pool_id, 0) * (b - a)
+            total = capacity.device_seconds(steps, a, b)
             used = allocated.get((pool_id, label), 0.0)
             out.append({"pool": names.pool(pool_id), "day": label, "allocated_gpu_hours": round(used / 3600, 6),
-                        "capacity_gpu_hours": round(capacity / 3600, 6),
-                        "allocated_share": round(used / capacity, 4) if capacity else None})
+                        "capacity_gpu_hours": round(total / 3600, 6),
+                        "allocated_share": round(used / total, 4) if total else None})
     return out

@@ -3,6 +3,7 @@ returns, and the pool capacity the scheduler reads."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from allotment.accounting import capacity
 from allotment.api.state import mark_identity_changed
 from allotment.audit import service as audit
 from allotment.core.names import as_id, confusable_with
@@ -243,6 +245,7 @@ def delete_cluster(session: Session, cluster: Cluster) -> None:
     session.execute(delete(Node).where(Node.cluster_id == cluster.id))
     session.delete(cluster)
     session.flush()
+    capacity.record(session, cluster.id, time.time())  # its pools' capacity ends here
     mark_identity_changed(session)  # its role grants go with it
 
 
@@ -274,10 +277,12 @@ def default_pool(session: Session, cluster_id: int) -> Pool:
 
 
 def bump_config_version(session: Session, cluster_id: int) -> None:
-    """Tell the scheduler that the cluster's pools, quotas or profiles changed."""
+    """Tell the scheduler that the cluster's pools, quotas or profiles changed. Every change to devices, nodes or
+    pools comes here, so the pools' capacity history is kept here too (a row only where a count changed)."""
     cluster = session.get(Cluster, cluster_id)
     if cluster is not None:
         cluster.config_version = (cluster.config_version or 0) + 1
+    capacity.record(session, cluster_id, time.time())
 
 
 @dataclass
