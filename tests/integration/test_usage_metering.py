@@ -12,8 +12,10 @@ from sched_helpers import API, Harness
 from sqlalchemy import delete, select, update
 from user_helpers import login, make_user
 
-from allotment.accounting.models import UsageRecord
+from allotment.accounting.models import PoolCapacityChange, UsageRecord
+from allotment.backends.base import ENDED, Reattached
 from allotment.db import transaction
+from allotment.inventory.models import Cluster, Pool
 from allotment.scheduler import metering
 from allotment.scheduler.persist import Writes
 from allotment.workloads.models import Job
@@ -165,6 +167,45 @@ def test_recalculation_repairs_records_and_reports_each_correction(h):
     assert h.job(running)["state"] == "running" and "sim" in {rt.name for rt in h.scheduler.runtimes.values()}
 
 
+def test_recalculation_returns_and_audits_what_the_engines_corrected(h, monkeypatch):
+    """The engine's own record of a job disagrees with the records (it ended there while the database says it still
+    runs): the recalculation corrects the job and its interval, and says so per interval, before and after."""
+    ended = h.submit("team", gpu=2, runtime_s=1000)
+    running = h.submit("team", gpu=1, runtime_s=1000)
+    h.settle(2, 0.5)
+    h.cycle(60.0)
+    assert h.states([ended, running]) == ["running", "running"]
+    start = {r.job_id: r.start_s for r in records(h)}[ended]
+    engine = next(h.scheduler.backends[cid] for cid, rt in h.scheduler.runtimes.items() if rt.name == "sim")
+    asked = engine.reattach
+
+    def reattach(launch, now):  # the engine's accounting: the first job ended 30 s after its start
+        if launch.job_id == ended:
+            return Reattached(ENDED, exit_code=0, started_at=start, ended_at=start + 30.0)
+        return asked(launch, now)
+
+    monkeypatch.setattr(engine, "reattach", reattach)
+    out = h.post("/clusters/sim/usage/recalculate")
+    assert out["corrections"] == [] and out["total"] == 1
+    [c] = out["engine_corrections"]
+    assert (c["job"], c["cluster"], c["outcome"]) == (ended, "sim", "ended")
+    assert ts(c["interval_start"]) == pytest.approx(start, abs=1)
+    assert c["before"]["state"] == "running" and c["before"]["end"] is None and c["before"]["hours"] > 60 / 3600
+    assert c["after"]["state"] == "succeeded" and ts(c["after"]["end"]) == pytest.approx(start + 30.0, abs=1)
+    assert c["after"]["hours"] == pytest.approx(30 / 3600, rel=0.05)
+    assert c["after"]["gpu_hours"] == pytest.approx(2 * 30 / 3600, rel=0.05)
+    rows = {r.job_id: r for r in records(h)}  # the record follows the engine; the other job's stays open
+    assert rows[ended].end_s == pytest.approx(start + 30.0) and rows[ended].outcome == "succeeded"
+    assert rows[running].end_s is None and h.states([ended, running]) == ["succeeded", "running"]
+    event = h.get("/audit", params={"action": "usage.recalculate"})["items"][0]
+    key = next(k for k in event["changes"]["before"] if k.startswith(f"job {ended} interval from"))
+    assert event["changes"]["before"][key].startswith("running, open")
+    assert event["changes"]["after"][key].startswith("succeeded, closed at")
+    assert event["changes"]["total"] == 1
+    again = h.post("/usage/recalculate")  # the engine and the records agree now
+    assert again["total"] == 0 and again["engine_corrections"] == []
+
+
 def test_usage_csv_export_streams_every_record(h):
     ids = [h.submit("team", gpu=1, runtime_s=5) for _ in range(3)]
     h.settle(3, 3.0)
@@ -225,6 +266,51 @@ def test_pool_allocation_against_capacity_per_day(h):
     assert sum(i["allocated_gpu_hours"] for i in mine) == pytest.approx(1.0, abs=1e-3)
     assert all(i["capacity_gpu_hours"] <= 4 * 24 for i in mine) and mine[-1]["capacity_gpu_hours"] > 0
     assert mine[-1]["allocated_share"] is not None
+
+
+def test_pool_capacity_follows_the_inventory_changes_of_the_period(h):
+    """Capacity is what the pool held at each moment (its history), not what it holds today: 4 GPUs for an hour,
+    then 8 for an hour, is 12 GPU-hours, whatever the pool holds now."""
+    h.node("gpu-02", gpus=4)
+    with h.client.app.state.allot.sessions() as s:
+        pool = s.scalar(select(Pool.id).join(Cluster, Cluster.id == Pool.cluster_id)
+                        .where(Cluster.name == "sim", Pool.name == "default"))
+        rows = list(s.scalars(select(PoolCapacityChange).where(PoolCapacityChange.pool_id == pool)
+                              .order_by(PoolCapacityChange.id)))
+    assert [r.devices for r in rows][-2:] == [4, 8]  # one row per change, written by the inventory service
+    now = time.time()
+    with transaction(h.client.app.state.allot.sessions) as s:  # the two changes an hour apart, in the past
+        s.execute(update(PoolCapacityChange).where(PoolCapacityChange.pool_id == pool, PoolCapacityChange.devices == 4)
+                  .values(at_s=now - 7200))
+        s.execute(update(PoolCapacityChange).where(PoolCapacityChange.pool_id == pool, PoolCapacityChange.devices == 8)
+                  .values(at_s=now - 3600))
+        s.execute(update(PoolCapacityChange).where(PoolCapacityChange.pool_id == pool, PoolCapacityChange.devices == 0)
+                  .values(at_s=now - 9000))
+    since = datetime.fromtimestamp(now - 3 * 86400, UTC).date().isoformat()
+    items = [i for i in h.get("/usage/pools", params={"from": since})["items"] if i["pool"] == "sim/default"]
+    assert sum(i["capacity_gpu_hours"] for i in items) == pytest.approx(12.0, abs=0.05)
+    assert h.client.delete(f"{API}/clusters/sim/nodes/gpu-02", headers=h.headers).status_code == 204  # 4 again
+    with h.client.app.state.allot.sessions() as s:
+        last = s.scalars(select(PoolCapacityChange.devices).where(PoolCapacityChange.pool_id == pool)
+                         .order_by(PoolCapacityChange.id.desc())).first()
+    assert last == 4
+
+
+def test_the_recalculation_starts_the_history_of_a_pool_that_has_none(h):
+    """A pool whose inventory never changed since history was kept: the recalculation (also run at start-up) writes
+    what it holds from its creation, so that its next change does not erase what it held before."""
+    with transaction(h.client.app.state.allot.sessions) as s:
+        s.execute(delete(PoolCapacityChange))
+    out = h.post("/usage/recalculate")
+    assert "pool default: its capacity history starts at its creation with 4 device(s)" in out["corrections"]
+    h.node("gpu-02", gpus=2)
+    with h.client.app.state.allot.sessions() as s:
+        pool = s.scalar(select(Pool).join(Cluster, Cluster.id == Pool.cluster_id)
+                        .where(Cluster.name == "sim", Pool.name == "default"))
+        rows = list(s.scalars(select(PoolCapacityChange).where(PoolCapacityChange.pool_id == pool.id)
+                              .order_by(PoolCapacityChange.id)))
+    assert [r.devices for r in rows] == [4, 6]
+    assert rows[0].at_s == pytest.approx(pool.created_at.replace(tzinfo=UTC).timestamp(), abs=1)
 
 
 def test_a_restart_continues_open_intervals_and_closes_those_of_jobs_that_ended(h):

@@ -7,17 +7,25 @@ or restored from a backup. Run at start-up and on request (`allot admin recalcul
 - closes an open record whose job no longer holds resources under that admission, at the job's recorded end (its
   finished time, else the time it last changed);
 - opens a record for a holding job that has none for its current admission (its interval continues);
-- adds the closed record of an ended job's last interval when none exists.
+- adds the closed record of an ended job's last interval when none exists;
+- starts the capacity history of a pool that has none (accounting/capacity.py).
 Every correction is a sentence naming the job and the numbers; reports roll up from the records, so they follow.
-With the scheduler running, each cluster's state is then rebuilt and its engine asked about its holding jobs
-(occupied resources from the engines' truth; what the engines correct is logged as they answer).
+With the scheduler running, each cluster's state is then rebuilt at once and its engine asked about its holding jobs
+(occupied resources from the engines' truth). Where an engine's own record disagrees with the records (a job the
+database calls running ended or was lost there), the loop corrects the job and its interval; each such correction is
+returned with the interval before and after, and audited with the others (`run`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from allotment.accounting import capacity
 from allotment.accounting.models import UsageRecord
 from allotment.inventory.models import Pool
 from allotment.workloads.models import FINAL_STATES, HOLDING_STATES, Job
@@ -75,14 +83,53 @@ def recalculate(session: Session, now: float, cluster_id: int | None = None) -> 
         corrections.append(f"job {job.id}: added its missing usage interval "
                            + ("(still holding resources)" if holding else f"({(end - start) / 3600:.3f} h held)"))
     session.flush()
+    corrections += capacity.baseline(session, now, cluster_id)
     return corrections
 
 
-def engines_and_budgets(extras: dict, cluster_id: int | None = None) -> list[str]:
-    """After the records: the running scheduler rebuilds the clusters' state and asks their engines about their
-    holding jobs (occupied resources from the engines' truth), and its budget gate reads every record again."""
+@dataclass
+class Recalculation:
+    corrections: list[str] = field(default_factory=list)  # the usage records brought in line with the jobs
+    engines: list[str] = field(default_factory=list)  # the clusters rebuilt, asking their engines
+    engine_corrections: list = field(default_factory=list)  # scheduler.recovery.EngineCorrection, one per interval
+
+    @property
+    def total(self) -> int:
+        return len(self.corrections) + len(self.engine_corrections)
+
+    def audit_changes(self, limit: int = 1000) -> dict[str, Any]:
+        """The audit record: the engines' corrections as a before/after difference per job interval, the records'
+        corrections as sentences."""
+        before, after = {}, {}
+        for c in self.engine_corrections[:limit]:
+            key = f"job {c.job_id} interval from {_iso(c.interval_start)}"
+            before[key] = interval_text(c.before_state, None, c.held_s(None))
+            after[key] = interval_text(c.after_state, c.after_end, c.held_s(c.after_end))
+        out: dict[str, Any] = {"corrections": self.corrections[:limit], "total": self.total}
+        if before:
+            out.update(before=before, after=after)
+        return out
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def interval_text(state: str, end: float | None, held_s: float) -> str:
+    if end is None:
+        return f"{state}, open, {held_s / 3600:.3f} h so far"
+    return f"{state}, closed at {_iso(end)}, {held_s / 3600:.3f} h held"
+
+
+def run(session: Session, extras: dict, now: float, cluster_id: int | None = None) -> Recalculation:
+    """The whole recalculation: the records first (committed, so that the scheduler's cycle sees them), then the
+    engines through the scheduler's rebuild, then the budget gate reads every record again."""
+    out = Recalculation(corrections=recalculate(session, now, cluster_id))
+    session.commit()
     scheduler = extras.get("scheduler")
     gate = getattr(scheduler, "budgets", None)
     if gate is not None:
         gate.ledger.stale = True
-    return scheduler.rebuild(cluster_id) if scheduler is not None else []
+    if scheduler is not None:
+        out.engines, out.engine_corrections = scheduler.rebuild(cluster_id)
+    return out

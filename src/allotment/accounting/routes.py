@@ -18,10 +18,12 @@ from allotment.accounting.schemas import (
     BudgetIn,
     BudgetList,
     BudgetOut,
+    EngineCorrectionOut,
     HourQuotaAdd,
     HourQuotaIn,
     HourQuotaOut,
     HourQuotaReport,
+    IntervalOut,
     LiveUsageList,
     PoolCapacityList,
     RecalculationOut,
@@ -221,28 +223,41 @@ def delete_budget(quota: str, resource: str,
 
 
 # -- recalculation --------------------------------------------------------------------------------------------------
+def _interval(c, state: str, end: float | None) -> IntervalOut:
+    hours = c.held_s(end) / 3600
+    return IntervalOut(state=state, end=None if end is None else datetime.fromtimestamp(end, UTC), hours=hours,
+                       gpu_hours=hours * c.gpu_milli / 1000, cpu_hours=hours * c.cpu_milli / 1000)
+
+
+def _recalculation_out(cluster: str | None, done: recalculate.Recalculation) -> RecalculationOut:
+    engine = [EngineCorrectionOut(cluster=c.cluster, job=c.job_id, outcome=c.outcome,
+                                  interval_start=datetime.fromtimestamp(c.interval_start, UTC),
+                                  before=_interval(c, c.before_state, None),
+                                  after=_interval(c, c.after_state, c.after_end), text=c.sentence())
+              for c in done.engine_corrections]
+    return RecalculationOut(cluster=cluster, corrections=done.corrections, engines=done.engines,
+                            engine_corrections=engine, total=done.total)
+
+
 @router.post("/usage/recalculate", response_model=RecalculationOut)
 def recalculate_all(principal: Annotated[Principal, require(PLATFORM_ADMIN)], db: DB, state: State,
                     request: Request) -> RecalculationOut:
-    """Bring every cluster's usage records in line with the jobs' recorded intervals; lists each correction."""
-    corrections = recalculate.recalculate(db, time.time())
-    engines = recalculate.engines_and_budgets(state.extras)
-    audit.record(db, principal, "usage.recalculate", "usage", "*", None,
-                 changes={"corrections": corrections[:1000], "total": len(corrections)},
+    """Bring every cluster's usage records in line with the jobs' recorded intervals and the engines' own records;
+    lists each correction (an engine's with the interval before and after)."""
+    done = recalculate.run(db, state.extras, time.time())
+    audit.record(db, principal, "usage.recalculate", "usage", "*", None, changes=done.audit_changes(),
                  source=client_address(request))
-    return RecalculationOut(cluster=None, corrections=corrections, engines=engines, total=len(corrections))
+    return _recalculation_out(None, done)
 
 
 @router.post("/clusters/{cluster}/usage/recalculate", response_model=RecalculationOut)
 def recalculate_cluster(cluster: str, principal: Annotated[Principal, require(ADMIN, scope=cluster_scope())],
                         db: DB, state: State, request: Request) -> RecalculationOut:
     c = find_cluster(db, cluster)
-    corrections = recalculate.recalculate(db, time.time(), c.id)
-    engines = recalculate.engines_and_budgets(state.extras, c.id)
-    audit.record(db, principal, "usage.recalculate", "cluster", c.name, c.id,
-                 changes={"corrections": corrections[:1000], "total": len(corrections)},
+    done = recalculate.run(db, state.extras, time.time(), c.id)
+    audit.record(db, principal, "usage.recalculate", "cluster", c.name, c.id, changes=done.audit_changes(),
                  source=client_address(request))
-    return RecalculationOut(cluster=c.name, corrections=corrections, engines=engines, total=len(corrections))
+    return _recalculation_out(c.name, done)
 
 
 router.include_router(exports.router)  # resource policies' and jobs' CSV exports

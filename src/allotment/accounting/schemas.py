@@ -55,7 +55,7 @@ class PoolCapacity(BaseModel):
     pool: str
     day: str
     allocated_gpu_hours: float
-    capacity_gpu_hours: float = Field(description="the pool's devices as they are now, times the hours of the day")
+    capacity_gpu_hours: float = Field(description="the pool's devices over the day (its capacity history), in device-hours")
     allocated_share: float | None
 
 
@@ -120,9 +120,30 @@ class BudgetList(BaseModel):
     total: int
 
 
+class IntervalOut(BaseModel):
+    state: str = Field(description="the job's state")
+    end: datetime | None = Field(description="when the interval closed; null: still open")
+    hours: float = Field(description="hours the interval held resources (so far, when open)")
+    gpu_hours: float
+    cpu_hours: float
+
+
+class EngineCorrectionOut(BaseModel):
+    cluster: str
+    job: int
+    outcome: str = Field(description="what the engine said: ended, lost or launched (it never started)")
+    interval_start: datetime = Field(description="the job interval (its admission) the correction is about")
+    before: IntervalOut = Field(description="what the records said")
+    after: IntervalOut = Field(description="what they say after the engine answered")
+    text: str
+
+
 class RecalculationOut(BaseModel):
     cluster: str | None
     corrections: list[str] = Field(description="each usage record corrected, with the numbers")
-    engines: list[str] = Field(default_factory=list, description="clusters whose state the scheduler rebuilds, "
+    engines: list[str] = Field(default_factory=list, description="clusters whose state the scheduler rebuilt, "
                                                                  "asking their engines about their holding jobs")
-    total: int = Field(description="how many corrections")
+    engine_corrections: list[EngineCorrectionOut] = Field(
+        default_factory=list, description="each job interval where an engine's own record disagreed with the "
+                                          "records, corrected: before and after")
+    total: int = Field(description="how many corrections, of the records and by the engines")

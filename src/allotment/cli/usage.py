@@ -172,13 +172,15 @@ def register_admin(admin: typer.Typer) -> None:
     @admin.command("recalculate-usage")
     def recalculate_usage(cluster: Annotated[str | None, typer.Argument(help="default: every cluster")] = None,
                           json_: Annotated[bool, typer.Option("--json")] = False) -> None:
-        """Bring usage records in line with the jobs' recorded intervals and list every correction (audited)."""
+        """Bring usage records in line with the jobs' recorded intervals and the engines' own records; list every
+        correction (an engine's with the job interval before and after). Audited."""
         client = Client()
         body = client.post(f"clusters/{segment(cluster)}/usage/recalculate" if cluster else "usage/recalculate")
         if json_:
             emit_json(body)
             return
         _print_lines(body["corrections"])
+        _print_lines([c["text"] for c in body.get("engine_corrections") or []])
         console.print(f"{body['total']} correction(s)", highlight=False)
         _print_lines(body.get("engines") or [])
 

@@ -55,7 +55,7 @@ from allotment.scheduler.gates import Gates
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes, dt
 from allotment.scheduler.reconcile import EngineWatch, unavailable
-from allotment.scheduler.recovery import Faults, holding_admissions, recover, stop_orphans
+from allotment.scheduler.recovery import EngineCorrection, Faults, holding_admissions, recover, stop_orphans
 from allotment.scheduler.runtime import NO_BACKEND, Actions, ClusterRuntime
 from allotment.workloads.models import CANCELLED, FAILED, HOLDING_STATES, RUNNING, Job
 
@@ -97,6 +97,8 @@ class Scheduler(EngineSetup):
         self.watermark: int | None = None
         self._gaps: list[tuple[int, int, float]] = []
         self._last_scan = 0.0
+        self._last_now = 0.0  # the latest cycle's time: a rebuild between cycles never runs behind it
+        self._engine_corrections: list[EngineCorrection] | None = None  # collected while a rebuild runs a cycle
         self._idle_checked: float | None = None
         self._more = False
         # Limits core does not know (gates.py), shared by every cluster: resource policies' totals, hour budgets.
@@ -124,10 +126,10 @@ class Scheduler(EngineSetup):
         with self._lock:
             return self._cycle(now, scan)
 
-    def rebuild(self, cluster_id: int | None = None) -> list[str]:
-        """Usage recalculation (Backend.AI): drop the clusters' state so that the next cycle builds it again from the
-        database and asks each engine about its holding jobs (recovery.py), making what is held the engines' truth.
-        Returns a sentence per cluster; what the engines correct is logged as they answer."""
+    def rebuild(self, cluster_id: int | None = None) -> tuple[list[str], list[EngineCorrection]]:
+        """Usage recalculation (Backend.AI): drop the clusters' state and build it again at once from the database,
+        asking each engine about its holding jobs (recovery.py), so that what is held is the engines' truth. Returns
+        a sentence per cluster and every job interval an engine's answer corrected (committed by that cycle)."""
         with self._lock:
             names = []
             for cid in [cluster_id] if cluster_id is not None else list(self.runtimes):
@@ -138,8 +140,21 @@ class Scheduler(EngineSetup):
                     self._fresh_engines.add(cid)
                 names.append(f"cluster {rt.name}: its state is rebuilt from the database and its engine asked about "
                              f"its {sum(1 for i in rt.jobs.values() if i.state in HOLDING_STATES)} holding job(s)")
+            corrections: list[EngineCorrection] = []
+            if names:
+                self._engine_corrections = corrections
+                try:
+                    report = self._cycle(max(time.time(), self._last_now), True)
+                except Exception:
+                    log.exception("scheduler: the rebuild for a usage recalculation failed")
+                    report = None
+                finally:
+                    self._engine_corrections = None
+                if report is None or report.conflict:
+                    corrections = []
+                    names.append("the rebuild did not complete; the loop asks the engines again at its next cycle")
         self.state.scheduler_wakeup.set()
-        return names
+        return names, corrections
 
     def explain(self, cluster_id: int, job_id: int, wait_s: float = 0.5) -> tuple[str, str] | None:
         """(reason code, sentence) of a queued job with the numbers of now, from the loop's own state; None when the
@@ -158,6 +173,7 @@ class Scheduler(EngineSetup):
         began = time.perf_counter()
         clock = now is None
         now = time.time() if clock else now
+        self._last_now = max(self._last_now, now)
         report = CycleReport()
         writes, actions, usage = Writes(), Actions(), []
         session = self.state.sessions()
@@ -286,7 +302,7 @@ class Scheduler(EngineSetup):
                  actions: Actions, usage: list[Usage], holding: list[dict[int, str]]) -> None:
         """A new engine: ask it about the cluster's holding jobs, then stop its orphan runs (recovery.py)."""
         cid = rt.cluster_id
-        recover(rt, backend, now, writes, actions, usage, self.faults)
+        recover(rt, backend, now, writes, actions, usage, self.faults, corrections=self._engine_corrections)
         if cid in self._unswept and recovers(backend):
             if not holding:
                 holding.append(holding_admissions(session))

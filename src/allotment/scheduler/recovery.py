@@ -16,12 +16,14 @@ delivered), and the preempted jobs not requeued yet are stopped again. Launch it
 
 Failures the loop isolates (one event, one cluster's step) are logged with their traceback and counted on /metrics:
 allot_scheduler_failures_total{cluster, stage}; recovery outcomes in allot_scheduler_recovered_jobs_total{cluster,
-outcome} and stopped orphans in allot_scheduler_orphans_stopped_total{cluster}.
+outcome} and stopped orphans in allot_scheduler_orphans_stopped_total{cluster}. What an engine's answer changes in a
+job's interval is also handed back as an EngineCorrection, which a usage recalculation returns and audits.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import select
@@ -70,6 +72,35 @@ class Faults:
             self._orphans.labels(cluster).inc(count)
 
 
+@dataclass(frozen=True)
+class EngineCorrection:
+    """Where an engine's own record of a job disagreed with the database's, for one job interval (one admission):
+    what the records said before (`before_*`, the interval open as of `as_of`) and what they say after the engine
+    answered. `outcome` is the engine's answer: ended, lost or launched (it never started)."""
+
+    cluster: str
+    job_id: int
+    outcome: str
+    interval_start: float
+    gpu_milli: int
+    cpu_milli: int
+    before_state: str
+    after_state: str
+    after_end: float | None
+    as_of: float
+
+    def held_s(self, end: float | None) -> float:
+        return max((self.as_of if end is None else end) - self.interval_start, 0.0)
+
+    def sentence(self) -> str:
+        before = f"{self.before_state}, interval open ({self.held_s(None) / 3600:.3f} h so far)"
+        if self.after_end is None:
+            after = f"{self.after_state}, interval open"
+        else:
+            after = f"{self.after_state}, interval closed ({self.held_s(self.after_end) / 3600:.3f} h held)"
+        return f"cluster {self.cluster}: job {self.job_id}: the engine says it {self.outcome}; {before} -> {after}"
+
+
 def holding_admissions(session: Session) -> dict[int, str]:
     """Every holding job of every cluster with its admission: the runs engines must keep (engines of several
     clusters may share one place, such as the local engine's jobs directory)."""
@@ -78,14 +109,16 @@ def holding_admissions(session: Session) -> dict[int, str]:
 
 
 def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, actions: Actions, usage: list[Usage],
-            faults: Faults, cause: str = RESTARTED) -> None:
+            faults: Faults, cause: str = RESTARTED, corrections: list[EngineCorrection] | None = None) -> None:
     """Ask the cluster's new engine about every job the database says holds resources (see the module's text).
     The loop also asks a running engine about jobs it lost track of, or whose launch met an outage (reconcile.py):
-    `cause` says why in the reasons and the log."""
+    `cause` says why in the reasons and the log. Each answer that changes a job's interval is appended to
+    `corrections` when given."""
     for job_id in [*rt.recover_admitted, *rt.recover_running]:
         info = rt.jobs.get(job_id)
         if info is None or info.state not in HOLDING_STATES:
             continue
+        before, ended_at, ended_as = info.state, None, None
         remaining = None
         if info.state == RUNNING and rt.kind == "simulated":
             duration = duration_of(info)
@@ -97,6 +130,7 @@ def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, ac
             else:
                 rt.end(info, now, FAILED, None, LOST_CODE, f"{cause} and its engine cannot find its runs again; "
                        "its exit status is unknown", writes, usage)
+                _note(corrections, rt, info, "lost", before, FAILED, now, now)
             continue
         found = backend.reattach(launch, now)  # type: ignore[attr-defined]
         if found.state == RUNS:
@@ -110,13 +144,15 @@ def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, ac
                 info.started_at = found.started_at
             ok = found.exit_code == 0 and found.message is None
             message = None if ok else (found.message or f"exited with code {found.exit_code}")
-            rt.end(info, found.ended_at or now, SUCCEEDED if ok else FAILED, found.exit_code,
+            ended_at, ended_as = found.ended_at or now, SUCCEEDED if ok else FAILED
+            rt.end(info, ended_at, ended_as, found.exit_code,
                    None if ok else "failed", message, writes, usage)
             outcome = "ended"
         elif found.state == LOST:
             if info.state == ADMITTED and found.started_at is not None:
                 info.started_at = found.started_at
-            rt.end(info, found.ended_at or now, FAILED, None, LOST_CODE,
+            ended_at, ended_as = found.ended_at or now, FAILED
+            rt.end(info, ended_at, FAILED, None, LOST_CODE,
                    f"{cause}: {found.message or 'its exit status is unknown'}",
                    writes, usage)
             outcome = "lost"
@@ -124,17 +160,27 @@ def recover(rt: ClusterRuntime, backend: Backend, now: float, writes: Writes, ac
             actions.launches.append((rt.cluster_id, launch))
             outcome = "launched"
         else:
+            ended_at, ended_as = now, FAILED
             rt.end(info, now, FAILED, None, LOST_CODE, f"{cause} and its engine has no record of it; its exit status "
                    "is unknown", writes, usage)
             outcome = "lost"
         faults.recovered(rt.name, outcome)
         if outcome != "adopted":
+            _note(corrections, rt, info, outcome, before, ended_as or info.state, ended_at, now)
             log.info("scheduler: cluster %s: job %s %s (%s)", rt.name, job_id, outcome,
                      "the engine is new" if cause == RESTARTED else cause)
     for job_id in rt.requeue:
         actions.cancels.append((rt.cluster_id, job_id))  # the stop may not have happened before the restart
     rt.recover_admitted.clear()
     rt.recover_running.clear()
+
+
+def _note(corrections: list[EngineCorrection] | None, rt: ClusterRuntime, info, outcome: str, before: str,
+          after: str, ended_at: float | None, now: float) -> None:
+    if corrections is not None:
+        start = int(info.admission) / 1e6 if info.admission else (info.started_at or now)
+        corrections.append(EngineCorrection(rt.name, info.id, outcome, start, info.gpu, info.cpu, before, after,
+                                            ended_at, now))
 
 
 def stop_orphans(rt: ClusterRuntime, backend: Backend, holding: dict[int, str], now: float, faults: Faults) -> None:

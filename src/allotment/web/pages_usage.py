@@ -75,11 +75,10 @@ def usage_page(request: Request, principal: Annotated[Principal, require(AUTHENT
 @router.post("/ui/usage/recalculate")
 def recalculate_usage(request: Request, principal: Annotated[Principal, require(PLATFORM_ADMIN)], db: DB) -> Response:
     """Backend.AI's "recalculate usage" button: every correction is audited; the notice says how many."""
-    corrections = recalculate.recalculate(db, time.time())
-    recalculate.engines_and_budgets(request.app.state.allot.extras)
-    audit.record(db, principal, "usage.recalculate", "usage", "*", None,
-                 changes={"corrections": corrections[:1000], "total": len(corrections)},
+    done = recalculate.run(db, request.app.state.allot.extras, time.time())
+    audit.record(db, principal, "usage.recalculate", "usage", "*", None, changes=done.audit_changes(),
                  source=client_address(request))
+    corrections = done.corrections + [c.sentence() for c in done.engine_corrections]
     shown = "; ".join(corrections[:3]) + (" ..." if len(corrections) > 3 else "")
-    return redirect("/ui/usage", f"Usage recalculated: {len(corrections)} correction(s)"
+    return redirect("/ui/usage", f"Usage recalculated: {done.total} correction(s)"
                     + (f": {shown}" if corrections else ""), request)
