@@ -57,6 +57,7 @@ def _ports(count: int) -> list[int]:
 def _wait(endpoint: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                           region_name="us-east-1", config=Config(s3={"addressing_style": "path"},
@@ -68,7 +69,7 @@ def _wait(endpoint: str, proc: subprocess.Popen, log: Path, timeout: float = 60.
         try:
             client.create_bucket(Bucket=BUCKET)
             return
-        except Exception as exc:  # not up yet, or the bucket exists
+        except (BotoCoreError, ClientError) as exc:  # not up yet, or the bucket exists
             if "BucketAlreadyOwnedByYou" in str(exc) or "BucketAlreadyExists" in str(exc):
                 return
             time.sleep(0.3)
