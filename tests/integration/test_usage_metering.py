@@ -289,6 +289,11 @@ def test_pool_capacity_follows_the_inventory_changes_of_the_period(h):
     since = datetime.fromtimestamp(now - 3 * 86400, UTC).date().isoformat()
     items = [i for i in h.get("/usage/pools", params={"from": since})["items"] if i["pool"] == "sim/default"]
     assert sum(i["capacity_gpu_hours"] for i in items) == pytest.approx(12.0, abs=0.05)
+    page = h.client.get("/ui/usage", params={"start": since}, headers=h.headers)  # the console's usage page too
+    assert page.status_code == 200 and 'data-testid="pool-utilisation"' in page.text
+    row = page.text.split("<td>sim/default</td>")[1].split("</tr>")[0]
+    assert float(row.split("<td>")[2].split("</td>")[0]) == pytest.approx(12.0, abs=0.05)
+    assert '"pool_share"' in page.text and 'id="usage-pools"' in page.text
     assert h.client.delete(f"{API}/clusters/sim/nodes/gpu-02", headers=h.headers).status_code == 204  # 4 again
     with h.client.app.state.allot.sessions() as s:
         last = s.scalars(select(PoolCapacityChange.devices).where(PoolCapacityChange.pool_id == pool)

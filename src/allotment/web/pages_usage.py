@@ -1,4 +1,5 @@
-"""Usage: GPU-, CPU- and memory-hours by user, quota or pool (a chart of the top consumers and one over time), the
+"""Usage: GPU-, CPU- and memory-hours by user, quota or pool (a chart of the top consumers and one over time), each
+pool's allocated GPU-hours against its capacity over time (from the capacity history), the
 caller's hour quotas with spent / quota / left, the quota budgets of the clusters they see, export links and, for
 platform admins, the usage recalculation. What a caller sees is what the API shows them (accounting.service)."""
 
@@ -52,6 +53,7 @@ def usage_page(request: Request, principal: Annotated[Principal, require(AUTHENT
     window = service.Window(lo, hi, visible_clusters=visible, own_id=own)
     rows = [] if errors else service.rollup(db, by, window, now)
     days = [] if errors else service.rollup(db, "day", window, now)
+    pool_days = [] if errors else service.pool_capacity(db, window, now)
     clusters = inventory.visible_clusters(db, None if principal.is_platform_admin else set(principal.cluster_roles))
     mine = [{"cluster": c.name, **budgets.user_quota_report(db, c.id, principal.id, now)} for c in clusters]
     tree = []
@@ -63,13 +65,36 @@ def usage_page(request: Request, principal: Annotated[Principal, require(AUTHENT
                        "to": datetime.fromtimestamp(hi, UTC).isoformat()})
     return render(request, "usage.html", {
         "by": by, "dimensions": CHART_DIMENSIONS, "rows": rows[:50], "days": days, "mine": mine, "tree": tree,
-        "values": {"start": start, "end": end}, "errors": errors,
+        "values": {"start": start, "end": end}, "errors": errors, "pools": _pool_totals(pool_days),
         "chart": {"labels": [r["key"] for r in rows[:20]], "gpu": [r["gpu_hours"] for r in rows[:20]],
                   "cpu": [r["cpu_hours"] for r in rows[:20]], "days": [d["key"] for d in days],
-                  "day_gpu": [d["gpu_hours"] for d in days]},
+                  "day_gpu": [d["gpu_hours"] for d in days], **_pool_series(pool_days)},
         "exports": {"usage": f"/api/v1/exports/usage.csv?{query}", "jobs": "/api/v1/exports/jobs.csv",
                     "policies": "/api/v1/exports/resource-policies.csv" if principal.is_platform_admin else None},
     }, status=422 if errors else 200)
+
+
+def _pool_totals(pool_days: list[dict]) -> list[dict]:
+    """Each pool's allocated GPU-hours against its capacity over the whole window (its capacity history)."""
+    totals: dict[str, list[float]] = {}
+    for d in pool_days:
+        t = totals.setdefault(d["pool"], [0.0, 0.0])
+        t[0] += d["allocated_gpu_hours"]
+        t[1] += d["capacity_gpu_hours"]
+    return [{"pool": pool, "allocated_gpu_hours": used, "capacity_gpu_hours": offered,
+             "share": used / offered if offered else None} for pool, (used, offered) in totals.items()]
+
+
+def _pool_series(pool_days: list[dict]) -> dict:
+    """The chart of each pool's allocated share per day, in percent (a day without capacity has none)."""
+    labels = sorted({d["day"] for d in pool_days})
+    series: dict[str, dict[str, float | None]] = {}
+    for d in pool_days:
+        share = d["allocated_share"]
+        series.setdefault(d["pool"], {})[d["day"]] = None if share is None else round(share * 100, 2)
+    return {"pool_days": labels,
+            "pool_share": [{"label": pool, "data": [by_day.get(day) for day in labels]}
+                           for pool, by_day in series.items()]}
 
 
 @router.post("/ui/usage/recalculate")

@@ -15,4 +15,15 @@ window.addEventListener("DOMContentLoaded", function () {
     data: {labels: data.days, datasets: [{label: "GPU-hours", data: data.day_gpu, fill: true, tension: 0.2}]},
     options: {responsive: true, scales: {y: {beginAtZero: true}}}
   });
+  var pools = document.getElementById("usage-pools");
+  if (pools && data.pool_share) {
+    new Chart(pools, {
+      type: "line",
+      data: {labels: data.pool_days, datasets: data.pool_share.map(function (s) {
+        return {label: s.label, data: s.data, tension: 0.2, spanGaps: false};
+      })},
+      options: {responsive: true, scales: {y: {beginAtZero: true, suggestedMax: 100,
+        title: {display: true, text: "% of capacity allocated"}}}}
+    });
+  }
 });
