@@ -72,6 +72,16 @@ def _ensure_name_free(session: Session, name: str, exclude_id: int | None = None
         raise Conflict(message, [FieldError("name", message)])
 
 
+def builtin_group_ids(session: Session, name: str) -> set[int]:
+    return set(session.scalars(select(Group.id).where(Group.name == name, Group.builtin.is_(True))))
+
+
+def names_of_groups(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(Group.id, Group.name).where(Group.id.in_(sorted(ids)))).all())
+
+
 def member_counts(session: Session) -> dict[int, int]:
     counts = dict(session.execute(select(GroupMember.group_id, func.count()).group_by(GroupMember.group_id)).all())
     everyone = session.scalar(select(func.count()).select_from(User).where(User.kind == USER))

@@ -140,6 +140,14 @@ def find_user(session: Session, ref: str | int) -> User:
     return user
 
 
+def names_of_users(session: Session, ids: set[int]) -> dict[int, tuple[str, str]]:
+    """id -> (kind, username) of users and service accounts."""
+    if not ids:
+        return {}
+    return {i: (kind, name) for i, kind, name in session.execute(
+        select(User.id, User.kind, User.username).where(User.id.in_(sorted(ids))))}
+
+
 def find_user_id(session: Session, ref: str | int) -> int:
     return find_user(session, ref).id
 

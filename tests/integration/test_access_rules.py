@@ -1,0 +1,149 @@
+"""Access rules (ClearML) through the API: create, edit, delete, list with filters; who may grant; the workspace's
+default; and the rules acting on projects, their sub-projects and contents (inheritance), jobs one by one, models,
+datasets and quotas, for users and service accounts alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import login
+
+API = "/api/v1"
+PASSWORD = "Str0ng-password!"
+WS = f"{API}/clusters/local/workspaces"
+
+
+def person(client, headers, name: str) -> dict[str, str]:
+    r = client.post(f"{API}/users", headers=headers,
+                    json={"email": f"{name}@example.com", "username": name, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    assert client.put(f"{API}/clusters/local/users/{name}", headers=headers, json={"role": "user"}).status_code == 200
+    return login(client, name, PASSWORD)
+
+
+def project(client, headers, name: str, parent: str | None = None) -> int:
+    r = client.post(f"{API}/projects", headers=headers,
+                    json={"workspace": "team", "name": name, **({"parent": parent} if parent else {})})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def rule(client, headers, resource_type: str, level: str, grantees, resource=None, workspace="team"):
+    body = {"resource_type": resource_type, "level": level,
+            "grantees": [{"kind": k, "name": n} for k, n in grantees]}
+    if resource is not None:
+        body["resource"] = resource
+    if workspace is not None:
+        body["workspace"] = workspace
+    return client.post(f"{API}/access-rules", headers=headers, json=body)
+
+
+@pytest.fixture
+def team(client, admin_headers):
+    """bob owns workspace `team` with members carol and dave; projects vision > detection > yolo, and nlp."""
+    people = {name: person(client, admin_headers, name) for name in ("bob", "carol", "dave", "erin")}
+    assert client.post(WS, headers=people["bob"], json={"name": "team"}).status_code == 201
+    for name in ("carol", "dave"):
+        assert client.put(f"{WS}/team/members/users/{name}", headers=people["bob"]).status_code in (200, 201, 204)
+    assert client.post(f"{API}/groups", headers=admin_headers, json={"name": "vision-team"}).status_code == 201
+    assert client.put(f"{API}/groups/vision-team/members/carol", headers=admin_headers).status_code in (200, 201, 204)
+    ids = {"vision": project(client, people["bob"], "vision")}
+    ids["detection"] = project(client, people["bob"], "detection", "vision")
+    ids["yolo"] = project(client, people["bob"], "yolo", "vision/detection")
+    ids["nlp"] = project(client, people["bob"], "nlp")
+    return people, ids
+
+
+def test_rules_are_created_listed_filtered_edited_and_deleted(client, admin_headers, team):
+    people, ids = team
+    bob, carol = people["bob"], people["carol"]
+    r = rule(client, bob, "project", "modify", [("group", "vision-team")], resource="vision")
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert (made["workspace"], made["cluster"], made["resource"], made["resource_id"], made["level"]) == \
+        ("team", "local", "project vision", ids["vision"], "modify")
+    assert made["grantees"] == [{"kind": "group", "name": "vision-team"}]
+    r = rule(client, bob, "model", "read", [("user", "dave"), ("group", "users")])
+    assert r.status_code == 201 and r.json()["resource"] == "every model of the workspace"
+    second = r.json()["id"]
+
+    # Listing: every rule of the workspace, the View filter (resource type), one resource, one grantee.
+    listed = client.get(f"{API}/access-rules", headers=carol, params={"workspace": "team"}).json()
+    assert listed["total"] == 2
+    only = client.get(f"{API}/access-rules", headers=bob, params={"resource_type": "model"}).json()["items"]
+    assert [i["id"] for i in only] == [second]
+    one = client.get(f"{API}/access-rules", headers=bob,
+                     params={"workspace": "team", "resource_type": "project", "resource": "vision"}).json()["items"]
+    assert [i["id"] for i in one] == [made["id"]]
+    by_grantee = client.get(f"{API}/access-rules", headers=bob, params={"grantee": "dave"}).json()["items"]
+    assert [i["id"] for i in by_grantee] == [second]
+    by_group = client.get(f"{API}/access-rules", headers=bob, params={"grantee": "group:vision-team"}).json()
+    assert [i["id"] for i in by_group["items"]] == [made["id"]]
+    # erin is no member of the workspace: she sees none of its rules, and not one of them by id.
+    assert client.get(f"{API}/access-rules", headers=people["erin"]).json()["total"] == 0
+    assert client.get(f"{API}/access-rules/{second}", headers=people["erin"]).status_code == 404
+
+    # Editing replaces the grantees and may change the level.
+    r = client.patch(f"{API}/access-rules/{second}", headers=bob,
+                     json={"level": "modify", "grantees": [{"kind": "user", "name": "dave"}]})
+    assert r.status_code == 200, r.text
+    assert (r.json()["level"], r.json()["grantees"]) == ("modify", [{"kind": "user", "name": "dave"}])
+    assert client.delete(f"{API}/access-rules/{second}", headers=bob).status_code == 204
+    assert client.get(f"{API}/access-rules/{second}", headers=bob).status_code == 404
+    events = client.get(f"{API}/audit", params={"action": "access_rule.delete"}, headers=admin_headers).json()
+    assert events["items"][0]["changes"]["before"]["grantees"] == ["user:dave"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"resource_type": "queue", "level": "read", "grantees": [{"kind": "user", "name": "dave"}]}, 422,
+         "resource_type"),
+        ({"resource_type": "project", "level": "write", "grantees": [{"kind": "user", "name": "dave"}]}, 422, "level"),
+        ({"resource_type": "project", "level": "read", "grantees": []}, 422, "grantees"),
+        ({"resource_type": "project", "level": "read", "grantees": [{"kind": "robot", "name": "dave"}]}, 422,
+         "grantees[0].kind"),
+        ({"resource_type": "project", "level": "read", "grantees": [{"kind": "user", "name": "nobody"}]}, 422,
+         "grantees[0].name"),
+        ({"resource_type": "project", "resource": "nowhere", "level": "read",
+          "grantees": [{"kind": "user", "name": "dave"}]}, 404, "resource"),
+        ({"resource_type": "job", "resource": "abc", "level": "read",
+          "grantees": [{"kind": "user", "name": "dave"}]}, 422, "resource"),
+        ({"resource_type": "folder", "level": "read", "grantees": [{"kind": "user", "name": "dave"}]}, 422,
+         "resource_type"),
+    ],
+)
+def test_bad_rules_name_the_field(client, admin_headers, team, body, status, field):
+    people, _ = team
+    r = client.post(f"{API}/access-rules", headers=people["bob"], json={"workspace": "team", **body})
+    assert r.status_code == status, r.text
+    assert field in [e["field"] for e in r.json()["errors"]], r.text
+
+
+def test_who_may_grant(client, admin_headers, team):
+    people, _ = team
+    grant = [("user", "dave")]
+    assert rule(client, people["carol"], "project", "read", grant).status_code == 403  # a member
+    assert rule(client, people["erin"], "project", "read", grant).status_code == 403  # not a member
+    assert rule(client, people["bob"], "project", "read", grant, workspace=None).status_code == 403  # platform rule
+    assert rule(client, admin_headers, "project", "read", grant, workspace=None).status_code == 201
+    assert rule(client, admin_headers, "quota", "read", grant, workspace=None).status_code == 201
+    r = rule(client, people["bob"], "project", "read", grant)
+    assert r.status_code == 201
+    again = rule(client, people["bob"], "project", "read", [("user", "carol")])
+    assert again.status_code == 409 and "edit its grantees" in again.json()["detail"]
+    # A member of the workspace reads its rules but does not change them.
+    assert client.patch(f"{API}/access-rules/{r.json()['id']}", headers=people["carol"],
+                        json={"level": "modify"}).status_code == 403
+    assert client.delete(f"{API}/access-rules/{r.json()['id']}", headers=people["carol"]).status_code == 403
+
+
+def test_the_workspace_default_is_set_by_its_owners(client, admin_headers, team):
+    people, _ = team
+    url = f"{WS}/team/access-default"
+    assert client.get(url, headers=people["carol"]).json()["default"] == "modify"
+    assert client.put(url, headers=people["carol"], json={"default": "none"}).status_code == 403
+    r = client.put(url, headers=people["bob"], json={"default": "maybe"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "default"
+    assert client.put(url, headers=people["bob"], json={"default": "read"}).json()["default"] == "read"
+    assert client.get(url, headers=people["dave"]).json()["default"] == "read"
