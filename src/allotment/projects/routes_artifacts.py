@@ -4,7 +4,8 @@ project's workspace; every change is audited."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
@@ -34,7 +35,7 @@ def project_of(db: Session, principal: Principal, ref: str, cluster: str | None,
     return project, access.check_project(db, principal, project, action)
 
 
-def _routes(kind: str, plural: str) -> None:
+def _routes(kind: str, plural: str) -> dict[str, Callable[..., Any]]:
     def load(db: Session, principal: Principal, entry_id: int, action: str):
         entry = artifacts.get(db, kind, entry_id)
         project = projects.get_project(db, entry.project_id)
@@ -107,6 +108,9 @@ def _routes(kind: str, plural: str) -> None:
                      source=client_address(request))
         return ArtifactDeleted(name=name, deleted_versions=gone)
 
+    return {"list": list_entries, "register": register, "get": get_entry, "versions": list_versions,
+            "delete": delete_entry}
 
-_routes("model", "models")
-_routes("dataset", "datasets")
+
+# The route functions of each kind, for the console's pages (which call them as the API does).
+ROUTES = {"model": _routes("model", "models"), "dataset": _routes("dataset", "datasets")}

@@ -59,6 +59,7 @@ NAV = [
     NavItem("Resource policies", "/ui/resource-policies", AUTHENTICATED, "Overview"),
     NavItem("Priority classes", "/ui/priority-classes", AUTHENTICATED, "Overview"),
     NavItem("Workspaces", "/ui/workspaces", AUTHENTICATED, "Overview"),
+    NavItem("Projects", "/ui/projects", AUTHENTICATED, "Overview"),
     NavItem("Profile & password", "/ui/account", AUTHENTICATED, "Account"),
     NavItem("Credentials", "/ui/credentials", AUTHENTICATED, "Account"),
     NavItem("Users", "/ui/users", PLATFORM_ADMIN, "Administration"),

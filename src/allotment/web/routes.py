@@ -27,7 +27,8 @@ REQUIRED_VENDOR_FILES = ["htmx.org/dist/htmx.min.js", "@picocss/pico/css/pico.mi
 # pages_cluster_settings before pages_clusters: its /ui/clusters/new must not be taken for a cluster named "new".
 PAGES = ["pages_auth", "pages_dashboard", "pages_jobs", "pages_quotas", "pages_cluster_settings", "pages_clusters",
          "pages_cluster_members", "pages_users", "pages_groups", "pages_credentials", "pages_account", "pages_service_accounts", "pages_audit",
-         "pages_policies", "pages_usage", "pages_simulation", "pages_federation", "pages_scim", "pages_workspaces"]
+         "pages_policies", "pages_usage", "pages_simulation", "pages_federation", "pages_scim", "pages_workspaces",
+         "pages_projects"]
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 for _name in PAGES:
