@@ -1,5 +1,5 @@
-"""A job's declared environment (issue 9): validated at submission, stored with the job, shown by name only, and
-handed to the engine's launch."""
+"""A job's declared environment (issue 9): validated at submission, stored with the job, shown with the values of
+names on the owner's hide-list masked (issue 17), and handed to the engine's launch."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def _submit(client, headers, env):
                                                              "env": env})
 
 
-def test_declared_variables_are_stored_shown_by_name_and_reach_the_launch(client, alice, settings):
+def test_declared_variables_are_stored_shown_masked_and_reach_the_launch(client, alice, settings):
+    assert client.put(f"{API}/hide-list/users/me", headers=alice, json={"names": ["WANDB_API_KEY"]}).status_code == 200
     r = _submit(client, alice, {"WANDB_API_KEY": "s3cret-value", "EPOCHS": "3", "EMPTY": "", "EQ": "a=b"})
     assert r.status_code == 201, r.text
     job = r.json()

@@ -50,6 +50,9 @@ class Launch:
     # `devices`' shape, `cpu` and `memory_mib` on EACH node (`devices` are those of `node`; Slurm and Ray choose
     # the GPUs on the others).
     nodes: tuple[str, ...] = ()
+    # The owner's effective configuration (configuration vaults) as JSON: the engine writes it to a file only the job
+    # can read and names that file in ALLOT_CONFIG_FILE. None: a job stored before vaults existed.
+    config_file: str | None = None
 
 
 @dataclass(frozen=True)

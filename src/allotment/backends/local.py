@@ -145,6 +145,30 @@ def ending(record: dict, stop: dict | None) -> tuple[str, int | None, str | None
     return "failed", code, f"exited with code {code}"
 
 
+CONFIG_FILE_NAME = "allotment-config.json"
+
+
+def write_config_file(launch: Launch, run_dir: Path, confine: dict) -> dict[str, str]:
+    """Write the owner's effective configuration (configuration vaults) where only the job reads it: its working
+    directory (owned by its account, or bound into its sandbox), else the run's directory; the variable naming it.
+    The working directory is the job's own, so whatever the job left at that name is removed first and the file is
+    created afresh without following links (a link planted there must not make the server write elsewhere)."""
+    if launch.config_file is None:
+        return {}
+    directory = Path(confine["workdir"]) if confine.get("workdir") else run_dir
+    path = directory / CONFIG_FILE_NAME
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(launch.config_file)
+    if confine.get("uid") is not None:
+        os.chown(path, int(confine["uid"]), int(confine.get("gid", confine["uid"])))
+    return {"ALLOT_CONFIG_FILE": str(path)}
+
+
 class LocalBackend:
     name = "local"
     reports_idleness = True
@@ -232,6 +256,7 @@ class LocalBackend:
         env = job_environment(launch.env, launch.job_id, [int(d) for d in spec.get("devices") or ()],
                               confine.get("workdir"), confine.get("user"),
                               renumber_cuda=bool((spec.get("cgroup") or {}).get("gpus_enforced")))
+        env.update(write_config_file(launch, run_dir, confine))
         with open(self.log_dir / f"job-{launch.job_id}.log", "ab") as log_file:
             wrapper = subprocess.Popen([sys.executable, "-I", "-S", str(WRAPPER), str(run_dir)], stdin=subprocess.DEVNULL,
                                        stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)

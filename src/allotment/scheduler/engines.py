@@ -180,6 +180,7 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         duration_s=duration,
         admission=info.admission or "",
         env=jobenv.usable(info.env),
+        config_file=info.config_file,
         owner=info.owner,
         pool=pool,
         nodes=nodes,

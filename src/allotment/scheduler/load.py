@@ -57,6 +57,7 @@ JOB_COLUMNS = (
     Job.placed_pool_id, Job.devices, Job.backend_handle, Job.cancel_requested_at, Job.finished_at, Job.env,
     Job.owner_id,  # admission gates (scheduler/gates.py) count a user's jobs
     Job.nodes, Job.gpu_models, Job.placed_nodes,
+    Job.config_file,  # the owner's effective configuration, written for the job by the engine
     # The owner's username: the local engine may run the job as the OS account mapped to it (settings).
     select(User.username).where(User.id == Job.owner_id).scalar_subquery().label("owner"),
 )
@@ -83,7 +84,7 @@ def admission_key(admitted_at: datetime | None) -> str | None:
 class JobInfo:
     """What the loop remembers about one active job between cycles (queued, admitted, running)."""
 
-    __slots__ = ("admission", "command", "cpu", "devices", "env", "gpu", "handle", "id", "labels", "memory", "nodes",
+    __slots__ = ("admission", "command", "config_file", "cpu", "devices", "env", "gpu", "handle", "id", "labels", "memory", "nodes",
                  "owner", "placed_nodes", "placed_pool", "pool_id", "quota_id", "reason", "reason_code", "started_at",
                  "state", "time_limit_s")
 
@@ -98,6 +99,7 @@ class JobInfo:
         self.time_limit_s: int | None = row.time_limit_s
         self.labels: dict = dict(row.labels or {})
         self.env: dict[str, str] = dict(getattr(row, "env", None) or {})
+        self.config_file: str | None = getattr(row, "config_file", None)
         self.owner: str | None = getattr(row, "owner", None)
         self.state: str = row.state
         self.reason_code: str | None = row.reason_code

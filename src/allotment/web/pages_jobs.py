@@ -29,6 +29,7 @@ from allotment.db import utcnow
 from allotment.errors import DomainError, NotFound, ValidationFailed
 from allotment.identity.service import find_user
 from allotment.policies import service as policies
+from allotment.vaults import job_supplies
 from allotment.web import allowance_view
 from allotment.web.console import field_errors, is_htmx, redirect, render, safe_next
 from allotment.web.paging import Page, fetch_page

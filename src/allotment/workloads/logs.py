@@ -41,11 +41,13 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from allotment.core.hide_list import mask_text
 from allotment.core.permissions import JOB_READER, Principal, Scope, allowed
 from allotment.db import utcnow
 from allotment.errors import NotFound
 from allotment.inventory.models import Cluster
 from allotment.settings import Settings
+from allotment.vaults import job_supplies
 from allotment.workloads.models import FINAL_STATES, Job
 
 log = logging.getLogger("allotment.workloads.logs")

@@ -18,6 +18,7 @@ from allotment.api.fields import IdPath, Limit, Offset, SchemaPattern
 from allotment.audit import service as audit
 from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.vaults import job_supplies
 from allotment.workloads import logs, service
 from allotment.workloads.models import STATES
 from allotment.workloads.schemas import JobBatchIn, JobBatchOut, JobIn, JobList, JobLogEvent, JobLogOut, JobOut
@@ -26,17 +27,21 @@ router = APIRouter(tags=["jobs"])
 Signed = Annotated[Principal, require(AUTHENTICATED)]
 
 
-def _request(body: JobIn) -> service.JobRequest:
-    return service.JobRequest(**body.model_dump())
+def _request(db: DB, principal: Principal, state: State, body: JobIn, prefix: str = "") -> service.JobRequest:
+    """The service's request, with the variables of the storage targets the job names (vaults/job_supplies.py)."""
+    env = job_supplies.environment_with_targets(db, principal, state.secret_key, body.targets, body.env, prefix)
+    return service.JobRequest(**(body.model_dump(exclude={"targets"}) | {"env": env}))
 
 
 @router.post("/jobs", response_model=JobOut, status_code=201)
 def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Request) -> JobOut:
-    job = service.submit(db, principal, _request(body))
+    job = service.submit(db, principal, _request(db, principal, state, body))
+    job.config_file = job_supplies.config_text(db, job.owner_id)
     if state.settings.budget_when_spent == "refuse":  # otherwise such a job waits (accounting/gate.py)
         budgets.refuse_if_spent(db, [job.id], time.time())
     audit.record(db, principal, "job.submit", "job", body.name or f"job {job.id}", job.id,
-                 changes={"after": {"quota": body.quota, "gpu": str(body.gpu or ""), "profile": body.profile}},
+                 changes={"after": {"quota": body.quota, "gpu": str(body.gpu or ""), "profile": body.profile,
+                                    "env": job_supplies.audit_env(db, job.owner_id, job.env)}},
                  source=client_address(request))
     state.scheduler_wakeup.set()
     return JobOut.of(job, service.names_for(db, [job]))
@@ -45,7 +50,11 @@ def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Reques
 @router.post("/jobs/batch", response_model=JobBatchOut, status_code=201)
 def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, request: Request) -> JobBatchOut:
     """All or nothing: every job is validated first (errors name jobs.N.field); returns the new ids in order."""
-    ids = service.submit_batch(db, principal, [_request(j) for j in body.jobs])
+    ids = service.submit_batch(db, principal, [_request(db, principal, state, j, f"jobs.{i}.")
+                                               for i, j in enumerate(body.jobs)])
+    config = job_supplies.config_text(db, principal.id)  # every job of a batch has the caller as its owner
+    for job_id in ids:
+        service.find_job(db, principal, job_id).config_file = config
     if state.settings.budget_when_spent == "refuse":
         budgets.refuse_if_spent(db, ids, time.time())
     audit.record(db, principal, "job.submit_batch", "job", f"{len(ids)} jobs", ids[0],
@@ -80,6 +89,8 @@ def get_job(job_id: IdPath, principal: Signed, db: DB, state: State) -> JobOut:
     reasons of jobs queued behind their group's head are refreshed only when the reason's code changes)."""
     job = service.find_job(db, principal, job_id)
     out = JobOut.of(job, service.names_for(db, [job]))
+    if logs.may_read(principal, job):  # those who may read its output, where its values could be printed anyway
+        out.environment = job_supplies.masked_env(db, job.owner_id, job.env)
     scheduler = state.extras.get("scheduler")
     if job.state == "queued" and scheduler is not None:
         live = scheduler.explain(job.cluster_id, job.id)
@@ -126,7 +137,8 @@ def job_logs(job_id: IdPath, principal: Signed, db: DB, state: State, offset: Lo
     start = {"event": "start", "next_offset": offset, "state": job.state,
              "note": logs.log_note(state.settings, job, source, exists)}
     events = logs.follow_log(source, offset, logs.state_reader(state.sessions, job.id),
-                             stopping=state.extras.get("stopping"))
+                             stopping=state.extras.get("stopping"),
+                             hidden=job_supplies.hidden_values(db, job.owner_id, job.env))
     # The stream runs on the event loop after this function returned: the request's session is closed by then.
     return StreamingResponse(_ndjson(start, events), media_type=NDJSON,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

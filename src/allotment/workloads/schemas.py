@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from allotment.api.fields import Amount, Command, Duration, Int, Labels, Name, Ref, SchemaRules, Text
+from allotment.api.fields import Amount, Command, Duration, Int, Labels, Name, Ref, Refs, SchemaRules, Text
 from allotment.core import jobenv, limits, names
 from allotment.core.quantity import format_raw
 from allotment.workloads.models import Job
