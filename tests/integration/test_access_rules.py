@@ -147,3 +147,76 @@ def test_the_workspace_default_is_set_by_its_owners(client, admin_headers, team)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "default"
     assert client.put(url, headers=people["bob"], json={"default": "read"}).json()["default"] == "read"
     assert client.get(url, headers=people["dave"]).json()["default"] == "read"
+
+
+def visible_projects(client, headers) -> set[str]:
+    r = client.get(f"{API}/projects", headers=headers, params={"workspace": "team"})
+    assert r.status_code == 200, r.text
+    return {p["path"] for p in r.json()["items"]}
+
+
+def test_a_project_rule_covers_its_sub_projects_and_only_its_grantees_keep_access(client, admin_headers, team):
+    people, ids = team
+    bob, carol, dave = people["bob"], people["carol"], people["dave"]
+    everything = {"vision", "vision/detection", "vision/detection/yolo", "nlp"}
+    assert visible_projects(client, dave) == everything  # no rule: the workspace's default, read and modify
+    made = rule(client, bob, "project", "modify", [("group", "vision-team")], resource="vision").json()
+    assert visible_projects(client, carol) == everything
+    assert visible_projects(client, dave) == {"nlp"}
+    for name in ("vision", "detection", "yolo"):
+        r = client.get(f"{API}/projects/{ids[name]}", headers=dave)
+        assert r.status_code == 403 and "no access rule grants it" in r.json()["detail"], r.text
+    assert client.patch(f"{API}/projects/{ids['yolo']}", headers=carol, json={"description": "mine"}).status_code == 200
+    # A sub-project cannot be made, nor a project moved, under a project one may not modify.
+    r = client.post(f"{API}/projects", headers=dave, json={"workspace": "team", "name": "x", "parent": "vision"})
+    assert r.status_code == 403
+    assert client.patch(f"{API}/projects/{ids['nlp']}", headers=dave, json={"parent": "vision"}).status_code == 403
+    # The owner of the workspace is a member like the others: the rule binds bob too; its cluster's admins not.
+    assert client.get(f"{API}/projects/{ids['yolo']}", headers=bob).status_code == 403
+    assert client.get(f"{API}/projects/{ids['yolo']}", headers=admin_headers).status_code == 200
+
+    # Read-only on the sub-project for dave: he reads it and what is under it, and modifies nothing there.
+    rule(client, bob, "project", "read", [("user", "dave")], resource="vision/detection")
+    assert visible_projects(client, dave) == {"vision/detection", "vision/detection/yolo", "nlp"}
+    r = client.patch(f"{API}/projects/{ids['yolo']}", headers=dave, json={"description": "his"})
+    assert r.status_code == 403 and "read-only" in r.json()["detail"]
+
+    # Deleting the project rule removes only what it granted: dave keeps the read he was given on detection.
+    assert client.delete(f"{API}/access-rules/{made['id']}", headers=bob).status_code == 204
+    assert visible_projects(client, carol) == {"vision", "nlp"}
+    assert visible_projects(client, dave) == everything
+
+
+def test_the_default_and_the_role_decide_where_no_rule_covers(client, admin_headers, team):
+    people, ids = team
+    bob, carol, dave = people["bob"], people["carol"], people["dave"]
+    assert client.patch(f"{WS}/team/members/users/dave", headers=bob, json={"role": "viewer"}).status_code == 204
+    r = client.patch(f"{API}/projects/{ids['nlp']}", headers=dave, json={"description": "x"})
+    assert r.status_code == 403 and "viewers" in r.json()["detail"]  # the role caps the default
+    rule(client, bob, "project", "modify", [("user", "dave")], resource="nlp")
+    assert client.patch(f"{API}/projects/{ids['nlp']}", headers=dave, json={"description": "x"}).status_code == 200
+
+    assert client.put(f"{WS}/team/access-default", headers=bob, json={"default": "none"}).status_code == 200
+    assert visible_projects(client, carol) == set()
+    assert visible_projects(client, dave) == {"nlp"}
+    assert client.put(f"{WS}/team/access-default", headers=bob, json={"default": "read"}).status_code == 200
+    assert client.patch(f"{API}/projects/{ids['vision']}", headers=carol, json={"description": "x"}).status_code == 403
+    assert client.get(f"{API}/projects/{ids['vision']}", headers=carol).status_code == 200
+
+
+def test_rules_apply_to_service_accounts_as_to_users(client, admin_headers, team):
+    from access_helpers import key_headers
+
+    people, ids = team
+    bob = people["bob"]
+    r = client.post(f"{API}/service-accounts", headers=admin_headers, json={"name": "robot"})
+    assert r.status_code == 201, r.text
+    r = client.post(f"{API}/service-accounts/robot/credentials", headers=admin_headers, json={})
+    assert r.status_code == 201, r.text
+    robot = key_headers(r.json())
+    assert client.put(f"{WS}/team/members/service-accounts/robot", headers=bob).status_code in (200, 201, 204)
+    assert visible_projects(client, robot) == {"vision", "vision/detection", "vision/detection/yolo", "nlp"}
+    rule(client, bob, "project", "read", [("service_account", "robot")], resource="nlp")
+    assert client.get(f"{API}/projects/{ids['nlp']}", headers=robot).status_code == 200
+    assert client.patch(f"{API}/projects/{ids['nlp']}", headers=robot, json={"description": "x"}).status_code == 403
+    assert client.get(f"{API}/projects/{ids['nlp']}", headers=people["dave"]).status_code == 403

@@ -33,7 +33,8 @@ DEFAULT_CLUSTER = "local"
 
 def _refuse(db: Session, principal: Principal, workspace: Workspace | None, action: str) -> None:
     role = workspaces.role_of(db, principal, workspace) if workspace is not None else None
-    why = access_rules_refusal(principal, action, role, global_rule=workspace is None)
+    why = access_rules_refusal(principal, action, role, global_rule=workspace is None,
+                               cluster_id=workspace.cluster_id if workspace is not None else None)
     if why:
         raise Forbidden(why)
 
@@ -168,7 +169,8 @@ def _load(db: Session, principal: Principal, rule_id: int, action: str) -> Acces
         _refuse(db, principal, workspace, action)
     except Forbidden:
         if action == "read" or access_rules_refusal(principal, "read", workspaces.role_of(db, principal, workspace)
-                                                    if workspace else None, workspace is None):
+                                                    if workspace else None, workspace is None,
+                                                    workspace.cluster_id if workspace else None):
             raise NotFound(f"no access rule {rule_id}") from None  # not even its existence for outsiders
         raise
     return rule

@@ -103,32 +103,37 @@ def default_level(session: Session, workspace_id: int | None) -> int:
 
 
 def refusal(session: Session, principal: Principal | None, target: access.Resource, action: str,
-            label: str | None = None, role_level: int = access.MODIFY, role_refusal: str | None = None) -> str | None:
+            label: str | None = None, role_level: int = access.MODIFY, role_refusal: str | None = None,
+            cluster_id: int | None = None) -> str | None:
     """Why the principal may not `action` (read | modify) the object; None when it may (see
-    core.permissions.resource_refusal for what `role_level` and `role_refusal` say)."""
+    core.permissions.resource_refusal for what `role_level`, `role_refusal` and `cluster_id` say)."""
     index = index_for(session, [target])
     return resource_refusal(principal, index, target, action, default_level(session, target.workspace_id), label,
-                            role_level, role_refusal)
+                            role_level, role_refusal, cluster_id)
 
 
 def check(session: Session, principal: Principal | None, target: access.Resource, action: str,
-          label: str | None = None, role_level: int = access.MODIFY, role_refusal: str | None = None) -> None:
-    why = refusal(session, principal, target, action, label, role_level, role_refusal)
+          label: str | None = None, role_level: int = access.MODIFY, role_refusal: str | None = None,
+          cluster_id: int | None = None) -> None:
+    why = refusal(session, principal, target, action, label, role_level, role_refusal, cluster_id)
     if why:
         raise Forbidden(why)
 
 
 def allowed_many(session: Session, principal: Principal, targets: Sequence[access.Resource], action: str = "read",
-                 role_levels: dict[int | None, int] | None = None) -> list[bool]:
+                 role_levels: dict[int | None, int] | None = None,
+                 clusters: dict[int | None, int] | None = None) -> list[bool]:
     """For lists: whether the principal may `action` each object, with one query for all their rules.
-    `role_levels` maps a workspace id to what the principal's role there allows (MODIFY when absent)."""
+    `role_levels` maps a workspace id to what the principal's role there allows (MODIFY when absent), `clusters` a
+    workspace id to its cluster's."""
     if not targets:
         return []
     index = index_for(session, targets)
     defaults = {w: default_level(session, w) for w in {t.workspace_id for t in targets}}
-    levels = role_levels or {}
+    levels, clusters = role_levels or {}, clusters or {}
     return [resource_refusal(principal, index, t, action, defaults[t.workspace_id],
-                             role_level=levels.get(t.workspace_id, access.MODIFY)) is None for t in targets]
+                             role_level=levels.get(t.workspace_id, access.MODIFY),
+                             cluster_id=clusters.get(t.workspace_id)) is None for t in targets]
 
 
 def forget_object(session: Session, resource_type: str, object_ids: Iterable[int]) -> None:

@@ -237,19 +237,22 @@ def subject_of(principal: Principal, index: access.RuleIndex) -> access.Subject:
 
 def resource_refusal(principal: Principal | None, index: access.RuleIndex, resource: access.Resource, action: str,
                      default: int = access.MODIFY, label: str | None = None, role_level: int = access.MODIFY,
-                     role_refusal: str | None = None) -> str | None:
+                     role_refusal: str | None = None, cluster_id: int | None = None) -> str | None:
     """Why the principal may not `action` (read | modify) `resource` under the access rules in `index` and its
     workspace's `default`; None when it may.
 
     `role_level` is what the principal's place in the resource's workspace allows by itself (NONE: not a reader of
     the workspace, refused with `role_refusal`; READ: a viewer). Where rules cover the resource they decide, for any
     reader of the workspace; elsewhere the default applies, capped at `role_level`. A credential scoped to one
-    workspace reaches nothing of another."""
+    workspace reaches nothing of another. Admins of the workspace's cluster (`cluster_id`), who manage its workspaces
+    and their rules, are not bound by the rules, as platform admins are not."""
     if principal is None:
         return "sign in first"
     if (principal.workspace_id is not None and resource.workspace_id is not None
             and principal.workspace_id != resource.workspace_id):
         return f"your credential is scoped to another workspace than {label or resource.type}'s"
+    if cluster_id is not None and principal.role_on(cluster_id) == "admin" and principal.actor_id is None:
+        return None
     who = subject_of(principal, index)
     if role_level == access.NONE and not who.admin:
         return role_refusal or f"you have no access to {label or resource.type}'s workspace"
@@ -260,16 +263,18 @@ def resource_refusal(principal: Principal | None, index: access.RuleIndex, resou
 
 
 def access_rules_refusal(principal: Principal | None, action: str, workspace_role: str | None = None,
-                         global_rule: bool = False) -> str | None:
+                         global_rule: bool = False, cluster_id: int | None = None) -> str | None:
     """Who may see (`read`) and grant (`manage`: create, edit, delete) access rules: platform admins (the built-in
-    `admins` group) everywhere; owners and admins of a workspace for that workspace's rules. Rules without a workspace
-    are the platform's. Any signed-in principal may read the rules of the workspaces it is a member of."""
+    `admins` group) everywhere; owners and admins of a workspace, and admins of its cluster (`cluster_id`), for that
+    workspace's rules. Rules without a workspace are the platform's. Members read their workspaces' rules."""
     if principal is None:
         return "sign in first"
     if principal.is_platform_admin:
         return None
     if global_rule:
         return "only platform admins may see or grant access rules that apply in every workspace"
+    if cluster_id is not None and principal.role_on(cluster_id) == "admin" and principal.workspace_id is None:
+        return None
     level = WORKSPACE_ROLE_ORDER.get(workspace_role or "", 0)
     if action == "read":
         return None if level > 0 else "you are not a member of this workspace"
@@ -291,74 +296,6 @@ def quota_admin(principal: Principal | None, cluster_id: int | None) -> bool:
     if cluster_id is not None and principal.role_on(cluster_id) == "admin":
         return True
     return principal.actor_id is None and QUEUE_ADMINS in principal.group_names
-
-
-# --- storage folders ----------------------------------------------------------------------------------------------
-
-FOLDER_PERMISSION_ORDER = {"ro": 1, "rw": 2, "rwd": 3}
-FOLDER_PERMISSIONS = tuple(FOLDER_PERMISSION_ORDER)
-FOLDER_ACTION_NEEDS = {"read": "ro", "write": "rw", "delete": "rwd"}
-
-
-def folder_refusal(principal: Principal | None, access: str | None, action: str, manager: bool) -> str | None:
-    """Why the principal may not do `action` on a folder; None when it may. `access` is its permission there (ro,
-    rw, rwd; None: none): the owner's rwd, a group folder's permission for the group's members, an accepted
-    invitation's. `manager`: it owns the user folder. Actions: read (list, download, mount read-only), write
-    (upload, mount read-write), delete (delete files), manage (share, trash, restore, purge: the owner of a user
-    folder; platform admins, who alone create group folders, manage every folder and read every one)."""
-    if principal is None:
-        return "sign in first"
-    if principal.is_platform_admin:
-        return None
-    if action == "manage":
-        return None if manager else "only the folder's owner (or a platform admin) may do this"
-    need = FOLDER_ACTION_NEEDS.get(action)
-    if need is None:
-        return f"unknown folder action {action}"
-    if access is None:
-        return "you have no access to this folder"
-    if FOLDER_PERMISSION_ORDER[access] >= FOLDER_PERMISSION_ORDER[need]:
-        return None
-    return f"your permission on this folder is {access}; {action} needs {need}"
-
-
-def vault_refusal(principal: Principal | None, action: str, owner_id: int | None, group_id: int | None) -> str | None:
-    """Why the principal may not `action` ('read' or 'manage') a configuration vault owned by user or service
-    account `owner_id`, or by group `group_id` (an administrator vault); None when it may. Platform admins manage
-    every vault; a principal reads and manages its own; members of a group read its vaults (which apply to them).
-    A service account acting for a user is judged as that user."""
-    if principal is None:
-        return "sign in to use configuration vaults"
-    if principal.is_platform_admin or (owner_id is not None and owner_id == principal.id):
-        return None
-    if action == "read" and group_id is not None and group_id in principal.group_ids:
-        return None
-    if group_id is not None:
-        return "only platform admins manage group vaults"
-    return "you may use only your own vaults"
-
-
-def storage_target_refusal(principal: Principal | None, action: str) -> str | None:
-    """Storage targets (DKube DVS, ClearML cloud access) are the platform's: admins register, change, test and remove
-    them ('manage'); any signed-in principal may see them (never their secrets) and hand one to its jobs ('use')."""
-    if principal is None:
-        return "sign in to use storage targets"
-    if action in ("read", "use") or principal.is_platform_admin:
-        return None
-    return "only platform admins manage storage targets"
-
-
-def hide_list_refusal(principal: Principal | None, scope_user_id: int | None, action: str) -> str | None:
-    """The secret hide-list: everyone reads the platform's list and their own; admins set the platform's list
-    (`scope_user_id` None) and anyone's; a principal sets its own additions."""
-    if principal is None:
-        return "sign in to see the hide-list"
-    if principal.is_platform_admin or action == "read" and scope_user_id is None:
-        return None
-    if scope_user_id == principal.id:
-        return None
-    return "only platform admins set the platform's hide-list" if scope_user_id is None else \
-        "you may change only your own hide-list"
 
 
 # --- storage folders ----------------------------------------------------------------------------------------------

@@ -76,9 +76,11 @@ def list_projects(principal: Signed, db: DB, cluster: Filter = None, workspace: 
         ids = access.readable_workspaces(db, principal, cluster_id)
     if path is not None:
         found = projects.find_by_path(db, next(iter(ids)), path)
-        rows = [views.project_row(db, found)] if found is not None else []
+        rows = [views.project_row(db, found)] if found is not None and access.visible(db, principal, [found]) else []
     else:
-        rows = views.project_rows(db, projects.list_projects(db, ids, search))
+        listed = projects.list_projects(db, ids, search)
+        shown = {p.id for p in access.visible(db, principal, [p for p, _ in listed])}  # the access rules
+        rows = views.project_rows(db, [(p, n) for p, n in listed if p.id in shown])
     return ProjectList(items=[ProjectOut(**r) for r in rows], total=len(rows))
 
 
@@ -88,6 +90,8 @@ def create_project(body: ProjectCreate, principal: Signed, db: DB, request: Requ
     target = load_workspace(db, body.cluster, body.workspace)
     access.check(db, principal, target, "modify")
     parent = _parent(db, target, body.parent)
+    if parent is not None:
+        access.check(db, principal, target, "modify", parent)  # a sub-project changes its parent
     project = projects.create_project(db, target, body.name, parent, body.description, created_by_id=principal.id)
     row = views.project_row(db, project)
     audit.record(db, principal, "project.create", "project", f"{target.name}/{row['path']}", project.id,
@@ -109,7 +113,10 @@ def update_project(project_id: IdPath, body: ProjectUpdate, principal: Signed, d
     project, workspace = load_project(db, principal, project_id, "modify")
     before = {"path": projects.path(db, project), "description": project.description}
     if "parent" in body.model_fields_set:
-        projects.move_project(db, project, _parent(db, workspace, body.parent))
+        parent = _parent(db, workspace, body.parent)
+        if parent is not None:
+            access.check(db, principal, workspace, "modify", parent)  # moving under it changes it
+        projects.move_project(db, project, parent)
     if body.name is not None:
         projects.rename_project(db, project, body.name)
     if "description" in body.model_fields_set:
@@ -142,7 +149,7 @@ def project_jobs_list(project_id: IdPath, principal: Signed, db: DB, limit: Limi
     """The project's latest jobs (not its sub-projects'), newest first: whoever may read the project sees them
     (their output stays with their owners and the cluster's managers)."""
     project, _ = load_project(db, principal, project_id, "read")
-    found = project_jobs.latest(db, project.id, limit)
+    found = access.visible(db, principal, project_jobs.latest(db, project.id, limit), "job")
     names = jobs_service.names_for(db, found)
     total = project_jobs.count_by_project(db, [project.id]).get(project.id, 0)
     return JobList(items=[JobOut.of(j, names) for j in found], total=total)
