@@ -22,6 +22,10 @@ client then follows again from `next_offset`).
 
 Retention (`delete_expired_logs`, run hourly by `LogRetention`): the files of jobs that ended more than
 ALLOT_JOB_LOG_RETENTION_DAYS ago are deleted (0 keeps them for ever); reading such a job's log then says so.
+
+Masking: the values of the job's variables on its owner's hide-list read as ******** in every chunk (read and
+followed; vaults/job_supplies.py, core/hide_list.py). Offsets stay those of the file. A value cut in two by a
+chunk's end is not recognised in either half: readers that page by small limits may see such parts.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -227,7 +231,8 @@ def read_job_log(session: Session, settings: Settings, job: Job, offset: int, li
     ended = job.state in FINAL_STATES
     chunk = read_log(source.path, offset, limit, complete=ended)
     note = log_note(settings, job, source, chunk.exists)
-    return JobLog(job.id, job.state, chunk.offset, chunk.next_offset, chunk.size, chunk.text,
+    text = job_supplies.masked_text(session, job.owner_id, job.env, chunk.text)
+    return JobLog(job.id, job.state, chunk.offset, chunk.next_offset, chunk.size, text,
                   ended and chunk.next_offset >= chunk.size, note)
 
 
@@ -247,9 +252,11 @@ async def follow_log(source: LogSource, offset: int, job_state: Callable[[], str
                      poll_s: float = FOLLOW_POLL_S, state_check_s: float = FOLLOW_STATE_CHECK_S,
                      keepalive_s: float = FOLLOW_KEEPALIVE_S, max_s: float = FOLLOW_MAX_S,
                      chunk: int = MAX_CHUNK, clock: Callable[[], float] = time.monotonic,
-                     stopping: threading.Event | None = None) -> AsyncIterator[dict[str, Any]]:
+                     stopping: threading.Event | None = None,
+                     hidden: Sequence[str] = ()) -> AsyncIterator[dict[str, Any]]:
     """Events: `output` (offset, next_offset, text), `keepalive`, then `end` (the job's final state) or `resume`
-    (max_s passed, or the server is `stopping`: follow again from next_offset). Every event carries next_offset."""
+    (max_s passed, or the server is `stopping`: follow again from next_offset). Every event carries next_offset.
+    `hidden`: the values to mask (job_supplies.hidden_values)."""
     started = last_sent = clock()
     state = await anyio.to_thread.run_sync(job_state)
     checked = clock()
@@ -260,7 +267,8 @@ async def follow_log(source: LogSource, offset: int, job_state: Callable[[], str
             if read.next_offset > offset:
                 offset = read.next_offset
                 if read.text:
-                    yield {"event": "output", "offset": read.offset, "next_offset": offset, "text": read.text}
+                    yield {"event": "output", "offset": read.offset, "next_offset": offset,
+                           "text": mask_text(read.text, hidden)}
                     last_sent = clock()
                 continue  # more may be waiting: read again before sleeping
         if ended:  # and drained: the job's state is read before its file, so nothing it wrote is missed

@@ -80,6 +80,8 @@ class JobIn(BaseModel):
     labels: Labels | None = None
     env: JobEnv | None = Field(None, description="environment variables for the command (NAME: value); "
                                + jobenv.RULE)
+    targets: Refs = Field(default_factory=list, description="storage targets whose variables (credentials "
+                          "included) the job receives in its environment: at most one target of each kind")
     project: Ref | None = Field(None, description="the project the job belongs to: its id, or WORKSPACE/PATH in the "
                                                   "quota's cluster (the submitter must be a member of the workspace "
                                                   "from `member` up)")
@@ -119,8 +121,9 @@ class JobOut(BaseModel):
     command: list[str]
     time_limit_s: int | None
     labels: dict[str, Any] | None
-    env: list[str] = Field(default_factory=list, description="the names of the declared environment variables "
-                           "(their values may be secrets: never shown)")
+    env: list[str] = Field(default_factory=list, description="the names of the job's environment variables")
+    environment: dict[str, str] | None = Field(None, description="the job's variables with their values, those "
+                                               "on its owner's hide-list as ******** (a single job's details only)")
     state: str
     reason_code: str | None
     reason: str | None
