@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from allotment.accounting import budgets as hour_quotas
 from allotment.accounting.models import QuotaBudget, UsageRecord, UserQuota
 from allotment.accounting.service import _held_seconds
 from allotment.core import budgets as core
+from allotment.core.budgets import overrun
 from allotment.core.model import Wait
 from allotment.identity.models import User
 from allotment.quotas.models import Quota
@@ -37,6 +37,19 @@ R = UsageRecord
 # A budget's key: ("user", cluster id, owner id, resource) or ("quota", quota id, resource).
 Key = tuple
 ROW = (R.id, R.cluster_id, R.job_id, R.owner_id, R.quota_id, R.gpu_milli, R.cpu_milli, R.start_s, R.end_s)
+
+
+class Cell:
+    """One limited budget as the gate keeps it between reads: its amount and what is used of it (records read at the
+    last refresh plus what the jobs let through since may add). Each quota's chain of cells and each user's cells
+    are built once per refresh, so a check compares numbers along the job's path and a reservation adds to them:
+    no key is built and nothing is summed per decision."""
+
+    __slots__ = ("amount", "gpu", "key", "period", "used")
+
+    def __init__(self, key: Key, amount: int, period: str, used: float) -> None:
+        self.key, self.amount, self.period, self.used = key, amount, period, used
+        self.gpu = key[-1] == "gpu"
 
 
 class BudgetGate:
@@ -55,12 +68,20 @@ class BudgetGate:
         self.amounts: dict[Key, tuple[int, str]] = {}  # key -> (amount in seconds, period); limited budgets only
         self.user_limits: dict[tuple[int, int], tuple[int | None, int | None]] = {}
         self.defaults: dict[int, tuple[int | None, int | None]] = {}  # cluster -> its default user quota
-        self.used: dict[Key, float] = defaultdict(float)
-        # Jobs let through: (cluster, job) -> (the job, its keys when reserved, GPU- and CPU-seconds it may use).
+        self._base: dict[Key, float] = {}  # what each budget's records add up to at the last refresh
+        self._cells: dict[Key, Cell] = {}
+        self._chains: dict[int | None, tuple[Cell, ...]] = {}  # quota -> the cells of it and its ancestors
+        self._user_cells: dict[tuple[int, int], tuple[Cell, ...]] = {}  # (cluster, owner) -> its hour-quota cells
+        # Jobs let through: (cluster, job) -> (the job, the cells it counts on, GPU- and CPU-seconds it may use).
         # Each refresh counts them again on the budgets that apply then (a budget may be set after a job went in).
-        self.reserved: dict[tuple[int, int], tuple[GateJob, tuple[Key, ...], float, float]] = {}
+        self.reserved: dict[tuple[int, int], tuple[GateJob, tuple[Cell, ...], float, float]] = {}
         self.ended: set[tuple[int, int]] = set()  # released, still counted until the next refresh
         self.ledger = Ledger()
+
+    @property
+    def used(self) -> dict[Key, float]:
+        """Each limited budget's use as the gate counts it now (records and reservations)."""
+        return {key: cell.used for key, cell in self._cells.items()}
 
     # -- what applies to a job ----------------------------------------------------------------------------------------
     def _user_limit(self, cluster_id: int, owner_id: int) -> tuple[int | None, int | None]:
@@ -69,22 +90,49 @@ class BudgetGate:
             return found
         return self.defaults.get(cluster_id, (hour_quotas.DEFAULT_GPU_S, hour_quotas.DEFAULT_CPU_S))
 
+    def _cell(self, key: Key, amount: int, period: str) -> Cell:
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = Cell(key, amount, period, self._base.get(key, 0.0))
+        return cell
+
+    def _chain(self, quota_id: int | None) -> tuple[Cell, ...]:
+        """The cells of a quota's budgets and its ancestors', nearest first (built once per refresh)."""
+        chain = self._chains.get(quota_id)
+        if chain is None:
+            cells, node, seen = [], quota_id, set()
+            while node is not None and node not in seen:
+                seen.add(node)
+                for resource in core.RESOURCES:
+                    key = ("quota", node, resource)
+                    found = self.amounts.get(key)
+                    if found is not None:
+                        cells.append(self._cell(key, *found))
+                node = self.parents.get(node)
+            chain = self._chains[quota_id] = tuple(cells)
+        return chain
+
+    def _users(self, cluster_id: int, owner_id: int | None) -> tuple[Cell, ...]:
+        """The cells of the owner's limited hour quotas on the cluster (built once per refresh)."""
+        if owner_id is None:
+            return ()
+        cells = self._user_cells.get((cluster_id, owner_id))
+        if cells is None:
+            gpu_s, cpu_s = self._user_limit(cluster_id, owner_id)
+            cells = self._user_cells[(cluster_id, owner_id)] = tuple(
+                self._cell(("user", cluster_id, owner_id, resource), amount, core.ONCE)
+                for resource, amount in (("gpu", gpu_s), ("cpu", cpu_s)) if amount is not None)
+        return cells
+
+    def _path(self, job: GateJob) -> tuple[Cell, ...]:
+        """What a job counts on: its owner's hour quotas for the resources it asks for, and every budget on its quota's
+        path."""
+        users = tuple(c for c in self._users(job.cluster_id, job.owner_id)
+                      if (job.gpu_milli if c.gpu else job.cpu_milli))
+        return users + self._chain(job.quota_id)
+
     def _keys(self, job: GateJob) -> list[Key]:
-        keys: list[Key] = []
-        if job.owner_id is not None:
-            gpu_s, cpu_s = self._user_limit(job.cluster_id, job.owner_id)
-            if gpu_s is not None and job.gpu_milli:
-                keys.append(("user", job.cluster_id, job.owner_id, "gpu"))
-            if cpu_s is not None and job.cpu_milli:
-                keys.append(("user", job.cluster_id, job.owner_id, "cpu"))
-        node, seen = job.quota_id, set()
-        while node is not None and node not in seen:
-            seen.add(node)
-            for resource in core.RESOURCES:
-                if ("quota", node, resource) in self.amounts:
-                    keys.append(("quota", node, resource))
-            node = self.parents.get(node)
-        return keys
+        return [cell.key for cell in self._path(job)]
 
     def _amount(self, key: Key) -> tuple[int, str]:
         if key[0] == "user":
@@ -103,35 +151,43 @@ class BudgetGate:
 
     # -- the gate contract --------------------------------------------------------------------------------------------
     def hold(self, job: GateJob) -> Wait | None:
-        if job.key in self.reserved:
+        """One decision: the job's precomputed cells (its owner's, its quota chain's), each compared with what the
+        job may use by core.budgets.overrun; a job let through adds its horizon to each. Constant work per budget on
+        the job's path, whatever the number of quotas, jobs or records."""
+        job_key = (job.cluster_id, job.job_id)
+        if job_key in self.reserved:
             return None
-        keys = self._keys(job)
-        if not keys:
+        users = self._user_cells.get((job.cluster_id, job.owner_id))
+        if users is None:
+            users = self._users(job.cluster_id, job.owner_id)
+        chain = self._chains.get(job.quota_id)
+        if chain is None:
+            chain = self._chain(job.quota_id)
+        if not users and not chain:
             return None
         horizon = self._horizon(job)
-        candidates = []
-        for key in keys:
-            amount, period = self._amount(key)
-            candidates.append(core.Budget(key, key[-1], period, amount, self.used[key]))
-        over = core.first_overrun(candidates, job.gpu_milli, job.cpu_milli, horizon, self.safe)
-        if over is not None:  # named only now: formatting every owner on every check costs more than the check
-            named = core.Overrun(over.budget._replace(owner=self._owner(over.budget.owner)), over.needed_s)
-            return Wait(str(job.job_id), BUDGET_EXHAUSTED, named.message)
-        self._reserve(job, keys, horizon if self.safe else None)
+        gpu, cpu, safe = job.gpu_milli / 1000.0, job.cpu_milli / 1000.0, self.safe
+        for cells in (users, chain):
+            for cell in cells:
+                needed = overrun(cell.amount - cell.used, gpu if cell.gpu else cpu, horizon, safe)
+                if needed is not None:  # named only now: formatting every owner on every check costs more than it
+                    budget = core.Budget(self._owner(cell.key), cell.key[-1], cell.period, cell.amount, cell.used)
+                    return Wait(str(job.job_id), BUDGET_EXHAUSTED, core.Overrun(budget, needed).message)
+        self._reserve(job, self._path(job) if users else chain, horizon if safe else None)
         return None
 
     def reserve(self, job: GateJob) -> None:
         if job.key not in self.reserved:
-            self._reserve(job, self._keys(job), self._horizon(job))
+            self._reserve(job, self._path(job), self._horizon(job))
 
-    def _reserve(self, job: GateJob, keys: Iterable[Key], horizon: float | None) -> None:
+    def _reserve(self, job: GateJob, cells: tuple[Cell, ...], horizon: float | None) -> None:
         gpu = job.gpu_milli / 1000.0 * (horizon or 0.0)
         cpu = job.cpu_milli / 1000.0 * (horizon or 0.0)
-        keys = tuple(keys)
-        for key in keys:
-            self.used[key] += gpu if key[-1] == "gpu" else cpu
-        self.reserved[job.key] = (job, keys, gpu, cpu)
-        self.ended.discard(job.key)
+        for cell in cells:
+            cell.used += gpu if cell.gpu else cpu
+        job_key = (job.cluster_id, job.job_id)
+        self.reserved[job_key] = (job, cells, gpu, cpu)
+        self.ended.discard(job_key)
 
     def released(self, job: GateJob) -> bool:
         if job.key in self.reserved:
@@ -143,14 +199,14 @@ class BudgetGate:
             self._unreserve(key)
 
     def _unreserve(self, job_key: tuple[int, int]) -> None:
-        _, keys, gpu, cpu = self.reserved.pop(job_key)
+        _, cells, gpu, cpu = self.reserved.pop(job_key)
         self.ended.discard(job_key)
-        for key in keys:
-            self.used[key] -= gpu if key[-1] == "gpu" else cpu
+        for cell in cells:
+            cell.used -= gpu if cell.gpu else cpu
 
     def refresh(self, session: Session) -> bool:
         """Budgets, limits and what was spent, read at most every refresh_s seconds; each read re-examines the held
-        jobs (jobs ended, a period began or a budget changed since the last one)."""
+        jobs (jobs ended, a period began or a budget changed since the last one) and builds the cells again."""
         now = time.time()
         if self._read_at is not None and 0 <= now - self._read_at < self.refresh_s:
             return False
@@ -172,28 +228,27 @@ class BudgetGate:
             self._unreserve(job_key)
         sinces = {key: core.period_start(period, now, grants[key]) for key, (_, period) in self.amounts.items()}
         self.ledger.read(session, now, sinces, self.parents)
-        used = self.ledger.used(now)
+        self._base = self.ledger.used(now)
+        self._cells, self._chains, self._user_cells = {}, {}, {}
         running = {(row.cluster_id, row.job_id): row for row in self.ledger.open.values()}
         for job_key, (job, _, gpu, cpu) in list(self.reserved.items()):
-            keys = tuple(self._keys(job))
-            self.reserved[job_key] = (job, keys, gpu, cpu)
+            cells = self._path(job)
+            self.reserved[job_key] = (job, cells, gpu, cpu)
             row = running.get(job_key)
             elapsed = max(now - row.start_s, 0.0) if row is not None else 0.0
-            for key in keys:
-                share = (row.gpu_milli if key[-1] == "gpu" else row.cpu_milli) / 1000.0 if row is not None else 0.0
-                reserved = gpu if key[-1] == "gpu" else cpu
-                used[key] += max(reserved - share * elapsed, 0.0)  # what its time limit may still add
-        self.used = used
-        spent = self.ledger.used(now)
+            for cell in cells:
+                share = (row.gpu_milli if cell.gpu else row.cpu_milli) / 1000.0 if row is not None else 0.0
+                reserved = gpu if cell.gpu else cpu
+                cell.used += max(reserved - share * elapsed, 0.0)  # what its time limit may still add
+        spent = self._base
         self.spent_since = {key: self.spent_since.get(key, now) for key in self._limited()
                             if spent.get(key, 0.0) >= self._amount(key)[0]}
         return True  # ended jobs, a new period or a changed budget may let held jobs pass: examine them again
 
-
     def _limited(self) -> list[Key]:
         keys = [k for k in self.amounts]
-        for _, job_keys, _, _ in self.reserved.values():
-            keys.extend(k for k in job_keys if k[0] == "user")
+        for _, cells, _, _ in self.reserved.values():
+            keys.extend(c.key for c in cells if c.key[0] == "user")
         return list(dict.fromkeys(keys))
 
     def overdrawn(self, now: float) -> list[tuple[int, int, str]]:
@@ -204,8 +259,8 @@ class BudgetGate:
         due = {k for k, since in self.spent_since.items() if now - since >= self.grace_s}
         out = []
         for cluster_id, job_id in self._running():
-            keys = self.reserved.get((cluster_id, job_id), (None, (), 0.0, 0.0))[1]
-            hit = next((k for k in keys if k in due), None)
+            cells = self.reserved.get((cluster_id, job_id), (None, (), 0.0, 0.0))[1]
+            hit = next((c.key for c in cells if c.key in due), None)
             if hit is not None:
                 amount, period = self._amount(hit)
                 unit = "GPU" if hit[-1] == "gpu" else "CPU"

@@ -129,6 +129,18 @@ class Overrun:
                 f"({unit.lower()} x time limit)")
 
 
+def overrun(remaining_s: float, share: float, horizon_s: float | None, safe: bool = True) -> float | None:
+    """One budget with `remaining_s` left against a job using `share` of its resource (GPUs or cores): None when
+    the job fits, else what the job may use (0.0 when the budget is merely spent). The rule of `first_overrun`, for
+    callers that keep what is left of each budget current themselves (the scheduler's gate)."""
+    if share <= 0:
+        return None
+    if not safe or horizon_s is None:
+        return 0.0 if remaining_s <= 0 else None
+    needed = share * horizon_s
+    return needed if remaining_s <= 0 or needed > remaining_s else None
+
+
 def first_overrun(budgets: list[Budget], gpu_milli: int, cpu_milli: int, horizon_s: float | None,
                   safe: bool = True) -> Overrun | None:
     """The first budget on a job's path the job would overrun, or None.
@@ -138,14 +150,7 @@ def first_overrun(budgets: list[Budget], gpu_milli: int, cpu_milli: int, horizon
     use), only a budget already spent stops it."""
     for budget in budgets:
         share = (gpu_milli if budget.resource == "gpu" else cpu_milli) / 1000.0
-        if share <= 0:
-            continue
-        remaining = budget.amount_s - budget.spent_s
-        if not safe or horizon_s is None:
-            if remaining <= 0:
-                return Overrun(budget, 0.0)
-            continue
-        needed = share * horizon_s
-        if remaining <= 0 or needed > remaining:
+        needed = overrun(budget.amount_s - budget.spent_s, share, horizon_s, safe)
+        if needed is not None:
             return Overrun(budget, needed)
     return None

@@ -79,3 +79,18 @@ def test_the_overrun_message_names_the_budget_and_the_numbers():
     found = b.first_overrun([TEAM], 3000, 0, 3600)
     assert found.message == ("quota team: monthly GPU-hour budget 10h 00m has 2h 00m left (spent 8h 00m); this job "
                              "may use 3h 00m (gpu x time limit)")
+
+
+@pytest.mark.parametrize(("remaining", "share", "horizon", "safe", "expected"), [
+    (7200.0, 1.0, 3600.0, True, None),  # fits
+    (7200.0, 2.0, 3600.0, True, None),  # exactly fits
+    (7200.0, 4.0, 3600.0, True, 14400.0),  # would overrun: what it may use
+    (0.0, 1.0, 3600.0, True, 3600.0),  # spent
+    (-5.0, 1.0, None, True, 0.0),  # no horizon: only a spent budget stops it
+    (10.0, 8.0, None, True, None),
+    (10.0, 8.0, 3600.0, False, None),  # safe mode off: likewise
+    (0.0, 8.0, 3600.0, False, 0.0),
+    (0.0, 0.0, 3600.0, True, None),  # the job does not use this resource
+])
+def test_one_budget_against_one_job(remaining, share, horizon, safe, expected):
+    assert b.overrun(remaining, share, horizon, safe) == expected
