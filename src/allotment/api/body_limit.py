@@ -19,7 +19,7 @@ LARGER_LIMITS = {"/api/v1/users/import": MAX_CSV_BODY_BYTES}
 # A folder's file (API upload, console upload form): bounded by the largest folder capacity a policy may give; the
 # folder's own room is checked as the body streams to disk (storage/routes.py).
 MAX_FOLDER_FILE_BYTES = 1024 * 2**30
-LARGER_PATTERNS = ((re.compile(r"^/(api/v1/)?folders/[^/]+/(files/|upload$)"), MAX_FOLDER_FILE_BYTES),)
+LARGER_PATTERNS = ((re.compile(r"^/(api/v1|ui)/folders/[^/]+/(files/|upload$)"), MAX_FOLDER_FILE_BYTES),)
 
 
 class BodyTooLarge(HTTPException):

@@ -60,6 +60,7 @@ NAV = [
     NavItem("Priority classes", "/ui/priority-classes", AUTHENTICATED, "Overview"),
     NavItem("Workspaces", "/ui/workspaces", AUTHENTICATED, "Overview"),
     NavItem("Projects", "/ui/projects", AUTHENTICATED, "Overview"),
+    NavItem("Folders", "/ui/folders", AUTHENTICATED, "Overview"),
     NavItem("Profile & password", "/ui/account", AUTHENTICATED, "Account"),
     NavItem("Credentials", "/ui/credentials", AUTHENTICATED, "Account"),
     NavItem("Users", "/ui/users", PLATFORM_ADMIN, "Administration"),
