@@ -74,6 +74,9 @@ def register(app: typer.Typer) -> None:
         env: Annotated[list[str] | None, typer.Option(
             "--env", "-e", help="NAME=VALUE for the command's environment (repeatable); the job sees nothing else "
                                 "of this or the server's environment")] = None,
+        target: Annotated[list[str] | None, typer.Option(
+            "--target", help="a storage target whose variables (credentials included, values hidden where shown) "
+                              "the job receives (repeatable, one of each kind)")] = None,
         project: str = typer.Option(None, "--project", help="the job's project: its id or WORKSPACE/PATH in the "
                                                             "quota's cluster (a workspace you are a member of)"),
         json_: bool = typer.Option(False, "--json"),
@@ -88,7 +91,7 @@ def register(app: typer.Typer) -> None:
         body = {"quota": quota, "command": command, "gpu": gpu, "profile": profile, "cpu": cpu, "memory": memory,
                 "pool": pool, "priority_class": priority_class, "time_limit": time_limit, "name": name,
                 "env": _env_option(env) if env else None, "nodes": nodes, "gpus_per_node": gpus_per_node,
-                "gpu_models": gpu_model, "project": project}
+                "gpu_models": gpu_model, "project": project, "targets": target}
         job = Client().post("jobs", json={k: v for k, v in body.items() if v is not None})
         if json_:
             emit_json(job)
