@@ -53,6 +53,9 @@ class Launch:
     # The owner's effective configuration (configuration vaults) as JSON: the engine writes it to a file only the job
     # can read and names that file in ALLOT_CONFIG_FILE. None: a job stored before vaults existed.
     config_file: str | None = None
+    # Storage folders to mount (storage/mounts.py, resolved at submission): ({folder_id, folder, host, kind, root,
+    # target, read_only[, cluster_path]}, ...). The local engine bind-mounts them under the job's working directory.
+    mounts: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)

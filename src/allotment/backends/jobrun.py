@@ -170,6 +170,49 @@ def end_cgroup(dirs: list[str]) -> None:
                 time.sleep(0.02)
 
 
+# Storage folders mounted into a job (account mode; under bubblewrap, bwrap's own --bind does it): the wrapper, as
+# root, makes the mount points inside the job's working directory (refusing a symbolic link there, which a job's
+# earlier run could have left to redirect a mount), and the command's process, between fork and exec, enters a mount
+# namespace of its own, bind-mounts each folder (nosuid, nodev; read-only where the permission says so) and only
+# then drops to the job's uid, which cannot undo a mount.
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+
+
+def prepare_mount_points(workdir: str, mounts: list[dict], uid: int | None, gid: int | None) -> None:
+    base = Path(workdir)
+    for mount in mounts:
+        target = Path(mount["target"])
+        current = base
+        for part in target.relative_to(base).parts:
+            current = current / part
+            if current.is_symlink() or (current.exists() and not current.is_dir()):
+                raise OSError(f"{current} is not a directory (a mount point must be one)")
+            if not current.exists():
+                current.mkdir(mode=0o700)
+                if uid is not None:
+                    os.chown(current, uid, gid if gid is not None else uid, follow_symlinks=False)
+
+
+def mount_folders(mounts: list[dict]) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(rc: int, what: str) -> None:
+        if rc != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+
+    check(libc.unshare(CLONE_NEWNS), "unshare")
+    check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    for mount in mounts:
+        source, target = mount["source"].encode(), mount["target"].encode()
+        check(libc.mount(source, target, None, MS_BIND, None), f"bind {mount['source']}")
+        flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (MS_RDONLY if mount.get("read_only") else 0)
+        check(libc.mount(b"none", target, None, flags, None), f"remount {mount['target']}")
+
+
 def retire_workdir(path: str) -> None:
     """Hand a finished run's working directory back to root: its uid may be given to another job later."""
     try:
@@ -218,6 +261,8 @@ class Wrapper:
         for d in self.cgroup.get("dirs") or ():
             with open(os.path.join(d, "cgroup.procs"), "w") as f:
                 f.write(pid)
+        if self.confine.get("mounts") and "uid" in self.confine:
+            mount_folders(self.confine["mounts"])
         if self.confine.get("rlimit_data"):
             limit = int(self.confine["rlimit_data"])
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
@@ -229,6 +274,9 @@ class Wrapper:
     def _start_command(self, command: str) -> subprocess.Popen | None:
         argv = [*(self.confine.get("argv") or ()), "/bin/sh", "-c", command]
         try:
+            if self.confine.get("mounts") and "uid" in self.confine:
+                prepare_mount_points(self.confine["workdir"], self.confine["mounts"], self.confine.get("uid"),
+                                     self.confine.get("gid"))
             return subprocess.Popen(argv, start_new_session=True, cwd=self.confine.get("workdir"),
                                     umask=0o077 if self.confine else -1,
                                     # No threads here. Popen's user= would drop privileges before preexec_fn,

@@ -269,7 +269,7 @@ class LocalBackend:
         """launch.json's `confine` (account or sandbox, working directory) and `cgroup` (limits) of a new run."""
         out: dict = {}
         if self.isolation is not None:
-            out["confine"] = self.isolation.confinement(launch.job_id, launch.owner)
+            out["confine"] = self.isolation.confinement(launch.job_id, launch.owner, self._mount_sources(launch))
         memory = int(launch.memory_mib) * 1024 * 1024
         cgroup = None
         # Every run gets one where GPU access is enforced: a job given no GPU must open none either.
@@ -285,6 +285,16 @@ class LocalBackend:
         elif memory > 0 and "confine" in out:
             out["confine"]["rlimit_data"] = memory
         return out
+
+    def _mount_sources(self, launch: Launch) -> tuple[dict, ...]:
+        """The job's folders with their directories on this server: a local host's root, else the default local
+        host's `<data dir>/folders` (storage/hosts.py), then the folder's id."""
+        out = []
+        for mount in launch.mounts:
+            root = Path(mount["root"]) if mount.get("root") else self.isolation.data_dir / "folders"
+            out.append({"folder": mount.get("folder"), "source": str(root / str(int(mount["folder_id"]))),
+                        "target": mount["target"], "read_only": bool(mount.get("read_only"))})
+        return tuple(out)
 
     def _gpu_minors(self, devices: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
         """The /dev/nvidiaN minors of the job's GPUs: NVML's, read once per engine, else the index."""

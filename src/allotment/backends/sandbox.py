@@ -28,6 +28,11 @@ directory), USER/LOGNAME and LANG; its umask is 077. Its working directory is `<
 the job's runs, so a requeued job finds its checkpoints), outside the data directory: by default
 `<data dir>-work` beside it.
 
+Storage folders (storage/mounts.py) are bind-mounted into the job at `<working directory>/<target>` (default
+`folders/<name>`), read-only where the permission says so: under bubblewrap by its --bind/--ro-bind; with accounts of
+their own by the root wrapper in a mount namespace of the command's own, before it drops to the job's uid
+(backends/jobrun.py). Files a job writes there belong to the job's uid, with its umask.
+
 Limits (backends/cgroups.py): CPU and memory requests become cgroup limits where the host lets the server create
 cgroups; otherwise memory falls back to RLIMIT_DATA and CPU is not limited (see that module for why).
 """
@@ -158,19 +163,24 @@ class Isolation:
         os.chmod(path, 0o700)
         return path
 
-    def confinement(self, job_id: int, owner: str | None) -> dict:
-        """What the wrapper applies to the command (launch.json's `confine`; no secrets in it)."""
+    def confinement(self, job_id: int, owner: str | None, mounts: tuple[dict, ...] = ()) -> dict:
+        """What the wrapper applies to the command (launch.json's `confine`; no secrets in it). `mounts`: storage
+        folders ({source: a directory of the server, target: a path relative to the working directory, read_only}),
+        bind-mounted at <working directory>/<target> (see folder_mounts)."""
         account = self.account(job_id, owner)
         work = self.workdir(job_id, account)
+        binds = folder_mounts(work, mounts)
         spec: dict = {"workdir": str(work), "user": account.name if account else pwd.getpwuid(os.geteuid()).pw_name}
         if account is not None:
             spec.update(uid=account.uid, gid=account.gid, groups=list(account.groups),
                         retire_workdir=not account.personal)
+            if binds:
+                spec["mounts"] = binds  # the wrapper mounts them as root, before dropping to the job's uid
         else:
-            spec["argv"] = self.bwrap_argv(work)
+            spec["argv"] = self.bwrap_argv(work, binds)
         return spec
 
-    def bwrap_argv(self, work: Path) -> list[str]:
+    def bwrap_argv(self, work: Path, binds: list[dict] | None = None) -> list[str]:
         """bubblewrap's arguments before the command. /dev is the host's (GPUs are character devices there)."""
         argv = [self.bwrap, "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc",
                 "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--unshare-pid", "--unshare-ipc"]
@@ -179,8 +189,27 @@ class Isolation:
                 argv += ["--tmpfs", str(hidden)]
             else:
                 argv += ["--ro-bind", "/dev/null", str(hidden)]
-        argv += ["--bind", str(work), str(work), "--chdir", str(work), "--"]
+        argv += ["--bind", str(work), str(work)]
+        for bind in binds or ():  # after the working directory: their mount points are inside it
+            argv += ["--ro-bind" if bind["read_only"] else "--bind", bind["source"], bind["target"]]
+        argv += ["--chdir", str(work), "--"]
         return argv
+
+
+def folder_mounts(work: Path, mounts: tuple[dict, ...]) -> list[dict]:
+    """Storage folders a job mounts, at known paths: <working directory>/<target> (by default folders/<name>, so
+    $HOME/folders/<name>), read-only where the job's permission on the folder is read-only. The source must be a
+    directory of the server (a local storage host); a target may not leave the working directory."""
+    binds = []
+    for mount in mounts:
+        source = Path(mount["source"])
+        target = (work / mount["target"]).resolve() if not Path(mount["target"]).is_absolute() else None
+        if target is None or not _inside(target, work) or target == work:
+            raise IsolationUnavailable(f"folder mount target {mount['target']!r} is not inside the working directory")
+        if not source.is_dir():
+            raise IsolationUnavailable(f"folder {mount.get('folder', source.name)}: its directory {source} is missing")
+        binds.append({"source": str(source), "target": str(target), "read_only": bool(mount.get("read_only"))})
+    return binds
 
 
 def work_root_of(data_dir: Path, work_root: Path | None) -> Path:

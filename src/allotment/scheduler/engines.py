@@ -181,6 +181,7 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         admission=info.admission or "",
         env=jobenv.usable(info.env),
         config_file=info.config_file,
+        mounts=tuple(info.mounts),
         owner=info.owner,
         pool=pool,
         nodes=nodes,

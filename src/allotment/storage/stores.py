@@ -20,6 +20,10 @@ from allotment.errors import invalid
 
 CHUNK = 256 * 1024
 MAX_PATH = 1024
+# A local folder's directories and files are open to every uid: jobs with a mount run under uids of their own and
+# must read (and, read-write, change) them. Only the server reaches them by path: the host's root is 0700 (under the
+# data directory by default); a job sees one folder, through its mount.
+SHARED_DIR, SHARED_FILE = 0o777, 0o666
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,15 @@ class LocalStore:
             raise invalid("path", "points outside the folder")
         return target
 
+    def _ensure_root(self) -> None:
+        if not self.root.exists():  # reachable by the server only: jobs see a folder through its mount
+            self.root.mkdir(parents=True, mode=0o700)
+
     def create(self, folder_id: int) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.folder_dir(folder_id).mkdir(exist_ok=True)
+        self._ensure_root()
+        path = self.folder_dir(folder_id)
+        path.mkdir(exist_ok=True)
+        os.chmod(path, SHARED_DIR)
 
     def list(self, folder_id: int, prefix: str = "") -> list[Entry]:
         base = self.folder_dir(folder_id)
@@ -98,9 +108,14 @@ class LocalStore:
         target = self._file(folder_id, path)
         if target.is_dir():
             raise invalid("path", "is a directory in the folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        base = self.folder_dir(folder_id)
+        for parent in reversed(target.relative_to(base).parents[:-1]):
+            directory = base / parent
+            if not directory.exists():
+                directory.mkdir()
+                os.chmod(directory, SHARED_DIR)
         shutil.move(spooled, target)
-        os.chmod(target, 0o666)  # jobs with a read-write mount run under their own uid and may change it
+        os.chmod(target, SHARED_FILE)
 
     def read(self, folder_id: int, path: str) -> Iterator[bytes]:
         target = self._file(folder_id, path)
@@ -128,7 +143,7 @@ class LocalStore:
         shutil.rmtree(self.folder_dir(folder_id), ignore_errors=True)
 
     def check(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._ensure_root()
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"the directory {self.root} is not writable by the server")
 

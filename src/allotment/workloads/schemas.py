@@ -82,6 +82,9 @@ class JobIn(BaseModel):
                                + jobenv.RULE)
     targets: Refs = Field(default_factory=list, description="storage targets whose variables (credentials "
                           "included) the job receives in its environment: at most one target of each kind")
+    mounts: Annotated[list[Text(limits.MAX_SHORT_TEXT)], Field(max_length=32)] | None = Field(
+        None, description="storage folders to mount, each NAME[:PATH][:ro]: at PATH relative to the job's working "
+                          "directory (default folders/NAME), read-only with :ro or when your permission is ro")
     project: Ref | None = Field(None, description="the project the job belongs to: its id, or WORKSPACE/PATH in the "
                                                   "quota's cluster (the submitter must be a member of the workspace "
                                                   "from `member` up)")
@@ -138,6 +141,8 @@ class JobOut(BaseModel):
     exit_code: int | None
     preemptions: int = Field(0, description="how often the job was preempted and requeued")
     project_id: int | None = Field(None, description="the project the job belongs to, if any")
+    mounts: list[dict[str, Any]] = Field(default_factory=list, description="storage folders it mounts: folder, host, "
+                                         "target (relative to its working directory), read_only")
 
     @classmethod
     def of(cls, job: Job, names: dict[str, dict[int, str]]) -> JobOut:
@@ -159,6 +164,7 @@ class JobOut(BaseModel):
             admitted_at=job.admitted_at, started_at=job.started_at, finished_at=job.finished_at,
             cancel_requested_at=job.cancel_requested_at, placement=placement, backend_handle=job.backend_handle,
             exit_code=job.exit_code, preemptions=job.preemptions or 0, project_id=job.project_id,
+            mounts=[{k: m.get(k) for k in ("folder", "host", "target", "read_only")} for m in job.mounts or ()],
         )
 
 

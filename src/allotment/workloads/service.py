@@ -69,6 +69,7 @@ class JobRequest:
     gpus_per_node: str | int | float | None = None
     gpu_models: list[str] | str | None = None
     project: str | int | None = None  # its id or WORKSPACE/PATH in the quota's cluster (projects/access.py)
+    mounts: list[Any] | None = None  # storage folders, NAME[:PATH][:ro] or objects (storage/mounts.py)
 
 
 class _Lookups:
@@ -241,6 +242,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
     time_limit, problem = parse_duration(req.time_limit)
     if problem:
         err("time_limit", problem)
+    mounts = _mounts(look, quota, req, err)
     if len(errors) == start:  # caps only make sense for a well-formed request
         errors.extend(policies.check_job(policy, amounts["gpu"], amounts["cpu"], amounts["memory"], prefix))
     if len(errors) > start or quota is None or priority is None or missing:
@@ -252,8 +254,17 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         "pool_id": pool.id if pool else None, "priority_class": priority.name, "priority": priority.value,
         "command": list(req.command), "time_limit_s": time_limit, "labels": req.labels, "env": req.env or None,
         "state": QUEUED, "reason_code": PENDING_REASON, "reason": PENDING_MESSAGE, "nodes": nodes,
-        "gpu_models": gpu_models, "project_id": project_id,
+        "gpu_models": gpu_models, "project_id": project_id, "mounts": mounts,
     }
+
+
+def _mounts(look: _Lookups, quota: Quota | None, req: JobRequest, err) -> list[dict[str, Any]] | None:
+    """The storage folders the job mounts, resolved as its owner sees them (storage/mounts.py)."""
+    if not req.mounts or quota is None:
+        return None
+    from allotment.storage import mounts
+
+    return mounts.for_job(look.session, look.principal, quota.cluster_id, req.mounts, err)
 
 
 def _validated(session: Session, principal: Principal, requests: Sequence[JobRequest],
