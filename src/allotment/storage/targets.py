@@ -260,3 +260,14 @@ def env_for_job(session: Session, principal: Principal, secret_key: str, names: 
             env[key] = value
     _raise(errors)
     return env
+
+
+def test_connection(session: Session, principal: Principal, secret_key: str, target: StorageTarget) -> str | None:
+    """Try the real service (storage/targets_probe.py) and keep its answer on the target; None when it works."""
+    from allotment.storage import targets_probe
+
+    authorise(principal, "manage")
+    problem = targets_probe.probe(target, secrets_of(target, secret_key))
+    target.last_test_at, target.last_test_ok, target.last_test_message = utcnow(), problem is None, problem
+    session.flush()
+    return problem

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Request, Response
 from allotment.api.deps import DB, State, client_address, require
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, Principal
-from allotment.db import utcnow
-from allotment.storage import targets, targets_probe
+from allotment.storage import targets
 from allotment.storage.targets_schemas import TargetCreate, TargetList, TargetOut, TargetTest, TargetUpdate
 
 router = APIRouter(tags=["storage targets"])
@@ -72,9 +71,7 @@ def test_target(name: str, principal: Signed, db: DB, state: State, request: Req
     """Try the real service with the target's credentials; the answer is kept on the target (last test)."""
     targets.authorise(principal, "manage")
     target = targets.find_target(db, name)
-    problem = targets_probe.probe(target, targets.secrets_of(target, state.secret_key))
-    target.last_test_at, target.last_test_ok, target.last_test_message = utcnow(), problem is None, problem
-    db.flush()
+    problem = targets.test_connection(db, principal, state.secret_key, target)
     audit.record(db, principal, "storage_target.test", "storage_target", target.name, target.id,
                  changes={"after": {"ok": problem is None, "message": problem}}, source=client_address(request))
     return TargetTest(ok=problem is None, message=problem, target=TargetOut(**targets.out(target)))
