@@ -50,11 +50,9 @@ def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Reques
 @router.post("/jobs/batch", response_model=JobBatchOut, status_code=201)
 def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, request: Request) -> JobBatchOut:
     """All or nothing: every job is validated first (errors name jobs.N.field); returns the new ids in order."""
-    ids = service.submit_batch(db, principal, [_request(db, principal, state, j, f"jobs.{i}.")
-                                               for i, j in enumerate(body.jobs)])
     config = job_supplies.config_text(db, principal.id)  # every job of a batch has the caller as its owner
-    for job_id in ids:
-        service.find_job(db, principal, job_id).config_file = config
+    ids = service.submit_batch(db, principal, [_request(db, principal, state, j, f"jobs.{i}.")
+                                               for i, j in enumerate(body.jobs)], config_file=config)
     if state.settings.budget_when_spent == "refuse":
         budgets.refuse_if_spent(db, ids, time.time())
     audit.record(db, principal, "job.submit_batch", "job", f"{len(ids)} jobs", ids[0],

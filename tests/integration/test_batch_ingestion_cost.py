@@ -1,0 +1,87 @@
+"""POST /jobs/batch costs the same statements whatever the number of quotas its jobs name: who may submit where is
+read once per batch, not once per quota (a 500-job batch of the Kueue large-scale benchmark names 500 quotas), and
+the jobs go in as one multi-row INSERT. The decisions stay the same: a quota the user is not bound to is still refused
+by name. The owner's configuration goes in with the rows, not as an UPDATE per job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from inventory_helpers import API, make_user, quota, register_node
+from sqlalchemy import event, select
+
+from allotment.workloads.models import Job
+
+
+class StatementCount:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def _count(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.statements.append(statement)
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+QUOTAS = [f"Q{i}" for i in range(12)]
+
+
+@pytest.fixture
+def bound_user(client, admin_headers):
+    """dev: a user of cluster local, bound (directly or through group team) to every quota Q0..Q11 but not to Other."""
+    register_node(client, admin_headers, "gpu-01", "H100", 8)
+    for name in [*QUOTAS, "Other"]:
+        quota(client, admin_headers, name, gpu="0", limit="8")
+    headers = make_user(client, "dev", groups=("team",), cluster_role="user")
+    for i, name in enumerate(QUOTAS):
+        target = "users/dev" if i % 2 else "groups/team"
+        assert client.put(f"{API}/quotas/{name}/bindings/{target}", headers=admin_headers).status_code == 204
+    return headers
+
+
+def batch(client, headers, quotas: list[str]) -> list[str]:
+    engine = client.app.state.allot.engine
+    jobs = [{"quota": q, "gpu": 1, "command": ["train"]} for q in quotas]
+    with StatementCount(engine) as counted:
+        r = client.post(f"{API}/jobs/batch", headers=headers, json={"jobs": jobs})
+    assert r.status_code == 201, r.text
+    assert r.json()["total"] == len(quotas)
+    return counted.statements
+
+
+@pytest.mark.parametrize("who", ["admin", "dev"])
+def test_a_batch_over_many_quotas_costs_what_a_batch_over_one_does(client, admin_headers, bound_user, who):
+    headers = admin_headers if who == "admin" else bound_user
+    batch(client, headers, ["Q0"])  # warm: the principal's cache, the priority classes
+    one = batch(client, headers, ["Q0"] * len(QUOTAS))
+    many = batch(client, headers, QUOTAS)
+    assert len(many) == len(one), "\n".join(many)
+    inserts = [s for s in many if s.lstrip().upper().startswith("INSERT INTO JOBS")]
+    assert len(inserts) == 1
+
+
+def test_a_quota_not_bound_is_still_refused_by_name(client, bound_user):
+    r = client.post(f"{API}/jobs/batch", headers=bound_user,
+                    json={"jobs": [{"quota": q, "gpu": 1, "command": ["train"]} for q in [*QUOTAS, "Other"]]})
+    assert r.status_code == 403, r.text
+    assert r.json()["errors"] == [{"field": f"jobs.{len(QUOTAS)}.quota", "message": "you may not submit to quota "
+                                   "Other: it is not bound to you, your groups or your workspaces"}]
+
+
+def test_every_job_of_a_batch_gets_its_owners_configuration_with_its_row(client, bound_user):
+    r = client.post(f"{API}/vaults", headers=bound_user, json={
+        "name": "dev-sdk", "format": "yaml", "content": "sdk:\n  region: eu\n", "enabled": True})
+    assert r.status_code == 201, r.text
+    statements = batch(client, bound_user, QUOTAS[:3])
+    assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE JOBS SET CONFIG_FILE")]
+    state = client.app.state.allot
+    with state.sessions() as session:
+        rows = session.execute(select(Job.config_file).order_by(Job.id.desc()).limit(3)).scalars().all()
+    assert [json.loads(c) for c in rows] == [{"sdk": {"region": "eu"}}] * 3
