@@ -3,9 +3,11 @@ reject, trash, restore, purge and the storage hosts, each through the real API."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cli_inprocess import cli_runner
-from inventory_helpers import make_user
+from inventory_helpers import make_user, quota
 
 
 @pytest.fixture
@@ -70,3 +72,18 @@ def test_reject_and_hosts_from_the_cli(client, admin_headers, allot_as):
     code, out = cid("folders", "hosts", "create", "mine", "--endpoint", "http://x", "--bucket", "b",
                     "--access-key", "a", "--secret-key", "s")
     assert code == 1
+
+
+def test_jobs_submit_mount_from_the_cli(client, admin_headers, allot_as):
+    eve = allot_as(make_user(client, "eve", cluster_role="user"))
+    eve("folders", "create", "inputs")
+    quota(client, admin_headers, "q")
+    assert client.put("/api/v1/quotas/q/bindings/users/eve", headers=admin_headers).status_code == 204
+    code, out = eve("jobs", "submit", "--quota", "q", "--json", "--mount", "inputs:data:ro", "--mount", "inputs",
+                    "--", "ls")
+    assert code == 0, out
+    mounts = json.loads(out)["mounts"]
+    assert mounts == [{"folder": "inputs", "host": "local", "target": "data", "read_only": True},
+                      {"folder": "inputs", "host": "local", "target": "folders/inputs", "read_only": False}]
+    code, out = eve("jobs", "submit", "--quota", "q", "--mount", "nope", "--", "ls")
+    assert code == 1 and "no folder 'nope'" in out

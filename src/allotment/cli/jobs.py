@@ -79,6 +79,9 @@ def register(app: typer.Typer) -> None:
                               "the job receives (repeatable, one of each kind)")] = None,
         project: str = typer.Option(None, "--project", help="the job's project: its id or WORKSPACE/PATH in the "
                                                             "quota's cluster (a workspace you are a member of)"),
+        mount: Annotated[list[str] | None, typer.Option(
+            "--mount", help="a storage folder to mount, NAME[:PATH][:ro] (repeatable): at PATH in the job's working "
+                            "directory (default folders/NAME), read-only with :ro or when your permission is ro")] = None,
         json_: bool = typer.Option(False, "--json"),
     ) -> None:
         """Submit a job: allot jobs submit [--quota Q] [--gpu N | --profile P] [options] -- COMMAND...
@@ -91,7 +94,7 @@ def register(app: typer.Typer) -> None:
         body = {"quota": quota, "command": command, "gpu": gpu, "profile": profile, "cpu": cpu, "memory": memory,
                 "pool": pool, "priority_class": priority_class, "time_limit": time_limit, "name": name,
                 "env": _env_option(env) if env else None, "nodes": nodes, "gpus_per_node": gpus_per_node,
-                "gpu_models": gpu_model, "project": project, "targets": target}
+                "gpu_models": gpu_model, "project": project, "targets": target, "mounts": mount}
         job = Client().post("jobs", json={k: v for k, v in body.items() if v is not None})
         if json_:
             emit_json(job)
