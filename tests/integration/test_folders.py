@@ -95,6 +95,8 @@ def test_policy_limits_act_on_folders(client, admin_headers):
     folder(client, ivan, "theirs")
     inv = client.post(f"{API}/folders/theirs/share", headers=ivan, json={"user": "heidi"}).json()
     assert client.post(f"{API}/folder-invitations/{inv['id']}/accept", headers=heidi).status_code == 200
+    caps = client.get(f"{API}/users/heidi/allowance", headers=heidi).json()["caps"]
+    assert (caps["folders"]["in_use"], caps["folders"]["remaining"]) == (2, 0)
     over = folder(client, heidi, "three")
     assert over.status_code == 409
     assert "has 2 folders" in over.json()["detail"] and "limit folders of resource policy small is 2" \

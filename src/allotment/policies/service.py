@@ -1,5 +1,9 @@
 """Backend.AI per-user resource policies: caps on what a user holds at once, concurrency, idle timeout, folders.
 
+Folder caps act on storage folders (storage/folders.py): `folders` counts a user's own folders and those they
+accepted invitations to, `folder_capacity` bounds each folder's capacity, `allowed_storage_hosts` the hosts they may
+use; each refusal names the cap and the numbers.
+
 CPU, RAM, GPU (devices) and fractional GPU caps bound the SUM over the user's admitted and running jobs, across
 clusters (Backend.AI's keypair resource policy), and hence each job: a job that alone exceeds one is refused at
 submission (it could never run); one that would take the user over is held by the scheduler (reason code
@@ -294,10 +298,13 @@ def held(session: Session, user_id: int) -> dict[str, int]:
 
 
 def allowance(session: Session, user: User) -> dict[str, Any]:
-    """What the user may still use, cap by cap: totals (cpu, memory, gpu, fgpu) and concurrent jobs with what is in
-    use now; the other caps apply to each job or folder."""
+    """What the user may still use, cap by cap: totals (cpu, memory, gpu, fgpu), concurrent jobs and folders (own and
+    invited, storage/folders.py) with what is in use now; the other caps apply to each job or folder."""
+    from allotment.storage.folders import folder_count  # storage asks this module for the caps: import when used
+
     policy = policy_of(session, user)
-    in_use: dict[str, int] = {"concurrent_jobs": active_jobs(session, user.id), **held(session, user.id)}
+    in_use: dict[str, int] = {"concurrent_jobs": active_jobs(session, user.id), **held(session, user.id),
+                              "folders": folder_count(session, user.id)}
     caps: dict[str, Any] = {}
     for cap in CAPS:
         limit = getattr(policy, cap.column)

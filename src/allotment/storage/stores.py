@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from allotment.errors import invalid
 
@@ -47,10 +47,10 @@ def clean_path(path: str, field: str = "path", allow_root: bool = False) -> str:
         raise invalid(field, "must name a file inside the folder")
     if len(text) > MAX_PATH or "\x00" in text or "\\" in text:
         raise invalid(field, f"must be at most {MAX_PATH} characters, without NUL or backslashes")
-    parts = PurePosixPath(text).parts
-    if any(p in (".", "..") for p in parts) or "//" in text:
+    parts = text.split("/")
+    if any(p in ("", ".", "..") for p in parts):
         raise invalid(field, "may not contain '.' or '..' parts or empty parts")
-    return "/".join(parts)
+    return text
 
 
 class LocalStore:
