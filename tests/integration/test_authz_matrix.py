@@ -9,6 +9,9 @@ authorised caller typically gets 404 or 422; that counts as allowed, and only 40
 body is sent. Every transaction is rolled back (the app's session factory is swapped for one whose commit rolls back),
 so allowed calls change nothing and the matrix can run in any order.
 
+The access rules (issue 15) narrow what a route allows for one object: `test_access_rules_against_every_principal`
+calls the project and access-rule routes on objects that rules cover, as each principal.
+
 SQLite only: this tests the policy, not the database.
 """
 
@@ -23,24 +26,27 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from allotment.access import service as access_rules
 from allotment.api import deps
 from allotment.api.app import create_app
 from allotment.api.deps import cluster_scope, group_scope, self_scope
 from allotment.core import permissions as perms
 from allotment.db import transaction
 from allotment.identity import cluster_roles, credentials, service_accounts
-from allotment.identity.models import Credential
-from allotment.identity.service import create_user
+from allotment.identity.models import QUEUE_ADMINS_GROUP, Credential, GroupMember
+from allotment.identity.service import builtin_group, create_user
 from allotment.inventory.service import find_cluster
+from allotment.projects import service as projects
+from allotment.workspaces import service as workspaces
 
 PASSWORD = "Matr1x-password!"
 UNKNOWN = "999999"  # matches int and str path parameters alike, and names nothing
-ANONYMOUS, USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN, SERVICE_ACCOUNT = (
-    "anonymous", "user", "manager", "cluster_admin", "platform_admin", "service_account")
-PRINCIPALS = [ANONYMOUS, USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN, SERVICE_ACCOUNT]
+ANONYMOUS, USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN, SERVICE_ACCOUNT, QUEUE_ADMIN = (
+    "anonymous", "user", "manager", "cluster_admin", "platform_admin", "service_account", "queue_admin")
+PRINCIPALS = [ANONYMOUS, USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN, SERVICE_ACCOUNT, QUEUE_ADMIN]
 SIGNED_IN = set(PRINCIPALS) - {ANONYMOUS}
 # The user has role `user` on `local`, the manager `manager`, the cluster admin `admin`; the platform admin and the
-# service account hold no cluster role. Written out rather than computed with core.permissions.allowed, so that the
+# service account hold no cluster role; the queue admin neither, but is in the built-in `queue-admins` group. Written out rather than computed with core.permissions.allowed, so that the
 # policy function is checked too.
 ALLOWED = {
     "public": set(PRINCIPALS),
@@ -49,6 +55,8 @@ ALLOWED = {
     "cluster_user": {USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN},
     "cluster_manager": {MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN},
     "cluster_admin": {CLUSTER_ADMIN, PLATFORM_ADMIN},
+    # Creating, changing and deleting quotas and profiles.
+    "quota_admin": {CLUSTER_ADMIN, PLATFORM_ADMIN, QUEUE_ADMIN},
     # self_or_admin about someone else; about oneself every signed-in principal is allowed.
     "self_or_admin": {PLATFORM_ADMIN},
     # The matrix names an unknown group, which has no members: only platform admins get as far as the 404.
@@ -84,6 +92,7 @@ def probe_router() -> APIRouter:
     for name, permission, scope in [
         ("public", perms.PUBLIC, None), ("authenticated", perms.AUTHENTICATED, None),
         ("platform-admin", perms.PLATFORM_ADMIN, None),
+        ("clusters/{cluster}/quota-admin", perms.QUOTA_ADMIN, cluster_scope()),
         *[(f"clusters/{{cluster}}/{role}", perms.cluster(role), cluster_scope()) for role in ("user", "manager", "admin")],
         ("users/{user}", perms.SELF_OR_ADMIN, self_scope()),
         ("groups/{group}", perms.GROUP_MEMBER, group_scope()),
@@ -91,6 +100,22 @@ def probe_router() -> APIRouter:
         router.add_api_route(f"/{name}", lambda: {"ok": True}, methods=["POST"],
                              dependencies=[deps.require(permission, scope=scope)])
     return router
+
+
+def ruled_objects(session, local, accounts) -> dict[str, int]:
+    """Workspace m-team, owned by the user, with the manager and the service account as members; project m-open
+    that no rule covers, and m-closed (with m-closed/m-inner under it) under two rules: read for the manager, modify
+    for the service account."""
+    team = workspaces.create_workspace(session, local.id, "m-team", None, owner=accounts[USER])
+    workspaces.add_member(session, team, user=accounts[MANAGER])
+    workspaces.add_member(session, team, user=accounts[SERVICE_ACCOUNT])
+    opened = projects.create_project(session, team, "m-open")
+    closed = projects.create_project(session, team, "m-closed")
+    inner = projects.create_project(session, team, "m-inner", closed)
+    target = access_rules.Target("project", closed.id, team.id, "project m-closed")
+    read = access_rules.create_rule(session, target, "read", [access_rules.Grantee("user", "m-manager")], None)
+    access_rules.create_rule(session, target, "modify", [access_rules.Grantee("service_account", "m-robot")], None)
+    return {"open": opened.id, "closed": closed.id, "inner": inner.id, "rule": read.id}
 
 
 class _NeverCommits(Session):
@@ -110,12 +135,12 @@ def world(tmp_path_factory):
     with TestClient(app, raise_server_exceptions=False) as client:
         state = app.state.allot
         names = {USER: "m-user", MANAGER: "m-manager", CLUSTER_ADMIN: "m-cadmin", PLATFORM_ADMIN: "m-padmin",
-                 SERVICE_ACCOUNT: "m-robot"}
+                 SERVICE_ACCOUNT: "m-robot", QUEUE_ADMIN: "m-qadmin"}
         headers: dict[str, dict[str, str]] = {ANONYMOUS: {}}
         with transaction(state.sessions) as session:
             local = find_cluster(session, "local")
             accounts = {}
-            for who in (USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN):
+            for who in (USER, MANAGER, CLUSTER_ADMIN, PLATFORM_ADMIN, QUEUE_ADMIN):
                 accounts[who] = create_user(session, email=f"{names[who]}@example.com", username=names[who],
                                             password=PASSWORD, platform_admin=who == PLATFORM_ADMIN)
             create_user(session, email="m-bystander@example.com", username="m-bystander", password=PASSWORD)
@@ -123,19 +148,23 @@ def world(tmp_path_factory):
                                                                                 None)
             for who, role in ((USER, "user"), (MANAGER, "manager"), (CLUSTER_ADMIN, "admin")):
                 cluster_roles.set_user_role(session, local, accounts[who], role, None)
+            session.add(GroupMember(group_id=builtin_group(session, QUEUE_ADMINS_GROUP).id,
+                                    user_id=accounts[QUEUE_ADMIN].id))
+            objects = ruled_objects(session, local, accounts)
             for who, account in accounts.items():
                 credential, secret = credentials.create_credential(session, state.secret_key, account, None)
                 headers[who] = {"Authorization": f"Bearer {credential.access_key}:{secret}"}
         committing = state.sessions
         state.sessions = sessionmaker(bind=state.engine, class_=_NeverCommits, expire_on_commit=False)
-        yield client, headers, names, app
+        yield client, headers, names, app, objects
         state.sessions = committing
 
 
 def test_the_principals_are_what_the_matrix_assumes(world):
     client, headers, *_ = world
     expected = {USER: ({"local": "user"}, False), MANAGER: ({"local": "manager"}, False),
-                CLUSTER_ADMIN: ({"local": "admin"}, False), PLATFORM_ADMIN: ({}, True), SERVICE_ACCOUNT: ({}, False)}
+                CLUSTER_ADMIN: ({"local": "admin"}, False), PLATFORM_ADMIN: ({}, True), SERVICE_ACCOUNT: ({}, False),
+                QUEUE_ADMIN: ({}, False)}
     for who, (roles, platform_admin) in expected.items():
         r = client.get("/api/v1/auth/whoami", headers=headers[who])
         assert r.status_code == 200, (who, r.text)
@@ -171,10 +200,11 @@ def cases(app) -> list[tuple[str, str, str, set[str], dict[str, str]]]:
                 out.append((method, route.path, permission.name + " (self)", oneself, {**values, scope_param: None}))
                 continue
             allowed = ALLOWED[permission.name]
-            if permission.kind == "cluster" and values.get(scope_param) == UNKNOWN:
+            if permission.kind in ("cluster", "quota_admin") and values.get(scope_param) == UNKNOWN:
                 # The cluster is found through an object that does not exist: without a cluster only platform
-                # admins pass (and get the 404); everyone else is refused, which reveals nothing.
-                allowed = allowed & {PLATFORM_ADMIN}
+                # admins pass (and get the 404), and queue admins, whose group needs no cluster; everyone else is
+                # refused, which reveals nothing.
+                allowed = allowed & {PLATFORM_ADMIN, QUEUE_ADMIN}
             out.append((method, route.path, permission.name, allowed, values))
     return out
 
@@ -194,7 +224,7 @@ def _refused(status: int, location: str, body: str = "") -> bool:
 
 
 def test_every_route_against_every_principal(world):
-    client, headers, names, app = world
+    client, headers, names, app, _ = world
     checked = cases(app)
     mine = {("GET", "/api/v1/credentials"), ("DELETE", "/api/v1/clusters/{cluster}/users/{user}"),
             ("POST", "/api/v1/service-accounts"), ("GET", "/api/v1/audit"), ("GET", "/api/v1/exports/audit.csv"),
@@ -229,8 +259,52 @@ def test_every_route_against_every_principal(world):
 
 def test_allowed_calls_changed_nothing(world):
     """The rollback-only unit of work really was in force (the matrix made credentials with POST /credentials)."""
-    client, headers, names, app = world
+    client, headers, names, app, _ = world
     r = client.post("/api/v1/credentials", headers=headers[USER])
     assert r.status_code == 201
     with app.state.allot.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Credential)) == len(names)
+
+
+R, W = "read", "modify"
+# What each principal may do under the rules of `ruled_objects`: the owner of the workspace is bound by them like any
+# member; admins of the cluster and platform admins are not; the queue admin is no member of the workspace.
+RULED = {
+    ANONYMOUS: {"open": "", "closed": "", "inner": "", "rules": ""},
+    USER: {"open": R + W, "closed": "", "inner": "", "rules": R + W},
+    MANAGER: {"open": R + W, "closed": R, "inner": R, "rules": R},
+    CLUSTER_ADMIN: {"open": R + W, "closed": R + W, "inner": R + W, "rules": R + W},
+    PLATFORM_ADMIN: {"open": R + W, "closed": R + W, "inner": R + W, "rules": R + W},
+    SERVICE_ACCOUNT: {"open": R + W, "closed": R + W, "inner": R + W, "rules": R},
+    QUEUE_ADMIN: {"open": "", "closed": "", "inner": "", "rules": ""},
+}
+
+
+def test_access_rules_against_every_principal(world):
+    """Project routes on objects that rules cover (inheritance included) and the access-rule routes themselves."""
+    client, headers, _, _, objects = world
+    api = "/api/v1"
+    wrong = []
+    for who in PRINCIPALS:
+        calls = {}
+        for name in ("open", "closed", "inner"):
+            url = f"{api}/projects/{objects[name]}"
+            calls[(name, R)] = client.get(url, headers=headers[who])
+            calls[(name, W)] = client.patch(url, headers=headers[who], json={"description": "changed"})
+        calls[("rules", R)] = client.get(f"{api}/access-rules/{objects['rule']}", headers=headers[who])
+        calls[("rules", W)] = client.patch(f"{api}/access-rules/{objects['rule']}", headers=headers[who],
+                                           json={"grantees": [{"kind": "user", "name": "m-manager"},
+                                                              {"kind": "user", "name": "m-cadmin"}]})
+        listed = client.get(f"{api}/projects", headers=headers[who])
+        shown = {p["path"] for p in listed.json()["items"]} if listed.status_code == 200 else set()
+        for (name, action), r in calls.items():
+            expected = action in RULED[who][name]
+            if r.status_code >= 500 or (r.status_code < 300) != expected:
+                wrong.append(f"{action} {name} as {who}: {r.status_code} {r.text[:120]}")
+            if not expected and r.status_code not in (401, 403, 404):
+                wrong.append(f"{action} {name} as {who}: refused with {r.status_code}")
+        paths = {"open": "m-open", "closed": "m-closed", "inner": "m-closed/m-inner"}
+        want = {path for name, path in paths.items() if R in RULED[who][name]}
+        if {p for p in shown if p.startswith("m-")} != want:
+            wrong.append(f"list as {who}: {sorted(shown)}, want {sorted(want)}")
+    assert wrong == [], "access rule violations:\n" + "\n".join(wrong)

@@ -36,9 +36,9 @@ def test_create_list_and_read_a_group(client, admin_headers, app):
     assert client.put(f"{API}/groups/vision/members/alice", headers=admin_headers).status_code == 204
     alice = login(client, "alice", PASSWORD)
     # Any signed-in user may read groups.
-    assert group_names(client, alice) == ["admins", "users", "vision"]
+    assert group_names(client, alice) == ["admins", "queue-admins", "users", "vision"]
     counts = {g["name"]: g["member_count"] for g in client.get(f"{API}/groups", headers=alice).json()["items"]}
-    assert counts == {"admins": 1, "users": 2, "vision": 1}
+    assert counts == {"admins": 1, "queue-admins": 0, "users": 2, "vision": 1}
     detail = client.get(f"{API}/groups/VISION", headers=alice).json()
     assert [m["username"] for m in detail["members"]] == ["alice"]
     assert client.get(f"{API}/groups").status_code == 401

@@ -325,7 +325,8 @@ def update_rule(session: Session, rule: AccessRule, target: Target | None, level
     """Change the resource, the level and/or the grantees (the list replaces the old one)."""
     level = check_level(level) if level is not None else rule.level
     resolved = resolve_grantees(session, grantees) if grantees is not None else None
-    target = target or Target(rule.resource_type, rule.resource_id, rule.workspace_id, "")
+    label = f"{rule.resource_type} {rule.resource_id}" if rule.resource_id else f"every {rule.resource_type}"
+    target = target or Target(rule.resource_type, rule.resource_id, rule.workspace_id, label)
     _refuse_duplicate(session, target, level, own_id=rule.id)
     rule.resource_type, rule.resource_id, rule.workspace_id = target.resource_type, target.resource_id, \
         target.workspace_id

@@ -1,7 +1,8 @@
 """Groups: create, rename, delete, membership. Functions take a session and never commit.
 
-Built-in groups: `users` holds every human user implicitly (no membership rows; it cannot be changed) and `admins`,
-whose members are platform admins (it cannot be renamed or deleted, and its last active member cannot leave).
+Built-in groups: `users` holds every human user implicitly (no membership rows; it cannot be changed), `admins`,
+whose members are platform admins (its last active member cannot leave), and `queue-admins`, whose members create,
+change and delete quotas and profiles without being cluster admins. Built-ins cannot be renamed or deleted.
 Deleting a group that has members or grants anything is refused unless forced; forced, it removes only what it
 granted: its memberships, cluster role grants, quota bindings and workspace memberships.
 """
@@ -82,9 +83,15 @@ def names_of_groups(session: Session, ids: set[int]) -> dict[int, str]:
     return dict(session.execute(select(Group.id, Group.name).where(Group.id.in_(sorted(ids)))).all())
 
 
+def _everyone():
+    """Who `users` holds: every user, and every service account that is not deleted (ClearML: service accounts
+    included)."""
+    return (User.kind == USER) | User.deleted_at.is_(None)
+
+
 def member_counts(session: Session) -> dict[int, int]:
     counts = dict(session.execute(select(GroupMember.group_id, func.count()).group_by(GroupMember.group_id)).all())
-    everyone = session.scalar(select(func.count()).select_from(User).where(User.kind == USER))
+    everyone = session.scalar(select(func.count()).select_from(User).where(_everyone()))
     users_group = session.scalar(select(Group.id).where(Group.name == USERS_GROUP))
     if users_group is not None:
         counts[users_group] = everyone
@@ -104,7 +111,7 @@ def list_groups(session: Session) -> list[dict[str, Any]]:
 
 def members(session: Session, group: Group) -> list[User]:
     if group.name == USERS_GROUP:
-        query = select(User).where(User.kind == USER)
+        query = select(User).where(_everyone())
     else:
         query = select(User).join(GroupMember, GroupMember.user_id == User.id).where(GroupMember.group_id == group.id)
     return list(session.scalars(query.order_by(User.username_key)))

@@ -12,9 +12,11 @@ from allotment.db import Base, UTCDateTime, utcnow
 USER = "user"
 SERVICE_ACCOUNT = "service_account"
 
-# Built-in groups: every user is implicitly in "users"; members of "admins" are platform admins.
+# Built-in groups: every user is implicitly in "users"; members of "admins" are platform admins; members of
+# "queue-admins" create, change and delete quotas and profiles without being cluster admins (core.permissions).
 USERS_GROUP = "users"
 ADMINS_GROUP = "admins"
+QUEUE_ADMINS_GROUP = "queue-admins"
 
 
 class User(Base):

@@ -35,6 +35,7 @@ from allotment.errors import (
 from allotment.identity import lockout
 from allotment.identity.models import (
     ADMINS_GROUP,
+    QUEUE_ADMINS_GROUP,
     USER,
     USERS_GROUP,
     Credential,
@@ -199,6 +200,7 @@ def builtin_group(session: Session, name: str) -> Group:
 def ensure_builtin_groups(session: Session) -> None:
     builtin_group(session, USERS_GROUP)
     builtin_group(session, ADMINS_GROUP)
+    builtin_group(session, QUEUE_ADMINS_GROUP)
 
 
 def snapshot(user: User) -> dict[str, Any]:

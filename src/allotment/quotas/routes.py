@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.deps import DB, State, client_address, cluster_scope, require
 from allotment.audit import service as audit
-from allotment.core.permissions import AUTHENTICATED, Principal, Scope, cluster
+from allotment.core.permissions import AUTHENTICATED, QUOTA_ADMIN, Principal, Scope, cluster
 from allotment.identity.service import find_user
 from allotment.inventory.service import find_cluster, find_cluster_id
 from allotment.quotas import bindings, service
@@ -21,6 +21,7 @@ from allotment.workspaces import service as workspaces
 
 router = APIRouter(tags=["quotas"])
 ADMIN = cluster("admin")
+# Creating, renaming and deleting quotas: QUOTA_ADMIN (cluster admins and the built-in queue-admins group).
 
 # The quotas API is split by subject; each module exposes `router`.
 SUBMODULES = ["routes_profiles", "routes_priorities", "routes_config"]
@@ -73,7 +74,7 @@ def list_quotas(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB,
 
 @router.post("/clusters/{cluster}/quotas", response_model=QuotaOut, status_code=201)
 def create_quota(cluster: str, body: QuotaCreate,
-                 principal: Annotated[Principal, require(ADMIN, scope=cluster_scope())], db: DB, state: State,
+                 principal: Annotated[Principal, require(QUOTA_ADMIN, scope=cluster_scope())], db: DB, state: State,
                  request: Request) -> QuotaOut:
     quota = service.create_quota(db, find_cluster(db, cluster).id, _input(body))
     audit.record(db, principal, "quota.create", "quota", quota.name, quota.id,
@@ -83,7 +84,8 @@ def create_quota(cluster: str, body: QuotaCreate,
 
 
 @router.post("/clusters/{cluster}/quotas/scale", response_model=QuotaList)
-def scale_quotas(cluster: str, body: ScaleIn, principal: Annotated[Principal, require(ADMIN, scope=cluster_scope())],
+def scale_quotas(cluster: str, body: ScaleIn,
+                 principal: Annotated[Principal, require(QUOTA_ADMIN, scope=cluster_scope())],
                  db: DB, state: State, request: Request) -> QuotaList:
     """Change several quotas' sizes in one atomic step (PAI: Quota1.1 48 -> 56 and Quota1.2 80 -> 72)."""
     cluster_id = find_cluster_id(db, cluster)
@@ -105,7 +107,8 @@ def get_quota(quota: str, principal: Annotated[Principal, require(AUTHENTICATED)
 
 
 @router.patch("/quotas/{quota}", response_model=QuotaOut)
-def update_quota(quota: str, body: QuotaUpdate, principal: Annotated[Principal, require(ADMIN, scope=quota_scope())],
+def update_quota(quota: str, body: QuotaUpdate,
+                 principal: Annotated[Principal, require(QUOTA_ADMIN, scope=quota_scope())],
                  db: DB, state: State, request: Request) -> QuotaOut:
     found = service.find_quota(db, quota)
     before = _snapshot(db, found)
@@ -117,7 +120,7 @@ def update_quota(quota: str, body: QuotaUpdate, principal: Annotated[Principal, 
 
 
 @router.delete("/quotas/{quota}", status_code=204)
-def delete_quota(quota: str, principal: Annotated[Principal, require(ADMIN, scope=quota_scope())], db: DB,
+def delete_quota(quota: str, principal: Annotated[Principal, require(QUOTA_ADMIN, scope=quota_scope())], db: DB,
                  state: State, request: Request) -> Response:
     found = service.find_quota(db, quota)
     before = _snapshot(db, found)

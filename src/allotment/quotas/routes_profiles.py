@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from allotment.api.deps import DB, State, client_address, cluster_scope, require
 from allotment.audit import service as audit
-from allotment.core.permissions import Principal, cluster
+from allotment.core.permissions import QUOTA_ADMIN, Principal, cluster
 from allotment.core.quantity import format_raw
 from allotment.inventory.pools import find_pool
 from allotment.inventory.service import find_cluster
@@ -32,6 +32,8 @@ router = APIRouter(tags=["profiles"])
 ADMIN = cluster("admin")
 USER = cluster("user")
 Admin = Annotated[Principal, require(ADMIN, scope=cluster_scope())]
+# Creating, changing and deleting profiles: cluster admins and the built-in queue-admins group.
+QuotaAdmin = Annotated[Principal, require(QUOTA_ADMIN, scope=cluster_scope())]
 
 
 def profile_out(db: Session, profile: Profile, cluster_name: str) -> ProfileOut:
@@ -61,7 +63,7 @@ def list_profiles(cluster: str, db: DB) -> ProfileList:
 
 
 @router.post("/clusters/{cluster}/profiles", response_model=ProfileOut, status_code=201)
-def create_profile(cluster: str, body: ProfileCreate, principal: Admin, db: DB, state: State,
+def create_profile(cluster: str, body: ProfileCreate, principal: QuotaAdmin, db: DB, state: State,
                    request: Request) -> ProfileOut:
     found = find_cluster(db, cluster)
     profile = service.create_profile(db, found.id, body.name, body.gpu, body.cpu, body.memory, body.description,
@@ -82,7 +84,7 @@ def get_profile(cluster: str, profile: str, db: DB) -> ProfileOut:
 
 
 @router.patch("/clusters/{cluster}/profiles/{profile}", response_model=ProfileOut)
-def update_profile(cluster: str, profile: str, body: ProfileUpdate, principal: Admin, db: DB, state: State,
+def update_profile(cluster: str, profile: str, body: ProfileUpdate, principal: QuotaAdmin, db: DB, state: State,
                    request: Request) -> ProfileOut:
     found = find_cluster(db, cluster)
     target = service.find_profile(db, found.id, profile)
@@ -97,7 +99,7 @@ def update_profile(cluster: str, profile: str, body: ProfileUpdate, principal: A
 
 
 @router.delete("/clusters/{cluster}/profiles/{profile}", status_code=204)
-def delete_profile(cluster: str, profile: str, principal: Admin, db: DB, state: State,
+def delete_profile(cluster: str, profile: str, principal: QuotaAdmin, db: DB, state: State,
                    request: Request) -> Response:
     found = find_cluster(db, cluster)
     target = service.find_profile(db, found.id, profile)
@@ -109,7 +111,7 @@ def delete_profile(cluster: str, profile: str, principal: Admin, db: DB, state: 
 
 
 @router.put("/clusters/{cluster}/profiles/{profile}/pools", response_model=ProfileOut)
-def set_profile_pools(cluster: str, profile: str, body: list[PoolLinkIn], principal: Admin, db: DB, state: State,
+def set_profile_pools(cluster: str, profile: str, body: list[PoolLinkIn], principal: QuotaAdmin, db: DB, state: State,
                       request: Request) -> ProfileOut:
     """Replace the profile's pool links; the list order is the order in which pools are tried."""
     found = find_cluster(db, cluster)
@@ -125,7 +127,7 @@ def set_profile_pools(cluster: str, profile: str, body: list[PoolLinkIn], princi
 
 
 @router.put("/clusters/{cluster}/profiles/{profile}/policies", response_model=ProfileOut)
-def set_profile_policies(cluster: str, profile: str, body: NameOrder, principal: Admin, db: DB, state: State,
+def set_profile_policies(cluster: str, profile: str, body: NameOrder, principal: QuotaAdmin, db: DB, state: State,
                          request: Request) -> ProfileOut:
     """The queuing priority of the quotas (ClearML policies) using this profile: first listed, served first."""
     found = find_cluster(db, cluster)

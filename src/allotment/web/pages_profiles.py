@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from allotment.api.deps import DB, State, cluster_scope, require
-from allotment.core.permissions import Principal, Scope, allowed, cluster
+from allotment.core.permissions import QUOTA_ADMIN, Principal, Scope, allowed, cluster
 from allotment.errors import DomainError
 from allotment.inventory import service as inventory
 from allotment.quotas import profiles as service
@@ -23,9 +23,9 @@ from allotment.web.form_rows import by_field, failure, kept, remap, rows_of
 from allotment.web.pages_cluster_settings import Form
 
 router = APIRouter()
-ADMIN = cluster("admin")
 Reader = Annotated[Principal, require(cluster("user"), cluster_scope())]
-Admin = Annotated[Principal, require(ADMIN, cluster_scope())]
+# Cluster admins and the built-in queue-admins group create, change and delete profiles.
+Admin = Annotated[Principal, require(QUOTA_ADMIN, cluster_scope())]
 LINK_ROWS = 3  # empty pool rows offered below a profile's links
 LINKS = TypeAdapter(list[PoolLinkIn])
 
@@ -57,7 +57,7 @@ def list_page(request: Request, principal: Principal, db, cluster: str, status: 
     profiles = [api.profile_out(db, p, found.name) for p in service.list_profiles(db, found.id)]
     return render(request, "profiles.html", {
         "cluster": found, "profiles": profiles, "pools": pool_names(db, found.id),
-        "can_manage": allowed(principal, ADMIN, Scope(cluster_id=found.id)),
+        "can_manage": allowed(principal, QUOTA_ADMIN, Scope(cluster_id=found.id)),
         "values": values or {"gpu": "1"}, "errors": errors or {}, "link_rows": range(LINK_ROWS)}, status=status)
 
 
@@ -93,7 +93,7 @@ def detail_page(request: Request, principal: Principal, db, cluster: str, profil
     return render(request, "profile.html", {
         "cluster": found, "profile": out, "pools": pool_names(db, found.id), "values": values or shown,
         "errors": errors or {}, "refusal": refusal, "link_rows": range(len(out.pools) + LINK_ROWS),
-        "can_manage": allowed(principal, ADMIN, Scope(cluster_id=found.id))}, status=status)
+        "can_manage": allowed(principal, QUOTA_ADMIN, Scope(cluster_id=found.id))}, status=status)
 
 
 @router.get("/ui/clusters/{cluster}/profiles/{profile}")

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from allotment.accounting import budgets
 from allotment.api.deps import DB, State, cluster_scope, require
-from allotment.core.permissions import AUTHENTICATED, Principal, Scope, allowed, cluster
+from allotment.core.permissions import AUTHENTICATED, QUOTA_ADMIN, Principal, Scope, allowed
 from allotment.core.quantity import Quantity, format_raw
 from allotment.core.quota_tree import validate_tree
 from allotment.core.resources import ANY_POOL, ResourceKey
@@ -36,8 +36,9 @@ from allotment.web.form_rows import by_field, kept, model_errors, number, remap,
 from allotment.web.pages_cluster_settings import Form
 
 router = APIRouter()
-ClusterAdmin = Annotated[Principal, require(cluster("admin"), cluster_scope())]
-QuotaAdmin = Annotated[Principal, require(cluster("admin"), scope=quota_api.quota_scope())]
+# Cluster admins and the built-in queue-admins group create, change and delete quotas.
+ClusterAdmin = Annotated[Principal, require(QUOTA_ADMIN, cluster_scope())]
+QuotaAdmin = Annotated[Principal, require(QUOTA_ADMIN, scope=quota_api.quota_scope())]
 ENTRY_FIELDS = ("pool", "resource", "guarantee", "limit")
 BLANK_ENTRIES = 2  # empty entry rows offered below a quota's own
 RESOURCE_ORDER = {name: i for i, name in enumerate(RESOURCE_NAMES)}
@@ -134,7 +135,7 @@ def cluster_view(db, principal: Principal, found, now: float) -> dict:
     rows = [{"depth": depth, "quota": views.out(q), "bars": bars(views, q, capacity),
              "budgets": budgets.quota_budgets(db, q, now)} for depth, q in tree_order(items)]
     return {"cluster": found, "rows": rows, "warnings": capacity_warnings(db, found.id, capacity),
-            "can_manage": allowed(principal, cluster("admin"), Scope(cluster_id=found.id)),
+            "can_manage": allowed(principal, QUOTA_ADMIN, Scope(cluster_id=found.id)),
             "pools": [p.name for p in inventory.pool_capacities(db, found.id)],
             "scale_groups": scale_groups(views, items)}
 
