@@ -1,4 +1,5 @@
-"""The console's quality bars in a real browser: every page passes axe-core (WCAG 2.1 A and AA) and fits a phone's width.
+"""The console's quality bars in a real browser: every page passes axe-core (WCAG 2.1 A and AA) and fits a phone's width,
+walked as an admin, as an ordinary user (every page they reach) and as a signed-out visitor (the sign-in pages).
 
 The pages are discovered from the console's router, so a new page is walked without editing this file; a page whose
 path needs a value this walk does not know fails the test until it is added to `path_values`. axe-core comes from
@@ -76,8 +77,18 @@ def seeded(server) -> dict:
     robot = unique("robot")
     r = httpx.post(f"{url}/api/v1/service-accounts", headers=admin, json={"name": robot})
     assert r.status_code == 201, r.text
-    return {"job_id": job_id, "quota": quota, "cluster": "local", "user": "admin", "group": group,
-            "name": policies[0]["name"], "/ui/service-accounts/{name}": {"name": robot}}
+    workspace = unique("walk-ws")
+    r = httpx.post(f"{url}/api/v1/clusters/local/workspaces", headers=admin, json={"name": workspace})
+    assert r.status_code == 201, r.text
+    values = {"job_id": job_id, "quota": quota, "cluster": "local", "user": "admin", "group": group,
+              "name": policies[0]["name"], "/ui/service-accounts/{name}": {"name": robot}, "workspace": workspace}
+    nodes = httpx.get(f"{url}/api/v1/clusters/local/nodes", headers=admin).json()["items"]
+    if nodes:
+        values["node"] = nodes[0]["name"]
+    profiles = httpx.get(f"{url}/api/v1/clusters/local/profiles", headers=admin).json()["items"]
+    if profiles:
+        values["profile"] = profiles[0]["name"]
+    return values
 
 
 @pytest.fixture(scope="module")
@@ -111,40 +122,129 @@ def check_page(page, path: str, label: str, shots: Path, name: str | None = None
     return problems
 
 
+def walk(page, label: str, shots: Path, values: dict, role: str) -> tuple[list[str], list[str], list[str]]:
+    """Open every console page the router declares, with `values` for its path parameters, and check each one that
+    answers 200 at its own address. A page the role may not see (403, 404 for what it may not know of) is checked
+    once, as the refusal page it is; a signed-out visitor sent to the sign-in page is not checked again.
+    Returns (walked, not walked for want of a value, problems)."""
+    walked, unknown, problems, refusal_checked = [], [], [], False
+    for template in console_get_paths():
+        if template in FRAGMENTS or template in REDIRECTS or template.startswith(NOT_PAGES):
+            continue
+        merged = {**values, **values.get(template, {})}
+        if any(n not in merged for n in re.findall(r"{(\w+)}", template)):
+            unknown.append(template)  # reported below; add a value to the seeding fixture to walk it
+            continue
+        path = template.format(**merged)
+        response = page.goto(path)
+        status = response.status if response is not None else None
+        if role == "visitor" and "/login" in page.url:
+            continue  # signed out: sent to sign in (the sign-in page is walked on its own)
+        if role != "admin" and status in (403, 404):
+            if not refusal_checked:
+                problems += check_page(page, path, label, shots, name=f"{role}-refused")
+                refusal_checked = True
+            continue
+        if status != 200:
+            problems.append(f"{path} [{role}, {label}] answered {status}")
+            continue
+        problems += check_page(page, path, label, shots, name=f"{role}-{template}" if role != "admin" else template)
+        walked.append(path)
+    return walked, unknown, problems
+
+
+def report(label: str, role: str, shots: Path, unknown: list[str]) -> None:
+    print(f"\nconsole screenshots ({role}, {label}): {shots}")
+    if unknown:
+        print(f"not walked as {role} (no value for their path parameters): {', '.join(unknown)}")
+
+
 @pytest.mark.parametrize("label", list(WIDTHS))
 def test_every_page_is_accessible_and_fits_the_width(browser, server, seeded, label):
     shots = artifacts_dir()
     context = browser.new_context(base_url=server.url, viewport=WIDTHS[label])
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    problems: list[str] = []
     try:
-        page.goto("/login")
-        problems += check_page(page, "/login", label, shots)
         sign_in(page, "admin", ADMIN_PASSWORD)
-        walked, unknown = [], []
-        for template in console_get_paths():
-            if template in FRAGMENTS or template in REDIRECTS or template.startswith(NOT_PAGES):
-                continue
-            values = {**seeded, **seeded.get(template, {})}
-            if any(n not in values for n in re.findall(r"{(\w+)}", template)):
-                unknown.append(template)  # reported below; add a value to `seeded` to walk it
-                continue
-            path = template.format(**values)
-            response = page.goto(path)
-            if response is None or response.status != 200:
-                problems.append(f"{path} [{label}] answered {response and response.status}")
-                continue
-            problems += check_page(page, path, label, shots, name=template)  # one file per page, run after run
-            walked.append(path)
+        walked, unknown, problems = walk(page, label, shots, seeded, "admin")
         page.goto("/ui/nowhere")  # the error page is a page too
         problems += check_page(page, "/ui/nowhere", label, shots)
     finally:
         context.close()
-    print(f"\nconsole screenshots ({label}): {shots}")
-    if unknown:
-        print(f"not walked (no value for their path parameters): {', '.join(unknown)}")
+    report(label, "admin", shots, unknown)
     assert len(walked) >= 20, walked
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def ordinary_user(server, seeded) -> dict:
+    """A user with no role but their own: a quota they may submit to, a queued job of theirs, a group they are in."""
+    url = server.url
+    admin = api_token(url, "admin", ADMIN_PASSWORD)
+    name, password = unique("walker"), "Walker-pass-1!"
+    r = httpx.post(f"{url}/api/v1/users", headers=admin,
+                   json={"email": f"{name}@example.com", "username": name, "password": password})
+    assert r.status_code == 201, r.text
+    r = httpx.put(f"{url}/api/v1/clusters/local/users/{name}", headers=admin, json={"role": "user"})
+    assert r.status_code == 200, r.text
+    r = httpx.put(f"{url}/api/v1/quotas/{seeded['quota']}/bindings/users/{name}", headers=admin)
+    assert r.status_code == 204, r.text
+    r = httpx.put(f"{url}/api/v1/groups/{seeded['group']}/members/{name}", headers=admin)
+    assert r.status_code == 204, r.text
+    workspace = unique("walk-ws")
+    r = httpx.post(f"{url}/api/v1/clusters/local/workspaces", headers=admin, json={"name": workspace, "users": [name]})
+    assert r.status_code == 201, r.text
+    mine = api_token(url, name, password)
+    r = httpx.post(f"{url}/api/v1/jobs", headers=mine,
+                   json={"quota": seeded["quota"], "gpu": 1, "cpu": 0.5, "memory": "1GiB", "command": "sleep 600",
+                         "name": unique("mine")})
+    assert r.status_code == 201, r.text
+    return {"username": name, "password": password,
+            "values": {**seeded, "job_id": str(r.json()["id"]), "user": name, "workspace": workspace}}
+
+
+@pytest.mark.parametrize("label", list(WIDTHS))
+def test_every_page_an_ordinary_user_reaches_is_accessible_and_fits(browser, server, ordinary_user, label):
+    shots = artifacts_dir()
+    context = browser.new_context(base_url=server.url, viewport=WIDTHS[label])
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        sign_in(page, ordinary_user["username"], ordinary_user["password"])
+        walked, unknown, problems = walk(page, label, shots, ordinary_user["values"], "user")
+    finally:
+        context.close()
+    report(label, "user", shots, unknown)
+    for own in ("/ui/", "/ui/jobs", "/ui/jobs/new", f"/ui/jobs/{ordinary_user['values']['job_id']}", "/ui/account",
+                "/ui/credentials", "/ui/usage"):
+        assert own in walked, (own, walked)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("label", list(WIDTHS))
+def test_the_signed_out_pages_are_accessible_and_fit(browser, server, seeded, label):
+    """A visitor sees the sign-in page (also with its error), and whatever else answers without a session."""
+    shots = artifacts_dir()
+    context = browser.new_context(base_url=server.url, viewport=WIDTHS[label])
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto("/login")
+        problems = check_page(page, "/login", label, shots)
+        page.fill("#username", "admin")
+        page.fill("#password", "not-the-password")
+        page.click("form[action='/login'] button[type=submit]")
+        page.get_by_test_id("login-error").wait_for()
+        problems += check_page(page, "/login (refused)", label, shots, name="login-refused")
+        walked, _, more = walk(page, label, shots, seeded, "visitor")
+        problems += more
+        page.goto("/ui/nowhere")
+        problems += check_page(page, "/ui/nowhere (signed out)", label, shots, name="visitor-nowhere")
+    finally:
+        context.close()
+    report(label, "visitor", shots, [])
+    print(f"signed-out pages walked besides the sign-in page: {', '.join(walked) or 'none'}")
     assert not problems, "\n".join(problems)
 
 
