@@ -1,6 +1,6 @@
 """POST /jobs/batch costs the same statements whatever the number of quotas its jobs name: who may submit where is
 read once per batch, not once per quota (a 500-job batch of the Kueue large-scale benchmark names 500 quotas), and
-the jobs go in as one multi-row INSERT. The decisions stay the same: a quota the user is not bound to is still refused
+the jobs go in with one INSERT statement. The decisions stay the same: a quota the user is not bound to is still refused
 by name. The owner's configuration goes in with the rows, not as an UPDATE per job."""
 
 from __future__ import annotations
