@@ -1,13 +1,16 @@
 """`allot bench scenario`: the real CLI runs a small scenario through HTTP, the database, the scheduler loop and the
-simulated engine, on its own throwaway server and on a running one."""
+simulated engine, on its own throwaway server (SQLite, or a throwaway PostgreSQL with production durability) and on
+a running one."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from allotment.bench.postgres import find_bindir
 from e2e.clitools import ADMIN_PASSWORD, ADMIN_USERNAME, allot, login_config, ok, start_server, stop_server
 
 SMOKE = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios" / "smoke.yaml"
@@ -46,3 +49,25 @@ def test_bench_scenario_on_a_running_server(tmp_path):
     data = json.loads(result.stdout)
     check(data)
     assert data["server"] == server.url
+
+
+def test_bench_scenario_on_a_throwaway_postgresql(tmp_path):
+    if find_bindir() is None:
+        if os.environ.get("ALLOT_TEST_REQUIRE_POSTGRES"):
+            pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql")
+        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql")
+    result = ok(allot("bench", "scenario", str(SMOKE), "--json", "--database", "postgresql", config_dir=tmp_path,
+                      timeout=600))
+    data = json.loads(result.stdout)
+    check(data)
+    assert data["database"] == "postgresql"
+    assert data["database_server"].startswith("PostgreSQL ")
+    assert "fsync=on, synchronous_commit=on, full_page_writes=on" in data["database_server"]
+
+
+def test_bench_scenario_names_its_sqlite_database(tmp_path):
+    result = ok(allot("bench", "scenario", str(SMOKE), "--json", "--database", "sqlite", config_dir=tmp_path,
+                      timeout=600))
+    data = json.loads(result.stdout)
+    check(data)
+    assert data["database"] == "sqlite" and "WAL" in data["database_server"]

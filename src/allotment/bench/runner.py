@@ -24,8 +24,8 @@ from typing import Any, Self
 
 import httpx
 
-from allotment.bench.scenario import Scenario
-from allotment.core.limits import MAX_BATCH_JOBS
+from allotment.bench.scenario import JobPlan, Scenario
+from allotment.core.limits import MAX_BATCH_JOBS, MAX_TREE_ITEMS
 
 API = "/api/v1"
 ADMIN = "bench-admin"
@@ -112,9 +112,12 @@ class ThrowawayServer:
 
 
 class Api:
-    def __init__(self, url: str, token: str | None = None) -> None:
+    """`http`: a client of one's own (an in-process TestClient, which is an httpx.Client) instead of a new one."""
+
+    def __init__(self, url: str, token: str | None = None, http: httpx.Client | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+        self.http = http if http is not None else httpx.Client(base_url=url.rstrip("/"), timeout=300)
+        self.http.headers.update(headers)
 
     def login(self, username: str, password: str) -> None:
         token = self.call("POST", "/auth/login", {"username": username, "password": password})["token"]
@@ -178,11 +181,21 @@ def setup(api: Api, scenario: Scenario, prefix: str) -> Setup:
         docs.append({"name": names[q.name], "parent": names[q.parent] if q.parent else None, "weight": q.weight,
                      "reclaim": q.reclaim, "within_quota_preemption": q.within_quota_preemption,
                      "resources": [resource]})
-    # The whole tree in one draft, provisioned atomically (validated once, one reload for the scheduler) rather than
-    # a thousand single creations.
-    api.call("PUT", f"/clusters/{cluster}/resource-config/draft", {"quotas": docs})
+    # The tree in one draft, provisioned atomically (validated once, one reload for the scheduler) rather than a
+    # thousand single creations. A draft holds at most MAX_TREE_ITEMS quotas; parents come first, so the draft's
+    # prefix is a whole tree and the few quotas beyond it are created one by one under it.
+    api.call("PUT", f"/clusters/{cluster}/resource-config/draft", {"quotas": docs[:MAX_TREE_ITEMS]})
     api.call("POST", f"/clusters/{cluster}/resource-config/provision")
+    for doc in docs[MAX_TREE_ITEMS:]:
+        api.call("POST", f"/clusters/{cluster}/quotas", {k: v for k, v in doc.items() if v is not None}, ok=(201,))
     return Setup(cluster, names, classes)
+
+
+def batch_body(scenario: Scenario, done: Setup, plans: list[JobPlan]) -> list[dict]:
+    """The jobs of one POST /jobs/batch."""
+    return [{"quota": done.quota_names[p.quota], "command": ["sleep", "0"],
+             scenario.resource: _amount(p.request), "priority_class": done.priority_classes[p.priority],
+             "labels": {"runtime_ms": p.runtime_ms, "class": p.job_class}} for p in plans]
 
 
 def submit(api: Api, scenario: Scenario, done: Setup, progress: Progress | None = None) -> tuple[float, list[int]]:
@@ -200,10 +213,7 @@ def submit(api: Api, scenario: Scenario, done: Setup, progress: Progress | None 
         j = i
         while j < len(jobs) and j - i < MAX_BATCH and jobs[j].at_ms <= elapsed_ms:
             j += 1
-        batch = [{"quota": done.quota_names[p.quota], "command": ["sleep", "0"],
-                  scenario.resource: _amount(p.request), "priority_class": done.priority_classes[p.priority],
-                  "labels": {"runtime_ms": p.runtime_ms, "class": p.job_class}} for p in jobs[i:j]]
-        ids.extend(api.call("POST", "/jobs/batch", {"jobs": batch})["ids"])
+        ids.extend(api.call("POST", "/jobs/batch", {"jobs": batch_body(scenario, done, jobs[i:j])})["ids"])
         i = j
         if progress and time.perf_counter() - last_note > 2:
             last_note = time.perf_counter()

@@ -1,20 +1,29 @@
 """`allot bench scenario FILE`: run a scheduler benchmark through the real path and print its figures.
 
-Without --url it starts a throwaway server (temporary SQLite database, simulated engine, short scheduler tick) and
-stops it afterwards; with --url it uses a running server with the saved login (`allot login`) or ALLOT_TOKEN, and
-creates its cluster, quotas and priority classes under a unique prefix.
+Without --url it starts a throwaway server (simulated engine, short scheduler tick) on a temporary SQLite database,
+or with --database postgresql on a throwaway PostgreSQL server with production durability (bench/postgres.py), and
+stops both afterwards; the report names the database. With --url it uses a running server with the saved login
+(`allot login`) or ALLOT_TOKEN, and creates its cluster, quotas and priority classes under a unique prefix.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from allotment.bench.postgres import PostgresError
 from allotment.cli.client import CliError
 from allotment.cli.output import console, emit_json, err_console, table
+
+
+class Database(str, Enum):
+    sqlite = "sqlite"
+    postgresql = "postgresql"
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +42,9 @@ def register(app: typer.Typer) -> None:
                                                help="give up when jobs are still active after this")] = 1800,
         keep: Annotated[bool, typer.Option("--keep",
                                            help="keep the throwaway server's directory (database, log)")] = False,
+        database: Annotated[Database, typer.Option(
+            "--database", help="the throwaway server's database: SQLite, or a throwaway PostgreSQL server started "
+                               "for the run (production durability)")] = Database.sqlite,
     ) -> None:
         """Submit the scenario's jobs at their creation times, wait for all to finish, report wall time,
         utilisation, time to admission per job class (mean, p50, p99) and per quota."""
@@ -49,19 +61,45 @@ def register(app: typer.Typer) -> None:
                 result = _run(runner, report, plan, _client_for(url), f"b{int(time.time())}-", timeout, progress)
                 result["server"] = url
             else:
-                with runner.ThrowawayServer(tick_s=tick, keep=keep) as server:
-                    if progress:
-                        progress(f"throwaway server on {server.url} ({server.dir})")
-                    api = runner.Api(server.url)
-                    api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
-                    result = _run(runner, report, plan, api, "", timeout, progress)
-                    result["server"] = "throwaway (SQLite, simulated engine)"
-        except runner.BenchError as exc:
+                result = _throwaway(runner, report, plan, database, tick, keep, timeout, progress)
+        except (runner.BenchError, PostgresError) as exc:
             raise CliError(str(exc)) from exc
         if as_json:
             emit_json(result)
         else:
             _print(result)
+
+
+def _throwaway(runner, report, plan, database: Database, tick: float, keep: bool, timeout: float, progress) -> dict:
+    from allotment.bench.postgres import ThrowawayPostgres
+
+    with ExitStack() as stack:
+        env, name = {}, "SQLite (WAL, synchronous=NORMAL)"
+        if database is Database.postgresql:
+            pg = stack.enter_context(ThrowawayPostgres())
+            if progress:
+                progress(f"throwaway {pg.version} in {pg.dir}")
+            _migrate(pg.url)
+            env["ALLOT_DATABASE_URL"] = pg.url
+            durability = ", ".join(f"{k}={v}" for k, v in pg.settings().items())
+            name = f"{pg.version} ({durability})"
+        server = stack.enter_context(runner.ThrowawayServer(tick_s=tick, keep=keep, extra_env=env))
+        if progress:
+            progress(f"throwaway server on {server.url} ({server.dir})")
+        api = runner.Api(server.url)
+        api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
+        result = _run(runner, report, plan, api, "", timeout, progress)
+        result["server"] = f"throwaway ({name}, simulated engine)"
+        result["database"] = database.value
+        result["database_server"] = name
+        return result
+
+
+def _migrate(url: str) -> None:
+    """The server refuses an unmigrated PostgreSQL schema: `allot db upgrade` first, as an operator would."""
+    from allotment.migrate import upgrade
+
+    upgrade(url)
 
 
 def _client_for(url: str):
@@ -85,6 +123,7 @@ def _run(runner, report, plan, api, prefix: str, timeout: float, progress) -> di
 
 def _print(result: dict) -> None:
     console.print(f"[bold]{result['scenario']}[/bold]: {result['jobs']} jobs, {result['finished']} finished")
+    console.print(f"server         {result['server']}")
     console.print(f"wall time      {result['wall_ms'] / 1000:.1f} s  (lower bound {result['lower_bound_ms'] / 1000:.1f} s)")
     console.print(f"utilisation    {result['utilisation'] * 100:.1f} % of {result['capacity']:g} {result['resource']}")
     console.print(f"preemptions    {result['preemptions']}")

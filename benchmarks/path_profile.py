@@ -1,0 +1,223 @@
+"""Where the real path spends its time, in CPU seconds and SQL statements: ingestion and the scheduler loop.
+
+`allot bench scenario` measures wall time, which on a shared machine swings with the other work on it. This script
+runs the same path in one process and counts what does not swing: CPU time (time.process_time) and the statements
+each phase sends, with their time, from SQLAlchemy's cursor events. It plays the scenario in virtual time: every
+`--tick` seconds of scenario time it submits the jobs due (POST /jobs/batch through the real app, in-process, with
+the HTTP stack, validation and the INSERT) and runs one scheduler cycle at that time (Scheduler.run_cycle with the
+simulated engine: scans, decisions, the cycle's writes and metering), until every job has finished. Nothing sleeps, so
+the figures are the path's cost with no waiting.
+
+    python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database sqlite
+    python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database postgresql
+    python benchmarks/path_profile.py FILE --profile out.prof   # cProfile of both phases as well (slower)
+
+It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the statements
+grouped by kind and table (how many, the rows they carried, their time as the driver took it), and with --profile the functions with the most cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import importlib
+import json
+import pstats
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import ExitStack
+from pathlib import Path
+
+from sqlalchemy import event, func, select
+
+from allotment.api.app import create_app
+from allotment.bench import runner
+from allotment.bench.postgres import ThrowawayPostgres
+from allotment.bench.scenario import load
+from allotment.settings import Settings
+
+PHASES = ("ingest", "loop")
+# Ingestion runs in the app's worker thread, where cProfile does not look: these functions are timed (CPU time of the
+# process, which is all the app's while the harness waits for its answer), each as module:function.
+TIMED = ("allotment.workloads.routes:_request",
+         "allotment.workloads.service:_validated", "allotment.workloads.service:submit_batch",
+         "allotment.vaults.job_supplies:config_text", "allotment.audit.service:record",
+         "allotment.accounting.budgets:refuse_if_spent")
+WATCH = ("workloads/routes.py:.*\\(submit_batch\\)", "workloads/service.py:.*\\(_validated\\)",
+         "workloads/service.py:.*\\(submit_batch\\)", "audit/service.py:.*\\(record\\)",
+         "scheduler/loop.py:.*\\(_scan\\)", "scheduler/loop.py:.*\\(_events\\)",
+         "scheduler/runtime.py:.*\\(decide\\)", "scheduler/persist.py:.*\\(apply\\)",
+         "scheduler/metering.py:.*\\(write_intervals\\)", "scheduler/loop.py:.*\\(_dispatch\\)",
+         "scheduler/metering.py:.*\\(admitted\\)", "core/admission.py:.*\\(cycle\\)")
+
+
+class Statements:
+    """Count and time every statement by phase, kind and table (executemany counts its rows too)."""
+
+    def __init__(self, engine) -> None:
+        self.phase = "setup"
+        self.stats: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        event.listen(engine, "commit", self._commit)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        conn.info["bench_t"] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        took = time.perf_counter() - conn.info.pop("bench_t", time.perf_counter())
+        words = statement.split()
+        kind = words[0].upper() if words else "?"
+        table = re.search(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", statement, re.IGNORECASE)
+        entry = self.stats[(self.phase, f"{kind} {table.group(1) if table else ''}".strip())]
+        entry[0] += 1
+        entry[1] += took
+        entry[2] += len(parameters) if executemany else 1
+
+    def _commit(self, conn) -> None:
+        self.stats[(self.phase, "COMMIT")][0] += 1
+
+    def report(self, phase: str) -> dict:
+        rows = sorted(((k[1], v) for k, v in self.stats.items() if k[0] == phase), key=lambda kv: -kv[1][1])
+        return {name: f"{int(v[0])} statements, {int(v[2])} rows, {v[1]:.3f} s" for name, v in rows}
+
+
+class Timers:
+    """CPU seconds spent inside each TIMED function (outermost calls only)."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._depth: dict[str, int] = defaultdict(int)
+        for target in TIMED:
+            module_name, name = target.split(":")
+            module = importlib.import_module(module_name)
+            setattr(module, name, self._wrap(target, getattr(module, name)))
+
+    def _wrap(self, target: str, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            self._depth[target] += 1
+            began = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth[target] -= 1
+                if not self._depth[target]:
+                    self.cpu[target] += time.process_time() - began
+                    self.calls[target] += 1
+        return timed
+
+    def report(self) -> dict[str, str]:
+        return {k: f"{self.cpu[k]:.3f} s in {self.calls[k]} calls" for k in TIMED if self.calls[k]}
+
+
+def top_functions(profile: cProfile.Profile) -> dict[str, float]:
+    stats = pstats.Stats(profile)
+    out = {}
+    for (path, line, name), (_cc, _nc, _tt, cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        label = f"{'/'.join(Path(path).parts[-2:])}:{line}({name})"
+        if any(re.search(p, label) for p in WATCH):
+            out[label] = round(out.get(label, 0.0) + cum, 3)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def run(path: str, database: str, tick: float, profile_to: str | None) -> dict:
+    plan = load(path)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="allot-path-")))
+        url = None
+        if database == "postgresql":
+            url = stack.enter_context(ThrowawayPostgres()).url
+            from allotment.migrate import upgrade
+
+            upgrade(url)
+        settings = Settings(data_dir=tmp / "var", database_url=url, secret_key="path-profile-secret",
+                            bootstrap_admin_username=runner.ADMIN, bootstrap_admin_email="bench@example.com",
+                            bootstrap_admin_password=runner.ADMIN_PASSWORD, bootstrap_default_quota=False,
+                            scheduler_enabled=False)
+        from fastapi.testclient import TestClient
+
+        from allotment.scheduler.loop import Scheduler
+        from allotment.workloads.models import ACTIVE_STATES, Job
+
+        timers = Timers()  # before the app is built: FastAPI keeps the route functions it is given
+        app = create_app(settings)
+        client = stack.enter_context(TestClient(app))
+        state = app.state.allot
+        api = runner.Api("http://testserver", http=client)
+        api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
+        done = runner.setup(api, plan, "")
+        counter = Statements(state.engine)
+        scheduler = Scheduler(state)
+        cpu = dict.fromkeys(PHASES, 0.0)
+        profiles = {p: cProfile.Profile(time.process_time) for p in PHASES} if profile_to else {}
+        jobs, i, t, cycles = plan.jobs, 0, 0.0, 0
+        start = time.time()
+        last = max(j.at_ms for j in jobs) / 1000.0
+
+        def phase(name, fn, *args):
+            counter.phase = name
+            began = time.process_time()
+            if profiles:
+                profiles[name].enable()
+            try:
+                return fn(*args)
+            finally:
+                if profiles:
+                    profiles[name].disable()
+                cpu[name] += time.process_time() - began
+
+        def submit_due(upto_ms: float) -> None:
+            nonlocal i
+            while i < len(jobs) and jobs[i].at_ms <= upto_ms:
+                j = i
+                while j < len(jobs) and j - i < runner.MAX_BATCH and jobs[j].at_ms <= upto_ms:
+                    j += 1
+                api.call("POST", "/jobs/batch", {"jobs": runner.batch_body(plan, done, jobs[i:j])})
+                i = j
+
+        while True:
+            phase("ingest", submit_due, t * 1000.0)
+            phase("loop", scheduler.run_cycle, start + t)
+            cycles += 1
+            t += tick
+            if i >= len(jobs) and t > last:
+                with state.sessions() as session:
+                    active = session.scalar(select(func.count()).select_from(Job)
+                                            .where(Job.state.in_(ACTIVE_STATES)))
+                if not active:
+                    break
+            if t > last + 3600:
+                raise SystemExit("jobs still active an hour of scenario time after the last submission")
+        result = {"scenario": plan.name, "database": state.engine.dialect.name, "jobs": len(jobs), "cycles": cycles,
+                  "scenario_s": round(t, 2), "python": sys.version.split()[0]}
+        for name in PHASES:
+            result[name] = {"cpu_s": round(cpu[name], 3), "cpu_us_per_job": round(cpu[name] / len(jobs) * 1e6, 1),
+                            "sql": counter.report(name)}
+            if profiles:
+                result[name]["functions_cum_s"] = top_functions(profiles[name])
+        result["ingest"]["functions_cpu"] = timers.report()
+        if profile_to:
+            merged = pstats.Stats(profiles["ingest"])
+            merged.add(profiles["loop"])
+            merged.dump_stats(profile_to)
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--tick", type=float, default=0.05, help="scenario seconds between cycles (the server's tick)")
+    parser.add_argument("--profile", help="also write a cProfile of both phases to this file")
+    args = parser.parse_args()
+    print(json.dumps(run(args.scenario, args.database, args.tick, args.profile), indent=1))
+
+
+if __name__ == "__main__":
+    main()
