@@ -17,7 +17,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="allotment: g
 
 # Command modules: each exposes `register(app)`. Missing ones are skipped so the CLI grows with the API.
 MODULES = ["server", "session", "admin", "credentials", "jobs", "quotas", "usage", "bench", "simulate",
-           "admin_federation", "admin_scim", "workspaces", "folders", "projects", "vaults", "targets", "hide_list"]
+           "admin_federation", "admin_scim", "workspaces", "folders", "projects", "vaults", "targets", "hide_list",
+           "access_rules"]
 
 
 def _load() -> None:
