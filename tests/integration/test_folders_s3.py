@@ -73,3 +73,19 @@ def test_allowed_hosts_restrict_who_uses_an_s3_host(client, admin_headers, s3_se
                                   "localonly (local)")
     refused = client.post(f"{API}/storage-hosts", headers=quinn, json={"name": "mine", "kind": "s3"})
     assert refused.status_code == 403
+
+
+def test_an_s3_folder_cannot_be_mounted_on_the_local_engine(client, admin_headers, s3_server):  # noqa: F811
+    from inventory_helpers import quota
+
+    s3_host(client, admin_headers, s3_server, "objs")
+    rae = make_user(client, "rae", cluster_role="user")
+    client.post(f"{API}/folders", headers=rae, json={"name": "remote", "host": "objs"})
+    quota(client, admin_headers, "rq")
+    client.put(f"{API}/quotas/rq/bindings/users/rae", headers=admin_headers)
+    r = client.post(f"{API}/jobs", headers=rae, json={"quota": "rq", "cpu": 1, "command": ["ls"],
+                                                      "mounts": ["remote"]})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "mounts[0]", "message": (
+        "folder remote is on s3 host objs: the local engine mounts only folders of local hosts (download the files "
+        "in the job instead)")}]

@@ -6,8 +6,13 @@ trashed."""
 from __future__ import annotations
 
 import pytest
-from inventory_helpers import API, make_user
+from inventory_helpers import API, make_user, sessions
+from sqlalchemy import select
 
+from allotment.core.permissions import Principal
+from allotment.db import transaction
+from allotment.identity.models import User
+from allotment.storage import mounts
 from conftest import make_settings
 
 
@@ -54,3 +59,23 @@ def test_bad_mounts_are_refused_naming_the_field(client, admin_headers):
     errors = {e["field"]: e["message"] for e in r.json()["errors"]}
     assert errors["mounts[1].path"] == "x is the target of another mount"
     assert "'..'" in errors["mounts[2]"] and "NAME[:PATH][:ro]" in errors["mounts[3]"]
+
+
+def test_slurm_mounts_use_the_hosts_path_on_the_clusters_shared_file_system(client, admin_headers):
+    zoe = make_user(client, "zoe")
+    made = client.post(f"{API}/folders", headers=zoe, json={"name": "runs"}).json()
+    with transaction(sessions(client)) as s:
+        uid = s.scalar(select(User.id).where(User.username == "zoe"))
+        errors: list[tuple[str, str]] = []
+        principal = Principal(uid, "user", "zoe")
+        assert mounts.resolve(s, principal, "hpc", "slurm", ["runs"], lambda f, m: errors.append((f, m))) is None
+        assert errors == [("mounts[0]", ("storage host local has no path on cluster hpc's shared file system (an "
+                                         "admin sets it: allot folders hosts update local --cluster-path hpc=PATH)"))]
+    assert client.patch(f"{API}/storage-hosts/local", headers=admin_headers,
+                        json={"cluster_paths": {"hpc": "/shared/allot"}}).status_code == 200
+    with transaction(sessions(client)) as s:
+        resolved = mounts.resolve(s, principal, "hpc", "slurm", ["runs:ro"], lambda f, m: errors.append((f, m)))
+    assert resolved[0]["cluster_path"] == f"/shared/allot/{made['id']}" and resolved[0]["read_only"] is True
+    with transaction(sessions(client)) as s:
+        assert mounts.resolve(s, principal, "gpus", "ray", ["runs"], lambda f, m: errors.append((f, m))) is None
+    assert "the ray engine does not mount storage folders" in errors[-1][1]

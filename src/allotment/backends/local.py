@@ -37,7 +37,7 @@ from allotment.backends import jobrun
 from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, JobEvent, Launch, NodeInfo, Reattached
 from allotment.backends.cgroups import Cgroups
 from allotment.backends.nvml import minor_numbers, read_gpus
-from allotment.backends.sandbox import Isolation, job_environment
+from allotment.backends.sandbox import Isolation, folder_variable, job_environment
 
 log = logging.getLogger("allotment.backends.local")
 
@@ -256,6 +256,8 @@ class LocalBackend:
         env = job_environment(launch.env, launch.job_id, [int(d) for d in spec.get("devices") or ()],
                               confine.get("workdir"), confine.get("user"),
                               renumber_cuda=bool((spec.get("cgroup") or {}).get("gpus_enforced")))
+        if confine.get("workdir"):  # each mounted folder's path (backends/sandbox.py)
+            env.update({folder_variable(m["folder"]): str(Path(confine["workdir"]) / m["target"]) for m in launch.mounts})
         env.update(write_config_file(launch, run_dir, confine))
         with open(self.log_dir / f"job-{launch.job_id}.log", "ab") as log_file:
             wrapper = subprocess.Popen([sys.executable, "-I", "-S", str(WRAPPER), str(run_dir)], stdin=subprocess.DEVNULL,

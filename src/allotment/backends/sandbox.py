@@ -31,7 +31,8 @@ the job's runs, so a requeued job finds its checkpoints), outside the data direc
 Storage folders (storage/mounts.py) are bind-mounted into the job at `<working directory>/<target>` (default
 `folders/<name>`), read-only where the permission says so: under bubblewrap by its --bind/--ro-bind; with accounts of
 their own by the root wrapper in a mount namespace of the command's own, before it drops to the job's uid
-(backends/jobrun.py). Files a job writes there belong to the job's uid, with its umask.
+(backends/jobrun.py). Files a job writes there belong to the job's uid, with its umask. ALLOT_FOLDER_<NAME> holds
+each mounted folder's path.
 
 Limits (backends/cgroups.py): CPU and memory requests become cgroup limits where the host lets the server create
 cgroups; otherwise memory falls back to RLIMIT_DATA and CPU is not limited (see that module for why).
@@ -42,6 +43,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import re
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -194,6 +196,12 @@ class Isolation:
             argv += ["--ro-bind" if bind["read_only"] else "--bind", bind["source"], bind["target"]]
         argv += ["--chdir", str(work), "--"]
         return argv
+
+
+def folder_variable(folder: str) -> str:
+    """The environment variable that names a mounted folder's path to the job: ALLOT_FOLDER_<NAME>, upper case,
+    other characters as _ (every engine that mounts folders sets it)."""
+    return "ALLOT_FOLDER_" + re.sub(r"[^A-Z0-9]", "_", str(folder).upper())
 
 
 def folder_mounts(work: Path, mounts: tuple[dict, ...]) -> list[dict]:

@@ -54,6 +54,7 @@ from pathlib import Path
 
 from allotment.backends.base import ENDED, LOST, RUNS, UNKNOWN, DeviceInfo, JobEvent, Launch, NodeInfo, Reattached
 from allotment.backends.remote import ANSWER_S, OutageGuard, private_state_dir
+from allotment.backends.sandbox import folder_variable
 from allotment.backends.slurm_client import (
     NOT_MODIFIED,
     JobSpec,
@@ -130,6 +131,14 @@ class Run:
 class NodeMeta:
     partitions: tuple[str, ...]
     gpu_types: tuple[str | None, ...]  # by device index
+
+
+def folder_variables(mounts: tuple[dict, ...]) -> dict[str, str]:
+    """Storage folders on Slurm: each is the folder's directory on the cluster's shared file system (its storage
+    host's cluster path, storage/mounts.py), named to the job as ALLOT_FOLDER_<NAME> (upper case, other characters
+    as _). Slurm has no bind mounts: a read-only mount is read-only only where the shared file system's
+    permissions make it so."""
+    return {folder_variable(m["folder"]): m["cluster_path"] for m in mounts if m.get("cluster_path")}
 
 
 def exit_code_of(raw: object) -> int | None:
@@ -336,7 +345,7 @@ class SlurmBackend:
             gres = f"gpu:{kind}:{len(launch.devices)}" if kind else f"gpu:{len(launch.devices)}"
         time_limit = max(1, math.ceil(launch.time_limit_s / 60)) if launch.time_limit_s else None
         env = {"PATH": self.config.job_path, **{str(k): str(v) for k, v in launch.env.items()},
-               "ALLOT_JOB_ID": str(launch.job_id)}
+               **folder_variables(launch.mounts), "ALLOT_JOB_ID": str(launch.job_id)}
         prefix = self.config.name_prefix
         return JobSpec(
             name=f"{prefix}-{launch.job_id}", comment=f"{prefix}:{launch.job_id}:{launch.admission}",

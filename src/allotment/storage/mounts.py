@@ -10,6 +10,7 @@ Where it appears:
   relative to the working directory and may not leave it.
 - Slurm engine: the folder's directory on the cluster's shared file system, `<cluster path>/<folder id>`, where the
   cluster path is the storage host's `cluster_paths[<cluster name>]`; a host without one for the cluster is refused.
+- Both name each folder's path in the job's environment as ALLOT_FOLDER_<NAME> (upper case, other characters _).
 - Other engines (Ray) do not mount folders: refused at submission.
 - S3 folders on the local engine: refused at submission with a clear error. A job's sandbox has no S3 client of
   allotment's and staging whole folders to disk would copy data of any size behind the user's back; a job that needs

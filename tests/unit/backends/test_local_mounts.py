@@ -18,7 +18,7 @@ from allotment.backends.sandbox import ACCOUNT, BWRAP, Isolation, IsolationUnava
 from allotment.storage.stores import LocalStore
 
 SCRIPT = ("cat folders/in/data.txt; echo result > out/result.txt && echo wrote-rw; "
-          "echo x > folders/in/new.txt 2>&1 || echo refused-ro; ls out")
+          "echo x > folders/in/new.txt 2>&1 || echo refused-ro; ls out; echo \"in=$ALLOT_FOLDER_IN\"")
 MOUNTS = ({"folder_id": 1, "folder": "in", "root": None, "target": "folders/in", "read_only": True},
           {"folder_id": 2, "folder": "out", "root": None, "target": "out", "read_only": False})
 
@@ -53,7 +53,8 @@ def _run(iso: Isolation, data: Path, work: Path) -> str:
     return log
 
 
-def _check(log: str, data: Path) -> None:
+def _check(log: str, data: Path, work: Path) -> None:
+    assert f"in={work / '1' / 'folders' / 'in'}" in log  # its path in the environment
     assert "input data" in log  # read through the mount
     assert "wrote-rw" in log and (data / "folders" / "2" / "result.txt").read_text() == "result\n"
     assert "Read-only file system" in log and "refused-ro" in log
@@ -70,7 +71,7 @@ def test_mounts_with_accounts_of_their_own(tmp_path):
     try:
         iso = Isolation.for_host(data, work)
         assert iso.mode == ACCOUNT
-        _check(_run(iso, data, work), data)
+        _check(_run(iso, data, work), data, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -85,7 +86,7 @@ def test_mounts_under_bubblewrap(tmp_path, monkeypatch):
     iso = Isolation.for_host(data, tmp_path / "work")
     monkeypatch.undo()
     assert iso.mode == BWRAP
-    _check(_run(iso, data, tmp_path / "work"), data)
+    _check(_run(iso, data, tmp_path / "work"), data, tmp_path / "work")
 
 
 def test_a_mount_target_stays_inside_the_working_directory(tmp_path):
@@ -95,3 +96,18 @@ def test_a_mount_target_stays_inside_the_working_directory(tmp_path):
             folder_mounts(tmp_path / "work", ({"source": str(tmp_path / "src"), "target": target},))
     with pytest.raises(IsolationUnavailable, match="is missing"):
         folder_mounts(tmp_path / "work", ({"source": str(tmp_path / "gone"), "target": "x", "folder": "f"},))
+
+
+def test_slurm_names_each_folder_by_its_path_on_the_shared_file_system(tmp_path):
+    from allotment.backends.slurm import SlurmBackend, SlurmConfig
+    from allotment.backends.slurm_client import SlurmCommands
+
+    class NoSlurm(SlurmCommands):
+        def nodes(self):
+            return [{"name": "n1", "gres": "", "partitions": ["p"], "cpus": 4, "real_memory": 4096, "state": "idle"}]
+
+    backend = SlurmBackend(SlurmConfig(log_dir=tmp_path / "logs", state_dir=tmp_path / "state"), api=NoSlurm())
+    mounts = ({"folder_id": 3, "folder": "my-data", "target": "folders/my-data", "read_only": True,
+               "cluster_path": "/shared/folders/3"},)
+    spec = backend.job_spec(Launch(9, "ls", node="n1", cpu=1, admission="a", mounts=mounts))
+    assert spec.environment["ALLOT_FOLDER_MY_DATA"] == "/shared/folders/3"
