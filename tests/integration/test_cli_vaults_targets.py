@@ -61,7 +61,7 @@ def test_targets_and_hide_list(client, admin_headers, allot, tmp_path, monkeypat
     assert code == 0 and "meta" in out and "ghp_cli_secret" not in out
     assert admin("targets", "test", "meta") == (0, "storage target meta: connection works\n")
     code, out = me("targets", "create", "x", "--kind", "folder", "--path", "/srv")
-    assert code != 0 and "platform admins" in out
+    assert code != 0 and "platform admin" in out
     code, out = admin("targets", "show", "meta", "--json")
     assert json.loads(out)["secret_set"] is True and "ghp_cli_secret" not in out
 

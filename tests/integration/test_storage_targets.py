@@ -119,7 +119,7 @@ def test_only_admins_manage_targets_and_everyone_sees_them_without_secrets(clien
         "name": "shared", "kind": "folder", "path": "/srv/data"}).status_code == 201
     assert [t["name"] for t in client.get(f"{API}/storage/targets", headers=alice).json()["items"]] == ["shared"]
     r = client.post(f"{API}/storage/targets", headers=alice, json={"name": "mine", "kind": "folder", "path": "/x"})
-    assert r.status_code == 403 and "platform admins" in r.json()["detail"]
+    assert r.status_code == 403 and "platform admin" in r.json()["detail"]
     assert client.post(f"{API}/storage/targets/shared/test", headers=alice).status_code == 403
     assert client.delete(f"{API}/storage/targets/shared", headers=alice).status_code == 403
     r = client.patch(f"{API}/storage/targets/shared", headers=admin_headers, json={"kind": "s3"})

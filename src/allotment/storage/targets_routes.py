@@ -10,12 +10,14 @@ from fastapi import APIRouter, Request, Response
 
 from allotment.api.deps import DB, State, client_address, require
 from allotment.audit import service as audit
-from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Principal
 from allotment.storage import targets
 from allotment.storage.targets_schemas import TargetCreate, TargetList, TargetOut, TargetTest, TargetUpdate
 
 router = APIRouter(tags=["storage targets"])
 Signed = Annotated[Principal, require(AUTHENTICATED)]
+# Registering, changing, testing and removing: what core.permissions.storage_target_refusal allows platform admins.
+Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
 
 
 @router.get("/storage/targets", response_model=TargetList)
@@ -26,7 +28,7 @@ def list_targets(principal: Signed, db: DB) -> TargetList:
 
 
 @router.post("/storage/targets", response_model=TargetOut, status_code=201)
-def create_target(body: TargetCreate, principal: Signed, db: DB, state: State, request: Request) -> TargetOut:
+def create_target(body: TargetCreate, principal: Admin, db: DB, state: State, request: Request) -> TargetOut:
     target = targets.create_target(db, principal, state.secret_key, body.model_dump(exclude_none=True))
     audit.record(db, principal, "storage_target.create", "storage_target", target.name, target.id,
                  changes={"after": targets.audit_state(target)}, source=client_address(request))
@@ -40,7 +42,7 @@ def get_target(name: str, principal: Signed, db: DB) -> TargetOut:
 
 
 @router.patch("/storage/targets/{name}", response_model=TargetOut)
-def update_target(name: str, body: TargetUpdate, principal: Signed, db: DB, state: State,
+def update_target(name: str, body: TargetUpdate, principal: Admin, db: DB, state: State,
                   request: Request) -> TargetOut:
     """Fields left out keep their values; a secret left out (or empty) keeps the stored one."""
     targets.authorise(principal, "manage")
@@ -56,7 +58,7 @@ def update_target(name: str, body: TargetUpdate, principal: Signed, db: DB, stat
 
 
 @router.delete("/storage/targets/{name}", status_code=204)
-def delete_target(name: str, principal: Signed, db: DB, request: Request) -> Response:
+def delete_target(name: str, principal: Admin, db: DB, request: Request) -> Response:
     targets.authorise(principal, "manage")
     target = targets.find_target(db, name)
     before = targets.audit_state(target)
@@ -67,7 +69,7 @@ def delete_target(name: str, principal: Signed, db: DB, request: Request) -> Res
 
 
 @router.post("/storage/targets/{name}/test", response_model=TargetTest)
-def test_target(name: str, principal: Signed, db: DB, state: State, request: Request) -> TargetTest:
+def test_target(name: str, principal: Admin, db: DB, state: State, request: Request) -> TargetTest:
     """Try the real service with the target's credentials; the answer is kept on the target (last test)."""
     targets.authorise(principal, "manage")
     target = targets.find_target(db, name)

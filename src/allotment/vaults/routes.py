@@ -14,7 +14,7 @@ from allotment.api.deps import DB, client_address, require
 from allotment.api.fields import Ref
 from allotment.audit import service as audit
 from allotment.core import hide_list
-from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Principal
 from allotment.errors import Forbidden
 from allotment.identity import service as identity
 from allotment.vaults import formats, hide_lists
@@ -32,6 +32,7 @@ from allotment.vaults.schemas import (
 
 router = APIRouter(tags=["vaults"])
 Signed = Annotated[Principal, require(AUTHENTICATED)]
+Admin = Annotated[Principal, require(PLATFORM_ADMIN)]  # hide_list_refusal: admins set the platform's list
 
 
 def _out(db, vault) -> VaultOut:
@@ -131,7 +132,7 @@ def get_hide_list(principal: Signed, db: DB, user: Ref | None = None) -> HideLis
 
 
 @router.put("/hide-list/platform", response_model=HideListOut)
-def set_platform_hide_list(body: HideListIn, principal: Signed, db: DB, request: Request) -> HideListOut:
+def set_platform_hide_list(body: HideListIn, principal: Admin, db: DB, request: Request) -> HideListOut:
     before = hide_lists.platform_names(db)
     after = hide_lists.set_names(db, principal, None, body.names)
     audit.record(db, principal, "hide_list.update", "hide_list", "platform", None,
@@ -140,7 +141,7 @@ def set_platform_hide_list(body: HideListIn, principal: Signed, db: DB, request:
 
 
 @router.delete("/hide-list/platform", response_model=HideListOut)
-def reset_platform_hide_list(principal: Signed, db: DB, request: Request) -> HideListOut:
+def reset_platform_hide_list(principal: Admin, db: DB, request: Request) -> HideListOut:
     """Back to the defaults."""
     before = hide_lists.platform_names(db)
     after = hide_lists.reset_platform(db, principal)

@@ -13,13 +13,14 @@ from fastapi.responses import Response
 from allotment.api.deps import DB, client_address, require
 from allotment.audit import service as audit
 from allotment.core import hide_list
-from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Principal
 from allotment.errors import DomainError
 from allotment.vaults import hide_lists
 from allotment.web.console import redirect, render
 
 router = APIRouter()
 Signed = Annotated[Principal, require(AUTHENTICATED)]
+Admin = Annotated[Principal, require(PLATFORM_ADMIN)]  # hide_list_refusal: admins set the platform's list
 
 
 def _names(text: str) -> list[str]:
@@ -59,7 +60,7 @@ def save_own(request: Request, principal: Signed, db: DB, names: Annotated[str, 
 
 
 @router.post("/ui/hide-list/platform")
-def save_platform(request: Request, principal: Signed, db: DB, names: Annotated[str, Form()] = "",
+def save_platform(request: Request, principal: Admin, db: DB, names: Annotated[str, Form()] = "",
                   reset: Annotated[bool, Form()] = False) -> Response:
     before = hide_lists.platform_names(db)
     try:

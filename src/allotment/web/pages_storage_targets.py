@@ -11,13 +11,14 @@ from fastapi.responses import Response
 
 from allotment.api.deps import DB, State, client_address, require
 from allotment.audit import service as audit
-from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.core.permissions import AUTHENTICATED, PLATFORM_ADMIN, Principal
 from allotment.errors import DomainError, FieldError, ValidationFailed
 from allotment.storage import targets
 from allotment.web.console import field_errors, redirect, render
 
 router = APIRouter()
 Signed = Annotated[Principal, require(AUTHENTICATED)]
+Admin = Annotated[Principal, require(PLATFORM_ADMIN)]  # storage_target_refusal: admins manage
 FIELDS = ("endpoint", "bucket", "region", "access_key", "repository_url", "path", "description")
 SECRETS = ("secret_key", "service_account_json", "token")
 
@@ -49,7 +50,7 @@ def targets_page(request: Request, principal: Signed, db: DB) -> Response:
 
 
 @router.post("/ui/storage-targets")
-def create_target(request: Request, principal: Signed, db: DB, state: State, name: Annotated[str, Form()] = "",
+def create_target(request: Request, principal: Admin, db: DB, state: State, name: Annotated[str, Form()] = "",
                   kind: Annotated[str, Form()] = "s3", endpoint: Annotated[str, Form()] = "",
                   bucket: Annotated[str, Form()] = "", region: Annotated[str, Form()] = "",
                   access_key: Annotated[str, Form()] = "", repository_url: Annotated[str, Form()] = "",
@@ -89,7 +90,7 @@ def target_page(request: Request, principal: Signed, db: DB, name: str) -> Respo
 
 
 @router.post("/ui/storage-targets/{name}")
-def save_target(request: Request, principal: Signed, db: DB, state: State, name: str,
+def save_target(request: Request, principal: Admin, db: DB, state: State, name: str,
                 endpoint: Annotated[str, Form()] = "", bucket: Annotated[str, Form()] = "",
                 region: Annotated[str, Form()] = "", access_key: Annotated[str, Form()] = "",
                 repository_url: Annotated[str, Form()] = "", path: Annotated[str, Form()] = "",
@@ -122,7 +123,7 @@ def save_target(request: Request, principal: Signed, db: DB, state: State, name:
 
 
 @router.post("/ui/storage-targets/{name}/test")
-def test_target(request: Request, principal: Signed, db: DB, state: State, name: str) -> Response:
+def test_target(request: Request, principal: Admin, db: DB, state: State, name: str) -> Response:
     targets.authorise(principal, "manage")
     target = targets.find_target(db, name)
     problem = targets.test_connection(db, principal, state.secret_key, target)
@@ -134,7 +135,7 @@ def test_target(request: Request, principal: Signed, db: DB, state: State, name:
 
 
 @router.post("/ui/storage-targets/{name}/delete")
-def delete_target(request: Request, principal: Signed, db: DB, name: str) -> Response:
+def delete_target(request: Request, principal: Admin, db: DB, name: str) -> Response:
     targets.authorise(principal, "manage")
     target = targets.find_target(db, name)
     before = targets.audit_state(target)
