@@ -60,6 +60,7 @@ NAV = [
     NavItem("Priority classes", "/ui/priority-classes", AUTHENTICATED, "Overview"),
     NavItem("Workspaces", "/ui/workspaces", AUTHENTICATED, "Overview"),
     NavItem("Projects", "/ui/projects", AUTHENTICATED, "Overview"),
+    NavItem("Access rules", "/ui/access-rules", AUTHENTICATED, "Overview"),
     NavItem("Folders", "/ui/folders", AUTHENTICATED, "Overview"),
     NavItem("Storage targets", "/ui/storage-targets", AUTHENTICATED, "Overview"),
     NavItem("Profile & password", "/ui/account", AUTHENTICATED, "Account"),
