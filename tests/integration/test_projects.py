@@ -48,7 +48,7 @@ def test_a_project_tree_with_unique_sibling_names_paths_and_counts(client, team)
     r = client.post(f"{API}/projects", headers=bob, json={"workspace": "vision", "name": "a/b"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name"
     r = client.post(f"{API}/projects", headers=bob, json={"workspace": "vision", "name": "x", "parent": "nowhere"})
-    assert r.status_code == 422 and r.json()["errors"] == [
+    assert r.status_code == 404 and r.json()["errors"] == [
         {"field": "parent", "message": "no project 'nowhere' in workspace vision"}]
     listed = client.get(f"{API}/projects", headers=bob, params={"workspace": "vision"}).json()
     assert [(p["path"], p["depth"]) for p in listed["items"]] == [
@@ -118,7 +118,8 @@ def test_models_and_datasets_are_versioned_searched_and_deleted(client, team):
                                                               "uri": "git@github.com:org/data.git"}).json()
     assert (data["kind"], data["version"]) == ("dataset", 1)
     for uri, message in (("data/relative", "a relative path means nothing"), ("ftp://x/y", "unknown scheme 'ftp'"),
-                         ("s3:///nobucket", "names its host or bucket"), ("/a/../b", "'..' segments")):
+                         ("s3:///nobucket", "names its host or bucket"), ("S3://b/k", "schemes in lower case"),
+                         ("/a b", "must not contain spaces")):
         r = client.post(f"{API}/datasets", headers=bob, json={"project": ref, "name": "bad", "uri": uri})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "uri" and message in r.text, uri
     r = client.post(f"{API}/datasets", headers=bob, json={"project": ref, "name": "m", "uri": "/d",

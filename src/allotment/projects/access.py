@@ -55,6 +55,17 @@ def check_project(session: Session, principal: Principal | None, project: Projec
     return workspace
 
 
+def job_refusal(session: Session, principal: Principal, project_id: int, job_id: int, action: str) -> str | None:
+    """Why the principal may not `action` (read | modify: cancel) job `job_id` of project `project_id` as a reader
+    of the project under the access rules; None when it may. (Its owner, the cluster's managers and platform admins
+    may anyway: workloads decides that first.)"""
+    project = session.get(Project, project_id)
+    if project is None:
+        return f"you have no access to job {job_id}"
+    workspace = session.get(Workspace, project.workspace_id)
+    return refusal(session, principal, workspace, action, project, ("job", job_id))
+
+
 def visible(session: Session, principal: Principal, items: list, kind: str = "project") -> list:
     """The projects (kind `project`), or jobs, models or datasets (anything with `id` and `project_id`), that the
     principal may read under the access rules, in their order; one query for all their rules."""

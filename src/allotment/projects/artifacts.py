@@ -9,84 +9,88 @@ values (case-insensitive), or with KEY=VALUE one metadata key's value exactly (a
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allotment.core.names import name_problems, text_problems
+from allotment.core.names import TEXT_FORBIDDEN, name_problems, text_problems
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.projects.models import ArtifactName, DatasetEntry, ModelEntry, Project
 
 KINDS: dict[str, type[ModelEntry | DatasetEntry]] = {"model": ModelEntry, "dataset": DatasetEntry}
 # Storage targets an entry may point at: object stores, distributed file systems, and git (over https or ssh).
-URI_SCHEMES = ("s3", "gs", "az", "abfs", "abfss", "hdfs", "file", "http", "https", "git", "ssh", "git+ssh",
-               "git+https")
+URI_SCHEMES = ("s3", "gs", "az", "abfs", "abfss", "hdfs", "http", "https", "git", "ssh", "git+ssh", "git+https")
 MAX_URI = 2048
-MAX_METADATA_CHARS = 16 * 1024
+_URI_CHAR = r"[^\s" + TEXT_FORBIDDEN + "]"
+# What `uri` accepts, stated once for the API's schema and the service: an absolute folder path, file:///path, a URI
+# of a known scheme with its host or bucket, or an scp-style git address (git@github.com:org/repo.git). Lower-case
+# schemes, no spaces, controls or invisible characters. Without lookarounds, so every engine reads it alike.
+URI_REGEX = ("^(?:/" + _URI_CHAR + "*|file:///" + _URI_CHAR + "*|(?:" + "|".join(re.escape(s) for s in URI_SCHEMES)
+             + ")://[^/\\s" + TEXT_FORBIDDEN + "]+(?:/" + _URI_CHAR + "*)?|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:"
+             + _URI_CHAR + "+)$")
+_URI = re.compile(URI_REGEX)
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY = 63
-MAX_METADATA_DEPTH = 4
-_SCP_GIT = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")  # git@github.com:org/repo.git
+MAX_METADATA_TEXT = 1024
+MAX_METADATA_LIST = 64
 
 
 def check_uri(uri: str) -> str:
-    """An absolute folder path, a URI of a known storage scheme with a host or bucket, or an scp-style git address."""
-    uri = (uri or "").strip()
+    """The URI as given when URI_REGEX accepts it; otherwise a 422 that says what is wrong with it."""
+    if uri and len(uri) <= MAX_URI and _URI.fullmatch(uri):
+        return uri
     if not uri:
         raise invalid("uri", "must not be empty: give a folder path (/data/set) or a URI (s3://bucket/path)")
     if len(uri) > MAX_URI:
         raise invalid("uri", f"must be at most {MAX_URI} characters long")
     if text_problems(uri) or any(c.isspace() for c in uri):
         raise invalid("uri", "must not contain spaces, control, zero-width or bidirectional formatting characters")
-    if uri.startswith("/"):
-        if any(part == ".." for part in uri.split("/")):
-            raise invalid("uri", "a folder path must not contain '..' segments")
-        return uri
-    if _SCP_GIT.fullmatch(uri):
-        return uri
-    scheme = uri.split(":", 1)[0].lower() if "://" in uri else ""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if not scheme:
         raise invalid("uri", "give an absolute folder path (/data/set) or a URI with its scheme (s3://bucket/path); "
                              "a relative path means nothing to the server")
-    if scheme not in URI_SCHEMES:
-        raise invalid("uri", f"unknown scheme '{scheme}': use one of {', '.join(URI_SCHEMES)} or a folder path")
-    parts = urlsplit(uri)
-    if scheme != "file" and not parts.netloc:
-        raise invalid("uri", f"a {scheme} URI names its host or bucket: {scheme}://BUCKET-OR-HOST/path")
-    return uri
+    if scheme not in (*URI_SCHEMES, "file"):
+        raise invalid("uri", f"unknown scheme '{scheme}': use one of {', '.join(URI_SCHEMES)}, file:/// or a "
+                             f"folder path (schemes in lower case)")
+    if scheme == "file":
+        raise invalid("uri", "a file URI is file:///absolute/path")
+    raise invalid("uri", f"a {scheme} URI names its host or bucket: {scheme}://BUCKET-OR-HOST/path")
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+def _scalar_problem(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite"
+    if isinstance(value, str):
+        if len(value) > MAX_METADATA_TEXT:
+            return f"texts are at most {MAX_METADATA_TEXT} characters"
+        return "; ".join(text_problems(value)) or None
+    return "values are texts, numbers, true, false, null or lists of those (no nested objects)"
 
 
 def check_metadata(metadata: Any) -> dict[str, Any] | None:
+    """Flat metadata, as ClearML keeps it: keys to texts, numbers, booleans, null or lists of those."""
     if metadata is None:
         return None
     if not isinstance(metadata, dict):
         raise invalid("metadata", "must be a JSON object of keys and values")
     if len(metadata) > MAX_METADATA_KEYS:
         raise invalid("metadata", f"at most {MAX_METADATA_KEYS} keys")
-    for key in metadata:
+    for key, value in metadata.items():
         if not isinstance(key, str) or not key.strip() or len(key) > MAX_METADATA_KEY or text_problems(key):
             raise invalid("metadata", f"key {str(key)[:MAX_METADATA_KEY]!r} must be 1 to {MAX_METADATA_KEY} "
-                                      f"printable characters")
-    try:
-        text = json.dumps(metadata, allow_nan=False)
-    except ValueError:
-        raise invalid("metadata", "numbers must be finite (no NaN or Infinity)") from None
-    if len(text) > MAX_METADATA_CHARS:
-        raise invalid("metadata", f"must be at most {MAX_METADATA_CHARS} characters as JSON (got {len(text)})")
-    if _depth(metadata) > MAX_METADATA_DEPTH:
-        raise invalid("metadata", f"nests at most {MAX_METADATA_DEPTH} levels deep")
+                                      f"printable characters, not only spaces")
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) > MAX_METADATA_LIST:
+            raise invalid("metadata", f"{key}: lists hold at most {MAX_METADATA_LIST} values")
+        problem = next((p for p in map(_scalar_problem, items) if p), None)
+        if problem:
+            raise invalid("metadata", f"{key}: {problem}")
     return metadata
 
 

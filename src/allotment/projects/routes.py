@@ -16,7 +16,7 @@ from allotment.api.fields import IdPath, Limit
 from allotment.audit import service as audit
 from allotment.core.names import as_id
 from allotment.core.permissions import AUTHENTICATED, Principal
-from allotment.errors import invalid
+from allotment.errors import FieldError, NotFound
 from allotment.inventory.service import find_cluster
 from allotment.projects import access, routes_artifacts, views
 from allotment.projects import service as projects
@@ -50,7 +50,10 @@ def _parent(db: Session, workspace: Workspace, ref: str | None) -> Project | Non
     if found is None and as_id(ref.strip()):
         found = db.get(Project, as_id(ref.strip()))
     if found is None or found.workspace_id != workspace.id:
-        raise invalid("parent", f"no project '{ref.strip()}' in workspace {workspace.name}")
+        message = f"no project '{ref.strip()}' in workspace {workspace.name}"
+        error = NotFound(f"parent: {message}")
+        error.errors = [FieldError("parent", message)]  # a reference to nothing: 404, naming the field
+        raise error
     return found
 
 
@@ -60,13 +63,12 @@ def _label(db: Session, project: Project, workspace: Workspace) -> str:
 
 @router.get("/projects", response_model=ProjectList)
 def list_projects(principal: Signed, db: DB, cluster: Filter = None, workspace: Filter = None,
-                  path: Annotated[str | None, Query(max_length=1024, description="one project by its path in the "
-                                                    "workspace (with workspace)")] = None,
+                  path: Annotated[str | None, Query(max_length=1024, description="the project at this path in "
+                                                    "each workspace (detection/yolo)")] = None,
                   search: Annotated[str | None, Query(max_length=256, description="in names and descriptions; "
                                                       "matches are shown with their ancestors")] = None) -> ProjectList:
-    """The projects of the workspaces the caller may read (of one cluster or workspace when given), in tree order."""
-    if path is not None and workspace is None:
-        raise invalid("path", "give workspace with path: paths are unique within a workspace")
+    """The projects of the workspaces the caller may read (of one cluster or workspace when given), in tree order;
+    with `path`, the project at that path in each of them."""
     if workspace is not None:
         target = load_workspace(db, cluster or "local", workspace)
         access.check(db, principal, target, "read")
@@ -75,8 +77,8 @@ def list_projects(principal: Signed, db: DB, cluster: Filter = None, workspace: 
         cluster_id = find_cluster(db, cluster).id if cluster else None
         ids = access.readable_workspaces(db, principal, cluster_id)
     if path is not None:
-        found = projects.find_by_path(db, next(iter(ids)), path)
-        rows = [views.project_row(db, found)] if found is not None and access.visible(db, principal, [found]) else []
+        found = [p for p in (projects.find_by_path(db, w, path) for w in sorted(ids)) if p is not None]
+        rows = [views.project_row(db, p) for p in access.visible(db, principal, found)]
     else:
         listed = projects.list_projects(db, ids, search)
         shown = {p.id for p in access.visible(db, principal, [p for p, _ in listed])}  # the access rules

@@ -25,6 +25,8 @@ from allotment.workspaces.models import Workspace
 router = APIRouter()
 Signed = Annotated[Principal, require(AUTHENTICATED)]
 Filter = Annotated[str | None, Query(max_length=256)]
+ProjectFilter = Annotated[str | None, Query(min_length=1, max_length=256, pattern=r"\S", description=(
+    "a project: its id or WORKSPACE/PATH in `cluster`; one that names no project is 404"))]
 
 
 def project_of(db: Session, principal: Principal, ref: str, cluster: str | None, action: str,
@@ -43,7 +45,7 @@ def _routes(kind: str, plural: str) -> dict[str, Callable[..., Any]]:
 
     @router.get(f"/{plural}", response_model=ArtifactList, tags=[plural], name=f"list_{plural}",
                 summary=f"List {plural}")
-    def list_entries(principal: Signed, db: DB, project: Filter = None, cluster: Filter = None,
+    def list_entries(principal: Signed, db: DB, project: ProjectFilter = None, cluster: Filter = None,
                      name: Annotated[str | None, Query(max_length=64, description="one name: its latest version")]
                      = None,
                      search: Annotated[str | None, Query(max_length=256, description=(

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, WithJsonSchema
 
-from allotment.api.fields import Description, Name, Ref, Text
+from allotment.api.fields import Description, Name, Ref, SchemaPattern, SchemaRules, Text
+from allotment.core import limits, names
 from allotment.projects import artifacts
 
-PROJECT_REF = ("a project: its id, or WORKSPACE/PATH (e.g. vision/detection/yolo) in the cluster given by `cluster`")
+PROJECT_REF = ("a project: its id, or WORKSPACE/PATH (e.g. vision/detection/yolo) in the cluster given by `cluster`; "
+               "one that names no project is 404")
+# A reference that names nothing is 404 (as for every object a request names); only a blank one is malformed.
+ProjectRef = Annotated[Ref, WithJsonSchema({
+    "type": "string", "minLength": 1, "maxLength": limits.MAX_SHORT_TEXT,
+    "allOf": [{"pattern": names.TEXT_REGEX}, {"pattern": r"\S"}], "description": PROJECT_REF})]
+# Checked by projects.artifacts.check_uri (its message says what is wrong); the schema states the same rule.
+Uri = Annotated[str, StringConstraints(max_length=artifacts.MAX_URI), SchemaPattern(artifacts.URI_REGEX),
+                SchemaRules((("minLength", 1),)), Field(description=(
+                    "where it lives: an absolute folder path (/data/imagenet), file:///path, a storage URI "
+                    f"({', '.join(s + '://' for s in artifacts.URI_SCHEMES[:6])}HOST-OR-BUCKET/path) or a git URL "
+                    "(https://, ssh://, git@host:org/repo.git); nothing is read from it"))]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=artifacts.MAX_METADATA_KEY),
+                        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": artifacts.MAX_METADATA_KEY,
+                                        "allOf": [{"pattern": names.TEXT_REGEX}, {"pattern": r"\S"}]})]
+MetadataScalar = Text(artifacts.MAX_METADATA_TEXT) | Annotated[float, Field(allow_inf_nan=False)] | int | bool | None
+MetadataValue = MetadataScalar | Annotated[list[MetadataScalar], Field(max_length=artifacts.MAX_METADATA_LIST)]
+# The schema states the rule; projects.artifacts.check_metadata checks it with a message naming the key and what is
+# wrong with it (pydantic's would name the union's internals).
+Metadata = Annotated[dict[str, Any], WithJsonSchema({
+    **TypeAdapter(dict[MetadataKey, MetadataValue]).json_schema(), "maxProperties": artifacts.MAX_METADATA_KEYS})]
 
 
 class ProjectCreate(BaseModel):
@@ -69,21 +90,16 @@ class ProjectDeleted(BaseModel):
     detached_jobs: int = Field(description="jobs that stay, without a project")
 
 
-Metadata = dict[str, Any]
-
-
 class ArtifactCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    project: Ref = Field(description=PROJECT_REF)
+    project: ProjectRef
     cluster: Ref = Field("local", description="the cluster a WORKSPACE/PATH project is in")
     name: Name("name")
-    uri: Text(artifacts.MAX_URI) = Field(description="where it lives: an absolute folder path (/data/imagenet), a "
-                                                     "storage URI (s3://bucket/path, gs://, az://, hdfs://) or a git "
-                                                     "URL; nothing is read from it")
+    uri: Uri
     description: Description | None = None
-    metadata: Metadata | None = Field(None, max_length=artifacts.MAX_METADATA_KEYS,
-                                      description="free-form JSON object (framework, metrics, tags), searchable")
+    metadata: Metadata | None = Field(None, description="flat JSON object (framework, metrics, tags): texts, "
+                                                        "numbers, booleans, null or lists of those; searchable")
 
 
 class ArtifactOut(BaseModel):

@@ -84,16 +84,18 @@ def find_by_path(session: Session, workspace_id: int, project_path: str) -> Proj
 
 def resolve(session: Session, cluster_id: int, ref: str | int, field: str = "project") -> Project:
     """A project named by its id or by WORKSPACE/PATH ('vision/detection/yolo') in the cluster: 404 naming the field
-    when nothing matches, 422 when the reference cannot name one."""
+    when nothing matches (a reference to nothing, whatever its form), 422 only when it is blank."""
     text = str(ref).strip()
     if as_id(text):
         project = session.get(Project, as_id(text))
         if project is None:
             raise _missing(field, f"no project {text}")
         return project
+    if not text:
+        raise invalid(field, "give a project: its id or WORKSPACE/PATH, e.g. vision/detection")
     workspace_name, sep, project_path = text.partition("/")
     if not sep or not tree.split_path(project_path):
-        raise invalid(field, f"'{text}' is not a project: give its id or WORKSPACE/PATH, e.g. vision/detection")
+        raise _missing(field, f"no project '{text}': give its id or WORKSPACE/PATH, e.g. vision/detection")
     workspace_id = session.scalar(select(Workspace.id).where(Workspace.cluster_id == cluster_id,
                                                              Workspace.name == workspace_name.strip()))
     if workspace_id is None:
