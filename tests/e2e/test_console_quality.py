@@ -80,8 +80,11 @@ def seeded(server) -> dict:
     workspace = unique("walk-ws")
     r = httpx.post(f"{url}/api/v1/clusters/local/workspaces", headers=admin, json={"name": workspace})
     assert r.status_code == 201, r.text
+    r = httpx.post(f"{url}/api/v1/projects", headers=admin, json={"workspace": workspace, "name": unique("walk-p")})
+    assert r.status_code == 201, r.text
     values = {"job_id": job_id, "quota": quota, "cluster": "local", "user": "admin", "group": group,
-              "name": policies[0]["name"], "/ui/service-accounts/{name}": {"name": robot}, "workspace": workspace}
+              "name": policies[0]["name"], "/ui/service-accounts/{name}": {"name": robot}, "workspace": workspace,
+              "project_id": str(r.json()["id"])}
     nodes = httpx.get(f"{url}/api/v1/clusters/local/nodes", headers=admin).json()["items"]
     if nodes:
         values["node"] = nodes[0]["name"]
