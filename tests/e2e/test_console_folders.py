@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from e2e.clitools import unique
+from e2e.test_console_quality import WIDTHS, artifacts_dir, check_page
 from e2e.test_console_workspaces import browser, sign_in  # noqa: F401 - the browser fixture
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -52,7 +53,17 @@ def test_the_file_browser(browser, new_user, tmp_path):  # noqa: F811
         guest.get_by_test_id("file-notes.txt").click()
     assert Path(download.value.path()).read_text() == "shared notes\n"
 
-    page.reload()
+    # both pages are axe-clean and fit a desktop and a phone
+    problems = []
+    folder_url = page.url
+    for label, size in WIDTHS.items():
+        page.set_viewport_size(size)
+        for path in ("/ui/folders", folder_url):
+            page.goto(path)
+            problems += check_page(page, path, label, artifacts_dir(), name=f"folders-{path.rsplit('/', 1)[-1]}")
+    assert not problems, "\n".join(problems)
+    page.set_viewport_size(WIDTHS["desktop"])
+    page.goto(folder_url)
     page.get_by_test_id("delete-notes.txt").click()  # confirmed by the dialog handler
     expect(page.get_by_test_id("file-notes.txt")).to_have_count(0)
     page.get_by_test_id("trash-folder").click()
