@@ -3,6 +3,8 @@ delete a used policy names everyone following it."""
 
 from __future__ import annotations
 
+import re
+
 from inventory_helpers import API, make_user
 
 
@@ -61,21 +63,31 @@ def _console(client, username: str, password: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/resource-policies").text).group(1)
 
 
+UNLIMITED = {f"{cap}_unlimited": "on" for cap in ("cpu", "memory", "gpu", "fgpu", "containers_per_job",
+                                                  "idle_timeout_s", "concurrent_jobs", "folders", "folder_capacity")}
+
+
+def _dialog(**caps) -> dict:
+    """The dialog as posted: every cap Unlimited except those given a value."""
+    return {**{k: v for k, v in UNLIMITED.items() if k.removesuffix("_unlimited") not in caps}, **caps}
+
+
 def test_the_console_creates_changes_and_deletes_policies_like_the_dialog(client, admin_headers):
     from conftest import ADMIN_PASSWORD
 
     make_user(client, "zoe", policy="lab", active=False)  # before signing in: it clears the client's cookies
     token = _console(client, "admin", ADMIN_PASSWORD)
-    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "lab", "memory": "32", "gpu": "2",
-                                                   "cpu": "", "fgpu": "1.5"}, follow_redirects=False)
+    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "lab",
+                                                   **_dialog(memory="32", gpu="2", fgpu="1.5")},
+                    follow_redirects=False)
     assert r.status_code == 303, r.text[:500]
     policy = client.get(f"{API}/resource-policies/lab", headers=admin_headers).json()
     assert (policy["memory"], policy["gpu"], policy["fgpu"], policy["cpu"]) == ("32Gi", 2, "1.5", "unlimited")
-    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "bad", "memory": "lots"})
+    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "bad", **_dialog(memory="lots")})
     assert r.status_code == 422 and 'data-testid="errors-memory"' in r.text and 'value="lots"' in r.text
     assert client.get(f"{API}/resource-policies/bad", headers=admin_headers).status_code == 404
-    r = client.post("/ui/resource-policies/lab", data={"csrf_token": token, "memory": "48", "gpu": "2",
-                                                       "fgpu": "1.5", "description": "the lab"},
+    r = client.post("/ui/resource-policies/lab", data={"csrf_token": token, "description": "the lab",
+                                                       **_dialog(memory="48", gpu="2", fgpu="1.5")},
                     follow_redirects=False)
     assert r.status_code == 303
     assert client.get(f"{API}/resource-policies/lab", headers=admin_headers).json()["memory"] == "48Gi"
@@ -85,6 +97,45 @@ def test_the_console_creates_changes_and_deletes_policies_like_the_dialog(client
     assert "zoe (inactive)" in page and "Users (1)" in page
     events = client.get(f"{API}/audit", headers=admin_headers, params={"target": "lab"}).json()["items"]
     assert {e["action"] for e in events} == {"resource_policy.create", "resource_policy.update"}
+
+
+def test_the_dialog_shows_each_caps_maximum_and_unlimited_box_and_checks_them(client, admin_headers):
+    """Backend.AI's dialog: each cap with its maximum and an Unlimited checkbox. Unticked, a cap needs a value up to
+    its maximum; ticked, it is unlimited; both at once is refused. Every refusal under its field, nothing saved."""
+    from conftest import ADMIN_PASSWORD
+
+    token = _console(client, "admin", ADMIN_PASSWORD)
+    page = client.get("/ui/resource-policies").text
+    assert 'data-testid="cap-cpu"' in page and "Maximum 512 cores" in page and "Maximum 1024 GiB" in page
+    assert re.search(r'name="gpu"\s+type="number" min="0" max="64"', page) and "Maximum 256 GPUs" in page
+    assert 'data-testid="unlimited-gpu" checked' in page  # a new policy starts unlimited
+    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "over",
+                                                   **_dialog(cpu="600", gpu="65", memory="2048")})
+    assert r.status_code == 422
+    for field, words in (("cpu", "at most 512"), ("gpu", "at most 64"), ("memory", "at most 1Ti")):
+        errors = r.text.split(f'data-testid="errors-{field}">')[1].split("</small>")[0]
+        assert words in errors, (field, errors)
+    unticked = {k: v for k, v in _dialog(gpu="2").items() if k != "concurrent_jobs_unlimited"}
+    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "half", **unticked,
+                                                   "cpu": "4"})
+    assert r.status_code == 422
+    assert "give a value up to 100, or tick Unlimited" in r.text.split('data-testid="errors-concurrent_jobs">')[1]
+    assert "give a value or tick Unlimited, not both" in r.text.split('data-testid="errors-cpu">')[1]
+    assert 'data-testid="unlimited-concurrent_jobs" checked' not in r.text  # what was sent is shown again
+    for name in ("over", "half"):
+        assert client.get(f"{API}/resource-policies/{name}", headers=admin_headers).status_code == 404
+    r = client.post("/ui/resource-policies", data={"csrf_token": token, "name": "edge",
+                                                   **_dialog(cpu="512", gpu="64", concurrent_jobs="100")},
+                    follow_redirects=False)
+    assert r.status_code == 303  # the maximum itself is allowed
+    page = client.get("/ui/resource-policies/edge").text
+    assert 'value="64"' in page and 'data-testid="unlimited-gpu" checked' not in page
+    assert 'data-testid="unlimited-memory" checked' in page
+    r = client.post("/ui/resource-policies/edge", data={"csrf_token": token, **_dialog(gpu="64")},
+                    follow_redirects=False)  # ticking Unlimited lifts a cap
+    assert r.status_code == 303
+    policy = client.get(f"{API}/resource-policies/edge", headers=admin_headers).json()
+    assert policy["cpu"] == "unlimited" and policy["concurrent_jobs"] is None and policy["gpu"] == 64
 
 
 def test_the_cli_reads_a_bare_ram_number_as_gib_and_names_the_users_of_a_policy(client, admin_headers, monkeypatch,
