@@ -13,7 +13,7 @@ from allotment.core.permissions import PLATFORM_ADMIN, Principal
 from allotment.errors import DomainError
 from allotment.identity import groups
 from allotment.identity import service as identity
-from allotment.web.console import field_errors, form_lookup, redirect, render
+from allotment.web.console import field_errors, form_lookup, is_htmx, redirect, render
 
 router = APIRouter()
 Admin = Annotated[Principal, require(PLATFORM_ADMIN)]
@@ -43,18 +43,28 @@ def create_group(request: Request, principal: Admin, db: DB, name: Annotated[str
     return redirect(f"/ui/groups/{group.id}", notice=f"Group {group.name} created.")
 
 
+def _detail(request: Request, db, target, status: int = 200, **extra) -> Response:
+    held = {groups.LABELS[k]: v for k, v in groups.granted_through(db, target).items() if v}
+    context = {"group": groups.group_detail(db, target), "held": held, "values": {}, "errors": {}, **extra}
+    return render(request, "groups/detail.html", context, status=status)
+
+
 @router.get("/ui/groups/{group}")
 def group_page(request: Request, principal: Admin, db: DB, group: str) -> Response:
-    target = groups.find_group(db, group)
-    held = {groups.LABELS[k]: v for k, v in groups.granted_through(db, target).items() if v}
-    return render(request, "groups/detail.html", {"group": groups.group_detail(db, target), "held": held})
+    return _detail(request, db, groups.find_group(db, group))
 
 
 @router.post("/ui/groups/{group}/members")
 def add_member(request: Request, principal: Admin, db: DB, group: str,
                username: Annotated[str, Form()] = "") -> Response:
     target = groups.find_group(db, group)
-    user = form_lookup("username", identity.find_user, db, username)
+    try:
+        user = form_lookup("username", identity.find_user, db, username)
+    except DomainError as exc:  # the page again, the message under the field (htmx or not)
+        if is_htmx(request):
+            raise
+        return _detail(request, db, target, status=exc.status, errors=field_errors(exc.errors),
+                       values={"username": username})
     added = groups.add_member(db, principal, target, user, client_address(request))
     message = f"{user.username} added to {target.name}." if added else f"{user.username} was already a member."
     return redirect(f"/ui/groups/{target.id}", notice=message, request=request)
