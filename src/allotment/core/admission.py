@@ -133,6 +133,11 @@ from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["SchedulerState", "schedule"]
 
+# Requeue backoff of a preempted job (Kueue's requeuing backoff): after its n-th preemption it may not borrow for
+# REQUEUE_BACKOFF_S * 2 ** (n - 1) seconds, at most REQUEUE_BACKOFF_MAX_S (rule 4).
+REQUEUE_BACKOFF_S = 60.0
+REQUEUE_BACKOFF_MAX_S = 3600.0
+
 _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
@@ -254,6 +259,9 @@ class SchedulerState(PoolChoice, StateBase):
 
     def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
         group.tried = self._cycle_no
+        if group.borrow_after > now and key_class(key):
+            self._backing_off(q, group, rec, now, decisions)
+            return False
         if not self._holds:  # the common case, kept lean: try each pool in order, building nothing until one fits
             tree = self._tree
             er, cap = tree.eu[ROOT], tree.cap
@@ -334,6 +342,36 @@ class SchedulerState(PoolChoice, StateBase):
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
 
+    def _reclaim_later(self, q: int, group: Group) -> bool:
+        """Could the group become entitled to reclaim once its own quota's usage drops (it fits q's guarantee
+        alone, but not with what q runs now)? Capacity parking alone would never wake it: the capacity it waits
+        for is held by borrowers, and only preempting them frees it."""
+        tree = self._tree
+        if not tree.preempt_policy[q][1]:
+            return False
+        for opt in group.options:
+            if tree.fits_guarantee_alone(q, opt.req) and not tree.within_guarantee(q, opt.req):
+                return True
+        return False
+
+    def _backing_off(self, q: int, group: Group, rec: QueuedRec, now: float, decisions: list[Decision]) -> None:
+        """A preempted job in its requeue backoff would borrow: it waits until the backoff ends, or until its quota's
+        usage drops enough for it to fit the guarantee (woken as a reclaimer then; see _reclaim_later)."""
+        times, until = self._backoff.get(rec.id, (1, group.borrow_after))
+        sig = ("backoff", rec.id, times, until)
+        if sig != group.last_sig:
+            group.last_wait = new_wait(rec.id, WaitCode.REQUEUE_BACKOFF, (
+                f"quota {self._tree.ids[q]}: preempted {times} time(s), it may borrow again in "
+                f"{max(until - now, 0):.0f} s (requeue backoff), or run earlier within its quota's guarantee"))
+            group.last_sig = sig
+            decisions.append(group.last_wait)
+        if group.holds:
+            self._drop_holds(group)
+        self._park.park(group, [("guarantee", q)], [], self._key(q, group, rec, now))
+        group.qtoken = 0
+        group.deadline_token = self._next_token()
+        heappush(self._deadlines, (until, group.deadline_token, group))
+
     def _blocker_of(self, q: int, opt: Option) -> Blocker:
         """Why ``opt`` does not fit now, when it was just found not to (without holds): the first limit or capacity
         in UsageTree.first_block's order (the order _try checks them in), else the pool's devices."""
@@ -352,7 +390,8 @@ class SchedulerState(PoolChoice, StateBase):
         for opt, blocker, possible in zip(group.options, blockers, ever):
             if blocker.kind == HOLD or not possible:
                 continue
-            kinds = preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, pools or (opt.pool,))
+            kinds = preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, pools or (opt.pool,),
+                                     rec.submitted_at if aged else None)
             if kinds is None:
                 continue  # no job could be preempted for it here: nothing to plan
             def fits(opt: Option = opt) -> bool:
@@ -365,10 +404,14 @@ class SchedulerState(PoolChoice, StateBase):
 
             plan = plan_preemption(
                 tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
-                pools or (opt.pool,), fits, now, self._shortfall(blocker), kinds,
+                pools or (opt.pool,), fits, now, self._shortfall(blocker), kinds, self._lost,
             )
             if plan.victims:
+                lost, backoff = self._lost, self._backoff
                 for run, reason in plan.victims:
+                    lost[run.id] = lost.get(run.id, 0.0) + (now - run.started_at)
+                    times = backoff[run.id][0] + 1 if run.id in backoff else 1
+                    backoff[run.id] = (times, now + min(REQUEUE_BACKOFF_S * 2.0 ** (times - 1), REQUEUE_BACKOFF_MAX_S))
                     message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
                     decisions.append(Preempt(run.id, rec.id, reason, message))
                     self._release(run)
@@ -403,6 +446,7 @@ class SchedulerState(PoolChoice, StateBase):
         run.quota = q
         run.priority = priority = rec.priority
         run.started_at = now
+        run.submitted_at = rec.submitted_at
         run.pool = pool = opt.pool
         run.req = opt.req
         run.shares = shares
@@ -537,8 +581,14 @@ class SchedulerState(PoolChoice, StateBase):
             self._add_hold(Hold(ROOT, first.key, Hold.GUARANTEE, group, rec, 0))
         if ever[0] and aged and first.kind in (LIMIT, CAPACITY, DEVICE):
             cls = tree.borrow_class_and_share(q, opt.req)[0]
-            self._add_hold(Hold(first.node, first.key, Hold.STARVATION, group, rec, cls))
+            # It holds against its own quota's jobs too where the quota cannot take back what they took by
+            # preemption (see Hold); where it can, it preempts those that overtook it (preemption.preemption_kinds)
+            # and its quota's guarantee is not left idle while the quota's older jobs drain.
+            own = not tree.preempt_policy[q][1] and tree.fits_guarantee_alone(q, opt.req)
+            self._add_hold(Hold(first.node, first.key, Hold.STARVATION, group, rec, cls, own))
         limit_keys: list[tuple] = []
+        if self._reclaim_later(q, group):
+            limit_keys.append(("guarantee", q))  # woken when q's usage drops (StateBase._wake_reclaimers)
         cap_entries: list[tuple[str, int, int]] = []
         key_of = tree.keys.keys
         for (kind, node, k, needed, requested, detail), o in zip(blockers, group.options):

@@ -126,6 +126,11 @@ def preempt_message(tree: UsageTree, victim_id: str, victim_quota: int, victim_p
             f"job {victim_id} (quota {vq}, priority {victim_priority}) preempted by job {job_id} (priority {priority}) "
             f"submitted to parent quota {q}, which has child-level preemption"
         )
+    if reason == PreemptReason.WITHIN_QUOTA and victim_priority >= priority:
+        return (
+            f"job {victim_id} (priority {victim_priority}) preempted by job {job_id} (priority {priority}) of the same "
+            f"quota {q}, submitted before it and queued past the starvation age: it had overtaken that job"
+        )
     if reason == PreemptReason.WITHIN_QUOTA:
         return (
             f"job {victim_id} (priority {victim_priority}) preempted by higher-priority job {job_id} "

@@ -72,6 +72,24 @@ def _devices_could_fit(dp: DevicePool, amount: int, candidates: list[RunningRec]
     return whole >= amount // 1000
 
 
+def _own_victims_suffice(tree: UsageTree, q: int, option: Option, others: list[RunningRec]) -> bool:
+    """Reclaiming together with q's own jobs needs q back within its guarantee: can its own candidates (among
+    ``others``: q is within its guarantee, so never a borrower) free enough for that on every key it specifies?"""
+    spec, uq, gq = tree.spec_keys[q], tree.u[q], tree.g[q]
+    for k, r in option.req:
+        if k in spec:
+            excess = uq[k] + r - gq[k]
+            if excess > 0:
+                for run in others:
+                    if run.quota == q:
+                        for k2, x in run.req:
+                            if k2 == k:
+                                excess -= x
+                if excess > 0:
+                    return False
+    return True
+
+
 def can_preempt(tree: UsageTree, q: int) -> bool:
     spec = tree.specs[q]
     assert spec is not None
@@ -83,10 +101,12 @@ def can_preempt(tree: UsageTree, q: int) -> bool:
 
 
 def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[int, str], Mapping[int, int]], q: int,
-                     priority: int, option: Option, pools: Iterable[str]) -> tuple[bool, bool, bool, bool] | None:
+                     priority: int, option: Option, pools: Iterable[str],
+                     aged_since: float | None = None) -> tuple[bool, bool, bool, bool, float | None] | None:
     """Which kinds of preemption could help a job of quota ``q`` here: (within quota, reclaim, child level, reclaim
-    only with q's own lower-priority jobs preempted too), or None when none can (the common case in a busy cluster,
-    decided without listing any job)."""
+    only with q's own jobs preempted too, the submission time of an aged job whose overtakers may go), or None when
+    none can (the common case in a busy cluster, decided without listing any job). ``aged_since``: the job is aged
+    and was submitted then."""
     # The quota's policies, read from the tree's per-quota flags (enum comparisons on the spec cost more than the
     # rest of this check, and it runs for every blocked job of a quota that may preempt).
     within, reclaims, _, child_preemption = tree.preempt_policy[q]
@@ -98,15 +118,22 @@ def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[in
         else:
             within = False
     reclaim = after_own = False
+    overtaken = None
     if reclaims:
         reclaim = tree.within_guarantee(q, option.req)
-        if not reclaim and within and tree.fits_guarantee_alone(q, option.req):
-            # The job fits q's guarantee once q's own lower-priority jobs are gone (Kueue: reclaimWithinCohort with
-            # withinClusterQueue LowerPriority): reclaim, on condition that q ends up within its guarantee.
-            reclaim = after_own = True
+        if not reclaim and tree.fits_guarantee_alone(q, option.req):
+            if aged_since is not None:
+                # An aged job that fits q's guarantee alone takes back what q's own jobs that started after its
+                # submission took (they overtook it; Kueue: withinClusterQueue LowerOrNewerEqualPriority).
+                overtaken = aged_since
+                reclaim = after_own = True
+            elif within:
+                # The job fits q's guarantee once q's own lower-priority jobs are gone (Kueue: reclaimWithinCohort with
+                # withinClusterQueue LowerPriority): reclaim, on condition that q ends up within its guarantee.
+                reclaim = after_own = True
     if not within and not reclaim and not child_preemption:
         return None
-    return within, reclaim, child_preemption, after_own
+    return within, reclaim, child_preemption, after_own, overtaken
 
 
 def plan_preemption(
@@ -122,16 +149,18 @@ def plan_preemption(
     fits: Callable[[], bool],
     now: float,
     shortfall: tuple[int, int, int] | None = None,
-    kinds: tuple[bool, bool, bool, bool] | None = None,
+    kinds: tuple[bool, bool, bool, bool, float | None] | None = None,
+    lost: Mapping[str, float] | None = None,
 ) -> PreemptionPlan:
     """``shortfall`` = (quota or ROOT, key, amount): what blocks the job. If all candidates together cannot free that
     much there, the plan fails before simulating anything (the common case in a saturated cluster). ``kinds``:
-    preemption_kinds() for these arguments when the caller has it already."""
+    preemption_kinds() for these arguments when the caller has it already. ``lost``: job id -> run time it already
+    lost to preemption (the victim order counts it as time run)."""
     if kinds is None:
         kinds = preemption_kinds(tree, priorities_by_quota_pool, q, priority, option, pools)
         if kinds is None:
             return _NOTHING
-    within, reclaim, child_preemption, after_own = kinds
+    within, reclaim, child_preemption, after_own, overtaken = kinds
     if after_own:  # reclaiming is only justified with q back within its guarantee: own victims make the difference
         plain_fits = fits
 
@@ -146,7 +175,7 @@ def plan_preemption(
         in_pool = quotas_in_pool.get(pool)
         if not in_pool:
             continue
-        if within and q in in_pool:
+        if (within or overtaken is not None) and q in in_pool:
             sources.append((q, pool, PreemptReason.WITHIN_QUOTA, q))
         if child_preemption:
             below = tree.descendants(q)
@@ -188,8 +217,16 @@ def plan_preemption(
         why[v] = (reason, stop)
         # Within quota, and reclaim limited to lower priority, only take jobs below the preemptor's priority.
         lower_only = reason == _WITHIN or (reason == _RECLAIM and reclaim_lower_only)
+        own = reason == _WITHIN
         for run in runs.values():
-            if lower_only and run.priority >= priority:
+            if own:
+                # q's own jobs: lower priority where q preempts within itself; of equal or lower priority when they
+                # were submitted after an aged preemptor and started before it (they overtook it)
+                if run.priority > priority or not (
+                        (within and run.priority < priority)
+                        or (overtaken is not None and run.submitted_at > overtaken and run.started_at > overtaken)):
+                    continue
+            elif lower_only and run.priority >= priority:
                 continue
             if disjoint(run.keys):
                 continue  # frees nothing this job needs
@@ -199,12 +236,14 @@ def plan_preemption(
                 retry_at = ready if retry_at is None else min(retry_at, ready)
                 continue
             if run.vorder is None:
-                run.vorder = (run.priority, -run.started_at, run.id)
+                run.vorder = (run.priority, (lost.get(run.id, 0.0) if lost else 0.0) - run.started_at, run.id)
             out.append(run)
     candidates = borrowers + others
     note = f"{young} running jobs could be preempted once they reach their minimum runtime" if young else ""
     if not candidates:
         return PreemptionPlan(None, retry_at, note)
+    if after_own and not _own_victims_suffice(tree, q, option, others):
+        return PreemptionPlan(None, retry_at, note or _NOT_ENOUGH)
     if shortfall is not None:
         node, key, amount = shortfall
         freeable = 0

@@ -56,6 +56,7 @@ class RunningRec:
         "requests",
         "shares",
         "started_at",
+        "submitted_at",
         "vorder",
     )
 
@@ -80,6 +81,7 @@ class RunningRec:
         self.quota = quota
         self.priority = priority
         self.started_at = started_at
+        self.submitted_at = started_at  # when it was queued (a job known only as running: its start)
         self.pool = pool
         self.req = req
         self.shares = shares
@@ -87,7 +89,9 @@ class RunningRec:
         self.plan = plan  # usage rows to release (UsageTree.plan)
         self.qp = qp  # (quota, pool): key of the running-job indexes, built once
         self.keys = keys  # the keys of req, as a set (shared with the option it was admitted from)
-        self.vorder: tuple | None = None  # (priority, -started_at, id): victim order within a class, built when needed
+        # (priority, run time lost to earlier preemptions - started_at, id): victim order within a class, built when
+        # needed (preemption.plan_preemption)
+        self.vorder: tuple | None = None
         self.nodes = nodes  # nodes charged with ncpu and nmem each (pools that list nodes; gangs)
         self.ncpu = ncpu
         self.nmem = nmem
@@ -128,6 +132,7 @@ class Option:
 class Group:
     __slots__ = (
         "best_fit",
+        "borrow_after",
         "deadline_token",
         "ever",
         "heap",
@@ -180,6 +185,9 @@ class Group:
         self.rank_bits = rank_bits
         self.terms = terms
         self.best_fit = False  # options are an unordered set: the best-scored placement across them wins
+        # A preempted job's requeue backoff: it may not borrow before then (see admission.py, rule 4). Such a job
+        # is a group of its own, so that the identical jobs that were not preempted do not wait behind it.
+        self.borrow_after = 0.0
 
     def add(self, rec: QueuedRec) -> None:
         self.recs[rec.entry] = rec
@@ -205,14 +213,19 @@ class Hold:
 
     kind GUARANTEE: the job's quota is below its guarantee; quotas that would borrow may not take this capacity.
     kind STARVATION: the job waited past the age limit; jobs of lower or equal class that are not more urgent (higher
-    priority, or aged and older) may not take it.
+    priority, or aged and older) may not take it. When the job fits its quota's guarantee on its own (``within``),
+    its own quota's jobs may not take it either, whatever their class: they fit the guarantee only because the
+    quota's usage leaves room for them, and the aged job would fit it too (and reclaim) if they stopped overtaking
+    it. An aged job that needs more than its guarantee does not hold its quota's jobs back: they are guaranteed.
     """
 
     GUARANTEE = 1
     STARVATION = 2
-    __slots__ = ("blocked", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at")
+    __slots__ = ("blocked", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at",
+                 "within")
 
-    def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int) -> None:
+    def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int,
+                 within: bool = False) -> None:
         self.node = node
         self.key = key
         self.kind = kind
@@ -223,6 +236,7 @@ class Hold:
         self.seq = rec.seq
         self.cls = cls
         self.quota = group.quota
+        self.within = within  # the job fits its quota's guarantee alone: it holds against that quota's jobs too
         self.blocked: dict[Group, None] = {}  # groups parked because of this hold: re-examined when it goes
 
     def blocks(self, group: Group, rec: QueuedRec, cls: int, aged: bool) -> bool:
@@ -230,7 +244,7 @@ class Hold:
             return False
         if self.kind == Hold.GUARANTEE:
             return cls > 0
-        if cls < self.cls or rec.priority > self.priority:
+        if rec.priority > self.priority or (cls < self.cls and not (self.within and group.quota == self.quota)):
             return False
         return not (aged and (rec.submitted_at, rec.seq) < (self.submitted_at, self.seq))
 
@@ -317,6 +331,11 @@ class ParkIndex:
                         del self._limit[k]
         group.park_keys = []
         group.parked = False
+
+    @property
+    def limits(self) -> dict[tuple, dict[Group, None]]:
+        """Event key -> groups parked under it (read only)."""
+        return self._limit
 
     def limit_groups(self, key: tuple) -> list[Group]:
         s = self._limit.get(key)

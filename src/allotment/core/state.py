@@ -155,6 +155,12 @@ class StateBase(InventoryEvents):
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
         self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine)
         self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
+        # Run time each preempted job lost so far (job id -> seconds; forgotten when the job ends or is cancelled):
+        # the victim order counts it as time run, so that a restarted borrower is not the next victim again.
+        self._lost: dict[str, float] = {}
+        # job id -> (times preempted, time before which it may not borrow again): the requeue backoff of a
+        # preempted job, forgotten when it ends or is cancelled
+        self._backoff: dict[str, tuple[int, float]] = {}
         # Whether a quota may preempt at all (its spec never changes within a state): asked for every blocked job.
         self._can_preempt = [False] + [can_preempt(tree, q) for q in range(1, n)]
 
@@ -250,8 +256,12 @@ class StateBase(InventoryEvents):
         if not isinstance(count, int) or count < 1:
             return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"nodes must be a whole number of at least 1 "
                                                                     f"(got {count!r})")
-        self._demand.add(gpu)
+        self._demand.add(gpu, raw.get("cpu", 0))
         shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None, count, best_fit)
+        backoff = self._backoff.get(job.id)
+        borrow_after = backoff[1] if backoff is not None and backoff[1] > self._now else 0.0
+        if borrow_after:
+            shape = (*shape, ("borrow_after", job.id))
         group = self._groups.get(shape)
         if group is None:
             options = []
@@ -279,6 +289,7 @@ class StateBase(InventoryEvents):
             group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank,
                           rank_bits(pool_rank, policy_rank), terms)
             group.best_fit = best_fit and len(options) > 1
+            group.borrow_after = borrow_after
             self._groups[shape] = group
         self._token += 1
         rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
@@ -298,6 +309,8 @@ class StateBase(InventoryEvents):
         rec = self._queued.pop(job_id, None)
         if rec is None:
             return False
+        self._lost.pop(job_id, None)
+        self._backoff.pop(job_id, None)
         group = rec.group
         assert group is not None
         was_head = group.head() is rec
@@ -310,6 +323,8 @@ class StateBase(InventoryEvents):
         return True
 
     def job_finished(self, job_id: str) -> bool:
+        self._lost.pop(job_id, None)
+        self._backoff.pop(job_id, None)
         run = self._running.get(job_id)
         if run is None:
             return False
@@ -428,6 +443,17 @@ class StateBase(InventoryEvents):
     def _wake_limit(self, key: tuple) -> None:
         for group in self._park.limit_groups(key):
             self._wake(group)
+
+    def _wake_reclaimers(self, q: int) -> None:
+        """q's usage dropped: wake its parked groups that now fit its guarantee, so that they reclaim what others
+        borrow (they may have been parked while q's own jobs made them borrowers; see SchedulerState._block)."""
+        within = self._tree.within_guarantee
+        age, now = self._age, self._now
+        for group in self._park.limit_groups(("guarantee", q)):
+            head = group.head()
+            if (any(within(q, opt.req) for opt in group.options)
+                    or (age is not None and head is not None and now - head.submitted_at >= age)):
+                self._wake(group)  # an aged head may take back what q's later jobs took (preemption_kinds)
 
     def _mark_dirty(self, pool: str) -> None:
         """Capacity came back in ``pool``: its capacity-parked groups are candidates again (see _wake_next)."""
@@ -596,7 +622,10 @@ class StateBase(InventoryEvents):
         # this path are woken now (few), and quotas whose usage dropped are re-ranked (their keys improved).
         self._mark_dirty(run.pool)
         path = self._tree.path[run.quota]
+        limits = self._park.limits
         for a in path:
+            if ("guarantee", a) in limits:
+                self._wake_reclaimers(a)
             self._wake_limit(("limit", a, run.pool))
             if self._any_keys:
                 self._wake_limit(("limit", a, ANY_POOL))
