@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from inventory_helpers import API, make_user, quota, register_node
+from sqlalchemy import select
 
 from allotment.core.projects import MAX_DEPTH
 
@@ -212,3 +213,32 @@ def test_jobs_submitted_to_a_project_and_deleting_a_project_that_holds_things(cl
     assert len(kept) == 3 and all(j["project_id"] is None for j in kept)
     assert client.get(f"{API}/projects/{child['id']}", headers=bob).status_code == 404
     assert client.delete(f"{API}/projects/{create(client, bob, 'empty')['id']}", headers=bob).status_code == 200
+
+
+def test_a_sibling_written_at_the_same_moment_is_409_not_a_server_error(client, team):
+    """The unique indexes back the check before the write: a duplicate that slips past it is the same 409."""
+    from inventory_helpers import sessions
+
+    from allotment.errors import Conflict
+    from allotment.projects import service
+    from allotment.projects.models import Project
+
+    create(client, team["bob"], "detection")
+    with sessions(client)() as session:
+        workspace_id = session.scalar(select(Project.workspace_id))
+        with pytest.raises(Conflict) as caught:
+            service._save(session, Project(workspace_id=workspace_id, parent_id=None, name="detection"))
+        assert caught.value.errors[0].field == "name"
+
+
+def test_deleting_a_workspace_takes_its_projects_and_keeps_its_jobs(client, admin_headers, quota_for_all):
+    bob = quota_for_all["bob"]
+    project = create(client, bob, "detection")
+    create(client, bob, "yolo", parent="detection")
+    client.post(f"{API}/models", headers=bob, json={"project": "vision/detection", "name": "m", "uri": "/m"})
+    job = client.post(f"{API}/jobs", headers=bob, json={"quota": "research", "cpu": "1", "command": ["true"],
+                                                        "project": "vision/detection"}).json()
+    assert client.delete(f"{WS}/vision", headers=bob).status_code == 204
+    assert client.get(f"{API}/projects/{project['id']}", headers=admin_headers).status_code == 404
+    assert client.get(f"{API}/projects", headers=admin_headers).json()["items"] == []
+    assert client.get(f"{API}/jobs/{job['id']}", headers=bob).json()["project_id"] is None

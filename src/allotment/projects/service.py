@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allotment.core import projects as tree
@@ -139,6 +140,18 @@ def _check_placement(session: Session, workspace_id: int, project_id: int | None
         raise invalid("parent", problem)
 
 
+def _save(session: Session, project: Project) -> None:
+    """Write the project; a sibling of the same name written at the same moment (the unique indexes catch what the
+    check before could not see) is the same 409 as one that existed before."""
+    try:
+        with session.begin_nested():
+            session.add(project)
+            session.flush()
+    except IntegrityError:
+        message = f"a project named {project.name} was just created under the same parent"
+        raise Conflict(message, [FieldError("name", message)]) from None
+
+
 def create_project(session: Session, workspace: Workspace, name: str, parent: Project | None = None,
                    description: str | None = None, created_by_id: int | None = None) -> Project:
     parent_id = parent.id if parent is not None else None
@@ -146,14 +159,13 @@ def create_project(session: Session, workspace: Workspace, name: str, parent: Pr
     project = Project(workspace_id=workspace.id, parent_id=parent_id,
                       name=_check_name(session, workspace.id, parent_id, name), description=description,
                       created_by_id=created_by_id)
-    session.add(project)
-    session.flush()
+    _save(session, project)
     return project
 
 
 def rename_project(session: Session, project: Project, name: str) -> None:
     project.name = _check_name(session, project.workspace_id, project.parent_id, name, project.id)
-    session.flush()
+    _save(session, project)
 
 
 def describe_project(session: Session, project: Project, description: str | None) -> None:
@@ -167,7 +179,7 @@ def move_project(session: Session, project: Project, parent: Project | None) -> 
     parent_id = parent.id if parent is not None else None
     _check_name(session, project.workspace_id, parent_id, project.name, project.id)
     project.parent_id = parent_id
-    session.flush()
+    _save(session, project)
 
 
 @dataclass
