@@ -220,3 +220,75 @@ def test_rules_apply_to_service_accounts_as_to_users(client, admin_headers, team
     assert client.get(f"{API}/projects/{ids['nlp']}", headers=robot).status_code == 200
     assert client.patch(f"{API}/projects/{ids['nlp']}", headers=robot, json={"description": "x"}).status_code == 403
     assert client.get(f"{API}/projects/{ids['nlp']}", headers=people["dave"]).status_code == 403
+
+
+def test_a_rule_on_one_job_covers_that_job_and_not_its_siblings(client, admin_headers, team):
+    from inventory_helpers import register_node
+
+    people, ids = team
+    bob, carol, dave = people["bob"], people["carol"], people["dave"]
+    register_node(client, admin_headers, "gpu-01", "H100", 2)
+    r = client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": "research"})
+    assert r.status_code == 201, r.text
+    assert client.put(f"{API}/quotas/research/bindings/groups/users", headers=admin_headers).status_code == 204
+    job = {"quota": "research", "cpu": "1", "command": ["sleep", "60"], "project": "team/nlp"}
+    first, second = (client.post(f"{API}/jobs", headers=bob, json=job).json()["id"] for _ in range(2))
+
+    # No rule: members of the workspace read the project's jobs; only the owner (and managers) cancel them.
+    assert client.get(f"{API}/jobs/{first}", headers=carol).status_code == 200
+    listed = client.get(f"{API}/projects/{ids['nlp']}/jobs", headers=dave).json()["items"]
+    assert {j["id"] for j in listed} == {first, second}
+    # A rule on the first job: its grantee alone (besides its owner) reads it, and may cancel it; the sibling is
+    # not covered.
+    assert rule(client, bob, "job", "modify", [("user", "carol")], resource=str(first)).status_code == 201
+    assert client.get(f"{API}/jobs/{first}", headers=dave).status_code == 404
+    assert client.get(f"{API}/jobs/{second}", headers=dave).status_code == 200
+    listed = client.get(f"{API}/projects/{ids['nlp']}/jobs", headers=dave).json()["items"]
+    assert {j["id"] for j in listed} == {second}
+    assert client.post(f"{API}/jobs/{second}/cancel", headers=dave).status_code == 200  # default: read and modify
+    r = client.post(f"{API}/jobs/{first}/cancel", headers=carol)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    assert client.get(f"{API}/jobs/{first}", headers=bob).status_code == 200  # its owner keeps it
+
+    # Read-only: the grantee reads the job but may not cancel it.
+    third = client.post(f"{API}/jobs", headers=bob, json=job).json()["id"]
+    assert rule(client, bob, "job", "read", [("user", "dave")], resource=str(third)).status_code == 201
+    assert client.get(f"{API}/jobs/{third}", headers=dave).status_code == 200
+    r = client.post(f"{API}/jobs/{third}/cancel", headers=dave)
+    assert r.status_code == 403 and "read-only" in r.json()["detail"], r.text
+
+
+def test_rules_on_a_quota_decide_who_sees_it_and_submits_to_it(client, admin_headers, team):
+    from inventory_helpers import register_node
+
+    people, _ = team
+    carol, dave, erin = people["carol"], people["dave"], people["erin"]
+    register_node(client, admin_headers, "gpu-01", "H100", 2)
+    for name in ("research", "open"):
+        assert client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": name}).status_code \
+            == 201
+        assert client.put(f"{API}/quotas/{name}/bindings/groups/users", headers=admin_headers).status_code == 204
+    job = {"cpu": "1", "command": ["true"]}
+    assert client.post(f"{API}/jobs", headers=dave, json={**job, "quota": "research"}).status_code == 201
+
+    r = rule(client, admin_headers, "quota", "read", [("user", "carol")], resource="research", workspace=None)
+    assert r.status_code == 201 and r.json()["workspace"] is None, r.text
+    assert rule(client, admin_headers, "quota", "modify", [("user", "erin")], resource="research",
+                workspace=None).status_code == 201
+    r = client.post(f"{API}/jobs", headers=carol, json={**job, "quota": "research"})
+    assert r.status_code == 403 and "read-only" in r.json()["detail"], r.text
+    r = client.post(f"{API}/jobs", headers=dave, json={**job, "quota": "research"})
+    assert r.status_code == 403 and "no access" in r.json()["detail"], r.text
+    assert client.post(f"{API}/jobs", headers=erin, json={**job, "quota": "research"}).status_code == 201
+    assert client.post(f"{API}/jobs", headers=dave, json={**job, "quota": "open"}).status_code == 201  # no rule
+    assert client.get(f"{API}/quotas/research", headers=carol).status_code == 200
+    assert client.get(f"{API}/quotas/research", headers=dave).status_code == 403
+    assert {q["name"] for q in client.get(f"{API}/quotas", headers=dave).json()["items"]} == {"open"}
+    assert client.get(f"{API}/quotas/research", headers=admin_headers).status_code == 200
+
+
+def test_deleting_a_quota_deletes_its_rules(client, admin_headers, team):
+    assert client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": "gone"}).status_code == 201
+    made = rule(client, admin_headers, "quota", "read", [("user", "carol")], resource="gone", workspace=None).json()
+    assert client.delete(f"{API}/quotas/gone", headers=admin_headers).status_code == 204
+    assert client.get(f"{API}/access-rules/{made['id']}", headers=admin_headers).status_code == 404

@@ -136,6 +136,16 @@ def allowed_many(session: Session, principal: Principal, targets: Sequence[acces
                              cluster_id=clusters.get(t.workspace_id)) is None for t in targets]
 
 
+def readable_quotas(session: Session, principal: Principal, quotas: Sequence[tuple[int, int]]) -> set[int]:
+    """Of (quota id, cluster id) pairs, the ids of the quotas the principal may read under the access rules."""
+    if not quotas:
+        return set()
+    targets = [access.Resource("quota", quota_id) for quota_id, _ in quotas]
+    index = index_for(session, targets)
+    return {quota_id for (quota_id, cluster_id), target in zip(quotas, targets, strict=True)
+            if resource_refusal(principal, index, target, "read", cluster_id=cluster_id) is None}
+
+
 def forget_object(session: Session, resource_type: str, object_ids: Iterable[int]) -> None:
     """The objects are being deleted: their rules go with them (a later object with the same id gets none)."""
     ids = list(object_ids)

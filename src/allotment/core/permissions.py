@@ -273,7 +273,8 @@ def access_rules_refusal(principal: Principal | None, action: str, workspace_rol
         return None
     if global_rule:
         return "only platform admins may see or grant access rules that apply in every workspace"
-    if cluster_id is not None and principal.role_on(cluster_id) == "admin" and principal.workspace_id is None:
+    if (cluster_id is not None and principal.role_on(cluster_id) == "admin" and principal.workspace_id is None
+            and principal.actor_id is None):
         return None
     level = WORKSPACE_ROLE_ORDER.get(workspace_role or "", 0)
     if action == "read":

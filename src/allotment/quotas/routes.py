@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from allotment.access import service as access_rules
 from allotment.api.deps import DB, State, client_address, cluster_scope, require
 from allotment.audit import service as audit
 from allotment.core.permissions import AUTHENTICATED, QUOTA_ADMIN, Principal, Scope, cluster
@@ -65,6 +66,8 @@ def list_quotas(principal: Annotated[Principal, require(AUTHENTICATED)], db: DB,
                 submittable: bool = Query(False, description="only quotas I may submit to")) -> QuotaList:
     cluster_id = find_cluster_id(db, cluster_name) if cluster_name else None
     quotas = service.list_quotas(db, cluster_id)
+    readable = access_rules.readable_quotas(db, principal, [(q.id, q.cluster_id) for q in quotas])
+    quotas = [q for q in quotas if q.id in readable]  # the access rules on quotas (ClearML's queues)
     views = QuotaViews(db, quotas, principal)
     items = [views.out(q) for q in quotas]
     if submittable:
@@ -103,7 +106,10 @@ def scale_quotas(cluster: str, body: ScaleIn,
 
 @router.get("/quotas/{quota}", response_model=QuotaOut)
 def get_quota(quota: str, principal: Annotated[Principal, require(AUTHENTICATED)], db: DB) -> QuotaOut:
-    return quota_out(db, service.find_quota(db, quota), detailed=True, principal=principal)
+    found = service.find_quota(db, quota)
+    access_rules.check(db, principal, access_rules.resource(db, "quota", found.id, None), "read",
+                       f"quota {found.name}", cluster_id=found.cluster_id)
+    return quota_out(db, found, detailed=True, principal=principal)
 
 
 @router.patch("/quotas/{quota}", response_model=QuotaOut)

@@ -350,6 +350,9 @@ def delete_quota(session: Session, quota: Quota) -> None:
     if active:
         raise Conflict(f"quota {quota.name} has {active} queued or running jobs: wait for them or cancel them")
     cluster_id = quota.cluster_id
+    from allotment.access.service import forget_object  # access reads quotas through this service
+
+    forget_object(session, "quota", [quota.id])  # its access rules go with it
     session.delete(quota)
     session.flush()
     bump_config_version(session, cluster_id)

@@ -24,7 +24,7 @@ from allotment.core import jobenv
 from allotment.core.names import as_id
 from allotment.core.permissions import ROLE_ORDER, Principal, submit_refusal
 from allotment.db import utcnow
-from allotment.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
+from allotment.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, ValidationFailed
 from allotment.identity.models import User
 from allotment.inventory.models import Cluster, Pool
 from allotment.policies import service as policies
@@ -140,8 +140,16 @@ class _Lookups:
                 self.bound_ids = bindings.submittable_quota_ids(self.session, self.principal)
                 self._bound_read = True
             bound = self.bound_ids is None or quota.id in self.bound_ids
-            self.may_submit[quota.id] = submit_refusal(self.principal, quota.cluster_id,
-                                                       self.cluster_name(quota.cluster_id), quota.name, bound)
+            refused = submit_refusal(self.principal, quota.cluster_id, self.cluster_name(quota.cluster_id),
+                                     quota.name, bound)
+            if refused is None:  # ClearML: enqueueing needs read and modify on the queue under its access rules
+                from allotment.access import service as access_rules  # access imports workloads
+
+                why = access_rules.refusal(self.session, self.principal, access_rules.resource(
+                    self.session, "quota", quota.id, None), "modify", f"quota {quota.name}",
+                    cluster_id=quota.cluster_id)
+                refused = f"you may not submit to quota {quota.name}: {why}" if why else None
+            self.may_submit[quota.id] = refused
         return self.may_submit[quota.id]
 
     def cluster_name(self, cluster_id: int) -> str:
@@ -438,13 +446,23 @@ def list_jobs(session: Session, principal: Principal, state: str | None = None, 
     return list(rows), total
 
 
+def _own_or_managed(principal: Principal, job: Job) -> bool:
+    return principal.is_platform_admin or job.owner_id == principal.id or job.cluster_id in manager_clusters(principal)
+
+
 def find_job(session: Session, principal: Principal, job_id: int) -> Job:
-    """A job the principal may see; others read as absent (no probing of other users' jobs)."""
+    """A job the principal may see: its own, those of the clusters it manages, and those of projects it may read
+    where the access rules let it read the job; others read as absent (no probing of other users' jobs)."""
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
-    if principal.is_platform_admin or job.owner_id == principal.id or job.cluster_id in manager_clusters(principal):
+    if _own_or_managed(principal, job):
         return job
+    if job.project_id is not None:
+        from allotment.projects import access as project_access  # projects imports workloads
+
+        if project_access.job_refusal(session, principal, job.project_id, job.id, "read") is None:
+            return job
     raise NotFound(f"no job {job_id}")
 
 
@@ -454,6 +472,14 @@ def cancel(session: Session, principal: Principal, job: Job) -> Job:
     resources and stopped it): ending it here keeps the scheduler from requeueing it, since the requeue is guarded by
     the state `preempted`, and the loop's scan drops it from its own state (by `cancel_requested_at`)."""
     who = principal.actor_username or principal.username
+    if not _own_or_managed(principal, job):
+        # A reader of the job's project: the access rules must let it modify the job.
+        from allotment.projects import access as project_access
+
+        why = (project_access.job_refusal(session, principal, job.project_id, job.id, "modify")
+               if job.project_id is not None else f"job {job.id} is not yours")
+        if why:
+            raise Forbidden(f"you may not cancel job {job.id}: {why}")
     if job.state in FINAL_STATES:
         raise Conflict(f"job {job.id} has already ended ({job.state})")
     now = utcnow()

@@ -216,3 +216,15 @@ def test_the_workspace_role_caps_the_default_and_rules_decide_where_they_cover(r
         assert answer is None
     else:
         assert refused in answer
+
+
+def test_admins_of_the_cluster_are_not_bound_by_rules_unless_acting_for_a_user():
+    cluster_admin = p.Principal(30, "user", "ca", cluster_roles={4: "admin"}, group_ids=frozenset({USERS}))
+    acting = p.Principal(30, "user", "ca", cluster_roles={4: "admin"}, group_ids=frozenset({USERS}), actor_id=12)
+    index = a.RuleIndex([ON_J30_BOB_MODIFY], admin_groups={ADMINS})
+    assert p.resource_refusal(cluster_admin, index, J30, "modify", cluster_id=4) is None
+    assert p.resource_refusal(cluster_admin, index, J30, "read", cluster_id=5) is not None  # another cluster's
+    assert p.resource_refusal(acting, index, J30, "read", cluster_id=4) is not None
+    assert p.access_rules_refusal(cluster_admin, "manage", None, cluster_id=4) is None
+    assert p.access_rules_refusal(cluster_admin, "manage", None, cluster_id=5) is not None
+    assert p.access_rules_refusal(acting, "manage", None, cluster_id=4) is not None
