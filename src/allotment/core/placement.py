@@ -16,11 +16,12 @@ back (``version``), so a full pool answers repeated attempts in O(1).
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 
 from allotment.core.devices import WHOLE, DevicePool, Shares
+from allotment.core.fit_index import FitIndex
 from allotment.core.quantity import UNLIMITED_RAW, format_raw
 
 CANDIDATES = 8  # feasible single-node placements scored per decision
@@ -33,62 +34,81 @@ Nodes = tuple[str, ...]
 
 
 class Demand:
-    """The GPU amounts of the jobs submitted so far (per node), the workload that fragmentation is measured against
-    (FGD, "Beware of Fragmentation", ATC '23). Shared by a state's pools; deterministic, no clock.
+    """The jobs submitted so far (per node: GPU amount and whole cores), the workload that fragmentation is measured
+    against (FGD, "Beware of Fragmentation", ATC '23). Shared by a state's pools; deterministic, no clock.
 
-    tables() -> (frac, whole_le, whole_all) or None before any GPU job: frac[x // FRAC_BIN] is the fragmentation
-    that a device with x milli-GPU free adds for jobs asking a share (x times the share of jobs asking more than x);
-    whole_le[k] the share of jobs asking k or fewer whole GPUs (k up to 16), whole_all that of all whole-GPU jobs.
-    A node's fragmentation is then sum(frac[free of each device]) + partial * whole_le[wc] + free * (whole_all -
-    whole_le[wc]) with wc its completely free devices, partial its free GPU outside them and free all of it."""
+    tables() -> (cores, rows) or None before any GPU job. ``cores`` are the distinct whole cores the GPU jobs ask
+    (rounded up), ascending; rows[k] describes the jobs a node with at least cores[k - 1] (k = 0: fewer than
+    cores[0]) but fewer than cores[k] whole free cores could host by CPU, as (frac, whole_le, whole_all, lack):
+    frac[x // FRAC_BIN] is the fragmentation that a device with x milli-GPU free adds for those of them asking a
+    share (x times their share of all jobs asking more than x); whole_le[w] the share of jobs that ask w or fewer whole
+    GPUs, whole_all that of all whole-GPU jobs among them; lack the share of jobs asking more cores (for them all free
+    GPU of the node is fragmented). A node's fragmentation is sum(frac[free of each device]) + partial * whole_le[wc]
+    + free * (whole_all - whole_le[wc] + lack), with wc its completely free devices, partial its free GPU outside them
+    and free all of it."""
 
     __slots__ = ("_counts", "_n", "_seen", "_tables")
 
     def __init__(self) -> None:
-        self._counts: dict[int, int] = {}
+        self._counts: dict[tuple[int, int], int] = {}  # (milli-GPU, whole cores) -> jobs
         self._n = 0
         self._seen = 0  # _n when the tables were built
-        self._tables: tuple[list[float], list[float], float] | None = None
+        self._tables: Tables | None = None
 
-    def add(self, gpu: int) -> None:
+    def add(self, gpu: int, cpu: int = 0) -> None:
         if gpu > 0:
-            self._counts[gpu] = self._counts.get(gpu, 0) + 1
+            key = (gpu, -(-cpu // 1000))
+            self._counts[key] = self._counts.get(key, 0) + 1
             self._n += 1
 
-    def tables(self) -> tuple[list[float], list[float], float] | None:
+    def tables(self) -> Tables | None:
         n = self._n
         if not n:
             return None
-        if self._tables is None or n >= self._seen * 1.05 + 16:  # rebuilt as the mix grows (O(100 + shapes))
+        if self._tables is None or n >= self._seen * 1.05 + 16:  # rebuilt as the mix grows
             bins = WHOLE // FRAC_BIN + 1
-            above = [0] * (bins + 1)  # jobs asking a share of more than bin i's amount
+            by_cores: dict[int, list[tuple[int, int]]] = {}
+            for (amount, cores), count in self._counts.items():
+                by_cores.setdefault(cores, []).append((amount, count))
+            cores_list = sorted(by_cores)
+            above = [0] * (bins + 1)  # jobs (that fit by CPU) asking a share of more than bin i's amount
             whole = [0] * 17
-            for amount, count in self._counts.items():
-                if amount < WHOLE:
-                    above[min((amount - 1) // FRAC_BIN, bins - 1)] += count
-                else:
-                    whole[min(amount // WHOLE, 16)] += count
-            frac = [0.0] * bins
-            running = 0
-            for i in range(bins - 1, -1, -1):
-                running += above[i]
-                frac[i] = i * FRAC_BIN * running / n
-            whole_le, acc = [], 0
-            for k in range(17):
-                acc += whole[k]
-                whole_le.append(acc / n)
-            self._tables = (frac, whole_le, acc / n)
+            hosted = 0
+            rows: list[tuple[list[float], list[float], float, float]] = [([0.0] * bins, [0.0] * 17, 0.0, 1.0)]
+            for cores in cores_list:
+                for amount, count in by_cores[cores]:
+                    if amount < WHOLE:
+                        above[min((amount - 1) // FRAC_BIN, bins - 1)] += count
+                    else:
+                        whole[min(amount // WHOLE, 16)] += count
+                    hosted += count
+                frac = [0.0] * bins
+                running = 0
+                for i in range(bins - 1, -1, -1):
+                    running += above[i]
+                    frac[i] = i * FRAC_BIN * running / n
+                whole_le, acc = [], 0
+                for k in range(17):
+                    acc += whole[k]
+                    whole_le.append(acc / n)
+                rows.append((frac, whole_le, acc / n, (n - hosted) / n))
+            self._tables = (cores_list, rows)
             self._seen = n
         return self._tables
+
+
+Tables = tuple[list[int], list[tuple[list[float], list[float], float, float]]]
 
 
 class NodePool(DevicePool):
     def __init__(self, name: str, devices: Iterable[tuple[str, int, int, str]],
                  nodes: Iterable[tuple[str, int, int]] | None = None) -> None:
         """``nodes``: (name, cpu raw, memory raw) of each node (None: untracked, node CPU and memory unlimited)."""
+        super().__init__(name, ())
         self.tracked = nodes is not None
         self.cpu_cap: dict[str, int] = {}  # active nodes (listed, not drained) -> allocatable CPU
         self.mem_cap: dict[str, int] = {}
+        self._cpu_total = self._mem_total = 0  # sums of cpu_cap and mem_cap, kept as nodes change
         self.cpu_used: dict[str, int] = {}  # node -> CPU of the jobs placed there (kept while a node is away)
         self.mem_used: dict[str, int] = {}
         self.gpu_cap: dict[str, int] = {}  # node -> milli-GPU of its devices
@@ -99,6 +119,11 @@ class NodePool(DevicePool):
         self._by_cores: tuple[dict[int, dict[str, None]], dict[int, dict[str, None]]] = ({}, {})
         self._core_levels: tuple[list[int], list[int]] = ([], [])
         self._filed: dict[str, tuple[int, int]] = {}
+        # GPU jobs' index (tracked pools), see fit_index.py: nodes by completely free devices and devices by their
+        # free share below one GPU, each under its node's whole free cores (``level``).
+        self._level: dict[str, int] = {}
+        self._wfit = FitIndex()
+        self._sfit = FitIndex()
         self.one: dict[str, Nodes] = {}  # node -> (node,): built once, shared by every Admit that names it
         self.demand = Demand()  # the state shares one across its pools
         self.version = 0  # bumped whenever capacity comes back or nodes change
@@ -114,7 +139,6 @@ class NodePool(DevicePool):
             for dev, _, _, node in devices:
                 if node not in self.cpu_cap:
                     raise ValueError(f"pool {name}: device {dev} is on node {node!r}, which the pool does not list")
-        super().__init__(name, ())
         for dev, free, cap, node in devices:
             if node not in self.devs:
                 self._add_node(node, UNLIMITED_RAW, UNLIMITED_RAW)  # untracked: nodes are device labels
@@ -123,8 +147,7 @@ class NodePool(DevicePool):
     # -- inventory --------------------------------------------------------------------------------------------------
     def _add_node(self, node: str, cpu: int, mem: int) -> None:
         self._shapes = None
-        self.cpu_cap[node] = cpu
-        self.mem_cap[node] = mem
+        self._set_caps(node, cpu, mem)
         self.cpu_used.setdefault(node, 0)
         self.mem_used.setdefault(node, 0)
         self.devs.setdefault(node, {})
@@ -139,10 +162,22 @@ class NodePool(DevicePool):
             return
         old = self._filed.get(node)
         ccap = self.cpu_cap.get(node)
-        if ccap is None:  # drained or removed
+        if ccap is None:  # drained or removed (its devices are gone from the GPU index already)
             new = None
+            self._level.pop(node, None)
         else:
-            new = (1 if self.gpu_free[node] else 0, min(max(ccap - self.cpu_used[node], 0), UNLIMITED_RAW) // 1000)
+            level = min(max(ccap - self.cpu_used[node], 0), UNLIMITED_RAW) // 1000
+            new = (1 if self.gpu_free[node] else 0, level)
+            if self._level.get(node) != level:
+                self._level[node] = level
+                at = self._wfit.where(node)
+                if at is not None:
+                    self._wfit.put(node, at[0], level)
+                sfit = self._sfit
+                for dev in self.devs[node]:
+                    at = sfit.where(dev)
+                    if at is not None:
+                        sfit.put(dev, at[0], level)
         if new == old:
             return
         if old is not None:
@@ -181,17 +216,29 @@ class NodePool(DevicePool):
         DevicePool._set_free(self, dev, new)
         if self.tracked and new != old:
             node = self.node[dev]
+            if 0 < new < WHOLE:
+                self._sfit.put(dev, new, self._level[node])
+            elif 0 < old < WHOLE:
+                self._sfit.drop(dev)
             before = self.gpu_free[node]
             left = self.gpu_free[node] = before + new - old
             if not left or not before:
                 self._refile(node)
+
+    def _move_node(self, node: str, before: int, after: int) -> None:
+        DevicePool._move_node(self, node, before, after)
+        if self.tracked:
+            if after:
+                self._wfit.put(node, after, self._level[node])
+            else:
+                self._wfit.drop(node)
 
     def set_node(self, node: str, cpu: int, mem: int, devices: Sequence[tuple[str, int, int]]) -> None:
         """Add a node or replace what is known of it: (device id, free raw, capacity raw) of its devices. Only this
         node's entries change. CPU and memory its running jobs use stay charged to it."""
         if node not in self.cpu_cap:
             self._add_node(node, cpu, mem)
-        self.cpu_cap[node], self.mem_cap[node] = cpu, mem
+        self._set_caps(node, cpu, mem)
         self._refile(node)
         wanted = {d: (free, cap) for d, free, cap in devices}
         for dev in list(self.devs.get(node, ())):
@@ -217,7 +264,8 @@ class NodePool(DevicePool):
             return
         for dev in list(self.devs[node]):
             self._remove_device(dev)
-        del self.cpu_cap[node], self.mem_cap[node]
+        self._cpu_total -= self.cpu_cap.pop(node)
+        self._mem_total -= self.mem_cap.pop(node)
         self._refile(node)
         self._changed()
 
@@ -225,13 +273,18 @@ class NodePool(DevicePool):
         self.version += 1
         self._shapes = None
 
+    def _set_caps(self, node: str, cpu: int, mem: int) -> None:
+        self._cpu_total += cpu - self.cpu_cap.get(node, 0)
+        self._mem_total += mem - self.mem_cap.get(node, 0)
+        self.cpu_cap[node], self.mem_cap[node] = cpu, mem
+
     @property
     def total_cpu(self) -> int:
-        return min(sum(self.cpu_cap.values()), UNLIMITED_RAW)
+        return min(self._cpu_total, UNLIMITED_RAW)
 
     @property
     def total_memory(self) -> int:
-        return min(sum(self.mem_cap.values()), UNLIMITED_RAW)
+        return min(self._mem_total, UNLIMITED_RAW)
 
     # -- taking and giving back ---------------------------------------------------------------------------------------
     def take_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
@@ -323,37 +376,54 @@ class NodePool(DevicePool):
 
     def score(self, node: str, gpu: int, cpu: int, mem: int, shares: Shares = ()) -> float:
         """Lower is better (milli-GPU): how much the placement of ``shares`` (with ``cpu`` and ``mem``) on ``node``
-        grows the node's GPU fragmentation for the workload seen so far (Demand), plus STRANDED_WEIGHT times how
-        much it grows the GPU its CPU or memory left cannot feed (see the contract in admission.py)."""
+        grows the node's GPU fragmentation for the workload seen so far (Demand: by GPU and by the cores the node
+        has left), plus STRANDED_WEIGHT times how much it grows the GPU its CPU or memory left cannot feed (see the
+        contract in admission.py)."""
         gcap = self.gpu_cap[node]
         if not gcap:
             return 0.0
         total = self._node_gpu_free(node)
         left = total - gpu
         delta = 0.0
+        ccap = self.cpu_cap.get(node, 0)
+        limited = 0 < ccap < UNLIMITED_RAW
         tables = self.demand.tables() if gpu else None
         if tables is not None:
-            frac, whole_le, whole_all = tables
+            cores, rows = tables
+            if limited:
+                free_cpu = ccap - self.cpu_used[node]
+                kb, ka = bisect_right(cores, free_cpu // 1000), bisect_right(cores, (free_cpu - cpu) // 1000)
+            else:
+                kb = ka = len(cores)
+            frac_b, le_b, all_b, lack_b = rows[kb]
+            frac_a, le_a, all_a, lack_a = rows[ka]
             wc = len(self._whole.get(node, ()))
             partial = total - WHOLE * wc
-            before = partial * whole_le[min(wc, len(whole_le) - 1)] + total * (whole_all - whole_le[
-                min(wc, len(whole_le) - 1)])
+            x = 0
             if gpu < WHOLE:
                 x = self.free[shares[0][0]]
-                delta += frac[(x - gpu) // FRAC_BIN] - frac[x // FRAC_BIN]
                 if x == WHOLE:
-                    wc -= 1
-                    partial += WHOLE - gpu
+                    wc_a, partial_a = wc - 1, partial + WHOLE - gpu
                 else:
-                    partial -= gpu
+                    wc_a, partial_a = wc, partial - gpu
             else:
-                wc -= gpu // WHOLE
-            k = min(wc, len(whole_le) - 1)
-            delta += partial * whole_le[k] + left * (whole_all - whole_le[k]) - before
+                wc_a, partial_a = wc - gpu // WHOLE, partial
+            top = len(le_b) - 1
+            wb, wa = min(wc, top), min(wc_a, top)
+            delta = (partial_a * le_a[wa] + left * (all_a - le_a[wa] + lack_a)
+                     - partial * le_b[wb] - total * (all_b - le_b[wb] + lack_b))
+            if kb == ka:  # only the device that takes a share changes its term
+                if gpu < WHOLE:
+                    delta += frac_a[(x - gpu) // FRAC_BIN] - frac_a[x // FRAC_BIN]
+            else:
+                free, dev = self.free, shares[0][0] if gpu < WHOLE else None
+                for d in self.devs[node]:
+                    f = free[d]
+                    delta -= frac_b[f // FRAC_BIN]
+                    delta += frac_a[(f - gpu if d == dev else f) // FRAC_BIN]
         # Stranded GPU, before and after: free GPU beyond what the CPU (memory) left feeds at the node's ratio.
         before_s = after_s = 0.0
-        ccap = self.cpu_cap.get(node, 0)
-        if 0 < ccap < UNLIMITED_RAW:
+        if limited:
             fed = gcap * (ccap - self.cpu_used[node]) / ccap
             if total > fed:
                 before_s = total - fed
@@ -401,52 +471,67 @@ class NodePool(DevicePool):
                             if len(out) == want:
                                 return out
             return out
-        by_count, whole = self._nodes_by_count, self._whole
-        top = self._max_per_node
-        if gpu < WHOLE:
-            values = self._free_values
-            by_free = self._by_free
-            for value in values[bisect_left(values, gpu):]:
-                if value == WHOLE:  # break into a free device of the node with the fewest, as DevicePool.choose
-                    for count in range(1, top + 1):
-                        for node in reversed(by_count.get(count, {})):
-                            budget -= 1
-                            if budget <= 0 and out:
-                                return out
-                            if node in seen or ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
-                                continue
-                            seen.add(node)
-                            out.append((node, self._fraction(next(iter(whole[node])), gpu)))
-                            if len(out) == want:
-                                return out
-                    continue
-                node_of = self.node
-                for dev in reversed(by_free[value]):
-                    budget -= 1
-                    if budget <= 0 and out:
-                        return out
-                    node = node_of[dev]
-                    if node in seen or ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
-                        continue
-                    if distinct:
-                        seen.add(node)
-                    out.append((node, self._fraction(dev, gpu)))
-                    if len(out) == want:
-                        return out
-            return out
+        # GPU jobs: nodes (whole requests) or devices (shares) in best-fit order of their free GPU; in a pool that
+        # lists its nodes, only those with the job's whole cores free (fit_index.py), the tightest first.
+        whole, unit = self._whole, self._unit
         n = gpu // WHOLE
-        unit = self._unit
-        for count in range(n, top + 1):
-            for node in reversed(by_count.get(count, {})):
-                budget -= 1
-                if budget <= 0 and out:
-                    return out
-                if ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
+        for node, dev in self._gpu_order(gpu, cpu // 1000):
+            budget -= 1
+            if budget <= 0 and out:
+                return out
+            if ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
+                continue
+            if distinct:
+                if node in seen:
                     continue
+                seen.add(node)
+            if gpu < WHOLE:
+                out.append((node, self._fraction(dev or next(iter(whole[node])), gpu)))
+            else:
                 out.append((node, tuple([unit[d] for d in islice(whole[node], n)])))
-                if len(out) == want:
-                    return out
+            if len(out) == want:
+                return out
         return out
+
+    def _gpu_order(self, gpu: int, least: int) -> Iterator[tuple[str, str | None]]:
+        """(node, device of a share or None) in best-fit order: shares on the device with the tightest free share
+        that holds them, else on a completely free device of the node with the fewest; whole requests on the node
+        with the fewest completely free devices that suffice. Tracked pools skip nodes below ``least`` whole free
+        cores; among equals, newest first."""
+        top = self._max_per_node
+        if self.tracked:
+            wfit, sfit = self._wfit, self._sfit
+            if gpu >= WHOLE:
+                for count in range(gpu // WHOLE, top + 1):
+                    for node in wfit.scan(count, least):
+                        yield node, None
+                return
+            node_of = self.node
+            for value in self._free_values[bisect_left(self._free_values, gpu):]:
+                if value == WHOLE:
+                    for count in range(1, top + 1):
+                        for node in wfit.scan(count, least):
+                            yield node, None
+                else:
+                    for dev in sfit.scan(value, least):
+                        yield node_of[dev], dev
+            return
+        by_count = self._nodes_by_count
+        if gpu >= WHOLE:
+            for count in range(gpu // WHOLE, top + 1):
+                for node in reversed(by_count.get(count, {})):
+                    yield node, None
+            return
+        node_of = self.node
+        for value in self._free_values[bisect_left(self._free_values, gpu):]:
+            if value == WHOLE:
+                for count in range(1, top + 1):
+                    for node in reversed(by_count.get(count, {})):
+                        yield node, None
+            else:
+                for dev in reversed(self._by_free[value]):
+                    yield node_of[dev], dev
+
 
     # -- explanations -------------------------------------------------------------------------------------------------
     def node_shortfall(self, gpu: int, cpu: int, mem: int, count: int) -> str:
