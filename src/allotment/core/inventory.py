@@ -20,6 +20,33 @@ if TYPE_CHECKING:
     from allotment.core.usage import UsageTree
 
 
+def changed_nodes(old: Pool, new: Pool) -> tuple[list[tuple[Node, list[Device]]], list[str]] | None:
+    """How ``new`` differs from ``old``, node by node, for a pool that lists its nodes in both: the nodes that
+    joined or whose CPU, memory or devices changed (with their devices), and the names of the nodes that left; None
+    when the change cannot be applied node by node (the pool starts or stops listing its nodes, or a device moved
+    between nodes). Apply it with update_node and remove_node: each costs O(that node's devices), where update_pool
+    compares the whole pool. Free amounts are compared too: pass both pools with the same convention."""
+    if not old.nodes or not new.nodes:
+        return None
+    before: dict[str, list[Device]] = {}
+    for d in old.devices:
+        before.setdefault(d.node, []).append(d)
+    after: dict[str, list[Device]] = {}
+    for d in new.devices:
+        after.setdefault(d.node, []).append(d)
+    old_nodes = {n.name: n for n in old.nodes}
+    changed = [(n, after.get(n.name, [])) for n in new.nodes
+               if old_nodes.get(n.name) != n or before.get(n.name, []) != after.get(n.name, [])]
+    new_names = {n.name for n in new.nodes}
+    gone = [name for name in old_nodes if name not in new_names]
+    if changed or gone:
+        where = {d.id: d.node for n in (*gone, *(c.name for c, _ in changed)) for d in before.get(n, ())}
+        for node, devices in changed:
+            if any(where.get(d.id, node.name) != node.name for d in devices):
+                return None
+    return changed, gone
+
+
 class InventoryEvents:
     _devices: dict[str, NodePool]
     _tree: UsageTree

@@ -18,6 +18,7 @@ from typing import Any
 
 from allotment.backends.base import JobEvent, Launch
 from allotment.core.admission import SchedulerState
+from allotment.core.inventory import changed_nodes
 from allotment.core.model import Admit, Decision, Preempt, QueuedJob, SchedulerConfig, Wait, WaitCode
 from allotment.core.quantity import format_raw
 from allotment.core.quota_tree import InvalidQuotaTree
@@ -150,8 +151,17 @@ class ClusterRuntime:
         if self.core is None or self.blocked_reason is not None or not only_nodes_changed(self.inv, inv):
             return False
         held = held_shares(info for info in self.jobs.values() if info.state in HOLDING)
-        for pool in free_devices(inv.pools, [], held):
-            self.core.update_pool(pool)
+        for before, after in zip(self.inv.pools, inv.pools, strict=True):
+            diff = changed_nodes(before, after)
+            if diff is None:
+                self.core.update_pool(free_devices([after], [], held)[0])
+                continue
+            changed, gone = diff  # node by node: the core's cost is that of the nodes that changed
+            for name in gone:
+                self.core.remove_node(after.name, name)
+            for node, devices in changed:
+                self.core.update_node(after.name, node, free_devices([replace(after, devices=devices)], [], held)[0]
+                                      .devices)
         inv.refusals.update(self.inv.refusals)  # the reasons of queued jobs that have no allowed pool
         self.inv = inv
         return True
