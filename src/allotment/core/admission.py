@@ -81,21 +81,26 @@ Rules, in the order the cycle applies them
    Score of a placement on a node (placement.NodePool.score; lower is better; in milli-GPU, so comparable across
    pools), after the fragmentation-gradient idea of "Beware of Fragmentation" (FGD, ATC '23):
      score = dF + 2 * dS + 0.01 * L
-   dF: growth of the node's GPU fragmentation for the workload, the GPU amounts of the jobs submitted so far
-     (placement.Demand). The fragmentation of a node is the free GPU that a job drawn from that workload could not
-     use: each device's free x counts x times the share of jobs asking a share above x, the free GPU outside
+   dF: growth of the node's GPU fragmentation for the workload, the GPU amounts and whole cores (rounded up) of
+     the jobs submitted so far (placement.Demand). The fragmentation of a node is the free GPU that a job drawn from
+     that workload could not use: all of it for a job asking more cores than the node has whole cores free; for the
+     others, each device's free x counts x times the share of jobs asking a share above x, the free GPU outside
      completely free devices counts for every whole-GPU job, and all free GPU counts for the whole-GPU jobs asking
-     more completely free devices than the node has.
+     more completely free devices than the node has. The node's cores after the placement count: a placement that
+     leaves too few cores for the workload's jobs fragments the GPU it leaves free.
    dS: growth of the GPU the node's CPU or memory can no longer feed: free GPU beyond what the CPU (memory) left
      covers at the node's own CPU (memory) per GPU, the larger of the two, at least 0.
    L: the GPU left free on the node (best fit among otherwise equal nodes: fuller nodes first).
    CPU-only jobs have no dF. A node without GPUs scores 0.
    Candidates: the first 8 placements that fit in the pool's best-fit order (the tightest free share; the
    node with the fewest completely free devices that suffice; for CPU-only jobs nodes without free GPU, least free
-   cores first, then nodes with free GPU, most free cores first); once it has one, the search stops after 64
-   entries (near saturation fitting nodes are rare). It skips only nodes that cannot take the job and never stops
-   without a candidate, so a job waits only when no node can take it; a shape that found no node is not searched
-   again until capacity comes back to the pool. Within a pool the same score picks among the candidates.
+   cores first, then nodes with free GPU, most free cores first). In a pool that lists its nodes, the GPU indexes
+   are kept per node's whole free cores (core/fit_index.py): a GPU job's search visits only nodes with its cores
+   free, among nodes of equal free GPU those with the fewest such cores first. Once it has one candidate, the
+   search stops after 64 entries (near saturation fitting nodes are rare). It skips only nodes that cannot take the
+   job and never stops without a candidate, so a job waits only when no node can take it; a shape that found no
+   node is not searched again until capacity comes back to the pool. Within a pool the same score picks among the
+   candidates.
    A wait names the node-level shortage: "no node in pool a100 has 2 GPUs and 48 cores free (best: node-17, 2 GPUs
    and 12 cores)", the best being the closest of the nodes with the most free GPU (or cores).
 
