@@ -98,3 +98,5 @@ def test_jobs_submit_takes_a_project(client, admin_headers, allot_as):
     assert code == 1 and "project: you may not add jobs to project" in out and "not a member" in out
     code, out = bob("projects", "list", "--json")
     assert [p["counts"]["jobs"] for p in json.loads(out)] == [1]
+    code, out = bob("projects", "jobs", "vision/detection")
+    assert code == 0 and "bob" in out and "research" in out and "queued" in out, out

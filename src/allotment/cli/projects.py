@@ -133,6 +133,21 @@ def _projects(app: typer.Typer) -> None:
               "datasets": ", ".join(f"{d['name']}@{d['version']}" for d in datasets) or "-",
               "created": f"{when(found['created_at'])} by {found.get('created_by') or '-'}"}, False)
 
+    @projects.command("jobs")
+    def jobs(project: Annotated[str, typer.Argument(help=PROJECT_HELP)],
+             limit: int = typer.Option(50, "--limit", min=1, max=500), cluster: str = CLUSTER,
+             json_: bool = JSON) -> None:
+        """The project's latest jobs (not its sub-projects'), newest first."""
+        client = Client()
+        found = find_project(client, project, cluster)
+        listed = client.get(f"projects/{found['id']}/jobs", params={"limit": limit})
+        if json_:
+            emit_json(listed["items"])
+            return
+        table([{**j, "submitted": when(j["submitted_at"]), "name": j.get("name") or ""} for j in listed["items"]],
+              [("id", "ID"), ("name", "NAME"), ("owner", "OWNER"), ("quota", "QUOTA"), ("state", "STATE"),
+               ("submitted", "SUBMITTED")], empty=f"no jobs in project {found['workspace']}/{found['path']}")
+
     @projects.command("rename")
     def rename(project: Annotated[str, typer.Argument(help=PROJECT_HELP)], new_name: str,
                cluster: str = CLUSTER) -> None:
