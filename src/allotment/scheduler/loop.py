@@ -34,6 +34,7 @@ with `Scheduler(state).run_cycle(now)`.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from bisect import bisect_left, bisect_right
@@ -598,7 +599,17 @@ class Scheduler(EngineSetup):
             self._hooks.append((target, fn))
 
 
+# The loop thread shares the interpreter lock with the threads that answer requests, and every database call gives
+# the lock up and must take it back. While a cycle computes, a request thread coming back from a query waits until
+# the cycle hands the lock over, which CPython does every switch interval (5 ms by default): a submission's dozen
+# statements each waited milliseconds, and a busy stretch of requests held up each statement of a cycle alike
+# (benchmarks/README.md, Kueue large-scale). 1 ms bounds that wait at a cost of more frequent hand-overs.
+SWITCH_INTERVAL_S = 0.001
+
+
 def start_scheduler(state: AppState) -> Scheduler:
     """Start the loop thread (services.py calls this when settings.scheduler_enabled)."""
     metering.repair_at_start(state.sessions)
+    if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     return Scheduler(state).start()
