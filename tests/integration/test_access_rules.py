@@ -292,3 +292,40 @@ def test_deleting_a_quota_deletes_its_rules(client, admin_headers, team):
     made = rule(client, admin_headers, "quota", "read", [("user", "carol")], resource="gone", workspace=None).json()
     assert client.delete(f"{API}/quotas/gone", headers=admin_headers).status_code == 204
     assert client.get(f"{API}/access-rules/{made['id']}", headers=admin_headers).status_code == 404
+
+
+def test_rules_on_models_and_datasets(client, admin_headers, team):
+    people, ids = team
+    bob, carol, dave = people["bob"], people["carol"], people["dave"]
+    made = {}
+    for kind, name in (("models", "resnet"), ("models", "bert"), ("datasets", "imagenet")):
+        r = client.post(f"{API}/{kind}", headers=bob, json={"project": str(ids["nlp"]), "name": name,
+                                                              "uri": f"s3://bucket/{name}"})
+        assert r.status_code == 201, r.text
+        made[name] = r.json()["id"]
+    # One model's rule covers that model only; a type rule covers every dataset of the workspace.
+    assert rule(client, bob, "model", "read", [("user", "carol")], resource=str(made["resnet"])).status_code == 201
+    assert rule(client, bob, "dataset", "read", [("group", "vision-team")]).status_code == 201
+    assert client.get(f"{API}/models/{made['resnet']}", headers=dave).status_code == 403
+    assert client.get(f"{API}/models/{made['bert']}", headers=dave).status_code == 200
+    assert {m["name"] for m in client.get(f"{API}/models", headers=dave).json()["items"]} == {"bert"}
+    assert client.get(f"{API}/models/{made['resnet']}", headers=carol).status_code == 200
+    r = client.delete(f"{API}/models/{made['resnet']}", headers=carol)
+    assert r.status_code == 403 and "read-only" in r.json()["detail"]
+    assert client.get(f"{API}/datasets", headers=dave).json()["items"] == []
+    assert [d["name"] for d in client.get(f"{API}/datasets", headers=carol).json()["items"]] == ["imagenet"]
+
+
+def test_deleting_a_project_or_an_entry_deletes_their_rules(client, admin_headers, team):
+    people, ids = team
+    bob = people["bob"]
+    model = client.post(f"{API}/models", headers=bob, json={"project": str(ids["nlp"]), "name": "bert",
+                                                            "uri": "s3://b/bert"}).json()["id"]
+    on_model = rule(client, bob, "model", "read", [("user", "carol")], resource=str(model)).json()["id"]
+    on_yolo = rule(client, bob, "project", "read", [("user", "carol")], resource="vision/detection/yolo").json()["id"]
+    # Platform admins are not bound by the rules (bob, who is no grantee, now is).
+    assert client.delete(f"{API}/models/{model}", headers=admin_headers).status_code == 200
+    r = client.delete(f"{API}/projects/{ids['vision']}", headers=admin_headers, params={"force": "true"})
+    assert r.status_code == 200, r.text
+    for rule_id in (on_model, on_yolo):
+        assert client.get(f"{API}/access-rules/{rule_id}", headers=admin_headers).status_code == 404

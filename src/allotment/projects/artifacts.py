@@ -181,6 +181,9 @@ def delete_entry(session: Session, kind: str, entry, all_versions: bool = False)
     if not all_versions:
         where.append(model.version == entry.version)
     gone = sorted(session.scalars(select(model.version).where(*where)))
+    from allotment.access.service import forget_object  # access reads entries through this module
+
+    forget_object(session, kind, session.scalars(select(model.id).where(*where)))  # their access rules go too
     session.execute(delete(model).where(*where).execution_options(synchronize_session=False))
     session.expunge(entry)
     return gone

@@ -41,7 +41,7 @@ def _routes(kind: str, plural: str) -> dict[str, Callable[..., Any]]:
     def load(db: Session, principal: Principal, entry_id: int, action: str):
         entry = artifacts.get(db, kind, entry_id)
         project = projects.get_project(db, entry.project_id)
-        return entry, project, access.check_project(db, principal, project, action)
+        return entry, project, access.check_project(db, principal, project, action, (kind, entry.id))
 
     @router.get(f"/{plural}", response_model=ArtifactList, tags=[plural], name=f"list_{plural}",
                 summary=f"List {plural}")
@@ -62,7 +62,9 @@ def _routes(kind: str, plural: str) -> dict[str, Callable[..., Any]]:
             cluster_id = find_cluster(db, cluster).id if cluster else None
             readable = access.readable_workspaces(db, principal, cluster_id)
             ids = list(projects.paths(db, readable))
-        rows = views.artifact_rows(db, kind, artifacts.list_latest(db, kind, ids, search, name))
+        latest = artifacts.list_latest(db, kind, ids, search, name)
+        shown = {id(e) for e in access.visible(db, principal, [e for e, _ in latest], kind)}  # the access rules
+        rows = views.artifact_rows(db, kind, [(e, n) for e, n in latest if id(e) in shown])
         return ArtifactList(items=[ArtifactOut(**r) for r in rows], total=len(rows))
 
     @router.post(f"/{plural}", response_model=ArtifactOut, status_code=201, tags=[plural],

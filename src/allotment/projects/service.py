@@ -239,7 +239,11 @@ def delete_project(session: Session, project: Project, force: bool = False) -> C
         message = f"project {project.name} has unfinished jobs: {listed}; cancel them or wait for them to end"
         raise Conflict(message, [FieldError("project", message)])
     project_jobs.detach(session, held.subtree)
-    for model in (ModelEntry, DatasetEntry):
+    from allotment.access.service import forget_object  # access reads projects through this service
+
+    forget_object(session, "project", held.subtree)  # the deleted projects' and entries' access rules go too
+    for kind, model in (("model", ModelEntry), ("dataset", DatasetEntry)):
+        forget_object(session, kind, session.scalars(select(model.id).where(model.project_id.in_(held.subtree))))
         session.execute(delete(model).where(model.project_id.in_(held.subtree))
                         .execution_options(synchronize_session=False))
     # Children before parents: the deepest first, so no row is ever left pointing at a deleted parent.
