@@ -111,7 +111,11 @@ OPAQUE_DOCUMENTS = {("POST", "/api/v1/sso/connections"), ("POST", "/api/v1/sso/t
 CROSS_PARAMETER_RULES = {("GET", "/api/v1/usage"), ("GET", "/api/v1/usage/pools"), ("GET", "/api/v1/exports/usage.csv"),
                          # A job's shape: gpu or gpus_per_node, not both; gpu with nodes > 1 only per node; GPU models
                          # without a pool or a profile; a profile without nodes (workloads/shape.py).
-                         ("POST", "/api/v1/jobs"), ("POST", "/api/v1/jobs/batch")}
+                         ("POST", "/api/v1/jobs"), ("POST", "/api/v1/jobs/batch"),
+                         # A vault's owner: at most one of user, service_account and group (vaults/service.py).
+                         ("GET", "/api/v1/vaults"), ("POST", "/api/v1/vaults"),
+                         # A storage target's fields depend on its kind (storage/targets.py).
+                         ("POST", "/api/v1/storage/targets"), ("PATCH", "/api/v1/storage/targets/{name}")}
 
 
 @schema.parametrize()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from allotment.api.fields import Int, Name, Ref
+from allotment.api.fields import Int, Name, Ref, SchemaRules
 from allotment.core import hide_list
 
 Format = Literal["json", "yaml", "hocon"]
@@ -21,7 +21,7 @@ class VaultCreate(BaseModel):
     name: Name("vault")
     format: Format = "hocon"
     content: VaultText = ""
-    enabled: bool = False
+    enabled: StrictBool = False
     position: Position = Field(0, description="merge order among vaults of the same kind: lower first, later wins")
     user: Ref | None = Field(None, description="the user it belongs to (admins); none of the three: the caller")
     service_account: Ref | None = Field(None, description="the service account it belongs to (admins)")
@@ -34,7 +34,7 @@ class VaultUpdate(BaseModel):
     name: Name("vault") | None = None
     format: Format | None = None
     content: VaultText | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     position: Position | None = None
 
 
@@ -71,13 +71,15 @@ class EffectiveOut(BaseModel):
     updated_at: datetime | None
 
 
-HideName = str  # checked by the service (core/hide_list.py names each bad one)
+# Checked by the service (core/hide_list.py names each bad one by its position); the schema states the rule.
+HideName = Annotated[str, StringConstraints(max_length=4096), SchemaRules((
+    ("pattern", f"^{hide_list.NAME.pattern}$"), ("minLength", 1), ("maxLength", hide_list.MAX_NAME)))]
 
 
 class HideListIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    names: list[HideName] = Field(max_length=hide_list.MAX_NAMES + 1)
+    names: list[HideName] = Field(max_length=hide_list.MAX_NAMES)
 
 
 class HideListOut(BaseModel):
