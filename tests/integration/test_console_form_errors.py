@@ -48,7 +48,9 @@ class Forms(HTMLParser):
             kind = (a.get("type") or "text").lower()
             if kind == "hidden":
                 self._form["hidden"][a["name"]] = a.get("value") or ""
-            elif kind in ("submit", "button", "reset", "image", "file"):
+            elif kind == "file":
+                self._form.setdefault("files", []).append(a["name"])
+            elif kind in ("submit", "button", "reset", "image"):
                 return
             else:
                 self._form["fields"][a["name"]] = kind
@@ -123,7 +125,10 @@ def test_every_console_form_shows_a_bad_field_under_it_without_htmx(client, seed
             if not data or form["action"] in posted:
                 continue
             posted.add(form["action"])
-            r = client.post(form["action"], data={**form["hidden"], **data}, follow_redirects=False)
+            # As a browser sends it: from the page it is on (its Referer), a file field with no file chosen.
+            files = {name: ("", b"", "application/octet-stream") for name in form.get("files", [])} or None
+            r = client.post(form["action"], data={**form["hidden"], **data}, files=files, follow_redirects=False,
+                            headers={"Referer": str(client.base_url) + template.format(**values)})
             where = f"{form['action']} (form on {template})"
             if r.status_code in (302, 303):
                 accepted.append(where)  # nothing in it was bad for this form; not a finding
@@ -136,3 +141,24 @@ def test_every_console_form_shows_a_bad_field_under_it_without_htmx(client, seed
     print(f"\nposted {len(posted)} forms; accepted the bad values: {accepted}")
     assert len(posted) >= 15, posted
     assert not problems, "\n".join(problems)
+
+
+def test_a_value_the_route_cannot_read_is_shown_under_its_field_with_what_was_typed(client, seeded):
+    """A number field given text (a browser without JavaScript sends it as typed): the route's parameters cannot
+    even read it; the console's fallback renders the page the form came from again, the message under the field."""
+    assert sign_in(client, "admin", ADMIN_PASSWORD).status_code == 303
+    page = client.get("/ui/vaults")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = client.post("/ui/vaults", data={"csrf_token": token, "name": "typed-name", "format": "hocon", "content": "",
+                                        "owner": "me", "position": "first"},
+                    headers={"Referer": f"{client.base_url}/ui/vaults"}, follow_redirects=False)
+    assert r.status_code == 422 and ERROR_PAGE not in r.text
+    assert 'data-testid="errors-position"' in r.text and "valid integer" in r.text
+    assert re.search(r'name="position"[^>]*aria-invalid="true"', r.text)
+    assert re.search(r'name="name"[^>]*value="typed-name"', r.text)
+    r = client.post("/ui/vaults", data={"csrf_token": token, "name": "x", "position": "first"},
+                    headers={"Referer": f"{client.base_url}/ui/vaults", "HX-Request": "true"})
+    assert r.status_code == 422 and "allot:field-errors" in r.headers["HX-Trigger"]  # htmx: console.js places it
+    r = client.post("/ui/vaults", data={"csrf_token": token, "name": "x", "position": "first"},
+                    follow_redirects=False)  # no page to go back to: the error page, as before
+    assert r.status_code == 400 and ERROR_PAGE in r.text

@@ -15,8 +15,9 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allotment.api.deps import SESSION_COOKIE, optional_principal
-from allotment.errors import DomainError, Forbidden, Unauthenticated
+from allotment.errors import DomainError, FieldError, Forbidden, Unauthenticated, ValidationFailed
 from allotment.web.console import field_errors, is_console_request, is_htmx, redirect, render
+from allotment.web.form_rerender import KeepFormBody, page_again
 
 log = logging.getLogger("allotment.web")
 
@@ -69,7 +70,33 @@ def field_errors_response(exc: DomainError) -> Response:
     return Response(status_code=exc.status, headers={"HX-Trigger": json.dumps(payload), "HX-Reswap": "none"})
 
 
+def body_field_errors(exc: RequestValidationError) -> ValidationFailed | None:
+    """A form's values the route could not even read (text in a number field), as field errors; None when something
+    else than the form's fields is malformed."""
+    errors = []
+    for e in exc.errors():
+        loc = tuple(e.get("loc", ()))
+        if len(loc) != 2 or loc[0] != "body":
+            return None
+        message = str(e.get("msg", "is not valid"))
+        errors.append(FieldError(str(loc[1]), message[:1].lower() + message[1:]))
+    if not errors:
+        return None
+    return ValidationFailed("; ".join(f"{f.field}: {f.message}" for f in errors), errors)
+
+
+async def form_refused(request: Request, exc: DomainError) -> Response | None:
+    """A console form refused for its fields: for htmx, the messages for console.js to place; without htmx, the
+    form's page again with the messages under the fields (form_rerender.py); None when neither applies."""
+    if not exc.errors or request.method == "GET":
+        return None
+    if is_htmx(request):
+        return field_errors_response(exc)
+    return await page_again(request, exc.status, field_errors(exc.errors))
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(KeepFormBody)
     api_domain = app.exception_handlers[DomainError]
     api_http = app.exception_handlers[StarletteHTTPException]
     api_validation = app.exception_handlers[RequestValidationError]
@@ -83,8 +110,9 @@ def install(app: FastAPI) -> None:
             return to_login(request, exc)
         if isinstance(exc, Forbidden):
             return error_page(request, 403, "Access denied", f"You cannot open this: {exc.detail}.")
-        if exc.errors and is_htmx(request) and request.method != "GET":
-            return field_errors_response(exc)
+        again = await form_refused(request, exc)
+        if again is not None:
+            return again
         return error_page(request, exc.status, exc.title, _sentence(exc.detail))
 
     @app.exception_handler(StarletteHTTPException)
@@ -98,6 +126,10 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError):
         if not is_console_request(request):
             return await api_validation(request, exc)
+        refused = body_field_errors(exc)
+        again = await form_refused(request, refused) if refused is not None else None
+        if again is not None:
+            return again
         fields = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "request" for e in exc.errors())
         return error_page(request, 400, "Bad request", f"The request was incomplete or malformed ({fields}).")
 
