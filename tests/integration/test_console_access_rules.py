@@ -101,3 +101,33 @@ def test_an_expired_invitation_is_shown_as_expired(client, admin_headers):
     mine = client.get("/ui/workspaces").text
     assert 'data-testid="expired-team"' in mine and 'data-testid="accept-team"' not in mine
     assert 'data-testid="workspace-invitations-notice"' not in client.get("/ui/").text
+
+
+def test_the_project_page_shows_only_what_the_rules_let_one_read(client, admin_headers):
+    for name in ("bob", "carol"):
+        make_user(client, admin_headers, name)
+        client.put(f"{API}/clusters/local/users/{name}", headers=admin_headers, json={"role": "user"})
+    assert sign_in(client, "bob", "Passw0rd!x").status_code == 303
+    assert post(client, "/ui/workspaces", "/ui/workspaces", cluster="local", name="team").status_code == 303
+    token = {"X-CSRF-Token": csrf(client, "/ui/access-rules")}
+    assert client.put(f"{API}/clusters/local/workspaces/team/members/users/carol", headers=token).status_code == 204
+    vision = client.post(f"{API}/projects", json={"workspace": "team", "name": "vision"}, headers=token).json()["id"]
+    for child in ("open-child", "closed-child"):
+        r = client.post(f"{API}/projects", json={"workspace": "team", "name": child, "parent": "vision"},
+                        headers=token)
+        assert r.status_code == 201, r.text
+    models = {name: client.post(f"{API}/models", headers=token, json={"project": str(vision), "name": name,
+                                                                        "uri": f"s3://b/{name}"}).json()["id"]
+              for name in ("open-model", "closed-model")}
+    page = "/ui/access-rules"
+    assert post(client, page, page, workspace="team", resource_type="model", resource=str(models["closed-model"]),
+                level="read", grantees="bob").status_code == 303
+    assert post(client, page, page, workspace="team", resource_type="project", resource="vision/closed-child",
+                level="read", grantees="bob").status_code == 303
+    assert "closed-model" in client.get(f"/ui/projects/{vision}").text
+
+    client.cookies.clear()
+    assert sign_in(client, "carol", "Passw0rd!x").status_code == 303
+    shown = client.get(f"/ui/projects/{vision}").text
+    assert "open-model" in shown and "closed-model" not in shown
+    assert "open-child" in shown and "closed-child" not in shown

@@ -85,18 +85,25 @@ def _detail(request: Request, principal: Principal, db, project_id: int, status:
     project = projects.get_project(db, project_id)
     workspace = db.get(Workspace, project.workspace_id)
     chain = list(reversed(projects.ancestors(db, project)))
-    entries = {kind: views.artifact_rows(db, kind, artifacts.list_latest(db, kind, [project.id])) for kind in KINDS}
+    entries = {kind: views.artifact_rows(db, kind, _readable(db, principal, kind, project.id)) for kind in KINDS}
     others = [(p.id, p.path) for p in routes.list_projects(principal, db, workspace=str(workspace.id),
                                                            cluster=str(workspace.cluster_id)).items
               if p.id != project.id and not p.path.startswith(shown.path + "/")]
-    context = {"project": shown, "chain": chain, "children": [views.project_row(db, projects.get_project(db, c))
-                                                               for c in shown.children],
+    context = {"project": shown, "chain": chain, "children": [views.project_row(db, c) for c in access.visible(
+                   db, principal, [projects.get_project(db, c) for c in shown.children])],
                "jobs": routes.project_jobs_list(project_id, principal, db, 20).items,
                "models": entries["model"], "datasets": entries["dataset"], "others": others,
                "may_modify": access.refusal(db, principal, workspace, "modify", project) is None,
                "values": {}, "errors": {}, "failed": None}
     context.update(extra)
     return render(request, "projects/detail.html", context, status=status)
+
+
+def _readable(db, principal: Principal, kind: str, project_id: int) -> list:
+    """The project's latest entries of `kind` that the access rules let the caller read."""
+    latest = artifacts.list_latest(db, kind, [project_id])
+    shown = {id(e) for e in access.visible(db, principal, [e for e, _ in latest], kind)}
+    return [(e, n) for e, n in latest if id(e) in shown]
 
 
 @router.get("/ui/projects/{project_id}")
