@@ -320,3 +320,33 @@ def test_reloading_after_creating_a_credential_creates_nothing_and_copy_works(ad
     page.reload()
     assert page.get_by_test_id("secret-once").count() == 0 and secret not in page.content()
     assert httpx.get(f"{server.url}/api/v1/credentials?limit=1", headers=admin).json()["total"] == count + 1
+
+
+def test_the_policy_dialog_has_a_maximum_and_an_unlimited_box_per_cap(admin_page, server):
+    """Backend.AI's dialog: unticking a cap's Unlimited box enables its input; a value over the maximum is refused
+    under the field by the server; a value within it is saved and shown unticked."""
+    page, name = admin_page, unique("dialog")
+    page.goto("/ui/resource-policies")
+    gpu, unlimited = page.locator("#gpu"), page.get_by_test_id("unlimited-gpu")
+    assert unlimited.is_checked() and gpu.is_disabled()  # a new policy starts unlimited
+    assert "Maximum 64" in page.get_by_test_id("cap-gpu").inner_text()
+    page.fill("#name", name)
+    unlimited.uncheck()
+    assert gpu.is_enabled()
+    gpu.fill("65")
+    page.get_by_role("button", name="Create resource policy").click()
+    errors = page.get_by_test_id("errors-gpu")
+    errors.wait_for()
+    assert "at most 64" in errors.inner_text() and page.input_value("#gpu") == "65"
+    assert not page.get_by_test_id("unlimited-gpu").is_checked()
+    problems = check_page(page, "/ui/resource-policies (refused)", "desktop", artifacts_dir(), name="policy-refused")
+    page.fill("#gpu", "8")
+    page.get_by_role("button", name="Create resource policy").click()
+    page.wait_for_url("**/ui/resource-policies")
+    page.goto(f"/ui/resource-policies/{name}")
+    assert page.input_value("#gpu") == "8" and not page.get_by_test_id("unlimited-gpu").is_checked()
+    assert page.get_by_test_id("unlimited-cpu").is_checked() and page.locator("#cpu").is_disabled()
+    admin = api_token(server.url, "admin", ADMIN_PASSWORD)
+    policy = httpx.get(f"{server.url}/api/v1/resource-policies/{name}", headers=admin).json()
+    assert policy["gpu"] == 8 and policy["cpu"] == "unlimited"
+    assert not problems, "\n".join(problems)
