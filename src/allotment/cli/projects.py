@@ -151,6 +151,7 @@ def _projects(app: typer.Typer) -> None:
     @projects.command("rename")
     def rename(project: Annotated[str, typer.Argument(help=PROJECT_HELP)], new_name: str,
                cluster: str = CLUSTER) -> None:
+        """Rename a project (names are unique among its siblings)."""
         client = Client()
         found = find_project(client, project, cluster)
         done = client.patch(f"projects/{found['id']}", json={"name": new_name})
@@ -160,6 +161,7 @@ def _projects(app: typer.Typer) -> None:
     @projects.command("describe")
     def describe(project: Annotated[str, typer.Argument(help=PROJECT_HELP)], description: str,
                  cluster: str = CLUSTER) -> None:
+        """Set a project's description."""
         client = Client()
         found = find_project(client, project, cluster)
         client.patch(f"projects/{found['id']}", json={"description": description})
@@ -280,6 +282,7 @@ def _artifacts(app: typer.Typer, kind: str, plural: str) -> None:
     def show_entry(project: Annotated[str, typer.Argument(help=PROJECT_HELP)], name: str,
                    version: int = typer.Option(None, "--version", help="this version (default: the latest)"),
                    cluster: str = CLUSTER, json_: bool = JSON) -> None:
+        """One version of a name (the latest unless --version) with its URI and metadata."""
         client = Client()
         entry = version_of(client, latest(client, project, name, cluster), version)
         if json_:
