@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from user_helpers import login, make_user
 
 from allotment.accounting.models import PoolCapacityChange, UsageRecord
-from allotment.backends.base import ENDED, Reattached
+from allotment.backends.base import ENDED, LOST, Reattached
 from allotment.db import transaction
 from allotment.inventory.models import Cluster, Pool
 from allotment.scheduler import metering
@@ -204,6 +204,21 @@ def test_recalculation_returns_and_audits_what_the_engines_corrected(h, monkeypa
     assert event["changes"]["total"] == 1
     again = h.post("/usage/recalculate")  # the engine and the records agree now
     assert again["total"] == 0 and again["engine_corrections"] == []
+
+
+def test_the_cli_lists_what_the_engines_corrected(h, monkeypatch, tmp_path):
+    from cli_inprocess import cli_runner
+
+    job = h.submit("team", gpu=1, runtime_s=1000)
+    h.settle(2, 0.5)
+    engine = next(h.scheduler.backends[cid] for cid, rt in h.scheduler.runtimes.items() if rt.name == "sim")
+    asked = engine.reattach
+    monkeypatch.setattr(engine, "reattach", lambda launch, now: Reattached(LOST, message="the node rebooted")
+                        if launch.job_id == job else asked(launch, now))
+    code, out = cli_runner(h.client, monkeypatch, tmp_path)(h.headers)("admin", "recalculate-usage", "sim")
+    assert code == 0, out
+    assert f"cluster sim: job {job}: its engine lost it; running, interval open" in out
+    assert "-> failed, interval closed" in out and "1 correction(s)" in out
 
 
 def test_usage_csv_export_streams_every_record(h):

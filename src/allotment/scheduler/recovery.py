@@ -98,7 +98,9 @@ class EngineCorrection:
             after = f"{self.after_state}, interval open"
         else:
             after = f"{self.after_state}, interval closed ({self.held_s(self.after_end) / 3600:.3f} h held)"
-        return f"cluster {self.cluster}: job {self.job_id}: the engine says it {self.outcome}; {before} -> {after}"
+        said = {"ended": "its engine says it ended", "lost": "its engine lost it",
+                "launched": "its engine never started it (launched now)"}.get(self.outcome, self.outcome)
+        return f"cluster {self.cluster}: job {self.job_id}: {said}; {before} -> {after}"
 
 
 def holding_admissions(session: Session) -> dict[int, str]:
