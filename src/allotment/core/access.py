@@ -89,11 +89,13 @@ def subject(principal_id: int, group_ids: Iterable[int], is_platform_admin: bool
 class RuleIndex:
     """Rules indexed for checking. Build once per rule change; checks only read it."""
 
-    __slots__ = ("admin_groups", "by_object", "by_type", "size")
+    __slots__ = ("admin_groups", "by_object", "by_type", "size", "subjects")
 
     def __init__(self, rules: Iterable[Rule], admin_groups: Iterable[int] = ()) -> None:
         # The built-in admins group's id: a service account acting for an admin does not get its rules.
         self.admin_groups = frozenset(admin_groups)
+        # Subjects built for this index's checks, by what makes them: a list checks one principal many times.
+        self.subjects: dict[tuple, Subject] = {}
         self.by_object: dict[ObjectKey, dict[GranteeKey, int]] = {}
         self.by_type: dict[tuple[str, int | None], dict[GranteeKey, int]] = {}
         self.size = 0
@@ -111,7 +113,8 @@ class RuleIndex:
 
 
 def _best(grants: dict[GranteeKey, int], keys: frozenset[GranteeKey], best: int) -> int:
-    # Iterate the smaller side: a subject has a few keys; an entry may name many grantees.
+    # Iterate the smaller side: a subject has a few keys; an entry may name many grantees. Plain comparisons rather
+    # than max(): this is the hot path of every check.
     if len(grants) < len(keys):
         for key, level in grants.items():
             if level > best and key in keys:
@@ -119,17 +122,13 @@ def _best(grants: dict[GranteeKey, int], keys: frozenset[GranteeKey], best: int)
     else:
         for key in keys:
             level = grants.get(key, NONE)
-            best = max(best, level)
+            if level > best:  # noqa: PLR1730 - max() costs a call per grantee here
+                best = level
     return best
 
 
-def access_level(index: RuleIndex, who: Subject, resource: Resource, default: int = MODIFY,
-                 ceiling: int = MODIFY) -> int:
-    """The level (NONE, READ, MODIFY) `who` holds on `resource`. Where rules cover it, what they grant `who`;
-    elsewhere the workspace's `default`, no higher than `ceiling` (what the principal's role in the workspace allows
-    by itself: a viewer reads only, whatever the default)."""
-    if who.admin:
-        return MODIFY
+def _evaluate(index: RuleIndex, who: Subject, resource: Resource) -> tuple[int, bool]:
+    """(the highest level the covering rules grant `who`, whether any rule covers the resource)."""
     covered = False
     best = NONE
     by_object, by_type, keys = index.by_object, index.by_type, who.keys
@@ -147,18 +146,31 @@ def access_level(index: RuleIndex, who: Subject, resource: Resource, default: in
         grants = by_type.get((resource.type, None))
         if grants is not None:
             covered, best = True, _best(grants, keys, best)
+    return best, covered
+
+
+def access_level(index: RuleIndex, who: Subject, resource: Resource, default: int = MODIFY,
+                 ceiling: int = MODIFY) -> int:
+    """The level (NONE, READ, MODIFY) `who` holds on `resource`. Where rules cover it, what they grant `who`;
+    elsewhere the workspace's `default`, no higher than `ceiling` (what the principal's role in the workspace allows
+    by itself: a viewer reads only, whatever the default)."""
+    if who.admin:
+        return MODIFY
+    best, covered = _evaluate(index, who, resource)
     return best if covered else min(default, ceiling)
 
 
 def access_refusal(index: RuleIndex, who: Subject, resource: Resource, action: str, default: int = MODIFY,
                    label: str | None = None, ceiling: int = MODIFY) -> str | None:
     """Why `who` may not `action` (read | modify) `resource`; None when it may."""
-    need = ACTIONS[action]
-    held = access_level(index, who, resource, default, ceiling)
-    if held >= need:
+    if who.admin:
+        return None
+    best, covered = _evaluate(index, who, resource)
+    held = best if covered else min(default, ceiling)
+    if held >= ACTIONS[action]:
         return None
     what = label or f"{resource.type} {resource.id}"
-    if not covered(index, resource):
+    if not covered:
         return f"you may read {what} but not modify it" if held == READ else f"you have no access to {what}"
     if held == READ:
         return f"you may read {what} but not modify it: an access rule grants you read-only access"
@@ -167,8 +179,7 @@ def access_refusal(index: RuleIndex, who: Subject, resource: Resource, action: s
 
 def covered(index: RuleIndex, resource: Resource) -> bool:
     """Whether any rule covers the resource (so rules, not the workspace's default, decide)."""
-    return ((resource.type, resource.id) in index.by_object or any(a in index.by_object for a in resource.ancestors)
-            or (resource.type, resource.workspace_id) in index.by_type or (resource.type, None) in index.by_type)
+    return _evaluate(index, Subject(frozenset()), resource)[1]
 
 
 def rule_problems(resource_type: str, level: str, grantees: Iterable[tuple[str, int]]) -> dict[str, list[str]]:

@@ -231,8 +231,12 @@ QUEUE_ADMINS = "queue-admins"
 def subject_of(principal: Principal, index: access.RuleIndex) -> access.Subject:
     """The principal as access rules see it: acting on behalf of a user (a job's owner) it is that user without
     admin rights."""
-    return access.subject(principal.id, principal.group_ids, principal.is_platform_admin,
-                          acting_for_owner=principal.actor_id is not None, admin_group_ids=index.admin_groups)
+    key = (principal.id, principal.group_ids, principal.is_platform_admin, principal.actor_id is not None)
+    found = index.subjects.get(key)
+    if found is None:
+        found = index.subjects[key] = access.subject(principal.id, principal.group_ids, principal.is_platform_admin,
+                                                     acting_for_owner=key[3], admin_group_ids=index.admin_groups)
+    return found
 
 
 def resource_refusal(principal: Principal | None, index: access.RuleIndex, resource: access.Resource, action: str,
