@@ -85,3 +85,22 @@ def test_every_job_of_a_batch_gets_its_owners_configuration_with_its_row(client,
     with state.sessions() as session:
         rows = session.execute(select(Job.config_file).order_by(Job.id.desc()).limit(3)).scalars().all()
     assert [json.loads(c) for c in rows] == [{"sdk": {"region": "eu"}}] * 3
+
+
+def test_access_rules_on_quotas_are_read_once_per_batch_and_still_refuse(client, admin_headers, bound_user):
+    """A rule letting only someone else modify Q5 refuses dev's job there by name, and a batch over every quota
+    still costs what a batch over one does."""
+    make_user(client, "erin", cluster_role="user")
+    r = client.post(f"{API}/access-rules", headers=admin_headers, json={
+        "resource_type": "quota", "level": "modify", "resource": "Q5", "grantees": [{"kind": "user", "name": "erin"}]})
+    assert r.status_code == 201, r.text
+    others = [q for q in QUOTAS if q != "Q5"]
+    batch(client, bound_user, ["Q0"])
+    one = batch(client, bound_user, ["Q0"] * len(others))
+    many = batch(client, bound_user, others)
+    assert len(many) == len(one), "\n".join(many)
+    r = client.post(f"{API}/jobs/batch", headers=bound_user,
+                    json={"jobs": [{"quota": q, "gpu": 1, "command": ["train"]} for q in QUOTAS]})
+    assert r.status_code == 403, r.text
+    (error,) = r.json()["errors"]
+    assert error["field"] == "jobs.5.quota" and error["message"].startswith("you may not submit to quota Q5: ")

@@ -20,9 +20,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from allotment.core import jobenv
+from allotment.core import access, jobenv
 from allotment.core.names import as_id
-from allotment.core.permissions import ROLE_ORDER, Principal, submit_refusal
+from allotment.core.permissions import ROLE_ORDER, Principal, resource_refusal, submit_refusal
 from allotment.db import utcnow
 from allotment.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, ValidationFailed
 from allotment.identity.models import User
@@ -83,6 +83,8 @@ class _Lookups:
         self.bound_ids: set[int] | None = None  # quotas bound to the principal (bindings.py; None: every quota)
         self._bound_read = False
         self.cluster_names: dict[int, str] = {}
+        self.indexed: set[int] = set()  # quotas whose access rules `rules` holds
+        self.rules: access.RuleIndex | None = None
         self.classes = {c.name: c for c in session.scalars(select(PriorityClass)).all()}
         fallback = default_class(session)
         self.default_class = fallback.name if fallback else None
@@ -143,14 +145,21 @@ class _Lookups:
             refused = submit_refusal(self.principal, quota.cluster_id, self.cluster_name(quota.cluster_id),
                                      quota.name, bound)
             if refused is None:  # ClearML: enqueueing needs read and modify on the queue under its access rules
-                from allotment.access import service as access_rules  # access imports workloads
-
-                why = access_rules.refusal(self.session, self.principal, access_rules.resource(
-                    self.session, "quota", quota.id, None), "modify", f"quota {quota.name}",
-                    cluster_id=quota.cluster_id)
+                why = resource_refusal(self.principal, self.quota_rules(quota), access.Resource("quota", quota.id),
+                                       "modify", access.MODIFY, f"quota {quota.name}", cluster_id=quota.cluster_id)
                 refused = f"you may not submit to quota {quota.name}: {why}" if why else None
             self.may_submit[quota.id] = refused
         return self.may_submit[quota.id]
+
+    def quota_rules(self, quota: Quota) -> access.RuleIndex:
+        """The access rules that can cover the quotas the batch names, read once for all of them (a quota has no
+        workspace, so its default is MODIFY; access.service.refusal reads the same rules for one quota)."""
+        if quota.id not in self.indexed:
+            from allotment.access import service as access_rules  # access imports workloads
+
+            self.indexed = {q.id for q in self.quotas.values() if q is not None} | {quota.id}
+            self.rules = access_rules.index_for(self.session, [access.Resource("quota", i) for i in self.indexed])
+        return self.rules
 
     def cluster_name(self, cluster_id: int) -> str:
         if cluster_id not in self.cluster_names:
