@@ -95,8 +95,12 @@ class Timers:
         self._depth: dict[str, int] = defaultdict(int)
         for target in TIMED:
             module_name, name = target.split(":")
-            module = importlib.import_module(module_name)
-            setattr(module, name, self._wrap(target, getattr(module, name)))
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:  # an older tree, compared in the same run
+                continue
+            if hasattr(module, name):
+                setattr(module, name, self._wrap(target, getattr(module, name)))
 
     def _wrap(self, target: str, fn):
         @functools.wraps(fn)
