@@ -133,6 +133,20 @@ class NodeMeta:
     gpu_types: tuple[str | None, ...]  # by device index
 
 
+def batch_script(launch: Launch) -> str:
+    """The batch script: the command, after writing the owner's effective configuration (configuration vaults) to a
+    file of its own on the node that runs the script (mktemp: created afresh, readable by the job's account only),
+    named by ALLOT_CONFIG_FILE. The JSON is a quoted here-document, so nothing in it is expanded; none of its lines
+    can be the bare terminator (JSON puts every string in quotes). A gang's other nodes do not get the file."""
+    lines = ["#!/bin/sh"]
+    if launch.config_file is not None:
+        lines += ['ALLOT_CONFIG_FILE=$(umask 077 && mktemp "${TMPDIR:-/tmp}/allotment-config.XXXXXX") || exit 1',
+                  "export ALLOT_CONFIG_FILE", "cat > \"$ALLOT_CONFIG_FILE\" <<'ALLOT_CONFIG_END'",
+                  launch.config_file, "ALLOT_CONFIG_END"]
+    lines.append(launch.command)
+    return "\n".join(lines) + "\n"
+
+
 def folder_variables(mounts: tuple[dict, ...]) -> dict[str, str]:
     """Storage folders on Slurm: each is the folder's directory on the cluster's shared file system (its storage
     host's cluster path, storage/mounts.py), named to the job as ALLOT_FOLDER_<NAME> (upper case, other characters
@@ -349,7 +363,7 @@ class SlurmBackend:
         prefix = self.config.name_prefix
         return JobSpec(
             name=f"{prefix}-{launch.job_id}", comment=f"{prefix}:{launch.job_id}:{launch.admission}",
-            script=f"#!/bin/sh\n{launch.command}\n", environment=env,
+            script=batch_script(launch), environment=env,
             work_dir=str(self.config.work_dir or self.log_dir), output=str(self.log_path(launch.job_id)),
             partition=self._partition(launch, meta), nodelist=",".join(gang) if len(gang) > 1 else launch.node,
             gres=gres, cpus=max(1, math.ceil(launch.cpu)), memory_mib=launch.memory_mib or None,
