@@ -52,6 +52,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,7 @@ from allotment.backends.ray_client import (
     RayUnavailable,
 )
 from allotment.backends.remote import ANSWER_S, OutageGuard, private_state_dir
+from allotment.backends.slurm import batch_script
 
 log = logging.getLogger("allotment.backends.ray")
 
@@ -295,6 +297,8 @@ class RayBackend:
             pin = self._nodes[gang[0]].pin
             request = {pin: NODE_SLIVER} if pin else {}
         request = self.request(launch) if request is None else request
+        if launch.config_file is not None:  # the owner's configuration file is written first, as on Slurm
+            command = "sh -c " + shlex.quote(batch_script(replace(launch, command=command)))
         env = {str(k): str(v) for k, v in launch.env.items()}
         if self.config.job_path:
             env["PATH"] = self.config.job_path

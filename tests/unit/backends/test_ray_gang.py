@@ -78,3 +78,19 @@ def test_a_gang_is_refused_when_a_node_cannot_hold_its_share(tmp_path):
 
 def test_the_driver_is_valid_python():
     compile(ray_gang.DRIVER, "<gang driver>", "exec")
+
+
+def test_the_owners_configuration_file_is_written_before_the_command(tmp_path):
+    """Issue 17: the entrypoint writes the effective configuration (vaults) and names it in ALLOT_CONFIG_FILE."""
+    import os
+    import subprocess
+
+    engine, api = backend(tmp_path, [node(1)])
+    engine.launch(Launch(job_id=10, command='cat "$ALLOT_CONFIG_FILE"', node="g-1", nodes=("g-1",),
+                         admission="a1", pool="h100", config_file='{\n  "sdk": {"region": "eu"}\n}'), 0.0)
+    [job] = api.submitted
+    argv = shlex.split(job["entrypoint"])
+    assert argv[:2] == ["sh", "-c"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True,
+                          env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path)})
+    assert json.loads(done.stdout) == {"sdk": {"region": "eu"}}
