@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from allotment.access import routes as api
 from allotment.access.schemas import DefaultIn, GranteeIn, RuleCreate, RuleUpdate
 from allotment.api.deps import DB, require
+from allotment.api.fields import IdPath
 from allotment.core.access import RESOURCE_TYPES, RULE_LEVELS
 from allotment.core.permissions import AUTHENTICATED, Principal
 from allotment.errors import DomainError, FieldError, ValidationFailed
@@ -134,7 +135,7 @@ def set_default(request: Request, principal: Me, db: DB, cluster: Annotated[str,
 
 
 @router.get("/ui/access-rules/{rule}")
-def rule_page(request: Request, principal: Me, db: DB, rule: int) -> Response:
+def rule_page(request: Request, principal: Me, db: DB, rule: IdPath) -> Response:
     found = api.show_rule(rule, principal, db)
     values = {"level": found.level, "grantees": ", ".join(f"{g.kind}:{g.name}" for g in found.grantees)}
     return render(request, "access_rules/edit.html", {"rule": found, "levels": RULE_LEVELS, "values": values,
@@ -142,7 +143,7 @@ def rule_page(request: Request, principal: Me, db: DB, rule: int) -> Response:
 
 
 @router.post("/ui/access-rules/{rule}")
-def update_rule(request: Request, principal: Me, db: DB, rule: int, level: Annotated[str, Form()] = "",
+def update_rule(request: Request, principal: Me, db: DB, rule: IdPath, level: Annotated[str, Form()] = "",
                 grantees: Annotated[str, Form()] = "") -> Response:
     try:
         changed = api.update_rule(rule, RuleUpdate(level=level, grantees=_grantees(grantees)), principal, db,
@@ -158,7 +159,7 @@ def update_rule(request: Request, principal: Me, db: DB, rule: int, level: Annot
 
 
 @router.post("/ui/access-rules/{rule}/delete")
-def delete_rule(request: Request, principal: Me, db: DB, rule: int) -> Response:
+def delete_rule(request: Request, principal: Me, db: DB, rule: IdPath) -> Response:
     found = api.show_rule(rule, principal, db)
     api.delete_rule(rule, principal, db, request)
     return redirect(_listing(found.cluster, found.workspace),
