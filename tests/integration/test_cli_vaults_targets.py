@@ -75,7 +75,8 @@ def test_targets_and_hide_list(client, admin_headers, allot, tmp_path, monkeypat
     code, out = admin("hide-list", "set-platform", "AWS_SECRET_ACCESS_KEY", "CORP_TOKEN")
     assert code == 0 and "CORP_TOKEN" in out
     code, out = me("hide-list", "show", "--json")
-    assert set(json.loads(out)["effective"]) == {"AWS_SECRET_ACCESS_KEY", "CORP_TOKEN", "WANDB_API_KEY"}
+    assert set(json.loads(out)["effective"]) == {"AWS_SECRET_ACCESS_KEY", "CORP_TOKEN", "WANDB_API_KEY",
+                                                 "GCS_SERVICE_ACCOUNT_JSON", "GIT_TOKEN"}
     code, out = admin("hide-list", "reset-platform")
     assert code == 0 and "AZURE_STORAGE_KEY" in out
     assert client.get(f"{API}/hide-list", headers=alice).json()["own"] == ["WANDB_API_KEY"]

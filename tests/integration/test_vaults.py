@@ -126,7 +126,8 @@ def test_hide_list_defaults_platform_list_and_user_additions(client, admin_heade
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "names.1"
     r = client.put(f"{API}/hide-list/platform", headers=admin_headers, json={"names": ["HF_TOKEN"]})
     assert r.status_code == 200 and r.json()["platform"] == ["HF_TOKEN"]
-    assert set(client.get(f"{API}/hide-list", headers=alice).json()["effective"]) == {"HF_TOKEN", "WANDB_API_KEY"}
+    assert set(client.get(f"{API}/hide-list", headers=alice).json()["effective"]) == {
+        "HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "GCS_SERVICE_ACCOUNT_JSON", "GIT_TOKEN"}
     assert client.get(f"{API}/hide-list?user=admin", headers=alice).status_code == 403
     r = client.delete(f"{API}/hide-list/platform", headers=admin_headers)
     assert r.status_code == 200 and r.json()["platform"] == r.json()["defaults"]

@@ -21,6 +21,9 @@ DEFAULT_NAMES: tuple[str, ...] = (
     "GIT_PASSWORD", "GIT_TOKEN", "GITHUB_TOKEN", "GITLAB_TOKEN", "GCS_SERVICE_ACCOUNT_JSON",
     "ALLOT_SECRET_KEY", "ALLOT_BOOTSTRAP_ADMIN_PASSWORD", "ALLOT_TOKEN", "ALLOT_SECRET",
 )
+# The variables through which storage targets hand their secrets to jobs (storage/targets.py): hidden whatever the
+# platform's list says, since a target's secret is never shown back anywhere else either.
+ALWAYS: frozenset[str] = frozenset({"AWS_SECRET_ACCESS_KEY", "GCS_SERVICE_ACCOUNT_JSON", "GIT_TOKEN"})
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME = 128
 MAX_NAMES = 200
@@ -49,9 +52,10 @@ def normalised(names: Iterable[str]) -> list[str]:
 
 
 def effective(platform: Iterable[str] | None, user: Iterable[str] = ()) -> frozenset[str]:
-    """The names hidden for one user: the platform's list (None: it was never set, the defaults apply) and theirs."""
+    """The names hidden for one user: the platform's list (None: it was never set, the defaults apply), theirs, and
+    the storage targets' secret variables."""
     base = DEFAULT_NAMES if platform is None else platform
-    return frozenset(base) | frozenset(user)
+    return frozenset(base) | frozenset(user) | ALWAYS
 
 
 def hidden_values(env: Mapping[str, str] | None, names: Iterable[str]) -> list[str]:

@@ -30,6 +30,7 @@ def _names(text: str) -> list[str]:
 def _page(request: Request, db, principal: Principal, status: int = 200, **extra) -> Response:
     context = {"platform": hide_lists.platform_names(db), "own": hide_lists.user_names(db, principal.id),
                "effective": sorted(hide_lists.names_for(db, principal.id)), "defaults": hide_list.DEFAULT_NAMES,
+               "always": sorted(hide_list.ALWAYS),
                "errors": {}, "values": {}}
     context.update(extra)
     return render(request, "hide_list.html", context, status=status)

@@ -15,8 +15,10 @@ def test_defaults_cover_cloud_keys_git_tokens_and_allotments_own_secrets():
 
 @pytest.mark.parametrize(("platform", "user", "hidden", "shown"), [
     (None, (), {"AWS_SECRET_ACCESS_KEY"}, {"MY_KEY"}),  # never set: the defaults
-    (["MY_KEY"], (), {"MY_KEY"}, {"AWS_SECRET_ACCESS_KEY"}),  # admins replaced the list
-    ([], ["MINE"], {"MINE"}, {"AWS_SECRET_ACCESS_KEY"}),  # emptied by admins; a user's additions still count
+    (["MY_KEY"], (), {"MY_KEY"}, {"AZURE_STORAGE_KEY"}),  # admins replaced the list
+    ([], ["MINE"], {"MINE"}, {"AZURE_STORAGE_KEY"}),  # emptied by admins; a user's additions still count
+    # The storage targets' secret variables stay hidden whatever the platform's list says.
+    ([], (), {"AWS_SECRET_ACCESS_KEY", "GCS_SERVICE_ACCOUNT_JSON", "GIT_TOKEN"}, {"GIT_PASSWORD"}),
     (None, ["MINE"], {"MINE", "GIT_TOKEN"}, {"OTHER"}),
 ])
 def test_effective_names(platform, user, hidden, shown):
