@@ -115,7 +115,11 @@ CROSS_PARAMETER_RULES = {("GET", "/api/v1/usage"), ("GET", "/api/v1/usage/pools"
                          # A vault's owner: at most one of user, service_account and group (vaults/service.py).
                          ("GET", "/api/v1/vaults"), ("POST", "/api/v1/vaults"),
                          # A storage target's fields depend on its kind (storage/targets.py).
-                         ("POST", "/api/v1/storage/targets"), ("PATCH", "/api/v1/storage/targets/{name}")}
+                         ("POST", "/api/v1/storage/targets"), ("PATCH", "/api/v1/storage/targets/{name}"),
+                         # A storage host's fields depend on its kind; a folder's permission is for group folders
+                         # (storage/hosts.py, storage/folders.py).
+                         ("POST", "/api/v1/storage-hosts"), ("PATCH", "/api/v1/storage-hosts/{name}"),
+                         ("POST", "/api/v1/folders")}
 
 
 @schema.parametrize()

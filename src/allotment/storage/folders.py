@@ -204,8 +204,8 @@ def create(session: Session, ctx: StorageContext, principal: Principal, name: st
     host = hosts.find_host(session, host_name or hosts.DEFAULT_HOST, field="host")
     if permission is not None and permission not in FOLDER_PERMISSIONS:
         raise invalid("permission", f"must be one of {', '.join(FOLDER_PERMISSIONS)}")
-    if capacity is not None and capacity <= 0:
-        raise invalid("capacity", "must be more than zero")
+    if capacity is not None and capacity < 0:
+        raise invalid("capacity", "must be zero or more")
     user = session.get(User, principal.id)
     if group_name:
         if not principal.is_platform_admin:

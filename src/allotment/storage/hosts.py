@@ -98,6 +98,7 @@ def _check_paths(value: Any, errors: list[FieldError]) -> dict[str, str] | None:
 
 
 def _apply(host: StorageHost, values: dict[str, Any], ctx: StorageContext, creating: bool) -> None:
+    values = {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in values.items()}  # "" = not given
     errors: list[FieldError] = []
     if "description" in values:
         host.description = values["description"]

@@ -35,6 +35,7 @@ from allotment.storage.schemas import (
     HostTest,
     InvitationList,
     InvitationOut,
+    InvitationState,
     Purged,
     ShareBody,
 )
@@ -150,7 +151,7 @@ def share_folder(ref: str, body: ShareBody, principal: Anyone, db: DB, request: 
 
 
 @router.get("/folder-invitations", response_model=InvitationList)
-def list_invitations(principal: Anyone, db: DB, state: str | None = None) -> InvitationList:
+def list_invitations(principal: Anyone, db: DB, state: InvitationState | None = None) -> InvitationList:
     items = [InvitationOut(**i) for i in folders.invitations(db, principal, state)]
     return InvitationList(items=items, total=len(items))
 

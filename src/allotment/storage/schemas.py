@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from allotment.api.fields import Description, Name, Ref, Text
+from allotment.api.fields import Capped, Description, Name, Ref, Text
 
 Permission = Literal["ro", "rw", "rwd"]
+InvitationState = Literal["pending", "accepted", "rejected", "cancelled"]
 Secret = Text(1024)
 
 
@@ -71,7 +72,7 @@ class FolderCreate(BaseModel):
     host: Ref | None = None
     group: Ref | None = None
     permission: Permission | None = None
-    capacity: Text(32) | int | None = None
+    capacity: Capped("memory", 1024 * 2**30, bare_gib=True) | None = None
 
 
 class FolderOut(BaseModel):
