@@ -82,7 +82,15 @@ def seeded(server) -> dict:
     assert r.status_code == 201, r.text
     r = httpx.post(f"{url}/api/v1/projects", headers=admin, json={"workspace": workspace, "name": unique("walk-p")})
     assert r.status_code == 201, r.text
+    vault = unique("walk-vault")
+    r = httpx.post(f"{url}/api/v1/vaults", headers=admin, json={"name": vault, "content": "sdk.region = eu"})
+    assert r.status_code == 201, r.text
+    target = unique("walk-target")
+    r = httpx.post(f"{url}/api/v1/storage/targets", headers=admin, json={"name": target, "kind": "folder",
+                                                                            "path": "/srv"})
+    assert r.status_code == 201, r.text
     values = {"job_id": job_id, "quota": quota, "cluster": "local", "user": "admin", "group": group,
+              "/ui/vaults/{name}": {"name": vault}, "/ui/storage-targets/{name}": {"name": target},
               "name": policies[0]["name"], "/ui/service-accounts/{name}": {"name": robot}, "workspace": workspace,
               "project_id": str(r.json()["id"])}
     nodes = httpx.get(f"{url}/api/v1/clusters/local/nodes", headers=admin).json()["items"]
@@ -132,7 +140,8 @@ def walk(page, label: str, shots: Path, values: dict, role: str) -> tuple[list[s
     Returns (walked, not walked for want of a value, problems)."""
     walked, unknown, problems, refusal_checked = [], [], [], False
     for template in console_get_paths():
-        if template in FRAGMENTS or template in REDIRECTS or template.startswith(NOT_PAGES):
+        if template in FRAGMENTS or template in REDIRECTS or template.startswith(NOT_PAGES) \
+                or template.endswith("/download"):  # a file to save, not a page
             continue
         merged = {**values, **values.get(template, {})}
         if any(n not in merged for n in re.findall(r"{(\w+)}", template)):
