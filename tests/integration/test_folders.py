@@ -76,6 +76,12 @@ def test_invitations_pending_accepted_rejected_cancelled_and_no_delete_unless_gr
     assert client.post(f"{API}/folder-invitations/{g2['id']}/accept", headers=erin).status_code == 404
     assert client.post(f"{API}/folder-invitations/{g2['id']}/cancel", headers=erin).json()["state"] == "cancelled"
     assert client.post(f"{API}/folder-invitations/{g2['id']}/accept", headers=grace).status_code == 409
+    # an invitation to a trashed folder waits for its restoration
+    g3 = client.post(f"{API}/folders/results/share", headers=erin, json={"user": "grace"}).json()
+    client.post(f"{API}/folders/results/trash", headers=erin)
+    assert client.post(f"{API}/folder-invitations/{g3['id']}/accept", headers=grace).status_code == 409
+    client.post(f"{API}/folders/results/restore", headers=erin)
+    assert client.post(f"{API}/folder-invitations/{g3['id']}/accept", headers=grace).status_code == 200
     # withdrawing an accepted invitation ends the access
     client.post(f"{API}/folder-invitations/{invitation}/cancel", headers=erin)
     assert client.get(f"{API}/folders/results/files", headers=frank).status_code == 404

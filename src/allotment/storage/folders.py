@@ -383,6 +383,8 @@ def respond(session: Session, principal: Principal, invitation_id: int, accept: 
         raise Conflict(f"invitation {invitation_id} is {invitation.state}, not pending")
     folder = session.get(Folder, invitation.folder_id)
     if accept:
+        if folder.trashed_at is not None:
+            raise Conflict(f"folder {folder.name} is in its owner's trash: it can be accepted once restored")
         user = session.get(User, principal.id)
         _check_host(session, user, session.get(StorageHost, folder.host_id), field="invitation")
         _check_count(session, user, f"invitation to folder {folder.name} refused")
