@@ -131,3 +131,18 @@ def test_the_project_page_shows_only_what_the_rules_let_one_read(client, admin_h
     shown = client.get(f"/ui/projects/{vision}").text
     assert "open-model" in shown and "closed-model" not in shown
     assert "open-child" in shown and "closed-child" not in shown
+
+
+def test_the_quotas_page_shows_only_the_quotas_one_may_read(client, admin_headers):
+    make_user(client, admin_headers, "carol")
+    client.put(f"{API}/clusters/local/users/carol", headers=admin_headers, json={"role": "user"})
+    for name in ("open-q", "secret-q"):
+        assert client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": name}).status_code \
+            == 201
+    r = client.post(f"{API}/access-rules", headers=admin_headers, json={
+        "resource_type": "quota", "resource": "secret-q", "level": "read", "grantees": [{"kind": "user",
+                                                                                       "name": "admin"}]})
+    assert r.status_code == 201, r.text
+    assert sign_in(client, "carol", "Passw0rd!x").status_code == 303
+    page = client.get("/ui/quotas").text
+    assert "open-q" in page and "secret-q" not in page

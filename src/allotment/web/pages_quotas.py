@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from allotment.access import service as access_rules
 from allotment.accounting import budgets
 from allotment.api.deps import DB, State, cluster_scope, require
 from allotment.core.permissions import AUTHENTICATED, QUOTA_ADMIN, Principal, Scope, allowed
@@ -130,6 +131,8 @@ def scale_groups(views: QuotaViews, items: list) -> list[dict]:
 
 def cluster_view(db, principal: Principal, found, now: float) -> dict:
     items = quotas.list_quotas(db, found.id)
+    readable = access_rules.readable_quotas(db, principal, [(q.id, q.cluster_id) for q in items])
+    items = [q for q in items if q.id in readable]  # the access rules on quotas
     views = QuotaViews(db, items, principal)
     capacity = capacities(db, found.id)
     rows = [{"depth": depth, "quota": views.out(q), "bars": bars(views, q, capacity),
