@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -79,8 +81,9 @@ def _wait(endpoint: str, proc: subprocess.Popen, log: Path, timeout: float = 60.
 def start_s3() -> S3Server:
     if _started:
         return _started[0]
-    weed = subprocess.run([str(ROOT / "scripts" / "ensure-s3.sh")], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    # The virtualenv running the tests is the one to install into (scripts/ensure-s3.sh).
+    weed = subprocess.run([str(ROOT / "scripts" / "ensure-s3.sh")], capture_output=True, text=True, check=True,
+                          env={**os.environ, "ALLOT_VENV": sys.prefix}).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="allot-s3-"))
     config = work / "s3.json"
     config.write_text(json.dumps({"identities": [{
