@@ -228,3 +228,43 @@ def test_admins_of_the_cluster_are_not_bound_by_rules_unless_acting_for_a_user()
     assert p.access_rules_refusal(cluster_admin, "manage", None, cluster_id=4) is None
     assert p.access_rules_refusal(cluster_admin, "manage", None, cluster_id=5) is not None
     assert p.access_rules_refusal(acting, "manage", None, cluster_id=4) is not None
+
+
+def _naive_level(rules, who_keys, resource, default):
+    """The rules' meaning written out plainly, rule by rule: the reference the index must agree with."""
+    covering = []
+    for r in rules:
+        if r.resource_id is not None:
+            hit = (r.resource_type, r.resource_id) in {(resource.type, resource.id), *resource.ancestors}
+        else:
+            hit = r.resource_type == resource.type and r.workspace_id in (None, resource.workspace_id)
+        if hit:
+            covering.append(r)
+    if not covering:
+        return default
+    levels = [a.LEVELS[r.level] for r in covering for kind, gid in r.grantees if a.grantee_key(kind, gid) in who_keys]
+    return max(levels, default=a.NONE)
+
+
+def test_the_index_agrees_with_the_rules_read_one_by_one():
+    import importlib.util
+    import random
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "access_bench.py"
+    spec = importlib.util.spec_from_file_location("access_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    make_rules, project_tree = bench.make_rules, bench.project_tree
+    rng = random.Random(3)
+    projects, contents = project_tree(rng)
+    rules = make_rules(rng, 3000, projects, contents)
+    index = a.RuleIndex(rules)
+    everything = projects + contents
+    for _ in range(2000):
+        keys = frozenset({("user", rng.randint(100, 2099)), ("user", rng.randint(3000, 3199)),
+                          *(("group", g) for g in rng.sample(range(10, 310), 3))})
+        resource = rng.choice(everything)
+        default = rng.choice((a.NONE, a.READ, a.MODIFY))
+        assert a.access_level(index, a.Subject(keys), resource, default) == \
+            _naive_level(rules, keys, resource, default), resource
