@@ -51,7 +51,7 @@ def test_vault_workflow(client, admin_headers):
     r = client.post("/ui/vaults/mine", data={"csrf_token": csrf, "format": "json", "content": '{"sdk": {"region": "us"}}',
                                              "position": "0", "enabled": "true"}, follow_redirects=False)
     assert r.status_code == 303
-    assert client.get("/ui/vaults/mine/download").text == '{"sdk": {"region": "us"}}'
+    assert client.get("/api/v1/vaults/mine/download").text == '{"sdk": {"region": "us"}}'
     r = client.post("/ui/vaults/import", data={"csrf_token": csrf},
                     files={"file": ("team.yaml", b"sdk:\n  bucket: b\n", "application/yaml")}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui/vaults/team"

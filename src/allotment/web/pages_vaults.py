@@ -1,13 +1,14 @@
 """Configuration vaults (ClearML) in the console: the vaults the user may read with enable toggles, a create form
 (admins also for a user, a service account or a group), import from a file, an editor per vault, download, and the
-effective configuration with each key's source. Through vaults.service, as the API; its refusals are the page's."""
+effective configuration with each key's source. Downloads are the API's (GET /api/v1/vaults/{name}/download,
+which the console's session authenticates). Through vaults.service, as the API; its refusals are the page's."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, UploadFile
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 
 from allotment.api.deps import DB, client_address, require
 from allotment.audit import service as audit
@@ -162,10 +163,3 @@ def delete_vault(request: Request, principal: Signed, db: DB, name: str) -> Resp
     audit.record(db, principal, "vault.delete", "vault", before["name"], None, changes={"before": before},
                  source=client_address(request))
     return redirect("/ui/vaults", request=request, notice=f"Vault {before['name']} deleted.")
-
-
-@router.get("/ui/vaults/{name}/download")
-def download_vault(principal: Signed, db: DB, name: str) -> Response:
-    vault = vaults.find_vault(db, principal, name)
-    filename = f"{vault.name}{formats.SUFFIX[vault.format]}"
-    return PlainTextResponse(vault.content, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
