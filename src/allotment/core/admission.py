@@ -94,9 +94,10 @@ Rules, in the order the cycle applies them
    CPU-only jobs have no dF. A node without GPUs scores 0.
    Candidates: the first 8 placements that fit in the pool's best-fit order (the tightest free share; the
    node with the fewest completely free devices that suffice; for CPU-only jobs nodes without free GPU, least free
-   cores first, then nodes with free GPU, most free cores first). In a pool that lists its nodes, the GPU indexes
-   are kept per node's whole free cores (core/fit_index.py): a GPU job's search visits only nodes with its cores
-   free, among nodes of equal free GPU those with the fewest such cores first. Once it has one candidate, the
+   cores first, then nodes with free GPU, most free cores first). In a pool that lists its nodes, these indexes
+   are kept per node's whole free cores and free GiB (core/fit_index.py): a search visits only nodes with the job's
+   cores and memory free; among nodes of equal free GPU, GPU jobs take those with the fewest such cores first, then
+   the least memory. Once it has one candidate, the
    search stops after 64 entries (near saturation fitting nodes are rare). It skips only nodes that cannot take the
    job and never stops without a candidate, so a job waits only when no node can take it; a shape that found no
    node is not searched again until capacity comes back to the pool. Within a pool the same score picks among the
@@ -117,10 +118,10 @@ from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
-from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine, preempt_message
-from allotment.core.model import Admit, Decision, Preempt, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
+from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine
+from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
+from allotment.core.order_keys import QUOTA_MASK, key_aged, key_class
 from allotment.core.pool_choice import PoolChoice
-from allotment.core.preemption import plan_preemption, preemption_kinds
 from allotment.core.quantity import Quantity
 from allotment.core.queues import (
     PLACE_DEVICES,
@@ -133,21 +134,17 @@ from allotment.core.queues import (
     QueuedRec,
     RunningRec,
 )
-from allotment.core.state import QUOTA_MASK, StateBase, key_aged, key_class
+from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S, Reclaiming
+from allotment.core.state import StateBase
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
-__all__ = ["SchedulerState", "schedule"]
-
-# Requeue backoff of a preempted job (Kueue's requeuing backoff): after its n-th preemption it may not borrow for
-# REQUEUE_BACKOFF_S * 2 ** (n - 1) seconds, at most REQUEUE_BACKOFF_MAX_S (rule 4).
-REQUEUE_BACKOFF_S = 60.0
-REQUEUE_BACKOFF_MAX_S = 3600.0
+__all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 
 _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
 
-class SchedulerState(PoolChoice, StateBase):
+class SchedulerState(PoolChoice, Reclaiming, StateBase):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
     next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
@@ -347,98 +344,11 @@ class SchedulerState(PoolChoice, StateBase):
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
 
-    def _reclaim_later(self, q: int, group: Group) -> bool:
-        """Could the group become entitled to reclaim once its own quota's usage drops (it fits q's guarantee
-        alone, but not with what q runs now)? Capacity parking alone would never wake it: the capacity it waits
-        for is held by borrowers, and only preempting them frees it."""
-        tree = self._tree
-        if not tree.preempt_policy[q][1]:
-            return False
-        for opt in group.options:
-            if tree.fits_guarantee_alone(q, opt.req) and not tree.within_guarantee(q, opt.req):
-                return True
-        return False
-
-    def _backing_off(self, q: int, group: Group, rec: QueuedRec, now: float, decisions: list[Decision]) -> None:
-        """A preempted job in its requeue backoff would borrow: it waits until the backoff ends, or until its quota's
-        usage drops enough for it to fit the guarantee (woken as a reclaimer then; see _reclaim_later)."""
-        times, until = self._backoff.get(rec.id, (1, group.borrow_after))
-        sig = ("backoff", rec.id, times, until)
-        if sig != group.last_sig:
-            group.last_wait = new_wait(rec.id, WaitCode.REQUEUE_BACKOFF, (
-                f"quota {self._tree.ids[q]}: preempted {times} time(s), it may borrow again in "
-                f"{max(until - now, 0):.0f} s (requeue backoff), or run earlier within its quota's guarantee"))
-            group.last_sig = sig
-            decisions.append(group.last_wait)
-        if group.holds:
-            self._drop_holds(group)
-        self._park.park(group, [("guarantee", q)], [], self._key(q, group, rec, now))
-        group.qtoken = 0
-        group.deadline_token = self._next_token()
-        heappush(self._deadlines, (until, group.deadline_token, group))
-
     def _blocker_of(self, q: int, opt: Option) -> Blocker:
         """Why ``opt`` does not fit now, when it was just found not to (without holds): the first limit or capacity
         in UsageTree.first_block's order (the order _try checks them in), else the pool's devices."""
         b = self._tree.first_block(q, opt.req)
         return self._device_blocker(opt) if b is None else self._blocker(b, opt)
-
-    def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
-                        decisions: list[Decision]) -> tuple[bool, float | None, str]:
-        """Admit the job by preempting others in one of its pools if the rules allow it: (admitted, retry_at, note).
-        (Separate from _try so that the closure below does not cost _try's hot path its cell variables.)"""
-        tree = self._tree
-        retry_at: float | None = None
-        note = ""
-        ever = self._ever(group)
-        pools = self._pool_order if self._any_keys else None
-        for opt, blocker, possible in zip(group.options, blockers, ever):
-            if blocker.kind == HOLD or not possible:
-                continue
-            kinds = preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, pools or (opt.pool,),
-                                     rec.submitted_at if aged else None)
-            if kinds is None:
-                continue  # no job could be preempted for it here: nothing to plan
-            def fits(opt: Option = opt) -> bool:
-                return (
-                    tree.first_block(q, opt.req) is None
-                    and self._chooses(opt)
-                    and (not self._holds or self._hold_blocking(
-                        q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
-                )
-
-            plan = plan_preemption(
-                tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
-                pools or (opt.pool,), fits, now, self._shortfall(blocker), kinds, self._lost,
-            )
-            if plan.victims:
-                lost, backoff = self._lost, self._backoff
-                for run, reason in plan.victims:
-                    lost[run.id] = lost.get(run.id, 0.0) + (now - run.started_at)
-                    times = backoff[run.id][0] + 1 if run.id in backoff else 1
-                    backoff[run.id] = (times, now + min(REQUEUE_BACKOFF_S * 2.0 ** (times - 1), REQUEUE_BACKOFF_MAX_S))
-                    message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
-                    decisions.append(Preempt(run.id, rec.id, reason, message))
-                    self._release(run)
-                placed = self._place(opt)
-                assert placed is not None
-                tree.take_plan(q, opt.plan)
-                self._admit(q, group, rec, opt, placed[0], placed[1], tuple(r.id for r, _ in plan.victims), now,
-                            decisions)
-                return True, retry_at, note
-            if plan.retry_at is not None:
-                retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
-            note = note or plan.note
-        return False, retry_at, note
-
-    def _shortfall(self, b: Blocker) -> tuple[int, int, int] | None:
-        """How much must be freed where, for the first thing blocking an option (None: no simple bound)."""
-        tree = self._tree
-        if b.kind == LIMIT:
-            return b.node, b.key, tree.u[b.node][b.key] + b.requested - tree.lim[b.node][b.key]
-        if b.kind == CAPACITY:
-            return ROOT, b.key, tree.eu[ROOT][b.key] + b.needed - tree.cap[b.key]
-        return None
 
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:

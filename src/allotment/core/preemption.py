@@ -48,6 +48,10 @@ _NOT_ENOUGH = "preempting every eligible job would not free enough"
 
 
 _victim_order = attrgetter("vorder")
+# A job preempted this many times is never preempted again: it runs to its end (rule 4 of admission.py). Together
+# with the requeue backoff (REQUEUE_BACKOFF_S), this bounds the work one job loses to repeated preemption.
+MAX_PREEMPTIONS = 5
+_NEVER = (0, 0.0, 0.0)
 
 
 def _devices_could_fit(dp: DevicePool, amount: int, candidates: list[RunningRec], pool: str) -> bool:
@@ -150,12 +154,12 @@ def plan_preemption(
     now: float,
     shortfall: tuple[int, int, int] | None = None,
     kinds: tuple[bool, bool, bool, bool, float | None] | None = None,
-    lost: Mapping[str, float] | None = None,
+    lost: Mapping[str, tuple[int, float, float]] | None = None,
 ) -> PreemptionPlan:
     """``shortfall`` = (quota or ROOT, key, amount): what blocks the job. If all candidates together cannot free that
     much there, the plan fails before simulating anything (the common case in a saturated cluster). ``kinds``:
-    preemption_kinds() for these arguments when the caller has it already. ``lost``: job id -> run time it already
-    lost to preemption (the victim order counts it as time run)."""
+    preemption_kinds() for these arguments when the caller has it already. ``lost``: job id -> (times preempted, run
+    time lost to those preemptions, ...) (the victim order counts the latter as time run)."""
     if kinds is None:
         kinds = preemption_kinds(tree, priorities_by_quota_pool, q, priority, option, pools)
         if kinds is None:
@@ -230,13 +234,16 @@ def plan_preemption(
                 continue
             if disjoint(run.keys):
                 continue  # frees nothing this job needs
+            if lost and run.id in lost and lost[run.id][0] >= MAX_PREEMPTIONS:
+                continue  # preempted often enough: it runs to its end
             if now - run.started_at < min_runtime:
                 young += 1
                 ready = run.started_at + min_runtime
                 retry_at = ready if retry_at is None else min(retry_at, ready)
                 continue
             if run.vorder is None:
-                run.vorder = (run.priority, (lost.get(run.id, 0.0) if lost else 0.0) - run.started_at, run.id)
+                # run time already lost to earlier preemptions counts as time run: the least work invested first
+                run.vorder = (run.priority, (lost.get(run.id, _NEVER) if lost else _NEVER)[1] - run.started_at, run.id)
             out.append(run)
     candidates = borrowers + others
     note = f"{young} running jobs could be preempted once they reach their minimum runtime" if young else ""

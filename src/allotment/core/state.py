@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from heapq import heappop, heappush, heapreplace
+from typing import TYPE_CHECKING
 
 from allotment.core.devices import WHOLE
 from allotment.core.inventory import InventoryEvents
@@ -19,6 +20,16 @@ from allotment.core.model import (
     Snapshot,
     Wait,
     WaitCode,
+)
+from allotment.core.order_keys import (
+    BORROWS,
+    NOT_AGED,
+    SHARE_MAX,
+    SHARE_SHIFT,
+    job_bits,
+    key_aged,
+    key_class,
+    rank_bits,
 )
 from allotment.core.placement import Demand, NodePool
 from allotment.core.preemption import can_preempt
@@ -40,57 +51,12 @@ from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import ROOT, UsageTree
 
-# Order keys are packed into one integer, fields from most to least significant (widths in bits):
-#   borrowing class (1) | not aged (1) | pool's profile rank (16) | profile's policy rank (16) |
-#   weighted dominant share, fixed point 2**-32 (52) | 2**31 - priority (33) | submission seq (64)
-# Same order as the tuple of those fields, but one C-level comparison instead of seven in every heap operation.
-_SEQ_BITS, _PRIO_BITS, _SHARE_BITS, _RANK_BITS = 64, 33, 52, 16
-_AGED_SHIFT = _SEQ_BITS + _PRIO_BITS + _SHARE_BITS + 2 * _RANK_BITS
-_SHARE_MAX = (1 << _SHARE_BITS) - 1
-_RANK_MAX = (1 << _RANK_BITS) - 1
-_SHARE_SHIFT = _SEQ_BITS + _PRIO_BITS
-_NOT_AGED = 1 << _AGED_SHIFT
-_BORROWS = 1 << (_AGED_SHIFT + 1)
-
-
-def order_key(cls: int, aged: bool, pool_rank: int, policy_rank: int, share: float, priority: int, seq: int) -> int:
-    shareq = _SHARE_MAX if share >= 2.0**20 else int(share * 4294967296.0)  # inf (weight 0) sorts last
-    prio = min(max((1 << 31) - priority, 0), (1 << _PRIO_BITS) - 1)
-    key = (cls << 1) | (0 if aged else 1)
-    key = (key << _RANK_BITS) | min(pool_rank, _RANK_MAX)
-    key = (key << _RANK_BITS) | min(policy_rank, _RANK_MAX)
-    key = (key << _SHARE_BITS) | shareq
-    key = (key << _PRIO_BITS) | prio
-    return (key << _SEQ_BITS) | (seq & ((1 << _SEQ_BITS) - 1))
-
-
-def job_bits(priority: int, seq: int) -> int:
-    """The (priority, seq) fields of order_key(), computed once per job."""
-    prio = min(max((1 << 31) - priority, 0), (1 << _PRIO_BITS) - 1)
-    return (prio << _SEQ_BITS) | (seq & ((1 << _SEQ_BITS) - 1))
-
-
-def rank_bits(pool_rank: int, policy_rank: int) -> int:
-    """The rank fields of order_key(), computed once per group."""
-    return ((min(pool_rank, _RANK_MAX) << _RANK_BITS) | min(policy_rank, _RANK_MAX)) << (_SHARE_BITS + _SHARE_SHIFT)
-
-
-# Heap entries are integers, compared in one step: the global heap holds key << 96 | token << 32 | quota (the order
-# of the tuple (key, token, quota)); a quota's heap holds head.gkey << 64 | token (see QueuedRec.gkey).
-QUOTA_MASK = (1 << 32) - 1
-
-
-def key_class(key: int) -> int:
-    """Borrowing class of an order key: 0 = within guarantee, 1 = would borrow."""
-    return key >> (_AGED_SHIFT + 1)
-
-
-def key_aged(key: int) -> bool:
-    return not (key >> _AGED_SHIFT) & 1
-
 
 class StateBase(InventoryEvents):
     """Everything the cycle needs to know, kept up to date event by event (see admission.SchedulerState)."""
+
+    if TYPE_CHECKING:  # defined by reclaiming.Reclaiming, mixed in by admission.SchedulerState
+        def _wake_reclaimers(self, q: int) -> None: ...
 
     def __init__(
         self,
@@ -155,12 +121,10 @@ class StateBase(InventoryEvents):
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
         self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine)
         self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
-        # Run time each preempted job lost so far (job id -> seconds; forgotten when the job ends or is cancelled):
-        # the victim order counts it as time run, so that a restarted borrower is not the next victim again.
-        self._lost: dict[str, float] = {}
-        # job id -> (times preempted, time before which it may not borrow again): the requeue backoff of a
-        # preempted job, forgotten when it ends or is cancelled
-        self._backoff: dict[str, tuple[int, float]] = {}
+        # Preempted jobs: job id -> (times preempted, run time lost to that, time before which it may not borrow
+        # again: its requeue backoff), forgotten when the job ends or is cancelled (admission.py, rule 4). A state
+        # rebuilt from a snapshot starts without it.
+        self._preempted: dict[str, tuple[int, float, float]] = {}
         # Whether a quota may preempt at all (its spec never changes within a state): asked for every blocked job.
         self._can_preempt = [False] + [can_preempt(tree, q) for q in range(1, n)]
 
@@ -258,8 +222,8 @@ class StateBase(InventoryEvents):
                                                                     f"(got {count!r})")
         self._demand.add(gpu, raw.get("cpu", 0))
         shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None, count, best_fit)
-        backoff = self._backoff.get(job.id)
-        borrow_after = backoff[1] if backoff is not None and backoff[1] > self._now else 0.0
+        preempted = self._preempted.get(job.id)
+        borrow_after = preempted[2] if preempted is not None and preempted[2] > self._now else 0.0
         if borrow_after:
             shape = (*shape, ("borrow_after", job.id))
         group = self._groups.get(shape)
@@ -293,7 +257,7 @@ class StateBase(InventoryEvents):
             self._groups[shape] = group
         self._token += 1
         rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
-                        group.rank_bits | job_bits(job.priority, job.seq) | _NOT_AGED, self._token)
+                        group.rank_bits | job_bits(job.priority, job.seq) | NOT_AGED, self._token)
         rec.group = group
         group.add(rec)
         self._queued[job.id] = rec
@@ -309,8 +273,7 @@ class StateBase(InventoryEvents):
         rec = self._queued.pop(job_id, None)
         if rec is None:
             return False
-        self._lost.pop(job_id, None)
-        self._backoff.pop(job_id, None)
+        self._preempted.pop(job_id, None)
         group = rec.group
         assert group is not None
         was_head = group.head() is rec
@@ -323,8 +286,7 @@ class StateBase(InventoryEvents):
         return True
 
     def job_finished(self, job_id: str) -> bool:
-        self._lost.pop(job_id, None)
-        self._backoff.pop(job_id, None)
+        self._preempted.pop(job_id, None)
         run = self._running.get(job_id)
         if run is None:
             return False
@@ -384,13 +346,13 @@ class StateBase(InventoryEvents):
         age = self._age
         key = rec.low  # rank and job fields, "not aged" set
         if age is not None and not now - rec.submitted_at < age:
-            key ^= _NOT_AGED
+            key ^= NOT_AGED
         if share < 0:
             return key  # within guarantee: class 0, share 0
         if share > 0:
             share *= tree.inv_weight[q]
-            key |= (_SHARE_MAX if share >= 1048576.0 else int(share * 4294967296.0)) << _SHARE_SHIFT
-        return key | _BORROWS
+            key |= (SHARE_MAX if share >= 1048576.0 else int(share * 4294967296.0)) << SHARE_SHIFT
+        return key | BORROWS
 
     def _push_quota(self, q: int, replaces: int | None = None) -> None:
         """(Re-)queue quota q's best group head in the global heap. ``replaces``: the quota's entry the cycle just
@@ -443,17 +405,6 @@ class StateBase(InventoryEvents):
     def _wake_limit(self, key: tuple) -> None:
         for group in self._park.limit_groups(key):
             self._wake(group)
-
-    def _wake_reclaimers(self, q: int) -> None:
-        """q's usage dropped: wake its parked groups that now fit its guarantee, so that they reclaim what others
-        borrow (they may have been parked while q's own jobs made them borrowers; see SchedulerState._block)."""
-        within = self._tree.within_guarantee
-        age, now = self._age, self._now
-        for group in self._park.limit_groups(("guarantee", q)):
-            head = group.head()
-            if (any(within(q, opt.req) for opt in group.options)
-                    or (age is not None and head is not None and now - head.submitted_at >= age)):
-                self._wake(group)  # an aged head may take back what q's later jobs took (preemption_kinds)
 
     def _mark_dirty(self, pool: str) -> None:
         """Capacity came back in ``pool``: its capacity-parked groups are candidates again (see _wake_next)."""

@@ -4,8 +4,9 @@ entitled to reclaim, an aged job overtaken by its own quota's small jobs, and bo
 import pytest
 from core_testkit import admitted, gpu_pool, job, preempted, quota, start, state_of, waits
 
-from allotment.core.admission import SchedulerState
+from allotment.core.admission import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S, SchedulerState
 from allotment.core.model import WaitCode
+from allotment.core.preemption import MAX_PREEMPTIONS
 
 
 def two_halves(**config) -> SchedulerState:
@@ -83,3 +84,79 @@ def test_an_aged_job_of_an_isolated_partition_runs_before_its_quotas_later_small
     assert admitted(state.cycle(200.0)) == {}
     state.job_finished("r1")
     assert admitted(state.cycle(201.0)) == {"big": "p"}
+
+
+@pytest.mark.parametrize(("age", "expected_victims"), [(None, []), (100.0, ["z-r5", "z-r4", "s2", "s1"])])
+def test_an_aged_job_takes_back_what_its_own_quotas_later_jobs_took_where_its_quota_reclaims(age, expected_victims):
+    quotas = [quota("q", gpu_in={"p": 4}, reclaim="any"), quota("z", gpu_in={"p": 4})]
+    state = state_of(quotas, [gpu_pool("p", 8)], age=age)
+    for i in range(6):
+        start(state, f"z-r{i}", "z", "p", gpus=1, at=float(i))  # z borrows 2
+    state.add_job(job("big", "q", gpus=4, seq=1, at=0.0))
+    start(state, "s1", "q", "p", gpus=1, at=60.0)  # q's jobs that started while big waited (it did not fit yet)
+    start(state, "s2", "q", "p", gpus=1, at=61.0)
+    decisions = state.cycle(200.0)
+    assert preempted(decisions) == expected_victims
+    assert ("big" in admitted(decisions)) is bool(expected_victims)
+    if expected_victims:
+        own = next(d for d in decisions if getattr(d, "victim_id", None) == "s1")
+        assert "submitted before it and queued past the starvation age: it had overtaken that job" in own.message
+
+
+# -- defect 3: reclaim does not thrash long borrowers --------------------------------------------------------------
+def lender_and_borrower():
+    """x guarantees the whole 2-GPU pool and reclaims; y guarantees nothing, so its 2-GPU job b always borrows."""
+    state = state_of([quota("x", gpu_in={"p": 2}, reclaim="any"), quota("y", gpu_in={"p": 0})], [gpu_pool("p", 2)])
+    state.add_job(job("b", "y", gpus=2, at=0.0))
+    assert admitted(state.cycle(0.0)) == {"b": "p"}
+    return state
+
+
+def test_a_preempted_borrower_waits_out_a_growing_requeue_backoff_and_is_then_never_preempted_again():
+    state = lender_and_borrower()
+    now, backoffs = 0.0, []
+    for i in range(1, MAX_PREEMPTIONS + 2):
+        now += 100.0  # b has run 100 s; x submits a job that fits its guarantee
+        state.add_job(job(f"x{i}", "x", gpus=2, at=now))
+        decisions = state.cycle(now)
+        if i > MAX_PREEMPTIONS:  # preempted often enough: it runs to its end, x waits for capacity
+            assert preempted(decisions) == []
+            assert waits(decisions)[f"x{i}"].code == WaitCode.NO_CAPACITY
+            break
+        assert preempted(decisions) == ["b"]
+        state.add_job(job("b", "y", gpus=2, at=0.0))  # requeued by the loop
+        state.job_finished(f"x{i}")  # x's job ends at once: b could borrow the idle pool again...
+        w = waits(state.cycle(now + 1.0))["b"]  # ...but not before its backoff ends
+        assert w.code == WaitCode.REQUEUE_BACKOFF
+        assert f"preempted {i} time(s)" in w.message
+        backoffs.append(state.next_due - now)
+        now = state.next_due
+        assert admitted(state.cycle(now)) == {"b": "p"}
+    assert backoffs == [REQUEUE_BACKOFF_S * REQUEUE_BACKOFF_FACTOR ** n for n in range(MAX_PREEMPTIONS)]
+
+
+def test_a_preempted_job_runs_within_its_quotas_guarantee_during_its_backoff():
+    quotas = [quota("x", gpu_in={"p": 2}, reclaim="any"), quota("y", gpu_in={"p": 2})]
+    state = state_of(quotas, [gpu_pool("p", 4)])
+    for i in range(4):
+        start(state, f"y{i}", "y", "p", gpus=1, at=float(i))  # y borrows 2
+    state.add_job(job("x1", "x", gpus=2, at=10.0))
+    assert preempted(state.cycle(10.0)) == ["y3", "y2"]
+    state.add_job(job("y3", "y", gpus=1, at=3.0))
+    state.job_finished("y0")  # y uses 1 of its 2: y3 fits its guarantee, backoff or not
+    assert admitted(state.cycle(11.0)) == {"y3": "p"}
+
+
+def test_the_victim_order_counts_the_run_time_a_job_already_lost():
+    state = lender_and_borrower()
+    state.add_job(job("x1", "x", gpus=2, at=1000.0))
+    assert preempted(state.cycle(1000.0)) == ["b"]  # b lost 1,000 s
+    state.add_job(job("b", "y", gpus=1, at=0.0))  # requeued (as a 1-GPU job, to share the pool below)
+    state.job_finished("x1")
+    assert waits(state.cycle(1001.0))["b"].code == WaitCode.REQUEUE_BACKOFF
+    state.add_job(job("a", "y", gpus=1, at=1500.0))
+    assert admitted(state.cycle(1500.0)) == {"a": "p"}
+    assert state.next_due == 1600.0
+    assert admitted(state.cycle(1600.0)) == {"b": "p"}  # b is now the most recently started borrower
+    state.add_job(job("x2", "x", gpus=1, at=1700.0))
+    assert preempted(state.cycle(1700.0)) == ["a"]  # a ran 200 s; b ran 100 s after losing 1,000 s

@@ -7,8 +7,8 @@ from core_testkit import gpu_pool, job, quota
 
 from allotment.core.admission import SchedulerState
 from allotment.core.model import Admit, Wait, new_wait
+from allotment.core.order_keys import job_bits, order_key, rank_bits
 from allotment.core.queues import TOKEN_MASK, QueuedRec, RunningRec
-from allotment.core.state import job_bits, order_key, rank_bits
 
 
 def test_cycle_builds_admits_and_running_records_like_their_constructors():

@@ -1,0 +1,164 @@
+"""Preemption within the cycle: planning it for a blocked job, the requeue backoff of the jobs it stops, and waking
+the parked jobs that become entitled to reclaim. Part of admission.SchedulerState (split out to keep each file
+readable); the rules are in the contract at the top of admission.py (rules 4 and 5) and in preemption.py.
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+from typing import TYPE_CHECKING
+
+from allotment.core.explain import HOLD, Blocker, preempt_message
+from allotment.core.model import Decision, Preempt, WaitCode, new_wait
+from allotment.core.preemption import plan_preemption, preemption_kinds
+from allotment.core.queues import Group, Option, QueuedRec
+from allotment.core.usage import CAPACITY, LIMIT, ROOT
+
+if TYPE_CHECKING:
+    from allotment.core.queues import Hold, ParkIndex, RunningRec
+    from allotment.core.usage import UsageTree
+
+# Requeue backoff of a preempted job (after Kueue's requeuing backoff): after its n-th preemption it may not borrow
+# for REQUEUE_BACKOFF_S * REQUEUE_BACKOFF_FACTOR ** (n - 1) seconds (rule 4).
+REQUEUE_BACKOFF_S = 600.0
+REQUEUE_BACKOFF_FACTOR = 3.0
+
+_NEVER = (0, 0.0, 0.0)  # a job never preempted: (times, run time lost, may borrow after)
+
+
+class Reclaiming:
+    _tree: UsageTree
+    _park: ParkIndex
+    _preempted: dict[str, tuple[int, float, float]]
+    _deadlines: list
+    _age: float | None
+    _now: float
+
+    if TYPE_CHECKING:  # defined by state.StateBase and admission.SchedulerState; declared here for the checker
+        _devices: dict
+        _run_by_qp: dict
+        _quotas_in_pool: dict
+        _prio_by_qp: dict
+        _pool_order: tuple[str, ...]
+        _any_keys: dict
+        _holds: dict
+
+        def _drop_holds(self, group: Group) -> None: ...
+
+        def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int: ...
+
+        def _next_token(self) -> int: ...
+
+        def _wake(self, group: Group) -> None: ...
+
+        def _ever(self, group: Group) -> list[bool]: ...
+
+        def _chooses(self, opt: Option) -> bool: ...
+
+        def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int,
+                           aged: bool) -> Hold | None: ...
+
+        def _release(self, run: RunningRec) -> None: ...
+
+        def _place(self, opt: Option) -> tuple | None: ...
+
+        def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
+                   now: float, decisions: list[Decision]) -> None: ...
+
+    def _wake_reclaimers(self, q: int) -> None:
+        """q's usage dropped: wake its parked groups that now fit its guarantee, so that they reclaim what others
+        borrow (they may have been parked while q's own jobs made them borrowers; see SchedulerState._block)."""
+        within = self._tree.within_guarantee
+        age, now = self._age, self._now
+        for group in self._park.limit_groups(("guarantee", q)):
+            head = group.head()
+            if (any(within(q, opt.req) for opt in group.options)
+                    or (age is not None and head is not None and now - head.submitted_at >= age)):
+                self._wake(group)  # an aged head may take back what q's later jobs took (preemption_kinds)
+
+    def _reclaim_later(self, q: int, group: Group) -> bool:
+        """Could the group become entitled to reclaim once its own quota's usage drops (it fits q's guarantee
+        alone, but not with what q runs now)? Capacity parking alone would never wake it: the capacity it waits
+        for is held by borrowers, and only preempting them frees it."""
+        tree = self._tree
+        if not tree.preempt_policy[q][1]:
+            return False
+        for opt in group.options:
+            if tree.fits_guarantee_alone(q, opt.req) and not tree.within_guarantee(q, opt.req):
+                return True
+        return False
+
+    def _backing_off(self, q: int, group: Group, rec: QueuedRec, now: float, decisions: list[Decision]) -> None:
+        """A preempted job in its requeue backoff would borrow: it waits until the backoff ends, or until its quota's
+        usage drops enough for it to fit the guarantee (woken as a reclaimer then; see _reclaim_later)."""
+        times, _, until = self._preempted.get(rec.id, (1, 0.0, group.borrow_after))
+        sig = ("backoff", rec.id, times, until)
+        if sig != group.last_sig:
+            group.last_wait = new_wait(rec.id, WaitCode.REQUEUE_BACKOFF, (
+                f"quota {self._tree.ids[q]}: preempted {times} time(s), it may borrow again in "
+                f"{max(until - now, 0):.0f} s (requeue backoff), or run earlier within its quota's guarantee"))
+            group.last_sig = sig
+            decisions.append(group.last_wait)
+        if group.holds:
+            self._drop_holds(group)
+        self._park.park(group, [("guarantee", q)], [], self._key(q, group, rec, now))
+        group.qtoken = 0
+        group.deadline_token = self._next_token()
+        heappush(self._deadlines, (until, group.deadline_token, group))
+
+    def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
+                        decisions: list[Decision]) -> tuple[bool, float | None, str]:
+        """Admit the job by preempting others in one of its pools if the rules allow it: (admitted, retry_at, note).
+        (Separate from _try so that the closure below does not cost _try's hot path its cell variables.)"""
+        tree = self._tree
+        retry_at: float | None = None
+        note = ""
+        ever = self._ever(group)
+        pools = self._pool_order if self._any_keys else None
+        for opt, blocker, possible in zip(group.options, blockers, ever):
+            if blocker.kind == HOLD or not possible:
+                continue
+            kinds = preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, pools or (opt.pool,),
+                                     rec.submitted_at if aged else None)
+            if kinds is None:
+                continue  # no job could be preempted for it here: nothing to plan
+            def fits(opt: Option = opt) -> bool:
+                return (
+                    tree.first_block(q, opt.req) is None
+                    and self._chooses(opt)
+                    and (not self._holds or self._hold_blocking(
+                        q, group, rec, opt, tree.borrow_class_and_share(q, opt.req)[0], aged) is None)
+                )
+
+            plan = plan_preemption(
+                tree, self._devices, self._run_by_qp, self._quotas_in_pool, self._prio_by_qp, q, rec.priority, opt,
+                pools or (opt.pool,), fits, now, self._shortfall(blocker), kinds, self._preempted,
+            )
+            if plan.victims:
+                preempted = self._preempted
+                for run, reason in plan.victims:
+                    times, lost, _ = preempted.get(run.id, _NEVER)
+                    preempted[run.id] = (times + 1, lost + (now - run.started_at),
+                                         now + REQUEUE_BACKOFF_S * REQUEUE_BACKOFF_FACTOR ** times)
+                    message = preempt_message(tree, run.id, run.quota, run.priority, reason, rec.id, q, rec.priority)
+                    decisions.append(Preempt(run.id, rec.id, reason, message))
+                    self._release(run)
+                placed = self._place(opt)
+                assert placed is not None
+                tree.take_plan(q, opt.plan)
+                self._admit(q, group, rec, opt, placed[0], placed[1], tuple(r.id for r, _ in plan.victims), now,
+                            decisions)
+                return True, retry_at, note
+            if plan.retry_at is not None:
+                retry_at = plan.retry_at if retry_at is None else min(retry_at, plan.retry_at)
+            note = note or plan.note
+        return False, retry_at, note
+
+    def _shortfall(self, b: Blocker) -> tuple[int, int, int] | None:
+        """How much must be freed where, for the first thing blocking an option (None: no simple bound)."""
+        tree = self._tree
+        if b.kind == LIMIT:
+            return b.node, b.key, tree.u[b.node][b.key] + b.requested - tree.lim[b.node][b.key]
+        if b.kind == CAPACITY:
+            return ROOT, b.key, tree.eu[ROOT][b.key] + b.needed - tree.cap[b.key]
+        return None
