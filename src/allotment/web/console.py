@@ -70,6 +70,7 @@ NAV = [
     NavItem("Users", "/ui/users", PLATFORM_ADMIN, "Administration"),
     NavItem("Groups", "/ui/groups", PLATFORM_ADMIN, "Administration"),
     NavItem("Service accounts", "/ui/service-accounts", PLATFORM_ADMIN, "Administration"),
+    NavItem("Storage hosts", "/ui/storage-hosts", PLATFORM_ADMIN, "Administration"),
     NavItem("Audit log", "/ui/audit", PLATFORM_ADMIN, "Administration"),
     NavItem("Single sign-on", "/ui/sso", PLATFORM_ADMIN, "Administration"),
     NavItem("SCIM provisioning", "/ui/scim", PLATFORM_ADMIN, "Administration"),

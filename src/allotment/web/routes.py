@@ -29,7 +29,7 @@ PAGES = ["pages_auth", "pages_dashboard", "pages_jobs", "pages_quotas", "pages_c
          "pages_cluster_members", "pages_users", "pages_groups", "pages_credentials", "pages_account", "pages_service_accounts", "pages_audit",
          "pages_policies", "pages_usage", "pages_simulation", "pages_federation", "pages_scim", "pages_workspaces",
          "pages_projects", "pages_folders", "pages_vaults", "pages_storage_targets", "pages_hide_list",
-         "pages_access"]
+         "pages_access", "pages_storage_hosts"]
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 for _name in PAGES:
