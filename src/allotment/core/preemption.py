@@ -14,7 +14,10 @@ Who (for a job J of quota Q that does not fit, in pool P):
 - never a job that has run less than its quota's min_runtime_s.
 
 Order (ONE ordering for every kind): jobs of quotas that borrow on the contested keys first, then lowest priority,
-then most recently started, then job id (for determinism).
+then least work invested (most recently started, with the run time a job already lost to earlier preemptions
+counted as time run), then job id (for determinism). A job preempted MAX_PREEMPTIONS times is never a victim again.
+An aged job that fits its quota's guarantee alone also takes back what its quota's own later jobs took while it
+waited (they overtook it), on condition that the quota ends within its guarantee.
 
 Minimality: victims are taken in that order until J fits; then each victim except the last is given back in reverse
 order if J still fits without it (Kueue's algorithm). Everything is simulated on the real usage and device state and
