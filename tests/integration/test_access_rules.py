@@ -329,3 +329,18 @@ def test_deleting_a_project_or_an_entry_deletes_their_rules(client, admin_header
     assert r.status_code == 200, r.text
     for rule_id in (on_model, on_yolo):
         assert client.get(f"{API}/access-rules/{rule_id}", headers=admin_headers).status_code == 404
+
+
+def test_deleting_a_group_named_by_rules_is_refused_unless_forced_and_removes_only_its_grant(client, admin_headers,
+                                                                                              team):
+    people, ids = team
+    bob, carol, dave = people["bob"], people["carol"], people["dave"]
+    assert client.delete(f"{API}/groups/vision-team/members/carol", headers=admin_headers).status_code == 204
+    made = rule(client, bob, "project", "read", [("group", "vision-team"), ("user", "dave")], resource="nlp").json()
+    r = client.delete(f"{API}/groups/vision-team", headers=admin_headers)
+    assert r.status_code == 409 and f"access rules (rule {made['id']}" in r.json()["detail"], r.text
+    assert client.delete(f"{API}/groups/vision-team?force=true", headers=admin_headers).status_code == 204
+    left = client.get(f"{API}/access-rules/{made['id']}", headers=bob).json()
+    assert left["grantees"] == [{"kind": "user", "name": "dave"}]
+    assert client.get(f"{API}/projects/{ids['nlp']}", headers=dave).status_code == 200
+    assert client.get(f"{API}/projects/{ids['nlp']}", headers=carol).status_code == 403

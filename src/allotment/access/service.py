@@ -146,6 +146,19 @@ def readable_quotas(session: Session, principal: Principal, quotas: Sequence[tup
             if resource_refusal(principal, index, target, "read", cluster_id=cluster_id) is None}
 
 
+def rules_granting_group(session: Session, group_id: int) -> list[str]:
+    """The rules that name the group, in words ("rule 3: read on project 7"), for its deletion's refusal."""
+    rows = session.scalars(select(AccessRule).where(AccessRule.id.in_(
+        select(AccessRuleGrantee.rule_id).where(AccessRuleGrantee.group_id == group_id))).order_by(AccessRule.id))
+    return [f"rule {r.id}: {r.level} on {r.resource_type}" + (f" {r.resource_id}" if r.resource_id else "s")
+            for r in rows]
+
+
+def remove_group_everywhere(session: Session, group_id: int) -> None:
+    """The group is being deleted: it leaves every rule's grantees (the other grantees keep what the rules give)."""
+    session.execute(delete(AccessRuleGrantee).where(AccessRuleGrantee.group_id == group_id))
+
+
 def forget_object(session: Session, resource_type: str, object_ids: Iterable[int]) -> None:
     """The objects are being deleted: their rules go with them (a later object with the same id gets none)."""
     ids = list(object_ids)

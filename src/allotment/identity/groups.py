@@ -184,15 +184,16 @@ def update_group(session: Session, actor: Principal, group: Group, changes: dict
 
 def granted_through(session: Session, group: Group) -> dict[str, list[str]]:
     """Who is in the group and what it grants: members, cluster roles, quota bindings, workspace memberships."""
+    from allotment.access.service import rules_granting_group  # access reads groups through this module
     from allotment.quotas.group_grants import granted_to_group  # quotas imports identity's models
 
     return {"members": [u.username for u in members(session, group)],
             "cluster_roles": [f"{c} ({r})" for c, r in granted_roles(session, group).items()],
-            **granted_to_group(session, group.id)}
+            **granted_to_group(session, group.id), "access_rules": rules_granting_group(session, group.id)}
 
 
 LABELS = {"members": "members", "cluster_roles": "cluster roles", "quotas": "quota bindings",
-          "workspaces": "workspace memberships"}
+          "workspaces": "workspace memberships", "access_rules": "access rules"}
 
 
 def delete_group(session: Session, actor: Principal, group: Group, source: str | None, force: bool = False) -> None:
@@ -219,6 +220,11 @@ def delete_group(session: Session, actor: Principal, group: Group, source: str |
               "cluster_roles": granted_roles(session, group), "quotas": held["quotas"],
               "workspaces": held["workspaces"]}
     revoke_group(session, group.id)
+    from allotment.access.service import remove_group_everywhere as leave_rules
+
+    leave_rules(session, group.id)
+    if held["access_rules"]:
+        before["access_rules"] = held["access_rules"]
     session.execute(delete(ClusterRoleGrant).where(ClusterRoleGrant.group_id == group.id))
     session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     session.expire(group, ["members"])
