@@ -82,6 +82,10 @@ def seeded(server) -> dict:
     assert r.status_code == 201, r.text
     r = httpx.post(f"{url}/api/v1/projects", headers=admin, json={"workspace": workspace, "name": unique("walk-p")})
     assert r.status_code == 201, r.text
+    made_rule = httpx.post(f"{url}/api/v1/access-rules", headers=admin, json={
+        "workspace": workspace, "resource_type": "model", "level": "read",
+        "grantees": [{"kind": "group", "name": group}]})
+    assert made_rule.status_code == 201, made_rule.text
     vault = unique("walk-vault")
     r = httpx.post(f"{url}/api/v1/vaults", headers=admin, json={"name": vault, "content": "sdk.region = eu"})
     assert r.status_code == 201, r.text
@@ -92,7 +96,7 @@ def seeded(server) -> dict:
     values = {"job_id": job_id, "quota": quota, "cluster": "local", "user": "admin", "group": group,
               "/ui/vaults/{name}": {"name": vault}, "/ui/storage-targets/{name}": {"name": target},
               "name": policies[0]["name"], "/ui/service-accounts/{name}": {"name": robot}, "workspace": workspace,
-              "project_id": str(r.json()["id"])}
+              "rule": str(made_rule.json()["id"]), "project_id": str(r.json()["id"])}
     nodes = httpx.get(f"{url}/api/v1/clusters/local/nodes", headers=admin).json()["items"]
     if nodes:
         values["node"] = nodes[0]["name"]
