@@ -104,3 +104,15 @@ def test_access_rules_on_quotas_are_read_once_per_batch_and_still_refuse(client,
     assert r.status_code == 403, r.text
     (error,) = r.json()["errors"]
     assert error["field"] == "jobs.5.quota" and error["message"].startswith("you may not submit to quota Q5: ")
+
+
+def test_a_batch_comes_back_in_request_order_and_queues_in_it(client, bound_user):
+    """The ids come back in the order the jobs were sent, and each job's place in the queue (seq) is its id."""
+    jobs = [{"quota": q, "gpu": 1, "command": ["train"], "name": f"job-{i}"} for i, q in enumerate(QUOTAS)]
+    first = client.post(f"{API}/jobs/batch", headers=bound_user, json={"jobs": jobs}).json()["ids"]
+    second = client.post(f"{API}/jobs/batch", headers=bound_user, json={"jobs": jobs[:3]}).json()["ids"]
+    assert first == sorted(first) and second == sorted(second) and first[-1] < second[0]
+    with client.app.state.allot.sessions() as session:
+        rows = session.execute(select(Job.id, Job.name, Job.seq).where(Job.id.in_(first))).all()
+    assert {job_id: (name, seq) for job_id, name, seq in rows} == {
+        job_id: (f"job-{i}", job_id) for i, job_id in enumerate(first)}
