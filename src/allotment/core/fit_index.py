@@ -1,9 +1,11 @@
-"""A two-level index for placement on nodes: items (nodes or devices) filed under a GPU key (a node's number of
-completely free devices, or a device's free share) and, inside it, a level (its node's whole free cores).
+"""A three-level index for placement on nodes: items (nodes or devices) filed under a key (a node's number of
+completely free devices, or a device's free share; for CPU-only jobs whether a node has free GPU) and, inside it,
+their node's whole free cores, then its free memory in GiB (``levels``).
 
-A search walks the keys in best-fit order and, inside a key, only the levels from the job's cores up, so nodes short
-of CPU are never visited; what is left to check per item is memory (and the fraction of a core below a level).
-Items of one (key, level) are kept in insertion order and read newest first, as DevicePool's buckets are.
+A search walks the keys in best-fit order and, inside a key, only the core levels from the job's cores up and in
+each only the memory levels from the job's memory up, so nodes short of CPU or memory are not visited; what is
+left to check per item is the fraction of a core or GiB below a level. Items of one cell are kept in insertion
+order and read newest first, as DevicePool's buckets are.
 """
 
 from __future__ import annotations
@@ -11,70 +13,84 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
+Cell = tuple[int, int, int]  # (key, cores, GiB)
+
 
 class FitIndex:
-    __slots__ = ("_items", "_levels", "_where")
+    __slots__ = ("_cells", "_cores", "_mems", "_where")
 
     def __init__(self) -> None:
-        self._items: dict[int, dict[int, dict[str, None]]] = {}  # key -> level -> items
-        self._levels: dict[int, list[int]] = {}  # key -> its levels, sorted
-        self._where: dict[str, tuple[int, int]] = {}  # item -> (key, level)
+        self._cells: dict[Cell, dict[str, None]] = {}  # (key, cores, GiB) -> items
+        self._cores: dict[int, list[int]] = {}  # key -> its core levels, sorted
+        self._mems: dict[tuple[int, int], list[int]] = {}  # (key, cores) -> its memory levels, sorted
+        self._where: dict[str, Cell] = {}  # item -> its cell
 
     def __len__(self) -> int:
         return len(self._where)
 
-    def where(self, item: str) -> tuple[int, int] | None:
+    def where(self, item: str) -> Cell | None:
         return self._where.get(item)
 
-    def put(self, item: str, key: int, level: int) -> None:
-        """File ``item`` under (key, level), moving it from where it was."""
+    def put(self, item: str, key: int, cores: int, mem: int) -> None:
+        """File ``item`` in (key, cores, mem), moving it from where it was."""
+        cell = (key, cores, mem)
         old = self._where.get(item)
-        if old == (key, level):
+        if old == cell:
             return
         if old is not None:
             self._unfile(item, old)
-        by_level = self._items.get(key)
-        if by_level is None:
-            by_level = self._items[key] = {}
-            self._levels[key] = []
-        bucket = by_level.get(level)
+        bucket = self._cells.get(cell)
         if bucket is None:
-            bucket = by_level[level] = {}
-            insort(self._levels[key], level)
+            bucket = self._cells[cell] = {}
+            mems = self._mems.get((key, cores))
+            if mems is None:
+                mems = self._mems[(key, cores)] = []
+                insort(self._cores.setdefault(key, []), cores)
+            insort(mems, mem)
         bucket[item] = None
-        self._where[item] = (key, level)
+        self._where[item] = cell
 
     def drop(self, item: str) -> None:
         old = self._where.get(item)
         if old is not None:
             self._unfile(item, old)
 
-    def _unfile(self, item: str, at: tuple[int, int]) -> None:
-        key, level = at
-        by_level = self._items[key]
-        bucket = by_level[level]
+    def _unfile(self, item: str, cell: Cell) -> None:
+        bucket = self._cells[cell]
         # popitem() when it is the last entry: `del` there leaves a tombstone that slows reversed() iteration
         if next(reversed(bucket)) == item:
             bucket.popitem()
         else:
             del bucket[item]
         if not bucket:
-            del by_level[level]
-            levels = self._levels[key]
-            del levels[bisect_left(levels, level)]
-            if not levels:
-                del self._items[key], self._levels[key]
+            del self._cells[cell]
+            key, cores, mem = cell
+            mems = self._mems[(key, cores)]
+            del mems[bisect_left(mems, mem)]
+            if not mems:
+                del self._mems[(key, cores)]
+                levels = self._cores[key]
+                del levels[bisect_left(levels, cores)]
+                if not levels:
+                    del self._cores[key]
         del self._where[item]
 
     def has(self, key: int) -> bool:
-        return key in self._items
+        return key in self._cores
 
-    def scan(self, key: int, least: int) -> Iterator[str]:
-        """The items filed under ``key`` at level ``least`` or above: the lowest level first (the tightest fit on
-        cores), newest first inside a level."""
-        levels = self._levels.get(key)
-        if not levels:
+    def scan(self, key: int, cores: int, mem: int, newest: bool = True, most_cores: bool = False) -> Iterator[str]:
+        """The items filed under ``key`` with at least ``cores`` and ``mem`` levels: the fewest cores first (the most
+        first with ``most_cores``), then the least memory; inside a cell newest first (oldest first unless
+        ``newest``)."""
+        levels = self._cores.get(key)
+        if not levels or levels[-1] < cores:
             return
-        by_level = self._items[key]
-        for level in levels[bisect_left(levels, least):]:
-            yield from reversed(by_level[level])
+        mems_of, cells = self._mems, self._cells
+        above = levels[bisect_left(levels, cores):]
+        for c in reversed(above) if most_cores else above:
+            mems = mems_of[(key, c)]
+            if mems[-1] < mem:
+                continue
+            for m in mems[bisect_left(mems, mem):]:
+                cell = cells[(key, c, m)]
+                yield from reversed(cell) if newest else cell

@@ -9,9 +9,11 @@ unlimited node CPU and memory.
 
 Search (exact, bounded in the common case): feasible nodes are visited in best-fit order of the GPU indexes (the
 tightest free share, or the node with the fewest completely free devices that suffice; CPU-only jobs: nodes without
-free GPU first) and the first CANDIDATES of them are scored; the lowest score wins. Only nodes that cannot take the
-job are skipped, so a job waits only when no node can take it. A shape that failed stays failed until capacity comes
-back (``version``), so a full pool answers repeated attempts in O(1).
+free GPU first) and the first CANDIDATES of them are scored; the lowest score wins. In a tracked pool every index
+entry is also filed under its node's whole free cores and free GiB (fit_index.FitIndex), so a search never visits a
+node short of the job's cores or memory: near saturation, when most nodes are, it does not scan them. Only nodes that
+cannot take the job are skipped, so a job waits only when no node can take it. A shape that failed stays failed
+until capacity comes back (``version``), so a full pool answers repeated attempts in O(1).
 """
 
 from __future__ import annotations
@@ -120,9 +122,10 @@ class NodePool(DevicePool):
         self._core_levels: tuple[list[int], list[int]] = ([], [])
         self._filed: dict[str, tuple[int, int]] = {}
         # GPU jobs' index (tracked pools), see fit_index.py: nodes by completely free devices and devices by their
-        # free share below one GPU, each under its node's whole free cores (``level``).
-        self._level: dict[str, int] = {}
+        # free share below one GPU, each under its node's whole free cores and free GiB (``_level``).
+        self._level: dict[str, tuple[int, int]] = {}  # node -> (whole free cores, free GiB)
         self._wfit = FitIndex()
+        self._cfit = FitIndex()  # CPU-only jobs: active nodes by whether they have free GPU (0 or 1), at their levels
         self._sfit = FitIndex()
         self.one: dict[str, Nodes] = {}  # node -> (node,): built once, shared by every Admit that names it
         self.demand = Demand()  # the state shares one across its pools
@@ -157,7 +160,8 @@ class NodePool(DevicePool):
         self._refile(node)
 
     def _refile(self, node: str) -> None:
-        """Keep the node's entry in the CPU-only index current (after its CPU or free GPU changed)."""
+        """Keep the node's entries in the CPU-only index and its levels in the GPU index current (after its CPU,
+        memory or free GPU changed)."""
         if not self.tracked:
             return
         old = self._filed.get(node)
@@ -165,19 +169,22 @@ class NodePool(DevicePool):
         if ccap is None:  # drained or removed (its devices are gone from the GPU index already)
             new = None
             self._level.pop(node, None)
+            self._cfit.drop(node)
         else:
             level = min(max(ccap - self.cpu_used[node], 0), UNLIMITED_RAW) // 1000
             new = (1 if self.gpu_free[node] else 0, level)
-            if self._level.get(node) != level:
-                self._level[node] = level
+            levels = (level, min(max(self.mem_cap[node] - self.mem_used[node], 0), UNLIMITED_RAW) >> 30)
+            self._cfit.put(node, new[0], *levels)
+            if self._level.get(node) != levels:
+                self._level[node] = levels
                 at = self._wfit.where(node)
                 if at is not None:
-                    self._wfit.put(node, at[0], level)
+                    self._wfit.put(node, at[0], *levels)
                 sfit = self._sfit
                 for dev in self.devs[node]:
                     at = sfit.where(dev)
                     if at is not None:
-                        sfit.put(dev, at[0], level)
+                        sfit.put(dev, at[0], *levels)
         if new == old:
             return
         if old is not None:
@@ -217,7 +224,7 @@ class NodePool(DevicePool):
         if self.tracked and new != old:
             node = self.node[dev]
             if 0 < new < WHOLE:
-                self._sfit.put(dev, new, self._level[node])
+                self._sfit.put(dev, new, *self._level[node])
             elif 0 < old < WHOLE:
                 self._sfit.drop(dev)
             before = self.gpu_free[node]
@@ -229,7 +236,7 @@ class NodePool(DevicePool):
         DevicePool._move_node(self, node, before, after)
         if self.tracked:
             if after:
-                self._wfit.put(node, after, self._level[node])
+                self._wfit.put(node, after, *self._level[node])
             else:
                 self._wfit.drop(node)
 
@@ -360,85 +367,96 @@ class NodePool(DevicePool):
         if len(found) < count:
             self._failed[shape] = None
             return None
+        scores = self._scores(found, gpu, cpu, mem)
         if count == 1:
-            best, best_score = found[0], self.score(found[0][0], gpu, cpu, mem, found[0][1])
-            for cand in found[1:]:
-                s = self.score(cand[0], gpu, cpu, mem, cand[1])
-                if s < best_score:
-                    best, best_score = cand, s
-            node, shares = best
-            return best_score, shares, self.one[node]
+            best = min(range(len(found)), key=scores.__getitem__)  # the first on a tie
+            node, shares = found[best]
+            return scores[best], shares, self.one[node]
         shares_all: list[tuple[str, int]] = []
         for _, shares in found:
             shares_all.extend(shares)
-        return (sum(self.score(node, gpu, cpu, mem, sh) for node, sh in found), tuple(shares_all),
-                tuple(node for node, _ in found))
+        return sum(scores), tuple(shares_all), tuple(node for node, _ in found)
 
     def score(self, node: str, gpu: int, cpu: int, mem: int, shares: Shares = ()) -> float:
         """Lower is better (milli-GPU): how much the placement of ``shares`` (with ``cpu`` and ``mem``) on ``node``
         grows the node's GPU fragmentation for the workload seen so far (Demand: by GPU and by the cores the node
         has left), plus STRANDED_WEIGHT times how much it grows the GPU its CPU or memory left cannot feed (see the
         contract in admission.py)."""
-        gcap = self.gpu_cap[node]
-        if not gcap:
-            return 0.0
-        total = self._node_gpu_free(node)
-        left = total - gpu
-        delta = 0.0
-        ccap = self.cpu_cap.get(node, 0)
-        limited = 0 < ccap < UNLIMITED_RAW
+        return self._scores(((node, shares),), gpu, cpu, mem)[0]
+
+    def _scores(self, found: Sequence[tuple[str, Shares]], gpu: int, cpu: int, mem: int) -> list[float]:
+        """score() of each (node, shares), with what they share looked up once."""
+        gpu_cap, cpu_cap, mem_cap, cpu_used, mem_used = self.gpu_cap, self.cpu_cap, self.mem_cap, self.cpu_used, \
+            self.mem_used
+        whole_of, free = self._whole, self.free
         tables = self.demand.tables() if gpu else None
-        if tables is not None:
-            cores, rows = tables
-            if limited:
-                free_cpu = ccap - self.cpu_used[node]
-                kb, ka = bisect_right(cores, free_cpu // 1000), bisect_right(cores, (free_cpu - cpu) // 1000)
-            else:
-                kb = ka = len(cores)
-            frac_b, le_b, all_b, lack_b = rows[kb]
-            frac_a, le_a, all_a, lack_a = rows[ka]
-            wc = len(self._whole.get(node, ()))
-            partial = total - WHOLE * wc
-            x = 0
-            if gpu < WHOLE:
-                x = self.free[shares[0][0]]
-                if x == WHOLE:
-                    wc_a, partial_a = wc - 1, partial + WHOLE - gpu
+        share = gpu < WHOLE
+        out: list[float] = []
+        for node, shares in found:
+            gcap = gpu_cap[node]
+            if not gcap:
+                out.append(0.0)
+                continue
+            total = self._node_gpu_free(node)
+            left = total - gpu
+            delta = 0.0
+            ccap = cpu_cap.get(node, 0)
+            limited = 0 < ccap < UNLIMITED_RAW
+            cfree = ccap - cpu_used[node] if limited else 0
+            if tables is not None:
+                cores, rows = tables
+                if limited:
+                    kb, ka = bisect_right(cores, cfree // 1000), bisect_right(cores, (cfree - cpu) // 1000)
                 else:
-                    wc_a, partial_a = wc, partial - gpu
-            else:
-                wc_a, partial_a = wc - gpu // WHOLE, partial
-            top = len(le_b) - 1
-            wb, wa = min(wc, top), min(wc_a, top)
-            delta = (partial_a * le_a[wa] + left * (all_a - le_a[wa] + lack_a)
-                     - partial * le_b[wb] - total * (all_b - le_b[wb] + lack_b))
-            if kb == ka:  # only the device that takes a share changes its term
-                if gpu < WHOLE:
-                    delta += frac_a[(x - gpu) // FRAC_BIN] - frac_a[x // FRAC_BIN]
-            else:
-                free, dev = self.free, shares[0][0] if gpu < WHOLE else None
-                for d in self.devs[node]:
-                    f = free[d]
-                    delta -= frac_b[f // FRAC_BIN]
-                    delta += frac_a[(f - gpu if d == dev else f) // FRAC_BIN]
-        # Stranded GPU, before and after: free GPU beyond what the CPU (memory) left feeds at the node's ratio.
-        before_s = after_s = 0.0
-        if limited:
-            fed = gcap * (ccap - self.cpu_used[node]) / ccap
-            if total > fed:
-                before_s = total - fed
-            fed -= gcap * cpu / ccap
-            if left > fed:
-                after_s = left - fed
-        mcap = self.mem_cap.get(node, 0)
-        if 0 < mcap < UNLIMITED_RAW:
-            fed = gcap * (mcap - self.mem_used[node]) / mcap
-            before_s = max(before_s, total - fed)
-            fed -= gcap * mem / mcap
-            after_s = max(after_s, left - fed)
-        if left <= 0:
-            after_s = 0.0
-        return delta + STRANDED_WEIGHT * (after_s - before_s) + TIGHT_WEIGHT * left
+                    kb = ka = len(cores)
+                frac_b, le_b, all_b, lack_b = rows[kb]
+                frac_a, le_a, all_a, lack_a = rows[ka]
+                wc = len(whole_of.get(node, ()))
+                partial = total - WHOLE * wc
+                x = 0
+                if share:
+                    x = free[shares[0][0]]
+                    if x == WHOLE:
+                        wc_a, partial_a = wc - 1, partial + WHOLE - gpu
+                    else:
+                        wc_a, partial_a = wc, partial - gpu
+                else:
+                    wc_a, partial_a = wc - gpu // WHOLE, partial
+                if wc > 16:  # noqa: PLR1730 - hot loop: a comparison is cheaper than min()/max()
+                    wc = 16
+                if wc_a > 16:  # noqa: PLR1730 - hot loop: a comparison is cheaper than min()/max()
+                    wc_a = 16
+                delta = (partial_a * le_a[wc_a] + left * (all_a - le_a[wc_a] + lack_a)
+                         - partial * le_b[wc] - total * (all_b - le_b[wc] + lack_b))
+                if kb == ka:  # only the device that takes a share changes its term
+                    if share:
+                        delta += frac_a[(x - gpu) // FRAC_BIN] - frac_a[x // FRAC_BIN]
+                else:
+                    dev = shares[0][0] if share else None
+                    for d in self.devs[node]:
+                        f = free[d]
+                        delta += frac_a[(f - gpu if d == dev else f) // FRAC_BIN] - frac_b[f // FRAC_BIN]
+            # Stranded GPU, before and after: free GPU beyond what the CPU (memory) left feeds at the node's ratio.
+            before_s = after_s = 0.0
+            if limited:
+                fed = gcap * cfree / ccap
+                if total > fed:
+                    before_s = total - fed
+                fed -= gcap * cpu / ccap
+                if left > fed:
+                    after_s = left - fed
+            mcap = mem_cap.get(node, 0)
+            if 0 < mcap < UNLIMITED_RAW:
+                fed = gcap * (mcap - mem_used[node]) / mcap
+                if total - fed > before_s:  # noqa: PLR1730 - hot loop: a comparison is cheaper than min()/max()
+                    before_s = total - fed
+                fed -= gcap * mem / mcap
+                if left - fed > after_s:  # noqa: PLR1730 - hot loop: a comparison is cheaper than min()/max()
+                    after_s = left - fed
+            if left <= 0:
+                after_s = 0.0
+            out.append(delta + STRANDED_WEIGHT * (after_s - before_s) + TIGHT_WEIGHT * left)
+        return out
 
     def _node_gpu_free(self, node: str) -> int:
         if self.tracked:
@@ -457,25 +475,23 @@ class NodePool(DevicePool):
         if gpu <= 0:
             # Nodes without free GPU first, the least CPU that suffices first (their GPUs lose nothing); then nodes
             # with free GPU, the most CPU first (what is left still feeds their GPUs).
-            least = cpu // 1000
+            # Only nodes with the job's whole cores and GiB free are visited (fit_index.py).
+            cfit, cores, gib = self._cfit, cpu // 1000, mem >> 30
             for cls in (0, 1):
-                levels, buckets = self._core_levels[cls], self._by_cores[cls]
-                start = bisect_left(levels, least)
-                for level in (levels[start:] if cls == 0 else reversed(levels[start:])):
-                    for node in buckets[level]:
-                        budget -= 1
-                        if budget <= 0 and out:
+                for node in cfit.scan(cls, cores, gib, newest=False, most_cores=cls == 1):
+                    budget -= 1
+                    if budget <= 0 and out:
+                        return out
+                    if ccap[node] - cused[node] >= cpu and mcap[node] - mused[node] >= mem:
+                        out.append((node, ()))
+                        if len(out) == want:
                             return out
-                        if ccap[node] - cused[node] >= cpu and mcap[node] - mused[node] >= mem:
-                            out.append((node, ()))
-                            if len(out) == want:
-                                return out
             return out
         # GPU jobs: nodes (whole requests) or devices (shares) in best-fit order of their free GPU; in a pool that
-        # lists its nodes, only those with the job's whole cores free (fit_index.py), the tightest first.
+        # lists its nodes, only those with the job's whole cores and GiB free (fit_index.py), the tightest first.
         whole, unit = self._whole, self._unit
         n = gpu // WHOLE
-        for node, dev in self._gpu_order(gpu, cpu // 1000):
+        for node, dev in self._gpu_order(gpu, cpu // 1000, mem >> 30):
             budget -= 1
             if budget <= 0 and out:
                 return out
@@ -493,27 +509,27 @@ class NodePool(DevicePool):
                 return out
         return out
 
-    def _gpu_order(self, gpu: int, least: int) -> Iterator[tuple[str, str | None]]:
+    def _gpu_order(self, gpu: int, cores: int, gib: int) -> Iterator[tuple[str, str | None]]:
         """(node, device of a share or None) in best-fit order: shares on the device with the tightest free share
         that holds them, else on a completely free device of the node with the fewest; whole requests on the node
-        with the fewest completely free devices that suffice. Tracked pools skip nodes below ``least`` whole free
-        cores; among equals, newest first."""
+        with the fewest completely free devices that suffice. Tracked pools skip nodes below ``cores`` whole free
+        cores or ``gib`` free GiB; among equals, the fewest cores, then the least memory first, then newest first."""
         top = self._max_per_node
         if self.tracked:
             wfit, sfit = self._wfit, self._sfit
             if gpu >= WHOLE:
                 for count in range(gpu // WHOLE, top + 1):
-                    for node in wfit.scan(count, least):
+                    for node in wfit.scan(count, cores, gib):
                         yield node, None
                 return
             node_of = self.node
             for value in self._free_values[bisect_left(self._free_values, gpu):]:
                 if value == WHOLE:
                     for count in range(1, top + 1):
-                        for node in wfit.scan(count, least):
+                        for node in wfit.scan(count, cores, gib):
                             yield node, None
                 else:
-                    for dev in sfit.scan(value, least):
+                    for dev in sfit.scan(value, cores, gib):
                         yield node_of[dev], dev
             return
         by_count = self._nodes_by_count

@@ -1,5 +1,6 @@
 """The node placement index (placement.NodePool with fit_index.FitIndex): a search visits only nodes with the job's
-cores free, yet finds a node whenever one can take the job; node updates leave the indexes as a fresh build would."""
+cores and memory free, yet finds a node whenever one can take the job; node updates leave the indexes as a fresh build
+would."""
 
 import pytest
 from core_testkit import cpu, mem, quota
@@ -31,10 +32,11 @@ def index_view(dp: NodePool) -> tuple:
 
 def expected_index(dp: NodePool) -> tuple[dict, dict]:
     """The GPU index recomputed from the pool's plain figures: nodes by completely free devices and devices by a free
-    share below one GPU, each at its node's whole free cores."""
-    level = {n: max(c - dp.cpu_used[n], 0) // 1000 for n, c in dp.cpu_cap.items()}
-    whole = {n: (len(s), level[n]) for n, s in dp._whole.items() if s}
-    shares = {d: (f, level[dp.node[d]]) for d, f in dp.free.items() if 0 < f < WHOLE}
+    share below one GPU, each at its node's whole free cores and free GiB."""
+    level = {n: (max(c - dp.cpu_used[n], 0) // 1000, max(dp.mem_cap[n] - dp.mem_used[n], 0) >> 30)
+             for n, c in dp.cpu_cap.items()}
+    whole = {n: (len(s), *level[n]) for n, s in dp._whole.items() if s}
+    shares = {d: (f, *level[dp.node[d]]) for d, f in dp.free.items() if 0 < f < WHOLE}
     return whole, shares
 
 
@@ -57,19 +59,22 @@ def feasible(dp: NodePool, gpu: int, cpu_: int, mem_: int) -> set[str]:
 
 
 # -- FitIndex ---------------------------------------------------------------------------------------------------------
-def test_fit_index_scans_a_key_from_a_level_up_tightest_first_newest_first():
+def test_fit_index_scans_a_key_from_its_levels_up_tightest_first_newest_first():
     ix = FitIndex()
-    for item, key, level in [("a", 1, 4), ("b", 1, 2), ("c", 1, 4), ("d", 2, 9), ("e", 1, 7)]:
-        ix.put(item, key, level)
-    assert list(ix.scan(1, 3)) == ["c", "a", "e"]
-    assert list(ix.scan(1, 0)) == ["b", "c", "a", "e"]
-    assert list(ix.scan(1, 8)) == []
-    assert list(ix.scan(3, 0)) == []
-    ix.put("a", 2, 9)  # moves
+    for item, key, cores, gib in [("a", 1, 4, 10), ("b", 1, 2, 50), ("c", 1, 4, 10), ("d", 2, 9, 1), ("e", 1, 7, 5),
+                                  ("f", 1, 4, 3)]:
+        ix.put(item, key, cores, gib)
+    assert list(ix.scan(1, 3, 0)) == ["f", "c", "a", "e"]
+    assert list(ix.scan(1, 3, 6)) == ["c", "a"]  # e has the cores but not the memory
+    assert list(ix.scan(1, 0, 0)) == ["b", "f", "c", "a", "e"]
+    assert list(ix.scan(1, 8, 0)) == [] and list(ix.scan(1, 0, 51)) == []
+    assert list(ix.scan(3, 0, 0)) == []
+    ix.put("a", 2, 9, 1)  # moves
     ix.drop("e")
+    ix.drop("f")
     ix.drop("zz")  # not filed: nothing happens
-    assert list(ix.scan(1, 0)) == ["b", "c"] and list(ix.scan(2, 0)) == ["a", "d"]
-    assert ix.where("a") == (2, 9) and ix.where("e") is None and len(ix) == 4
+    assert list(ix.scan(1, 0, 0)) == ["b", "c"] and list(ix.scan(2, 0, 0)) == ["a", "d"]
+    assert ix.where("a") == (2, 9, 1) and ix.where("e") is None and len(ix) == 4
     for item in "abcd":
         ix.drop(item)
     assert len(ix) == 0 and not ix.has(1) and not ix.has(2)
@@ -121,6 +126,8 @@ def test_a_job_waits_only_when_no_node_can_take_it_and_the_index_stays_exact(sha
         assert len(dp._wfit) == len(whole)
         assert {d: dp._sfit.where(d) for d in shares_ix} == shares_ix
         assert len(dp._sfit) == len(shares_ix)
+        cpu_only = {n: (1 if dp.gpu_free[n] else 0, *dp._level[n]) for n in dp.cpu_cap}
+        assert {n: dp._cfit.where(n) for n in cpu_only} == cpu_only and len(dp._cfit) == len(cpu_only)
 
 
 def test_a_gang_finds_distinct_nodes_with_the_cores_it_needs():
