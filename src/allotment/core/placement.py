@@ -26,7 +26,7 @@ from allotment.core.devices import WHOLE, DevicePool, Shares
 from allotment.core.fit_index import FitIndex
 from allotment.core.quantity import UNLIMITED_RAW, format_raw
 
-CANDIDATES = 8  # feasible single-node placements scored per decision
+CANDIDATES = 4  # feasible single-node placements scored per decision
 SCAN_BUDGET = 64  # entries a single-node search examines before it settles for the candidates it has
 FRAC_BIN = 10  # milli-GPU per entry of Demand's fragmentation table
 STRANDED_WEIGHT = 2  # score weight of the GPU a placement strands (its node's CPU or memory left cannot feed it)
