@@ -110,7 +110,7 @@ Rules, in the order the cycle applies them
      covers at the node's own CPU (memory) per GPU, the larger of the two, at least 0.
    L: the GPU left free on the node (best fit among otherwise equal nodes: fuller nodes first).
    CPU-only jobs have no dF. A node without GPUs scores 0.
-   Candidates: the first 8 placements that fit in the pool's best-fit order (the tightest free share; the
+   Candidates: the first 4 placements that fit in the pool's best-fit order (the tightest free share; the
    node with the fewest completely free devices that suffice; for CPU-only jobs nodes without free GPU, least free
    cores first, then nodes with free GPU, most free cores first). In a pool that lists its nodes, these indexes
    are kept per node's whole free cores and free GiB (core/fit_index.py): a search visits only nodes with the job's
