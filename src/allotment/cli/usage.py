@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from allotment.cli.client import Client, CliError, load_config, segment
+from allotment.cli.groups import CONFIG_HELP, shared_group
 from allotment.cli.output import console, emit_json, table
 
 DIMENSIONS = "user, group, workspace, quota, pool, model, cluster, day or month"
@@ -115,8 +116,7 @@ def register(app: typer.Typer) -> None:
         table(body["items"], [("key", by.upper()), *ROW_COLUMNS[1:]],
               title=f"usage by {by}, {body['from']} to {body['to']}", empty="no usage in this window")
 
-    config = typer.Typer(no_args_is_help=True, help="Your account's settings and quotas.")
-    app.add_typer(config, name="config")
+    config = shared_group(app, "config", CONFIG_HELP)
 
     @config.command("show-quota")
     def show_quota(

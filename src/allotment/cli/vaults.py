@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from allotment.cli.client import Client, CliError, segment
+from allotment.cli.groups import CONFIG_HELP, shared_group
 from allotment.cli.output import console, emit_json, show, table, when
 from allotment.vaults.formats import format_of_filename
 
@@ -145,8 +146,7 @@ def register(app: typer.Typer) -> None:
                                     **_owner(user, service_account, group)})
         console.print(f"vault {name} imported from {file}", highlight=False)
 
-    config = typer.Typer(help="Your effective configuration (the enabled vaults merged).", no_args_is_help=True)
-    app.add_typer(config, name="config")
+    config = shared_group(app, "config", CONFIG_HELP)
 
     @config.command("effective")
     def effective(user: str = typer.Option(None, "--user", help="another user's (admins)"),
