@@ -73,6 +73,7 @@ def test_a_preempted_job_has_one_interval_per_admission(h):
     h.submit("high", gpu=4, runtime_s=10)
     h.settle(4, 1.0)
     h.settle(20, 2.0)
+    h.settle(4, 200.0)  # past the requeue backoff (600 s) before a preempted job borrows again
     rows = [r for r in records(h) if r.job_id == victim]
     assert h.job(victim)["preemptions"] == 1
     assert [r.outcome for r in rows][:1] == ["preempted"]
