@@ -119,7 +119,11 @@ CROSS_PARAMETER_RULES = {("GET", "/api/v1/usage"), ("GET", "/api/v1/usage/pools"
                          # A storage host's fields depend on its kind; a folder's permission is for group folders
                          # (storage/hosts.py, storage/folders.py).
                          ("POST", "/api/v1/storage-hosts"), ("PATCH", "/api/v1/storage-hosts/{name}"),
-                         ("POST", "/api/v1/folders")}
+                         ("POST", "/api/v1/folders"),
+                         # An access rule's resource: with its type; by path or id in a workspace, by name for a
+                         # quota, which takes no workspace (access/service.py).
+                         ("GET", "/api/v1/access-rules"), ("POST", "/api/v1/access-rules"),
+                         ("PATCH", "/api/v1/access-rules/{rule}")}
 
 
 @schema.parametrize()

@@ -47,7 +47,7 @@ def test_the_access_rules_page(client, admin_headers):
              grantees="carol")
     assert r.status_code == 404 and 'data-testid="errors-resource"' in r.text
     r = post(client, page, page, workspace="team", resource_type="project", level="read", grantees="user:nobody")
-    assert r.status_code == 422 and 'data-testid="errors-grantees"' in r.text
+    assert r.status_code == 404 and 'data-testid="errors-grantees"' in r.text
 
     listed = client.get(page, params={"workspace": "team"}).text
     assert rows(listed) == 2 and "project vision" in listed and 'data-testid="default-form"' in listed

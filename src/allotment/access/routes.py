@@ -14,14 +14,14 @@ from sqlalchemy.orm import Session
 
 from allotment.access import service as rules
 from allotment.access.models import AccessRule
-from allotment.access.schemas import DefaultIn, DefaultOut, RuleCreate, RuleList, RuleOut, RuleUpdate
+from allotment.access.schemas import DefaultIn, DefaultOut, ResourceType, RuleCreate, RuleList, RuleOut, RuleUpdate
 from allotment.api.deps import DB, client_address, require
 from allotment.api.fields import IdPath
 from allotment.audit import service as audit
 from allotment.core import access
 from allotment.core.names import as_id
 from allotment.core.permissions import AUTHENTICATED, Principal, access_rules_refusal
-from allotment.errors import Forbidden, NotFound, ValidationFailed, invalid
+from allotment.errors import DomainError, Forbidden, NotFound, invalid
 from allotment.inventory.service import find_cluster
 from allotment.workspaces import service as workspaces
 from allotment.workspaces.models import Workspace
@@ -96,7 +96,7 @@ def _grantee_filter(db: Session, text: str) -> tuple[str, int]:
     for each in kinds:
         try:
             resolved = rules.resolve_grantees(db, [rules.Grantee(each, name.strip())])
-        except ValidationFailed:  # not this kind: try the next, reported below
+        except DomainError:  # not this kind: try the next, reported below
             continue
         return ("group" if each == "group" else "user"), resolved[0][1]
     raise rules._missing("grantee", f"no user, service account or group '{text.strip()}'")
@@ -106,7 +106,7 @@ def _grantee_filter(db: Session, text: str) -> tuple[str, int]:
 def list_rules(principal: Authenticated, db: DB,
                cluster: Annotated[str | None, Query(max_length=64, description="default: local")] = None,
                workspace: Annotated[str | None, Query(max_length=64, description="one workspace's rules")] = None,
-               resource_type: Annotated[str | None, Query(max_length=16, description="the View filter")] = None,
+               resource_type: Annotated[ResourceType | None, Query(description="the View filter")] = None,
                resource: Annotated[str | None, Query(max_length=255, description="one object (with "
                                                                                  "resource_type)")] = None,
                grantee: Annotated[str | None, Query(max_length=200, description="kind:name or a name")] = None,

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from allotment.api.fields import Ref, Text
+from allotment.api.fields import Ref
+
+ResourceType = Literal["project", "job", "model", "dataset", "quota"]
+Level = Literal["read", "modify"]
+GranteeKind = Literal["user", "service_account", "group"]
+DefaultLevel = Literal["modify", "read", "none"]
 
 
 class GranteeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Text(16) = Field(description="user, service_account or group")
+    kind: GranteeKind = Field(description="user, service_account or group")
     name: Ref = Field(description="the user's, service account's or group's name (or id)")
 
 
@@ -27,21 +33,21 @@ class RuleCreate(BaseModel):
     cluster: Ref | None = Field(None, description="the cluster of the workspace (or of the quota); default: local")
     workspace: Ref | None = Field(None, description="the workspace whose objects the rule covers; none: a platform "
                                                     "rule (platform admins), and always none for quotas")
-    resource_type: Text(16) = Field(description="project, job, model, dataset or quota")
+    resource_type: ResourceType = Field(description="project, job, model, dataset or quota")
     resource: Ref | None = Field(None, description="one object: a project's path or id, a job's, model's or "
                                                    "dataset's id, a quota's name; none: every object of the type")
-    level: Text(8) = Field(description="read (read-only) or modify (read and modify)")
-    grantees: list[GranteeIn] = Field(max_length=200, description="users, service accounts and groups")
+    level: Level = Field(description="read (read-only) or modify (read and modify)")
+    grantees: list[GranteeIn] = Field(min_length=1, max_length=200, description="users, service accounts and groups")
 
 
 class RuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resource_type: Text(16) | None = Field(None, description="a new resource type (give resource too, or none for "
-                                                             "every object of it)")
+    resource_type: ResourceType | None = Field(None, description="a new resource type (give resource too, or none "
+                                                                 "for every object of it)")
     resource: Ref | None = None
-    level: Text(8) | None = None
-    grantees: list[GranteeIn] | None = Field(None, max_length=200, description="replaces the grantees")
+    level: Level | None = None
+    grantees: list[GranteeIn] | None = Field(None, min_length=1, max_length=200, description="replaces the grantees")
 
 
 class RuleOut(BaseModel):
@@ -65,7 +71,7 @@ class RuleList(BaseModel):
 class DefaultIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    default: Text(8) = Field(description="what objects no rule covers grant every member: modify, read or none")
+    default: DefaultLevel = Field(description="what objects no rule covers grant every member: modify, read or none")
 
 
 class DefaultOut(BaseModel):

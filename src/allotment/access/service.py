@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from allotment.access.models import AccessRule, AccessRuleGrantee, WorkspaceAccessDefault
 from allotment.core import access
 from allotment.core.permissions import Principal, resource_refusal
-from allotment.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, invalid
+from allotment.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, ValidationFailed, invalid
 
 DEFAULTS = ("modify", "read", "none")
 # Rules on folders wait for folders: a rule that could name nothing would be a stub.
@@ -276,26 +276,29 @@ def resolve_grantees(session: Session, grantees: Sequence[Grantee]) -> list[tupl
 
     out: list[tuple[str, int, str]] = []
     errors: list[FieldError] = []
+    missing: list[FieldError] = []
     if not grantees:
         errors.append(FieldError("grantees", "must name at least one user, group or service account"))
     finders = {"user": find_person, "service_account": find_service_account, "group": find_group}
     for position, grantee in enumerate(grantees):
         kind = (grantee.kind or "").strip().lower().replace("-", "_")
         if kind not in finders:
-            errors.append(FieldError(f"grantees[{position}].kind",
+            errors.append(FieldError(f"grantees.{position}.kind",
                                      f"must be one of {', '.join(access.GRANTEE_KINDS)}, not '{grantee.kind}'"))
             continue
         try:
             found = finders[kind](session, grantee.name)
         except NotFound as exc:
-            errors.append(FieldError(f"grantees[{position}].name", exc.detail))
+            missing.append(FieldError(f"grantees.{position}.name", exc.detail))
             continue
         if (kind, found.id) in {(k, i) for k, i, _ in out}:
-            errors.append(FieldError(f"grantees[{position}]", f"{kind} {grantee.name} is named twice"))
-            continue
+            continue  # named twice: once is enough
         out.append((kind, found.id, found.username if kind != "group" else found.name))
     if errors:
-        raise ValidationFailed("; ".join(f"{e.field} {e.message}" for e in errors), errors)
+        raise ValidationFailed("; ".join(f"{e.field} {e.message}" for e in errors + missing), errors + missing)
+    if missing:  # names that name nothing: a reference to nothing, not a malformed request
+        raise DomainError("; ".join(f"{e.field}: {e.message}" for e in missing), missing, 404, "Not found",
+                          "not_found")
     return out
 
 

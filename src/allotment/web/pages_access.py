@@ -48,7 +48,11 @@ def _grantees(text: str) -> list[GranteeIn]:
         kind, sep, name = part.partition(":")
         if not sep:
             kind, name = "user", part
-        out.append(GranteeIn(kind=kind.strip().replace("-", "_"), name=name.strip()))
+        try:
+            out.append(GranteeIn(kind=kind.strip().replace("-", "_"), name=name.strip()))
+        except ValidationError:
+            raise ValidationFailed(f"grantees: '{part}'", [FieldError("grantees", f"'{part}' is not one of "
+                                                                                  f"{GRANTEE_HINT}")]) from None
     if not out:
         raise ValidationFailed("grantees: name at least one", [FieldError("grantees", f"name at least one: "
                                                                                       f"{GRANTEE_HINT}")])
