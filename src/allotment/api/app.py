@@ -28,7 +28,7 @@ log = logging.getLogger("allotment")
 
 # Domains whose `routes` module (when present) exposes `router`, mounted under /api/v1.
 DOMAINS = ["identity", "audit", "inventory", "quotas", "policies", "workloads", "accounting", "simulation",
-           "federation", "workspaces", "storage"]
+           "federation", "workspaces", "projects", "storage", "access"]
 
 # Route modules that are not a domain's `routes` (a second API inside a domain's package), mounted the same way.
 ROUTE_MODULES = ["allotment.vaults.routes", "allotment.storage.targets_routes"]
