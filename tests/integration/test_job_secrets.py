@@ -101,6 +101,23 @@ def test_a_hidden_variable_shows_masked_in_details_logs_audit_and_console(client
     assert SECRET not in audit_page.text
 
 
+def test_a_targets_secret_is_sealed_at_rest_and_opened_only_for_the_engine(client, admin_headers, lab):
+    r = _submit(client, lab, targets=["datasets"], env={"EPOCHS": "3"})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    with transaction(sessions(client)) as s:
+        row = s.execute(select(*JOB_COLUMNS).where(Job.id == job_id)).one()
+        stored = s.get(Job, job_id)
+        assert SECRET not in json.dumps(stored.env) and SECRET not in (stored.sealed_env or "")
+        assert "AWS_SECRET_ACCESS_KEY" not in stored.env and stored.env["AWS_ACCESS_KEY_ID"] == "AKIAVISIBLE"
+    launch = launch_of(JobInfo(row), [])
+    assert SECRET not in repr(launch)  # a launch kept for a retry holds it sealed
+    from allotment.scheduler.engines import opened
+
+    handed = opened(launch, client.app.state.allot.secret_key)
+    assert handed.env["AWS_SECRET_ACCESS_KEY"] == SECRET and handed.env["EPOCHS"] == "3" and handed.sealed_env is None
+
+
 def test_a_users_own_hide_list_name_is_masked_too(client, admin_headers, lab):
     assert client.put(f"{API}/hide-list/users/me", headers=lab, json={"names": ["WANDB_API_KEY"]}).status_code == 200
     r = _submit(client, lab, command=["sh", "-c", "echo wandb=$WANDB_API_KEY"], env={"WANDB_API_KEY": "wb-123456"})

@@ -39,6 +39,9 @@ class Launch:
     # Simulated execution only: how long the job "runs".
     duration_s: float | None = None
     env: dict[str, str] = field(default_factory=dict)  # what the job declared (core/jobenv.py): nothing else
+    # The storage targets' secret variables, still sealed: the loop opens them into `env` just before it hands the
+    # launch to the engine (scheduler/loop.py), so launches kept for a retry never hold them in the clear.
+    sealed_env: str | None = None
     # Which admission of the job this is (a job requeued after preemption is admitted again under a new one): with
     # job_id it names one run, so an engine can tell "this run already exists" (adopt it) from "run it again".
     admission: str = ""

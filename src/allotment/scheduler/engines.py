@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from allotment.core import jobenv
 from allotment.inventory.engine_settings import EngineConfig, engine_config, redact_credentials
 from allotment.inventory.models import CLUSTER_READY, CLUSTER_UNREACHABLE
 from allotment.inventory.nodes import DeviceReport, NodeReport, register_node
+from allotment.inventory.sealing import unseal
 from allotment.inventory.service import report_engine_status
 from allotment.scheduler.load import JobInfo
 from allotment.settings import Settings
@@ -160,6 +162,13 @@ def duration_of(info: JobInfo) -> float | None:
     return float(info.time_limit_s) if info.time_limit_s else None
 
 
+def opened(launch: Launch, secret_key: str) -> Launch:
+    """The launch with its storage targets' secret variables opened into its environment, for the engine only."""
+    if not launch.sealed_env:
+        return launch
+    return replace(launch, env={**unseal(secret_key, launch.sealed_env), **launch.env}, sealed_env=None)
+
+
 def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = None, pool: str | None = None) -> Launch:
     """The launch of an admitted job on its placement (`pool`: the name of the pool it was admitted to).
     `remaining_s` resumes a simulated job after a restart."""
@@ -180,6 +189,7 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         duration_s=duration,
         admission=info.admission or "",
         env=jobenv.usable(info.env),
+        sealed_env=info.sealed_env,
         config_file=info.config_file,
         mounts=tuple(info.mounts),
         owner=info.owner,

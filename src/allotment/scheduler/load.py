@@ -58,6 +58,7 @@ JOB_COLUMNS = (
     Job.owner_id,  # admission gates (scheduler/gates.py) count a user's jobs
     Job.nodes, Job.gpu_models, Job.placed_nodes,
     Job.config_file,  # the owner's effective configuration, written for the job by the engine
+    Job.sealed_env,  # the storage targets' secret variables, opened by the loop only to launch
     Job.mounts,  # storage folders the engine mounts for the job
     # The owner's username: the local engine may run the job as the OS account mapped to it (settings).
     select(User.username).where(User.id == Job.owner_id).scalar_subquery().label("owner"),
@@ -85,9 +86,9 @@ def admission_key(admitted_at: datetime | None) -> str | None:
 class JobInfo:
     """What the loop remembers about one active job between cycles (queued, admitted, running)."""
 
-    __slots__ = ("admission", "command", "config_file", "cpu", "devices", "env", "gpu", "handle", "id", "labels", "memory", "mounts", "nodes",
-                 "owner", "placed_nodes", "placed_pool", "pool_id", "quota_id", "reason", "reason_code", "started_at",
-                 "state", "time_limit_s")
+    __slots__ = ("admission", "command", "config_file", "cpu", "devices", "env", "gpu", "handle", "id", "labels",
+                 "memory", "mounts", "nodes", "owner", "placed_nodes", "placed_pool", "pool_id", "quota_id", "reason",
+                 "reason_code", "sealed_env", "started_at", "state", "time_limit_s")
 
     def __init__(self, row: Any) -> None:
         self.id: int = row.id
@@ -101,6 +102,7 @@ class JobInfo:
         self.labels: dict = dict(row.labels or {})
         self.env: dict[str, str] = dict(getattr(row, "env", None) or {})
         self.config_file: str | None = getattr(row, "config_file", None)
+        self.sealed_env: str | None = getattr(row, "sealed_env", None)
         self.mounts: list[dict] = list(getattr(row, "mounts", None) or [])
         self.owner: str | None = getattr(row, "owner", None)
         self.state: str = row.state

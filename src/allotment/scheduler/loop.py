@@ -52,6 +52,7 @@ from allotment.inventory.models import Cluster
 from allotment.policies.gate import PolicyGate
 from allotment.scheduler import load, metering
 from allotment.scheduler.engine_setup import EngineSetup
+from allotment.scheduler.engines import opened
 from allotment.scheduler.gates import Gates
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes, dt
@@ -512,7 +513,7 @@ class Scheduler(EngineSetup):
             if backend is None:
                 continue
             try:
-                handle = backend.launch(launch, now)
+                handle = backend.launch(opened(launch, self.state.secret_key), now)
             except Exception as exc:
                 error = unavailable(backend, exc)
                 if error is not None:  # it stays admitted: asked about, then launched, once the engine answers

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from allotment.core import hide_list
 from allotment.core.permissions import Principal
 from allotment.errors import FieldError, ValidationFailed
+from allotment.inventory.sealing import SecretsUnreadable, seal, unseal
 from allotment.storage import targets as storage_targets
 from allotment.vaults import hide_lists
 from allotment.vaults import service as vaults
@@ -27,17 +28,32 @@ CONFIG_ENV = "ALLOT_CONFIG_FILE"
 
 
 def environment_with_targets(session: Session, principal: Principal, secret_key: str, names: list[str],
-                             env: dict[str, str] | None, prefix: str = "") -> dict[str, str] | None:
-    """The job's environment with its targets' variables; a declared variable a target also sets is refused."""
+                             env: dict[str, str] | None, prefix: str = "") -> tuple[dict[str, str] | None, str | None]:
+    """The job's environment with its targets' plain variables, and their secret ones sealed (stored apart, opened
+    only to launch); a declared variable a target also sets is refused."""
     if not names:
-        return env
+        return env, None
     supplied = storage_targets.env_for_job(session, principal, secret_key, names, f"{prefix}targets")
     clashes = sorted(set(supplied) & set(env or {}))
     if clashes:
         errors = [FieldError(f"{prefix}env", f"{name} is set by the storage target the job names: do not declare it")
                   for name in clashes]
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
-    return {**supplied, **(env or {})}
+    secrets = {name: value for name, value in supplied.items() if name in hide_list.ALWAYS}
+    plain = {name: value for name, value in supplied.items() if name not in secrets}
+    return {**plain, **(env or {})}, seal(secret_key, secrets)
+
+
+def job_env(job: Any, secret_key: str) -> dict[str, str]:
+    """Every variable the job receives, its targets' sealed secrets opened: what the views mask (a value that cannot
+    be opened with this server's key cannot appear in its output either)."""
+    env = dict(job.env or {})
+    if not getattr(job, "sealed_env", None):
+        return env
+    try:
+        return {**unseal(secret_key, job.sealed_env), **env}
+    except SecretsUnreadable:
+        return env
 
 
 def config_text(session: Session, owner_id: int) -> str:

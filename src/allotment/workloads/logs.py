@@ -231,7 +231,8 @@ def read_job_log(session: Session, settings: Settings, job: Job, offset: int, li
     ended = job.state in FINAL_STATES
     chunk = read_log(source.path, offset, limit, complete=ended)
     note = log_note(settings, job, source, chunk.exists)
-    text = job_supplies.masked_text(session, job.owner_id, job.env, chunk.text)
+    text = job_supplies.masked_text(session, job.owner_id,
+                                     job_supplies.job_env(job, settings.ensure_secret_key()), chunk.text)
     return JobLog(job.id, job.state, chunk.offset, chunk.next_offset, chunk.size, text,
                   ended and chunk.next_offset >= chunk.size, note)
 

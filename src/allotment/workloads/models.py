@@ -78,9 +78,12 @@ class Job(Base):
     time_limit_s: Mapped[int | None] = mapped_column(Integer)
     # Free-form labels for backends and benchmarks (e.g. {"runtime_ms": 200, "class": "small"}).
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # Environment variables the job declared (name -> value) and those of the storage targets it named, given to its
-    # command and nothing else; shown with the values of the hide-list's names masked (core/hide_list.py).
+    # Environment variables the job declared (name -> value) and the plain ones of the storage targets it named, given
+    # to its command and nothing else; shown with the values of the hide-list's names masked (core/hide_list.py).
     env: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # The storage targets' secret variables (core/hide_list.ALWAYS) for this job, sealed like engine secrets
+    # (inventory/sealing.py): storage secrets are encrypted at rest, here as on the target. Opened only to launch.
+    sealed_env: Mapped[str | None] = mapped_column(Text)
     # The owner's effective configuration (configuration vaults merged) at submission, as JSON: the engine writes it
     # to a file whose path is in ALLOT_CONFIG_FILE (vaults/job_supplies.py).
     config_file: Mapped[str | None] = mapped_column(Text)

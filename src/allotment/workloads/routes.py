@@ -29,8 +29,9 @@ Signed = Annotated[Principal, require(AUTHENTICATED)]
 
 def _request(db: DB, principal: Principal, state: State, body: JobIn, prefix: str = "") -> service.JobRequest:
     """The service's request, with the variables of the storage targets the job names (vaults/job_supplies.py)."""
-    env = job_supplies.environment_with_targets(db, principal, state.secret_key, body.targets, body.env, prefix)
-    return service.JobRequest(**(body.model_dump(exclude={"targets"}) | {"env": env}))
+    env, sealed = job_supplies.environment_with_targets(db, principal, state.secret_key, body.targets, body.env,
+                                                         prefix)
+    return service.JobRequest(**(body.model_dump(exclude={"targets"}) | {"env": env, "sealed_env": sealed}))
 
 
 @router.post("/jobs", response_model=JobOut, status_code=201)
@@ -41,7 +42,7 @@ def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Reques
         budgets.refuse_if_spent(db, [job.id], time.time())
     audit.record(db, principal, "job.submit", "job", body.name or f"job {job.id}", job.id,
                  changes={"after": {"quota": body.quota, "gpu": str(body.gpu or ""), "profile": body.profile,
-                                    "env": job_supplies.audit_env(db, job.owner_id, job.env)}},
+                                    "env": job_supplies.audit_env(db, job.owner_id, job_supplies.job_env(job, state.secret_key))}},
                  source=client_address(request))
     state.scheduler_wakeup.set()
     return JobOut.of(job, service.names_for(db, [job]))
@@ -88,7 +89,7 @@ def get_job(job_id: IdPath, principal: Signed, db: DB, state: State) -> JobOut:
     job = service.find_job(db, principal, job_id)
     out = JobOut.of(job, service.names_for(db, [job]))
     if logs.may_read(principal, job):  # those who may read its output, where its values could be printed anyway
-        out.environment = job_supplies.masked_env(db, job.owner_id, job.env)
+        out.environment = job_supplies.masked_env(db, job.owner_id, job_supplies.job_env(job, state.secret_key))
     scheduler = state.extras.get("scheduler")
     if job.state == "queued" and scheduler is not None:
         live = scheduler.explain(job.cluster_id, job.id)
@@ -136,7 +137,7 @@ def job_logs(job_id: IdPath, principal: Signed, db: DB, state: State, offset: Lo
              "note": logs.log_note(state.settings, job, source, exists)}
     events = logs.follow_log(source, offset, logs.state_reader(state.sessions, job.id),
                              stopping=state.extras.get("stopping"),
-                             hidden=job_supplies.hidden_values(db, job.owner_id, job.env))
+                             hidden=job_supplies.hidden_values(db, job.owner_id, job_supplies.job_env(job, state.secret_key)))
     # The stream runs on the event loop after this function returned: the request's session is closed by then.
     return StreamingResponse(_ndjson(start, events), media_type=NDJSON,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -65,6 +65,7 @@ class JobRequest:
     name: str | None = None
     labels: dict[str, Any] | None = None
     env: dict[str, str] | None = None
+    sealed_env: str | None = None  # the storage targets' secret variables, sealed (vaults/job_supplies.py)
     nodes: int | None = None
     gpus_per_node: str | int | float | None = None
     gpu_models: list[str] | str | None = None
@@ -282,6 +283,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         "gpu_milli": amounts["gpu"], "cpu_milli": amounts["cpu"], "memory_bytes": amounts["memory"],
         "pool_id": pool.id if pool else None, "priority_class": priority.name, "priority": priority.value,
         "command": list(req.command), "time_limit_s": time_limit, "labels": req.labels, "env": req.env or None,
+        "sealed_env": req.sealed_env,
         "state": QUEUED, "reason_code": PENDING_REASON, "reason": PENDING_MESSAGE, "nodes": nodes,
         "gpu_models": gpu_models, "project_id": project_id, "mounts": mounts,
     }

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 00:11:21.643428
+Create Date: 2026-12-06 01:40:03.750427
 """
 
 import sqlalchemy as sa
@@ -850,6 +850,7 @@ def upgrade() -> None:
     sa.Column('time_limit_s', sa.Integer(), nullable=True),
     sa.Column('labels', sa.JSON(), nullable=True),
     sa.Column('env', sa.JSON(), nullable=True),
+    sa.Column('sealed_env', sa.Text(), nullable=True),
     sa.Column('config_file', sa.Text(), nullable=True),
     sa.Column('mounts', sa.JSON(), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
