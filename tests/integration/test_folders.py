@@ -142,3 +142,18 @@ def test_trash_restore_purge_and_purging_a_user_keeps_group_folders(client, admi
     assert [f["name"] for f in client.get(f"{API}/folders", headers=kim).json()["items"]] == ["teamdata"]
     assert group_folder["type"] == "group"
     assert client.delete(f"{API}/users/kim/folders", headers=kim).status_code == 403
+
+
+def test_a_group_that_owns_folders_is_not_deleted_until_they_are_purged(client, admin_headers):
+    make_user(client, "kim", groups=("vision",))
+    r = folder(client, admin_headers, "weights", group="vision", permission="rw")
+    assert r.status_code == 201, r.text
+    ref = r.json()["id"]
+    assert upload(client, admin_headers, ref, "w.bin", b"w").status_code == 201
+    for force in ("false", "true"):  # forcing takes memberships and grants, never files on a storage host
+        refused = client.delete(f"{API}/groups/vision", headers=admin_headers, params={"force": force})
+        assert refused.status_code == 409 and "weights" in refused.json()["detail"], refused.text
+    assert client.get(f"{API}/folders/{ref}/files/w.bin", headers=admin_headers).content == b"w"
+    assert client.post(f"{API}/folders/{ref}/trash", headers=admin_headers).status_code in (200, 204)
+    assert client.delete(f"{API}/folders/{ref}", headers=admin_headers).status_code == 204
+    assert client.delete(f"{API}/groups/vision", headers=admin_headers, params={"force": "true"}).status_code == 204

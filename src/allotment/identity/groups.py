@@ -207,6 +207,13 @@ def delete_group(session: Session, actor: Principal, group: Group, source: str |
     _refuse_if_users(group, "delete")
     if group.builtin:
         raise Conflict(f"cannot delete the built-in group '{group.name}'")
+    from allotment.storage.folders import group_folder_names
+
+    owned = group_folder_names(session, group.id)
+    if owned:  # force takes memberships and grants, never files: deleting the rows would leave them on the host
+        message = (f"group {group.name} owns storage folders ({', '.join(owned)}): trash and purge them first "
+                   f"(allot folders trash|purge)")
+        raise Conflict(message, [FieldError("force", message)])
     held = granted_through(session, group)
     if any(held.values()) and not force:
         parts = [f"{LABELS[k]} ({', '.join(v)})" for k, v in held.items() if v]

@@ -240,6 +240,11 @@ def create(session: Session, ctx: StorageContext, principal: Principal, name: st
     return FolderAccess(folder, "rwd" if via != "group" else folder.permission, via, folder.owner_id is not None)
 
 
+def group_folder_names(session: Session, group_id: int) -> list[str]:
+    """The folders a group owns, trashed ones included: their files live on a storage host until purged."""
+    return list(session.scalars(select(Folder.name).where(Folder.group_id == group_id).order_by(Folder.name)))
+
+
 def mounting_jobs(session: Session, folder_id: int) -> list[int]:
     """Active jobs (queued, admitted, running) that mount the folder."""
     rows = session.execute(select(Job.id, Job.mounts).where(Job.state.in_(ACTIVE_STATES), Job.mounts.is_not(None)))
