@@ -123,7 +123,7 @@ class StateBase(InventoryEvents):
         self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
         # Preempted jobs: job id -> (times preempted, run time lost to that, time before which it may not borrow
         # again: its requeue backoff), forgotten when the job ends or is cancelled (admission.py, rule 4). A state
-        # rebuilt from a snapshot starts without it.
+        # rebuilt from a snapshot is given it back (remember_preemptions) before its jobs are added.
         self._preempted: dict[str, tuple[int, float, float]] = {}
         # Whether a quota may preempt at all (its spec never changes within a state): asked for every blocked job.
         self._can_preempt = [False] + [can_preempt(tree, q) for q in range(1, n)]
@@ -284,6 +284,16 @@ class StateBase(InventoryEvents):
         elif was_head:
             self._head_changed(group)
         return True
+
+    def preemption_history(self) -> dict[str, tuple[int, float, float]]:
+        """What the state remembers of preempted jobs (times, run time lost, may borrow after), to carry it into a
+        state rebuilt for a new configuration."""
+        return dict(self._preempted)
+
+    def remember_preemptions(self, history: dict[str, tuple[int, float, float]]) -> None:
+        """Give a new state the preemption history of its jobs; call before adding them (a queued job's backoff is
+        read as it is added)."""
+        self._preempted.update(history)
 
     def job_finished(self, job_id: str) -> bool:
         self._preempted.pop(job_id, None)

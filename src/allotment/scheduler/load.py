@@ -57,6 +57,7 @@ JOB_COLUMNS = (
     Job.placed_pool_id, Job.devices, Job.backend_handle, Job.cancel_requested_at, Job.finished_at, Job.env,
     Job.owner_id,  # admission gates (scheduler/gates.py) count a user's jobs
     Job.nodes, Job.gpu_models, Job.placed_nodes,
+    Job.preemptions,  # the requeue backoff's count survives a restart (core: rule 4)
     Job.config_file,  # the owner's effective configuration, written for the job by the engine
     Job.sealed_env,  # the storage targets' secret variables, opened by the loop only to launch
     Job.mounts,  # storage folders the engine mounts for the job

@@ -280,7 +280,8 @@ class Scheduler(EngineSetup):
                      row.config_version)
             return
         rt = ClusterRuntime(row, inv, load.active_jobs(session, row.id), self.config, now,
-                            self.backends.get(row.id) is not None, self.gates)
+                            self.backends.get(row.id) is not None, self.gates,
+                            old.core.preemption_history() if old is not None and old.core is not None else None)
         backend = self.backends.get(row.id)
         build_error = self.watch.state(row.id).build_error
         if build_error and rt.blocked_reason is not None and rt.blocked_reason[0] == NO_BACKEND:

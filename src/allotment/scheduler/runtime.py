@@ -73,7 +73,10 @@ class Actions:
 
 class ClusterRuntime:
     def __init__(self, row: Any, inv: Inventory, rows: list[Any], config: SchedulerConfig, now: float,
-                 has_backend: bool, gates: Gates | None = None) -> None:
+                 has_backend: bool, gates: Gates | None = None,
+                 history: dict[str, tuple[int, float, float]] | None = None) -> None:
+        """`history`: the preemption history of the state this one replaces (core: times, run time lost, may borrow
+        after); jobs it does not know start from the preemption count stored with them, without a backoff."""
         self.cluster_id: int = row.id
         self.name: str = row.name
         self.kind: str = row.backend
@@ -131,6 +134,10 @@ class ClusterRuntime:
             self.blocked_reason = (INVALID_CONFIG, (f"cluster {self.name}: the quota configuration cannot be used "
                                                    f"({exc}); queued jobs wait until it is fixed"))
             return
+        known = history or {}
+        self.core.remember_preemptions({
+            str(r.id): known.get(str(r.id), (getattr(r, "preemptions", 0) or 0, 0.0, 0.0)) for r in rows
+            if known.get(str(r.id)) or (getattr(r, "preemptions", 0) or 0) > 0})
         for run in running:
             try:
                 self.core.add_running(run)
