@@ -254,6 +254,10 @@ def test_a_rule_on_one_job_covers_that_job_and_not_its_siblings(client, admin_he
     third = client.post(f"{API}/jobs", headers=bob, json=job).json()["id"]
     assert rule(client, bob, "job", "read", [("user", "dave")], resource=str(third)).status_code == 201
     assert client.get(f"{API}/jobs/{third}", headers=dave).status_code == 200
+    # Reading a job includes its output (ClearML's console log) and its environment, hidden values masked.
+    assert client.get(f"{API}/jobs/{third}/logs", headers=dave).status_code == 200
+    assert client.get(f"{API}/jobs/{third}", headers=dave).json()["environment"] is not None
+    assert client.get(f"{API}/jobs/{first}/logs", headers=dave).status_code == 404
     r = client.post(f"{API}/jobs/{third}/cancel", headers=dave)
     assert r.status_code == 403 and "read-only" in r.json()["detail"], r.text
 

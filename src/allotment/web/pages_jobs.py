@@ -205,10 +205,11 @@ def submit_job(request: Request, principal: Signed, db: DB, state: State, quota:
 def job_page(request: Request, principal: Signed, db: DB, state: State, job_id: IdPath) -> Response:
     job = workloads.find_job(db, principal, job_id)
     log, start = None, 0
-    if logs.may_read(principal, job):
+    may_read = logs.readable(db, principal, job)
+    if may_read:
         start = max(0, logs.log_size(logs.job_log_source(db, state.settings, job)) - TAIL_BYTES)
         log = logs.read_job_log(db, state.settings, job, start, TAIL_BYTES)
-    environment = job_supplies.masked_env(db, job.owner_id, job_supplies.job_env(job, state.secret_key)) if logs.may_read(principal, job) else None
+    environment = job_supplies.masked_env(db, job.owner_id, job_supplies.job_env(job, state.secret_key)) if may_read else None
     return render(request, "job.html", {"job": JobOut.of(job, workloads.names_for(db, [job])), "environment": environment,
                                         "final_states": FINAL_STATES, "log": log, "log_cut": start > 0,
                                         "tail_kib": TAIL_BYTES // 1024, "poll_s": POLL_S})

@@ -113,11 +113,23 @@ def may_read(principal: Principal, job: Job) -> bool:
     return allowed(principal, JOB_READER, Scope(cluster_id=job.cluster_id, owner_id=job.owner_id))
 
 
+def readable(session: Session, principal: Principal, job: Job) -> bool:
+    """Whether the principal may read the job's output and environment: its owner and the cluster's managers
+    (may_read), or those the access rules let read it (ClearML: reading a task includes its console output)."""
+    if may_read(principal, job):
+        return True
+    if job.project_id is None:
+        return False
+    from allotment.projects import access as project_access  # projects imports workloads
+
+    return project_access.job_refusal(session, principal, job.project_id, job.id, "read") is None
+
+
 def find_readable_job(session: Session, principal: Principal, job_id: int) -> Job:
-    """A job whose output the principal may read (core.permissions.JOB_READER). Others' jobs read as absent, as
-    GET /jobs/{id} answers them: a refusal must not tell whether a job exists."""
+    """A job whose output the principal may read (`readable`). Others' jobs read as absent, as GET /jobs/{id}
+    answers them: a refusal must not tell whether a job exists."""
     job = session.get(Job, job_id)
-    if job is None or not may_read(principal, job):
+    if job is None or not readable(session, principal, job):
         raise NotFound(f"no job {job_id}")
     return job
 

@@ -88,7 +88,7 @@ def get_job(job_id: IdPath, principal: Signed, db: DB, state: State) -> JobOut:
     reasons of jobs queued behind their group's head are refreshed only when the reason's code changes)."""
     job = service.find_job(db, principal, job_id)
     out = JobOut.of(job, service.names_for(db, [job]))
-    if logs.may_read(principal, job):  # those who may read its output, where its values could be printed anyway
+    if logs.readable(db, principal, job):  # those who may read its output, where its values could be printed anyway
         out.environment = job_supplies.masked_env(db, job.owner_id, job_supplies.job_env(job, state.secret_key))
     scheduler = state.extras.get("scheduler")
     if job.state == "queued" and scheduler is not None:
