@@ -11,6 +11,7 @@ the figures are the path's cost with no waiting.
     python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database sqlite
     python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database postgresql
     python benchmarks/path_profile.py FILE --profile out.prof   # cProfile of both phases as well (slower)
+    python benchmarks/path_profile.py FILE --jobs 10000          # the first 10,000 jobs only, every quota kept
 
 It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the statements
 grouped by kind and table (how many, the rows they carried, their time as the driver took it), and with --profile the functions with the most cumulative time.
@@ -130,8 +131,11 @@ def top_functions(profile: cProfile.Profile) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def run(path: str, database: str, tick: float, profile_to: str | None) -> dict:
+def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut: int | None = None,
+        ingest_only: bool = False) -> dict:
     plan = load(path)
+    if jobs_cut:  # the first N jobs in submission order, with every quota of the scenario
+        plan.jobs = plan.jobs[:jobs_cut]
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="allot-path-")))
         url = None
@@ -187,6 +191,11 @@ def run(path: str, database: str, tick: float, profile_to: str | None) -> dict:
 
         while True:
             phase("ingest", submit_due, t * 1000.0)
+            if ingest_only:
+                if i >= len(jobs):
+                    break
+                t += tick
+                continue
             phase("loop", scheduler.run_cycle, start + t)
             cycles += 1
             t += tick
@@ -219,8 +228,12 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--tick", type=float, default=0.05, help="scenario seconds between cycles (the server's tick)")
     parser.add_argument("--profile", help="also write a cProfile of both phases to this file")
+    parser.add_argument("--jobs", type=int, help="only the first N jobs in submission order (every quota kept)")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="submit every job and run no scheduler cycle (the ingestion phase alone)")
     args = parser.parse_args()
-    print(json.dumps(run(args.scenario, args.database, args.tick, args.profile), indent=1))
+    print(json.dumps(run(args.scenario, args.database, args.tick, args.profile, args.jobs, args.ingest_only),
+                     indent=1))
 
 
 if __name__ == "__main__":
