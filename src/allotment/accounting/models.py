@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allotment.db import Base, UTCDateTime, utcnow
@@ -24,6 +24,10 @@ class UsageRecord(Base):
         UniqueConstraint("job_id", "start_s", name="uq_usage_records_interval"),
         Index("ix_usage_records_start", "start_s"),
         Index("ix_usage_records_open", "end_s"),
+        # The scheduler closes a job's open interval by job id: without this index PostgreSQL's planner combined the
+        # job-id index with every open record's entry in ix_usage_records_open (about 1 ms a close with 20,000 open).
+        Index("ix_usage_records_open_job", "job_id", sqlite_where=text("end_s IS NULL"),
+              postgresql_where=text("end_s IS NULL")),
         Index("ix_usage_records_owner_cluster", "owner_id", "cluster_id"),
         Index("ix_usage_records_quota", "quota_id"),
     )

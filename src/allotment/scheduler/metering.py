@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from allotment.accounting.models import UsageRecord
 from allotment.inventory.models import Cluster, Device, Pool
 from allotment.quotas.models import Quota
+from allotment.scheduler import bulk
 from allotment.workloads.models import Job
 
 log = logging.getLogger("allotment.scheduler")
@@ -148,7 +149,7 @@ def write_intervals(conn: Connection, writes: Writes) -> None:
     closes += [{"u_job": p["b_id"], "u_end": p["b_at"].timestamp(), "u_outcome": "preempted"}
                for p in writes.preempts]
     if closes:
-        conn.execute(CLOSE, closes)
+        bulk.executemany(conn, CLOSE, closes)
     if writes.admits:
         by_start: dict[float, list[int]] = {}
         for a in writes.admits:
@@ -158,7 +159,7 @@ def write_intervals(conn: Connection, writes: Writes) -> None:
                 conn.execute(_open(start_s, ids[k:k + CHUNK]))
         models = _device_models(conn, writes.admits)
         if models:
-            conn.execute(SET_MODEL, models)
+            bulk.executemany(conn, SET_MODEL, models)
 
 
 def _waits(conn: Connection, admits: list[dict]) -> list[tuple[str, str, float]]:

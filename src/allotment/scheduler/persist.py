@@ -1,4 +1,5 @@
-"""Writing one cycle: every state change the cycle decided, as a few bulk UPDATEs (executemany) in one transaction.
+"""Writing one cycle: every state change the cycle decided, as a few bulk UPDATEs (executemany) in one transaction,
+one statement per kind of change (bulk.py: parameters converted without SQLAlchemy's per-row work).
 
 Each statement is guarded by the state the job must still be in (a queued job cancelled meanwhile is not admitted).
 Admissions and preemptions must all apply: when one does not (someone changed the job since the loop read it), the
@@ -15,7 +16,7 @@ from sqlalchemy import JSON, Integer, String, Text, bindparam, func, or_, update
 from sqlalchemy.engine import Connection
 
 from allotment.db import UTCDateTime
-from allotment.scheduler import metering
+from allotment.scheduler import bulk, metering
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
 
 T = Job.__table__
@@ -116,7 +117,7 @@ class Writes:
                                        (ADMIT, self.admits, True), (REASON, self.reasons, False)):
             if not rows:
                 continue
-            result = conn.execute(stmt, rows)
+            result = bulk.executemany(conn, stmt, rows)
             if must_match and (exact or len(rows) == 1) and result.rowcount != len(rows):
                 raise Conflict(f"{result.rowcount} of {len(rows)} guarded updates applied")
         metering.write_intervals(conn, self)  # usage records commit with the states they meter

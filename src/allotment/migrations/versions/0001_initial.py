@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 01:40:03.750427
+Create Date: 2026-12-06 03:12:29.914363
 """
 
 import sqlalchemy as sa
@@ -167,6 +167,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
         batch_op.create_index('ix_usage_records_open', ['end_s'], unique=False)
+        batch_op.create_index('ix_usage_records_open_job', ['job_id'], unique=False, sqlite_where=sa.text('end_s IS NULL'), postgresql_where=sa.text('end_s IS NULL'))
         batch_op.create_index('ix_usage_records_owner_cluster', ['owner_id', 'cluster_id'], unique=False)
         batch_op.create_index('ix_usage_records_quota', ['quota_id'], unique=False)
         batch_op.create_index('ix_usage_records_start', ['start_s'], unique=False)
@@ -1085,6 +1086,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_usage_records_start')
         batch_op.drop_index('ix_usage_records_quota')
         batch_op.drop_index('ix_usage_records_owner_cluster')
+        batch_op.drop_index('ix_usage_records_open_job', sqlite_where=sa.text('end_s IS NULL'), postgresql_where=sa.text('end_s IS NULL'))
         batch_op.drop_index('ix_usage_records_open')
 
     op.drop_table('usage_records')

@@ -1,0 +1,88 @@
+"""The cycle's executemany statements without SQLAlchemy's per-row parameter handling.
+
+A cycle writes thousands of rows through a handful of constant statements (persist.py, metering.py). Executed the
+usual way, SQLAlchemy builds and converts every parameter of every row in Python (its compiled parameters, then each
+type's bind processor), which cost more than the database's own work. Here each statement is compiled once per
+dialect; its constant parameters (the literals in the statement) are converted once; a row's own parameters go
+through the same bind processors SQLAlchemy would use, and a timestamp, shared by most rows of a cycle, is converted
+once per distinct value. The rows then go to the driver as one executemany (`Connection.exec_driver_sql`, which
+psycopg pipelines on PostgreSQL), in the caller's transaction, seen by the engine's cursor events as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.sql import ClauseElement
+
+Convert = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """One statement compiled for one dialect: its SQL, the parameter names in driver order (positional drivers) or
+    None (named ones), the converted constants and the converters of the row's own parameters."""
+
+    __slots__ = ("constants", "converters", "names", "positional", "sql")
+
+    def __init__(self, stmt: ClauseElement, dialect: Any) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.positional: bool = bool(compiled.positional)
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        order = list(compiled.positiontup or ()) if self.positional else list(binds)
+        self.names: list[str] = order
+        self.constants: dict[str, Any] = {}
+        self.converters: dict[str, Convert] = {}
+        for name, bind in binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                self.converters[name] = process
+            else:
+                value = bind.effective_value
+                self.constants[name] = process(value) if process is not None else value
+
+    def parameters(self, rows: Sequence[dict[str, Any]]) -> list:
+        """The driver's parameters for every row, each distinct timestamp converted once."""
+        plan = [(name, name in self.constants, self.constants.get(name), self.converters.get(name))
+                for name in self.names]
+        memo: dict[tuple, Any] = {}
+        out: list = []
+        for row in rows:
+            values = []
+            for name, constant, value, process in plan:
+                if constant:
+                    values.append(value)
+                    continue
+                raw = row[name]
+                if process is None:
+                    values.append(raw)
+                elif type(raw) is datetime:  # the same instant in most rows of a cycle
+                    key = (name, raw, raw.tzinfo)
+                    converted = memo.get(key, memo)
+                    if converted is memo:
+                        converted = memo[key] = process(raw)
+                    values.append(converted)
+                else:
+                    values.append(process(raw))
+            out.append(tuple(values) if self.positional else dict(zip(self.names, values, strict=True)))
+        return out
+
+
+_prepared: dict[tuple[int, str, str], tuple[ClauseElement, Prepared]] = {}
+
+
+def prepared(stmt: ClauseElement, dialect: Any) -> Prepared:
+    key = (id(stmt), dialect.name, dialect.driver)
+    found = _prepared.get(key)
+    if found is None or found[0] is not stmt:
+        found = _prepared[key] = (stmt, Prepared(stmt, dialect))
+    return found[1]
+
+
+def executemany(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, Any]]) -> CursorResult:
+    """Run `stmt` once per row (one executemany); rowcount is the total where the driver reports it."""
+    prep = prepared(stmt, conn.dialect)
+    return conn.exec_driver_sql(prep.sql, prep.parameters(rows))

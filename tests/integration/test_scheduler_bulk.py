@@ -1,0 +1,85 @@
+"""The cycle's bulk writes (scheduler/bulk.py) store exactly what SQLAlchemy's own executemany stores, on SQLite and
+PostgreSQL: timestamps, JSON (a list, and None), the statement's constants, and a guarded row that no longer
+matches is not counted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sched_helpers import Harness
+from sqlalchemy import select
+
+from allotment.scheduler import bulk
+from allotment.scheduler.metering import CLOSE
+from allotment.scheduler.persist import ADMIT, FINISH, dt
+from allotment.workloads.models import Job
+
+
+@pytest.fixture
+def h(client, admin_headers) -> Harness:
+    h = Harness(client, admin_headers)
+    h.node("gpu-01", gpus=2, model="H100")
+    h.quota("team", [{"resource": "gpu", "guarantee": 2, "limit": 2}])
+    return h
+
+
+def _row(session, job_id: int) -> dict:
+    job = session.get(Job, job_id)
+    return {c: getattr(job, c) for c in ("state", "admitted_at", "updated_at", "devices", "placed_nodes", "reason",
+                                         "reason_code", "placed_pool_id", "finished_at", "started_at", "exit_code")}
+
+
+def test_bulk_writes_store_what_sqlalchemy_stores(h):
+    ids = [h.submit("team", gpu=1) for _ in range(4)]
+    at = 1_790_000_000.123456
+    devices = [{"device_id": 1, "node": "gpu-01", "index": 0, "milli": 500}]
+
+    def admit(job_id: int, nodes):
+        return {"b_id": job_id, "b_at": dt(at), "b_pool": None, "b_devices": devices, "b_reason": "admitted to pool x",
+                "b_nodes": nodes}
+
+    state = h.client.app.state.allot
+    with state.sessions() as session:
+        conn = session.connection()
+        assert conn.execute(ADMIT, [admit(ids[0], ["gpu-01"]), admit(ids[1], None)]).rowcount == 2
+        assert bulk.executemany(conn, ADMIT, [admit(ids[2], ["gpu-01"]), admit(ids[3], None)]).rowcount == 2
+        # the guard: admitted already, so a second admission matches nothing
+        assert bulk.executemany(conn, ADMIT, [admit(ids[2], None)]).rowcount == 0
+        finish = {"b_at": dt(at + 5), "b_state": "failed", "b_started": dt(at + 1), "b_exit": 3, "b_code": "failed",
+                  "b_reason": "the job failed", "b_handle": None}
+        conn.execute(FINISH, [{**finish, "b_id": ids[0]}])
+        bulk.executemany(conn, FINISH, [{**finish, "b_id": ids[2]}])
+        session.commit()
+    with state.sessions() as session:
+        by_sqlalchemy = [_row(session, i) for i in (ids[0], ids[1])]
+        by_bulk = [_row(session, i) for i in (ids[2], ids[3])]
+    assert by_bulk == by_sqlalchemy
+    assert by_bulk[0]["state"] == "failed" and by_bulk[0]["devices"] == devices
+    assert by_bulk[1]["admitted_at"] == datetime.fromtimestamp(at, UTC) and by_bulk[1]["placed_nodes"] is None
+    assert by_bulk[0]["started_at"] == dt(at + 1) and by_bulk[0]["finished_at"] == dt(at + 5)
+
+
+def test_bulk_close_ends_only_the_open_interval(h):
+    """Closing by job id (the partial index ix_usage_records_open_job) leaves the job's closed intervals alone."""
+    job_id = h.submit("team", gpu=1, runtime_s=1.0)
+    h.settle(3, advance=0.5)
+    state = h.client.app.state.allot
+    from allotment.accounting.models import UsageRecord
+
+    with state.sessions() as session:
+        closed = session.scalars(select(UsageRecord).where(UsageRecord.job_id == job_id)).all()
+        assert [r.end_s is not None for r in closed] == [True]
+        ended = closed[0].end_s
+        session.add(UsageRecord(job_id=job_id, cluster_id=closed[0].cluster_id, owner_id=closed[0].owner_id,
+                                gpu_milli=1000, cpu_milli=0, memory_bytes=0, start_s=ended + 10))
+        session.commit()
+    with state.sessions() as session:
+        result = bulk.executemany(session.connection(), CLOSE,
+                                  [{"u_job": job_id, "u_end": ended + 20, "u_outcome": "cancelled"}])
+        session.commit()
+        assert result.rowcount == 1
+    with state.sessions() as session:
+        rows = sorted((r.start_s, r.end_s, r.outcome) for r in
+                      session.scalars(select(UsageRecord).where(UsageRecord.job_id == job_id)))
+    assert rows[0][1] == ended and rows[1] == (ended + 10, ended + 20, "cancelled")
