@@ -140,3 +140,29 @@ def test_with_refusal_set_a_job_whose_budget_is_spent_is_refused_at_submission(h
     assert "quota org's monthly budget is spent: GPU: spent 1h 30m / budget 1h 00m / left 0h 00m" in r.json()["detail"]
     r = client.post(f"{API}/jobs", headers=h.headers, json={"quota": "team", "cpu": 1, "command": ["x"]})
     assert r.status_code == 201  # a CPU job does not draw on a GPU budget
+
+
+def test_the_ledger_reads_only_the_records_a_budget_can_count(h):
+    """With GPU-hour quotas alone (the built-in default), CPU jobs' records cannot count on any budget and are not
+    read; a CPU-hour budget set later makes the ledger read every record, the CPU jobs' past ones included."""
+    gate = next(g for g in h.scheduler.gates.gates if isinstance(g, BudgetGate))
+    cpu_job = h.submit("team", cpu=2, runtime_s=30)
+    gpu_job = h.submit("team", gpu=1, runtime_s=4000)
+    h.cycle()
+    h.cycle(0.001)
+    h.cycle(30.0)
+    assert h.states([cpu_job, gpu_job]) == ["succeeded", "running"]
+    assert gate.ledger.scope == "gpu"
+    assert [r.job_id for r in gate.ledger.open.values()] == [gpu_job]
+    assert not any(v for k, v in gate.ledger.closed.items() if k[-1] == "cpu")
+    h.put("/quotas/team/budgets/cpu", {"period": "once", "amount": "500h"})
+    h.cycle()
+    assert gate.ledger.scope == "all"
+    team = next(qid for qid, name in gate.quota_names.items() if name == "team")
+    assert gate.ledger.closed[("quota", team, "cpu")] > 0  # from the grant on (its period began then)
+    with h.client.app.state.allot.sessions() as s:
+        fresh = Ledger()
+        fresh.read(s, gate._read_at, gate.ledger._sinces, gate.parents)
+    now = gate._read_at
+    assert {k: round(v, 6) for k, v in gate.ledger.used(now).items() if v} == \
+        {k: round(v, 6) for k, v in fresh.used(now).items() if v}

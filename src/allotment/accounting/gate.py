@@ -37,6 +37,8 @@ R = UsageRecord
 # A budget's key: ("user", cluster id, owner id, resource) or ("quota", quota id, resource).
 Key = tuple
 ROW = (R.id, R.cluster_id, R.job_id, R.owner_id, R.quota_id, R.gpu_milli, R.cpu_milli, R.start_s, R.end_s)
+# Which usage records the ledger reads (BudgetGate._scope): every one, those of GPU jobs, or none.
+ALL, GPU, NOTHING = "all", "gpu", "none"
 
 
 class Cell:
@@ -72,6 +74,7 @@ class BudgetGate:
         self._cells: dict[Key, Cell] = {}
         self._chains: dict[int | None, tuple[Cell, ...]] = {}  # quota -> the cells of it and its ancestors
         self._user_cells: dict[tuple[int, int], tuple[Cell, ...]] = {}  # (cluster, owner) -> its hour-quota cells
+        self._paths: dict[tuple, tuple[Cell, ...]] = {}  # (cluster, owner, quota, asks GPUs, asks CPUs) -> _path
         # Jobs let through: (cluster, job) -> (the job, the cells it counts on, GPU- and CPU-seconds it may use).
         # Each refresh counts them again on the budgets that apply then (a budget may be set after a job went in).
         self.reserved: dict[tuple[int, int], tuple[GateJob, tuple[Cell, ...], float, float]] = {}
@@ -126,10 +129,14 @@ class BudgetGate:
 
     def _path(self, job: GateJob) -> tuple[Cell, ...]:
         """What a job counts on: its owner's hour quotas for the resources it asks for, and every budget on its quota's
-        path."""
-        users = tuple(c for c in self._users(job.cluster_id, job.owner_id)
-                      if (job.gpu_milli if c.gpu else job.cpu_milli))
-        return users + self._chain(job.quota_id)
+        path. The same for every job of one owner, quota and kind, so it is built once per refresh for each."""
+        kind = (job.cluster_id, job.owner_id, job.quota_id, job.gpu_milli > 0, job.cpu_milli > 0)
+        path = self._paths.get(kind)
+        if path is None:
+            users = tuple(c for c in self._users(job.cluster_id, job.owner_id)
+                          if (job.gpu_milli if c.gpu else job.cpu_milli))
+            path = self._paths[kind] = users + self._chain(job.quota_id)
+        return path
 
     def _keys(self, job: GateJob) -> list[Key]:
         return [cell.key for cell in self._path(job)]
@@ -157,23 +164,20 @@ class BudgetGate:
         job_key = (job.cluster_id, job.job_id)
         if job_key in self.reserved:
             return None
-        users = self._user_cells.get((job.cluster_id, job.owner_id))
-        if users is None:
-            users = self._users(job.cluster_id, job.owner_id)
-        chain = self._chains.get(job.quota_id)
-        if chain is None:
-            chain = self._chain(job.quota_id)
-        if not users and not chain:
-            return None
+        path = self._path(job)
+        if not path and not self._users(job.cluster_id, job.owner_id):
+            return None  # no budget applies to its owner or its quota
         horizon = self._horizon(job)
-        gpu, cpu, safe = job.gpu_milli / 1000.0, job.cpu_milli / 1000.0, self.safe
-        for cells in (users, chain):
-            for cell in cells:
+        if path:
+            gpu, cpu, safe = job.gpu_milli / 1000.0, job.cpu_milli / 1000.0, self.safe
+            for cell in path:
                 needed = overrun(cell.amount - cell.used, gpu if cell.gpu else cpu, horizon, safe)
                 if needed is not None:  # named only now: formatting every owner on every check costs more than it
                     budget = core.Budget(self._owner(cell.key), cell.key[-1], cell.period, cell.amount, cell.used)
                     return Wait(str(job.job_id), BUDGET_EXHAUSTED, core.Overrun(budget, needed).message)
-        self._reserve(job, self._path(job) if users else chain, horizon if safe else None)
+        # Reserved even with nothing on its path (a CPU job of an owner with a GPU-hour quota): a budget set on its
+        # quota later counts it from the next refresh on.
+        self._reserve(job, path, horizon if self.safe else None)
         return None
 
     def reserve(self, job: GateJob) -> None:
@@ -227,13 +231,16 @@ class BudgetGate:
         for job_key in list(self.ended):
             self._unreserve(job_key)
         sinces = {key: core.period_start(period, now, grants[key]) for key, (_, period) in self.amounts.items()}
-        self.ledger.read(session, now, sinces, self.parents)
+        self.ledger.read(session, now, sinces, self.parents, self._scope())
         self._base = self.ledger.used(now)
-        self._cells, self._chains, self._user_cells = {}, {}, {}
-        running = {(row.cluster_id, row.job_id): row for row in self.ledger.open.values()}
-        for job_key, (job, _, gpu, cpu) in list(self.reserved.items()):
+        self._cells, self._chains, self._user_cells, self._paths = {}, {}, {}, {}
+        running = self._running()
+        for job_key, (job, old, gpu, cpu) in list(self.reserved.items()):
             cells = self._path(job)
-            self.reserved[job_key] = (job, cells, gpu, cpu)
+            if cells is not old:
+                self.reserved[job_key] = (job, cells, gpu, cpu)
+            if not cells:
+                continue
             row = running.get(job_key)
             elapsed = max(now - row.start_s, 0.0) if row is not None else 0.0
             for cell in cells:
@@ -244,6 +251,15 @@ class BudgetGate:
         self.spent_since = {key: self.spent_since.get(key, now) for key in self._limited()
                             if spent.get(key, 0.0) >= self._amount(key)[0]}
         return True  # ended jobs, a new period or a changed budget may let held jobs pass: examine them again
+
+    def _scope(self) -> str:
+        """Which records can count on a limited budget now: all of them when a quota has a budget or a user a
+        CPU-hour quota; with GPU-hour quotas alone only the records of GPU jobs; none when nothing is limited."""
+        limits = [*self.user_limits.values(), *self.defaults.values(),
+                  (hour_quotas.DEFAULT_GPU_S, hour_quotas.DEFAULT_CPU_S)]
+        if self.amounts or any(cpu is not None for _, cpu in limits):
+            return ALL
+        return GPU if any(gpu is not None for gpu, _ in limits) else NOTHING
 
     def _limited(self) -> list[Key]:
         keys = [k for k in self.amounts]
@@ -291,8 +307,18 @@ class Ledger:
         self._sinces: dict[Key, float] = {}
         self._parents: dict[int, int | None] = {}
         self.stale = True  # read everything at the next read (set by a recalculation)
+        self.scope = ALL
 
-    def read(self, session: Session, now: float, sinces: dict[Key, float], parents: dict[int, int | None]) -> None:
+    def read(self, session: Session, now: float, sinces: dict[Key, float], parents: dict[int, int | None],
+             scope: str = ALL) -> None:
+        """`scope`: the records that can count on a limited budget (ALL, GPU, NOTHING); when it changes, everything
+        is read again within the new scope."""
+        if scope != self.scope:
+            self.scope, self.stale = scope, True
+        if self.scope == NOTHING:  # no budget to count on: nothing to read (a scope that opens reads it all)
+            self.closed, self.open, self.stale = defaultdict(float), {}, False
+            self._sinces, self._parents = dict(sinces), dict(parents)
+            return
         if self.stale:
             self._sinces, self._parents, self.stale = dict(sinces), dict(parents), False
             self._full(session)
@@ -304,13 +330,17 @@ class Ledger:
                 del self.closed[key]
             self._sum_quotas(session, R.id <= self.max_id)
 
+    def _within(self) -> list:
+        return [R.gpu_milli > 0] if self.scope == GPU else []
+
     def _delta(self, session: Session) -> None:
         ids = sorted(self.open)
-        rows = list(session.execute(select(*ROW).where(R.id > self.max_id)))
+        top = session.scalar(select(func.max(R.id))) or 0
+        rows = list(session.execute(select(*ROW).where(R.id > self.max_id, R.id <= top, *self._within())))
         for i in range(0, len(ids), self.BATCH):
             rows.extend(session.execute(select(*ROW).where(R.id.in_(ids[i:i + self.BATCH]))))
+        self.max_id = max(self.max_id, top)
         for row in rows:
-            self.max_id = max(self.max_id, row.id)
             if row.end_s is None:
                 self.open[row.id] = row
             elif row.id in self.open or row.id > self._seen:
@@ -325,12 +355,14 @@ class Ledger:
         seconds = _held_seconds(0.0, 0.0)
         for cluster_id, owner_id, gpu, cpu in session.execute(
                 select(R.cluster_id, R.owner_id, func.sum(R.gpu_milli * seconds), func.sum(R.cpu_milli * seconds))
-                .where(R.end_s.is_not(None), R.id <= self.max_id).group_by(R.cluster_id, R.owner_id)):
+                .where(R.end_s.is_not(None), R.id <= self.max_id, *self._within())
+                .group_by(R.cluster_id, R.owner_id)):
             self.closed[("user", cluster_id, owner_id, "gpu")] += (gpu or 0.0) / 1000.0
             self.closed[("user", cluster_id, owner_id, "cpu")] += (cpu or 0.0) / 1000.0
         self._sum_quotas(session, R.id <= self.max_id)
         self.open = {row.id: row for row in session.execute(select(*ROW).where(R.end_s.is_(None),
-                                                                                R.id <= self.max_id))}
+                                                                                R.id <= self.max_id,
+                                                                                *self._within()))}
 
     def _sum_quotas(self, session: Session, upto) -> None:
         """Each quota budget: its subtree's closed records since its period began, one grouped query per start."""

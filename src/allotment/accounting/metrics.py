@@ -108,8 +108,12 @@ class AdmissionWaits:
                                    ["cluster", "quota"], buckets=WAIT_BUCKETS, registry=registry)
 
     def observe(self, waits: list[tuple[str, str, float]]) -> None:
+        children: dict[tuple[str, str], Histogram] = {}  # one label lookup per quota, not per admission
         for cluster, quota, seconds in waits:
-            self.histogram.labels(cluster, quota).observe(max(seconds, 0.0))
+            child = children.get((cluster, quota))
+            if child is None:
+                child = children[(cluster, quota)] = self.histogram.labels(cluster, quota)
+            child.observe(max(seconds, 0.0))
 
 
 def install(registry: CollectorRegistry | None, sessions) -> AdmissionWaits | None:

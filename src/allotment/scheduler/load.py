@@ -66,6 +66,12 @@ JOB_COLUMNS = (
 )
 
 
+# Columns only a job that was admitted has set: a new submission (the loop's scan) is read without them.
+HOLDING_ONLY = frozenset({"admitted_at", "started_at", "placed_pool_id", "devices", "backend_handle",
+                          "cancel_requested_at", "finished_at", "placed_nodes", "preemptions"})
+NEW_JOB_COLUMNS = tuple(c for c in JOB_COLUMNS if c.key not in HOLDING_ONLY)
+
+
 def ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
@@ -91,7 +97,8 @@ class JobInfo:
                  "memory", "mounts", "nodes", "owner", "placed_nodes", "placed_pool", "pool_id", "quota_id", "reason",
                  "reason_code", "sealed_env", "started_at", "state", "time_limit_s")
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: Any, new: bool = False) -> None:
+        """`new`: a row of NEW_JOB_COLUMNS, a submission that holds nothing yet."""
         self.id: int = row.id
         self.quota_id: int | None = row.quota_id
         self.pool_id: int | None = row.pool_id
@@ -109,13 +116,20 @@ class JobInfo:
         self.state: str = row.state
         self.reason_code: str | None = row.reason_code
         self.reason: str | None = row.reason
-        self.started_at: float | None = ts(row.started_at) or ts(row.admitted_at)
-        self.placed_pool: int | None = row.placed_pool_id
-        self.devices: list[dict] = list(row.devices or [])
-        self.handle: str | None = row.backend_handle
-        self.admission: str | None = admission_key(row.admitted_at)
         self.nodes: int = getattr(row, "nodes", None) or 1  # gang size; gpu, cpu and memory are the totals
-        self.placed_nodes: list[str] = list(getattr(row, "placed_nodes", None) or [])
+        self.started_at: float | None = None
+        self.placed_pool: int | None = None
+        self.devices: list[dict] = []
+        self.handle: str | None = None
+        self.admission: str | None = None
+        self.placed_nodes: list[str] = []
+        if not new:
+            self.started_at = ts(row.started_at) or ts(row.admitted_at)
+            self.placed_pool = row.placed_pool_id
+            self.devices = list(row.devices or [])
+            self.handle = row.backend_handle
+            self.admission = admission_key(row.admitted_at)
+            self.placed_nodes = list(getattr(row, "placed_nodes", None) or [])
 
     def requests(self) -> dict[str, Quantity]:
         out = {}
@@ -303,11 +317,23 @@ def active_jobs(session: Session, cluster_id: int) -> list[Any]:
         .order_by(Job.seq, Job.id)).all())
 
 
+_QUANTITIES: dict[int, Quantity] = {}  # quantities are immutable: the few amounts jobs ask for are shared
+
+
+def _quantity(raw: int) -> Quantity:
+    found = _QUANTITIES.get(raw)
+    if found is None:
+        if len(_QUANTITIES) > 10_000:
+            _QUANTITIES.clear()
+        found = _QUANTITIES[raw] = Quantity(raw)
+    return found
+
+
 def per_node(row: Any) -> dict[str, Quantity]:
     """What the job asks of each of its nodes (its totals / nodes; all of it for a one-node job)."""
     count = getattr(row, "nodes", None) or 1
-    return {r: Quantity(v // count) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
-                                                 ("memory", row.memory_bytes)) if v}
+    return {r: _quantity(v // count) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
+                                                  ("memory", row.memory_bytes)) if v}
 
 
 def queued_job(row: Any, inv: Inventory) -> QueuedJob:

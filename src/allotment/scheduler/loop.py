@@ -233,9 +233,8 @@ class Scheduler(EngineSetup):
             if self.runtimes.pop(cid, None) is not None and self.backends.get(cid) is not None:
                 self._fresh_engines.add(cid)
         self._reconcile.clear()
-        for u in usage:  # committed: metered before the engines are told (a stop may wait for a grace period)
-            self.meter.record(u)
-        self.meter.admitted(writes)
+        self.meter.record_all(usage)  # committed: metered before the engines are told (a stop may wait for a grace)
+        self.meter.admitted(actions.waits)
         self._dispatch(actions, now)
         limit = self.config.max_admissions_per_cycle
         self._more = (limit is not None and report.admitted >= limit) or self.gates.reopened
@@ -447,7 +446,7 @@ class Scheduler(EngineSetup):
         wm = self.watermark or 0
         conditions = [Job.id > wm] + [Job.id.between(lo, hi) for lo, hi, _ in self._gaps]
         conn = session.connection()  # plain Core: these run on every wake-up, the ORM layer costs more than the query
-        rows = conn.execute(select(*load.JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
+        rows = conn.execute(select(*load.NEW_JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
         for row in rows:
             rt = self.runtimes.get(row.cluster_id)
             if rt is not None:

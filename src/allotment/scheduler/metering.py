@@ -22,12 +22,11 @@ if TYPE_CHECKING:
     from allotment.scheduler.persist import Writes
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import BigInteger, Float, String, and_, bindparam, exists, insert, literal, select, update
+from sqlalchemy import BigInteger, Float, String, and_, bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from allotment.accounting.models import UsageRecord
-from allotment.inventory.models import Cluster, Device, Pool
-from allotment.quotas.models import Quota
+from allotment.inventory.models import Device, Pool
 from allotment.scheduler import bulk
 from allotment.workloads.models import Job
 
@@ -78,27 +77,36 @@ class Meter:
             self._cpu = Counter("allot_cpu_seconds", "CPU core-seconds used by finished jobs", ["cluster"],
                                 registry=registry)
 
-    def admitted(self, writes: Writes) -> None:
-        """After the commit (outside the cycle's transaction): the time to admission of the cycle's admissions."""
-        if self._waits is None or not writes.admits:
+    def admitted(self, waits: list[tuple[str, str, float]]) -> None:
+        """After the commit: the time to admission of the cycle's admissions (cluster, quota, seconds), which the
+        loop knows from its own state (runtime.Actions.waits)."""
+        if self._waits is None or not waits:
             return
         try:
-            with self._sessions() as session:
-                conn = session.connection()
-                for k in range(0, len(writes.admits), CHUNK):
-                    self._waits.observe(_waits(conn, writes.admits[k:k + CHUNK]))
+            self._waits.observe(waits)
         except Exception:  # a metric must never stop the scheduler
             log.exception("metering: could not observe the times to admission")
 
     def record(self, usage: Usage) -> None:
+        self.record_all([usage])
+
+    def record_all(self, usages: list[Usage]) -> None:
+        """The cycle's committed intervals: the counters per cluster (one update per cluster), then every hook."""
         if self._gpu is not None and self._cpu is not None:
-            self._gpu.labels(usage.cluster).inc(usage.device_seconds)
-            self._cpu.labels(usage.cluster).inc(usage.cpu_seconds)
+            totals: dict[str, list[float]] = {}
+            for usage in usages:
+                sums = totals.setdefault(usage.cluster, [0.0, 0.0])
+                sums[0] += usage.device_seconds
+                sums[1] += usage.cpu_seconds
+            for cluster, (gpu, cpu) in totals.items():
+                self._gpu.labels(cluster).inc(gpu)
+                self._cpu.labels(cluster).inc(cpu)
         for hook in self.hooks:
-            try:
-                hook(usage)
-            except Exception:  # a metering consumer must never stop the scheduler
-                log.exception("metering hook %r failed for job %s", hook, usage.job_id)
+            for usage in usages:
+                try:
+                    hook(usage)
+                except Exception:  # a metering consumer must never stop the scheduler
+                    log.exception("metering hook %r failed for job %s", hook, usage.job_id)
 
 
 U = UsageRecord.__table__
@@ -111,21 +119,17 @@ CLOSE = update(U).where(U.c.job_id == _JOB, U.c.end_s.is_(None)).values(
 SET_MODEL = update(U).where(U.c.job_id == _JOB, U.c.start_s == _START).values(
     device_model=bindparam("u_model", type_=String()))
 P = Pool.__table__
-CHUNK = 1000
 
 
-def _open(start_s: float, job_ids: list[int]):
-    """One INSERT ... SELECT for the jobs admitted at `start_s` (a cycle stamps all its admissions alike): what each
-    holds is copied from its row, just updated by the admission; the NOT EXISTS keeps a replayed admission from
-    writing a second record."""
-    start = literal(start_s, Float())
-    return insert(U).from_select(
-        ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
-         "memory_bytes", "start_s"],
-        select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, J.c.placed_pool_id,
-               select(P.c.device_model).where(P.c.id == J.c.placed_pool_id).scalar_subquery(),
-               J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, start)
-        .where(J.c.id.in_(job_ids), ~exists().where(and_(U.c.job_id == J.c.id, U.c.start_s == start))))
+# One INSERT ... SELECT per admitted job, run as one executemany per cycle: what the job holds is copied from its row,
+# just updated by the admission; the NOT EXISTS keeps a replayed admission from writing a second record.
+OPEN = insert(U).from_select(
+    ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
+     "memory_bytes", "start_s"],
+    select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, J.c.placed_pool_id,
+           select(P.c.device_model).where(P.c.id == J.c.placed_pool_id).scalar_subquery(),
+           J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, _START)
+    .where(J.c.id == _JOB, ~exists().where(and_(U.c.job_id == J.c.id, U.c.start_s == _START))))
 
 
 def _device_models(conn: Connection, admits: list[dict]) -> list[dict]:
@@ -151,30 +155,11 @@ def write_intervals(conn: Connection, writes: Writes) -> None:
     if closes:
         bulk.executemany(conn, CLOSE, closes)
     if writes.admits:
-        by_start: dict[float, list[int]] = {}
-        for a in writes.admits:
-            by_start.setdefault(a["b_at"].timestamp(), []).append(a["b_id"])
-        for start_s, ids in by_start.items():
-            for k in range(0, len(ids), CHUNK):
-                conn.execute(_open(start_s, ids[k:k + CHUNK]))
+        bulk.executemany(conn, OPEN, [{"u_job": a["b_id"], "u_start": a["b_at"].timestamp()}
+                                      for a in writes.admits])
         models = _device_models(conn, writes.admits)
         if models:
             bulk.executemany(conn, SET_MODEL, models)
-
-
-def _waits(conn: Connection, admits: list[dict]) -> list[tuple[str, str, float]]:
-    """(cluster, quota, seconds from submission to admission) of each admission."""
-    at = {a["b_id"]: a["b_at"] for a in admits}
-    rows = conn.execute(select(Job.id, Job.submitted_at, Cluster.name, Quota.name)
-                        .join(Cluster, Cluster.id == Job.cluster_id).outerjoin(Quota, Quota.id == Job.quota_id)
-                        .where(Job.id.in_(list(at)))).all()
-    out = []
-    for job_id, submitted, cluster, quota in rows:
-        if submitted is not None:
-            if submitted.tzinfo is None:
-                submitted = submitted.replace(tzinfo=at[job_id].tzinfo)
-            out.append((cluster, quota or "-", (at[job_id] - submitted).total_seconds()))
-    return out
 
 
 def repair_at_start(sessions) -> None:

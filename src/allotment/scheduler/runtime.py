@@ -62,13 +62,16 @@ class Actions:
 
     cancels: list[tuple[int, int]] = field(default_factory=list)  # (cluster id, job id)
     launches: list[tuple[int, Launch]] = field(default_factory=list)  # (cluster id, launch)
+    # (cluster, quota, seconds from submission to admission) of each admission, for the metric once committed
+    waits: list[tuple[str, str, float]] = field(default_factory=list)
 
-    def mark(self) -> tuple[int, int]:
-        return len(self.cancels), len(self.launches)
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.cancels), len(self.launches), len(self.waits)
 
-    def undo(self, mark: tuple[int, int]) -> None:
+    def undo(self, mark: tuple[int, int, int]) -> None:
         del self.cancels[mark[0]:]
         del self.launches[mark[1]:]
+        del self.waits[mark[2]:]
 
 
 class ClusterRuntime:
@@ -175,10 +178,11 @@ class ClusterRuntime:
 
     # -- events ----------------------------------------------------------------------------------------------------
     def add_new(self, row: Any) -> None:
-        """A job submitted since the last cycle (rows of other states are ignored; known ones too)."""
+        """A job submitted since the last cycle, a row of load.NEW_JOB_COLUMNS (rows of other states are ignored;
+        known ones too)."""
         if row.id in self.jobs or row.state != QUEUED:
             return
-        info = JobInfo(row)
+        info = JobInfo(row, new=True)
         self.jobs[row.id] = info
         job = self.queued_of[row.id] = queued_job(row, self.inv)
         self.fresh.append(row.id)
@@ -435,6 +439,10 @@ class ClusterRuntime:
         info.devices = devices
         info.placed_nodes = nodes
         actions.launches.append((self.cluster_id, launch_of(info, devices, pool=d.pool)))
+        queued = self.queued_of.get(job_id)
+        if queued is not None and queued.submitted_at:
+            actions.waits.append((self.name, self.inv.quota_names.get(info.quota_id, "-") or "-",
+                                  now - queued.submitted_at))
 
     def _set_reason(self, info: JobInfo | None, code: str, message: str, now: float, writes: Writes) -> None:
         if info is None or info.state != QUEUED:
