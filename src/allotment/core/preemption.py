@@ -14,8 +14,9 @@ Who (for a job J of quota Q that does not fit, in pool P):
 - never a job that has run less than its quota's min_runtime_s.
 
 Order (ONE ordering for every kind): jobs of quotas that borrow on the contested keys first, then lowest priority,
-then least work invested (most recently started, with the run time a job already lost to earlier preemptions
-counted as time run), then job id (for determinism). A job preempted MAX_PREEMPTIONS times is never a victim again.
+then least work lost by stopping it (most recently started), then job id (for determinism). A job preempted
+MAX_PREEMPTIONS times is never a victim again; with the requeue backoff (admission.py, rule 4) that bounds how often
+one job is preempted, so the order itself only minimises the work each preemption throws away.
 An aged job that fits its quota's guarantee alone also takes back what its quota's own later jobs took while it
 waited (they overtook it), on condition that the quota ends within its guarantee.
 
@@ -54,7 +55,6 @@ _victim_order = attrgetter("vorder")
 # A job preempted this many times is never preempted again: it runs to its end (rule 4 of admission.py). Together
 # with the requeue backoff (REQUEUE_BACKOFF_S), this bounds the work one job loses to repeated preemption.
 MAX_PREEMPTIONS = 5
-_NEVER = (0, 0.0, 0.0)
 
 
 def _devices_could_fit(dp: DevicePool, amount: int, candidates: list[RunningRec], pool: str) -> bool:
@@ -162,7 +162,7 @@ def plan_preemption(
     """``shortfall`` = (quota or ROOT, key, amount): what blocks the job. If all candidates together cannot free that
     much there, the plan fails before simulating anything (the common case in a saturated cluster). ``kinds``:
     preemption_kinds() for these arguments when the caller has it already. ``lost``: job id -> (times preempted, run
-    time lost to those preemptions, ...) (the victim order counts the latter as time run)."""
+    time lost to those preemptions, ...) (a job preempted MAX_PREEMPTIONS times is no candidate)."""
     if kinds is None:
         kinds = preemption_kinds(tree, priorities_by_quota_pool, q, priority, option, pools)
         if kinds is None:
@@ -245,8 +245,7 @@ def plan_preemption(
                 retry_at = ready if retry_at is None else min(retry_at, ready)
                 continue
             if run.vorder is None:
-                # run time already lost to earlier preemptions counts as time run: the least work invested first
-                run.vorder = (run.priority, (lost.get(run.id, _NEVER) if lost else _NEVER)[1] - run.started_at, run.id)
+                run.vorder = (run.priority, -run.started_at, run.id)  # the least work lost first
             out.append(run)
     candidates = borrowers + others
     note = f"{young} running jobs could be preempted once they reach their minimum runtime" if young else ""

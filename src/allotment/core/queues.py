@@ -89,8 +89,7 @@ class RunningRec:
         self.plan = plan  # usage rows to release (UsageTree.plan)
         self.qp = qp  # (quota, pool): key of the running-job indexes, built once
         self.keys = keys  # the keys of req, as a set (shared with the option it was admitted from)
-        # (priority, run time lost to earlier preemptions - started_at, id): victim order within a class, built when
-        # needed (preemption.plan_preemption)
+        # (priority, -started_at, id): victim order within a class, built when needed (preemption.plan_preemption)
         self.vorder: tuple | None = None
         self.nodes = nodes  # nodes charged with ncpu and nmem each (pools that list nodes; gangs)
         self.ncpu = ncpu

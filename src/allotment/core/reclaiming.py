@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from allotment.core.explain import HOLD, Blocker, preempt_message
 from allotment.core.model import Decision, Preempt, WaitCode, new_wait
 from allotment.core.preemption import plan_preemption, preemption_kinds
-from allotment.core.queues import Group, Option, QueuedRec
+from allotment.core.queues import Group, Hold, Option, QueuedRec
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 if TYPE_CHECKING:
-    from allotment.core.queues import Hold, ParkIndex, RunningRec
+    from allotment.core.queues import ParkIndex, RunningRec
     from allotment.core.usage import UsageTree
 
 # Requeue backoff of a preempted job (after Kueue's requeuing backoff): after its n-th preemption it may not borrow
@@ -88,15 +88,30 @@ class Reclaiming:
                 return True
         return False
 
+    def _starvation_hold(self, q: int, group: Group, rec: QueuedRec, first: Blocker, opt: Option) -> Hold | None:
+        """The hold an aged job blocked by ``first`` puts on the capacity it waits for (rule 5), or None. A job that
+        would borrow, fits its quota's guarantee alone and belongs to a quota that reclaims holds no pool: its way
+        in is its guarantee (it takes back what its quota's later jobs took and is woken to reclaim when its quota's
+        usage drops), and a hold would stop every other quota's borrowing for capacity it could keep only until its
+        lender reclaims it. Where its quota cannot reclaim, it holds against that quota's own jobs too (see Hold)."""
+        tree = self._tree
+        cls = tree.borrow_class_and_share(q, opt.req)[0]
+        reclaims = tree.preempt_policy[q][1]
+        alone = tree.fits_guarantee_alone(q, opt.req)
+        if cls and reclaims and alone and first.node == ROOT:
+            return None
+        return Hold(first.node, first.key, Hold.STARVATION, group, rec, cls, not reclaims and alone)
+
     def _backing_off(self, q: int, group: Group, rec: QueuedRec, now: float, decisions: list[Decision]) -> None:
         """A preempted job in its requeue backoff would borrow: it waits until the backoff ends, or until its quota's
         usage drops enough for it to fit the guarantee (woken as a reclaimer then; see _reclaim_later)."""
-        times, _, until = self._preempted.get(rec.id, (1, 0.0, group.borrow_after))
+        times, lost, until = self._preempted.get(rec.id, (1, 0.0, group.borrow_after))
         sig = ("backoff", rec.id, times, until)
         if sig != group.last_sig:
             group.last_wait = new_wait(rec.id, WaitCode.REQUEUE_BACKOFF, (
-                f"quota {self._tree.ids[q]}: preempted {times} time(s), it may borrow again in "
-                f"{max(until - now, 0):.0f} s (requeue backoff), or run earlier within its quota's guarantee"))
+                f"quota {self._tree.ids[q]}: preempted {times} time(s) after {lost:.0f} s of run time in all, it may "
+                f"borrow again in {max(until - now, 0):.0f} s (requeue backoff), or run earlier within its quota's "
+                f"guarantee"))
             group.last_sig = sig
             decisions.append(group.last_wait)
         if group.holds:

@@ -128,7 +128,7 @@ def test_a_preempted_borrower_waits_out_a_growing_requeue_backoff_and_is_then_ne
         state.job_finished(f"x{i}")  # x's job ends at once: b could borrow the idle pool again...
         w = waits(state.cycle(now + 1.0))["b"]  # ...but not before its backoff ends
         assert w.code == WaitCode.REQUEUE_BACKOFF
-        assert f"preempted {i} time(s)" in w.message
+        assert f"preempted {i} time(s) after {100 * i:.0f} s of run time in all" in w.message
         backoffs.append(state.next_due - now)
         now = state.next_due
         assert admitted(state.cycle(now)) == {"b": "p"}
@@ -147,7 +147,8 @@ def test_a_preempted_job_runs_within_its_quotas_guarantee_during_its_backoff():
     assert admitted(state.cycle(11.0)) == {"y3": "p"}
 
 
-def test_the_victim_order_counts_the_run_time_a_job_already_lost():
+def test_the_victim_order_takes_the_least_work_even_from_a_job_preempted_before():
+    # the backoff and the bound limit how often one job is stopped; each preemption throws away the least work
     state = lender_and_borrower()
     state.add_job(job("x1", "x", gpus=2, at=1000.0))
     assert preempted(state.cycle(1000.0)) == ["b"]  # b lost 1,000 s
@@ -157,6 +158,35 @@ def test_the_victim_order_counts_the_run_time_a_job_already_lost():
     state.add_job(job("a", "y", gpus=1, at=1500.0))
     assert admitted(state.cycle(1500.0)) == {"a": "p"}
     assert state.next_due == 1600.0
-    assert admitted(state.cycle(1600.0)) == {"b": "p"}  # b is now the most recently started borrower
+    assert admitted(state.cycle(1600.0)) == {"b": "p"}
     state.add_job(job("x2", "x", gpus=1, at=1700.0))
-    assert preempted(state.cycle(1700.0)) == ["a"]  # a ran 200 s; b ran 100 s after losing 1,000 s
+    assert preempted(state.cycle(1700.0)) == ["b"]  # b ran 100 s since its restart, a 200 s
+
+
+# -- the aged job's hold: only where borrowing is its only way in ----------------------------------------------------
+@pytest.mark.parametrize(
+    ("reclaim", "big_gpus", "held"),
+    [
+        ("any", 4, False),  # fits q's guarantee alone and q reclaims: it gets in through its guarantee, holds nothing
+        ("never", 4, True),  # q cannot reclaim: the pool is held for it (against q's own jobs too)
+        ("any", 5, True),  # larger than q's guarantee: borrowing is its only way in, so it holds
+    ],
+)
+def test_an_aged_borrower_holds_the_pool_only_where_its_guarantee_cannot_bring_it_in(reclaim, big_gpus, held):
+    quotas = [quota("q", gpu_in={"p": 4}, reclaim=reclaim), quota("z", gpu_in={"p": 0})]
+    state = state_of(quotas, [gpu_pool("p", 8)], age=100.0)
+    start(state, "r1", "q", "p", gpus=1, at=0.0)  # q runs 1 of its 4 (started before big: no overtaker)
+    for i in range(5):
+        start(state, f"z{i}", "z", "p", gpus=1, at=float(i))  # z borrows 5: 2 GPUs are free
+    state.add_job(job("big", "q", gpus=big_gpus, seq=1, at=0.0))  # would borrow: waits, aged at 100 s
+    state.add_job(job("zs", "z", gpus=1, seq=2, at=150.0))
+    decisions = state.cycle(200.0)
+    assert "big" not in admitted(decisions)
+    if held:
+        assert waits(decisions)["zs"].code == WaitCode.RESERVED_FOR_STARVING_JOB
+        return
+    assert admitted(decisions) == {"zs": "p"}  # the free GPUs are not held back from z's borrowing
+    state.job_finished("r1")  # q's older job ends: big fits q's guarantee and takes back what z borrows
+    decisions = state.cycle(300.0)
+    assert preempted(decisions) == ["zs", "z4"]
+    assert admitted(decisions) == {"big": "p"}
