@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from allotment.core.explain import HOLD, Blocker, preempt_message
 from allotment.core.model import Decision, Preempt, WaitCode, new_wait
+from allotment.core.preemption import _NOT_ENOUGH as NOT_ENOUGH
 from allotment.core.preemption import plan_preemption, preemption_kinds
 from allotment.core.queues import Group, Hold, Option, QueuedRec
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
@@ -137,6 +138,12 @@ class Reclaiming:
                                      rec.submitted_at if aged else None)
             if kinds is None:
                 continue  # no job could be preempted for it here: nothing to plan
+            if kinds[3] and tree.is_borrowing(q, opt.keys):
+                # Reclaiming with q's own jobs needs q back within its guarantee through its own jobs that are not
+                # borrowers (preemption._own_victims_suffice); while q borrows on these keys it has none, so the plan
+                # would fail after listing every candidate (an aged job woken each time q's usage drops hit this).
+                note = note or NOT_ENOUGH
+                continue
             def fits(opt: Option = opt) -> bool:
                 return (
                     tree.first_block(q, opt.req) is None

@@ -190,3 +190,27 @@ def test_an_aged_borrower_holds_the_pool_only_where_its_guarantee_cannot_bring_i
     decisions = state.cycle(300.0)
     assert preempted(decisions) == ["zs", "z4"]
     assert admitted(decisions) == {"big": "p"}
+
+
+@pytest.mark.parametrize(("own_jobs", "plans"), [(6, 0), (3, 1)])
+def test_an_aged_job_of_a_borrowing_quota_plans_no_take_back_that_cannot_succeed(monkeypatch, own_jobs, plans):
+    # taking back what q's later jobs took must leave q within its guarantee through its jobs that do not borrow:
+    # while q borrows it has none, so no plan is listed for it (each drop of q's usage re-examines the aged job)
+    from allotment.core import reclaiming
+
+    calls = []
+    real = reclaiming.plan_preemption
+    monkeypatch.setattr(reclaiming, "plan_preemption", lambda *a, **k: calls.append(a) or real(*a, **k))
+    quotas = [quota("q", gpu_in={"p": 4}, reclaim="any"), quota("z", gpu_in={"p": 0})]
+    state = state_of(quotas, [gpu_pool("p", 8)], age=100.0)
+    for i in range(own_jobs):
+        start(state, f"r{i}", "q", "p", gpus=1, at=float(i))
+    for i in range(7 - own_jobs):
+        start(state, f"z{i}", "z", "p", gpus=1, at=float(i))
+    state.add_job(job("big", "q", gpus=4, seq=1, at=10.0))
+    state.cycle(200.0)
+    calls.clear()
+    state.job_finished("r0")  # q's usage drops: the aged job is examined again
+    w = waits(state.cycle(201.0))["big"]
+    assert (w.code, len(calls)) == (WaitCode.NO_CAPACITY, plans)
+    assert "preempting every eligible job would not free enough" in w.message
