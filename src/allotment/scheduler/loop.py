@@ -37,11 +37,10 @@ import logging
 import sys
 import threading
 import time
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import chain
 
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from allotment.accounting.gate import BUDGET_EXHAUSTED, BudgetGate
@@ -55,17 +54,16 @@ from allotment.scheduler.engine_setup import EngineSetup
 from allotment.scheduler.engines import opened
 from allotment.scheduler.gates import Gates
 from allotment.scheduler.metering import Meter, Usage
-from allotment.scheduler.persist import Conflict, Writes, dt
+from allotment.scheduler.persist import Conflict, Writes
 from allotment.scheduler.reconcile import EngineWatch, unavailable
 from allotment.scheduler.recovery import EngineCorrection, Faults, holding_admissions, recover, stop_orphans
 from allotment.scheduler.runtime import NO_BACKEND, Actions, ClusterRuntime
-from allotment.workloads.models import CANCELLED, FAILED, HOLDING_STATES, RUNNING, Job
+from allotment.scheduler.scan import Scan
+from allotment.workloads.models import FAILED, HOLDING_STATES, RUNNING, Job
 
 log = logging.getLogger("allotment.scheduler")
 
 MAX_RETRY_PAUSE_S = 60.0  # a cluster that keeps failing is loaded again at most this far apart
-CANCEL_WINDOW_S = 60.0  # cancellations are looked up this far back (commit delays, clock skew between writers)
-GAP_TTL_S = 30.0  # how long an id below the watermark may still appear (PostgreSQL commits out of id order)
 
 
 @dataclass
@@ -79,7 +77,7 @@ class CycleReport:
     conflict: bool = False  # the database changed under the cycle: nothing was written, the state is rebuilt
 
 
-class Scheduler(EngineSetup):
+class Scheduler(EngineSetup, Scan):
     def __init__(self, state: AppState) -> None:
         self.state = state
         settings = state.settings
@@ -439,62 +437,6 @@ class Scheduler(EngineSetup):
                               BUDGET_EXHAUSTED, why, writes, usage)
                 actions.cancels.append((cid, job_id))
                 log.info("scheduler: job %s %s", job_id, why)
-
-    def _scan(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
-        """New submissions and cancellations since the last scan; cost follows what changed, not the queue."""
-        wall = time.time()
-        wm = self.watermark or 0
-        conditions = [Job.id > wm] + [Job.id.between(lo, hi) for lo, hi, _ in self._gaps]
-        conn = session.connection()  # plain Core: these run on every wake-up, the ORM layer costs more than the query
-        rows = conn.execute(select(*load.NEW_JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
-        for row in rows:
-            rt = self.runtimes.get(row.cluster_id)
-            if rt is not None:
-                try:
-                    rt.add_new(row)
-                except Exception:  # noqa: BLE001 - logged and counted by _cluster_failed; the reload reads the job
-                    self._cluster_failed(row.cluster_id, "scan", now)
-        self._track_gaps([r.id for r in rows], wm, wall)
-        since = dt(min(self._last_scan or wall, wall) - CANCEL_WINDOW_S)
-        cancelled = conn.execute(select(Job.id, Job.cluster_id, Job.state)
-                                 .where(Job.cancel_requested_at >= since)).all()
-        for job_id, cluster_id, state in cancelled:
-            rt = self.runtimes.get(cluster_id)
-            if rt is None:
-                continue
-            if state == CANCELLED:
-                self._guarded(cluster_id, "scan", now, writes, actions, usage, rt.cancelled, job_id, actions)
-            elif state in HOLDING_STATES:
-                self._guarded(cluster_id, "scan", now, writes, actions, usage, rt.stop_requested, job_id, now,
-                              writes, actions, usage)
-        self._last_scan = wall
-
-    def _track_gaps(self, ids: list[int], wm: int, wall: float) -> None:
-        """On PostgreSQL a job with a lower id can commit after a higher one was read: keep looking at missing ids
-        for a while. SQLite has one writer at a time and assigns ids in commit order, so it needs none of this."""
-        above = [i for i in ids if i > wm]
-        if above:
-            self.watermark = above[-1]
-        if self.state.settings.is_sqlite:
-            return
-        found = sorted(ids)
-        gaps = []
-        for lo, hi, expires in self._gaps:
-            if expires < wall:
-                continue
-            start = lo
-            for i in found[bisect_left(found, lo):bisect_right(found, hi)]:
-                if start < i:
-                    gaps.append((start, i - 1, expires))
-                start = i + 1
-            if start <= hi:
-                gaps.append((start, hi, expires))
-        prev = wm
-        for i in above:
-            if i > prev + 1:
-                gaps.append((prev + 1, i - 1, wall + GAP_TTL_S))
-            prev = i
-        self._gaps = gaps[-1000:]
 
     def _dispatch(self, actions: Actions, now: float) -> None:
         for cid, job_id in actions.cancels:
