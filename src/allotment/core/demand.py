@@ -23,22 +23,22 @@ class Demand:
     + free * (whole_all - whole_le[wc] + lack), with wc its completely free devices, partial its free GPU outside them
     and free all of it."""
 
-    __slots__ = ("_counts", "_n", "_seen", "_tables")
+    __slots__ = ("_counts", "_seen", "_tables", "jobs")
 
     def __init__(self) -> None:
         self._counts: dict[tuple[int, int], int] = {}  # (milli-GPU, whole cores) -> jobs
-        self._n = 0
-        self._seen = 0  # _n when the tables were built
+        self.jobs = 0  # GPU jobs added: tables() answers the same while it is unchanged
+        self._seen = 0  # jobs when the tables were built
         self._tables: Tables | None = None
 
     def add(self, gpu: int, cpu: int = 0) -> None:
         if gpu > 0:
             key = (gpu, -(-cpu // 1000))
             self._counts[key] = self._counts.get(key, 0) + 1
-            self._n += 1
+            self.jobs += 1
 
     def tables(self) -> Tables | None:
-        n = self._n
+        n = self.jobs
         if not n:
             return None
         if self._tables is None or n >= self._seen * 1.05 + 16:  # rebuilt as the mix grows

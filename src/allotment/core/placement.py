@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 
-from allotment.core.demand import FRAC_BIN, Demand
+from allotment.core.demand import FRAC_BIN, Demand, Tables
 from allotment.core.devices import WHOLE, DevicePool, Shares
 from allotment.core.fit_index import FitIndex
 from allotment.core.quantity import UNLIMITED_RAW, format_raw
@@ -66,6 +66,11 @@ class NodePool(DevicePool):
         self._shapes: dict[tuple[int, int, int, int], int] | None = None  # see _node_shapes
         self._failed: dict[tuple, None] = {}  # shapes that did not fit at _failed_version
         self._failed_version = 0
+        # The last choose_job() answer, for the place_job() that follows it (a best-fit job's pools are scored first,
+        # then the best is placed): (shape, version, total_free, demand.jobs, answer). Cleared by every change
+        # that does not lower total_free or bump version (see _memo).
+        self._chosen: tuple | None = None
+        self._deferred = False  # inside take_job/release_job: the GPU indexes are filed once, at the end (_refile)
         devices = list(devices)
         if nodes is not None:
             for node, cpu, mem in nodes:
@@ -92,9 +97,10 @@ class NodePool(DevicePool):
         self.one[node] = (node,) if node else ()  # devices without a node label name none
         self._refile(node)
 
-    def _refile(self, node: str) -> None:
+    def _refile(self, node: str, full: bool = False) -> None:
         """Keep the node's entries in the CPU-only index and its levels in the GPU index current (after its CPU,
-        memory or free GPU changed)."""
+        memory or free GPU changed). ``full``: also file its devices' entries in the GPU indexes, which _set_free
+        and _move_node left to this call (take_job, release_job)."""
         if not self.tracked:
             return
         old = self._filed.get(node)
@@ -108,7 +114,21 @@ class NodePool(DevicePool):
             new = (1 if self.gpu_free[node] else 0, level)
             levels = (level, min(max(self.mem_cap[node] - self.mem_used[node], 0), UNLIMITED_RAW) >> 30)
             self._cfit.put(node, new[0], *levels)
-            if self._level.get(node) != levels:
+            if full:
+                self._level[node] = levels
+                whole = self._whole.get(node)
+                if whole:
+                    self._wfit.put(node, len(whole), *levels)
+                else:
+                    self._wfit.drop(node)
+                sfit, free = self._sfit, self.free
+                for dev in self.devs[node]:
+                    f = free[dev]
+                    if 0 < f < WHOLE:
+                        sfit.put(dev, f, *levels)
+                    else:
+                        sfit.drop(dev)
+            elif self._level.get(node) != levels:
                 self._level[node] = levels
                 at = self._wfit.where(node)
                 if at is not None:
@@ -154,8 +174,12 @@ class NodePool(DevicePool):
     def _set_free(self, dev: str, new: int) -> None:
         old = self.free[dev]
         DevicePool._set_free(self, dev, new)
+        self._chosen = None
         if self.tracked and new != old:
             node = self.node[dev]
+            if self._deferred:
+                self.gpu_free[node] += new - old
+                return
             if 0 < new < WHOLE:
                 self._sfit.put(dev, new, *self._level[node])
             elif 0 < old < WHOLE:
@@ -167,7 +191,7 @@ class NodePool(DevicePool):
 
     def _move_node(self, node: str, before: int, after: int) -> None:
         DevicePool._move_node(self, node, before, after)
-        if self.tracked:
+        if self.tracked and not self._deferred:
             if after:
                 self._wfit.put(node, after, *self._level[node])
             else:
@@ -212,6 +236,7 @@ class NodePool(DevicePool):
     def _changed(self) -> None:
         self.version += 1
         self._shapes = None
+        self._chosen = None
 
     def _set_caps(self, node: str, cpu: int, mem: int) -> None:
         self._cpu_total += cpu - self.cpu_cap.get(node, 0)
@@ -228,25 +253,67 @@ class NodePool(DevicePool):
 
     # -- taking and giving back ---------------------------------------------------------------------------------------
     def take_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
-        if shares:
-            self.take(shares)
-        if cpu or mem:
-            cu, mu = self.cpu_used, self.mem_used
-            for node in nodes:
-                cu[node] = cu.get(node, 0) + cpu
-                mu[node] = mu.get(node, 0) + mem
-                self._refile(node)
+        self._chosen = None
+        if not self.tracked:
+            if shares:
+                self.take(shares)
+            if cpu or mem:
+                cu, mu = self.cpu_used, self.mem_used
+                for node in nodes:
+                    cu[node] = cu.get(node, 0) + cpu
+                    mu[node] = mu.get(node, 0) + mem
+            return
+        touched = self._touched(shares, nodes)
+        self._deferred = True
+        try:
+            if shares:
+                self.take(shares)
+            if cpu or mem:
+                cu, mu = self.cpu_used, self.mem_used
+                for node in nodes:
+                    cu[node] = cu.get(node, 0) + cpu
+                    mu[node] = mu.get(node, 0) + mem
+        finally:
+            self._deferred = False
+            for node in touched:
+                self._refile(node, True)
 
     def release_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
-        if shares:
-            self.release(shares)
-        if cpu or mem:
-            cu, mu = self.cpu_used, self.mem_used
-            for node in nodes:
-                cu[node] = max(cu.get(node, 0) - cpu, 0)
-                mu[node] = max(mu.get(node, 0) - mem, 0)
-                self._refile(node)
+        self._chosen = None
+        if not self.tracked:
+            if shares:
+                self.release(shares)
+            if cpu or mem:
+                cu, mu = self.cpu_used, self.mem_used
+                for node in nodes:
+                    cu[node] = max(cu.get(node, 0) - cpu, 0)
+                    mu[node] = max(mu.get(node, 0) - mem, 0)
+            self.version += 1
+            return
+        touched = self._touched(shares, nodes)
+        self._deferred = True
+        try:
+            if shares:
+                DevicePool.release(self, shares)
+            if cpu or mem:
+                cu, mu = self.cpu_used, self.mem_used
+                for node in nodes:
+                    cu[node] = max(cu.get(node, 0) - cpu, 0)
+                    mu[node] = max(mu.get(node, 0) - mem, 0)
+        finally:
+            self._deferred = False
+            for node in touched:
+                self._refile(node, True)
         self.version += 1
+
+    def _touched(self, shares: Shares, nodes: Nodes) -> Nodes:
+        """The nodes whose index entries a take or release of ``shares`` with CPU and memory on ``nodes`` changes."""
+        node_of = self.node
+        for dev, _ in shares:
+            node = node_of.get(dev)
+            if node is not None and node not in nodes:
+                nodes = (*nodes, node)
+        return nodes
 
     def release(self, shares: Sequence[tuple[str, int]]) -> None:
         DevicePool.release(self, shares)
@@ -280,7 +347,12 @@ class NodePool(DevicePool):
 
     def place_job(self, gpu: int, cpu: int, mem: int, count: int) -> tuple[Shares, Nodes] | None:
         """choose_job() and take_job() in one step."""
-        chosen = self.choose_job(gpu, cpu, mem, count)
+        memo = self._chosen
+        if (memo is not None and memo[0] == (gpu, cpu, mem, count) and memo[1] == self.version
+                and memo[2] == self.total_free and memo[3] == self.demand.jobs):
+            chosen = memo[4]
+        else:
+            chosen = self.choose_job(gpu, cpu, mem, count)
         if chosen is None:
             return None
         _, shares, nodes = chosen
@@ -289,43 +361,66 @@ class NodePool(DevicePool):
 
     def choose_job(self, gpu: int, cpu: int, mem: int, count: int) -> tuple[float, Shares, Nodes] | None:
         """(score, device shares, nodes) of the best placement of a job needing ``gpu`` milli-GPU, ``cpu`` and
-        ``mem`` on each of ``count`` distinct nodes; None when there is none. Changes nothing."""
+        ``mem`` on each of ``count`` distinct nodes; None when there is none. Changes nothing.
+
+        The answer is kept for a place_job() of the same job that follows: nothing changed in between when the
+        pool's version (bumped by every return of capacity) and total free GPU (lowered by every take of GPU) are
+        the same and no GPU job was added to the demand the score reads; a take of CPU or memory alone (take_job)
+        and node changes clear it."""
         shape = (gpu, cpu, mem, count)
-        if self._failed_version != self.version:
+        version = self.version
+        if self._failed_version != version:
             self._failed.clear()
-            self._failed_version = self.version
+            self._failed_version = version
         elif shape in self._failed:
             return None
         found = self._candidates(gpu, cpu, mem, CANDIDATES if count == 1 else count, count > 1)
         if len(found) < count:
             self._failed[shape] = None
             return None
-        scores = self._scores(found, gpu, cpu, mem)
+        tables = self.demand.tables() if gpu else None
+        scores = self._scores(found, gpu, cpu, mem, tables)
         if count == 1:
             best = min(range(len(found)), key=scores.__getitem__)  # the first on a tie
-            node, shares = found[best]
-            return scores[best], shares, self.one[node]
-        shares_all: list[tuple[str, int]] = []
-        for _, shares in found:
-            shares_all.extend(shares)
-        return sum(scores), tuple(shares_all), tuple(node for node, _ in found)
+            node, dev = found[best]
+            chosen = scores[best], self._shares(node, dev, gpu), self.one[node]
+        else:
+            shares_all: list[tuple[str, int]] = []
+            for node, dev in found:
+                shares_all.extend(self._shares(node, dev, gpu))
+            chosen = sum(scores), tuple(shares_all), tuple(node for node, _ in found)
+        self._chosen = (shape, version, self.total_free, self.demand.jobs, chosen)
+        return chosen
+
+    def _shares(self, node: str, dev: str | None, gpu: int) -> Shares:
+        """The device shares of a candidate: ``gpu`` of ``dev`` (a share), or whole free devices of ``node``."""
+        if gpu <= 0:
+            return ()
+        if gpu < WHOLE:
+            return self._fraction(dev, gpu)  # type: ignore[arg-type]
+        whole = self._whole[node]
+        if gpu == WHOLE:
+            return self._single[next(iter(whole))]
+        unit = self._unit
+        return tuple([unit[d] for d in islice(whole, gpu // WHOLE)])
 
     def score(self, node: str, gpu: int, cpu: int, mem: int, shares: Shares = ()) -> float:
         """Lower is better (milli-GPU): how much the placement of ``shares`` (with ``cpu`` and ``mem``) on ``node``
         grows the node's GPU fragmentation for the workload seen so far (Demand: by GPU and by the cores the node
         has left), plus STRANDED_WEIGHT times how much it grows the GPU its CPU or memory left cannot feed (see the
         contract in admission.py)."""
-        return self._scores(((node, shares),), gpu, cpu, mem)[0]
+        dev = shares[0][0] if shares and gpu < WHOLE else None
+        return self._scores(((node, dev),), gpu, cpu, mem, self.demand.tables() if gpu else None)[0]
 
-    def _scores(self, found: Sequence[tuple[str, Shares]], gpu: int, cpu: int, mem: int) -> list[float]:
-        """score() of each (node, shares), with what they share looked up once."""
+    def _scores(self, found: Sequence[tuple[str, str | None]], gpu: int, cpu: int, mem: int,
+                tables: Tables | None) -> list[float]:
+        """score() of each (node, device of a share or None), with what they share looked up once."""
         gpu_cap, cpu_cap, mem_cap, cpu_used, mem_used = self.gpu_cap, self.cpu_cap, self.mem_cap, self.cpu_used, \
             self.mem_used
         whole_of, free = self._whole, self.free
-        tables = self.demand.tables() if gpu else None
         share = gpu < WHOLE
         out: list[float] = []
-        for node, shares in found:
+        for node, dev in found:
             gcap = gpu_cap[node]
             if not gcap:
                 out.append(0.0)
@@ -348,7 +443,7 @@ class NodePool(DevicePool):
                 partial = total - WHOLE * wc
                 x = 0
                 if share:
-                    x = free[shares[0][0]]
+                    x = free[dev]  # type: ignore[index]
                     if x == WHOLE:
                         wc_a, partial_a = wc - 1, partial + WHOLE - gpu
                     else:
@@ -365,7 +460,6 @@ class NodePool(DevicePool):
                     if share:
                         delta += frac_a[(x - gpu) // FRAC_BIN] - frac_a[x // FRAC_BIN]
                 else:
-                    dev = shares[0][0] if share else None
                     for d in self.devs[node]:
                         f = free[d]
                         delta += frac_a[(f - gpu if d == dev else f) // FRAC_BIN] - frac_b[f // FRAC_BIN]
@@ -397,11 +491,11 @@ class NodePool(DevicePool):
         free = self.free
         return sum(free[d] for d in self.devs[node])
 
-    def _candidates(self, gpu: int, cpu: int, mem: int, want: int, distinct: bool) -> list[tuple[str, Shares]]:
-        """Up to ``want`` feasible (node, shares) in best-fit order (one per node when ``distinct``). A single-node
+    def _candidates(self, gpu: int, cpu: int, mem: int, want: int, distinct: bool) -> list[tuple[str, str | None]]:
+        """Up to ``want`` feasible (node, device of a share or None) in best-fit order (one per node when ``distinct``). A single-node
         search that found one stops after SCAN_BUDGET entries (near saturation, feasible entries are rare and the
         first found is the best fit); it never stops without one."""
-        out: list[tuple[str, Shares]] = []
+        out: list[tuple[str, str | None]] = []
         budget = UNLIMITED_RAW if distinct else SCAN_BUDGET  # a gang needs its nodes: no early stop
         ccap, mcap, cused, mused = self.cpu_cap, self.mem_cap, self.cpu_used, self.mem_used
         seen: set[str] = set()
@@ -416,14 +510,14 @@ class NodePool(DevicePool):
                     if budget <= 0 and out:
                         return out
                     if ccap[node] - cused[node] >= cpu and mcap[node] - mused[node] >= mem:
-                        out.append((node, ()))
+                        out.append((node, None))
                         if len(out) == want:
                             return out
             return out
         # GPU jobs: nodes (whole requests) or devices (shares) in best-fit order of their free GPU; in a pool that
         # lists its nodes, only those with the job's whole cores and GiB free (fit_index.py), the tightest first.
-        whole, unit = self._whole, self._unit
-        n = gpu // WHOLE
+        whole = self._whole
+        share = gpu < WHOLE
         for node, dev in self._gpu_order(gpu, cpu // 1000, mem >> 30):
             budget -= 1
             if budget <= 0 and out:
@@ -434,10 +528,7 @@ class NodePool(DevicePool):
                 if node in seen:
                     continue
                 seen.add(node)
-            if gpu < WHOLE:
-                out.append((node, self._fraction(dev or next(iter(whole[node])), gpu)))
-            else:
-                out.append((node, tuple([unit[d] for d in islice(whole[node], n)])))
+            out.append((node, (dev or next(iter(whole[node]))) if share else None))
             if len(out) == want:
                 return out
         return out
@@ -490,10 +581,10 @@ class NodePool(DevicePool):
             have = len(self._candidates(gpu, cpu, mem, count, True))
             return f"fewer than {count} nodes in pool {self.name} have {need} free ({have} have)"
         best, best_key = None, None
-        for node in self._closest_candidates(gpu):
-            g = self._node_free_for(node, gpu)
-            c = self.cpu_cap[node] - self.cpu_used[node]
-            m = self.mem_cap[node] - self.mem_used[node]
+        ccap, cused, mcap, mused = self.cpu_cap, self.cpu_used, self.mem_cap, self.mem_used
+        for node, g in self._closest_candidates(gpu).items():
+            c = ccap[node] - cused[node]
+            m = mcap[node] - mused[node]
             key = min(g / gpu if gpu else 1.0, c / cpu if cpu else 1.0, m / mem if mem else 1.0)
             if best_key is None or key > best_key:
                 best, best_key = (node, g, c, m), key
@@ -503,40 +594,37 @@ class NodePool(DevicePool):
             text += f" (best: {node}, {_describe(g if gpu else 0, c if cpu else 0, m if mem else 0, free=True)})"
         return text
 
-    def _closest_candidates(self, gpu: int, limit: int = 16) -> Iterable[str]:
-        """Nodes to name as the closest one in a wait: up to ``limit`` of those with the most free GPU in the form
-        the job needs (GPU jobs) or the most free cores (CPU-only jobs): the others have less."""
-        out: dict[str, None] = {}
+    def _closest_candidates(self, gpu: int, limit: int = 16) -> dict[str, int]:
+        """Nodes to name as the closest one in a wait, with their free GPU in the form the job needs (whole free
+        devices, or the largest free share): up to ``limit`` of those with the most (GPU jobs) or with the most free
+        cores (CPU-only jobs): the others have less."""
+        out: dict[str, int] = {}
         if gpu <= 0:
             for cls in (0, 1):
                 for level in reversed(self._core_levels[cls]):
                     for node in self._by_cores[cls][level]:
-                        out[node] = None
+                        out[node] = 0
                         if len(out) >= limit:
                             return out
-            return out or self.cpu_cap  # untracked pools have no CPU index (and their nodes no CPU limit)
+            return out or dict.fromkeys(self.cpu_cap, 0)  # untracked pools have no CPU index (nor node CPU limits)
         if gpu >= WHOLE:
             by_count = self._nodes_by_count
             for count in range(self._max_per_node, 0, -1):
                 for node in by_count.get(count, ()):
-                    out[node] = None
+                    out[node] = WHOLE * count
                     if len(out) >= limit:
                         return out
         else:
+            # devices by free share, the largest first: a node's first entry is its largest free share
             node_of = self.node
             for value in reversed(self._free_values):
                 for dev in self._by_free[value]:
-                    out[node_of[dev]] = None
-                    if len(out) >= limit:
-                        return out
+                    node = node_of[dev]
+                    if node not in out:
+                        out[node] = value
+                        if len(out) >= limit:
+                            return out
         return out
-
-    def _node_free_for(self, node: str, gpu: int) -> int:
-        """The node's free GPU in the form the request needs: whole free devices, or its largest free share."""
-        free = self.free
-        if gpu >= WHOLE:
-            return WHOLE * len(self._whole.get(node, ()))
-        return max((free[d] for d in self.devs[node]), default=0)
 
 
 def _describe(gpu: int, cpu: int, mem: int, free: bool = False) -> str:

@@ -205,3 +205,39 @@ def test_changed_nodes_is_none_when_the_change_is_not_node_by_node():
     assert changed_nodes(Pool("p", listed.devices), listed) is None  # the pool starts listing its nodes
     moved = tuple(Device(d.id, d.free, d.capacity, "b" if d.id == "a-g0" else d.node) for d in listed.devices)
     assert changed_nodes(listed, Pool("p", moved, nodes=listed.nodes)) is None  # a device moved between nodes
+
+
+# -- the answer a choose_job keeps for the place_job that follows ------------------------------------------------------
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, len(NODE_SHAPES) - 1), min_size=1, max_size=8), st.booleans(),
+       st.lists(st.tuples(st.integers(0, 5), JOB, st.integers(0, 10_000)), max_size=40))
+def test_place_job_after_changes_places_as_a_fresh_choice_would(shapes, tracked, ops):
+    """choose_job() keeps its answer for place_job(); whatever happened in between (CPU taken alone, GPU placed by
+    the device path, jobs ending, nodes changing, the demand growing), place_job() places as a fresh choice would."""
+    dp = build(shapes)
+    if not tracked:
+        dp = NodePool("p", [(d, dp.free[d], dp.cap[d], dp.node[d]) for d in dp.free])
+    held: list[tuple] = []
+    for action, (gpu, cpu_, mem_), pick in ops:
+        dp.choose_job(gpu, cpu_, mem_, 1 + pick % 2)  # kept
+        node = sorted(dp.devs)[pick % len(dp.devs)]
+        if action == 0 and held:
+            dp.release_job(*held.pop(pick % len(held)))
+        elif action == 1:
+            dp.take_job((), (node,), 1000, GIB)
+            held.append(((), (node,), 1000, GIB))
+        elif action == 2 and 0 < gpu < WHOLE:
+            dp.place(gpu)
+        elif action == 3:
+            dp.demand.add(gpu or 500, cpu_)
+        elif action == 4 and tracked:
+            _, c, m = NODE_SHAPES[shapes[pick % len(shapes)]]
+            dp.set_node(node, c // 2, m, [(d, dp.free[d], dp.cap[d]) for d in dp.devs[node]])
+        kept = dp._chosen
+        dp._chosen = None
+        fresh = dp.choose_job(gpu, cpu_, mem_, 1 + pick % 2)
+        dp._chosen = kept
+        placed = dp.place_job(gpu, cpu_, mem_, 1 + pick % 2)
+        assert placed == (None if fresh is None else fresh[1:])
+        if placed is not None:
+            held.append((*placed, cpu_, mem_))
