@@ -12,17 +12,19 @@ every hook with a `Usage` after the commit; a Prometheus counter keeps the runni
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from allotment.scheduler.persist import Writes
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import BigInteger, Float, String, and_, bindparam, exists, insert, select, update
+from sqlalchemy import BigInteger, Float, String, and_, any_, bindparam, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from allotment.accounting.models import UsageRecord
@@ -121,15 +123,31 @@ SET_MODEL = update(U).where(U.c.job_id == _JOB, U.c.start_s == _START).values(
 P = Pool.__table__
 
 
-# One INSERT ... SELECT per admitted job, run as one executemany per cycle: what the job holds is copied from its row,
-# just updated by the admission; the NOT EXISTS keeps a replayed admission from writing a second record.
-OPEN = insert(U).from_select(
-    ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
-     "memory_bytes", "start_s"],
-    select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, J.c.placed_pool_id,
-           select(P.c.device_model).where(P.c.id == J.c.placed_pool_id).scalar_subquery(),
-           J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, _START)
-    .where(J.c.id == _JOB, ~exists().where(and_(U.c.job_id == J.c.id, U.c.start_s == _START))))
+def _opening(ids: Any) -> Any:
+    """One INSERT ... SELECT for the jobs admitted at one time (a cycle stamps all its admissions alike): what each
+    holds is copied from its row, just updated by the admission; the NOT EXISTS keeps a replayed admission from
+    writing a second record. `ids` is the condition naming the jobs (one parameter, whatever their number)."""
+    return insert(U).from_select(
+        ["job_id", "cluster_id", "owner_id", "quota_id", "pool_id", "device_model", "gpu_milli", "cpu_milli",
+         "memory_bytes", "start_s"],
+        select(J.c.id, J.c.cluster_id, J.c.owner_id, J.c.quota_id, J.c.placed_pool_id,
+               select(P.c.device_model).where(P.c.id == J.c.placed_pool_id).scalar_subquery(),
+               J.c.gpu_milli, J.c.cpu_milli, J.c.memory_bytes, _START)
+        .where(ids, ~exists().where(and_(U.c.job_id == J.c.id, U.c.start_s == _START))))
+
+
+# The job ids travel as one array (PostgreSQL) or one JSON text (SQLite's json_each): one statement per cycle, which
+# the database runs as one set (a statement per job cost eight times as much on PostgreSQL).
+OPEN_PG = _opening(J.c.id == any_(bindparam("u_jobs", type_=postgresql.ARRAY(BigInteger()))))
+OPEN_JSON = _opening(J.c.id.in_(select(func.json_each(bindparam("u_jobs", type_=String())).table_valued("value")
+                                       .c.value)))
+
+
+def _open(conn: Connection, start_s: float, ids: list[int]) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(OPEN_PG, {"u_jobs": ids, "u_start": start_s})
+    else:
+        conn.execute(OPEN_JSON, {"u_jobs": json.dumps(ids), "u_start": start_s})
 
 
 def _device_models(conn: Connection, admits: list[dict]) -> list[dict]:
@@ -155,8 +173,11 @@ def write_intervals(conn: Connection, writes: Writes) -> None:
     if closes:
         bulk.executemany(conn, CLOSE, closes)
     if writes.admits:
-        bulk.executemany(conn, OPEN, [{"u_job": a["b_id"], "u_start": a["b_at"].timestamp()}
-                                      for a in writes.admits])
+        by_start: dict[float, list[int]] = {}
+        for a in writes.admits:
+            by_start.setdefault(a["b_at"].timestamp(), []).append(a["b_id"])
+        for start_s, ids in by_start.items():
+            _open(conn, start_s, ids)
         models = _device_models(conn, writes.admits)
         if models:
             bulk.executemany(conn, SET_MODEL, models)
