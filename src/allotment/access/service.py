@@ -95,6 +95,16 @@ def index_for(session: Session, resources: Sequence[access.Resource]) -> access.
     return access.RuleIndex(_rules_covering(session, resources), admin_groups=admin_group_ids(session))
 
 
+def index_for_type(session: Session, resource_type: str) -> access.RuleIndex:
+    """The rules that can cover any object of a type that lives outside workspaces (quotas): those on its objects
+    and its type-wide ones, in one query whatever the number of objects to check (a batch of jobs names hundreds of
+    quotas; a list of their ids cost more to send than the few rules there are)."""
+    rules = session.scalars(select(AccessRule).where(
+        AccessRule.resource_type == resource_type,
+        or_(AccessRule.resource_id.is_not(None), AccessRule.workspace_id.is_(None))))
+    return access.RuleIndex(_as_core(session, list(rules)), admin_groups=admin_group_ids(session))
+
+
 def default_level(session: Session, workspace_id: int | None) -> int:
     if workspace_id is None:
         return access.MODIFY

@@ -32,27 +32,39 @@ def own_pools(session: Session, quota_ids: Iterable[int]) -> dict[int, list[str]
     return {k: sorted(v) for k, v in out.items()}
 
 
-def along_paths(parent: Mapping[int, int | None], own: Mapping[int, Iterable[str]]) -> dict[int, frozenset[str] | None]:
-    """Each quota's usable pools: the intersection of the non-empty lists on its path to the root (None = all)."""
+def along_paths(parent: Mapping[int, int | None], own: Mapping[int, Iterable[str]],
+                only: Iterable[int] | None = None) -> dict[int, frozenset[str] | None]:
+    """Each quota's usable pools (of the quotas in `only`, or of all): the intersection of the non-empty lists on its
+    path to the root (None = all)."""
     out: dict[int, frozenset[str] | None] = {}
-    for quota_id in parent:
+    for quota_id in parent if only is None else only:
         allowed: frozenset[str] | None = None
         node, seen = quota_id, set()
         while node is not None and node not in seen:
             seen.add(node)
-            names = frozenset(own.get(node) or ())
+            names = own.get(node)
             if names:
-                allowed = names if allowed is None else allowed & names
+                allowed = frozenset(names) if allowed is None else allowed & frozenset(names)
             node = parent.get(node)
         out[quota_id] = allowed
     return out
 
 
-def usable_pools(session: Session, cluster_ids: Iterable[int]) -> dict[int, frozenset[str] | None]:
-    """Usable pools of every quota of the clusters (see along_paths)."""
+def usable_pools(session: Session, cluster_ids: Iterable[int],
+                 only: Iterable[int] | None = None) -> dict[int, frozenset[str] | None]:
+    """Usable pools of every quota of the clusters, or of those in `only` (see along_paths). The lists are read
+    by cluster, not by quota: a list of a thousand quota ids cost more to send than the rows."""
     ids = list(cluster_ids)
+    own: dict[int, list[str]] = {}
+    for quota_id, name in session.execute(select(QuotaPool.quota_id, Pool.name)
+                                          .join(Pool, Pool.id == QuotaPool.pool_id)
+                                          .join(Quota, Quota.id == QuotaPool.quota_id)
+                                          .where(Quota.cluster_id.in_(ids))):
+        own.setdefault(quota_id, []).append(name)
+    if not own and only is not None:  # no quota lists pools: every pool for all (the tree need not be read)
+        return dict.fromkeys(only)
     tree = dict(session.execute(select(Quota.id, Quota.parent_id).where(Quota.cluster_id.in_(ids))).all())
-    return along_paths(tree, own_pools(session, tree))
+    return along_paths(tree, own, None if only is None else [i for i in only if i in tree])
 
 
 def usable_pools_of(session: Session, quota: Quota) -> frozenset[str] | None:

@@ -12,11 +12,12 @@ A new job is `queued` with reason "pending"; the caller wakes the scheduler.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ARRAY, String, Text, any_, bindparam, func, select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -33,6 +34,7 @@ from allotment.quotas import bindings
 from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota
 from allotment.quotas.priorities import default_class
 from allotment.quotas.quota_pools import usable_pools
+from allotment.workloads.batch_insert import insert_rows
 from allotment.workloads.default_quota import NoQuotaToSubmitTo, default_quota
 from allotment.workloads.models import (
     CANCELLED,
@@ -73,19 +75,39 @@ class JobRequest:
     mounts: list[Any] | None = None  # storage folders, NAME[:PATH][:ro] or objects (storage/mounts.py)
 
 
+class QuotaFacts(NamedTuple):
+    """What submission reads of a quota (a plain row: a batch names hundreds of quotas, and an ORM object each
+    cost more than the checks themselves)."""
+
+    id: int
+    name: str
+    cluster_id: int
+    allowed_priority_classes: list[str] | None
+
+
+# The allowed classes as stored (SQLite: JSON text, mostly 'null'), decoded only where a quota has a list.
+_QUOTA_FACTS = (Quota.id, Quota.name, Quota.cluster_id, type_coerce(Quota.allowed_priority_classes, Text))
+
+
+def _facts(row) -> QuotaFacts:
+    allowed = row[3]
+    if isinstance(allowed, str):
+        allowed = json.loads(allowed)
+    return QuotaFacts(row[0], row[1], row[2], allowed)
+
+
 class _Lookups:
     """Per-call caches so a batch of thousands of jobs costs a few queries per distinct quota, not per job."""
 
     def __init__(self, session: Session, principal: Principal):
         self.session = session
         self.principal = principal
-        self.quotas: dict[str, Quota | None] = {}
+        self.quotas: dict[str, QuotaFacts | None] = {}
         self.may_submit: dict[int, str | None] = {}  # quota id -> why the principal may not submit
         self.bound_ids: set[int] | None = None  # quotas bound to the principal (bindings.py; None: every quota)
         self._bound_read = False
         self.cluster_names: dict[int, str] = {}
-        self.indexed: set[int] = set()  # quotas whose access rules `rules` holds
-        self.rules: access.RuleIndex | None = None
+        self.rules: access.RuleIndex | None = None  # the access rules on quotas
         self.classes = {c.name: c for c in session.scalars(select(PriorityClass)).all()}
         fallback = default_class(session)
         self.default_class = fallback.name if fallback else None
@@ -96,12 +118,39 @@ class _Lookups:
         self.pool_names: dict[int, str] = {}
         self.projects: dict[tuple[int, str], tuple[int | None, str | None, str | None]] = {}
         self.clusters = ClusterFacts(session)  # minimum GPU share and pools by GPU model (shape.py)
+        self.amounts: dict[tuple[str, type, Any], tuple[int, str | None]] = {}
+        self.caps: dict[tuple[int, int, int], list[FieldError]] = {}
+        self.commands: dict[tuple[str, ...], list[str]] = {}
 
-    def usable_pools(self, quota: Quota) -> frozenset[str] | None:
+    def command(self, argv: list[str]) -> list[str]:
+        """One list for the jobs of a batch that run the same command, so that the INSERT encodes it once
+        (batch_insert.py converts a value that is the previous row's object once)."""
+        return self.commands.setdefault(tuple(argv), argv)
+
+    def amount(self, resource: str, value: Any) -> tuple[int, str | None]:
+        """parse_request once per distinct value (a batch asks for a handful of shapes); the type is part of the key
+        because True == 1 and 1 == 1.0 in a dict."""
+        if not isinstance(value, str | int | float | None):
+            return parse_request(resource, value, resource)
+        key = (resource, type(value), value)
+        if key not in self.amounts:
+            self.amounts[key] = parse_request(resource, value, resource)
+        return self.amounts[key]
+
+    def cap_problems(self, policy: ResourcePolicy, amounts: dict[str, int], prefix: str) -> list[FieldError]:
+        """The owner's per-job caps (policies.check_job), once per distinct shape, with this job's field names."""
+        key = (amounts["gpu"], amounts["cpu"], amounts["memory"])
+        if key not in self.caps:
+            self.caps[key] = policies.check_job(policy, *key)
+        return [FieldError(prefix + e.field, e.message) for e in self.caps[key]]
+
+    def usable_pools(self, quota: QuotaFacts) -> frozenset[str] | None:
         """The pools jobs of the quota may use (None: every pool), one query set per cluster."""
-        if quota.cluster_id not in self.usable:
-            self.usable[quota.cluster_id] = usable_pools(self.session, [quota.cluster_id])
-        return self.usable[quota.cluster_id].get(quota.id)
+        known = self.usable.setdefault(quota.cluster_id, {})
+        if quota.id not in known:  # for the quotas of the batch in that cluster, read once (prefetch_quotas)
+            wanted = {q.id for q in self.quotas.values() if q is not None and q.cluster_id == quota.cluster_id}
+            known.update(usable_pools(self.session, [quota.cluster_id], wanted | {quota.id}))
+        return known.get(quota.id)
 
     def project(self, cluster_id: int, ref: str | int) -> tuple[int | None, str | None, str | None]:
         """(project id, problem, message) for a job's project (projects.access decides), once per reference."""
@@ -123,18 +172,23 @@ class _Lookups:
         """One query for every quota a batch names (a batch of thousands names a few dozen quotas)."""
         wanted = [n for n in names if n and n not in self.quotas]
         for i in range(0, len(wanted), 500):
-            for quota in self.session.scalars(select(Quota).where(Quota.name.in_(wanted[i:i + 500]))).all():
-                self.quotas[quota.name] = quota
+            chunk = wanted[i:i + 500]
+            if self.session.get_bind().dialect.name == "postgresql":  # one array parameter, not 500 to parse
+                among = Quota.name == any_(bindparam("names", chunk, type_=ARRAY(String)))
+            else:
+                among = Quota.name.in_(chunk)
+            for row in self.session.execute(select(*_QUOTA_FACTS).where(among)):
+                self.quotas[row.name] = _facts(row)
 
-    def quota(self, name: str) -> Quota | None:
+    def quota(self, name: str) -> QuotaFacts | None:
         if name not in self.quotas:
-            found = self.session.scalar(select(Quota).where(Quota.name == name))
+            found = self.session.execute(select(*_QUOTA_FACTS).where(Quota.name == name)).first()
             if found is None and as_id(name):
-                found = self.session.get(Quota, as_id(name))
-            self.quotas[name] = found
+                found = self.session.execute(select(*_QUOTA_FACTS).where(Quota.id == as_id(name))).first()
+            self.quotas[name] = _facts(found) if found is not None else None
         return self.quotas[name]
 
-    def refusal(self, quota: Quota) -> str | None:
+    def refusal(self, quota: QuotaFacts) -> str | None:
         """Why the principal may not submit to the quota (core.permissions.submit_refusal decides); None if it may.
         The quotas bound to the principal are read once per call, whatever the number of quotas a batch names (a
         batch of 500 jobs may name 500 quotas: a look-up per quota was most of its cost)."""
@@ -152,14 +206,13 @@ class _Lookups:
             self.may_submit[quota.id] = refused
         return self.may_submit[quota.id]
 
-    def quota_rules(self, quota: Quota) -> access.RuleIndex:
-        """The access rules that can cover the quotas the batch names, read once for all of them (a quota has no
+    def quota_rules(self, quota: QuotaFacts) -> access.RuleIndex:
+        """The access rules that can cover quotas, read once for all the quotas a batch names (a quota has no
         workspace, so its default is MODIFY; access.service.refusal reads the same rules for one quota)."""
-        if quota.id not in self.indexed:
+        if self.rules is None:
             from allotment.access import service as access_rules  # access imports workloads
 
-            self.indexed = {q.id for q in self.quotas.values() if q is not None} | {quota.id}
-            self.rules = access_rules.index_for(self.session, [access.Resource("quota", i) for i in self.indexed])
+            self.rules = access_rules.index_for_type(self.session, "quota")
         return self.rules
 
     def cluster_name(self, cluster_id: int) -> str:
@@ -215,7 +268,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
 
     amounts = {}
     for resource in ("gpu", "cpu", "memory"):
-        raw, problem = parse_request(prefix + resource, getattr(req, resource), resource)
+        raw, problem = look.amount(resource, getattr(req, resource))
         if problem:
             err(resource, problem)
         amounts[resource] = raw
@@ -274,7 +327,7 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         err("time_limit", problem)
     mounts = _mounts(look, quota, req, err)
     if len(errors) == start:  # caps only make sense for a well-formed request
-        errors.extend(policies.check_job(policy, amounts["gpu"], amounts["cpu"], amounts["memory"], prefix))
+        errors.extend(look.cap_problems(policy, amounts, prefix))
     if len(errors) > start or quota is None or priority is None or missing:
         return None
     return {
@@ -282,14 +335,14 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
         "cluster_id": quota.cluster_id, "quota_id": quota.id, "profile_id": profile.id if profile else None,
         "gpu_milli": amounts["gpu"], "cpu_milli": amounts["cpu"], "memory_bytes": amounts["memory"],
         "pool_id": pool.id if pool else None, "priority_class": priority.name, "priority": priority.value,
-        "command": list(req.command), "time_limit_s": time_limit, "labels": req.labels, "env": req.env or None,
+        "command": look.command(list(req.command)), "time_limit_s": time_limit, "labels": req.labels, "env": req.env or None,
         "sealed_env": req.sealed_env,
         "state": QUEUED, "reason_code": PENDING_REASON, "reason": PENDING_MESSAGE, "nodes": nodes,
         "gpu_models": gpu_models, "project_id": project_id, "mounts": mounts,
     }
 
 
-def _mounts(look: _Lookups, quota: Quota | None, req: JobRequest, err) -> list[dict[str, Any]] | None:
+def _mounts(look: _Lookups, quota: QuotaFacts | None, req: JobRequest, err) -> list[dict[str, Any]] | None:
     """The storage folders the job mounts, resolved as its owner sees them (storage/mounts.py)."""
     if not req.mounts or quota is None:
         return None
@@ -378,22 +431,22 @@ def submit_batch(session: Session, principal: Principal, requests: Sequence[JobR
     table = Job.__table__
     if session.get_bind().dialect.name == "sqlite":
         # SQLite has one writer at a time and gives rowids in order: the batch's ids are the last ones inserted.
-        # executemany of the one cached statement: a multi-row VALUES statement is compiled anew for every batch,
-        # which costs fifteen times the insert itself (266 against 17 ms of CPU for 500 jobs).
-        session.execute(insert(table), rows)
+        # executemany of one statement: a multi-row VALUES statement is compiled anew for every batch, which costs
+        # fifteen times the insert itself (266 against 17 ms of CPU for 500 jobs).
+        insert_rows(session, table, rows)
         ids = sorted(session.scalars(select(Job.id).order_by(Job.id.desc()).limit(len(rows))).all())
         if ids[-1] - ids[0] != len(rows) - 1:  # pragma: no cover - would mean another writer interleaved
             raise Conflict("the batch's jobs were not numbered consecutively; submit it again")
     else:
-        # The ids are drawn from the table's sequence first, so the rows go in as a plain executemany (psycopg
-        # pipelines it) carrying their ids and their submission order, instead of one INSERT ... RETURNING of every
-        # row sorted by a sentinel and a numbering UPDATE: 24 against 72 ms of CPU for 500 jobs.
+        # The ids are drawn from the table's sequence first, so the rows go in with their ids and their submission
+        # order (COPY, batch_insert.py), instead of one INSERT ... RETURNING of every row sorted by a sentinel and a
+        # numbering UPDATE.
         drawn = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))) \
             .select_from(func.generate_series(1, len(rows)))
         ids = sorted(session.scalars(drawn).all())
         for row, job_id in zip(rows, ids, strict=True):
             row.update(id=job_id, seq=job_id)
-        session.execute(insert(table), rows)
+        insert_rows(session, table, rows)
         return ids
     _number(session, ids)
     return ids
