@@ -27,7 +27,7 @@ rolled back before returning, so the caller applies the result or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 
 from allotment.core.devices import DevicePool
@@ -108,7 +108,7 @@ def can_preempt(tree: UsageTree, q: int) -> bool:
 
 
 def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[int, str], Mapping[int, int]], q: int,
-                     priority: int, option: Option, pools: Iterable[str],
+                     priority: int, option: Option, pools: Sequence[str],
                      aged_since: float | None = None) -> tuple[bool, bool, bool, bool, float | None] | None:
     """Which kinds of preemption could help a job of quota ``q`` here: (within quota, reclaim, child level, reclaim
     only with q's own jobs preempted too, the submission time of an aged job whose overtakers may go), or None when
@@ -118,17 +118,36 @@ def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[in
     # rest of this check, and it runs for every blocked job of a quota that may preempt).
     within, reclaims, _, child_preemption = tree.preempt_policy[q]
     if within:  # only worth it if the quota runs lower-priority jobs where this job could go
-        for pool in pools:
-            own = priorities_by_quota_pool.get((q, pool))
-            if own and min(own) < priority:
-                break
+        if len(pools) == 1 and pools[0] == option.pool:
+            # the option holds its (quota, pool)'s priority counts (Option.prios): no lookup by a built key
+            own = option.prios
+            within = bool(own) and min(own) < priority
         else:
-            within = False
+            for pool in pools:
+                own = priorities_by_quota_pool.get((q, pool))
+                if own and min(own) < priority:
+                    break
+            else:
+                within = False
     reclaim = after_own = False
     overtaken = None
     if reclaims:
-        reclaim = tree.within_guarantee(q, option.req)
-        if not reclaim and tree.fits_guarantee_alone(q, option.req):
+        # tree.within_guarantee(q, req) and tree.fits_guarantee_alone(q, req) in one pass over the request
+        spec, uq, gq = tree.spec_keys[q], tree.u[q], tree.g[q]
+        guaranteed = alone = True
+        inside = False
+        for k, r in option.req:
+            if k in spec:
+                g = gq[k]
+                if r > g:
+                    alone = False
+                    break
+                if uq[k] + r > g:
+                    guaranteed = False
+                if g > 0:
+                    inside = True
+        reclaim = alone and guaranteed and inside
+        if not reclaim and alone and inside:
             if aged_since is not None:
                 # An aged job that fits q's guarantee alone takes back what q's own jobs that started after its
                 # submission took (they overtook it; Kueue: withinClusterQueue LowerOrNewerEqualPriority).
@@ -152,7 +171,7 @@ def plan_preemption(
     q: int,
     priority: int,
     option: Option,
-    pools: Iterable[str],
+    pools: Sequence[str],
     fits: Callable[[], bool],
     now: float,
     shortfall: tuple[int, int, int] | None = None,

@@ -304,12 +304,26 @@ class ParkIndex:
     def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: int) -> None:
         group.parked = True
         keys: list[tuple] = []
+        limit, cap = self._limit, self._cap
         for k in limit_keys:
-            self._limit.setdefault(k, {})[group] = None
+            groups = limit.get(k)
+            if groups is None:
+                groups = limit[k] = {}
+            groups[group] = None
             keys.append(k)
-        for pool, key, needed in cap_entries:
+        for pool, key, needed in cap_entries:  # (setdefault would build an empty dict or list at every call)
             entry = (order, key, needed, group)
-            insort(self._cap.setdefault(pool, {}).setdefault(key, {}).setdefault(needed, []), entry)
+            by_key = cap.get(pool)
+            if by_key is None:
+                by_key = cap[pool] = {}
+            by_need = by_key.get(key)
+            if by_need is None:
+                by_need = by_key[key] = {}
+            entries = by_need.get(needed)
+            if entries is None:
+                by_need[needed] = [entry]
+            else:
+                insort(entries, entry)
             keys.append(("cap", pool, entry))
         group.park_keys = keys
 

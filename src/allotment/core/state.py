@@ -27,8 +27,6 @@ from allotment.core.order_keys import (
     SHARE_MAX,
     SHARE_SHIFT,
     job_bits,
-    key_aged,
-    key_class,
     rank_bits,
 )
 from allotment.core.placement import Demand, NodePool
@@ -49,10 +47,11 @@ from allotment.core.queues import (
 )
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
-from allotment.core.usage import ROOT, UsageTree
+from allotment.core.usage import UsageTree
+from allotment.core.wakeups import WakeByNeed
 
 
-class StateBase(InventoryEvents):
+class StateBase(WakeByNeed, InventoryEvents):
     """Everything the cycle needs to know, kept up to date event by event (see admission.SchedulerState)."""
 
     if TYPE_CHECKING:  # defined by reclaiming.Reclaiming, mixed in by admission.SchedulerState
@@ -415,111 +414,6 @@ class StateBase(InventoryEvents):
     def _wake_limit(self, key: tuple) -> None:
         for group in self._park.limit_groups(key):
             self._wake(group)
-
-    def _mark_dirty(self, pool: str) -> None:
-        """Capacity came back in ``pool``: its capacity-parked groups are candidates again (see _wake_next)."""
-        self._dirty[pool] = None
-        self._unlisted[pool] = None
-        if self._any_keys:
-            self._dirty[ANY_POOL] = None
-            self._unlisted[ANY_POOL] = None
-
-    def _list_dirty(self) -> None:
-        """Put the parked groups of newly dirty pools on the frontier: one cursor per (pool, key, needed amount)
-        bucket over a snapshot of its entries (sorted by order key; the copy is a C-level list copy)."""
-        for pool in self._unlisted:
-            for key, by_need in self._park.cap_buckets(pool).items():
-                for needed, entries in by_need.items():
-                    self._advance([entries.copy(), 0, needed, key])
-        self._unlisted = {}
-
-    def _advance(self, cursor: list) -> None:
-        """Skip entries that are no longer parked or were tried in this cycle; re-queue the cursor at its next one."""
-        entries, i = cursor[0], cursor[1]
-        cycle_no = self._cycle_no
-        while i < len(entries):
-            group = entries[i][3]
-            if group.parked and group.tried != cycle_no:
-                cursor[1] = i
-                self._token += 1
-                heappush(self._frontier, (entries[i][0], self._token, cursor))
-                return
-            i += 1
-
-    def _wake_next(self, best_active: int | None) -> bool:
-        """Wake the best capacity-parked group if it would come before ``best_active`` (the best key among the
-        candidates already queued; None: there are none) and what it needs is free right now. Returns True if it
-        woke one. Waking exactly when a group would be next, with the capacity measured then, means parked groups
-        are neither re-examined en masse when a job finishes nor woken for capacity that others take first."""
-        if self._unlisted:
-            self._list_dirty()
-        frontier = self._frontier
-        tree = self._tree
-        # Measured against what jobs physically use, not the effective usage: unlendable guarantees count in the latter,
-        # and a job inside its own quota's guarantee may use capacity they occupy (with guarantees that exceed the
-        # pool, the effective free amount is even negative). The examination itself applies the exact rule.
-        cap, occupied = tree.cap, tree.u[ROOT]
-        cycle_no = self._cycle_no
-        while frontier:
-            order, _, cursor = frontier[0]
-            entries, i, needed, key = cursor
-            group = entries[i][3]
-            if not group.parked or group.tried == cycle_no:
-                heappop(frontier)
-                cursor[1] = i + 1
-                self._advance(cursor)
-                continue
-            if needed > cap[key] - occupied[key]:
-                heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
-                continue
-            head = group.head()
-            assert head is not None
-            if key in self._held_keys and self._held_against(group, head, key, order):
-                heappop(frontier)  # this capacity is held for someone else (hold removal marks the pool dirty)
-                cursor[1] = i + 1
-                self._advance(cursor)
-                continue
-            fresh = self._key(group.quota, group, head, self._now)
-            if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
-                heappop(frontier)
-                cursor[1] = i + 1
-                self._advance(cursor)
-                self._token += 1
-                heappush(frontier, (fresh, self._token, [[(fresh, key, needed, group)], 0, needed, key]))
-                continue
-            if best_active is not None and order >= best_active:
-                return False
-            heappop(frontier)
-            cursor[1] = i + 1
-            self._advance(cursor)
-            self._wake(group)
-            return True
-        return False
-
-    def _held_against(self, group: Group, head: QueuedRec, key: int, order: int) -> bool:
-        """Is the pool-level capacity on ``key`` held against this group (so waking it would be pointless)?
-        ``order`` is the group's order key (it carries its borrowing class for its first pool)."""
-        holds = self._holds.get((ROOT, key))
-        if holds is None:
-            return False
-        cls = key_class(order)
-        first = group.options[0]
-        if len(group.options) > 1 and first.pool != self._tree.keys.keys[key].pool:
-            for opt in group.options:
-                if opt.keys.__contains__(key):
-                    cls = self._tree.borrow_class_and_share(group.quota, opt.req)[0]
-                    break
-        return holds.blocking(group, head, cls, key_aged(order)) is not None
-
-    def _end_wakes(self, complete: bool) -> None:
-        """After a cycle: if it ran to completion, every parked group that could use the free capacity was tried, so
-        all pools are clean until capacity comes back; otherwise they stay dirty for the next cycle."""
-        self._frontier = []
-        if complete:
-            self._dirty = {}
-            self._unlisted = {}
-        else:
-            self._unlisted = dict(self._dirty)
 
     def _drop_holds(self, group: Group) -> None:
         if not group.holds:

@@ -1,0 +1,168 @@
+"""Waking capacity-parked groups by need: when capacity comes back to a pool, its parked groups are not all
+re-examined; they join the cycle's candidates one at a time, best first, when they would be next and what they need
+is free (see the cost note at the top of admission.py). Part of state.StateBase (split out to keep each file
+readable).
+"""
+
+from __future__ import annotations
+
+from heapq import heappop, heappush, heapreplace
+from typing import TYPE_CHECKING
+
+from allotment.core.order_keys import BORROWS, key_aged, key_class
+from allotment.core.resources import ANY_POOL
+from allotment.core.usage import ROOT
+
+if TYPE_CHECKING:
+    from allotment.core.queues import Group, HoldSet, ParkIndex, QueuedRec
+    from allotment.core.usage import UsageTree
+
+
+class WakeByNeed:
+    if TYPE_CHECKING:  # kept by state.StateBase
+        _tree: UsageTree
+        _park: ParkIndex
+        _dirty: dict[str, None]
+        _unlisted: dict[str, None]
+        _frontier: list
+        _any_keys: dict
+        _cycle_no: int
+        _token: int
+        _now: float
+        _holds: dict[tuple[int, int], HoldSet]
+        _held_keys: dict[int, int]
+
+        def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int: ...
+
+        def _wake(self, group: Group) -> None: ...
+
+    def _mark_dirty(self, pool: str) -> None:
+        """Capacity came back in ``pool``: its capacity-parked groups are candidates again (see _wake_next)."""
+        self._dirty[pool] = None
+        self._unlisted[pool] = None
+        if self._any_keys:
+            self._dirty[ANY_POOL] = None
+            self._unlisted[ANY_POOL] = None
+
+    def _list_dirty(self) -> None:
+        """Put the parked groups of newly dirty pools on the frontier: one cursor per (pool, key, needed amount)
+        bucket over a snapshot of its entries (sorted by order key; the copy is a C-level list copy)."""
+        for pool in self._unlisted:
+            for key, by_need in self._park.cap_buckets(pool).items():
+                for needed, entries in by_need.items():
+                    self._advance([entries.copy(), 0, needed, key])
+        self._unlisted = {}
+
+    def _advance(self, cursor: list) -> None:
+        """Skip entries that are no longer parked or were tried in this cycle; re-queue the cursor at its next one."""
+        entries, i = cursor[0], cursor[1]
+        cycle_no = self._cycle_no
+        while i < len(entries):
+            group = entries[i][3]
+            if group.parked and group.tried != cycle_no:
+                cursor[1] = i
+                self._token += 1
+                heappush(self._frontier, (entries[i][0], self._token, cursor))
+                return
+            i += 1
+
+    def _wake_next(self, best_active: int | None) -> bool:
+        """Wake the best capacity-parked group if it would come before ``best_active`` (the best key among the
+        candidates already queued; None: there are none) and what it needs is free right now. Returns True if it
+        woke one. Waking exactly when a group would be next, with the capacity measured then, means parked groups
+        are neither re-examined en masse when a job finishes nor woken for capacity that others take first."""
+        if self._unlisted:
+            self._list_dirty()
+        frontier = self._frontier
+        tree = self._tree
+        # Measured against what jobs physically use, not the effective usage: unlendable guarantees count in the latter,
+        # and a job inside its own quota's guarantee may use capacity they occupy (with guarantees that exceed the
+        # pool, the effective free amount is even negative). The examination itself applies the exact rule.
+        cap, occupied = tree.cap, tree.u[ROOT]
+        cycle_no = self._cycle_no
+        held_keys, holds = self._held_keys, self._holds
+        while frontier:
+            order, _, cursor = frontier[0]
+            entries, i, needed, key = cursor
+            group = entries[i][3]
+            if not group.parked or group.tried == cycle_no:
+                self._skip(frontier, cursor, i)
+                continue
+            if needed > cap[key] - occupied[key]:
+                heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
+                continue
+            head = None
+            if key in held_keys:
+                # Is this capacity held for someone else (hold removal marks the pool dirty)? _held_against, with
+                # its common case inline: a guarantee hold of another group against a group that would borrow here
+                # (its order key's class, when its first pool is this key's pool).
+                hs = holds.get((ROOT, key))
+                if hs is not None:
+                    held = hs.guarantee
+                    options = group.options
+                    if (held and order >= BORROWS and (len(held) > 1 or group not in held)
+                            and (len(options) == 1 or options[0].pool == tree.keys.keys[key].pool)):
+                        self._skip(frontier, cursor, i)
+                        continue
+                    head = group.head()
+                    assert head is not None
+                    if self._held_against(group, head, key, order):
+                        self._skip(frontier, cursor, i)
+                        continue
+            if head is None:
+                head = group.head()
+                assert head is not None
+            fresh = self._key(group.quota, group, head, self._now)
+            if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
+                self._skip(frontier, cursor, i)
+                self._token += 1
+                heappush(frontier, (fresh, self._token, [[(fresh, key, needed, group)], 0, needed, key]))
+                continue
+            if best_active is not None and order >= best_active:
+                return False
+            self._skip(frontier, cursor, i)
+            self._wake(group)
+            return True
+        return False
+
+    def _skip(self, frontier: list, cursor: list, i: int) -> None:
+        """The frontier's top cursor moves past its entry ``i``: heappop, then _advance, in one heap step (the same
+        entries, and the same tokens, as popping it and pushing the cursor back at its next entry)."""
+        entries = cursor[0]
+        cycle_no = self._cycle_no
+        i += 1
+        while i < len(entries):
+            group = entries[i][3]
+            if group.parked and group.tried != cycle_no:
+                cursor[1] = i
+                self._token += 1
+                heapreplace(frontier, (entries[i][0], self._token, cursor))
+                return
+            i += 1
+        cursor[1] = i
+        heappop(frontier)
+
+    def _held_against(self, group: Group, head: QueuedRec, key: int, order: int) -> bool:
+        """Is the pool-level capacity on ``key`` held against this group (so waking it would be pointless)?
+        ``order`` is the group's order key (it carries its borrowing class for its first pool)."""
+        holds = self._holds.get((ROOT, key))
+        if holds is None:
+            return False
+        cls = key_class(order)
+        first = group.options[0]
+        if len(group.options) > 1 and first.pool != self._tree.keys.keys[key].pool:
+            for opt in group.options:
+                if opt.keys.__contains__(key):
+                    cls = self._tree.borrow_class_and_share(group.quota, opt.req)[0]
+                    break
+        return holds.blocking(group, head, cls, key_aged(order)) is not None
+
+    def _end_wakes(self, complete: bool) -> None:
+        """After a cycle: if it ran to completion, every parked group that could use the free capacity was tried, so
+        all pools are clean until capacity comes back; otherwise they stay dirty for the next cycle."""
+        self._frontier = []
+        if complete:
+            self._dirty = {}
+            self._unlisted = {}
+        else:
+            self._unlisted = dict(self._dirty)

@@ -1,0 +1,105 @@
+"""The preemption-heavy steady state (benchmarks/core_bench.py churn) runs a few checks in shortcut form: each must
+equal the plain definition it replaces."""
+
+import random
+
+import pytest
+from core_testkit import gpu_pool, job, quota, start
+
+from allotment.core.admission import SchedulerState
+from allotment.core.model import SchedulerConfig
+from allotment.core.preemption import preemption_kinds
+from allotment.core.queues import ParkIndex
+
+
+def plain_kinds(tree, prios, q, priority, option, pools, aged_since):
+    """preemption_kinds as first written: per-pool lookups, then UsageTree.within_guarantee and fits_guarantee_alone."""
+    within, reclaims, _, child = tree.preempt_policy[q]
+    if within:
+        for pool in pools:
+            own = prios.get((q, pool))
+            if own and min(own) < priority:
+                break
+        else:
+            within = False
+    reclaim = after_own = False
+    overtaken = None
+    if reclaims:
+        reclaim = tree.within_guarantee(q, option.req)
+        if not reclaim and tree.fits_guarantee_alone(q, option.req):
+            if aged_since is not None:
+                overtaken = aged_since
+                reclaim = after_own = True
+            elif within:
+                reclaim = after_own = True
+    if not within and not reclaim and not child:
+        return None
+    return within, reclaim, child, after_own, overtaken
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_preemption_kinds_equals_the_plain_checks(seed):
+    """As the quota's own jobs fill and leave its guarantee, for every group, pool list, priority and age."""
+    rng = random.Random(seed)
+    specs = [quota("cohort", gpu_in={"a": 8, "b": 4}, cpu_in={"a": 16})]
+    for i in range(4):
+        specs.append(quota(
+            f"q{i}", "cohort", gpu_in={"a": (rng.randint(0, 2), 8), "b": rng.choice([0, 1])},
+            cpu_in={"a": rng.randint(0, 4)} if rng.random() < 0.5 else None,
+            reclaim=rng.choice(["never", "lower_priority", "any"]),
+            within_quota_preemption=rng.choice(["never", "lower_priority"]), child_preemption=rng.random() < 0.3))
+    state = SchedulerState(specs, [gpu_pool("a", 8, nodes=2, cpu_total=32), gpu_pool("b", 4)],
+                           config=SchedulerConfig(starvation_age_s=None))
+    n = 0
+    for step in range(6):
+        for _ in range(rng.randint(0, 3)):
+            n += 1
+            pool = rng.choice(["a", "b"])
+            free = sum(1 for f in state.device_free(pool).values() if f.raw == 1000)
+            if free:
+                start(state, f"r{n}", f"q{rng.randrange(4)}", pool, gpus=rng.choice([0.5, 1]),
+                      priority=rng.choice([0, 100, 200]), at=float(step))
+        for _ in range(5):
+            n += 1
+            state.add_job(job(f"j{n}", rng.choice(["cohort", "q0", "q1", "q2", "q3"]),
+                              gpus=rng.choice([0.5, 1, 2, 3]), cores=rng.choice([0, 1, 8]),
+                              pools=rng.choice([("a",), ("a", "b"), ("b",)]), priority=rng.choice([0, 100, 200])))
+        tree = state._tree
+        for group in state._groups.values():
+            for opt in group.options:
+                for pools in ((opt.pool,), ("a", "b")):
+                    for priority in (0, 100, 300):
+                        for aged_since in (None, 2.0):
+                            args = (tree, state._prio_by_qp, group.quota, priority, opt, pools, aged_since)
+                            assert preemption_kinds(*args) == plain_kinds(*args)
+        if state._running and rng.random() < 0.5:
+            state.job_finished(rng.choice(state.running_ids()))
+
+
+class Parked:
+    """What ParkIndex reads and writes on a group."""
+
+    def __init__(self) -> None:
+        self.parked = False
+        self.park_keys: list = []
+
+
+def test_parking_keeps_each_bucket_in_order_and_forgets_empty_ones():
+    park = ParkIndex()
+    groups = [Parked() for _ in range(4)]
+    park.park(groups[0], [("limit", 3, "a")], [("a", 7, 1000)], order=50)
+    park.park(groups[1], [], [("a", 7, 1000), ("b", 9, 2000)], order=10)
+    park.park(groups[2], [("limit", 3, "a")], [("a", 7, 1000)], order=30)
+    park.park(groups[3], [], [("a", 7, 500)], order=20)
+    assert all(g.parked for g in groups)
+    assert [e[0] for e in park.cap_buckets("a")[7][1000]] == [10, 30, 50]
+    assert [e[0] for e in park.cap_buckets("a")[7][500]] == [20]
+    assert list(park.limits[("limit", 3, "a")]) == [groups[0], groups[2]]
+    park.unpark(groups[2])
+    assert [e[3] for e in park.cap_buckets("a")[7][1000]] == [groups[1], groups[0]]
+    assert list(park.limits[("limit", 3, "a")]) == [groups[0]] and not groups[2].parked
+    for g in (groups[0], groups[1], groups[3]):
+        park.unpark(g)
+    assert park.cap_buckets("a") == {7: {}} and park.cap_buckets("b") == {9: {}} and park.limits == {}
+    park.park(groups[0], [], [("a", 7, 1000)], order=5)  # a bucket emptied before is filled again
+    assert [e[3] for e in park.cap_buckets("a")[7][1000]] == [groups[0]]
