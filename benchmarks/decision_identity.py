@@ -264,6 +264,8 @@ def main() -> None:
     parser.add_argument("--ref", default="HEAD", help="the version to compare against (a git revision)")
     parser.add_argument("--only", nargs="*", default=None,
                         help="new side = REF plus only these files from the working tree (paths from the repository)")
+    parser.add_argument("--new-src", type=Path, default=None,
+                        help="new side = this folder (a package tree like src/) instead of the working tree")
     parser.add_argument("--scenarios", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -275,6 +277,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old_src = export(args.ref, Path(tmp) / "old", [])
         new_src = export(args.ref, Path(tmp) / "new", args.only) if args.only is not None else ROOT / "src"
+        if args.new_src is not None:
+            new_src = args.new_src.resolve()
         old, new = run(old_src, args.seed, args.scenarios), run(new_src, args.seed, args.scenarios)
         total = 0
         for line_old, line_new in zip(old.stdout, new.stdout, strict=False):  # type: ignore[arg-type]
@@ -296,8 +300,9 @@ def main() -> None:
         if old.wait() or new.wait():
             print("a worker failed")
             sys.exit(2)
+    new = args.new_src or ("the working tree" if args.only is None else ", ".join(args.only))
     print(f"identical: {args.scenarios} scenarios, {total} decisions (with next_due and explain answers after "
-          f"each cycle), {args.ref} against {'the working tree' if args.only is None else ', '.join(args.only)}")
+          f"each cycle), {args.ref} against {new}")
 
 
 if __name__ == "__main__":
