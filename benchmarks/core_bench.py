@@ -4,6 +4,7 @@ Run:  python benchmarks/core_bench.py            (10k, 100k and 1M queued jobs; 
       python benchmarks/core_bench.py --quick    (10k and 100k only)
       python benchmarks/core_bench.py --repeat 5 (each scenario five times; the median run is reported)
       python benchmarks/core_bench.py --placement (only the node placement scenario below)
+      python benchmarks/core_bench.py --quick --scenario churn --repeat 5 (one scenario only)
 
 Cluster: 10 cohorts x 100 quotas (1,000 leaf quotas + 10 cohort quotas), 50 pools of GPUs (nodes of 8) with cpu.
 Every leaf quota guarantees 2 GPUs and 8 cores in its home pool (limit 8 GPUs, 64 cores), borrows elsewhere,
@@ -365,6 +366,8 @@ def main() -> None:
     parser.add_argument("--collector", choices=("paused", "on"), default="paused",
                         help="the cyclic garbage collector during cycles: paused as the scheduler loop does, or on")
     parser.add_argument("--placement", action="store_true", help="run only the node placement scenario")
+    parser.add_argument("--scenario", choices=("fill", "churn"), default=None,
+                        help="run only this scenario (at every queue size; the cost ratio is left out)")
     args = parser.parse_args()
     COLLECTOR["paused"] = args.collector == "paused"
     if args.placement:
@@ -382,9 +385,16 @@ def main() -> None:
         return run
 
     for n in sizes:
-        runs.append(median_of(lambda n=n: fill(n, args.seed)))
-        runs.append(median_of(lambda n=n: churn(n, args.rounds, args.finish, args.seed)))
+        if args.scenario != "churn":
+            runs.append(median_of(lambda n=n: fill(n, args.seed)))
+        if args.scenario != "fill":
+            runs.append(median_of(lambda n=n: churn(n, args.rounds, args.finish, args.seed)))
     calibration_after = calibrate()
+    if args.scenario is not None:
+        print(json.dumps({"python": platform.python_version(), "machine": platform.machine(),
+                          "calibration_ns_per_loop_iteration": [calibration_before, calibration_after],
+                          "collector": args.collector, "runs": runs}, indent=2))
+        return
     by = {(r["scenario"], r["queued"]): r for r in runs}
     small, large = sizes[0], sizes[-1]
 
