@@ -12,6 +12,7 @@ the figures are the path's cost with no waiting.
     python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database postgresql
     python benchmarks/path_profile.py FILE --profile out.prof   # cProfile of both phases as well (slower)
     python benchmarks/path_profile.py FILE --jobs 10000          # the first 10,000 jobs only, every quota kept
+    python benchmarks/path_profile.py FILE --split               # the loop's steps' CPU time, the core's apart
 
 It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the statements
 grouped by kind and table (how many, the rows they carried, their time as the driver took it), and with --profile the functions with the most cumulative time.
@@ -48,9 +49,20 @@ TIMED = ("allotment.workloads.routes:_request",
          "allotment.workloads.service:_validated", "allotment.workloads.service:submit_batch",
          "allotment.vaults.job_supplies:config_text", "allotment.audit.service:record",
          "allotment.accounting.budgets:refuse_if_spent")
+# With --split, the loop's steps are timed the same way (module:Class.method; core's in the loop's thread too): CPU
+# seconds of each, which tell the loop's own work (reads, gates, writes, metering) from the core's decisions.
+LOOP_TIMED = ("allotment.scheduler.loop:Scheduler._clusters", "allotment.scheduler.scan:Scan._scan",
+              "allotment.scheduler.gates:Gates.refresh", "allotment.scheduler.runtime:ClusterRuntime.add_new",
+              "allotment.scheduler.runtime:ClusterRuntime._gate_holds",
+              "allotment.core.admission:SchedulerState.add_job", "allotment.scheduler.loop:Scheduler._events",
+              "allotment.core.admission:SchedulerState.job_finished",
+              "allotment.scheduler.runtime:ClusterRuntime.decide", "allotment.core.admission:SchedulerState.cycle",
+              "allotment.scheduler.runtime:ClusterRuntime._admitted", "allotment.scheduler.persist:Writes.apply",
+              "allotment.scheduler.metering:write_intervals", "allotment.scheduler.metering:Meter.admitted",
+              "allotment.scheduler.metering:Meter.record_all", "allotment.scheduler.loop:Scheduler._dispatch")
 WATCH = ("workloads/routes.py:.*\\(submit_batch\\)", "workloads/service.py:.*\\(_validated\\)",
          "workloads/service.py:.*\\(submit_batch\\)", "audit/service.py:.*\\(record\\)",
-         "scheduler/loop.py:.*\\(_scan\\)", "scheduler/loop.py:.*\\(_events\\)",
+         "scheduler/scan.py:.*\\(_scan\\)", "scheduler/loop.py:.*\\(_events\\)",
          "scheduler/runtime.py:.*\\(decide\\)", "scheduler/persist.py:.*\\(apply\\)",
          "scheduler/metering.py:.*\\(write_intervals\\)", "scheduler/loop.py:.*\\(_dispatch\\)",
          "scheduler/metering.py:.*\\(admitted\\)", "core/admission.py:.*\\(cycle\\)")
@@ -90,18 +102,22 @@ class Statements:
 class Timers:
     """CPU seconds spent inside each TIMED function (outermost calls only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, targets: tuple[str, ...] = TIMED) -> None:
+        self.targets = targets
         self.cpu: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self._depth: dict[str, int] = defaultdict(int)
-        for target in TIMED:
+        for target in targets:
             module_name, name = target.split(":")
             try:
-                module = importlib.import_module(module_name)
+                owner = importlib.import_module(module_name)
             except ImportError:  # an older tree, compared in the same run
                 continue
-            if hasattr(module, name):
-                setattr(module, name, self._wrap(target, getattr(module, name)))
+            *path, name = name.split(".")
+            for part in path:  # a method: patched on its class
+                owner = getattr(owner, part, None)
+            if owner is not None and hasattr(owner, name):
+                setattr(owner, name, self._wrap(target, getattr(owner, name)))
 
     def _wrap(self, target: str, fn):
         @functools.wraps(fn)
@@ -118,7 +134,7 @@ class Timers:
         return timed
 
     def report(self) -> dict[str, str]:
-        return {k: f"{self.cpu[k]:.3f} s in {self.calls[k]} calls" for k in TIMED if self.calls[k]}
+        return {k: f"{self.cpu[k]:.3f} s in {self.calls[k]} calls" for k in self.targets if self.calls[k]}
 
 
 def top_functions(profile: cProfile.Profile) -> dict[str, float]:
@@ -132,7 +148,7 @@ def top_functions(profile: cProfile.Profile) -> dict[str, float]:
 
 
 def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut: int | None = None,
-        ingest_only: bool = False) -> dict:
+        ingest_only: bool = False, split: bool = False) -> dict:
     plan = load(path)
     if jobs_cut:  # the first N jobs in submission order, with every quota of the scenario
         plan.jobs = plan.jobs[:jobs_cut]
@@ -154,6 +170,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         from allotment.workloads.models import ACTIVE_STATES, Job
 
         timers = Timers()  # before the app is built: FastAPI keeps the route functions it is given
+        loop_timers = Timers(LOOP_TIMED) if split else None
         app = create_app(settings)
         client = stack.enter_context(TestClient(app))
         state = app.state.allot
@@ -215,6 +232,8 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
             if profiles:
                 result[name]["functions_cum_s"] = top_functions(profiles[name])
         result["ingest"]["functions_cpu"] = timers.report()
+        if loop_timers is not None:
+            result["loop"]["functions_cpu"] = loop_timers.report()
         if profile_to:
             merged = pstats.Stats(profiles["ingest"])
             merged.add(profiles["loop"])
@@ -231,9 +250,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, help="only the first N jobs in submission order (every quota kept)")
     parser.add_argument("--ingest-only", action="store_true",
                         help="submit every job and run no scheduler cycle (the ingestion phase alone)")
+    parser.add_argument("--split", action="store_true",
+                        help="also the CPU seconds of the loop's steps (a timer around each: slightly slower)")
     args = parser.parse_args()
-    print(json.dumps(run(args.scenario, args.database, args.tick, args.profile, args.jobs, args.ingest_only),
-                     indent=1))
+    print(json.dumps(run(args.scenario, args.database, args.tick, args.profile, args.jobs, args.ingest_only,
+                         args.split), indent=1))
 
 
 if __name__ == "__main__":
