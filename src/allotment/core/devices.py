@@ -170,22 +170,29 @@ class DevicePool:
             if value == WHOLE and self._nodes_by_count:
                 # A completely free device must be broken into: take it from the node with the fewest free
                 # devices, keeping fuller nodes intact for whole-GPU jobs.
-                by_count = self._nodes_by_count
-                for count in range(1, self._max_per_node + 1):
-                    nodes = by_count.get(count)
-                    if nodes:
-                        return self._fraction(next(iter(self._whole[next(reversed(nodes))])), amount)
+                nodes = self._nodes_by_count[min(self._nodes_by_count)]  # buckets are never empty
+                return self._fraction(next(iter(self._whole[next(reversed(nodes))])), amount)
             # The last device of the bucket: buckets are stacks (see _set_free), so this stays O(1).
             return self._fraction(next(reversed(self._by_free[value])), amount)
         n = amount // WHOLE
         if n > self.whole_count:
             return None
-        by_count = self._nodes_by_count
-        for count in range(n, self._max_per_node + 1):  # best fit: the node with the fewest free devices that suffice
-            bucket = by_count.get(count)
-            if bucket:
-                return tuple([(d, WHOLE) for d in islice(self._whole[next(reversed(bucket))], n)])
-        return None  # no single node has enough
+        count = self._fewest(n)  # best fit: the node with the fewest free devices that suffice
+        if count is None:
+            return None  # no single node has enough
+        return tuple([(d, WHOLE) for d in islice(self._whole[next(reversed(self._nodes_by_count[count]))], n)])
+
+    def _fewest(self, n: int) -> int | None:
+        """The fewest completely free devices, at least ``n``, that a node has (None: no node has ``n``). The counts
+        are walked up from ``n``, unless fewer distinct counts exist than that walk's length (a pool of few large
+        nodes, e.g. one node of hundreds of devices): then they are compared directly. Empty buckets are deleted."""
+        by_count, top = self._nodes_by_count, self._max_per_node
+        if top - n < len(by_count):
+            for count in range(n, top + 1):
+                if count in by_count:
+                    return count
+            return None
+        return min([c for c in by_count if c >= n], default=None)
 
     def _fraction(self, dev: str, amount: int) -> Shares:
         """((dev, amount),), built once per device and amount (shares come in steps of the configured share step:
@@ -226,10 +233,8 @@ class DevicePool:
                     del values[i]
             elif value == WHOLE and by_count:
                 # Break into a completely free device of the node with the fewest (as choose()).
-                for count in range(1, self._max_per_node + 1):
-                    nodes = by_count.get(count)
-                    if nodes:
-                        break
+                count = min(by_count)  # the fewest (buckets are never empty)
+                nodes = by_count[count]
                 node = nodes.popitem()[0]  # the bucket's last node, as choose() takes; it moves to count - 1
                 if not nodes:
                     del by_count[count]
@@ -271,40 +276,40 @@ class DevicePool:
         if n > self.whole_count:
             return None
         by_count = self._nodes_by_count
-        for count in range(n, self._max_per_node + 1):  # as choose(): the best-fitting node, taken directly
-            bucket = by_count.get(count)
-            if bucket:
-                node = next(reversed(bucket))
-                node_set = self._whole[node]
-                free, whole_bucket, unit = self.free, self._by_free[WHOLE], self._unit
-                if n == 1:
-                    dev = next(iter(node_set))
-                    shares: Shares = self._single[dev]
-                    del whole_bucket[dev]
-                    free[dev] = 0
-                    del node_set[dev]
-                else:
-                    devs = list(islice(node_set, n))
-                    shares = tuple(map(unit.__getitem__, devs))
-                    for dev in devs:
-                        del whole_bucket[dev]
-                        free[dev] = 0
-                        del node_set[dev]
-                # self._move_node(node, count, count - n), inlined (node is the bucket's last entry)
-                bucket.popitem()
-                if not bucket:
-                    del by_count[count]
-                if count == n:
-                    del self._whole[node]
-                else:
-                    by_count.setdefault(count - n, {})[node] = None
-                if not whole_bucket:
-                    del self._by_free[WHOLE]
-                    del self._free_values[bisect_left(self._free_values, WHOLE)]
-                self.whole_count -= n
-                self.total_free -= amount
-                return shares
-        return None  # no single node has enough
+        count = self._fewest(n)  # as choose(): the best-fitting node, taken directly
+        if count is None:
+            return None  # no single node has enough
+        bucket = by_count[count]
+        node = next(reversed(bucket))
+        node_set = self._whole[node]
+        free, whole_bucket, unit = self.free, self._by_free[WHOLE], self._unit
+        if n == 1:
+            dev = next(iter(node_set))
+            shares: Shares = self._single[dev]
+            del whole_bucket[dev]
+            free[dev] = 0
+            del node_set[dev]
+        else:
+            devs = list(islice(node_set, n))
+            shares = tuple(map(unit.__getitem__, devs))
+            for dev in devs:
+                del whole_bucket[dev]
+                free[dev] = 0
+                del node_set[dev]
+        # self._move_node(node, count, count - n), inlined (node is the bucket's last entry)
+        bucket.popitem()
+        if not bucket:
+            del by_count[count]
+        if count == n:
+            del self._whole[node]
+        else:
+            by_count.setdefault(count - n, {})[node] = None
+        if not whole_bucket:
+            del self._by_free[WHOLE]
+            del self._free_values[bisect_left(self._free_values, WHOLE)]
+        self.whole_count -= n
+        self.total_free -= amount
+        return shares
 
     def could_fit_after(self, amount: int, freed: dict[str, int]) -> bool:
         """Would a fractional ``amount`` fit one device if ``freed`` (device -> amount) were given back?"""
