@@ -11,7 +11,8 @@ Jobs submitted in the period (the whole trace with --full) are replayed in virtu
   cannot run there and are left out.
 Reported against the issue's targets: the time virtual clusters stayed below their guarantee with a fitting job
 queued beyond 60 s per spell (target 0), mean queueing (target <= 600 s), the most preemptions of one job (target
-<= 5 on the full trace) and GPU-hours lost, and the CPU time of the whole replay (target < 5 s).
+<= 5 on the full trace) and GPU-hours lost, and the CPU time of the whole replay (target < 5 s), with the core
+benchmark's calibration loop (ns per iteration) before and after, since CPU figures follow the machine's load.
 The scheduler settings are the server's defaults (starvation age 3,600 s, preemption delay 1 s).
 
 --cli-history: the CLI target. A throwaway server (SQLite) gets a cluster of 64 GPUs (8 nodes of 8), four quotas
@@ -28,6 +29,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from core_bench import calibrate  # the same loop as the core benchmark's, to compare CPU figures across days
 
 from allotment.core.model import SchedulerConfig
 from allotment.scheduler.gcpause import gc_paused
@@ -155,14 +158,16 @@ def main() -> None:
         print(json.dumps(cli_history(), indent=2))
         return
     period = parse_period(f"{args.start}..{args.stop}")
+    before = calibrate()
     runs = {"shared": run(args.traces, period, args.share, False),
             "isolated": run(args.traces, period, args.share, True)}
     if args.full:
         runs["full_trace_shared"] = run(args.traces, None, args.share, False)
+    calibration = {"calibration_ns_per_loop_iteration": [before, calibrate()]}  # CPU figures depend on the day's load
     if args.json:
-        print(json.dumps(runs, indent=2))
+        print(json.dumps({**runs, **calibration}, indent=2))
         return
-    print(json.dumps({name: summary(out) for name, out in runs.items()}, indent=2))
+    print(json.dumps({**{name: summary(out) for name, out in runs.items()}, **calibration}, indent=2))
 
 
 if __name__ == "__main__":
