@@ -240,7 +240,7 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
                 admitted += 1
             self._push_quota(q, entry)
 
-    def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool):
+    def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None, aged: bool):
         """(None, (device shares, nodes)) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
         (a usage.Block or a Blocker, None) and nothing changed; _blocker() turns a Block into a Blocker (only needed
         when every option failed, so the common "first pool full, second fits" path builds nothing)."""
@@ -266,13 +266,16 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
             return b
         return _new_tuple(Blocker, (b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key), None))
 
-    def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int, aged: bool) -> Hold | None:
+    def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
+                       aged: bool) -> Hold | None:
         held = self._held_keys
         for k, _ in opt.req:
             if k in held:
                 break
         else:
             return None
+        if cls is None:  # the job's borrowing class there, worked out only now that a hold may apply
+            cls = self._tree.borrow_class_and_share(q, opt.req)[0]
         holds = self._holds
         for pair in opt.hold_pairs:  # (quota or ROOT, key): the job's path, then its keys
             hs = holds.get(pair)
@@ -344,7 +347,7 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
             options = self._best_first(q, group) if group.best_fit else group.options
             for opt in options:
                 # the borrowing class of other pools only matters to holds
-                cls = key_class(key) if opt is first else tree.borrow_class_and_share(q, opt.req)[0]
+                cls = key_class(key) if opt is first else None  # None: worked out only if a hold may apply
                 blocker, placed = self._option_fit(q, group, rec, opt, cls, aged)
                 if blocker is None:
                     self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
