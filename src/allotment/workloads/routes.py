@@ -19,6 +19,7 @@ from allotment.api.fields import IdPath, Limit, Offset, SchemaPattern
 from allotment.audit import service as audit
 from allotment.core import limits
 from allotment.core.permissions import AUTHENTICATED, Principal
+from allotment.scheduler.gcpause import gc_paused
 from allotment.vaults import job_supplies
 from allotment.workloads import logs, service
 from allotment.workloads.models import STATES
@@ -58,8 +59,9 @@ def submit(body: JobIn, principal: Signed, db: DB, state: State, request: Reques
 def submit_batch(body: JobBatchIn, principal: Signed, db: DB, state: State, request: Request) -> JobBatchOut:
     """All or nothing: every job is validated first (errors name jobs.N.field); returns the new ids in order."""
     config = job_supplies.config_text(db, principal.id)  # every job of a batch has the caller as its owner
-    ids = service.submit_batch(db, principal, [_request(db, principal, state, j, f"jobs.{i}.")
-                                               for i, j in enumerate(body.jobs)], config_file=config)
+    with gc_paused():  # thousands of short-lived objects, no cycles among them (scheduler/gcpause.py)
+        ids = service.submit_batch(db, principal, [_request(db, principal, state, j, f"jobs.{i}.")
+                                                   for i, j in enumerate(body.jobs)], config_file=config)
     if state.settings.budget_when_spent == "refuse":
         budgets.refuse_if_spent(db, ids, time.time())
     audit.record(db, principal, "job.submit_batch", "job", f"{len(ids)} jobs", ids[0],

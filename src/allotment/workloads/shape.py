@@ -77,6 +77,10 @@ def read_shape(facts: ClusterFacts, cluster_id: int | None, req: Any, amounts: d
                err: Callable[[str, str], None]) -> tuple[int, list[str] | None]:
     """(nodes, GPU models) of a request whose amounts were read into `amounts` (changed in place to the job's
     totals); every problem goes to `err(field, message)`."""
+    if req.nodes is None and req.gpus_per_node in (None, "") and req.gpu_models in (None, "", []) \
+            and not has_profile:  # the usual job: one node, no models (what the checks below come to for it)
+        _check_share(facts, cluster_id, amounts.get("gpu", 0), "gpu", err)
+        return 1, None
     nodes = req.nodes if req.nodes is not None else 1
     if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= MAX_NODES:
         err("nodes", f"must be a whole number from 1 to {MAX_NODES}")
