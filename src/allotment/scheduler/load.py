@@ -163,15 +163,21 @@ class Inventory:
     # (pool name, the GPU model its devices share or None), in pool order: a job's GPU models -> its pools.
     pool_models: list[tuple[str, str | None]] = field(default_factory=list)
     gpu_share_step: int = FINEST_GPU_SHARE  # the cluster's minimum GPU share, milli-GPU
+    # (asks for GPUs, allowed pools) -> eligible_pools: the same for every such job of this load
+    _eligible: dict[tuple[bool, frozenset[str] | None], tuple[str, ...]] = field(default_factory=dict, repr=False,
+                                                                                 compare=False)
 
     def eligible_pools(self, gpu: int, allowed: frozenset[str] | None = None) -> tuple[str, ...]:
         """The pools a job without a pinned pool or profile may try, in pool order: an empty pool, or one without
         devices for a GPU job, could never run it and would only clutter its reason. All pools (that the job's
         quota may use) when none fits."""
-        wanted = self.gpu_pools if gpu else self.node_pools | self.gpu_pools
-        usable = [p.name for p in self.pools if allowed is None or p.name in allowed]
-        names = tuple(n for n in usable if n in wanted)
-        return names or tuple(usable)
+        key = (bool(gpu), allowed)
+        found = self._eligible.get(key)
+        if found is None:
+            wanted = self.gpu_pools if gpu else self.node_pools | self.gpu_pools
+            usable = [p.name for p in self.pools if allowed is None or p.name in allowed]
+            found = self._eligible[key] = tuple(n for n in usable if n in wanted) or tuple(usable)
+        return found
 
     def refused(self, quota_id: int | None, pools: tuple[str, ...] | list[str], what: str) -> tuple[str, ...]:
         """The impossible pool of a job whose pools (`what`: its pin or profile) are all outside its quota's."""
