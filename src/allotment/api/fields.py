@@ -172,9 +172,15 @@ def Name(what: str = "name", max_length: int = limits.MAX_NAME, spaces: bool = F
         Field(description=names.NAME_HELP + (" (single spaces between words allowed)" if spaces else ""))]
 
 
+def _plain(text: str) -> bool:
+    """ASCII without control characters: what nearly every value is, and free text by every rule here (the regular
+    expressions and the encoding check are for the rest; a batch of jobs checks thousands of values)."""
+    return text.isascii() and text.isprintable()
+
+
 def _text_check(multiline: bool):
     def check(value: str) -> str:
-        if names.text_problems(value, multiline):
+        if not _plain(value) and names.text_problems(value, multiline):
             raise ValueError(names.TEXT_RULE)
         return value
     return check
@@ -197,6 +203,8 @@ Refs = Annotated[list[Ref], Field(max_length=limits.MAX_LIST_ITEMS)]
 
 def _printable(text: str) -> bool:
     """No lone surrogate (it cannot be stored or sent back) and no hidden character."""
+    if _plain(text):
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -416,8 +424,8 @@ def _label_keys(value: Any) -> Any:
         raise PydanticCustomError("too_many", f"at most {limits.MAX_LABELS} labels (got {len(value)})")
     total = 0
     for key, item in value.items():
-        if not isinstance(key, str) or not key or len(key) > limits.MAX_LABEL_KEY or not _printable(key) \
-                or names.text_problems(key):
+        if not isinstance(key, str) or not key or len(key) > limits.MAX_LABEL_KEY \
+                or not (_plain(key) or (_printable(key) and not names.text_problems(key))):
             raise PydanticCustomError("label_key", f"label keys are 1 to {limits.MAX_LABEL_KEY} printable "
                                                    "characters")
         total += len(key) + (len(item) if isinstance(item, str) else 0)
