@@ -83,3 +83,29 @@ def test_bulk_close_ends_only_the_open_interval(h):
         rows = sorted((r.start_s, r.end_s, r.outcome) for r in
                       session.scalars(select(UsageRecord).where(UsageRecord.job_id == job_id)))
     assert rows[0][1] == ended and rows[1] == (ended + 10, ended + 20, "cancelled")
+
+
+def test_closing_an_interval_looks_up_the_jobs_open_record_by_its_index(h, backend):
+    """With thousands of open intervals, PostgreSQL's planner combined the job-id index with every open record's
+    entry of ix_usage_records_open (1 ms a close) while the table had no statistics yet (as after a fresh start); the
+    partial index on open records' job ids is what it must use."""
+    from sqlalchemy import text
+
+    from allotment.db import transaction
+
+    state = h.client.app.state.allot
+    with transaction(state.sessions) as s:
+        s.execute(text("INSERT INTO usage_records (job_id, cluster_id, owner_id, gpu_milli, cpu_milli, memory_bytes, "
+                       "start_s) VALUES (:j, 1, 1, 0, 1000, 0, :s)"),
+                  [{"j": j, "s": 1000.0 + j} for j in range(1, 3001)])
+    with state.sessions() as s:
+        conn = s.connection()
+        sql = bulk.prepared(CLOSE, conn.dialect).sql
+        if backend == "postgres":
+            plan = conn.exec_driver_sql("EXPLAIN " + sql, {"u_end": 1.0, "u_outcome": "succeeded", "u_job": 7}).all()
+        else:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, (1.0, "succeeded", 7)).all()
+        s.rollback()
+    text_plan = "\n".join(str(row) for row in plan)
+    assert "ix_usage_records_open_job" in text_plan, text_plan
+    assert "ix_usage_records_open " not in text_plan + " " and "BitmapAnd" not in text_plan, text_plan
