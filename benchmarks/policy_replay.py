@@ -2,8 +2,8 @@
 
     python benchmarks/policy_replay.py benchmarks/scenarios/kueue-baseline.yaml [--cycle-ms 0]
 
-It answers "what do the scheduling rules alone give on this scenario?": a cycle runs at every submission and every
-finish (or every --cycle-ms of virtual time), admitted jobs start at once and run exactly their runtime, preempted
+It answers "what do the scheduling rules alone give on this scenario?": a cycle runs at every submission, every
+finish and the core's next_due (or every --cycle-ms of virtual time), admitted jobs start at once and run exactly their runtime, preempted
 jobs are re-queued with their original submission time (as the real loop does). The figures use the same measures as
 `allot bench scenario` (time to admission = last admission - submission), so the difference between the two is the
 cost of the real path.
@@ -68,8 +68,13 @@ def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0, jitter_
     decisions = 0
     cpu0 = time.process_time()
     busy = 0.0
-    while events:
-        now = events[0][0]
+    while events or state.next_due is not None:
+        # the next event, or earlier the core's own next_due (a preemption delay ending, a job ageing): on a sparse
+        # scenario they would otherwise fire only at the next submission or end
+        now = events[0][0] if events else math.inf
+        due = state.next_due
+        if due is not None and due < now:
+            now = due
         if cycle_ms > 0:  # the next tick at or after the first pending event
             now = math.ceil(round(now * 1000 / cycle_ms, 9)) * cycle_ms / 1000.0
         while events and events[0][0] <= now + 1e-12:

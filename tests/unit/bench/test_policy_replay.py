@@ -30,3 +30,38 @@ def test_the_preemption_delay_saves_the_work_that_immediate_preemption_kills(rep
     assert sum(delayed["preemptions"].values()) == 0
     assert delayed["utilisation"] > at_once["utilisation"]
     assert delayed["classes"]["large"]["mean_admission_ms"] <= 1000.0  # the delay costs the preemptor at most itself
+
+
+SPARSE = """
+cohorts:
+  - className: cohort
+    count: 1
+    queuesSets:
+    - className: lender
+      count: 1
+      nominalQuota: 4
+      reclaimWithinCohort: Any
+      workloadsSets:
+      - count: 1
+        creationIntervalMs: 1000
+        workloads:
+        - {className: reclaimer, runtimeMs: 100, priority: 0, request: 4}
+    - className: borrower
+      count: 1
+      nominalQuota: 4
+      workloadsSets:
+      - count: 2
+        creationIntervalMs: 10
+        workloads:
+        - {className: hog, runtimeMs: 600000, priority: 0, request: 4}
+"""
+
+
+def test_a_preemption_delay_ends_on_time_when_no_other_event_comes(replay, tmp_path):
+    # the borrower's second 4-GPU job holds the lender's 4 for 10 minutes; the lender's job may reclaim them once it has
+    # waited the preemption delay, with no submission or end in between to run a cycle then
+    scenario = tmp_path / "sparse.yaml"
+    scenario.write_text(SPARSE)
+    result = replay(load(scenario), preemption_delay_s=1.0)
+    assert result["preemptions"] == {"hog": 1, "reclaimer": 0}
+    assert result["classes"]["reclaimer"]["mean_admission_ms"] == pytest.approx(1000.0)
