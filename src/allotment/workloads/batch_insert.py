@@ -49,16 +49,13 @@ def _converted(rows: Sequence[dict[str, Any]], columns: tuple[str, ...],
                processors: list[_Processor]) -> list[tuple]:
     """Each row as a tuple in column order, every value through its column's processor (once per distinct object
     in a run of rows that share it)."""
-    width = range(len(columns))
+    converted = [(i, process) for i, process in enumerate(processors) if process is not None]
     last_in: list[Any] = [object()] * len(columns)
     last_out: list[Any] = [None] * len(columns)
     out = []
     for row in rows:
         values = [row[c] for c in columns]
-        for i in width:
-            process = processors[i]
-            if process is None:
-                continue
+        for i, process in converted:
             value = values[i]
             if value is last_in[i]:
                 values[i] = last_out[i]

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import fields
+from operator import attrgetter
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -32,13 +33,14 @@ Signed = Annotated[Principal, require(AUTHENTICATED)]
 # The request's fields the service reads as they are (the body's own values, not a copy: model_dump would copy
 # every job of a batch of hundreds once more).
 _AS_GIVEN = tuple(f.name for f in fields(service.JobRequest) if f.name not in ("env", "sealed_env"))
+_given = attrgetter(*_AS_GIVEN)
 
 
 def _request(db: DB, principal: Principal, state: State, body: JobIn, prefix: str = "") -> service.JobRequest:
     """The service's request, with the variables of the storage targets the job names (vaults/job_supplies.py)."""
     env, sealed = job_supplies.environment_with_targets(db, principal, state.secret_key, body.targets, body.env,
-                                                         prefix)
-    return service.JobRequest(**{name: getattr(body, name) for name in _AS_GIVEN}, env=env, sealed_env=sealed)
+                                                         prefix) if body.targets else (body.env, None)
+    return service.JobRequest(**dict(zip(_AS_GIVEN, _given(body), strict=True)), env=env, sealed_env=sealed)
 
 
 @router.post("/jobs", response_model=JobOut, status_code=201)
