@@ -17,24 +17,24 @@ Cell = tuple[int, int, int]  # (key, cores, GiB)
 
 
 class FitIndex:
-    __slots__ = ("_cells", "_cores", "_mems", "_where")
+    __slots__ = ("_cells", "_cores", "_mems", "filed")
 
     def __init__(self) -> None:
         self._cells: dict[Cell, dict[str, None]] = {}  # (key, cores, GiB) -> items
         self._cores: dict[int, list[int]] = {}  # key -> its core levels, sorted
         self._mems: dict[tuple[int, int], list[int]] = {}  # (key, cores) -> its memory levels, sorted
-        self._where: dict[str, Cell] = {}  # item -> its cell
+        self.filed: dict[str, Cell] = {}  # item -> its cell (read only outside)
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self.filed)
 
     def where(self, item: str) -> Cell | None:
-        return self._where.get(item)
+        return self.filed.get(item)
 
     def put(self, item: str, key: int, cores: int, mem: int) -> None:
         """File ``item`` in (key, cores, mem), moving it from where it was."""
         cell = (key, cores, mem)
-        old = self._where.get(item)
+        old = self.filed.get(item)
         if old == cell:
             return
         if old is not None:
@@ -48,10 +48,10 @@ class FitIndex:
                 insort(self._cores.setdefault(key, []), cores)
             insort(mems, mem)
         bucket[item] = None
-        self._where[item] = cell
+        self.filed[item] = cell
 
     def drop(self, item: str) -> None:
-        old = self._where.get(item)
+        old = self.filed.get(item)
         if old is not None:
             self._unfile(item, old)
 
@@ -73,7 +73,7 @@ class FitIndex:
                 del levels[bisect_left(levels, cores)]
                 if not levels:
                     del self._cores[key]
-        del self._where[item]
+        del self.filed[item]
 
     def has(self, key: int) -> bool:
         return key in self._cores

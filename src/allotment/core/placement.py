@@ -97,10 +97,10 @@ class NodePool(DevicePool):
         self.one[node] = (node,) if node else ()  # devices without a node label name none
         self._refile(node)
 
-    def _refile(self, node: str, full: bool = False) -> None:
+    def _refile(self, node: str, changed: Shares | None = None) -> None:
         """Keep the node's entries in the CPU-only index and its levels in the GPU index current (after its CPU,
-        memory or free GPU changed). ``full``: also file its devices' entries in the GPU indexes, which _set_free
-        and _move_node left to this call (take_job, release_job)."""
+        memory or free GPU changed). ``changed``: the shares taken or given back by take_job or release_job, whose
+        devices' GPU index entries _set_free and _move_node left to this call."""
         if not self.tracked:
             return
         old = self._filed.get(node)
@@ -114,21 +114,34 @@ class NodePool(DevicePool):
             new = (1 if self.gpu_free[node] else 0, level)
             levels = (level, min(max(self.mem_cap[node] - self.mem_used[node], 0), UNLIMITED_RAW) >> 30)
             self._cfit.put(node, new[0], *levels)
-            if full:
+            moved = self._level.get(node) != levels
+            if changed is not None:
                 self._level[node] = levels
-                whole = self._whole.get(node)
-                if whole:
-                    self._wfit.put(node, len(whole), *levels)
-                else:
-                    self._wfit.drop(node)
-                sfit, free = self._sfit, self.free
-                for dev in self.devs[node]:
-                    f = free[dev]
-                    if 0 < f < WHOLE:
-                        sfit.put(dev, f, *levels)
+                if moved or changed:
+                    whole = self._whole.get(node)
+                    if whole:
+                        self._wfit.put(node, len(whole), *levels)
                     else:
-                        sfit.drop(dev)
-            elif self._level.get(node) != levels:
+                        self._wfit.drop(node)
+                sfit, free = self._sfit, self.free
+                filed = sfit.filed
+                if moved:  # every device with a share free moves to the node's new levels
+                    for dev in self.devs[node]:
+                        f = free[dev]
+                        if 0 < f < WHOLE:
+                            sfit.put(dev, f, *levels)
+                        elif dev in filed:
+                            sfit.drop(dev)
+                else:  # only the devices whose free share changed
+                    node_of = self.node
+                    for dev, _ in changed:
+                        if node_of.get(dev) == node:
+                            f = free[dev]
+                            if 0 < f < WHOLE:
+                                sfit.put(dev, f, *levels)
+                            elif dev in filed:
+                                sfit.drop(dev)
+            elif moved:
                 self._level[node] = levels
                 at = self._wfit.where(node)
                 if at is not None:
@@ -276,7 +289,7 @@ class NodePool(DevicePool):
         finally:
             self._deferred = False
             for node in touched:
-                self._refile(node, True)
+                self._refile(node, shares)
 
     def release_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
         self._chosen = None
@@ -303,7 +316,7 @@ class NodePool(DevicePool):
         finally:
             self._deferred = False
             for node in touched:
-                self._refile(node, True)
+                self._refile(node, shares)
         self.version += 1
 
     def _touched(self, shares: Shares, nodes: Nodes) -> Nodes:
@@ -418,6 +431,7 @@ class NodePool(DevicePool):
         gpu_cap, cpu_cap, mem_cap, cpu_used, mem_used = self.gpu_cap, self.cpu_cap, self.mem_cap, self.cpu_used, \
             self.mem_used
         whole_of, free = self._whole, self.free
+        gpu_free = self.gpu_free if self.tracked else None
         share = gpu < WHOLE
         out: list[float] = []
         for node, dev in found:
@@ -425,7 +439,7 @@ class NodePool(DevicePool):
             if not gcap:
                 out.append(0.0)
                 continue
-            total = self._node_gpu_free(node)
+            total = gpu_free[node] if gpu_free is not None else self._node_gpu_free(node)
             left = total - gpu
             delta = 0.0
             ccap = cpu_cap.get(node, 0)
@@ -492,9 +506,9 @@ class NodePool(DevicePool):
         return sum(free[d] for d in self.devs[node])
 
     def _candidates(self, gpu: int, cpu: int, mem: int, want: int, distinct: bool) -> list[tuple[str, str | None]]:
-        """Up to ``want`` feasible (node, device of a share or None) in best-fit order (one per node when ``distinct``). A single-node
-        search that found one stops after SCAN_BUDGET entries (near saturation, feasible entries are rare and the
-        first found is the best fit); it never stops without one."""
+        """Up to ``want`` feasible (node, device of a share or None) in best-fit order (one per node when
+        ``distinct``). A single-node search that found one stops after SCAN_BUDGET entries (near saturation,
+        feasible entries are rare and the first found is the best fit); it never stops without one."""
         out: list[tuple[str, str | None]] = []
         budget = UNLIMITED_RAW if distinct else SCAN_BUDGET  # a gang needs its nodes: no early stop
         ccap, mcap, cused, mused = self.cpu_cap, self.mem_cap, self.cpu_used, self.mem_used
@@ -513,6 +527,24 @@ class NodePool(DevicePool):
                         out.append((node, None))
                         if len(out) == want:
                             return out
+            return out
+        if gpu >= WHOLE and self.tracked:
+            # Whole requests in a pool that lists its nodes: _gpu_order's walk, without its generator in between.
+            wfit, cores, gib = self._wfit, cpu // 1000, mem >> 30
+            for count in range(gpu // WHOLE, self._max_per_node + 1):
+                for node in wfit.scan(count, cores, gib):
+                    budget -= 1
+                    if budget <= 0 and out:
+                        return out
+                    if ccap[node] - cused[node] < cpu or mcap[node] - mused[node] < mem:
+                        continue
+                    if distinct:
+                        if node in seen:
+                            continue
+                        seen.add(node)
+                    out.append((node, None))
+                    if len(out) == want:
+                        return out
             return out
         # GPU jobs: nodes (whole requests) or devices (shares) in best-fit order of their free GPU; in a pool that
         # lists its nodes, only those with the job's whole cores and GiB free (fit_index.py), the tightest first.

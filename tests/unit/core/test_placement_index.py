@@ -215,7 +215,7 @@ def test_place_job_after_changes_places_as_a_fresh_choice_would(shapes, tracked,
     """choose_job() keeps its answer for place_job(); whatever happened in between (CPU taken alone, GPU placed by
     the device path, jobs ending, nodes changing, the demand growing), place_job() places as a fresh choice would."""
     dp = build(shapes)
-    if not tracked:
+    if not tracked and dp.free:  # the same devices, node CPU and memory unlimited
         dp = NodePool("p", [(d, dp.free[d], dp.cap[d], dp.node[d]) for d in dp.free])
     held: list[tuple] = []
     for action, (gpu, cpu_, mem_), pick in ops:
@@ -226,11 +226,11 @@ def test_place_job_after_changes_places_as_a_fresh_choice_would(shapes, tracked,
         elif action == 1:
             dp.take_job((), (node,), 1000, GIB)
             held.append(((), (node,), 1000, GIB))
-        elif action == 2 and 0 < gpu < WHOLE:
+        elif action == 2 and 0 < gpu < WHOLE and not dp.tracked:  # the device path (untracked pools only)
             dp.place(gpu)
         elif action == 3:
             dp.demand.add(gpu or 500, cpu_)
-        elif action == 4 and tracked:
+        elif action == 4 and dp.tracked:
             _, c, m = NODE_SHAPES[shapes[pick % len(shapes)]]
             dp.set_node(node, c // 2, m, [(d, dp.free[d], dp.cap[d]) for d in dp.devs[node]])
         kept = dp._chosen
