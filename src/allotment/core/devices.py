@@ -192,7 +192,11 @@ class DevicePool:
                 if count in by_count:
                     return count
             return None
-        return min([c for c in by_count if c >= n], default=None)
+        best = None
+        for count in by_count:
+            if n <= count and (best is None or count < best):
+                best = count
+        return best
 
     def _fraction(self, dev: str, amount: int) -> Shares:
         """((dev, amount),), built once per device and amount (shares come in steps of the configured share step:
