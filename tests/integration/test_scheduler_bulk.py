@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from allotment.scheduler import bulk
 from allotment.scheduler.metering import CLOSE
-from allotment.scheduler.persist import ADMIT, FINISH, dt
+from allotment.scheduler.persist import ADMIT, FINISH, REASON, dt
 from allotment.workloads.models import Job
 
 
@@ -44,8 +44,9 @@ def test_bulk_writes_store_what_sqlalchemy_stores(h):
         conn = session.connection()
         assert conn.execute(ADMIT, [admit(ids[0], ["gpu-01"]), admit(ids[1], None)]).rowcount == 2
         assert bulk.executemany(conn, ADMIT, [admit(ids[2], ["gpu-01"]), admit(ids[3], None)]).rowcount == 2
-        # the guard: admitted already, so a second admission matches nothing
+        # the guard: admitted already, so a second admission matches nothing (one row, and several)
         assert bulk.executemany(conn, ADMIT, [admit(ids[2], None)]).rowcount == 0
+        assert bulk.executemany(conn, ADMIT, [admit(ids[2], None), admit(ids[3], None)]).rowcount == 0
         finish = {"b_at": dt(at + 5), "b_state": "failed", "b_started": dt(at + 1), "b_exit": 3, "b_code": "failed",
                   "b_reason": "the job failed", "b_handle": None}
         conn.execute(FINISH, [{**finish, "b_id": ids[0]}])
@@ -58,6 +59,19 @@ def test_bulk_writes_store_what_sqlalchemy_stores(h):
     assert by_bulk[0]["state"] == "failed" and by_bulk[0]["devices"] == devices
     assert by_bulk[1]["admitted_at"] == datetime.fromtimestamp(at, UTC) and by_bulk[1]["placed_nodes"] is None
     assert by_bulk[0]["started_at"] == dt(at + 1) and by_bulk[0]["finished_at"] == dt(at + 5)
+
+
+def test_a_row_written_twice_in_one_statement_keeps_the_last(h):
+    """A cycle may word a queued job's reason twice; run as one set (PostgreSQL) or row by row, the last one stays."""
+    job_id, other = h.submit("team", gpu=4), h.submit("team", gpu=4)
+    state = h.client.app.state.allot
+    rows = [{"b_id": job_id, "b_at": dt(1_790_000_000.0), "b_code": "quota", "b_reason": "first"},
+            {"b_id": other, "b_at": dt(1_790_000_000.0), "b_code": "quota", "b_reason": "other"},
+            {"b_id": job_id, "b_at": dt(1_790_000_001.0), "b_code": "quota", "b_reason": "second"}]
+    with state.sessions() as session:
+        bulk.executemany(session.connection(), REASON, rows)
+        session.commit()
+    assert (h.job(job_id)["reason"], h.job(other)["reason"]) == ("second", "other")
 
 
 def test_bulk_close_ends_only_the_open_interval(h):

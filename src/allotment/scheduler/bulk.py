@@ -15,8 +15,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
 
 Convert = Callable[[Any], Any] | None
 
@@ -25,7 +29,7 @@ class Prepared:
     """One statement compiled for one dialect: its SQL, the parameter names in driver order (positional drivers) or
     None (named ones), the converted constants and the converters of the row's own parameters."""
 
-    __slots__ = ("constants", "converters", "names", "positional", "sql")
+    __slots__ = ("constants", "converters", "key", "names", "positional", "set_constants", "set_sql", "sql")
 
     def __init__(self, stmt: ClauseElement, dialect: Any) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -43,6 +47,12 @@ class Prepared:
             else:
                 value = bind.effective_value
                 self.constants[name] = process(value) if process is not None else value
+        # The row parameters that name the row a statement writes: rows repeating them are written once (the last).
+        self.key: list[str] = [n for n in KEYS if n in self.converters]
+        self.set_sql: str | None = None
+        self.set_constants: dict[str, Any] = {}
+        if dialect.name == "postgresql" and self.key:
+            self.set_sql, self.set_constants = _as_set(stmt, {n: binds[n] for n in self.converters}, dialect)
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list:
         """The driver's parameters for every row, each distinct timestamp converted once."""
@@ -72,6 +82,28 @@ class Prepared:
 
 
 _prepared: dict[tuple[int, str, str], tuple[ClauseElement, Prepared]] = {}
+KEYS = ("b_id", "u_job", "u_start")  # persist.py's and metering.py's row keys
+
+
+def _as_set(stmt: ClauseElement, row_binds: dict[str, BindParameter], dialect: Any) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: the statement over the rows as one set, each row parameter an array unnested in step with the
+    others (`UPDATE ... FROM (SELECT unnest(:a_x) AS x, ...) AS v`): one statement the server runs as a join, where
+    an executemany cost the driver about 15 us of Python per row."""
+    v = select(*[func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(b.type))).label(n)
+                 for n, b in row_binds.items()]).subquery("v")
+
+    def column(element: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in row_binds:
+            return v.c[element.key]
+        return None
+
+    compiled = replacement_traverse(stmt, {}, column).compile(dialect=dialect)
+    constants = {}
+    for bind, name in compiled.bind_names.items():
+        if not bind.required:
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            constants[name] = process(bind.effective_value) if process is not None else bind.effective_value
+    return compiled.string, constants
 
 
 def prepared(stmt: ClauseElement, dialect: Any) -> Prepared:
@@ -83,6 +115,16 @@ def prepared(stmt: ClauseElement, dialect: Any) -> Prepared:
 
 
 def executemany(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, Any]]) -> CursorResult:
-    """Run `stmt` once per row (one executemany); rowcount is the total where the driver reports it."""
+    """Run `stmt` once per row; rowcount is the total where the driver reports it. On PostgreSQL the rows go as one
+    set (_as_set), a row repeating an earlier one's key replacing it as it would when run after it."""
     prep = prepared(stmt, conn.dialect)
-    return conn.exec_driver_sql(prep.sql, prep.parameters(rows))
+    if prep.set_sql is None or len(rows) < 2:
+        return conn.exec_driver_sql(prep.sql, prep.parameters(rows))
+    last = {tuple(row[k] for k in prep.key): row for row in rows}
+    if len(last) != len(rows):
+        rows = list(last.values())
+    converted = prep.parameters(rows)  # dicts: named parameters
+    params = dict(prep.set_constants)
+    for name in prep.converters:
+        params[f"a_{name}"] = [row[name] for row in converted]
+    return conn.exec_driver_sql(prep.set_sql, params)
