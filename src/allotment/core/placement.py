@@ -70,6 +70,10 @@ class NodePool(DevicePool):
         # then the best is placed): (shape, version, total_free, demand.jobs, answer). Cleared by every change
         # that does not lower total_free or bump version (see _memo).
         self._chosen: tuple | None = None
+        # The nodes a wait names the closest from, per kind of request (CPU only, a share, whole GPUs), with their
+        # free GPU, CPU and memory: (total_free, version, {kind: [(node, gpu, cpu, memory)]}); cleared with _chosen.
+        # Waits come in runs (near saturation most decisions are waits), and the list depends on the kind only.
+        self._near: tuple[int, int, dict[int, list[tuple[str, int, int, int]]]] | None = None
         self._deferred = False  # inside take_job/release_job: the GPU indexes are filed once, at the end (_refile)
         devices = list(devices)
         if nodes is not None:
@@ -187,7 +191,7 @@ class NodePool(DevicePool):
     def _set_free(self, dev: str, new: int) -> None:
         old = self.free[dev]
         DevicePool._set_free(self, dev, new)
-        self._chosen = None
+        self._chosen = self._near = None
         if self.tracked and new != old:
             node = self.node[dev]
             if self._deferred:
@@ -249,7 +253,7 @@ class NodePool(DevicePool):
     def _changed(self) -> None:
         self.version += 1
         self._shapes = None
-        self._chosen = None
+        self._chosen = self._near = None
 
     def _set_caps(self, node: str, cpu: int, mem: int) -> None:
         self._cpu_total += cpu - self.cpu_cap.get(node, 0)
@@ -266,7 +270,7 @@ class NodePool(DevicePool):
 
     # -- taking and giving back ---------------------------------------------------------------------------------------
     def take_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
-        self._chosen = None
+        self._chosen = self._near = None
         if not self.tracked:
             if shares:
                 self.take(shares)
@@ -292,7 +296,7 @@ class NodePool(DevicePool):
                 self._refile(node, shares)
 
     def release_job(self, shares: Shares, nodes: Nodes, cpu: int, mem: int) -> None:
-        self._chosen = None
+        self._chosen = self._near = None
         if not self.tracked:
             if shares:
                 self.release(shares)
@@ -613,10 +617,16 @@ class NodePool(DevicePool):
             have = len(self._candidates(gpu, cpu, mem, count, True))
             return f"fewer than {count} nodes in pool {self.name} have {need} free ({have} have)"
         best, best_key = None, None
-        ccap, cused, mcap, mused = self.cpu_cap, self.cpu_used, self.mem_cap, self.mem_used
-        for node, g in self._closest_candidates(gpu).items():
-            c = ccap[node] - cused[node]
-            m = mcap[node] - mused[node]
+        near = self._near
+        if near is None or near[0] != self.total_free or near[1] != self.version:
+            near = self._near = (self.total_free, self.version, {})
+        kind = 0 if gpu <= 0 else 2 if gpu >= WHOLE else 1
+        closest = near[2].get(kind)
+        if closest is None:
+            ccap, cused, mcap, mused = self.cpu_cap, self.cpu_used, self.mem_cap, self.mem_used
+            closest = near[2][kind] = [(node, g, ccap[node] - cused[node], mcap[node] - mused[node])
+                                       for node, g in self._closest_candidates(gpu).items()]
+        for node, g, c, m in closest:
             key = min(g / gpu if gpu else 1.0, c / cpu if cpu else 1.0, m / mem if mem else 1.0)
             if best_key is None or key > best_key:
                 best, best_key = (node, g, c, m), key

@@ -212,14 +212,16 @@ def test_changed_nodes_is_none_when_the_change_is_not_node_by_node():
 @given(st.lists(st.integers(0, len(NODE_SHAPES) - 1), min_size=1, max_size=8), st.booleans(),
        st.lists(st.tuples(st.integers(0, 5), JOB, st.integers(0, 10_000)), max_size=40))
 def test_place_job_after_changes_places_as_a_fresh_choice_would(shapes, tracked, ops):
-    """choose_job() keeps its answer for place_job(); whatever happened in between (CPU taken alone, GPU placed by
-    the device path, jobs ending, nodes changing, the demand growing), place_job() places as a fresh choice would."""
+    """choose_job() keeps its answer for place_job(), and node_shortfall() the nodes it compares; whatever happened
+    in between (CPU taken alone, GPU placed by the device path, jobs ending, nodes changing, the demand growing),
+    place_job() places as a fresh choice would and a wait names the node a fresh look would."""
     dp = build(shapes)
     if not tracked and dp.free:  # the same devices, node CPU and memory unlimited
         dp = NodePool("p", [(d, dp.free[d], dp.cap[d], dp.node[d]) for d in dp.free])
     held: list[tuple] = []
     for action, (gpu, cpu_, mem_), pick in ops:
         dp.choose_job(gpu, cpu_, mem_, 1 + pick % 2)  # kept
+        dp.node_shortfall(gpu, cpu_, mem_, 1)
         node = sorted(dp.devs)[pick % len(dp.devs)]
         if action == 0 and held:
             dp.release_job(*held.pop(pick % len(held)))
@@ -233,6 +235,9 @@ def test_place_job_after_changes_places_as_a_fresh_choice_would(shapes, tracked,
         elif action == 4 and dp.tracked:
             _, c, m = NODE_SHAPES[shapes[pick % len(shapes)]]
             dp.set_node(node, c // 2, m, [(d, dp.free[d], dp.cap[d]) for d in dp.devs[node]])
+        said = dp.node_shortfall(gpu, cpu_, mem_, 1)
+        dp._near = None
+        assert said == dp.node_shortfall(gpu, cpu_, mem_, 1)
         kept = dp._chosen
         dp._chosen = None
         fresh = dp.choose_job(gpu, cpu_, mem_, 1 + pick % 2)
