@@ -86,11 +86,13 @@ class FitIndex:
         if not levels or levels[-1] < cores:
             return
         mems_of, cells = self._mems, self._cells
-        above = levels[bisect_left(levels, cores):]
-        for c in reversed(above) if most_cores else above:
+        # index ranges, not slices: a slice copies every level above (hundreds of memory levels when nodes differ)
+        first = bisect_left(levels, cores)
+        for i in range(len(levels) - 1, first - 1, -1) if most_cores else range(first, len(levels)):
+            c = levels[i]
             mems = mems_of[(key, c)]
             if mems[-1] < mem:
                 continue
-            for m in mems[bisect_left(mems, mem):]:
-                cell = cells[(key, c, m)]
+            for j in range(bisect_left(mems, mem), len(mems)):
+                cell = cells[(key, c, mems[j])]
                 yield from reversed(cell) if newest else cell
