@@ -151,6 +151,7 @@ class Group:
         "requests",
         "shape",
         "size",
+        "term_keys",
         "terms",
         "tried",
     )
@@ -183,6 +184,7 @@ class Group:
         # measured there; guarantees never change within a state).
         self.rank_bits = rank_bits
         self.terms = terms
+        self.term_keys = tuple(k for k, _ in terms)  # the usage its order key reads (StateBase._key)
         self.best_fit = False  # options are an unordered set: the best-scored placement across them wins
         # A preempted job's requeue backoff: it may not borrow before then (see admission.py, rule 4). Such a job
         # is a group of its own, so that the identical jobs that were not preempted do not wait behind it.

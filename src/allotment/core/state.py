@@ -108,6 +108,8 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._dirty: dict[str, None] = {}  # pools (or "*") where capacity came back since the groups there were tried
         self._unlisted: dict[str, None] = {}  # dirty pools whose parked groups are not in the frontier yet
         self._frontier: list = []  # (order key, token, cursor): best parked group per (pool, key, need) bucket
+        self._wake_memo: tuple | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
+        self._holds_version = 0  # counts changes to the holds
         self._cycle_no = 0
         self._cycle_token0 = 0  # token counter at the start of the current cycle
         self._leaf = [not c for c in tree.children]
@@ -418,6 +420,7 @@ class StateBase(WakeByNeed, InventoryEvents):
     def _drop_holds(self, group: Group) -> None:
         if not group.holds:
             return
+        self._holds_version += 1
         holds, group.holds = group.holds, []
         for h in holds:
             self._held_keys[h.key] -= 1
@@ -432,6 +435,7 @@ class StateBase(WakeByNeed, InventoryEvents):
                 self._wake(blocked)
 
     def _add_hold(self, hold: Hold) -> None:
+        self._holds_version += 1
         hold.group.holds.append(hold)
         hs = self._holds.get((hold.node, hold.key))
         if hs is None:

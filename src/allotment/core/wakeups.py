@@ -30,6 +30,8 @@ class WakeByNeed:
         _token: int
         _now: float
         _holds: dict[tuple[int, int], HoldSet]
+        _holds_version: int
+        _wake_memo: tuple | None
         _held_keys: dict[int, int]
 
         def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int: ...
@@ -75,6 +77,17 @@ class WakeByNeed:
             self._list_dirty()
         frontier = self._frontier
         tree = self._tree
+        memo = self._wake_memo
+        if memo is not None and frontier and frontier[0] is memo[0] and best_active is not None:
+            # The same front entry as the last call that answered False: the answer stands if nothing it depended
+            # on changed (the group still parked and untried, its need free, the holds and its quota's usage as
+            # then, in the same cycle) and it still does not come before the best queued candidate.
+            order, _, cursor = memo[0]
+            group = memo[1]
+            if (order >= best_active and group.parked and group.tried != memo[3] and memo[3] == self._cycle_no
+                    and memo[2] == self._holds_version and cursor[2] <= tree.cap[cursor[3]] - tree.u[ROOT][cursor[3]]
+                    and tuple(map(tree.u[group.quota].__getitem__, group.term_keys)) == memo[4]):
+                return False
         # Measured against what jobs physically use, not the effective usage: unlendable guarantees count in the latter,
         # and a job inside its own quota's guarantee may use capacity they occupy (with guarantees that exceed the
         # pool, the effective free amount is even negative). The examination itself applies the exact rule.
@@ -92,6 +105,7 @@ class WakeByNeed:
                 heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
                 continue
             head = None
+            steady = True  # whether the answer depends only on what _wake_memo records
             if key in held_keys:
                 # Is this capacity held for someone else (hold removal marks the pool dirty)? _held_against, with
                 # its common case inline: a guarantee hold of another group against a group that would borrow here
@@ -106,6 +120,8 @@ class WakeByNeed:
                         continue
                     head = group.head()
                     assert head is not None
+                    # (its class in another pool than its first reads its quota's usage on other keys)
+                    steady = len(options) == 1 or options[0].pool == tree.keys.keys[key].pool
                     if self._held_against(group, head, key, order):
                         self._skip(frontier, cursor, i)
                         continue
@@ -119,6 +135,9 @@ class WakeByNeed:
                 heappush(frontier, (fresh, self._token, [[(fresh, key, needed, group)], 0, needed, key]))
                 continue
             if best_active is not None and order >= best_active:
+                if steady:
+                    self._wake_memo = (frontier[0], group, self._holds_version, cycle_no,
+                                       tuple(map(tree.u[group.quota].__getitem__, group.term_keys)))
                 return False
             self._skip(frontier, cursor, i)
             self._wake(group)

@@ -103,3 +103,44 @@ def test_parking_keeps_each_bucket_in_order_and_forgets_empty_ones():
     assert park.cap_buckets("a") == {7: {}} and park.cap_buckets("b") == {9: {}} and park.limits == {}
     park.park(groups[0], [], [("a", 7, 1000)], order=5)  # a bucket emptied before is filled again
     assert [e[3] for e in park.cap_buckets("a")[7][1000]] == [groups[0]]
+
+
+class WithoutWakeMemo(SchedulerState):
+    """Answers every frontier question afresh."""
+
+    def _wake_next(self, best_active):
+        self._wake_memo = None
+        return super()._wake_next(best_active)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_frontier_memo_answers_as_a_fresh_look_would(seed):
+    """Churn with guarantee holds and jobs of every shape: the same decisions with and without the memo of the
+    frontier's last "not before the queued candidates" answer."""
+    rng = random.Random(seed)
+    specs = [quota("cohort", gpu_in={"a": 6, "b": 4})]
+    specs += [quota(f"q{i}", "cohort", gpu_in={"a": (g, 6), "b": (h, 4)}, reclaim="any",
+                    within_quota_preemption="lower_priority") for i, (g, h) in enumerate([(2, 1), (2, 1), (1, 2), (1, 0)])]
+    pools = [gpu_pool("a", 6, nodes=3), gpu_pool("b", 4, nodes=2)]
+    config = SchedulerConfig(starvation_age_s=rng.choice([None, 30.0]))
+    states = [cls(specs, pools, config=config) for cls in (SchedulerState, WithoutWakeMemo)]
+    running: list[str] = []
+    memo_used = False
+    for step in range(40):
+        now = step * 10.0
+        for n in range(rng.randint(1, 6)):
+            j = job(f"j{step}-{n}", f"q{rng.randrange(4)}", gpus=rng.choice([0.5, 1, 1, 2]),
+                    pools=rng.choice([("a",), ("a", "b"), ("b", "a")]), priority=rng.choice([0, 100]), at=now)
+            for state in states:
+                state.add_job(j)
+        for _ in range(min(len(running), rng.randint(0, 4))):
+            victim = running.pop(rng.randrange(len(running)))
+            for state in states:
+                state.job_finished(victim)
+        out = [state.cycle(now) for state in states]
+        assert out[0] == out[1]
+        memo_used = memo_used or states[0]._wake_memo is not None
+        running += [d.job_id for d in out[0] if type(d).__name__ == "Admit"]
+        gone = {d.victim_id for d in out[0] if type(d).__name__ == "Preempt"}
+        running = [r for r in running if r not in gone]
+    assert memo_used
