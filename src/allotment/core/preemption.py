@@ -58,25 +58,36 @@ MAX_PREEMPTIONS = 5
 
 
 def _devices_could_fit(dp: DevicePool, amount: int, candidates: list[RunningRec], pool: str) -> bool:
-    """Would the GPU shape fit if every candidate in this pool were gone? (whole jobs need completely free devices)"""
+    """Would the GPU shape fit if every candidate in this pool were gone? (whole jobs need completely free devices)
+    The candidates' shares are added up device by device until they free enough: often the first few suffice."""
     if amount < 1000:
         if dp.could_fit_after(amount, {}):
             return True  # fits already: nothing to add up
     elif dp.whole_count >= amount // 1000:
         return True
+    free, cap = dp.free, dp.cap
     freed: dict[str, int] = {}
+    if amount < 1000:  # one device with room for the share
+        for run in candidates:
+            if run.pool == pool:
+                for dev, x in run.shares:
+                    freed[dev] = total = freed.get(dev, 0) + x
+                    if free[dev] + total >= amount:
+                        return True
+        return False
+    need = amount // 1000
+    whole = dp.whole_count
     for run in candidates:
         if run.pool == pool:
             for dev, x in run.shares:
-                freed[dev] = freed.get(dev, 0) + x
-    free, cap = dp.free, dp.cap
-    if amount < 1000:
-        return dp.could_fit_after(amount, freed)
-    whole = dp.whole_count
-    for dev, x in freed.items():
-        if free[dev] < cap[dev] == 1000 and free[dev] + x >= 1000:
-            whole += 1
-    return whole >= amount // 1000
+                got = freed.get(dev, 0)
+                freed[dev] = got + x
+                before = free[dev] + got
+                if before < 1000 <= before + x and cap[dev] == 1000:  # this device becomes completely free
+                    whole += 1
+                    if whole >= need:
+                        return True
+    return False
 
 
 def _own_victims_suffice(tree: UsageTree, q: int, option: Option, others: list[RunningRec]) -> bool:

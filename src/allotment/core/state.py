@@ -50,6 +50,9 @@ from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import UsageTree
 from allotment.core.wakeups import WakeByNeed
 
+# Shapes whose group parts a state keeps for reuse (StateBase._new_group), at most.
+MAX_KEPT_SHAPES = 50_000
+
 
 class StateBase(WakeByNeed, InventoryEvents):
     """Everything the cycle needs to know, kept up to date event by event (see admission.SchedulerState)."""
@@ -93,6 +96,7 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._invalid: dict[str, Wait] = {}
         self._invalid_pending: list[Wait] = []
         self._groups: dict[tuple, Group] = {}
+        self._group_parts: dict[tuple, tuple] = {}  # shape -> what its groups are built from (_new_group)
         n = len(tree.ids)
         self._qheap: list[list[int]] = [[] for _ in range(n)]  # per quota: group heads (head.gkey << 64 | token)
         self._qgroups: dict[int, Group] = {}  # token of a quota-heap entry -> its group (until the entry is popped)
@@ -229,6 +233,28 @@ class StateBase(WakeByNeed, InventoryEvents):
             shape = (*shape, ("borrow_after", job.id))
         group = self._groups.get(shape)
         if group is None:
+            group = self._new_group(shape, job, q, raw, pools, profile, requests, count, gpu, best_fit, borrow_after)
+        self._token += 1
+        rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
+                        group.rank_bits | job_bits(job.priority, job.seq) | NOT_AGED, self._token)
+        rec.group = group
+        group.add(rec)
+        self._queued[job.id] = rec
+        if group.head() is rec:
+            self._head_changed(group)
+
+    def _new_group(self, shape: tuple, job: QueuedJob, q: int, raw: dict[str, int], pools: tuple[str, ...],
+                   profile: Profile | None, requests: dict, count: int, gpu: int, best_fit: bool,
+                   borrow_after: float) -> Group:
+        """A group for a shape that has no queued job. Its options, ranks and order terms depend only on the shape
+        and on the state's quotas, pools and profiles, which never change within a state, so they are built once
+        per shape and reused when a quota's queue empties and refills with the same shapes."""
+        base = shape[:-1] if borrow_after else shape
+        parts = self._group_parts.get(base)
+        if parts is None:
+            if len(self._group_parts) >= MAX_KEPT_SHAPES:
+                self._group_parts.clear()  # a long-lived state meets many one-off shapes: keep memory bounded
+            tree = self._tree
             options = []
             total = {r: a * count for r, a in raw.items()} if count > 1 else raw
             for p in pools:
@@ -251,19 +277,15 @@ class StateBase(WakeByNeed, InventoryEvents):
             spec_keys = tree.spec_keys[q]
             guarantee = tree.g[q]
             terms = tuple((k, r - guarantee[k]) for k, r in options[0].req if k in spec_keys)
-            group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank,
-                          rank_bits(pool_rank, policy_rank), terms)
-            group.best_fit = best_fit and len(options) > 1
-            group.borrow_after = borrow_after
-            self._groups[shape] = group
-        self._token += 1
-        rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
-                        group.rank_bits | job_bits(job.priority, job.seq) | NOT_AGED, self._token)
-        rec.group = group
-        group.add(rec)
-        self._queued[job.id] = rec
-        if group.head() is rec:
-            self._head_changed(group)
+            parts = self._group_parts[base] = (options, pool_rank, policy_rank, rank_bits(pool_rank, policy_rank),
+                                               terms)
+        options, pool_rank, policy_rank, bits, terms = parts
+        group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank, bits,
+                      terms)
+        group.best_fit = best_fit and len(options) > 1
+        group.borrow_after = borrow_after
+        self._groups[shape] = group
+        return group
 
     def remove_job(self, job_id: str) -> bool:
         if job_id in self._invalid:
