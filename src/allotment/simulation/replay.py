@@ -58,12 +58,15 @@ class _Watch:
         self.total = self.beyond = self.longest = 0.0
         self.spells = 0
 
-    def starved(self) -> bool:
-        room = self.guarantee - self.used
-        return room > 0 and any(n and size <= room for size, n in self.queued.items())
-
     def update(self, now: float, grace: float) -> None:
-        starved = self.starved()
+        # Starved: below the guarantee with a queued job that fits in what is left of it.
+        room = self.guarantee - self.used
+        starved = False
+        if room > 0:
+            for size, n in self.queued.items():
+                if n and size <= room:
+                    starved = True
+                    break
         if starved and self.below_since is None:
             self.below_since = now
         elif not starved and self.below_since is not None:
@@ -159,50 +162,67 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
     def enter(i: int, now: float) -> None:
         """A job is queued (submitted, or preempted and requeued): held if a budget on its path is spent."""
         queued_since[i] = now
-        for sp in spends_of(jobs[i].quota):
-            if uses(i, sp) and sp.spent():
-                sp.held.append(i)
-                sp.jobs_held += 1
-                return
+        if spends:
+            for sp in spends_of(jobs[i].quota):
+                if uses(i, sp) and sp.spent():
+                    sp.held.append(i)
+                    sp.jobs_held += 1
+                    return
         queue(i, now)
+
+    # Trace jobs repeat a few shapes and classes: each request mapping and class priority is built once (core copies
+    # a job's requests as it takes the job, so one mapping can serve every job of a shape).
+    request_cache: dict[tuple[int, int, int, int], dict[str, Quantity]] = {}
+    class_cache: dict[str | None, tuple[str | None, int]] = {}
 
     def queue(i: int, now: float) -> None:
         nonlocal seq
         in_core.add(i)
         j = jobs[i]
         seq += 1
-        cls = j.priority_class or cfg.default_class
+        found = class_cache.get(j.priority_class)
+        if found is None:
+            cls = j.priority_class or cfg.default_class
+            found = class_cache[j.priority_class] = (cls, prio.get(cls, 0) if cls else 0)
         per = j.nodes  # a gang asks core for each node's share
-        requests = {r: Quantity(v // per) for r, v in (("gpu", j.gpu), ("cpu", j.cpu), ("memory", j.memory)) if v}
-        state.add_job(QueuedJob(id=str(i), quota=j.quota, priority=prio.get(cls, 0) if cls else 0, seq=seq,
-                                submitted_at=j.submit, requests=requests, pools=pools_of[i], priority_class=cls,
-                                nodes=per))
-        if j.gpu:
-            for w in watches_of(j.quota, pools_of[i]):
-                w.queued[j.gpu] = w.queued.get(j.gpu, 0) + 1
+        shape = (j.gpu, j.cpu, j.memory, per)
+        requests = request_cache.get(shape)
+        if requests is None:
+            requests = request_cache[shape] = {r: Quantity(v // per) for r, v in zip(("gpu", "cpu", "memory"), shape)
+                                               if v}
+        pools = pools_of[i]
+        state.add_job(QueuedJob(str(i), j.quota, found[1], seq, j.submit, requests, pools, None, found[0], per))
+        gpu = j.gpu
+        if gpu:
+            for w in watches_of(j.quota, pools):
+                q = w.queued
+                q[gpu] = q.get(gpu, 0) + 1
                 dirty.add(w)
 
     def unqueue(i: int) -> None:
         in_core.discard(i)
         j = jobs[i]
-        if j.gpu:
+        gpu = j.gpu
+        if gpu:
             for w in watches_of(j.quota, pools_of[i]):
-                w.queued[j.gpu] -= 1
+                w.queued[gpu] -= 1
                 dirty.add(w)
 
     now = first
 
     def hold(i: int, pool: str, sign: int) -> None:
         j = jobs[i]
-        used[pool] = amount = used.get(pool, 0) + sign * j.gpu
-        if j.gpu:
+        gpu = sign * j.gpu
+        if gpu:
+            used[pool] = amount = used[pool] + gpu
             changes[pool].append((now, amount))
             for w in watches_of(j.quota, (pool,)):
-                w.used += sign * j.gpu
+                w.used += gpu
                 dirty.add(w)
-        for sp in spends_of(j.quota):
-            if uses(i, sp):
-                sp.change(now, sign * uses(i, sp))
+        if spends:
+            for sp in spends_of(j.quota):
+                if uses(i, sp):
+                    sp.change(now, sign * uses(i, sp))
 
     def gate(now: float) -> None:
         """Budgets that ran out hold their subtree's queued jobs; budgets renewed by a new period let theirs go."""
@@ -231,6 +251,7 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         times = [t for sp in spends for t in (sp.runs_out_at(), sp.end if sp.held else None) if t is not None]
         return min(times, default=None)
 
+    pools_cache: dict[tuple[str, bool, str | None], tuple[str, ...]] = {}  # (quota, asks for GPUs, pin) -> pools
     events = 0
     while True:
         now = jobs[nxt].submit if nxt < n else inf
@@ -254,7 +275,11 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
                 hold(i, placed[i], -1)  # type: ignore[arg-type]
         while nxt < n and jobs[nxt].submit <= now:
             j = jobs[nxt]
-            pools_of[nxt] = cfg.pools_for(j.quota, j.gpu, j.pool)
+            where = (j.quota, j.gpu > 0, j.pool)
+            pools = pools_cache.get(where)
+            if pools is None:
+                pools = pools_cache[where] = cfg.pools_for(j.quota, j.gpu, j.pool)
+            pools_of[nxt] = pools
             enter(nxt, now)
             nxt += 1
         if spends:
