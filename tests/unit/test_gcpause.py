@@ -40,3 +40,18 @@ def test_a_caller_that_turned_the_collector_off_keeps_it_off():
     with gc_paused():
         pass
     assert not gc.isenabled()
+
+
+def test_the_server_tuning_freezes_what_exists_and_raises_the_first_threshold():
+    # In a child interpreter: freezing and thresholds are process-wide and must not leak into the test session.
+    import json
+    import subprocess
+    import sys
+
+    code = ("import gc, json; from allotment.scheduler.gcpause import tune_for_server, SERVER_GEN0_THRESHOLD;"
+            "before = gc.get_freeze_count(); keep = [[i] for i in range(5000)]; tune_for_server();"
+            "print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()[0], SERVER_GEN0_THRESHOLD]))")
+    before, frozen, gen0, wanted = json.loads(subprocess.run([sys.executable, "-c", code], check=True,
+                                                             capture_output=True, text=True).stdout)
+    assert before == 0 and frozen >= 5000
+    assert gen0 == wanted > 700

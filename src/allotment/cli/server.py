@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app_ = create_app(settings)
+        from allotment.scheduler.gcpause import tune_for_server
+
+        tune_for_server()
         try:
             print(f"allotment serving on http://{settings.host}:{settings.port}", flush=True)
             uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),

@@ -24,3 +24,19 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# Generation 0 collects after this many net allocations (CPython's default is 700). A server answering 500-job
+# batches and running cycles over thousands of jobs allocates far more than that per request and per cycle, none of it
+# cyclic garbage, so at 700 the collector ran dozens of times per batch for nothing (about a fifth of ingestion's CPU).
+SERVER_GEN0_THRESHOLD = 10_000
+
+
+def tune_for_server() -> None:
+    """Called once by `allot server` after the app is built: move what exists at start-up (modules, the app, its
+    routes and models) out of the collector's sight with gc.freeze(), so no collection walks it again, and raise the
+    first generation's threshold. Reference counting frees everything as before; only cycles wait a little longer."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(SERVER_GEN0_THRESHOLD, gen1, gen2)
