@@ -149,6 +149,8 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
     lost = [0.0] * n  # milli-GPU-seconds
     epoch = [0] * n
     pools_of: list[tuple[str, ...]] = [()] * n
+    queue_watches: list[tuple[_Watch, ...]] = [()] * n  # the guarantees a job counts against while queued
+    run_watches: dict[tuple[str, str], tuple[_Watch, ...]] = {}  # (quota, pool) -> those a run there counts against
     placed: list[str | None] = [None] * n
     refused: dict[int, str] = {}
     prio = cfg.priorities
@@ -194,7 +196,7 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         state.add_job(QueuedJob(str(i), j.quota, found[1], seq, j.submit, requests, pools, None, found[0], per))
         gpu = j.gpu
         if gpu:
-            for w in watches_of(j.quota, pools):
+            for w in queue_watches[i]:
                 q = w.queued
                 q[gpu] = q.get(gpu, 0) + 1
                 dirty.add(w)
@@ -204,7 +206,7 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         j = jobs[i]
         gpu = j.gpu
         if gpu:
-            for w in watches_of(j.quota, pools_of[i]):
+            for w in queue_watches[i]:
                 w.queued[gpu] -= 1
                 dirty.add(w)
 
@@ -216,7 +218,10 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
         if gpu:
             used[pool] = amount = used[pool] + gpu
             changes[pool].append((now, amount))
-            for w in watches_of(j.quota, (pool,)):
+            found = run_watches.get((j.quota, pool))
+            if found is None:
+                found = run_watches[(j.quota, pool)] = watches_of(j.quota, (pool,))
+            for w in found:
                 w.used += gpu
                 dirty.add(w)
         if spends:
@@ -280,6 +285,7 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
             if pools is None:
                 pools = pools_cache[where] = cfg.pools_for(j.quota, j.gpu, j.pool)
             pools_of[nxt] = pools
+            queue_watches[nxt] = watches_of(j.quota, pools)
             enter(nxt, now)
             nxt += 1
         if spends:
