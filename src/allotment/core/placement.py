@@ -25,6 +25,7 @@ from itertools import islice
 from allotment.core.demand import FRAC_BIN, Demand, Tables
 from allotment.core.devices import WHOLE, DevicePool, Shares
 from allotment.core.fit_index import FitIndex
+from allotment.core.node_shortfall import NodeShortfall
 from allotment.core.quantity import UNLIMITED_RAW, format_raw
 
 CANDIDATES = 4  # feasible single-node placements scored per decision
@@ -35,7 +36,7 @@ TIGHT_WEIGHT = 0.01  # score weight of the GPU left free on the node: among equa
 Nodes = tuple[str, ...]
 
 
-class NodePool(DevicePool):
+class NodePool(NodeShortfall, DevicePool):
     def __init__(self, name: str, devices: Iterable[tuple[str, int, int, str]],
                  nodes: Iterable[tuple[str, int, int]] | None = None) -> None:
         """``nodes``: (name, cpu raw, memory raw) of each node (None: untracked, node CPU and memory unlimited)."""
@@ -607,78 +608,3 @@ class NodePool(DevicePool):
             else:
                 for dev in reversed(self._by_free[value]):
                     yield node_of[dev], dev
-
-
-    # -- explanations -------------------------------------------------------------------------------------------------
-    def node_shortfall(self, gpu: int, cpu: int, mem: int, count: int) -> str:
-        """Why no node (or not ``count`` nodes) can take the job, with the node that comes closest."""
-        need = _describe(gpu, cpu, mem)
-        if count > 1:
-            have = len(self._candidates(gpu, cpu, mem, count, True))
-            return f"fewer than {count} nodes in pool {self.name} have {need} free ({have} have)"
-        best, best_key = None, None
-        near = self._near
-        if near is None or near[0] != self.total_free or near[1] != self.version:
-            near = self._near = (self.total_free, self.version, {})
-        kind = 0 if gpu <= 0 else 2 if gpu >= WHOLE else 1
-        closest = near[2].get(kind)
-        if closest is None:
-            ccap, cused, mcap, mused = self.cpu_cap, self.cpu_used, self.mem_cap, self.mem_used
-            closest = near[2][kind] = [(node, g, ccap[node] - cused[node], mcap[node] - mused[node])
-                                       for node, g in self._closest_candidates(gpu).items()]
-        for node, g, c, m in closest:
-            key = min(g / gpu if gpu else 1.0, c / cpu if cpu else 1.0, m / mem if mem else 1.0)
-            if best_key is None or key > best_key:
-                best, best_key = (node, g, c, m), key
-        text = f"no node in pool {self.name} has {need} free"
-        if best is not None:
-            node, g, c, m = best
-            text += f" (best: {node}, {_describe(g if gpu else 0, c if cpu else 0, m if mem else 0, free=True)})"
-        return text
-
-    def _closest_candidates(self, gpu: int, limit: int = 16) -> dict[str, int]:
-        """Nodes to name as the closest one in a wait, with their free GPU in the form the job needs (whole free
-        devices, or the largest free share): up to ``limit`` of those with the most (GPU jobs) or with the most free
-        cores (CPU-only jobs): the others have less."""
-        out: dict[str, int] = {}
-        if gpu <= 0:
-            for cls in (0, 1):
-                for level in reversed(self._core_levels[cls]):
-                    for node in self._by_cores[cls][level]:
-                        out[node] = 0
-                        if len(out) >= limit:
-                            return out
-            return out or dict.fromkeys(self.cpu_cap, 0)  # untracked pools have no CPU index (nor node CPU limits)
-        if gpu >= WHOLE:
-            by_count = self._nodes_by_count
-            for count in range(self._max_per_node, 0, -1):
-                for node in by_count.get(count, ()):
-                    out[node] = WHOLE * count
-                    if len(out) >= limit:
-                        return out
-        else:
-            # devices by free share, the largest first: a node's first entry is its largest free share
-            node_of = self.node
-            for value in reversed(self._free_values):
-                for dev in self._by_free[value]:
-                    node = node_of[dev]
-                    if node not in out:
-                        out[node] = value
-                        if len(out) >= limit:
-                            return out
-        return out
-
-
-def _describe(gpu: int, cpu: int, mem: int, free: bool = False) -> str:
-    parts = []
-    if gpu or not (cpu or mem):
-        if gpu >= WHOLE or (free and gpu == 0):
-            n = gpu // WHOLE
-            parts.append(f"{n} GPU" + ("" if n == 1 else "s"))
-        else:
-            parts.append(f"{format_raw(gpu, 'gpu')} of a GPU")
-    if cpu:
-        parts.append(f"{format_raw(cpu, 'cpu')} cores" if cpu < UNLIMITED_RAW else "unlimited cores")
-    if mem:
-        parts.append(f"{format_raw(mem, 'memory')} memory" if mem < UNLIMITED_RAW else "unlimited memory")
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
