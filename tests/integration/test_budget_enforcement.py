@@ -30,6 +30,16 @@ def h(client, admin_headers) -> Harness:
     return h
 
 
+
+def _assert_ledger_equals_a_fresh_read(h, gate) -> None:
+    """What the gate's ledger keeps equals what a ledger reading every record from scratch finds."""
+    with h.client.app.state.allot.sessions() as s:
+        fresh = Ledger()
+        fresh.read(s, gate._read_at, gate.ledger._sinces, gate.parents)
+    now = gate._read_at
+    assert {k: round(v, 6) for k, v in gate.ledger.used(now).items() if v} == \
+        {k: round(v, 6) for k, v in fresh.used(now).items() if v}
+
 def test_a_users_gpu_hour_quota_holds_a_job_that_could_overrun_it(h, client):
     h.put("/clusters/default/user-quotas/john", {"gpu": "1h"})
     john = login(client, "john", "Passw0rd!")
@@ -89,12 +99,7 @@ def test_the_ledger_read_piece_by_piece_matches_a_full_sum(h):
     for _ in range(6):
         h.cycle(15.0)  # jobs end one after another; each read adds only what closed since the last one
     assert any(gate.ledger.open.values()) and gate.ledger.closed
-    with h.client.app.state.allot.sessions() as s:
-        fresh = Ledger()
-        fresh.read(s, gate._read_at, gate.ledger._sinces, gate.parents)
-    now = gate._read_at
-    assert {k: round(v, 6) for k, v in gate.ledger.used(now).items() if v} == \
-        {k: round(v, 6) for k, v in fresh.used(now).items() if v}
+    _assert_ledger_equals_a_fresh_read(h, gate)
 
 
 def test_running_jobs_stop_when_their_budget_is_spent_after_the_grace_or_finish_when_told_to(h):
@@ -160,9 +165,4 @@ def test_the_ledger_reads_only_the_records_a_budget_can_count(h):
     assert gate.ledger.scope == "all"
     team = next(qid for qid, name in gate.quota_names.items() if name == "team")
     assert gate.ledger.closed[("quota", team, "cpu")] > 0  # from the grant on (its period began then)
-    with h.client.app.state.allot.sessions() as s:
-        fresh = Ledger()
-        fresh.read(s, gate._read_at, gate.ledger._sinces, gate.parents)
-    now = gate._read_at
-    assert {k: round(v, 6) for k, v in gate.ledger.used(now).items() if v} == \
-        {k: round(v, 6) for k, v in fresh.used(now).items() if v}
+    _assert_ledger_equals_a_fresh_read(h, gate)
