@@ -42,9 +42,14 @@ def start_services(state: AppState) -> list[Service]:
     services: list[Service] = []
     notice_stop_signals(state)
     if state.settings.scheduler_enabled and importlib.util.find_spec("allotment.scheduler.loop") is not None:
-        from allotment.scheduler.loop import start_scheduler
+        if state.settings.scheduler_mode == "process":
+            from allotment.scheduler.process import SchedulerProcess
 
-        services.append(start_scheduler(state))
+            services.append(SchedulerProcess(state))
+        else:
+            from allotment.scheduler.loop import start_scheduler
+
+            services.append(start_scheduler(state))
     if state.settings.job_log_retention_days:
         from allotment.workloads.logs import LogRetention
 

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     bootstrap_default_quota: bool = True
     # Scheduler loop: it reacts to events and also wakes up on this tick.
     scheduler_enabled: bool = True
+    # Where the loop runs: "process", a process of its own beside the API (scheduler/process.py: the loop and the
+    # request threads then use a core each); "thread", a thread of the API's process; "auto", a process under
+    # `allot server` and a thread when the app is embedded in another ASGI server or a test.
+    scheduler_mode: Literal["auto", "process", "thread"] = "auto"
     scheduler_tick_s: float = 1.0
     # A job queued this long reserves what it waits for so that smaller jobs stop overtaking it (None: never).
     scheduler_starvation_age_s: float | None = 3600.0

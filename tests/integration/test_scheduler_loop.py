@@ -171,8 +171,10 @@ def test_the_local_engine_runs_commands_on_this_host(client, admin_headers, sett
     assert len(nodes) == 1 and nodes[0]["pool"] == "default"  # the engine's inventory, in the default pool
 
 
-def test_the_server_runs_the_loop_in_a_thread(tmp_path, backend):
-    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=0.05))
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_the_server_runs_the_loop_in_a_thread_or_a_process(tmp_path, backend, mode):
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=0.05,
+                                   scheduler_mode=mode))
     with TestClient(app) as client:
         from conftest import ADMIN_PASSWORD, login
 
@@ -202,12 +204,15 @@ def _wait_for(h: Harness, job_id: int, states: tuple[str, ...], within: float) -
         time.sleep(0.02)
 
 
-def test_the_thread_wakes_on_events_not_the_tick(tmp_path, backend):
-    """With a 30 s tick, a submission is admitted at once (the route and the commit hook wake the loop), and a
-    simulated job's end (the engine's next due event) admits the job waiting behind it at once."""
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_the_loop_wakes_on_events_not_the_tick(tmp_path, backend, mode):
+    """With a 30 s tick, a submission is admitted at once (the route and the commit hook wake the loop, in its thread
+    or across to its process), and a simulated job's end (the engine's next due event) admits the job waiting behind
+    it at once."""
     from datetime import datetime
 
-    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=30))
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=30,
+                                   scheduler_mode=mode))
     with TestClient(app) as client:
         from conftest import ADMIN_PASSWORD, login
 

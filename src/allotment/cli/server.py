@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         from allotment.settings import Settings
 
         settings = Settings()
+        if settings.scheduler_mode == "auto":  # a server of its own: the loop gets a process (and a core) of its own
+            settings = settings.model_copy(update={"scheduler_mode": "process"})
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app_ = create_app(settings)
         from allotment.scheduler.gcpause import tune_for_server

@@ -1,4 +1,5 @@
-"""The scheduler loop: a thread of the server process that admits, places and preempts jobs.
+"""The scheduler loop: a thread that admits, places and preempts jobs, in a process of its own under `allot server`
+(process.py) or in the server's process when the app is embedded (settings.scheduler_mode).
 
 One cycle:
  1. clusters: build a cluster's state from the database the first time and whenever its configuration version or
@@ -38,16 +39,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from itertools import chain
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from allotment.accounting.gate import BUDGET_EXHAUSTED, BudgetGate
 from allotment.api.state import AppState
 from allotment.backends.base import Backend, JobEvent, recovers, reports_idleness
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
-from allotment.inventory.models import Cluster
 from allotment.policies.gate import PolicyGate
 from allotment.scheduler import load, metering
 from allotment.scheduler.engine_setup import EngineSetup
@@ -59,6 +58,7 @@ from allotment.scheduler.reconcile import EngineWatch, unavailable
 from allotment.scheduler.recovery import EngineCorrection, Faults, holding_admissions, recover, stop_orphans
 from allotment.scheduler.runtime import NO_BACKEND, Actions, ClusterRuntime
 from allotment.scheduler.scan import Scan
+from allotment.scheduler.wake_hook import Hooks, install_wake_hook, remove_wake_hook
 from allotment.workloads.models import FAILED, HOLDING_STATES, RUNNING, Job
 
 log = logging.getLogger("allotment.scheduler")
@@ -118,7 +118,7 @@ class Scheduler(EngineSetup, Scan):
         self._stop = threading.Event()
         self._lock = threading.Lock()  # a cycle changes the runtimes; explain() reads them between cycles
         state.extras["scheduler"] = self
-        self._hooks: list[tuple[str, object]] = []
+        self._hooks: Hooks = []
 
     # -- the cycle ---------------------------------------------------------------------------------------------------
     def run_cycle(self, now: float | None = None, scan: bool = True) -> CycleReport:
@@ -503,7 +503,7 @@ class Scheduler(EngineSetup, Scan):
                 self._stop.wait(min(self.tick, 1.0))
 
     def start(self) -> Scheduler:
-        self._install_commit_hook()
+        self._hooks = install_wake_hook(self.state.sessions, self.state.scheduler_wakeup)
         self._thread = threading.Thread(target=self._run, name="allot-scheduler", daemon=True)
         self._thread.start()
         return self
@@ -513,33 +513,10 @@ class Scheduler(EngineSetup, Scan):
         self.state.scheduler_wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        for target, fn in self._hooks:
-            event.remove(self.state.sessions, target, fn)
-        self._hooks.clear()
+        remove_wake_hook(self.state.sessions, self._hooks)
         for backend in self.backends.values():
             if backend is not None:
                 backend.close()
-
-    def _install_commit_hook(self) -> None:
-        """Wake the loop when a transaction that touched jobs or clusters commits: routes set the wake-up before
-        their transaction commits, so the first look may not see the rows yet."""
-        wakeup = self.state.scheduler_wakeup
-
-        def after_flush(session: Session, _context) -> None:
-            if any(isinstance(o, Job | Cluster) for o in chain(session.new, session.dirty)):
-                session.info["allot_wake_scheduler"] = True
-
-        def after_commit(session: Session) -> None:
-            if session.info.pop("allot_wake_scheduler", False):
-                wakeup.set()
-
-        def after_rollback(session: Session) -> None:
-            session.info.pop("allot_wake_scheduler", None)
-
-        for target, fn in (("after_flush", after_flush), ("after_commit", after_commit),
-                           ("after_rollback", after_rollback)):
-            event.listen(self.state.sessions, target, fn)
-            self._hooks.append((target, fn))
 
 
 # The loop thread shares the interpreter lock with the threads that answer requests, and every database call gives
