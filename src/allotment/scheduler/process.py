@@ -10,8 +10,9 @@ What still has to cross between the two:
   one byte on a socket the loop process reads (`RemoteWakeup`, an Event whose set() also sends);
 - requests and answers (`SchedulerProcess`, the object the API finds in `state.extras["scheduler"]`): a queued job's
   reason of now (explain), usage recalculation's rebuild, and the loop's Prometheus metrics for the API's /metrics;
-- its life: the loop process ends when its socket closes (the server stopped or died), ignores Ctrl-C (the server
-  stops it in order), and the server starts it again if it dies (backing off up to a minute, logged).
+- its life: the server tells it to stop (it ends its cycle and closes its engines, as the thread did); a server killed
+  outright takes it along at once (nothing of a shutdown runs, as before); it ignores Ctrl-C (the server stops it in
+  order), and the server starts it again if it dies (backing off up to a minute, logged).
 
 The loop process builds its own state from the same settings (sent pickled on the private socket, secrets included,
 never on a command line) and the same database; the database remains the only shared truth, as across a restart.
@@ -132,7 +133,7 @@ class SchedulerProcess:
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "allotment.scheduler.process", str(wake_there.fileno()),
-                 str(rpc_there.fileno())],
+                 str(rpc_there.fileno()), str(os.getpid())],
                 pass_fds=(wake_there.fileno(), rpc_there.fileno()), stdin=subprocess.DEVNULL)
         finally:
             wake_there.close()
@@ -174,10 +175,10 @@ class SchedulerProcess:
         with self._rpc_lock:
             rpc, self._rpc = self._rpc, None
         if rpc is not None:
-            rpc.close()  # the loop process ends its cycle, closes its engines and exits
-        sock, self.wakeup.sock = self.wakeup.sock, None
-        if sock is not None:
-            sock.close()
+            try:
+                rpc.send((0, "stop"))  # the loop process ends its cycle, closes its engines and exits
+            except OSError:
+                pass
         proc = self._proc
         if proc is not None:
             try:
@@ -186,6 +187,11 @@ class SchedulerProcess:
                 log.error("scheduler process did not stop within %.0f s; killing it", STOP_WAIT_S)
                 proc.kill()
                 proc.wait()
+        if rpc is not None:
+            rpc.close()
+        sock, self.wakeup.sock = self.wakeup.sock, None
+        if sock is not None:
+            sock.close()
 
     @property
     def pid(self) -> int | None:
@@ -210,31 +216,37 @@ class _LoopMetrics:
 def _die_with_parent() -> None:
     """A server killed outright (SIGKILL, the out-of-memory killer) takes its loop with it at once, as when the loop was
     its thread: what a crash leaves is then the same in both modes, and a server started again never finds the old
-    loop still writing. Linux's PR_SET_PDEATHSIG; elsewhere the loop stops when its socket closes."""
+    loop still writing. Linux's PR_SET_PDEATHSIG; elsewhere the loop exits when its socket closes."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
-def _serve(wake_fd: int, rpc_fd: int) -> None:
+def _serve(wake_fd: int, rpc_fd: int, server_pid: int) -> None:
+    """The loop process. It stops in order when the server says "stop" or sends SIGTERM. A socket that closes without
+    a "stop" means the server died where PR_SET_PDEATHSIG does not exist: it exits at once, as a crash would (its
+    engines' runs go on; the next server's loop finds them again)."""
+    _die_with_parent()
+    if os.getppid() != server_pid:
+        os._exit(1)  # the server died before we could ask to die with it
+
     from prometheus_client import CollectorRegistry, generate_latest
 
     from allotment.api.app import build_state
     from allotment.scheduler.gcpause import tune_for_server
     from allotment.scheduler.loop import start_scheduler
 
-    parent = os.getppid()
-    _die_with_parent()
-    if os.getppid() != parent:
-        return  # the server died before we could ask to die with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us in order
     rpc = Connection(rpc_fd)
-    settings = pickle.loads(rpc.recv_bytes())
+    try:
+        settings = pickle.loads(rpc.recv_bytes())
+    except (EOFError, OSError):
+        os._exit(1)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = build_state(settings)
@@ -250,13 +262,14 @@ def _serve(wake_fd: int, rpc_fd: int) -> None:
         while not done.is_set():
             try:
                 readable, _, _ = select.select([wake], [], [], 0.5)
-                if readable:
-                    if not wake.recv(4096):
-                        break  # the server closed its end
-                    state.scheduler_wakeup.set()
+                if readable and not wake.recv(4096):
+                    break
             except OSError:
                 break
-        done.set()
+            if readable:
+                state.scheduler_wakeup.set()
+        if not done.is_set():
+            os._exit(1)  # the server is gone without a word: end as it did
 
     threading.Thread(target=read_wakeups, name="allot-scheduler-wakeups", daemon=True).start()
     try:
@@ -264,6 +277,8 @@ def _serve(wake_fd: int, rpc_fd: int) -> None:
             if not rpc.poll(0.5):
                 continue
             seq, kind, *args = rpc.recv()
+            if kind == "stop":
+                break
             try:
                 if kind == "explain":
                     value: Any = scheduler.explain(*args)
@@ -274,20 +289,19 @@ def _serve(wake_fd: int, rpc_fd: int) -> None:
                     value = generate_latest(registry).decode()
                 else:
                     raise ValueError(f"unknown request {kind!r}")
-                rpc.send((seq, True, value))
-            except (EOFError, OSError):
-                raise
             except Exception as exc:
                 log.exception("scheduler process: %s failed", kind)
                 rpc.send((seq, False, f"{type(exc).__name__}: {exc}"))
+            else:
+                rpc.send((seq, True, value))
     except (EOFError, OSError):
-        pass  # the server closed its end: stop
-    finally:
-        scheduler.stop()
-        state.engine.dispose()
+        os._exit(1)  # as above
+    done.set()
+    scheduler.stop()
+    state.engine.dispose()
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
     logging.shutdown()
     os._exit(0)  # daemon threads (engines' watchers) must not hold the exit
