@@ -71,3 +71,12 @@ def test_bench_scenario_names_its_sqlite_database(tmp_path):
     data = json.loads(result.stdout)
     check(data)
     assert data["database"] == "sqlite" and "WAL" in data["database_server"]
+    assert data["scheduler_mode"] == "process" and "scheduler loop in a process" in data["server"]
+
+
+def test_bench_scenario_with_the_loop_in_the_servers_thread(tmp_path):
+    result = ok(allot("bench", "scenario", str(SMOKE), "--json", "--scheduler-mode", "thread", config_dir=tmp_path,
+                      timeout=600))
+    data = json.loads(result.stdout)
+    check(data)
+    assert data["scheduler_mode"] == "thread" and "scheduler loop in a thread" in data["server"]

@@ -26,6 +26,11 @@ class Database(str, Enum):
     postgresql = "postgresql"
 
 
+class LoopMode(str, Enum):
+    process = "process"
+    thread = "thread"
+
+
 def register(app: typer.Typer) -> None:
     bench = typer.Typer(help="Benchmarks of the scheduler.", no_args_is_help=True)
     app.add_typer(bench, name="bench")
@@ -45,6 +50,9 @@ def register(app: typer.Typer) -> None:
         database: Annotated[Database, typer.Option(
             "--database", help="the throwaway server's database: SQLite, or a throwaway PostgreSQL server started "
                                "for the run (production durability)")] = Database.sqlite,
+        scheduler_mode: Annotated[LoopMode, typer.Option(
+            "--scheduler-mode", help="where the throwaway server runs its scheduler loop: a process of its own "
+                                     "(as `allot server` does) or a thread of the API's process")] = LoopMode.process,
     ) -> None:
         """Submit the scenario's jobs at their creation times, wait for all to finish, report wall time,
         utilisation, time to admission per job class (mean, p50, p99) and per quota."""
@@ -61,7 +69,7 @@ def register(app: typer.Typer) -> None:
                 result = _run(runner, report, plan, _client_for(url), f"b{int(time.time())}-", timeout, progress)
                 result["server"] = url
             else:
-                result = _throwaway(runner, report, plan, database, tick, keep, timeout, progress)
+                result = _throwaway(runner, report, plan, database, scheduler_mode, tick, keep, timeout, progress)
         except (runner.BenchError, PostgresError) as exc:
             raise CliError(str(exc)) from exc
         if as_json:
@@ -70,11 +78,12 @@ def register(app: typer.Typer) -> None:
             _print(result)
 
 
-def _throwaway(runner, report, plan, database: Database, tick: float, keep: bool, timeout: float, progress) -> dict:
+def _throwaway(runner, report, plan, database: Database, mode: LoopMode, tick: float, keep: bool, timeout: float,
+               progress) -> dict:
     from allotment.bench.postgres import ThrowawayPostgres
 
     with ExitStack() as stack:
-        env, name = {}, "SQLite (WAL, synchronous=NORMAL)"
+        env, name = {"ALLOT_SCHEDULER_MODE": mode.value}, "SQLite (WAL, synchronous=NORMAL)"
         if database is Database.postgresql:
             pg = stack.enter_context(ThrowawayPostgres())
             if progress:
@@ -89,8 +98,9 @@ def _throwaway(runner, report, plan, database: Database, tick: float, keep: bool
         api = runner.Api(server.url)
         api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
         result = _run(runner, report, plan, api, "", timeout, progress)
-        result["server"] = f"throwaway ({name}, simulated engine)"
+        result["server"] = f"throwaway ({name}, simulated engine, scheduler loop in a {mode.value})"
         result["database"] = database.value
+        result["scheduler_mode"] = mode.value
         result["database_server"] = name
         return result
 
