@@ -10,7 +10,8 @@ the figures are the path's cost with no waiting.
 
     python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database sqlite
     python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database postgresql
-    python benchmarks/path_profile.py FILE --profile out.prof   # cProfile of both phases as well (slower)
+    python benchmarks/path_profile.py FILE --profile out.prof   # cProfile of both phases as well (slower), and of
+                                                                # the app's threads in out.server.prof
     python benchmarks/path_profile.py FILE --jobs 10000          # the first 10,000 jobs only, every quota kept
     python benchmarks/path_profile.py FILE --split               # the loop's steps' CPU time, the core's apart
 
@@ -29,6 +30,7 @@ import pstats
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -137,8 +139,52 @@ class Timers:
         return {k: f"{self.cpu[k]:.3f} s in {self.calls[k]} calls" for k in self.targets if self.calls[k]}
 
 
-def top_functions(profile: cProfile.Profile) -> dict[str, float]:
-    stats = pstats.Stats(profile)
+class ThreadProfiles:
+    """cProfile in every thread started from now on: the app's event loop (request bodies, FastAPI) and its worker
+    threads (the route functions), where ingestion's server side runs and the main thread's profiler does not look.
+    Each thread's clock is its own CPU time counted only while `active`, so the setup's requests weigh nothing."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.profiles: list[cProfile.Profile] = []
+        self._local = threading.local()
+        # Thread._bootstrap_inner runs every thread's run(), subclasses' too (anyio's worker threads have their own).
+        original, owner = threading.Thread._bootstrap_inner, self  # type: ignore[attr-defined]
+
+        def bootstrap(thread: threading.Thread) -> None:
+            profile = cProfile.Profile(owner._clock)
+            owner.profiles.append(profile)
+            profile.enable()
+            try:
+                original(thread)
+            finally:
+                profile.disable()
+
+        threading.Thread._bootstrap_inner = bootstrap  # type: ignore[attr-defined]
+
+    def _clock(self) -> float:
+        local, now = self._local, time.thread_time()
+        counted = getattr(local, "counted", 0.0)
+        if self.active:
+            counted += now - getattr(local, "last", now)
+            local.counted = counted
+        local.last = now
+        return counted
+
+    def stats(self) -> pstats.Stats | None:
+        profiles = [p for p in self.profiles if p.getstats()]
+        if not profiles:
+            return None
+        for p in profiles:
+            p.create_stats()
+        merged = pstats.Stats(profiles[0])
+        for p in profiles[1:]:
+            merged.add(p)
+        return merged
+
+
+def top_functions(profile: cProfile.Profile | pstats.Stats) -> dict[str, float]:
+    stats = profile if isinstance(profile, pstats.Stats) else pstats.Stats(profile)
     out = {}
     for (path, line, name), (_cc, _nc, _tt, cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         label = f"{'/'.join(Path(path).parts[-2:])}:{line}({name})"
@@ -170,6 +216,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         from allotment.workloads.models import ACTIVE_STATES, Job
 
         timers = Timers()  # before the app is built: FastAPI keeps the route functions it is given
+        threads = ThreadProfiles() if profile_to else None  # before the app's threads start
         loop_timers = Timers(LOOP_TIMED) if split else None
         app = create_app(settings)
         client = stack.enter_context(TestClient(app))
@@ -193,9 +240,13 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
             began, began_client = time.process_time(), time.thread_time()
             if profiles:
                 profiles[name].enable()
+            if threads is not None and name == "ingest":
+                threads.active = True
             try:
                 return fn(*args)
             finally:
+                if threads is not None:
+                    threads.active = False
                 if profiles:
                     profiles[name].disable()
                 cpu[name] += time.process_time() - began
@@ -234,7 +285,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         for name in PHASES:
             result[name] = {"cpu_s": round(cpu[name], 3), "cpu_us_per_job": round(cpu[name] / len(jobs) * 1e6, 1),
                             "sql": counter.report(name)}
-            if profiles:
+            if profiles and profiles[name].getstats():
                 result[name]["functions_cum_s"] = top_functions(profiles[name])
         result["ingest"]["functions_cpu"] = timers.report()
         if loop_timers is not None:
@@ -243,9 +294,16 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         result["ingest"]["client_cpu_s"] = round(client_cpu, 3)
         result["ingest"]["server_cpu_us_per_job"] = round((cpu["ingest"] - client_cpu) / len(jobs) * 1e6, 1)
         if profile_to:
-            merged = pstats.Stats(profiles["ingest"])
-            merged.add(profiles["loop"])
-            merged.dump_stats(profile_to)
+            parts = [p for p in (profiles["ingest"], profiles["loop"]) if p.getstats()]
+            if parts:  # the main thread: the client's requests and the loop
+                merged = pstats.Stats(parts[0])
+                for part in parts[1:]:
+                    merged.add(part)
+                merged.dump_stats(profile_to)
+            server = threads.stats() if threads is not None else None
+            if server is not None:  # the app's threads while ingesting, CPU time of each thread
+                result["ingest"]["server_functions_cum_s"] = top_functions(server)
+                server.dump_stats(str(Path(profile_to).with_suffix(".server.prof")))
         return result
 
 
