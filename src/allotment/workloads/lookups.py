@@ -70,6 +70,7 @@ class Lookups:
         self.amounts: dict[tuple[str, type, Any], tuple[int, str | None]] = {}
         self.caps: dict[tuple[int, int, int], list[FieldError]] = {}
         self.commands: dict[tuple[str, ...], list[str]] = {}
+        self.built: dict[tuple, dict[str, Any]] = {}  # shape key -> the row of a job that passed (service._build)
 
     def command(self, argv: list[str]) -> list[str]:
         """One list for the jobs of a batch that run the same command, so that the INSERT encodes it once

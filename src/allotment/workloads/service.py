@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -62,13 +63,14 @@ class JobRequest:
     time_limit: str | int | None = None
     name: str | None = None
     labels: dict[str, Any] | None = None
-    env: dict[str, str] | None = None
-    sealed_env: str | None = None  # the storage targets' secret variables, sealed (vaults/job_supplies.py)
     nodes: int | None = None
     gpus_per_node: str | int | float | None = None
     gpu_models: list[str] | str | None = None
     project: str | int | None = None  # its id or WORKSPACE/PATH in the quota's cluster (projects/access.py)
     mounts: list[Any] | None = None  # storage folders, NAME[:PATH][:ro] or objects (storage/mounts.py)
+    # Last, so that the API's request fields come first in order (routes.py builds a request from them by position).
+    env: dict[str, str] | None = None
+    sealed_env: str | None = None  # the storage targets' secret variables, sealed (vaults/job_supplies.py)
 
 
 def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, prefix: str,
@@ -81,6 +83,9 @@ def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, 
         errors.append(FieldError(prefix + name, message))
 
     quota = look.quota(req.quota.strip()) if req.quota and req.quota.strip() else None
+    key = _shape_key(look, quota, req) if quota is not None and look.refusal(quota) is None else None
+    if key is not None and key in look.built:  # a job of the same shape passed every check in this quota's place
+        return _like(look.built[key], quota, req)
     if not req.quota or not req.quota.strip():
         err("quota", "is required")
     elif quota is None:
@@ -161,7 +166,7 @@ def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, 
         errors.extend(look.cap_problems(policy, amounts, prefix))
     if len(errors) > start or quota is None or priority is None or missing:
         return None
-    return {
+    row = {
         "name": req.name, "owner_id": owner.id, "submitted_by_id": look.principal.actor_id,
         "cluster_id": quota.cluster_id, "quota_id": quota.id, "profile_id": profile.id if profile else None,
         "gpu_milli": amounts["gpu"], "cpu_milli": amounts["cpu"], "memory_bytes": amounts["memory"],
@@ -171,6 +176,45 @@ def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, 
         "state": QUEUED, "reason_code": PENDING_REASON, "reason": PENDING_MESSAGE, "nodes": nodes,
         "gpu_models": gpu_models, "project_id": project_id, "mounts": mounts,
     }
+    if key is not None:
+        look.built[key] = row
+    return row
+
+
+# The fields of a request that _build checks by value (with the command and the GPU models, which are lists); in a
+# key each goes with its type, since True == 1 == 1.0 in a dict but they are not the same request.
+_shape_values = attrgetter("gpu", "cpu", "memory", "profile", "pool", "priority_class", "time_limit", "nodes",
+                           "gpus_per_node")
+
+
+def _shape_key(look: Lookups, quota: QuotaFacts, req: JobRequest) -> tuple | None:
+    """Everything the checks of _build read, but the quota's id and name and the fields copied as they are (name,
+    labels, sealed_env): two requests with the same key in places with the same key pass or fail the same checks
+    and get the same column values. None for a request with parts that are checked job by job (environment,
+    project, mounts) or a name too long, which take the whole path."""
+    if req.env is not None or req.mounts or req.project not in (None, "") or type(req.command) is not list \
+            or (req.name is not None and len(req.name) > 128):
+        return None
+    models = req.gpu_models
+    allowed = quota.allowed_priority_classes
+    values = _shape_values(req)
+    key = (quota.cluster_id, None if allowed is None else tuple(allowed), look.usable_pools(quota),
+           tuple(req.command), values, tuple(map(type, values)),
+           (list, tuple(models)) if type(models) is list else (type(models), models))
+    try:
+        hash(key)
+    except TypeError:  # a value no JSON body holds (the service is called with other requests too)
+        return None
+    return key
+
+
+def _like(template: dict[str, Any], quota: QuotaFacts, req: JobRequest) -> dict[str, Any]:
+    """The row of a job whose shape key matched `template`'s: the template's values, with the job's own quota and the
+    fields copied as they are."""
+    row = {**template, "name": req.name, "quota_id": quota.id, "labels": req.labels, "sealed_env": req.sealed_env}
+    if row["gpu_models"] is not None:  # each job its own list, as a job built alone has
+        row["gpu_models"] = list(row["gpu_models"])
+    return row
 
 
 def _mounts(look: Lookups, quota: QuotaFacts | None, req: JobRequest, err) -> list[dict[str, Any]] | None:
@@ -257,8 +301,6 @@ def submit_batch(session: Session, principal: Principal, requests: Sequence[JobR
     `config_file`: the owner's configuration handed to every job (vaults/job_supplies.py), written with the rows."""
     rows = _validated(session, principal, requests, batch=True)
     now = utcnow()
-    for row in rows:
-        row.update(submitted_at=now, updated_at=now, preemptions=0, config_file=config_file)
     table = Job.__table__
     if session.get_bind().dialect.name == "sqlite":
         # SQLite has one writer at a time: once this transaction holds the write lock (a write that changes
@@ -277,7 +319,8 @@ def submit_batch(session: Session, principal: Principal, requests: Sequence[JobR
         ids = sorted(session.scalars(drawn).all())
     for row, job_id in zip(rows, ids, strict=True):
         row.update(id=job_id, seq=job_id)
-    insert_rows(session, table, rows)  # SQLite: one executemany; PostgreSQL: COPY (batch_insert.py)
+    insert_rows(session, table, rows, {"submitted_at": now, "updated_at": now, "preemptions": 0,
+                                       "config_file": config_file})  # SQLite: one executemany; PostgreSQL: COPY (batch_insert.py)
     return ids
 
 
