@@ -58,8 +58,7 @@ class Lookups:
         self.cluster_names: dict[int, str] = {}
         self.rules: access.RuleIndex | None = None  # the access rules on quotas
         self.classes = {c.name: c for c in session.scalars(select(PriorityClass)).all()}
-        fallback = default_class(session)
-        self.default_class = fallback.name if fallback else None
+        self._default_class: tuple[str | None] | None = None  # read when a job names no class
         self.profiles: dict[tuple[int, str], Profile | None] = {}
         self.profile_pools: dict[int, list[int]] = {}
         self.pools: dict[tuple[int, str], Pool | None] = {}
@@ -71,6 +70,15 @@ class Lookups:
         self.caps: dict[tuple[int, int, int], list[FieldError]] = {}
         self.commands: dict[tuple[str, ...], list[str]] = {}
         self.built: dict[tuple, dict[str, Any]] = {}  # shape key -> the row of a job that passed (service._build)
+        self.places: dict[int, tuple | None] = {}  # quota id -> place (see place)
+
+    @property
+    def default_class(self) -> str | None:
+        """The class of jobs that name none (quotas/priorities.py), read once, and only if a job names none."""
+        if self._default_class is None:
+            fallback = default_class(self.session)
+            self._default_class = (fallback.name if fallback else None,)
+        return self._default_class[0]
 
     def command(self, argv: list[str]) -> list[str]:
         """One list for the jobs of a batch that run the same command, so that the INSERT encodes it once
@@ -133,6 +141,16 @@ class Lookups:
                                           .table_valued("value").c.value))
         for row in self.session.execute(select(*_QUOTA_FACTS).where(among)):
             self.quotas[row.name] = _facts(row)
+
+    def place(self, quota: QuotaFacts) -> tuple | None:
+        """What the checks of a job read of its quota but its id and name: (cluster, allowed priority classes,
+        usable pools); None when the principal may not submit to it. Quotas with the same place pass or fail a job
+        of a given shape alike (service._shape_key)."""
+        if quota.id not in self.places:
+            allowed = quota.allowed_priority_classes
+            self.places[quota.id] = None if self.refusal(quota) is not None else (
+                quota.cluster_id, None if allowed is None else tuple(allowed), self.usable_pools(quota))
+        return self.places[quota.id]
 
     def quota(self, name: str) -> QuotaFacts | None:
         if name not in self.quotas:

@@ -73,6 +73,32 @@ class JobRequest:
     sealed_env: str | None = None  # the storage targets' secret variables, sealed (vaults/job_supplies.py)
 
 
+def _rows(look: Lookups, owner: User, policy: ResourcePolicy, requests: Sequence[JobRequest], batch: bool,
+          errors: list[FieldError], forbidden: list[FieldError], missing: list[FieldError]) -> list[dict | None]:
+    """Each request's column values (None where it has problems, which go to the lists as _build says). A job whose
+    shape matches one that passed every check in a place like its quota's takes that job's values (_like): the jobs
+    of a batch ask for a handful of shapes, in hundreds of quotas."""
+    rows: list[dict | None] = []
+    quotas, built = look.quotas, look.built
+    for i, req in enumerate(requests):
+        quota = quotas.get(req.quota) if type(req.quota) is str else None  # the batch's quotas are read ahead
+        place = look.place(quota) if quota is not None else None
+        key = _shape_key(place, req) if place is not None else None
+        if key is not None:
+            try:
+                template = built.get(key)
+            except TypeError:  # a value no JSON body holds (the service is called with other requests too)
+                template = key = None
+            if template is not None:
+                rows.append(_like(template, quota, req))
+                continue
+        row = _build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden, missing)
+        if key is not None and row is not None:
+            built[key] = row
+        rows.append(row)
+    return rows
+
+
 def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, prefix: str,
            errors: list[FieldError], forbidden: list[FieldError], missing: list[FieldError]) -> dict[str, Any] | None:
     """One job's column values, or None, appending every problem found to `errors`, `forbidden` (quotas the caller
@@ -83,9 +109,6 @@ def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, 
         errors.append(FieldError(prefix + name, message))
 
     quota = look.quota(req.quota.strip()) if req.quota and req.quota.strip() else None
-    key = _shape_key(look, quota, req) if quota is not None and look.refusal(quota) is None else None
-    if key is not None and key in look.built:  # a job of the same shape passed every check in this quota's place
-        return _like(look.built[key], quota, req)
     if not req.quota or not req.quota.strip():
         err("quota", "is required")
     elif quota is None:
@@ -166,7 +189,7 @@ def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, 
         errors.extend(look.cap_problems(policy, amounts, prefix))
     if len(errors) > start or quota is None or priority is None or missing:
         return None
-    row = {
+    return {
         "name": req.name, "owner_id": owner.id, "submitted_by_id": look.principal.actor_id,
         "cluster_id": quota.cluster_id, "quota_id": quota.id, "profile_id": profile.id if profile else None,
         "gpu_milli": amounts["gpu"], "cpu_milli": amounts["cpu"], "memory_bytes": amounts["memory"],
@@ -176,9 +199,6 @@ def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, 
         "state": QUEUED, "reason_code": PENDING_REASON, "reason": PENDING_MESSAGE, "nodes": nodes,
         "gpu_models": gpu_models, "project_id": project_id, "mounts": mounts,
     }
-    if key is not None:
-        look.built[key] = row
-    return row
 
 
 # The fields of a request that _build checks by value (with the command and the GPU models, which are lists); in a
@@ -187,25 +207,18 @@ _shape_values = attrgetter("gpu", "cpu", "memory", "profile", "pool", "priority_
                            "gpus_per_node")
 
 
-def _shape_key(look: Lookups, quota: QuotaFacts, req: JobRequest) -> tuple | None:
-    """Everything the checks of _build read, but the quota's id and name and the fields copied as they are (name,
-    labels, sealed_env): two requests with the same key in places with the same key pass or fail the same checks
-    and get the same column values. None for a request with parts that are checked job by job (environment,
-    project, mounts) or a name too long, which take the whole path."""
+def _shape_key(place: tuple, req: JobRequest) -> tuple | None:
+    """Everything the checks of _build read but the quota's id and name (`place`: Lookups.place) and the fields
+    copied as they are (name, labels, sealed_env): two requests with the same key pass or fail the same checks and
+    get the same column values. None for a request with parts that are checked job by job (environment, project,
+    mounts) or a name too long, which take the whole path."""
     if req.env is not None or req.mounts or req.project not in (None, "") or type(req.command) is not list \
             or (req.name is not None and len(req.name) > 128):
         return None
     models = req.gpu_models
-    allowed = quota.allowed_priority_classes
     values = _shape_values(req)
-    key = (quota.cluster_id, None if allowed is None else tuple(allowed), look.usable_pools(quota),
-           tuple(req.command), values, tuple(map(type, values)),
-           (list, tuple(models)) if type(models) is list else (type(models), models))
-    try:
-        hash(key)
-    except TypeError:  # a value no JSON body holds (the service is called with other requests too)
-        return None
-    return key
+    return (place, tuple(req.command), values, tuple(map(type, values)),
+            (list, tuple(models)) if type(models) is list else (type(models), models))
 
 
 def _like(template: dict[str, Any], quota: QuotaFacts, req: JobRequest) -> dict[str, Any]:
@@ -251,8 +264,7 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
     errors: list[FieldError] = []
     forbidden: list[FieldError] = []
     missing: list[FieldError] = []
-    rows = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden, missing)
-            for i, req in enumerate(requests)]
+    rows = _rows(look, owner, policy, requests, batch, errors, forbidden, missing)
     if no_access is not None:  # alone it is a refusal (403); beside malformed fields, one more field problem (422)
         quota_less = [e for e in errors if e.field.endswith("quota") and e.message == "is required"]
         if len(quota_less) == len(errors):
