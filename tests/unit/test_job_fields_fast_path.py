@@ -5,7 +5,7 @@ text, numbers beyond 64 bits, non-finite floats), with the errors' fields and me
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -85,8 +85,8 @@ def test_a_batch_names_the_job_and_the_field_of_each_problem():
         JobBatchIn.model_validate(body)
     except ValidationError as exc:
         found = [(e["loc"], e["msg"]) for e in exc.errors(include_url=False)]
-    assert found == [(("jobs", 1, "command", 1), "Value error, must not contain the NUL character (no program can "
-                                                 "receive it)"),
+    nul = "Value error, must not contain the NUL character (no program can receive it)"
+    assert found == [(("jobs", 1, "command", 1), nul),
                      (("jobs", 2, "labels", "k"), "must be text, a finite number, true, false or null")]
     passed = JobBatchIn.model_validate({"jobs": body["jobs"][:1]})
     assert passed.jobs[0].labels == {"class": "small", "runtime_ms": 150} and passed.jobs[0].command == ["run"]
