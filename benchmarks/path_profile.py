@@ -194,7 +194,7 @@ def top_functions(profile: cProfile.Profile | pstats.Stats) -> dict[str, float]:
 
 
 def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut: int | None = None,
-        ingest_only: bool = False, split: bool = False) -> dict:
+        ingest_only: bool = False, split: bool = False, server_gc: bool = False) -> dict:
     plan = load(path)
     if jobs_cut:  # the first N jobs in submission order, with every quota of the scenario
         plan.jobs = plan.jobs[:jobs_cut]
@@ -224,6 +224,10 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         api = runner.Api("http://testserver", http=client)
         api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
         done = runner.setup(api, plan, "")
+        if server_gc:  # the collector as `allot server` sets it (scheduler/gcpause.py), after the setup
+            from allotment.scheduler.gcpause import tune_for_server
+
+            tune_for_server()
         counter = Statements(state.engine)
         scheduler = Scheduler(state)
         cpu = dict.fromkeys(PHASES, 0.0)
@@ -318,9 +322,13 @@ def main() -> None:
                         help="submit every job and run no scheduler cycle (the ingestion phase alone)")
     parser.add_argument("--split", action="store_true",
                         help="also the CPU seconds of the loop's steps (a timer around each: slightly slower)")
+    parser.add_argument("--server-gc", action="store_true",
+                        help="tune the collector as `allot server` does (gc.freeze after the setup, a higher first "
+                             "threshold): without it, collections the server's allocations cause may run in the "
+                             "client's thread and be counted as the client's")
     args = parser.parse_args()
     print(json.dumps(run(args.scenario, args.database, args.tick, args.profile, args.jobs, args.ingest_only,
-                         args.split), indent=1))
+                         args.split, args.server_gc), indent=1))
 
 
 if __name__ == "__main__":

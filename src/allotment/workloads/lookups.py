@@ -38,6 +38,18 @@ class QuotaFacts(NamedTuple):
 _QUOTA_FACTS = (Quota.id, Quota.name, Quota.cluster_id, type_coerce(Quota.allowed_priority_classes, Text))
 
 
+# Statements built once (a batch's fixed cost is mostly building, keying and running its handful of look-ups): the
+# quotas a batch names, sent as one parameter (a list of hundreds of parameters cost more to render and parse than
+# the rows to read): a PostgreSQL array, or a JSON array that SQLite opens with json_each.
+_QUOTAS_NAMED = {
+    "postgresql": select(*_QUOTA_FACTS).where(Quota.name == any_(bindparam("names", type_=ARRAY(String)))),
+    "sqlite": select(*_QUOTA_FACTS).where(Quota.name.in_(select(func.json_each(bindparam("names")).table_valued(
+        "value").c.value))),
+}
+_CLASSES = select(PriorityClass.name, PriorityClass.value)  # rows with .name and .value, as the checks read them
+_CLUSTER_NAMES = select(Cluster.id, Cluster.name)
+
+
 def _facts(row) -> QuotaFacts:
     allowed = row[3]
     if isinstance(allowed, str):
@@ -57,7 +69,7 @@ class Lookups:
         self._bound_read = False
         self.cluster_names: dict[int, str] = {}
         self.rules: access.RuleIndex | None = None  # the access rules on quotas
-        self.classes = {c.name: c for c in session.scalars(select(PriorityClass)).all()}
+        self.classes = {c.name: c for c in session.execute(_CLASSES)}
         self._default_class: tuple[str | None] | None = None  # read when a job names no class
         self.profiles: dict[tuple[int, str], Profile | None] = {}
         self.profile_pools: dict[int, list[int]] = {}
@@ -135,11 +147,10 @@ class Lookups:
         if not wanted:
             return
         if self.session.get_bind().dialect.name == "postgresql":
-            among = Quota.name == any_(bindparam("names", wanted, type_=ARRAY(String)))
+            statement, names = _QUOTAS_NAMED["postgresql"], wanted
         else:
-            among = Quota.name.in_(select(func.json_each(bindparam("names", json.dumps(wanted)))
-                                          .table_valued("value").c.value))
-        for row in self.session.execute(select(*_QUOTA_FACTS).where(among)):
+            statement, names = _QUOTAS_NAMED["sqlite"], json.dumps(wanted)
+        for row in self.session.execute(statement, {"names": names}):
             self.quotas[row.name] = _facts(row)
 
     def place(self, quota: QuotaFacts) -> tuple | None:
@@ -189,7 +200,7 @@ class Lookups:
 
     def cluster_name(self, cluster_id: int) -> str:
         if cluster_id not in self.cluster_names:
-            self.cluster_names.update(self.session.execute(select(Cluster.id, Cluster.name)).all())
+            self.cluster_names.update(self.session.execute(_CLUSTER_NAMES).all())
         return self.cluster_names.get(cluster_id, "")
 
     def profile(self, cluster_id: int, name: str) -> Profile | None:
