@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -306,6 +306,13 @@ def submit_many(session: Session, principal: Principal, requests: Sequence[JobRe
     return jobs
 
 
+# submit_batch's statements, built once.
+_TAKE_WRITE_LOCK = update(Job).where(Job.id == 0).values(seq=Job.seq).execution_options(synchronize_session=False)
+_LARGEST_ID = select(func.max(Job.id))
+_DRAW_IDS = select(func.nextval(func.pg_get_serial_sequence(Job.__tablename__, "id"))).select_from(
+    func.generate_series(1, bindparam("count")))
+
+
 def submit_batch(session: Session, principal: Principal, requests: Sequence[JobRequest],
                  config_file: str | None = None) -> list[int]:
     """Like submit_many for scripts: all or nothing, but the rows written in one go instead of ORM objects, and only the
@@ -318,17 +325,14 @@ def submit_batch(session: Session, principal: Principal, requests: Sequence[JobR
         # SQLite has one writer at a time: once this transaction holds the write lock (a write that changes
         # nothing takes it), the ids after the largest are this batch's, as SQLite would have given them. The rows
         # go in with their ids and their submission order, so no numbering UPDATE and no read of the new ids.
-        session.execute(update(Job).where(Job.id == 0).values(seq=Job.seq)
-                        .execution_options(synchronize_session=False))
-        first = (session.scalar(select(func.max(Job.id))) or 0) + 1
+        session.execute(_TAKE_WRITE_LOCK)
+        first = (session.scalar(_LARGEST_ID) or 0) + 1
         ids = list(range(first, first + len(rows)))
     else:
         # The ids are drawn from the table's sequence first, so the rows go in with their ids and their submission
         # order (COPY, batch_insert.py), instead of one INSERT ... RETURNING of every row sorted by a sentinel and a
         # numbering UPDATE.
-        drawn = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))) \
-            .select_from(func.generate_series(1, len(rows)))
-        ids = sorted(session.scalars(drawn).all())
+        ids = sorted(session.scalars(_DRAW_IDS, {"count": len(rows)}).all())
     for row, job_id in zip(rows, ids, strict=True):
         row.update(id=job_id, seq=job_id)
     insert_rows(session, table, rows, {"submitted_at": now, "updated_at": now, "preemptions": 0,
