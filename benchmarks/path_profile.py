@@ -257,13 +257,17 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
                 if name == "ingest":
                     client_cpu += time.thread_time() - began_client
 
+        # The client's encoding as `allot bench scenario` does it (older trees: the dictionaries, encoded per call).
+        encode = runner.BatchText(plan, done) if hasattr(runner, "BatchText") else (
+            lambda plans: {"jobs": runner.batch_body(plan, done, plans)})
+
         def submit_due(upto_ms: float) -> None:
             nonlocal i
             while i < len(jobs) and jobs[i].at_ms <= upto_ms:
                 j = i
                 while j < len(jobs) and j - i < runner.MAX_BATCH and jobs[j].at_ms <= upto_ms:
                     j += 1
-                api.call("POST", "/jobs/batch", {"jobs": runner.batch_body(plan, done, jobs[i:j])})
+                api.call("POST", "/jobs/batch", encode(jobs[i:j]))
                 i = j
 
         while True:
