@@ -10,7 +10,8 @@ the figures are the path's cost with no waiting.
 
     python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database sqlite
     python benchmarks/path_profile.py benchmarks/scenarios/kueue-large-scale.yaml --database postgresql
-    python benchmarks/path_profile.py FILE --profile out.prof   # cProfile of both phases as well (slower)
+    python benchmarks/path_profile.py FILE --profile out.prof   # cProfile of both phases as well (slower), and of
+                                                                # the app's threads in out.server.prof
     python benchmarks/path_profile.py FILE --jobs 10000          # the first 10,000 jobs only, every quota kept
     python benchmarks/path_profile.py FILE --split               # the loop's steps' CPU time, the core's apart
 
@@ -29,6 +30,7 @@ import pstats
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -137,8 +139,52 @@ class Timers:
         return {k: f"{self.cpu[k]:.3f} s in {self.calls[k]} calls" for k in self.targets if self.calls[k]}
 
 
-def top_functions(profile: cProfile.Profile) -> dict[str, float]:
-    stats = pstats.Stats(profile)
+class ThreadProfiles:
+    """cProfile in every thread started from now on: the app's event loop (request bodies, FastAPI) and its worker
+    threads (the route functions), where ingestion's server side runs and the main thread's profiler does not look.
+    Each thread's clock is its own CPU time counted only while `active`, so the setup's requests weigh nothing."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.profiles: list[cProfile.Profile] = []
+        self._local = threading.local()
+        # Thread._bootstrap_inner runs every thread's run(), subclasses' too (anyio's worker threads have their own).
+        original, owner = threading.Thread._bootstrap_inner, self  # type: ignore[attr-defined]
+
+        def bootstrap(thread: threading.Thread) -> None:
+            profile = cProfile.Profile(owner._clock)
+            owner.profiles.append(profile)
+            profile.enable()
+            try:
+                original(thread)
+            finally:
+                profile.disable()
+
+        threading.Thread._bootstrap_inner = bootstrap  # type: ignore[attr-defined]
+
+    def _clock(self) -> float:
+        local, now = self._local, time.thread_time()
+        counted = getattr(local, "counted", 0.0)
+        if self.active:
+            counted += now - getattr(local, "last", now)
+            local.counted = counted
+        local.last = now
+        return counted
+
+    def stats(self) -> pstats.Stats | None:
+        profiles = [p for p in self.profiles if p.getstats()]
+        if not profiles:
+            return None
+        for p in profiles:
+            p.create_stats()
+        merged = pstats.Stats(profiles[0])
+        for p in profiles[1:]:
+            merged.add(p)
+        return merged
+
+
+def top_functions(profile: cProfile.Profile | pstats.Stats) -> dict[str, float]:
+    stats = profile if isinstance(profile, pstats.Stats) else pstats.Stats(profile)
     out = {}
     for (path, line, name), (_cc, _nc, _tt, cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         label = f"{'/'.join(Path(path).parts[-2:])}:{line}({name})"
@@ -148,7 +194,7 @@ def top_functions(profile: cProfile.Profile) -> dict[str, float]:
 
 
 def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut: int | None = None,
-        ingest_only: bool = False, split: bool = False) -> dict:
+        ingest_only: bool = False, split: bool = False, server_gc: bool = False) -> dict:
     plan = load(path)
     if jobs_cut:  # the first N jobs in submission order, with every quota of the scenario
         plan.jobs = plan.jobs[:jobs_cut]
@@ -170,6 +216,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         from allotment.workloads.models import ACTIVE_STATES, Job
 
         timers = Timers()  # before the app is built: FastAPI keeps the route functions it is given
+        threads = ThreadProfiles() if profile_to else None  # before the app's threads start
         loop_timers = Timers(LOOP_TIMED) if split else None
         app = create_app(settings)
         client = stack.enter_context(TestClient(app))
@@ -177,6 +224,10 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         api = runner.Api("http://testserver", http=client)
         api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
         done = runner.setup(api, plan, "")
+        if server_gc:  # the collector as `allot server` sets it (scheduler/gcpause.py), after the setup
+            from allotment.scheduler.gcpause import tune_for_server
+
+            tune_for_server()
         counter = Statements(state.engine)
         scheduler = Scheduler(state)
         cpu = dict.fromkeys(PHASES, 0.0)
@@ -193,14 +244,22 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
             began, began_client = time.process_time(), time.thread_time()
             if profiles:
                 profiles[name].enable()
+            if threads is not None and name == "ingest":
+                threads.active = True
             try:
                 return fn(*args)
             finally:
+                if threads is not None:
+                    threads.active = False
                 if profiles:
                     profiles[name].disable()
                 cpu[name] += time.process_time() - began
                 if name == "ingest":
                     client_cpu += time.thread_time() - began_client
+
+        # The client's encoding as `allot bench scenario` does it (older trees: the dictionaries, encoded per call).
+        encode = runner.BatchText(plan, done) if hasattr(runner, "BatchText") else (
+            lambda plans: {"jobs": runner.batch_body(plan, done, plans)})
 
         def submit_due(upto_ms: float) -> None:
             nonlocal i
@@ -208,7 +267,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
                 j = i
                 while j < len(jobs) and j - i < runner.MAX_BATCH and jobs[j].at_ms <= upto_ms:
                     j += 1
-                api.call("POST", "/jobs/batch", {"jobs": runner.batch_body(plan, done, jobs[i:j])})
+                api.call("POST", "/jobs/batch", encode(jobs[i:j]))
                 i = j
 
         while True:
@@ -234,7 +293,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         for name in PHASES:
             result[name] = {"cpu_s": round(cpu[name], 3), "cpu_us_per_job": round(cpu[name] / len(jobs) * 1e6, 1),
                             "sql": counter.report(name)}
-            if profiles:
+            if profiles and profiles[name].getstats():
                 result[name]["functions_cum_s"] = top_functions(profiles[name])
         result["ingest"]["functions_cpu"] = timers.report()
         if loop_timers is not None:
@@ -243,9 +302,16 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         result["ingest"]["client_cpu_s"] = round(client_cpu, 3)
         result["ingest"]["server_cpu_us_per_job"] = round((cpu["ingest"] - client_cpu) / len(jobs) * 1e6, 1)
         if profile_to:
-            merged = pstats.Stats(profiles["ingest"])
-            merged.add(profiles["loop"])
-            merged.dump_stats(profile_to)
+            parts = [p for p in (profiles["ingest"], profiles["loop"]) if p.getstats()]
+            if parts:  # the main thread: the client's requests and the loop
+                merged = pstats.Stats(parts[0])
+                for part in parts[1:]:
+                    merged.add(part)
+                merged.dump_stats(profile_to)
+            server = threads.stats() if threads is not None else None
+            if server is not None:  # the app's threads while ingesting, CPU time of each thread
+                result["ingest"]["server_functions_cum_s"] = top_functions(server)
+                server.dump_stats(str(Path(profile_to).with_suffix(".server.prof")))
         return result
 
 
@@ -260,9 +326,13 @@ def main() -> None:
                         help="submit every job and run no scheduler cycle (the ingestion phase alone)")
     parser.add_argument("--split", action="store_true",
                         help="also the CPU seconds of the loop's steps (a timer around each: slightly slower)")
+    parser.add_argument("--server-gc", action="store_true",
+                        help="tune the collector as `allot server` does (gc.freeze after the setup, a higher first "
+                             "threshold): without it, collections the server's allocations cause may run in the "
+                             "client's thread and be counted as the client's")
     args = parser.parse_args()
     print(json.dumps(run(args.scenario, args.database, args.tick, args.profile, args.jobs, args.ingest_only,
-                         args.split), indent=1))
+                         args.split, args.server_gc), indent=1))
 
 
 if __name__ == "__main__":

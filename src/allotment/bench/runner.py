@@ -9,6 +9,7 @@ every job has finished, and returns the jobs as the API reports them.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -125,7 +126,12 @@ class Api:
         self.http.cookies.clear()
 
     def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (), **params) -> Any:
-        response = self.http.request(method, API + path, json=body, params=params or None)
+        """`body`: a value to send as JSON, or JSON text already encoded (bytes)."""
+        if isinstance(body, bytes):
+            response = self.http.request(method, API + path, content=body, params=params or None,
+                                         headers={"Content-Type": "application/json"})
+        else:
+            response = self.http.request(method, API + path, json=body, params=params or None)
         if response.status_code >= 400 and response.status_code not in ok:
             raise BenchError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
@@ -198,9 +204,31 @@ def batch_body(scenario: Scenario, done: Setup, plans: list[JobPlan]) -> list[di
              "labels": {"runtime_ms": p.runtime_ms, "class": p.job_class}} for p in plans]
 
 
+class BatchText:
+    """The bodies of POST /jobs/batch as JSON text, exactly as json.dumps({"jobs": batch_body(...)}) writes them, with
+    the text of each distinct job written once: the client shares the machine with the server, and encoding every
+    job's dictionaries again cost it about 3 µs a job."""
+
+    def __init__(self, scenario: Scenario, done: Setup) -> None:
+        self.scenario = scenario
+        self.done = done
+        self.texts: dict[tuple, str] = {}
+
+    def __call__(self, plans: list[JobPlan]) -> bytes:
+        texts, parts = self.texts, []
+        for p in plans:
+            key = (p.quota, p.request, p.priority, p.runtime_ms, p.job_class)
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = json.dumps(batch_body(self.scenario, self.done, [p])[0])
+            parts.append(text)
+        return ('{"jobs": [' + ", ".join(parts) + "]}").encode()
+
+
 def submit(api: Api, scenario: Scenario, done: Setup, progress: Progress | None = None) -> tuple[float, list[int]]:
     """Submit every job at its creation time; returns (start time as epoch seconds, job ids in scenario order)."""
     jobs = scenario.jobs
+    encode = BatchText(scenario, done)
     ids: list[int] = []
     started = time.perf_counter()
     epoch0 = time.time()
@@ -213,7 +241,7 @@ def submit(api: Api, scenario: Scenario, done: Setup, progress: Progress | None 
         j = i
         while j < len(jobs) and j - i < MAX_BATCH and jobs[j].at_ms <= elapsed_ms:
             j += 1
-        ids.extend(api.call("POST", "/jobs/batch", {"jobs": batch_body(scenario, done, jobs[i:j])})["ids"])
+        ids.extend(api.call("POST", "/jobs/batch", encode(jobs[i:j]))["ids"])
         i = j
         if progress and time.perf_counter() - last_note > 2:
             last_note = time.perf_counter()

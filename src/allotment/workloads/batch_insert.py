@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Table
@@ -52,9 +53,10 @@ def _converted(rows: Sequence[dict[str, Any]], columns: tuple[str, ...],
     converted = [(i, process) for i, process in enumerate(processors) if process is not None]
     last_in: list[Any] = [object()] * len(columns)
     last_out: list[Any] = [None] * len(columns)
+    get = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     out = []
     for row in rows:
-        values = [row[c] for c in columns]
+        values = list(get(row))
         for i, process in converted:
             value = values[i]
             if value is last_in[i]:
@@ -66,16 +68,23 @@ def _converted(rows: Sequence[dict[str, Any]], columns: tuple[str, ...],
     return out
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts with the same keys, every column that has a Python-side default among them) in the
-    session's transaction."""
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]],
+                same: dict[str, Any] | None = None) -> None:
+    """Insert `rows` (dicts with the same keys) in the session's transaction, each with the values of `same` too (the
+    columns every row shares, converted once); every column that has a Python-side default must be among them."""
     if not rows:
         return
-    columns = tuple(rows[0])
+    own = tuple(rows[0])
+    same = same or {}
+    columns = own + tuple(same)
     connection = session.connection()
     dialect = connection.dialect
     sql, processors = _plan(dialect, table, columns)
-    values = _converted(rows, columns, processors)
+    shared = tuple(value if process is None else process(value)
+                   for value, process in zip(same.values(), processors[len(own):], strict=True))
+    values = _converted(rows, own, processors[:len(own)])
+    if shared:
+        values = [row + shared for row in values]
     if dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
         # The engine's statement listeners (counters, profiles) see the COPY as they see an executemany.

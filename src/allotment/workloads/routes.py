@@ -31,16 +31,19 @@ Signed = Annotated[Principal, require(AUTHENTICATED)]
 
 
 # The request's fields the service reads as they are (the body's own values, not a copy: model_dump would copy
-# every job of a batch of hundreds once more).
-_AS_GIVEN = tuple(f.name for f in fields(service.JobRequest) if f.name not in ("env", "sealed_env"))
+# every job of a batch of hundreds once more), in the order of JobRequest's fields, which end with env and sealed_env.
+_AS_GIVEN = tuple(f.name for f in fields(service.JobRequest))[:-2]
+assert tuple(f.name for f in fields(service.JobRequest))[-2:] == ("env", "sealed_env")
 _given = attrgetter(*_AS_GIVEN)
 
 
 def _request(db: DB, principal: Principal, state: State, body: JobIn, prefix: str = "") -> service.JobRequest:
     """The service's request, with the variables of the storage targets the job names (vaults/job_supplies.py)."""
+    if not body.targets:  # by position: a batch builds hundreds
+        return service.JobRequest(*_given(body), body.env)
     env, sealed = job_supplies.environment_with_targets(db, principal, state.secret_key, body.targets, body.env,
-                                                         prefix) if body.targets else (body.env, None)
-    return service.JobRequest(**dict(zip(_AS_GIVEN, _given(body), strict=True)), env=env, sealed_env=sealed)
+                                                        prefix)
+    return service.JobRequest(*_given(body), env, sealed)
 
 
 @router.post("/jobs", response_model=JobOut, status_code=201)

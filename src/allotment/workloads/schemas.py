@@ -8,7 +8,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from allotment.api.fields import Amount, Command, Duration, Int, Labels, Name, Ref, Refs, SchemaRules, Text
+from allotment.api.fields import (
+    Amount,
+    Command,
+    Duration,
+    Int,
+    Labels,
+    Name,
+    PlainCommandFirst,
+    PlainLabelsFirst,
+    Ref,
+    Refs,
+    SchemaRules,
+    Text,
+)
 from allotment.core import jobenv, limits, names
 from allotment.core.quantity import format_raw
 from allotment.workloads.models import Job
@@ -57,8 +70,11 @@ class JobIn(BaseModel):
         "allOf": [{"pattern": names.TEXT_REGEX}, {"pattern": r"\S"}],
         "description": "the quota to submit to (its name or id); omitted: the only quota you may submit to, "
                        "or else the quota named 'default'"})] = None
+    # PlainCommandFirst, PlainLabelsFirst: one call for a plain command or labels (api/fields.py), last and without
+    # constraints of the field's own, which the fast path would skip.
     command: Annotated[Command, SchemaRules((
-        ("minItems", 1), ("prefixItems", [{"type": "string", "pattern": r"\S"}]), ("pattern", r"\S")))] = Field(
+        ("minItems", 1), ("prefixItems", [{"type": "string", "pattern": r"\S"}]), ("pattern", r"\S"))),
+        PlainCommandFirst] = Field(
         default_factory=list, description="argv list (the first not blank), or one string split on spaces")
     gpu: Amount | None = Field(None, description="GPUs: 4, or a share of one in steps of 0.01 (0.47), or of the "
                                                  "cluster's minimum share (its engine setting min_gpu_share)")
@@ -77,7 +93,7 @@ class JobIn(BaseModel):
     priority_class: Ref | None = None
     time_limit: Duration | None = Field(None, description="seconds or 90m, 2h, 1h30m, 1d")
     name: Name("job", limits.MAX_JOB_NAME) | None = None
-    labels: Labels | None = None
+    labels: Annotated[Labels, PlainLabelsFirst] | None = None
     env: JobEnv | None = Field(None, description="environment variables for the command (NAME: value); "
                                + jobenv.RULE)
     targets: Refs = Field(default_factory=list, description="storage targets whose variables (credentials "

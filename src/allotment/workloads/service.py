@@ -12,30 +12,27 @@ A new job is `queued` with reason "pending"; the caller wakes the scheduler.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import Any
 
-from sqlalchemy import ARRAY, String, Text, any_, bindparam, func, select, type_coerce, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from allotment.core import access, jobenv
-from allotment.core.names import as_id
-from allotment.core.permissions import ROLE_ORDER, Principal, resource_refusal, submit_refusal
+from allotment.core import jobenv
+from allotment.core.permissions import ROLE_ORDER, Principal
 from allotment.db import utcnow
 from allotment.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, ValidationFailed
 from allotment.identity.models import User
 from allotment.inventory.models import Cluster, Pool
 from allotment.policies import service as policies
 from allotment.policies.models import ResourcePolicy
-from allotment.quotas import bindings
-from allotment.quotas.models import PriorityClass, Profile, ProfilePool, Quota
-from allotment.quotas.priorities import default_class
-from allotment.quotas.quota_pools import usable_pools
+from allotment.quotas.models import Profile, Quota
 from allotment.workloads.batch_insert import insert_rows
 from allotment.workloads.default_quota import NoQuotaToSubmitTo, default_quota
+from allotment.workloads.lookups import Lookups, QuotaFacts
 from allotment.workloads.models import (
     CANCELLED,
     FINAL_STATES,
@@ -46,8 +43,8 @@ from allotment.workloads.models import (
     STATES,
     Job,
 )
-from allotment.workloads.requests import parse_duration, parse_request
-from allotment.workloads.shape import ClusterFacts, read_shape
+from allotment.workloads.requests import parse_duration
+from allotment.workloads.shape import read_shape
 
 MAX_BATCH = 10_000
 MAX_COMMAND_ARGS = 4096
@@ -66,185 +63,43 @@ class JobRequest:
     time_limit: str | int | None = None
     name: str | None = None
     labels: dict[str, Any] | None = None
-    env: dict[str, str] | None = None
-    sealed_env: str | None = None  # the storage targets' secret variables, sealed (vaults/job_supplies.py)
     nodes: int | None = None
     gpus_per_node: str | int | float | None = None
     gpu_models: list[str] | str | None = None
     project: str | int | None = None  # its id or WORKSPACE/PATH in the quota's cluster (projects/access.py)
     mounts: list[Any] | None = None  # storage folders, NAME[:PATH][:ro] or objects (storage/mounts.py)
+    # Last, so that the API's request fields come first in order (routes.py builds a request from them by position).
+    env: dict[str, str] | None = None
+    sealed_env: str | None = None  # the storage targets' secret variables, sealed (vaults/job_supplies.py)
 
 
-class QuotaFacts(NamedTuple):
-    """What submission reads of a quota (a plain row: a batch names hundreds of quotas, and an ORM object each
-    cost more than the checks themselves)."""
-
-    id: int
-    name: str
-    cluster_id: int
-    allowed_priority_classes: list[str] | None
-
-
-# The allowed classes as stored (SQLite: JSON text, mostly 'null'), decoded only where a quota has a list.
-_QUOTA_FACTS = (Quota.id, Quota.name, Quota.cluster_id, type_coerce(Quota.allowed_priority_classes, Text))
-
-
-def _facts(row) -> QuotaFacts:
-    allowed = row[3]
-    if isinstance(allowed, str):
-        allowed = None if allowed == "null" else json.loads(allowed)
-    return QuotaFacts(row[0], row[1], row[2], allowed)
-
-
-class _Lookups:
-    """Per-call caches so a batch of thousands of jobs costs a few queries per distinct quota, not per job."""
-
-    def __init__(self, session: Session, principal: Principal):
-        self.session = session
-        self.principal = principal
-        self.quotas: dict[str, QuotaFacts | None] = {}
-        self.may_submit: dict[int, str | None] = {}  # quota id -> why the principal may not submit
-        self.bound_ids: set[int] | None = None  # quotas bound to the principal (bindings.py; None: every quota)
-        self._bound_read = False
-        self.cluster_names: dict[int, str] = {}
-        self.rules: access.RuleIndex | None = None  # the access rules on quotas
-        self.classes = {c.name: c for c in session.scalars(select(PriorityClass)).all()}
-        fallback = default_class(session)
-        self.default_class = fallback.name if fallback else None
-        self.profiles: dict[tuple[int, str], Profile | None] = {}
-        self.profile_pools: dict[int, list[int]] = {}
-        self.pools: dict[tuple[int, str], Pool | None] = {}
-        self.usable: dict[int, dict[int, frozenset[str] | None]] = {}  # cluster -> quota -> usable pools
-        self.pool_names: dict[int, str] = {}
-        self.projects: dict[tuple[int, str], tuple[int | None, str | None, str | None]] = {}
-        self.clusters = ClusterFacts(session)  # minimum GPU share and pools by GPU model (shape.py)
-        self.amounts: dict[tuple[str, type, Any], tuple[int, str | None]] = {}
-        self.caps: dict[tuple[int, int, int], list[FieldError]] = {}
-        self.commands: dict[tuple[str, ...], list[str]] = {}
-
-    def command(self, argv: list[str]) -> list[str]:
-        """One list for the jobs of a batch that run the same command, so that the INSERT encodes it once
-        (batch_insert.py converts a value that is the previous row's object once)."""
-        return self.commands.setdefault(tuple(argv), argv)
-
-    def amount(self, resource: str, value: Any) -> tuple[int, str | None]:
-        """parse_request once per distinct value (a batch asks for a handful of shapes); the type is part of the key
-        because True == 1 and 1 == 1.0 in a dict."""
-        if not isinstance(value, str | int | float | None):
-            return parse_request(resource, value, resource)
-        key = (resource, type(value), value)
-        if key not in self.amounts:
-            self.amounts[key] = parse_request(resource, value, resource)
-        return self.amounts[key]
-
-    def cap_problems(self, policy: ResourcePolicy, amounts: dict[str, int], prefix: str) -> list[FieldError]:
-        """The owner's per-job caps (policies.check_job), once per distinct shape, with this job's field names."""
-        key = (amounts["gpu"], amounts["cpu"], amounts["memory"])
-        if key not in self.caps:
-            self.caps[key] = policies.check_job(policy, *key)
-        found = self.caps[key]
-        return [FieldError(prefix + e.field, e.message) for e in found] if found else found
-
-    def usable_pools(self, quota: QuotaFacts) -> frozenset[str] | None:
-        """The pools jobs of the quota may use (None: every pool), one query set per cluster."""
-        known = self.usable.setdefault(quota.cluster_id, {})
-        if quota.id not in known:  # for the quotas of the batch in that cluster, read once (prefetch_quotas)
-            wanted = {q.id for q in self.quotas.values() if q is not None and q.cluster_id == quota.cluster_id}
-            known.update(usable_pools(self.session, [quota.cluster_id], wanted | {quota.id}))
-        return known.get(quota.id)
-
-    def project(self, cluster_id: int, ref: str | int) -> tuple[int | None, str | None, str | None]:
-        """(project id, problem, message) for a job's project (projects.access decides), once per reference."""
-        key = (cluster_id, str(ref).strip())
-        if key not in self.projects:
-            from allotment.projects.access import project_for_job  # projects depends on workloads' models
-
-            self.projects[key] = project_for_job(self.session, self.principal, cluster_id, ref)
-        return self.projects[key]
-
-    def linked_pool_names(self, profile_id: int) -> list[str]:
-        ids = self.linked_pools(profile_id)
-        missing = [i for i in ids if i not in self.pool_names]
-        if missing:
-            self.pool_names.update(self.session.execute(select(Pool.id, Pool.name).where(Pool.id.in_(missing))).all())
-        return [self.pool_names[i] for i in ids]
-
-    def prefetch_quotas(self, names: set[str]) -> None:
-        """One query for every quota a batch names, the names sent as one parameter (a list of hundreds of
-        parameters cost more to render and parse than the rows to read): a PostgreSQL array, a JSON array that
-        SQLite opens with json_each."""
-        wanted = [n for n in names if n and n not in self.quotas]
-        if not wanted:
-            return
-        if self.session.get_bind().dialect.name == "postgresql":
-            among = Quota.name == any_(bindparam("names", wanted, type_=ARRAY(String)))
-        else:
-            among = Quota.name.in_(select(func.json_each(bindparam("names", json.dumps(wanted)))
-                                          .table_valued("value").c.value))
-        for row in self.session.execute(select(*_QUOTA_FACTS).where(among)):
-            self.quotas[row.name] = _facts(row)
-
-    def quota(self, name: str) -> QuotaFacts | None:
-        if name not in self.quotas:
-            found = self.session.execute(select(*_QUOTA_FACTS).where(Quota.name == name)).first()
-            if found is None and as_id(name):
-                found = self.session.execute(select(*_QUOTA_FACTS).where(Quota.id == as_id(name))).first()
-            self.quotas[name] = _facts(found) if found is not None else None
-        return self.quotas[name]
-
-    def refusal(self, quota: QuotaFacts) -> str | None:
-        """Why the principal may not submit to the quota (core.permissions.submit_refusal decides); None if it may.
-        The quotas bound to the principal are read once per call, whatever the number of quotas a batch names (a
-        batch of 500 jobs may name 500 quotas: a look-up per quota was most of its cost)."""
-        if quota.id not in self.may_submit:
-            if not self._bound_read:
-                self.bound_ids = bindings.submittable_quota_ids(self.session, self.principal)
-                self._bound_read = True
-            bound = self.bound_ids is None or quota.id in self.bound_ids
-            refused = submit_refusal(self.principal, quota.cluster_id, self.cluster_name(quota.cluster_id),
-                                     quota.name, bound)
-            if refused is None:  # ClearML: enqueueing needs read and modify on the queue under its access rules
-                why = resource_refusal(self.principal, self.quota_rules(quota), access.Resource("quota", quota.id),
-                                       "modify", access.MODIFY, f"quota {quota.name}", cluster_id=quota.cluster_id)
-                refused = f"you may not submit to quota {quota.name}: {why}" if why else None
-            self.may_submit[quota.id] = refused
-        return self.may_submit[quota.id]
-
-    def quota_rules(self, quota: QuotaFacts) -> access.RuleIndex:
-        """The access rules that can cover quotas, read once for all the quotas a batch names (a quota has no
-        workspace, so its default is MODIFY; access.service.refusal reads the same rules for one quota)."""
-        if self.rules is None:
-            from allotment.access import service as access_rules  # access imports workloads
-
-            self.rules = access_rules.index_for_type(self.session, "quota")
-        return self.rules
-
-    def cluster_name(self, cluster_id: int) -> str:
-        if cluster_id not in self.cluster_names:
-            self.cluster_names.update(self.session.execute(select(Cluster.id, Cluster.name)).all())
-        return self.cluster_names.get(cluster_id, "")
-
-    def profile(self, cluster_id: int, name: str) -> Profile | None:
-        k = (cluster_id, name)
-        if k not in self.profiles:
-            self.profiles[k] = self.session.scalar(select(Profile).where(Profile.cluster_id == cluster_id,
-                                                                         Profile.name == name))
-        return self.profiles[k]
-
-    def linked_pools(self, profile_id: int) -> list[int]:
-        if profile_id not in self.profile_pools:
-            self.profile_pools[profile_id] = list(self.session.scalars(
-                select(ProfilePool.pool_id).where(ProfilePool.profile_id == profile_id)).all())
-        return self.profile_pools[profile_id]
-
-    def pool(self, cluster_id: int, name: str) -> Pool | None:
-        k = (cluster_id, name)
-        if k not in self.pools:
-            self.pools[k] = self.session.scalar(select(Pool).where(Pool.cluster_id == cluster_id, Pool.name == name))
-        return self.pools[k]
+def _rows(look: Lookups, owner: User, policy: ResourcePolicy, requests: Sequence[JobRequest], batch: bool,
+          errors: list[FieldError], forbidden: list[FieldError], missing: list[FieldError]) -> list[dict | None]:
+    """Each request's column values (None where it has problems, which go to the lists as _build says). A job whose
+    shape matches one that passed every check in a place like its quota's takes that job's values (_like): the jobs
+    of a batch ask for a handful of shapes, in hundreds of quotas."""
+    rows: list[dict | None] = []
+    quotas, built = look.quotas, look.built
+    for i, req in enumerate(requests):
+        quota = quotas.get(req.quota) if type(req.quota) is str else None  # the batch's quotas are read ahead
+        place = look.place(quota) if quota is not None else None
+        key = _shape_key(place, req) if place is not None else None
+        if key is not None:
+            try:
+                template = built.get(key)
+            except TypeError:  # a value no JSON body holds (the service is called with other requests too)
+                template = key = None
+            if template is not None:
+                rows.append(_like(template, quota, req))
+                continue
+        row = _build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden, missing)
+        if key is not None and row is not None:
+            built[key] = row
+        rows.append(row)
+    return rows
 
 
-def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, prefix: str,
+def _build(look: Lookups, owner: User, policy: ResourcePolicy, req: JobRequest, prefix: str,
            errors: list[FieldError], forbidden: list[FieldError], missing: list[FieldError]) -> dict[str, Any] | None:
     """One job's column values, or None, appending every problem found to `errors`, `forbidden` (quotas the caller
     may not use) or `missing` (quotas that do not exist)."""
@@ -346,7 +201,36 @@ def _build(look: _Lookups, owner: User, policy: ResourcePolicy, req: JobRequest,
     }
 
 
-def _mounts(look: _Lookups, quota: QuotaFacts | None, req: JobRequest, err) -> list[dict[str, Any]] | None:
+# The fields of a request that _build checks by value (with the command and the GPU models, which are lists); in a
+# key each goes with its type, since True == 1 == 1.0 in a dict but they are not the same request.
+_shape_values = attrgetter("gpu", "cpu", "memory", "profile", "pool", "priority_class", "time_limit", "nodes",
+                           "gpus_per_node")
+
+
+def _shape_key(place: tuple, req: JobRequest) -> tuple | None:
+    """Everything the checks of _build read but the quota's id and name (`place`: Lookups.place) and the fields
+    copied as they are (name, labels, sealed_env): two requests with the same key pass or fail the same checks and
+    get the same column values. None for a request with parts that are checked job by job (environment, project,
+    mounts) or a name too long, which take the whole path."""
+    if req.env is not None or req.mounts or req.project not in (None, "") or type(req.command) is not list \
+            or (req.name is not None and len(req.name) > 128):
+        return None
+    models = req.gpu_models
+    values = _shape_values(req)
+    return (place, tuple(req.command), values, tuple(map(type, values)),
+            (list, tuple(models)) if type(models) is list else (type(models), models))
+
+
+def _like(template: dict[str, Any], quota: QuotaFacts, req: JobRequest) -> dict[str, Any]:
+    """The row of a job whose shape key matched `template`'s: the template's values, with the job's own quota and the
+    fields copied as they are."""
+    row = {**template, "name": req.name, "quota_id": quota.id, "labels": req.labels, "sealed_env": req.sealed_env}
+    if row["gpu_models"] is not None:  # each job its own list, as a job built alone has
+        row["gpu_models"] = list(row["gpu_models"])
+    return row
+
+
+def _mounts(look: Lookups, quota: QuotaFacts | None, req: JobRequest, err) -> list[dict[str, Any]] | None:
     """The storage folders the job mounts, resolved as its owner sees them (storage/mounts.py)."""
     if not req.mounts or quota is None:
         return None
@@ -375,13 +259,12 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
             no_quota = exc.errors[0].message
     owner = session.get(User, principal.id)
     policy = policies.policy_of(session, owner)
-    look = _Lookups(session, principal)
+    look = Lookups(session, principal)
     look.prefetch_quotas({r.quota.strip() for r in requests if r.quota})
     errors: list[FieldError] = []
     forbidden: list[FieldError] = []
     missing: list[FieldError] = []
-    rows = [_build(look, owner, policy, req, f"jobs.{i}." if batch else "", errors, forbidden, missing)
-            for i, req in enumerate(requests)]
+    rows = _rows(look, owner, policy, requests, batch, errors, forbidden, missing)
     if no_access is not None:  # alone it is a refusal (403); beside malformed fields, one more field problem (422)
         quota_less = [e for e in errors if e.field.endswith("quota") and e.message == "is required"]
         if len(quota_less) == len(errors):
@@ -423,6 +306,13 @@ def submit_many(session: Session, principal: Principal, requests: Sequence[JobRe
     return jobs
 
 
+# submit_batch's statements, built once.
+_TAKE_WRITE_LOCK = update(Job).where(Job.id == 0).values(seq=Job.seq).execution_options(synchronize_session=False)
+_LARGEST_ID = select(func.max(Job.id))
+_DRAW_IDS = select(func.nextval(func.pg_get_serial_sequence(Job.__tablename__, "id"))).select_from(
+    func.generate_series(1, bindparam("count")))
+
+
 def submit_batch(session: Session, principal: Principal, requests: Sequence[JobRequest],
                  config_file: str | None = None) -> list[int]:
     """Like submit_many for scripts: all or nothing, but the rows written in one go instead of ORM objects, and only the
@@ -430,27 +320,23 @@ def submit_batch(session: Session, principal: Principal, requests: Sequence[JobR
     `config_file`: the owner's configuration handed to every job (vaults/job_supplies.py), written with the rows."""
     rows = _validated(session, principal, requests, batch=True)
     now = utcnow()
-    for row in rows:
-        row.update(submitted_at=now, updated_at=now, preemptions=0, config_file=config_file)
     table = Job.__table__
     if session.get_bind().dialect.name == "sqlite":
         # SQLite has one writer at a time: once this transaction holds the write lock (a write that changes
         # nothing takes it), the ids after the largest are this batch's, as SQLite would have given them. The rows
         # go in with their ids and their submission order, so no numbering UPDATE and no read of the new ids.
-        session.execute(update(Job).where(Job.id == 0).values(seq=Job.seq)
-                        .execution_options(synchronize_session=False))
-        first = (session.scalar(select(func.max(Job.id))) or 0) + 1
+        session.execute(_TAKE_WRITE_LOCK)
+        first = (session.scalar(_LARGEST_ID) or 0) + 1
         ids = list(range(first, first + len(rows)))
     else:
         # The ids are drawn from the table's sequence first, so the rows go in with their ids and their submission
         # order (COPY, batch_insert.py), instead of one INSERT ... RETURNING of every row sorted by a sentinel and a
         # numbering UPDATE.
-        drawn = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))) \
-            .select_from(func.generate_series(1, len(rows)))
-        ids = sorted(session.scalars(drawn).all())
+        ids = sorted(session.scalars(_DRAW_IDS, {"count": len(rows)}).all())
     for row, job_id in zip(rows, ids, strict=True):
         row.update(id=job_id, seq=job_id)
-    insert_rows(session, table, rows)  # SQLite: one executemany; PostgreSQL: COPY (batch_insert.py)
+    insert_rows(session, table, rows, {"submitted_at": now, "updated_at": now, "preemptions": 0,
+                                       "config_file": config_file})  # SQLite: one executemany; PostgreSQL: COPY (batch_insert.py)
     return ids
 
 
