@@ -24,11 +24,12 @@ The cluster's minimum GPU share (engine setting min_gpu_share) becomes Scheduler
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from allotment.core.model import FULL_DEVICE, Device, Pool, Profile, QueuedJob, RunningJob
@@ -69,7 +70,30 @@ JOB_COLUMNS = (
 # Columns only a job that was admitted has set: a new submission (the loop's scan) is read without them.
 HOLDING_ONLY = frozenset({"admitted_at", "started_at", "placed_pool_id", "devices", "backend_handle",
                           "cancel_requested_at", "finished_at", "placed_nodes", "preemptions"})
-NEW_JOB_COLUMNS = tuple(c for c in JOB_COLUMNS if c.key not in HOLDING_ONLY)
+# JSON columns a new submission is read with as their stored text, decoded by json_value: most submissions repeat
+# the same few texts (a command, "{}", a class's labels), which are decoded once instead of once per row and column.
+RAW_JSON = frozenset({"command", "labels", "env", "mounts", "gpu_models"})
+NEW_JOB_COLUMNS = tuple(cast(c, Text).label(c.key) if c.key in RAW_JSON else c
+                        for c in JOB_COLUMNS if c.key not in HOLDING_ONLY)
+
+_MISSING = object()
+_DECODED: dict[str, Any] = {}  # short JSON text -> its value; shared, so callers copy what they keep (JobInfo)
+_DECODED_MAX = 10_000
+_DECODED_TEXT_MAX = 512
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value, whether SQLAlchemy decoded it (a full load) or it was read as its text (RAW_JSON)."""
+    if type(value) is not str:
+        return value
+    found = _DECODED.get(value, _MISSING)
+    if found is _MISSING:
+        found = json.loads(value)
+        if len(value) <= _DECODED_TEXT_MAX:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[value] = found
+    return found
 
 
 def ts(value: datetime | None) -> float | None:
@@ -105,13 +129,13 @@ class JobInfo:
         self.gpu: int = row.gpu_milli or 0
         self.cpu: int = row.cpu_milli or 0
         self.memory: int = row.memory_bytes or 0
-        self.command: list[str] = list(row.command or [])
+        self.command: list[str] = list(json_value(row.command) or [])
         self.time_limit_s: int | None = row.time_limit_s
-        self.labels: dict = dict(row.labels or {})
-        self.env: dict[str, str] = dict(getattr(row, "env", None) or {})
+        self.labels: dict = dict(json_value(row.labels) or {})
+        self.env: dict[str, str] = dict(json_value(getattr(row, "env", None)) or {})
         self.config_file: str | None = getattr(row, "config_file", None)
         self.sealed_env: str | None = getattr(row, "sealed_env", None)
-        self.mounts: list[dict] = list(getattr(row, "mounts", None) or [])
+        self.mounts: list[dict] = list(json_value(getattr(row, "mounts", None)) or [])
         self.owner: str | None = getattr(row, "owner", None)
         self.state: str = row.state
         self.reason_code: str | None = row.reason_code
@@ -349,7 +373,7 @@ def queued_job(row: Any, inv: Inventory) -> QueuedJob:
     profile = inv.profile_names.get(row.profile_id) if row.profile_id is not None else None
     allowed = inv.allowed.get(row.quota_id)
     pools: tuple[str, ...] = ()
-    models = getattr(row, "gpu_models", None)
+    models = json_value(getattr(row, "gpu_models", None))
     best_fit = False
     if models and row.pool_id is None and profile is None:
         named = model_pool_names(list(models), inv.pool_models)
