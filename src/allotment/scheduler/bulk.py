@@ -90,13 +90,19 @@ class Prepared:
 
 
 def _convert(process: Callable[[Any], Any], raw: Any, memo: dict[tuple, Any]) -> Any:
-    if type(raw) is datetime:  # the same instant in most rows of a cycle
-        key = (raw, raw.tzinfo)
-        converted = memo.get(key, memo)
-        if converted is memo:
-            converted = memo[key] = process(raw)
-        return converted
-    return process(raw)
+    """One parameter converted; the same instant (most rows of a cycle share it) or the same list of names (a JSON
+    column: the nodes a job was placed on, the empty list of a job without devices) once per call."""
+    kind = type(raw)
+    if kind is datetime:
+        key: tuple = (process, raw, raw.tzinfo)
+    elif kind is list and all(type(x) is str for x in raw):
+        key = (process, list, *raw)
+    else:
+        return process(raw)
+    converted = memo.get(key, memo)
+    if converted is memo:
+        converted = memo[key] = process(raw)
+    return converted
 
 
 _prepared: dict[tuple[int, str, str], tuple[ClauseElement, Prepared]] = {}
