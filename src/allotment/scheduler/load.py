@@ -132,22 +132,29 @@ class JobInfo:
         self.command: list[str] = list(json_value(row.command) or [])
         self.time_limit_s: int | None = row.time_limit_s
         self.labels: dict = dict(json_value(row.labels) or {})
-        self.env: dict[str, str] = dict(json_value(getattr(row, "env", None)) or {})
-        self.config_file: str | None = getattr(row, "config_file", None)
-        self.sealed_env: str | None = getattr(row, "sealed_env", None)
-        self.mounts: list[dict] = list(json_value(getattr(row, "mounts", None)) or [])
-        self.owner: str | None = getattr(row, "owner", None)
         self.state: str = row.state
         self.reason_code: str | None = row.reason_code
         self.reason: str | None = row.reason
-        self.nodes: int = getattr(row, "nodes", None) or 1  # gang size; gpu, cpu and memory are the totals
         self.started_at: float | None = None
         self.placed_pool: int | None = None
         self.devices: list[dict] = []
         self.handle: str | None = None
         self.admission: str | None = None
         self.placed_nodes: list[str] = []
-        if not new:
+        if new:  # a row of NEW_JOB_COLUMNS has every one of these
+            self.env: dict[str, str] = dict(json_value(row.env) or {})
+            self.config_file: str | None = row.config_file
+            self.sealed_env: str | None = row.sealed_env
+            self.mounts: list[dict] = list(json_value(row.mounts) or [])
+            self.owner: str | None = row.owner
+            self.nodes: int = row.nodes or 1  # gang size; gpu, cpu and memory are the totals
+        else:
+            self.env = dict(json_value(getattr(row, "env", None)) or {})
+            self.config_file = getattr(row, "config_file", None)
+            self.sealed_env = getattr(row, "sealed_env", None)
+            self.mounts = list(json_value(getattr(row, "mounts", None)) or [])
+            self.owner = getattr(row, "owner", None)
+            self.nodes = getattr(row, "nodes", None) or 1
             self.started_at = ts(row.started_at) or ts(row.admitted_at)
             self.placed_pool = row.placed_pool_id
             self.devices = list(row.devices or [])
@@ -359,11 +366,21 @@ def _quantity(raw: int) -> Quantity:
     return found
 
 
+_PER_NODE: dict[tuple[int, int, int, int], dict[str, Quantity]] = {}  # most jobs ask for one of a few shapes
+
+
 def per_node(row: Any) -> dict[str, Quantity]:
-    """What the job asks of each of its nodes (its totals / nodes; all of it for a one-node job)."""
+    """What the job asks of each of its nodes (its totals / nodes; all of it for a one-node job). Shared between
+    jobs of the same shape: core only reads it."""
     count = getattr(row, "nodes", None) or 1
-    return {r: _quantity(v // count) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
-                                                  ("memory", row.memory_bytes)) if v}
+    shape = (row.gpu_milli or 0, row.cpu_milli or 0, row.memory_bytes or 0, count)
+    found = _PER_NODE.get(shape)
+    if found is None:
+        if len(_PER_NODE) > 10_000:
+            _PER_NODE.clear()
+        found = _PER_NODE[shape] = {r: _quantity(v // count) for r, v in zip(("gpu", "cpu", "memory"), shape)
+                                    if v}
+    return found
 
 
 def queued_job(row: Any, inv: Inventory) -> QueuedJob:
