@@ -14,8 +14,10 @@ the figures are the path's cost with no waiting.
     python benchmarks/path_profile.py FILE --jobs 10000          # the first 10,000 jobs only, every quota kept
     python benchmarks/path_profile.py FILE --split               # the loop's steps' CPU time, the core's apart
 
-It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the statements
-grouped by kind and table (how many, the rows they carried, their time as the driver took it), and with --profile the functions with the most cumulative time.
+It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the cyclic
+collector's runs and their CPU seconds (counted in the phase they ran in), the statements grouped by kind and table
+(how many, the rows they carried, their time as the driver took it), and with --profile the functions with the most
+cumulative time.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import gc
 import importlib
 import json
 import pstats
@@ -137,6 +140,29 @@ class Timers:
         return {k: f"{self.cpu[k]:.3f} s in {self.calls[k]} calls" for k in self.targets if self.calls[k]}
 
 
+class Collections:
+    """CPU seconds of the cyclic collector's runs by phase and generation: a phase that keeps the collector paused
+    leaves its garbage to be walked in the next one, which a comparison of phases must see."""
+
+    def __init__(self, counter: Statements) -> None:
+        self.counter = counter
+        self.cpu: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, step: str, info: dict) -> None:
+        if step == "start":
+            self._began = time.process_time()
+            return
+        entry = self.cpu[(self.counter.phase, info["generation"])]
+        entry[0] += 1
+        entry[1] += time.process_time() - self._began
+
+    def report(self, phase: str) -> dict[str, str]:
+        return {f"generation {g}": f"{int(n)} runs, {cpu:.3f} s" for (p, g), (n, cpu) in sorted(self.cpu.items())
+                if p == phase}
+
+
 def top_functions(profile: cProfile.Profile) -> dict[str, float]:
     stats = pstats.Stats(profile)
     out = {}
@@ -180,6 +206,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         counter = Statements(state.engine)
         scheduler = Scheduler(state)
         cpu = dict.fromkeys(PHASES, 0.0)
+        collector = Collections(counter)
         profiles = {p: cProfile.Profile(time.process_time) for p in PHASES} if profile_to else {}
         jobs, i, t, cycles = plan.jobs, 0, 0.0, 0
         start = time.time()
@@ -233,6 +260,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
                   "scenario_s": round(t, 2), "python": sys.version.split()[0]}
         for name in PHASES:
             result[name] = {"cpu_s": round(cpu[name], 3), "cpu_us_per_job": round(cpu[name] / len(jobs) * 1e6, 1),
+                            "gc": collector.report(name),
                             "sql": counter.report(name)}
             if profiles:
                 result[name]["functions_cum_s"] = top_functions(profiles[name])
