@@ -15,8 +15,10 @@ the figures are the path's cost with no waiting.
     python benchmarks/path_profile.py FILE --jobs 10000          # the first 10,000 jobs only, every quota kept
     python benchmarks/path_profile.py FILE --split               # the loop's steps' CPU time, the core's apart
 
-It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the statements
-grouped by kind and table (how many, the rows they carried, their time as the driver took it), and with --profile the functions with the most cumulative time.
+It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the cyclic
+collector's runs and their CPU seconds (counted in the phase they ran in), the statements grouped by kind and table
+(how many, the rows they carried, their time as the driver took it), and with --profile the functions with the most
+cumulative time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import gc
 import importlib
 import json
 import pstats
@@ -183,6 +186,29 @@ class ThreadProfiles:
         return merged
 
 
+class Collections:
+    """CPU seconds of the cyclic collector's runs by phase and generation: a phase that keeps the collector paused
+    leaves its garbage to be walked in the next one, which a comparison of phases must see."""
+
+    def __init__(self, counter: Statements) -> None:
+        self.counter = counter
+        self.cpu: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, step: str, info: dict) -> None:
+        if step == "start":
+            self._began = time.process_time()
+            return
+        entry = self.cpu[(self.counter.phase, info["generation"])]
+        entry[0] += 1
+        entry[1] += time.process_time() - self._began
+
+    def report(self, phase: str) -> dict[str, str]:
+        return {f"generation {g}": f"{int(n)} runs, {cpu:.3f} s" for (p, g), (n, cpu) in sorted(self.cpu.items())
+                if p == phase}
+
+
 def top_functions(profile: cProfile.Profile | pstats.Stats) -> dict[str, float]:
     stats = profile if isinstance(profile, pstats.Stats) else pstats.Stats(profile)
     out = {}
@@ -231,6 +257,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         counter = Statements(state.engine)
         scheduler = Scheduler(state)
         cpu = dict.fromkeys(PHASES, 0.0)
+        collector = Collections(counter)
         profiles = {p: cProfile.Profile(time.process_time) for p in PHASES} if profile_to else {}
         jobs, i, t, cycles = plan.jobs, 0, 0.0, 0
         start = time.time()
@@ -292,6 +319,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
                   "scenario_s": round(t, 2), "python": sys.version.split()[0]}
         for name in PHASES:
             result[name] = {"cpu_s": round(cpu[name], 3), "cpu_us_per_job": round(cpu[name] / len(jobs) * 1e6, 1),
+                            "gc": collector.report(name),
                             "sql": counter.report(name)}
             if profiles and profiles[name].getstats():
                 result[name]["functions_cum_s"] = top_functions(profiles[name])
@@ -308,6 +336,8 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
                 for part in parts[1:]:
                     merged.add(part)
                 merged.dump_stats(profile_to)
+            if profiles["loop"].getstats():
+                pstats.Stats(profiles["loop"]).dump_stats(f"{profile_to}.loop")  # the loop alone
             server = threads.stats() if threads is not None else None
             if server is not None:  # the app's threads while ingesting, CPU time of each thread
                 result["ingest"]["server_functions_cum_s"] = top_functions(server)
@@ -320,7 +350,8 @@ def main() -> None:
     parser.add_argument("scenario")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--tick", type=float, default=0.05, help="scenario seconds between cycles (the server's tick)")
-    parser.add_argument("--profile", help="also write a cProfile of both phases to this file")
+    parser.add_argument("--profile", help="also write a cProfile of both phases to this file (and of the loop "
+                                          "alone to FILE.loop)")
     parser.add_argument("--jobs", type=int, help="only the first N jobs in submission order (every quota kept)")
     parser.add_argument("--ingest-only", action="store_true",
                         help="submit every job and run no scheduler cycle (the ingestion phase alone)")

@@ -123,3 +123,45 @@ def test_closing_an_interval_looks_up_the_jobs_open_record_by_its_index(h, backe
     text_plan = "\n".join(str(row) for row in plan)
     assert "ix_usage_records_open_job" in text_plan, text_plan
     assert "ix_usage_records_open " not in text_plan + " " and "BitmapAnd" not in text_plan, text_plan
+
+
+def test_the_scans_looks_read_new_and_cancelled_jobs_through_their_indexes(h, backend):
+    """A jobs table filled faster than it is analysed (a benchmark, a bulk import) has no statistics: PostgreSQL then
+    estimated `id > watermark` and `cancel_requested_at >= since` at a third of the table and read all of it at every
+    scan (10 ms each at 50,000 jobs). Both looks are two-sided ranges (scan.py), which it reads through the index."""
+    import re
+
+    from sqlalchemy import event, text
+
+    from allotment.db import transaction
+
+    state = h.client.app.state.allot
+    first = h.submit("team", gpu=1)
+    h.cycle()
+    columns = [c.name for c in Job.__table__.columns if c.name != "id"]
+    copied = ", ".join("jobs.seq + g" if c == "seq" else f"jobs.{c}" for c in columns)
+    with transaction(state.sessions) as s:
+        series = ("generate_series(1, 20000) AS g" if backend == "postgres" else
+                  "(WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < 20000) SELECT g FROM n)")
+        s.execute(text(f"INSERT INTO jobs ({', '.join(columns)}) SELECT {copied} FROM jobs, {series} "
+                       f"WHERE jobs.id = :id"), {"id": first})
+    h.cycle()  # reads the 20,000 copies; the next scan's looks find nothing new
+    looks: list[tuple[str, object]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and re.search(r"\bFROM jobs\s+WHERE", statement):
+            looks.append((statement, parameters))
+
+    event.listen(state.engine, "before_cursor_execute", seen)
+    try:
+        h.cycle(0.1)
+    finally:
+        event.remove(state.engine, "before_cursor_execute", seen)
+    assert len(looks) == 2, looks
+    with state.sessions() as s:
+        conn = s.connection()
+        for statement, parameters in looks:
+            explain = "EXPLAIN " if backend == "postgres" else "EXPLAIN QUERY PLAN "
+            plan = "\n".join(str(row) for row in conn.exec_driver_sql(explain + statement, parameters).all())
+            assert "Seq Scan on jobs" not in plan and "SCAN jobs" not in plan, (statement, plan)
+        s.rollback()

@@ -269,3 +269,21 @@ def test_the_thread_wakes_when_a_preemption_delay_ends(tmp_path, backend):
         assert 1.0 <= waited.total_seconds() < 2.5, waited
         assert h.job(low)["state"] in ("preempted", "queued")
         assert time.time() - began < 10.0  # nowhere near the 30 s tick
+
+
+def test_the_whole_cycle_runs_with_the_cyclic_collector_paused_and_leaves_it_on(h, monkeypatch):
+    # The cycle's reads, records and writes allocate tens of thousands of objects with no cycles among them; the
+    # collector walking the queued jobs again and again cost about a quarter of the loop's CPU (scheduler/gcpause.py).
+    import gc
+
+    seen: list[bool] = []
+    scan = Scheduler._scan
+    monkeypatch.setattr(Scheduler, "_scan", lambda self, *a: (seen.append(gc.isenabled()), scan(self, *a))[1])
+    monkeypatch.setattr(Writes, "apply", lambda self, conn, apply=Writes.apply: (seen.append(gc.isenabled()),
+                                                                                 apply(self, conn))[1])
+    gc.enable()
+    job = h.submit("team", gpu=1)
+    h.cycle()
+    assert seen == [False, False]
+    assert gc.isenabled()
+    assert h.states([job]) == ["admitted"]

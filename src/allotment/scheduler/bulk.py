@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -29,7 +30,7 @@ class Prepared:
     """One statement compiled for one dialect: its SQL, the parameter names in driver order (positional drivers) or
     None (named ones), the converted constants and the converters of the row's own parameters."""
 
-    __slots__ = ("constants", "converters", "key", "names", "positional", "set_constants", "set_sql", "sql")
+    __slots__ = ("constants", "converters", "converting", "key", "names", "positional", "set_constants", "set_sql", "sql")
 
     def __init__(self, stmt: ClauseElement, dialect: Any) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -47,6 +48,9 @@ class Prepared:
             else:
                 value = bind.effective_value
                 self.constants[name] = process(value) if process is not None else value
+        # (position in driver order, converter) of the row parameters that need converting
+        self.converting: list[tuple[int, Callable[[Any], Any]]] = [
+            (i, process) for i, name in enumerate(order) if (process := self.converters.get(name)) is not None]
         # The row parameters that name the row a statement writes: rows repeating them are written once (the last).
         self.key: list[str] = [n for n in KEYS if n in self.converters]
         self.set_sql: str | None = None
@@ -55,30 +59,50 @@ class Prepared:
             self.set_sql, self.set_constants = _as_set(stmt, {n: binds[n] for n in self.converters}, dialect)
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list:
-        """The driver's parameters for every row, each distinct timestamp converted once."""
-        plan = [(name, name in self.constants, self.constants.get(name), self.converters.get(name))
-                for name in self.names]
+        """The driver's parameters for every row, in one pass of C-level lookups per row (the constants merged in,
+        the values taken in driver order); only the parameters that have a converter are converted, each distinct
+        timestamp once."""
+        names, positional, converting = self.names, self.positional, self.converting
+        get = itemgetter(*names)
+        single = len(names) == 1
+        constants = self.constants
         memo: dict[tuple, Any] = {}
         out: list = []
         for row in rows:
-            values = []
-            for name, constant, value, process in plan:
-                if constant:
-                    values.append(value)
-                    continue
-                raw = row[name]
-                if process is None:
-                    values.append(raw)
-                elif type(raw) is datetime:  # the same instant in most rows of a cycle
-                    key = (name, raw, raw.tzinfo)
-                    converted = memo.get(key, memo)
-                    if converted is memo:
-                        converted = memo[key] = process(raw)
-                    values.append(converted)
-                else:
-                    values.append(process(raw))
-            out.append(tuple(values) if self.positional else dict(zip(self.names, values, strict=True)))
+            if constants:
+                row = {**row, **constants}
+            values = [get(row)] if single else list(get(row))
+            for i, process in converting:
+                values[i] = _convert(process, values[i], memo)
+            out.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
         return out
+
+    def columns(self, rows: Sequence[dict[str, Any]]) -> dict[str, list]:
+        """Each row parameter's converted values over the rows, in row order (PostgreSQL's arrays)."""
+        memo: dict[tuple, Any] = {}
+        out = {}
+        for name, process in self.converters.items():
+            values = [row[name] for row in rows]
+            if process is not None:
+                values = [_convert(process, value, memo) for value in values]
+            out[name] = values
+        return out
+
+
+def _convert(process: Callable[[Any], Any], raw: Any, memo: dict[tuple, Any]) -> Any:
+    """One parameter converted; the same instant (most rows of a cycle share it) or the same list of names (a JSON
+    column: the nodes a job was placed on, the empty list of a job without devices) once per call."""
+    kind = type(raw)
+    if kind is datetime:
+        key: tuple = (process, raw, raw.tzinfo)
+    elif kind is list and all(type(x) is str for x in raw):
+        key = (process, list, *raw)
+    else:
+        return process(raw)
+    converted = memo.get(key, memo)
+    if converted is memo:
+        converted = memo[key] = process(raw)
+    return converted
 
 
 _prepared: dict[tuple[int, str, str], tuple[ClauseElement, Prepared]] = {}
@@ -123,8 +147,7 @@ def executemany(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, 
     last = {tuple(row[k] for k in prep.key): row for row in rows}
     if len(last) != len(rows):
         rows = list(last.values())
-    converted = prep.parameters(rows)  # dicts: named parameters
     params = dict(prep.set_constants)
-    for name in prep.converters:
-        params[f"a_{name}"] = [row[name] for row in converted]
+    for name, values in prep.columns(rows).items():
+        params[f"a_{name}"] = values
     return conn.exec_driver_sql(prep.set_sql, params)

@@ -169,6 +169,19 @@ def opened(launch: Launch, secret_key: str) -> Launch:
     return replace(launch, env={**unseal(secret_key, launch.sealed_env), **launch.env}, sealed_env=None)
 
 
+_COMMANDS: dict[tuple[str, ...], str] = {}  # argv -> its shell text: most jobs of a queue share a few commands
+
+
+def command_text(argv: list[str]) -> str:
+    key = tuple(argv)
+    found = _COMMANDS.get(key)
+    if found is None:
+        if len(_COMMANDS) >= 10_000:
+            _COMMANDS.clear()
+        found = _COMMANDS[key] = shlex.join(argv)
+    return found
+
+
 def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = None, pool: str | None = None) -> Launch:
     """The launch of an admitted job on its placement (`pool`: the name of the pool it was admitted to).
     `remaining_s` resumes a simulated job after a restart."""
@@ -180,7 +193,7 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
     count = max(info.nodes, 1)  # a gang's amounts are its totals: each node gets its share
     return Launch(
         job_id=info.id,
-        command=shlex.join(info.command),
+        command=command_text(info.command),
         node=node,
         devices=tuple((int(d["index"]), int(d["milli"])) for d in devices if count == 1 or d.get("node") == node),
         cpu=info.cpu / count / 1000.0,
@@ -188,7 +201,7 @@ def launch_of(info: JobInfo, devices: list[dict], remaining_s: float | None = No
         time_limit_s=float(info.time_limit_s) if info.time_limit_s else None,
         duration_s=duration,
         admission=info.admission or "",
-        env=jobenv.usable(info.env),
+        env=jobenv.usable(info.env) if info.env else {},
         sealed_env=info.sealed_env,
         config_file=info.config_file,
         mounts=tuple(info.mounts),

@@ -76,14 +76,13 @@ class Gates:
                 self.reopened = True
 
     def hold(self, job: GateJob) -> Wait | None:
-        passed: list[Gate] = []
-        for gate in self.gates:
+        gates = self.gates
+        for i, gate in enumerate(gates):
             wait = gate.hold(job)
             if wait is not None:
-                for earlier in passed:
+                for earlier in gates[:i]:
                     earlier.released(job)
                 return wait
-            passed.append(gate)
         return None
 
     def reserve(self, job: GateJob) -> None:

@@ -24,11 +24,12 @@ The cluster's minimum GPU share (engine setting min_gpu_share) becomes Scheduler
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from allotment.core.model import FULL_DEVICE, Device, Pool, Profile, QueuedJob, RunningJob
@@ -69,7 +70,30 @@ JOB_COLUMNS = (
 # Columns only a job that was admitted has set: a new submission (the loop's scan) is read without them.
 HOLDING_ONLY = frozenset({"admitted_at", "started_at", "placed_pool_id", "devices", "backend_handle",
                           "cancel_requested_at", "finished_at", "placed_nodes", "preemptions"})
-NEW_JOB_COLUMNS = tuple(c for c in JOB_COLUMNS if c.key not in HOLDING_ONLY)
+# JSON columns a new submission is read with as their stored text, decoded by json_value: most submissions repeat
+# the same few texts (a command, "{}", a class's labels), which are decoded once instead of once per row and column.
+RAW_JSON = frozenset({"command", "labels", "env", "mounts", "gpu_models"})
+NEW_JOB_COLUMNS = tuple(cast(c, Text).label(c.key) if c.key in RAW_JSON else c
+                        for c in JOB_COLUMNS if c.key not in HOLDING_ONLY)
+
+_MISSING = object()
+_DECODED: dict[str, Any] = {}  # short JSON text -> its value; shared, so callers copy what they keep (JobInfo)
+_DECODED_MAX = 10_000
+_DECODED_TEXT_MAX = 512
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value, whether SQLAlchemy decoded it (a full load) or it was read as its text (RAW_JSON)."""
+    if type(value) is not str:
+        return value
+    found = _DECODED.get(value, _MISSING)
+    if found is _MISSING:
+        found = json.loads(value)
+        if len(value) <= _DECODED_TEXT_MAX:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[value] = found
+    return found
 
 
 def ts(value: datetime | None) -> float | None:
@@ -105,25 +129,32 @@ class JobInfo:
         self.gpu: int = row.gpu_milli or 0
         self.cpu: int = row.cpu_milli or 0
         self.memory: int = row.memory_bytes or 0
-        self.command: list[str] = list(row.command or [])
+        self.command: list[str] = list(json_value(row.command) or [])
         self.time_limit_s: int | None = row.time_limit_s
-        self.labels: dict = dict(row.labels or {})
-        self.env: dict[str, str] = dict(getattr(row, "env", None) or {})
-        self.config_file: str | None = getattr(row, "config_file", None)
-        self.sealed_env: str | None = getattr(row, "sealed_env", None)
-        self.mounts: list[dict] = list(getattr(row, "mounts", None) or [])
-        self.owner: str | None = getattr(row, "owner", None)
+        self.labels: dict = dict(json_value(row.labels) or {})
         self.state: str = row.state
         self.reason_code: str | None = row.reason_code
         self.reason: str | None = row.reason
-        self.nodes: int = getattr(row, "nodes", None) or 1  # gang size; gpu, cpu and memory are the totals
         self.started_at: float | None = None
         self.placed_pool: int | None = None
         self.devices: list[dict] = []
         self.handle: str | None = None
         self.admission: str | None = None
         self.placed_nodes: list[str] = []
-        if not new:
+        if new:  # a row of NEW_JOB_COLUMNS has every one of these
+            self.env: dict[str, str] = dict(json_value(row.env) or {})
+            self.config_file: str | None = row.config_file
+            self.sealed_env: str | None = row.sealed_env
+            self.mounts: list[dict] = list(json_value(row.mounts) or [])
+            self.owner: str | None = row.owner
+            self.nodes: int = row.nodes or 1  # gang size; gpu, cpu and memory are the totals
+        else:
+            self.env = dict(json_value(getattr(row, "env", None)) or {})
+            self.config_file = getattr(row, "config_file", None)
+            self.sealed_env = getattr(row, "sealed_env", None)
+            self.mounts = list(json_value(getattr(row, "mounts", None)) or [])
+            self.owner = getattr(row, "owner", None)
+            self.nodes = getattr(row, "nodes", None) or 1
             self.started_at = ts(row.started_at) or ts(row.admitted_at)
             self.placed_pool = row.placed_pool_id
             self.devices = list(row.devices or [])
@@ -335,11 +366,21 @@ def _quantity(raw: int) -> Quantity:
     return found
 
 
+_PER_NODE: dict[tuple[int, int, int, int], dict[str, Quantity]] = {}  # most jobs ask for one of a few shapes
+
+
 def per_node(row: Any) -> dict[str, Quantity]:
-    """What the job asks of each of its nodes (its totals / nodes; all of it for a one-node job)."""
+    """What the job asks of each of its nodes (its totals / nodes; all of it for a one-node job). Shared between
+    jobs of the same shape: core only reads it."""
     count = getattr(row, "nodes", None) or 1
-    return {r: _quantity(v // count) for r, v in (("gpu", row.gpu_milli), ("cpu", row.cpu_milli),
-                                                  ("memory", row.memory_bytes)) if v}
+    shape = (row.gpu_milli or 0, row.cpu_milli or 0, row.memory_bytes or 0, count)
+    found = _PER_NODE.get(shape)
+    if found is None:
+        if len(_PER_NODE) > 10_000:
+            _PER_NODE.clear()
+        found = _PER_NODE[shape] = {r: _quantity(v // count) for r, v in zip(("gpu", "cpu", "memory"), shape)
+                                    if v}
+    return found
 
 
 def queued_job(row: Any, inv: Inventory) -> QueuedJob:
@@ -349,7 +390,7 @@ def queued_job(row: Any, inv: Inventory) -> QueuedJob:
     profile = inv.profile_names.get(row.profile_id) if row.profile_id is not None else None
     allowed = inv.allowed.get(row.quota_id)
     pools: tuple[str, ...] = ()
-    models = getattr(row, "gpu_models", None)
+    models = json_value(getattr(row, "gpu_models", None))
     best_fit = False
     if models and row.pool_id is None and profile is None:
         named = model_pool_names(list(models), inv.pool_models)

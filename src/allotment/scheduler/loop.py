@@ -52,6 +52,7 @@ from allotment.scheduler import load, metering
 from allotment.scheduler.engine_setup import EngineSetup
 from allotment.scheduler.engines import opened
 from allotment.scheduler.gates import Gates
+from allotment.scheduler.gcpause import gc_paused
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes
 from allotment.scheduler.reconcile import EngineWatch, unavailable
@@ -123,7 +124,7 @@ class Scheduler(EngineSetup, Scan):
     # -- the cycle ---------------------------------------------------------------------------------------------------
     def run_cycle(self, now: float | None = None, scan: bool = True) -> CycleReport:
         """One cycle at time `now` (epoch seconds; default: the clock). `scan` looks for new and cancelled jobs."""
-        with self._lock:
+        with self._lock, gc_paused():  # the whole cycle (scheduler/gcpause.py): none of its objects form cycles
             return self._cycle(now, scan)
 
     def rebuild(self, cluster_id: int | None = None) -> tuple[list[str], list[EngineCorrection]]:

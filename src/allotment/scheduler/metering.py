@@ -16,8 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from allotment.scheduler.persist import Writes
@@ -35,8 +34,9 @@ from allotment.workloads.models import Job
 log = logging.getLogger("allotment.scheduler")
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
+    """One interval a job held resources (a tuple: the loop makes one per job that ends or is preempted)."""
+
     job_id: int
     cluster: str
     quota_id: int | None

@@ -23,8 +23,18 @@ T = Job.__table__
 C = T.c
 
 
+_last: tuple[float, datetime] = (float("nan"), datetime.min.replace(tzinfo=UTC))
+
+
 def dt(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
+    """The UTC datetime of an epoch time; a cycle stamps all its changes alike, so the last one is kept."""
+    global _last
+    last = _last  # one tuple, replaced whole: consistent whichever thread reads it
+    if last[0] == epoch:
+        return last[1]
+    value = datetime.fromtimestamp(epoch, UTC)
+    _last = (epoch, value)
+    return value
 
 
 def _p(name: str, type_: Any) -> Any:

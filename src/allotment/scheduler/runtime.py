@@ -103,6 +103,7 @@ class ClusterRuntime:
         self.core: SchedulerState | None = None
         self.gates = gates if gates is not None else Gates()
         self.gated: dict[int, GateJob] = {}  # active job -> what the gates know of it
+        self._admission_key: tuple[float, str | None] = (-1.0, None)  # (cycle time, its admission key)
         self.held: dict[int, Wait] = {}  # queued job a gate keeps out of core -> why, in submission order
         self.gates.forget_cluster(self.cluster_id)
 
@@ -420,9 +421,11 @@ class ClusterRuntime:
         job_id = int(d.job_id)
         info = self.jobs[job_id]
         devices = []
-        for dev, amount in d.devices:
-            node, index = self.inv.devices.get(dev, ("", -1))
-            devices.append({"device_id": int(dev), "node": node, "index": index, "milli": amount.raw})
+        if d.devices:
+            where = self.inv.devices
+            for dev, amount in d.devices:
+                node, index = where.get(dev, ("", -1))
+                devices.append({"device_id": int(dev), "node": node, "index": index, "milli": amount.raw})
         pool_id = self.pool_ids.get(d.pool)
         nodes = list(d.nodes) or list(dict.fromkeys(x["node"] for x in devices if x["node"]))
         placed = f"admitted to pool {d.pool}"
@@ -432,8 +435,12 @@ class ClusterRuntime:
         if d.preempted:
             placed += f" after preempting job(s) {', '.join(d.preempted)}"
         writes.admit(job_id, now, pool_id, devices, placed, nodes)
-        info.admission = admission_key(dt(now))  # names this run to its engine (the database keeps the same time)
-        self.preempted_by.pop(job_id, None)
+        key = self._admission_key
+        if key[0] != now:  # every admission of a cycle has the cycle's time: its key is computed once
+            key = self._admission_key = (now, admission_key(dt(now)))
+        info.admission = key[1]  # names this run to its engine (the database keeps the same time)
+        if self.preempted_by:
+            self.preempted_by.pop(job_id, None)
         info.state, info.reason_code, info.reason = ADMITTED, None, placed
         info.placed_pool, info.started_at = pool_id, now
         info.devices = devices
