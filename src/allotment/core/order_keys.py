@@ -14,6 +14,9 @@ _RANK_MAX = (1 << _RANK_BITS) - 1
 SHARE_SHIFT = _SEQ_BITS + _PRIO_BITS
 NOT_AGED = 1 << _AGED_SHIFT
 BORROWS = 1 << (_AGED_SHIFT + 1)
+PRIO_MAX = (1 << _PRIO_BITS) - 1  # job_bits' fields, for the copy inlined in StateBase.add_job
+SEQ_SHIFT = _SEQ_BITS
+SEQ_MASK = (1 << _SEQ_BITS) - 1
 
 
 def order_key(cls: int, aged: bool, pool_rank: int, policy_rank: int, share: float, priority: int, seq: int) -> int:

@@ -157,7 +157,8 @@ class Group:
     )
 
     def __init__(self, shape: tuple, quota: int, options: list[Option], profile: str | None, requests: dict,
-                 pool_rank: int, policy_rank: int, rank_bits: int, terms: Request) -> None:
+                 pool_rank: int, policy_rank: int, rank_bits: int, terms: Request,
+                 term_keys: tuple[int, ...]) -> None:
         self.shape = shape
         self.quota = quota
         self.options = options
@@ -184,7 +185,7 @@ class Group:
         # measured there; guarantees never change within a state).
         self.rank_bits = rank_bits
         self.terms = terms
-        self.term_keys = tuple(k for k, _ in terms)  # the usage its order key reads (StateBase._key)
+        self.term_keys = term_keys  # the keys of terms: the usage its order key reads (built once per shape)
         self.best_fit = False  # options are an unordered set: the best-scored placement across them wins
         # A preempted job's requeue backoff: it may not borrow before then (see admission.py, rule 4). Such a job
         # is a group of its own, so that the identical jobs that were not preempted do not wait behind it.

@@ -43,6 +43,34 @@ REFUSED = frozenset({WaitCode.UNKNOWN_QUOTA, WaitCode.UNKNOWN_POOL, WaitCode.UNK
                      WaitCode.INVALID_REQUEST, WaitCode.PRIORITY_CLASS_NOT_ALLOWED})
 PROGRESS_EVERY = 4096
 
+# QueuedJob is a frozen dataclass: its __init__ sets each field through object.__setattr__, about 3 µs a job, a
+# twentieth of a replay. The replay builds its jobs by the slots' own setters instead (the same values in every field;
+# tests/unit/simulation compare it with the constructor, field list included).
+_QUEUED_JOB_FIELDS = ("id", "quota", "priority", "seq", "submitted_at", "requests", "pools", "profile",
+                      "priority_class", "nodes", "best_fit")
+(_set_id, _set_quota, _set_priority, _set_seq, _set_submitted_at, _set_requests, _set_pools, _set_profile,
+ _set_priority_class, _set_nodes, _set_best_fit) = (QueuedJob.__dict__[f].__set__ for f in _QUEUED_JOB_FIELDS)
+_new_object = object.__new__
+
+
+def queued_job(job_id: str, quota: str, priority: int, seq: int, submitted_at: float, requests: dict[str, Quantity],
+               pools: tuple[str, ...], priority_class: str | None, nodes: int) -> QueuedJob:
+    """QueuedJob(job_id, quota, priority, seq, submitted_at, requests, pools, None, priority_class, nodes), built
+    without the frozen dataclass's __init__ (see _QUEUED_JOB_FIELDS)."""
+    job = _new_object(QueuedJob)
+    _set_id(job, job_id)
+    _set_quota(job, quota)
+    _set_priority(job, priority)
+    _set_seq(job, seq)
+    _set_submitted_at(job, submitted_at)
+    _set_requests(job, requests)
+    _set_pools(job, pools)
+    _set_profile(job, None)
+    _set_priority_class(job, priority_class)
+    _set_nodes(job, nodes)
+    _set_best_fit(job, False)
+    return job
+
 
 class _Watch:
     """One GPU guarantee of one quota: how much of it is used, and the sizes of the queued jobs that could use it."""
@@ -193,7 +221,7 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
             requests = request_cache[shape] = {r: Quantity(v // per) for r, v in zip(("gpu", "cpu", "memory"), shape)
                                                if v}
         pools = pools_of[i]
-        state.add_job(QueuedJob(str(i), j.quota, found[1], seq, j.submit, requests, pools, None, found[0], per))
+        state.add_job(queued_job(str(i), j.quota, found[1], seq, j.submit, requests, pools, found[0], per))
         gpu = j.gpu
         if gpu:
             for w in queue_watches[i]:

@@ -73,3 +73,15 @@ def test_order_key_shortcut_equals_order_key(seed):
             assert state._key(q, group, rec, now) == expected
             assert group.rank_bits == rank_bits(group.pool_rank, group.policy_rank)
         state.cycle(now)
+
+
+def test_added_jobs_carry_order_key_fields_equal_to_job_bits():
+    """add_job packs (priority, seq) inline: equal to order_keys.job_bits, clamping included, for extreme values."""
+    from allotment.core.order_keys import NOT_AGED
+
+    state = SchedulerState([quota("q", gpu_in={"a": 8})], [gpu_pool("a", 4)])
+    cases = [(p, s) for p in (-(2**40), -5, 0, 100, 2**31 - 1, 2**31, 2**40) for s in (0, 7, 2**62, 2**64 + 3)]
+    for n, (priority, seq) in enumerate(cases):
+        state.add_job(job(f"j{n}", "q", gpus=1, pools=("a",), priority=priority, seq=seq))
+        rec = state._queued[f"j{n}"]
+        assert rec.low == rec.group.rank_bits | job_bits(priority, seq) | NOT_AGED
