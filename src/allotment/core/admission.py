@@ -176,6 +176,8 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
         self._now = now
         self._cycle_no += 1
         self._cycle_token0 = self._token
+        if not self._queued and not self._invalid_pending:
+            return self._idle_cycle()
         decisions: list[Decision] = []
         if self._invalid_pending:
             decisions.extend(self._invalid_pending)

@@ -25,6 +25,7 @@ from allotment.core.order_keys import (
     BORROWS,
     NOT_AGED,
     PRIO_MAX,
+    QUOTA_MASK,
     SEQ_MASK,
     SEQ_SHIFT,
     SHARE_MAX,
@@ -433,6 +434,21 @@ class StateBase(WakeByNeed, InventoryEvents):
             heapreplace(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
         else:
             heappush(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
+
+    def _idle_cycle(self) -> list:
+        """A cycle with no job queued (a third of the cycles of a trace replay): what the full cycle would do then,
+        without its steps. Every heap entry and deadline left is stale (their groups are gone), and every pool is
+        clean (no group is parked)."""
+        gheap = self._gheap
+        if gheap:
+            gtoken = self._gtoken
+            for entry in gheap:
+                gtoken[entry & QUOTA_MASK] = 0
+            gheap.clear()
+        self._deadlines.clear()
+        self.next_due = None
+        self._end_wakes(complete=True)
+        return []
 
     def _drop_group(self, group: Group) -> None:
         self._groups.pop(group.shape, None)
