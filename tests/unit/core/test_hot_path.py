@@ -85,3 +85,17 @@ def test_added_jobs_carry_order_key_fields_equal_to_job_bits():
         state.add_job(job(f"j{n}", "q", gpus=1, pools=("a",), priority=priority, seq=seq))
         rec = state._queued[f"j{n}"]
         assert rec.low == rec.group.rank_bits | job_bits(priority, seq) | NOT_AGED
+
+
+@pytest.mark.parametrize("cls", [0, 1])
+@pytest.mark.parametrize("aged", [False, True])
+def test_order_key_class_and_age_read_from_the_packed_key(cls, aged):
+    """The cycle reads an order key's borrowing class (key >> CLASS_SHIFT, key >= BORROWS) and age (not key &
+    NOT_AGED) straight from the integer: they must give back what order_key() packed, whatever the other fields."""
+    from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
+
+    for fields in [(0, 0, 0.0, 0, 0), (65535, 65535, 2.0**21, -(2**40), 2**64 - 1), (3, 1, 0.25, 300, 12345)]:
+        key = order_key(cls, aged, *fields)
+        assert key >> CLASS_SHIFT == cls
+        assert (key >= BORROWS) == bool(cls)
+        assert (not key & NOT_AGED) == aged
