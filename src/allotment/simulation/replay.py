@@ -207,7 +207,8 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
 
     def queue(i: int, now: float) -> None:
         nonlocal seq
-        in_core.add(i)
+        if spends:  # only budgets look at it (gate)
+            in_core.add(i)
         j = jobs[i]
         seq += 1
         found = class_cache.get(j.priority_class)
@@ -230,7 +231,8 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
                 dirty.add(w)
 
     def unqueue(i: int) -> None:
-        in_core.discard(i)
+        if spends:
+            in_core.discard(i)
         j = jobs[i]
         gpu = j.gpu
         if gpu:
@@ -323,10 +325,17 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
                 i = int(d.job_id)
                 started[i] = now
                 waited[i] += now - queued_since[i]
-                placed[i] = d.pool
-                unqueue(i)
-                hold(i, d.pool, 1)
-                heappush(finishes, (now + jobs[i].duration, i, epoch[i]))
+                placed[i] = pool = d.pool
+                j = jobs[i]
+                gpu = j.gpu
+                if gpu:  # unqueue(i), inlined (every admission)
+                    for w in queue_watches[i]:
+                        w.queued[gpu] -= 1
+                        dirty.add(w)
+                if spends:
+                    in_core.discard(i)
+                hold(i, pool, 1)
+                heappush(finishes, (now + j.duration, i, epoch[i]))
             elif type(d) is Preempt:
                 i = int(d.victim_id)
                 preempted[i] += 1
