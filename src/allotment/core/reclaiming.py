@@ -89,7 +89,7 @@ class Reclaiming:
         if not tree.preempt_policy[q][1]:
             return False
         for opt in group.options:
-            if tree.fits_guarantee_alone(q, opt.req) and not tree.within_guarantee(q, opt.req):
+            if opt.alone and not tree.within_guarantee(q, opt.req):  # (alone: fits_guarantee_alone, kept)
                 return True
         return False
 
@@ -102,7 +102,7 @@ class Reclaiming:
         tree = self._tree
         cls = tree.borrow_class_and_share(q, opt.req)[0]
         reclaims = tree.preempt_policy[q][1]
-        alone = tree.fits_guarantee_alone(q, opt.req)
+        alone = opt.alone  # tree.fits_guarantee_alone(q, opt.req), kept by the option
         if cls and reclaims and alone and first.node == ROOT:
             return None
         return Hold(first.node, first.key, Hold.STARVATION, group, rec, cls, not reclaims and alone)

@@ -99,3 +99,23 @@ def test_order_key_class_and_age_read_from_the_packed_key(cls, aged):
         assert key >> CLASS_SHIFT == cls
         assert (key >= BORROWS) == bool(cls)
         assert (not key & NOT_AGED) == aged
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_options_keep_whether_they_fit_the_guarantee_alone(seed):
+    """Option.alone is UsageTree.fits_guarantee_alone(quota, req), computed once per shape (guarantees are fixed)."""
+    rng = random.Random(seed)
+    quotas = [quota("cohort", gpu_in={"a": 8, "b": 2}, cpu_in={"a": 32})]
+    for i in range(4):
+        quotas.append(quota(f"q{i}", "cohort", gpu_in={"a": (rng.randint(0, 2), 6)}, cpu_in={"a": rng.randint(0, 8)}))
+    state = SchedulerState(quotas, [gpu_pool("a", 8, nodes=2, cpu_total=32), gpu_pool("b", 4)])
+    for n in range(40):
+        state.add_job(job(f"j{n}", rng.choice(["cohort", "q0", "q1", "q2", "q3"]), gpus=rng.choice([0.5, 1, 2, 4]),
+                          cores=rng.choice([0, 1, 4, 16]), pools=rng.choice([("a",), ("a", "b"), ("b", "a")])))
+    tree = state._tree
+    seen = set()
+    for group in state._groups.values():
+        for opt in group.options:
+            assert opt.alone == tree.fits_guarantee_alone(group.quota, opt.req)
+            seen.add(opt.alone)
+    assert seen == {True, False}
