@@ -119,3 +119,30 @@ def test_options_keep_whether_they_fit_the_guarantee_alone(seed):
             assert opt.alone == tree.fits_guarantee_alone(group.quota, opt.req)
             seen.add(opt.alone)
     assert seen == {True, False}
+
+
+def test_a_cycle_with_nothing_queued_leaves_the_state_as_a_full_cycle_would():
+    """cycle() with no job queued takes a short path (_idle_cycle): parked groups, deadlines and heap entries of jobs
+    cancelled since are dropped, nothing is due, and the state then decides like a state that never had them."""
+    from allotment.core.model import SchedulerConfig
+
+    config = SchedulerConfig(starvation_age_s=30.0, preemption_delay_s=5.0)
+    specs = [quota("a", gpu_in={"p": (2, 4)}, reclaim="any"), quota("b", gpu_in={"p": (2, 4)})]
+    state = SchedulerState(specs, [gpu_pool("p", 4)], config=config)
+    state.add_job(job("b1", "b", gpus=4, pools=("p",), at=0.0))
+    assert [type(d) for d in state.cycle(0.0)] == [Admit]
+    state.add_job(job("a1", "a", gpus=2, pools=("p",), at=1.0))  # blocked: reclaims once its delay ends
+    state.add_job(job("a2", "a", gpus=1, pools=("p",), priority=5, at=1.0))
+    state.cycle(1.0)
+    assert state.next_due == 6.0
+    assert state.remove_job("a1") and state.remove_job("a2")
+    assert state.cycle(2.0) == [] and state.next_due is None
+    assert state._gheap == [] and state._deadlines == []
+    state.add_job(job("a3", "a", gpus=2, pools=("p",), at=3.0))
+    fresh = SchedulerState(specs, [gpu_pool("p", 4)], config=config)
+    fresh.add_job(job("b1", "b", gpus=4, pools=("p",), at=0.0))
+    fresh.cycle(0.0)
+    fresh.add_job(job("a3", "a", gpus=2, pools=("p",), at=3.0))
+    for now in (3.0, 8.0, 9.0):
+        assert state.cycle(now) == fresh.cycle(now)
+        assert state.next_due == fresh.next_due
