@@ -107,8 +107,8 @@ class Option:
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
-                 in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None,
-                 alone: bool = False) -> None:
+                 in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None, *,
+                 alone: bool) -> None:
         self.pool = pool
         self.req = req  # compiled usage: per-node amounts times count
         self.gpu = gpu  # per node, as cpu and mem
