@@ -142,10 +142,11 @@ from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine
-from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
+from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot, new_wait
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED, QUOTA_MASK
 from allotment.core.pool_choice import PoolChoice
 from allotment.core.quantity import Quantity
+from allotment.core.queue_inspection import QueueInspection
 from allotment.core.queues import (
     PLACE_DEVICES,
     PLACE_NODES,
@@ -167,7 +168,7 @@ _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
 
-class SchedulerState(PoolChoice, Reclaiming, StateBase):
+class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
     next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
@@ -558,47 +559,6 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
         if retry_at is not None:
             group.deadline_token = self._next_token()
             heappush(self._deadlines, (retry_at, group.deadline_token, group))
-
-    # ------------------------------------------------------------------------------------------------------------
-    def queue_group(self, job_id: str) -> tuple[tuple, Wait | None] | None:
-        """(key of a queued job's group, the group's current Wait or None while it is not blocked); O(1).
-        Jobs of one group (same quota and shape) wait for the same reason, so the loop can show the head's reason on
-        every member without explaining each one."""
-        rec = self._queued.get(job_id)
-        if rec is None or rec.group is None:
-            return None
-        group = rec.group
-        return group.shape, (group.last_wait if group.parked else None)
-
-    def group_members(self, key: tuple) -> list[str]:
-        """Ids of the queued jobs of the group ``key`` (from queue_group); O(group size)."""
-        group = self._groups.get(key)
-        return [r.id for r in group.members()] if group is not None else []
-
-    def explain(self, job_id: str) -> Wait | None:
-        """Why a queued job waits (None when it is not queued)."""
-        if job_id in self._invalid:
-            return self._invalid[job_id]
-        rec = self._queued.get(job_id)
-        if rec is None:
-            return None
-        group = rec.group
-        assert group is not None
-        head = group.head()
-        quota = self._tree.ids[group.quota]
-        if head is rec:
-            if group.last_wait is not None and group.parked:
-                return group.last_wait
-            return Wait(job_id, "pending", f"quota {quota}: next in line, waiting for the next scheduling cycle")
-        mine, recs = rec.entry, group.recs
-        ahead = sum(1 for e in group.heap if e < mine and recs[e].alive)
-        assert head is not None
-        why = group.last_wait.message if group.last_wait is not None and group.parked else "it is next in line"
-        return Wait(
-            job_id, WaitCode.QUEUED_BEHIND,
-            f"quota {quota}: queued behind {ahead} identical job(s) with higher priority or earlier submission; "
-            f"the first, job {head.id}, waits: {why}",
-        )
 
 
 def _amount(req: Iterable[tuple[int, int]], key: int) -> int:
