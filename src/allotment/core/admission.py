@@ -142,10 +142,11 @@ from heapq import heappop, heappush, heapreplace
 
 from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine
-from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot, Wait, WaitCode, new_wait
-from allotment.core.order_keys import QUOTA_MASK, key_aged, key_class
+from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot, new_wait
+from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED, QUOTA_MASK
 from allotment.core.pool_choice import PoolChoice
 from allotment.core.quantity import Quantity
+from allotment.core.queue_inspection import QueueInspection
 from allotment.core.queues import (
     PLACE_DEVICES,
     PLACE_NODES,
@@ -159,7 +160,7 @@ from allotment.core.queues import (
 )
 from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S, Reclaiming
 from allotment.core.state import StateBase
-from allotment.core.usage import CAPACITY, LIMIT, ROOT
+from allotment.core.usage import CAPACITY, LIMIT, ROOT, Block
 
 __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 
@@ -167,7 +168,7 @@ _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
 
-class SchedulerState(PoolChoice, Reclaiming, StateBase):
+class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
     next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
@@ -176,6 +177,8 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
         self._now = now
         self._cycle_no += 1
         self._cycle_token0 = self._token
+        if not self._queued and not self._invalid_pending:
+            return self._idle_cycle()
         decisions: list[Decision] = []
         if self._invalid_pending:
             decisions.extend(self._invalid_pending)
@@ -287,28 +290,33 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
 
     def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
         group.tried = self._cycle_no
-        if group.borrow_after > now and key_class(key):
+        if group.borrow_after > now and key >= BORROWS:  # (order keys are inlined here: see order_keys)
             self._backing_off(q, group, rec, now, decisions)
             return False
         if not self._holds:  # the common case, kept lean: try each pool in order, building nothing until one fits
             tree = self._tree
             er, cap = tree.eu[ROOT], tree.cap
+            blocks: dict[Option, Block | None] = {}  # what stopped each option (None: its devices)
             for opt in (self._best_first(q, group) if group.best_fit else group.options):
                 # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
                 p = opt.plan
                 fits = True
-                for ua, la, k, r, _ in p.lchk:
+                for ua, la, k, r, a in p.lchk:
                     if ua[k] + r > la[k]:
+                        blocks[opt] = _new_tuple(Block, (LIMIT, a, k, r))
                         fits = False
                         break
                 if not fits:
                     continue
                 if p.floored:
-                    if tree.admit(q, p.req) is not None:
+                    b = tree.admit(q, p.req)
+                    if b is not None:
+                        blocks[opt] = b
                         continue
                 else:
                     for k, r in p.req:
                         if er[k] + r > cap[k]:
+                            blocks[opt] = _new_tuple(Block, (CAPACITY, ROOT, k, r))
                             fits = False
                             break
                     if not fits:
@@ -323,31 +331,35 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
                     shares = self._devices[opt.pool].place(opt.gpu)
                     if shares is None:
                         tree.release_plan(q, p)
+                        blocks[opt] = None
                         continue
                     self._admit(q, group, rec, opt, shares, None, (), now, decisions)
                 elif mode == PLACE_NODES:
                     placed = self._devices[opt.pool].place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
                     if placed is None:
                         tree.release_plan(q, p)
+                        blocks[opt] = None
                         continue
                     self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
                 else:
                     self._admit(q, group, rec, opt, (), (), (), now, decisions)
                 return True
-            # No option fits. What blocks each is only worked out now (nothing changed since the checks above).
+            # No option fits: each one's blocker, from what stopped it above (UsageTree.first_block's answer: the
+            # checks above run in its order; the devices when the usage fitted). Nothing changed since.
             blockers = []
             for opt in group.options:
-                blockers.append(self._blocker_of(q, opt))
-            aged = key_aged(key)
+                b = blocks[opt]
+                blockers.append(self._device_blocker(opt) if b is None else self._blocker(b, opt))
+            aged = not key & NOT_AGED
         else:
-            aged = key_aged(key)
+            aged = not key & NOT_AGED
             blockers = []
             tree = self._tree
             first = group.options[0]
             options = self._best_first(q, group) if group.best_fit else group.options
             for opt in options:
                 # the borrowing class of other pools only matters to holds
-                cls = key_class(key) if opt is first else None  # None: worked out only if a hold may apply
+                cls = key >> CLASS_SHIFT if opt is first else None  # None: worked out only if a hold may apply
                 blocker, placed = self._option_fit(q, group, rec, opt, cls, aged)
                 if blocker is None:
                     self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
@@ -355,7 +367,9 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
                 blockers.append(blocker)
             if options is not group.options:
                 blockers = [blockers[options.index(opt)] for opt in group.options]
-            blockers = [self._blocker(b, opt) for b, opt in zip(blockers, group.options)]
+            found, blockers = blockers, []
+            for b, opt in zip(found, group.options):  # (a loop: a comprehension is a frame of its own)
+                blockers.append(self._blocker(b, opt))
         retry_at: float | None = None
         note = ""
         if self._can_preempt[q]:
@@ -545,47 +559,6 @@ class SchedulerState(PoolChoice, Reclaiming, StateBase):
         if retry_at is not None:
             group.deadline_token = self._next_token()
             heappush(self._deadlines, (retry_at, group.deadline_token, group))
-
-    # ------------------------------------------------------------------------------------------------------------
-    def queue_group(self, job_id: str) -> tuple[tuple, Wait | None] | None:
-        """(key of a queued job's group, the group's current Wait or None while it is not blocked); O(1).
-        Jobs of one group (same quota and shape) wait for the same reason, so the loop can show the head's reason on
-        every member without explaining each one."""
-        rec = self._queued.get(job_id)
-        if rec is None or rec.group is None:
-            return None
-        group = rec.group
-        return group.shape, (group.last_wait if group.parked else None)
-
-    def group_members(self, key: tuple) -> list[str]:
-        """Ids of the queued jobs of the group ``key`` (from queue_group); O(group size)."""
-        group = self._groups.get(key)
-        return [r.id for r in group.members()] if group is not None else []
-
-    def explain(self, job_id: str) -> Wait | None:
-        """Why a queued job waits (None when it is not queued)."""
-        if job_id in self._invalid:
-            return self._invalid[job_id]
-        rec = self._queued.get(job_id)
-        if rec is None:
-            return None
-        group = rec.group
-        assert group is not None
-        head = group.head()
-        quota = self._tree.ids[group.quota]
-        if head is rec:
-            if group.last_wait is not None and group.parked:
-                return group.last_wait
-            return Wait(job_id, "pending", f"quota {quota}: next in line, waiting for the next scheduling cycle")
-        mine, recs = rec.entry, group.recs
-        ahead = sum(1 for e in group.heap if e < mine and recs[e].alive)
-        assert head is not None
-        why = group.last_wait.message if group.last_wait is not None and group.parked else "it is next in line"
-        return Wait(
-            job_id, WaitCode.QUEUED_BEHIND,
-            f"quota {quota}: queued behind {ahead} identical job(s) with higher priority or earlier submission; "
-            f"the first, job {head.id}, waits: {why}",
-        )
 
 
 def _amount(req: Iterable[tuple[int, int]], key: int) -> int:

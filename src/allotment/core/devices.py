@@ -341,6 +341,52 @@ class DevicePool:
                 continue  # the device left the pool; nothing to give back
             self._set_free(dev, min(free + amt, self.cap[dev]))
 
+    def _give_back(self, shares: Sequence[tuple[str, int]]) -> None:
+        """release() where nothing is layered on _set_free and _move_node (an untracked placement.NodePool: its
+        overrides only drop memos, which the caller does): a device that comes back completely free, the common case,
+        is filed inline, exactly as _set_free and _move_node file it; anything else goes through _set_free."""
+        free, cap, node_of = self.free, self.cap, self.node
+        for dev, amt in shares:
+            old = free.get(dev)
+            if old is None:
+                continue  # the device left the pool; nothing to give back
+            new = old + amt
+            if new != WHOLE or old or cap[dev] != WHOLE:
+                DevicePool._set_free(self, dev, min(new, cap[dev]))
+                continue
+            free[dev] = WHOLE
+            self.total_free += WHOLE
+            by_free = self._by_free
+            bucket = by_free.get(WHOLE)
+            if bucket is None:
+                by_free[WHOLE] = {dev: None}
+                insort(self._free_values, WHOLE)
+            else:
+                bucket[dev] = None
+            node = node_of[dev]
+            node_set = self._whole.get(node)
+            if node_set is None:
+                node_set = self._whole[node] = {}
+            node_set[dev] = None
+            after = len(node_set)
+            by_count = self._nodes_by_count
+            if after > 1:  # DevicePool._move_node(node, after - 1, after), inlined
+                before = by_count[after - 1]
+                if next(reversed(before)) == node:
+                    before.popitem()
+                else:
+                    del before[node]
+                if not before:
+                    del by_count[after - 1]
+            moved = by_count.get(after)
+            if moved is None:
+                by_count[after] = {node: None}
+            else:
+                moved[node] = None
+            if after > self._max_per_node:  # noqa: PLR1730 - hot loop: a comparison is ~5x cheaper than max()
+                self._max_per_node = after
+            self.whole_count += 1
+
     def shortfall(self, amount: int) -> str:
         """Sentence explaining why ``amount`` does not fit (used after choose() returned None)."""
         if amount < WHOLE:

@@ -13,7 +13,11 @@ SHARE_MAX = (1 << _SHARE_BITS) - 1
 _RANK_MAX = (1 << _RANK_BITS) - 1
 SHARE_SHIFT = _SEQ_BITS + _PRIO_BITS
 NOT_AGED = 1 << _AGED_SHIFT
-BORROWS = 1 << (_AGED_SHIFT + 1)
+CLASS_SHIFT = _AGED_SHIFT + 1  # key >> CLASS_SHIFT is key_class(key), for the hot paths that inline it
+BORROWS = 1 << CLASS_SHIFT
+PRIO_MAX = (1 << _PRIO_BITS) - 1  # job_bits' fields, for the copy inlined in StateBase.add_job
+SEQ_SHIFT = _SEQ_BITS
+SEQ_MASK = (1 << _SEQ_BITS) - 1
 
 
 def order_key(cls: int, aged: bool, pool_rank: int, policy_rank: int, share: float, priority: int, seq: int) -> int:
@@ -41,12 +45,3 @@ def rank_bits(pool_rank: int, policy_rank: int) -> int:
 # Heap entries are integers, compared in one step: the global heap holds key << 96 | token << 32 | quota (the order
 # of the tuple (key, token, quota)); a quota's heap holds head.gkey << 64 | token (see QueuedRec.gkey).
 QUOTA_MASK = (1 << 32) - 1
-
-
-def key_class(key: int) -> int:
-    """Borrowing class of an order key: 0 = within guarantee, 1 = would borrow."""
-    return key >> (_AGED_SHIFT + 1)
-
-
-def key_aged(key: int) -> bool:
-    return not (key >> _AGED_SHIFT) & 1

@@ -334,7 +334,11 @@ class NodePool(NodeShortfall, DevicePool):
         return nodes
 
     def release(self, shares: Sequence[tuple[str, int]]) -> None:
-        DevicePool.release(self, shares)
+        if self.tracked:
+            DevicePool.release(self, shares)
+        elif shares:  # untracked: _set_free and _move_node add nothing here but dropping the memos
+            self._chosen = self._near = None
+            self._give_back(shares)
         self.version += 1
 
     # -- placement ----------------------------------------------------------------------------------------------------

@@ -142,23 +142,15 @@ def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[in
                 within = False
     reclaim = after_own = False
     overtaken = None
-    if reclaims:
-        # tree.within_guarantee(q, req) and tree.fits_guarantee_alone(q, req) in one pass over the request
+    if reclaims and option.alone:  # the request fits q's guarantee alone (tree.fits_guarantee_alone, kept)
+        # and with what q uses now? (tree.within_guarantee, given that)
         spec, uq, gq = tree.spec_keys[q], tree.u[q], tree.g[q]
-        guaranteed = alone = True
-        inside = False
+        reclaim = True
         for k, r in option.req:
-            if k in spec:
-                g = gq[k]
-                if r > g:
-                    alone = False
-                    break
-                if uq[k] + r > g:
-                    guaranteed = False
-                if g > 0:
-                    inside = True
-        reclaim = alone and guaranteed and inside
-        if not reclaim and alone and inside:
+            if k in spec and uq[k] + r > gq[k]:
+                reclaim = False
+                break
+        if not reclaim:
             if aged_since is not None:
                 # An aged job that fits q's guarantee alone takes back what q's own jobs that started after its
                 # submission took (they overtook it; Kueue: withinClusterQueue LowerOrNewerEqualPriority).

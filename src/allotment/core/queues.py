@@ -102,12 +102,13 @@ PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("count", "cpu", "gpu", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan", "pool", "prios", "qp",
-                 "req", "runs")
+    __slots__ = ("alone", "count", "cpu", "gpu", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan", "pool", "prios",
+                 "qp", "req", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
-                 in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None) -> None:
+                 in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None, *,
+                 alone: bool) -> None:
         self.pool = pool
         self.req = req  # compiled usage: per-node amounts times count
         self.gpu = gpu  # per node, as cpu and mem
@@ -126,6 +127,8 @@ class Option:
         self.runs = runs
         self.prios = prios
         self.in_pool = in_pool
+        # UsageTree.fits_guarantee_alone(quota, req): guarantees never change within a state, and blocked jobs ask
+        self.alone = alone
 
 
 class Group:
@@ -157,7 +160,8 @@ class Group:
     )
 
     def __init__(self, shape: tuple, quota: int, options: list[Option], profile: str | None, requests: dict,
-                 pool_rank: int, policy_rank: int, rank_bits: int, terms: Request) -> None:
+                 pool_rank: int, policy_rank: int, rank_bits: int, terms: Request,
+                 term_keys: tuple[int, ...]) -> None:
         self.shape = shape
         self.quota = quota
         self.options = options
@@ -184,7 +188,7 @@ class Group:
         # measured there; guarantees never change within a state).
         self.rank_bits = rank_bits
         self.terms = terms
-        self.term_keys = tuple(k for k, _ in terms)  # the usage its order key reads (StateBase._key)
+        self.term_keys = term_keys  # the keys of terms: the usage its order key reads (built once per shape)
         self.best_fit = False  # options are an unordered set: the best-scored placement across them wins
         # A preempted job's requeue backoff: it may not borrow before then (see admission.py, rule 4). Such a job
         # is a group of its own, so that the identical jobs that were not preempted do not wait behind it.

@@ -72,10 +72,14 @@ class Reclaiming:
         within = self._tree.within_guarantee
         age, now = self._age, self._now
         for group in self._park.limit_groups(("guarantee", q)):
-            head = group.head()
-            if (any(within(q, opt.req) for opt in group.options)
-                    or (age is not None and head is not None and now - head.submitted_at >= age)):
-                self._wake(group)  # an aged head may take back what q's later jobs took (preemption_kinds)
+            for opt in group.options:  # a loop, not any(generator): a generator frame costs more than the test
+                if within(q, opt.req):
+                    self._wake(group)
+                    break
+            else:
+                head = group.head()
+                if age is not None and head is not None and now - head.submitted_at >= age:
+                    self._wake(group)  # an aged head may take back what q's later jobs took (preemption_kinds)
 
     def _reclaim_later(self, q: int, group: Group) -> bool:
         """Could the group become entitled to reclaim once its own quota's usage drops (it fits q's guarantee
@@ -85,7 +89,7 @@ class Reclaiming:
         if not tree.preempt_policy[q][1]:
             return False
         for opt in group.options:
-            if tree.fits_guarantee_alone(q, opt.req) and not tree.within_guarantee(q, opt.req):
+            if opt.alone and not tree.within_guarantee(q, opt.req):  # (alone: fits_guarantee_alone, kept)
                 return True
         return False
 
@@ -98,7 +102,7 @@ class Reclaiming:
         tree = self._tree
         cls = tree.borrow_class_and_share(q, opt.req)[0]
         reclaims = tree.preempt_policy[q][1]
-        alone = tree.fits_guarantee_alone(q, opt.req)
+        alone = opt.alone  # tree.fits_guarantee_alone(q, opt.req), kept by the option
         if cls and reclaims and alone and first.node == ROOT:
             return None
         return Hold(first.node, first.key, Hold.STARVATION, group, rec, cls, not reclaims and alone)

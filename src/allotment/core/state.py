@@ -24,9 +24,12 @@ from allotment.core.model import (
 from allotment.core.order_keys import (
     BORROWS,
     NOT_AGED,
+    PRIO_MAX,
+    QUOTA_MASK,
+    SEQ_MASK,
+    SEQ_SHIFT,
     SHARE_MAX,
     SHARE_SHIFT,
-    job_bits,
     rank_bits,
 )
 from allotment.core.placement import Demand, NodePool
@@ -203,16 +206,23 @@ class StateBase(WakeByNeed, InventoryEvents):
         else:
             requests, pools = dict(job.requests), tuple(job.pools) or self._pool_order
             best_fit = job.best_fit
-        unknown = [p for p in pools if p not in self._devices]
-        if unknown or not pools:
-            return self._invalid_job(
-                job, WaitCode.UNKNOWN_POOL, f"pool {', '.join(unknown)} does not exist" if unknown else "no pool to run in"
-            )
-        raw = {r: q_.raw for r, q_ in requests.items() if q_.raw}
-        bad = [r for r in raw if r not in RESOURCES]
+        # Plain loops, not comprehensions: each comprehension is a frame of its own on CPython 3.11, and this runs
+        # for every submission.
+        devices = self._devices
+        for p in pools:
+            if p not in devices:
+                unknown = [p for p in pools if p not in devices]
+                return self._invalid_job(job, WaitCode.UNKNOWN_POOL, f"pool {', '.join(unknown)} does not exist")
+        if not pools:
+            return self._invalid_job(job, WaitCode.UNKNOWN_POOL, "no pool to run in")
+        raw = {}
+        for r, q_ in requests.items():
+            a = q_.raw
+            if a:
+                if r not in RESOURCES:
+                    return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"unknown resource {r}")
+                raw[r] = a
         gpu = raw.get("gpu", 0)
-        if bad:
-            return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"unknown resource {bad[0]}")
         step = self._share_step
         if (gpu < WHOLE and gpu % step) or (gpu > WHOLE and gpu % WHOLE):
             return self._invalid_job(
@@ -235,8 +245,15 @@ class StateBase(WakeByNeed, InventoryEvents):
         if group is None:
             group = self._new_group(shape, job, q, raw, pools, profile, requests, count, gpu, best_fit, borrow_after)
         self._token += 1
-        rec = QueuedRec(job.id, job.priority, job.seq, job.submitted_at, job.priority_class,
-                        group.rank_bits | job_bits(job.priority, job.seq) | NOT_AGED, self._token)
+        priority, seq = job.priority, job.seq
+        # order_keys.job_bits(priority, seq), inlined (tests/unit/core/test_hot_path.py compares the two)
+        prio = (1 << 31) - priority
+        if prio < 0:
+            prio = 0
+        elif prio > PRIO_MAX:
+            prio = PRIO_MAX
+        rec = QueuedRec(job.id, priority, seq, job.submitted_at, job.priority_class,
+                        group.rank_bits | (prio << SEQ_SHIFT) | (seq & SEQ_MASK) | NOT_AGED, self._token)
         rec.group = group
         group.add(rec)
         self._queued[job.id] = rec
@@ -268,7 +285,7 @@ class StateBase(WakeByNeed, InventoryEvents):
                                       tuple((a, k) for a in tree.path_root[q] for k, _ in req),
                                       self._run_by_qp.setdefault((q, p), {}), self._prio_by_qp.setdefault((q, p), {}),
                                       self._quotas_in_pool.setdefault(p, {}), raw.get("cpu", 0),
-                                      raw.get("memory", 0), count, mode))
+                                      raw.get("memory", 0), count, mode, alone=tree.fits_guarantee_alone(q, req)))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
@@ -278,10 +295,10 @@ class StateBase(WakeByNeed, InventoryEvents):
             guarantee = tree.g[q]
             terms = tuple((k, r - guarantee[k]) for k, r in options[0].req if k in spec_keys)
             parts = self._group_parts[base] = (options, pool_rank, policy_rank, rank_bits(pool_rank, policy_rank),
-                                               terms)
-        options, pool_rank, policy_rank, bits, terms = parts
+                                               terms, tuple(k for k, _ in terms))
+        options, pool_rank, policy_rank, bits, terms, term_keys = parts
         group = Group(shape, q, options, profile.name if profile else None, requests, pool_rank, policy_rank, bits,
-                      terms)
+                      terms, term_keys)
         group.best_fit = best_fit and len(options) > 1
         group.borrow_after = borrow_after
         self._groups[shape] = group
@@ -418,6 +435,21 @@ class StateBase(WakeByNeed, InventoryEvents):
         else:
             heappush(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
 
+    def _idle_cycle(self) -> list:
+        """A cycle with no job queued (a third of the cycles of a trace replay): what the full cycle would do then,
+        without its steps. Every heap entry and deadline left is stale (their groups are gone), and every pool is
+        clean (no group is parked)."""
+        gheap = self._gheap
+        if gheap:
+            gtoken = self._gtoken
+            for entry in gheap:
+                gtoken[entry & QUOTA_MASK] = 0
+            gheap.clear()
+        self._deadlines.clear()
+        self.next_due = None
+        self._end_wakes(complete=True)
+        return []
+
     def _drop_group(self, group: Group) -> None:
         self._groups.pop(group.shape, None)
         if group.parked:
@@ -501,13 +533,16 @@ class StateBase(WakeByNeed, InventoryEvents):
             self._devices[run.pool].release(run.shares)
         # Capacity came back: groups waiting for it are woken by need at the next cycle; groups held by a limit on
         # this path are woken now (few), and quotas whose usage dropped are re-ranked (their keys improved).
-        self._mark_dirty(run.pool)
+        pool = run.pool
+        self._mark_dirty(pool)
         path = self._tree.path[run.quota]
         limits = self._park.limits
         for a in path:
             if ("guarantee", a) in limits:
                 self._wake_reclaimers(a)
-            self._wake_limit(("limit", a, run.pool))
+            key = ("limit", a, pool)
+            if key in limits:  # (_wake_limit finds nothing to wake otherwise: most releases)
+                self._wake_limit(key)
             if self._any_keys:
                 self._wake_limit(("limit", a, ANY_POOL))
         for a in path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from heapq import heappop, heappush, heapreplace
 from typing import TYPE_CHECKING
 
-from allotment.core.order_keys import BORROWS, key_aged, key_class
+from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
 from allotment.core.resources import ANY_POOL
 from allotment.core.usage import ROOT
 
@@ -167,14 +167,14 @@ class WakeByNeed:
         holds = self._holds.get((ROOT, key))
         if holds is None:
             return False
-        cls = key_class(order)
+        cls = order >> CLASS_SHIFT  # order_keys.key_class, inlined (as key_aged below)
         first = group.options[0]
         if len(group.options) > 1 and first.pool != self._tree.keys.keys[key].pool:
             for opt in group.options:
                 if opt.keys.__contains__(key):
                     cls = self._tree.borrow_class_and_share(group.quota, opt.req)[0]
                     break
-        return holds.blocking(group, head, cls, key_aged(order)) is not None
+        return holds.blocking(group, head, cls, not order & NOT_AGED) is not None
 
     def _end_wakes(self, complete: bool) -> None:
         """After a cycle: if it ran to completion, every parked group that could use the free capacity was tried, so

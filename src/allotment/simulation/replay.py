@@ -43,6 +43,34 @@ REFUSED = frozenset({WaitCode.UNKNOWN_QUOTA, WaitCode.UNKNOWN_POOL, WaitCode.UNK
                      WaitCode.INVALID_REQUEST, WaitCode.PRIORITY_CLASS_NOT_ALLOWED})
 PROGRESS_EVERY = 4096
 
+# QueuedJob is a frozen dataclass: its __init__ sets each field through object.__setattr__, about 3 µs a job, a
+# twentieth of a replay. The replay builds its jobs by the slots' own setters instead (the same values in every field;
+# tests/unit/simulation compare it with the constructor, field list included).
+_QUEUED_JOB_FIELDS = ("id", "quota", "priority", "seq", "submitted_at", "requests", "pools", "profile",
+                      "priority_class", "nodes", "best_fit")
+(_set_id, _set_quota, _set_priority, _set_seq, _set_submitted_at, _set_requests, _set_pools, _set_profile,
+ _set_priority_class, _set_nodes, _set_best_fit) = (QueuedJob.__dict__[f].__set__ for f in _QUEUED_JOB_FIELDS)
+_new_object = object.__new__
+
+
+def queued_job(job_id: str, quota: str, priority: int, seq: int, submitted_at: float, requests: dict[str, Quantity],
+               pools: tuple[str, ...], priority_class: str | None, nodes: int) -> QueuedJob:
+    """QueuedJob(job_id, quota, priority, seq, submitted_at, requests, pools, None, priority_class, nodes), built
+    without the frozen dataclass's __init__ (see _QUEUED_JOB_FIELDS)."""
+    job = _new_object(QueuedJob)
+    _set_id(job, job_id)
+    _set_quota(job, quota)
+    _set_priority(job, priority)
+    _set_seq(job, seq)
+    _set_submitted_at(job, submitted_at)
+    _set_requests(job, requests)
+    _set_pools(job, pools)
+    _set_profile(job, None)
+    _set_priority_class(job, priority_class)
+    _set_nodes(job, nodes)
+    _set_best_fit(job, False)
+    return job
+
 
 class _Watch:
     """One GPU guarantee of one quota: how much of it is used, and the sizes of the queued jobs that could use it."""
@@ -179,7 +207,8 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
 
     def queue(i: int, now: float) -> None:
         nonlocal seq
-        in_core.add(i)
+        if spends:  # only budgets look at it (gate)
+            in_core.add(i)
         j = jobs[i]
         seq += 1
         found = class_cache.get(j.priority_class)
@@ -193,7 +222,7 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
             requests = request_cache[shape] = {r: Quantity(v // per) for r, v in zip(("gpu", "cpu", "memory"), shape)
                                                if v}
         pools = pools_of[i]
-        state.add_job(QueuedJob(str(i), j.quota, found[1], seq, j.submit, requests, pools, None, found[0], per))
+        state.add_job(queued_job(str(i), j.quota, found[1], seq, j.submit, requests, pools, found[0], per))
         gpu = j.gpu
         if gpu:
             for w in queue_watches[i]:
@@ -202,7 +231,8 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
                 dirty.add(w)
 
     def unqueue(i: int) -> None:
-        in_core.discard(i)
+        if spends:
+            in_core.discard(i)
         j = jobs[i]
         gpu = j.gpu
         if gpu:
@@ -295,10 +325,17 @@ def replay(cfg: SimConfig, jobs: Sequence[TraceJob], progress: Callable[[float],
                 i = int(d.job_id)
                 started[i] = now
                 waited[i] += now - queued_since[i]
-                placed[i] = d.pool
-                unqueue(i)
-                hold(i, d.pool, 1)
-                heappush(finishes, (now + jobs[i].duration, i, epoch[i]))
+                placed[i] = pool = d.pool
+                j = jobs[i]
+                gpu = j.gpu
+                if gpu:  # unqueue(i), inlined (every admission)
+                    for w in queue_watches[i]:
+                        w.queued[gpu] -= 1
+                        dirty.add(w)
+                if spends:
+                    in_core.discard(i)
+                hold(i, pool, 1)
+                heappush(finishes, (now + j.duration, i, epoch[i]))
             elif type(d) is Preempt:
                 i = int(d.victim_id)
                 preempted[i] += 1

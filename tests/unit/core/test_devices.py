@@ -113,3 +113,31 @@ def test_place_is_choose_then_take(ops, ndev, per_node):
                 held.append(expected)
             assert got == expected
         assert _index_state(fast) == _index_state(plain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([100, 300, 500, 700, 1000, 2000, 3000, 4000]),
+                          st.integers(0, 1_000)), max_size=80),
+       st.integers(1, 24), st.sampled_from([1, 2, 4, 8]), st.sets(st.integers(0, 23), max_size=4))
+def test_give_back_is_release(ops, ndev, per_node, halves):
+    """_give_back (an untracked NodePool's release) files devices that come back whole inline: the same indexes, in
+    the same order, as release() through _set_free, over random placements and releases (devices of half a GPU
+    among them take the general path)."""
+    def make() -> DevicePool:
+        return DevicePool("p", [(f"d{i}", c, c, f"n{i // per_node}")
+                                for i, c in enumerate(W // 2 if i in halves else W for i in range(ndev))])
+
+    fast, plain = make(), make()
+    held: list = []
+    for release, amount, pick in ops:
+        if release and held:
+            shares = held.pop(pick % len(held))
+            fast._give_back(shares)
+            plain.release(shares)
+        else:
+            got = fast.place(amount)
+            assert got == plain.place(amount)
+            if got:
+                held.append(got)
+        assert _index_state(fast) == _index_state(plain)
+        assert fast._max_per_node == plain._max_per_node

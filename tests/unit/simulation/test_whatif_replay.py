@@ -217,3 +217,19 @@ def test_a_gang_from_the_history_is_placed_over_its_nodes():
     assert out["pools"]["gpu"]["utilisation"] == 1.0
     single = replay(config, [TraceJob(0, 100, "a", 16 * GPU)])
     assert single["totals"]["queued_at_end"] == 1
+
+
+def test_the_replay_builds_queued_jobs_equal_to_the_constructor():
+    """replay.queued_job sets the slots directly (the frozen dataclass's __init__ costs a twentieth of a replay): it
+    must set every field QueuedJob has, to the constructor's values."""
+    from dataclasses import fields
+
+    from allotment.core.model import QueuedJob
+    from allotment.simulation.replay import _QUEUED_JOB_FIELDS, queued_job
+
+    assert _QUEUED_JOB_FIELDS == tuple(f.name for f in fields(QueuedJob))
+    requests = {"gpu": Quantity(2 * GPU), "cpu": Quantity(4000)}
+    fast = queued_job("17", "vc1", 300, 42, 1234.5, requests, ("a", "b"), "training", 2)
+    plain = QueuedJob("17", "vc1", 300, 42, 1234.5, requests, ("a", "b"), None, "training", 2)
+    assert type(fast) is QueuedJob and fast == plain and repr(fast) == repr(plain)
+    assert {f: getattr(fast, f) for f in _QUEUED_JOB_FIELDS} == {f: getattr(plain, f) for f in _QUEUED_JOB_FIELDS}

@@ -1,0 +1,60 @@
+"""Questions about the queue that the scheduler loop and the API ask between cycles: why a job waits, and which
+jobs wait together. Part of admission.SchedulerState (split out to keep each file readable)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from allotment.core.model import Wait, WaitCode
+
+if TYPE_CHECKING:
+    from allotment.core.queues import Group, QueuedRec
+    from allotment.core.usage import UsageTree
+
+
+class QueueInspection:
+    if TYPE_CHECKING:  # kept by state.StateBase
+        _tree: UsageTree
+        _queued: dict[str, QueuedRec]
+        _invalid: dict[str, Wait]
+        _groups: dict[tuple, Group]
+
+    def queue_group(self, job_id: str) -> tuple[tuple, Wait | None] | None:
+        """(key of a queued job's group, the group's current Wait or None while it is not blocked); O(1).
+        Jobs of one group (same quota and shape) wait for the same reason, so the loop can show the head's reason on
+        every member without explaining each one."""
+        rec = self._queued.get(job_id)
+        if rec is None or rec.group is None:
+            return None
+        group = rec.group
+        return group.shape, (group.last_wait if group.parked else None)
+
+    def group_members(self, key: tuple) -> list[str]:
+        """Ids of the queued jobs of the group ``key`` (from queue_group); O(group size)."""
+        group = self._groups.get(key)
+        return [r.id for r in group.members()] if group is not None else []
+
+    def explain(self, job_id: str) -> Wait | None:
+        """Why a queued job waits (None when it is not queued)."""
+        if job_id in self._invalid:
+            return self._invalid[job_id]
+        rec = self._queued.get(job_id)
+        if rec is None:
+            return None
+        group = rec.group
+        assert group is not None
+        head = group.head()
+        quota = self._tree.ids[group.quota]
+        if head is rec:
+            if group.last_wait is not None and group.parked:
+                return group.last_wait
+            return Wait(job_id, "pending", f"quota {quota}: next in line, waiting for the next scheduling cycle")
+        mine, recs = rec.entry, group.recs
+        ahead = sum(1 for e in group.heap if e < mine and recs[e].alive)
+        assert head is not None
+        why = group.last_wait.message if group.last_wait is not None and group.parked else "it is next in line"
+        return Wait(
+            job_id, WaitCode.QUEUED_BEHIND,
+            f"quota {quota}: queued behind {ahead} identical job(s) with higher priority or earlier submission; "
+            f"the first, job {head.id}, waits: {why}",
+        )
