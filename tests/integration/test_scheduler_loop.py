@@ -216,10 +216,13 @@ def test_the_loop_wakes_on_events_not_the_tick(tmp_path, backend, mode):
     with TestClient(app) as client:
         from conftest import ADMIN_PASSWORD, login
 
+        loop = client.app.state.allot.extras["scheduler"]  # before the harness puts a Scheduler of its own there
         headers = login(client, "admin", ADMIN_PASSWORD)
         h = Harness(client, headers)
         h.node("n1", gpus=1)
         h.quota("q", [{"resource": "gpu", "guarantee": 1, "limit": 1}])
+        if mode == "process":  # a loop process starting on a loaded machine takes seconds to import and connect
+            assert loop.ready(60)
         time.sleep(0.2)  # the loop's first cycle (at start) is behind us: from now on only events wake it
 
         wait_for = partial(_wait_for, h)

@@ -95,6 +95,15 @@ class SchedulerProcess:
         fallback = (["the scheduler process did not answer; it asks the engines again at its next cycle"], [])
         return self._ask(("rebuild", cluster_id), REBUILD_ANSWER_S, default=fallback)
 
+    def ready(self, within_s: float = 60.0) -> bool:
+        """Whether the loop process has started its loop (it answers only once it has), waiting up to `within_s`."""
+        deadline = time.monotonic() + within_s
+        while not self._ask(("ping",), 1.0, default=False):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def metrics_text(self) -> str:
         return self._ask(("metrics",), METRICS_ANSWER_S, default="")
 
@@ -280,8 +289,10 @@ def _serve(wake_fd: int, rpc_fd: int, server_pid: int) -> None:
             if kind == "stop":
                 break
             try:
-                if kind == "explain":
-                    value: Any = scheduler.explain(*args)
+                if kind == "ping":
+                    value: Any = True
+                elif kind == "explain":
+                    value = scheduler.explain(*args)
                 elif kind == "rebuild":
                     scheduler.budgets.ledger.stale = True  # recalculation rewrote the records: read them all again
                     value = scheduler.rebuild(*args)
