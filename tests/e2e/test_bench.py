@@ -65,18 +65,20 @@ def test_bench_scenario_on_a_throwaway_postgresql(tmp_path):
     assert "fsync=on, synchronous_commit=on, full_page_writes=on" in data["database_server"]
 
 
-def test_bench_scenario_names_its_sqlite_database(tmp_path):
-    result = ok(allot("bench", "scenario", str(SMOKE), "--json", "--database", "sqlite", config_dir=tmp_path,
-                      timeout=600))
+def throwaway_run(config_dir, *options: str) -> dict:
+    """`allot bench scenario` of the smoke scenario on a throwaway server, its report checked."""
+    result = ok(allot("bench", "scenario", str(SMOKE), "--json", *options, config_dir=config_dir, timeout=600))
     data = json.loads(result.stdout)
     check(data)
+    return data
+
+
+def test_bench_scenario_names_its_sqlite_database(tmp_path):
+    data = throwaway_run(tmp_path, "--database", "sqlite")
     assert data["database"] == "sqlite" and "WAL" in data["database_server"]
     assert data["scheduler_mode"] == "process" and "scheduler loop in a process" in data["server"]
 
 
 def test_bench_scenario_with_the_loop_in_the_servers_thread(tmp_path):
-    result = ok(allot("bench", "scenario", str(SMOKE), "--json", "--scheduler-mode", "thread", config_dir=tmp_path,
-                      timeout=600))
-    data = json.loads(result.stdout)
-    check(data)
+    data = throwaway_run(tmp_path, "--scheduler-mode", "thread")
     assert data["scheduler_mode"] == "thread" and "scheduler loop in a thread" in data["server"]

@@ -1,5 +1,6 @@
-"""Why a job waits in a pool that lists its nodes: the wording of a node-level shortage and the node that comes closest
-("no node in pool a100 has 2 GPUs and 48 cores free (best: node-17, 2 GPUs and 12 cores)").
+"""Why a job waits in a pool that lists its nodes: whether it could ever fit there (on empty nodes), the wording of a
+node-level shortage and the node that comes closest ("no node in pool a100 has 2 GPUs and 48 cores free (best:
+node-17, 2 GPUs and 12 cores)").
 
 A mixin of placement.NodePool, apart so that the placement module stays about placing; it reads the pool's indexes
 (devices.py, fit_index.py) and never changes them. The closest nodes are kept per kind of request (CPU-only, a share,
@@ -40,6 +41,31 @@ class NodeShortfall:
             node, g, c, m = best
             text += f" (best: {node}, {_describe(g if gpu else 0, c if cpu else 0, m if mem else 0, free=True)})"
         return text
+
+    def could_ever_fit_job(self, gpu: int, cpu: int, mem: int, count: int) -> bool:
+        """Would the job fit if every node of the pool were empty? O(distinct node shapes)."""
+        n = gpu // WHOLE
+        fits = 0
+        for (ccap, mcap, whole, largest), nodes in self._node_shapes().items():
+            if ccap < cpu or mcap < mem or (gpu >= WHOLE and whole < n) or (0 < gpu < WHOLE and largest < gpu):
+                continue
+            fits += nodes
+            if fits >= count:
+                return True
+        return False
+
+    def _node_shapes(self) -> dict[tuple[int, int, int, int], int]:
+        """(cpu, memory, whole devices, largest device) -> number of active nodes of that shape; rebuilt (O(nodes))
+        only after the inventory changed."""
+        if self._shapes is None:
+            shapes: dict[tuple[int, int, int, int], int] = {}
+            cap = self.cap
+            for node, ccap in self.cpu_cap.items():
+                key = (ccap, self.mem_cap[node], self.whole_on_node.get(node, 0),
+                       max((cap[d] for d in self.devs[node]), default=0))
+                shapes[key] = shapes.get(key, 0) + 1
+            self._shapes = shapes
+        return self._shapes
 
     def _closest_candidates(self, gpu: int, limit: int = 16) -> dict[str, int]:
         """Nodes to name as the closest one in a wait, with their free GPU in the form the job needs (whole free

@@ -342,31 +342,6 @@ class NodePool(NodeShortfall, DevicePool):
         self.version += 1
 
     # -- placement ----------------------------------------------------------------------------------------------------
-    def could_ever_fit_job(self, gpu: int, cpu: int, mem: int, count: int) -> bool:
-        """Would the job fit if every node of the pool were empty? O(distinct node shapes)."""
-        n = gpu // WHOLE
-        fits = 0
-        for (ccap, mcap, whole, largest), nodes in self._node_shapes().items():
-            if ccap < cpu or mcap < mem or (gpu >= WHOLE and whole < n) or (0 < gpu < WHOLE and largest < gpu):
-                continue
-            fits += nodes
-            if fits >= count:
-                return True
-        return False
-
-    def _node_shapes(self) -> dict[tuple[int, int, int, int], int]:
-        """(cpu, memory, whole devices, largest device) -> number of active nodes of that shape; rebuilt (O(nodes))
-        only after the inventory changed."""
-        if self._shapes is None:
-            shapes: dict[tuple[int, int, int, int], int] = {}
-            cap = self.cap
-            for node, ccap in self.cpu_cap.items():
-                key = (ccap, self.mem_cap[node], self.whole_on_node.get(node, 0),
-                       max((cap[d] for d in self.devs[node]), default=0))
-                shapes[key] = shapes.get(key, 0) + 1
-            self._shapes = shapes
-        return self._shapes
-
     def place_job(self, gpu: int, cpu: int, mem: int, count: int) -> tuple[Shares, Nodes] | None:
         """choose_job() and take_job() in one step."""
         memo = self._chosen
