@@ -215,10 +215,10 @@ def _current_secrets(cluster: Cluster, secret_key: str, changes: dict[str, Any])
 
 def active_jobs(session: Session, cluster_id: int) -> list[tuple[int, str]]:
     """(id, state) of the cluster's queued, admitted, running and preempted jobs, oldest first."""
-    from allotment.workloads.models import ACTIVE_STATES, Job
+    from allotment.workloads.models import Job, active
 
     return [(r[0], r[1]) for r in session.execute(select(Job.id, Job.state).where(
-        Job.cluster_id == cluster_id, Job.state.in_(ACTIVE_STATES)).order_by(Job.id)).all()]
+        Job.cluster_id == cluster_id, active()).order_by(Job.id)).all()]
 
 
 def _jobs_text(active: list[tuple[int, str]], shown: int = 20) -> str:

@@ -45,7 +45,7 @@ from allotment.core.quantity import format_raw, parse_quantity
 from allotment.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from allotment.identity.models import User
 from allotment.policies.models import ResourcePolicy
-from allotment.workloads.models import ACTIVE_STATES, HOLDING_STATES, Job
+from allotment.workloads.models import HOLDING_STATES, Job, active
 
 GIB = 2**30
 DEFAULT_POLICY = "default"  # followed by users whose resource_policy is NULL
@@ -258,7 +258,7 @@ def check_job(policy: ResourcePolicy, gpu_milli: int, cpu_milli: int, memory_byt
 
 def active_jobs(session: Session, user_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Job)
-                          .where(Job.owner_id == user_id, Job.state.in_(ACTIVE_STATES))) or 0
+                          .where(Job.owner_id == user_id, active())) or 0
 
 
 def lock_submitter(session: Session, user_id: int) -> None:
@@ -288,7 +288,7 @@ def held(session: Session, user_id: int) -> dict[str, int]:
     """What the user's admitted and running jobs hold, in the caps' raw units (a 0.5-GPU job holds one device)."""
     totals = {"cpu": 0, "memory": 0, "gpu": 0, "fgpu": 0}
     rows = session.execute(select(Job.gpu_milli, Job.cpu_milli, Job.memory_bytes)
-                           .where(Job.owner_id == user_id, Job.state.in_(HOLDING_STATES))).all()
+                           .where(Job.owner_id == user_id, active(*HOLDING_STATES))).all()
     for gpu_milli, cpu_milli, memory_bytes in rows:
         totals["cpu"] += cpu_milli or 0
         totals["memory"] += memory_bytes or 0

@@ -29,7 +29,7 @@ from allotment.quotas.models import (
 )
 from allotment.quotas.quota_pools import set_pools
 from allotment.quotas.tree import pool_names, quota_specs, raise_tree_errors
-from allotment.workloads.models import ACTIVE_STATES, Job
+from allotment.workloads.models import Job, active
 
 
 @dataclass
@@ -338,7 +338,7 @@ def update_quota(session: Session, quota: Quota, data: QuotaInput) -> Quota:
 
 def active_job_count(session: Session, quota_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Job)
-                          .where(Job.quota_id == quota_id, Job.state.in_(ACTIVE_STATES))) or 0
+                          .where(Job.quota_id == quota_id, active())) or 0
 
 
 def delete_quota(session: Session, quota: Quota) -> None:

@@ -17,7 +17,7 @@ from allotment.quotas.models import Quota
 from allotment.quotas.quota_pools import own_pools, usable_pools
 from allotment.quotas.schemas import BindingOut, QuotaOut, ResourceOut
 from allotment.quotas.service import quota_resources
-from allotment.workloads.models import HOLDING_STATES, Job
+from allotment.workloads.models import HOLDING_STATES, Job, active
 
 Usage = dict[tuple[int | None, str], int]  # (pool id or None for all pools, resource) -> raw amount
 
@@ -50,7 +50,7 @@ class QuotaViews:
         rows = self.db.execute(
             select(Job.quota_id, Job.placed_pool_id, func.sum(Job.gpu_milli), func.sum(Job.cpu_milli),
                    func.sum(Job.memory_bytes))
-            .where(Job.quota_id.in_(self.names), Job.state.in_(HOLDING_STATES))
+            .where(Job.quota_id.in_(self.names), active(*HOLDING_STATES))
             .group_by(Job.quota_id, Job.placed_pool_id)
         ).all()
         out: dict[int, Usage] = {}

@@ -47,7 +47,7 @@ from allotment.quotas.models import Profile as ProfileRow
 from allotment.quotas.models import ProfilePolicy, ProfilePool, Quota
 from allotment.quotas.quota_pools import usable_pools
 from allotment.quotas.tree import quota_specs
-from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
+from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job, active
 from allotment.workloads.shape import model_pool_names
 
 # The job columns the loop needs: what core decides on, what a backend launch needs, and the persisted reason.
@@ -349,8 +349,7 @@ def _derived_profiles(profiles: list[Profile], allowed_sets: set[frozenset[str]]
 def active_jobs(session: Session, cluster_id: int) -> list[Any]:
     """Queued and holding jobs in submission order, and preempted jobs still waiting to be requeued."""
     return list(session.execute(
-        select(*JOB_COLUMNS).where(Job.cluster_id == cluster_id,
-                                   Job.state.in_((QUEUED, ADMITTED, RUNNING, PREEMPTED)))
+        select(*JOB_COLUMNS).where(Job.cluster_id == cluster_id, active(QUEUED, ADMITTED, RUNNING, PREEMPTED))
         .order_by(Job.seq, Job.id)).all())
 
 
@@ -498,6 +497,6 @@ def idle_limits(session: Session, cluster_ids: list[int]) -> list[IdleLimit]:
         return []
     policy = func.coalesce(User.resource_policy, DEFAULT_POLICY)
     rows = session.execute(select(Job.id, Job.cluster_id, policy).join(User, User.id == Job.owner_id)
-                           .where(Job.cluster_id.in_(cluster_ids), Job.state == RUNNING,
+                           .where(Job.cluster_id.in_(cluster_ids), active(RUNNING),
                                   policy.in_(list(timeouts)))).all()
     return [IdleLimit(job_id, cluster_id, name, int(timeouts[name])) for job_id, cluster_id, name in rows]

@@ -16,7 +16,7 @@ from allotment.core.quantity import format_raw
 from allotment.identity.models import SERVICE_ACCOUNT, USER, Credential, Group, User
 from allotment.inventory.models import HEALTHY, NODE_READY, Cluster, Device, Node, Pool
 from allotment.quotas.models import Quota
-from allotment.workloads.models import HOLDING_STATES, QUEUED, STATES, Job
+from allotment.workloads.models import HOLDING_STATES, QUEUED, STATES, Job, active
 
 
 def _count(session: Session, stmt) -> int:
@@ -104,7 +104,7 @@ def pool_gpus(session: Session, cluster_ids: set[int] | None) -> list[dict]:
         .where(_cluster_filter(Node.cluster_id, cluster_ids)).group_by(Device.pool_id)).all())
     placed = func.coalesce(Job.placed_pool_id, Job.pool_id)
     held = dict(session.execute(
-        select(placed, func.sum(Job.gpu_milli)).where(Job.state.in_(HOLDING_STATES),
+        select(placed, func.sum(Job.gpu_milli)).where(active(*HOLDING_STATES),
                                                       _cluster_filter(Job.cluster_id, cluster_ids))
         .group_by(placed)).all())
     rows = []
@@ -123,11 +123,11 @@ def pool_gpus(session: Session, cluster_ids: set[int] | None) -> list[dict]:
 def longest_waits(session: Session, principal: Principal, now: datetime, limit: int = 5) -> list[dict]:
     """The queued jobs that have waited longest (everyone's for platform admins, one's own otherwise), with why."""
     rows = []
-    # Per cluster, the (cluster, state, seq) index gives the oldest queued jobs at once; seq is submission order.
+    # Per cluster, the (cluster, finished_at, seq) index gives the oldest active jobs at once; seq is submission order.
     for cluster_id in _cluster_ids(session, None):
         query = (select(Job.id, Job.name, Job.submitted_at, Job.reason, User.username, Cluster.name)
                  .join(User, User.id == Job.owner_id).join(Cluster, Cluster.id == Job.cluster_id)
-                 .where(Job.cluster_id == cluster_id, Job.state == QUEUED).order_by(Job.seq).limit(limit))
+                 .where(Job.cluster_id == cluster_id, active(QUEUED)).order_by(Job.seq).limit(limit))
         if not principal.is_platform_admin:
             query = query.where(Job.owner_id == principal.id)
         rows.extend(session.execute(query).all())

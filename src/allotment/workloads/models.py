@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, and_, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allotment.db import Base, UTCDateTime, utcnow
@@ -32,6 +32,10 @@ ACTIVE_STATES = (QUEUED, ADMITTED, RUNNING, PREEMPTED)
 HOLDING_STATES = (ADMITTED, RUNNING)  # hold resources (the scheduler's "running" set)
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 
+# Percent of a jobs page filled by new rows (PostgreSQL): the rest holds the versions a job's admission, start and wait
+# reasons write before it ends.
+FILLFACTOR = 50
+
 PENDING_REASON = "pending"
 PENDING_MESSAGE = "waiting for the scheduler"
 
@@ -39,13 +43,26 @@ PENDING_MESSAGE = "waiting for the scheduler"
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        # The scheduler loads queued and holding jobs per cluster, in submission order.
-        Index("ix_jobs_cluster_state_seq", "cluster_id", "state", "seq"),
-        Index("ix_jobs_quota_state", "quota_id", "state"),
-        Index("ix_jobs_owner_state", "owner_id", "state"),
-        # The scheduler picks up recent cancellations without scanning the queue (scheduler/loop.py). An index that
-        # only cancellations change: one on the state would be rewritten at every step of every job.
-        Index("ix_jobs_cancel_requested_at", "cancel_requested_at"),
+        # No index names a column the scheduler changes before a job ends (state, reasons, admission, start), so those
+        # updates write no index entry: PostgreSQL keeps them on the row's page (HOT, with the fillfactor below) and
+        # SQLite rewrites no index. A job's end sets finished_at, and active jobs are found as `finished_at IS NULL`
+        # (ACTIVE below): every write that ends a job sets it (persist.FINISH, workloads' cancel), none before.
+        # The scheduler loads a cluster's active jobs in submission order.
+        Index("ix_jobs_cluster_active", "cluster_id", "finished_at", "seq"),
+        # Concurrency caps and held resources at submission; a user's jobs (listing, the users foreign key).
+        Index("ix_jobs_owner_active", "owner_id", "finished_at"),
+        # Quota deletion and usage views; a quota's jobs (listing, the quotas foreign key).
+        Index("ix_jobs_quota_active", "quota_id", "finished_at"),
+        # The scheduler picks up recent cancellations without scanning the queue (scheduler/scan.py); only cancelled
+        # jobs have an entry.
+        Index("ix_jobs_cancel_requested_at", "cancel_requested_at", sqlite_where=text("cancel_requested_at IS NOT NULL"),
+              postgresql_where=text("cancel_requested_at IS NOT NULL")),
+        # A project's jobs; jobs without a project have no entry.
+        Index("ix_jobs_project_id", "project_id", sqlite_where=text("project_id IS NOT NULL"),
+              postgresql_where=text("project_id IS NOT NULL")),
+        # Room on each page for a job's next versions: an update that changes no indexed column stays on the page
+        # (HOT) only where it fits there; pages are pruned of the versions no transaction sees any more.
+        {"postgresql_with": {"fillfactor": FILLFACTOR}},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -59,7 +76,7 @@ class Job(Base):
     # What each job asks for (copied from the profile when one is given, so later profile edits do not change it).
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
     # The project (projects domain) the job belongs to, if any; a project is deleted with jobs only when forced.
-    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     # The whole job's amounts (all its nodes together): what caps, quotas and metering count.
     gpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     cpu_milli: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -94,7 +111,7 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16), default=QUEUED)
     reason_code: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
-    seq: Mapped[int | None] = mapped_column(BigInteger, index=True)  # submission order (unique, increasing)
+    seq: Mapped[int | None] = mapped_column(BigInteger)  # submission order (unique, increasing)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -115,3 +132,10 @@ class Job(Base):
     # How often the job was preempted; each time it went back to `queued` keeping its `seq` (Kueue-style requeue).
     preemptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def active(*states: str) -> Any:
+    """SQL condition: the job is in one of `states` (default: any active state). It names `finished_at IS NULL`,
+    which every active job has, so that the jobs indexes, whose second column it is, find active jobs without reading
+    the finished ones."""
+    return and_(Job.finished_at.is_(None), Job.state.in_(states or ACTIVE_STATES))

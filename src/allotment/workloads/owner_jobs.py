@@ -15,13 +15,13 @@ from allotment.audit import service as audit
 from allotment.core.permissions import Principal
 from allotment.inventory.models import Cluster
 from allotment.workloads import service
-from allotment.workloads.models import ACTIVE_STATES, HOLDING_STATES, PREEMPTED, QUEUED, Job
+from allotment.workloads.models import ACTIVE_STATES, HOLDING_STATES, PREEMPTED, QUEUED, Job, active
 
 WAITING_STATES = (QUEUED, PREEMPTED)
 
 
 def jobs_of(session: Session, owner_id: int, states: tuple[str, ...], cluster_id: int | None = None) -> list[Job]:
-    query = select(Job).where(Job.owner_id == owner_id, Job.state.in_(states))
+    query = select(Job).where(Job.owner_id == owner_id, active(*states))
     if cluster_id is not None:
         query = query.where(Job.cluster_id == cluster_id)
     return list(session.scalars(query.order_by(Job.id)))

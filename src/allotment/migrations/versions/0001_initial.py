@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 03:12:29.914363
+Create Date: 2026-12-06 08:43:25.735278
 """
 
 import sqlalchemy as sa
@@ -878,15 +878,15 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_jobs_project_id_projects'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_jobs_quota_id_quotas'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_jobs_submitted_by_id_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
+    postgresql_with={'fillfactor': 50}
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False)
-        batch_op.create_index('ix_jobs_cluster_state_seq', ['cluster_id', 'state', 'seq'], unique=False)
-        batch_op.create_index('ix_jobs_owner_state', ['owner_id', 'state'], unique=False)
-        batch_op.create_index(batch_op.f('ix_jobs_project_id'), ['project_id'], unique=False)
-        batch_op.create_index('ix_jobs_quota_state', ['quota_id', 'state'], unique=False)
-        batch_op.create_index(batch_op.f('ix_jobs_seq'), ['seq'], unique=False)
+        batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False, sqlite_where=sa.text('cancel_requested_at IS NOT NULL'), postgresql_where=sa.text('cancel_requested_at IS NOT NULL'))
+        batch_op.create_index('ix_jobs_cluster_active', ['cluster_id', 'finished_at', 'seq'], unique=False)
+        batch_op.create_index('ix_jobs_owner_active', ['owner_id', 'finished_at'], unique=False)
+        batch_op.create_index('ix_jobs_project_id', ['project_id'], unique=False, sqlite_where=sa.text('project_id IS NOT NULL'), postgresql_where=sa.text('project_id IS NOT NULL'))
+        batch_op.create_index('ix_jobs_quota_active', ['quota_id', 'finished_at'], unique=False)
 
     op.create_table('model_entries',
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -916,12 +916,11 @@ def downgrade() -> None:
 
     op.drop_table('model_entries')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_jobs_seq'))
-        batch_op.drop_index('ix_jobs_quota_state')
-        batch_op.drop_index(batch_op.f('ix_jobs_project_id'))
-        batch_op.drop_index('ix_jobs_owner_state')
-        batch_op.drop_index('ix_jobs_cluster_state_seq')
-        batch_op.drop_index('ix_jobs_cancel_requested_at')
+        batch_op.drop_index('ix_jobs_quota_active')
+        batch_op.drop_index('ix_jobs_project_id', sqlite_where=sa.text('project_id IS NOT NULL'), postgresql_where=sa.text('project_id IS NOT NULL'))
+        batch_op.drop_index('ix_jobs_owner_active')
+        batch_op.drop_index('ix_jobs_cluster_active')
+        batch_op.drop_index('ix_jobs_cancel_requested_at', sqlite_where=sa.text('cancel_requested_at IS NOT NULL'), postgresql_where=sa.text('cancel_requested_at IS NOT NULL'))
 
     op.drop_table('jobs')
     with op.batch_alter_table('devices', schema=None) as batch_op:
