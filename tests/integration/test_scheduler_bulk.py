@@ -165,3 +165,58 @@ def test_the_scans_looks_read_new_and_cancelled_jobs_through_their_indexes(h, ba
             plan = "\n".join(str(row) for row in conn.exec_driver_sql(explain + statement, parameters).all())
             assert "Seq Scan on jobs" not in plan and "SCAN jobs" not in plan, (statement, plan)
         s.rollback()
+
+
+def test_rows_alike_in_a_parameter_store_the_same_as_rows_that_differ(h, backend):
+    """PostgreSQL's set form sends a parameter that every row shares once (the cycle's time, an empty device list)
+    and the others as arrays, JSON as text: what is stored must not depend on which form a value went in."""
+    from sqlalchemy import event
+
+    from allotment.scheduler.persist import START
+
+    ids = [h.submit("team", gpu=1) for _ in range(6)]
+    at = 1_790_000_000.5
+    devices = [{"device_id": 1, "node": "gpu-01", "index": 0, "milli": 500}]
+    state = h.client.app.state.allot
+    sent: list[dict] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE jobs") and isinstance(parameters, dict):
+            sent.append(parameters)
+
+    def admit(job_id, nodes, devs, reason="admitted to pool x"):
+        return {"b_id": job_id, "b_at": dt(at), "b_pool": None, "b_devices": devs, "b_reason": reason,
+                "b_nodes": nodes}
+
+    def finish(job_id, when, state_, code, handle):
+        return {"b_id": job_id, "b_at": dt(when), "b_state": state_, "b_started": dt(at + 1), "b_exit": None,
+                "b_code": code, "b_reason": None if code is None else "the job failed", "b_handle": handle}
+
+    event.listen(state.engine, "before_cursor_execute", seen)
+    try:
+        with state.sessions() as session:
+            conn = session.connection()
+            # ids 0-2 by SQLAlchemy's own executemany, 3-5 in bulk: alike and differing values in both
+            conn.execute(ADMIT, [admit(ids[0], ["gpu-01"], devices), admit(ids[1], None, []),
+                                 admit(ids[2], ["gpu-01"], [], "admitted to pool y")])
+            bulk.executemany(conn, ADMIT, [admit(ids[3], ["gpu-01"], devices), admit(ids[4], None, []),
+                                           admit(ids[5], ["gpu-01"], [], "admitted to pool y")])
+            conn.execute(START, [{"b_id": i, "b_at": dt(at + 1), "b_handle": None} for i in ids[:3]])
+            bulk.executemany(conn, START, [{"b_id": i, "b_at": dt(at + 1), "b_handle": None} for i in ids[3:]])
+            conn.execute(FINISH, [finish(ids[0], at + 5, "succeeded", None, "h0"),
+                                  finish(ids[1], at + 6, "failed", "failed", None)])
+            bulk.executemany(conn, FINISH, [finish(ids[3], at + 5, "succeeded", None, "h0"),
+                                            finish(ids[4], at + 6, "failed", "failed", None)])
+            session.commit()
+    finally:
+        event.remove(state.engine, "before_cursor_execute", seen)
+    with state.sessions() as session:
+        by_sqlalchemy = [_row(session, i) for i in ids[:3]]
+        by_bulk = [_row(session, i) for i in ids[3:]]
+    assert by_bulk == by_sqlalchemy
+    assert [r["state"] for r in by_bulk] == ["succeeded", "failed", "running"]
+    assert by_bulk[0]["devices"] == devices and by_bulk[1]["devices"] == [] and by_bulk[1]["placed_nodes"] is None
+    if backend == "postgres":  # the shared time went once, the differing device lists as one array of texts
+        admits = [p for p in sent if "a_b_devices" in p]
+        assert admits and "s_b_at" in admits[0] and "a_b_at" not in admits[0]
+        assert all(isinstance(x, str) for x in admits[0]["a_b_devices"])

@@ -11,12 +11,13 @@ psycopg pipelines on PostgreSQL), in the caller's transaction, seen by the engin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import JSON, Text, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.sql import ClauseElement
@@ -30,7 +31,8 @@ class Prepared:
     """One statement compiled for one dialect: its SQL, the parameter names in driver order (positional drivers) or
     None (named ones), the converted constants and the converters of the row's own parameters."""
 
-    __slots__ = ("constants", "converters", "converting", "key", "names", "positional", "set_constants", "set_sql", "sql")
+    __slots__ = ("constants", "converters", "converting", "dialect", "key", "names", "positional", "row_binds", "sets",
+                 "sql", "stmt")
 
     def __init__(self, stmt: ClauseElement, dialect: Any) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -53,10 +55,19 @@ class Prepared:
             (i, process) for i, name in enumerate(order) if (process := self.converters.get(name)) is not None]
         # The row parameters that name the row a statement writes: rows repeating them are written once (the last).
         self.key: list[str] = [n for n in KEYS if n in self.converters]
-        self.set_sql: str | None = None
-        self.set_constants: dict[str, Any] = {}
+        self.stmt, self.dialect = stmt, dialect
+        # PostgreSQL: the set form (_as_set), one per combination of row parameters that are alike in every row
+        self.row_binds: dict[str, BindParameter] | None = None
         if dialect.name == "postgresql" and self.key:
-            self.set_sql, self.set_constants = _as_set(stmt, {n: binds[n] for n in self.converters}, dialect)
+            self.row_binds = {n: binds[n] for n in self.converters}
+        self.sets: dict[frozenset[str], tuple[str, dict[str, Any]]] = {}
+
+    def as_set(self, alike: frozenset[str]) -> tuple[str, dict[str, Any]]:
+        found = self.sets.get(alike)
+        if found is None:
+            assert self.row_binds is not None
+            found = self.sets[alike] = _as_set(self.stmt, self.row_binds, alike, self.dialect)
+        return found
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list:
         """The driver's parameters for every row, in one pass of C-level lookups per row (the constants merged in,
@@ -77,16 +88,35 @@ class Prepared:
             out.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
         return out
 
-    def columns(self, rows: Sequence[dict[str, Any]]) -> dict[str, list]:
-        """Each row parameter's converted values over the rows, in row order (PostgreSQL's arrays)."""
+    def set_parameters(self, rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """The set form's SQL and parameters for these rows: a row parameter with the same value in every row (the
+        cycle's time, a pool, an empty device list) goes once as a scalar, the others as arrays in row order. JSON
+        goes as its text, which the server casts (the driver's adapter of JSON objects costs about 2 us each in Python
+        where a string costs 0.5)."""
         memo: dict[tuple, Any] = {}
-        out = {}
+        alike: dict[str, Any] = {}
+        arrays: dict[str, list] = {}
+        assert self.row_binds is not None
+        serialize = self.dialect._json_serializer or json.dumps
         for name, process in self.converters.items():
             values = [row[name] for row in rows]
-            if process is not None:
-                values = [_convert(process, value, memo) for value in values]
-            out[name] = values
-        return out
+            first = values[0]
+            kind = type(first)
+            if all(type(v) is kind and v == first for v in values):
+                alike[name] = _convert(process, first, memo) if process is not None else first
+            elif isinstance(self.row_binds[name].type, JSON):
+                arrays[name] = [serialize(v) for v in values]
+            else:
+                arrays[name] = [_convert(process, v, memo) for v in values] if process is not None else values
+        if not arrays:  # every row alike: only possible for rows that repeat one key, which were merged before
+            raise ValueError("the set form needs at least one parameter that differs between rows")
+        sql, constants = self.as_set(frozenset(alike))
+        params = dict(constants)
+        for name, value in alike.items():
+            params[f"s_{name}"] = value
+        for name, values in arrays.items():
+            params[f"a_{name}"] = values
+        return sql, params
 
 
 def _convert(process: Callable[[Any], Any], raw: Any, memo: dict[tuple, Any]) -> Any:
@@ -109,16 +139,26 @@ _prepared: dict[tuple[int, str, str], tuple[ClauseElement, Prepared]] = {}
 KEYS = ("b_id", "u_job", "u_start")  # persist.py's and metering.py's row keys
 
 
-def _as_set(stmt: ClauseElement, row_binds: dict[str, BindParameter], dialect: Any) -> tuple[str, dict[str, Any]]:
+def _as_set(stmt: ClauseElement, row_binds: dict[str, BindParameter], alike: frozenset[str],
+            dialect: Any) -> tuple[str, dict[str, Any]]:
     """PostgreSQL: the statement over the rows as one set, each row parameter an array unnested in step with the
     others (`UPDATE ... FROM (SELECT unnest(:a_x) AS x, ...) AS v`): one statement the server runs as a join, where
-    an executemany cost the driver about 15 us of Python per row."""
-    v = select(*[func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(b.type))).label(n)
-                 for n, b in row_binds.items()]).subquery("v")
+    an executemany cost the driver about 15 us of Python per row. The parameters in `alike` are one scalar each
+    (`:s_x`); JSON arrays come as text and are cast."""
+    columns = []
+    for n, b in row_binds.items():
+        if n in alike:
+            continue
+        if isinstance(b.type, JSON):
+            columns.append(cast(func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(Text()))), b.type).label(n))
+        else:
+            columns.append(func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(b.type))).label(n))
+    v = select(*columns).subquery("v")
+    scalars = {n: bindparam(f"s_{n}", type_=row_binds[n].type) for n in alike}
 
     def column(element: Any) -> Any:
         if isinstance(element, BindParameter) and element.key in row_binds:
-            return v.c[element.key]
+            return scalars[element.key] if element.key in alike else v.c[element.key]
         return None
 
     compiled = replacement_traverse(stmt, {}, column).compile(dialect=dialect)
@@ -142,12 +182,12 @@ def executemany(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, 
     """Run `stmt` once per row; rowcount is the total where the driver reports it. On PostgreSQL the rows go as one
     set (_as_set), a row repeating an earlier one's key replacing it as it would when run after it."""
     prep = prepared(stmt, conn.dialect)
-    if prep.set_sql is None or len(rows) < 2:
+    if prep.row_binds is None or len(rows) < 2:
         return conn.exec_driver_sql(prep.sql, prep.parameters(rows))
     last = {tuple(row[k] for k in prep.key): row for row in rows}
     if len(last) != len(rows):
         rows = list(last.values())
-    params = dict(prep.set_constants)
-    for name, values in prep.columns(rows).items():
-        params[f"a_{name}"] = values
-    return conn.exec_driver_sql(prep.set_sql, params)
+        if len(rows) < 2:
+            return conn.exec_driver_sql(prep.sql, prep.parameters(rows))
+    sql, params = prep.set_parameters(rows)
+    return conn.exec_driver_sql(sql, params)
