@@ -104,6 +104,7 @@ def test_active_job_look_ups_use_an_index_over_a_long_history(h, backend):
     from allotment.policies.service import active_jobs as owner_active_jobs
     from allotment.policies.service import held
     from allotment.quotas.service import active_job_count
+    from allotment.scheduler.recovery import holding_admissions
     from allotment.workloads.owner_jobs import holding_jobs
 
     first = h.submit("team", gpu=1)
@@ -123,7 +124,8 @@ def test_active_job_look_ups_use_an_index_over_a_long_history(h, backend):
              "quota deletion": lambda s: active_job_count(s, quota),
              "scheduler start-up": lambda s: load.active_jobs(s, cluster),
              "cluster deletion": lambda s: cluster_active_jobs(s, cluster),
-             "user deactivation": lambda s: holding_jobs(s, owner)}
+             "user deactivation": lambda s: holding_jobs(s, owner),
+             "engine recovery": lambda s: holding_admissions(s)}
     explain = "EXPLAIN " if backend == "postgres" else "EXPLAIN QUERY PLAN "
     for name, look in looks.items():
         statements.clear()

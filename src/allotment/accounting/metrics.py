@@ -22,7 +22,7 @@ from allotment.accounting.budgets import budget_status
 from allotment.accounting.models import QuotaBudget
 from allotment.inventory.models import Cluster, Pool
 from allotment.quotas.models import Quota, QuotaResource
-from allotment.workloads.models import HOLDING_STATES, QUEUED, Job
+from allotment.workloads.models import HOLDING_STATES, QUEUED, Job, active
 
 log = logging.getLogger("allotment.metrics")
 WAIT_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, float("inf"))
@@ -65,7 +65,7 @@ class QuotaPoolCollector(Collector):
                         limit.add_metric([*qlabels(r.quota_id), r.resource, pool], r.limit)
                 held = db.execute(select(Job.quota_id, Job.placed_pool_id, func.sum(Job.gpu_milli),
                                          func.sum(Job.cpu_milli), func.sum(Job.memory_bytes))
-                                  .where(Job.state.in_(HOLDING_STATES))
+                                  .where(active(*HOLDING_STATES))
                                   .group_by(Job.quota_id, Job.placed_pool_id)).all()
                 per_pool: dict[int, list[int]] = {}
                 for qid, pid, gpu, cpu, memory in held:
@@ -80,11 +80,11 @@ class QuotaPoolCollector(Collector):
                 for pid, sums in per_pool.items():
                     for resource, amount in zip(("gpu", "cpu", "memory"), sums):
                         pool_use.add_metric([*pools[pid], resource], amount)
-                for qid, count in db.execute(select(Job.quota_id, func.count()).where(Job.state == QUEUED)
+                for qid, count in db.execute(select(Job.quota_id, func.count()).where(active(QUEUED))
                                              .group_by(Job.quota_id)):
                     if qid in quotas:
                         queued.add_metric(qlabels(qid), count)
-                for pid, count in db.execute(select(Job.pool_id, func.count()).where(Job.state == QUEUED,
+                for pid, count in db.execute(select(Job.pool_id, func.count()).where(active(QUEUED),
                                                                                      Job.pool_id.is_not(None))
                                              .group_by(Job.pool_id)):
                     if pid in pools:

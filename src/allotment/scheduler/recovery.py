@@ -35,7 +35,7 @@ from allotment.scheduler.load import admission_key
 from allotment.scheduler.metering import Usage
 from allotment.scheduler.persist import Writes
 from allotment.scheduler.runtime import Actions, ClusterRuntime
-from allotment.workloads.models import ADMITTED, FAILED, HOLDING_STATES, RUNNING, SUCCEEDED, Job
+from allotment.workloads.models import ADMITTED, FAILED, HOLDING_STATES, RUNNING, SUCCEEDED, Job, active
 
 log = logging.getLogger("allotment.scheduler")
 
@@ -106,7 +106,7 @@ class EngineCorrection:
 def holding_admissions(session: Session) -> dict[int, str]:
     """Every holding job of every cluster with its admission: the runs engines must keep (engines of several
     clusters may share one place, such as the local engine's jobs directory)."""
-    rows = session.execute(select(Job.id, Job.admitted_at).where(Job.state.in_(HOLDING_STATES))).all()
+    rows = session.execute(select(Job.id, Job.admitted_at).where(active(*HOLDING_STATES))).all()
     return {job_id: admission_key(admitted_at) or "" for job_id, admitted_at in rows}
 
 

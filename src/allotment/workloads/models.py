@@ -47,8 +47,8 @@ class Job(Base):
         # updates write no index entry: PostgreSQL keeps them on the row's page (HOT, with the fillfactor below) and
         # SQLite rewrites no index. A job's end sets finished_at, and active jobs are found as `finished_at IS NULL`
         # (ACTIVE below): every write that ends a job sets it (persist.FINISH, workloads' cancel), none before.
-        # The scheduler loads a cluster's active jobs in submission order.
-        Index("ix_jobs_cluster_active", "cluster_id", "finished_at", "seq"),
+        # Active jobs: a cluster's in submission order (the scheduler's start-up), everyone's (metrics, recovery).
+        Index("ix_jobs_active_cluster_seq", "finished_at", "cluster_id", "seq"),
         # Concurrency caps and held resources at submission; a user's jobs (listing, the users foreign key).
         Index("ix_jobs_owner_active", "owner_id", "finished_at"),
         # Quota deletion and usage views; a quota's jobs (listing, the quotas foreign key).
@@ -136,6 +136,6 @@ class Job(Base):
 
 def active(*states: str) -> Any:
     """SQL condition: the job is in one of `states` (default: any active state). It names `finished_at IS NULL`,
-    which every active job has, so that the jobs indexes, whose second column it is, find active jobs without reading
+    which every active job has, so that the jobs indexes (finished_at is in each) find active jobs without reading
     the finished ones."""
     return and_(Job.finished_at.is_(None), Job.state.in_(states or ACTIVE_STATES))

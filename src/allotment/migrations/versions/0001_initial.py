@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 08:43:25.735278
+Create Date: 2026-12-06 08:57:32.429756
 """
 
 import sqlalchemy as sa
@@ -882,8 +882,8 @@ def upgrade() -> None:
     postgresql_with={'fillfactor': 50}
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_active_cluster_seq', ['finished_at', 'cluster_id', 'seq'], unique=False)
         batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False, sqlite_where=sa.text('cancel_requested_at IS NOT NULL'), postgresql_where=sa.text('cancel_requested_at IS NOT NULL'))
-        batch_op.create_index('ix_jobs_cluster_active', ['cluster_id', 'finished_at', 'seq'], unique=False)
         batch_op.create_index('ix_jobs_owner_active', ['owner_id', 'finished_at'], unique=False)
         batch_op.create_index('ix_jobs_project_id', ['project_id'], unique=False, sqlite_where=sa.text('project_id IS NOT NULL'), postgresql_where=sa.text('project_id IS NOT NULL'))
         batch_op.create_index('ix_jobs_quota_active', ['quota_id', 'finished_at'], unique=False)
@@ -919,8 +919,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_jobs_quota_active')
         batch_op.drop_index('ix_jobs_project_id', sqlite_where=sa.text('project_id IS NOT NULL'), postgresql_where=sa.text('project_id IS NOT NULL'))
         batch_op.drop_index('ix_jobs_owner_active')
-        batch_op.drop_index('ix_jobs_cluster_active')
         batch_op.drop_index('ix_jobs_cancel_requested_at', sqlite_where=sa.text('cancel_requested_at IS NOT NULL'), postgresql_where=sa.text('cancel_requested_at IS NOT NULL'))
+        batch_op.drop_index('ix_jobs_active_cluster_seq')
 
     op.drop_table('jobs')
     with op.batch_alter_table('devices', schema=None) as batch_op:
