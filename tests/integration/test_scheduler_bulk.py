@@ -188,8 +188,8 @@ def test_rows_alike_in_a_parameter_store_the_same_as_rows_that_differ(h, backend
         return {"b_id": job_id, "b_at": dt(at), "b_pool": None, "b_devices": devs, "b_reason": reason,
                 "b_nodes": nodes}
 
-    def finish(job_id, when, state_, code, handle):
-        return {"b_id": job_id, "b_at": dt(when), "b_state": state_, "b_started": dt(at + 1), "b_exit": None,
+    def finish(job_id, when, state_, code, handle, started):
+        return {"b_id": job_id, "b_at": dt(when), "b_state": state_, "b_started": dt(started), "b_exit": None,
                 "b_code": code, "b_reason": None if code is None else "the job failed", "b_handle": handle}
 
     event.listen(state.engine, "before_cursor_execute", seen)
@@ -203,10 +203,12 @@ def test_rows_alike_in_a_parameter_store_the_same_as_rows_that_differ(h, backend
                                            admit(ids[5], ["gpu-01"], [], "admitted to pool y")])
             conn.execute(START, [{"b_id": i, "b_at": dt(at + 1), "b_handle": None} for i in ids[:3]])
             bulk.executemany(conn, START, [{"b_id": i, "b_at": dt(at + 1), "b_handle": None} for i in ids[3:]])
-            conn.execute(FINISH, [finish(ids[0], at + 5, "succeeded", None, "h0"),
-                                  finish(ids[1], at + 6, "failed", "failed", None)])
-            bulk.executemany(conn, FINISH, [finish(ids[3], at + 5, "succeeded", None, "h0"),
-                                            finish(ids[4], at + 6, "failed", "failed", None)])
+            # instants that differ, to the microsecond (PostgreSQL: sent as microseconds since the epoch)
+            ends = [(at + 5.000001, 1_700_000_000.999999), (at + 6.123457, 1_600_000_000.000001)]
+            conn.execute(FINISH, [finish(ids[0], ends[0][0], "succeeded", None, "h0", ends[0][1]),
+                                  finish(ids[1], ends[1][0], "failed", "failed", None, ends[1][1])])
+            bulk.executemany(conn, FINISH, [finish(ids[3], ends[0][0], "succeeded", None, "h0", ends[0][1]),
+                                            finish(ids[4], ends[1][0], "failed", "failed", None, ends[1][1])])
             session.commit()
     finally:
         event.remove(state.engine, "before_cursor_execute", seen)
@@ -215,6 +217,7 @@ def test_rows_alike_in_a_parameter_store_the_same_as_rows_that_differ(h, backend
         by_bulk = [_row(session, i) for i in ids[3:]]
     assert by_bulk == by_sqlalchemy
     assert [r["state"] for r in by_bulk] == ["succeeded", "failed", "running"]
+    assert by_bulk[1]["finished_at"] == dt(at + 6.123457)
     assert by_bulk[0]["devices"] == devices and by_bulk[1]["devices"] == [] and by_bulk[1]["placed_nodes"] is None
     if backend == "postgres":  # the shared time went once, the differing device lists as one array of texts
         admits = [p for p in sent if "a_b_devices" in p]

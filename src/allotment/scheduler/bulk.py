@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Text, bindparam, cast, func, select
+from sqlalchemy import JSON, BigInteger, DateTime, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.sql import ClauseElement
@@ -92,7 +92,8 @@ class Prepared:
         """The set form's SQL and parameters for these rows: a row parameter with the same value in every row (the
         cycle's time, a pool, an empty device list) goes once as a scalar, the others as arrays in row order. JSON
         goes as its text, which the server casts (the driver's adapter of JSON objects costs about 2 us each in Python
-        where a string costs 0.5)."""
+        where a string costs 0.5), instants as whole microseconds since the epoch (a timestamp cost 3.8 us, an
+        integer 0.6)."""
         memo: dict[tuple, Any] = {}
         alike: dict[str, Any] = {}
         arrays: dict[str, list] = {}
@@ -106,6 +107,9 @@ class Prepared:
                 alike[name] = _convert(process, first, memo) if process is not None else first
             elif isinstance(self.row_binds[name].type, JSON):
                 arrays[name] = [serialize(v) for v in values]
+            elif _is_instant(self.row_binds[name].type):
+                arrays[name] = [None if v is None else (_convert(process, v, memo) - EPOCH) // MICROSECOND
+                                if process is not None else (v - EPOCH) // MICROSECOND for v in values]
             else:
                 arrays[name] = [_convert(process, v, memo) for v in values] if process is not None else values
         if not arrays:  # every row alike: only possible for rows that repeat one key, which were merged before
@@ -135,6 +139,18 @@ def _convert(process: Callable[[Any], Any], raw: Any, memo: dict[tuple, Any]) ->
     return converted
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+_EPOCH_SQL = literal_column("TIMESTAMP WITH TIME ZONE '1970-01-01 00:00:00+00'")
+_MICROSECOND_SQL = literal_column("INTERVAL '1 microsecond'")
+
+
+def _is_instant(type_: Any) -> bool:
+    """A timezone-aware timestamp column (db.UTCDateTime): what an epoch offset stands for exactly."""
+    impl = getattr(type_, "impl", type_)
+    return isinstance(impl, DateTime) and bool(impl.timezone)
+
+
 _prepared: dict[tuple[int, str, str], tuple[ClauseElement, Prepared]] = {}
 KEYS = ("b_id", "u_job", "u_start")  # persist.py's and metering.py's row keys
 
@@ -144,13 +160,16 @@ def _as_set(stmt: ClauseElement, row_binds: dict[str, BindParameter], alike: fro
     """PostgreSQL: the statement over the rows as one set, each row parameter an array unnested in step with the
     others (`UPDATE ... FROM (SELECT unnest(:a_x) AS x, ...) AS v`): one statement the server runs as a join, where
     an executemany cost the driver about 15 us of Python per row. The parameters in `alike` are one scalar each
-    (`:s_x`); JSON arrays come as text and are cast."""
+    (`:s_x`); JSON arrays come as text and are cast, instants as microseconds since the epoch."""
     columns = []
     for n, b in row_binds.items():
         if n in alike:
             continue
         if isinstance(b.type, JSON):
             columns.append(cast(func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(Text()))), b.type).label(n))
+        elif _is_instant(b.type):  # exact: integer microseconds added to the epoch
+            micros = func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(BigInteger())))
+            columns.append((_EPOCH_SQL + micros * _MICROSECOND_SQL).label(n))
         else:
             columns.append(func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(b.type))).label(n))
     v = select(*columns).subquery("v")
