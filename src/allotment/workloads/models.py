@@ -46,7 +46,7 @@ class Job(Base):
         # No index names a column the scheduler changes before a job ends (state, reasons, admission, start), so those
         # updates write no index entry: PostgreSQL keeps them on the row's page (HOT, with the fillfactor below) and
         # SQLite rewrites no index. A job's end sets finished_at, and active jobs are found as `finished_at IS NULL`
-        # (ACTIVE below): every write that ends a job sets it (persist.FINISH, workloads' cancel), none before.
+        # (active() below): every write that ends a job sets it (persist.FINISH, workloads' cancel), none before.
         # Active jobs: a cluster's in submission order (the scheduler's start-up), everyone's (metrics, recovery).
         Index("ix_jobs_active_cluster_seq", "finished_at", "cluster_id", "seq"),
         # Concurrency caps and held resources at submission; a user's jobs (listing, the users foreign key).
@@ -136,6 +136,6 @@ class Job(Base):
 
 def active(*states: str) -> Any:
     """SQL condition: the job is in one of `states` (default: any active state). It names `finished_at IS NULL`,
-    which every active job has, so that the jobs indexes (finished_at is in each) find active jobs without reading
-    the finished ones."""
+    which every active job has, so that the jobs indexes on the cluster, owner and quota (each has finished_at) find
+    active jobs without reading the finished ones."""
     return and_(Job.finished_at.is_(None), Job.state.in_(states or ACTIVE_STATES))
