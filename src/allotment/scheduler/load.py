@@ -25,6 +25,8 @@ The cluster's minimum GPU share (engine setting min_gpu_share) becomes Scheduler
 from __future__ import annotations
 
 import json
+from collections import namedtuple
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,6 +77,18 @@ HOLDING_ONLY = frozenset({"admitted_at", "started_at", "placed_pool_id", "device
 RAW_JSON = frozenset({"command", "labels", "env", "mounts", "gpu_models"})
 NEW_JOB_COLUMNS = tuple(cast(c, Text).label(c.key) if c.key in RAW_JSON else c
                         for c in JOB_COLUMNS if c.key not in HOLDING_ONLY)
+
+# The loop keeps each row it reads as a plain named tuple of these columns: reading a field of SQLAlchemy's Row by name
+# costs about 0.4 us (a job's record reads some 25 of them, twice over), a named tuple's about a tenth of that.
+JobRow = namedtuple("JobRow", [c.key for c in JOB_COLUMNS])  # type: ignore[misc]
+NewJobRow = namedtuple("NewJobRow", [c.key for c in NEW_JOB_COLUMNS])  # type: ignore[misc]
+
+
+def plain_rows(result: Iterable[Any], kind: type) -> list[Any]:
+    """The rows of a select of JOB_COLUMNS (kind JobRow) or NEW_JOB_COLUMNS (NewJobRow), as named tuples."""
+    make = tuple.__new__
+    return [make(kind, row) for row in result]
+
 
 _MISSING = object()
 _DECODED: dict[str, Any] = {}  # short JSON text -> its value; shared, so callers copy what they keep (JobInfo)
@@ -348,10 +362,10 @@ def _derived_profiles(profiles: list[Profile], allowed_sets: set[frozenset[str]]
 
 def active_jobs(session: Session, cluster_id: int) -> list[Any]:
     """Queued and holding jobs in submission order, and preempted jobs still waiting to be requeued."""
-    return list(session.execute(
+    return plain_rows(session.execute(
         select(*JOB_COLUMNS).where(Job.cluster_id == cluster_id,
                                    Job.state.in_((QUEUED, ADMITTED, RUNNING, PREEMPTED)))
-        .order_by(Job.seq, Job.id)).all())
+        .order_by(Job.seq, Job.id)), JobRow)
 
 
 _QUANTITIES: dict[int, Quantity] = {}  # quantities are immutable: the few amounts jobs ask for are shared

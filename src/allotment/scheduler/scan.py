@@ -49,7 +49,8 @@ class Scan:
         # With statistics the ends change nothing. The upper ends are the id column's largest value and a day ahead.
         newer = Job.id.between(wm + 1, MAX_ID) if conn.dialect.name == "postgresql" else Job.id > wm
         conditions = [newer] + [Job.id.between(lo, hi) for lo, hi, _ in self._gaps]
-        rows = conn.execute(select(*load.NEW_JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
+        rows = load.plain_rows(conn.execute(select(*load.NEW_JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)),
+                               load.NewJobRow)
         for row in rows:
             rt = self.runtimes.get(row.cluster_id)
             if rt is not None:

@@ -1,0 +1,40 @@
+"""The loop keeps the rows it reads as named tuples (scheduler/load.py: JobRow, NewJobRow): each field must hold the
+value of the column of the same name, for a full load (every column a holding job has) and for the scan of new
+submissions (JSON columns as their text)."""
+
+from __future__ import annotations
+
+from sched_helpers import Harness
+from sqlalchemy import select, update
+
+from allotment.db import transaction
+from allotment.inventory.service import find_cluster
+from allotment.scheduler import load
+from allotment.workloads.models import Job
+
+
+def test_named_rows_hold_each_column_by_its_name(client, admin_headers):
+    h = Harness(client, admin_headers)
+    h.node("n-1", gpus=2)
+    h.pool("p", ["n-1"])
+    h.quota("team", [{"resource": "gpu", "guarantee": 2, "limit": 2}])
+    job_id = h.submit("team", gpu="1", cpu="3", memory="5Gi", time_limit="1h", env={"A": "1"},
+                      labels={"runtime_ms": 5000, "team": "x"}, command=["train", "--lr", "0.1"])
+    with transaction(client.app.state.allot.sessions) as s:  # every column a holding job has, set to something
+        s.execute(update(Job).where(Job.id == job_id).values(
+            devices=[{"device_id": 7, "node": "n-1", "index": 0, "milli": 1000}], placed_nodes=["n-1"],
+            backend_handle="sim-x", preemptions=2))
+    with transaction(client.app.state.allot.sessions) as s:
+        cluster_id = find_cluster(s, h.cluster).id
+        full = s.execute(select(*load.JOB_COLUMNS).where(Job.id == job_id)).one()
+        new = s.execute(select(*load.NEW_JOB_COLUMNS).where(Job.id == job_id)).one()
+        named = next(r for r in load.active_jobs(s, cluster_id) if r.id == job_id)
+        scanned = load.plain_rows(s.execute(select(*load.NEW_JOB_COLUMNS).where(Job.id == job_id)), load.NewJobRow)
+    assert isinstance(named, load.JobRow) and len(scanned) == 1 and isinstance(scanned[0], load.NewJobRow)
+    assert {k: getattr(named, k) for k in full._fields} == full._asdict()
+    assert {k: getattr(scanned[0], k) for k in new._fields} == new._asdict()
+    assert named.gpu_milli == 1000 and named.cpu_milli == 3000 and named.preemptions == 2
+    assert named.owner == "admin" and scanned[0].owner == "admin"
+    assert load.json_value(scanned[0].labels) == {"runtime_ms": 5000, "team": "x"}
+    info = load.JobInfo(scanned[0], new=True)
+    assert info.command == ["train", "--lr", "0.1"] and info.env == {"A": "1"} and info.time_limit_s == 3600
