@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from allotment.db import transaction
 from allotment.inventory.service import find_cluster
-from allotment.scheduler import load
+from allotment.scheduler import load, reads
 from allotment.workloads.models import Job
 
 
@@ -38,3 +38,25 @@ def test_named_rows_hold_each_column_by_its_name(client, admin_headers):
     assert load.json_value(scanned[0].labels) == {"runtime_ms": 5000, "team": "x"}
     info = load.JobInfo(scanned[0], new=True)
     assert info.command == ["train", "--lr", "0.1"] and info.env == {"A": "1"} and info.time_limit_s == 3600
+
+
+def test_the_scans_read_from_the_cursor_gives_what_sqlalchemy_gives(client, admin_headers):
+    """scheduler/reads.py: new submissions read on the driver's cursor, each typed column converted by SQLAlchemy's
+    result processor once per distinct value, are the rows SQLAlchemy's own result gives, above the watermark only."""
+    h = Harness(client, admin_headers)
+    h.node("n-1", gpus=2)
+    h.pool("p", ["n-1"])
+    h.quota("team", [{"resource": "gpu", "guarantee": 2, "limit": 2}])
+    first = h.submit("team", gpu="1")
+    ids = h.batch([{"quota": "team", "gpu": "0.5", "command": ["x", str(i)], "labels": {"i": i}, "time_limit": "1h"}
+                   for i in range(5)])
+    with transaction(client.app.state.allot.sessions) as s:
+        conn = s.connection()
+        expected = [tuple(r) for r in conn.execute(select(*load.NEW_JOB_COLUMNS).where(Job.id > first)
+                                                   .order_by(Job.id))]
+        got = reads.new_jobs(conn, first)
+        everything = reads.new_jobs(conn, 0)
+    assert [r.id for r in got] == ids and all(isinstance(r, load.NewJobRow) for r in got)
+    assert [tuple(r) for r in got] == expected
+    assert got[0].submitted_at.tzinfo is not None and got[0].submitted_at == got[-1].submitted_at  # one batch
+    assert [r.id for r in everything] == [first, *ids]
