@@ -8,6 +8,7 @@ from sched_helpers import Harness
 from sqlalchemy import select, update
 
 from allotment.db import transaction
+from allotment.identity.models import User
 from allotment.inventory.service import find_cluster
 from allotment.scheduler import load, reads
 from allotment.workloads.models import Job
@@ -34,10 +35,29 @@ def test_named_rows_hold_each_column_by_its_name(client, admin_headers):
     assert {k: getattr(named, k) for k in full._fields} == full._asdict()
     assert {k: getattr(scanned[0], k) for k in new._fields} == new._asdict()
     assert named.gpu_milli == 1000 and named.cpu_milli == 3000 and named.preemptions == 2
-    assert named.owner == "admin" and scanned[0].owner == "admin"
+    assert named.owner == "admin" and "owner" not in load.NewJobRow._fields  # looked up once per owner instead
     assert load.json_value(scanned[0].labels) == {"runtime_ms": 5000, "team": "x"}
-    info = load.JobInfo(scanned[0], new=True)
+    info = load.JobInfo(scanned[0], new=True, owner="admin")
     assert info.command == ["train", "--lr", "0.1"] and info.env == {"A": "1"} and info.time_limit_s == 3600
+    assert info.owner == "admin"
+
+
+def test_the_scan_gives_each_new_job_its_owners_username_as_it_is_now(client, admin_headers):
+    h = Harness(client, admin_headers)
+    h.node("n-1", gpus=2)
+    h.pool("p", ["n-1"])
+    h.quota("team", [{"resource": "gpu", "guarantee": 2, "limit": 2}])
+    h.cycle()
+    first = h.submit("team", gpu="1")
+    with transaction(client.app.state.allot.sessions) as s:
+        owner_id = s.scalar(select(Job.owner_id).where(Job.id == first))
+        assert load.usernames(s.connection(), [owner_id, None, owner_id]) == {owner_id: "admin"}
+        s.execute(update(User).where(User.id == owner_id).values(username="ada-renamed"))
+    second = h.submit("team", gpu="1")
+    h.cycle()
+    with transaction(client.app.state.allot.sessions) as s:
+        jobs = h.scheduler.runtimes[find_cluster(s, h.cluster).id].jobs
+    assert jobs[first].owner == "ada-renamed" and jobs[second].owner == "ada-renamed"
 
 
 def test_the_scans_read_from_the_cursor_gives_what_sqlalchemy_gives(client, admin_headers):

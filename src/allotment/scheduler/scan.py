@@ -54,11 +54,12 @@ class Scan:
                                                 .order_by(Job.id)), load.NewJobRow)
         else:  # the usual look: one constant statement, read from the driver's cursor (reads.py)
             rows = reads.new_jobs(conn, wm)
+        owners = load.usernames(conn, {row.owner_id for row in rows}) if rows else {}
         for row in rows:
             rt = self.runtimes.get(row.cluster_id)
             if rt is not None:
                 try:
-                    rt.add_new(row)
+                    rt.add_new(row, owners.get(row.owner_id))
                 except Exception:  # noqa: BLE001 - logged and counted by _cluster_failed; the reload reads the job
                     self._cluster_failed(row.cluster_id, "scan", now)
         self._track_gaps([r.id for r in rows], wm, wall)
