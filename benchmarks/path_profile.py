@@ -57,6 +57,7 @@ TIMED = ("allotment.workloads.routes:_request",
 # With --split, the loop's steps are timed the same way (module:Class.method; core's in the loop's thread too): CPU
 # seconds of each, which tell the loop's own work (reads, gates, writes, metering) from the core's decisions.
 LOOP_TIMED = ("allotment.scheduler.loop:Scheduler._clusters", "allotment.scheduler.scan:Scan._scan",
+              "allotment.scheduler.reads:new_jobs", "allotment.scheduler.load:usernames",
               "allotment.scheduler.gates:Gates.refresh", "allotment.scheduler.runtime:ClusterRuntime.add_new",
               "allotment.scheduler.runtime:ClusterRuntime._gate_holds",
               "allotment.core.admission:SchedulerState.add_job", "allotment.scheduler.loop:Scheduler._events",

@@ -194,8 +194,9 @@ class BudgetGate:
         self.ended.discard(job_key)
 
     def released(self, job: GateJob) -> bool:
-        if job.key in self.reserved:
-            self.ended.add(job.key)  # its interval is read at the next refresh; until then its reservation counts
+        key = (job.cluster_id, job.job_id)
+        if key in self.reserved:
+            self.ended.add(key)  # its interval is read at the next refresh; until then its reservation counts
         return False
 
     def forget_cluster(self, cluster_id: int) -> None:

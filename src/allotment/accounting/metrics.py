@@ -10,12 +10,16 @@ wait from submission to each admission, observed by the scheduler after the cycl
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 
 from allotment.accounting.budgets import budget_status
@@ -100,25 +104,43 @@ class QuotaPoolCollector(Collector):
         yield from (guarantee, limit, in_use, queued, left, pool_use, pool_queued)
 
 
-class AdmissionWaits:
-    """The time-to-admission histogram per quota."""
+class AdmissionWaits(Collector):
+    """The time-to-admission histogram per quota: a collector of its own, counting each cycle's waits into buckets
+    under one lock (the scheduler observes thousands of admissions a cycle; prometheus_client's Histogram takes a
+    lock per value and per bucket, which cost the loop about 2 us per admitted job)."""
+
+    NAME = "allot_time_to_admission_seconds"
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.histogram = Histogram("allot_time_to_admission_seconds", "wait from submission to admission",
-                                   ["cluster", "quota"], buckets=WAIT_BUCKETS, registry=registry)
-        # (cluster, quota) -> its histogram: one label lookup per quota for the life of the process, not per cycle
-        # (a cycle admitting a job in each of 1,000 quotas looked 1,000 labels up). Label sets are never removed.
-        self._children: dict[tuple[str, str], Histogram] = {}
+        self._bounds = [float(b) for b in WAIT_BUCKETS]
+        self._les = [floatToGoString(b) for b in WAIT_BUCKETS]
+        # (cluster, quota) -> [count per bucket (not cumulative), sum]. Label sets are never removed, as with a
+        # Histogram's children.
+        self._series: dict[tuple[str, str], list] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
 
     def observe(self, waits: list[tuple[str, str, float]]) -> None:
-        children = self._children
-        if len(children) > 100_000:  # quotas renamed or deleted over a long life: look them up afresh
-            children.clear()
-        for cluster, quota, seconds in waits:
-            child = children.get((cluster, quota))
-            if child is None:
-                child = children[(cluster, quota)] = self.histogram.labels(cluster, quota)
-            child.observe(max(seconds, 0.0))
+        series, bounds, where = self._series, self._bounds, bisect_left
+        with self._lock:
+            for cluster, quota, seconds in waits:
+                entry = series.get((cluster, quota))
+                if entry is None:
+                    entry = series[(cluster, quota)] = [[0] * len(bounds), 0.0]
+                seconds = max(seconds, 0.0)
+                entry[0][where(bounds, seconds)] += 1  # the first bucket whose bound is at least the wait (le)
+                entry[1] += seconds
+
+    def describe(self) -> list:
+        return [HistogramMetricFamily(self.NAME, "wait from submission to admission", labels=["cluster", "quota"])]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.NAME, "wait from submission to admission", labels=["cluster", "quota"])
+        with self._lock:
+            taken = [(labels, list(counts), total) for labels, (counts, total) in self._series.items()]
+        for labels, counts, total in taken:
+            family.add_metric(list(labels), list(zip(self._les, accumulate(counts), strict=True)), total)
+        yield family
 
 
 def install(registry: CollectorRegistry | None, sessions) -> AdmissionWaits | None:

@@ -178,12 +178,12 @@ class ClusterRuntime:
         return True
 
     # -- events ----------------------------------------------------------------------------------------------------
-    def add_new(self, row: Any) -> None:
-        """A job submitted since the last cycle, a row of load.NEW_JOB_COLUMNS (rows of other states are ignored;
-        known ones too)."""
+    def add_new(self, row: Any, owner: str | None = None) -> None:
+        """A job submitted since the last cycle, a row of load.NEW_JOB_COLUMNS, and its owner's username (rows of
+        other states are ignored; known ones too)."""
         if row.id in self.jobs or row.state != QUEUED:
             return
-        info = JobInfo(row, new=True)
+        info = JobInfo(row, new=True, owner=owner)
         self.jobs[row.id] = info
         job = self.queued_of[row.id] = queued_job(row, self.inv)
         self.fresh.append(row.id)

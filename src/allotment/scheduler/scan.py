@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from allotment.api.state import AppState
-from allotment.scheduler import load
+from allotment.scheduler import load, reads
 from allotment.scheduler.metering import Usage
 from allotment.scheduler.persist import Writes, dt
 from allotment.scheduler.runtime import Actions, ClusterRuntime
@@ -25,7 +25,7 @@ from allotment.workloads.models import CANCELLED, HOLDING_STATES, Job
 
 CANCEL_WINDOW_S = 60.0  # cancellations are looked up this far back (commit delays, clock skew between writers)
 CANCEL_AHEAD_S = 86_400.0  # a cancellation stamped by a writer whose clock runs ahead still counts
-MAX_ID = 2**31 - 1  # jobs.id is a 32-bit integer on PostgreSQL
+MAX_ID = reads.MAX_ID
 GAP_TTL_S = 30.0  # how long an id below the watermark may still appear (PostgreSQL commits out of id order)
 
 
@@ -47,14 +47,19 @@ class Scan:
         # as in a benchmark or after a bulk import) PostgreSQL estimates a one-sided range at a third of the table and
         # reads all of it (10 ms per look at 50,000 jobs, twice per scan); a two-sided one at 0.5 %, through the index.
         # With statistics the ends change nothing. The upper ends are the id column's largest value and a day ahead.
-        newer = Job.id.between(wm + 1, MAX_ID) if conn.dialect.name == "postgresql" else Job.id > wm
-        conditions = [newer] + [Job.id.between(lo, hi) for lo, hi, _ in self._gaps]
-        rows = conn.execute(select(*load.NEW_JOB_COLUMNS).where(or_(*conditions)).order_by(Job.id)).all()
+        if self._gaps:
+            newer = Job.id.between(wm + 1, MAX_ID) if conn.dialect.name == "postgresql" else Job.id > wm
+            conditions = [newer] + [Job.id.between(lo, hi) for lo, hi, _ in self._gaps]
+            rows = load.plain_rows(conn.execute(select(*load.NEW_JOB_COLUMNS).where(or_(*conditions))
+                                                .order_by(Job.id)), load.NewJobRow)
+        else:  # the usual look: one constant statement, read from the driver's cursor (reads.py)
+            rows = reads.new_jobs(conn, wm)
+        owners = load.usernames(conn, {row.owner_id for row in rows}) if rows else {}
         for row in rows:
             rt = self.runtimes.get(row.cluster_id)
             if rt is not None:
                 try:
-                    rt.add_new(row)
+                    rt.add_new(row, owners.get(row.owner_id))
                 except Exception:  # noqa: BLE001 - logged and counted by _cluster_failed; the reload reads the job
                     self._cluster_failed(row.cluster_id, "scan", now)
         self._track_gaps([r.id for r in rows], wm, wall)
