@@ -240,7 +240,8 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         from fastapi.testclient import TestClient
 
         from allotment.scheduler.loop import Scheduler
-        from allotment.workloads.models import ACTIVE_STATES, Job
+        from allotment.workloads.models import Job
+        from allotment.workloads.models import active as active_jobs
 
         timers = Timers()  # before the app is built: FastAPI keeps the route functions it is given
         threads = ThreadProfiles() if profile_to else None  # before the app's threads start
@@ -311,7 +312,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
             if i >= len(jobs) and t > last:
                 with state.sessions() as session:
                     active = session.scalar(select(func.count()).select_from(Job)
-                                            .where(Job.state.in_(ACTIVE_STATES)))
+                                            .where(active_jobs()))
                 if not active:
                     break
             if t > last + 3600:
