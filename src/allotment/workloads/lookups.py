@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from sqlalchemy import ARRAY, String, Text, any_, bindparam, func, select, type_coerce
+from sqlalchemy import ARRAY, String, Text, bindparam, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from allotment.core import access
@@ -40,9 +40,12 @@ _QUOTA_FACTS = (Quota.id, Quota.name, Quota.cluster_id, type_coerce(Quota.allowe
 
 # Statements built once (a batch's fixed cost is mostly building, keying and running its handful of look-ups): the
 # quotas a batch names, sent as one parameter (a list of hundreds of parameters cost more to render and parse than
-# the rows to read): a PostgreSQL array, or a JSON array that SQLite opens with json_each.
+# the rows to read): a PostgreSQL array, or a JSON array that SQLite opens with json_each. On PostgreSQL the array is
+# unnested into a set the planner hashes: `name = ANY(array)` compared each quota with every name (collated string
+# comparisons, about 5 ms for a batch naming 400 of 1,000 quotas, against 1 ms).
 _QUOTAS_NAMED = {
-    "postgresql": select(*_QUOTA_FACTS).where(Quota.name == any_(bindparam("names", type_=ARRAY(String)))),
+    "postgresql": select(*_QUOTA_FACTS).where(Quota.name.in_(
+        select(func.unnest(bindparam("names", type_=ARRAY(String)))))),
     "sqlite": select(*_QUOTA_FACTS).where(Quota.name.in_(select(func.json_each(bindparam("names")).table_valued(
         "value").c.value))),
 }
