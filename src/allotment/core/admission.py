@@ -150,7 +150,6 @@ from allotment.core.queue_inspection import QueueInspection
 from allotment.core.queues import (
     PLACE_DEVICES,
     PLACE_NODES,
-    PLACE_NONE,
     TOKEN_MASK,
     Group,
     Hold,
@@ -160,7 +159,7 @@ from allotment.core.queues import (
 )
 from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S, Reclaiming
 from allotment.core.state import StateBase
-from allotment.core.usage import CAPACITY, LIMIT, ROOT, Block
+from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 
@@ -243,26 +242,6 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
                 admitted += 1
             self._push_quota(q, entry)
 
-    def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None, aged: bool):
-        """(None, (device shares, nodes)) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
-        (a usage.Block or a Blocker, None) and nothing changed; _blocker() turns a Block into a Blocker (only needed
-        when every option failed, so the common "first pool full, second fits" path builds nothing)."""
-        tree = self._tree
-        if self._holds:
-            hold = self._hold_blocking(q, group, rec, opt, cls, aged)
-            if hold is not None:
-                return _new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold)), None
-        b = tree.admit_plan(q, opt.plan)
-        if b is not None:
-            return b, None
-        if opt.mode != PLACE_NONE:
-            placed = self._place(opt)
-            if placed is None:
-                tree.release_plan(q, opt.plan)
-                return self._device_blocker(opt), None
-            return None, placed
-        return None, ((), ())
-
     @staticmethod
     def _blocker(b, opt: Option) -> Blocker:
         if isinstance(b, Blocker):
@@ -277,6 +256,11 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
                 break
         else:
             return None
+        return self._hold_on(q, group, rec, opt, cls, aged)
+
+    def _hold_on(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
+                 aged: bool) -> Hold | None:
+        """_hold_blocking once one of the option's keys is known to be held."""
         if cls is None:  # the job's borrowing class there, worked out only now that a hold may apply
             cls = self._tree.borrow_class_and_share(q, opt.req)[0]
         holds = self._holds
@@ -293,83 +277,70 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
         if group.borrow_after > now and key >= BORROWS:  # (order keys are inlined here: see order_keys)
             self._backing_off(q, group, rec, now, decisions)
             return False
-        if not self._holds:  # the common case, kept lean: try each pool in order, building nothing until one fits
-            tree = self._tree
-            er, cap = tree.eu[ROOT], tree.cap
-            blocks: dict[Option, Block | None] = {}  # what stopped each option (None: its devices)
-            for opt in (self._best_first(q, group) if group.best_fit else group.options):
-                # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
-                p = opt.plan
-                fits = True
-                for ua, la, k, r, a in p.lchk:
-                    if ua[k] + r > la[k]:
-                        blocks[opt] = _new_tuple(Block, (LIMIT, a, k, r))
-                        fits = False
+        # One pass over the options in order: the holds on its keys (when any key is held), the limits and the
+        # capacity (UsageTree.admit_plan, inlined: it is most of what an admission costs; same checks, same order),
+        # then the devices. The first option that fits is admitted; a blocked option's Blocker is built from the
+        # check that stopped it (UsageTree.first_block's answer: the checks run in its order).
+        tree = self._tree
+        er, cap = tree.eu[ROOT], tree.cap
+        held = self._held_keys  # key -> holds on it (empty: nothing is held anywhere)
+        aged = not key & NOT_AGED
+        first = group.options[0]
+        options = self._best_first(q, group) if group.best_fit else group.options
+        blockers: list[Blocker] = []
+        for opt in options:
+            if held:
+                hold = None
+                for k, _ in opt.req:
+                    if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
+                        hold = self._hold_on(q, group, rec, opt, key >> CLASS_SHIFT if opt is first else None, aged)
                         break
-                if not fits:
+                if hold is not None:
+                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key),
+                                                         hold)))
                     continue
+            p = opt.plan
+            blocker = None
+            for ua, la, k, r, a in p.lchk:
+                if ua[k] + r > la[k]:
+                    blocker = _new_tuple(Blocker, (LIMIT, a, k, r, r, None))  # (a request's keys are distinct)
+                    break
+            if blocker is None:
                 if p.floored:
                     b = tree.admit(q, p.req)
                     if b is not None:
-                        blocks[opt] = b
-                        continue
+                        blocker = self._blocker(b, opt)
                 else:
                     for k, r in p.req:
                         if er[k] + r > cap[k]:
-                            blocks[opt] = _new_tuple(Block, (CAPACITY, ROOT, k, r))
-                            fits = False
+                            blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
                             break
-                    if not fits:
-                        continue
-                    for k, r in p.req:
-                        er[k] += r
-                    for ua, k, r in p.adds:
-                        ua[k] += r
-                # The usage is taken; now the devices (and the node).
-                mode = opt.mode
-                if mode == PLACE_DEVICES:
-                    shares = self._devices[opt.pool].place(opt.gpu)
-                    if shares is None:
-                        tree.release_plan(q, p)
-                        blocks[opt] = None
-                        continue
-                    self._admit(q, group, rec, opt, shares, None, (), now, decisions)
-                elif mode == PLACE_NODES:
-                    placed = self._devices[opt.pool].place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
-                    if placed is None:
-                        tree.release_plan(q, p)
-                        blocks[opt] = None
-                        continue
-                    self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
-                else:
-                    self._admit(q, group, rec, opt, (), (), (), now, decisions)
-                return True
-            # No option fits: each one's blocker, from what stopped it above (UsageTree.first_block's answer: the
-            # checks above run in its order; the devices when the usage fitted). Nothing changed since.
-            blockers = []
-            for opt in group.options:
-                b = blocks[opt]
-                blockers.append(self._device_blocker(opt) if b is None else self._blocker(b, opt))
-            aged = not key & NOT_AGED
-        else:
-            aged = not key & NOT_AGED
-            blockers = []
-            tree = self._tree
-            first = group.options[0]
-            options = self._best_first(q, group) if group.best_fit else group.options
-            for opt in options:
-                # the borrowing class of other pools only matters to holds
-                cls = key >> CLASS_SHIFT if opt is first else None  # None: worked out only if a hold may apply
-                blocker, placed = self._option_fit(q, group, rec, opt, cls, aged)
-                if blocker is None:
-                    self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
-                    return True
-                blockers.append(blocker)
-            if options is not group.options:
-                blockers = [blockers[options.index(opt)] for opt in group.options]
-            found, blockers = blockers, []
-            for b, opt in zip(found, group.options):  # (a loop: a comprehension is a frame of its own)
-                blockers.append(self._blocker(b, opt))
+                    else:
+                        for k, r in p.req:
+                            er[k] += r
+                        for ua, k, r in p.adds:
+                            ua[k] += r
+                if blocker is None:  # the usage is taken; now the devices (and the node)
+                    mode = opt.mode
+                    if mode == PLACE_DEVICES:
+                        shares = self._devices[opt.pool].place(opt.gpu)
+                        if shares is not None:
+                            self._admit(q, group, rec, opt, shares, None, (), now, decisions)
+                            return True
+                    elif mode == PLACE_NODES:
+                        placed = self._devices[opt.pool].place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
+                        if placed is not None:
+                            self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
+                            return True
+                    else:
+                        self._admit(q, group, rec, opt, (), (), (), now, decisions)
+                        return True
+                    tree.release_plan(q, p)
+                    blocker = self._device_blocker(opt)
+            blockers.append(blocker)
+        if options is not group.options:
+            found = blockers
+            blockers = [found[options.index(opt)] for opt in group.options]
         retry_at: float | None = None
         note = ""
         if self._can_preempt[q]:
@@ -377,18 +348,12 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
                 # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
                 # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
                 retry_at = rec.submitted_at + self._preemption_delay
-            else:
+            elif self._preemption_may_help(q, group, rec, blockers, aged):
                 done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
                 if done:
                     return True
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
-
-    def _blocker_of(self, q: int, opt: Option) -> Blocker:
-        """Why ``opt`` does not fit now, when it was just found not to (without holds): the first limit or capacity
-        in UsageTree.first_block's order (the order _try checks them in), else the pool's devices."""
-        b = self._tree.first_block(q, opt.req)
-        return self._device_blocker(opt) if b is None else self._blocker(b, opt)
 
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:

@@ -126,6 +126,35 @@ class Reclaiming:
         group.deadline_token = self._next_token()
         heappush(self._deadlines, (until, group.deadline_token, group))
 
+    def _preemption_may_help(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool) -> bool:
+        """False when _try_preempting would find nothing to plan: preemption_kinds is None for every option it
+        looks at (the common case for a blocked job in a busy cluster), decided with the same tests inline."""
+        tree = self._tree
+        within, reclaims, _, child_preemption = tree.preempt_policy[q]
+        if child_preemption or self._any_keys:
+            return True  # (these widen the search beyond the option's own pool: let preemption_kinds decide)
+        ever = group.ever
+        if ever is None:
+            ever = self._ever(group)
+        priority = rec.priority
+        for opt, blocker, possible in zip(group.options, blockers, ever):
+            if blocker[0] == HOLD or not possible:
+                continue
+            if within:
+                own = opt.prios  # the quota's running jobs in this pool by priority
+                if own and min(own) < priority:
+                    return True
+            if reclaims and opt.alone:
+                if aged:
+                    return True
+                spec, uq, gq = tree.spec_keys[q], tree.u[q], tree.g[q]
+                for k, r in opt.req:
+                    if k in spec and uq[k] + r > gq[k]:
+                        break
+                else:
+                    return True
+        return False
+
     def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
                         decisions: list[Decision]) -> tuple[bool, float | None, str]:
         """Admit the job by preempting others in one of its pools if the rules allow it: (admitted, retry_at, note).
