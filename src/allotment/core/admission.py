@@ -140,9 +140,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
-from allotment.core.devices import WHOLE, DevicePool
-from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine
-from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot, new_wait
+from allotment.core.blocking import Blocking
+from allotment.core.devices import WHOLE
+from allotment.core.explain import HOLD, Blocker
+from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED, QUOTA_MASK
 from allotment.core.pool_choice import PoolChoice
 from allotment.core.quantity import Quantity
@@ -167,7 +168,7 @@ _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
 
-class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
+class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBase):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
     next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
@@ -459,71 +460,6 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
             amount = self._quantities[raw] = Quantity(raw)
         out = self._public_fractions[shares] = ((dev, amount),)
         return out
-
-    def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:
-        """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
-        tree = self._tree
-        parts: list[tuple] = []
-        for kind, node, k, needed, requested, detail in blockers:  # unpacked: a field by name costs twice as much
-            if kind == LIMIT:
-                parts.append((LIMIT, node, k, requested, tree.lim[node][k], tree.u[node][k]))
-            elif kind == CAPACITY:
-                parts.append((CAPACITY, k, requested, needed, tree.cap[k], tree.u[ROOT][k], tree.eu[ROOT][k]))
-            elif kind == DEVICE:
-                if isinstance(detail, NodeNeed):  # node-level: its numbers change with any placement in the pool
-                    parts.append((DEVICE, detail.pool.name, detail[1:], detail.pool.version, detail.pool.total_free))
-                else:
-                    assert isinstance(detail, DevicePool)
-                    parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
-            else:
-                assert isinstance(detail, Hold)
-                parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key))
-        parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (explain.combine)
-        return tuple(parts)
-
-    def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
-               retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
-        tree = self._tree
-        first, opt = blockers[0], group.options[0]
-        # A job that cannot run even on an idle cluster must not hold capacity: it would block others forever.
-        ever = self._ever(group)
-        if not any(ever):
-            note = (note + "; " if note else "") + "it can never run with the current quotas and pools"
-        sig = self._signature(rec, blockers, note)
-        if sig != group.last_sig:
-            code, message = combine(tree, blockers, now, note, sig, self._sentences)
-            group.last_wait = new_wait(rec.id, code, message)
-            group.last_sig = sig
-            decisions.append(group.last_wait)
-        if group.holds:
-            self._drop_holds(group)
-        if ever[0] and first.kind in (CAPACITY, DEVICE) and tree.within_guarantee(q, opt.req):
-            self._add_hold(Hold(ROOT, first.key, Hold.GUARANTEE, group, rec, 0))
-        if ever[0] and aged and first.kind in (LIMIT, CAPACITY, DEVICE):
-            hold = self._starvation_hold(q, group, rec, first, opt)  # rule 5 (reclaiming.py)
-            if hold is not None:
-                self._add_hold(hold)
-        limit_keys: list[tuple] = []
-        if self._reclaim_later(q, group):
-            limit_keys.append(("guarantee", q))  # woken when q's usage drops (StateBase._wake_reclaimers)
-        cap_entries: list[tuple[str, int, int]] = []
-        key_of = tree.keys.keys
-        for (kind, node, k, needed, requested, detail), o in zip(blockers, group.options):
-            pool = o.pool if kind == DEVICE else key_of[k][0]  # ResourceKey.pool
-            if node == ROOT:  # capacity, device fit, or a hold on the pool itself
-                cap_entries.append((pool, k, requested if kind == HOLD else needed))
-            else:
-                limit_keys.append(("limit", node, pool))
-            if kind == HOLD:
-                detail.blocked[group] = None  # type: ignore[union-attr]
-        self._park.park(group, limit_keys, cap_entries, key)
-        group.qtoken = 0
-        if self._age is not None and not aged:
-            ages_at = rec.submitted_at + self._age
-            retry_at = ages_at if retry_at is None else min(retry_at, ages_at)
-        if retry_at is not None:
-            group.deadline_token = self._next_token()
-            heappush(self._deadlines, (retry_at, group.deadline_token, group))
 
 
 def _amount(req: Iterable[tuple[int, int]], key: int) -> int:

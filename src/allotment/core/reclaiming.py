@@ -81,18 +81,6 @@ class Reclaiming:
                 if age is not None and head is not None and now - head.submitted_at >= age:
                     self._wake(group)  # an aged head may take back what q's later jobs took (preemption_kinds)
 
-    def _reclaim_later(self, q: int, group: Group) -> bool:
-        """Could the group become entitled to reclaim once its own quota's usage drops (it fits q's guarantee
-        alone, but not with what q runs now)? Capacity parking alone would never wake it: the capacity it waits
-        for is held by borrowers, and only preempting them frees it."""
-        tree = self._tree
-        if not tree.preempt_policy[q][1]:
-            return False
-        for opt in group.options:
-            if opt.alone and not tree.within_guarantee(q, opt.req):  # (alone: fits_guarantee_alone, kept)
-                return True
-        return False
-
     def _starvation_hold(self, q: int, group: Group, rec: QueuedRec, first: Blocker, opt: Option) -> Hold | None:
         """The hold an aged job blocked by ``first`` puts on the capacity it waits for (rule 5), or None. A job that
         would borrow, fits its quota's guarantee alone and belongs to a quota that reclaims holds no pool: its way
@@ -109,7 +97,7 @@ class Reclaiming:
 
     def _backing_off(self, q: int, group: Group, rec: QueuedRec, now: float, decisions: list[Decision]) -> None:
         """A preempted job in its requeue backoff would borrow: it waits until the backoff ends, or until its quota's
-        usage drops enough for it to fit the guarantee (woken as a reclaimer then; see _reclaim_later)."""
+        usage drops enough for it to fit the guarantee (woken as a reclaimer then; see blocking.Blocking._block)."""
         times, lost, until = self._preempted.get(rec.id, (1, 0.0, group.borrow_after))
         sig = ("backoff", rec.id, times, until)
         if sig != group.last_sig:
