@@ -262,8 +262,13 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
     def _hold_on(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
                  aged: bool) -> Hold | None:
         """_hold_blocking once one of the option's keys is known to be held."""
-        if cls is None:  # the job's borrowing class there, worked out only now that a hold may apply
-            cls = self._tree.borrow_class_and_share(q, opt.req)[0]
+        if cls is None:  # the job's borrowing class there (borrow_class_and_share's), only now that a hold may apply
+            uq = self._tree.u[q]
+            cls = 0
+            for k, room in opt.room:
+                if uq[k] > room:
+                    cls = 1
+                    break
         holds = self._holds
         for pair in opt.hold_pairs:  # (quota or ROOT, key): the job's path, then its keys
             hs = holds.get(pair)

@@ -92,19 +92,15 @@ class Blocking:
             self._drop_holds(group)
         if ever[0]:
             kind = first[0]
-            if kind == CAPACITY or kind == DEVICE:
-                # tree.within_guarantee(q, opt.req), inline: the quota is below its guarantee with this job
-                spec, uq, gq = tree.spec_keys[q], tree.u[q], tree.g[q]
-                guaranteed = False
-                for k, r in opt.req:
-                    if k in spec:
-                        if uq[k] + r > gq[k]:
-                            break
-                        if gq[k] > 0:
-                            guaranteed = True
+            if (kind == CAPACITY or kind == DEVICE) and opt.guaranteed:
+                # tree.within_guarantee(q, opt.req) through the option's room: the quota stays within its guarantee
+                # with this job
+                uq = tree.u[q]
+                for k, room in opt.room:
+                    if uq[k] > room:
+                        break
                 else:
-                    if guaranteed:
-                        self._add_hold(Hold(ROOT, first[2], Hold.GUARANTEE, group, rec, 0))
+                    self._add_hold(Hold(ROOT, first[2], Hold.GUARANTEE, group, rec, 0))
             if aged and kind != HOLD:
                 hold = self._starvation_hold(q, group, rec, first, opt)  # rule 5 (reclaiming.py)
                 if hold is not None:
@@ -113,16 +109,16 @@ class Blocking:
             # Could the group become entitled to reclaim once its own quota's
             # usage drops (an option fits q's guarantee alone, but not with what q runs now)? Capacity parking
             # alone would never wake it: the capacity it waits for is held by borrowers, and only preempting them
-            # frees it. (For such an option, within_guarantee is "every specified key fits".)
-            spec, uq, gq = tree.spec_keys[q], tree.u[q], tree.g[q]
+            # frees it. (Such an option is guaranteed: within_guarantee is "every key within its room".)
+            uq = tree.u[q]
             for o in options:
                 if o.alone:
-                    for k, r in o.req:
-                        if k in spec and uq[k] + r > gq[k]:
+                    for k, room in o.room:
+                        if uq[k] > room:
+                            limit_keys.insert(0, ("guarantee", q))  # woken when q's usage drops (_wake_reclaimers)
                             break
                     else:
                         continue
-                    limit_keys.insert(0, ("guarantee", q))  # woken when q's usage drops (_wake_reclaimers)
                     break
         if held_by is not None:
             for hold in held_by:

@@ -102,13 +102,13 @@ PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("alone", "count", "cpu", "gpu", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan", "pool", "prios",
-                 "qp", "req", "runs")
+    __slots__ = ("alone", "count", "cpu", "gpu", "guaranteed", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan",
+                 "pool", "prios", "qp", "req", "room", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
                  in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None, *,
-                 alone: bool) -> None:
+                 alone: bool, room: tuple[tuple[int, int], ...] = (), guaranteed: bool = False) -> None:
         self.pool = pool
         self.req = req  # compiled usage: per-node amounts times count
         self.gpu = gpu  # per node, as cpu and mem
@@ -129,6 +129,11 @@ class Option:
         self.in_pool = in_pool
         # UsageTree.fits_guarantee_alone(quota, req): guarantees never change within a state, and blocked jobs ask
         self.alone = alone
+        # UsageTree.guarantee_room(quota, req): (key, guarantee - amount) on the keys the quota specifies, and whether
+        # one of them carries a guarantee. The quota's usage u fits its guarantee with this request when u[key] <=
+        # room on each (within_guarantee, when guaranteed too; borrowing class 0): one comparison per key.
+        self.room = room
+        self.guaranteed = guaranteed
 
 
 class Group:

@@ -135,9 +135,9 @@ class Reclaiming:
             if reclaims and opt.alone:
                 if aged:
                     return True
-                spec, uq, gq = tree.spec_keys[q], tree.u[q], tree.g[q]
-                for k, r in opt.req:
-                    if k in spec and uq[k] + r > gq[k]:
+                uq = tree.u[q]
+                for k, room in opt.room:  # (the request within q's guarantee: preemption_kinds' reclaim test)
+                    if uq[k] > room:
                         break
                 else:
                     return True

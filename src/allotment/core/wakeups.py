@@ -172,7 +172,12 @@ class WakeByNeed:
         if len(group.options) > 1 and first.pool != self._tree.keys.keys[key].pool:
             for opt in group.options:
                 if opt.keys.__contains__(key):
-                    cls = self._tree.borrow_class_and_share(group.quota, opt.req)[0]
+                    uq = self._tree.u[group.quota]  # its borrowing class there (borrow_class_and_share's)
+                    cls = 0
+                    for k, room in opt.room:
+                        if uq[k] > room:
+                            cls = 1
+                            break
                     break
         return holds.blocking(group, head, cls, not order & NOT_AGED) is not None
 
