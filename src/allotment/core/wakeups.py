@@ -10,6 +10,7 @@ from heapq import heappop, heappush, heapreplace
 from typing import TYPE_CHECKING
 
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
+from allotment.core.queues import TOKEN_MASK
 from allotment.core.resources import ANY_POOL
 from allotment.core.usage import ROOT
 
@@ -25,6 +26,7 @@ class WakeByNeed:
         _dirty: dict[str, None]
         _unlisted: dict[str, None]
         _frontier: list
+        _cursors: dict[int, list]
         _any_keys: dict
         _cycle_no: int
         _token: int
@@ -64,7 +66,8 @@ class WakeByNeed:
             if group.parked and group.tried != cycle_no:
                 cursor[1] = i
                 self._token += 1
-                heappush(self._frontier, (entries[i][0], self._token, cursor))
+                self._cursors[self._token] = cursor
+                heappush(self._frontier, (entries[i][0] << 64) | self._token)
                 return
             i += 1
 
@@ -82,8 +85,7 @@ class WakeByNeed:
             # The same front entry as the last call that answered False: the answer stands if nothing it depended
             # on changed (the group still parked and untried, its need free, the holds and its quota's usage as
             # then, in the same cycle) and it still does not come before the best queued candidate.
-            order, _, cursor = memo[0]
-            group = memo[1]
+            group, order, cursor = memo[1], memo[5], memo[6]
             if (order >= best_active and group.parked and group.tried != memo[3] and memo[3] == self._cycle_no
                     and memo[2] == self._holds_version and cursor[2] <= tree.cap[cursor[3]] - tree.u[ROOT][cursor[3]]
                     and tuple(map(tree.u[group.quota].__getitem__, group.term_keys)) == memo[4]):
@@ -94,10 +96,12 @@ class WakeByNeed:
         cap, occupied = tree.cap, tree.u[ROOT]
         cycle_no = self._cycle_no
         held_keys, holds = self._held_keys, self._holds
+        cursors = self._cursors
         while frontier:
-            order, _, cursor = frontier[0]
+            top = frontier[0]
+            cursor = cursors[top & TOKEN_MASK]
             entries, i, needed, key = cursor
-            group = entries[i][3]
+            order, _, _, group = entries[i]
             if not group.parked or group.tried == cycle_no:
                 self._skip(frontier, cursor, i)
                 continue
@@ -132,12 +136,13 @@ class WakeByNeed:
             if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
                 self._skip(frontier, cursor, i)
                 self._token += 1
-                heappush(frontier, (fresh, self._token, [[(fresh, key, needed, group)], 0, needed, key]))
+                cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
+                heappush(frontier, (fresh << 64) | self._token)
                 continue
             if best_active is not None and order >= best_active:
                 if steady:
-                    self._wake_memo = (frontier[0], group, self._holds_version, cycle_no,
-                                       tuple(map(tree.u[group.quota].__getitem__, group.term_keys)))
+                    self._wake_memo = (top, group, self._holds_version, cycle_no,
+                                       tuple(map(tree.u[group.quota].__getitem__, group.term_keys)), order, cursor)
                 return False
             self._skip(frontier, cursor, i)
             self._wake(group)
@@ -155,7 +160,8 @@ class WakeByNeed:
             if group.parked and group.tried != cycle_no:
                 cursor[1] = i
                 self._token += 1
-                heapreplace(frontier, (entries[i][0], self._token, cursor))
+                self._cursors[self._token] = cursor
+                heapreplace(frontier, (entries[i][0] << 64) | self._token)
                 return
             i += 1
         cursor[1] = i
@@ -185,6 +191,7 @@ class WakeByNeed:
         """After a cycle: if it ran to completion, every parked group that could use the free capacity was tried, so
         all pools are clean until capacity comes back; otherwise they stay dirty for the next cycle."""
         self._frontier = []
+        self._cursors = {}
         if complete:
             self._dirty = {}
             self._unlisted = {}
