@@ -97,56 +97,82 @@ class WakeByNeed:
         cycle_no = self._cycle_no
         held_keys, holds = self._held_keys, self._holds
         cursors = self._cursors
+        key_of = tree.keys.keys
         while frontier:
             top = frontier[0]
             cursor = cursors[top & TOKEN_MASK]
             entries, i, needed, key = cursor
             order, _, _, group = entries[i]
-            if not group.parked or group.tried == cycle_no:
-                self._skip(frontier, cursor, i)
-                continue
-            if needed > cap[key] - occupied[key]:
-                heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
-                continue
-            head = None
-            steady = True  # whether the answer depends only on what _wake_memo records
-            if key in held_keys:
-                # Is this capacity held for someone else (hold removal marks the pool dirty)? _held_against, with
-                # its common case inline: a guarantee hold of another group against a group that would borrow here
-                # (its order key's class, when its first pool is this key's pool).
-                hs = holds.get((ROOT, key))
-                if hs is not None:
-                    held = hs.guarantee
-                    options = group.options
-                    if (held and order >= BORROWS and (len(held) > 1 or group not in held)
-                            and (len(options) == 1 or options[0].pool == tree.keys.keys[key].pool)):
+            if group.parked and group.tried != cycle_no:
+                if needed > cap[key] - occupied[key]:
+                    heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
+                    continue
+                head = None
+                steady = True  # whether the answer depends only on what _wake_memo records
+                skip = False
+                if key in held_keys:
+                    # Is this capacity held for someone else (hold removal marks the pool dirty)? _held_against, with
+                    # its common case inline: a guarantee hold of another group against a group that would borrow
+                    # here (its order key's class when its first pool is this key's pool, else its class in the
+                    # option with this key, from the option's room under its quota's guarantee).
+                    hs = holds.get((ROOT, key))
+                    if hs is not None:
+                        held = hs.guarantee
+                        options = group.options
+                        other = held and (len(held) > 1 or group not in held)
+                        if len(options) == 1 or options[0].pool == key_of[key].pool:
+                            skip = other and order >= BORROWS
+                        else:
+                            steady = False  # (its class there reads its quota's usage on other keys)
+                            if other:
+                                uq = tree.u[group.quota]
+                                for opt in options:
+                                    if key in opt.keys:
+                                        for k, room in opt.room:
+                                            if uq[k] > room:
+                                                skip = True
+                                                break
+                                        break
+                        if not skip:
+                            head = group.head()
+                            assert head is not None
+                            skip = self._held_against(group, head, key, order)
+                if not skip:
+                    if head is None:
+                        head = group.head()
+                        assert head is not None
+                    fresh = self._key(group.quota, group, head, self._now)
+                    if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
                         self._skip(frontier, cursor, i)
+                        self._token += 1
+                        cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
+                        heappush(frontier, (fresh << 64) | self._token)
                         continue
-                    head = group.head()
-                    assert head is not None
-                    # (its class in another pool than its first reads its quota's usage on other keys)
-                    steady = len(options) == 1 or options[0].pool == tree.keys.keys[key].pool
-                    if self._held_against(group, head, key, order):
-                        self._skip(frontier, cursor, i)
-                        continue
-            if head is None:
-                head = group.head()
-                assert head is not None
-            fresh = self._key(group.quota, group, head, self._now)
-            if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
-                self._skip(frontier, cursor, i)
-                self._token += 1
-                cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
-                heappush(frontier, (fresh << 64) | self._token)
-                continue
-            if best_active is not None and order >= best_active:
-                if steady:
-                    self._wake_memo = (top, group, self._holds_version, cycle_no,
-                                       tuple(map(tree.u[group.quota].__getitem__, group.term_keys)), order, cursor)
-                return False
-            self._skip(frontier, cursor, i)
-            self._wake(group)
-            return True
+                    if best_active is not None and order >= best_active:
+                        if steady:
+                            self._wake_memo = (top, group, self._holds_version, cycle_no,
+                                               tuple(map(tree.u[group.quota].__getitem__, group.term_keys)), order,
+                                               cursor)
+                        return False
+                    self._skip(frontier, cursor, i)
+                    self._wake(group)
+                    return True
+            # Past this entry: _skip, inline (most entries the frontier looks at are skipped)
+            i += 1
+            n = len(entries)
+            while i < n:
+                group = entries[i][3]
+                if group.parked and group.tried != cycle_no:
+                    cursor[1] = i
+                    self._token += 1
+                    token = self._token
+                    cursors[token] = cursor
+                    heapreplace(frontier, (entries[i][0] << 64) | token)
+                    break
+                i += 1
+            else:
+                cursor[1] = i
+                heappop(frontier)
         return False
 
     def _skip(self, frontier: list, cursor: list, i: int) -> None:
