@@ -19,8 +19,8 @@ TOKEN_MASK = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
 
 
 class QueuedRec:
-    __slots__ = ("alive", "entry", "gkey", "group", "id", "low", "priority", "priority_class", "seq", "submitted_at",
-                 "token")
+    __slots__ = ("alive", "entry", "gkey", "group", "id", "low", "low96", "priority", "priority_class", "seq",
+                 "submitted_at", "token")
 
     def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None,
                  low: int, token: int) -> None:
@@ -33,6 +33,7 @@ class QueuedRec:
         self.alive = True
         self.token = token  # unique and increasing: breaks ties between jobs of equal priority and seq
         self.low = low  # the fixed fields of its order key (ranks, priority, seq, "not aged"): computed once
+        self.low96 = low << 96  # the same, where the global heap's entries hold the key (order_keys.GLOBAL_SHIFT)
         # (-priority, seq) packed into one integer (seq offset so that any 64-bit seq sorts right): queue heaps hold
         # integers, compared in one step, instead of tuples compared field by field.
         self.gkey = (-priority << 64) + seq + (1 << 63)

@@ -23,13 +23,16 @@ from allotment.core.model import (
 )
 from allotment.core.order_keys import (
     BORROWS,
+    BORROWS_G,
     NOT_AGED,
+    NOT_AGED_G,
     PRIO_MAX,
     QUOTA_MASK,
     SEQ_MASK,
     SEQ_SHIFT,
     SHARE_MAX,
     SHARE_SHIFT,
+    SHARE_SHIFT_G,
     rank_bits,
 )
 from allotment.core.placement import Demand, NodePool
@@ -434,11 +437,31 @@ class StateBase(WakeByNeed, InventoryEvents):
         # valid token means the top is still current (the cycle re-checks the job is alive as a safety net).
         self._gtop_group[q] = group
         self._gtop_rec[q] = head
+        # The entry (self._key(q, group, head, now) << 96) | (token << 32) | q, built from pre-shifted parts
+        # (_key, inline; tests/unit/core/test_hot_path.py compares the two)
+        tree = self._tree
+        uq, inv = tree.u[q], tree.inv_cap
+        share = -1.0
+        for k, d in group.terms:  # d: requested - guarantee
+            x = uq[k] + d
+            if x > 0:
+                s = x * inv[k]
+                if s > share:  # noqa: PLR1730 - hot loop
+                    share = s
+        entry = head.low96 | (token << 32) | q
+        age = self._age
+        if age is not None and not self._now - head.submitted_at < age:
+            entry ^= NOT_AGED_G
+        if share >= 0:
+            if share > 0:
+                share *= tree.inv_weight[q]
+                entry |= (SHARE_MAX if share >= 1048576.0 else int(share * 4294967296.0)) << SHARE_SHIFT_G
+            entry |= BORROWS_G
         gheap = self._gheap
         if replaces is not None and gheap and gheap[0] == replaces:
-            heapreplace(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
+            heapreplace(gheap, entry)
         else:
-            heappush(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
+            heappush(gheap, entry)
 
     def _idle_cycle(self) -> list:
         """A cycle with no job queued (a third of the cycles of a trace replay): what the full cycle would do then,
