@@ -9,7 +9,7 @@ import pytest
 from core_testkit import gpu_pool, job, quota
 
 from allotment.core.admission import SchedulerState
-from allotment.core.explain import DEVICE, HOLD, Blocker
+from allotment.core.explain import DEVICE, HOLD, Blocker, combine
 from allotment.core.model import SchedulerConfig
 from allotment.core.order_keys import CLASS_SHIFT, NOT_AGED
 from allotment.core.preemption import preemption_kinds
@@ -24,7 +24,7 @@ class Checked(SchedulerState):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.checked = {"blockers": 0, "preempt": 0, "entry": 0, "park": 0}
+        self.checked = {"blockers": 0, "preempt": 0, "entry": 0, "park": 0, "sentence": 0}
 
     def _plain_blockers(self, q, group, rec, key):
         """What each option's checks answer, one function at a time: _hold_blocking with the class from
@@ -80,8 +80,13 @@ class Checked(SchedulerState):
                 expected.append(("limit", node, pool))
         guarantee_hold = (self._ever(group)[0] and blockers[0].kind in (CAPACITY, DEVICE)
                           and tree.within_guarantee(q, group.options[0].req))
+        emitted = len(decisions)
         super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         assert group.park_keys == expected + caps
+        if len(decisions) > emitted:  # its sentences (some from the memo) as built afresh
+            wait = decisions[-1]
+            assert (wait.code, wait.message) == combine(tree, blockers, now, group.last_sig[-1][1])
+            self.checked["sentence"] += 1
         if guarantee_hold:
             assert any(h.kind == h.GUARANTEE and h.key == blockers[0].key for h in group.holds)
         self.checked["park"] += 1
