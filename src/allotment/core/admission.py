@@ -198,28 +198,29 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
         """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
-        gheap, gtoken, leaf = self._gheap, self._gtoken, self._leaf
+        gheap, gtoken, gentry, leaf = self._gheap, self._gtoken, self._gentry, self._leaf
         gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
         admitted = 0
         while True:
+            key = None
             while gheap:
                 entry = gheap[0]
                 q = entry & QUOTA_MASK
-                token = (entry >> 32) & TOKEN_MASK
-                if token == gtoken[q]:
+                if entry == gentry[q]:  # the quota's valid entry (its token: gtoken[q])
+                    key = entry >> 96
                     break
                 heappop(gheap)  # stale entries
-            if (self._frontier or self._unlisted) and self._wake_next(gheap[0] >> 96 if gheap else None):
+            if (self._frontier or self._unlisted) and self._wake_next(key):
                 continue
-            if not gheap:
+            if key is None:
                 return False
-            key = entry >> 96
+            token = gtoken[q]
             group, rec = gtop_group[q], gtop_rec[q]
             if not rec.alive or group.parked:  # type: ignore[union-attr]
                 top = self._quota_top(q)
                 if top is None:
                     heappop(gheap)
-                    gtoken[q] = 0
+                    gentry[q] = 0
                     continue
                 group, rec = top
             # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
@@ -232,13 +233,14 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                 self._token += 1
                 gtoken[q] = token = self._token
                 gtop_group[q], gtop_rec[q] = group, rec
-                heapreplace(gheap, (current << 96) | (token << 32) | q)
+                gentry[q] = entry = (current << 96) | (token << 32) | q
+                heapreplace(gheap, entry)
                 continue
             if limit is not None and admitted >= limit:
                 return True
             # The entry stays in the heap, stale (token 0), until the quota's next entry replaces it in one step
             # (_push_quota) or, if something else went on top meanwhile, until the stale-entry loop above drops it.
-            gtoken[q] = 0
+            gentry[q] = 0
             if self._try(q, group, rec, current, now, decisions):
                 admitted += 1
             self._push_quota(q, entry)

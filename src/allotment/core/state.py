@@ -107,6 +107,7 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._qheap: list[list[int]] = [[] for _ in range(n)]  # per quota: group heads (head.gkey << 64 | token)
         self._qgroups: dict[int, Group] = {}  # token of a quota-heap entry -> its group (until the entry is popped)
         self._gtoken = [0] * n  # token of each quota's valid entry in the global heap
+        self._gentry = [0] * n  # and that entry (0: none): the cycle tells a valid entry by one comparison
         self._gtop_group: list[Group | None] = [None] * n  # the top group of that entry
         self._gtop_rec: list[QueuedRec | None] = [None] * n  # and its head job
         self._gheap: list[int] = []  # order key << 96 | token << 32 | quota
@@ -429,7 +430,7 @@ class StateBase(WakeByNeed, InventoryEvents):
             heappop(qh)
             del qgroups[token]
         else:
-            self._gtoken[q] = 0
+            self._gentry[q] = 0
             return
         self._token += 1
         token = self._gtoken[q] = self._token
@@ -457,6 +458,7 @@ class StateBase(WakeByNeed, InventoryEvents):
                 share *= tree.inv_weight[q]
                 entry |= (SHARE_MAX if share >= 1048576.0 else int(share * 4294967296.0)) << SHARE_SHIFT_G
             entry |= BORROWS_G
+        self._gentry[q] = entry
         gheap = self._gheap
         if replaces is not None and gheap and gheap[0] == replaces:
             heapreplace(gheap, entry)
@@ -469,9 +471,9 @@ class StateBase(WakeByNeed, InventoryEvents):
         clean (no group is parked)."""
         gheap = self._gheap
         if gheap:
-            gtoken = self._gtoken
+            gentry = self._gentry
             for entry in gheap:
-                gtoken[entry & QUOTA_MASK] = 0
+                gentry[entry & QUOTA_MASK] = 0
             gheap.clear()
         self._deadlines.clear()
         self.next_due = None

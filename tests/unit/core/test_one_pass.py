@@ -93,9 +93,10 @@ class Checked(SchedulerState):
 
     def _push_quota(self, q, replaces=None):
         super()._push_quota(q, replaces)
-        token = self._gtoken[q]
-        if token:
-            entry = next(e for e in self._gheap if (e >> 32) & TOKEN_MASK == token and e & 0xFFFFFFFF == q)
+        entry = self._gentry[q]  # the quota's valid entry (0: its queue is empty)
+        if entry:
+            token = self._gtoken[q]
+            assert entry in self._gheap and (entry >> 32) & TOKEN_MASK == token
             group, rec = self._gtop_group[q], self._gtop_rec[q]
             assert entry == (self._key(q, group, rec, self._now) << 96) | (token << 32) | q
             self.checked["entry"] += 1
