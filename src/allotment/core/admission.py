@@ -140,9 +140,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from heapq import heappop, heappush, heapreplace
 
-from allotment.core.devices import WHOLE, DevicePool
-from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine
-from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot, new_wait
+from allotment.core.blocking import Blocking
+from allotment.core.devices import WHOLE
+from allotment.core.explain import HOLD, Blocker
+from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED, QUOTA_MASK
 from allotment.core.pool_choice import PoolChoice
 from allotment.core.quantity import Quantity
@@ -150,7 +151,6 @@ from allotment.core.queue_inspection import QueueInspection
 from allotment.core.queues import (
     PLACE_DEVICES,
     PLACE_NODES,
-    PLACE_NONE,
     TOKEN_MASK,
     Group,
     Hold,
@@ -160,7 +160,7 @@ from allotment.core.queues import (
 )
 from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S, Reclaiming
 from allotment.core.state import StateBase
-from allotment.core.usage import CAPACITY, LIMIT, ROOT, Block
+from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 
@@ -168,7 +168,7 @@ _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 
 
-class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
+class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBase):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
 
     next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
@@ -198,28 +198,29 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
         """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
-        gheap, gtoken, leaf = self._gheap, self._gtoken, self._leaf
+        gheap, gtoken, gentry, leaf = self._gheap, self._gtoken, self._gentry, self._leaf
         gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
         admitted = 0
         while True:
+            key = None
             while gheap:
                 entry = gheap[0]
                 q = entry & QUOTA_MASK
-                token = (entry >> 32) & TOKEN_MASK
-                if token == gtoken[q]:
+                if entry == gentry[q]:  # the quota's valid entry (its token: gtoken[q])
+                    key = entry >> 96
                     break
                 heappop(gheap)  # stale entries
-            if (self._frontier or self._unlisted) and self._wake_next(gheap[0] >> 96 if gheap else None):
+            if (self._frontier or self._unlisted) and self._wake_next(key):
                 continue
-            if not gheap:
+            if key is None:
                 return False
-            key = entry >> 96
+            token = gtoken[q]
             group, rec = gtop_group[q], gtop_rec[q]
             if not rec.alive or group.parked:  # type: ignore[union-attr]
                 top = self._quota_top(q)
                 if top is None:
                     heappop(gheap)
-                    gtoken[q] = 0
+                    gentry[q] = 0
                     continue
                 group, rec = top
             # A leaf quota's key only depends on its own usage, and every change to that re-pushes it: an entry
@@ -232,36 +233,17 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
                 self._token += 1
                 gtoken[q] = token = self._token
                 gtop_group[q], gtop_rec[q] = group, rec
-                heapreplace(gheap, (current << 96) | (token << 32) | q)
+                gentry[q] = entry = (current << 96) | (token << 32) | q
+                heapreplace(gheap, entry)
                 continue
             if limit is not None and admitted >= limit:
                 return True
             # The entry stays in the heap, stale (token 0), until the quota's next entry replaces it in one step
             # (_push_quota) or, if something else went on top meanwhile, until the stale-entry loop above drops it.
-            gtoken[q] = 0
+            gentry[q] = 0
             if self._try(q, group, rec, current, now, decisions):
                 admitted += 1
             self._push_quota(q, entry)
-
-    def _option_fit(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None, aged: bool):
-        """(None, (device shares, nodes)) when the option fits: its usage and devices are then ALREADY TAKEN. Otherwise
-        (a usage.Block or a Blocker, None) and nothing changed; _blocker() turns a Block into a Blocker (only needed
-        when every option failed, so the common "first pool full, second fits" path builds nothing)."""
-        tree = self._tree
-        if self._holds:
-            hold = self._hold_blocking(q, group, rec, opt, cls, aged)
-            if hold is not None:
-                return _new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key), hold)), None
-        b = tree.admit_plan(q, opt.plan)
-        if b is not None:
-            return b, None
-        if opt.mode != PLACE_NONE:
-            placed = self._place(opt)
-            if placed is None:
-                tree.release_plan(q, opt.plan)
-                return self._device_blocker(opt), None
-            return None, placed
-        return None, ((), ())
 
     @staticmethod
     def _blocker(b, opt: Option) -> Blocker:
@@ -277,8 +259,18 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
                 break
         else:
             return None
-        if cls is None:  # the job's borrowing class there, worked out only now that a hold may apply
-            cls = self._tree.borrow_class_and_share(q, opt.req)[0]
+        return self._hold_on(q, group, rec, opt, cls, aged)
+
+    def _hold_on(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
+                 aged: bool) -> Hold | None:
+        """_hold_blocking once one of the option's keys is known to be held."""
+        if cls is None:  # the job's borrowing class there (borrow_class_and_share's), only now that a hold may apply
+            uq = self._tree.u[q]
+            cls = 0
+            for k, room in opt.room:
+                if uq[k] > room:
+                    cls = 1
+                    break
         holds = self._holds
         for pair in opt.hold_pairs:  # (quota or ROOT, key): the job's path, then its keys
             hs = holds.get(pair)
@@ -293,83 +285,70 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
         if group.borrow_after > now and key >= BORROWS:  # (order keys are inlined here: see order_keys)
             self._backing_off(q, group, rec, now, decisions)
             return False
-        if not self._holds:  # the common case, kept lean: try each pool in order, building nothing until one fits
-            tree = self._tree
-            er, cap = tree.eu[ROOT], tree.cap
-            blocks: dict[Option, Block | None] = {}  # what stopped each option (None: its devices)
-            for opt in (self._best_first(q, group) if group.best_fit else group.options):
-                # UsageTree.admit_plan, inlined (it is most of what an admission costs; same checks, same order)
-                p = opt.plan
-                fits = True
-                for ua, la, k, r, a in p.lchk:
-                    if ua[k] + r > la[k]:
-                        blocks[opt] = _new_tuple(Block, (LIMIT, a, k, r))
-                        fits = False
+        # One pass over the options in order: the holds on its keys (when any key is held), the limits and the
+        # capacity (UsageTree.admit_plan, inlined: it is most of what an admission costs; same checks, same order),
+        # then the devices. The first option that fits is admitted; a blocked option's Blocker is built from the
+        # check that stopped it (UsageTree.first_block's answer: the checks run in its order).
+        tree = self._tree
+        er, cap = tree.eu[ROOT], tree.cap
+        held = self._held_keys  # key -> holds on it (empty: nothing is held anywhere)
+        aged = not key & NOT_AGED
+        first = group.options[0]
+        options = self._best_first(q, group) if group.best_fit else group.options
+        blockers: list[Blocker] = []
+        for opt in options:
+            if held:
+                hold = None
+                for k, _ in opt.req:
+                    if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
+                        hold = self._hold_on(q, group, rec, opt, key >> CLASS_SHIFT if opt is first else None, aged)
                         break
-                if not fits:
+                if hold is not None:
+                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key),
+                                                         hold)))
                     continue
+            p = opt.plan
+            blocker = None
+            for ua, la, k, r, a in p.lchk:
+                if ua[k] + r > la[k]:
+                    blocker = _new_tuple(Blocker, (LIMIT, a, k, r, r, None))  # (a request's keys are distinct)
+                    break
+            if blocker is None:
                 if p.floored:
                     b = tree.admit(q, p.req)
                     if b is not None:
-                        blocks[opt] = b
-                        continue
+                        blocker = self._blocker(b, opt)
                 else:
                     for k, r in p.req:
                         if er[k] + r > cap[k]:
-                            blocks[opt] = _new_tuple(Block, (CAPACITY, ROOT, k, r))
-                            fits = False
+                            blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
                             break
-                    if not fits:
-                        continue
-                    for k, r in p.req:
-                        er[k] += r
-                    for ua, k, r in p.adds:
-                        ua[k] += r
-                # The usage is taken; now the devices (and the node).
-                mode = opt.mode
-                if mode == PLACE_DEVICES:
-                    shares = self._devices[opt.pool].place(opt.gpu)
-                    if shares is None:
-                        tree.release_plan(q, p)
-                        blocks[opt] = None
-                        continue
-                    self._admit(q, group, rec, opt, shares, None, (), now, decisions)
-                elif mode == PLACE_NODES:
-                    placed = self._devices[opt.pool].place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
-                    if placed is None:
-                        tree.release_plan(q, p)
-                        blocks[opt] = None
-                        continue
-                    self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
-                else:
-                    self._admit(q, group, rec, opt, (), (), (), now, decisions)
-                return True
-            # No option fits: each one's blocker, from what stopped it above (UsageTree.first_block's answer: the
-            # checks above run in its order; the devices when the usage fitted). Nothing changed since.
-            blockers = []
-            for opt in group.options:
-                b = blocks[opt]
-                blockers.append(self._device_blocker(opt) if b is None else self._blocker(b, opt))
-            aged = not key & NOT_AGED
-        else:
-            aged = not key & NOT_AGED
-            blockers = []
-            tree = self._tree
-            first = group.options[0]
-            options = self._best_first(q, group) if group.best_fit else group.options
-            for opt in options:
-                # the borrowing class of other pools only matters to holds
-                cls = key >> CLASS_SHIFT if opt is first else None  # None: worked out only if a hold may apply
-                blocker, placed = self._option_fit(q, group, rec, opt, cls, aged)
-                if blocker is None:
-                    self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
-                    return True
-                blockers.append(blocker)
-            if options is not group.options:
-                blockers = [blockers[options.index(opt)] for opt in group.options]
-            found, blockers = blockers, []
-            for b, opt in zip(found, group.options):  # (a loop: a comprehension is a frame of its own)
-                blockers.append(self._blocker(b, opt))
+                    else:
+                        for k, r in p.req:
+                            er[k] += r
+                        for ua, k, r in p.adds:
+                            ua[k] += r
+                if blocker is None:  # the usage is taken; now the devices (and the node)
+                    mode = opt.mode
+                    if mode == PLACE_DEVICES:
+                        shares = self._devices[opt.pool].place(opt.gpu)
+                        if shares is not None:
+                            self._admit(q, group, rec, opt, shares, None, (), now, decisions)
+                            return True
+                    elif mode == PLACE_NODES:
+                        placed = self._devices[opt.pool].place_job(opt.gpu, opt.cpu, opt.mem, opt.count)
+                        if placed is not None:
+                            self._admit(q, group, rec, opt, placed[0], placed[1], (), now, decisions)
+                            return True
+                    else:
+                        self._admit(q, group, rec, opt, (), (), (), now, decisions)
+                        return True
+                    tree.release_plan(q, p)
+                    blocker = self._device_blocker(opt)
+            blockers.append(blocker)
+        if options is not group.options:
+            found = blockers
+            blockers = [found[options.index(opt)] for opt in group.options]
         retry_at: float | None = None
         note = ""
         if self._can_preempt[q]:
@@ -377,18 +356,12 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
                 # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
                 # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
                 retry_at = rec.submitted_at + self._preemption_delay
-            else:
+            elif self._preemption_may_help(q, group, rec, blockers, aged):
                 done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
                 if done:
                     return True
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
-
-    def _blocker_of(self, q: int, opt: Option) -> Blocker:
-        """Why ``opt`` does not fit now, when it was just found not to (without holds): the first limit or capacity
-        in UsageTree.first_block's order (the order _try checks them in), else the pool's devices."""
-        b = self._tree.first_block(q, opt.req)
-        return self._device_blocker(opt) if b is None else self._blocker(b, opt)
 
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
@@ -494,71 +467,6 @@ class SchedulerState(QueueInspection, PoolChoice, Reclaiming, StateBase):
             amount = self._quantities[raw] = Quantity(raw)
         out = self._public_fractions[shares] = ((dev, amount),)
         return out
-
-    def _signature(self, rec: QueuedRec, blockers: list[Blocker], note: str) -> tuple:
-        """The numbers a Wait sentence is made of: the sentence is only rebuilt (and re-emitted) when they change."""
-        tree = self._tree
-        parts: list[tuple] = []
-        for kind, node, k, needed, requested, detail in blockers:  # unpacked: a field by name costs twice as much
-            if kind == LIMIT:
-                parts.append((LIMIT, node, k, requested, tree.lim[node][k], tree.u[node][k]))
-            elif kind == CAPACITY:
-                parts.append((CAPACITY, k, requested, needed, tree.cap[k], tree.u[ROOT][k], tree.eu[ROOT][k]))
-            elif kind == DEVICE:
-                if isinstance(detail, NodeNeed):  # node-level: its numbers change with any placement in the pool
-                    parts.append((DEVICE, detail.pool.name, detail[1:], detail.pool.version, detail.pool.total_free))
-                else:
-                    assert isinstance(detail, DevicePool)
-                    parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
-            else:
-                assert isinstance(detail, Hold)
-                parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key))
-        parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (explain.combine)
-        return tuple(parts)
-
-    def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
-               retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
-        tree = self._tree
-        first, opt = blockers[0], group.options[0]
-        # A job that cannot run even on an idle cluster must not hold capacity: it would block others forever.
-        ever = self._ever(group)
-        if not any(ever):
-            note = (note + "; " if note else "") + "it can never run with the current quotas and pools"
-        sig = self._signature(rec, blockers, note)
-        if sig != group.last_sig:
-            code, message = combine(tree, blockers, now, note, sig, self._sentences)
-            group.last_wait = new_wait(rec.id, code, message)
-            group.last_sig = sig
-            decisions.append(group.last_wait)
-        if group.holds:
-            self._drop_holds(group)
-        if ever[0] and first.kind in (CAPACITY, DEVICE) and tree.within_guarantee(q, opt.req):
-            self._add_hold(Hold(ROOT, first.key, Hold.GUARANTEE, group, rec, 0))
-        if ever[0] and aged and first.kind in (LIMIT, CAPACITY, DEVICE):
-            hold = self._starvation_hold(q, group, rec, first, opt)  # rule 5 (reclaiming.py)
-            if hold is not None:
-                self._add_hold(hold)
-        limit_keys: list[tuple] = []
-        if self._reclaim_later(q, group):
-            limit_keys.append(("guarantee", q))  # woken when q's usage drops (StateBase._wake_reclaimers)
-        cap_entries: list[tuple[str, int, int]] = []
-        key_of = tree.keys.keys
-        for (kind, node, k, needed, requested, detail), o in zip(blockers, group.options):
-            pool = o.pool if kind == DEVICE else key_of[k][0]  # ResourceKey.pool
-            if node == ROOT:  # capacity, device fit, or a hold on the pool itself
-                cap_entries.append((pool, k, requested if kind == HOLD else needed))
-            else:
-                limit_keys.append(("limit", node, pool))
-            if kind == HOLD:
-                detail.blocked[group] = None  # type: ignore[union-attr]
-        self._park.park(group, limit_keys, cap_entries, key)
-        group.qtoken = 0
-        if self._age is not None and not aged:
-            ages_at = rec.submitted_at + self._age
-            retry_at = ages_at if retry_at is None else min(retry_at, ages_at)
-        if retry_at is not None:
-            group.deadline_token = self._next_token()
-            heappush(self._deadlines, (retry_at, group.deadline_token, group))
 
 
 def _amount(req: Iterable[tuple[int, int]], key: int) -> int:

@@ -98,12 +98,14 @@ def combine(tree: UsageTree, blockers: list[Blocker], now: float, extra: str = "
             memo: dict[tuple, str] | None = None) -> tuple[str, str]:
     """(code, message) for a job whose every option is blocked; the first pool's code wins. With ``memo``, the
     sentences of LIMIT and CAPACITY blockers are kept there by their signature parts (``parts[i]`` for
-    ``blockers[i]``: the numbers of admission._signature): those sentences depend on nothing else, and a full pool
-    gives every job of the same size waiting there the same one."""
+    ``blockers[i]``: the numbers of blocking.Blocking._block's signature): those sentences depend on nothing else, and
+    a full pool gives every job of the same size waiting there the same one. A guarantee hold's sentence is kept by
+    its part and the holding quota (the part names the holding job, its kind, quota or pool and key)."""
     texts = []
     for i, b in enumerate(blockers):
-        if memo is not None and (b.kind == LIMIT or b.kind == CAPACITY):
-            part = parts[i]
+        kind = b[0]  # (b.kind: a NamedTuple field by name costs twice as much)
+        if memo is not None and (kind == LIMIT or kind == CAPACITY or (kind == HOLD and b[5].kind == Hold.GUARANTEE)):
+            part = parts[i] if kind != HOLD else (parts[i], b[5].quota)
             text = memo.get(part)
             if text is None:
                 if len(memo) >= SENTENCE_MEMO_MAX:

@@ -19,8 +19,8 @@ TOKEN_MASK = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
 
 
 class QueuedRec:
-    __slots__ = ("alive", "entry", "gkey", "group", "id", "low", "priority", "priority_class", "seq", "submitted_at",
-                 "token")
+    __slots__ = ("alive", "entry", "gkey", "group", "id", "low", "low96", "priority", "priority_class", "seq",
+                 "submitted_at", "token")
 
     def __init__(self, job_id: str, priority: int, seq: int, submitted_at: float, priority_class: str | None,
                  low: int, token: int) -> None:
@@ -33,6 +33,7 @@ class QueuedRec:
         self.alive = True
         self.token = token  # unique and increasing: breaks ties between jobs of equal priority and seq
         self.low = low  # the fixed fields of its order key (ranks, priority, seq, "not aged"): computed once
+        self.low96 = low << 96  # the same, where the global heap's entries hold the key (order_keys.GLOBAL_SHIFT)
         # (-priority, seq) packed into one integer (seq offset so that any 64-bit seq sorts right): queue heaps hold
         # integers, compared in one step, instead of tuples compared field by field.
         self.gkey = (-priority << 64) + seq + (1 << 63)
@@ -102,13 +103,13 @@ PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("alone", "count", "cpu", "gpu", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan", "pool", "prios",
-                 "qp", "req", "runs")
+    __slots__ = ("alone", "count", "cpu", "gpu", "guaranteed", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan",
+                 "pool", "prios", "qp", "req", "room", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
                  in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None, *,
-                 alone: bool) -> None:
+                 alone: bool, room: tuple[tuple[int, int], ...] = (), guaranteed: bool = False) -> None:
         self.pool = pool
         self.req = req  # compiled usage: per-node amounts times count
         self.gpu = gpu  # per node, as cpu and mem
@@ -129,6 +130,11 @@ class Option:
         self.in_pool = in_pool
         # UsageTree.fits_guarantee_alone(quota, req): guarantees never change within a state, and blocked jobs ask
         self.alone = alone
+        # UsageTree.guarantee_room(quota, req): (key, guarantee - amount) on the keys the quota specifies, and whether
+        # one of them carries a guarantee. The quota's usage u fits its guarantee with this request when u[key] <=
+        # room on each (within_guarantee, when guaranteed too; borrowing class 0): one comparison per key.
+        self.room = room
+        self.guaranteed = guaranteed
 
 
 class Group:

@@ -81,18 +81,6 @@ class Reclaiming:
                 if age is not None and head is not None and now - head.submitted_at >= age:
                     self._wake(group)  # an aged head may take back what q's later jobs took (preemption_kinds)
 
-    def _reclaim_later(self, q: int, group: Group) -> bool:
-        """Could the group become entitled to reclaim once its own quota's usage drops (it fits q's guarantee
-        alone, but not with what q runs now)? Capacity parking alone would never wake it: the capacity it waits
-        for is held by borrowers, and only preempting them frees it."""
-        tree = self._tree
-        if not tree.preempt_policy[q][1]:
-            return False
-        for opt in group.options:
-            if opt.alone and not tree.within_guarantee(q, opt.req):  # (alone: fits_guarantee_alone, kept)
-                return True
-        return False
-
     def _starvation_hold(self, q: int, group: Group, rec: QueuedRec, first: Blocker, opt: Option) -> Hold | None:
         """The hold an aged job blocked by ``first`` puts on the capacity it waits for (rule 5), or None. A job that
         would borrow, fits its quota's guarantee alone and belongs to a quota that reclaims holds no pool: its way
@@ -109,7 +97,7 @@ class Reclaiming:
 
     def _backing_off(self, q: int, group: Group, rec: QueuedRec, now: float, decisions: list[Decision]) -> None:
         """A preempted job in its requeue backoff would borrow: it waits until the backoff ends, or until its quota's
-        usage drops enough for it to fit the guarantee (woken as a reclaimer then; see _reclaim_later)."""
+        usage drops enough for it to fit the guarantee (woken as a reclaimer then; see blocking.Blocking._block)."""
         times, lost, until = self._preempted.get(rec.id, (1, 0.0, group.borrow_after))
         sig = ("backoff", rec.id, times, until)
         if sig != group.last_sig:
@@ -125,6 +113,35 @@ class Reclaiming:
         group.qtoken = 0
         group.deadline_token = self._next_token()
         heappush(self._deadlines, (until, group.deadline_token, group))
+
+    def _preemption_may_help(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool) -> bool:
+        """False when _try_preempting would find nothing to plan: preemption_kinds is None for every option it
+        looks at (the common case for a blocked job in a busy cluster), decided with the same tests inline."""
+        tree = self._tree
+        within, reclaims, _, child_preemption = tree.preempt_policy[q]
+        if child_preemption or self._any_keys:
+            return True  # (these widen the search beyond the option's own pool: let preemption_kinds decide)
+        ever = group.ever
+        if ever is None:
+            ever = self._ever(group)
+        priority = rec.priority
+        for opt, blocker, possible in zip(group.options, blockers, ever):
+            if blocker[0] == HOLD or not possible:
+                continue
+            if within:
+                own = opt.prios  # the quota's running jobs in this pool by priority
+                if own and min(own) < priority:
+                    return True
+            if reclaims and opt.alone:
+                if aged:
+                    return True
+                uq = tree.u[q]
+                for k, room in opt.room:  # (the request within q's guarantee: preemption_kinds' reclaim test)
+                    if uq[k] > room:
+                        break
+                else:
+                    return True
+        return False
 
     def _try_preempting(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool, now: float,
                         decisions: list[Decision]) -> tuple[bool, float | None, str]:

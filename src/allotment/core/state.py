@@ -23,13 +23,16 @@ from allotment.core.model import (
 )
 from allotment.core.order_keys import (
     BORROWS,
+    BORROWS_G,
     NOT_AGED,
+    NOT_AGED_G,
     PRIO_MAX,
     QUOTA_MASK,
     SEQ_MASK,
     SEQ_SHIFT,
     SHARE_MAX,
     SHARE_SHIFT,
+    SHARE_SHIFT_G,
     rank_bits,
 )
 from allotment.core.placement import Demand, NodePool
@@ -104,6 +107,7 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._qheap: list[list[int]] = [[] for _ in range(n)]  # per quota: group heads (head.gkey << 64 | token)
         self._qgroups: dict[int, Group] = {}  # token of a quota-heap entry -> its group (until the entry is popped)
         self._gtoken = [0] * n  # token of each quota's valid entry in the global heap
+        self._gentry = [0] * n  # and that entry (0: none): the cycle tells a valid entry by one comparison
         self._gtop_group: list[Group | None] = [None] * n  # the top group of that entry
         self._gtop_rec: list[QueuedRec | None] = [None] * n  # and its head job
         self._gheap: list[int] = []  # order key << 96 | token << 32 | quota
@@ -114,7 +118,10 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._deadlines: list = []  # (time, token, group)
         self._dirty: dict[str, None] = {}  # pools (or "*") where capacity came back since the groups there were tried
         self._unlisted: dict[str, None] = {}  # dirty pools whose parked groups are not in the frontier yet
-        self._frontier: list = []  # (order key, token, cursor): best parked group per (pool, key, need) bucket
+        # The best parked group per (pool, key, need) bucket, as integers (order key << 64 | token) that heap steps
+        # compare in one operation; the token finds the bucket's cursor [entries, index, need, key] (wakeups.py).
+        self._frontier: list[int] = []
+        self._cursors: dict[int, list] = {}
         self._wake_memo: tuple | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
         self._holds_version = 0  # counts changes to the holds
         self._cycle_no = 0
@@ -281,11 +288,13 @@ class StateBase(WakeByNeed, InventoryEvents):
                     mode = PLACE_NODES
                 else:
                     mode = PLACE_DEVICES if gpu else PLACE_NONE
+                room, guaranteed = tree.guarantee_room(q, req)
                 options.append(Option(p, req, gpu, tree.plan(q, req), (q, p),
                                       tuple((a, k) for a in tree.path_root[q] for k, _ in req),
                                       self._run_by_qp.setdefault((q, p), {}), self._prio_by_qp.setdefault((q, p), {}),
                                       self._quotas_in_pool.setdefault(p, {}), raw.get("cpu", 0),
-                                      raw.get("memory", 0), count, mode, alone=tree.fits_guarantee_alone(q, req)))
+                                      raw.get("memory", 0), count, mode, alone=tree.fits_guarantee_alone(q, req),
+                                      room=room, guaranteed=guaranteed))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
@@ -421,7 +430,7 @@ class StateBase(WakeByNeed, InventoryEvents):
             heappop(qh)
             del qgroups[token]
         else:
-            self._gtoken[q] = 0
+            self._gentry[q] = 0
             return
         self._token += 1
         token = self._gtoken[q] = self._token
@@ -429,11 +438,32 @@ class StateBase(WakeByNeed, InventoryEvents):
         # valid token means the top is still current (the cycle re-checks the job is alive as a safety net).
         self._gtop_group[q] = group
         self._gtop_rec[q] = head
+        # The entry (self._key(q, group, head, now) << 96) | (token << 32) | q, built from pre-shifted parts
+        # (_key, inline; tests/unit/core/test_hot_path.py compares the two)
+        tree = self._tree
+        uq, inv = tree.u[q], tree.inv_cap
+        share = -1.0
+        for k, d in group.terms:  # d: requested - guarantee
+            x = uq[k] + d
+            if x > 0:
+                s = x * inv[k]
+                if s > share:  # noqa: PLR1730 - hot loop
+                    share = s
+        entry = head.low96 | (token << 32) | q
+        age = self._age
+        if age is not None and not self._now - head.submitted_at < age:
+            entry ^= NOT_AGED_G
+        if share >= 0:
+            if share > 0:
+                share *= tree.inv_weight[q]
+                entry |= (SHARE_MAX if share >= 1048576.0 else int(share * 4294967296.0)) << SHARE_SHIFT_G
+            entry |= BORROWS_G
+        self._gentry[q] = entry
         gheap = self._gheap
         if replaces is not None and gheap and gheap[0] == replaces:
-            heapreplace(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
+            heapreplace(gheap, entry)
         else:
-            heappush(gheap, (self._key(q, group, head, self._now) << 96) | (token << 32) | q)
+            heappush(gheap, entry)
 
     def _idle_cycle(self) -> list:
         """A cycle with no job queued (a third of the cycles of a trace replay): what the full cycle would do then,
@@ -441,9 +471,9 @@ class StateBase(WakeByNeed, InventoryEvents):
         clean (no group is parked)."""
         gheap = self._gheap
         if gheap:
-            gtoken = self._gtoken
+            gentry = self._gentry
             for entry in gheap:
-                gtoken[entry & QUOTA_MASK] = 0
+                gentry[entry & QUOTA_MASK] = 0
             gheap.clear()
         self._deadlines.clear()
         self.next_due = None

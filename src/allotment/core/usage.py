@@ -454,6 +454,15 @@ class UsageTree:
                     guaranteed = True
         return guaranteed
 
+    def guarantee_room(self, q: int, req: Request) -> tuple[tuple[tuple[int, int], ...], bool]:
+        """((key, guarantee - amount) for the keys of ``req`` that ``q`` specifies, whether one of them carries a
+        guarantee). Guarantees never change within a tree, so a caller keeps this per (quota, request): then
+        ``within_guarantee(q, req)`` is ``guaranteed and u[q][k] <= room`` on every pair, and
+        ``borrow_class_and_share(q, req)[0]`` is 0 exactly when ``u[q][k] <= room`` on every pair."""
+        spec, gq = self.spec_keys[q], self.g[q]
+        room = tuple((k, gq[k] - r) for k, r in req if k in spec)
+        return room, any(gq[k] > 0 for k, _ in room)
+
     def is_borrowing(self, q: int, keys: Sequence[int]) -> bool:
         spec, uq, gq = self.spec_keys[q], self.u[q], self.g[q]
         for k in keys:

@@ -10,6 +10,7 @@ from heapq import heappop, heappush, heapreplace
 from typing import TYPE_CHECKING
 
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
+from allotment.core.queues import TOKEN_MASK
 from allotment.core.resources import ANY_POOL
 from allotment.core.usage import ROOT
 
@@ -25,6 +26,7 @@ class WakeByNeed:
         _dirty: dict[str, None]
         _unlisted: dict[str, None]
         _frontier: list
+        _cursors: dict[int, list]
         _any_keys: dict
         _cycle_no: int
         _token: int
@@ -64,7 +66,8 @@ class WakeByNeed:
             if group.parked and group.tried != cycle_no:
                 cursor[1] = i
                 self._token += 1
-                heappush(self._frontier, (entries[i][0], self._token, cursor))
+                self._cursors[self._token] = cursor
+                heappush(self._frontier, (entries[i][0] << 64) | self._token)
                 return
             i += 1
 
@@ -82,8 +85,7 @@ class WakeByNeed:
             # The same front entry as the last call that answered False: the answer stands if nothing it depended
             # on changed (the group still parked and untried, its need free, the holds and its quota's usage as
             # then, in the same cycle) and it still does not come before the best queued candidate.
-            order, _, cursor = memo[0]
-            group = memo[1]
+            group, order, cursor = memo[1], memo[5], memo[6]
             if (order >= best_active and group.parked and group.tried != memo[3] and memo[3] == self._cycle_no
                     and memo[2] == self._holds_version and cursor[2] <= tree.cap[cursor[3]] - tree.u[ROOT][cursor[3]]
                     and tuple(map(tree.u[group.quota].__getitem__, group.term_keys)) == memo[4]):
@@ -94,54 +96,83 @@ class WakeByNeed:
         cap, occupied = tree.cap, tree.u[ROOT]
         cycle_no = self._cycle_no
         held_keys, holds = self._held_keys, self._holds
+        cursors = self._cursors
+        key_of = tree.keys.keys
         while frontier:
-            order, _, cursor = frontier[0]
+            top = frontier[0]
+            cursor = cursors[top & TOKEN_MASK]
             entries, i, needed, key = cursor
-            group = entries[i][3]
-            if not group.parked or group.tried == cycle_no:
-                self._skip(frontier, cursor, i)
-                continue
-            if needed > cap[key] - occupied[key]:
-                heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
-                continue
-            head = None
-            steady = True  # whether the answer depends only on what _wake_memo records
-            if key in held_keys:
-                # Is this capacity held for someone else (hold removal marks the pool dirty)? _held_against, with
-                # its common case inline: a guarantee hold of another group against a group that would borrow here
-                # (its order key's class, when its first pool is this key's pool).
-                hs = holds.get((ROOT, key))
-                if hs is not None:
-                    held = hs.guarantee
-                    options = group.options
-                    if (held and order >= BORROWS and (len(held) > 1 or group not in held)
-                            and (len(options) == 1 or options[0].pool == tree.keys.keys[key].pool)):
+            order, _, _, group = entries[i]
+            if group.parked and group.tried != cycle_no:
+                if needed > cap[key] - occupied[key]:
+                    heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
+                    continue
+                head = None
+                steady = True  # whether the answer depends only on what _wake_memo records
+                skip = False
+                if key in held_keys:
+                    # Is this capacity held for someone else (hold removal marks the pool dirty)? _held_against, with
+                    # its common case inline: a guarantee hold of another group against a group that would borrow
+                    # here (its order key's class when its first pool is this key's pool, else its class in the
+                    # option with this key, from the option's room under its quota's guarantee).
+                    hs = holds.get((ROOT, key))
+                    if hs is not None:
+                        held = hs.guarantee
+                        options = group.options
+                        other = held and (len(held) > 1 or group not in held)
+                        if len(options) == 1 or options[0].pool == key_of[key].pool:
+                            skip = other and order >= BORROWS
+                        else:
+                            steady = False  # (its class there reads its quota's usage on other keys)
+                            if other:
+                                uq = tree.u[group.quota]
+                                for opt in options:
+                                    if key in opt.keys:
+                                        for k, room in opt.room:
+                                            if uq[k] > room:
+                                                skip = True
+                                                break
+                                        break
+                        if not skip:
+                            head = group.head()
+                            assert head is not None
+                            skip = self._held_against(group, head, key, order)
+                if not skip:
+                    if head is None:
+                        head = group.head()
+                        assert head is not None
+                    fresh = self._key(group.quota, group, head, self._now)
+                    if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
                         self._skip(frontier, cursor, i)
+                        self._token += 1
+                        cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
+                        heappush(frontier, (fresh << 64) | self._token)
                         continue
-                    head = group.head()
-                    assert head is not None
-                    # (its class in another pool than its first reads its quota's usage on other keys)
-                    steady = len(options) == 1 or options[0].pool == tree.keys.keys[key].pool
-                    if self._held_against(group, head, key, order):
-                        self._skip(frontier, cursor, i)
-                        continue
-            if head is None:
-                head = group.head()
-                assert head is not None
-            fresh = self._key(group.quota, group, head, self._now)
-            if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
-                self._skip(frontier, cursor, i)
-                self._token += 1
-                heappush(frontier, (fresh, self._token, [[(fresh, key, needed, group)], 0, needed, key]))
-                continue
-            if best_active is not None and order >= best_active:
-                if steady:
-                    self._wake_memo = (frontier[0], group, self._holds_version, cycle_no,
-                                       tuple(map(tree.u[group.quota].__getitem__, group.term_keys)))
-                return False
-            self._skip(frontier, cursor, i)
-            self._wake(group)
-            return True
+                    if best_active is not None and order >= best_active:
+                        if steady:
+                            self._wake_memo = (top, group, self._holds_version, cycle_no,
+                                               tuple(map(tree.u[group.quota].__getitem__, group.term_keys)), order,
+                                               cursor)
+                        return False
+                    self._skip(frontier, cursor, i)
+                    self._wake(group)
+                    return True
+            # Past this entry: _skip, inline (most entries the frontier looks at are skipped)
+            i += 1
+            n = len(entries)
+            while i < n:
+                group = entries[i][3]
+                if group.parked and group.tried != cycle_no:
+                    cursor[1] = i
+                    self._token += 1
+                    token = self._token
+                    cursors[token] = cursor
+                    heapreplace(frontier, (entries[i][0] << 64) | token)
+                    break
+                i += 1
+            else:
+                cursor[1] = i
+                heappop(frontier)
         return False
 
     def _skip(self, frontier: list, cursor: list, i: int) -> None:
@@ -155,7 +186,8 @@ class WakeByNeed:
             if group.parked and group.tried != cycle_no:
                 cursor[1] = i
                 self._token += 1
-                heapreplace(frontier, (entries[i][0], self._token, cursor))
+                self._cursors[self._token] = cursor
+                heapreplace(frontier, (entries[i][0] << 64) | self._token)
                 return
             i += 1
         cursor[1] = i
@@ -172,7 +204,12 @@ class WakeByNeed:
         if len(group.options) > 1 and first.pool != self._tree.keys.keys[key].pool:
             for opt in group.options:
                 if opt.keys.__contains__(key):
-                    cls = self._tree.borrow_class_and_share(group.quota, opt.req)[0]
+                    uq = self._tree.u[group.quota]  # its borrowing class there (borrow_class_and_share's)
+                    cls = 0
+                    for k, room in opt.room:
+                        if uq[k] > room:
+                            cls = 1
+                            break
                     break
         return holds.blocking(group, head, cls, not order & NOT_AGED) is not None
 
@@ -180,6 +217,7 @@ class WakeByNeed:
         """After a cycle: if it ran to completion, every parked group that could use the free capacity was tried, so
         all pools are clean until capacity comes back; otherwise they stay dirty for the next cycle."""
         self._frontier = []
+        self._cursors = {}
         if complete:
             self._dirty = {}
             self._unlisted = {}

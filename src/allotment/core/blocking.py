@@ -1,0 +1,134 @@
+"""What the cycle does with a job none of whose options fits: its Wait (re-emitted only when its numbers change), the
+holds it puts on capacity (rule 5 of admission.py) and the parking of its group under the events that can unblock it.
+Part of admission.SchedulerState (split out to keep each file readable).
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+from typing import TYPE_CHECKING
+
+from allotment.core.devices import DevicePool
+from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine
+from allotment.core.model import Decision, new_wait
+from allotment.core.queues import Group, Hold, QueuedRec
+from allotment.core.usage import CAPACITY, LIMIT, ROOT
+
+if TYPE_CHECKING:
+    from allotment.core.queues import Option, ParkIndex
+    from allotment.core.usage import UsageTree
+
+NEVER_RUNS = "it can never run with the current quotas and pools"
+
+
+class Blocking:
+    if TYPE_CHECKING:  # kept by state.StateBase and the other parts of admission.SchedulerState
+        _tree: UsageTree
+        _park: ParkIndex
+        _age: float | None
+        _deadlines: list
+        _token: int
+        _sentences: dict[tuple, str]
+
+        def _ever(self, group: Group) -> list[bool]: ...
+
+        def _drop_holds(self, group: Group) -> None: ...
+
+        def _add_hold(self, hold: Hold) -> None: ...
+
+        def _starvation_hold(self, q: int, group: Group, rec: QueuedRec, first: Blocker, opt: Option) -> Hold | None: ...
+
+    def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
+               retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
+        """Every option of ``group``'s head ``rec`` is blocked (``blockers``, one per option in order): emit its Wait
+        if its numbers changed, put its holds, park the group and set its deadline. One pass over the blockers
+        builds the Wait's signature (the numbers its sentence is made of) and the park entries together."""
+        tree = self._tree
+        options = group.options
+        first, opt = blockers[0], options[0]
+        # A job that cannot run even on an idle cluster must not hold capacity: it would block others forever.
+        ever = group.ever
+        if ever is None:
+            ever = self._ever(group)
+        if True not in ever:
+            note = (note + "; " if note else "") + NEVER_RUNS
+        parts: list[tuple] = []
+        limit_keys: list[tuple] = []
+        cap_entries: list[tuple[str, int, int]] = []
+        held_by: list[Hold] | None = None
+        key_of = tree.keys.keys
+        for (kind, node, k, needed, requested, detail), o in zip(blockers, options):  # (unpacked: a field by name
+            if kind == CAPACITY:                                                       # costs twice as much)
+                parts.append((CAPACITY, k, requested, needed, tree.cap[k], tree.u[ROOT][k], tree.eu[ROOT][k]))
+                cap_entries.append((key_of[k][0], k, needed))  # (ResourceKey.pool)
+            elif kind == LIMIT:
+                parts.append((LIMIT, node, k, requested, tree.lim[node][k], tree.u[node][k]))
+                limit_keys.append(("limit", node, key_of[k][0]))
+            elif kind == DEVICE:
+                if isinstance(detail, NodeNeed):  # node-level: its numbers change with any placement in the pool
+                    parts.append((DEVICE, detail.pool.name, detail[1:], detail.pool.version, detail.pool.total_free))
+                else:
+                    assert isinstance(detail, DevicePool)
+                    parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
+                cap_entries.append((o.pool, k, needed))
+            else:
+                assert isinstance(detail, Hold)
+                parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key))
+                if node == ROOT:  # a hold on the pool itself
+                    cap_entries.append((key_of[k][0], k, requested))
+                else:
+                    limit_keys.append(("limit", node, key_of[k][0]))
+                if held_by is None:
+                    held_by = []
+                held_by.append(detail)
+        parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (explain.combine)
+        sig = tuple(parts)
+        if sig != group.last_sig:
+            code, message = combine(tree, blockers, now, note, sig, self._sentences)
+            group.last_wait = wait = new_wait(rec.id, code, message)
+            group.last_sig = sig
+            decisions.append(wait)
+        if group.holds:
+            self._drop_holds(group)
+        if ever[0]:
+            kind = first[0]
+            if (kind == CAPACITY or kind == DEVICE) and opt.guaranteed:
+                # tree.within_guarantee(q, opt.req) through the option's room: the quota stays within its guarantee
+                # with this job
+                uq = tree.u[q]
+                for k, room in opt.room:
+                    if uq[k] > room:
+                        break
+                else:
+                    self._add_hold(Hold(ROOT, first[2], Hold.GUARANTEE, group, rec, 0))
+            if aged and kind != HOLD:
+                hold = self._starvation_hold(q, group, rec, first, opt)  # rule 5 (reclaiming.py)
+                if hold is not None:
+                    self._add_hold(hold)
+        if tree.preempt_policy[q][1]:
+            # Could the group become entitled to reclaim once its own quota's
+            # usage drops (an option fits q's guarantee alone, but not with what q runs now)? Capacity parking
+            # alone would never wake it: the capacity it waits for is held by borrowers, and only preempting them
+            # frees it. (Such an option is guaranteed: within_guarantee is "every key within its room".)
+            uq = tree.u[q]
+            for o in options:
+                if o.alone:
+                    for k, room in o.room:
+                        if uq[k] > room:
+                            limit_keys.insert(0, ("guarantee", q))  # woken when q's usage drops (_wake_reclaimers)
+                            break
+                    else:
+                        continue
+                    break
+        if held_by is not None:
+            for hold in held_by:
+                hold.blocked[group] = None
+        self._park.park(group, limit_keys, cap_entries, key)
+        group.qtoken = 0
+        if self._age is not None and not aged:
+            ages_at = rec.submitted_at + self._age
+            retry_at = ages_at if retry_at is None or ages_at < retry_at else retry_at
+        if retry_at is not None:
+            self._token += 1
+            group.deadline_token = token = self._token
+            heappush(self._deadlines, (retry_at, token, group))

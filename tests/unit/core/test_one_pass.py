@@ -1,0 +1,207 @@
+"""The blocked-job path in one pass, and the wake-up frontier's inline checks, against the plain definitions they
+replace: each check below runs inside a random churn (guarantee holds, ages, preemption, two pools per job) and
+compares the shortcut's answer with the plain one at the moment the cycle uses it."""
+
+import random
+from heapq import heappop, heappush
+
+import pytest
+from core_testkit import gpu_pool, job, quota
+
+from allotment.core.admission import SchedulerState
+from allotment.core.explain import DEVICE, HOLD, Blocker, combine
+from allotment.core.model import SchedulerConfig
+from allotment.core.order_keys import CLASS_SHIFT, NOT_AGED
+from allotment.core.preemption import preemption_kinds
+from allotment.core.queues import TOKEN_MASK
+from allotment.core.usage import CAPACITY, ROOT
+
+_new_tuple = tuple.__new__
+
+
+class Checked(SchedulerState):
+    """Asserts, each time the cycle uses a shortcut, that it equals the plain definition. Counts the checks."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.checked = {"blockers": 0, "preempt": 0, "entry": 0, "park": 0, "sentence": 0}
+
+    def _plain_blockers(self, q, group, rec, key):
+        """What each option's checks answer, one function at a time: _hold_blocking with the class from
+        borrow_class_and_share (the first option's from its order key), first_block, then the pool's devices."""
+        tree, aged = self._tree, not key & NOT_AGED
+        out = []
+        for opt in group.options:
+            cls = key >> CLASS_SHIFT if opt is group.options[0] else tree.borrow_class_and_share(q, opt.req)[0]
+            hold = self._hold_blocking(q, group, rec, opt, cls, aged) if self._holds else None
+            if hold is not None:
+                req = dict(opt.req)
+                out.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, req.get(hold.key, 0), hold)))
+                continue
+            b = tree.first_block(q, opt.req)
+            if b is not None:
+                out.append(self._blocker(b, opt))
+            else:
+                assert not self._chooses(opt)
+                out.append(self._device_blocker(opt))
+        return out
+
+    def _preemption_may_help(self, q, group, rec, blockers, aged):
+        may = super()._preemption_may_help(q, group, rec, blockers, aged)
+        tree = self._tree
+        kinds = [preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, (opt.pool,),
+                                  rec.submitted_at if aged else None)
+                 for opt, b, ever in zip(group.options, blockers, self._ever(group)) if b.kind != HOLD and ever]
+        child = tree.preempt_policy[q][3]
+        if not child and not self._any_keys:
+            assert may == any(k is not None for k in kinds)
+            self.checked["preempt"] += 1
+        return may
+
+    def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
+        # the one-pass blockers equal the plain checks' (_try's trials are rolled back: the state is as they saw it)
+        plain = self._plain_blockers(q, group, rec, key)
+        assert [b[:5] for b in blockers] == [b[:5] for b in plain]
+        for b, p in zip(blockers, plain):
+            assert b.detail is p.detail or (b.kind == DEVICE and b.detail == p.detail)
+        self.checked["blockers"] += 1
+        tree = self._tree
+        # the park keys as first written: within_guarantee and fits_guarantee_alone per option
+        expected = []
+        if tree.preempt_policy[q][1] and any(
+                tree.fits_guarantee_alone(q, o.req) and not tree.within_guarantee(q, o.req) for o in group.options):
+            expected.append(("guarantee", q))
+        caps = []
+        for (kind, node, k, needed, requested, _), o in zip(blockers, group.options):
+            pool = o.pool if kind == DEVICE else tree.keys.keys[k].pool
+            if node == ROOT:
+                caps.append(("cap", pool, (key, k, requested if kind == HOLD else needed, group)))
+            else:
+                expected.append(("limit", node, pool))
+        guarantee_hold = (self._ever(group)[0] and blockers[0].kind in (CAPACITY, DEVICE)
+                          and tree.within_guarantee(q, group.options[0].req))
+        emitted = len(decisions)
+        super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        assert group.park_keys == expected + caps
+        if len(decisions) > emitted:  # its sentences (some from the memo) as built afresh
+            wait = decisions[-1]
+            assert (wait.code, wait.message) == combine(tree, blockers, now, group.last_sig[-1][1])
+            self.checked["sentence"] += 1
+        if guarantee_hold:
+            assert any(h.kind == h.GUARANTEE and h.key == blockers[0].key for h in group.holds)
+        self.checked["park"] += 1
+
+    def _push_quota(self, q, replaces=None):
+        super()._push_quota(q, replaces)
+        entry = self._gentry[q]  # the quota's valid entry (0: its queue is empty)
+        if entry:
+            token = self._gtoken[q]
+            assert entry in self._gheap and (entry >> 32) & TOKEN_MASK == token
+            group, rec = self._gtop_group[q], self._gtop_rec[q]
+            assert entry == (self._key(q, group, rec, self._now) << 96) | (token << 32) | q
+            self.checked["entry"] += 1
+
+
+class PlainFrontier(SchedulerState):
+    """The wake-up frontier without its shortcuts: no memo, every held key through _held_against, skips one heap
+    step at a time (pop, then push the cursor's next live entry)."""
+
+    def _wake_next(self, best_active):
+        if self._unlisted:
+            self._list_dirty()
+        frontier, tree, cursors = self._frontier, self._tree, self._cursors
+        while frontier:
+            cursor = cursors[frontier[0] & TOKEN_MASK]
+            entries, i, needed, key = cursor
+            order, _, _, group = entries[i]
+            if group.parked and group.tried != self._cycle_no:
+                if needed > tree.cap[key] - tree.u[ROOT][key]:
+                    heappop(frontier)
+                    continue
+                head = group.head()
+                if not (key in self._held_keys and self._held_against(group, head, key, order)):
+                    fresh = self._key(group.quota, group, head, self._now)
+                    if fresh != order:
+                        self._step(cursor, i)
+                        self._token += 1
+                        cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
+                        heappush(frontier, (fresh << 64) | self._token)
+                        continue
+                    if best_active is not None and order >= best_active:
+                        return False
+                    self._step(cursor, i)
+                    self._wake(group)
+                    return True
+            self._step(cursor, i)
+        return False
+
+    def _step(self, cursor, i):
+        heappop(self._frontier)
+        cursor[1] = i + 1
+        self._advance(cursor)
+
+
+def churn(seed: int, classes: tuple[type, ...]) -> list[SchedulerState]:
+    """Two pools, quotas with guarantees in both, jobs that try one pool or both: guarantee holds, borrowing in the
+    second pool, reclaim and within-quota preemption, ages. Every state gets the same events; their decisions must
+    be equal."""
+    rng = random.Random(seed)
+    specs = [quota("cohort", gpu_in={"a": 6, "b": 4})]
+    specs += [quota(f"q{i}", "cohort", gpu_in={"a": (g, 6), "b": (h, 4)}, reclaim=rng.choice(["any", "lower_priority"]),
+                    within_quota_preemption=rng.choice(["lower_priority", "never"]))
+              for i, (g, h) in enumerate([(2, 1), (2, 1), (1, 2), (1, 0)])]
+    pools = [gpu_pool("a", 6, nodes=3), gpu_pool("b", 4, nodes=2)]
+    config = SchedulerConfig(starvation_age_s=rng.choice([None, 30.0, 3600.0]),
+                             preemption_delay_s=rng.choice([0.0, 0.0, 15.0]))
+    states = [cls(specs, pools, config=config) for cls in classes]
+    running: list[str] = []
+    for step in range(40):
+        now = step * 10.0
+        for n in range(rng.randint(1, 6)):
+            j = job(f"j{step}-{n}", f"q{rng.randrange(4)}", gpus=rng.choice([0.5, 1, 1, 2]),
+                    pools=rng.choice([("a",), ("a", "b"), ("b", "a")]), priority=rng.choice([0, 100, 200]), at=now)
+            for state in states:
+                state.add_job(j)
+        for _ in range(min(len(running), rng.randint(0, 4))):
+            victim = running.pop(rng.randrange(len(running)))
+            for state in states:
+                state.job_finished(victim)
+        out = [state.cycle(now) for state in states]
+        assert all(o == out[0] for o in out[1:])
+        running += [d.job_id for d in out[0] if type(d).__name__ == "Admit"]
+        gone = {d.victim_id for d in out[0] if type(d).__name__ == "Preempt"}
+        running = [r for r in running if r not in gone]
+    return states
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_one_pass_blockers_park_keys_preemption_gate_and_heap_entries_equal_the_plain_ones(seed):
+    checked = churn(seed, (SchedulerState, Checked))[1]
+    assert all(checked.checked.values()), checked.checked
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_frontier_decides_as_the_plain_frontier(seed):
+    churn(seed, (SchedulerState, PlainFrontier))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_guarantee_room_answers_within_guarantee_and_the_borrowing_class(seed):
+    rng = random.Random(seed)
+    specs = [quota("cohort", gpu_in={"a": 8, "b": 4}, cpu_in={"a": 16})]
+    for i in range(4):
+        specs.append(quota(f"q{i}", "cohort", gpu_in={"a": (rng.randint(0, 2), 8), "b": rng.choice([0, 1])},
+                           cpu_in={"a": rng.randint(0, 4)} if rng.random() < 0.5 else None))
+    state = SchedulerState(specs, [gpu_pool("a", 8, nodes=2, cpu_total=32), gpu_pool("b", 4)])
+    tree = state._tree
+    keys = [k for k in range(len(tree.keys.keys))]
+    for _ in range(200):
+        q = rng.randrange(1, len(tree.ids))
+        req = tuple((k, rng.choice([0, 500, 1000, 3000])) for k in rng.sample(keys, rng.randint(1, 2)))
+        for k in keys:  # some usage, over and under the guarantees
+            tree.u[q][k] = rng.choice([0, 1000, 2000, 5000])
+        room, guaranteed = tree.guarantee_room(q, req)
+        fits = all(tree.u[q][k] <= r for k, r in room)
+        assert (guaranteed and fits) == tree.within_guarantee(q, req)
+        assert (0 if fits else 1) == tree.borrow_class_and_share(q, req)[0]
+        assert guaranteed == tree.fits_guarantee_alone(q, tuple((k, 0) for k, _ in req))
