@@ -3,9 +3,9 @@
 Runs `path_profile.py`'s in-process path (ingestion through the real app, then the scheduler's cycles in simulated
 time) and reports, next to its CPU and statement times, what the database itself did:
 
-- PostgreSQL (a throwaway server with pg_stat_statements loaded): per statement on `jobs`, its calls, rows, execution
-  time, WAL records, full-page images and WAL bytes; for the table, rows inserted, updated and updated HOT (an update
-  that writes no index entry), and the WAL of the whole run.
+- PostgreSQL (a throwaway server with pg_stat_statements loaded): per statement on `jobs` and on `usage_records`, its
+  calls, rows, execution time, WAL records, full-page images and WAL bytes; for each table, rows inserted, updated
+  and updated HOT (an update that writes no index entry), its heap and index sizes, and the WAL of the whole run.
 - SQLite: path_profile.py's CPU and statement times only.
 
     python benchmarks/write_cost.py benchmarks/scenarios/kueue-large-scale.yaml --database postgresql [--jobs N]
@@ -57,31 +57,37 @@ class MeasuredPostgres(ThrowawayPostgres):
         super().__exit__(*exc)
 
 
+TABLES = ("jobs", "usage_records")  # the tables the loop writes for every job
+
+
 def read_postgres(conn) -> dict:
-    table = conn.execute("SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables "
-                         "WHERE relname = 'jobs'").fetchone()
+    out: dict = {}
+    for name in TABLES:
+        table = conn.execute("SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables "
+                             "WHERE relname = %s", (name,)).fetchone()
+        indexes = conn.execute("SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes "
+                               "WHERE relname = %s ORDER BY 1", (name,)).fetchall()
+        heap = conn.execute("SELECT pg_relation_size(%s::regclass)", (name,)).fetchone()[0]
+        width = conn.execute(f"SELECT avg(pg_column_size(t.*))::int, (SELECT reloptions FROM pg_class "
+                             f"WHERE relname = '{name}') FROM {name} t").fetchone()
+        statements = conn.execute(
+            "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, rows, "
+            "round(total_exec_time::numeric, 1), wal_records, wal_fpi, wal_bytes, shared_blks_dirtied "
+            "FROM pg_stat_statements WHERE query ILIKE %s AND (query ILIKE 'update%%' OR query ILIKE 'insert%%' "
+            "OR query ILIKE 'copy%%') ORDER BY total_exec_time DESC LIMIT 12", (f"%{name}%",)).fetchall()
+        out[name] = {
+            "rows": {"inserted": table[0], "updated": table[1], "updated_hot": table[2], "deleted": table[3]},
+            "row_bytes": width[0], "options": width[1],
+            "sizes_kib": {"heap": heap // 1024, **{index: size // 1024 for index, size in indexes}},
+            "writes": [{"query": q, "calls": c, "rows": r, "exec_ms": float(t), "wal_records": wr, "wal_fpi": wf,
+                        "wal_bytes": int(wb), "blocks_dirtied": bd} for q, c, r, t, wr, wf, wb, bd in statements],
+        }
     wal = conn.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
-    indexes = conn.execute("SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes "
-                           "WHERE relname = 'jobs' ORDER BY 1").fetchall()
-    heap = conn.execute("SELECT pg_relation_size('jobs')").fetchone()[0]
-    width = conn.execute("SELECT avg(pg_column_size(j.*))::int, (SELECT reloptions FROM pg_class WHERE relname = 'jobs') "
-                         "FROM jobs j").fetchone()
-    statements = conn.execute(
-        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, rows, round(total_exec_time::numeric, 1), "
-        "wal_records, wal_fpi, wal_bytes, shared_blks_dirtied FROM pg_stat_statements "
-        "WHERE query ILIKE '%jobs%' AND (query ILIKE 'update%' OR query ILIKE 'insert%' OR query ILIKE 'copy%') "
-        "ORDER BY total_exec_time DESC LIMIT 12").fetchall()
     all_time = conn.execute("SELECT round(sum(total_exec_time)::numeric, 1), sum(wal_bytes) FROM pg_stat_statements"
                             ).fetchone()
-    return {
-        "jobs_rows": {"inserted": table[0], "updated": table[1], "updated_hot": table[2], "deleted": table[3]},
-        "wal_whole_run": {"records": wal[0], "full_page_images": wal[1], "bytes": int(wal[2])},
-        "jobs_row_bytes": width[0], "jobs_options": width[1],
-        "jobs_sizes_kib": {"heap": heap // 1024, **{name: size // 1024 for name, size in indexes}},
-        "statements_total": {"exec_ms": float(all_time[0] or 0), "wal_bytes": int(all_time[1] or 0)},
-        "jobs_writes": [{"query": q, "calls": c, "rows": r, "exec_ms": float(t), "wal_records": wr, "wal_fpi": wf,
-                         "wal_bytes": int(wb), "blocks_dirtied": bd} for q, c, r, t, wr, wf, wb, bd in statements],
-    }
+    out["wal_whole_run"] = {"records": wal[0], "full_page_images": wal[1], "bytes": int(wal[2])}
+    out["statements_total"] = {"exec_ms": float(all_time[0] or 0), "wal_bytes": int(all_time[1] or 0)}
+    return out
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 08:57:32.429756
+Create Date: 2026-12-06 09:59:05.772566
 """
 
 import sqlalchemy as sa
@@ -163,11 +163,10 @@ def upgrade() -> None:
     sa.Column('end_s', sa.Float(), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_records')),
-    sa.UniqueConstraint('job_id', 'start_s', name='uq_usage_records_interval')
+    sa.UniqueConstraint('job_id', 'start_s', name='uq_usage_records_interval'),
+    postgresql_with={'fillfactor': 50}
     )
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
-        batch_op.create_index('ix_usage_records_open', ['end_s'], unique=False)
-        batch_op.create_index('ix_usage_records_open_job', ['job_id'], unique=False, sqlite_where=sa.text('end_s IS NULL'), postgresql_where=sa.text('end_s IS NULL'))
         batch_op.create_index('ix_usage_records_owner_cluster', ['owner_id', 'cluster_id'], unique=False)
         batch_op.create_index('ix_usage_records_quota', ['quota_id'], unique=False)
         batch_op.create_index('ix_usage_records_start', ['start_s'], unique=False)
@@ -1085,8 +1084,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_usage_records_start')
         batch_op.drop_index('ix_usage_records_quota')
         batch_op.drop_index('ix_usage_records_owner_cluster')
-        batch_op.drop_index('ix_usage_records_open_job', sqlite_where=sa.text('end_s IS NULL'), postgresql_where=sa.text('end_s IS NULL'))
-        batch_op.drop_index('ix_usage_records_open')
 
     op.drop_table('usage_records')
     op.drop_table('storage_targets')
