@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sched_helpers import Harness
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from allotment.scheduler import bulk
 from allotment.scheduler.metering import CLOSE
@@ -319,3 +319,31 @@ def test_budget_spending_looks_use_an_index_over_a_long_history(h, backend):
                 assert "Seq Scan on usage_records" not in plan and "SCAN usage_records" not in plan.replace(
                     "SCAN usage_records USING", ""), (name, plan)
             s.rollback()
+
+
+def test_the_set_forms_arrays_go_in_binary_and_store_every_text_exactly(h, backend):
+    """psycopg escapes a text-format array in Python, element by element (about 1.2 us an integer, 2.9 us a string;
+    0.2 us in binary): the set form's arrays are sent in binary. Text that an array literal would have to quote
+    (quotes, backslashes, braces, commas, the word NULL, an empty string) and missing values are stored as given."""
+    from sqlalchemy import text
+
+    ids = [h.submit("team", gpu=1) for _ in range(8)]
+    state = h.client.app.state.allot
+    reasons = ['say "hi"', "back\\slash", "{braces}, commas", "NULL", "", "ünïcødé ✓", None, "plain"]
+    rows = [{"b_id": i, "b_at": dt(1_790_000_000.0 + n), "b_code": "quota" if n % 2 else None, "b_reason": r}
+            for n, (i, r) in enumerate(zip(ids, reasons, strict=True))]
+    with state.sessions() as session:
+        conn = session.connection()
+        if backend == "postgres":
+            sql, params = bulk.prepared(REASON, conn.dialect).set_parameters(rows)
+            arrays = [name for name in params if name.startswith("a_")]
+            assert arrays and all(f"%({name})b" in sql for name in arrays), sql
+        result = bulk.executemany(conn, REASON, rows)
+        session.commit()
+    assert result.rowcount == len(rows)
+    with state.sessions() as session:
+        stored = dict(session.execute(text("SELECT id, reason FROM jobs WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)), {"ids": ids}).all())
+        codes = dict(session.execute(select(Job.id, Job.reason_code).where(Job.id.in_(ids))).all())
+    assert [stored[i] for i in ids] == reasons
+    assert [codes[i] for i in ids] == ["quota" if n % 2 else None for n in range(len(ids))]

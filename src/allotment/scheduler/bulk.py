@@ -186,7 +186,23 @@ def _as_set(stmt: ClauseElement, row_binds: dict[str, BindParameter], alike: fro
         if not bind.required:
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             constants[name] = process(bind.effective_value) if process is not None else bind.effective_value
-    return compiled.string, constants
+    sql = compiled.string
+    if dialect.driver == "psycopg":
+        sql = _binary_arrays(sql, [f"a_{n}" for n in row_binds if n not in alike])
+    return sql, constants
+
+
+def _binary_arrays(sql: str, names: list[str]) -> str:
+    """psycopg: the arrays' placeholders in the binary format (`%(a_x)b`). Left to choose, psycopg writes a list as
+    an array literal in text, escaping every element in Python: about 1.2 us an integer or float and 2.9 us a string,
+    against about 0.2 us in binary; the cycle sends some fifteen array elements per job. The SQL's casts
+    (`::BIGINT[]`, `::VARCHAR[]`) still say what the server makes of them."""
+    for name in names:
+        placeholder = f"%({name})s"
+        if sql.count(placeholder) != 1:
+            raise ValueError(f"the set form's SQL names {name} {sql.count(placeholder)} times, not once")
+        sql = sql.replace(placeholder, f"%({name})b")
+    return sql
 
 
 def prepared(stmt: ClauseElement, dialect: Any) -> Prepared:
