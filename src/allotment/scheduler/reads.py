@@ -69,14 +69,14 @@ class Read:
         return out
 
 
-_reads: dict[tuple[str, str, bool], Read] = {}
+_reads: dict[tuple[str, str], Read] = {}  # (dialect, driver) -> its compiled read
 
 
 def new_jobs(conn: Connection, watermark: int) -> list[Any]:
     """The jobs above the watermark (load.NewJobRow), in id order."""
     dialect = conn.dialect
     postgresql = dialect.name == "postgresql"
-    key = (dialect.name, dialect.driver, postgresql)
+    key = (dialect.name, dialect.driver)
     read = _reads.get(key)
     if read is None:
         read = _reads[key] = Read(NEWER_PG if postgresql else NEWER, dialect)
