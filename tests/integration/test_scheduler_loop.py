@@ -194,6 +194,46 @@ def test_the_server_runs_the_loop_in_a_thread_or_a_process(tmp_path, backend, mo
                    for j in jobs), [(j["submitted_at"], j["admitted_at"]) for j in jobs]
 
 
+def _ready_within(client, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_readyz_says_not_ready_until_the_loops_first_cycle_has_run(tmp_path, backend, monkeypatch):
+    """A server whose loop is still starting would hold every submission until it is up: /readyz answers 503 (naming
+    the scheduler) until the first cycle has committed, then 200."""
+    release = __import__("threading").Event()
+    run_cycle = Scheduler.run_cycle
+
+    def held_first_cycle(self, *args, **kwargs):
+        release.wait(30)
+        return run_cycle(self, *args, **kwargs)
+
+    monkeypatch.setattr(Scheduler, "run_cycle", held_first_cycle)
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=0.05,
+                                   scheduler_mode="thread"))
+    with TestClient(app) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["detail"] == "the scheduler is starting"
+        assert client.get("/healthz").status_code == 200  # alive all along
+        release.set()
+        assert _ready_within(client, 10)
+
+
+def test_readyz_of_a_loop_process_turns_ready_once_it_has_cycled(tmp_path, backend):
+    app = create_app(make_settings(tmp_path, backend, scheduler_enabled=True, scheduler_tick_s=0.05,
+                                   scheduler_mode="process"))
+    with TestClient(app) as client:
+        loop = client.app.state.allot.extras["scheduler"]
+        assert _ready_within(client, 60)
+        assert loop.ready()  # kept: asked again, it answers without asking the process
+
+
 def _wait_for(h: Harness, job_id: int, states: tuple[str, ...], within: float) -> dict:
     """The job once it is in one of ``states``, or as it is after ``within`` seconds."""
     deadline = time.time() + within

@@ -60,7 +60,7 @@ def _system_router(registry: CollectorRegistry) -> APIRouter:
         return {"status": "ok", "version": __version__}
 
     @router.get("/readyz", dependencies=[require(PUBLIC)], responses={503: {
-        "description": "The database is unreachable",
+        "description": "The database is unreachable, or the scheduler has not run its first cycle yet",
         "content": {problems.PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}})
     def readyz(state: State) -> Response:
         try:
@@ -69,6 +69,11 @@ def _system_router(registry: CollectorRegistry) -> APIRouter:
         except Exception:
             log.warning("readiness check: database unreachable", exc_info=True)
             return problems.problem(503, "Service unavailable", "the database is unreachable", "not_ready")
+        # Ready means a submission is decided within a cycle: a loop still starting (its process importing, its first
+        # load of the jobs) would hold every submission until it is up.
+        scheduler = state.extras.get("scheduler")
+        if scheduler is not None and not scheduler.ready():
+            return problems.problem(503, "Service unavailable", "the scheduler is starting", "not_ready")
         return Response('{"status":"ready"}', media_type="application/json")
 
     # Prometheus' text format, declared as such so the published contract names what is sent.

@@ -86,7 +86,9 @@ class ThrowawayServer:
             if self.proc.poll() is not None:
                 raise BenchError(f"the server exited with code {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                # ready, not only alive: the scheduler's first cycle has run, so the first submission is not held
+                # up by the loop's start (which would shift every time to admission of the run)
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -117,6 +117,9 @@ class Scheduler(EngineSetup, Scan):
         self.watch = EngineWatch(faults)  # each engine's health, inventory, outages and reconciliation
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # Set once the thread's first cycle has committed: the loaded state and the engines are up, so a submission is
+        # decided within a cycle from then on (/readyz reports it).
+        self._first_cycle = threading.Event()
         self._lock = threading.Lock()  # a cycle changes the runtimes; explain() reads them between cycles
         state.extras["scheduler"] = self
         self._hooks: Hooks = []
@@ -497,11 +500,17 @@ class Scheduler(EngineSetup, Scan):
             scan = woke or time.time() - self._last_scan >= self.tick
             try:
                 report = self.run_cycle(scan=scan)
+                if not report.conflict:
+                    self._first_cycle.set()
                 if report.admitted or report.preempted or report.finished:
                     log.debug("scheduler cycle: %s", report)
             except Exception:
                 log.exception("scheduler: cycle failed; rebuilding its state from the database")
                 self._stop.wait(min(self.tick, 1.0))
+
+    def ready(self, within_s: float = 0.0) -> bool:
+        """Whether the loop has run its first cycle, waiting up to `within_s` for it."""
+        return self._first_cycle.wait(within_s)
 
     def start(self) -> Scheduler:
         self._hooks = install_wake_hook(self.state.sessions, self.state.scheduler_wakeup)

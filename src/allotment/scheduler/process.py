@@ -76,6 +76,7 @@ class SchedulerProcess:
         self._rpc_lock = threading.Lock()  # one request and its answer at a time
         self._seq = 0
         self._proc: subprocess.Popen | None = None
+        self._ready = False  # the current loop process has run its first cycle
         self._stopping = threading.Event()
         self._hooks = install_wake_hook(state.sessions, self.wakeup)
         registry = state.extras.get("metrics_registry")
@@ -95,14 +96,21 @@ class SchedulerProcess:
         fallback = (["the scheduler process did not answer; it asks the engines again at its next cycle"], [])
         return self._ask(("rebuild", cluster_id), REBUILD_ANSWER_S, default=fallback)
 
-    def ready(self, within_s: float = 60.0) -> bool:
-        """Whether the loop process has started its loop (it answers only once it has), waiting up to `within_s`."""
+    def ready(self, within_s: float = 0.0) -> bool:
+        """Whether the loop process has run its first cycle, waiting up to `within_s` for it. Once it has, the answer
+        is kept until the process is started again: /readyz never waits behind a long request such as a rebuild."""
+        if self._ready:
+            return True
         deadline = time.monotonic() + within_s
-        while not self._ask(("ping",), 1.0, default=False):
-            if time.monotonic() > deadline:
+        while True:
+            proc = self._proc
+            if self._ask(("ping",), min(max(within_s, 0.2), 1.0), default=False):
+                if proc is self._proc:
+                    self._ready = True
+                return True
+            if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
-        return True
 
     def metrics_text(self) -> str:
         return self._ask(("metrics",), METRICS_ANSWER_S, default="")
@@ -137,6 +145,7 @@ class SchedulerProcess:
 
     # -- its life ----------------------------------------------------------------------------------------------------
     def _spawn(self) -> None:
+        self._ready = False
         wake_here, wake_there = socket.socketpair()
         rpc_here, rpc_there = socket.socketpair()
         try:
@@ -290,7 +299,7 @@ def _serve(wake_fd: int, rpc_fd: int, server_pid: int) -> None:
                 break
             try:
                 if kind == "ping":
-                    value: Any = True
+                    value: Any = scheduler.ready()
                 elif kind == "explain":
                     value = scheduler.explain(*args)
                 elif kind == "rebuild":
