@@ -48,9 +48,11 @@ def build_state(plan, preemption_delay_s: float) -> SchedulerState:
 
 
 def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0, jitter_ms: float = 0.0,
-           seed: int = 1) -> dict:
+           seed: int = 1, overhead_ms: float = 0.0) -> dict:
     """``jitter_ms``: each submission and each end comes up to that much later than planned (uniformly, from
-    ``seed``), as HTTP, the database and the engine's polling make them in the real path."""
+    ``seed``), as HTTP, the database and the engine's polling make them in the real path. ``overhead_ms``: every
+    run holds its capacity that much longer than its runtime, the time the real loop takes from a job's end to the
+    cycle that hands its capacity on."""
     state = build_state(plan, preemption_delay_s)
     rng = random.Random(seed)
     res, pool = plan.resource, plan.pool
@@ -108,7 +110,7 @@ def replay(plan, cycle_ms: float = 0.0, preemption_delay_s: float = 1.0, jitter_
             elif isinstance(d, Admit):
                 rec = info[d.job_id]
                 rec["admitted"] = now
-                end = now + (rec["plan"].runtime_ms + rng.uniform(0.0, jitter_ms)) / 1000.0
+                end = now + (rec["plan"].runtime_ms + overhead_ms + rng.uniform(0.0, jitter_ms)) / 1000.0
                 running_until[d.job_id] = (now, rec["epoch"])
                 heapq.heappush(events, (end, 0, f"finish:{rec['epoch']}", d.job_id))
     cpu = time.process_time() - cpu0
@@ -136,9 +138,11 @@ def main() -> None:
     ap.add_argument("--jitter-ms", type=float, default=0.0,
                     help="submissions and ends come up to N ms late, at random (the real path's timing noise)")
     ap.add_argument("--seed", type=int, default=1, help="of the jitter")
+    ap.add_argument("--overhead-ms", type=float, default=0.0,
+                    help="every run holds its capacity N ms past its runtime (the real path's end-to-reuse latency)")
     args = ap.parse_args()
-    print(json.dumps(replay(load(args.scenario), args.cycle_ms, args.preemption_delay, args.jitter_ms, args.seed),
-                     indent=2))
+    print(json.dumps(replay(load(args.scenario), args.cycle_ms, args.preemption_delay, args.jitter_ms, args.seed,
+                            args.overhead_ms), indent=2))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,16 @@ def test_the_preemption_delay_saves_the_work_that_immediate_preemption_kills(rep
     assert delayed["classes"]["large"]["mean_admission_ms"] <= 1000.0  # the delay costs the preemptor at most itself
 
 
+def test_an_overhead_holds_every_run_longer_and_delays_what_waits_behind_it(replay):
+    plan = load(ROOT / "benchmarks" / "scenarios" / "smoke.yaml")
+    exact = replay(plan, preemption_delay_s=1.0)
+    held = replay(plan, preemption_delay_s=1.0, overhead_ms=40.0)
+    assert held["wall_ms"] >= exact["wall_ms"] + 40.0  # the last run ends its overhead later at least
+    assert held["utilisation"] < exact["utilisation"]  # the held time is not work
+    waits = lambda r: sum(c["mean_admission_ms"] * c["count"] for c in r["classes"].values())
+    assert waits(held) > waits(exact)
+
+
 SPARSE = """
 cohorts:
   - className: cohort
