@@ -312,3 +312,72 @@ def test_the_job_page_shows_an_escaped_tail_that_polls_until_the_job_ends(client
     assert "job-log-poll" not in end.text and "The job ended (succeeded)." in end.text
     bob = make_user(client, "bob", cluster_role="user")
     assert client.get(f"/ui/jobs/{job_id}/log", headers=bob).status_code == 404
+
+
+TOKEN = "ghp_Sécret0123456789"  # GITHUB_TOKEN is on the default hide-list; é: a value is matched as bytes
+
+
+def submit_with_token(client, headers) -> int:
+    r = client.post(f"{API}/jobs", headers=headers, json={"quota": "lab", "command": ["true"], "cpu": "0.1",
+                                                          "env": {"GITHUB_TOKEN": TOKEN}})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_no_page_shows_any_part_of_a_hidden_value_wherever_its_limit_or_offset_cuts_it(client, settings, lab):
+    job_id = submit_with_token(client, lab)
+    text = f"token={TOKEN}\nagain {TOKEN}{TOKEN}.\n"
+    write_log(settings, job_id, text.encode())
+    set_job(client, job_id, state="succeeded", started_at=utcnow(), finished_at=utcnow())
+    pieces = [TOKEN[i:j] for i in range(len(TOKEN)) for j in range(i + 4, len(TOKEN) + 1)]
+    for limit in (1, 3, 8, 13, 21, 64):
+        pages, offset = [], 0
+        while True:
+            page = read(client, lab, job_id, offset=offset, limit=limit)
+            assert not any(p in page["text"] for p in pieces), (limit, page)
+            pages.append(page["text"])
+            assert page["next_offset"] > offset
+            offset = page["next_offset"]
+            if page["complete"]:
+                break
+        assert "".join(pages) == "token=********\nagain ****************.\n", limit
+    # an offset given by hand inside a value: what is left of it is masked
+    page = read(client, lab, job_id, offset=len(b"token=ghp_S"), limit=64)
+    assert page["text"].startswith("********\nagain ") and "0123" not in page["text"]
+
+
+def test_a_hidden_value_half_written_is_held_back_until_the_rest_comes_or_the_job_ends(client, settings, lab):
+    job_id = submit_with_token(client, lab)
+    set_job(client, job_id, state="running", started_at=utcnow())
+    write_log(settings, job_id, f"token={TOKEN[:9]}".encode())
+    page = read(client, lab, job_id)
+    assert (page["text"], page["next_offset"]) == ("token=", 6)  # the rest may be the value: not shown yet
+    write_log(settings, job_id, f"{TOKEN[9:]} ok\n".encode(), "ab")
+    assert read(client, lab, job_id, offset=6)["text"] == "******** ok\n"
+    write_log(settings, job_id, b"ghp_S", "ab")  # it never goes on: once the job has ended, it is shown as written
+    at = log_path(settings, job_id).stat().st_size - 5
+    assert read(client, lab, job_id, offset=at)["text"] == ""
+    set_job(client, job_id, state="failed", finished_at=utcnow())
+    page = read(client, lab, job_id, offset=at)
+    assert (page["text"], page["complete"]) == ("ghp_S", True)
+
+
+def test_follow_never_shows_a_hidden_value_written_in_two_parts(client, settings, lab, monkeypatch):
+    monkeypatch.setattr(logs, "FOLLOW_POLL_S", 0.02)
+    job_id = submit_with_token(client, lab)
+    set_job(client, job_id, state="running", started_at=utcnow())
+    write_log(settings, job_id, f"token={TOKEN[:7]}".encode())
+
+    def writer() -> None:
+        time.sleep(0.4)
+        write_log(settings, job_id, f"{TOKEN[7:]}\n".encode(), "ab")
+        time.sleep(0.2)
+        set_job(client, job_id, state="succeeded", finished_at=utcnow())
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    r = client.get(f"{API}/jobs/{job_id}/logs", headers=lab, params={"follow": "true"})
+    thread.join()
+    output = [e["text"] for e in events_of(r) if e["event"] == "output"]
+    assert "".join(output) == "token=********\n"
+    assert not any(TOKEN[:7] in t or TOKEN[7:] in t for t in output), output

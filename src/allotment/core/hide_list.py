@@ -1,8 +1,9 @@
 """The secret hide-list (ClearML "hide specific container arguments"): environment-variable names whose values are
 shown as `********` wherever allotment shows them (job details, job logs, the audit log, the console).
 
-This is the one place masking happens: every view asks `mask_env` (a job's variables) or `mask_text` (free text such
-as a log chunk, which may print a hidden variable's value) with the names in force for the job's owner, which are
+This is the one place masking happens: every view asks `mask_env` (a job's variables), `mask_text` (free text) or
+`mask_span` (a chunk of a job's log, which may print a hidden variable's value, cut anywhere by the chunk's ends)
+with the names in force for the job's owner, which are
 `effective` of the platform's list (set by admins; the defaults below until they change it) and the owner's own
 additions. Names compare case-sensitively, as the environment does.
 """
@@ -81,3 +82,41 @@ def mask_text(text: str, values: Iterable[str]) -> str:
         return text
     pattern = re.compile("|".join(re.escape(v) for v in sorted(set(values), key=lambda v: (-len(v), v))))
     return pattern.sub(MASK, text)
+
+
+def mask_span(data: bytes, start: int, end: int, values: Iterable[str], growing: bool) -> tuple[int, str]:
+    """The text of ``data[start:end]`` (UTF-8, both ends on character boundaries) with every part of a hidden value
+    masked, wherever the span's edges cut the value: (the span's new end, its text).
+
+    ``data`` must hold, where the file has them, ``longest value - 1`` bytes before ``start`` and after ``end``, so
+    that an occurrence crossing either edge is seen whole. One crossing ``start`` shows as MASK for its part inside;
+    one crossing ``end`` moves the end to its own end (masked whole here, not in two halves across two reads).
+    ``growing``: ``data`` ends where the file ends as written so far; a part of the span that may be the first part
+    of a value running to that end is then held back (the new end stops before it) until the rest is written or the
+    file is complete."""
+    encoded = sorted({v.encode() for v in values if v}, key=lambda v: (-len(v), v))
+    if not encoded:
+        return end, data[start:end].decode("utf-8", errors="replace")
+    pattern = re.compile(b"|".join(re.escape(v) for v in encoded))
+    longest = len(encoded[0])
+    parts: list[str] = []
+    at = start
+    for found in pattern.finditer(data, max(0, start - longest + 1), min(len(data), end + longest - 1)):
+        a, b = found.span()
+        if b <= start or a >= end:
+            continue
+        if a > at:
+            parts.append(data[at:a].decode("utf-8", errors="replace"))
+        parts.append(MASK)
+        at = b
+        end = max(end, b)
+    if growing:
+        # the longest tail (to the end of what is written) that is a beginning of a value waits for the rest
+        for cut in range(max(at, len(data) - longest + 1), end):
+            tail = data[cut:]
+            if any(v.startswith(tail) for v in encoded):
+                end = cut
+                break
+    if end > at:
+        parts.append(data[at:end].decode("utf-8", errors="replace"))
+    return end, "".join(parts)

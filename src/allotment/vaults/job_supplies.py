@@ -74,9 +74,6 @@ def hidden_values(session: Session, owner_id: int | None, env: dict[str, str] | 
     return hide_list.hidden_values(env, hidden_names(session, owner_id))
 
 
-def masked_text(session: Session, owner_id: int | None, env: dict[str, str] | None, text: str) -> str:
-    return hide_list.mask_text(text, hidden_values(session, owner_id, env))
-
 
 def audit_env(session: Session, owner_id: int | None, env: dict[str, Any] | None) -> dict[str, str] | None:
     """What the audit log keeps of a job's environment: its variables, hidden ones masked."""

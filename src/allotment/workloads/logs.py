@@ -24,8 +24,9 @@ Retention (`delete_expired_logs`, run hourly by `LogRetention`): the files of jo
 ALLOT_JOB_LOG_RETENTION_DAYS ago are deleted (0 keeps them for ever); reading such a job's log then says so.
 
 Masking: the values of the job's variables on its owner's hide-list read as ******** in every chunk (read and
-followed; vaults/job_supplies.py, core/hide_list.py). Offsets stay those of the file. A value cut in two by a
-chunk's end is not recognised in either half: readers that page by small limits may see such parts.
+followed; vaults/job_supplies.py, core/hide_list.py). Offsets stay those of the file. A value cut by a chunk's
+end is masked whole in that chunk (its end moves past the value), what an offset inside one leaves of it is masked,
+and while the job runs a tail that may be the beginning of a value waits for the rest to be written.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from allotment.core.hide_list import mask_text
+from allotment.core.hide_list import mask_span
 from allotment.core.permissions import JOB_READER, Principal, Scope, allowed
 from allotment.db import utcnow
 from allotment.errors import NotFound
@@ -169,34 +170,38 @@ def _whole(data: bytes) -> int:
     return len(data)
 
 
-def read_log(path: Path | None, offset: int, limit: int, complete: bool) -> LogChunk:
+def read_log(path: Path | None, offset: int, limit: int, complete: bool, hidden: Sequence[str] = ()) -> LogChunk:
     """Up to `limit` bytes of the file from `offset`, as text on character boundaries. `complete`: nothing more will
-    be written (the job has ended), so an unfinished character at the end is decoded as it is."""
+    be written (the job has ended), so an unfinished character at the end is decoded as it is. `hidden`: values to
+    mask (job_supplies.hidden_values); the read takes the bytes around the chunk that an occurrence crossing either
+    of its ends needs, so no part of a value shows whatever the offset and the limit (hide_list.mask_span)."""
     if path is None:
         return LogChunk(offset, offset, 0, "", exists=False)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below; opening is what tells whether it exists
     except (FileNotFoundError, NotADirectoryError):
         return LogChunk(offset, offset, 0, "", exists=False)
+    pad = max((len(v.encode()) for v in hidden if v), default=1) - 1
     with handle:
         size = os.fstat(handle.fileno()).st_size
         if offset >= size:
             return LogChunk(offset, offset, size, "")
-        handle.seek(offset)
-        data = handle.read(limit + 3)  # 3 more: the rest of a character cut by the limit
-    skip = 0
-    while skip < min(3, len(data)) and _continuation(data[skip]):
-        skip += 1
-    start = offset + skip
-    data = data[skip:]
-    end = min(limit, len(data))
-    while end < len(data) and end - limit < 3 and _continuation(data[end]):
+        before = min(offset, pad)
+        handle.seek(offset - before)
+        wanted = before + limit + 6 + pad  # 3 + 3: a character cut at either end of the chunk
+        data = handle.read(wanted)
+    base = offset - before  # file offset of data[0]
+    start = before
+    while start < min(before + 3, len(data)) and _continuation(data[start]):
+        start += 1
+    end = min(start + limit, len(data))
+    while end < len(data) and end - (start + limit) < 3 and _continuation(data[end]):
         end += 1
-    body = data[:end]
     if end == len(data) and not complete:  # at the end of the file as written so far
-        body = body[:_whole(body)]
-    size = max(size, start + len(data))
-    return LogChunk(start, start + len(body), size, body.decode("utf-8", errors="replace"))
+        end = start + _whole(data[start:end])
+    end, text = mask_span(data, start, end, hidden, growing=not complete and len(data) < wanted)
+    size = max(size, base + len(data))
+    return LogChunk(base + start, base + end, size, text)
 
 
 def log_size(source: LogSource) -> int:
@@ -241,11 +246,10 @@ class JobLog:
 def read_job_log(session: Session, settings: Settings, job: Job, offset: int, limit: int) -> JobLog:
     source = job_log_source(session, settings, job)
     ended = job.state in FINAL_STATES
-    chunk = read_log(source.path, offset, limit, complete=ended)
+    hidden = job_supplies.hidden_values(session, job.owner_id, job_supplies.job_env(job, settings.ensure_secret_key()))
+    chunk = read_log(source.path, offset, limit, complete=ended, hidden=hidden)
     note = log_note(settings, job, source, chunk.exists)
-    text = job_supplies.masked_text(session, job.owner_id,
-                                     job_supplies.job_env(job, settings.ensure_secret_key()), chunk.text)
-    return JobLog(job.id, job.state, chunk.offset, chunk.next_offset, chunk.size, text,
+    return JobLog(job.id, job.state, chunk.offset, chunk.next_offset, chunk.size, chunk.text,
                   ended and chunk.next_offset >= chunk.size, note)
 
 
@@ -276,12 +280,12 @@ async def follow_log(source: LogSource, offset: int, job_state: Callable[[], str
     while True:
         ended = state is None or state in FINAL_STATES
         if source.path is not None:
-            read = await anyio.to_thread.run_sync(read_log, source.path, offset, chunk, ended)
+            read = await anyio.to_thread.run_sync(read_log, source.path, offset, chunk, ended, hidden)
             if read.next_offset > offset:
                 offset = read.next_offset
                 if read.text:
                     yield {"event": "output", "offset": read.offset, "next_offset": offset,
-                           "text": mask_text(read.text, hidden)}
+                           "text": read.text}
                     last_sent = clock()
                 continue  # more may be waiting: read again before sleeping
         if ended:  # and drained: the job's state is read before its file, so nothing it wrote is missed

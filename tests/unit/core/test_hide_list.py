@@ -50,3 +50,33 @@ def test_bad_names_are_refused_by_position(name):
 
 def test_normalised_keeps_order_and_drops_duplicates():
     assert hide_list.normalised([" B", "A", "B", ""]) == ["B", "A"]
+
+
+SECRET = "s3cr3t-value"
+DATA = f"a={SECRET};b={SECRET}{SECRET}.".encode()
+
+
+@pytest.mark.parametrize("start, end, new_end, text", [
+    (0, 5, 14, f"a={MASK}"),  # the end cuts the value: it moves past it, the value is masked whole
+    (2, 14, 14, MASK),  # exactly the value
+    (5, 10, 14, MASK),  # inside the value: what is left of it
+    (14, 17, 17, ";b="),  # nothing hidden in it
+    (17, 30, 41, MASK * 2),  # a value cut, then the one right after it (their join) whole
+    (41, 42, 42, "."),
+])
+def test_mask_span_masks_every_part_of_a_value_wherever_the_span_cuts_it(start, end, new_end, text):
+    assert hide_list.mask_span(DATA, start, end, [SECRET, ""], growing=False) == (new_end, text)
+
+
+@pytest.mark.parametrize("written, new_end, text", [
+    (b"x s3cr", 2, "x "),  # may be the beginning of the value: held back
+    (b"x s3cX", 6, "x s3cX"),  # cannot be any more
+    (b"x " + SECRET.encode() + b" s", 15, f"x {MASK} "),  # a whole value, then one more beginning
+])
+def test_mask_span_of_a_file_still_written_holds_back_a_possible_beginning(written, new_end, text):
+    assert hide_list.mask_span(written, 0, len(written), [SECRET], growing=True) == (new_end, text)
+    assert hide_list.mask_span(written, 0, len(written), [SECRET], growing=False)[0] == len(written)
+
+
+def test_mask_span_without_values_is_the_plain_text():
+    assert hide_list.mask_span("héllo".encode(), 0, 6, [], growing=True) == (6, "héllo")
