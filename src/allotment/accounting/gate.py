@@ -78,6 +78,11 @@ class BudgetGate:
         # Jobs let through: (cluster, job) -> (the job, the cells it counts on, GPU- and CPU-seconds it may use).
         # Each refresh counts them again on the budgets that apply then (a budget may be set after a job went in).
         self.reserved: dict[tuple[int, int], tuple[GateJob, tuple[Cell, ...], float, float]] = {}
+        # The reserved jobs that count on at least one cell. The others (a CPU job whose owner has only a GPU-hour
+        # quota, the usual case without budgets) need nothing at a refresh while the limits stay as they were: their
+        # path is still empty. So a refresh's work follows the jobs that count, not every job let through.
+        self.counting: set[tuple[int, int]] = set()
+        self._limits: tuple | None = None  # the limits of the last refresh (budgets, hour quotas, the quota tree)
         self.ended: set[tuple[int, int]] = set()  # released, still counted until the next refresh
         self.ledger = Ledger()
 
@@ -191,6 +196,8 @@ class BudgetGate:
             cell.used += gpu if cell.gpu else cpu
         job_key = (job.cluster_id, job.job_id)
         self.reserved[job_key] = (job, cells, gpu, cpu)
+        if cells:
+            self.counting.add(job_key)
         self.ended.discard(job_key)
 
     def released(self, job: GateJob) -> bool:
@@ -206,6 +213,7 @@ class BudgetGate:
     def _unreserve(self, job_key: tuple[int, int]) -> None:
         _, cells, gpu, cpu = self.reserved.pop(job_key)
         self.ended.discard(job_key)
+        self.counting.discard(job_key)
         for cell in cells:
             cell.used -= gpu if cell.gpu else cpu
 
@@ -236,12 +244,23 @@ class BudgetGate:
         self._base = self.ledger.used(now)
         self._cells, self._chains, self._user_cells, self._paths = {}, {}, {}, {}
         running = self._running()
-        for job_key, (job, old, gpu, cpu) in list(self.reserved.items()):
+        let_through, counting = self.reserved, self.counting
+        limits = (self.amounts, self.user_limits, self.defaults, self.parents, hour_quotas.DEFAULT_GPU_S,
+                  hour_quotas.DEFAULT_CPU_S)
+        # Limits as they were: a job with an empty path still has one, so only the counting jobs are counted again
+        # (in the order they were let through, as before: the same sums to the last bit). Otherwise every job's path
+        # is built again.
+        again = [k for k in let_through if k in counting] if limits == self._limits else list(let_through)
+        self._limits = limits
+        for job_key in again:
+            job, old, gpu, cpu = let_through[job_key]
             cells = self._path(job)
             if cells is not old:
-                self.reserved[job_key] = (job, cells, gpu, cpu)
+                let_through[job_key] = (job, cells, gpu, cpu)
             if not cells:
+                counting.discard(job_key)
                 continue
+            counting.add(job_key)
             row = running.get(job_key)
             elapsed = max(now - row.start_s, 0.0) if row is not None else 0.0
             for cell in cells:
@@ -264,8 +283,10 @@ class BudgetGate:
 
     def _limited(self) -> list[Key]:
         keys = [k for k in self.amounts]
-        for _, cells, _, _ in self.reserved.values():
-            keys.extend(c.key for c in cells if c.key[0] == "user")
+        counting = self.counting
+        for job_key, (_, cells, _, _) in self.reserved.items():
+            if job_key in counting:
+                keys.extend(c.key for c in cells if c.key[0] == "user")
         return list(dict.fromkeys(keys))
 
     def overdrawn(self, now: float) -> list[tuple[int, int, str]]:
