@@ -206,3 +206,22 @@ def test_a_refresh_with_the_limits_unchanged_counts_again_only_the_jobs_that_cou
         gate.refresh(session)
     assert sorted(pathed[2:]) == sorted(gpu_jobs + cpu_jobs)
     assert gate.used == pytest.approx(used)
+
+
+def test_a_job_that_counted_on_no_budget_is_forgotten_when_it_ends_one_that_counted_at_the_next_refresh(h):
+    gate = _gate(h)
+    gate.refresh_s = 3600.0  # no refresh between the end and the checks below
+    gpu_job = h.submit("team", gpu=1, time_limit="1h", runtime_s=10)  # counts on its owner's GPU hours
+    cpu_job = h.submit("team", cpu=1, time_limit="1h", runtime_s=10)  # counts on nothing
+    h.cycle()
+    h.cycle(0.001)
+    cluster_id = next(key[0] for key in gate.reserved)
+    assert {(cluster_id, gpu_job), (cluster_id, cpu_job)} <= set(gate.reserved)
+    h.cycle(10.0)
+    assert h.states([gpu_job, cpu_job]) == ["succeeded", "succeeded"]
+    assert (cluster_id, cpu_job) not in gate.reserved  # nothing of it to keep
+    assert (cluster_id, gpu_job) in gate.ended and (cluster_id, gpu_job) in gate.reserved  # kept until its record
+    gate._read_at = None  # is read
+    with h.client.app.state.allot.sessions() as session:
+        gate.refresh(session)
+    assert (cluster_id, gpu_job) not in gate.reserved and not gate.counting

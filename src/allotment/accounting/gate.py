@@ -167,11 +167,20 @@ class BudgetGate:
         job may use by core.budgets.overrun; a job let through adds its horizon to each. Constant work per budget on
         the job's path, whatever the number of quotas, jobs or records."""
         job_key = (job.cluster_id, job.job_id)
-        if job_key in self.reserved:
+        reserved = self.reserved
+        if job_key in reserved:
             return None
-        path = self._path(job)
-        if not path and not self._users(job.cluster_id, job.owner_id):
-            return None  # no budget applies to its owner or its quota
+        path = self._paths.get((job.cluster_id, job.owner_id, job.quota_id, job.gpu_milli > 0, job.cpu_milli > 0))
+        if path is None:
+            path = self._path(job)
+        if not path:
+            if not self._users(job.cluster_id, job.owner_id):
+                return None  # no budget applies to its owner or its quota
+            # Reserved with nothing on its path (a CPU job of an owner with a GPU-hour quota): a budget set on its
+            # quota later counts it from the next refresh on. It adds to no cell now.
+            horizon = (self._horizon(job) if self.safe else None) or 0.0
+            reserved[job_key] = (job, (), job.gpu_milli / 1000.0 * horizon, job.cpu_milli / 1000.0 * horizon)
+            return None
         horizon = self._horizon(job)
         if path:
             gpu, cpu, safe = job.gpu_milli / 1000.0, job.cpu_milli / 1000.0, self.safe
@@ -180,8 +189,6 @@ class BudgetGate:
                 if needed is not None:  # named only now: formatting every owner on every check costs more than it
                     budget = core.Budget(self._owner(cell.key), cell.key[-1], cell.period, cell.amount, cell.used)
                     return Wait(str(job.job_id), BUDGET_EXHAUSTED, core.Overrun(budget, needed).message)
-        # Reserved even with nothing on its path (a CPU job of an owner with a GPU-hour quota): a budget set on its
-        # quota later counts it from the next refresh on.
         self._reserve(job, path, horizon if self.safe else None)
         return None
 
@@ -202,8 +209,12 @@ class BudgetGate:
 
     def released(self, job: GateJob) -> bool:
         key = (job.cluster_id, job.job_id)
-        if key in self.reserved:
-            self.ended.add(key)  # its interval is read at the next refresh; until then its reservation counts
+        found = self.reserved.get(key)
+        if found is not None:
+            if found[1]:
+                self.ended.add(key)  # its interval is read at the next refresh; until then its reservation counts
+            else:
+                del self.reserved[key]  # it counts on no budget: nothing to keep until the next refresh
         return False
 
     def forget_cluster(self, cluster_id: int) -> None:
