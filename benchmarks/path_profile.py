@@ -14,6 +14,8 @@ the figures are the path's cost with no waiting.
                                                                 # the app's threads in out.server.prof
     python benchmarks/path_profile.py FILE --jobs 10000          # the first 10,000 jobs only, every quota kept
     python benchmarks/path_profile.py FILE --split               # the loop's steps' CPU time, the core's apart
+    python benchmarks/path_profile.py FILE --lock-probe work --switch-interval 0.001
+                                    # the cycle's writes: wall, loop thread CPU, and what another thread got done
 
 It prints one JSON object: per phase (ingest, loop) the CPU seconds, the CPU microseconds per job, the cyclic
 collector's runs and their CPU seconds (counted in the phase they ran in), the statements grouped by kind and table
@@ -187,6 +189,82 @@ class ThreadProfiles:
         return merged
 
 
+class LockProbe:
+    """How much of the cycle's writes (Writes.apply and the commit after it) the database takes with the interpreter
+    lock released, and whether another thread could use it: the writes' wall time, the loop thread's CPU in them and,
+    with `work`, a thread doing pure Python work (as deciding the next cycle would) only while they run, with what it
+    got done in seconds of that work alone. Without a free core, or when each row takes the lock back (SQLite's
+    executemany), the writes slow down by about what the other thread gains."""
+
+    def __init__(self, work: bool) -> None:
+        from sqlalchemy.orm import Session
+
+        from allotment.scheduler import persist
+
+        self.wall = self.thread_cpu = self.commit_wall = 0.0
+        self.units = 0
+        self.writes = 0
+        self._go, self._count, self._in_cycle = threading.Event(), [0], False
+        self.rate = self._calibrate() if work else 0.0
+        if work:
+            threading.Thread(target=self._spin, name="lock-probe", daemon=True).start()
+        apply, commit, probe = persist.Writes.apply, Session.commit, self
+
+        def probed_apply(writes, conn):
+            probe._in_cycle = True
+            return probe._during(lambda: apply(writes, conn), commit=False)
+
+        def probed_commit(session):
+            if not probe._in_cycle:
+                return commit(session)
+            probe._in_cycle = False
+            return probe._during(lambda: commit(session), commit=True)
+
+        persist.Writes.apply = probed_apply
+        Session.commit = probed_commit
+
+    def _during(self, fn, commit: bool):
+        began, cpu, before = time.perf_counter(), time.thread_time(), self._count[0]
+        if self.rate:
+            self._go.set()
+        try:
+            return fn()
+        finally:
+            self._go.clear()
+            if commit:
+                self.commit_wall += time.perf_counter() - began
+            else:
+                self.wall += time.perf_counter() - began
+                self.thread_cpu += time.thread_time() - cpu
+                self.writes += 1
+            self.units += self._count[0] - before
+
+    def _spin(self) -> None:
+        n = 0
+        while True:
+            self._go.wait()
+            while self._go.is_set():
+                for _ in range(100):
+                    n += 1
+                self._count[0] = n
+
+    @staticmethod
+    def _calibrate() -> float:
+        began, n = time.perf_counter(), 0
+        while time.perf_counter() - began < 0.5:
+            for _ in range(100):
+                n += 1
+        return n / (time.perf_counter() - began)
+
+    def report(self) -> dict:
+        out = {"cycles_writing": self.writes, "writes_wall_s": round(self.wall, 3),
+               "writes_loop_thread_cpu_s": round(self.thread_cpu, 3), "commit_wall_s": round(self.commit_wall, 3),
+               "switch_interval_s": sys.getswitchinterval()}
+        if self.rate:
+            out["other_thread_work_s"] = round(self.units / self.rate, 3)
+        return out
+
+
 class Collections:
     """CPU seconds of the cyclic collector's runs by phase and generation: a phase that keeps the collector paused
     leaves its garbage to be walked in the next one, which a comparison of phases must see."""
@@ -221,7 +299,8 @@ def top_functions(profile: cProfile.Profile | pstats.Stats) -> dict[str, float]:
 
 
 def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut: int | None = None,
-        ingest_only: bool = False, split: bool = False, server_gc: bool = False) -> dict:
+        ingest_only: bool = False, split: bool = False, server_gc: bool = False,
+        lock_probe: str | None = None) -> dict:
     plan = load(path)
     if jobs_cut:  # the first N jobs in submission order, with every quota of the scenario
         plan.jobs = plan.jobs[:jobs_cut]
@@ -246,6 +325,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         timers = Timers()  # before the app is built: FastAPI keeps the route functions it is given
         threads = ThreadProfiles() if profile_to else None  # before the app's threads start
         loop_timers = Timers(LOOP_TIMED) if split else None
+        probe = LockProbe(lock_probe == "work") if lock_probe else None
         app = create_app(settings)
         client = stack.enter_context(TestClient(app))
         state = app.state.allot
@@ -326,6 +406,8 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
             if profiles and profiles[name].getstats():
                 result[name]["functions_cum_s"] = top_functions(profiles[name])
         result["ingest"]["functions_cpu"] = timers.report()
+        if probe is not None:
+            result["loop"]["lock_probe"] = probe.report()
         if loop_timers is not None:
             result["loop"]["functions_cpu"] = loop_timers.report()
         # What a server spends: the CPU of the app's threads (the client's is another process's in a real run).
@@ -363,9 +445,18 @@ def main() -> None:
                         help="tune the collector as `allot server` does (gc.freeze after the setup, a higher first "
                              "threshold): without it, collections the server's allocations cause may run in the "
                              "client's thread and be counted as the client's")
+    parser.add_argument("--lock-probe", choices=("measure", "work"),
+                        help="the cycle's writes and commit: their wall time and the loop thread's CPU in them "
+                             "(measure), and with `work` a thread of pure Python work running only while they do, "
+                             "with what it got done (the overlap a next cycle could get); set the switch interval "
+                             "with --switch-interval")
+    parser.add_argument("--switch-interval", type=float,
+                        help="sys.setswitchinterval for the run (the loop process uses 0.001)")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     print(json.dumps(run(args.scenario, args.database, args.tick, args.profile, args.jobs, args.ingest_only,
-                         args.split, args.server_gc), indent=1))
+                         args.split, args.server_gc, args.lock_probe), indent=1))
 
 
 if __name__ == "__main__":

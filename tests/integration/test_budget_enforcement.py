@@ -166,3 +166,62 @@ def test_the_ledger_reads_only_the_records_a_budget_can_count(h):
     team = next(qid for qid, name in gate.quota_names.items() if name == "team")
     assert gate.ledger.closed[("quota", team, "cpu")] > 0  # from the grant on (its period began then)
     _assert_ledger_equals_a_fresh_read(h, gate)
+
+
+def _gate(h) -> BudgetGate:
+    return next(g for g in h.scheduler.gates.gates if isinstance(g, BudgetGate))
+
+
+def test_a_job_let_through_with_no_budget_on_its_path_counts_on_one_set_later(h):
+    first = h.submit("team", cpu=4, time_limit="1h", runtime_s=3600)  # a CPU job: john's GPU-hour quota is not its
+    h.cycle()
+    assert h.job(first)["state"] == "admitted"
+    h.cycle(1.0)
+    h.cycle(1.0)  # refreshes with the limits unchanged keep it let through, counting on nothing
+    h.put("/quotas/team/budgets/cpu", {"period": "once", "amount": "5h"})  # 4 of its 5 CPU-hours may go to `first`
+    second = h.submit("team", cpu=2, time_limit="1h")
+    h.cycle()
+    job = h.job(second)
+    assert job["state"] == "queued" and job["reason_code"] == "budget_exhausted", job
+    assert "quota team: CPU-hour budget 5h 00m has " in job["reason"]
+
+
+def test_a_refresh_with_the_limits_unchanged_counts_again_only_the_jobs_that_count_on_a_budget(h):
+    gpu_jobs = [h.submit("team", gpu=1, time_limit="1h", runtime_s=3600) for _ in range(2)]  # the owner's GPU hours
+    cpu_jobs = [h.submit("team", cpu=1, time_limit="1h", runtime_s=3600) for _ in range(5)]
+    h.cycle()
+    gate = _gate(h)
+    cluster_id = next(key[0] for key in gate.reserved)
+    assert gate.counting == {(cluster_id, j) for j in gpu_jobs}
+    assert {(cluster_id, j) for j in cpu_jobs} <= set(gate.reserved)
+    pathed: list[int] = []
+    path = gate._path
+    gate._path = lambda job: (pathed.append(job.job_id), path(job))[1]  # type: ignore[method-assign]
+    h.cycle(1.0)
+    assert sorted(pathed) == sorted(gpu_jobs)  # the CPU jobs' paths are still empty: not built again
+    used = gate.used
+    gate._limits = None  # as if the limits had changed: every job's path is built again, the same sums follow
+    gate._read_at = None
+    with h.client.app.state.allot.sessions() as session:
+        gate.refresh(session)
+    assert sorted(pathed[2:]) == sorted(gpu_jobs + cpu_jobs)
+    assert gate.used == pytest.approx(used)
+
+
+def test_a_job_that_counted_on_no_budget_is_forgotten_when_it_ends_one_that_counted_at_the_next_refresh(h):
+    gate = _gate(h)
+    gate.refresh_s = 3600.0  # no refresh between the end and the checks below
+    gpu_job = h.submit("team", gpu=1, time_limit="1h", runtime_s=10)  # counts on its owner's GPU hours
+    cpu_job = h.submit("team", cpu=1, time_limit="1h", runtime_s=10)  # counts on nothing
+    h.cycle()
+    h.cycle(0.001)
+    cluster_id = next(key[0] for key in gate.reserved)
+    assert {(cluster_id, gpu_job), (cluster_id, cpu_job)} <= set(gate.reserved)
+    h.cycle(10.0)
+    assert h.states([gpu_job, cpu_job]) == ["succeeded", "succeeded"]
+    assert (cluster_id, cpu_job) not in gate.reserved  # nothing of it to keep
+    assert (cluster_id, gpu_job) in gate.ended and (cluster_id, gpu_job) in gate.reserved  # kept until its record
+    gate._read_at = None  # is read
+    with h.client.app.state.allot.sessions() as session:
+        gate.refresh(session)
+    assert (cluster_id, gpu_job) not in gate.reserved and not gate.counting

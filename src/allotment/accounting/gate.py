@@ -78,6 +78,11 @@ class BudgetGate:
         # Jobs let through: (cluster, job) -> (the job, the cells it counts on, GPU- and CPU-seconds it may use).
         # Each refresh counts them again on the budgets that apply then (a budget may be set after a job went in).
         self.reserved: dict[tuple[int, int], tuple[GateJob, tuple[Cell, ...], float, float]] = {}
+        # The reserved jobs that count on at least one cell. The others (a CPU job whose owner has only a GPU-hour
+        # quota, the usual case without budgets) need nothing at a refresh while the limits stay as they were: their
+        # path is still empty. So a refresh's work follows the jobs that count, not every job let through.
+        self.counting: set[tuple[int, int]] = set()
+        self._limits: tuple | None = None  # the limits of the last refresh (budgets, hour quotas, the quota tree)
         self.ended: set[tuple[int, int]] = set()  # released, still counted until the next refresh
         self.ledger = Ledger()
 
@@ -162,11 +167,20 @@ class BudgetGate:
         job may use by core.budgets.overrun; a job let through adds its horizon to each. Constant work per budget on
         the job's path, whatever the number of quotas, jobs or records."""
         job_key = (job.cluster_id, job.job_id)
-        if job_key in self.reserved:
+        reserved = self.reserved
+        if job_key in reserved:
             return None
-        path = self._path(job)
-        if not path and not self._users(job.cluster_id, job.owner_id):
-            return None  # no budget applies to its owner or its quota
+        path = self._paths.get((job.cluster_id, job.owner_id, job.quota_id, job.gpu_milli > 0, job.cpu_milli > 0))
+        if path is None:
+            path = self._path(job)
+        if not path:
+            if not self._users(job.cluster_id, job.owner_id):
+                return None  # no budget applies to its owner or its quota
+            # Reserved with nothing on its path (a CPU job of an owner with a GPU-hour quota): a budget set on its
+            # quota later counts it from the next refresh on. It adds to no cell now.
+            horizon = (self._horizon(job) if self.safe else None) or 0.0
+            reserved[job_key] = (job, (), job.gpu_milli / 1000.0 * horizon, job.cpu_milli / 1000.0 * horizon)
+            return None
         horizon = self._horizon(job)
         if path:
             gpu, cpu, safe = job.gpu_milli / 1000.0, job.cpu_milli / 1000.0, self.safe
@@ -175,8 +189,6 @@ class BudgetGate:
                 if needed is not None:  # named only now: formatting every owner on every check costs more than it
                     budget = core.Budget(self._owner(cell.key), cell.key[-1], cell.period, cell.amount, cell.used)
                     return Wait(str(job.job_id), BUDGET_EXHAUSTED, core.Overrun(budget, needed).message)
-        # Reserved even with nothing on its path (a CPU job of an owner with a GPU-hour quota): a budget set on its
-        # quota later counts it from the next refresh on.
         self._reserve(job, path, horizon if self.safe else None)
         return None
 
@@ -191,12 +203,18 @@ class BudgetGate:
             cell.used += gpu if cell.gpu else cpu
         job_key = (job.cluster_id, job.job_id)
         self.reserved[job_key] = (job, cells, gpu, cpu)
+        if cells:
+            self.counting.add(job_key)
         self.ended.discard(job_key)
 
     def released(self, job: GateJob) -> bool:
         key = (job.cluster_id, job.job_id)
-        if key in self.reserved:
-            self.ended.add(key)  # its interval is read at the next refresh; until then its reservation counts
+        found = self.reserved.get(key)
+        if found is not None:
+            if found[1]:
+                self.ended.add(key)  # its interval is read at the next refresh; until then its reservation counts
+            else:
+                del self.reserved[key]  # it counts on no budget: nothing to keep until the next refresh
         return False
 
     def forget_cluster(self, cluster_id: int) -> None:
@@ -206,6 +224,7 @@ class BudgetGate:
     def _unreserve(self, job_key: tuple[int, int]) -> None:
         _, cells, gpu, cpu = self.reserved.pop(job_key)
         self.ended.discard(job_key)
+        self.counting.discard(job_key)
         for cell in cells:
             cell.used -= gpu if cell.gpu else cpu
 
@@ -236,12 +255,23 @@ class BudgetGate:
         self._base = self.ledger.used(now)
         self._cells, self._chains, self._user_cells, self._paths = {}, {}, {}, {}
         running = self._running()
-        for job_key, (job, old, gpu, cpu) in list(self.reserved.items()):
+        let_through, counting = self.reserved, self.counting
+        limits = (self.amounts, self.user_limits, self.defaults, self.parents, hour_quotas.DEFAULT_GPU_S,
+                  hour_quotas.DEFAULT_CPU_S)
+        # Limits as they were: a job with an empty path still has one, so only the counting jobs are counted again
+        # (in the order they were let through, as before: the same sums to the last bit). Otherwise every job's path
+        # is built again.
+        again = [k for k in let_through if k in counting] if limits == self._limits else list(let_through)
+        self._limits = limits
+        for job_key in again:
+            job, old, gpu, cpu = let_through[job_key]
             cells = self._path(job)
             if cells is not old:
-                self.reserved[job_key] = (job, cells, gpu, cpu)
+                let_through[job_key] = (job, cells, gpu, cpu)
             if not cells:
+                counting.discard(job_key)
                 continue
+            counting.add(job_key)
             row = running.get(job_key)
             elapsed = max(now - row.start_s, 0.0) if row is not None else 0.0
             for cell in cells:
@@ -264,8 +294,10 @@ class BudgetGate:
 
     def _limited(self) -> list[Key]:
         keys = [k for k in self.amounts]
-        for _, cells, _, _ in self.reserved.values():
-            keys.extend(c.key for c in cells if c.key[0] == "user")
+        counting = self.counting
+        for job_key, (_, cells, _, _) in self.reserved.items():
+            if job_key in counting:
+                keys.extend(c.key for c in cells if c.key[0] == "user")
         return list(dict.fromkeys(keys))
 
     def overdrawn(self, now: float) -> list[tuple[int, int, str]]:
