@@ -31,6 +31,7 @@ import functools
 import gc
 import importlib
 import json
+import os
 import pstats
 import re
 import sys
@@ -54,6 +55,8 @@ PHASES = ("ingest", "loop")
 # process, which is all the app's while the harness waits for its answer), each as module:function.
 TIMED = ("allotment.workloads.routes:_request",
          "allotment.workloads.service:_validated", "allotment.workloads.service:submit_batch",
+         "allotment.workloads.service:insert_rows", "allotment.workloads.lookups:Lookups.prefetch_quotas",
+         "allotment.workloads.lookups:Lookups.refusal",
          "allotment.vaults.job_supplies:config_text", "allotment.audit.service:record",
          "allotment.accounting.budgets:refuse_if_spent")
 # With --split, the loop's steps are timed the same way (module:Class.method; core's in the loop's thread too): CPU
@@ -288,6 +291,33 @@ class Collections:
                 if p == phase}
 
 
+class DatabaseCpu:
+    """CPU seconds of the PostgreSQL server (the postmaster and its processes: backends, WAL writer, checkpointer),
+    from /proc: what the database spends runs in other processes, where process_time does not see it. A process that
+    exited is counted in the postmaster's children's time, so the sum does not drop when a backend ends."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float:
+        total = 0
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:  # ended meanwhile
+                continue
+            pid, ppid = int(entry.name), int(fields[1])
+            if pid == self.postmaster:
+                total += sum(int(v) for v in fields[11:15])  # its own time and its reaped children's
+            elif ppid == self.postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / self.tick
+
+
 def top_functions(profile: cProfile.Profile | pstats.Stats) -> dict[str, float]:
     stats = profile if isinstance(profile, pstats.Stats) else pstats.Stats(profile)
     out = {}
@@ -307,8 +337,11 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="allot-path-")))
         url = None
+        database_cpu = None
         if database == "postgresql":
-            url = stack.enter_context(ThrowawayPostgres()).url
+            server = stack.enter_context(ThrowawayPostgres())
+            url = server.url
+            database_cpu = DatabaseCpu(server.dir / "data")
             from allotment.migrate import upgrade
 
             upgrade(url)
@@ -339,6 +372,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         counter = Statements(state.engine)
         scheduler = Scheduler(state)
         cpu = dict.fromkeys(PHASES, 0.0)
+        db_cpu = dict.fromkeys(PHASES, 0.0)
         collector = Collections(counter)
         profiles = {p: cProfile.Profile(time.process_time) for p in PHASES} if profile_to else {}
         jobs, i, t, cycles = plan.jobs, 0, 0.0, 0
@@ -351,6 +385,7 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
             nonlocal client_cpu
             counter.phase = name
             began, began_client = time.process_time(), time.thread_time()
+            began_db = database_cpu.seconds() if database_cpu is not None else 0.0
             if profiles:
                 profiles[name].enable()
             if threads is not None and name == "ingest":
@@ -363,6 +398,8 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
                 if profiles:
                     profiles[name].disable()
                 cpu[name] += time.process_time() - began
+                if database_cpu is not None:
+                    db_cpu[name] += database_cpu.seconds() - began_db
                 if name == "ingest":
                     client_cpu += time.thread_time() - began_client
 
@@ -402,6 +439,9 @@ def run(path: str, database: str, tick: float, profile_to: str | None, jobs_cut:
         for name in PHASES:
             result[name] = {"cpu_s": round(cpu[name], 3), "cpu_us_per_job": round(cpu[name] / len(jobs) * 1e6, 1),
                             "gc": collector.report(name),
+                            **({"database_cpu_s": round(db_cpu[name], 3),
+                                "database_cpu_us_per_job": round(db_cpu[name] / len(jobs) * 1e6, 1)}
+                               if database_cpu is not None else {}),
                             "sql": counter.report(name)}
             if profiles and profiles[name].getstats():
                 result[name]["functions_cum_s"] = top_functions(profiles[name])

@@ -48,7 +48,10 @@ class Job(Base):
         # SQLite rewrites no index. A job's end sets finished_at, and active jobs are found as `finished_at IS NULL`
         # (active() below): every write that ends a job sets it (persist.FINISH, workloads' cancel), none before.
         # Active jobs: a cluster's in submission order (the scheduler's start-up), everyone's (metrics, recovery).
-        Index("ix_jobs_active_cluster_seq", "finished_at", "cluster_id", "seq"),
+        # Only active jobs have an entry: a job's end (an update that writes a new entry in every other index, since
+        # it changes finished_at) writes none here, and the index holds the queue, not the history.
+        Index("ix_jobs_active_cluster_seq", "cluster_id", "seq", sqlite_where=text("finished_at IS NULL"),
+              postgresql_where=text("finished_at IS NULL")),
         # Concurrency caps and held resources at submission; a user's jobs (listing, the users foreign key).
         Index("ix_jobs_owner_active", "owner_id", "finished_at"),
         # Quota deletion and usage views; a quota's jobs (listing, the quotas foreign key).

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import BigInteger, bindparam, cast, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, REGCLASS
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -309,7 +310,11 @@ def submit_many(session: Session, principal: Principal, requests: Sequence[JobRe
 # submit_batch's statements, built once.
 _TAKE_WRITE_LOCK = update(Job).where(Job.id == 0).values(seq=Job.seq).execution_options(synchronize_session=False)
 _LARGEST_ID = select(func.max(Job.id))
-_DRAW_IDS = select(func.nextval(func.pg_get_serial_sequence(Job.__tablename__, "id"))).select_from(
+# The sequence is named once per statement (an InitPlan): as the argument of nextval, pg_get_serial_sequence ran for
+# every id drawn, reading the catalog each time (2.6 ms of the server's time for 500 ids, against 0.5 ms). The ids
+# come back as one array.
+_JOBS_SEQUENCE = select(cast(func.pg_get_serial_sequence(Job.__tablename__, "id"), REGCLASS)).scalar_subquery()
+_DRAW_IDS = select(func.array_agg(func.nextval(_JOBS_SEQUENCE), type_=ARRAY(BigInteger))).select_from(
     func.generate_series(1, bindparam("count")))
 
 
@@ -332,7 +337,7 @@ def submit_batch(session: Session, principal: Principal, requests: Sequence[JobR
         # The ids are drawn from the table's sequence first, so the rows go in with their ids and their submission
         # order (COPY, batch_insert.py), instead of one INSERT ... RETURNING of every row sorted by a sentinel and a
         # numbering UPDATE.
-        ids = sorted(session.scalars(_DRAW_IDS, {"count": len(rows)}).all())
+        ids = sorted(session.scalar(_DRAW_IDS, {"count": len(rows)}))
     for row, job_id in zip(rows, ids, strict=True):
         row.update(id=job_id, seq=job_id)
     insert_rows(session, table, rows, {"submitted_at": now, "updated_at": now, "preemptions": 0,

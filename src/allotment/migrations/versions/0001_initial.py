@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 09:59:05.772566
+Create Date: 2026-12-06 12:06:21.724808
 """
 
 import sqlalchemy as sa
@@ -881,7 +881,7 @@ def upgrade() -> None:
     postgresql_with={'fillfactor': 50}
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.create_index('ix_jobs_active_cluster_seq', ['finished_at', 'cluster_id', 'seq'], unique=False)
+        batch_op.create_index('ix_jobs_active_cluster_seq', ['cluster_id', 'seq'], unique=False, sqlite_where=sa.text('finished_at IS NULL'), postgresql_where=sa.text('finished_at IS NULL'))
         batch_op.create_index('ix_jobs_cancel_requested_at', ['cancel_requested_at'], unique=False, sqlite_where=sa.text('cancel_requested_at IS NOT NULL'), postgresql_where=sa.text('cancel_requested_at IS NOT NULL'))
         batch_op.create_index('ix_jobs_owner_active', ['owner_id', 'finished_at'], unique=False)
         batch_op.create_index('ix_jobs_project_id', ['project_id'], unique=False, sqlite_where=sa.text('project_id IS NOT NULL'), postgresql_where=sa.text('project_id IS NOT NULL'))
@@ -919,7 +919,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_jobs_project_id', sqlite_where=sa.text('project_id IS NOT NULL'), postgresql_where=sa.text('project_id IS NOT NULL'))
         batch_op.drop_index('ix_jobs_owner_active')
         batch_op.drop_index('ix_jobs_cancel_requested_at', sqlite_where=sa.text('cancel_requested_at IS NOT NULL'), postgresql_where=sa.text('cancel_requested_at IS NOT NULL'))
-        batch_op.drop_index('ix_jobs_active_cluster_seq')
+        batch_op.drop_index('ix_jobs_active_cluster_seq', sqlite_where=sa.text('finished_at IS NULL'), postgresql_where=sa.text('finished_at IS NULL'))
 
     op.drop_table('jobs')
     with op.batch_alter_table('devices', schema=None) as batch_op:
