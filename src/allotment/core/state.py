@@ -119,7 +119,8 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._dirty: dict[str, None] = {}  # pools (or "*") where capacity came back since the groups there were tried
         self._unlisted: dict[str, None] = {}  # dirty pools whose parked groups are not in the frontier yet
         # The best parked group per (pool, key, need) bucket, as integers (order key << 64 | token) that heap steps
-        # compare in one operation; the token finds the bucket's cursor [entries, index, need, key] (wakeups.py).
+        # compare in one operation; the token finds the bucket's cursor [orders, groups, index, need, key]
+        # (wakeups.py).
         self._frontier: list[int] = []
         self._cursors: dict[int, list] = {}
         self._wake_memo: tuple | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)

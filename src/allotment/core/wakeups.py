@@ -49,25 +49,25 @@ class WakeByNeed:
             self._unlisted[ANY_POOL] = None
 
     def _list_dirty(self) -> None:
-        """Put the parked groups of newly dirty pools on the frontier: one cursor per (pool, key, needed amount)
-        bucket over a snapshot of its entries (sorted by order key; the copy is a C-level list copy)."""
+        """Put the parked groups of newly dirty pools on the frontier: one cursor [orders, groups, index, needed, key]
+        per (pool, key, needed amount) bucket over a snapshot of it (sorted by order key; C-level list copies)."""
         for pool in self._unlisted:
             for key, by_need in self._park.cap_buckets(pool).items():
-                for needed, entries in by_need.items():
-                    self._advance([entries.copy(), 0, needed, key])
+                for needed, (orders, groups) in by_need.items():
+                    self._advance([orders.copy(), groups.copy(), 0, needed, key])
         self._unlisted = {}
 
     def _advance(self, cursor: list) -> None:
         """Skip entries that are no longer parked or were tried in this cycle; re-queue the cursor at its next one."""
-        entries, i = cursor[0], cursor[1]
+        orders, groups, i = cursor[0], cursor[1], cursor[2]
         cycle_no = self._cycle_no
-        while i < len(entries):
-            group = entries[i][3]
+        while i < len(groups):
+            group = groups[i]
             if group.parked and group.tried != cycle_no:
-                cursor[1] = i
+                cursor[2] = i
                 self._token += 1
                 self._cursors[self._token] = cursor
-                heappush(self._frontier, (entries[i][0] << 64) | self._token)
+                heappush(self._frontier, (orders[i] << 64) | self._token)
                 return
             i += 1
 
@@ -87,7 +87,7 @@ class WakeByNeed:
             # then, in the same cycle) and it still does not come before the best queued candidate.
             group, order, cursor = memo[1], memo[5], memo[6]
             if (order >= best_active and group.parked and group.tried != memo[3] and memo[3] == self._cycle_no
-                    and memo[2] == self._holds_version and cursor[2] <= tree.cap[cursor[3]] - tree.u[ROOT][cursor[3]]
+                    and memo[2] == self._holds_version and cursor[3] <= tree.cap[cursor[4]] - tree.u[ROOT][cursor[4]]
                     and tuple(map(tree.u[group.quota].__getitem__, group.term_keys)) == memo[4]):
                 return False
         # Measured against what jobs physically use, not the effective usage: unlendable guarantees count in the latter,
@@ -101,9 +101,10 @@ class WakeByNeed:
         while frontier:
             top = frontier[0]
             cursor = cursors[top & TOKEN_MASK]
-            entries, i, needed, key = cursor
-            order, _, _, group = entries[i]
+            orders, groups, i, needed, key = cursor
+            group = groups[i]
             if group.parked and group.tried != cycle_no:
+                order = orders[i]
                 if needed > cap[key] - occupied[key]:
                     heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
                     continue
@@ -145,7 +146,7 @@ class WakeByNeed:
                     if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
                         self._skip(frontier, cursor, i)
                         self._token += 1
-                        cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
+                        cursors[self._token] = [[fresh], [group], 0, needed, key]
                         heappush(frontier, (fresh << 64) | self._token)
                         continue
                     if best_active is not None and order >= best_active:
@@ -159,38 +160,38 @@ class WakeByNeed:
                     return True
             # Past this entry: _skip, inline (most entries the frontier looks at are skipped)
             i += 1
-            n = len(entries)
+            n = len(groups)
             while i < n:
-                group = entries[i][3]
+                group = groups[i]
                 if group.parked and group.tried != cycle_no:
-                    cursor[1] = i
+                    cursor[2] = i
                     self._token += 1
                     token = self._token
                     cursors[token] = cursor
-                    heapreplace(frontier, (entries[i][0] << 64) | token)
+                    heapreplace(frontier, (orders[i] << 64) | token)
                     break
                 i += 1
             else:
-                cursor[1] = i
+                cursor[2] = i
                 heappop(frontier)
         return False
 
     def _skip(self, frontier: list, cursor: list, i: int) -> None:
         """The frontier's top cursor moves past its entry ``i``: heappop, then _advance, in one heap step (the same
         entries, and the same tokens, as popping it and pushing the cursor back at its next entry)."""
-        entries = cursor[0]
+        orders, groups = cursor[0], cursor[1]
         cycle_no = self._cycle_no
         i += 1
-        while i < len(entries):
-            group = entries[i][3]
+        while i < len(groups):
+            group = groups[i]
             if group.parked and group.tried != cycle_no:
-                cursor[1] = i
+                cursor[2] = i
                 self._token += 1
                 self._cursors[self._token] = cursor
-                heapreplace(frontier, (entries[i][0] << 64) | self._token)
+                heapreplace(frontier, (orders[i] << 64) | self._token)
                 return
             i += 1
-        cursor[1] = i
+        cursor[2] = i
         heappop(frontier)
 
     def _held_against(self, group: Group, head: QueuedRec, key: int, order: int) -> bool:

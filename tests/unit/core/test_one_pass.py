@@ -75,14 +75,14 @@ class Checked(SchedulerState):
         for (kind, node, k, needed, requested, _), o in zip(blockers, group.options):
             pool = o.pool if kind == DEVICE else tree.keys.keys[k].pool
             if node == ROOT:
-                caps.append(("cap", pool, (key, k, requested if kind == HOLD else needed, group)))
+                caps.append((pool, k, requested if kind == HOLD else needed))
             else:
                 expected.append(("limit", node, pool))
         guarantee_hold = (self._ever(group)[0] and blockers[0].kind in (CAPACITY, DEVICE)
                           and tree.within_guarantee(q, group.options[0].req))
         emitted = len(decisions)
         super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
-        assert group.park_keys == expected + caps
+        assert list(group.park_keys) == expected and list(group.park_caps) == caps and group.park_order == key
         if len(decisions) > emitted:  # its sentences (some from the memo) as built afresh
             wait = decisions[-1]
             assert (wait.code, wait.message) == combine(tree, blockers, now, group.last_sig[-1][1])
@@ -112,8 +112,8 @@ class PlainFrontier(SchedulerState):
         frontier, tree, cursors = self._frontier, self._tree, self._cursors
         while frontier:
             cursor = cursors[frontier[0] & TOKEN_MASK]
-            entries, i, needed, key = cursor
-            order, _, _, group = entries[i]
+            orders, groups, i, needed, key = cursor
+            order, group = orders[i], groups[i]
             if group.parked and group.tried != self._cycle_no:
                 if needed > tree.cap[key] - tree.u[ROOT][key]:
                     heappop(frontier)
@@ -124,7 +124,7 @@ class PlainFrontier(SchedulerState):
                     if fresh != order:
                         self._step(cursor, i)
                         self._token += 1
-                        cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
+                        cursors[self._token] = [[fresh], [group], 0, needed, key]
                         heappush(frontier, (fresh << 64) | self._token)
                         continue
                     if best_active is not None and order >= best_active:
@@ -137,7 +137,7 @@ class PlainFrontier(SchedulerState):
 
     def _step(self, cursor, i):
         heappop(self._frontier)
-        cursor[1] = i + 1
+        cursor[2] = i + 1
         self._advance(cursor)
 
 
