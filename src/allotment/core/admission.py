@@ -200,6 +200,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
         gheap, gtoken, gentry, leaf = self._gheap, self._gtoken, self._gentry, self._leaf
         gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
+        tree_cap, tree_u = self._tree.cap, self._tree.u
         admitted = 0
         while True:
             key = None
@@ -210,8 +211,19 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                     key = entry >> 96
                     break
                 heappop(gheap)  # stale entries
-            if (self._frontier or self._unlisted) and self._wake_next(key):
-                continue
+            frontier = self._frontier
+            if frontier or self._unlisted:
+                # The frontier's memo (_wake_next's first test, inline: most calls end there, and a call costs more
+                # than the test): the same front entry as its last "not before the queued candidates" answer, and
+                # nothing that answer depended on changed.
+                memo = self._wake_memo
+                if not (memo is not None and key is not None and frontier and frontier[0] is memo[0]
+                        and not self._unlisted and memo[5] >= key and memo[3] == self._cycle_no
+                        and memo[2] == self._holds_version and memo[1].parked and memo[1].tried != memo[3]
+                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]
+                        and tuple(map(tree_u[memo[1].quota].__getitem__, memo[1].term_keys)) == memo[4]
+                        ) and self._wake_next(key):
+                    continue
             if key is None:
                 return False
             token = gtoken[q]

@@ -57,9 +57,10 @@ class Blocking:
         cap_entries: list[tuple[str, int, int]] = []
         held_by: list[Hold] | None = None
         key_of = tree.keys.keys
+        cap, used, occupied = tree.cap, tree.u[ROOT], tree.eu[ROOT]
         for (kind, node, k, needed, requested, detail), o in zip(blockers, options):  # (unpacked: a field by name
             if kind == CAPACITY:                                                       # costs twice as much)
-                parts.append((CAPACITY, k, requested, needed, tree.cap[k], tree.u[ROOT][k], tree.eu[ROOT][k]))
+                parts.append((CAPACITY, k, requested, needed, cap[k], used[k], occupied[k]))
                 cap_entries.append((key_of[k][0], k, needed))  # (ResourceKey.pool)
             elif kind == LIMIT:
                 parts.append((LIMIT, node, k, requested, tree.lim[node][k], tree.u[node][k]))
