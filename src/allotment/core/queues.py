@@ -317,27 +317,29 @@ class ParkIndex:
         # groups in the same order. Order keys are unique (they end with a job's submission seq), so a bucket is
         # kept in order by bisecting integers (a fraction of what comparing (order, ..., group) tuples costs).
         self._cap: dict[str, dict[int, dict[int, list[list]]]] = {}
+        self._buckets: dict[tuple[str, int, int], list[list]] = {}  # the same buckets by (pool, key, needed)
 
     def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: int) -> None:
         """Park ``group`` under the events ``limit_keys`` and the capacity buckets ``cap_entries`` (pool, key,
         needed). Keeps both lists (the caller builds them for this call)."""
         group.parked = True
-        limit, cap = self._limit, self._cap
+        limit, buckets = self._limit, self._buckets
         for k in limit_keys:
             groups = limit.get(k)
             if groups is None:
                 groups = limit[k] = {}
             groups[group] = None
-        for pool, key, needed in cap_entries:  # (setdefault would build an empty dict or list at every call)
-            by_key = cap.get(pool)
-            if by_key is None:
-                by_key = cap[pool] = {}
-            by_need = by_key.get(key)
-            if by_need is None:
-                by_need = by_key[key] = {}
-            bucket = by_need.get(needed)
+        for entry in cap_entries:
+            bucket = buckets.get(entry)
             if bucket is None:
-                by_need[needed] = [[order], [group]]
+                pool, key, needed = entry
+                by_key = self._cap.get(pool)  # (setdefault would build an empty dict at every call)
+                if by_key is None:
+                    by_key = self._cap[pool] = {}
+                by_need = by_key.get(key)
+                if by_need is None:
+                    by_need = by_key[key] = {}
+                by_need[needed] = buckets[entry] = [[order], [group]]
             else:
                 orders = bucket[0]
                 i = bisect_right(orders, order)
@@ -355,15 +357,16 @@ class ParkIndex:
                 if not s2:
                     del self._limit[k]
         if group.park_caps:
-            order, cap = group.park_order, self._cap
-            for pool, key, needed in group.park_caps:
-                by_need = cap[pool][key]
-                orders, groups = by_need[needed]
+            order, buckets = group.park_order, self._buckets
+            for entry in group.park_caps:
+                orders, groups = buckets[entry]
                 i = bisect_left(orders, order)
                 del orders[i]
                 del groups[i]
                 if not orders:
-                    del by_need[needed]
+                    del buckets[entry]
+                    pool, key, needed = entry
+                    del self._cap[pool][key][needed]
             group.park_caps = ()
         group.park_keys = ()
         group.parked = False

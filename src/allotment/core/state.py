@@ -137,6 +137,7 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
         self._now = 0.0
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
         self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine)
+        self._messages: dict[tuple, tuple[str, str]] = {}  # whole Waits (code, sentence) by their numbers (_block)
         self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
         # Preempted jobs: job id -> (times preempted, run time lost to that, time before which it may not borrow
         # again: its requeue backoff), forgotten when the job ends or is cancelled (admission.py, rule 4). A state
