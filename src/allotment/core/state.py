@@ -54,7 +54,7 @@ from allotment.core.queues import (
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.running_index import RunningIndex
-from allotment.core.usage import UsageTree
+from allotment.core.usage import ROOT, UsageTree
 from allotment.core.wakeups import WakeByNeed
 
 # Shapes whose group parts a state keeps for reuse (StateBase._new_group), at most.
@@ -115,15 +115,15 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
         self._token = 0
         self._park = ParkIndex()
         self._holds: dict[tuple[int, int], HoldSet] = {}
+        self._root_holds: dict[int, HoldSet] = {}  # the holds on the pools themselves, (ROOT, key) -> by key
         self._held_keys: dict[int, int] = {}  # key -> number of holds on it (quick "nothing held here" test)
         self._deadlines: list = []  # (time, token, group)
         self._dirty: dict[str, None] = {}  # pools (or "*") where capacity came back since the groups there were tried
         self._unlisted: dict[str, None] = {}  # dirty pools whose parked groups are not in the frontier yet
-        # The best parked group per (pool, key, need) bucket, as integers (order key << 64 | token) that heap steps
-        # compare in one operation; the token finds the bucket's cursor [orders, groups, index, need, key]
-        # (wakeups.py).
+        # The best parked group per (pool, key, need) bucket, as integers that heap steps compare in one operation;
+        # each names its bucket's cursor [orders, groups, index, need, key, number] in _cursors (wakeups.py).
         self._frontier: list[int] = []
-        self._cursors: dict[int, list] = {}
+        self._cursors: list[list] = []
         self._wake_memo: tuple | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
         self._holds_version = 0  # counts changes to the holds
         self._cycle_no = 0
@@ -522,6 +522,8 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
                 hs.remove(h)
                 if not hs:
                     del self._holds[(h.node, h.key)]
+                    if h.node == ROOT:
+                        del self._root_holds[h.key]
             for blocked in h.blocked:  # they waited for this hold: look again (their reason changes at least)
                 self._wake(blocked)
 
@@ -531,5 +533,7 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
         hs = self._holds.get((hold.node, hold.key))
         if hs is None:
             hs = self._holds[(hold.node, hold.key)] = HoldSet()
+            if hold.node == ROOT:
+                self._root_holds[hold.key] = hs
         hs.add(hold)
         self._held_keys[hold.key] = self._held_keys.get(hold.key, 0) + 1

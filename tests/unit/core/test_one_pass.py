@@ -15,6 +15,7 @@ from allotment.core.order_keys import CLASS_SHIFT, NOT_AGED
 from allotment.core.preemption import preemption_kinds
 from allotment.core.queues import TOKEN_MASK
 from allotment.core.usage import CAPACITY, ROOT
+from allotment.core.wakeups import CURSOR_MASK, ORDER_SHIFT, TOKEN_SHIFT
 
 _new_tuple = tuple.__new__
 
@@ -111,8 +112,8 @@ class PlainFrontier(SchedulerState):
             self._list_dirty()
         frontier, tree, cursors = self._frontier, self._tree, self._cursors
         while frontier:
-            cursor = cursors[frontier[0] & TOKEN_MASK]
-            orders, groups, i, needed, key = cursor
+            cursor = cursors[frontier[0] & CURSOR_MASK]
+            orders, groups, i, needed, key, _ = cursor
             order, group = orders[i], groups[i]
             if group.parked and group.tried != self._cycle_no:
                 if needed > tree.cap[key] - tree.u[ROOT][key]:
@@ -124,8 +125,8 @@ class PlainFrontier(SchedulerState):
                     if fresh != order:
                         self._step(cursor, i)
                         self._token += 1
-                        cursors[self._token] = [[fresh], [group], 0, needed, key]
-                        heappush(frontier, (fresh << 64) | self._token)
+                        cursors.append([[fresh], [group], 0, needed, key, len(cursors)])
+                        heappush(frontier, (fresh << ORDER_SHIFT) | (self._token << TOKEN_SHIFT) | (len(cursors) - 1))
                         continue
                     if best_active is not None and order >= best_active:
                         return False
