@@ -304,6 +304,8 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         tree = self._tree
         er, cap = tree.eu[ROOT], tree.cap
         held = self._held_keys  # key -> holds on it (empty: nothing is held anywhere)
+        root_holds = self._root_holds
+        pools_only = len(self._holds) == len(root_holds)  # every hold is on a pool itself (ROOT), none on a quota
         aged = not key & NOT_AGED
         first = group.options[0]
         options = self._best_first(q, group) if group.best_fit else group.options
@@ -311,10 +313,31 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         for opt in options:
             if held:
                 hold = None
-                for k, _ in opt.req:
-                    if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
-                        hold = self._hold_on(q, group, rec, opt, key >> CLASS_SHIFT if opt is first else None, aged)
-                        break
+                if pools_only:
+                    # _hold_on, inline: of the option's (quota or ROOT, key) pairs only (ROOT, key) can be held, and
+                    # they come last, in the order of its keys
+                    cls = -1
+                    for k, _ in opt.req:
+                        hs = root_holds.get(k)
+                        if hs is not None:
+                            if cls < 0:  # the job's borrowing class there: for its first pool, in its order key
+                                if opt is first:
+                                    cls = key >> CLASS_SHIFT
+                                else:
+                                    uq, cls = tree.u[q], 0
+                                    for k2, room in opt.room:
+                                        if uq[k2] > room:
+                                            cls = 1
+                                            break
+                            hold = hs.blocking(group, rec, cls, aged)
+                            if hold is not None:
+                                break
+                else:
+                    for k, _ in opt.req:
+                        if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
+                            hold = self._hold_on(q, group, rec, opt, key >> CLASS_SHIFT if opt is first else None,
+                                                 aged)
+                            break
                 if hold is not None:
                     blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key),
                                                          hold)))
@@ -397,7 +420,8 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         run.vorder = None
         if nodes is None:
             run.nodes = ()
-            nodes = self._devices[pool].one[self._devices[pool].node[shares[0][0]]]
+            dp = self._devices[pool]
+            nodes = dp.one[dp.node[shares[0][0]]]
         else:
             run.nodes = nodes
         run.ncpu = opt.cpu

@@ -26,6 +26,7 @@ class Checked(SchedulerState):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.checked = {"blockers": 0, "preempt": 0, "entry": 0, "park": 0, "sentence": 0}
+        self.holds_seen = {"pools only": 0, "at quotas too": 0}  # what _try's inline hold test met
 
     def _plain_blockers(self, q, group, rec, key):
         """What each option's checks answer, one function at a time: _hold_blocking with the class from
@@ -61,6 +62,8 @@ class Checked(SchedulerState):
 
     def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
         # the one-pass blockers equal the plain checks' (_try's trials are rolled back: the state is as they saw it)
+        if self._held_keys:
+            self.holds_seen["pools only" if len(self._holds) == len(self._root_holds) else "at quotas too"] += 1
         plain = self._plain_blockers(q, group, rec, key)
         assert [b[:5] for b in blockers] == [b[:5] for b in plain]
         for b, p in zip(blockers, plain):
@@ -142,13 +145,15 @@ class PlainFrontier(SchedulerState):
         self._advance(cursor)
 
 
-def churn(seed: int, classes: tuple[type, ...]) -> list[SchedulerState]:
+def churn(seed: int, classes: tuple[type, ...], limits: tuple[int, int] = (6, 4)) -> list[SchedulerState]:
     """Two pools, quotas with guarantees in both, jobs that try one pool or both: guarantee holds, borrowing in the
     second pool, reclaim and within-quota preemption, ages. Every state gets the same events; their decisions must
-    be equal."""
+    be equal. ``limits``: each quota's limit in the two pools (below the pools' sizes, aged jobs blocked by them hold
+    capacity at their quota)."""
     rng = random.Random(seed)
     specs = [quota("cohort", gpu_in={"a": 6, "b": 4})]
-    specs += [quota(f"q{i}", "cohort", gpu_in={"a": (g, 6), "b": (h, 4)}, reclaim=rng.choice(["any", "lower_priority"]),
+    la, lb = limits
+    specs += [quota(f"q{i}", "cohort", gpu_in={"a": (g, la), "b": (h, lb)}, reclaim=rng.choice(["any", "lower_priority"]),
                     within_quota_preemption=rng.choice(["lower_priority", "never"]))
               for i, (g, h) in enumerate([(2, 1), (2, 1), (1, 2), (1, 0)])]
     pools = [gpu_pool("a", 6, nodes=3), gpu_pool("b", 4, nodes=2)]
@@ -179,6 +184,18 @@ def churn(seed: int, classes: tuple[type, ...]) -> list[SchedulerState]:
 def test_one_pass_blockers_park_keys_preemption_gate_and_heap_entries_equal_the_plain_ones(seed):
     checked = churn(seed, (SchedulerState, Checked))[1]
     assert all(checked.checked.values()), checked.checked
+
+
+def test_one_pass_hold_tests_equal_the_plain_ones_with_holds_at_quotas():
+    """Quota limits below the pools' sizes: aged jobs blocked by them hold capacity at their quota, so _try's inline
+    test of pool holds alone is compared with the plain one in both of its cases."""
+    seen = {"pools only": 0, "at quotas too": 0}
+    for seed in range(6):
+        checked = churn(seed, (SchedulerState, Checked), limits=(2, 2))[1]
+        assert checked.checked["blockers"]
+        for k, v in checked.holds_seen.items():
+            seen[k] += v
+    assert all(seen.values()), seen
 
 
 @pytest.mark.parametrize("seed", range(8))
