@@ -304,8 +304,9 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         tree = self._tree
         er, cap = tree.eu[ROOT], tree.cap
         held = self._held_keys  # key -> holds on it (empty: nothing is held anywhere)
-        root_holds = self._root_holds
-        pools_only = len(self._holds) == len(root_holds)  # every hold is on a pool itself (ROOT), none on a quota
+        if held:
+            root_holds = self._root_holds
+            pools_only = len(self._holds) == len(root_holds)  # every hold is on a pool itself (ROOT), none on a quota
         aged = not key & NOT_AGED
         first = group.options[0]
         options = self._best_first(q, group) if group.best_fit else group.options
