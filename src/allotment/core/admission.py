@@ -200,6 +200,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
         gheap, gtoken, gentry, leaf = self._gheap, self._gtoken, self._gentry, self._leaf
         gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
+        tree_cap, tree_u = self._tree.cap, self._tree.u
         admitted = 0
         while True:
             key = None
@@ -210,8 +211,19 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                     key = entry >> 96
                     break
                 heappop(gheap)  # stale entries
-            if (self._frontier or self._unlisted) and self._wake_next(key):
-                continue
+            frontier = self._frontier
+            if frontier or self._unlisted:
+                # The frontier's memo (_wake_next's first test, inline: most calls end there, and a call costs more
+                # than the test): the same front entry as its last "not before the queued candidates" answer, and
+                # nothing that answer depended on changed.
+                memo = self._wake_memo
+                if not (memo is not None and key is not None and frontier and frontier[0] is memo[0]
+                        and not self._unlisted and memo[5] >= key and memo[3] == self._cycle_no
+                        and memo[2] == self._holds_version and memo[1].parked and memo[1].tried != memo[3]
+                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]
+                        and tuple(map(tree_u[memo[1].quota].__getitem__, memo[1].term_keys)) == memo[4]
+                        ) and self._wake_next(key):
+                    continue
             if key is None:
                 return False
             token = gtoken[q]
@@ -292,6 +304,9 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         tree = self._tree
         er, cap = tree.eu[ROOT], tree.cap
         held = self._held_keys  # key -> holds on it (empty: nothing is held anywhere)
+        if held:
+            root_holds = self._root_holds
+            pools_only = len(self._holds) == len(root_holds)  # every hold is on a pool itself (ROOT), none on a quota
         aged = not key & NOT_AGED
         first = group.options[0]
         options = self._best_first(q, group) if group.best_fit else group.options
@@ -299,10 +314,31 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         for opt in options:
             if held:
                 hold = None
-                for k, _ in opt.req:
-                    if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
-                        hold = self._hold_on(q, group, rec, opt, key >> CLASS_SHIFT if opt is first else None, aged)
-                        break
+                if pools_only:
+                    # _hold_on, inline: of the option's (quota or ROOT, key) pairs only (ROOT, key) can be held, and
+                    # they come last, in the order of its keys
+                    cls = -1
+                    for k, _ in opt.req:
+                        hs = root_holds.get(k)
+                        if hs is not None:
+                            if cls < 0:  # the job's borrowing class there: for its first pool, in its order key
+                                if opt is first:
+                                    cls = key >> CLASS_SHIFT
+                                else:
+                                    uq, cls = tree.u[q], 0
+                                    for k2, room in opt.room:
+                                        if uq[k2] > room:
+                                            cls = 1
+                                            break
+                            hold = hs.blocking(group, rec, cls, aged)
+                            if hold is not None:
+                                break
+                else:
+                    for k, _ in opt.req:
+                        if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
+                            hold = self._hold_on(q, group, rec, opt, key >> CLASS_SHIFT if opt is first else None,
+                                                 aged)
+                            break
                 if hold is not None:
                     blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key),
                                                          hold)))
@@ -385,7 +421,8 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         run.vorder = None
         if nodes is None:
             run.nodes = ()
-            nodes = self._devices[pool].one[self._devices[pool].node[shares[0][0]]]
+            dp = self._devices[pool]
+            nodes = dp.one[dp.node[shares[0][0]]]
         else:
             run.nodes = nodes
         run.ncpu = opt.cpu

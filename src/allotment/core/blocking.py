@@ -9,7 +9,7 @@ from heapq import heappush
 from typing import TYPE_CHECKING
 
 from allotment.core.devices import DevicePool
-from allotment.core.explain import DEVICE, HOLD, Blocker, NodeNeed, combine
+from allotment.core.explain import DEVICE, HOLD, SENTENCE_MEMO_MAX, Blocker, NodeNeed, combine
 from allotment.core.model import Decision, new_wait
 from allotment.core.queues import Group, Hold, QueuedRec
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
@@ -29,6 +29,7 @@ class Blocking:
         _deadlines: list
         _token: int
         _sentences: dict[tuple, str]
+        _messages: dict[tuple, tuple[str, str]]
 
         def _ever(self, group: Group) -> list[bool]: ...
 
@@ -57,9 +58,11 @@ class Blocking:
         cap_entries: list[tuple[str, int, int]] = []
         held_by: list[Hold] | None = None
         key_of = tree.keys.keys
+        cap, used, occupied = tree.cap, tree.u[ROOT], tree.eu[ROOT]
+        numbers_only = True  # whether the sentence is made of the signature's numbers alone (see below)
         for (kind, node, k, needed, requested, detail), o in zip(blockers, options):  # (unpacked: a field by name
             if kind == CAPACITY:                                                       # costs twice as much)
-                parts.append((CAPACITY, k, requested, needed, tree.cap[k], tree.u[ROOT][k], tree.eu[ROOT][k]))
+                parts.append((CAPACITY, k, requested, needed, cap[k], used[k], occupied[k]))
                 cap_entries.append((key_of[k][0], k, needed))  # (ResourceKey.pool)
             elif kind == LIMIT:
                 parts.append((LIMIT, node, k, requested, tree.lim[node][k], tree.u[node][k]))
@@ -71,9 +74,12 @@ class Blocking:
                     assert isinstance(detail, DevicePool)
                     parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
                 cap_entries.append((o.pool, k, needed))
+                numbers_only = False  # (the device shortfall's sentence reads the pool's devices)
             else:
                 assert isinstance(detail, Hold)
-                parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key))
+                parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key, detail.quota))
+                if detail.kind != Hold.GUARANTEE:
+                    numbers_only = False  # (a starving job's sentence says how long it has waited)
                 if node == ROOT:  # a hold on the pool itself
                     cap_entries.append((key_of[k][0], k, requested))
                 else:
@@ -84,7 +90,18 @@ class Blocking:
         parts.append((rec.id, note))  # last: the blockers' parts line up with the blockers (explain.combine)
         sig = tuple(parts)
         if sig != group.last_sig:
-            code, message = combine(tree, blockers, now, note, sig, self._sentences)
+            if numbers_only:
+                # The whole Wait (code and sentence) follows from the blockers' parts and the note: a blocked group
+                # of a full pool meets the same numbers as the group before it (nine Waits in ten in churn).
+                mkey = (sig[:-1], note)
+                said = self._messages.get(mkey)
+                if said is None:
+                    if len(self._messages) >= SENTENCE_MEMO_MAX:
+                        self._messages.clear()
+                    said = self._messages[mkey] = combine(tree, blockers, now, note, sig, self._sentences)
+                code, message = said
+            else:
+                code, message = combine(tree, blockers, now, note, sig, self._sentences)
             group.last_wait = wait = new_wait(rec.id, code, message)
             group.last_sig = sig
             decisions.append(wait)

@@ -9,7 +9,7 @@ O(groups touched), never O(queued jobs). A blocked group is *parked* under the e
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from heapq import heappop, heappush
 
 from allotment.core.model import Wait
@@ -148,7 +148,9 @@ class Group:
         "last_sig",
         "last_wait",
         "options",
+        "park_caps",
         "park_keys",
+        "park_order",
         "parked",
         "policy_rank",
         "pool_rank",
@@ -181,7 +183,9 @@ class Group:
         self.recs: dict[int, QueuedRec] = {}  # by their heap entry (QueuedRec.entry)
         self.size = 0  # live jobs
         self.parked = False
-        self.park_keys: list[tuple] = []
+        self.park_keys: list[tuple] | tuple = ()  # the limit events it is parked under (ParkIndex.park)
+        self.park_caps: list[tuple[str, int, int]] | tuple = ()  # its capacity buckets (pool, key, needed)
+        self.park_order = 0  # its order key in those buckets
         self.holds: list[Hold] = []
         self.last_wait: Wait | None = None
         self.last_sig: tuple | None = None  # numbers behind last_wait: the sentence is rebuilt only when they change
@@ -309,52 +313,62 @@ class ParkIndex:
 
     def __init__(self) -> None:
         self._limit: dict[tuple, dict[Group, None]] = {}
-        # pool -> key -> needed amount -> entries (order, key, needed, group) sorted by order. Order keys are unique
-        # (they end with a job's submission seq), so entries sort and bisect without ever comparing groups.
-        self._cap: dict[str, dict[int, dict[int, list[tuple]]]] = {}
+        # pool -> key -> needed amount -> bucket [orders, groups]: the parked groups' order keys, sorted, and the
+        # groups in the same order. Order keys are unique (they end with a job's submission seq), so a bucket is
+        # kept in order by bisecting integers (a fraction of what comparing (order, ..., group) tuples costs).
+        self._cap: dict[str, dict[int, dict[int, list[list]]]] = {}
+        self._buckets: dict[tuple[str, int, int], list[list]] = {}  # the same buckets by (pool, key, needed)
 
     def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: int) -> None:
+        """Park ``group`` under the events ``limit_keys`` and the capacity buckets ``cap_entries`` (pool, key,
+        needed). Keeps both lists (the caller builds them for this call)."""
         group.parked = True
-        keys: list[tuple] = []
-        limit, cap = self._limit, self._cap
+        limit, buckets = self._limit, self._buckets
         for k in limit_keys:
             groups = limit.get(k)
             if groups is None:
                 groups = limit[k] = {}
             groups[group] = None
-            keys.append(k)
-        for pool, key, needed in cap_entries:  # (setdefault would build an empty dict or list at every call)
-            entry = (order, key, needed, group)
-            by_key = cap.get(pool)
-            if by_key is None:
-                by_key = cap[pool] = {}
-            by_need = by_key.get(key)
-            if by_need is None:
-                by_need = by_key[key] = {}
-            entries = by_need.get(needed)
-            if entries is None:
-                by_need[needed] = [entry]
+        for entry in cap_entries:
+            bucket = buckets.get(entry)
+            if bucket is None:
+                pool, key, needed = entry
+                by_key = self._cap.get(pool)  # (setdefault would build an empty dict at every call)
+                if by_key is None:
+                    by_key = self._cap[pool] = {}
+                by_need = by_key.get(key)
+                if by_need is None:
+                    by_need = by_key[key] = {}
+                by_need[needed] = buckets[entry] = [[order], [group]]
             else:
-                insort(entries, entry)
-            keys.append(("cap", pool, entry))
-        group.park_keys = keys
+                orders = bucket[0]
+                i = bisect_right(orders, order)
+                orders.insert(i, order)
+                bucket[1].insert(i, group)
+        group.park_keys = limit_keys
+        group.park_caps = cap_entries
+        group.park_order = order
 
     def unpark(self, group: Group) -> None:
         for k in group.park_keys:
-            if k[0] == "cap":
-                _, pool, entry = k
-                per_key = self._cap[pool][entry[1]]
-                lst = per_key[entry[2]]
-                del lst[bisect_left(lst, entry)]
-                if not lst:
-                    del per_key[entry[2]]
-            else:
-                s2 = self._limit.get(k)
-                if s2 is not None:
-                    s2.pop(group, None)
-                    if not s2:
-                        del self._limit[k]
-        group.park_keys = []
+            s2 = self._limit.get(k)
+            if s2 is not None:
+                s2.pop(group, None)
+                if not s2:
+                    del self._limit[k]
+        if group.park_caps:
+            order, buckets = group.park_order, self._buckets
+            for entry in group.park_caps:
+                orders, groups = buckets[entry]
+                i = bisect_left(orders, order)
+                del orders[i]
+                del groups[i]
+                if not orders:
+                    del buckets[entry]
+                    pool, key, needed = entry
+                    del self._cap[pool][key][needed]
+            group.park_caps = ()
+        group.park_keys = ()
         group.parked = False
 
     @property
@@ -366,6 +380,7 @@ class ParkIndex:
         s = self._limit.get(key)
         return list(s) if s else []
 
-    def cap_buckets(self, pool: str) -> dict[int, dict[int, list[tuple]]]:
-        """key -> needed -> parked entries in order, for one pool (live lists: copy before iterating)."""
+    def cap_buckets(self, pool: str) -> dict[int, dict[int, list[list]]]:
+        """key -> needed -> bucket [orders, groups] (parked groups in order), for one pool (live lists: copy before
+        iterating)."""
         return self._cap.get(pool) or {}

@@ -53,14 +53,15 @@ from allotment.core.queues import (
 )
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
-from allotment.core.usage import UsageTree
+from allotment.core.running_index import RunningIndex
+from allotment.core.usage import ROOT, UsageTree
 from allotment.core.wakeups import WakeByNeed
 
 # Shapes whose group parts a state keeps for reuse (StateBase._new_group), at most.
 MAX_KEPT_SHAPES = 50_000
 
 
-class StateBase(WakeByNeed, InventoryEvents):
+class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
     """Everything the cycle needs to know, kept up to date event by event (see admission.SchedulerState)."""
 
     if TYPE_CHECKING:  # defined by reclaiming.Reclaiming, mixed in by admission.SchedulerState
@@ -114,14 +115,15 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._token = 0
         self._park = ParkIndex()
         self._holds: dict[tuple[int, int], HoldSet] = {}
+        self._root_holds: dict[int, HoldSet] = {}  # the holds on the pools themselves, (ROOT, key) -> by key
         self._held_keys: dict[int, int] = {}  # key -> number of holds on it (quick "nothing held here" test)
         self._deadlines: list = []  # (time, token, group)
         self._dirty: dict[str, None] = {}  # pools (or "*") where capacity came back since the groups there were tried
         self._unlisted: dict[str, None] = {}  # dirty pools whose parked groups are not in the frontier yet
-        # The best parked group per (pool, key, need) bucket, as integers (order key << 64 | token) that heap steps
-        # compare in one operation; the token finds the bucket's cursor [entries, index, need, key] (wakeups.py).
+        # The best parked group per (pool, key, need) bucket, as integers that heap steps compare in one operation;
+        # each names its bucket's cursor [orders, groups, index, need, key, number] in _cursors (wakeups.py).
         self._frontier: list[int] = []
-        self._cursors: dict[int, list] = {}
+        self._cursors: list[list] = []
         self._wake_memo: tuple | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
         self._holds_version = 0  # counts changes to the holds
         self._cycle_no = 0
@@ -135,6 +137,7 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._now = 0.0
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
         self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine)
+        self._messages: dict[tuple, tuple[str, str]] = {}  # whole Waits (code, sentence) by their numbers (_block)
         self._public_fractions: dict[tuple, tuple] = {}  # see SchedulerState._public_fraction
         # Preempted jobs: job id -> (times preempted, run time lost to that, time before which it may not borrow
         # again: its requeue backoff), forgotten when the job ends or is cancelled (admission.py, rule 4). A state
@@ -487,6 +490,10 @@ class StateBase(WakeByNeed, InventoryEvents):
         self._drop_holds(group)
         group.qtoken = 0
         group.deadline_token = 0
+        # Its remaining records are dead jobs that point back at it: without them the group and its jobs are freed
+        # by reference counting, not left to the cyclic collector.
+        group.recs = {}
+        group.heap = []
 
     def _wake(self, group: Group) -> None:
         if not group.parked:
@@ -515,6 +522,8 @@ class StateBase(WakeByNeed, InventoryEvents):
                 hs.remove(h)
                 if not hs:
                     del self._holds[(h.node, h.key)]
+                    if h.node == ROOT:
+                        del self._root_holds[h.key]
             for blocked in h.blocked:  # they waited for this hold: look again (their reason changes at least)
                 self._wake(blocked)
 
@@ -524,57 +533,7 @@ class StateBase(WakeByNeed, InventoryEvents):
         hs = self._holds.get((hold.node, hold.key))
         if hs is None:
             hs = self._holds[(hold.node, hold.key)] = HoldSet()
+            if hold.node == ROOT:
+                self._root_holds[hold.key] = hs
         hs.add(hold)
         self._held_keys[hold.key] = self._held_keys.get(hold.key, 0) + 1
-
-    # -- running jobs -------------------------------------------------------------------------------------------
-    def _index_running(self, run: RunningRec) -> None:
-        self._running[run.id] = run
-        qp = run.qp
-        by_qp = self._run_by_qp.get(qp)
-        if by_qp is None:
-            by_qp = self._run_by_qp[qp] = {}
-        by_qp[run.id] = run
-        per_pool = self._quotas_in_pool.get(run.pool)
-        if per_pool is None:
-            per_pool = self._quotas_in_pool[run.pool] = {}
-        per_pool[run.quota] = per_pool.get(run.quota, 0) + 1
-        prios = self._prio_by_qp.get(qp)
-        if prios is None:
-            prios = self._prio_by_qp[qp] = {}
-        prios[run.priority] = prios.get(run.priority, 0) + 1
-
-    def _release(self, run: RunningRec) -> None:
-        del self._running[run.id]
-        qp = run.qp
-        del self._run_by_qp[qp][run.id]  # the per-(quota, pool) dicts stay, empty: options hold them (Option.runs)
-        per_pool = self._quotas_in_pool[run.pool]
-        per_pool[run.quota] -= 1
-        if not per_pool[run.quota]:
-            del per_pool[run.quota]
-        prios = self._prio_by_qp[qp]
-        prios[run.priority] -= 1
-        if not prios[run.priority]:
-            del prios[run.priority]
-        self._tree.release_plan(run.quota, run.plan)
-        if run.nodes:
-            self._devices[run.pool].release_job(run.shares, run.nodes, run.ncpu, run.nmem)
-        elif run.shares:
-            self._devices[run.pool].release(run.shares)
-        # Capacity came back: groups waiting for it are woken by need at the next cycle; groups held by a limit on
-        # this path are woken now (few), and quotas whose usage dropped are re-ranked (their keys improved).
-        pool = run.pool
-        self._mark_dirty(pool)
-        path = self._tree.path[run.quota]
-        limits = self._park.limits
-        for a in path:
-            if ("guarantee", a) in limits:
-                self._wake_reclaimers(a)
-            key = ("limit", a, pool)
-            if key in limits:  # (_wake_limit finds nothing to wake otherwise: most releases)
-                self._wake_limit(key)
-            if self._any_keys:
-                self._wake_limit(("limit", a, ANY_POOL))
-        for a in path:
-            if self._qheap[a]:
-                self._push_quota(a)

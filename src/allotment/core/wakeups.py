@@ -10,13 +10,20 @@ from heapq import heappop, heappush, heapreplace
 from typing import TYPE_CHECKING
 
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
-from allotment.core.queues import TOKEN_MASK
 from allotment.core.resources import ANY_POOL
 from allotment.core.usage import ROOT
 
 if TYPE_CHECKING:
     from allotment.core.queues import Group, HoldSet, ParkIndex, QueuedRec
     from allotment.core.usage import UsageTree
+
+
+# A frontier entry: (order key << ORDER_SHIFT) | (token << TOKEN_SHIFT) | cursor number. Heap steps compare integers;
+# the token (increasing) orders entries of equal order key by when they were pushed, and the cursor number finds the
+# cursor in a list.
+TOKEN_SHIFT = 32
+ORDER_SHIFT = 96
+CURSOR_MASK = (1 << TOKEN_SHIFT) - 1
 
 
 class WakeByNeed:
@@ -26,7 +33,7 @@ class WakeByNeed:
         _dirty: dict[str, None]
         _unlisted: dict[str, None]
         _frontier: list
-        _cursors: dict[int, list]
+        _cursors: list[list]
         _any_keys: dict
         _cycle_no: int
         _token: int
@@ -35,6 +42,7 @@ class WakeByNeed:
         _holds_version: int
         _wake_memo: tuple | None
         _held_keys: dict[int, int]
+        _root_holds: dict[int, HoldSet]
 
         def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int: ...
 
@@ -49,25 +57,28 @@ class WakeByNeed:
             self._unlisted[ANY_POOL] = None
 
     def _list_dirty(self) -> None:
-        """Put the parked groups of newly dirty pools on the frontier: one cursor per (pool, key, needed amount)
-        bucket over a snapshot of its entries (sorted by order key; the copy is a C-level list copy)."""
+        """Put the parked groups of newly dirty pools on the frontier: one cursor [orders, groups, index, needed, key,
+        cursor number] per (pool, key, needed amount) bucket over a snapshot of it (sorted by order key; C-level list
+        copies)."""
+        cursors = self._cursors
         for pool in self._unlisted:
             for key, by_need in self._park.cap_buckets(pool).items():
-                for needed, entries in by_need.items():
-                    self._advance([entries.copy(), 0, needed, key])
+                for needed, (orders, groups) in by_need.items():
+                    cursor = [orders.copy(), groups.copy(), 0, needed, key, len(cursors)]
+                    cursors.append(cursor)
+                    self._advance(cursor)
         self._unlisted = {}
 
     def _advance(self, cursor: list) -> None:
         """Skip entries that are no longer parked or were tried in this cycle; re-queue the cursor at its next one."""
-        entries, i = cursor[0], cursor[1]
+        orders, groups, i = cursor[0], cursor[1], cursor[2]
         cycle_no = self._cycle_no
-        while i < len(entries):
-            group = entries[i][3]
+        while i < len(groups):
+            group = groups[i]
             if group.parked and group.tried != cycle_no:
-                cursor[1] = i
+                cursor[2] = i
                 self._token += 1
-                self._cursors[self._token] = cursor
-                heappush(self._frontier, (entries[i][0] << 64) | self._token)
+                heappush(self._frontier, (orders[i] << ORDER_SHIFT) | (self._token << TOKEN_SHIFT) | cursor[5])
                 return
             i += 1
 
@@ -87,7 +98,7 @@ class WakeByNeed:
             # then, in the same cycle) and it still does not come before the best queued candidate.
             group, order, cursor = memo[1], memo[5], memo[6]
             if (order >= best_active and group.parked and group.tried != memo[3] and memo[3] == self._cycle_no
-                    and memo[2] == self._holds_version and cursor[2] <= tree.cap[cursor[3]] - tree.u[ROOT][cursor[3]]
+                    and memo[2] == self._holds_version and cursor[3] <= tree.cap[cursor[4]] - tree.u[ROOT][cursor[4]]
                     and tuple(map(tree.u[group.quota].__getitem__, group.term_keys)) == memo[4]):
                 return False
         # Measured against what jobs physically use, not the effective usage: unlendable guarantees count in the latter,
@@ -95,48 +106,48 @@ class WakeByNeed:
         # pool, the effective free amount is even negative). The examination itself applies the exact rule.
         cap, occupied = tree.cap, tree.u[ROOT]
         cycle_no = self._cycle_no
-        held_keys, holds = self._held_keys, self._holds
         cursors = self._cursors
         key_of = tree.keys.keys
+        root_holds = self._root_holds
         while frontier:
             top = frontier[0]
-            cursor = cursors[top & TOKEN_MASK]
-            entries, i, needed, key = cursor
-            order, _, _, group = entries[i]
+            cursor = cursors[top & CURSOR_MASK]
+            orders, groups, i, needed, key, number = cursor
+            group = groups[i]
             if group.parked and group.tried != cycle_no:
+                order = orders[i]
                 if needed > cap[key] - occupied[key]:
                     heappop(frontier)  # the whole bucket needs more than is free: capacity only returns by release
                     continue
                 head = None
                 steady = True  # whether the answer depends only on what _wake_memo records
                 skip = False
-                if key in held_keys:
-                    # Is this capacity held for someone else (hold removal marks the pool dirty)? _held_against, with
-                    # its common case inline: a guarantee hold of another group against a group that would borrow
-                    # here (its order key's class when its first pool is this key's pool, else its class in the
-                    # option with this key, from the option's room under its quota's guarantee).
-                    hs = holds.get((ROOT, key))
-                    if hs is not None:
-                        held = hs.guarantee
-                        options = group.options
-                        other = held and (len(held) > 1 or group not in held)
-                        if len(options) == 1 or options[0].pool == key_of[key].pool:
-                            skip = other and order >= BORROWS
-                        else:
-                            steady = False  # (its class there reads its quota's usage on other keys)
-                            if other:
-                                uq = tree.u[group.quota]
-                                for opt in options:
-                                    if key in opt.keys:
-                                        for k, room in opt.room:
-                                            if uq[k] > room:
-                                                skip = True
-                                                break
-                                        break
-                        if not skip:
-                            head = group.head()
-                            assert head is not None
-                            skip = self._held_against(group, head, key, order)
+                # Is this capacity held for someone else? _held_against, with its common case inline: a guarantee
+                # hold of another group against a group that would borrow here (its order key's class when its first
+                # pool is this key's pool, else its class in the option with this key, from the option's room under
+                # its quota's guarantee).
+                hs = root_holds.get(key)  # (holds on (ROOT, key))
+                if hs is not None:
+                    held = hs.guarantee
+                    options = group.options
+                    other = held and (len(held) > 1 or group not in held)
+                    if len(options) == 1 or options[0].pool == key_of[key].pool:
+                        skip = other and order >= BORROWS
+                    else:
+                        steady = False  # (its class there reads its quota's usage on other keys)
+                        if other:
+                            uq = tree.u[group.quota]
+                            for opt in options:
+                                if key in opt.keys:
+                                    for k, room in opt.room:
+                                        if uq[k] > room:
+                                            skip = True
+                                            break
+                                    break
+                    if not skip:
+                        head = group.head()
+                        assert head is not None
+                        skip = self._held_against(group, head, key, order)
                 if not skip:
                     if head is None:
                         head = group.head()
@@ -145,8 +156,8 @@ class WakeByNeed:
                     if fresh != order:  # ranked with the key it had when it was parked: re-rank it alone, then compare
                         self._skip(frontier, cursor, i)
                         self._token += 1
-                        cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
-                        heappush(frontier, (fresh << 64) | self._token)
+                        cursors.append([[fresh], [group], 0, needed, key, len(cursors)])
+                        heappush(frontier, (fresh << ORDER_SHIFT) | (self._token << TOKEN_SHIFT) | (len(cursors) - 1))
                         continue
                     if best_active is not None and order >= best_active:
                         if steady:
@@ -159,38 +170,35 @@ class WakeByNeed:
                     return True
             # Past this entry: _skip, inline (most entries the frontier looks at are skipped)
             i += 1
-            n = len(entries)
+            n = len(groups)
             while i < n:
-                group = entries[i][3]
+                group = groups[i]
                 if group.parked and group.tried != cycle_no:
-                    cursor[1] = i
+                    cursor[2] = i
                     self._token += 1
-                    token = self._token
-                    cursors[token] = cursor
-                    heapreplace(frontier, (entries[i][0] << 64) | token)
+                    heapreplace(frontier, (orders[i] << ORDER_SHIFT) | (self._token << TOKEN_SHIFT) | number)
                     break
                 i += 1
             else:
-                cursor[1] = i
+                cursor[2] = i
                 heappop(frontier)
         return False
 
     def _skip(self, frontier: list, cursor: list, i: int) -> None:
         """The frontier's top cursor moves past its entry ``i``: heappop, then _advance, in one heap step (the same
         entries, and the same tokens, as popping it and pushing the cursor back at its next entry)."""
-        entries = cursor[0]
+        orders, groups = cursor[0], cursor[1]
         cycle_no = self._cycle_no
         i += 1
-        while i < len(entries):
-            group = entries[i][3]
+        while i < len(groups):
+            group = groups[i]
             if group.parked and group.tried != cycle_no:
-                cursor[1] = i
+                cursor[2] = i
                 self._token += 1
-                self._cursors[self._token] = cursor
-                heapreplace(frontier, (entries[i][0] << 64) | self._token)
+                heapreplace(frontier, (orders[i] << ORDER_SHIFT) | (self._token << TOKEN_SHIFT) | cursor[5])
                 return
             i += 1
-        cursor[1] = i
+        cursor[2] = i
         heappop(frontier)
 
     def _held_against(self, group: Group, head: QueuedRec, key: int, order: int) -> bool:
@@ -217,7 +225,7 @@ class WakeByNeed:
         """After a cycle: if it ran to completion, every parked group that could use the free capacity was tried, so
         all pools are clean until capacity comes back; otherwise they stay dirty for the next cycle."""
         self._frontier = []
-        self._cursors = {}
+        self._cursors = []
         if complete:
             self._dirty = {}
             self._unlisted = {}

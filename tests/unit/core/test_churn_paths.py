@@ -81,7 +81,9 @@ class Parked:
 
     def __init__(self) -> None:
         self.parked = False
-        self.park_keys: list = []
+        self.park_keys: tuple = ()
+        self.park_caps: tuple = ()
+        self.park_order = 0
 
 
 def test_parking_keeps_each_bucket_in_order_and_forgets_empty_ones():
@@ -92,25 +94,24 @@ def test_parking_keeps_each_bucket_in_order_and_forgets_empty_ones():
     park.park(groups[2], [("limit", 3, "a")], [("a", 7, 1000)], order=30)
     park.park(groups[3], [], [("a", 7, 500)], order=20)
     assert all(g.parked for g in groups)
-    assert [e[0] for e in park.cap_buckets("a")[7][1000]] == [10, 30, 50]
-    assert [e[0] for e in park.cap_buckets("a")[7][500]] == [20]
+    assert park.cap_buckets("a")[7][1000] == [[10, 30, 50], [groups[1], groups[2], groups[0]]]
+    assert park.cap_buckets("a")[7][500] == [[20], [groups[3]]]
     assert list(park.limits[("limit", 3, "a")]) == [groups[0], groups[2]]
     park.unpark(groups[2])
-    assert [e[3] for e in park.cap_buckets("a")[7][1000]] == [groups[1], groups[0]]
+    assert park.cap_buckets("a")[7][1000] == [[10, 50], [groups[1], groups[0]]]
     assert list(park.limits[("limit", 3, "a")]) == [groups[0]] and not groups[2].parked
     for g in (groups[0], groups[1], groups[3]):
         park.unpark(g)
     assert park.cap_buckets("a") == {7: {}} and park.cap_buckets("b") == {9: {}} and park.limits == {}
     park.park(groups[0], [], [("a", 7, 1000)], order=5)  # a bucket emptied before is filled again
-    assert [e[3] for e in park.cap_buckets("a")[7][1000]] == [groups[0]]
+    assert park.cap_buckets("a")[7][1000] == [[5], [groups[0]]]
 
 
 class WithoutWakeMemo(SchedulerState):
-    """Answers every frontier question afresh."""
+    """Answers every frontier question afresh: its memo is never kept (neither _wake_next nor the cycle's inline
+    test of it finds one)."""
 
-    def _wake_next(self, best_active):
-        self._wake_memo = None
-        return super()._wake_next(best_active)
+    _wake_memo = property(lambda self: None, lambda self, value: None)
 
 
 @pytest.mark.parametrize("seed", range(6))

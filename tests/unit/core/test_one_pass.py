@@ -15,6 +15,7 @@ from allotment.core.order_keys import CLASS_SHIFT, NOT_AGED
 from allotment.core.preemption import preemption_kinds
 from allotment.core.queues import TOKEN_MASK
 from allotment.core.usage import CAPACITY, ROOT
+from allotment.core.wakeups import CURSOR_MASK, ORDER_SHIFT, TOKEN_SHIFT
 
 _new_tuple = tuple.__new__
 
@@ -25,6 +26,7 @@ class Checked(SchedulerState):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.checked = {"blockers": 0, "preempt": 0, "entry": 0, "park": 0, "sentence": 0}
+        self.holds_seen = {"pools only": 0, "at quotas too": 0}  # what _try's inline hold test met
 
     def _plain_blockers(self, q, group, rec, key):
         """What each option's checks answer, one function at a time: _hold_blocking with the class from
@@ -60,6 +62,8 @@ class Checked(SchedulerState):
 
     def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
         # the one-pass blockers equal the plain checks' (_try's trials are rolled back: the state is as they saw it)
+        if self._held_keys:
+            self.holds_seen["pools only" if len(self._holds) == len(self._root_holds) else "at quotas too"] += 1
         plain = self._plain_blockers(q, group, rec, key)
         assert [b[:5] for b in blockers] == [b[:5] for b in plain]
         for b, p in zip(blockers, plain):
@@ -75,14 +79,14 @@ class Checked(SchedulerState):
         for (kind, node, k, needed, requested, _), o in zip(blockers, group.options):
             pool = o.pool if kind == DEVICE else tree.keys.keys[k].pool
             if node == ROOT:
-                caps.append(("cap", pool, (key, k, requested if kind == HOLD else needed, group)))
+                caps.append((pool, k, requested if kind == HOLD else needed))
             else:
                 expected.append(("limit", node, pool))
         guarantee_hold = (self._ever(group)[0] and blockers[0].kind in (CAPACITY, DEVICE)
                           and tree.within_guarantee(q, group.options[0].req))
         emitted = len(decisions)
         super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
-        assert group.park_keys == expected + caps
+        assert list(group.park_keys) == expected and list(group.park_caps) == caps and group.park_order == key
         if len(decisions) > emitted:  # its sentences (some from the memo) as built afresh
             wait = decisions[-1]
             assert (wait.code, wait.message) == combine(tree, blockers, now, group.last_sig[-1][1])
@@ -111,9 +115,9 @@ class PlainFrontier(SchedulerState):
             self._list_dirty()
         frontier, tree, cursors = self._frontier, self._tree, self._cursors
         while frontier:
-            cursor = cursors[frontier[0] & TOKEN_MASK]
-            entries, i, needed, key = cursor
-            order, _, _, group = entries[i]
+            cursor = cursors[frontier[0] & CURSOR_MASK]
+            orders, groups, i, needed, key, _ = cursor
+            order, group = orders[i], groups[i]
             if group.parked and group.tried != self._cycle_no:
                 if needed > tree.cap[key] - tree.u[ROOT][key]:
                     heappop(frontier)
@@ -124,8 +128,8 @@ class PlainFrontier(SchedulerState):
                     if fresh != order:
                         self._step(cursor, i)
                         self._token += 1
-                        cursors[self._token] = [[(fresh, key, needed, group)], 0, needed, key]
-                        heappush(frontier, (fresh << 64) | self._token)
+                        cursors.append([[fresh], [group], 0, needed, key, len(cursors)])
+                        heappush(frontier, (fresh << ORDER_SHIFT) | (self._token << TOKEN_SHIFT) | (len(cursors) - 1))
                         continue
                     if best_active is not None and order >= best_active:
                         return False
@@ -137,17 +141,19 @@ class PlainFrontier(SchedulerState):
 
     def _step(self, cursor, i):
         heappop(self._frontier)
-        cursor[1] = i + 1
+        cursor[2] = i + 1
         self._advance(cursor)
 
 
-def churn(seed: int, classes: tuple[type, ...]) -> list[SchedulerState]:
+def churn(seed: int, classes: tuple[type, ...], limits: tuple[int, int] = (6, 4)) -> list[SchedulerState]:
     """Two pools, quotas with guarantees in both, jobs that try one pool or both: guarantee holds, borrowing in the
     second pool, reclaim and within-quota preemption, ages. Every state gets the same events; their decisions must
-    be equal."""
+    be equal. ``limits``: each quota's limit in the two pools (below the pools' sizes, aged jobs blocked by them hold
+    capacity at their quota)."""
     rng = random.Random(seed)
     specs = [quota("cohort", gpu_in={"a": 6, "b": 4})]
-    specs += [quota(f"q{i}", "cohort", gpu_in={"a": (g, 6), "b": (h, 4)}, reclaim=rng.choice(["any", "lower_priority"]),
+    la, lb = limits
+    specs += [quota(f"q{i}", "cohort", gpu_in={"a": (g, la), "b": (h, lb)}, reclaim=rng.choice(["any", "lower_priority"]),
                     within_quota_preemption=rng.choice(["lower_priority", "never"]))
               for i, (g, h) in enumerate([(2, 1), (2, 1), (1, 2), (1, 0)])]
     pools = [gpu_pool("a", 6, nodes=3), gpu_pool("b", 4, nodes=2)]
@@ -178,6 +184,18 @@ def churn(seed: int, classes: tuple[type, ...]) -> list[SchedulerState]:
 def test_one_pass_blockers_park_keys_preemption_gate_and_heap_entries_equal_the_plain_ones(seed):
     checked = churn(seed, (SchedulerState, Checked))[1]
     assert all(checked.checked.values()), checked.checked
+
+
+def test_one_pass_hold_tests_equal_the_plain_ones_with_holds_at_quotas():
+    """Quota limits below the pools' sizes: aged jobs blocked by them hold capacity at their quota, so _try's inline
+    test of pool holds alone is compared with the plain one in both of its cases."""
+    seen = {"pools only": 0, "at quotas too": 0}
+    for seed in range(6):
+        checked = churn(seed, (SchedulerState, Checked), limits=(2, 2))[1]
+        assert checked.checked["blockers"]
+        for k, v in checked.holds_seen.items():
+            seen[k] += v
+    assert all(seen.values()), seen
 
 
 @pytest.mark.parametrize("seed", range(8))
