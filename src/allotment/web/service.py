@@ -123,7 +123,7 @@ def pool_gpus(session: Session, cluster_ids: set[int] | None) -> list[dict]:
 def longest_waits(session: Session, principal: Principal, now: datetime, limit: int = 5) -> list[dict]:
     """The queued jobs that have waited longest (everyone's for platform admins, one's own otherwise), with why."""
     rows = []
-    # Per cluster, the (finished_at, cluster, seq) index gives the oldest active jobs at once; seq is submission order.
+    # Per cluster, the active-jobs index (cluster_id, seq) gives the oldest active jobs at once; seq is submission order.
     for cluster_id in _cluster_ids(session, None):
         query = (select(Job.id, Job.name, Job.submitted_at, Job.reason, User.username, Cluster.name)
                  .join(User, User.id == Job.owner_id).join(Cluster, Cluster.id == Job.cluster_id)
