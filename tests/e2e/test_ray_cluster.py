@@ -59,11 +59,12 @@ def test_a_users_jobs_run_on_ray_through_allotment_and_survive_a_kill_9(ray_head
         assert "model=yes gpus=" in log.read_text()
 
         # A kill -9 while one job runs on and another ends: adopted and recorded once the server is back.
-        long = submit("a100", "sleep 10")
+        # long outlasts the restart: the server is ready once its loop's first cycle has asked Ray about its jobs
+        long = submit("a100", "sleep 25")
         short = submit("h100", "sleep 3; exit 3")
         wait_until(lambda: all(user.job(i)["state"] == "running" for i in (long, short)), 90, "both to run")
         kill_server(proc)
-        time.sleep(8)  # the short one ends meanwhile
+        time.sleep(6)  # the short one ends meanwhile
         proc, server = start_server(root, port, **SETTINGS)
         assert user.job(long)["state"] == "running"
         jobs = wait_final(user, [long, short], timeout_s=90)
