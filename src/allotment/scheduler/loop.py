@@ -52,7 +52,7 @@ from allotment.scheduler import load, metering
 from allotment.scheduler.engine_setup import EngineSetup
 from allotment.scheduler.engines import opened
 from allotment.scheduler.gates import Gates
-from allotment.scheduler.gcpause import gc_paused
+from allotment.scheduler.gcpause import CycleCollector, gc_paused
 from allotment.scheduler.metering import Meter, Usage
 from allotment.scheduler.persist import Conflict, Writes
 from allotment.scheduler.reconcile import EngineWatch, unavailable
@@ -120,6 +120,7 @@ class Scheduler(EngineSetup, Scan):
         # Set once the thread's first cycle has committed: the loaded state and the engines are up, so a submission is
         # decided within a cycle from then on (/readyz reports it).
         self._first_cycle = threading.Event()
+        self._collector = CycleCollector()
         self._lock = threading.Lock()  # a cycle changes the runtimes; explain() reads them between cycles
         state.extras["scheduler"] = self
         self._hooks: Hooks = []
@@ -128,7 +129,9 @@ class Scheduler(EngineSetup, Scan):
     def run_cycle(self, now: float | None = None, scan: bool = True) -> CycleReport:
         """One cycle at time `now` (epoch seconds; default: the clock). `scan` looks for new and cancelled jobs."""
         with self._lock, gc_paused():  # the whole cycle (scheduler/gcpause.py): none of its objects form cycles
-            return self._cycle(now, scan)
+            report = self._cycle(now, scan)
+            self._collector.after_cycle()
+            return report
 
     def rebuild(self, cluster_id: int | None = None) -> tuple[list[str], list[EngineCorrection]]:
         """Usage recalculation (Backend.AI): drop the clusters' state and build it again at once from the database,
