@@ -38,6 +38,7 @@ import logging
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -54,7 +55,7 @@ from allotment.scheduler.engines import opened
 from allotment.scheduler.gates import Gates
 from allotment.scheduler.gcpause import CycleCollector, gc_paused
 from allotment.scheduler.metering import Meter, Usage
-from allotment.scheduler.persist import Conflict, Writes
+from allotment.scheduler.persist import Conflict, EventWrites, Writes
 from allotment.scheduler.reconcile import EngineWatch, unavailable
 from allotment.scheduler.recovery import EngineCorrection, Faults, holding_admissions, recover, stop_orphans
 from allotment.scheduler.runtime import NO_BACKEND, Actions, ClusterRuntime
@@ -184,6 +185,7 @@ class Scheduler(EngineSetup, Scan):
         report = CycleReport()
         writes, actions, usage = Writes(), Actions(), []
         session = self.state.sessions()
+        sent: Future | None = None
         try:
             scan = scan or not self._last_scan or not self.runtimes
             if scan:  # configuration changes always wake the loop (commit hook), so clusters are read on scans only
@@ -202,6 +204,11 @@ class Scheduler(EngineSetup, Scan):
             self._end_idle(session, now, writes, actions, usage)
             self._end_overdrawn(now, writes, actions, usage)
             report.finished = len(usage)
+            # PostgreSQL: the events' rows are written while core decides (persist.EventWrites); nothing touches
+            # the session again until they are done.
+            before = len(writes)
+            sent = EventWrites.send(session.connection(), writes)
+            taken = before - len(writes)
             self.gates.begin_cycle()
             for cid, rt in list(self.runtimes.items()):
                 for d in self._guarded(cid, "decide", now, writes, actions, usage, rt.decide, now, writes, actions,
@@ -212,11 +219,13 @@ class Scheduler(EngineSetup, Scan):
                         report.preempted += 1
                     elif isinstance(d, Wait):
                         report.waiting += 1
-            report.writes = len(writes)
+            EventWrites.wait(sent)
+            report.writes = taken + len(writes)
             if len(writes):
                 writes.apply(session.connection())
             session.commit()
         except Conflict as exc:
+            EventWrites.settle(sent)
             session.rollback()
             self.watch.unreported()
             self.runtimes.clear()
@@ -224,6 +233,7 @@ class Scheduler(EngineSetup, Scan):
             report.conflict = True
             return report
         except BaseException:
+            EventWrites.settle(sent)  # the rollback must not overtake rows still being written
             session.rollback()
             self.watch.unreported()
             self.runtimes.clear()  # rebuilt from the database next cycle; polled events stay in the backlog

@@ -8,6 +8,7 @@ whole cycle is rolled back and the loop rebuilds its state from the database; no
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +120,14 @@ class Writes:
                               "b_started": dt(started) if started is not None else None, "b_exit": exit_code,
                               "b_code": code, "b_reason": reason, "b_handle": handle})
 
+    def take_events(self) -> Writes:
+        """The rows no decision of this cycle can change or depend on the order of: requeues, starts and ends (a
+        decision comes after them, and an admission's guard needs a requeue first), moved to a Writes of their own;
+        this one keeps collecting."""
+        taken = Writes(requeues=self.requeues, starts=self.starts, finishes=self.finishes)
+        self.requeues, self.starts, self.finishes = [], [], []
+        return taken
+
     def apply(self, conn: Connection) -> None:
         """Run every statement (the caller commits). Raises Conflict when an admission or preemption missed."""
         exact = conn.dialect.supports_sane_multi_rowcount
@@ -131,3 +140,46 @@ class Writes:
             if must_match and (exact or len(rows) == 1) and result.rowcount != len(rows):
                 raise Conflict(f"{result.rowcount} of {len(rows)} guarded updates applied")
         metering.write_intervals(conn, self)  # usage records commit with the states they meter
+
+
+class EventWrites:
+    """PostgreSQL: the events' writes (requeues, starts, ends and the ends' usage records) go to the server while core
+    decides. They are rows decisions cannot change, and on PostgreSQL the loop only waits while the server runs them
+    (about 35 us a job of the 60 it waits per job, in a process of its own): a thread sends them and waits, the loop
+    decides meanwhile, and the cycle's other statements follow once they are done, in the same transaction, before
+    the one commit. On SQLite the database's work runs in the loop's own thread and `executemany` takes the
+    interpreter lock back after every row, so a thread gains nothing there (benchmarks/README.md): it is not used."""
+
+    @staticmethod
+    def send(conn: Connection, writes: Writes) -> Future | None:
+        """Start writing `writes`' event rows on `conn`, or None (SQLite, or none to write). The caller must not use
+        `conn` until the future is done, and waits for it (`wait` or `settle`) before anything else on it."""
+        if conn.dialect.name != "postgresql" or not (writes.requeues or writes.starts or writes.finishes):
+            return None
+        return _writer().submit(writes.take_events().apply, conn)
+
+    @staticmethod
+    def wait(sent: Future | None) -> None:
+        """Until the sent rows are written; their error, if any, is raised here."""
+        if sent is not None:
+            sent.result()
+
+    @staticmethod
+    def settle(sent: Future | None) -> None:
+        """On the way out of a failed cycle: until the sent rows are done, whatever their outcome (the cycle's own
+        error is the one raised; the rollback drops the rows either way)."""
+        if sent is not None:
+            try:
+                sent.result()
+            except Exception:  # noqa: BLE001, S110 - the cycle already failed and rolls back what these wrote
+                pass
+
+
+_pool: list[ThreadPoolExecutor] = []
+
+
+def _writer() -> ThreadPoolExecutor:
+    """One thread for the process's loops (one in a server; tests build several, whose cycles never overlap)."""
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="allot-scheduler-writes"))
+    return _pool[0]
