@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 from sched_helpers import Harness
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 
 from allotment.scheduler import bulk
 from allotment.scheduler.metering import CLOSE
-from allotment.scheduler.persist import ADMIT, FINISH, REASON, dt
+from allotment.scheduler.persist import ADMIT, FINISH, REASON, REQUEUE, START, dt
 from allotment.workloads.models import Job
 
 
@@ -347,3 +347,61 @@ def test_the_set_forms_arrays_go_in_binary_and_store_every_text_exactly(h, backe
         codes = dict(session.execute(select(Job.id, Job.reason_code).where(Job.id.in_(ids))).all())
     assert [stored[i] for i in ids] == reasons
     assert [codes[i] for i in ids] == ["quota" if n % 2 else None for n in range(len(ids))]
+
+
+def test_one_statement_stores_what_executemany_stores(h):
+    """bulk.executemany_as_one (SQLite's JSON set form; executemany on PostgreSQL) writes what executemany writes:
+    starts with and without an engine handle (the handle kept where none is given), ends with every column, None
+    included, requeues with the statement's constants, guards respected; a repeated key keeps the last row."""
+    ids = [h.submit("team", gpu=1) for _ in range(8)]
+    at = 1_790_000_000.123456
+    state = h.client.app.state.allot
+    with state.sessions() as session:
+        conn = session.connection()
+        for i in ids:
+            bulk.executemany(conn, ADMIT, [{"b_id": i, "b_at": dt(at), "b_pool": None, "b_devices": [],
+                                            "b_reason": "admitted", "b_nodes": None}])
+        session.commit()
+
+    def rows_for(pair):
+        a, b = pair
+        starts = [{"b_id": a, "b_at": dt(at + 1), "b_handle": "h-1"}, {"b_id": b, "b_at": dt(at + 1), "b_handle": None}]
+        ends = [{"b_id": a, "b_at": dt(at + 2), "b_state": "failed", "b_started": None, "b_exit": 3,
+                 "b_code": "failed", "b_reason": "it's \"quoted\" — and ünïcode", "b_handle": None},
+                {"b_id": b, "b_at": dt(at + 3), "b_state": "succeeded", "b_started": dt(at + 1), "b_exit": None,
+                 "b_code": None, "b_reason": None, "b_handle": "h-2"}]
+        return starts, ends
+
+    with state.sessions() as session:
+        conn = session.connection()
+        for run, pair in ((bulk.executemany, ids[0:2]), (bulk.executemany_as_one, ids[2:4])):
+            starts, ends = rows_for(pair)
+            run(conn, START, starts)
+            run(conn, FINISH, ends)
+            run(conn, START, starts)  # guarded: ended jobs do not start again
+        # requeues: the guard lets only preempted jobs through
+        conn.execute(update(Job).where(Job.id.in_([ids[4], ids[6]])).values(state="preempted"))
+        requeue = [{"b_at": dt(at + 9), "b_reason": "preempted by job 1"}]
+        bulk.executemany(conn, REQUEUE, [{**requeue[0], "b_id": ids[4]}, {**requeue[0], "b_id": ids[5]}])
+        bulk.executemany_as_one(conn, REQUEUE, [{**requeue[0], "b_id": ids[6]}, {**requeue[0], "b_id": ids[7]}])
+        session.commit()
+    with state.sessions() as session:
+        by_rows = [_row(session, i) | {"handle": session.get(Job, i).backend_handle} for i in (ids[0], ids[1], ids[4],
+                                                                                               ids[5])]
+        by_set = [_row(session, i) | {"handle": session.get(Job, i).backend_handle} for i in (ids[2], ids[3], ids[6],
+                                                                                              ids[7])]
+    assert by_set == by_rows
+    assert by_set[0]["state"] == "failed" and by_set[0]["reason"] == "it's \"quoted\" — and ünïcode"
+    assert by_set[0]["handle"] == "h-1" and by_set[1]["handle"] == "h-2" and by_set[1]["exit_code"] is None
+    assert by_set[0]["started_at"] == datetime.fromtimestamp(at + 1, UTC)
+    assert [r["state"] for r in by_set[2:]] == ["queued", "admitted"]
+    assert by_set[2]["reason"] == "preempted by job 1" and by_set[2]["devices"] is None
+
+    queued = h.submit("team", gpu=4)
+    with state.sessions() as session:
+        bulk.executemany_as_one(session.connection(), REASON, [
+            {"b_id": queued, "b_at": dt(at), "b_code": "quota", "b_reason": "first"},
+            {"b_id": ids[7], "b_at": dt(at), "b_code": "quota", "b_reason": "not queued: unchanged"},
+            {"b_id": queued, "b_at": dt(at + 1), "b_code": "quota", "b_reason": "second"}])
+        session.commit()
+    assert h.job(queued)["reason"] == "second" and h.job(ids[7])["reason"] == "admitted"

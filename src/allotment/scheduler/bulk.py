@@ -205,6 +205,57 @@ def _binary_arrays(sql: str, names: list[str]) -> str:
     return sql
 
 
+def _as_json_set(stmt: ClauseElement, names: list[str], dialect: Any) -> tuple[str, list[str], dict[str, Any]]:
+    """SQLite: the statement over the rows as one set, `UPDATE ... FROM (SELECT json_extract(value, '$[i]') AS x, ...
+    FROM json_each(?)) AS v`, the rows one JSON array of arrays, each row's parameters in the order of `names`.
+    SQLite then runs the whole batch in one step, which releases the interpreter lock once, where `executemany`
+    takes it back after every row (what lets another thread run Python meanwhile: persist.EventWrites). Returns the
+    SQL, its parameters' names in driver order ("j_rows" for the rows) and the converted constants."""
+    rows = func.json_each(bindparam("j_rows", type_=Text())).table_valued("value")
+    v = select(*[func.json_extract(rows.c.value, f"$[{i}]").label(n) for i, n in enumerate(names)]).subquery("v")
+
+    def column(element: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in names:
+            return v.c[element.key]
+        return None
+
+    compiled = replacement_traverse(stmt, {}, column).compile(dialect=dialect)
+    constants = {}
+    for bind, name in compiled.bind_names.items():
+        if not bind.required:
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            constants[name] = process(bind.effective_value) if process is not None else bind.effective_value
+    return compiled.string, list(compiled.positiontup or ()), constants
+
+
+# SQLite learned UPDATE ... FROM in 3.33.
+SQLITE_UPDATE_FROM = (3, 33, 0)
+_json_sets: dict[int, tuple[ClauseElement, str, list[str], dict[str, Any], list[int]]] = {}
+
+
+def executemany_as_one(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, Any]]) -> CursorResult:
+    """`executemany` as one statement where the database runs it as one set: on PostgreSQL what executemany does
+    already; on SQLite (3.33 or later) the JSON set form (_as_json_set), for statements whose rows are named by a
+    key (persist.py's). A row repeating an earlier one's key replaces it, as it would when run after it."""
+    dialect = conn.dialect
+    if dialect.name != "sqlite" or len(rows) < 2 or dialect.dbapi.sqlite_version_info < SQLITE_UPDATE_FROM:
+        return executemany(conn, stmt, rows)
+    prep = prepared(stmt, dialect)
+    if not prep.key or not prep.positional:
+        return executemany(conn, stmt, rows)
+    found = _json_sets.get(id(stmt))
+    if found is None or found[0] is not stmt:
+        row_names = list(dict.fromkeys(n for n in prep.names if n in prep.converters))  # a name may repeat
+        sql, order, constants = _as_json_set(stmt, row_names, dialect)
+        found = _json_sets[id(stmt)] = (stmt, sql, order, constants, [prep.names.index(n) for n in row_names])
+    _, sql, order, constants, at = found
+    last = {tuple(row[k] for k in prep.key): row for row in rows}
+    if len(last) != len(rows):
+        rows = list(last.values())
+    text = json.dumps([[values[i] for i in at] for values in prep.parameters(rows)])
+    return conn.exec_driver_sql(sql, tuple(text if n == "j_rows" else constants[n] for n in order))
+
+
 def prepared(stmt: ClauseElement, dialect: Any) -> Prepared:
     key = (id(stmt), dialect.name, dialect.driver)
     found = _prepared.get(key)

@@ -38,7 +38,6 @@ import logging
 import sys
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -55,7 +54,7 @@ from allotment.scheduler.engines import opened
 from allotment.scheduler.gates import Gates
 from allotment.scheduler.gcpause import CycleCollector, gc_paused
 from allotment.scheduler.metering import Meter, Usage
-from allotment.scheduler.persist import Conflict, EventWrites, Writes
+from allotment.scheduler.persist import Conflict, EventWrites, Sent, Writes
 from allotment.scheduler.reconcile import EngineWatch, unavailable
 from allotment.scheduler.recovery import EngineCorrection, Faults, holding_admissions, recover, stop_orphans
 from allotment.scheduler.runtime import NO_BACKEND, Actions, ClusterRuntime
@@ -185,7 +184,7 @@ class Scheduler(EngineSetup, Scan):
         report = CycleReport()
         writes, actions, usage = Writes(), Actions(), []
         session = self.state.sessions()
-        sent: Future | None = None
+        sent: Sent | None = None
         try:
             scan = scan or not self._last_scan or not self.runtimes
             if scan:  # configuration changes always wake the loop (commit hook), so clusters are read on scans only
@@ -204,8 +203,8 @@ class Scheduler(EngineSetup, Scan):
             self._end_idle(session, now, writes, actions, usage)
             self._end_overdrawn(now, writes, actions, usage)
             report.finished = len(usage)
-            # PostgreSQL: the events' rows are written while core decides (persist.EventWrites); nothing touches
-            # the session again until they are done.
+            # The events' rows are written while core decides (persist.EventWrites); nothing touches the session
+            # again until they are done.
             before = len(writes)
             sent = EventWrites.send(session.connection(), writes)
             taken = before - len(writes)
@@ -219,7 +218,7 @@ class Scheduler(EngineSetup, Scan):
                         report.preempted += 1
                     elif isinstance(d, Wait):
                         report.waiting += 1
-            EventWrites.wait(sent)
+            EventWrites.wait(sent, session.connection())
             report.writes = taken + len(writes)
             if len(writes):
                 writes.apply(session.connection())

@@ -128,6 +128,13 @@ class Writes:
         self.requeues, self.starts, self.finishes = [], [], []
         return taken
 
+    def apply_as_sets(self, conn: Connection) -> None:
+        """The requeues, starts and ends, each kind as one statement (bulk.executemany_as_one); usage records are
+        left to the caller (metering.write_intervals)."""
+        for stmt, rows in ((REQUEUE, self.requeues), (START, self.starts), (FINISH, self.finishes)):
+            if rows:
+                bulk.executemany_as_one(conn, stmt, rows)
+
     def apply(self, conn: Connection) -> None:
         """Run every statement (the caller commits). Raises Conflict when an admission or preemption missed."""
         exact = conn.dialect.supports_sane_multi_rowcount
@@ -143,36 +150,49 @@ class Writes:
 
 
 class EventWrites:
-    """PostgreSQL: the events' writes (requeues, starts, ends and the ends' usage records) go to the server while core
-    decides. They are rows decisions cannot change, and on PostgreSQL the loop only waits while the server runs them
-    (about 35 us a job of the 60 it waits per job, in a process of its own): a thread sends them and waits, the loop
-    decides meanwhile, and the cycle's other statements follow once they are done, in the same transaction, before
-    the one commit. On SQLite the database's work runs in the loop's own thread and `executemany` takes the
-    interpreter lock back after every row, so a thread gains nothing there (benchmarks/README.md): it is not used."""
+    """The events' writes (requeues, starts, ends) go to the database while core decides. They are rows no decision
+    of the cycle changes, and the loop only waited while the database ran them: on PostgreSQL about 35 us a job of
+    the 60 it waited per job, in the server's process; on SQLite in the loop's own thread, where the interpreter
+    lock is released while SQLite runs a statement. A thread sends them (on SQLite as one statement per kind,
+    bulk.executemany_as_one: `executemany` takes the lock back after every row) and waits, the loop decides
+    meanwhile, and the cycle's other statements follow once they are done, in the same transaction, before the one
+    commit. The ends' usage records close with the rest on SQLite (one short statement per row) and in the thread on
+    PostgreSQL (one statement)."""
 
     @staticmethod
-    def send(conn: Connection, writes: Writes) -> Future | None:
-        """Start writing `writes`' event rows on `conn`, or None (SQLite, or none to write). The caller must not use
-        `conn` until the future is done, and waits for it (`wait` or `settle`) before anything else on it."""
-        if conn.dialect.name != "postgresql" or not (writes.requeues or writes.starts or writes.finishes):
+    def send(conn: Connection, writes: Writes) -> Sent | None:
+        """Start writing `writes`' event rows on `conn`, or None (none to write). The caller must not use `conn`
+        until it has waited for them (`wait`, or `settle` on the way out of a failed cycle)."""
+        if not (writes.requeues or writes.starts or writes.finishes):
             return None
-        return _writer().submit(writes.take_events().apply, conn)
+        early = writes.take_events()
+        if conn.dialect.name == "postgresql":
+            return Sent(_writer().submit(early.apply, conn), None)
+        return Sent(_writer().submit(early.apply_as_sets, conn), early)
 
     @staticmethod
-    def wait(sent: Future | None) -> None:
-        """Until the sent rows are written; their error, if any, is raised here."""
+    def wait(sent: Sent | None, conn: Connection) -> None:
+        """Until the sent rows are written (their error, if any, is raised here), then what is left of them."""
         if sent is not None:
-            sent.result()
+            sent.future.result()
+            if sent.closes is not None:
+                metering.write_intervals(conn, sent.closes)
 
     @staticmethod
-    def settle(sent: Future | None) -> None:
+    def settle(sent: Sent | None) -> None:
         """On the way out of a failed cycle: until the sent rows are done, whatever their outcome (the cycle's own
         error is the one raised; the rollback drops the rows either way)."""
         if sent is not None:
             try:
-                sent.result()
+                sent.future.result()
             except Exception:  # noqa: BLE001, S110 - the cycle already failed and rolls back what these wrote
                 pass
+
+
+@dataclass
+class Sent:
+    future: Future
+    closes: Writes | None  # rows whose usage records the loop closes after the future (SQLite)
 
 
 _pool: list[ThreadPoolExecutor] = []
