@@ -131,3 +131,17 @@ def test_hide_list_defaults_platform_list_and_user_additions(client, admin_heade
     assert client.get(f"{API}/hide-list?user=admin", headers=alice).status_code == 403
     r = client.delete(f"{API}/hide-list/platform", headers=admin_headers)
     assert r.status_code == 200 and r.json()["platform"] == r.json()["defaults"]
+
+
+def test_a_vault_of_the_users_group_reaches_every_person_and_no_service_account(client, admin_headers, alice):
+    # Every human user is implicitly in the built-in `users` group (no membership row); service accounts are not.
+    r = _vault(client, admin_headers, name="everyone", group="users", format="json", content='{"site": "eu"}',
+               enabled=True)
+    assert r.status_code == 201, r.text
+    bob = make_user(client, "bob")  # in no group at all
+    for person in (alice, bob):
+        effective = client.get(f"{API}/config/effective", headers=person).json()
+        assert effective["configuration"] == {"site": "eu"} and effective["vaults"] == ["everyone"]
+    assert client.post(f"{API}/service-accounts", headers=admin_headers, json={"name": "robot"}).status_code == 201
+    effective = client.get(f"{API}/config/effective?user=robot", headers=admin_headers).json()
+    assert effective["vaults"] == [] and effective["configuration"] == {}
