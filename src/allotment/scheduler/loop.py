@@ -9,7 +9,8 @@ One cycle:
  3. requeue the jobs preempted in the previous cycle; at most once per tick, end the running jobs their engine found
     idle for their owner's resource policy's idle timeout; then let core decide (admit, place, preempt, wait with
     reason);
- 4. persist every change of the cycle in ONE transaction (bulk UPDATEs, guarded by the state each job must be in);
+ 4. persist every change of the cycle in ONE transaction (bulk UPDATEs, guarded by the state each job must be in;
+    the events' rows go to the database from a writer thread while core decides, persist.EventWrites);
  5. only then tell the engines: stop the preempted and cancelled jobs, launch the admitted ones.
 A crash before 4 loses nothing (the database still says what it said; events not yet written are polled again or
 replayed); after a crash between 4 and 5, or while jobs ran, the new loop asks each engine about the holding jobs and
