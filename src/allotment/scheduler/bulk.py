@@ -181,11 +181,7 @@ def _as_set(stmt: ClauseElement, row_binds: dict[str, BindParameter], alike: fro
         return None
 
     compiled = replacement_traverse(stmt, {}, column).compile(dialect=dialect)
-    constants = {}
-    for bind, name in compiled.bind_names.items():
-        if not bind.required:
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            constants[name] = process(bind.effective_value) if process is not None else bind.effective_value
+    constants = _constants(compiled, dialect)
     sql = compiled.string
     if dialect.driver == "psycopg":
         sql = _binary_arrays(sql, [f"a_{n}" for n in row_binds if n not in alike])
@@ -220,12 +216,17 @@ def _as_json_set(stmt: ClauseElement, names: list[str], dialect: Any) -> tuple[s
         return None
 
     compiled = replacement_traverse(stmt, {}, column).compile(dialect=dialect)
+    return compiled.string, list(compiled.positiontup or ()), _constants(compiled, dialect)
+
+
+def _constants(compiled: Any, dialect: Any) -> dict[str, Any]:
+    """A compiled set form's own parameters (the statement's literals, the JSON paths), converted for the driver."""
     constants = {}
     for bind, name in compiled.bind_names.items():
         if not bind.required:
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             constants[name] = process(bind.effective_value) if process is not None else bind.effective_value
-    return compiled.string, list(compiled.positiontup or ()), constants
+    return constants
 
 
 # SQLite learned UPDATE ... FROM in 3.33.
