@@ -25,6 +25,7 @@ test: $(STAMP)
 	bash scripts/test.sh
 
 test-unit: $(STAMP)
+	bash scripts/ensure-bwrap.sh
 	$(BIN)/pytest tests/unit
 
 # Regenerate the schema migration from the models (development only; see CONTRIBUTING in README).

@@ -15,6 +15,8 @@ fi
 bash scripts/ensure-chromium.sh
 # SAML single sign-on verifies signatures with xmlsec1.
 bash scripts/ensure-xmlsec1.sh
+# The local engine's sandbox tests run jobs under bubblewrap.
+bash scripts/ensure-bwrap.sh
 # Suites that need PostgreSQL fail (not skip) when it is missing.
 export ALLOT_TEST_REQUIRE_POSTGRES=1
 # The Slurm engine's tests start a throwaway Slurm (scripts/slurm.sh) once per worker; install its packages once,
