@@ -392,10 +392,40 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                 # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
                 # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
                 retry_at = rec.submitted_at + self._preemption_delay
-            elif self._preemption_may_help(q, group, rec, blockers, aged):
-                done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
-                if done:
-                    return True
+            else:
+                # _preemption_may_help, inline (it runs for every blocked job of a quota that may preempt, and it
+                # mostly answers False): would preemption_kinds answer for one of the options it looks at?
+                within, reclaims, _, child_preemption = tree.preempt_policy[q]
+                may = child_preemption or bool(self._any_keys)
+                if not may:
+                    ever = group.ever
+                    if ever is None:
+                        ever = self._ever(group)
+                    i = 0
+                    priority = rec.priority
+                    for opt in group.options:
+                        if blockers[i][0] != HOLD and ever[i]:
+                            if within:
+                                own = opt.prios  # the quota's running jobs in this pool by priority
+                                if own and min(own) < priority:
+                                    may = True
+                                    break
+                            if reclaims and opt.alone:
+                                if aged:
+                                    may = True
+                                    break
+                                uq = tree.u[q]
+                                for k, room in opt.room:  # (the request within q's guarantee)
+                                    if uq[k] > room:
+                                        break
+                                else:
+                                    may = True
+                                    break
+                        i += 1  # noqa: SIM113 - hot loop: zip() over the three lists costs more than the test
+                if may:
+                    done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
+                    if done:
+                        return True
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
 

@@ -48,17 +48,33 @@ class Checked(SchedulerState):
                 out.append(self._device_blocker(opt))
         return out
 
-    def _preemption_may_help(self, q, group, rec, blockers, aged):
-        may = super()._preemption_may_help(q, group, rec, blockers, aged)
+    def _plain_gate(self, q, group, rec, blockers, aged):
+        """_try's inline preemption gate as first written: would preemption_kinds answer for an option it looks at?
+        Also checks that _preemption_may_help (the gate as a method) says the same."""
         tree = self._tree
         kinds = [preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, (opt.pool,),
                                   rec.submitted_at if aged else None)
                  for opt, b, ever in zip(group.options, blockers, self._ever(group)) if b.kind != HOLD and ever]
-        child = tree.preempt_policy[q][3]
-        if not child and not self._any_keys:
-            assert may == any(k is not None for k in kinds)
-            self.checked["preempt"] += 1
+        may = self._preemption_may_help(q, group, rec, blockers, aged)
+        if tree.preempt_policy[q][3] or self._any_keys:
+            return may
+        assert may == any(k is not None for k in kinds)
         return may
+
+    def _try_preempting(self, q, group, rec, blockers, aged, now, decisions):
+        assert self._plain_gate(q, group, rec, blockers, aged)  # the gate let it plan: the plain gate agrees
+        self.planned = rec
+        self.checked["preempt"] += 1
+        return super()._try_preempting(q, group, rec, blockers, aged, now, decisions)
+
+    def _gate_closed(self, q, group, rec, blockers, aged, now):
+        """In _block: when the gate was asked (a quota that may preempt, past the job's preemption delay) and did
+        not let it plan, the plain gate says no too."""
+        planned, self.planned = getattr(self, "planned", None) is rec, None
+        if planned or not self._can_preempt[q] or now < rec.submitted_at + self._preemption_delay:
+            return
+        assert not self._plain_gate(q, group, rec, blockers, aged)
+        self.checked["preempt"] += 1
 
     def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
         # the one-pass blockers equal the plain checks' (_try's trials are rolled back: the state is as they saw it)
@@ -69,6 +85,7 @@ class Checked(SchedulerState):
         for b, p in zip(blockers, plain):
             assert b.detail is p.detail or (b.kind == DEVICE and b.detail == p.detail)
         self.checked["blockers"] += 1
+        self._gate_closed(q, group, rec, blockers, aged, now)
         tree = self._tree
         # the park keys as first written: within_guarantee and fits_guarantee_alone per option
         expected = []
