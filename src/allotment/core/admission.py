@@ -217,12 +217,20 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                 # than the test): the same front entry as its last "not before the queued candidates" answer, and
                 # nothing that answer depended on changed.
                 memo = self._wake_memo
-                if not (memo is not None and key is not None and frontier and frontier[0] is memo[0]
+                holds = False
+                if (memo is not None and key is not None and frontier and frontier[0] is memo[0]
                         and not self._unlisted and memo[5] >= key and memo[3] == self._cycle_no
                         and memo[2] == self._holds_version and memo[1].parked and memo[1].tried != memo[3]
-                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]
-                        and tuple(map(tree_u[memo[1].quota].__getitem__, memo[1].term_keys)) == memo[4]
-                        ) and self._wake_next(key):
+                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]):
+                    # its quota's usage on the keys its order key reads, as then (a loop: tuple(map(...)) costs more)
+                    uq, then, j = tree_u[memo[1].quota], memo[4], 0
+                    for k in memo[1].term_keys:
+                        if uq[k] != then[j]:
+                            break
+                        j += 1  # noqa: SIM113 - hot loop (see above)
+                    else:
+                        holds = True
+                if not holds and self._wake_next(key):
                     continue
             if key is None:
                 return False
@@ -306,7 +314,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         held = self._held_keys  # key -> holds on it (empty: nothing is held anywhere)
         if held:
             root_holds = self._root_holds
-            pools_only = len(self._holds) == len(root_holds)  # every hold is on a pool itself (ROOT), none on a quota
+            pools_only = not self._quota_hold_sets  # every hold is on a pool itself (ROOT), none on a quota
         aged = not key & NOT_AGED
         first = group.options[0]
         options = self._best_first(q, group) if group.best_fit else group.options
@@ -319,8 +327,8 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                     # they come last, in the order of its keys
                     cls = -1
                     for k, _ in opt.req:
-                        hs = root_holds.get(k)
-                        if hs is not None:
+                        if k in root_holds:  # (a test, then the lookup: dict.get is a call, and most keys are free)
+                            hs = root_holds[k]
                             if cls < 0:  # the job's borrowing class there: for its first pool, in its order key
                                 if opt is first:
                                     cls = key >> CLASS_SHIFT
@@ -406,9 +414,13 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                     for opt in group.options:
                         if blockers[i][0] != HOLD and ever[i]:
                             if within:
-                                own = opt.prios  # the quota's running jobs in this pool by priority
-                                if own and min(own) < priority:
-                                    may = True
+                                # the quota's running jobs in this pool by priority: one below the job's?
+                                # (min(own) < priority, as a loop: a call to min() costs more than a few keys)
+                                for p in opt.prios:
+                                    if p < priority:
+                                        may = True
+                                        break
+                                if may:
                                     break
                             if reclaims and opt.alone:
                                 if aged:

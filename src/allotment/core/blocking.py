@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, SENTENCE_MEMO_MAX, Blocker, NodeNeed, combine
-from allotment.core.model import Decision, new_wait
+from allotment.core.model import Decision, Wait
 from allotment.core.queues import Group, Hold, QueuedRec
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from allotment.core.usage import UsageTree
 
 NEVER_RUNS = "it can never run with the current quotas and pools"
+_new_object = object.__new__  # a Wait with slot stores (as model.new_wait)
 
 
 class Blocking:
@@ -60,8 +61,10 @@ class Blocking:
         key_of = tree.keys.keys
         cap, used, occupied = tree.cap, tree.u[ROOT], tree.eu[ROOT]
         numbers_only = True  # whether the sentence is made of the signature's numbers alone (see below)
-        for (kind, node, k, needed, requested, detail), o in zip(blockers, options):  # (unpacked: a field by name
-            if kind == CAPACITY:                                                       # costs twice as much)
+        i = -1  # the blocker's option: options[i] (a counter, not zip(): zip costs more than this whole loop's test)
+        for kind, node, k, needed, requested, detail in blockers:  # (unpacked: a field by name costs twice as much)
+            i += 1
+            if kind == CAPACITY:
                 parts.append((CAPACITY, k, requested, needed, cap[k], used[k], occupied[k]))
                 cap_entries.append((key_of[k][0], k, needed))  # (ResourceKey.pool)
             elif kind == LIMIT:
@@ -73,7 +76,7 @@ class Blocking:
                 else:
                     assert isinstance(detail, DevicePool)
                     parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
-                cap_entries.append((o.pool, k, needed))
+                cap_entries.append((options[i].pool, k, needed))
                 numbers_only = False  # (the device shortfall's sentence reads the pool's devices)
             else:
                 assert isinstance(detail, Hold)
@@ -102,7 +105,11 @@ class Blocking:
                 code, message = said
             else:
                 code, message = combine(tree, blockers, now, note, sig, self._sentences)
-            group.last_wait = wait = new_wait(rec.id, code, message)
+            # model.new_wait(rec.id, code, message), inline (slot stores, no call)
+            group.last_wait = wait = _new_object(Wait)
+            wait.job_id = rec.id
+            wait.code = code
+            wait.message = message
             group.last_sig = sig
             decisions.append(wait)
         if group.holds:

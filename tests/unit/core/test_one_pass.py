@@ -80,6 +80,8 @@ class Checked(SchedulerState):
         # the one-pass blockers equal the plain checks' (_try's trials are rolled back: the state is as they saw it)
         if self._held_keys:
             self.holds_seen["pools only" if len(self._holds) == len(self._root_holds) else "at quotas too"] += 1
+        # the count _try reads instead of comparing the two dicts' sizes
+        assert self._quota_hold_sets == len(self._holds) - len(self._root_holds)
         plain = self._plain_blockers(q, group, rec, key)
         assert [b[:5] for b in blockers] == [b[:5] for b in plain]
         for b, p in zip(blockers, plain):
