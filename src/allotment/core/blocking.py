@@ -81,10 +81,18 @@ class Blocking:
             else:
                 assert isinstance(detail, Hold)
                 parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key, detail.quota))
-                if detail.kind != Hold.GUARANTEE:
+                guarantee = detail.kind == Hold.GUARANTEE
+                if not guarantee:
                     numbers_only = False  # (a starving job's sentence says how long it has waited)
                 if node == ROOT:  # a hold on the pool itself
-                    cap_entries.append((key_of[k][0], k, requested))
+                    # Another group's guarantee hold against this job as a borrower, in its first pool: the wake-up
+                    # frontier would pass over this entry as long as the hold lasts (a guarantee hold against a
+                    # group whose order key borrows: wakeups.WakeByNeed._wake_next), and the hold's end wakes the
+                    # group (Hold.blocked), so the entry is left out. In a later pool the frontier measures its
+                    # borrowing class again when it reaches the entry, so it stays there.
+                    pool = key_of[k][0]
+                    if not guarantee or i or pool != options[0].pool:
+                        cap_entries.append((pool, k, requested))
                 else:
                     limit_keys.append(("limit", node, key_of[k][0]))
                 if held_by is None:

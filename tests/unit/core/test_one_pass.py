@@ -3,6 +3,7 @@ replace: each check below runs inside a random churn (guarantee holds, ages, pre
 compares the shortcut's answer with the plain one at the moment the cycle uses it."""
 
 import random
+from bisect import bisect_right
 from heapq import heappop, heappush
 
 import pytest
@@ -95,10 +96,11 @@ class Checked(SchedulerState):
                 tree.fits_guarantee_alone(q, o.req) and not tree.within_guarantee(q, o.req) for o in group.options):
             expected.append(("guarantee", q))
         caps = []
-        for (kind, node, k, needed, requested, _), o in zip(blockers, group.options):
+        for (kind, node, k, needed, requested, hold), o in zip(blockers, group.options):
             pool = o.pool if kind == DEVICE else tree.keys.keys[k].pool
             if node == ROOT:
-                caps.append((pool, k, requested if kind == HOLD else needed))
+                if not _left_out(self, kind, hold, o, group):
+                    caps.append((pool, k, requested if kind == HOLD else needed))
             else:
                 expected.append(("limit", node, pool))
         guarantee_hold = (self._ever(group)[0] and blockers[0].kind in (CAPACITY, DEVICE)
@@ -123,6 +125,35 @@ class Checked(SchedulerState):
             group, rec = self._gtop_group[q], self._gtop_rec[q]
             assert entry == (self._key(q, group, rec, self._now) << 96) | (token << 32) | q
             self.checked["entry"] += 1
+
+
+def _left_out(state, kind, hold, opt, group):
+    """The park entry _block leaves out: another group's guarantee hold on the first option's pool itself."""
+    return (kind == HOLD and hold.kind == hold.GUARANTEE and opt is group.options[0] and hold.node == ROOT
+            and state._tree.keys.keys[hold.key].pool == opt.pool)
+
+
+class EveryHoldEntry(SchedulerState):
+    """Parks a group blocked by another group's guarantee hold in its first pool under that capacity too (what
+    _block leaves out: the frontier would pass over the entry while the hold lasts). Counts those entries."""
+
+    added = 0
+
+    def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
+        super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        opt, b = group.options[0], blockers[0]
+        if not group.parked or not _left_out(self, b.kind, b.detail, opt, group):
+            return
+        entry = (opt.pool, b.key, b.requested)  # as ParkIndex.park files a capacity entry
+        bucket = self._park._buckets.get(entry)
+        if bucket is None:
+            bucket = self._park._buckets[entry] = [[], []]
+            self._park._cap.setdefault(opt.pool, {}).setdefault(b.key, {})[b.requested] = bucket
+        i = bisect_right(bucket[0], group.park_order)
+        bucket[0].insert(i, group.park_order)
+        bucket[1].insert(i, group)
+        group.park_caps = [*group.park_caps, entry]
+        self.added += 1
 
 
 class PlainFrontier(SchedulerState):
@@ -220,6 +251,17 @@ def test_one_pass_hold_tests_equal_the_plain_ones_with_holds_at_quotas():
 @pytest.mark.parametrize("seed", range(8))
 def test_the_frontier_decides_as_the_plain_frontier(seed):
     churn(seed, (SchedulerState, PlainFrontier))
+
+
+def test_park_entries_left_out_under_a_guarantee_hold_change_no_decision():
+    """A group blocked by another group's guarantee hold in its first pool is not parked under that capacity: the
+    same decisions as with the entry, with the plain frontier too."""
+    added = 0
+    for seed in range(12):
+        for limits in ((8, 8), (2, 2)):
+            states = churn(seed, (SchedulerState, EveryHoldEntry, PlainFrontier), limits=limits)
+            added += states[1].added
+    assert added
 
 
 @pytest.mark.parametrize("seed", range(6))
