@@ -40,6 +40,19 @@ class Blocking:
 
         def _starvation_hold(self, q: int, group: Group, rec: QueuedRec, first: Blocker, opt: Option) -> Hold | None: ...
 
+    @staticmethod
+    def _borrows_in(options: list[Option], i: int, pool: str) -> bool:
+        """Whether the frontier, reaching a capacity entry of ``pool`` for this group, finds it borrowing there
+        whatever its quota uses: ``pool`` is option i's own pool, not the first option's, no earlier option is in it
+        (the frontier measures the class in the first option with the key) and option i always borrows."""
+        opt = options[i]
+        if opt.pool != pool or not opt.borrows:
+            return False
+        for j in range(i):
+            if options[j].pool == pool:
+                return False
+        return True
+
     def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
                retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
         """Every option of ``group``'s head ``rec`` is blocked (``blockers``, one per option in order): emit its Wait
@@ -85,13 +98,13 @@ class Blocking:
                 if not guarantee:
                     numbers_only = False  # (a starving job's sentence says how long it has waited)
                 if node == ROOT:  # a hold on the pool itself
-                    # Another group's guarantee hold against this job as a borrower, in its first pool: the wake-up
-                    # frontier would pass over this entry as long as the hold lasts (a guarantee hold against a
-                    # group whose order key borrows: wakeups.WakeByNeed._wake_next), and the hold's end wakes the
-                    # group (Hold.blocked), so the entry is left out. In a later pool the frontier measures its
-                    # borrowing class again when it reaches the entry, so it stays there.
+                    # Another group's guarantee hold against this job as a borrower: the wake-up frontier passes over
+                    # this entry as long as the hold lasts where the job's borrowing class there cannot change (its
+                    # first pool: the class in its order key; a later pool where the request alone exceeds the
+                    # guarantee: always 1; wakeups.WakeByNeed._wake_next), and the hold's end wakes the group
+                    # (Hold.blocked), so the entry is left out there.
                     pool = key_of[k][0]
-                    if not guarantee or i or pool != options[0].pool:
+                    if not guarantee or not (pool == options[0].pool if not i else self._borrows_in(options, i, pool)):
                         cap_entries.append((pool, k, requested))
                 else:
                     limit_keys.append(("limit", node, key_of[k][0]))

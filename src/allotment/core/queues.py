@@ -103,8 +103,8 @@ PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("alone", "count", "cpu", "gpu", "guaranteed", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan",
-                 "pool", "prios", "qp", "req", "room", "runs")
+    __slots__ = ("alone", "borrows", "count", "cpu", "gpu", "guaranteed", "hold_pairs", "in_pool", "keys", "mem", "mode",
+                 "plan", "pool", "prios", "qp", "req", "room", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
@@ -135,6 +135,12 @@ class Option:
         # room on each (within_guarantee, when guaranteed too; borrowing class 0): one comparison per key.
         self.room = room
         self.guaranteed = guaranteed
+        # The request alone exceeds the quota's guarantee on a key it specifies: whatever the quota uses, the job
+        # borrows here (borrowing class 1; usage is never negative, so u[key] > room on that key).
+        self.borrows = False
+        for _, r in room:
+            if r < 0:
+                self.borrows = True
 
 
 class Group:

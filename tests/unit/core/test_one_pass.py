@@ -128,32 +128,44 @@ class Checked(SchedulerState):
 
 
 def _left_out(state, kind, hold, opt, group):
-    """The park entry _block leaves out: another group's guarantee hold on the first option's pool itself."""
-    return (kind == HOLD and hold.kind == hold.GUARANTEE and opt is group.options[0] and hold.node == ROOT
-            and state._tree.keys.keys[hold.key].pool == opt.pool)
+    """The park entry _block leaves out: another group's guarantee hold on an option's pool itself, in the first
+    option, or in the first option in that pool (not the first option's pool) when the request alone exceeds the
+    quota's guarantee on a key it specifies (the frontier's borrowing class there is 1 whatever the quota uses)."""
+    if not (kind == HOLD and hold.kind == hold.GUARANTEE and hold.node == ROOT):
+        return False
+    tree, q, options = state._tree, group.quota, group.options
+    if tree.keys.keys[hold.key].pool != opt.pool:
+        return False
+    if opt is options[0]:
+        return True
+    first_here = next(o for o in options if o.pool == opt.pool)
+    always_borrows = any(k in tree.spec_keys[q] and r > tree.g[q][k] for k, r in opt.req)
+    return opt.pool != options[0].pool and first_here is opt and always_borrows
 
 
 class EveryHoldEntry(SchedulerState):
-    """Parks a group blocked by another group's guarantee hold in its first pool under that capacity too (what
-    _block leaves out: the frontier would pass over the entry while the hold lasts). Counts those entries."""
+    """Parks a group blocked by another group's guarantee hold under that capacity too where _block leaves the
+    entry out (_left_out: the frontier would pass over it while the hold lasts). Counts those entries."""
 
     added = 0
 
     def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
         super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
-        opt, b = group.options[0], blockers[0]
-        if not group.parked or not _left_out(self, b.kind, b.detail, opt, group):
+        if not group.parked:
             return
-        entry = (opt.pool, b.key, b.requested)  # as ParkIndex.park files a capacity entry
-        bucket = self._park._buckets.get(entry)
-        if bucket is None:
-            bucket = self._park._buckets[entry] = [[], []]
-            self._park._cap.setdefault(opt.pool, {}).setdefault(b.key, {})[b.requested] = bucket
-        i = bisect_right(bucket[0], group.park_order)
-        bucket[0].insert(i, group.park_order)
-        bucket[1].insert(i, group)
-        group.park_caps = [*group.park_caps, entry]
-        self.added += 1
+        for opt, b in zip(group.options, blockers):
+            if not _left_out(self, b.kind, b.detail, opt, group):
+                continue
+            entry = (opt.pool, b.key, b.requested)  # as ParkIndex.park files a capacity entry
+            bucket = self._park._buckets.get(entry)
+            if bucket is None:
+                bucket = self._park._buckets[entry] = [[], []]
+                self._park._cap.setdefault(opt.pool, {}).setdefault(b.key, {})[b.requested] = bucket
+            i = bisect_right(bucket[0], group.park_order)
+            bucket[0].insert(i, group.park_order)
+            bucket[1].insert(i, group)
+            group.park_caps = [*group.park_caps, entry]
+            self.added += 1
 
 
 class PlainFrontier(SchedulerState):
@@ -254,8 +266,8 @@ def test_the_frontier_decides_as_the_plain_frontier(seed):
 
 
 def test_park_entries_left_out_under_a_guarantee_hold_change_no_decision():
-    """A group blocked by another group's guarantee hold in its first pool is not parked under that capacity: the
-    same decisions as with the entry, with the plain frontier too."""
+    """A group blocked by another group's guarantee hold where its borrowing class cannot change is not parked under
+    that capacity: the same decisions as with the entry, with the plain frontier too."""
     added = 0
     for seed in range(12):
         for limits in ((8, 8), (2, 2)):
