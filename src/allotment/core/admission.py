@@ -338,9 +338,19 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                                         if uq[k2] > room:
                                             cls = 1
                                             break
-                            hold = hs.blocking(group, rec, cls, aged)
-                            if hold is not None:
-                                break
+                            # hs.blocking(group, rec, cls, aged), its guarantee holds inline (the common case)
+                            if cls > 0:
+                                guarantee = hs.guarantee
+                                for holder in guarantee:
+                                    if holder is not group:
+                                        hold = guarantee[holder]
+                                        break
+                                if hold is not None:
+                                    break
+                            if hs.starvation:  # (the whole test: its guarantee holds answer None again)
+                                hold = hs.blocking(group, rec, cls, aged)
+                                if hold is not None:
+                                    break
                 else:
                     for k, _ in opt.req:
                         if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
@@ -348,29 +358,33 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                                                  aged)
                             break
                 if hold is not None:
-                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key),
-                                                         hold)))
+                    hk, amount = hold.key, 0
+                    for k, a in opt.req:  # _amount(opt.req, hold.key), inline
+                        if k == hk:
+                            amount = a
+                            break
+                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hk, 0, amount, hold)))
                     continue
-            p = opt.plan
             blocker = None
-            for ua, la, k, r, a in p.lchk:
+            for ua, la, k, r, a in opt.lchk:  # (the option's plan, opt.plan, read through its slots)
                 if ua[k] + r > la[k]:
                     blocker = _new_tuple(Blocker, (LIMIT, a, k, r, r, None))  # (a request's keys are distinct)
                     break
             if blocker is None:
-                if p.floored:
-                    b = tree.admit(q, p.req)
+                if opt.floored:
+                    b = tree.admit(q, opt.req)
                     if b is not None:
                         blocker = self._blocker(b, opt)
                 else:
-                    for k, r in p.req:
+                    req = opt.req
+                    for k, r in req:
                         if er[k] + r > cap[k]:
                             blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
                             break
                     else:
-                        for k, r in p.req:
+                        for k, r in req:
                             er[k] += r
-                        for ua, k, r in p.adds:
+                        for ua, k, r in opt.adds:
                             ua[k] += r
                 if blocker is None:  # the usage is taken; now the devices (and the node)
                     mode = opt.mode
@@ -387,7 +401,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                     else:
                         self._admit(q, group, rec, opt, (), (), (), now, decisions)
                         return True
-                    tree.release_plan(q, p)
+                    tree.release_plan(q, opt.plan)
                     blocker = self._device_blocker(opt)
             blockers.append(blocker)
         if options is not group.options:

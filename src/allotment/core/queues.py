@@ -103,8 +103,8 @@ PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("alone", "borrows", "count", "cpu", "gpu", "guaranteed", "hold_pairs", "in_pool", "keys", "mem", "mode",
-                 "plan", "pool", "prios", "qp", "req", "room", "runs")
+    __slots__ = ("adds", "alone", "borrows", "count", "cpu", "floored", "gpu", "guaranteed", "hold_pairs", "in_pool",
+                 "keys", "lchk", "mem", "mode", "plan", "pool", "prios", "qp", "req", "room", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
@@ -121,6 +121,10 @@ class Option:
         self.mode = (PLACE_DEVICES if gpu else PLACE_NONE) if mode is None else mode
         self.keys = frozenset(k for k, _ in req)
         self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
+        # The plan's fields, where the admission path reads them (a slot costs a third of a NamedTuple field by name)
+        self.lchk = plan.lchk
+        self.floored = plan.floored
+        self.adds = plan.adds
         self.qp = qp
         self.hold_pairs = hold_pairs  # (node, key) where a hold could block this option, in the order they are checked
         # The running-job indexes an admission from this option updates (StateBase._run_by_qp[qp], _prio_by_qp[qp],
