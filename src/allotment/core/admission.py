@@ -186,12 +186,16 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             _, token, group = heappop(deadlines)
+            if token == group.deadline_kept:
+                group.deadline_kept = 0  # (out of the heap: never made valid again)
             if token == group.deadline_token:
                 self._wake(group)
         stopped = self._drain(now, self.config.max_admissions_per_cycle, decisions)
         self._end_wakes(complete=not stopped)
         while deadlines and deadlines[0][1] != deadlines[0][2].deadline_token:
-            heappop(deadlines)  # dropped or woken since
+            _, token, group = heappop(deadlines)  # dropped or woken since
+            if token == group.deadline_kept:
+                group.deadline_kept = 0
         self.next_due = deadlines[0][0] if deadlines else None
         return decisions
 

@@ -174,6 +174,12 @@ class Blocking:
             ages_at = rec.submitted_at + self._age
             retry_at = ages_at if retry_at is None or ages_at < retry_at else retry_at
         if retry_at is not None:
-            self._token += 1
-            group.deadline_token = token = self._token
-            heappush(self._deadlines, (retry_at, token, group))
+            if retry_at == group.deadline_at and group.deadline_kept:
+                # Its entry for this time is still in the heap (stale since the group was woken): valid again. Only
+                # the order of deadlines due at the same time changes, and they are woken together, at a cycle's start.
+                group.deadline_token = group.deadline_kept
+            else:
+                self._token += 1
+                group.deadline_token = group.deadline_kept = token = self._token
+                group.deadline_at = retry_at
+                heappush(self._deadlines, (retry_at, token, group))

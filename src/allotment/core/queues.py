@@ -151,6 +151,8 @@ class Group:
     __slots__ = (
         "best_fit",
         "borrow_after",
+        "deadline_at",
+        "deadline_kept",
         "deadline_token",
         "ever",
         "heap",
@@ -202,7 +204,11 @@ class Group:
         self.tried = -1  # number of the cycle that last examined this group
         self.ever: list[bool] | None = None  # per option: could it fit an idle cluster? (cached; config-dependent)
         self.qtoken = 0  # token of this group's valid entry in its quota heap (0: none)
-        self.deadline_token = 0
+        self.deadline_token = 0  # token of its valid deadline entry (0: none)
+        # Its last deadline entry from a block while that entry is still in the heap (its token, 0: none) and its
+        # time: blocked again with the same deadline, the group makes that entry valid again instead of pushing one.
+        self.deadline_kept = 0
+        self.deadline_at = 0.0
         # Order key parts that never change (state.StateBase._key): the rank fields already shifted into place, and
         # the (key, amount - guarantee) pairs of the first option on keys the quota specifies (its borrowing is
         # measured there; guarantees never change within a state).

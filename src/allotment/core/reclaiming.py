@@ -112,6 +112,7 @@ class Reclaiming:
         self._park.park(group, [("guarantee", q)], [], self._key(q, group, rec, now))
         group.qtoken = 0
         group.deadline_token = self._next_token()
+        group.deadline_kept = 0  # (only _block's entries are made valid again)
         heappush(self._deadlines, (until, group.deadline_token, group))
 
     def _preemption_may_help(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool) -> bool:

@@ -479,6 +479,8 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
             for entry in gheap:
                 gentry[entry & QUOTA_MASK] = 0
             gheap.clear()
+        for _, token, group in self._deadlines:
+            group.deadline_kept = 0
         self._deadlines.clear()
         self.next_due = None
         self._end_wakes(complete=True)

@@ -168,6 +168,28 @@ class EveryHoldEntry(SchedulerState):
             self.added += 1
 
 
+class NewDeadlineEntries(SchedulerState):
+    """Pushes a new deadline entry for every block that sets one, as first written (no entry is made valid again)."""
+
+    def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
+        group.deadline_kept = 0
+        pushed = len(self._deadlines)
+        super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        assert len(self._deadlines) == pushed + (group.deadline_token != 0)
+
+
+class CountedDeadlines(SchedulerState):
+    """Counts the blocks that made their deadline entry valid again."""
+
+    reused = 0
+
+    def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
+        pushed = len(self._deadlines)
+        super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        if group.deadline_token and len(self._deadlines) == pushed:
+            self.reused += 1
+
+
 class PlainFrontier(SchedulerState):
     """The wake-up frontier without its shortcuts: no memo, every held key through _held_against, skips one heap
     step at a time (pop, then push the cursor's next live entry)."""
@@ -236,6 +258,7 @@ def churn(seed: int, classes: tuple[type, ...], limits: tuple[int, int] = (6, 4)
                 state.job_finished(victim)
         out = [state.cycle(now) for state in states]
         assert all(o == out[0] for o in out[1:])
+        assert all(state.next_due == states[0].next_due for state in states[1:])
         running += [d.job_id for d in out[0] if type(d).__name__ == "Admit"]
         gone = {d.victim_id for d in out[0] if type(d).__name__ == "Preempt"}
         running = [r for r in running if r not in gone]
@@ -263,6 +286,15 @@ def test_one_pass_hold_tests_equal_the_plain_ones_with_holds_at_quotas():
 @pytest.mark.parametrize("seed", range(8))
 def test_the_frontier_decides_as_the_plain_frontier(seed):
     churn(seed, (SchedulerState, PlainFrontier))
+
+
+def test_deadline_entries_made_valid_again_change_no_decision():
+    """A group blocked again with the deadline it had makes its entry valid again: the same decisions and next_due
+    as pushing a new entry each time."""
+    reused = 0
+    for seed in range(12):
+        reused += churn(seed, (CountedDeadlines, NewDeadlineEntries))[0].reused
+    assert reused
 
 
 def test_park_entries_left_out_under_a_guarantee_hold_change_no_decision():
