@@ -186,12 +186,16 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             _, token, group = heappop(deadlines)
+            if token == group.deadline_kept:
+                group.deadline_kept = 0  # (out of the heap: never made valid again)
             if token == group.deadline_token:
                 self._wake(group)
         stopped = self._drain(now, self.config.max_admissions_per_cycle, decisions)
         self._end_wakes(complete=not stopped)
         while deadlines and deadlines[0][1] != deadlines[0][2].deadline_token:
-            heappop(deadlines)  # dropped or woken since
+            _, token, group = heappop(deadlines)  # dropped or woken since
+            if token == group.deadline_kept:
+                group.deadline_kept = 0
         self.next_due = deadlines[0][0] if deadlines else None
         return decisions
 
@@ -217,12 +221,20 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                 # than the test): the same front entry as its last "not before the queued candidates" answer, and
                 # nothing that answer depended on changed.
                 memo = self._wake_memo
-                if not (memo is not None and key is not None and frontier and frontier[0] is memo[0]
+                holds = False
+                if (memo is not None and key is not None and frontier and frontier[0] is memo[0]
                         and not self._unlisted and memo[5] >= key and memo[3] == self._cycle_no
                         and memo[2] == self._holds_version and memo[1].parked and memo[1].tried != memo[3]
-                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]
-                        and tuple(map(tree_u[memo[1].quota].__getitem__, memo[1].term_keys)) == memo[4]
-                        ) and self._wake_next(key):
+                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]):
+                    # its quota's usage on the keys its order key reads, as then (a loop: tuple(map(...)) costs more)
+                    uq, then, j = tree_u[memo[1].quota], memo[4], 0
+                    for k in memo[1].term_keys:
+                        if uq[k] != then[j]:
+                            break
+                        j += 1  # noqa: SIM113 - hot loop (see above)
+                    else:
+                        holds = True
+                if not holds and self._wake_next(key):
                     continue
             if key is None:
                 return False
@@ -306,7 +318,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         held = self._held_keys  # key -> holds on it (empty: nothing is held anywhere)
         if held:
             root_holds = self._root_holds
-            pools_only = len(self._holds) == len(root_holds)  # every hold is on a pool itself (ROOT), none on a quota
+            pools_only = not self._quota_hold_sets  # every hold is on a pool itself (ROOT), none on a quota
         aged = not key & NOT_AGED
         first = group.options[0]
         options = self._best_first(q, group) if group.best_fit else group.options
@@ -319,8 +331,8 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                     # they come last, in the order of its keys
                     cls = -1
                     for k, _ in opt.req:
-                        hs = root_holds.get(k)
-                        if hs is not None:
+                        if k in root_holds:  # (a test, then the lookup: dict.get is a call, and most keys are free)
+                            hs = root_holds[k]
                             if cls < 0:  # the job's borrowing class there: for its first pool, in its order key
                                 if opt is first:
                                     cls = key >> CLASS_SHIFT
@@ -330,9 +342,19 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                                         if uq[k2] > room:
                                             cls = 1
                                             break
-                            hold = hs.blocking(group, rec, cls, aged)
-                            if hold is not None:
-                                break
+                            # hs.blocking(group, rec, cls, aged), its guarantee holds inline (the common case)
+                            if cls > 0:
+                                guarantee = hs.guarantee
+                                for holder in guarantee:
+                                    if holder is not group:
+                                        hold = guarantee[holder]
+                                        break
+                                if hold is not None:
+                                    break
+                            if hs.starvation:  # (the whole test: its guarantee holds answer None again)
+                                hold = hs.blocking(group, rec, cls, aged)
+                                if hold is not None:
+                                    break
                 else:
                     for k, _ in opt.req:
                         if k in held:  # a hold may apply: the job's borrowing class for its first pool is in its key
@@ -340,29 +362,33 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                                                  aged)
                             break
                 if hold is not None:
-                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, _amount(opt.req, hold.key),
-                                                         hold)))
+                    hk, amount = hold.key, 0
+                    for k, a in opt.req:  # _amount(opt.req, hold.key), inline
+                        if k == hk:
+                            amount = a
+                            break
+                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hk, 0, amount, hold)))
                     continue
-            p = opt.plan
             blocker = None
-            for ua, la, k, r, a in p.lchk:
+            for ua, la, k, r, a in opt.lchk:  # (the option's plan, opt.plan, read through its slots)
                 if ua[k] + r > la[k]:
                     blocker = _new_tuple(Blocker, (LIMIT, a, k, r, r, None))  # (a request's keys are distinct)
                     break
             if blocker is None:
-                if p.floored:
-                    b = tree.admit(q, p.req)
+                if opt.floored:
+                    b = tree.admit(q, opt.req)
                     if b is not None:
                         blocker = self._blocker(b, opt)
                 else:
-                    for k, r in p.req:
+                    req = opt.req
+                    for k, r in req:
                         if er[k] + r > cap[k]:
                             blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
                             break
                     else:
-                        for k, r in p.req:
+                        for k, r in req:
                             er[k] += r
-                        for ua, k, r in p.adds:
+                        for ua, k, r in opt.adds:
                             ua[k] += r
                 if blocker is None:  # the usage is taken; now the devices (and the node)
                     mode = opt.mode
@@ -379,7 +405,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                     else:
                         self._admit(q, group, rec, opt, (), (), (), now, decisions)
                         return True
-                    tree.release_plan(q, p)
+                    tree.release_plan(q, opt.plan)
                     blocker = self._device_blocker(opt)
             blockers.append(blocker)
         if options is not group.options:
@@ -392,10 +418,44 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
                 # Re-examined, with preemption, when the delay ends. No note: whether preempting would help is only
                 # known then (planning it now is the cost the delay saves), and the sentence must not promise it.
                 retry_at = rec.submitted_at + self._preemption_delay
-            elif self._preemption_may_help(q, group, rec, blockers, aged):
-                done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
-                if done:
-                    return True
+            else:
+                # _preemption_may_help, inline (it runs for every blocked job of a quota that may preempt, and it
+                # mostly answers False): would preemption_kinds answer for one of the options it looks at?
+                within, reclaims, _, child_preemption = tree.preempt_policy[q]
+                may = child_preemption or bool(self._any_keys)
+                if not may:
+                    ever = group.ever
+                    if ever is None:
+                        ever = self._ever(group)
+                    i = 0
+                    priority = rec.priority
+                    for opt in group.options:
+                        if blockers[i][0] != HOLD and ever[i]:
+                            if within:
+                                # the quota's running jobs in this pool by priority: one below the job's?
+                                # (min(own) < priority, as a loop: a call to min() costs more than a few keys)
+                                for p in opt.prios:
+                                    if p < priority:
+                                        may = True
+                                        break
+                                if may:
+                                    break
+                            if reclaims and opt.alone:
+                                if aged:
+                                    may = True
+                                    break
+                                uq = tree.u[q]
+                                for k, room in opt.room:  # (the request within q's guarantee)
+                                    if uq[k] > room:
+                                        break
+                                else:
+                                    may = True
+                                    break
+                        i += 1  # noqa: SIM113 - hot loop: zip() over the three lists costs more than the test
+                if may:
+                    done, retry_at, note = self._try_preempting(q, group, rec, blockers, aged, now, decisions)
+                    if done:
+                        return True
         self._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
         return False
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, SENTENCE_MEMO_MAX, Blocker, NodeNeed, combine
-from allotment.core.model import Decision, new_wait
+from allotment.core.model import Decision, Wait
 from allotment.core.queues import Group, Hold, QueuedRec
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from allotment.core.usage import UsageTree
 
 NEVER_RUNS = "it can never run with the current quotas and pools"
+_new_object = object.__new__  # a Wait with slot stores (as model.new_wait)
 
 
 class Blocking:
@@ -38,6 +39,19 @@ class Blocking:
         def _add_hold(self, hold: Hold) -> None: ...
 
         def _starvation_hold(self, q: int, group: Group, rec: QueuedRec, first: Blocker, opt: Option) -> Hold | None: ...
+
+    @staticmethod
+    def _borrows_in(options: list[Option], i: int, pool: str) -> bool:
+        """Whether the frontier, reaching a capacity entry of ``pool`` for this group, finds it borrowing there
+        whatever its quota uses: ``pool`` is option i's own pool, not the first option's, no earlier option is in it
+        (the frontier measures the class in the first option with the key) and option i always borrows."""
+        opt = options[i]
+        if opt.pool != pool or not opt.borrows:
+            return False
+        for j in range(i):
+            if options[j].pool == pool:
+                return False
+        return True
 
     def _block(self, q: int, group: Group, rec: QueuedRec, key: int, blockers: list[Blocker], aged: bool,
                retry_at: float | None, note: str, now: float, decisions: list[Decision]) -> None:
@@ -60,8 +74,10 @@ class Blocking:
         key_of = tree.keys.keys
         cap, used, occupied = tree.cap, tree.u[ROOT], tree.eu[ROOT]
         numbers_only = True  # whether the sentence is made of the signature's numbers alone (see below)
-        for (kind, node, k, needed, requested, detail), o in zip(blockers, options):  # (unpacked: a field by name
-            if kind == CAPACITY:                                                       # costs twice as much)
+        i = -1  # the blocker's option: options[i] (a counter, not zip(): zip costs more than this whole loop's test)
+        for kind, node, k, needed, requested, detail in blockers:  # (unpacked: a field by name costs twice as much)
+            i += 1
+            if kind == CAPACITY:
                 parts.append((CAPACITY, k, requested, needed, cap[k], used[k], occupied[k]))
                 cap_entries.append((key_of[k][0], k, needed))  # (ResourceKey.pool)
             elif kind == LIMIT:
@@ -73,15 +89,23 @@ class Blocking:
                 else:
                     assert isinstance(detail, DevicePool)
                     parts.append((DEVICE, detail.name, requested, detail.total_free, detail.whole_count))
-                cap_entries.append((o.pool, k, needed))
+                cap_entries.append((options[i].pool, k, needed))
                 numbers_only = False  # (the device shortfall's sentence reads the pool's devices)
             else:
                 assert isinstance(detail, Hold)
                 parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key, detail.quota))
-                if detail.kind != Hold.GUARANTEE:
+                guarantee = detail.kind == Hold.GUARANTEE
+                if not guarantee:
                     numbers_only = False  # (a starving job's sentence says how long it has waited)
                 if node == ROOT:  # a hold on the pool itself
-                    cap_entries.append((key_of[k][0], k, requested))
+                    # Another group's guarantee hold against this job as a borrower: the wake-up frontier passes over
+                    # this entry as long as the hold lasts where the job's borrowing class there cannot change (its
+                    # first pool: the class in its order key; a later pool where the request alone exceeds the
+                    # guarantee: always 1; wakeups.WakeByNeed._wake_next), and the hold's end wakes the group
+                    # (Hold.blocked), so the entry is left out there.
+                    pool = key_of[k][0]
+                    if not guarantee or not (pool == options[0].pool if not i else self._borrows_in(options, i, pool)):
+                        cap_entries.append((pool, k, requested))
                 else:
                     limit_keys.append(("limit", node, key_of[k][0]))
                 if held_by is None:
@@ -102,7 +126,11 @@ class Blocking:
                 code, message = said
             else:
                 code, message = combine(tree, blockers, now, note, sig, self._sentences)
-            group.last_wait = wait = new_wait(rec.id, code, message)
+            # model.new_wait(rec.id, code, message), inline (slot stores, no call)
+            group.last_wait = wait = _new_object(Wait)
+            wait.job_id = rec.id
+            wait.code = code
+            wait.message = message
             group.last_sig = sig
             decisions.append(wait)
         if group.holds:
@@ -146,6 +174,12 @@ class Blocking:
             ages_at = rec.submitted_at + self._age
             retry_at = ages_at if retry_at is None or ages_at < retry_at else retry_at
         if retry_at is not None:
-            self._token += 1
-            group.deadline_token = token = self._token
-            heappush(self._deadlines, (retry_at, token, group))
+            if retry_at == group.deadline_at and group.deadline_kept:
+                # Its entry for this time is still in the heap (stale since the group was woken): valid again. Only
+                # the order of deadlines due at the same time changes, and they are woken together, at a cycle's start.
+                group.deadline_token = group.deadline_kept
+            else:
+                self._token += 1
+                group.deadline_token = group.deadline_kept = token = self._token
+                group.deadline_at = retry_at
+                heappush(self._deadlines, (retry_at, token, group))

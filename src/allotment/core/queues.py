@@ -103,8 +103,8 @@ PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("alone", "count", "cpu", "gpu", "guaranteed", "hold_pairs", "in_pool", "keys", "mem", "mode", "plan",
-                 "pool", "prios", "qp", "req", "room", "runs")
+    __slots__ = ("adds", "alone", "borrows", "count", "cpu", "floored", "gpu", "guaranteed", "hold_pairs", "in_pool",
+                 "keys", "lchk", "mem", "mode", "plan", "pool", "prios", "qp", "req", "room", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
@@ -121,6 +121,10 @@ class Option:
         self.mode = (PLACE_DEVICES if gpu else PLACE_NONE) if mode is None else mode
         self.keys = frozenset(k for k, _ in req)
         self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
+        # The plan's fields, where the admission path reads them (a slot costs a third of a NamedTuple field by name)
+        self.lchk = plan.lchk
+        self.floored = plan.floored
+        self.adds = plan.adds
         self.qp = qp
         self.hold_pairs = hold_pairs  # (node, key) where a hold could block this option, in the order they are checked
         # The running-job indexes an admission from this option updates (StateBase._run_by_qp[qp], _prio_by_qp[qp],
@@ -135,12 +139,20 @@ class Option:
         # room on each (within_guarantee, when guaranteed too; borrowing class 0): one comparison per key.
         self.room = room
         self.guaranteed = guaranteed
+        # The request alone exceeds the quota's guarantee on a key it specifies: whatever the quota uses, the job
+        # borrows here (borrowing class 1; usage is never negative, so u[key] > room on that key).
+        self.borrows = False
+        for _, r in room:
+            if r < 0:
+                self.borrows = True
 
 
 class Group:
     __slots__ = (
         "best_fit",
         "borrow_after",
+        "deadline_at",
+        "deadline_kept",
         "deadline_token",
         "ever",
         "heap",
@@ -192,7 +204,11 @@ class Group:
         self.tried = -1  # number of the cycle that last examined this group
         self.ever: list[bool] | None = None  # per option: could it fit an idle cluster? (cached; config-dependent)
         self.qtoken = 0  # token of this group's valid entry in its quota heap (0: none)
-        self.deadline_token = 0
+        self.deadline_token = 0  # token of its valid deadline entry (0: none)
+        # Its last deadline entry from a block while that entry is still in the heap (its token, 0: none) and its
+        # time: blocked again with the same deadline, the group makes that entry valid again instead of pushing one.
+        self.deadline_kept = 0
+        self.deadline_at = 0.0
         # Order key parts that never change (state.StateBase._key): the rank fields already shifted into place, and
         # the (key, amount - guarantee) pairs of the first option on keys the quota specifies (its borrowing is
         # measured there; guarantees never change within a state).

@@ -112,11 +112,13 @@ class Reclaiming:
         self._park.park(group, [("guarantee", q)], [], self._key(q, group, rec, now))
         group.qtoken = 0
         group.deadline_token = self._next_token()
+        group.deadline_kept = 0  # (only _block's entries are made valid again)
         heappush(self._deadlines, (until, group.deadline_token, group))
 
     def _preemption_may_help(self, q: int, group: Group, rec: QueuedRec, blockers: list[Blocker], aged: bool) -> bool:
         """False when _try_preempting would find nothing to plan: preemption_kinds is None for every option it
-        looks at (the common case for a blocked job in a busy cluster), decided with the same tests inline."""
+        looks at (the common case for a blocked job in a busy cluster), decided with the same tests inline.
+        SchedulerState._try inlines this gate (tests/unit/core/test_one_pass.py compares the two)."""
         tree = self._tree
         within, reclaims, _, child_preemption = tree.preempt_policy[q]
         if child_preemption or self._any_keys:

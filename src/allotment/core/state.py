@@ -116,6 +116,7 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
         self._park = ParkIndex()
         self._holds: dict[tuple[int, int], HoldSet] = {}
         self._root_holds: dict[int, HoldSet] = {}  # the holds on the pools themselves, (ROOT, key) -> by key
+        self._quota_hold_sets = 0  # the entries of _holds that are not on a pool itself (on a quota)
         self._held_keys: dict[int, int] = {}  # key -> number of holds on it (quick "nothing held here" test)
         self._deadlines: list = []  # (time, token, group)
         self._dirty: dict[str, None] = {}  # pools (or "*") where capacity came back since the groups there were tried
@@ -478,6 +479,8 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
             for entry in gheap:
                 gentry[entry & QUOTA_MASK] = 0
             gheap.clear()
+        for _, token, group in self._deadlines:
+            group.deadline_kept = 0
         self._deadlines.clear()
         self.next_due = None
         self._end_wakes(complete=True)
@@ -524,6 +527,8 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
                     del self._holds[(h.node, h.key)]
                     if h.node == ROOT:
                         del self._root_holds[h.key]
+                    else:
+                        self._quota_hold_sets -= 1
             for blocked in h.blocked:  # they waited for this hold: look again (their reason changes at least)
                 self._wake(blocked)
 
@@ -535,5 +540,7 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
             hs = self._holds[(hold.node, hold.key)] = HoldSet()
             if hold.node == ROOT:
                 self._root_holds[hold.key] = hs
+            else:
+                self._quota_hold_sets += 1
         hs.add(hold)
         self._held_keys[hold.key] = self._held_keys.get(hold.key, 0) + 1

@@ -130,8 +130,8 @@ class WakeByNeed:
                 if hs is not None:
                     held = hs.guarantee
                     options = group.options
-                    other = held and (len(held) > 1 or group not in held)
-                    if len(options) == 1 or options[0].pool == key_of[key].pool:
+                    other = held and (group not in held or len(held) > 1)  # (the cheaper test first: len() is a call)
+                    if options[0].pool == key_of[key][0] or len(options) == 1:  # (key_of[key].pool)
                         skip = other and order >= BORROWS
                     else:
                         steady = False  # (its class there reads its quota's usage on other keys)

@@ -3,6 +3,7 @@ replace: each check below runs inside a random churn (guarantee holds, ages, pre
 compares the shortcut's answer with the plain one at the moment the cycle uses it."""
 
 import random
+from bisect import bisect_right
 from heapq import heappop, heappush
 
 import pytest
@@ -48,27 +49,46 @@ class Checked(SchedulerState):
                 out.append(self._device_blocker(opt))
         return out
 
-    def _preemption_may_help(self, q, group, rec, blockers, aged):
-        may = super()._preemption_may_help(q, group, rec, blockers, aged)
+    def _plain_gate(self, q, group, rec, blockers, aged):
+        """_try's inline preemption gate as first written: would preemption_kinds answer for an option it looks at?
+        Also checks that _preemption_may_help (the gate as a method) says the same."""
         tree = self._tree
         kinds = [preemption_kinds(tree, self._prio_by_qp, q, rec.priority, opt, (opt.pool,),
                                   rec.submitted_at if aged else None)
                  for opt, b, ever in zip(group.options, blockers, self._ever(group)) if b.kind != HOLD and ever]
-        child = tree.preempt_policy[q][3]
-        if not child and not self._any_keys:
-            assert may == any(k is not None for k in kinds)
-            self.checked["preempt"] += 1
+        may = self._preemption_may_help(q, group, rec, blockers, aged)
+        if tree.preempt_policy[q][3] or self._any_keys:
+            return may
+        assert may == any(k is not None for k in kinds)
         return may
+
+    def _try_preempting(self, q, group, rec, blockers, aged, now, decisions):
+        assert self._plain_gate(q, group, rec, blockers, aged)  # the gate let it plan: the plain gate agrees
+        self.planned = rec
+        self.checked["preempt"] += 1
+        return super()._try_preempting(q, group, rec, blockers, aged, now, decisions)
+
+    def _gate_closed(self, q, group, rec, blockers, aged, now):
+        """In _block: when the gate was asked (a quota that may preempt, past the job's preemption delay) and did
+        not let it plan, the plain gate says no too."""
+        planned, self.planned = getattr(self, "planned", None) is rec, None
+        if planned or not self._can_preempt[q] or now < rec.submitted_at + self._preemption_delay:
+            return
+        assert not self._plain_gate(q, group, rec, blockers, aged)
+        self.checked["preempt"] += 1
 
     def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
         # the one-pass blockers equal the plain checks' (_try's trials are rolled back: the state is as they saw it)
         if self._held_keys:
             self.holds_seen["pools only" if len(self._holds) == len(self._root_holds) else "at quotas too"] += 1
+        # the count _try reads instead of comparing the two dicts' sizes
+        assert self._quota_hold_sets == len(self._holds) - len(self._root_holds)
         plain = self._plain_blockers(q, group, rec, key)
         assert [b[:5] for b in blockers] == [b[:5] for b in plain]
         for b, p in zip(blockers, plain):
             assert b.detail is p.detail or (b.kind == DEVICE and b.detail == p.detail)
         self.checked["blockers"] += 1
+        self._gate_closed(q, group, rec, blockers, aged, now)
         tree = self._tree
         # the park keys as first written: within_guarantee and fits_guarantee_alone per option
         expected = []
@@ -76,10 +96,11 @@ class Checked(SchedulerState):
                 tree.fits_guarantee_alone(q, o.req) and not tree.within_guarantee(q, o.req) for o in group.options):
             expected.append(("guarantee", q))
         caps = []
-        for (kind, node, k, needed, requested, _), o in zip(blockers, group.options):
+        for (kind, node, k, needed, requested, hold), o in zip(blockers, group.options):
             pool = o.pool if kind == DEVICE else tree.keys.keys[k].pool
             if node == ROOT:
-                caps.append((pool, k, requested if kind == HOLD else needed))
+                if not _left_out(self, kind, hold, o, group):
+                    caps.append((pool, k, requested if kind == HOLD else needed))
             else:
                 expected.append(("limit", node, pool))
         guarantee_hold = (self._ever(group)[0] and blockers[0].kind in (CAPACITY, DEVICE)
@@ -104,6 +125,69 @@ class Checked(SchedulerState):
             group, rec = self._gtop_group[q], self._gtop_rec[q]
             assert entry == (self._key(q, group, rec, self._now) << 96) | (token << 32) | q
             self.checked["entry"] += 1
+
+
+def _left_out(state, kind, hold, opt, group):
+    """The park entry _block leaves out: another group's guarantee hold on an option's pool itself, in the first
+    option, or in the first option in that pool (not the first option's pool) when the request alone exceeds the
+    quota's guarantee on a key it specifies (the frontier's borrowing class there is 1 whatever the quota uses)."""
+    if not (kind == HOLD and hold.kind == hold.GUARANTEE and hold.node == ROOT):
+        return False
+    tree, q, options = state._tree, group.quota, group.options
+    if tree.keys.keys[hold.key].pool != opt.pool:
+        return False
+    if opt is options[0]:
+        return True
+    first_here = next(o for o in options if o.pool == opt.pool)
+    always_borrows = any(k in tree.spec_keys[q] and r > tree.g[q][k] for k, r in opt.req)
+    return opt.pool != options[0].pool and first_here is opt and always_borrows
+
+
+class EveryHoldEntry(SchedulerState):
+    """Parks a group blocked by another group's guarantee hold under that capacity too where _block leaves the
+    entry out (_left_out: the frontier would pass over it while the hold lasts). Counts those entries."""
+
+    added = 0
+
+    def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
+        super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        if not group.parked:
+            return
+        for opt, b in zip(group.options, blockers):
+            if not _left_out(self, b.kind, b.detail, opt, group):
+                continue
+            entry = (opt.pool, b.key, b.requested)  # as ParkIndex.park files a capacity entry
+            bucket = self._park._buckets.get(entry)
+            if bucket is None:
+                bucket = self._park._buckets[entry] = [[], []]
+                self._park._cap.setdefault(opt.pool, {}).setdefault(b.key, {})[b.requested] = bucket
+            i = bisect_right(bucket[0], group.park_order)
+            bucket[0].insert(i, group.park_order)
+            bucket[1].insert(i, group)
+            group.park_caps = [*group.park_caps, entry]
+            self.added += 1
+
+
+class NewDeadlineEntries(SchedulerState):
+    """Pushes a new deadline entry for every block that sets one, as first written (no entry is made valid again)."""
+
+    def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
+        group.deadline_kept = 0
+        pushed = len(self._deadlines)
+        super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        assert len(self._deadlines) == pushed + (group.deadline_token != 0)
+
+
+class CountedDeadlines(SchedulerState):
+    """Counts the blocks that made their deadline entry valid again."""
+
+    reused = 0
+
+    def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
+        pushed = len(self._deadlines)
+        super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        if group.deadline_token and len(self._deadlines) == pushed:
+            self.reused += 1
 
 
 class PlainFrontier(SchedulerState):
@@ -174,6 +258,7 @@ def churn(seed: int, classes: tuple[type, ...], limits: tuple[int, int] = (6, 4)
                 state.job_finished(victim)
         out = [state.cycle(now) for state in states]
         assert all(o == out[0] for o in out[1:])
+        assert all(state.next_due == states[0].next_due for state in states[1:])
         running += [d.job_id for d in out[0] if type(d).__name__ == "Admit"]
         gone = {d.victim_id for d in out[0] if type(d).__name__ == "Preempt"}
         running = [r for r in running if r not in gone]
@@ -201,6 +286,26 @@ def test_one_pass_hold_tests_equal_the_plain_ones_with_holds_at_quotas():
 @pytest.mark.parametrize("seed", range(8))
 def test_the_frontier_decides_as_the_plain_frontier(seed):
     churn(seed, (SchedulerState, PlainFrontier))
+
+
+def test_deadline_entries_made_valid_again_change_no_decision():
+    """A group blocked again with the deadline it had makes its entry valid again: the same decisions and next_due
+    as pushing a new entry each time."""
+    reused = 0
+    for seed in range(12):
+        reused += churn(seed, (CountedDeadlines, NewDeadlineEntries))[0].reused
+    assert reused
+
+
+def test_park_entries_left_out_under_a_guarantee_hold_change_no_decision():
+    """A group blocked by another group's guarantee hold where its borrowing class cannot change is not parked under
+    that capacity: the same decisions as with the entry, with the plain frontier too."""
+    added = 0
+    for seed in range(12):
+        for limits in ((8, 8), (2, 2)):
+            states = churn(seed, (SchedulerState, EveryHoldEntry, PlainFrontier), limits=limits)
+            added += states[1].added
+    assert added
 
 
 @pytest.mark.parametrize("seed", range(6))
