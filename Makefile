@@ -25,7 +25,7 @@ test: $(STAMP)
 	bash scripts/test.sh
 
 test-unit: $(STAMP)
-	bash scripts/ensure-bwrap.sh
+	bash scripts/ensure-package.sh bwrap bubblewrap "the local engine's job isolation"
 	$(BIN)/pytest tests/unit
 
 # Regenerate the schema migration from the models (development only; see CONTRIBUTING in README).

@@ -13,10 +13,9 @@ fi
 # The browser tests need the console's assets (npm) and a real Chromium.
 [ -d node_modules/htmx.org ] || npm ci --no-audit --no-fund
 bash scripts/ensure-chromium.sh
-# SAML single sign-on verifies signatures with xmlsec1.
-bash scripts/ensure-xmlsec1.sh
-# The local engine's sandbox tests run jobs under bubblewrap.
-bash scripts/ensure-bwrap.sh
+# SAML single sign-on verifies signatures with xmlsec1; the local engine's sandbox tests run jobs under bubblewrap.
+bash scripts/ensure-package.sh xmlsec1 xmlsec1 "SAML single sign-on"
+bash scripts/ensure-package.sh bwrap bubblewrap "the local engine's job isolation"
 # Suites that need PostgreSQL fail (not skip) when it is missing.
 export ALLOT_TEST_REQUIRE_POSTGRES=1
 # The Slurm engine's tests start a throwaway Slurm (scripts/slurm.sh) once per worker; install its packages once,

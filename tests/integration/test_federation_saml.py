@@ -19,7 +19,7 @@ from user_helpers import audit_events
 from allotment.federation.connections import generate_key_pair
 
 pytestmark = pytest.mark.skipif(shutil.which("xmlsec1") is None,
-                                reason="xmlsec1 is missing: scripts/ensure-xmlsec1.sh installs it")
+                                reason="xmlsec1 is missing: scripts/test.sh installs it (scripts/ensure-package.sh)")
 IDP = "https://idp.example.com/metadata"
 PASSWORD_AUTHN = {"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"}
 

@@ -78,7 +78,7 @@ def test_mounts_with_accounts_of_their_own(tmp_path):
 
 def test_mounts_under_bubblewrap(tmp_path, monkeypatch):
     if shutil.which("bwrap") is None:
-        pytest.fail("bubblewrap is needed: scripts/ensure-bwrap.sh installs it (scripts/test.sh runs it)")
+        pytest.fail("bubblewrap is needed: scripts/test.sh installs it (scripts/ensure-package.sh)")
     data = tmp_path / "var"
     (data / "jobs").mkdir(parents=True)
     _folders(data)

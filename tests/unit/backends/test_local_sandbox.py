@@ -27,7 +27,7 @@ def _wait(backend, job_id, timeout=20.0):
 
 def test_under_bubblewrap_the_data_directory_and_other_jobs_are_hidden(tmp_path, monkeypatch):
     if shutil.which("bwrap") is None:
-        pytest.fail("bubblewrap is needed: scripts/ensure-bwrap.sh installs it (scripts/test.sh runs it)")
+        pytest.fail("bubblewrap is needed: scripts/test.sh installs it (scripts/ensure-package.sh)")
     data = tmp_path / "var"
     (data / "jobs").mkdir(parents=True)
     (data / "secret_key").write_text("the-server-secret")
