@@ -88,3 +88,21 @@ def test_idle_jobs_end_at_their_owners_policy_timeout_and_busy_ones_keep_running
             call("PATCH", "/users/admin", {"resource_policy": None})
     # leaving the client stops the loop, which stops every process its engine started
     assert [pid for pid in pids if _alive(pid)] == []
+
+
+def test_the_loop_looks_for_idle_jobs_at_most_once_a_second_whatever_its_tick(tmp_path, backend, monkeypatch):
+    # Idle timeouts are whole seconds: a look at every tick (50 ms in the benchmarks) read the policies 20 times a
+    # second for nothing. The local cluster's engine reports idleness, so a fresh install asks it.
+    from allotment.scheduler import load
+    from allotment.scheduler.loop import IDLE_CHECK_S, Scheduler
+
+    app = create_app(make_settings(tmp_path, backend, scheduler_tick_s=0.05))
+    with TestClient(app):
+        looks: list[float] = []
+        real = load.idle_limits
+        monkeypatch.setattr(load, "idle_limits", lambda session, ids: looks.append(1) or real(session, ids))
+        scheduler = Scheduler(app.state.allot)
+        start = 1_790_000_000.0
+        for step in range(41):  # 2 s of cycles 50 ms apart
+            scheduler.run_cycle(start + step * 0.05)
+        assert len(looks) == int(2.0 / IDLE_CHECK_S) + 1  # at 0, 1 and 2 s

@@ -66,6 +66,9 @@ from allotment.workloads.models import FAILED, HOLDING_STATES, RUNNING, Job
 log = logging.getLogger("allotment.scheduler")
 
 MAX_RETRY_PAUSE_S = 60.0  # a cluster that keeps failing is loaded again at most this far apart
+# Idle timeouts are whole seconds (minutes in practice): looking for idle jobs more often than this ends none sooner
+# and cost a database read per tick (a tenth of the loop's time on PostgreSQL at a 50 ms tick, benchmarks/README.md).
+IDLE_CHECK_S = 1.0
 
 
 @dataclass
@@ -417,9 +420,9 @@ class Scheduler(EngineSetup, Scan):
     def _end_idle(self, session: Session, now: float, writes: Writes, actions: Actions, usage: list[Usage]) -> None:
         """The idle timeout of resource policies (Backend.AI): a running job whose processes have used no CPU time
         (and, where the engine can tell, whose GPUs showed no utilisation) for its owner's policy's idle timeout is
-        ended like any other end of this cycle (runtime.idle_timeout). At most once per tick; only clusters whose
-        engine reports idleness, only jobs whose owner's policy has a timeout (read afresh each time)."""
-        if self._idle_checked is not None and 0 <= now - self._idle_checked < self.tick:
+        ended like any other end of this cycle (runtime.idle_timeout). At most once per tick and per IDLE_CHECK_S; only
+        clusters whose engine reports idleness, only jobs whose owner's policy has a timeout (read afresh each time)."""
+        if self._idle_checked is not None and 0 <= now - self._idle_checked < max(self.tick, IDLE_CHECK_S):
             return
         self._idle_checked = now
         engines = {cid: b for cid, b in self.backends.items() if cid in self.runtimes and reports_idleness(b)}
