@@ -315,14 +315,6 @@ def group_names(session: Session, user: User) -> list[str]:
     return sorted(names)
 
 
-def group_ids(session: Session, user: User) -> list[int]:
-    """The ids of the groups group_names names, in one query (a job submission asks for them with every batch)."""
-    condition = Group.id.in_(select(GroupMember.group_id).where(GroupMember.user_id == user.id))
-    if user.kind == USER:
-        condition = condition | (Group.name == USERS_GROUP)
-    return list(session.scalars(select(Group.id).where(condition)))
-
-
 def usable_credential_count(session: Session, user_id: int, now: datetime | None = None) -> int:
     now = now or utcnow()
     return session.scalar(

@@ -170,7 +170,7 @@ def layers_for(session: Session, user_id: int) -> list[ConfigVault]:
     """The enabled vaults that apply to a user or service account, in merge order: its groups' vaults by position
     (then name), then its own by position (then name)."""
     person = identity.find_user(session, user_id)
-    group_ids = identity.group_ids(session, person)
+    group_ids = identity_groups.group_ids(session, person)
     rows = session.scalars(select(ConfigVault).where(
         ConfigVault.enabled.is_(True),
         or_(ConfigVault.user_id == person.id, ConfigVault.group_id.in_(group_ids)))).all()
