@@ -149,7 +149,8 @@ OPEN_JSON = _opening(J.c.id.in_(select(func.json_each(bindparam("u_jobs", type_=
 
 def _open(conn: Connection, start_s: float, ids: list[int]) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(OPEN_PG, {"u_jobs": ids, "u_start": start_s})
+        with bulk.planned_for_its_rows(conn):  # an array of any length: planned for it (bulk.py says why)
+            conn.execute(OPEN_PG, {"u_jobs": ids, "u_start": start_s})
     else:
         conn.execute(OPEN_JSON, {"u_jobs": json.dumps(ids), "u_start": start_s})
 
