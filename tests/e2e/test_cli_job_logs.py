@@ -8,6 +8,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +19,19 @@ from e2e.clitools import allot_executable, api, login_config, ok, start_server, 
 pytestmark = pytest.mark.e2e
 
 
+# A shell runs a foreground command with Ctrl-C's signal at its default. A suite started in the background (`&` in
+# a script, nohup, a CI runner's detached job) ignores SIGINT, and its children inherit that: the follower would
+# never see the interrupt. The launcher sets the default back (a shell cannot: an ignored signal stays ignored in
+# sh) and becomes the command.
+FOREGROUND = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+              "os.execv(sys.argv[1], sys.argv[1:])")
+
+
 def follow(job_id: int, config_dir: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOT_")}
     env.update(ALLOT_CONFIG_DIR=str(config_dir), NO_COLOR="1", TERM="dumb")
-    return subprocess.Popen([allot_executable(), "jobs", "logs", str(job_id), "-f"], stdout=subprocess.PIPE,
+    command = [allot_executable(), "jobs", "logs", str(job_id), "-f"]
+    return subprocess.Popen([sys.executable, "-c", FOREGROUND, *command], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
 
 
