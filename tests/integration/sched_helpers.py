@@ -92,3 +92,12 @@ class Harness:
         """A few cycles: admissions, then the engine's 'started' events, then requeues."""
         for _ in range(cycles):
             self.cycle(advance)
+
+
+def one_team(client, admin_headers, gpus: int) -> Harness:
+    """The scheduler tests' usual cluster: node gpu-01 with `gpus` H100s, quota team guaranteed and limited to all
+    of them."""
+    h = Harness(client, admin_headers)
+    h.node("gpu-01", gpus=gpus, model="H100")
+    h.quota("team", [{"resource": "gpu", "guarantee": gpus, "limit": gpus}])
+    return h

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sched_helpers import Harness
+from sched_helpers import Harness, one_team
 from sqlalchemy import event
 
 from allotment.backends.base import JobEvent
@@ -25,10 +25,7 @@ from allotment.scheduler.runtime import ClusterRuntime
 
 @pytest.fixture
 def h(client, admin_headers) -> Harness:
-    h = Harness(client, admin_headers)
-    h.node("gpu-01", gpus=4, model="H100")
-    h.quota("team", [{"resource": "gpu", "guarantee": 4, "limit": 4}])
-    return h
+    return one_team(client, admin_headers, gpus=4)
 
 
 def _restart(h: Harness) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sched_helpers import Harness
+from sched_helpers import Harness, one_team
 from sqlalchemy import event, func, select
 
 from allotment.accounting.models import UsageRecord
@@ -17,10 +17,7 @@ from allotment.scheduler.runtime import ClusterRuntime
 
 @pytest.fixture
 def h(client, admin_headers) -> Harness:
-    h = Harness(client, admin_headers)
-    h.node("gpu-01", gpus=4, model="H100")
-    h.quota("team", [{"resource": "gpu", "guarantee": 4, "limit": 4}])
-    return h
+    return one_team(client, admin_headers, gpus=4)
 
 
 def _statements(engine) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sched_helpers import Harness
+from sched_helpers import Harness, one_team
 from sqlalchemy import event, text
 
 from allotment.db import transaction
@@ -20,10 +20,7 @@ HISTORY = 100_000
 
 @pytest.fixture
 def h(client, admin_headers) -> Harness:
-    h = Harness(client, admin_headers)
-    h.node("gpu-01", gpus=8, model="H100")
-    h.quota("team", [{"resource": "gpu", "guarantee": 8, "limit": 8}])
-    return h
+    return one_team(client, admin_headers, gpus=8)
 
 
 def _indexed_columns() -> set[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sched_helpers import Harness
+from sched_helpers import Harness, one_team
 from sqlalchemy import bindparam, select, update
 
 from allotment.scheduler import bulk
@@ -18,10 +18,7 @@ from allotment.workloads.models import Job
 
 @pytest.fixture
 def h(client, admin_headers) -> Harness:
-    h = Harness(client, admin_headers)
-    h.node("gpu-01", gpus=2, model="H100")
-    h.quota("team", [{"resource": "gpu", "guarantee": 2, "limit": 2}])
-    return h
+    return one_team(client, admin_headers, gpus=2)
 
 
 def _row(session, job_id: int) -> dict:

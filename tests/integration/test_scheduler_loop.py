@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
-from sched_helpers import API, Harness
+from sched_helpers import API, Harness, one_team
 from sqlalchemy import update
 
 from allotment.api.app import create_app
@@ -22,10 +22,7 @@ from conftest import make_settings
 
 @pytest.fixture
 def h(client, admin_headers) -> Harness:
-    h = Harness(client, admin_headers)
-    h.node("gpu-01", gpus=4, model="H100")
-    h.quota("team", [{"resource": "gpu", "guarantee": 4, "limit": 4}])
-    return h
+    return one_team(client, admin_headers, gpus=4)
 
 
 def test_a_crash_before_commit_writes_nothing_and_the_next_cycle_admits_once(h, monkeypatch):
