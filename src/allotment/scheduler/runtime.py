@@ -334,6 +334,11 @@ class ClusterRuntime:
             job = self.queued_of.get(job_id)
             if info is None or job is None:
                 continue
+            if reason is DISPLACED:  # preempted in the cycle that admitted it (_displaced): queued all along
+                if self.core is not None:
+                    self.core.add_job(job)
+                self.fresh.append(job_id)
+                continue
             message = reason if "requeued" in reason else f"{reason}; requeued in its original submission order"
             writes.requeue(job_id, now, message)
             self.preempted_by[job_id] = f" ({message.split(':', 1)[0]}; requeued)"
@@ -384,11 +389,17 @@ class ClusterRuntime:
             self.examine_held(now, writes)
         with gc_paused():
             decisions = self.core.cycle(now)
+        displaced = _displaced(decisions)
         waits: list[Wait] = []
         for d in decisions:
             if isinstance(d, Preempt):
+                if displaced and d.victim_id in displaced:
+                    self.requeue[int(d.victim_id)] = DISPLACED  # back to core next cycle; its row never left the queue
+                    continue
                 self._preempted(d, now, writes, actions, usage)
             elif isinstance(d, Admit):
+                if displaced and d.job_id in displaced:
+                    continue
                 self._admitted(d, now, writes, actions)
             else:
                 waits.append(self._worded(d))
@@ -513,3 +524,27 @@ class ClusterRuntime:
             self._set_reason(self.jobs.get(job_id), code, message, now, writes)
         self._blocked_marked = True
         self.fresh.clear()
+
+
+DISPLACED = "displaced in the cycle that admitted it"  # ClusterRuntime.requeue's mark of such a job (_displaced)
+
+
+def _displaced(decisions: list[Decision]) -> set[str] | None:
+    """The jobs a cycle admitted and then preempted (core may admit a borrower and, later in the same pass, let a
+    quota below its guarantee reclaim what it borrows). Such a job never left the queue: nothing is written or
+    launched for it, and core gets it back at the next cycle as it would a requeued job. Written as an admission and
+    a preemption, the preemption's guard found the job still queued and the cycle was rolled back, again and again
+    while the queue stayed the same."""
+    admitted: set[str] | None = None
+    displaced: set[str] | None = None
+    for d in decisions:
+        kind = type(d)
+        if kind is Admit:
+            if admitted is None:
+                admitted = set()
+            admitted.add(d.job_id)
+        elif kind is Preempt and admitted is not None and d.victim_id in admitted:
+            if displaced is None:
+                displaced = set()
+            displaced.add(d.victim_id)
+    return displaced
