@@ -47,6 +47,7 @@ def test_a_job_admitted_and_preempted_in_one_cycle_stays_queued(h):
     assert len(displaced) == 1 and states[a2] == "admitted" and states[a1] == "queued"
     kept = h.job(displaced[0])
     assert kept["preemptions"] == 0 and kept["admitted_at"] is None  # it never left the queue
+    assert "preempting" not in h.job(a2)["reason"]  # nothing was stopped for it
     h.settle(2, advance=1.0)
     assert h.job(displaced[0])["state"] == "queued" and h.job(a2)["state"] == "running"
     with h.client.app.state.allot.sessions() as session:  # nothing was metered for it

@@ -398,8 +398,11 @@ class ClusterRuntime:
                     continue
                 self._preempted(d, now, writes, actions, usage)
             elif isinstance(d, Admit):
-                if displaced and d.job_id in displaced:
-                    continue
+                if displaced:
+                    if d.job_id in displaced:
+                        continue
+                    if d.preempted:  # its reason names only the jobs that were stopped for it
+                        d = replace(d, preempted=tuple(v for v in d.preempted if v not in displaced))
                 self._admitted(d, now, writes, actions)
             else:
                 waits.append(self._worded(d))
