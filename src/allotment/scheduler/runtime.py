@@ -532,22 +532,17 @@ class ClusterRuntime:
 DISPLACED = "displaced in the cycle that admitted it"  # ClusterRuntime.requeue's mark of such a job (_displaced)
 
 
-def _displaced(decisions: list[Decision]) -> set[str] | None:
+def _displaced(decisions: list[Decision]) -> set[str]:
     """The jobs a cycle admitted and then preempted (core may admit a borrower and, later in the same pass, let a
     quota below its guarantee reclaim what it borrows). Such a job never left the queue: nothing is written or
     launched for it, and core gets it back at the next cycle as it would a requeued job. Written as an admission and
     a preemption, the preemption's guard found the job still queued and the cycle was rolled back, again and again
     while the queue stayed the same."""
-    admitted: set[str] | None = None
-    displaced: set[str] | None = None
+    admitted: set[str] = set()
+    displaced: set[str] = set()
     for d in decisions:
-        kind = type(d)
-        if kind is Admit:
-            if admitted is None:
-                admitted = set()
+        if isinstance(d, Admit):
             admitted.add(d.job_id)
-        elif kind is Preempt and admitted is not None and d.victim_id in admitted:
-            if displaced is None:
-                displaced = set()
+        elif isinstance(d, Preempt) and d.victim_id in admitted:
             displaced.add(d.victim_id)
     return displaced
