@@ -70,6 +70,9 @@ class StateBase(WakeByNeed):
         profiles: Sequence[Profile] = (),
         config: SchedulerConfig | None = None,
     ) -> None:
+        # (first: compiled, a float attribute set before any method sees self is known to be always set; otherwise
+        # mypyc 1.13 fails on the cycle's store to it)
+        self._now = 0.0
         self.config = config or SchedulerConfig()
         self._age = self.config.starvation_age_s
         self._preemption_delay = self.config.preemption_delay_s
@@ -131,7 +134,6 @@ class StateBase(WakeByNeed):
         self._run_by_qp: dict[tuple[int, str], dict[str, RunningRec]] = {}
         self._quotas_in_pool: dict[str, dict[int, int]] = {}
         self._prio_by_qp: dict[tuple[int, str], dict[int, int]] = {}  # (quota, pool) -> priority -> running jobs
-        self._now = 0.0
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
         self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine)
         self._messages: dict[tuple, tuple[str, str]] = {}  # whole Waits (code, sentence) by their numbers (_block)

@@ -34,7 +34,7 @@ class WakeByNeed(RunningIndex):
     _cursors: list[list]
     _cycle_no: int
     _token: int
-    _now: float = 0.0  # (a default: compiled, a float attribute that may be unset trips mypyc 1.13)
+    _now: float
     _holds: dict[tuple[int, int], HoldSet]
     _holds_version: int
     _wake_memo: tuple | None
