@@ -138,14 +138,13 @@ best first, when they would be next and what they need is free. Nothing in a cyc
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from heapq import heappop, heappush, heapreplace
 
-from allotment.core.blocking import Blocking
 from allotment.core.devices import WHOLE
 from allotment.core.explain import HOLD, Blocker
 from allotment.core.model import Admit, Decision, SchedulerConfig, Snapshot
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED, QUOTA_MASK
-from allotment.core.pool_choice import PoolChoice
 from allotment.core.quantity import Quantity
 from allotment.core.queue_inspection import QueueInspection
 from allotment.core.queues import (
@@ -158,20 +157,23 @@ from allotment.core.queues import (
     QueuedRec,
     RunningRec,
 )
-from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S, Reclaiming
-from allotment.core.state import StateBase
-from allotment.core.usage import CAPACITY, LIMIT, ROOT
+from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S
+from allotment.core.usage import CAPACITY, LIMIT, ROOT, AdmitPlan
 
 __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 
 _new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
 _new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
+# A RunningRec for _admit's slot stores. Compiled (mypyc), RunningRec is a native class that only its __init__ builds
+# (object.__new__ refuses it), and there that call is cheap: placeholders, then overwritten.
+if RunningRec.__new__ is object.__new__:
+    _new_running = partial(_new_object, RunningRec)
+else:
+    _new_running = partial(RunningRec, "", 0, 0, 0.0, "", (), (), {}, AdmitPlan((), False, (), ()), (0, ""), frozenset())
 
 
-class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBase):
+class SchedulerState(QueueInspection):
     """Incremental scheduler state with the cycle. See the module docstring for the API."""
-
-    next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see the module doc)
 
     def cycle(self, now: float) -> list[Decision]:
         self._now = now
@@ -252,7 +254,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
             if leaf[q] and token > self._cycle_token0:
                 current = key
             else:
-                current = self._key(q, group, rec, now)
+                current = self._key(q, group, rec, now)  # type: ignore[arg-type]
             if current > key:  # the quota's standing got worse since it was queued: re-rank it
                 self._token += 1
                 gtoken[q] = token = self._token
@@ -265,7 +267,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
             # The entry stays in the heap, stale (token 0), until the quota's next entry replaces it in one step
             # (_push_quota) or, if something else went on top meanwhile, until the stale-entry loop above drops it.
             gentry[q] = 0
-            if self._try(q, group, rec, current, now, decisions):
+            if self._try(q, group, rec, current, now, decisions):  # type: ignore[arg-type]
                 admitted += 1
             self._push_quota(q, entry)
 
@@ -465,7 +467,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         option's CPU and memory (PLACE_NODES), or None: the node of the devices (named in the Admit only)."""
         # RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
         # opt.keys), built with plain slot stores (a call to __init__ costs as much again; tests/unit/core/test_hot_path)
-        run = _new_object(RunningRec)
+        run = _new_running()
         run.id = job_id = rec.id
         run.quota = q
         run.priority = priority = rec.priority
@@ -499,6 +501,7 @@ class SchedulerState(QueueInspection, Blocking, PoolChoice, Reclaiming, StateBas
         group.size -= 1
         group.last_wait = None
         group.last_sig = None
+        devices: tuple[tuple[str, Quantity], ...] | None
         if shares:
             if shares[0][1] == WHOLE:  # whole devices (all of them then): their Admit pairs exist already
                 dp = self._devices[opt.pool]
@@ -575,4 +578,4 @@ def _amount(req: Iterable[tuple[int, int]], key: int) -> int:
 
 def schedule(snapshot: Snapshot, now: float, config: SchedulerConfig | None = None) -> list[Decision]:
     """Run one scheduling cycle on a snapshot and return its decisions (see the module docstring)."""
-    return SchedulerState.from_snapshot(snapshot, config).cycle(now)
+    return SchedulerState.from_snapshot(snapshot, config).cycle(now)  # type: ignore[attr-defined]

@@ -11,35 +11,18 @@ from typing import TYPE_CHECKING
 from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, SENTENCE_MEMO_MAX, Blocker, NodeNeed, combine
 from allotment.core.model import Decision, Wait
+from allotment.core.pool_choice import PoolChoice
 from allotment.core.queues import Group, Hold, QueuedRec
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 if TYPE_CHECKING:
-    from allotment.core.queues import Option, ParkIndex
-    from allotment.core.usage import UsageTree
+    from allotment.core.queues import Option
 
 NEVER_RUNS = "it can never run with the current quotas and pools"
 _new_object = object.__new__  # a Wait with slot stores (as model.new_wait)
 
 
-class Blocking:
-    if TYPE_CHECKING:  # kept by state.StateBase and the other parts of admission.SchedulerState
-        _tree: UsageTree
-        _park: ParkIndex
-        _age: float | None
-        _deadlines: list
-        _token: int
-        _sentences: dict[tuple, str]
-        _messages: dict[tuple, tuple[str, str]]
-
-        def _ever(self, group: Group) -> list[bool]: ...
-
-        def _drop_holds(self, group: Group) -> None: ...
-
-        def _add_hold(self, hold: Hold) -> None: ...
-
-        def _starvation_hold(self, q: int, group: Group, rec: QueuedRec, first: Blocker, opt: Option) -> Hold | None: ...
-
+class Blocking(PoolChoice):
     @staticmethod
     def _borrows_in(options: list[Option], i: int, pool: str) -> bool:
         """Whether the frontier, reaching a capacity entry of ``pool`` for this group, finds it borrowing there

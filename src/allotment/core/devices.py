@@ -128,19 +128,19 @@ class DevicePool:
         free[dev] = new
         self.total_free += new - old
         if new > 0:
-            bucket = by_free.get(new)
-            if bucket is None:
+            new_bucket = by_free.get(new)
+            if new_bucket is None:
                 by_free[new] = {dev: None}
                 insort(self._free_values, new)
             else:
-                bucket[dev] = None
+                new_bucket[dev] = None
             if new == WHOLE and whole_device:
                 node = self.node[dev]
-                node_set = self._whole.get(node)
-                if node_set is None:
-                    node_set = self._whole[node] = {}
-                node_set[dev] = None
-                self._move_node(node, len(node_set) - 1, len(node_set))
+                new_set = self._whole.get(node)
+                if new_set is None:
+                    new_set = self._whole[node] = {}
+                new_set[dev] = None
+                self._move_node(node, len(new_set) - 1, len(new_set))
                 self.whole_count += 1
 
     def _move_node(self, node: str, before: int, after: int) -> None:
@@ -192,7 +192,7 @@ class DevicePool:
                 if count in by_count:
                     return count
             return None
-        best = None
+        best: int | None = None
         for count in by_count:
             if n <= count and (best is None or count < best):
                 best = count
@@ -237,16 +237,16 @@ class DevicePool:
                     del values[i]
             elif value == WHOLE and by_count:
                 # Break into a completely free device of the node with the fewest (as choose()).
-                count = min(by_count)  # the fewest (buckets are never empty)
-                nodes = by_count[count]
-                node = nodes.popitem()[0]  # the bucket's last node, as choose() takes; it moves to count - 1
+                least = min(by_count)  # the fewest (buckets are never empty)
+                nodes = by_count[least]
+                node = nodes.popitem()[0]  # the bucket's last node, as choose() takes; it moves to least - 1
                 if not nodes:
-                    del by_count[count]
+                    del by_count[least]
                 node_set = self._whole[node]
                 dev = next(iter(node_set))
                 del node_set[dev]
                 if node_set:
-                    by_count.setdefault(count - 1, {})[node] = None
+                    by_count.setdefault(least - 1, {})[node] = None
                 else:
                     del self._whole[node]
                 self.whole_count -= 1
@@ -269,12 +269,12 @@ class DevicePool:
             self.free[dev] = left
             self.total_free -= amount
             if left:
-                bucket = by_free.get(left)
-                if bucket is None:
+                left_bucket = by_free.get(left)
+                if left_bucket is None:
                     by_free[left] = {dev: None}
                     insort(values, left)
                 else:
-                    bucket[dev] = None
+                    left_bucket[dev] = None
             return shares
         n = amount // WHOLE
         if n > self.whole_count:
@@ -289,7 +289,7 @@ class DevicePool:
         free, whole_bucket, unit = self.free, self._by_free[WHOLE], self._unit
         if n == 1:
             dev = next(iter(node_set))
-            shares: Shares = self._single[dev]
+            shares = self._single[dev]
             del whole_bucket[dev]
             free[dev] = 0
             del node_set[dev]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from allotment.core.model import PreemptReason, WaitCode
 from allotment.core.quantity import format_raw
@@ -22,17 +22,17 @@ class Blocker(NamedTuple):
     key: int
     needed: int
     requested: int
-    detail: object = None  # DEVICE: the DevicePool or a NodeNeed; HOLD: the Hold
+    detail: Any = None  # DEVICE: the DevicePool or a NodeNeed; HOLD: the Hold (Any: compiled, `object` fails)
 
 
 class NodeNeed(NamedTuple):
     """A DEVICE blocker of a job placed by node (placement.NodePool): what it needs on each of ``count`` nodes."""
 
-    pool: object  # the NodePool
+    pool: Any  # the NodePool
     gpu: int
     cpu: int
     mem: int
-    count: int
+    count: int  # type: ignore[assignment]  # (shadows tuple.count)
 
 
 def _where(k: ResourceKey) -> str:
@@ -55,8 +55,8 @@ def sentence(tree: UsageTree, b: Blocker, now: float) -> str:
     if b.kind == DEVICE:
         if isinstance(b.detail, NodeNeed):
             need = b.detail
-            return need.pool.node_shortfall(need.gpu, need.cpu, need.mem, need.count)  # type: ignore[attr-defined]
-        return b.detail.shortfall(b.needed)  # type: ignore[union-attr]
+            return need.pool.node_shortfall(need.gpu, need.cpu, need.mem, need.count)
+        return b.detail.shortfall(b.needed)
     k = tree.keys.keys[b.key]
     res = k.resource
     if b.kind == LIMIT:

@@ -57,12 +57,16 @@ class InventoryEvents:
     _running: dict[str, RunningRec]
     _queued: dict
 
-    if TYPE_CHECKING:  # defined by state.StateBase, the one class that mixes this in; declared here for the checker
-        def _mark_dirty(self, pool: str) -> None: ...
+    # Defined further up the chain of classes that makes admission.SchedulerState (state.StateBase, running_index,
+    # wakeups); declared here for the checker and the compiler.
+    def _mark_dirty(self, pool: str) -> None:
+        raise NotImplementedError
 
-        def _compile(self, pool: str, raw: dict[str, int]) -> tuple[tuple[int, int], ...]: ...
+    def _compile(self, pool: str, raw: dict[str, int]) -> tuple[tuple[int, int], ...]:
+        raise NotImplementedError
 
-        def _index_running(self, run: RunningRec) -> None: ...
+    def _index_running(self, run: RunningRec) -> None:
+        raise NotImplementedError
 
     def add_running(self, job: RunningJob, take_devices: bool = False) -> None:
         if job.id in self._running or job.id in self._queued:

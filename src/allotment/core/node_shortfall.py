@@ -9,12 +9,27 @@ whole GPUs) until the pool changes: in a busy pool most decisions are waits, and
 
 from __future__ import annotations
 
-from allotment.core.devices import WHOLE
+from allotment.core.devices import WHOLE, DevicePool
 from allotment.core.quantity import UNLIMITED_RAW, format_raw
 
 
-class NodeShortfall:
-    """The explanations of placement.NodePool (its attributes are NodePool's)."""
+class NodeShortfall(DevicePool):
+    """The explanations of placement.NodePool (its attributes are NodePool's, set in NodePool.__init__; declared
+    here so that the class type-checks and compiles on its own)."""
+
+    cpu_cap: dict[str, int]
+    mem_cap: dict[str, int]
+    cpu_used: dict[str, int]
+    mem_used: dict[str, int]
+    devs: dict[str, dict[str, None]]
+    _by_cores: tuple[dict[int, dict[str, None]], dict[int, dict[str, None]]]
+    _core_levels: tuple[list[int], list[int]]
+    version: int
+    _shapes: dict[tuple[int, int, int, int], int] | None
+    _near: tuple[int, int, dict[int, list[tuple[str, int, int, int]]]] | None
+
+    def _candidates(self, gpu: int, cpu: int, mem: int, want: int, distinct: bool) -> list[tuple[str, str | None]]:
+        raise NotImplementedError  # NodePool's
 
     def node_shortfall(self, gpu: int, cpu: int, mem: int, count: int) -> str:
         """Why no node (or not ``count`` nodes) can take the job, with the node that comes closest."""
@@ -22,7 +37,8 @@ class NodeShortfall:
         if count > 1:
             have = len(self._candidates(gpu, cpu, mem, count, True))
             return f"fewer than {count} nodes in pool {self.name} have {need} free ({have} have)"
-        best, best_key = None, None
+        best: tuple[str, int, int, int] | None = None
+        best_key: float | None = None
         near = self._near
         if near is None or near[0] != self.total_free or near[1] != self.version:
             near = self._near = (self.total_free, self.version, {})

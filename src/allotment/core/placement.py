@@ -36,7 +36,7 @@ TIGHT_WEIGHT = 0.01  # score weight of the GPU left free on the node: among equa
 Nodes = tuple[str, ...]
 
 
-class NodePool(NodeShortfall, DevicePool):
+class NodePool(NodeShortfall):
     def __init__(self, name: str, devices: Iterable[tuple[str, int, int, str]],
                  nodes: Iterable[tuple[str, int, int]] | None = None) -> None:
         """``nodes``: (name, cpu raw, memory raw) of each node (None: untracked, node CPU and memory unlimited)."""
@@ -164,16 +164,16 @@ class NodePool(NodeShortfall, DevicePool):
             del bucket[node]
             if not bucket:
                 del self._by_cores[cls][level]
-                levels = self._core_levels[cls]
-                del levels[bisect_left(levels, level)]
+                core_levels = self._core_levels[cls]
+                del core_levels[bisect_left(core_levels, level)]
             del self._filed[node]
         if new is not None:
             cls, level = new
-            bucket = self._by_cores[cls].get(level)
-            if bucket is None:
-                bucket = self._by_cores[cls][level] = {}
+            new_bucket = self._by_cores[cls].get(level)
+            if new_bucket is None:
+                new_bucket = self._by_cores[cls][level] = {}
                 insort(self._core_levels[cls], level)
-            bucket[node] = None
+            new_bucket[node] = None
             self._filed[node] = new
 
     def _add_device(self, dev: str, free: int, cap: int, node: str) -> None:

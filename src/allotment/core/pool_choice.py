@@ -6,18 +6,14 @@ contract at the top of admission.py (rules 6 to 8).
 from __future__ import annotations
 
 from allotment.core.explain import DEVICE, Blocker, NodeNeed
-from allotment.core.placement import NodePool
 from allotment.core.queues import PLACE_DEVICES, PLACE_NODES, Group, Option
-from allotment.core.usage import ROOT, UsageTree
+from allotment.core.reclaiming import Reclaiming
+from allotment.core.usage import ROOT
 
 _new_tuple = tuple.__new__  # builds a NamedTuple (Blocker) in C, without its Python-level __new__
 
 
-class PoolChoice:
-    _devices: dict[str, NodePool]
-    _tree: UsageTree
-    _pool_keys: dict[str, dict[str, int]]
-
+class PoolChoice(Reclaiming):
     def _place(self, opt: Option) -> tuple[tuple, tuple[str, ...] | None] | None:
         """Place the option's GPUs (and node share) in its pool: (device shares, nodes or None when the Admit names
         the devices' node), or None when it does not fit. Takes them."""

@@ -135,8 +135,8 @@ def preemption_kinds(tree: UsageTree, priorities_by_quota_pool: Mapping[tuple[in
             within = bool(own) and min(own) < priority
         else:
             for pool in pools:
-                own = priorities_by_quota_pool.get((q, pool))
-                if own and min(own) < priority:
+                prios = priorities_by_quota_pool.get((q, pool))
+                if prios and min(prios) < priority:
                     break
             else:
                 within = False

@@ -3,22 +3,11 @@ jobs wait together. Part of admission.SchedulerState (split out to keep each fil
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from allotment.core.blocking import Blocking
 from allotment.core.model import Wait, WaitCode
 
-if TYPE_CHECKING:
-    from allotment.core.queues import Group, QueuedRec
-    from allotment.core.usage import UsageTree
 
-
-class QueueInspection:
-    if TYPE_CHECKING:  # kept by state.StateBase
-        _tree: UsageTree
-        _queued: dict[str, QueuedRec]
-        _invalid: dict[str, Wait]
-        _groups: dict[tuple, Group]
-
+class QueueInspection(Blocking):
     def queue_group(self, job_id: str) -> tuple[tuple, Wait | None] | None:
         """(key of a queued job's group, the group's current Wait or None while it is not blocked); O(1).
         Jobs of one group (same quota and shape) wait for the same reason, so the loop can show the head's reason on

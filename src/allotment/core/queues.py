@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from heapq import heappop, heappush
+from typing import Final
 
 from allotment.core.model import Wait
 from allotment.core.usage import AdmitPlan, Request
@@ -250,8 +251,8 @@ class Hold:
     it. An aged job that needs more than its guarantee does not hold its quota's jobs back: they are guaranteed.
     """
 
-    GUARANTEE = 1
-    STARVATION = 2
+    GUARANTEE: Final = 1
+    STARVATION: Final = 2
     __slots__ = ("blocked", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at",
                  "within")
 

@@ -6,18 +6,14 @@ readable); the rules are in the contract at the top of admission.py (rules 4 and
 from __future__ import annotations
 
 from heapq import heappush
-from typing import TYPE_CHECKING
 
 from allotment.core.explain import HOLD, Blocker, preempt_message
 from allotment.core.model import Decision, Preempt, WaitCode, new_wait
 from allotment.core.preemption import _NOT_ENOUGH as NOT_ENOUGH
 from allotment.core.preemption import plan_preemption, preemption_kinds
 from allotment.core.queues import Group, Hold, Option, QueuedRec
+from allotment.core.state import StateBase
 from allotment.core.usage import CAPACITY, LIMIT, ROOT
-
-if TYPE_CHECKING:
-    from allotment.core.queues import ParkIndex, RunningRec
-    from allotment.core.usage import UsageTree
 
 # Requeue backoff of a preempted job (after Kueue's requeuing backoff): after its n-th preemption it may not borrow
 # for REQUEUE_BACKOFF_S * REQUEUE_BACKOFF_FACTOR ** (n - 1) seconds (rule 4).
@@ -27,44 +23,25 @@ REQUEUE_BACKOFF_FACTOR = 3.0
 _NEVER = (0, 0.0, 0.0)  # a job never preempted: (times, run time lost, may borrow after)
 
 
-class Reclaiming:
-    _tree: UsageTree
-    _park: ParkIndex
-    _preempted: dict[str, tuple[int, float, float]]
-    _deadlines: list
-    _age: float | None
-    _now: float
+class Reclaiming(StateBase):
+    # Defined further up the chain (pool_choice.PoolChoice, admission.SchedulerState); declared for the checker and
+    # the compiler.
+    def _ever(self, group: Group) -> list[bool]:
+        raise NotImplementedError
 
-    if TYPE_CHECKING:  # defined by state.StateBase and admission.SchedulerState; declared here for the checker
-        _devices: dict
-        _run_by_qp: dict
-        _quotas_in_pool: dict
-        _prio_by_qp: dict
-        _pool_order: tuple[str, ...]
-        _any_keys: dict
-        _holds: dict
+    def _chooses(self, opt: Option) -> bool:
+        raise NotImplementedError
 
-        def _drop_holds(self, group: Group) -> None: ...
+    def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int,
+                       aged: bool) -> Hold | None:
+        raise NotImplementedError
 
-        def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int: ...
+    def _place(self, opt: Option) -> tuple | None:
+        raise NotImplementedError
 
-        def _next_token(self) -> int: ...
-
-        def _wake(self, group: Group) -> None: ...
-
-        def _ever(self, group: Group) -> list[bool]: ...
-
-        def _chooses(self, opt: Option) -> bool: ...
-
-        def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int,
-                           aged: bool) -> Hold | None: ...
-
-        def _release(self, run: RunningRec) -> None: ...
-
-        def _place(self, opt: Option) -> tuple | None: ...
-
-        def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
-                   now: float, decisions: list[Decision]) -> None: ...
+    def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
+               now: float, decisions: list[Decision]) -> None:
+        raise NotImplementedError
 
     def _wake_reclaimers(self, q: int) -> None:
         """q's usage dropped: wake its parked groups that now fit its guarantee, so that they reclaim what others

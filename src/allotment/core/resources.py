@@ -57,7 +57,7 @@ class ResourceVector(Mapping[ResourceKey, Quantity]):
 
     __slots__ = ("_items",)
 
-    def __init__(self, items: Mapping[tuple[str, str], Quantity] | None = None) -> None:
+    def __init__(self, items: Mapping[ResourceKey, Quantity] | Mapping[tuple[str, str], Quantity] | None = None) -> None:
         clean: dict[ResourceKey, Quantity] = {}
         for k, v in (items or {}).items():
             if not isinstance(v, Quantity):

@@ -6,33 +6,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from allotment.core.inventory import InventoryEvents
 from allotment.core.resources import ANY_POOL
 
 if TYPE_CHECKING:
-    from allotment.core.placement import NodePool
     from allotment.core.queues import ParkIndex, RunningRec
-    from allotment.core.usage import UsageTree
 
 
-class RunningIndex:
-    if TYPE_CHECKING:  # kept by state.StateBase and the other parts of admission.SchedulerState
-        _tree: UsageTree
-        _park: ParkIndex
-        _devices: dict[str, NodePool]
-        _running: dict[str, RunningRec]
-        _run_by_qp: dict[tuple[int, str], dict[str, RunningRec]]
-        _quotas_in_pool: dict[str, dict[int, int]]
-        _prio_by_qp: dict[tuple[int, str], dict[int, int]]
-        _qheap: list[list[int]]
-        _any_keys: dict
+class RunningIndex(InventoryEvents):
+    # Kept by state.StateBase; declared for the checker and the compiler (admission.SchedulerState is one chain of
+    # classes: InventoryEvents, RunningIndex, WakeByNeed, StateBase, Reclaiming, PoolChoice, Blocking, QueueInspection).
+    _park: ParkIndex
+    _run_by_qp: dict[tuple[int, str], dict[str, RunningRec]]
+    _quotas_in_pool: dict[str, dict[int, int]]
+    _prio_by_qp: dict[tuple[int, str], dict[int, int]]
+    _qheap: list[list[int]]
 
-        def _mark_dirty(self, pool: str) -> None: ...
+    # Defined further up the chain (reclaiming.Reclaiming, state.StateBase).
+    def _wake_reclaimers(self, q: int) -> None:
+        raise NotImplementedError
 
-        def _wake_reclaimers(self, q: int) -> None: ...
+    def _wake_limit(self, key: tuple) -> None:
+        raise NotImplementedError
 
-        def _wake_limit(self, key: tuple) -> None: ...
-
-        def _push_quota(self, q: int, replaces: int | None = None) -> None: ...
+    def _push_quota(self, q: int, replaces: int | None = None) -> None:
+        raise NotImplementedError
 
     def _index_running(self, run: RunningRec) -> None:
         self._running[run.id] = run

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from heapq import heappop, heappush, heapreplace
-from typing import TYPE_CHECKING
 
 from allotment.core.devices import WHOLE
-from allotment.core.inventory import InventoryEvents
 from allotment.core.model import (
     Pool,
     Profile,
@@ -53,7 +51,6 @@ from allotment.core.queues import (
 )
 from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
-from allotment.core.running_index import RunningIndex
 from allotment.core.usage import ROOT, UsageTree
 from allotment.core.wakeups import WakeByNeed
 
@@ -61,11 +58,10 @@ from allotment.core.wakeups import WakeByNeed
 MAX_KEPT_SHAPES = 50_000
 
 
-class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
+class StateBase(WakeByNeed):
     """Everything the cycle needs to know, kept up to date event by event (see admission.SchedulerState)."""
 
-    if TYPE_CHECKING:  # defined by reclaiming.Reclaiming, mixed in by admission.SchedulerState
-        def _wake_reclaimers(self, q: int) -> None: ...
+    next_due: float | None = None  # set by cycle(): the earliest time a parked group is due (see admission's doc)
 
     def __init__(
         self,
@@ -74,6 +70,9 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
         profiles: Sequence[Profile] = (),
         config: SchedulerConfig | None = None,
     ) -> None:
+        # (first: compiled, a float attribute set before any method sees self is known to be always set; otherwise
+        # mypyc 1.13 fails on the cycle's store to it)
+        self._now = 0.0
         self.config = config or SchedulerConfig()
         self._age = self.config.starvation_age_s
         self._preemption_delay = self.config.preemption_delay_s
@@ -135,7 +134,6 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
         self._run_by_qp: dict[tuple[int, str], dict[str, RunningRec]] = {}
         self._quotas_in_pool: dict[str, dict[int, int]] = {}
         self._prio_by_qp: dict[tuple[int, str], dict[int, int]] = {}  # (quota, pool) -> priority -> running jobs
-        self._now = 0.0
         self._quantities: dict[int, Quantity] = {}  # device share amounts for Admit decisions
         self._sentences: dict[tuple, str] = {}  # Wait sentences by their numbers (explain.combine)
         self._messages: dict[tuple, tuple[str, str]] = {}  # whole Waits (code, sentence) by their numbers (_block)
@@ -247,7 +245,7 @@ class StateBase(WakeByNeed, RunningIndex, InventoryEvents):
             return self._invalid_job(job, WaitCode.INVALID_REQUEST, f"nodes must be a whole number of at least 1 "
                                                                     f"(got {count!r})")
         self._demand.add(gpu, raw.get("cpu", 0))
-        shape = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None, count, best_fit)
+        shape: tuple = (q, pools, tuple(sorted(raw.items())), profile.name if profile else None, count, best_fit)
         preempted = self._preempted.get(job.id)
         borrow_after = preempted[2] if preempted is not None and preempted[2] > self._now else 0.0
         if borrow_after:

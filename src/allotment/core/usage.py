@@ -74,12 +74,13 @@ class KeyIndex:
         self._index: dict[ResourceKey, int] = {}
 
     def get(self, k: tuple[str, str]) -> int:
-        k = ResourceKey(*k)
-        idx = self._index.get(k)
+        # (a new name: compiled, a variable typed tuple[str, str] holds a plain tuple and would drop the NamedTuple)
+        rk = ResourceKey(*k)
+        idx = self._index.get(rk)
         if idx is None:
             idx = len(self.keys)
-            self._index[k] = idx
-            self.keys.append(k)
+            self._index[rk] = idx
+            self.keys.append(rk)
         return idx
 
     def find(self, k: tuple[str, str]) -> int | None:
@@ -463,7 +464,7 @@ class UsageTree:
         room = tuple((k, gq[k] - r) for k, r in req if k in spec)
         return room, any(gq[k] > 0 for k, _ in room)
 
-    def is_borrowing(self, q: int, keys: Sequence[int]) -> bool:
+    def is_borrowing(self, q: int, keys: Iterable[int]) -> bool:
         spec, uq, gq = self.spec_keys[q], self.u[q], self.g[q]
         for k in keys:
             if k in spec and uq[k] > gq[k]:
@@ -485,7 +486,7 @@ class UsageTree:
                 return False
         return True
 
-    def removable_without_dropping_below_guarantee(self, v: int, req: Request, stop: int) -> bool:
+    def removable_without_dropping_below_guarantee(self, v: int, req: Sequence[tuple[int, int]], stop: int) -> bool:
         """Would removing ``req`` from quota ``v`` keep every quota from ``v`` up to (excluding) ``stop`` at or above
         its guarantee? ("preemption never pushes a quota below its guarantee")."""
         u, g = self.u, self.g

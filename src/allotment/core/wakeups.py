@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
 from allotment.core.resources import ANY_POOL
+from allotment.core.running_index import RunningIndex
 from allotment.core.usage import ROOT
 
 if TYPE_CHECKING:
-    from allotment.core.queues import Group, HoldSet, ParkIndex, QueuedRec
-    from allotment.core.usage import UsageTree
+    from allotment.core.queues import Group, HoldSet, QueuedRec
 
 
 # A frontier entry: (order key << ORDER_SHIFT) | (token << TOKEN_SHIFT) | cursor number. Heap steps compare integers;
@@ -26,27 +26,27 @@ ORDER_SHIFT = 96
 CURSOR_MASK = (1 << TOKEN_SHIFT) - 1
 
 
-class WakeByNeed:
-    if TYPE_CHECKING:  # kept by state.StateBase
-        _tree: UsageTree
-        _park: ParkIndex
-        _dirty: dict[str, None]
-        _unlisted: dict[str, None]
-        _frontier: list
-        _cursors: list[list]
-        _any_keys: dict
-        _cycle_no: int
-        _token: int
-        _now: float
-        _holds: dict[tuple[int, int], HoldSet]
-        _holds_version: int
-        _wake_memo: tuple | None
-        _held_keys: dict[int, int]
-        _root_holds: dict[int, HoldSet]
+class WakeByNeed(RunningIndex):
+    # Kept by state.StateBase; declared for the checker and the compiler (see running_index.RunningIndex).
+    _dirty: dict[str, None]
+    _unlisted: dict[str, None]
+    _frontier: list
+    _cursors: list[list]
+    _cycle_no: int
+    _token: int
+    _now: float
+    _holds: dict[tuple[int, int], HoldSet]
+    _holds_version: int
+    _wake_memo: tuple | None
+    _held_keys: dict[int, int]
+    _root_holds: dict[int, HoldSet]
 
-        def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int: ...
+    # Defined by state.StateBase, further up the chain.
+    def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int:
+        raise NotImplementedError
 
-        def _wake(self, group: Group) -> None: ...
+    def _wake(self, group: Group) -> None:
+        raise NotImplementedError
 
     def _mark_dirty(self, pool: str) -> None:
         """Capacity came back in ``pool``: its capacity-parked groups are candidates again (see _wake_next)."""
@@ -130,7 +130,7 @@ class WakeByNeed:
                 if hs is not None:
                     held = hs.guarantee
                     options = group.options
-                    other = held and (group not in held or len(held) > 1)  # (the cheaper test first: len() is a call)
+                    other = (group not in held or len(held) > 1) if held else False  # (the cheaper test first: len() is a call)
                     if options[0].pool == key_of[key][0] or len(options) == 1:  # (key_of[key].pool)
                         skip = other and order >= BORROWS
                     else:
