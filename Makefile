@@ -15,16 +15,22 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(STAMP)
 
-install: $(STAMP)
+# The scheduler core compiled with mypyc (allotment/compiled_core.py): built again whenever a core source changed;
+# without a C compiler the script says so and the core runs from its sources.
+CORE_EXT := build/core-ext/manifest.json
+$(CORE_EXT): $(STAMP) $(wildcard src/allotment/core/*.py) scripts/build_core_ext.py
+	$(BIN)/python scripts/build_core_ext.py
 
-run: $(STAMP)
+install: $(STAMP) $(CORE_EXT)
+
+run: install
 	$(BIN)/allot server
 
 # The suite needs a PostgreSQL server; scripts/postgres.sh installs (Debian) and starts a throwaway one when absent.
-test: $(STAMP)
+test: install
 	bash scripts/test.sh
 
-test-unit: $(STAMP)
+test-unit: install
 	bash scripts/ensure-package.sh bwrap bubblewrap "the local engine's job isolation"
 	$(BIN)/pytest tests/unit
 

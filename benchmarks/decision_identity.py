@@ -6,6 +6,9 @@ Run:  python benchmarks/decision_identity.py                       (HEAD against
       python benchmarks/decision_identity.py --only src/allotment/core/preemption.py src/allotment/core/state.py
             (the "new" side is REF with only these files taken from the working tree: compares one change apart
             from others in progress in the same tree)
+      python benchmarks/decision_identity.py --compiled [BUILD]
+            (the working tree's sources against its compiled core, build/core-ext by default: the build must load,
+            or the comparison fails)
 
 Each version runs in its own interpreter (the package of REF is exported with git archive into a temporary folder),
 so the two never share a module. The scenarios, all from the seed:
@@ -228,6 +231,13 @@ def worker(seed: int, scenarios: int, dump: int | None) -> None:
     if dump is not None:
         scenario(m, seed, dump, sys.stdout)
         return
+    try:
+        from allotment import compiled_core
+
+        core = {"core": compiled_core.STATUS, "compiled": compiled_core.ACTIVE}
+    except ImportError:  # a version from before the compiled core
+        core = {"core": "interpreted", "compiled": False}
+    print(json.dumps(core), flush=True)
     for i in range(scenarios):
         d = Digest()
         n = scenario(m, seed, i, d)
@@ -251,8 +261,9 @@ def export(ref: str, dest: Path, only: list[str]) -> Path:
     return dest / "src"
 
 
-def run(src: Path, seed: int, scenarios: int, dump: int | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}
+def run(src: Path, seed: int, scenarios: int, dump: int | None = None, core: str = "off") -> subprocess.Popen:
+    """A worker on ``src``; ``core``: its ALLOTMENT_CORE_EXT (off: the sources; a build's folder: that build)."""
+    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0", "ALLOTMENT_CORE_EXT": core}
     args = [sys.executable, __file__, "--worker", "--seed", str(seed), "--scenarios", str(scenarios)]
     if dump is not None:
         args += ["--dump", str(dump)]
@@ -266,6 +277,8 @@ def main() -> None:
                         help="new side = REF plus only these files from the working tree (paths from the repository)")
     parser.add_argument("--new-src", type=Path, default=None,
                         help="new side = this folder (a package tree like src/) instead of the working tree")
+    parser.add_argument("--compiled", nargs="?", const=str(ROOT / "build" / "core-ext"), default=None,
+                        help="compare the working tree's sources with its compiled core (this build folder)")
     parser.add_argument("--scenarios", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -274,21 +287,32 @@ def main() -> None:
     if args.worker:
         worker(args.seed, args.scenarios, args.dump)
         return
+    new_core = "off" if args.compiled is None else str(Path(args.compiled).resolve())
     with tempfile.TemporaryDirectory() as tmp:
-        old_src = export(args.ref, Path(tmp) / "old", [])
-        new_src = export(args.ref, Path(tmp) / "new", args.only) if args.only is not None else ROOT / "src"
-        if args.new_src is not None:
-            new_src = args.new_src.resolve()
-        old, new = run(old_src, args.seed, args.scenarios), run(new_src, args.seed, args.scenarios)
+        if args.compiled is not None:
+            old_src = new_src = ROOT / "src"
+        else:
+            old_src = export(args.ref, Path(tmp) / "old", [])
+            new_src = export(args.ref, Path(tmp) / "new", args.only) if args.only is not None else ROOT / "src"
+            if args.new_src is not None:
+                new_src = args.new_src.resolve()
+        old = run(old_src, args.seed, args.scenarios)
+        new = run(new_src, args.seed, args.scenarios, core=new_core)
         total = 0
+        cores = [json.loads(p.stdout.readline()) for p in (old, new)]  # type: ignore[union-attr]
+        if args.compiled is not None and not cores[1]["compiled"]:
+            old.kill()
+            new.kill()
+            print(f"the compiled side does not run the build: {cores[1]['core']}")
+            sys.exit(3)
         for line_old, line_new in zip(old.stdout, new.stdout, strict=False):  # type: ignore[arg-type]
             a, b = json.loads(line_old), json.loads(line_new)
             if a != b:
                 old.kill()
                 new.kill()
                 i = a["scenario"]
-                dumps = [run(s, args.seed, args.scenarios, dump=i).communicate()[0].splitlines()
-                         for s in (old_src, new_src)]
+                dumps = [run(s, args.seed, args.scenarios, dump=i, core=c).communicate()[0].splitlines()
+                         for s, c in ((old_src, "off"), (new_src, new_core))]
                 for n, (x, y) in enumerate(zip(*dumps, strict=False)):
                     if x != y:
                         print(f"scenario {i} differs at line {n}:\n  {args.ref}: {x}\n  new: {y}")
@@ -300,9 +324,12 @@ def main() -> None:
         if old.wait() or new.wait():
             print("a worker failed")
             sys.exit(2)
-    new = args.new_src or ("the working tree" if args.only is None else ", ".join(args.only))
+    if args.compiled is not None:
+        old_name, new = "the sources", cores[1]["core"]
+    else:
+        old_name, new = args.ref, args.new_src or ("the working tree" if args.only is None else ", ".join(args.only))
     print(f"identical: {args.scenarios} scenarios, {total} decisions (with next_due and explain answers after "
-          f"each cycle), {args.ref} against {new}")
+          f"each cycle), {old_name} against {new}")
 
 
 if __name__ == "__main__":

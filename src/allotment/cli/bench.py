@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from allotment import compiled_core
 from allotment.bench.postgres import PostgresError
 from allotment.cli.client import CliError
 from allotment.cli.output import console, emit_json, err_console, table
@@ -102,6 +103,7 @@ def _throwaway(runner, report, plan, database: Database, mode: LoopMode, tick: f
         result["database"] = database.value
         result["scheduler_mode"] = mode.value
         result["database_server"] = name
+        result["scheduler_core"] = compiled_core.STATUS  # the server runs this install, with this environment
         return result
 
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from allotment import compiled_core
 from allotment.accounting.gate import BUDGET_EXHAUSTED, BudgetGate
 from allotment.api.state import AppState
 from allotment.backends.base import Backend, JobEvent, recovers, reports_idleness
@@ -556,6 +557,7 @@ SWITCH_INTERVAL_S = 0.001
 def start_scheduler(state: AppState) -> Scheduler:
     """Start the loop thread (services.py calls this when settings.scheduler_enabled)."""
     metering.repair_at_start(state.sessions)
+    log.info("scheduler: core %s", compiled_core.STATUS)
     if sys.getswitchinterval() > SWITCH_INTERVAL_S:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
     return Scheduler(state).start()
