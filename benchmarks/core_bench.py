@@ -28,6 +28,8 @@ A "decision" is every value a cycle returns (Admit, Preempt, Wait); admissions a
 cover cycle() calls only (submission and finish costs are reported separately), run as the scheduler loop runs them:
 with the cyclic garbage collector paused (scheduler/gcpause.py; --collector on measures without that). Wall-clock and process CPU time are
 both reported, with a calibration loop, because shared machines are noisy: see benchmarks/README.md (scheduler core).
+The core runs as any process of this install runs it: compiled when `make install` built it and the build matches the
+sources, else interpreted (ALLOTMENT_CORE_EXT=off forces the sources); "scheduler_core" in the output says which.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from allotment import compiled_core
 from allotment.core.admission import SchedulerState
 from allotment.core.inventory import changed_nodes
 from allotment.core.model import Admit, Device, Node, Pool, Preempt, QueuedJob, SchedulerConfig, Wait
@@ -392,6 +395,7 @@ def main() -> None:
     calibration_after = calibrate()
     if args.scenario is not None:
         print(json.dumps({"python": platform.python_version(), "machine": platform.machine(),
+                          "scheduler_core": compiled_core.STATUS,
                           "calibration_ns_per_loop_iteration": [calibration_before, calibration_after],
                           "collector": args.collector, "runs": runs}, indent=2))
         return
@@ -404,6 +408,7 @@ def main() -> None:
     report = {
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "scheduler_core": compiled_core.STATUS,
         "calibration_ns_per_loop_iteration": [calibration_before, calibration_after],
         "collector": args.collector,
         "runs": runs,
