@@ -140,6 +140,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 from heapq import heappop, heappush, heapreplace
+from typing import Final
 
 from allotment.core.devices import WHOLE
 from allotment.core.explain import HOLD, Blocker
@@ -162,8 +163,8 @@ from allotment.core.usage import CAPACITY, LIMIT, ROOT, AdmitPlan
 
 __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 
-_new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
-_new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
+_new_tuple: Final = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
+_new_object: Final = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 # A RunningRec for _admit's slot stores. Compiled (mypyc), RunningRec is a native class that only its __init__ builds
 # (object.__new__ refuses it), and there that call is cheap: placeholders, then overwritten.
 if RunningRec.__new__ is object.__new__:

@@ -6,7 +6,7 @@ Part of admission.SchedulerState (split out to keep each file readable).
 from __future__ import annotations
 
 from heapq import heappush
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, SENTENCE_MEMO_MAX, Blocker, NodeNeed, combine
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from allotment.core.queues import Option
 
 NEVER_RUNS = "it can never run with the current quotas and pools"
-_new_object = object.__new__  # a Wait with slot stores (as model.new_wait)
+_new_object: Final = object.__new__  # a Wait with slot stores (as model.new_wait)
 
 
 class Blocking(PoolChoice):

@@ -17,10 +17,11 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from itertools import islice
+from typing import Final
 
 from allotment.core.quantity import Quantity, format_raw
 
-WHOLE = 1000  # milli-GPU in one GPU
+WHOLE: Final = 1000  # milli-GPU in one GPU
 _ONE_GPU = Quantity(WHOLE)  # immutable, shared
 
 Shares = tuple[tuple[str, int], ...]  # ((device id, raw amount), ...)

@@ -16,7 +16,7 @@ from typing import Final
 from allotment.core.model import Wait
 from allotment.core.usage import AdmitPlan, Request
 
-TOKEN_MASK = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
+TOKEN_MASK: Final = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
 
 
 class QueuedRec:
@@ -98,7 +98,9 @@ class RunningRec:
         self.nmem = nmem
 
 
-PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
+PLACE_NONE: Final = 0
+PLACE_DEVICES: Final = 1
+PLACE_NODES: Final = 2
 
 
 class Option:

@@ -6,6 +6,7 @@ readable); the rules are in the contract at the top of admission.py (rules 4 and
 from __future__ import annotations
 
 from heapq import heappush
+from typing import Final
 
 from allotment.core.explain import HOLD, Blocker, preempt_message
 from allotment.core.model import Decision, Preempt, WaitCode, new_wait
@@ -20,7 +21,7 @@ from allotment.core.usage import CAPACITY, LIMIT, ROOT
 REQUEUE_BACKOFF_S = 600.0
 REQUEUE_BACKOFF_FACTOR = 3.0
 
-_NEVER = (0, 0.0, 0.0)  # a job never preempted: (times, run time lost, may borrow after)
+_NEVER: Final = (0, 0.0, 0.0)  # a job never preempted: (times, run time lost, may borrow after)
 
 
 class Reclaiming(StateBase):

@@ -24,17 +24,17 @@ passes every change to its parent unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from allotment.core.quantity import UNLIMITED_RAW
 from allotment.core.quota_tree import InvalidQuotaTree, QuotaSpec, Reclaim, WithinQuota, validate_tree
 from allotment.core.resources import ANY_POOL, ResourceKey
 
-ROOT = 0
+ROOT: Final = 0
 ROOT_ID = "<cluster>"
 
-LIMIT = 1
-CAPACITY = 2
+LIMIT: Final = 1
+CAPACITY: Final = 2
 
 Request = tuple[tuple[int, int], ...]  # ((key index, raw amount), ...)
 
@@ -54,7 +54,7 @@ class Block(NamedTuple):
 
 # Block(...) runs a Python-level __new__; tuple.__new__(Block, fields) builds the same value in C (a blocked option is
 # common on the admission path: the first pool is often full).
-_new_block = tuple.__new__
+_new_block: Final = tuple.__new__
 
 
 class AdmitPlan(NamedTuple):

@@ -7,7 +7,7 @@ readable).
 from __future__ import annotations
 
 from heapq import heappop, heappush, heapreplace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
 from allotment.core.resources import ANY_POOL
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 # A frontier entry: (order key << ORDER_SHIFT) | (token << TOKEN_SHIFT) | cursor number. Heap steps compare integers;
 # the token (increasing) orders entries of equal order key by when they were pushed, and the cursor number finds the
 # cursor in a list.
-TOKEN_SHIFT = 32
-ORDER_SHIFT = 96
-CURSOR_MASK = (1 << TOKEN_SHIFT) - 1
+TOKEN_SHIFT: Final = 32
+ORDER_SHIFT: Final = 96
+CURSOR_MASK: Final = (1 << TOKEN_SHIFT) - 1
 
 
 class WakeByNeed(RunningIndex):
