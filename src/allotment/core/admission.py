@@ -137,9 +137,9 @@ best first, when they would be next and what they need is free. Nothing in a cyc
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from functools import partial
-from heapq import heappop, heappush, heapreplace
 from typing import Final
 
 from allotment.core.devices import WHOLE
@@ -160,6 +160,11 @@ from allotment.core.queues import (
 )
 from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S
 from allotment.core.usage import CAPACITY, LIMIT, ROOT, AdmitPlan
+
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
+heapreplace: Final = heapq.heapreplace
 
 __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 

@@ -5,7 +5,7 @@ Part of admission.SchedulerState (split out to keep each file readable).
 
 from __future__ import annotations
 
-from heapq import heappush
+import heapq
 from typing import TYPE_CHECKING, Final
 
 from allotment.core.devices import DevicePool
@@ -17,6 +17,9 @@ from allotment.core.usage import CAPACITY, LIMIT, ROOT
 
 if TYPE_CHECKING:
     from allotment.core.queues import Option
+
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappush: Final = heapq.heappush
 
 NEVER_RUNS = "it can never run with the current quotas and pools"
 _new_object: Final = object.__new__  # a Wait with slot stores (as model.new_wait)

@@ -6,8 +6,9 @@ public API except through SchedulerState (see admission.py).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
-from heapq import heappop, heappush, heapreplace
+from typing import Final
 
 from allotment.core.devices import WHOLE
 from allotment.core.model import (
@@ -53,6 +54,11 @@ from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import ROOT, UsageTree
 from allotment.core.wakeups import WakeByNeed
+
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
+heapreplace: Final = heapq.heapreplace
 
 # Shapes whose group parts a state keeps for reuse (StateBase._new_group), at most.
 MAX_KEPT_SHAPES = 50_000

@@ -6,7 +6,7 @@ readable).
 
 from __future__ import annotations
 
-from heapq import heappop, heappush, heapreplace
+import heapq
 from typing import TYPE_CHECKING, Final
 
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
@@ -16,6 +16,11 @@ from allotment.core.usage import ROOT
 
 if TYPE_CHECKING:
     from allotment.core.queues import Group, HoldSet, QueuedRec
+
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
+heapreplace: Final = heapq.heapreplace
 
 
 # A frontier entry: (order key << ORDER_SHIFT) | (token << TOKEN_SHIFT) | cursor number. Heap steps compare integers;
