@@ -394,10 +394,10 @@ class SchedulerState(QueueInspection):
                             blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
                             break
                     else:
-                        for k, r in req:
-                            er[k] += r
+                        for k, r in req:  # (not er[k] += r: compiled, that adds boxed ints, as Python objects)
+                            er[k] = er[k] + r
                         for ua, k, r in opt.adds:
-                            ua[k] += r
+                            ua[k] = ua[k] + r
                 if blocker is None:  # the usage is taken; now the devices (and the node)
                     mode = opt.mode
                     if mode == PLACE_DEVICES:
