@@ -231,17 +231,23 @@ class SchedulerState(QueueInspection):
                 memo = self._wake_memo
                 holds = False
                 if (memo is not None and key is not None and frontier and frontier[0] is memo[0]
-                        and not self._unlisted and memo[5] >= key and memo[3] == self._cycle_no
-                        and memo[2] == self._holds_version and memo[1].parked and memo[1].tried != memo[3]
-                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]):
-                    # its quota's usage on the keys its order key reads, as then (a loop: tuple(map(...)) costs more)
-                    uq, then, j = tree_u[memo[1].quota], memo[4], 0
-                    for k in memo[1].term_keys:
-                        if uq[k] != then[j]:
-                            break
-                        j += 1  # noqa: SIM113 - hot loop (see above)
-                    else:
-                        holds = True
+                        and not self._unlisted):
+                    # (unpacked once, into typed names: compiled, each memo[i] and cursor[i] is a generic operation)
+                    _, mgroup, version, cycle_no, then, order, cursor = memo
+                    need: int = cursor[3]
+                    ckey: int = cursor[4]
+                    if (order >= key and cycle_no == self._cycle_no and version == self._holds_version
+                            and mgroup.parked and mgroup.tried != cycle_no
+                            and need <= tree_cap[ckey] - tree_u[ROOT][ckey]):
+                        # its quota's usage on the keys its order key reads, as then (a loop: tuple(map(...)) costs
+                        # more)
+                        uq, j = tree_u[mgroup.quota], 0
+                        for k in mgroup.term_keys:
+                            if uq[k] != then[j]:
+                                break
+                            j += 1  # noqa: SIM113 - hot loop (see above)
+                        else:
+                            holds = True
                 if not holds and self._wake_next(key):
                     continue
             if key is None:

@@ -130,7 +130,7 @@ class StateBase(WakeByNeed):
         # each names its bucket's cursor [orders, groups, index, need, key, number] in _cursors (wakeups.py).
         self._frontier: list[int] = []
         self._cursors: list[list] = []
-        self._wake_memo: tuple | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
+        self._wake_memo: tuple[object, Group, int, int, tuple[int, ...], int, list] | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
         self._holds_version = 0  # counts changes to the holds
         self._cycle_no = 0
         self._cycle_token0 = 0  # token counter at the start of the current cycle
