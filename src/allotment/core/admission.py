@@ -137,9 +137,10 @@ best first, when they would be next and what they need is free. Nothing in a cyc
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from functools import partial
-from heapq import heappop, heappush, heapreplace
+from typing import Final
 
 from allotment.core.devices import WHOLE
 from allotment.core.explain import HOLD, Blocker
@@ -160,10 +161,15 @@ from allotment.core.queues import (
 from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S
 from allotment.core.usage import CAPACITY, LIMIT, ROOT, AdmitPlan
 
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
+heapreplace: Final = heapq.heapreplace
+
 __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "schedule"]
 
-_new_tuple = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
-_new_object = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
+_new_tuple: Final = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
+_new_object: Final = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 # A RunningRec for _admit's slot stores. Compiled (mypyc), RunningRec is a native class that only its __init__ builds
 # (object.__new__ refuses it), and there that call is cheap: placeholders, then overwritten.
 if RunningRec.__new__ is object.__new__:
@@ -225,17 +231,23 @@ class SchedulerState(QueueInspection):
                 memo = self._wake_memo
                 holds = False
                 if (memo is not None and key is not None and frontier and frontier[0] is memo[0]
-                        and not self._unlisted and memo[5] >= key and memo[3] == self._cycle_no
-                        and memo[2] == self._holds_version and memo[1].parked and memo[1].tried != memo[3]
-                        and memo[6][3] <= tree_cap[memo[6][4]] - tree_u[ROOT][memo[6][4]]):
-                    # its quota's usage on the keys its order key reads, as then (a loop: tuple(map(...)) costs more)
-                    uq, then, j = tree_u[memo[1].quota], memo[4], 0
-                    for k in memo[1].term_keys:
-                        if uq[k] != then[j]:
-                            break
-                        j += 1  # noqa: SIM113 - hot loop (see above)
-                    else:
-                        holds = True
+                        and not self._unlisted):
+                    # (unpacked once, into typed names: compiled, each memo[i] and cursor[i] is a generic operation)
+                    _, mgroup, version, cycle_no, then, order, cursor = memo
+                    need: int = cursor[3]
+                    ckey: int = cursor[4]
+                    if (order >= key and cycle_no == self._cycle_no and version == self._holds_version
+                            and mgroup.parked and mgroup.tried != cycle_no
+                            and need <= tree_cap[ckey] - tree_u[ROOT][ckey]):
+                        # its quota's usage on the keys its order key reads, as then (a loop: tuple(map(...)) costs
+                        # more)
+                        uq, j = tree_u[mgroup.quota], 0
+                        for k in mgroup.term_keys:
+                            if uq[k] != then[j]:
+                                break
+                            j += 1  # noqa: SIM113 - hot loop (see above)
+                        else:
+                            holds = True
                 if not holds and self._wake_next(key):
                     continue
             if key is None:
@@ -388,10 +400,10 @@ class SchedulerState(QueueInspection):
                             blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
                             break
                     else:
-                        for k, r in req:
-                            er[k] += r
+                        for k, r in req:  # (not er[k] += r: compiled, that adds boxed ints, as Python objects)
+                            er[k] = er[k] + r
                         for ua, k, r in opt.adds:
-                            ua[k] += r
+                            ua[k] = ua[k] + r
                 if blocker is None:  # the usage is taken; now the devices (and the node)
                     mode = opt.mode
                     if mode == PLACE_DEVICES:

@@ -5,8 +5,8 @@ Part of admission.SchedulerState (split out to keep each file readable).
 
 from __future__ import annotations
 
-from heapq import heappush
-from typing import TYPE_CHECKING
+import heapq
+from typing import TYPE_CHECKING, Final
 
 from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, SENTENCE_MEMO_MAX, Blocker, NodeNeed, combine
@@ -18,8 +18,11 @@ from allotment.core.usage import CAPACITY, LIMIT, ROOT
 if TYPE_CHECKING:
     from allotment.core.queues import Option
 
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappush: Final = heapq.heappush
+
 NEVER_RUNS = "it can never run with the current quotas and pools"
-_new_object = object.__new__  # a Wait with slot stores (as model.new_wait)
+_new_object: Final = object.__new__  # a Wait with slot stores (as model.new_wait)
 
 
 class Blocking(PoolChoice):

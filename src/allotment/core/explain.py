@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from allotment.core.model import PreemptReason, WaitCode
 from allotment.core.quantity import format_raw
@@ -10,8 +10,8 @@ from allotment.core.queues import Hold
 from allotment.core.resources import ANY_POOL, ResourceKey
 from allotment.core.usage import CAPACITY, LIMIT, ROOT, UsageTree
 
-DEVICE = 3
-HOLD = 4
+DEVICE: Final = 3
+HOLD: Final = 4
 
 
 class Blocker(NamedTuple):
@@ -91,7 +91,7 @@ def sentence(tree: UsageTree, b: Blocker, now: float) -> str:
     )
 
 
-SENTENCE_MEMO_MAX = 65_536  # entries of a state's sentence memo before it starts again (a few MB at most)
+SENTENCE_MEMO_MAX: Final = 65_536  # entries of a state's sentence memo before it starts again (a few MB at most)
 
 
 def combine(tree: UsageTree, blockers: list[Blocker], now: float, extra: str = "", parts: tuple = (),

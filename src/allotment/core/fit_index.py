@@ -10,8 +10,13 @@ order and read newest first, as DevicePool's buckets are.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+import bisect
 from collections.abc import Iterator
+from typing import Final
+
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+bisect_left: Final = bisect.bisect_left
+insort: Final = bisect.insort
 
 Cell = tuple[int, int, int]  # (key, cores, GiB)
 

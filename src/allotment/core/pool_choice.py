@@ -5,12 +5,14 @@ contract at the top of admission.py (rules 6 to 8).
 
 from __future__ import annotations
 
+from typing import Final
+
 from allotment.core.explain import DEVICE, Blocker, NodeNeed
 from allotment.core.queues import PLACE_DEVICES, PLACE_NODES, Group, Option
 from allotment.core.reclaiming import Reclaiming
 from allotment.core.usage import ROOT
 
-_new_tuple = tuple.__new__  # builds a NamedTuple (Blocker) in C, without its Python-level __new__
+_new_tuple: Final = tuple.__new__  # builds a NamedTuple (Blocker) in C, without its Python-level __new__
 
 
 class PoolChoice(Reclaiming):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
+from typing import Final
 
 from allotment.core.devices import DevicePool
 from allotment.core.model import PreemptReason
@@ -47,8 +48,9 @@ class PreemptionPlan:
 
 
 _NOTHING = PreemptionPlan(None, None, "")
-_WITHIN, _RECLAIM = PreemptReason.WITHIN_QUOTA, PreemptReason.RECLAIM
-_NOT_ENOUGH = "preempting every eligible job would not free enough"
+_WITHIN: Final = PreemptReason.WITHIN_QUOTA
+_RECLAIM: Final = PreemptReason.RECLAIM
+_NOT_ENOUGH: Final = "preempting every eligible job would not free enough"
 
 
 _victim_order = attrgetter("vorder")

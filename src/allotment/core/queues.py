@@ -9,14 +9,20 @@ O(groups touched), never O(queued jobs). A blocked group is *parked* under the e
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from heapq import heappop, heappush
+import bisect
+import heapq
 from typing import Final
 
 from allotment.core.model import Wait
 from allotment.core.usage import AdmitPlan, Request
 
-TOKEN_MASK = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
+bisect_left: Final = bisect.bisect_left
+bisect_right: Final = bisect.bisect_right
+
+TOKEN_MASK: Final = (1 << 64) - 1  # tokens are the low 64 bits of heap entries
 
 
 class QueuedRec:
@@ -98,7 +104,9 @@ class RunningRec:
         self.nmem = nmem
 
 
-PLACE_NONE, PLACE_DEVICES, PLACE_NODES = 0, 1, 2
+PLACE_NONE: Final = 0
+PLACE_DEVICES: Final = 1
+PLACE_NODES: Final = 2
 
 
 class Option:

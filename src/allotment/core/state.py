@@ -6,8 +6,9 @@ public API except through SchedulerState (see admission.py).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
-from heapq import heappop, heappush, heapreplace
+from typing import Final
 
 from allotment.core.devices import WHOLE
 from allotment.core.model import (
@@ -53,6 +54,11 @@ from allotment.core.quota_tree import QuotaSpec
 from allotment.core.resources import ANY_POOL, ResourceVector
 from allotment.core.usage import ROOT, UsageTree
 from allotment.core.wakeups import WakeByNeed
+
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
+heapreplace: Final = heapq.heapreplace
 
 # Shapes whose group parts a state keeps for reuse (StateBase._new_group), at most.
 MAX_KEPT_SHAPES = 50_000
@@ -124,7 +130,7 @@ class StateBase(WakeByNeed):
         # each names its bucket's cursor [orders, groups, index, need, key, number] in _cursors (wakeups.py).
         self._frontier: list[int] = []
         self._cursors: list[list] = []
-        self._wake_memo: tuple | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
+        self._wake_memo: tuple[object, Group, int, int, tuple[int, ...], int, list] | None = None  # the frontier's last "not before the queued candidates" (wakeups.py)
         self._holds_version = 0  # counts changes to the holds
         self._cycle_no = 0
         self._cycle_token0 = 0  # token counter at the start of the current cycle

@@ -24,17 +24,17 @@ passes every change to its parent unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from allotment.core.quantity import UNLIMITED_RAW
 from allotment.core.quota_tree import InvalidQuotaTree, QuotaSpec, Reclaim, WithinQuota, validate_tree
 from allotment.core.resources import ANY_POOL, ResourceKey
 
-ROOT = 0
+ROOT: Final = 0
 ROOT_ID = "<cluster>"
 
-LIMIT = 1
-CAPACITY = 2
+LIMIT: Final = 1
+CAPACITY: Final = 2
 
 Request = tuple[tuple[int, int], ...]  # ((key index, raw amount), ...)
 
@@ -54,7 +54,7 @@ class Block(NamedTuple):
 
 # Block(...) runs a Python-level __new__; tuple.__new__(Block, fields) builds the same value in C (a blocked option is
 # common on the admission path: the first pool is often full).
-_new_block = tuple.__new__
+_new_block: Final = tuple.__new__
 
 
 class AdmitPlan(NamedTuple):
@@ -196,7 +196,7 @@ class UsageTree:
             ei = self.eu[i]
             for ki in range(nkeys):
                 occ = max(occ_i[ki], ei[ki])
-                eu_p[ki] += occ
+                eu_p[ki] = eu_p[ki] + occ
 
         # Occupancy of an idle cluster (only unlendable guarantees): what "could this ever fit?" is measured against.
         self.idle_eu: list[list[int]] = [row[:] for row in self.eu]
@@ -302,13 +302,13 @@ class UsageTree:
                 if er[k] + d > cap[k]:
                     return _new_block(Block, (CAPACITY, ROOT, k, d))
             for k, d in delta:
-                er[k] += d
+                er[k] = er[k] + d
         for ea, dl in levels:
             for k, d in dl:
-                ea[k] += d
+                ea[k] = ea[k] + d
         for ua in self.u_rows[q]:
             for k, r in req:
-                ua[k] += r
+                ua[k] = ua[k] + r
         return None
 
     def plan(self, q: int, req: Request) -> AdmitPlan:
@@ -332,10 +332,10 @@ class UsageTree:
         for k, r in req:
             if er[k] + r > cap[k]:
                 return _new_block(Block, (CAPACITY, ROOT, k, r))
-        for k, r in req:
-            er[k] += r
+        for k, r in req:  # (not er[k] += r: compiled, that adds boxed ints, as Python objects)
+            er[k] = er[k] + r
         for ua, k, r in p.adds:
-            ua[k] += r
+            ua[k] = ua[k] + r
         return None
 
     def release_plan(self, q: int, p: AdmitPlan) -> None:
@@ -344,10 +344,10 @@ class UsageTree:
             self.apply(q, p.req, -1)
             return
         for ua, k, r in p.adds:
-            ua[k] -= r
+            ua[k] = ua[k] - r
         er = self.eu[ROOT]
         for k, r in p.req:
-            er[k] -= r
+            er[k] = er[k] - r
 
     def take_plan(self, q: int, p: AdmitPlan) -> None:
         """apply(q, req, +1) with a precompiled plan (no checks)."""
@@ -355,10 +355,10 @@ class UsageTree:
             self.apply(q, p.req, 1)
             return
         for ua, k, r in p.adds:
-            ua[k] += r
+            ua[k] = ua[k] + r
         er = self.eu[ROOT]
         for k, r in p.req:
-            er[k] += r
+            er[k] = er[k] + r
 
     def fits_when_idle(self, q: int, req: Request) -> bool:
         """Would ``req`` fit if nothing at all were running? False means it can never run with this configuration
@@ -387,10 +387,10 @@ class UsageTree:
         for a in self.path[q]:
             ua = u[a]
             for k, r in req:
-                ua[k] += sign * r
+                ua[k] = ua[k] + sign * r
         ur = u[ROOT]
         for k, r in req:
-            ur[k] += sign * r
+            ur[k] = ur[k] + sign * r
         delta = [(k, sign * r) for k, r in req]
         for a in self.floored_path[q]:
             ea, fa = eu[a], floor[a]
@@ -408,7 +408,7 @@ class UsageTree:
             delta = nxt
         er = eu[ROOT]
         for k, d in delta:
-            er[k] += d
+            er[k] = er[k] + d
 
     # -- borrowing ------------------------------------------------------------------------------------------------
     def borrow_class_and_share(self, q: int, req: Request) -> tuple[int, float]:

@@ -6,8 +6,8 @@ readable).
 
 from __future__ import annotations
 
-from heapq import heappop, heappush, heapreplace
-from typing import TYPE_CHECKING
+import heapq
+from typing import TYPE_CHECKING, Final
 
 from allotment.core.order_keys import BORROWS, CLASS_SHIFT, NOT_AGED
 from allotment.core.resources import ANY_POOL
@@ -17,27 +17,33 @@ from allotment.core.usage import ROOT
 if TYPE_CHECKING:
     from allotment.core.queues import Group, HoldSet, QueuedRec
 
+# Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
+heapreplace: Final = heapq.heapreplace
+
 
 # A frontier entry: (order key << ORDER_SHIFT) | (token << TOKEN_SHIFT) | cursor number. Heap steps compare integers;
 # the token (increasing) orders entries of equal order key by when they were pushed, and the cursor number finds the
 # cursor in a list.
-TOKEN_SHIFT = 32
-ORDER_SHIFT = 96
-CURSOR_MASK = (1 << TOKEN_SHIFT) - 1
+TOKEN_SHIFT: Final = 32
+ORDER_SHIFT: Final = 96
+CURSOR_MASK: Final = (1 << TOKEN_SHIFT) - 1
 
 
 class WakeByNeed(RunningIndex):
     # Kept by state.StateBase; declared for the checker and the compiler (see running_index.RunningIndex).
     _dirty: dict[str, None]
     _unlisted: dict[str, None]
-    _frontier: list
+    _frontier: list[int]
     _cursors: list[list]
     _cycle_no: int
     _token: int
     _now: float
     _holds: dict[tuple[int, int], HoldSet]
     _holds_version: int
-    _wake_memo: tuple | None
+    # (top entry, group, holds version, cycle, its quota's usage on its term keys, order key, cursor)
+    _wake_memo: tuple[object, Group, int, int, tuple[int, ...], int, list] | None
     _held_keys: dict[int, int]
     _root_holds: dict[int, HoldSet]
 
@@ -71,7 +77,9 @@ class WakeByNeed(RunningIndex):
 
     def _advance(self, cursor: list) -> None:
         """Skip entries that are no longer parked or were tried in this cycle; re-queue the cursor at its next one."""
-        orders, groups, i = cursor[0], cursor[1], cursor[2]
+        orders: list[int] = cursor[0]
+        groups: list[Group] = cursor[1]
+        i: int = cursor[2]
         cycle_no = self._cycle_no
         while i < len(groups):
             group = groups[i]
@@ -96,10 +104,12 @@ class WakeByNeed(RunningIndex):
             # The same front entry as the last call that answered False: the answer stands if nothing it depended
             # on changed (the group still parked and untried, its need free, the holds and its quota's usage as
             # then, in the same cycle) and it still does not come before the best queued candidate.
-            group, order, cursor = memo[1], memo[5], memo[6]
-            if (order >= best_active and group.parked and group.tried != memo[3] and memo[3] == self._cycle_no
-                    and memo[2] == self._holds_version and cursor[3] <= tree.cap[cursor[4]] - tree.u[ROOT][cursor[4]]
-                    and tuple(map(tree.u[group.quota].__getitem__, group.term_keys)) == memo[4]):
+            _, group, version, cycle_no, then, order, cursor = memo
+            need: int = cursor[3]
+            ckey: int = cursor[4]
+            if (order >= best_active and group.parked and group.tried != cycle_no and cycle_no == self._cycle_no
+                    and version == self._holds_version and need <= tree.cap[ckey] - tree.u[ROOT][ckey]
+                    and tuple(map(tree.u[group.quota].__getitem__, group.term_keys)) == then):
                 return False
         # Measured against what jobs physically use, not the effective usage: unlendable guarantees count in the latter,
         # and a job inside its own quota's guarantee may use capacity they occupy (with guarantees that exceed the
@@ -109,6 +119,12 @@ class WakeByNeed(RunningIndex):
         cursors = self._cursors
         key_of = tree.keys.keys
         root_holds = self._root_holds
+        orders: list[int]  # (typed: compiled, a cursor's fields are read natively, not as Python objects)
+        groups: list[Group]
+        i: int
+        needed: int
+        key: int
+        number: int
         while frontier:
             top = frontier[0]
             cursor = cursors[top & CURSOR_MASK]
@@ -184,10 +200,11 @@ class WakeByNeed(RunningIndex):
                 heappop(frontier)
         return False
 
-    def _skip(self, frontier: list, cursor: list, i: int) -> None:
+    def _skip(self, frontier: list[int], cursor: list, i: int) -> None:
         """The frontier's top cursor moves past its entry ``i``: heappop, then _advance, in one heap step (the same
         entries, and the same tokens, as popping it and pushing the cursor back at its next entry)."""
-        orders, groups = cursor[0], cursor[1]
+        orders: list[int] = cursor[0]
+        groups: list[Group] = cursor[1]
         cycle_no = self._cycle_no
         i += 1
         while i < len(groups):
