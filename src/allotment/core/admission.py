@@ -159,7 +159,7 @@ from allotment.core.queues import (
     RunningRec,
 )
 from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S
-from allotment.core.usage import CAPACITY, LIMIT, ROOT, AdmitPlan
+from allotment.core.usage import ROOT, AdmitPlan
 
 # Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
 heappop: Final = heapq.heappop
@@ -384,9 +384,9 @@ class SchedulerState(QueueInspection):
                     blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hk, 0, amount, hold)))
                     continue
             blocker = None
-            for ua, la, k, r, a in opt.lchk:  # (the option's plan, opt.plan, read through its slots)
+            for ua, la, k, r, over in opt.lchk:  # (the option's plan, opt.plan, read through its slots)
                 if ua[k] + r > la[k]:
-                    blocker = _new_tuple(Blocker, (LIMIT, a, k, r, r, None))  # (a request's keys are distinct)
+                    blocker = over  # (prebuilt: explain.option_checks; a request's keys are distinct)
                     break
             if blocker is None:
                 if opt.floored:
@@ -394,13 +394,12 @@ class SchedulerState(QueueInspection):
                     if b is not None:
                         blocker = self._blocker(b, opt)
                 else:
-                    req = opt.req
-                    for k, r in req:
+                    for k, r, over in opt.ccap:
                         if er[k] + r > cap[k]:
-                            blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
+                            blocker = over
                             break
                     else:
-                        for k, r in req:  # (not er[k] += r: compiled, that adds boxed ints, as Python objects)
+                        for k, r in opt.req:  # (not er[k] += r: compiled, that adds boxed ints, as Python objects)
                             er[k] = er[k] + r
                         for ua, k, r in opt.adds:
                             ua[k] = ua[k] + r

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from allotment.core.model import Wait
 from allotment.core.usage import AdmitPlan, Request
+
+if TYPE_CHECKING:
+    from allotment.core.explain import CapacityCheck, LimitCheck
 
 # Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
 heappop: Final = heapq.heappop
@@ -112,13 +115,14 @@ PLACE_NODES: Final = 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("adds", "alone", "borrows", "count", "cpu", "floored", "gpu", "guaranteed", "hold_pairs", "in_pool",
-                 "keys", "lchk", "mem", "mode", "plan", "pool", "prios", "qp", "req", "room", "runs")
+    __slots__ = ("adds", "alone", "borrows", "ccap", "count", "cpu", "floored", "gpu", "guaranteed", "hold_pairs",
+                 "in_pool", "keys", "lchk", "mem", "mode", "plan", "pool", "prios", "qp", "req", "room", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
                  in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None, *,
-                 alone: bool, room: tuple[tuple[int, int], ...] = (), guaranteed: bool = False) -> None:
+                 alone: bool, room: tuple[tuple[int, int], ...] = (), guaranteed: bool = False,
+                 checks: tuple[tuple[LimitCheck, ...], tuple[CapacityCheck, ...]]) -> None:
         self.pool = pool
         self.req = req  # compiled usage: per-node amounts times count
         self.gpu = gpu  # per node, as cpu and mem
@@ -131,7 +135,8 @@ class Option:
         self.keys = frozenset(k for k, _ in req)
         self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
         # The plan's fields, where the admission path reads them (a slot costs a third of a NamedTuple field by name)
-        self.lchk = plan.lchk
+        # The plan's limit checks and the request's capacity checks, each with its Blocker (explain.option_checks)
+        self.lchk, self.ccap = checks
         self.floored = plan.floored
         self.adds = plan.adds
         self.qp = qp

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from allotment.core.devices import WHOLE
+from allotment.core.explain import option_checks
 from allotment.core.model import (
     Pool,
     Profile,
@@ -297,12 +298,13 @@ class StateBase(WakeByNeed):
                 else:
                     mode = PLACE_DEVICES if gpu else PLACE_NONE
                 room, guaranteed = tree.guarantee_room(q, req)
-                options.append(Option(p, req, gpu, tree.plan(q, req), (q, p),
+                plan = tree.plan(q, req)
+                options.append(Option(p, req, gpu, plan, (q, p),
                                       tuple((a, k) for a in tree.path_root[q] for k, _ in req),
                                       self._run_by_qp.setdefault((q, p), {}), self._prio_by_qp.setdefault((q, p), {}),
                                       self._quotas_in_pool.setdefault(p, {}), raw.get("cpu", 0),
                                       raw.get("memory", 0), count, mode, alone=tree.fits_guarantee_alone(q, req),
-                                      room=room, guaranteed=guaranteed))
+                                      room=room, guaranteed=guaranteed, checks=option_checks(plan)))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
