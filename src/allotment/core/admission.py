@@ -171,11 +171,16 @@ __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "sch
 _new_tuple: Final = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
 _new_object: Final = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 # A RunningRec for _admit's slot stores. Compiled (mypyc), RunningRec is a native class that only its __init__ builds
-# (object.__new__ refuses it), and there that call is cheap: placeholders, then overwritten.
-if RunningRec.__new__ is object.__new__:
-    _new_running = partial(_new_object, RunningRec)
-else:
-    _new_running = partial(RunningRec, "", 0, 0, 0.0, "", (), (), {}, AdmitPlan((), False, (), ()), (0, ""), frozenset())
+# (object.__new__ refuses it), and there a direct call of it is cheap: _blank_running (placeholders, then overwritten).
+_NATIVE_RUNNING: Final = RunningRec.__new__ is not object.__new__
+_new_running = partial(_new_object, RunningRec)
+_NO_PLAN: Final = AdmitPlan((), False, (), ())
+_NO_REQUESTS: Final[dict] = {}  # (never written: a placeholder)
+_NO_KEYS: Final[frozenset[int]] = frozenset()
+
+
+def _blank_running() -> RunningRec:
+    return RunningRec("", 0, 0, 0.0, "", (), (), _NO_REQUESTS, _NO_PLAN, (0, ""), _NO_KEYS)
 
 
 class SchedulerState(QueueInspection):
@@ -478,7 +483,7 @@ class SchedulerState(QueueInspection):
         option's CPU and memory (PLACE_NODES), or None: the node of the devices (named in the Admit only)."""
         # RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
         # opt.keys), built with plain slot stores (a call to __init__ costs as much again; tests/unit/core/test_hot_path)
-        run = _new_running()
+        run = _blank_running() if _NATIVE_RUNNING else _new_running()
         run.id = job_id = rec.id
         run.quota = q
         run.priority = priority = rec.priority
