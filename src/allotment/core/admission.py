@@ -350,8 +350,8 @@ class SchedulerState(QueueInspection):
                     # they come last, in the order of its keys
                     cls = -1
                     for k, _ in opt.req:
-                        if k in root_holds:  # (a test, then the lookup: dict.get is a call, and most keys are free)
-                            hs = root_holds[k]
+                        hs = root_holds[k]
+                        if hs is not None:
                             if cls < 0:  # the job's borrowing class there: for its first pool, in its order key
                                 if opt is first:
                                     cls = key >> CLASS_SHIFT

@@ -121,7 +121,8 @@ class StateBase(WakeByNeed):
         self._token = 0
         self._park = ParkIndex()
         self._holds: dict[tuple[int, int], HoldSet] = {}
-        self._root_holds: dict[int, HoldSet] = {}  # the holds on the pools themselves, (ROOT, key) -> by key
+        # The holds on the pools themselves, (ROOT, key), by key (None: none): a list, read without hashing a key
+        self._root_holds: list[HoldSet | None] = [None] * len(tree.keys)
         self._quota_hold_sets = 0  # the entries of _holds that are not on a pool itself (on a quota)
         self._held_keys: dict[int, int] = {}  # key -> number of holds on it (quick "nothing held here" test)
         self._deadlines: list = []  # (time, token, group)
@@ -532,7 +533,7 @@ class StateBase(WakeByNeed):
                 if not hs:
                     del self._holds[(h.node, h.key)]
                     if h.node == ROOT:
-                        del self._root_holds[h.key]
+                        self._root_holds[h.key] = None
                     else:
                         self._quota_hold_sets -= 1
             for blocked in h.blocked:  # they waited for this hold: look again (their reason changes at least)
