@@ -55,7 +55,9 @@ class Blocking(PoolChoice):
             note = (note + "; " if note else "") + NEVER_RUNS
         parts: list[tuple] = []
         limit_keys: list[tuple] = []
-        cap_entries: list[tuple[str, int, int]] = []
+        # (pool, key, needed), as plain tuples: compiled, a typed tuple taken from a list is unboxed, and boxed again
+        # (a new tuple) wherever it is a dict key (ParkIndex)
+        cap_entries: list[tuple] = []
         held_by: list[Hold] | None = None
         key_of = tree.keys.keys
         cap, used, occupied = tree.cap, tree.u[ROOT], tree.eu[ROOT]

@@ -210,7 +210,7 @@ class Group:
         self.size = 0  # live jobs
         self.parked = False
         self.park_keys: list[tuple] | tuple = ()  # the limit events it is parked under (ParkIndex.park)
-        self.park_caps: list[tuple[str, int, int]] | tuple = ()  # its capacity buckets (pool, key, needed)
+        self.park_caps: list[tuple] | tuple = ()  # its capacity buckets (pool, key, needed)
         self.park_order = 0  # its order key in those buckets
         self.holds: list[Hold] = []
         self.last_wait: Wait | None = None
@@ -347,9 +347,9 @@ class ParkIndex:
         # groups in the same order. Order keys are unique (they end with a job's submission seq), so a bucket is
         # kept in order by bisecting integers (a fraction of what comparing (order, ..., group) tuples costs).
         self._cap: dict[str, dict[int, dict[int, list[list]]]] = {}
-        self._buckets: dict[tuple[str, int, int], list[list]] = {}  # the same buckets by (pool, key, needed)
+        self._buckets: dict[tuple, list[list]] = {}  # the same buckets by (pool, key, needed) (see Blocking._block)
 
-    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: int) -> None:
+    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple], order: int) -> None:
         """Park ``group`` under the events ``limit_keys`` and the capacity buckets ``cap_entries`` (pool, key,
         needed). Keeps both lists (the caller builds them for this call)."""
         group.parked = True
@@ -362,6 +362,9 @@ class ParkIndex:
         for entry in cap_entries:
             bucket = buckets.get(entry)
             if bucket is None:
+                pool: str
+                key: int
+                needed: int
                 pool, key, needed = entry
                 by_key = self._cap.get(pool)  # (setdefault would build an empty dict at every call)
                 if by_key is None:
