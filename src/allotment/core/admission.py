@@ -140,7 +140,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 from allotment.core.devices import WHOLE
 from allotment.core.explain import HOLD, Blocker
@@ -215,10 +215,16 @@ class SchedulerState(QueueInspection):
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
         """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
-        gheap, gtoken, gentry, leaf = self._gheap, self._gtoken, self._gentry, self._leaf
+        # Any: compiled, the global heap's entries (integers of 200 bits and more) are compared and masked as the
+        # objects they are; typed int, each read from a list would be converted first
+        gheap: list[Any] = self._gheap
+        gentry: list[Any] = self._gentry
+        gtoken, leaf = self._gtoken, self._leaf
         gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
         tree_cap, tree_u = self._tree.cap, self._tree.u
         admitted = 0
+        q: int
+        key: int | None
         while True:
             key = None
             while gheap:
