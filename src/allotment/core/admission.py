@@ -392,7 +392,10 @@ class SchedulerState(QueueInspection):
                         if k == hk:
                             amount = a
                             break
-                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hk, 0, amount, hold)))
+                    held_by = hold.blocker  # (a value: the same as its last one when the amount is the same)
+                    if held_by is None or held_by[4] != amount:
+                        held_by = hold.blocker = _new_tuple(Blocker, (HOLD, hold.node, hk, 0, amount, hold))
+                    blockers.append(held_by)
                     continue
             blocker = None
             for ua, la, k, r, over in opt.lchk:  # (the option's plan, opt.plan, read through its slots)

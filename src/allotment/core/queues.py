@@ -17,7 +17,7 @@ from allotment.core.model import Wait
 from allotment.core.usage import AdmitPlan, Request
 
 if TYPE_CHECKING:
-    from allotment.core.explain import CapacityCheck, LimitCheck
+    from allotment.core.explain import Blocker, CapacityCheck, LimitCheck
 
 # Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
 heappop: Final = heapq.heappop
@@ -266,8 +266,8 @@ class Hold:
 
     GUARANTEE: Final = 1
     STARVATION: Final = 2
-    __slots__ = ("blocked", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at",
-                 "within")
+    __slots__ = ("blocked", "blocker", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq",
+                 "submitted_at", "within")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int,
                  within: bool = False) -> None:
@@ -283,6 +283,8 @@ class Hold:
         self.quota = group.quota
         self.within = within  # the job fits its quota's guarantee alone: it holds against that quota's jobs too
         self.blocked: dict[Group, None] = {}  # groups parked because of this hold: re-examined when it goes
+        # The HOLD Blocker it last answered (admission._try): the next job it blocks with the same amount gets it too
+        self.blocker: Blocker | None = None
 
     def blocks(self, group: Group, rec: QueuedRec, cls: int, aged: bool) -> bool:
         if group is self.group:
