@@ -140,7 +140,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 from allotment.core.devices import WHOLE
 from allotment.core.explain import HOLD, Blocker
@@ -159,7 +159,7 @@ from allotment.core.queues import (
     RunningRec,
 )
 from allotment.core.reclaiming import REQUEUE_BACKOFF_FACTOR, REQUEUE_BACKOFF_S
-from allotment.core.usage import CAPACITY, LIMIT, ROOT, AdmitPlan
+from allotment.core.usage import ROOT, AdmitPlan
 
 # Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
 heappop: Final = heapq.heappop
@@ -171,11 +171,16 @@ __all__ = ["REQUEUE_BACKOFF_FACTOR", "REQUEUE_BACKOFF_S", "SchedulerState", "sch
 _new_tuple: Final = tuple.__new__  # builds a NamedTuple (Block, Blocker) in C, without its Python-level __new__
 _new_object: Final = object.__new__  # with slot stores: a record without a call to its __init__ (see _admit)
 # A RunningRec for _admit's slot stores. Compiled (mypyc), RunningRec is a native class that only its __init__ builds
-# (object.__new__ refuses it), and there that call is cheap: placeholders, then overwritten.
-if RunningRec.__new__ is object.__new__:
-    _new_running = partial(_new_object, RunningRec)
-else:
-    _new_running = partial(RunningRec, "", 0, 0, 0.0, "", (), (), {}, AdmitPlan((), False, (), ()), (0, ""), frozenset())
+# (object.__new__ refuses it), and there a direct call of it is cheap: _blank_running (placeholders, then overwritten).
+_NATIVE_RUNNING: Final = RunningRec.__new__ is not object.__new__
+_new_running = partial(_new_object, RunningRec)
+_NO_PLAN: Final = AdmitPlan((), False, (), ())
+_NO_REQUESTS: Final[dict] = {}  # (never written: a placeholder)
+_NO_KEYS: Final[frozenset[int]] = frozenset()
+
+
+def _blank_running() -> RunningRec:
+    return RunningRec("", 0, 0, 0.0, "", (), (), _NO_REQUESTS, _NO_PLAN, (0, ""), _NO_KEYS)
 
 
 class SchedulerState(QueueInspection):
@@ -210,10 +215,16 @@ class SchedulerState(QueueInspection):
     def _drain(self, now: float, limit: int | None, decisions: list[Decision]) -> bool:
         """Examine candidates in order until none is left; returns True if it stopped at the admission limit.
         Queued candidates come from the global heap; capacity-parked groups join it when they would be next."""
-        gheap, gtoken, gentry, leaf = self._gheap, self._gtoken, self._gentry, self._leaf
+        # Any: compiled, the global heap's entries (integers of 200 bits and more) are compared and masked as the
+        # objects they are; typed int, each read from a list would be converted first
+        gheap: list[Any] = self._gheap
+        gentry: list[Any] = self._gentry
+        gtoken, leaf = self._gtoken, self._leaf
         gtop_group, gtop_rec = self._gtop_group, self._gtop_rec
         tree_cap, tree_u = self._tree.cap, self._tree.u
         admitted = 0
+        q: int
+        key: int | None
         while True:
             key = None
             while gheap:
@@ -345,8 +356,8 @@ class SchedulerState(QueueInspection):
                     # they come last, in the order of its keys
                     cls = -1
                     for k, _ in opt.req:
-                        if k in root_holds:  # (a test, then the lookup: dict.get is a call, and most keys are free)
-                            hs = root_holds[k]
+                        hs = root_holds[k]
+                        if hs is not None:
                             if cls < 0:  # the job's borrowing class there: for its first pool, in its order key
                                 if opt is first:
                                     cls = key >> CLASS_SHIFT
@@ -381,12 +392,15 @@ class SchedulerState(QueueInspection):
                         if k == hk:
                             amount = a
                             break
-                    blockers.append(_new_tuple(Blocker, (HOLD, hold.node, hk, 0, amount, hold)))
+                    held_by = hold.blocker  # (a value: the same as its last one when the amount is the same)
+                    if held_by is None or held_by[4] != amount:
+                        held_by = hold.blocker = _new_tuple(Blocker, (HOLD, hold.node, hk, 0, amount, hold))
+                    blockers.append(held_by)
                     continue
             blocker = None
-            for ua, la, k, r, a in opt.lchk:  # (the option's plan, opt.plan, read through its slots)
+            for ua, la, k, r, over in opt.lchk:  # (the option's plan, opt.plan, read through its slots)
                 if ua[k] + r > la[k]:
-                    blocker = _new_tuple(Blocker, (LIMIT, a, k, r, r, None))  # (a request's keys are distinct)
+                    blocker = over  # (prebuilt: explain.option_checks; a request's keys are distinct)
                     break
             if blocker is None:
                 if opt.floored:
@@ -394,13 +408,12 @@ class SchedulerState(QueueInspection):
                     if b is not None:
                         blocker = self._blocker(b, opt)
                 else:
-                    req = opt.req
-                    for k, r in req:
+                    for k, r, over in opt.ccap:
                         if er[k] + r > cap[k]:
-                            blocker = _new_tuple(Blocker, (CAPACITY, ROOT, k, r, r, None))
+                            blocker = over
                             break
                     else:
-                        for k, r in req:  # (not er[k] += r: compiled, that adds boxed ints, as Python objects)
+                        for k, r in opt.req:  # (not er[k] += r: compiled, that adds boxed ints, as Python objects)
                             er[k] = er[k] + r
                         for ua, k, r in opt.adds:
                             ua[k] = ua[k] + r
@@ -479,7 +492,7 @@ class SchedulerState(QueueInspection):
         option's CPU and memory (PLACE_NODES), or None: the node of the devices (named in the Admit only)."""
         # RunningRec(rec.id, q, rec.priority, now, opt.pool, opt.req, shares, group.requests, opt.plan, opt.qp,
         # opt.keys), built with plain slot stores (a call to __init__ costs as much again; tests/unit/core/test_hot_path)
-        run = _new_running()
+        run = _blank_running() if _NATIVE_RUNNING else _new_running()
         run.id = job_id = rec.id
         run.quota = q
         run.priority = priority = rec.priority

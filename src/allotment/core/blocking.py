@@ -6,7 +6,7 @@ Part of admission.SchedulerState (split out to keep each file readable).
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from allotment.core.devices import DevicePool
 from allotment.core.explain import DEVICE, HOLD, SENTENCE_MEMO_MAX, Blocker, NodeNeed, combine
@@ -55,10 +55,18 @@ class Blocking(PoolChoice):
             note = (note + "; " if note else "") + NEVER_RUNS
         parts: list[tuple] = []
         limit_keys: list[tuple] = []
-        cap_entries: list[tuple[str, int, int]] = []
+        # (pool, key, needed), as plain tuples: compiled, a typed tuple taken from a list is unboxed, and boxed again
+        # (a new tuple) wherever it is a dict key (ParkIndex)
+        cap_entries: list[tuple] = []
         held_by: list[Hold] | None = None
         key_of = tree.keys.keys
-        cap, used, occupied = tree.cap, tree.u[ROOT], tree.eu[ROOT]
+        # Any: compiled, the numbers below go into the signature's tuples as the objects they are (an int would be
+        # unboxed from its list or Blocker and boxed again)
+        cap: list[Any] = tree.cap
+        used: list[Any] = tree.u[ROOT]
+        occupied: list[Any] = tree.eu[ROOT]
+        needed: Any
+        requested: Any
         numbers_only = True  # whether the sentence is made of the signature's numbers alone (see below)
         i = -1  # the blocker's option: options[i] (a counter, not zip(): zip costs more than this whole loop's test)
         for kind, node, k, needed, requested, detail in blockers:  # (unpacked: a field by name costs twice as much)

@@ -8,7 +8,7 @@ from allotment.core.model import PreemptReason, WaitCode
 from allotment.core.quantity import format_raw
 from allotment.core.queues import Hold
 from allotment.core.resources import ANY_POOL, ResourceKey
-from allotment.core.usage import CAPACITY, LIMIT, ROOT, UsageTree
+from allotment.core.usage import CAPACITY, LIMIT, ROOT, AdmitPlan, UsageTree
 
 DEVICE: Final = 3
 HOLD: Final = 4
@@ -23,6 +23,18 @@ class Blocker(NamedTuple):
     needed: int
     requested: int
     detail: Any = None  # DEVICE: the DevicePool or a NodeNeed; HOLD: the Hold (Any: compiled, `object` fails)
+
+
+LimitCheck = tuple[list[int], list[int], int, int, Blocker]  # (usage row, limit row, key, amount, its Blocker)
+CapacityCheck = tuple[int, int, Blocker]  # (key, amount, its Blocker)
+
+
+def option_checks(plan: AdmitPlan) -> tuple[tuple[LimitCheck, ...], tuple[CapacityCheck, ...]]:
+    """An option's limit checks (the plan's, in its order) and capacity checks (its request's keys), each with the
+    Blocker it answers when it fails: immutable values, built once per option instead of at each blocked try."""
+    limits = tuple((ua, la, k, r, Blocker(LIMIT, a, k, r, r, None)) for ua, la, k, r, a in plan.lchk)
+    capacity = tuple((k, r, Blocker(CAPACITY, ROOT, k, r, r, None)) for k, r in plan.req)
+    return limits, capacity
 
 
 class NodeNeed(NamedTuple):

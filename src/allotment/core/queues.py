@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from allotment.core.model import Wait
 from allotment.core.usage import AdmitPlan, Request
+
+if TYPE_CHECKING:
+    from allotment.core.explain import Blocker, CapacityCheck, LimitCheck
 
 # Final: compiled (mypyc), a C static, where an imported name is a globals lookup on every call
 heappop: Final = heapq.heappop
@@ -112,13 +115,14 @@ PLACE_NODES: Final = 2
 class Option:
     """One pool a group may run in, with its request compiled for that pool."""
 
-    __slots__ = ("adds", "alone", "borrows", "count", "cpu", "floored", "gpu", "guaranteed", "hold_pairs", "in_pool",
-                 "keys", "lchk", "mem", "mode", "plan", "pool", "prios", "qp", "req", "room", "runs")
+    __slots__ = ("adds", "alone", "borrows", "ccap", "count", "cpu", "floored", "gpu", "guaranteed", "hold_pairs",
+                 "in_pool", "keys", "lchk", "mem", "mode", "plan", "pool", "prios", "qp", "req", "room", "runs")
 
     def __init__(self, pool: str, req: Request, gpu: int, plan: AdmitPlan, qp: tuple[int, str],
                  hold_pairs: tuple[tuple[int, int], ...], runs: dict[str, RunningRec], prios: dict[int, int],
                  in_pool: dict[int, int], cpu: int = 0, mem: int = 0, count: int = 1, mode: int | None = None, *,
-                 alone: bool, room: tuple[tuple[int, int], ...] = (), guaranteed: bool = False) -> None:
+                 alone: bool, room: tuple[tuple[int, int], ...] = (), guaranteed: bool = False,
+                 checks: tuple[tuple[LimitCheck, ...], tuple[CapacityCheck, ...]]) -> None:
         self.pool = pool
         self.req = req  # compiled usage: per-node amounts times count
         self.gpu = gpu  # per node, as cpu and mem
@@ -131,7 +135,8 @@ class Option:
         self.keys = frozenset(k for k, _ in req)
         self.plan = plan  # the group's quota is fixed, so its usage updates are compiled once (UsageTree.plan)
         # The plan's fields, where the admission path reads them (a slot costs a third of a NamedTuple field by name)
-        self.lchk = plan.lchk
+        # The plan's limit checks and the request's capacity checks, each with its Blocker (explain.option_checks)
+        self.lchk, self.ccap = checks
         self.floored = plan.floored
         self.adds = plan.adds
         self.qp = qp
@@ -205,7 +210,7 @@ class Group:
         self.size = 0  # live jobs
         self.parked = False
         self.park_keys: list[tuple] | tuple = ()  # the limit events it is parked under (ParkIndex.park)
-        self.park_caps: list[tuple[str, int, int]] | tuple = ()  # its capacity buckets (pool, key, needed)
+        self.park_caps: list[tuple] | tuple = ()  # its capacity buckets (pool, key, needed)
         self.park_order = 0  # its order key in those buckets
         self.holds: list[Hold] = []
         self.last_wait: Wait | None = None
@@ -261,8 +266,8 @@ class Hold:
 
     GUARANTEE: Final = 1
     STARVATION: Final = 2
-    __slots__ = ("blocked", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq", "submitted_at",
-                 "within")
+    __slots__ = ("blocked", "blocker", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq",
+                 "submitted_at", "within")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int,
                  within: bool = False) -> None:
@@ -278,6 +283,8 @@ class Hold:
         self.quota = group.quota
         self.within = within  # the job fits its quota's guarantee alone: it holds against that quota's jobs too
         self.blocked: dict[Group, None] = {}  # groups parked because of this hold: re-examined when it goes
+        # The HOLD Blocker it last answered (admission._try): the next job it blocks with the same amount gets it too
+        self.blocker: Blocker | None = None
 
     def blocks(self, group: Group, rec: QueuedRec, cls: int, aged: bool) -> bool:
         if group is self.group:
@@ -342,9 +349,9 @@ class ParkIndex:
         # groups in the same order. Order keys are unique (they end with a job's submission seq), so a bucket is
         # kept in order by bisecting integers (a fraction of what comparing (order, ..., group) tuples costs).
         self._cap: dict[str, dict[int, dict[int, list[list]]]] = {}
-        self._buckets: dict[tuple[str, int, int], list[list]] = {}  # the same buckets by (pool, key, needed)
+        self._buckets: dict[tuple, list[list]] = {}  # the same buckets by (pool, key, needed) (see Blocking._block)
 
-    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple[str, int, int]], order: int) -> None:
+    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple], order: int) -> None:
         """Park ``group`` under the events ``limit_keys`` and the capacity buckets ``cap_entries`` (pool, key,
         needed). Keeps both lists (the caller builds them for this call)."""
         group.parked = True
@@ -357,6 +364,9 @@ class ParkIndex:
         for entry in cap_entries:
             bucket = buckets.get(entry)
             if bucket is None:
+                pool: str
+                key: int
+                needed: int
                 pool, key, needed = entry
                 by_key = self._cap.get(pool)  # (setdefault would build an empty dict at every call)
                 if by_key is None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from allotment.core.devices import WHOLE
+from allotment.core.explain import option_checks
 from allotment.core.model import (
     Pool,
     Profile,
@@ -120,7 +121,8 @@ class StateBase(WakeByNeed):
         self._token = 0
         self._park = ParkIndex()
         self._holds: dict[tuple[int, int], HoldSet] = {}
-        self._root_holds: dict[int, HoldSet] = {}  # the holds on the pools themselves, (ROOT, key) -> by key
+        # The holds on the pools themselves, (ROOT, key), by key (None: none): a list, read without hashing a key
+        self._root_holds: list[HoldSet | None] = [None] * len(tree.keys)
         self._quota_hold_sets = 0  # the entries of _holds that are not on a pool itself (on a quota)
         self._held_keys: dict[int, int] = {}  # key -> number of holds on it (quick "nothing held here" test)
         self._deadlines: list = []  # (time, token, group)
@@ -297,12 +299,13 @@ class StateBase(WakeByNeed):
                 else:
                     mode = PLACE_DEVICES if gpu else PLACE_NONE
                 room, guaranteed = tree.guarantee_room(q, req)
-                options.append(Option(p, req, gpu, tree.plan(q, req), (q, p),
+                plan = tree.plan(q, req)
+                options.append(Option(p, req, gpu, plan, (q, p),
                                       tuple((a, k) for a in tree.path_root[q] for k, _ in req),
                                       self._run_by_qp.setdefault((q, p), {}), self._prio_by_qp.setdefault((q, p), {}),
                                       self._quotas_in_pool.setdefault(p, {}), raw.get("cpu", 0),
                                       raw.get("memory", 0), count, mode, alone=tree.fits_guarantee_alone(q, req),
-                                      room=room, guaranteed=guaranteed))
+                                      room=room, guaranteed=guaranteed, checks=option_checks(plan)))
             pool_rank = self._profile_rank[pools[0]].get(profile.name, len(self._profile_rank[pools[0]])) if profile else 0
             policy_rank = 0
             if profile is not None and profile.policy_order:
@@ -530,7 +533,7 @@ class StateBase(WakeByNeed):
                 if not hs:
                     del self._holds[(h.node, h.key)]
                     if h.node == ROOT:
-                        del self._root_holds[h.key]
+                        self._root_holds[h.key] = None
                     else:
                         self._quota_hold_sets -= 1
             for blocked in h.blocked:  # they waited for this hold: look again (their reason changes at least)

@@ -45,7 +45,7 @@ class WakeByNeed(RunningIndex):
     # (top entry, group, holds version, cycle, its quota's usage on its term keys, order key, cursor)
     _wake_memo: tuple[object, Group, int, int, tuple[int, ...], int, list] | None
     _held_keys: dict[int, int]
-    _root_holds: dict[int, HoldSet]
+    _root_holds: list[HoldSet | None]
 
     # Defined by state.StateBase, further up the chain.
     def _key(self, q: int, group: Group, rec: QueuedRec, now: float) -> int:
@@ -142,7 +142,7 @@ class WakeByNeed(RunningIndex):
                 # hold of another group against a group that would borrow here (its order key's class when its first
                 # pool is this key's pool, else its class in the option with this key, from the option's room under
                 # its quota's guarantee).
-                hs = root_holds.get(key)  # (holds on (ROOT, key))
+                hs = root_holds[key]  # (holds on (ROOT, key))
                 if hs is not None:
                     held = hs.guarantee
                     options = group.options

@@ -79,10 +79,11 @@ class Checked(SchedulerState):
 
     def _block(self, q, group, rec, key, blockers, aged, retry_at, note, now, decisions):
         # the one-pass blockers equal the plain checks' (_try's trials are rolled back: the state is as they saw it)
+        root_sets = sum(hs is not None for hs in self._root_holds)
         if self._held_keys:
-            self.holds_seen["pools only" if len(self._holds) == len(self._root_holds) else "at quotas too"] += 1
-        # the count _try reads instead of comparing the two dicts' sizes
-        assert self._quota_hold_sets == len(self._holds) - len(self._root_holds)
+            self.holds_seen["pools only" if len(self._holds) == root_sets else "at quotas too"] += 1
+        # the count _try reads instead of comparing the numbers of hold sets
+        assert self._quota_hold_sets == len(self._holds) - root_sets
         plain = self._plain_blockers(q, group, rec, key)
         assert [b[:5] for b in blockers] == [b[:5] for b in plain]
         for b, p in zip(blockers, plain):
