@@ -153,7 +153,6 @@ from allotment.core.queues import (
     PLACE_NODES,
     TOKEN_MASK,
     Group,
-    Hold,
     Option,
     QueuedRec,
     RunningRec,
@@ -299,35 +298,6 @@ class SchedulerState(QueueInspection):
         if isinstance(b, Blocker):
             return b
         return _new_tuple(Blocker, (b.kind, b.node, b.key, b.needed, _amount(opt.req, b.key), None))
-
-    def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
-                       aged: bool) -> Hold | None:
-        held = self._held_keys
-        for k, _ in opt.req:
-            if k in held:
-                break
-        else:
-            return None
-        return self._hold_on(q, group, rec, opt, cls, aged)
-
-    def _hold_on(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
-                 aged: bool) -> Hold | None:
-        """_hold_blocking once one of the option's keys is known to be held."""
-        if cls is None:  # the job's borrowing class there (borrow_class_and_share's), only now that a hold may apply
-            uq = self._tree.u[q]
-            cls = 0
-            for k, room in opt.room:
-                if uq[k] > room:
-                    cls = 1
-                    break
-        holds = self._holds
-        for pair in opt.hold_pairs:  # (quota or ROOT, key): the job's path, then its keys
-            hs = holds.get(pair)
-            if hs is not None:
-                hold = hs.blocking(group, rec, cls, aged)
-                if hold is not None:
-                    return hold
-        return None
 
     def _try(self, q: int, group: Group, rec: QueuedRec, key: int, now: float, decisions: list[Decision]) -> bool:
         group.tried = self._cycle_no

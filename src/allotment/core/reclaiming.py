@@ -36,16 +36,42 @@ class Reclaiming(StateBase):
     def _chooses(self, opt: Option) -> bool:
         raise NotImplementedError
 
-    def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int,
-                       aged: bool) -> Hold | None:
-        raise NotImplementedError
-
     def _place(self, opt: Option) -> tuple | None:
         raise NotImplementedError
 
     def _admit(self, q: int, group: Group, rec: QueuedRec, opt: Option, shares, nodes, victims: tuple[str, ...],
                now: float, decisions: list[Decision]) -> None:
         raise NotImplementedError
+
+    # The holds that stop an option (rule 5), asked here and by the cycle's blocked-job path (admission._try).
+    def _hold_blocking(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
+                       aged: bool) -> Hold | None:
+        held = self._held_keys
+        for k, _ in opt.req:
+            if k in held:
+                break
+        else:
+            return None
+        return self._hold_on(q, group, rec, opt, cls, aged)
+
+    def _hold_on(self, q: int, group: Group, rec: QueuedRec, opt: Option, cls: int | None,
+                 aged: bool) -> Hold | None:
+        """_hold_blocking once one of the option's keys is known to be held."""
+        if cls is None:  # the job's borrowing class there (borrow_class_and_share's), only now that a hold may apply
+            uq = self._tree.u[q]
+            cls = 0
+            for k, room in opt.room:
+                if uq[k] > room:
+                    cls = 1
+                    break
+        holds = self._holds
+        for pair in opt.hold_pairs:  # (quota or ROOT, key): the job's path, then its keys
+            hs = holds.get(pair)
+            if hs is not None:
+                hold = hs.blocking(group, rec, cls, aged)
+                if hold is not None:
+                    return hold
+        return None
 
     def _wake_reclaimers(self, q: int) -> None:
         """q's usage dropped: wake its parked groups that now fit its guarantee, so that they reclaim what others
