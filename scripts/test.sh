@@ -29,7 +29,7 @@ export ALLOT_TEST_REQUIRE_RAY=1
 # identity test between the two fails when that build is missing or stale). With arguments, ALLOTMENT_CORE_EXT=off
 # runs the given tests against the sources (as tests/unit/core needs).
 export ALLOT_TEST_REQUIRE_COMPILED=1
-if ! "$BIN/python" -c "import allotment.compiled_core as c, sys; sys.exit(not c.ACTIVE)" 2>/dev/null; then
+if ! env -u ALLOTMENT_CORE_EXT "$BIN/python" -c "import allotment.compiled_core as c, sys; sys.exit(not c.ACTIVE)" 2>/dev/null; then
   bash scripts/ensure-package.sh gcc gcc "the compiled scheduler core"
   "$BIN/python" scripts/build_core_ext.py
 fi
