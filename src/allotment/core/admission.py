@@ -40,8 +40,9 @@ Outputs (decisions are values, in the order they were taken):
                                                 again without any event (its preemption delay ends, it ages), or None.
                                                 The loop runs a cycle then (cycle(now) with now >= next_due).
     ``explain(job_id) -> Wait | None``          the current reason of any queued job (also jobs behind a blocked head).
-    ``queue_group(job_id)``, ``group_members(key)``  a queued job's group and its current Wait (O(1)), the group's
+    ``queue_group(job_id)``, ``group_members(key)``  a queued job's group and its last Wait (O(1)), the group's
                                                 job ids: the loop shows a blocked head's reason on every member.
+    ``group_wait(job_id)``                      that Wait with today's numbers (asked live, e.g. by the job's page).
     ``quota_usage(quota_id) -> ResourceVector``, ``running_ids()``, ``queued_ids()``, ``queued_count``,
     ``device_free(pool) -> dict[device id, Quantity]``.
 Quota-tree changes (specs, pools added or removed, profiles) are applied by building a new state.
@@ -130,7 +131,9 @@ Rules, in the order the cycle applies them
 
 Cost: each candidate examined walks one quota path over the job's few keys plus O(log) heap operations. Jobs of one
 quota with the same shape form a group of which only the head is examined; a blocked group is parked until an event
-can unblock it (capacity returning to a pool, usage dropping under a limit on its path, a deadline, a new head).
+can unblock it (capacity returning to a pool, usage dropping under a limit on its path, a deadline, a new head). A
+group that only limits block and that may not preempt yet waits for room for it under the limit, not for every end
+under it (queues.ParkIndex: its Wait keeps the numbers of its last examination meanwhile).
 Groups waiting for pool capacity are not all re-examined when a job finishes: they join the candidates one at a time,
 best first, when they would be next and what they need is free. Nothing in a cycle scans the queued jobs.
 """

@@ -59,6 +59,9 @@ class Blocking(PoolChoice):
         # (a new tuple) wherever it is a dict key (ParkIndex)
         cap_entries: list[tuple] = []
         held_by: list[Hold] | None = None
+        # (quota, key, amount) of its LIMIT blockers, and whether a HOLD blocks an option (see the parking below)
+        needs: list[tuple] = []
+        held = False
         key_of = tree.keys.keys
         # Any: compiled, the numbers below go into the signature's tuples as the objects they are (an int would be
         # unboxed from its list or Blocker and boxed again)
@@ -77,6 +80,7 @@ class Blocking(PoolChoice):
             elif kind == LIMIT:
                 parts.append((LIMIT, node, k, requested, tree.lim[node][k], tree.u[node][k]))
                 limit_keys.append(("limit", node, key_of[k][0]))
+                needs.append((node, k, requested))
             elif kind == DEVICE:
                 if isinstance(detail, NodeNeed):  # node-level: its numbers change with any placement in the pool
                     parts.append((DEVICE, detail.pool.name, detail[1:], detail.pool.version, detail.pool.total_free))
@@ -87,6 +91,7 @@ class Blocking(PoolChoice):
                 numbers_only = False  # (the device shortfall's sentence reads the pool's devices)
             else:
                 assert isinstance(detail, Hold)
+                held = True
                 parts.append((HOLD, detail.kind, detail.job_id, detail.node, detail.key, detail.quota))
                 guarantee = detail.kind == Hold.GUARANTEE
                 if not guarantee:
@@ -144,6 +149,17 @@ class Blocking(PoolChoice):
                 hold = self._starvation_hold(q, group, rec, first, opt)  # rule 5 (reclaiming.py)
                 if hold is not None:
                     self._add_hold(hold)
+        if (needs and not cap_entries and not held and not aged and not group.holds
+                and (not self._can_preempt[q] or now < rec.submitted_at + self._preemption_delay)):
+            # Every option is blocked by a limit, and until one has room for it re-examining the group could change
+            # nothing but its Wait's numbers: it may not preempt (yet: its delay's end is a deadline that wakes it),
+            # holds nothing and is held by nothing. It waits for that room (ParkIndex, limit rooms) instead of every
+            # end under the limit. (An option blocked by capacity is woken by the frontier, in order; an end under
+            # a limit also re-examined it, out of that order, and that stays as it was.)
+            limit_keys = []
+            group.park_blockers = blockers
+        else:
+            needs = []
         if tree.preempt_policy[q][1]:
             # Could the group become entitled to reclaim once its own quota's
             # usage drops (an option fits q's guarantee alone, but not with what q runs now)? Capacity parking
@@ -162,7 +178,7 @@ class Blocking(PoolChoice):
         if held_by is not None:
             for hold in held_by:
                 hold.blocked[group] = None
-        self._park.park(group, limit_keys, cap_entries, key)
+        self._park.park(group, limit_keys, cap_entries, key, needs)
         group.qtoken = 0
         if self._age is not None and not aged:
             ages_at = rec.submitted_at + self._age

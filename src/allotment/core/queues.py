@@ -174,8 +174,10 @@ class Group:
         "last_sig",
         "last_wait",
         "options",
+        "park_blockers",
         "park_caps",
         "park_keys",
+        "park_needs",
         "park_order",
         "parked",
         "policy_rank",
@@ -211,6 +213,8 @@ class Group:
         self.parked = False
         self.park_keys: list[tuple] | tuple = ()  # the limit events it is parked under (ParkIndex.park)
         self.park_caps: list[tuple] | tuple = ()  # its capacity buckets (pool, key, needed)
+        self.park_needs: list[tuple] | tuple = ()  # its limits' rooms (quota, key, amount) (ParkIndex.park)
+        self.park_blockers: list = []  # while it waits for room: what blocked its options (for a fresh explain)
         self.park_order = 0  # its order key in those buckets
         self.holds: list[Hold] = []
         self.last_wait: Wait | None = None
@@ -336,7 +340,14 @@ class ParkIndex:
     """Parked groups by the event that can unblock them.
 
     Limit parking, key ("limit", quota, pool): usage dropped under that quota's limit in pool (pool may be "*").
-    Every group parked there is woken by such an event (they all belong to that quota's subtree: few).
+    Every group parked there is woken by such an event (they all belong to that quota's subtree).
+
+    Limit rooms, per quota, (key, amount): a group whose re-examination could change nothing but its Wait's numbers
+    until the limit has room for it (it may not preempt yet, holds nothing and is not held: Blocking._block) waits
+    for ``amount`` of ``key`` to be free under that quota's limit. It is woken when a job's end makes that room
+    (RunningIndex._release), not at every end under the limit: at a full limit where jobs end a few at a time, every
+    end re-examined every group the limit blocks, each blocked again with a new Wait for the loop to write
+    (benchmarks/limit_rooms_bench.py).
 
     Capacity parking, per pool (or "*"): the group waits for ``needed`` raw units of key ``key`` at the cluster level.
     These are NOT all woken when capacity frees (that would re-examine every waiting group of a busy pool for each
@@ -350,10 +361,12 @@ class ParkIndex:
         # kept in order by bisecting integers (a fraction of what comparing (order, ..., group) tuples costs).
         self._cap: dict[str, dict[int, dict[int, list[list]]]] = {}
         self._buckets: dict[tuple, list[list]] = {}  # the same buckets by (pool, key, needed) (see Blocking._block)
+        self._rooms: dict[int, dict[tuple[int, int], dict[Group, None]]] = {}  # quota -> (key, amount) -> groups
 
-    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple], order: int) -> None:
-        """Park ``group`` under the events ``limit_keys`` and the capacity buckets ``cap_entries`` (pool, key,
-        needed). Keeps both lists (the caller builds them for this call)."""
+    def park(self, group: Group, limit_keys: list[tuple], cap_entries: list[tuple], order: int,
+             needs: list[tuple] | tuple = ()) -> None:
+        """Park ``group`` under the events ``limit_keys``, the capacity buckets ``cap_entries`` (pool, key, needed)
+        and the limit rooms ``needs`` (quota, key, amount). Keeps the lists (the caller builds them for this call)."""
         group.parked = True
         limit, buckets = self._limit, self._buckets
         for k in limit_keys:
@@ -361,6 +374,20 @@ class ParkIndex:
             if groups is None:
                 groups = limit[k] = {}
             groups[group] = None
+        if needs:
+            rooms = self._rooms
+            node: int
+            rk: int
+            amount: int
+            for node, rk, amount in needs:
+                at = rooms.get(node)
+                if at is None:
+                    at = rooms[node] = {}
+                waiting = at.get((rk, amount))
+                if waiting is None:
+                    waiting = at[(rk, amount)] = {}
+                waiting[group] = None
+            group.park_needs = needs
         for entry in cap_entries:
             bucket = buckets.get(entry)
             if bucket is None:
@@ -391,6 +418,23 @@ class ParkIndex:
                 s2.pop(group, None)
                 if not s2:
                     del self._limit[k]
+        if group.park_needs:
+            rooms = self._rooms
+            node: int
+            rk: int
+            amount: int
+            for node, rk, amount in group.park_needs:
+                at = rooms.get(node)
+                if at is not None:
+                    waiting = at.get((rk, amount))
+                    if waiting is not None:
+                        waiting.pop(group, None)
+                        if not waiting:
+                            del at[(rk, amount)]
+                            if not at:
+                                del rooms[node]
+            group.park_needs = ()
+            group.park_blockers = []
         if group.park_caps:
             order, buckets = group.park_order, self._buckets
             for entry in group.park_caps:
@@ -405,6 +449,11 @@ class ParkIndex:
             group.park_caps = ()
         group.park_keys = ()
         group.parked = False
+
+    @property
+    def rooms(self) -> dict[int, dict[tuple[int, int], dict[Group, None]]]:
+        """Quota -> (key, amount) -> groups waiting for that much room under the quota's limit (read only)."""
+        return self._rooms
 
     @property
     def limits(self) -> dict[tuple, dict[Group, None]]:

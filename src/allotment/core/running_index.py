@@ -10,7 +10,7 @@ from allotment.core.inventory import InventoryEvents
 from allotment.core.resources import ANY_POOL
 
 if TYPE_CHECKING:
-    from allotment.core.queues import ParkIndex, RunningRec
+    from allotment.core.queues import Group, ParkIndex, RunningRec
 
 
 class RunningIndex(InventoryEvents):
@@ -30,6 +30,9 @@ class RunningIndex(InventoryEvents):
         raise NotImplementedError
 
     def _push_quota(self, q: int, replaces: int | None = None) -> None:
+        raise NotImplementedError
+
+    def _wake(self, group: Group) -> None:
         raise NotImplementedError
 
     def _index_running(self, run: RunningRec) -> None:
@@ -66,11 +69,14 @@ class RunningIndex(InventoryEvents):
         elif run.shares:
             self._devices[run.pool].release(run.shares)
         # Capacity came back: groups waiting for it are woken by need at the next cycle; groups held by a limit on
-        # this path are woken now (few), and quotas whose usage dropped are re-ranked (their keys improved).
+        # this path are woken now, those waiting for room under a limit once it has it, and quotas whose usage
+        # dropped are re-ranked (their keys improved).
         pool = run.pool
         self._mark_dirty(pool)
-        path = self._tree.path[run.quota]
+        tree = self._tree
+        path = tree.path[run.quota]
         limits = self._park.limits
+        rooms = self._park.rooms
         for a in path:
             if ("guarantee", a) in limits:
                 self._wake_reclaimers(a)
@@ -79,6 +85,13 @@ class RunningIndex(InventoryEvents):
                 self._wake_limit(key)
             if self._any_keys:
                 self._wake_limit(("limit", a, ANY_POOL))
+            waiting = rooms.get(a)
+            if waiting is not None:
+                ua, la = tree.u[a], tree.lim[a]
+                for (k, amount), groups in list(waiting.items()):
+                    if ua[k] + amount <= la[k]:
+                        for group in list(groups):
+                            self._wake(group)
         for a in path:
             if self._qheap[a]:
                 self._push_quota(a)

@@ -511,10 +511,10 @@ class ClusterRuntime:
             return self.blocked
         if job_id in self.held:
             return self.held[job_id].code, self.held[job_id].message
-        group = self.core.queue_group(str(job_id)) if self.core is not None else None
-        if group is None or group[1] is None:
+        wait = self.core.group_wait(str(job_id)) if self.core is not None else None
+        if wait is None:
             return None  # not examined yet, or about to be: the stored reason stands
-        wait = group[1]  # the group's head's reason, with the numbers of its last examination (rebuilt when they change)
+        # the group's head's reason, with today's numbers (the stored one has those of its last examination)
         return wait.code, wait.message + self.preempted_by.get(job_id, "")
 
     def _mark_blocked(self, now: float, writes: Writes) -> None:

@@ -83,6 +83,7 @@ class Parked:
         self.parked = False
         self.park_keys: tuple = ()
         self.park_caps: tuple = ()
+        self.park_needs: tuple = ()
         self.park_order = 0
 
 
@@ -105,6 +106,21 @@ def test_parking_keeps_each_bucket_in_order_and_forgets_empty_ones():
     assert park.cap_buckets("a") == {7: {}} and park.cap_buckets("b") == {9: {}} and park.limits == {}
     park.park(groups[0], [], [("a", 7, 1000)], order=5)  # a bucket emptied before is filled again
     assert park.cap_buckets("a")[7][1000] == [[5], [groups[0]]]
+
+
+def test_limit_rooms_are_kept_by_quota_and_amount_and_forgotten_when_empty():
+    park = ParkIndex()
+    groups = [Parked() for _ in range(3)]
+    park.park(groups[0], [], [], order=1, needs=[(3, 7, 20_000), (4, 9, 1000)])
+    park.park(groups[1], [], [], order=2, needs=[(3, 7, 20_000)])
+    park.park(groups[2], [("limit", 3, "a")], [], order=3, needs=[(3, 7, 5000)])
+    assert park.rooms[3] == {(7, 20_000): {groups[0]: None, groups[1]: None}, (7, 5000): {groups[2]: None}}
+    assert park.rooms[4] == {(9, 1000): {groups[0]: None}}
+    park.unpark(groups[0])
+    assert park.rooms[3][(7, 20_000)] == {groups[1]: None} and 4 not in park.rooms and groups[0].park_needs == ()
+    park.unpark(groups[1])
+    park.unpark(groups[2])
+    assert park.rooms == {} and park.limits == {}
 
 
 class WithoutWakeMemo(SchedulerState):

@@ -26,7 +26,7 @@ class Checked(SchedulerState):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.checked = {"blockers": 0, "preempt": 0, "entry": 0, "park": 0, "sentence": 0}
+        self.checked = {"blockers": 0, "preempt": 0, "entry": 0, "park": 0, "sentence": 0, "rooms": 0}
         self.holds_seen = {"pools only": 0, "at quotas too": 0}  # what _try's inline hold test met
 
     def _plain_blockers(self, q, group, rec, key):
@@ -96,18 +96,30 @@ class Checked(SchedulerState):
         if tree.preempt_policy[q][1] and any(
                 tree.fits_guarantee_alone(q, o.req) and not tree.within_guarantee(q, o.req) for o in group.options):
             expected.append(("guarantee", q))
-        caps = []
+        caps, limits, needs = [], [], []
         for (kind, node, k, needed, requested, hold), o in zip(blockers, group.options):
             pool = o.pool if kind == DEVICE else tree.keys.keys[k].pool
             if node == ROOT:
                 if not _left_out(self, kind, hold, o, group):
                     caps.append((pool, k, requested if kind == HOLD else needed))
             else:
-                expected.append(("limit", node, pool))
+                limits.append(("limit", node, pool))
+                if kind != HOLD:
+                    needs.append((node, k, requested))
         guarantee_hold = (self._ever(group)[0] and blockers[0].kind in (CAPACITY, DEVICE)
                           and tree.within_guarantee(q, group.options[0].req))
         emitted = len(decisions)
         super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
+        # waiting for room under its limits: every option blocked by a limit, not aged, holding nothing, not (yet)
+        # allowed to preempt
+        waits_for_room = (needs and not caps and all(b.kind != HOLD for b in blockers) and not aged and not group.holds
+                          and (not self._can_preempt[q] or now < rec.submitted_at + self._preemption_delay))
+        if waits_for_room:
+            assert list(group.park_needs) == needs
+            self.checked["rooms"] += 1
+        else:
+            expected += limits
+            assert group.park_needs == ()
         assert list(group.park_keys) == expected and list(group.park_caps) == caps and group.park_order == key
         if len(decisions) > emitted:  # its sentences (some from the memo) as built afresh
             wait = decisions[-1]
@@ -269,18 +281,19 @@ def churn(seed: int, classes: tuple[type, ...], limits: tuple[int, int] = (6, 4)
 @pytest.mark.parametrize("seed", range(8))
 def test_one_pass_blockers_park_keys_preemption_gate_and_heap_entries_equal_the_plain_ones(seed):
     checked = churn(seed, (SchedulerState, Checked))[1]
-    assert all(checked.checked.values()), checked.checked
+    assert all(v for k, v in checked.checked.items() if k != "rooms"), checked.checked  # (rooms: below)
 
 
 def test_one_pass_hold_tests_equal_the_plain_ones_with_holds_at_quotas():
     """Quota limits below the pools' sizes: aged jobs blocked by them hold capacity at their quota, so _try's inline
     test of pool holds alone is compared with the plain one in both of its cases."""
-    seen = {"pools only": 0, "at quotas too": 0}
+    seen = {"pools only": 0, "at quotas too": 0, "rooms": 0}
     for seed in range(6):
         checked = churn(seed, (SchedulerState, Checked), limits=(2, 2))[1]
         assert checked.checked["blockers"]
         for k, v in checked.holds_seen.items():
             seen[k] += v
+        seen["rooms"] += checked.checked["rooms"]  # groups parked to wait for room under a limit
     assert all(seen.values()), seen
 
 
