@@ -15,7 +15,7 @@ from allotment.api.app import create_app
 from allotment.db import transaction, utcnow
 from allotment.scheduler.loop import Scheduler
 from allotment.scheduler.persist import ADMIT, Writes
-from allotment.scheduler.runtime import ClusterRuntime
+from allotment.scheduler.runtime import FIRST_REASON_DELAY_S, ClusterRuntime
 from allotment.workloads.models import Job
 from conftest import make_settings
 
@@ -118,6 +118,25 @@ def test_every_queued_job_carries_the_reason_of_its_group(h):
         job = h.job(j)
         assert job["reason_code"] == "limit_reached"
         assert job["reason"] == "quota team: limit of 4 gpu in all pools reached (4 in use, 4 requested)"
+
+
+def test_a_new_job_behind_a_blocked_head_has_its_reason_stored_once_it_has_waited(h):
+    """Its page answers at once (the loop's live reason); the stored one, which lists show, follows after
+    FIRST_REASON_DELAY_S: most jobs of a burst are admitted sooner, and a row written for each would be for nobody."""
+    long = {"runtime_ms": 3_600_000}
+    h.batch([{"quota": "team", "command": ["x"], "gpu": 4, "labels": long} for _ in range(2)])
+    h.settle()
+    (late,) = h.batch([{"quota": "team", "command": ["x"], "gpu": 4, "labels": long}])
+    h.cycle(0.1)
+
+    def stored(job_id):
+        return next(j for j in h.get("/jobs", params={"state": "queued"})["items"] if j["id"] == job_id)["reason"]
+
+    reason = "quota team: limit of 4 gpu in all pools reached (4 in use, 4 requested)"
+    assert h.job(late)["reason"] == reason
+    assert stored(late) == "waiting for the scheduler"
+    h.cycle(FIRST_REASON_DELAY_S)
+    assert stored(late) == reason
 
 
 def test_a_queued_jobs_page_shows_its_reason_with_the_numbers_of_now(h):
