@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from auth_bench import ADMIN_PASSWORD, free_port, start_server, wait_ready  # noqa: E402
+from auth_bench import ADMIN_PASSWORD, free_port, start_server, wait_ready
 
 CONFIGURATIONS = {
     "defaults": {},
