@@ -368,7 +368,8 @@ class ClusterRuntime:
 
     # -- the cycle -------------------------------------------------------------------------------------------------
     def next_due(self) -> float | None:
-        """When core wants a cycle without any event (a waiting job's preemption delay ends, a job ages)."""
+        """When a cycle is wanted without any event: core's (a waiting job's preemption delay ends, a job ages), or a
+        new job's first reason is due to be stored (FIRST_REASON_DELAY_S)."""
         if self.blocked is not None or self.core is None:
             return None
         due = self.core.next_due
