@@ -29,6 +29,14 @@ def check(result: dict) -> None:
         assert set(stats) == {"mean_admission_ms", "p50_admission_ms", "p99_admission_ms", "count"}
         assert 0 <= stats["p50_admission_ms"] <= stats["p99_admission_ms"]
     assert len(result["quotas"]) == 4 and sum(q["jobs"] for q in result["quotas"].values()) == 48
+    cpu = result["cpu"]  # what each part spent from the first submission until every job was seen finished
+    assert cpu["window_s"] * 1000 >= result["wall_ms"] * 0.9 and cpu["cores"] >= 1
+    assert all(seconds >= 0 for seconds in cpu["seconds"].values())
+    assert cpu["share"] > 0
+
+
+def parts(result: dict) -> set[str]:
+    return set(result["cpu"]["seconds"])
 
 
 def test_bench_scenario_on_a_throwaway_server(tmp_path):
@@ -49,6 +57,7 @@ def test_bench_scenario_on_a_running_server(tmp_path):
     data = json.loads(result.stdout)
     check(data)
     assert data["server"] == server.url
+    assert parts(data) == {"client"}  # a server it did not start is not its to measure
 
 
 def test_bench_scenario_on_a_throwaway_postgresql(tmp_path):
@@ -63,6 +72,8 @@ def test_bench_scenario_on_a_throwaway_postgresql(tmp_path):
     assert data["database"] == "postgresql"
     assert data["database_server"].startswith("PostgreSQL ")
     assert "fsync=on, synchronous_commit=on, full_page_writes=on" in data["database_server"]
+    assert parts(data) == {"client", "server", "scheduler", "database"}
+    assert data["cpu"]["seconds"]["scheduler"] > 0 and data["cpu"]["seconds"]["database"] > 0
 
 
 def throwaway_run(config_dir, *options: str) -> dict:
@@ -77,8 +88,10 @@ def test_bench_scenario_names_its_sqlite_database(tmp_path):
     data = throwaway_run(tmp_path, "--database", "sqlite")
     assert data["database"] == "sqlite" and "WAL" in data["database_server"]
     assert data["scheduler_mode"] == "process" and "scheduler loop in a process" in data["server"]
+    assert parts(data) == {"client", "server", "scheduler"} and data["cpu"]["seconds"]["scheduler"] > 0
 
 
 def test_bench_scenario_with_the_loop_in_the_servers_thread(tmp_path):
     data = throwaway_run(tmp_path, "--scheduler-mode", "thread")
     assert data["scheduler_mode"] == "thread" and "scheduler loop in a thread" in data["server"]
+    assert parts(data) == {"client", "server"}  # the loop's CPU is the server's

@@ -93,6 +93,14 @@ class ThrowawayPostgres:
         self.url = f"postgresql+psycopg://{USER}@/{DATABASE}?host={self.dir}&port={self.port}"
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The server's postmaster process (its backends are its children), or None when it is not running."""
+        try:
+            return int((self.dir / "data" / "postmaster.pid").read_text().split()[0]) if self.dir else None
+        except (OSError, ValueError, IndexError):
+            return None
+
     def settings(self) -> dict[str, str]:
         """The durability settings the server runs with (the benchmark's report names them)."""
         import psycopg

@@ -8,6 +8,7 @@ stops both afterwards; the report names the database. With --url it uses a runni
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import ExitStack
 from enum import Enum
@@ -67,7 +68,8 @@ def register(app: typer.Typer) -> None:
         progress = None if as_json else (lambda msg: err_console.print(f"[dim]{msg}[/dim]"))
         try:
             if url:
-                result = _run(runner, report, plan, _client_for(url), f"b{int(time.time())}-", timeout, progress)
+                result = _run(runner, report, plan, _client_for(url), f"b{int(time.time())}-", timeout, progress,
+                              {})
                 result["server"] = url
             else:
                 result = _throwaway(runner, report, plan, database, scheduler_mode, tick, keep, timeout, progress)
@@ -85,6 +87,7 @@ def _throwaway(runner, report, plan, database: Database, mode: LoopMode, tick: f
 
     with ExitStack() as stack:
         env, name = {"ALLOT_SCHEDULER_MODE": mode.value}, "SQLite (WAL, synchronous=NORMAL)"
+        parts: dict[str, int | None] = {}
         if database is Database.postgresql:
             pg = stack.enter_context(ThrowawayPostgres())
             if progress:
@@ -93,12 +96,14 @@ def _throwaway(runner, report, plan, database: Database, mode: LoopMode, tick: f
             env["ALLOT_DATABASE_URL"] = pg.url
             durability = ", ".join(f"{k}={v}" for k, v in pg.settings().items())
             name = f"{pg.version} ({durability})"
+            parts["database"] = pg.pid
         server = stack.enter_context(runner.ThrowawayServer(tick_s=tick, keep=keep, extra_env=env))
+        parts["server"] = server.proc.pid if server.proc is not None else None
         if progress:
             progress(f"throwaway server on {server.url} ({server.dir})")
         api = runner.Api(server.url)
         api.login(runner.ADMIN, runner.ADMIN_PASSWORD)
-        result = _run(runner, report, plan, api, "", timeout, progress)
+        result = _run(runner, report, plan, api, "", timeout, progress, parts)
         result["server"] = f"throwaway ({name}, simulated engine, scheduler loop in a {mode.value})"
         result["database"] = database.value
         result["scheduler_mode"] = mode.value
@@ -122,15 +127,24 @@ def _client_for(url: str):
     return Api(url, saved.token)
 
 
-def _run(runner, report, plan, api, prefix: str, timeout: float, progress) -> dict:
+def _run(runner, report, plan, api, prefix: str, timeout: float, progress, parts: dict[str, int | None]) -> dict:
+    """`parts`: the throwaway server's processes whose CPU the report gives (bench/cpu.py), this client's always;
+    from the first submission until every job was seen finished."""
+    from allotment.bench.cpu import CLIENT, CpuWindow
+
     done = runner.setup(api, plan, prefix)
     if progress:
         progress(f"cluster {done.cluster}: {len(plan.quotas)} quotas, capacity {plan.capacity:g} {plan.resource}; "
                  f"submitting {len(plan.jobs)} jobs")
+    cpu = CpuWindow({CLIENT: os.getpid(), **{name: pid for name, pid in parts.items() if pid is not None}})
+    cpu.start()
     started_at, ids = runner.submit(api, plan, done, progress)
     runner.wait_finished(api, len(ids), timeout, progress)
+    cpu.stop()
     jobs = runner.fetch_jobs(api, ids)
-    return report.compute(plan, jobs, started_at, plan.resource, plan.capacity, done.quota_names)
+    result = report.compute(plan, jobs, started_at, plan.resource, plan.capacity, done.quota_names)
+    result["cpu"] = cpu.report()
+    return result
 
 
 def _print(result: dict) -> None:
@@ -141,6 +155,11 @@ def _print(result: dict) -> None:
     console.print(f"preemptions    {result['preemptions']}")
     lag = result["submission_lag_ms"]
     console.print(f"submission lag mean {lag['mean']:.0f} ms, max {lag['max']:.0f} ms")
+    cpu = result.get("cpu")
+    if cpu:
+        spent = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu["seconds"].items())
+        console.print(f"CPU            {spent} in {cpu['window_s']:.1f} s ({cpu['share'] * 100:.0f} % of "
+                      f"{cpu['cores']} cores)")
     rows = [{"class": name, **stats} for name, stats in result["classes"].items()]
     table(rows, ["class", "count", "mean_admission_ms", "p50_admission_ms", "p99_admission_ms"],
           title="Time to admission per job class")
