@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
                                      "(as `allot server` does) or a thread of the API's process")] = LoopMode.process,
     ) -> None:
         """Submit the scenario's jobs at their creation times, wait for all to finish, report wall time,
-        utilisation, time to admission per job class (mean, p50, p99) and per quota."""
+        utilisation, time to admission per job class (mean, p50, p99) and per quota, and the CPU each part of the
+        run used (client, server, scheduler loop, database)."""
         from allotment.bench import report, runner
         from allotment.bench.scenario import ScenarioError, load
 
