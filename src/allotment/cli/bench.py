@@ -84,6 +84,7 @@ def register(app: typer.Typer) -> None:
 
 def _throwaway(runner, report, plan, database: Database, mode: LoopMode, tick: float, keep: bool, timeout: float,
                progress) -> dict:
+    from allotment.bench.cpu import DATABASE, SERVER
     from allotment.bench.postgres import ThrowawayPostgres
 
     with ExitStack() as stack:
@@ -97,9 +98,9 @@ def _throwaway(runner, report, plan, database: Database, mode: LoopMode, tick: f
             env["ALLOT_DATABASE_URL"] = pg.url
             durability = ", ".join(f"{k}={v}" for k, v in pg.settings().items())
             name = f"{pg.version} ({durability})"
-            parts["database"] = pg.pid
+            parts[DATABASE] = pg.pid
         server = stack.enter_context(runner.ThrowawayServer(tick_s=tick, keep=keep, extra_env=env))
-        parts["server"] = server.proc.pid if server.proc is not None else None
+        parts[SERVER] = server.proc.pid if server.proc is not None else None
         if progress:
             progress(f"throwaway server on {server.url} ({server.dir})")
         api = runner.Api(server.url)
