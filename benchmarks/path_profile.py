@@ -55,7 +55,7 @@ PHASES = ("ingest", "loop")
 # process, which is all the app's while the harness waits for its answer), each as module:function.
 TIMED = ("allotment.workloads.routes:_request",
          "allotment.workloads.service:_validated", "allotment.workloads.service:submit_batch",
-         "allotment.workloads.service:insert_rows", "allotment.workloads.lookups:Lookups.prefetch_quotas",
+         "allotment.workloads.service:insert_rows", "allotment.workloads.references:hold", "allotment.workloads.lookups:Lookups.prefetch_quotas",
          "allotment.workloads.lookups:Lookups.refusal",
          "allotment.vaults.job_supplies:config_text", "allotment.audit.service:record",
          "allotment.accounting.budgets:refuse_if_spent")

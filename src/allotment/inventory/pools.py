@@ -18,6 +18,7 @@ from allotment.inventory.models import Device, Node, Pool
 from allotment.inventory.service import bump_config_version, check_name, default_pool
 from allotment.quotas.models import Profile, ProfilePool
 from allotment.quotas.quota_pools import quotas_only_in
+from allotment.workloads import references
 from allotment.workloads.models import HOLDING_STATES, PREEMPTED, QUEUED, Job
 
 LISTED = 10  # how many job ids or profile names a refusal names
@@ -108,6 +109,7 @@ def delete_pool(session: Session, pool: Pool) -> int:
     """Delete a pool; its devices and nodes return to the default pool. Returns how many devices moved."""
     if pool.is_default:
         raise Conflict("the default pool cannot be deleted: it holds every unassigned device")
+    references.claim(session, Pool.id, pool.id)  # a scheduler cycle admitting into it commits first, then is seen
     running = session.scalars(select(Job.id).where(Job.placed_pool_id == pool.id, Job.state.in_(HOLDING_STATES))
                               .order_by(Job.id)).all()
     busy = busy_devices(session, pool.cluster_id)
@@ -151,6 +153,7 @@ def delete_pool(session: Session, pool: Pool) -> int:
     for node in session.scalars(select(Node).where(Node.pool_id == pool.id)).all():
         node.pool_id = fallback.id
     session.flush()
+    references.forget_pool(session, pool.id)  # the finished jobs that ran in it keep their history without it
     session.delete(pool)
     session.flush()
     bump_config_version(session, pool.cluster_id)

@@ -233,6 +233,9 @@ def _jobs_text(active: list[tuple[int, str]], shown: int = 20) -> str:
 
 
 def delete_cluster(session: Session, cluster: Cluster) -> None:
+    from allotment.workloads import references  # workloads imports this module's models
+
+    references.claim(session, Cluster.id, cluster.id)  # a batch submitting to it commits first, then is counted
     active = active_jobs(session, cluster.id)
     if active:
         raise Conflict(f"cluster {cluster.name} has {_jobs_text(active)}; cancel them or wait until they end, then "
@@ -243,6 +246,7 @@ def delete_cluster(session: Session, cluster: Cluster) -> None:
     nodes = select(Node.id).where(Node.cluster_id == cluster.id).scalar_subquery()
     session.execute(delete(Device).where(Device.node_id.in_(nodes)))
     session.execute(delete(Node).where(Node.cluster_id == cluster.id))
+    references.forget_cluster(session, cluster.id)  # its finished jobs go with it
     session.delete(cluster)
     session.flush()
     capacity.record(session, cluster.id, time.time())  # its pools' capacity ends here

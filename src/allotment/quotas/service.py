@@ -29,6 +29,7 @@ from allotment.quotas.models import (
 )
 from allotment.quotas.quota_pools import set_pools
 from allotment.quotas.tree import pool_names, quota_specs, raise_tree_errors
+from allotment.workloads import references
 from allotment.workloads.models import Job, active
 
 
@@ -342,6 +343,7 @@ def active_job_count(session: Session, quota_id: int) -> int:
 
 
 def delete_quota(session: Session, quota: Quota) -> None:
+    references.claim(session, Quota.id, quota.id)  # a batch submitting to it commits first, then is counted below
     kids = children(session, quota.id)
     if kids:
         raise Conflict(f"quota {quota.name} has child quotas ({', '.join(k.name for k in kids)}): delete or move "
@@ -353,6 +355,7 @@ def delete_quota(session: Session, quota: Quota) -> None:
     from allotment.access.service import forget_object  # access reads quotas through this service
 
     forget_object(session, "quota", [quota.id])  # its access rules go with it
+    references.forget_quota(session, quota.id)  # its finished jobs keep their history without it
     session.delete(quota)
     session.flush()
     bump_config_version(session, cluster_id)

@@ -3,7 +3,9 @@ one statement per kind of change (bulk.py: parameters converted without SQLAlche
 
 Each statement is guarded by the state the job must still be in (a queued job cancelled meanwhile is not admitted).
 Admissions and preemptions must all apply: when one does not (someone changed the job since the loop read it), the
-whole cycle is rolled back and the loop rebuilds its state from the database; nothing is admitted twice.
+whole cycle is rolled back and the loop rebuilds its state from the database; nothing is admitted twice. So it is when
+a pool the cycle admits into was deleted since the loop read it: the pools are locked as a foreign key would lock them,
+once per cycle (workloads/references.py).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, bindparam, func, or_, update
+from sqlalchemy import JSON, Integer, String, Text, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from allotment.db import UTCDateTime
+from allotment.inventory.models import Pool
 from allotment.scheduler import bulk, metering
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
 
@@ -143,10 +146,24 @@ class Writes:
                                        (ADMIT, self.admits, True), (REASON, self.reasons, False)):
             if not rows:
                 continue
+            if stmt is ADMIT:
+                _hold_pools(conn, rows)
             result = bulk.executemany(conn, stmt, rows)
             if must_match and (exact or len(rows) == 1) and result.rowcount != len(rows):
                 raise Conflict(f"{result.rowcount} of {len(rows)} guarded updates applied")
         metering.write_intervals(conn, self)  # usage records commit with the states they meter
+
+
+def _hold_pools(conn: Connection, admits: list[dict]) -> None:
+    """Lock the pools the admissions name against deletion until the cycle commits (PostgreSQL's KEY SHARE, what a
+    foreign key's check takes); Conflict when one is gone."""
+    wanted = {row["b_pool"] for row in admits if row["b_pool"] is not None}
+    if not wanted:
+        return
+    found = set(conn.execute(select(Pool.id).where(Pool.id.in_(sorted(wanted)))
+                             .with_for_update(read=True, key_share=True)).scalars())
+    if found != wanted:
+        raise Conflict(f"pool(s) {', '.join(str(p) for p in sorted(wanted - found))} deleted since the cycle began")
 
 
 class EventWrites:

@@ -46,9 +46,12 @@ _QUOTA_FACTS = (Quota.id, Quota.name, Quota.cluster_id,
 # the rows to read): a PostgreSQL array, or a JSON array that SQLite opens with json_each. On PostgreSQL the array is
 # unnested into a set the planner hashes: `name = ANY(array)` compared each quota with every name (collated string
 # comparisons, about 5 ms for a batch naming 400 of 1,000 quotas, against 1 ms).
+# On PostgreSQL the quotas read are also locked against deletion until the batch commits, as the jobs' references
+# need (references.py): here, in the read that finds them, instead of a statement of its own sending their ids again.
 _QUOTAS_NAMED = {
     "postgresql": select(*_QUOTA_FACTS).where(Quota.name.in_(
-        select(func.unnest(bindparam("names", type_=ARRAY(String)))))),
+        select(func.unnest(bindparam("names", type_=ARRAY(String)))))).with_for_update(read=True, key_share=True,
+                                                                                      of=Quota),
     "sqlite": select(*_QUOTA_FACTS).where(Quota.name.in_(select(func.json_each(bindparam("names")).table_valued(
         "value").c.value))),
 }
@@ -70,6 +73,7 @@ class Lookups:
         self.session = session
         self.principal = principal
         self.quotas: dict[str, QuotaFacts | None] = {}
+        self.held_quotas: set[int] = set()  # quotas read and locked by prefetch_quotas (references.hold skips them)
         self.may_submit: dict[int, str | None] = {}  # quota id -> why the principal may not submit
         self.bound_ids: set[int] | None = None  # quotas bound to the principal (bindings.py; None: every quota)
         self._bound_read = False
@@ -158,6 +162,7 @@ class Lookups:
             statement, names = _QUOTAS_NAMED["sqlite"], json.dumps(wanted)
         for row in self.session.execute(statement, {"names": names}):
             self.quotas[row.name] = _facts(row)
+            self.held_quotas.add(row.id)
 
     def place(self, quota: QuotaFacts) -> tuple | None:
         """What the checks of a job read of its quota but its id and name: (cluster, allowed priority classes,

@@ -70,12 +70,14 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(String(128))
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))  # the user the job belongs to
+    # owner_id, cluster_id, quota_id and placed_pool_id are references without a foreign key: their services keep
+    # them (workloads/references.py), checked once per batch instead of once per row.
+    owner_id: Mapped[int] = mapped_column(Integer)  # the user the job belongs to
     # The service account that submitted it on the owner's behalf, if any.
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    cluster_id: Mapped[int] = mapped_column(Integer)  # its jobs are deleted with the cluster (references.py)
     # NULL only for finished jobs of a quota deleted since (a quota with active jobs cannot be deleted).
-    quota_id: Mapped[int | None] = mapped_column(ForeignKey("quotas.id", ondelete="SET NULL"))
+    quota_id: Mapped[int | None] = mapped_column(Integer)
     # What each job asks for (copied from the profile when one is given, so later profile edits do not change it).
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
     # The project (projects domain) the job belongs to, if any; a project is deleted with jobs only when forced.
@@ -126,7 +128,7 @@ class Job(Base):
 
     # Placement, set at admission: the pool and the devices with the share of each (milli-GPU), e.g.
     # [{"device_id": 7, "node": "gpu-01", "index": 0, "milli": 500}].
-    placed_pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="SET NULL"))
+    placed_pool_id: Mapped[int | None] = mapped_column(Integer)  # cleared when the pool is deleted (references.py)
     devices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # The node(s) it was placed on, also for a job without GPUs (its cpu and memory are held there).
     placed_nodes: Mapped[list[str] | None] = mapped_column(JSON)

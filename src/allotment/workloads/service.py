@@ -31,6 +31,7 @@ from allotment.inventory.models import Cluster, Pool
 from allotment.policies import service as policies
 from allotment.policies.models import ResourcePolicy
 from allotment.quotas.models import Profile, Quota
+from allotment.workloads import references
 from allotment.workloads.batch_insert import insert_rows
 from allotment.workloads.default_quota import NoQuotaToSubmitTo, default_quota
 from allotment.workloads.lookups import Lookups, QuotaFacts
@@ -287,7 +288,9 @@ def _validated(session: Session, principal: Principal, requests: Sequence[JobReq
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:20]), errors)
     policies.check_concurrency(session, policy, owner, len(rows))
-    return [r for r in rows if r is not None]
+    valid = [r for r in rows if r is not None]
+    references.hold(session, valid, look.held_quotas)  # what the rows name stays until they are written
+    return valid
 
 
 def _number(session: Session, ids: list[int]) -> None:

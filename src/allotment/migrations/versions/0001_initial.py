@@ -869,13 +869,9 @@ def upgrade() -> None:
     sa.Column('exit_code', sa.Integer(), nullable=True),
     sa.Column('preemptions', sa.Integer(), server_default='0', nullable=False),
     sa.Column('updated_at', allotment.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_jobs_cluster_id_clusters'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users')),
-    sa.ForeignKeyConstraint(['placed_pool_id'], ['pools.id'], name=op.f('fk_jobs_placed_pool_id_pools'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_jobs_pool_id_pools'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_jobs_profile_id_profiles'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_jobs_project_id_projects'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['quota_id'], ['quotas.id'], name=op.f('fk_jobs_quota_id_quotas'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_jobs_submitted_by_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
     postgresql_with={'fillfactor': 50}
