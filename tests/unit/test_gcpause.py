@@ -66,25 +66,33 @@ def _in_child(code: str) -> list:
                                      text=True).stdout)
 
 
-def test_after_a_cycle_its_cyclic_garbage_is_freed_and_its_survivors_frozen():
-    # A cycle's cyclic garbage (here a self-referencing list, as a session's objects are) is collected, and what is
-    # still alive is moved out of the collector's sight, so later collections do not walk it again.
+def test_after_a_busy_cycle_its_objects_are_frozen_unwalked_and_its_cyclic_garbage_waits_for_the_full_collection():
+    # What a busy cycle leaves is moved out of the collector's sight without a collection walking it (it would find
+    # almost nothing to free); its cyclic garbage (here a self-referencing object, as SQLAlchemy's statements are) is
+    # freed by the next full collection, due every full_every_s.
     code = """
-import gc, json, weakref
+import gc, json, time, weakref
 from allotment.scheduler.gcpause import CycleCollector
 class Node:
     pass
 gc.disable()
-collector = CycleCollector(full_every_s=3600)
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+collector = CycleCollector(full_every_s=60)
 before = gc.get_freeze_count()
 garbage = Node(); garbage.me = garbage; probe = weakref.ref(garbage); del garbage
 kept = [[i] for i in range(20000)]
 collector.after_cycle()
-print(json.dumps([probe() is None, gc.get_freeze_count() - before >= 20000, gc.get_count()[0]]))
+frozen, walked, waiting = gc.get_freeze_count() - before >= 20000, list(collections), probe() is not None
+collector._last_full -= 61
+more = [[i] for i in range(20000)]
+collector.after_cycle()
+print(json.dumps([frozen, walked, waiting, collections, probe() is None, gc.get_count()[0]]))
 """
-    freed, frozen, young = _in_child(code)
-    assert freed and frozen
-    assert young < 100
+    frozen, walked, waiting, collections, freed, young = _in_child(code)
+    assert frozen and walked == [] and waiting
+    assert collections == [2]  # the full collection, and only it
+    assert freed and young < 100
 
 
 def test_a_small_cycle_leaves_the_collector_alone_and_a_full_collection_comes_back_on_time():
