@@ -44,8 +44,9 @@ def tune_for_server() -> None:
 
 
 # How often the loop lets the collector see everything again (see CycleCollector): what cyclic garbage the loop
-# makes waits at most this long.
-FULL_COLLECTION_EVERY_S = 60.0
+# makes waits at most this long. A full collection walks the whole heap, about 0.8 us an object: 0.13 s at 170,000
+# objects, 0.46 s at 565,000 (the loop process during the large-scale benchmark), so it stays rare.
+FULL_COLLECTION_EVERY_S = 600.0
 
 
 class CycleCollector:
@@ -56,10 +57,10 @@ class CycleCollector:
     after that, where it also walks the whole queue. Instead, once enough has been allocated, what the cycle left is
     frozen (moved out of the collector's sight) without being walked at all. Walking it found almost nothing to free:
     in the large-scale benchmark a busy cycle left about 18,000 objects and some 60 of them cyclic garbage (statements
-    SQLAlchemy built for the cycle), where the walk cost about 10 ms, 5 % of the loop's CPU (benchmarks/README.md,
+    SQLAlchemy built for the cycle), where the walk cost about 10 ms, 7 % of the loop's CPU (benchmarks/README.md,
     eleventh round). Reference counting frees everything else at once, frozen or not; the cyclic garbage waits for the
-    full collection that runs every FULL_COLLECTION_EVERY_S (everything unfrozen and collected: about 0.1 s over
-    50,000 queued jobs), so nothing is held longer than that."""
+    full collection that runs every FULL_COLLECTION_EVERY_S (everything unfrozen and collected), so nothing is held
+    longer than that: at most a few hundred thousand small objects for a loop busy all that time."""
 
     def __init__(self, full_every_s: float = FULL_COLLECTION_EVERY_S) -> None:
         self.full_every_s = full_every_s
