@@ -5,6 +5,9 @@ commits; the scheduler's cycle refuses an admission into a pool deleted since it
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from inventory_helpers import API, hold_devices, register_node, sessions
 from sqlalchemy import func, select, text
@@ -14,6 +17,7 @@ from allotment.errors import Conflict
 from allotment.identity.models import User
 from allotment.inventory.models import Cluster, Pool
 from allotment.quotas.models import Quota
+from allotment.quotas.service import delete_quota
 from allotment.scheduler.persist import Conflict as CycleConflict
 from allotment.scheduler.persist import Writes
 from allotment.workloads import references
@@ -38,6 +42,20 @@ def row(client, job_id: int) -> Job | None:
         if job is not None:
             s.expunge(job)
         return job
+
+
+def team_references(client, headers) -> dict[str, int]:
+    """A new quota "team" on the local cluster, and the references a job of the admin's to it has."""
+    assert client.post(f"{API}/clusters/local/quotas", headers=headers, json={"name": "team"}).status_code == 201
+    with transaction(sessions(client)) as s:
+        return {"cluster_id": s.scalar(select(Cluster.id).where(Cluster.name == "local")),
+                "owner_id": s.scalar(select(User.id).where(User.username == "admin")),
+                "quota_id": s.scalar(select(Quota.id).where(Quota.name == "team"))}
+
+
+def postgres_only(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("row locks: SQLite has one writer at a time")
 
 
 def test_a_deleted_cluster_takes_its_jobs_with_it(client, admin_headers):
@@ -95,12 +113,8 @@ def test_a_deleted_pool_is_cleared_from_the_jobs_that_ran_in_it(client, admin_he
 
 
 def test_a_batch_naming_a_deleted_row_is_refused_whole(client, admin_headers):
-    assert client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": "team"}).status_code == 201
+    good = team_references(client, admin_headers)
     with transaction(sessions(client)) as s:
-        cluster = s.scalar(select(Cluster.id).where(Cluster.name == "local"))
-        owner = s.scalar(select(User.id).where(User.username == "admin"))
-        quota = s.scalar(select(Quota.id).where(Quota.name == "team"))
-        good = {"cluster_id": cluster, "owner_id": owner, "quota_id": quota}
         references.hold(s, [good, {**good, "quota_id": None}])  # all there: no error
         for field, what in (("cluster_id", "cluster"), ("owner_id", "user"), ("quota_id", "quota")):
             with pytest.raises(Conflict) as caught:
@@ -112,14 +126,9 @@ def test_a_batch_naming_a_deleted_row_is_refused_whole(client, admin_headers):
 
 @pytest.mark.postgres
 def test_what_a_batch_names_cannot_be_deleted_until_it_commits(client, admin_headers, backend):
-    if backend != "postgres":
-        pytest.skip("row locks: SQLite has one writer at a time")
-    assert client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": "team"}).status_code == 201
+    postgres_only(backend)
+    good = team_references(client, admin_headers)
     factory = sessions(client)
-    with transaction(factory) as s:
-        good = {"cluster_id": s.scalar(select(Cluster.id).where(Cluster.name == "local")),
-                "owner_id": s.scalar(select(User.id).where(User.username == "admin")),
-                "quota_id": s.scalar(select(Quota.id).where(Quota.name == "team"))}
     batch, other = factory(), factory()
     try:
         references.hold(batch, [good])
@@ -148,19 +157,9 @@ def test_a_cycle_admitting_into_a_deleted_pool_is_rolled_back(client, admin_head
 
 @pytest.mark.postgres
 def test_a_deletion_waits_for_a_batch_naming_its_row_then_counts_its_jobs(client, admin_headers, backend):
-    if backend != "postgres":
-        pytest.skip("row locks: SQLite has one writer at a time")
-    import threading
-    import time
-
-    from allotment.quotas.service import delete_quota
-
-    assert client.post(f"{API}/clusters/local/quotas", headers=admin_headers, json={"name": "team"}).status_code == 201
+    postgres_only(backend)
+    good = team_references(client, admin_headers)
     factory = sessions(client)
-    with transaction(factory) as s:
-        good = {"cluster_id": s.scalar(select(Cluster.id).where(Cluster.name == "local")),
-                "owner_id": s.scalar(select(User.id).where(User.username == "admin")),
-                "quota_id": s.scalar(select(Quota.id).where(Quota.name == "team"))}
     batch = factory()
     references.hold(batch, [good])
     outcome: list[object] = []
