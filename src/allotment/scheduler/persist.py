@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, bindparam, func, or_, select, update
+from sqlalchemy import JSON, Integer, String, Text, bindparam, func, or_, update
 from sqlalchemy.engine import Connection
 
 from allotment.db import UTCDateTime
 from allotment.inventory.models import Pool
 from allotment.scheduler import bulk, metering
+from allotment.workloads import references
 from allotment.workloads.models import ADMITTED, PREEMPTED, QUEUED, RUNNING, Job
 
 T = Job.__table__
@@ -160,8 +161,7 @@ def _hold_pools(conn: Connection, admits: list[dict]) -> None:
     wanted = {row["b_pool"] for row in admits if row["b_pool"] is not None}
     if not wanted:
         return
-    found = set(conn.execute(select(Pool.id).where(Pool.id.in_(sorted(wanted)))
-                             .with_for_update(read=True, key_share=True)).scalars())
+    found = references.locked(conn, Pool.id, wanted)
     if found != wanted:
         raise Conflict(f"pool(s) {', '.join(str(p) for p in sorted(wanted - found))} deleted since the cycle began")
 

@@ -21,6 +21,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from sqlalchemy import ARRAY, Integer, any_, bindparam, delete, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from allotment.errors import Conflict
@@ -31,32 +32,39 @@ from allotment.workloads.models import Job
 
 
 def _lock(column: Any, postgresql: bool) -> Any:
-    """The rows of `column` among the ids given, each locked against deletion until the transaction ends:
-    PostgreSQL's KEY SHARE, what a foreign key's check takes, the ids as one array parameter (a batch names hundreds
-    of quotas); SQLite has one writer at a time and no row locks."""
     ids = (column == any_(bindparam("ids", type_=ARRAY(Integer())))) if postgresql \
         else column.in_(bindparam("ids", expanding=True))
     return select(column).where(ids).with_for_update(read=True, key_share=True)
 
 
-# (what the message calls it, the statement on PostgreSQL, on SQLite), built once.
-_LOCKS = {key: (what, _lock(column, True), _lock(column, False))
-          for key, what, column in (("cluster_id", "cluster", Cluster.id), ("owner_id", "user", User.id),
-                                    ("quota_id", "quota", Quota.id))}
+_statements: dict[tuple[str, bool], Any] = {}  # (column, PostgreSQL?) -> its locking read, built once
+
+
+def locked(conn: Connection, column: Any, ids: AbstractSet[int]) -> set[int]:
+    """Which of `ids` have a row of `column`'s table, each locked against deletion until the transaction ends:
+    PostgreSQL's KEY SHARE, what a foreign key's check takes, the ids as one array parameter (a batch names hundreds
+    of quotas); SQLite has one writer at a time and no row locks."""
+    key = (str(column), conn.dialect.name == "postgresql")
+    statement = _statements.get(key)
+    if statement is None:
+        statement = _statements[key] = _lock(column, key[1])
+    return set(conn.execute(statement, {"ids": sorted(ids)}).scalars())
+
+
+# (the rows' key, what the refusal calls it, the referenced column)
+_NAMED = (("cluster_id", "cluster", Cluster.id), ("owner_id", "user", User.id), ("quota_id", "quota", Quota.id))
 
 
 def hold(session: Session, rows: Sequence[dict[str, Any]], held_quotas: AbstractSet[int] = frozenset()) -> None:
     """Lock the cluster, owners and quotas that new job rows name, or refuse the batch when one is gone.
     `held_quotas`: quotas this transaction has locked already (the batch's look-up reads them with the lock)."""
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    for key, (what, on_postgresql, on_sqlite) in _LOCKS.items():
+    for key, what, column in _NAMED:
         ids = {row[key] for row in rows} - {None}
         if key == "quota_id":
             ids -= held_quotas
         if not ids:
             continue
-        found = session.connection().execute(on_postgresql if postgresql else on_sqlite, {"ids": sorted(ids)})
-        gone = ids - set(found.scalars())
+        gone = ids - locked(session.connection(), column, ids)
         if gone:
             raise Conflict(f"the {what} these jobs name was deleted while they were submitted "
                            f"(id {', '.join(str(i) for i in sorted(gone))}); nothing was submitted")

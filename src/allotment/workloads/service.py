@@ -383,8 +383,8 @@ def list_jobs(session: Session, principal: Principal, state: str | None = None, 
         bad = [s for s in wanted if s not in STATES]
         if bad:
             errors.append(FieldError("state", f"unknown state(s) {', '.join(bad)}; known: {', '.join(STATES)}"))
-        # Active states are found as active() finds them (finished_at IS NULL): the indexes that hold only active
-        # jobs serve the page and its total, instead of a scan of the whole history.
+        # Active states are found as active() finds them (finished_at IS NULL): the page's total then reads the
+        # index of active jobs instead of scanning the whole history.
         query = query.where(active(*wanted) if wanted and set(wanted) <= set(ACTIVE_STATES)
                             else Job.state.in_(wanted))
     if quota:
