@@ -88,7 +88,11 @@ Rules, in the order the cycle applies them
    hold would stop every other quota's borrowing for capacity it could keep only until its lender reclaims it
    (Philly: mean queueing 756 s with such holds, 562 s without). A job parked while its quota's own usage made it
    a borrower is woken when that usage drops: it may now fit the guarantee and reclaim (waiting only for physically
-   free GPUs, it would never be examined again).
+   free GPUs, it would never be examined again). During its preemption delay a blocked job that fits its quota's
+   guarantee alone holds the capacity against the jobs it may preempt when the delay ends (HELD_FOR_PREEMPTING_JOB):
+   lower-priority jobs of its own quota where the quota preempts within it, of other quotas where they would borrow
+   and its quota reclaims. Started meanwhile, they would only be preempted; held, what frees by itself reaches the
+   job (Kueue's baseline with 1 ms of timing noise, policy_replay: 1,192 preemptions without the hold, none with it).
 6. GPUs: a share of a GPU (a multiple of config.gpu_share_step milli-GPU, default 10 = 0.01 GPU; other amounts are
    invalid requests) goes to one device, best fit; a device never holds more than one GPU of shares. Whole requests
    take whole free devices. A job's GPUs, CPU and memory are on ONE node; they are never split over nodes.
@@ -156,6 +160,7 @@ from allotment.core.queues import (
     PLACE_NODES,
     TOKEN_MASK,
     Group,
+    Hold,
     Option,
     QueuedRec,
     RunningRec,
@@ -349,7 +354,7 @@ class SchedulerState(QueueInspection):
                                         break
                                 if hold is not None:
                                     break
-                            if hs.starvation:  # (the whole test: its guarantee holds answer None again)
+                            if hs.starvation or hs.delay:  # (the whole test: its guarantee holds answer None again)
                                 hold = hs.blocking(group, rec, cls, aged)
                                 if hold is not None:
                                     break
@@ -360,6 +365,14 @@ class SchedulerState(QueueInspection):
                                                  aged)
                             break
                 if hold is not None:
+                    if hold.kind == Hold.DELAY:
+                        # Its reason is what else stops it, where something does (a full limit or pool): a delay hold
+                        # is its reason only where nothing else is. Either way the hold's end wakes it.
+                        b = tree.first_block(q, opt.req)
+                        if b is not None:
+                            hold.blocked[group] = None
+                            blockers.append(self._blocker(b, opt))
+                            continue
                     hk, amount = hold.key, 0
                     for k, a in opt.req:  # _amount(opt.req, hold.key), inline
                         if k == hk:

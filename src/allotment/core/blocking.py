@@ -132,8 +132,20 @@ class Blocking(PoolChoice):
             wait.message = message
             group.last_sig = sig
             decisions.append(wait)
+        # Its hold for its preemption delay (rule 5): on the capacity it waits for, against the jobs it could preempt
+        # once the delay ends. One it already has for the same job, capacity and scope stays (see _wake).
+        delay_until = rec.submitted_at + self._preemption_delay
+        policy = tree.preempt_policy[q]
+        delay_hold = (ever[0] and first[0] != HOLD and opt.alone and now < delay_until and (policy[0] or policy[1]))
+        kept = None
         if group.holds:
-            self._drop_holds(group)
+            if delay_hold:
+                for h in group.holds:
+                    if (h.kind == Hold.DELAY and h.job_id == rec.id and h.key == first[2] and h.scope == first[1]
+                            and h.until == delay_until):
+                        kept = h
+            self._drop_holds(group, kept)
+        delay_only = False  # whether its only hold is the one it puts for its preemption delay
         if ever[0]:
             kind = first[0]
             if (kind == CAPACITY or kind == DEVICE) and opt.guaranteed:
@@ -145,16 +157,21 @@ class Blocking(PoolChoice):
                         break
                 else:
                     self._add_hold(Hold(ROOT, first[2], Hold.GUARANTEE, group, rec, 0))
+            if delay_hold:
+                if kept is None:
+                    self._add_hold(Hold(ROOT, first[2], Hold.DELAY, group, rec, 0, policy[0], policy[1], delay_until,
+                                        first[1], tree.path_root))
+                delay_only = len(group.holds) == 1
             if aged and kind != HOLD:
                 hold = self._starvation_hold(q, group, rec, first, opt)  # rule 5 (reclaiming.py)
                 if hold is not None:
                     self._add_hold(hold)
-        if (needs and not cap_entries and not held and not aged and not group.holds
+        if (needs and not cap_entries and not held and not aged and (delay_only or not group.holds)
                 and (not self._can_preempt[q] or now < rec.submitted_at + self._preemption_delay)):
             # Every option is blocked by a limit, and until one has room for it re-examining the group could change
             # nothing but its Wait's numbers: it may not preempt (yet: its delay's end is a deadline that wakes it),
-            # holds nothing and is held by nothing. It waits for that room (ParkIndex, limit rooms) instead of every
-            # end under the limit. (An option blocked by capacity is woken by the frontier, in order; an end under
+            # holds nothing but its delay's hold (which stands until that deadline) and is held by nothing. It waits
+            # for that room (ParkIndex, limit rooms) instead of every end under the limit. (An option blocked by capacity is woken by the frontier, in order; an end under
             # a limit also re-examined it, out of that order, and that stays as it was.)
             limit_keys = []
             group.park_blockers = blockers

@@ -60,6 +60,8 @@ def code_of(b: Blocker) -> str:
         return WaitCode.NO_DEVICE_FIT
     hold = b.detail
     assert isinstance(hold, Hold)
+    if hold.kind == Hold.DELAY:
+        return WaitCode.HELD_FOR_PREEMPTING_JOB
     return WaitCode.GUARANTEE_PENDING if hold.kind == Hold.GUARANTEE else WaitCode.RESERVED_FOR_STARVING_JOB
 
 
@@ -96,6 +98,12 @@ def sentence(tree: UsageTree, b: Blocker, now: float) -> str:
         return (
             f"{scope}: {res} is held for quota {tree.ids[hold.quota]}, which is below its guarantee "
             f"(its job {hold.job_id} waits first; this job would borrow)"
+        )
+    if hold.kind == Hold.DELAY:
+        return (
+            f"{scope}: {res} is held for job {hold.job_id} of quota {tree.ids[hold.quota]} (priority "
+            f"{hold.priority}), which may preempt lower-priority jobs once it has been queued "
+            f"{hold.until - hold.submitted_at:g} s (the preemption delay); started now, this job would be one of them"
         )
     return (
         f"{scope}: {res} is reserved for job {hold.job_id} of quota {tree.ids[hold.quota]}, "

@@ -206,6 +206,8 @@ class WaitCode:
     NO_DEVICE_FIT = "no_device_fit"  # enough GPU in total, but no device (set) fits the job's shape
     GUARANTEE_PENDING = "guarantee_pending"  # would borrow capacity that a quota below its guarantee waits for
     RESERVED_FOR_STARVING_JOB = "reserved_for_starving_job"  # held for a job that has waited past the age limit
+    # held during its preemption delay for a higher-priority job that could preempt this one once the delay ends
+    HELD_FOR_PREEMPTING_JOB = "held_for_preempting_job"
     REQUEUE_BACKOFF = "requeue_backoff"  # a preempted job may not borrow again until its backoff ends
     QUEUED_BEHIND = "queued_behind"  # not at the head of its quota queue (explain() only)
     ADMISSION_LIMIT = "admission_limit"  # max_admissions_per_cycle reached; tried next cycle (explain() only)

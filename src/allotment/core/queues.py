@@ -266,15 +266,24 @@ class Hold:
     its own quota's jobs may not take it either, whatever their class: they fit the guarantee only because the
     quota's usage leaves room for them, and the aged job would fit it too (and reclaim) if they stopped overtaking
     it. An aged job that needs more than its guarantee does not hold its quota's jobs back: they are guaranteed.
+    kind DELAY: the job fits its quota's guarantee alone and may preempt once its preemption delay ends (``until``);
+    until then it holds the capacity against the lower-priority jobs it could preempt then: its own quota's where
+    the quota preempts lower priority within itself (``within``), other quotas' jobs that would borrow where its
+    quota reclaims (``reclaims``) and they are under the quota whose limit blocks the job (``scope``; ROOT: the
+    pool is full, any quota). Started during the delay, those jobs would be preempted when it ends; held, the
+    capacity that frees by itself reaches the job, which is what the delay waits for. The hold is on the pool (node
+    ROOT) whatever blocks the job, as a guarantee hold: jobs its scope leaves out pass it.
     """
 
     GUARANTEE: Final = 1
     STARVATION: Final = 2
-    __slots__ = ("blocked", "blocker", "cls", "group", "job_id", "key", "kind", "node", "priority", "quota", "seq",
-                 "submitted_at", "within")
+    DELAY: Final = 3
+    __slots__ = ("blocked", "blocker", "cls", "group", "job_id", "key", "kind", "node", "paths", "priority",
+                 "quota", "reclaims", "scope", "seq", "submitted_at", "until", "within")
 
     def __init__(self, node: int, key: int, kind: int, group: Group, rec: QueuedRec, cls: int,
-                 within: bool = False) -> None:
+                 within: bool = False, reclaims: bool = False, until: float = 0.0, scope: int = 0,
+                 paths: list[tuple[int, ...]] | None = None) -> None:
         self.node = node
         self.key = key
         self.kind = kind
@@ -286,6 +295,10 @@ class Hold:
         self.cls = cls
         self.quota = group.quota
         self.within = within  # the job fits its quota's guarantee alone: it holds against that quota's jobs too
+        self.reclaims = reclaims  # DELAY: it holds against other quotas' lower-priority borrowers too
+        self.until = until  # DELAY: when its preemption delay ends
+        self.scope = scope  # DELAY: the quota whose limit blocks the job, or ROOT
+        self.paths = paths  # DELAY: each quota's path to the pool (UsageTree.path_root)
         self.blocked: dict[Group, None] = {}  # groups parked because of this hold: re-examined when it goes
         # The HOLD Blocker it last answered (admission._try): the next job it blocks with the same amount gets it too
         self.blocker: Blocker | None = None
@@ -295,6 +308,13 @@ class Hold:
             return False
         if self.kind == Hold.GUARANTEE:
             return cls > 0
+        if self.kind == Hold.DELAY:
+            if rec.priority >= self.priority:
+                return False
+            if group.quota == self.quota:
+                return self.within
+            paths = self.paths
+            return self.reclaims and cls > 0 and (paths is None or self.scope in paths[group.quota])
         if rec.priority > self.priority or (cls < self.cls and not (self.within and group.quota == self.quota)):
             return False
         return not (aged and (rec.submitted_at, rec.seq) < (self.submitted_at, self.seq))
@@ -302,28 +322,62 @@ class Hold:
 
 class HoldSet:
     """The holds on one (quota or ROOT, key). Guarantee holds all block the same candidates (any that would
-    borrow), so they are checked in O(1); starvation holds are few and checked one by one."""
+    borrow), so they are checked in O(1); starvation holds are few and checked one by one. Delay holds can be many
+    (every blocked job in its preemption delay that fits its guarantee alone): they are indexed by what they block,
+    own-quota holds by quota, borrower holds by scope, priority and quota, so that a check costs the candidate's
+    path times the priorities held, not the number of holds."""
 
-    __slots__ = ("guarantee", "starvation")
+    __slots__ = ("delay", "delay_own", "delay_scoped", "guarantee", "paths", "starvation")
 
     def __init__(self) -> None:
         self.guarantee: dict[Group, Hold] = {}
         self.starvation: list[Hold] = []
+        self.delay = 0  # how many delay holds
+        self.delay_own: dict[int, dict[Hold, None]] = {}  # quota -> its holds against its own lower priorities
+        # scope -> priority -> quota -> holds against lower-priority borrowers under that scope
+        self.delay_scoped: dict[int, dict[int, dict[int, dict[Hold, None]]]] = {}
+        self.paths: list[tuple[int, ...]] | None = None  # the delay holds' quota paths (UsageTree.path_root)
 
     def add(self, hold: Hold) -> None:
         if hold.kind == Hold.GUARANTEE:
             self.guarantee[hold.group] = hold
+        elif hold.kind == Hold.DELAY:
+            self.delay += 1
+            self.paths = hold.paths
+            if hold.within:
+                self.delay_own.setdefault(hold.quota, {})[hold] = None
+            if hold.reclaims:
+                by_quota = self.delay_scoped.setdefault(hold.scope, {}).setdefault(hold.priority, {})
+                by_quota.setdefault(hold.quota, {})[hold] = None
         else:
             self.starvation.append(hold)
 
     def remove(self, hold: Hold) -> None:
         if hold.kind == Hold.GUARANTEE:
             self.guarantee.pop(hold.group, None)
+        elif hold.kind == Hold.DELAY:
+            self.delay -= 1
+            if hold.within:
+                own = self.delay_own[hold.quota]
+                del own[hold]
+                if not own:
+                    del self.delay_own[hold.quota]
+            if hold.reclaims:
+                by_prio = self.delay_scoped[hold.scope]
+                by_quota = by_prio[hold.priority]
+                holds = by_quota[hold.quota]
+                del holds[hold]
+                if not holds:
+                    del by_quota[hold.quota]
+                    if not by_quota:
+                        del by_prio[hold.priority]
+                        if not by_prio:
+                            del self.delay_scoped[hold.scope]
         else:
             self.starvation.remove(hold)
 
     def __bool__(self) -> bool:
-        return bool(self.guarantee) or bool(self.starvation)
+        return bool(self.guarantee) or bool(self.starvation) or self.delay > 0
 
     def blocking(self, group: Group, rec: QueuedRec, cls: int, aged: bool) -> Hold | None:
         if cls > 0:
@@ -333,6 +387,29 @@ class HoldSet:
         for hold in self.starvation:
             if hold.blocks(group, rec, cls, aged):
                 return hold
+        if self.delay:
+            return self._delay_blocking(group, rec, cls)
+        return None
+
+    def _delay_blocking(self, group: Group, rec: QueuedRec, cls: int) -> Hold | None:
+        """The delay hold that blocks this candidate (Hold.blocks for kind DELAY, through the indexes), or None."""
+        priority, quota = rec.priority, group.quota
+        own = self.delay_own.get(quota)
+        if own:
+            for hold in own:
+                if priority < hold.priority and hold.group is not group:
+                    return hold
+        scoped, paths = self.delay_scoped, self.paths
+        if cls > 0 and scoped and paths is not None:
+            for scope in paths[quota]:
+                by_prio = scoped.get(scope)
+                if by_prio:
+                    for held, by_quota in by_prio.items():
+                        if priority < held:
+                            for holder, holds in by_quota.items():
+                                if holder != quota:
+                                    for hold in holds:
+                                        return hold
         return None
 
 

@@ -510,7 +510,14 @@ class StateBase(WakeByNeed):
             return
         self._park.unpark(group)
         group.deadline_token = 0
-        self._drop_holds(group)
+        if group.holds:
+            # A hold for its preemption delay stands until the delay ends or the job starts: dropped and put again at
+            # every wake, it would wake every group it holds back, to be held back again.
+            keep = None
+            for h in group.holds:
+                if h.kind == Hold.DELAY and h.until > self._now:
+                    keep = h
+            self._drop_holds(group, keep)
         self._push_group(group)
         self._push_quota(group.quota)
 
@@ -518,11 +525,17 @@ class StateBase(WakeByNeed):
         for group in self._park.limit_groups(key):
             self._wake(group)
 
-    def _drop_holds(self, group: Group) -> None:
+    def _drop_holds(self, group: Group, keep: Hold | None = None) -> None:
+        """Drop the group's holds (but ``keep``), waking the groups each of them held back."""
         if not group.holds:
             return
-        self._holds_version += 1
         holds, group.holds = group.holds, []
+        if keep is not None:
+            holds = [h for h in holds if h is not keep]
+            group.holds.append(keep)
+            if not holds:
+                return
+        self._holds_version += 1
         for h in holds:
             self._held_keys[h.key] -= 1
             if not self._held_keys[h.key]:

@@ -11,6 +11,7 @@ from core_testkit import gpu_pool, job, quota
 
 from allotment.core.admission import SchedulerState
 from allotment.core.model import Admit, Preempt, SchedulerConfig, Wait
+from allotment.core.queues import Hold
 from allotment.core.resources import ANY_POOL
 
 
@@ -71,14 +72,14 @@ class WakesAtEveryEnd(SchedulerState):
 def assert_rooms_are_full(state: SchedulerState, now: float, before_cycle: bool = False) -> int:
     """Every group waiting for room under a limit waits for room that is not there (an end that made it woke the
     group), may not preempt yet (before the cycle at ``now``: not before it, whose start wakes the groups whose delay
-    ends by then), and holds nothing. Returns how many groups wait so."""
+    ends by then), and holds nothing but its preemption delay's hold. Returns how many groups wait so."""
     tree, waiting = state._tree, set()
     for node, needs in state._park.rooms.items():
         for (k, amount), groups in needs.items():
             assert tree.u[node][k] + amount > tree.lim[node][k], (tree.ids[node], k, amount)
             waiting.update(groups)
     for group in waiting:
-        assert group.parked and not group.holds and not group.park_caps
+        assert group.parked and all(h.kind == Hold.DELAY for h in group.holds) and not group.park_caps
         head = group.head()
         ends = head.submitted_at + state._preemption_delay
         assert not state._can_preempt[group.quota] or now < ends or (before_cycle and now == ends)

@@ -14,7 +14,7 @@ from allotment.core.explain import DEVICE, HOLD, Blocker, combine
 from allotment.core.model import SchedulerConfig
 from allotment.core.order_keys import CLASS_SHIFT, NOT_AGED
 from allotment.core.preemption import preemption_kinds
-from allotment.core.queues import TOKEN_MASK
+from allotment.core.queues import TOKEN_MASK, Hold
 from allotment.core.usage import CAPACITY, ROOT
 from allotment.core.wakeups import CURSOR_MASK, ORDER_SHIFT, TOKEN_SHIFT
 
@@ -31,12 +31,15 @@ class Checked(SchedulerState):
 
     def _plain_blockers(self, q, group, rec, key):
         """What each option's checks answer, one function at a time: _hold_blocking with the class from
-        borrow_class_and_share (the first option's from its order key), first_block, then the pool's devices."""
+        borrow_class_and_share (the first option's from its order key) unless it is a delay hold and first_block
+        answers, first_block, then the pool's devices."""
         tree, aged = self._tree, not key & NOT_AGED
         out = []
         for opt in group.options:
             cls = key >> CLASS_SHIFT if opt is group.options[0] else tree.borrow_class_and_share(q, opt.req)[0]
             hold = self._hold_blocking(q, group, rec, opt, cls, aged) if self._holds else None
+            if hold is not None and hold.kind == Hold.DELAY and tree.first_block(q, opt.req) is not None:
+                hold = None  # a delay hold is the reason only where no limit or pool stops the job
             if hold is not None:
                 req = dict(opt.req)
                 out.append(_new_tuple(Blocker, (HOLD, hold.node, hold.key, 0, req.get(hold.key, 0), hold)))
@@ -110,9 +113,10 @@ class Checked(SchedulerState):
                           and tree.within_guarantee(q, group.options[0].req))
         emitted = len(decisions)
         super()._block(q, group, rec, key, blockers, aged, retry_at, note, now, decisions)
-        # waiting for room under its limits: every option blocked by a limit, not aged, holding nothing, not (yet)
-        # allowed to preempt
-        waits_for_room = (needs and not caps and all(b.kind != HOLD for b in blockers) and not aged and not group.holds
+        # waiting for room under its limits: every option blocked by a limit, not aged, holding nothing but its
+        # preemption delay's hold, not (yet) allowed to preempt
+        waits_for_room = (needs and not caps and all(b.kind != HOLD for b in blockers) and not aged
+                          and all(h.kind == Hold.DELAY for h in group.holds)
                           and (not self._can_preempt[q] or now < rec.submitted_at + self._preemption_delay))
         if waits_for_room:
             assert list(group.park_needs) == needs
