@@ -171,8 +171,9 @@ class Blocking(PoolChoice):
             # Every option is blocked by a limit, and until one has room for it re-examining the group could change
             # nothing but its Wait's numbers: it may not preempt (yet: its delay's end is a deadline that wakes it),
             # holds nothing but its delay's hold (which stands until that deadline) and is held by nothing. It waits
-            # for that room (ParkIndex, limit rooms) instead of every end under the limit. (An option blocked by capacity is woken by the frontier, in order; an end under
-            # a limit also re-examined it, out of that order, and that stays as it was.)
+            # for that room (ParkIndex, limit rooms) instead of every end under the limit. (An option blocked by
+            # capacity is woken by the frontier, in order; an end under a limit also re-examined it, out of that
+            # order, and that stays as it was.)
             limit_keys = []
             group.park_blockers = blockers
         else:
