@@ -111,8 +111,23 @@ def test_a_held_job_is_told_the_limit_that_stops_it_and_woken_when_the_hold_ends
     for i in (1, 2, 3):
         state.job_finished(f"run{i}")
     assert list(admitted(state.cycle(3.0))) == ["big"]
-    state.remove_job("big")  # big ends at once: nothing else wakes the small jobs but the hold's end
-    assert sorted(admitted(state.cycle(3.5))) == ["low0", "low1"]
+
+
+def test_a_job_a_full_pool_stops_is_woken_when_the_hold_ends():
+    """Told the pool is full, the small job waits for capacity; capacity that frees while the hold stands passes it
+    by, so the hold's end (here: big is cancelled) is what wakes it."""
+    state = state_of([quota("q", gpu_in={"p": (4, 8)}, within_quota_preemption="lower_priority")],
+                     [gpu_pool("p", 4)], preemption_delay_s=DELAY)
+    for i in range(4):
+        start(state, f"run{i}", "q", "p", gpus=1, at=0.0)
+    state.add_job(job("big", "q", gpus=4, priority=100, at=1.0))
+    state.add_job(job("low", "q", gpus=1, at=1.0))
+    state.cycle(1.0)
+    assert state.explain("low").code == WaitCode.NO_CAPACITY
+    state.job_finished("run0")
+    assert admitted(state.cycle(2.0)) == {}
+    state.remove_job("big")
+    assert list(admitted(state.cycle(2.5))) == ["low"]
 
 
 def test_a_borrower_elsewhere_in_the_pool_is_not_held():
