@@ -167,7 +167,7 @@ class Blocking(PoolChoice):
                 if hold is not None:
                     self._add_hold(hold)
         if (needs and not cap_entries and not held and not aged and (delay_only or not group.holds)
-                and (not self._can_preempt[q] or now < rec.submitted_at + self._preemption_delay)):
+                and (not self._can_preempt[q] or now < delay_until)):
             # Every option is blocked by a limit, and until one has room for it re-examining the group could change
             # nothing but its Wait's numbers: it may not preempt (yet: its delay's end is a deadline that wakes it),
             # holds nothing but its delay's hold (which stands until that deadline) and is held by nothing. It waits
