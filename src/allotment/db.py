@@ -11,6 +11,8 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from allotment import db_statistics
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -48,6 +50,10 @@ def utcnow() -> datetime:
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        # A connection keeps the planner statistics it loaded when it opened: reopened as often as they are gathered
+        # again (db_statistics.py).
+        if "poolclass" not in kwargs and db_statistics.on_file(url):
+            kwargs.setdefault("pool_recycle", db_statistics.REFRESH_S)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")

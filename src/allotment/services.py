@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Protocol
 
+from allotment import db_statistics
 from allotment.api.state import AppState
 
 
@@ -41,6 +42,8 @@ def notice_stop_signals(state: AppState) -> threading.Event:
 def start_services(state: AppState) -> list[Service]:
     services: list[Service] = []
     notice_stop_signals(state)
+    if db_statistics.on_file(state.engine.url):  # first: the scheduler's process opens its connections after it
+        services.append(db_statistics.StatisticsRefresh(state.engine))
     if state.settings.scheduler_enabled and importlib.util.find_spec("allotment.scheduler.loop") is not None:
         if state.settings.scheduler_mode == "process":
             from allotment.scheduler.process import SchedulerProcess

@@ -101,3 +101,20 @@ def one_team(client, admin_headers, gpus: int) -> Harness:
     h.node("gpu-01", gpus=gpus, model="H100")
     h.quota("team", [{"resource": "gpu", "guarantee": gpus, "limit": gpus}])
     return h
+
+
+def finished_copies(state, backend: str, job_id: int, count: int) -> None:
+    """`count` finished copies of a job, as a long-running installation has: the history of finished jobs."""
+    from sqlalchemy import text
+
+    from allotment.db import transaction
+    from allotment.workloads.models import Job
+
+    columns = [c.name for c in Job.__table__.columns if c.name != "id"]
+    changed = {"seq": "jobs.seq + g", "state": "'succeeded'", "finished_at": "jobs.submitted_at"}
+    copied = ", ".join(changed.get(c, f"jobs.{c}") for c in columns)
+    series = (f"generate_series(1, {count}) AS g" if backend == "postgres" else
+              f"(WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < {count}) SELECT g FROM n)")
+    with transaction(state.sessions) as s:
+        s.execute(text(f"INSERT INTO jobs ({', '.join(columns)}) SELECT {copied} FROM jobs, {series} "
+                      f"WHERE jobs.id = :id"), {"id": job_id})

@@ -8,10 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from sched_helpers import Harness, one_team
+from sched_helpers import Harness, finished_copies, one_team
 from sqlalchemy import event, text
 
-from allotment.db import transaction
 from allotment.scheduler import bulk, load, persist
 from allotment.workloads.models import Job
 
@@ -84,18 +83,6 @@ def _updates(state, statement, rows) -> tuple[int, int]:
     return after[0] - before[0], after[1] - before[1]
 
 
-def _history(state, backend: str, job_id: int) -> None:
-    """HISTORY finished copies of a job, as a long-running installation has."""
-    columns = [c.name for c in Job.__table__.columns if c.name != "id"]
-    copied = ", ".join({"seq": "jobs.seq + g", "state": "'succeeded'", "finished_at": "jobs.submitted_at"}.get(c, f"jobs.{c}")
-                       for c in columns)
-    series = (f"generate_series(1, {HISTORY}) AS g" if backend == "postgres" else
-              f"(WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < {HISTORY}) SELECT g FROM n)")
-    with transaction(state.sessions) as s:
-        s.execute(text(f"INSERT INTO jobs ({', '.join(columns)}) SELECT {copied} FROM jobs, {series} "
-                       f"WHERE jobs.id = :id"), {"id": job_id})
-
-
 def test_active_job_look_ups_use_an_index_over_a_long_history(h, backend):
     from allotment.identity.authn import load_principal
     from allotment.identity.models import User
@@ -110,7 +97,7 @@ def test_active_job_look_ups_use_an_index_over_a_long_history(h, backend):
     first = h.submit("team", gpu=1)
     h.cycle()
     state = h.client.app.state.allot
-    _history(state, backend, first)
+    finished_copies(state, backend, first, HISTORY)
     with state.sessions() as s:
         job = s.get(Job, first)
         owner, quota, cluster = job.owner_id, job.quota_id, job.cluster_id
@@ -163,7 +150,7 @@ def test_the_active_jobs_index_holds_the_queue_not_the_history(h, backend):
     first = h.submit("team", gpu=1)
     h.cycle()
     state = h.client.app.state.allot
-    _history(state, backend, first)
+    finished_copies(state, backend, first, HISTORY)
     with state.sessions() as s:
         conn = s.connection()
         if backend == "postgres":
