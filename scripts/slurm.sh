@@ -92,7 +92,7 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 
 nodes_idle() {
   local out
-  out=$(sinfo -h -N -o '%N %t')
+  out=$(sinfo -h -N -o '%N %t' | sort -u)  # a node in two partitions has a line in each
   [ "$(grep -c ' idle$' <<<"$out")" = 2 ]
 }
 

@@ -133,16 +133,38 @@ class NodeMeta:
     gpu_types: tuple[str | None, ...]  # by device index
 
 
-def batch_script(launch: Launch) -> str:
+# A gang's other nodes get the configuration file at the same path before the command runs: one task on each node
+# after the first (--relative=1) reads it from its standard input (--input=all) and creates it where it is absent,
+# refusing a file already there (noclobber: an exclusive create, which a symbolic link planted at the path cannot
+# redirect). Where the nodes share their temporary directory the file is already there: one identical to it passes,
+# any other stops the job. --overlap: the step shares the CPUs and GPUs the command's own steps will use. The node
+# count is the engine's, not the environment's: Ray's entrypoints are written here too, on clusters that may
+# themselves run inside a Slurm job.
+NODE_COPY = ("if [ -e \"$ALLOT_CONFIG_FILE\" ]; then cmp -s - \"$ALLOT_CONFIG_FILE\"; "
+         "else umask 077 && set -C && cat > \"$ALLOT_CONFIG_FILE\"; fi")
+
+
+def _other_nodes(nodes: int) -> str:
+    return f"srun --overlap --relative=1 --nodes={nodes - 1} --ntasks={nodes - 1} --ntasks-per-node=1"
+
+
+def batch_script(launch: Launch, nodes: int = 1) -> str:
     """The batch script: the command, after writing the owner's effective configuration (configuration vaults) to a
-    file of its own on the node that runs the script (mktemp: created afresh, readable by the job's account only),
-    named by ALLOT_CONFIG_FILE. The JSON is a quoted here-document, so nothing in it is expanded; none of its lines
-    can be the bare terminator (JSON puts every string in quotes). A gang's other nodes do not get the file."""
+    file of its own on each of the job's `nodes` (mktemp: created afresh, readable by the job's account only), named
+    by ALLOT_CONFIG_FILE and removed from each when the command ends (a job Slurm kills leaves it). The JSON is a
+    quoted here-document, so nothing in it is expanded; none of its lines can be the bare terminator (JSON puts every
+    string in quotes)."""
     lines = ["#!/bin/sh"]
     if launch.config_file is not None:
+        remove = 'rm -f "$ALLOT_CONFIG_FILE"'
+        if nodes > 1:
+            remove += f'; {_other_nodes(nodes)} rm -f "$ALLOT_CONFIG_FILE"'
         lines += ['ALLOT_CONFIG_FILE=$(umask 077 && mktemp "${TMPDIR:-/tmp}/allotment-config.XXXXXX") || exit 1',
-                  "export ALLOT_CONFIG_FILE", "cat > \"$ALLOT_CONFIG_FILE\" <<'ALLOT_CONFIG_END'",
-                  launch.config_file, "ALLOT_CONFIG_END"]
+                  "export ALLOT_CONFIG_FILE", f"trap '{remove}' EXIT",
+                  "cat > \"$ALLOT_CONFIG_FILE\" <<'ALLOT_CONFIG_END'", launch.config_file, "ALLOT_CONFIG_END"]
+        if nodes > 1:
+            lines.append(f"{_other_nodes(nodes)} --input=all sh -c '{NODE_COPY}' < \"$ALLOT_CONFIG_FILE\" || "
+                         "{ echo 'allotment: the configuration file could not be written on every node' >&2; exit 1; }")
     lines.append(launch.command)
     return "\n".join(lines) + "\n"
 
@@ -363,7 +385,7 @@ class SlurmBackend:
         prefix = self.config.name_prefix
         return JobSpec(
             name=f"{prefix}-{launch.job_id}", comment=f"{prefix}:{launch.job_id}:{launch.admission}",
-            script=batch_script(launch), environment=env,
+            script=batch_script(launch, max(len(gang), 1)), environment=env,
             work_dir=str(self.config.work_dir or self.log_dir), output=str(self.log_path(launch.job_id)),
             partition=self._partition(launch, meta), nodelist=",".join(gang) if len(gang) > 1 else launch.node,
             gres=gres, cpus=max(1, math.ceil(launch.cpu)), memory_mib=launch.memory_mib or None,
