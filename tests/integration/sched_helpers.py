@@ -118,3 +118,23 @@ def finished_copies(state, backend: str, job_id: int, count: int) -> None:
     with transaction(state.sessions) as s:
         s.execute(text(f"INSERT INTO jobs ({', '.join(columns)}) SELECT {copied} FROM jobs, {series} "
                       f"WHERE jobs.id = :id"), {"id": job_id})
+
+
+def statements_sent(engine, pattern: str, run) -> list[tuple[str, object]]:
+    """The statements matching `pattern` that run() sends through the engine, with their parameters."""
+    import re
+
+    from sqlalchemy import event
+
+    found: list[tuple[str, object]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if re.search(pattern, statement):
+            found.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return found

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from sched_helpers import Harness, finished_copies, one_team
-from sqlalchemy import event, text
+from sched_helpers import Harness, finished_copies, one_team, statements_sent
+from sqlalchemy import text
 
 from allotment.scheduler import bulk, load, persist
 from allotment.workloads.models import Job
@@ -101,12 +101,6 @@ def test_active_job_look_ups_use_an_index_over_a_long_history(h, backend):
     with state.sessions() as s:
         job = s.get(Job, first)
         owner, quota, cluster = job.owner_id, job.quota_id, job.cluster_id
-    statements: list[tuple[str, object]] = []
-
-    def seen(conn, cursor, statement, parameters, context, executemany):
-        if re.search(r"\bFROM jobs\b", statement):
-            statements.append((statement, parameters))
-
     looks = {"concurrency cap": lambda s: owner_active_jobs(s, owner), "held": lambda s: held(s, owner),
              "quota deletion": lambda s: active_job_count(s, quota),
              "scheduler start-up": lambda s: load.active_jobs(s, cluster),
@@ -116,13 +110,8 @@ def test_active_job_look_ups_use_an_index_over_a_long_history(h, backend):
              "jobs list of active states": lambda s: list_jobs(s, load_principal(s, s.get(User, owner)), state="queued,running")}
     explain = "EXPLAIN " if backend == "postgres" else "EXPLAIN QUERY PLAN "
     for name, look in looks.items():
-        statements.clear()
         with state.sessions() as s:
-            event.listen(state.engine, "before_cursor_execute", seen)
-            try:
-                look(s)
-            finally:
-                event.remove(state.engine, "before_cursor_execute", seen)
+            statements = statements_sent(state.engine, r"\bFROM jobs\b", lambda s=s, look=look: look(s))
             if name == "jobs list of active states":  # its total; the page itself walks the jobs newest first by
                 statements[:] = [st for st in statements if "count(" in st[0].lower()]  # id, stopping at its end
             assert statements, name

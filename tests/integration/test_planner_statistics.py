@@ -7,8 +7,7 @@ import re
 import time
 
 import pytest
-from sched_helpers import Harness, finished_copies, one_team
-from sqlalchemy import event
+from sched_helpers import Harness, finished_copies, one_team, statements_sent
 
 from allotment import db_statistics
 from allotment.db import make_engine
@@ -43,18 +42,8 @@ def fill_pool(engine) -> None:
 def plans(state, look) -> list[str]:
     """The query plan of each statement on the jobs table that `look(session)` sends, on each of POOLED pooled
     connections."""
-    statements: list[tuple[str, object]] = []
-
-    def seen(conn, cursor, statement, parameters, context, executemany):
-        if re.search(r"\bFROM jobs\b", statement):
-            statements.append((statement, parameters))
-
     with state.sessions() as s:
-        event.listen(state.engine, "before_cursor_execute", seen)
-        try:
-            look(s)
-        finally:
-            event.remove(state.engine, "before_cursor_execute", seen)
+        statements = statements_sent(state.engine, r"\bFROM jobs\b", lambda: look(s))
     assert statements
     conns = [state.engine.connect() for _ in range(POOLED)]
     try:
