@@ -354,3 +354,24 @@ def test_a_restart_continues_open_intervals_and_closes_those_of_jobs_that_ended(
     assert rows[ended].end_s == pytest.approx(finished) and rows[ended].outcome == "succeeded"
     assert h.job(running)["state"] == "succeeded"
     assert rows[running].end_s == pytest.approx(ts(h.job(running)["finished_at"]), abs=1e-5)
+
+
+def test_live_usage_reads_only_the_open_intervals_from_the_database(h):
+    """The closed intervals of the window stay in the database: a long month of them is not read to find the few
+    jobs running now."""
+    from sched_helpers import statements_sent
+
+    # Short steps: live usage counts up to the wall clock's now, and the cycles' clock must not run ahead of it.
+    done = [h.submit("team", gpu=1, runtime_s=0.1) for _ in range(3)]
+    h.cycle()
+    h.cycle(0.2)  # the three end: their intervals close
+    running = h.submit("team", gpu=1, runtime_s=7200)
+    h.cycle(0.05)
+    state = h.client.app.state.allot
+    live: list = []
+    sent = statements_sent(state.engine, r"\bFROM usage_records\b",
+                           lambda: live.extend(h.get("/usage/live")["items"]))
+    assert [i["job_id"] for i in live] == [running] and len(records(h)) == len(done) + 1
+    with state.engine.connect() as conn:  # what the database answers to the statement the report sent
+        rows = [row for statement, parameters in sent for row in conn.exec_driver_sql(statement, parameters)]
+    assert [row.job_id for row in rows] == [running]

@@ -1,0 +1,89 @@
+"""GET /usage/live (the jobs holding resources now) over a month of closed usage intervals.
+
+It builds a database through the app (SQLite, scheduler off): `--open` jobs submitted through the API and marked
+running, each with an open interval, and `--closed` intervals closed since the start of this month (1-8 GPU jobs of
+one user). It then times the request in process through the real app (`--repeat` times; the median and the slowest).
+Compare trees by running it with each on PYTHONPATH.
+
+    .venv/bin/python benchmarks/live_usage_bench.py [--closed 50000] [--open 20] [--repeat 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, update
+
+from allotment.accounting.models import UsageRecord
+from allotment.api.app import create_app
+from allotment.settings import Settings
+from allotment.workloads.models import RUNNING, Job
+
+PASSWORD = "Live-usage-bench-1!"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--closed", type=int, default=50_000)
+    parser.add_argument("--open", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    now = time.time()
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    with tempfile.TemporaryDirectory(prefix="allot-live-usage-") as tmp:
+        app = create_app(Settings(data_dir=Path(tmp), secret_key="live-usage-bench", bootstrap_admin_username="admin",
+                                  bootstrap_admin_email="admin@example.com", bootstrap_admin_password=PASSWORD,
+                                  bootstrap_default_quota=False, scheduler_enabled=False))
+        with TestClient(app) as client:
+            token = client.post("/api/v1/auth/login",
+                                json={"username": "admin", "password": PASSWORD}).json()["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+
+            def post(path: str, body: dict) -> dict:
+                r = client.post("/api/v1" + path, json=body, headers=headers)
+                if r.status_code >= 300:
+                    raise SystemExit(f"{path}: {r.status_code} {r.text}")
+                return r.json()
+
+            post("/clusters", {"name": "sim", "backend": "simulated"})
+            post("/clusters/sim/nodes", {"name": "gpu-01", "cpu": 64, "memory": "512Gi", "devices": [
+                {"index": i, "model": "H100", "memory": "80Gi"} for i in range(8)]})
+            post("/clusters/sim/quotas", {"name": "team", "resources": [{"resource": "gpu", "limit": 1000}]})
+            running = [post("/jobs", {"quota": "team", "command": ["train"], "gpu": 1})["id"] for _ in range(args.open)]
+            with app.state.allot.engine.begin() as conn:
+                conn.execute(update(Job).where(Job.id.in_(running)).values(state=RUNNING))
+            rows = []
+            for i in range(args.closed + args.open):
+                start = rng.uniform(month, now - 60)
+                end = None if i >= args.closed else min(start + rng.uniform(60, 7200), now - 1)
+                rows.append({"job_id": running[i - args.closed] if end is None else 10**6 + i, "cluster_id": 1, "owner_id": 1, "quota_id": 1, "pool_id": 1,
+                             "device_model": "H100", "gpu_milli": rng.choice((1000, 2000, 8000)), "cpu_milli": 4000,
+                             "memory_bytes": 32 << 30, "start_s": start, "end_s": end,
+                             "outcome": None if end is None else "succeeded"})
+            with app.state.allot.engine.begin() as conn:
+                conn.execute(insert(UsageRecord.__table__), rows)
+            times, found = [], 0
+            for _ in range(args.repeat):
+                began = time.perf_counter()
+                r = client.get("/api/v1/usage/live", headers=headers)
+                times.append((time.perf_counter() - began) * 1000)
+                r.raise_for_status()
+                found = r.json()["total"]
+        app.state.allot.engine.dispose()
+    if found != args.open:
+        raise SystemExit(f"listed {found} live jobs of {args.open}")
+    print(json.dumps({"closed": args.closed, "open": args.open, "live_jobs": found,
+                      "median_ms": round(statistics.median(times), 1), "slowest_ms": round(max(times), 1)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
