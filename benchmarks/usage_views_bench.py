@@ -1,11 +1,12 @@
-"""GET /usage/live (the jobs holding resources now) over a month of closed usage intervals.
+"""The usage views over a month of closed intervals: GET /usage/live (the jobs holding resources now) and the usage
+report, GET /usage?by=user|quota|day (totals since the start of the month).
 
 It builds a database through the app (SQLite, scheduler off): `--open` jobs submitted through the API and marked
 running, each with an open interval, and `--closed` intervals closed since the start of this month (1-8 GPU jobs of
-one user). It then times the request in process through the real app (`--repeat` times; the median and the slowest).
-Compare trees by running it with each on PYTHONPATH.
+one user). It then times each request in process through the real app (`--repeat` times; the median and the
+slowest). Compare trees by running it with each on PYTHONPATH.
 
-    .venv/bin/python benchmarks/live_usage_bench.py [--closed 50000] [--open 20] [--repeat 9]
+    .venv/bin/python benchmarks/usage_views_bench.py [--closed 50000] [--open 20] [--repeat 9]
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from allotment.api.app import create_app
 from allotment.settings import Settings
 from allotment.workloads.models import RUNNING, Job
 
-PASSWORD = "Live-usage-bench-1!"
+PASSWORD = "Usage-views-bench-1!"
+VIEWS = {"live": ("/api/v1/usage/live", {}), "report by user": ("/api/v1/usage", {"by": "user"}),
+         "report by quota": ("/api/v1/usage", {"by": "quota"}), "report by day": ("/api/v1/usage", {"by": "day"})}
 
 
 def main() -> None:
@@ -39,8 +42,8 @@ def main() -> None:
     rng = random.Random(7)
     now = time.time()
     month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
-    with tempfile.TemporaryDirectory(prefix="allot-live-usage-") as tmp:
-        app = create_app(Settings(data_dir=Path(tmp), secret_key="live-usage-bench", bootstrap_admin_username="admin",
+    with tempfile.TemporaryDirectory(prefix="allot-usage-views-") as tmp:
+        app = create_app(Settings(data_dir=Path(tmp), secret_key="usage-views-bench", bootstrap_admin_username="admin",
                                   bootstrap_admin_email="admin@example.com", bootstrap_admin_password=PASSWORD,
                                   bootstrap_default_quota=False, scheduler_enabled=False))
         with TestClient(app) as client:
@@ -71,18 +74,22 @@ def main() -> None:
                              "outcome": None if end is None else "succeeded"})
             with app.state.allot.engine.begin() as conn:
                 conn.execute(insert(UsageRecord.__table__), rows)
-            times, found = [], 0
+            times: dict[str, list[float]] = {name: [] for name in VIEWS}
+            found = 0
             for _ in range(args.repeat):
-                began = time.perf_counter()
-                r = client.get("/api/v1/usage/live", headers=headers)
-                times.append((time.perf_counter() - began) * 1000)
-                r.raise_for_status()
-                found = r.json()["total"]
+                for name, (path, params) in VIEWS.items():
+                    began = time.perf_counter()
+                    r = client.get(path, params=params, headers=headers)
+                    times[name].append((time.perf_counter() - began) * 1000)
+                    r.raise_for_status()
+                    if name == "live":
+                        found = r.json()["total"]
         app.state.allot.engine.dispose()
     if found != args.open:
         raise SystemExit(f"listed {found} live jobs of {args.open}")
-    print(json.dumps({"closed": args.closed, "open": args.open, "live_jobs": found,
-                      "median_ms": round(statistics.median(times), 1), "slowest_ms": round(max(times), 1)}, indent=2))
+    print(json.dumps({"closed": args.closed, "open": args.open, "live_jobs": found, "views": {
+        name: {"median_ms": round(statistics.median(t), 1), "slowest_ms": round(max(t), 1)}
+        for name, t in times.items()}}, indent=2))
 
 
 if __name__ == "__main__":
