@@ -68,7 +68,8 @@ def main() -> None:
             for i in range(args.closed + args.open):
                 start = rng.uniform(month, now - 60)
                 end = None if i >= args.closed else min(start + rng.uniform(60, 7200), now - 1)
-                rows.append({"job_id": running[i - args.closed] if end is None else 10**6 + i, "cluster_id": 1, "owner_id": 1, "quota_id": 1, "pool_id": 1,
+                rows.append({"job_id": running[i - args.closed] if end is None else 10**6 + i, "cluster_id": 1,
+                             "owner_id": 1, "quota_id": 1, "pool_id": 1,
                              "device_model": "H100", "gpu_milli": rng.choice((1000, 2000, 8000)), "cpu_milli": 4000,
                              "memory_bytes": 32 << 30, "start_s": start, "end_s": end,
                              "outcome": None if end is None else "succeeded"})
