@@ -141,7 +141,7 @@ class NodeMeta:
 # count is the engine's, not the environment's: Ray's entrypoints are written here too, on clusters that may
 # themselves run inside a Slurm job.
 NODE_COPY = ("if [ -e \"$ALLOT_CONFIG_FILE\" ]; then cmp -s - \"$ALLOT_CONFIG_FILE\"; "
-         "else umask 077 && set -C && cat > \"$ALLOT_CONFIG_FILE\"; fi")
+             "else umask 077 && set -C && cat > \"$ALLOT_CONFIG_FILE\"; fi")
 
 
 def _other_nodes(nodes: int) -> str:
