@@ -31,8 +31,21 @@ def gang_backend(slurm: dict, tmp_path: Path) -> SlurmBackend:
     return SlurmBackend(config)
 
 
+def both_nodes_ready(backend: SlurmBackend, timeout_s: float = 30.0) -> None:
+    """The session's other tests drain a node, or stop slurmctld, and put them back: the nodes answer again within
+    moments. Slurm refuses a job for a node that is down or drained rather than queueing it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = {n.name: n.status for n in backend.inventory()}
+        if all(status.get(name) == "ready" for name in ("a100-n1", "h100-n1")) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert status.get("a100-n1") == status.get("h100-n1") == "ready", status
+
+
 def test_a_gang_runs_on_both_nodes_and_each_task_reads_the_configuration(slurm, tmp_path):
     backend = gang_backend(slurm, tmp_path)
+    both_nodes_ready(backend)
     job_id = 900_000 + os.getpid() % 1000
     launch = Launch(job_id=job_id, command=COMMAND, node="a100-n1", nodes=("a100-n1", "h100-n1"), cpu=1,
                     admission="a1", pool="both", config_file=CONFIG)
