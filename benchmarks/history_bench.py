@@ -10,7 +10,7 @@ ratio. It also reports how long the refresh took.
     .venv/bin/python benchmarks/history_bench.py [--history 400000] [--queued 5] [--repeat 15] [--keep DIR]
 
 --keep DIR leaves the database, never analysed, as DIR/allotment.db: a server started with ALLOT_DATA_DIR=DIR (admin,
-password History-bench-1!) then runs `allot bench scenario --url` over that history.
+password Bench-in-process-1!) then runs `allot bench scenario --url` over that history.
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+from inprocess_app import poster, signed_in, simulated_cluster  # beside this script
 from sqlalchemy import text
 
 from allotment import db_statistics
-from allotment.api.app import create_app
 from allotment.db import make_engine, make_session_factory, transaction
 from allotment.identity.authn import load_principal
 from allotment.identity.models import User
-from allotment.settings import Settings
 from allotment.workloads.models import Job
 from allotment.workloads.service import list_jobs
 
@@ -41,24 +39,9 @@ LISTINGS = {"queued": {"state": "queued"}, "queued,running": {"state": "queued,r
 
 
 def build(directory: Path, history: int, queued: int) -> Path:
-    settings = Settings(data_dir=directory, secret_key="history-bench", bootstrap_admin_username="admin",
-                        bootstrap_admin_email="admin@example.com", bootstrap_admin_password=PASSWORD,
-                        bootstrap_default_quota=False, scheduler_enabled=False)
-    app = create_app(settings)
-    with TestClient(app) as client:
-        token = client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}).json()["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-
-        def post(path: str, body: dict) -> dict:
-            r = client.post("/api/v1" + path, json=body, headers=headers)
-            if r.status_code >= 300:
-                raise SystemExit(f"{path}: {r.status_code} {r.text}")
-            return r.json()
-
-        post("/clusters", {"name": "sim", "backend": "simulated"})
-        post("/clusters/sim/nodes", {"name": "gpu-01", "cpu": 64, "memory": "512Gi",
-                                     "devices": [{"index": i, "model": "H100", "memory": "80Gi"} for i in range(8)]})
-        post("/clusters/sim/quotas", {"name": "team", "resources": [{"resource": "gpu", "guarantee": 8, "limit": 8}]})
+    with signed_in(directory) as (app, client, headers):
+        post = poster(client, headers)
+        simulated_cluster(post)
         first = post("/jobs", {"quota": "team", "command": ["train"], "gpu": 1})["id"]
         state = app.state.allot
         columns = [c.name for c in Job.__table__.columns if c.name != "id"]
@@ -71,7 +54,6 @@ def build(directory: Path, history: int, queued: int) -> Path:
                            "WHERE jobs.id = :id"), {"id": first})
         for _ in range(queued):
             post("/jobs", {"quota": "team", "command": ["train"], "gpu": 1})
-    state.engine.dispose()
     return directory / "allotment.db"
 
 

@@ -20,12 +20,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+from inprocess_app import poster, signed_in, simulated_cluster  # beside this script
 from sqlalchemy import insert, update
 
 from allotment.accounting.models import UsageRecord
-from allotment.api.app import create_app
-from allotment.settings import Settings
 from allotment.workloads.models import RUNNING, Job
 
 PASSWORD = "Usage-views-bench-1!"
@@ -42,50 +40,34 @@ def main() -> None:
     rng = random.Random(7)
     now = time.time()
     month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
-    with tempfile.TemporaryDirectory(prefix="allot-usage-views-") as tmp:
-        app = create_app(Settings(data_dir=Path(tmp), secret_key="usage-views-bench", bootstrap_admin_username="admin",
-                                  bootstrap_admin_email="admin@example.com", bootstrap_admin_password=PASSWORD,
-                                  bootstrap_default_quota=False, scheduler_enabled=False))
-        with TestClient(app) as client:
-            token = client.post("/api/v1/auth/login",
-                                json={"username": "admin", "password": PASSWORD}).json()["token"]
-            headers = {"Authorization": f"Bearer {token}"}
-
-            def post(path: str, body: dict) -> dict:
-                r = client.post("/api/v1" + path, json=body, headers=headers)
-                if r.status_code >= 300:
-                    raise SystemExit(f"{path}: {r.status_code} {r.text}")
-                return r.json()
-
-            post("/clusters", {"name": "sim", "backend": "simulated"})
-            post("/clusters/sim/nodes", {"name": "gpu-01", "cpu": 64, "memory": "512Gi", "devices": [
-                {"index": i, "model": "H100", "memory": "80Gi"} for i in range(8)]})
-            post("/clusters/sim/quotas", {"name": "team", "resources": [{"resource": "gpu", "limit": 1000}]})
-            running = [post("/jobs", {"quota": "team", "command": ["train"], "gpu": 1})["id"] for _ in range(args.open)]
-            with app.state.allot.engine.begin() as conn:
-                conn.execute(update(Job).where(Job.id.in_(running)).values(state=RUNNING))
-            rows = []
-            for i in range(args.closed + args.open):
-                start = rng.uniform(month, now - 60)
-                end = None if i >= args.closed else min(start + rng.uniform(60, 7200), now - 1)
-                rows.append({"job_id": running[i - args.closed] if end is None else 10**6 + i, "cluster_id": 1,
-                             "owner_id": 1, "quota_id": 1, "pool_id": 1,
-                             "device_model": "H100", "gpu_milli": rng.choice((1000, 2000, 8000)), "cpu_milli": 4000,
-                             "memory_bytes": 32 << 30, "start_s": start, "end_s": end,
-                             "outcome": None if end is None else "succeeded"})
-            with app.state.allot.engine.begin() as conn:
-                conn.execute(insert(UsageRecord.__table__), rows)
-            times: dict[str, list[float]] = {name: [] for name in VIEWS}
-            found = 0
-            for _ in range(args.repeat):
-                for name, (path, params) in VIEWS.items():
-                    began = time.perf_counter()
-                    r = client.get(path, params=params, headers=headers)
-                    times[name].append((time.perf_counter() - began) * 1000)
-                    r.raise_for_status()
-                    if name == "live":
-                        found = r.json()["total"]
-        app.state.allot.engine.dispose()
+    with (tempfile.TemporaryDirectory(prefix="allot-usage-views-") as tmp,
+          signed_in(Path(tmp)) as (app, client, headers)):
+        post = poster(client, headers)
+        simulated_cluster(post, gpu_limit=1000)
+        running = [post("/jobs", {"quota": "team", "command": ["train"], "gpu": 1})["id"] for _ in range(args.open)]
+        with app.state.allot.engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id.in_(running)).values(state=RUNNING))
+        rows = []
+        for i in range(args.closed + args.open):
+            start = rng.uniform(month, now - 60)
+            end = None if i >= args.closed else min(start + rng.uniform(60, 7200), now - 1)
+            rows.append({"job_id": running[i - args.closed] if end is None else 10**6 + i, "cluster_id": 1,
+                         "owner_id": 1, "quota_id": 1, "pool_id": 1,
+                         "device_model": "H100", "gpu_milli": rng.choice((1000, 2000, 8000)), "cpu_milli": 4000,
+                         "memory_bytes": 32 << 30, "start_s": start, "end_s": end,
+                         "outcome": None if end is None else "succeeded"})
+        with app.state.allot.engine.begin() as conn:
+            conn.execute(insert(UsageRecord.__table__), rows)
+        times: dict[str, list[float]] = {name: [] for name in VIEWS}
+        found = 0
+        for _ in range(args.repeat):
+            for name, (path, params) in VIEWS.items():
+                began = time.perf_counter()
+                r = client.get(path, params=params, headers=headers)
+                times[name].append((time.perf_counter() - began) * 1000)
+                r.raise_for_status()
+                if name == "live":
+                    found = r.json()["total"]
     if found != args.open:
         raise SystemExit(f"listed {found} live jobs of {args.open}")
     print(json.dumps({"closed": args.closed, "open": args.open, "live_jobs": found, "views": {
