@@ -33,7 +33,6 @@ from allotment.identity.models import User
 from allotment.workloads.models import Job
 from allotment.workloads.service import list_jobs
 
-PASSWORD = "History-bench-1!"
 LISTINGS = {"queued": {"state": "queued"}, "queued,running": {"state": "queued,running"},
             "quota's jobs": {"quota": "team"}, "everything (first page)": {}}
 

@@ -26,7 +26,6 @@ from sqlalchemy import insert, update
 from allotment.accounting.models import UsageRecord
 from allotment.workloads.models import RUNNING, Job
 
-PASSWORD = "Usage-views-bench-1!"
 VIEWS = {"live": ("/api/v1/usage/live", {}), "report by user": ("/api/v1/usage", {"by": "user"}),
          "report by quota": ("/api/v1/usage", {"by": "quota"}), "report by day": ("/api/v1/usage", {"by": "day"})}
 
